@@ -1,0 +1,168 @@
+/**
+ * Composes the gateway: the hook bus, the action applier, the plugin host with the built-in and
+ * extra plugins, the Elysia app with request ids, admission, the error envelope, OpenAPI docs and
+ * every feature's routes. Runtime-neutral: the result is a `fetch(Request) → Response`; the server
+ * seam (`src/runtime/bun/serve.ts`) puts it on a socket.
+ *
+ * @module
+ */
+import { swagger } from "@elysiajs/swagger";
+import { type AnyElysia, Elysia } from "elysia";
+import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
+import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
+import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
+import { ActionApplier } from "../plugin-host/apply.ts";
+import { Dispatcher } from "../plugin-host/dispatch.ts";
+import { HookBus } from "../plugin-host/hooks.ts";
+import { PluginHost } from "../plugin-host/host.ts";
+import type { Settings } from "../settings/schema.ts";
+import type { Store } from "../store/store.ts";
+import type { AppDeps } from "./deps.ts";
+import { renderError } from "./errors.ts";
+import type { Logger } from "./logging.ts";
+import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
+import { routeModules } from "./routes.ts";
+import { surfaceOf } from "./surface.ts";
+import { version } from "./version.ts";
+
+export interface GatewayOptions {
+  readonly settings: Readonly<Settings>;
+  readonly store: Store;
+  readonly log: Logger;
+  /** Plugins in the order their setup runs: built-ins first, then extra ones. */
+  readonly plugins: readonly { plugin: Plugin; source: string }[];
+  readonly clock?: () => number;
+}
+
+export interface Gateway extends AppDeps {
+  readonly app: AnyElysia;
+  /** Serves one request; `peerIp` is the socket peer as the server seam saw it. */
+  fetch(request: Request, peerIp?: string | null): Promise<Response>;
+  /** Starts plugins' background work. */
+  start(): Promise<void>;
+  /** Stops plugins (reverse order). The caller closes the store after. */
+  stop(): Promise<void>;
+}
+
+export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
+  const { settings, store, log } = opts;
+  const clock = opts.clock ?? Date.now;
+  const bus = new HookBus(log.child({ component: "hooks" }));
+  const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
+  const dispatcher = new Dispatcher(bus, applier);
+  const services: GatewayServices = {
+    fire: (hook, event, o) => dispatcher.fire(hook, event, o),
+    apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
+    accounts: { list: () => listSnapshots(store.db), get: (id) => getSnapshot(store.db, id) },
+    now: clock,
+    provider: (key) => host.provider(key),
+  };
+  const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
+  await host.setup(opts.plugins);
+
+  const deps: AppDeps = { settings, store, log, bus, applier, dispatcher, services, host, version, clock };
+
+  let app: AnyElysia = new Elysia({ name: "codex-lb" })
+    .onRequest(async ({ request, set }) => {
+      const info = infoOf(request);
+      info.requestId = chooseRequestId(request.headers);
+      set.headers["x-request-id"] = info.requestId;
+      const url = new URL(request.url);
+      const envelope = envelopeFor(url.pathname);
+      const declared = Number(request.headers.get("content-length") ?? "0");
+      if (declared > settings.maxBodyBytes) {
+        return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
+      }
+      const surface = surfaceOf(url.pathname);
+      if (surface === "public" && url.pathname.startsWith("/health")) return;
+      const outcome = await bus.run("request.admit", {
+        requestId: info.requestId,
+        method: request.method,
+        path: url.pathname,
+        headers: request.headers,
+        peerIp: info.peerIp,
+        surface,
+        now: clock(),
+      });
+      const reject = outcome.actions.find((a) => a.type === "request.reject");
+      if (reject && reject.type === "request.reject") {
+        log.info(
+          { requestId: info.requestId, path: url.pathname, peerIp: info.peerIp, code: reject.code },
+          "request refused at admission",
+        );
+        const headers = new Headers({
+          "content-type": "application/json",
+          "x-request-id": info.requestId,
+          ...(reject.headers ?? {}),
+        });
+        const err = {
+          message: reject.message,
+          type: reject.errorType ?? "invalid_request_error",
+          code: reject.code,
+          ...(reject.extra ?? {}),
+        };
+        const body =
+          envelope === "openai"
+            ? { error: { ...err, param: null } }
+            : { error: { code: reject.code, message: reject.message, ...(reject.extra ?? {}) } };
+        return new Response(JSON.stringify(body), { status: reject.status, headers });
+      }
+      if (outcome.failed) {
+        return errorResponse(
+          new GatewayError("server_error", "Request admission failed"),
+          envelope,
+          info.requestId,
+        );
+      }
+    })
+    .onError(({ code, error, request }) =>
+      renderError({ code, error, request, requestId: infoOf(request).requestId, log }),
+    )
+    .onAfterResponse(({ request, set }) => {
+      const info = infoOf(request);
+      const url = new URL(request.url);
+      if (url.pathname === "/health") return;
+      log.info(
+        {
+          requestId: info.requestId,
+          method: request.method,
+          path: url.pathname,
+          status: set.status ?? 200,
+          ms: Math.round(performance.now() - info.startedAt),
+        },
+        "request",
+      );
+    })
+    .use(
+      swagger({
+        path: "/docs",
+        specPath: "/docs/json",
+        provider: "swagger-ui",
+        exclude: ["/docs", "/docs/json"],
+        documentation: {
+          info: {
+            title: "codex-lb",
+            version,
+            description:
+              "Account-pooling gateway for ChatGPT/Codex: admin API and OpenAI-compatible endpoints.",
+          },
+        },
+      }),
+    );
+  for (const mod of routeModules) app = app.use(mod(deps));
+  for (const p of host.plugins) app = app.use(p.http);
+  app = app.all("*", ({ request }) => {
+    throw new GatewayError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}`);
+  });
+
+  return {
+    ...deps,
+    app,
+    fetch: (request, peerIp = null) => {
+      attachPeer(request, peerIp);
+      return app.handle(request);
+    },
+    start: () => host.start(),
+    stop: () => host.stop(),
+  };
+}

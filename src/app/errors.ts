@@ -1,0 +1,70 @@
+/**
+ * The app's error handler: turns anything thrown in a route into a JSON error in the envelope of
+ * the route's family. Elysia's validation dump is never shown; the offending field is named.
+ *
+ * @module
+ */
+import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
+import type { Logger } from "./logging.ts";
+
+interface ValidationLike {
+  readonly all?: readonly { path?: string; message?: string; summary?: string }[];
+  readonly valueError?: { path?: string; message?: string };
+}
+
+/** `/messages/0/role` → `messages.0.role`. */
+function fieldOf(path: string | undefined): string | null {
+  if (!path) return null;
+  const f = path.replace(/^\//, "").replace(/\//g, ".");
+  return f === "" ? null : f;
+}
+
+export function validationToGatewayError(e: ValidationLike, where: string): GatewayError {
+  const first = e.valueError ?? e.all?.[0];
+  const field = fieldOf(first?.path);
+  const what = first?.message ?? "is invalid";
+  const message = field ? `Invalid ${where} field '${field}': ${what}` : `Invalid ${where}: ${what}`;
+  return new GatewayError("validation_error", message, { param: field });
+}
+
+export function renderError(opts: {
+  code: string | number;
+  error: unknown;
+  request: Request;
+  requestId: string;
+  log: Logger;
+}): Response {
+  const { code, error, request, requestId, log } = opts;
+  const path = new URL(request.url).pathname;
+  const envelope = envelopeFor(path);
+  let gw: GatewayError;
+  if (error instanceof GatewayError) gw = error;
+  else if (code === "VALIDATION") {
+    const where =
+      (error as { type?: string }).type === "query"
+        ? "query"
+        : (error as { type?: string }).type === "params"
+          ? "path"
+          : "body";
+    gw = validationToGatewayError(error as ValidationLike, where);
+  } else if (code === "NOT_FOUND")
+    gw = new GatewayError("not_found", `No route for ${request.method} ${path}`);
+  else if (code === "PARSE") gw = new GatewayError("invalid_json");
+  else if (code === "INVALID_COOKIE_SIGNATURE") gw = new GatewayError("authentication_required");
+  else {
+    log.error(
+      {
+        requestId,
+        err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error),
+        path,
+      },
+      "unhandled error",
+    );
+    gw = new GatewayError("server_error");
+  }
+  // OpenAI clients expect `invalid_request_error` as the code of a malformed body.
+  if (envelope === "openai" && gw.code === "validation_error") {
+    gw = new GatewayError("invalid_request_error", gw.message, gw.extra);
+  }
+  return errorResponse(gw, envelope, requestId);
+}

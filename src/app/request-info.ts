@@ -1,0 +1,37 @@
+/**
+ * Per-request facts the server seam knows and the core needs (the socket peer), attached to the
+ * Request object without touching it, plus the request id chosen for it.
+ *
+ * @module
+ */
+
+export interface RequestInfo {
+  /** Address of the socket peer, or null when unknown (in-process `app.handle` calls). */
+  readonly peerIp: string | null;
+  requestId: string;
+  readonly startedAt: number;
+}
+
+const infos = new WeakMap<Request, RequestInfo>();
+
+/** Called by the server seam before the app sees the request. */
+export function attachPeer(request: Request, peerIp: string | null): void {
+  infos.set(request, { peerIp, requestId: "", startedAt: performance.now() });
+}
+
+export function infoOf(request: Request): RequestInfo {
+  let info = infos.get(request);
+  if (!info) {
+    info = { peerIp: null, requestId: "", startedAt: performance.now() };
+    infos.set(request, info);
+  }
+  return info;
+}
+
+const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The client's `x-request-id` (or `request-id`) when it is sane, else a new UUID. */
+export function chooseRequestId(headers: Headers): string {
+  const given = headers.get("x-request-id") ?? headers.get("request-id");
+  return given && ID.test(given) ? given : crypto.randomUUID();
+}

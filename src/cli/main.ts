@@ -1,0 +1,83 @@
+#!/usr/bin/env bun
+/**
+ * The `codex-lb` command. Exit codes: 0 ok, 1 failure while running, 2 bad configuration or usage.
+ *
+ * @module
+ */
+import { createLogger } from "../app/logging.ts";
+import { version } from "../app/version.ts";
+import { PluginLoadError } from "../plugin-host/host.ts";
+import { SettingsError } from "../settings/load.ts";
+import { openMigratedStore } from "../store/store.ts";
+import { boot, ensureDataDir, prepare } from "./boot.ts";
+import { configTable } from "./config-table.ts";
+
+const HELP = `codex-lb ${version}: pools ChatGPT/Codex accounts behind one OpenAI-compatible endpoint
+
+Usage:
+  codex-lb [serve]     start the gateway (default)
+  codex-lb migrate     apply pending database migrations and exit
+  codex-lb config      print every setting, its environment variable, value and default
+  codex-lb --version   print the version
+  codex-lb --help      print this help
+
+Settings come from CODEX_LB_* environment variables and an optional .env file in the
+working directory; see \`codex-lb config\`.`;
+
+export const commands: Record<string, (args: string[]) => Promise<number>> = {
+  async serve() {
+    const running = await boot(await prepare(process.env, process.cwd()));
+    const stop = (signal: string) => {
+      running.log.info({ signal }, "signal received");
+      void running.shutdown().then(() => process.exit(0));
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    return await new Promise<number>(() => {});
+  },
+  async migrate() {
+    const { settings, location } = await prepare(process.env, process.cwd());
+    ensureDataDir(settings.dataDir);
+    const store = await openMigratedStore(location);
+    await store.close();
+    createLogger(settings.logLevel).info({ store: location.path }, "migrations applied");
+    return 0;
+  },
+  async config() {
+    const { settings } = await prepare(process.env, process.cwd());
+    process.stdout.write(configTable(settings));
+    return 0;
+  },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [first = "serve", ...rest] = argv;
+  if (first === "--help" || first === "-h" || first === "help") {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  if (first === "--version" || first === "-v" || first === "version") {
+    process.stdout.write(`codex-lb ${version}\n`);
+    return 0;
+  }
+  const command = commands[first];
+  if (!command) {
+    process.stderr.write(`codex-lb: unknown command ${JSON.stringify(first)}; see codex-lb --help\n`);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (e) {
+    if (e instanceof SettingsError || e instanceof PluginLoadError) {
+      process.stderr.write(`codex-lb: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`codex-lb: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  if (code !== 0 || process.argv[2] !== undefined) process.exit(code);
+}

@@ -1,0 +1,113 @@
+/**
+ * The one catalogue of error codes the gateway answers with: each code has its HTTP status, its
+ * OpenAI `type` and a default message. Routes throw {@link GatewayError} with a code; the app's
+ * error handler renders it in the envelope of the route family (see {@link envelopeFor}).
+ *
+ * @module
+ */
+
+export interface ErrorSpec {
+  readonly status: number;
+  /** OpenAI error `type` (also used to pick a family for dashboard clients). */
+  readonly type: string;
+  readonly message: string;
+}
+
+const spec = (status: number, type: string, message: string): ErrorSpec => ({ status, type, message });
+
+export const errorCatalogue = {
+  // --- request shape
+  invalid_request_error: spec(400, "invalid_request_error", "Invalid request payload"),
+  validation_error: spec(400, "invalid_request_error", "Invalid request payload"),
+  invalid_json: spec(400, "invalid_request_error", "Request body is not valid JSON"),
+  invalid_function_parameters: spec(
+    400,
+    "invalid_request_error",
+    "Invalid function parameters for strict mode",
+  ),
+  invalid_auth_json: spec(400, "invalid_request_error", "Invalid auth.json"),
+  payload_too_large: spec(413, "invalid_request_error", "Request body exceeds the maximum allowed size"),
+  unsupported_media_type: spec(415, "invalid_request_error", "Unsupported content type"),
+  not_found: spec(404, "invalid_request_error", "Not found"),
+  method_not_allowed: spec(405, "invalid_request_error", "Method not allowed"),
+  conflict: spec(409, "invalid_request_error", "Conflict"),
+  // --- who may call
+  invalid_api_key: spec(401, "authentication_error", "Invalid or missing API key"),
+  authentication_required: spec(401, "authentication_error", "Authentication required"),
+  invalid_credentials: spec(401, "authentication_error", "Invalid credentials"),
+  permission_denied: spec(403, "permission_error", "Permission denied"),
+  ip_not_allowed: spec(403, "permission_error", "Client address is not allowed"),
+  model_not_allowed: spec(403, "permission_error", "This API key may not use the requested model"),
+  // --- limits
+  rate_limit_exceeded: spec(429, "rate_limit_error", "Rate limit exceeded"),
+  too_many_attempts: spec(429, "rate_limit_error", "Too many attempts, try again later"),
+  proxy_overloaded: spec(429, "rate_limit_error", "All eligible accounts are at their concurrency cap"),
+  usage_limit_reached: spec(429, "usage_limit_reached", "The usage limit has been reached on every account"),
+  // --- the pool and the upstream
+  no_accounts: spec(503, "server_error", "No usable account is configured"),
+  account_unavailable: spec(503, "server_error", "The account that holds this conversation is unavailable"),
+  upstream_error: spec(502, "server_error", "Upstream request failed"),
+  upstream_timeout: spec(504, "server_error", "Upstream did not answer in time"),
+  service_unavailable: spec(503, "server_error", "Service unavailable"),
+  server_error: spec(500, "server_error", "Internal server error"),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** Extra fields some errors carry in their envelope (OpenAI `param`, `resets_at`, ...). */
+export type ErrorExtra = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+/** An error with a catalogue code; everything the gateway refuses on purpose is one of these. */
+export class GatewayError extends Error {
+  override name = "GatewayError";
+  readonly status: number;
+  readonly type: string;
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly extra: ErrorExtra = {},
+    readonly headers: Readonly<Record<string, string>> = {},
+    options?: { cause?: unknown },
+  ) {
+    const s: ErrorSpec = errorCatalogue[code];
+    super(message ?? s.message, options);
+    this.status = s.status;
+    this.type = s.type;
+  }
+}
+
+export type Envelope = "openai" | "admin";
+
+/** OpenAI-compatible routes answer in the OpenAI envelope; the rest in the admin envelope. */
+export function envelopeFor(pathname: string): Envelope {
+  return pathname.startsWith("/v1") || pathname.startsWith("/backend-api") ? "openai" : "admin";
+}
+
+/** Renders an error as a JSON body in the given envelope. */
+export function errorBody(err: GatewayError, envelope: Envelope): unknown {
+  if (envelope === "openai") {
+    const body: Record<string, unknown> = {
+      message: err.message,
+      type: err.type,
+      code: err.code,
+      param: null,
+    };
+    for (const [k, v] of Object.entries(err.extra)) if (v !== undefined) body[k] = v;
+    return { error: body };
+  }
+  const body: Record<string, unknown> = { code: err.code, message: err.message };
+  for (const [k, v] of Object.entries(err.extra)) if (v !== undefined) body[k] = v;
+  return { error: body };
+}
+
+/** A JSON Response for a gateway error, with its status and headers. */
+export function errorResponse(err: GatewayError, envelope: Envelope, requestId?: string): Response {
+  const headers = new Headers({ "content-type": "application/json", ...err.headers });
+  if (requestId) headers.set("x-request-id", requestId);
+  return new Response(JSON.stringify(errorBody(err, envelope)), { status: err.status, headers });
+}
+
+/** Normalises anything thrown into an Error, keeping the original as `cause` (Hono's toError). */
+export function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(typeof e === "string" ? e : "non-error thrown", { cause: e });
+}

@@ -1,0 +1,127 @@
+/**
+ * The public plugin API. Built-in plugins (`plugins/`) use exactly this, and so does a module an
+ * operator lists in `CODEX_LB_PLUGINS`. Import it with `import type` only: a plugin loaded by the
+ * compiled binary from disk then needs nothing from this repository at run time.
+ *
+ * @example
+ * ```ts
+ * import type { Plugin } from "codex-lb/src/plugin-host/api.ts";
+ * export default {
+ *   name: "acme.custom-codes",
+ *   setup(ctx) {
+ *     ctx.on("refresh.failed", (e) =>
+ *       e.errorCode === "acme_banned"
+ *         ? { type: "account.deactivate", accountId: e.account.id, status: "deactivated", reason: "Banned" }
+ *         : undefined,
+ *     { order: -10 });
+ *   },
+ * } satisfies Plugin;
+ * ```
+ *
+ * @module
+ */
+import type { Elysia } from "elysia";
+import type { AccountSnapshot, EpochMs } from "../core/types.ts";
+import type { Settings } from "../settings/schema.ts";
+import type { Action } from "./actions.ts";
+import type { ApplyResult } from "./apply.ts";
+import type { HookEvents, HookHandler, HookName, HookOutcome } from "./hooks.ts";
+
+export type { AccountSnapshot, AccountStatus, EpochMs, UsageWindow } from "../core/types.ts";
+export type { AccountAction, Action, RequestAction } from "./actions.ts";
+export type * from "./hooks.ts";
+
+/** A plugin: a unique name and a `setup` that registers hook handlers and routes. */
+export interface Plugin {
+  /** Unique, lowercase, dot-namespaced (`codex-lb.firewall`, `acme.custom-codes`). */
+  readonly name: string;
+  readonly version?: string;
+  setup(ctx: PluginContext): void | Promise<void>;
+}
+
+/** Identity helper that gives a plugin object literal its type. */
+export function definePlugin<P extends Plugin>(plugin: P): P {
+  return plugin;
+}
+
+/** The structured logger a plugin gets (pino's methods: an object of fields first, then a message). */
+export interface PluginLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface FireOutcome extends HookOutcome {
+  /** What the action applier did with each account action. */
+  readonly applied: readonly ApplyResult[];
+}
+
+/** A usable upstream credential for one account. Never logged. */
+export interface AccountCredentials {
+  readonly accessToken: string;
+  /** Sent upstream as `chatgpt-account-id`. */
+  readonly chatgptAccountId: string | null;
+  /** Sent upstream as `x-codex-installation-id`. */
+  readonly installationId: string;
+}
+
+/** Gives the proxy a fresh access token; provided by the auth-refresh plugin. */
+export interface CredentialsProvider {
+  /**
+   * Returns credentials, refreshing first when the token is near expiry or `forceRefresh` is set
+   * (at most one refresh per account in flight). Throws when the account cannot be used; the
+   * refresh failure has then already been classified through `refresh.failed`.
+   */
+  get(
+    accountId: string,
+    options?: { forceRefresh?: boolean; requestId?: string | null },
+  ): Promise<AccountCredentials>;
+}
+
+/**
+ * Named services a plugin can provide to the core (Fastify's `decorate`, made explicit): one
+ * provider per key, refused twice. Add a key here when the core grows a new extension point.
+ */
+export interface Providers {
+  credentials: CredentialsProvider;
+}
+
+/** Read access to the gateway and the way to raise hooks. Plugins change the store only by actions. */
+export interface GatewayServices {
+  /** Runs a hook's handlers and applies the account actions they return. */
+  fire<H extends HookName>(
+    hook: H,
+    event: HookEvents[H],
+    options?: { requestId?: string | null },
+  ): Promise<FireOutcome>;
+  /** Applies actions decided outside a hook (admin surface, a plugin's own route). */
+  apply(
+    actions: readonly Action[],
+    options: { source: string; requestId?: string | null },
+  ): Promise<readonly ApplyResult[]>;
+  readonly accounts: {
+    list(): Promise<readonly AccountSnapshot[]>;
+    get(id: string): Promise<AccountSnapshot | null>;
+  };
+  now(): EpochMs;
+  /** The provider registered under `key`; throws when no plugin provides it. */
+  provider<K extends keyof Providers>(key: K): Providers[K];
+}
+
+export interface PluginContext {
+  readonly name: string;
+  readonly settings: Readonly<Settings>;
+  readonly log: PluginLogger;
+  /** Registers a handler; lower `order` runs first (built-ins use 0). Only during `setup`. */
+  on<H extends HookName>(hook: H, handler: HookHandler<H>, options?: { order?: number }): void;
+  /** This plugin's own Elysia instance; its routes and guards are mounted on the gateway. */
+  readonly http: Elysia;
+  /** Runs after the store is ready and before the gateway listens (start background work here). */
+  onStart(fn: () => void | Promise<void>): void;
+  /** Runs on shutdown, in reverse plugin order (stop timers, flush). */
+  onStop(fn: () => void | Promise<void>): void;
+  readonly services: GatewayServices;
+  /** Registers this plugin as the provider of a named service (only during `setup`). */
+  provide<K extends keyof Providers>(key: K, impl: Providers[K]): void;
+}

@@ -1,0 +1,54 @@
+/**
+ * Fires a hook: runs its handlers (the bus) and gives the account actions to the applier, with the
+ * versions of the account snapshots the event carried as compare-and-set guards.
+ *
+ * @module
+ */
+import type { AccountSnapshot } from "../core/types.ts";
+import { isAccountAction } from "./actions.ts";
+import type { FireOutcome } from "./api.ts";
+import type { ActionApplier } from "./apply.ts";
+import type { HookBus, HookEvents, HookName } from "./hooks.ts";
+
+/** The account snapshots an event carries (its `account`, and `candidates`/`all` of a selection). */
+function snapshotVersions(event: object): Map<string, number> {
+  const versions = new Map<string, number>();
+  const add = (s: AccountSnapshot | null | undefined) => {
+    if (s && typeof s.id === "string" && typeof s.version === "number") versions.set(s.id, s.version);
+  };
+  const e = event as {
+    account?: AccountSnapshot | null;
+    all?: readonly AccountSnapshot[];
+    candidates?: readonly AccountSnapshot[];
+  };
+  for (const s of e.all ?? []) add(s);
+  for (const s of e.candidates ?? []) add(s);
+  add(e.account);
+  return versions;
+}
+
+export class Dispatcher {
+  constructor(
+    private readonly bus: HookBus,
+    private readonly applier: ActionApplier,
+  ) {}
+
+  async fire<H extends HookName>(
+    hook: H,
+    event: HookEvents[H],
+    options: { requestId?: string | null } = {},
+  ): Promise<FireOutcome> {
+    const outcome = await this.bus.run(hook, event);
+    const accountActions = outcome.actions.filter(isAccountAction);
+    if (accountActions.length === 0) return { ...outcome, applied: [] };
+    // Attribute each action to the handler that returned it, for the account_events row.
+    const applied = await this.applier.apply(outcome.actions, {
+      source: hook,
+      plugins: outcome.attribution,
+      requestId: options.requestId ?? (event as { requestId?: string }).requestId ?? null,
+      versions: snapshotVersions(event),
+      now: (event as { now?: number }).now,
+    });
+    return { ...outcome, applied };
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * Hook points: named places where plugins decide. Each hook has a typed event; a handler returns
+ * actions (plain data, see `actions.ts`) and never touches the store. The core runs the handlers
+ * and hands the account actions to the action applier.
+ *
+ * Order of a request's hooks:
+ *   request.admit → account.select → (upstream call) → upstream.failed | request.completed
+ * Background hooks: refresh.failed, usage.fetched, usage.failed.
+ *
+ * Handlers of one hook run by ascending `order` (default 0; built-ins use 0), then by the order
+ * their plugins were registered (built-ins first, then `CODEX_LB_PLUGINS` in list order). A handler
+ * may stop the chain (`{ stop: true }`); a request action (`request.reject`, `route.account`) stops
+ * it too. So an operator plugin with `order: -10` can both add to and override a built-in rule.
+ *
+ * @module
+ */
+
+import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
+import { type Action, isTerminal, validateAction } from "./actions.ts";
+
+/** Every hook, in the order a request meets them, then the background ones. */
+export const hookNames = [
+  "request.admit",
+  "account.select",
+  "upstream.failed",
+  "request.completed",
+  "refresh.failed",
+  "usage.fetched",
+  "usage.failed",
+] as const;
+export type HookName = (typeof hookNames)[number];
+
+/** What failed and how, as read from an upstream answer (HTTP status, JSON body or SSE event). */
+export interface FailureDetails {
+  /** HTTP status, or null for a transport error (DNS, reset, timeout). */
+  readonly httpStatus: number | null;
+  /** Error code read from the body (`error.code`, `error` string, `error_code`, `code`), if any. */
+  readonly errorCode: string | null;
+  readonly errorType: string | null;
+  readonly message: string | null;
+  /** True for network errors and timeouts: nothing was heard from the server. */
+  readonly transport: boolean;
+}
+
+export interface RequestAdmitEvent {
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Headers;
+  /** Address of the socket peer. */
+  readonly peerIp: string | null;
+  /** Which surface the request is for. */
+  readonly surface: "proxy" | "admin" | "public";
+  readonly now: EpochMs;
+}
+
+export interface AccountSelectEvent {
+  readonly requestId: string;
+  readonly model: string | null;
+  /** Accounts the core considers usable right now (status, reset and exclusion already applied). */
+  readonly candidates: readonly AccountSnapshot[];
+  /** Every configured account, for handlers that explain why nothing is usable. */
+  readonly all: readonly AccountSnapshot[];
+  /** Accounts already tried by this request (failover). */
+  readonly excluded: readonly string[];
+  readonly headers: Headers;
+  /** The request body's fields that matter for routing. */
+  readonly body: Readonly<{ promptCacheKey?: string | null; previousResponseId?: string | null }>;
+  readonly now: EpochMs;
+  /** Uniform random in [0, 1); seeded in tests. */
+  readonly random: () => number;
+}
+
+export interface UpstreamFailedEvent extends FailureDetails {
+  readonly requestId: string;
+  readonly account: AccountSnapshot;
+  /** Where the failure was seen: an HTTP error status, the first SSE event of a 200, or the socket. */
+  readonly phase: "http" | "sse" | "transport";
+  /** Reset hints from the body: `resets_at` (epoch seconds) and `resets_in_seconds`. */
+  readonly resetsAt: EpochMs | null;
+  readonly resetsInSeconds: number | null;
+  readonly now: EpochMs;
+}
+
+export interface RequestCompletedEvent {
+  readonly requestId: string;
+  readonly account: AccountSnapshot | null;
+  readonly ok: boolean;
+  readonly httpStatus: number;
+  readonly now: EpochMs;
+}
+
+export interface RefreshFailedEvent extends FailureDetails {
+  readonly account: AccountSnapshot;
+  /** What started the refresh. */
+  readonly trigger: "request" | "background" | "upstream_401" | "usage";
+  readonly now: EpochMs;
+}
+
+export interface UsageFetchedEvent {
+  readonly account: AccountSnapshot;
+  readonly primary: UsageWindow | null;
+  readonly secondary: UsageWindow | null;
+  readonly now: EpochMs;
+}
+
+export interface UsageFailedEvent extends FailureDetails {
+  readonly account: AccountSnapshot;
+  readonly now: EpochMs;
+}
+
+/** The event type of each hook. */
+export interface HookEvents {
+  "request.admit": RequestAdmitEvent;
+  "account.select": AccountSelectEvent;
+  "upstream.failed": UpstreamFailedEvent;
+  "request.completed": RequestCompletedEvent;
+  "refresh.failed": RefreshFailedEvent;
+  "usage.fetched": UsageFetchedEvent;
+  "usage.failed": UsageFailedEvent;
+}
+
+/** What a handler may return: nothing, one action, a list, or a list plus `stop`. */
+export type HookReturn =
+  | undefined
+  | Action
+  | readonly Action[]
+  | { readonly actions?: readonly Action[]; readonly stop?: boolean };
+
+export interface HookCall {
+  /** The plugin whose handler this is. */
+  readonly plugin: string;
+  /** Actions returned by the handlers that ran before this one, in order. */
+  readonly previous: readonly Action[];
+}
+
+export type HookHandler<H extends HookName> = (
+  event: HookEvents[H],
+  call: HookCall,
+) => HookReturn | Promise<HookReturn>;
+
+export interface HandlerResult {
+  readonly plugin: string;
+  readonly status: "ok" | "error" | "invalid";
+  readonly error?: string;
+}
+
+/** The outcome of running one hook: the accepted actions and what each handler did. */
+export interface HookOutcome {
+  readonly actions: readonly Action[];
+  /** The plugin that returned each action (same index as `actions`). */
+  readonly attribution: readonly string[];
+  readonly results: readonly HandlerResult[];
+  /** True when a handler threw; `request.admit` treats that as a refusal (fail closed). */
+  readonly failed: boolean;
+}
+
+interface Registered {
+  readonly plugin: string;
+  readonly order: number;
+  readonly seq: number;
+  readonly handler: HookHandler<HookName>;
+}
+
+export interface HookLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Holds the handlers of every hook and runs them. Knows nothing of the store or HTTP. */
+export class HookBus {
+  readonly #handlers = new Map<HookName, Registered[]>();
+  #seq = 0;
+  #sealed = false;
+
+  constructor(readonly log: HookLog) {}
+
+  /** Registers a handler; refused for an unknown hook name or after start-up (`seal()`). */
+  on<H extends HookName>(
+    plugin: string,
+    hook: H,
+    handler: HookHandler<H>,
+    options: { order?: number } = {},
+  ): void {
+    if (!(hookNames as readonly string[]).includes(hook)) {
+      throw new Error(
+        `plugin ${plugin}: unknown hook ${JSON.stringify(hook)} (known: ${hookNames.join(", ")})`,
+      );
+    }
+    if (this.#sealed) throw new Error(`plugin ${plugin}: hooks can only be registered during setup`);
+    if (typeof handler !== "function")
+      throw new Error(`plugin ${plugin}: handler for ${hook} is not a function`);
+    const list = this.#handlers.get(hook) ?? [];
+    list.push({
+      plugin,
+      order: options.order ?? 0,
+      seq: this.#seq++,
+      handler: handler as HookHandler<HookName>,
+    });
+    list.sort((a, b) => a.order - b.order || a.seq - b.seq);
+    this.#handlers.set(hook, list);
+  }
+
+  seal(): void {
+    this.#sealed = true;
+  }
+
+  /** The plugins with a handler on `hook`, in the order they run. */
+  handlersOf(hook: HookName): readonly string[] {
+    return (this.#handlers.get(hook) ?? []).map((r) => r.plugin);
+  }
+
+  async run<H extends HookName>(hook: H, event: HookEvents[H]): Promise<HookOutcome> {
+    const list = this.#handlers.get(hook);
+    if (!list || list.length === 0) return { actions: [], attribution: [], results: [], failed: false };
+    const actions: Action[] = [];
+    const attribution: string[] = [];
+    const results: HandlerResult[] = [];
+    let failed = false;
+    for (const r of list) {
+      let ret: HookReturn;
+      try {
+        ret = await r.handler(event, { plugin: r.plugin, previous: actions.slice() });
+      } catch (e) {
+        failed = true;
+        const error = e instanceof Error ? e.message : String(e);
+        results.push({ plugin: r.plugin, status: "error", error });
+        this.log.error({ hook, plugin: r.plugin, err: error }, "hook handler threw");
+        continue;
+      }
+      const { list: returned, stop } = normalise(ret);
+      let status: HandlerResult["status"] = "ok";
+      let terminal = false;
+      for (const a of returned) {
+        const problem = validateAction(a);
+        if (problem) {
+          status = "invalid";
+          this.log.warn(
+            { hook, plugin: r.plugin, problem },
+            "hook handler returned an invalid action; dropped",
+          );
+          continue;
+        }
+        actions.push(a);
+        attribution.push(r.plugin);
+        if (isTerminal(a)) {
+          terminal = true;
+          break;
+        }
+      }
+      results.push(
+        status === "invalid"
+          ? { plugin: r.plugin, status, error: "invalid action dropped" }
+          : { plugin: r.plugin, status },
+      );
+      if (stop || terminal) break;
+    }
+    return { actions, attribution, results, failed };
+  }
+}
+
+function normalise(ret: HookReturn): { list: readonly Action[]; stop: boolean } {
+  if (ret === undefined || ret === null) return { list: [], stop: false };
+  if (Array.isArray(ret)) return { list: ret, stop: false };
+  if (typeof ret === "object" && "type" in ret) return { list: [ret as Action], stop: false };
+  const r = ret as { actions?: readonly Action[]; stop?: boolean };
+  return { list: r.actions ?? [], stop: r.stop === true };
+}

@@ -1,0 +1,28 @@
+/**
+ * The Bun seam for SQLite: opens a `bun:sqlite` database with the pragmas the store relies on and
+ * wraps it in a Kysely dialect. Nothing outside `src/runtime/bun/` imports `bun:sqlite`.
+ *
+ * @module
+ */
+import { Database } from "bun:sqlite";
+import type { Dialect } from "kysely";
+import { BunSqliteDialect } from "kysely-bun-sqlite";
+
+export interface SqliteHandle {
+  readonly dialect: Dialect;
+  /** Closes the file (after Kysely's destroy, which does not close a caller-owned database). */
+  close(): void;
+}
+
+/** Opens `path` (or `:memory:`) with WAL, a 30 s busy timeout and foreign keys on. */
+export function openSqlite(path: string): SqliteHandle {
+  const db = new Database(path, { create: true, strict: false });
+  if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec("PRAGMA busy_timeout = 30000");
+  db.exec("PRAGMA foreign_keys = ON");
+  return {
+    dialect: new BunSqliteDialect({ database: db }),
+    close: () => db.close(false),
+  };
+}

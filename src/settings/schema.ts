@@ -1,0 +1,105 @@
+/**
+ * The one schema of every operator setting. Each key maps to the environment variable
+ * `CODEX_LB_<KEY_IN_SNAKE_CASE>`; the README's configuration table is checked against this object
+ * (tests/settings/readme-table.test.ts), so adding a setting here is the only step needed.
+ *
+ * @module
+ */
+import { type Static, Type } from "@sinclair/typebox";
+
+const Port = (def: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
+const Seconds = (def: number, description: string, minimum = 0) =>
+  Type.Number({ minimum, default: def, description });
+const HttpUrl = (def: string, description: string) =>
+  Type.String({ pattern: "^https?://[^\\s]+$", default: def, description, format: "http-url" });
+/** A comma-separated list in the environment; an array once parsed. */
+const CsvList = (description: string) =>
+  Type.Array(Type.String({ minLength: 1 }), { default: [], description, csv: true });
+
+export const routingStrategies = [
+  "capacity_weighted",
+  "usage_weighted",
+  "round_robin",
+  "fill_first",
+] as const;
+
+export const SettingsSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, default: "127.0.0.1", description: "Address the gateway listens on." }),
+    port: Port(2455, "Port the gateway listens on (0 picks a free port)."),
+    dataDir: Type.String({
+      minLength: 1,
+      default: "~/.codex-lb",
+      description: "Folder for the database, the encryption key and other state; created with mode 0700.",
+    }),
+    databaseUrl: Type.String({
+      default: "",
+      description:
+        "Store location: empty for `<dataDir>/store.db`, a path or `sqlite:PATH` for another SQLite file, `sqlite::memory:` for a throw-away store.",
+    }),
+    upstreamBaseUrl: HttpUrl(
+      "https://chatgpt.com/backend-api",
+      "ChatGPT backend base URL (Codex responses, usage, models).",
+    ),
+    authBaseUrl: HttpUrl(
+      "https://auth.openai.com",
+      "OpenAI auth server base URL (OAuth login and token refresh).",
+    ),
+    logLevel: Type.Union(
+      ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
+      { default: "info", description: "Log level of the JSON log lines on stdout." },
+    ),
+    plugins: CsvList(
+      "Comma-separated paths of extra plugin modules loaded at start-up, after the built-in ones.",
+    ),
+    oauthCallbackPort: Port(1455, "Port of the local OAuth callback listener used by browser login."),
+    refreshMarginSeconds: Seconds(300, "Refresh an access token when it expires within this many seconds."),
+    usageRefreshIntervalSeconds: Seconds(60, "How often each account's quota usage is fetched.", 5),
+    streamIdleTimeoutSeconds: Seconds(
+      300,
+      "End a stream with `response.failed` when the upstream is silent this long.",
+      1,
+    ),
+    upstreamConnectTimeoutSeconds: Seconds(
+      30,
+      "Time allowed for the upstream to answer with response headers.",
+      1,
+    ),
+    routingStrategy: Type.Union(
+      routingStrategies.map((s) => Type.Literal(s)),
+      {
+        default: "capacity_weighted",
+        description: "Default account routing strategy (changeable at runtime via /api/settings).",
+      },
+    ),
+    stickyTtlSeconds: Seconds(
+      1800,
+      "How long a sticky session key stays bound to its account after its last use.",
+      1,
+    ),
+    accountMaxStreams: Type.Integer({
+      minimum: 1,
+      default: 8,
+      description: "Concurrent streams allowed per account.",
+    }),
+    trustedProxies: CsvList(
+      "Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For / Forwarded headers are believed.",
+    ),
+    maxBodyBytes: Type.Integer({
+      minimum: 1024,
+      default: 32 * 1024 * 1024,
+      description: "Largest accepted request body, in bytes.",
+    }),
+    shutdownGraceSeconds: Seconds(30, "On SIGTERM, how long in-flight requests may take to finish."),
+  },
+  { additionalProperties: false },
+);
+
+export type Settings = Static<typeof SettingsSchema>;
+export type SettingKey = keyof Settings;
+
+/** `streamIdleTimeoutSeconds` → `CODEX_LB_STREAM_IDLE_TIMEOUT_SECONDS`. */
+export function envNameOf(key: string): string {
+  return `CODEX_LB_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}

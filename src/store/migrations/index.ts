@@ -1,0 +1,17 @@
+/**
+ * Every migration, in order. They are imported statically so `bun build --compile` bundles them
+ * into the binary. Names sort in application order (`NNNN_slug`); never rename or edit a shipped
+ * one — add a new file and list it here.
+ *
+ * @module
+ */
+import type { Migration, MigrationProvider } from "kysely";
+import * as m0001 from "./0001_initial.ts";
+
+export const migrations: Readonly<Record<string, Migration>> = {
+  "0001_initial": m0001,
+};
+
+export const bundledMigrations: MigrationProvider = {
+  getMigrations: async () => ({ ...migrations }),
+};

@@ -1,0 +1,2 @@
+// Test preload: keeps test runs quiet and hermetic.
+process.env.TZ = "UTC";
