@@ -67,7 +67,8 @@ export async function boot(
   const listening = listen(gateway.fetch, {
     host: settings.host,
     port: settings.port,
-    maxRequestBodySize: settings.maxBodyBytes,
+    // Headroom above the setting so the app, not the socket layer, answers 413 in the right envelope.
+    maxRequestBodySize: settings.maxBodyBytes + 64 * 1024,
   });
   log.info(
     {

@@ -54,7 +54,7 @@ function describeExpected(schema: TSchema): string {
   }
   if (schema.type === "number")
     return `a number${schema.minimum !== undefined ? ` >= ${schema.minimum}` : ""}`;
-  if (schema.format === "http-url") return "an http(s) URL";
+  if (schema.httpUrl) return "an http(s) URL";
   if (schema.type === "array") return "a comma-separated list";
   return "a non-empty string";
 }
@@ -69,6 +69,8 @@ function convertOne(key: string, schema: TSchema, raw: string): unknown {
       .filter((s) => s !== "");
   } else if (schema.type === "integer" || schema.type === "number") {
     candidate = raw.trim() === "" ? Number.NaN : Number(raw.trim());
+  } else if (schema.httpUrl) {
+    candidate = raw.trim().replace(/\/+$/, "");
   } else {
     candidate = raw.trim();
   }

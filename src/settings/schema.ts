@@ -12,7 +12,7 @@ const Port = (def: number, description: string) =>
 const Seconds = (def: number, description: string, minimum = 0) =>
   Type.Number({ minimum, default: def, description });
 const HttpUrl = (def: string, description: string) =>
-  Type.String({ pattern: "^https?://[^\\s]+$", default: def, description, format: "http-url" });
+  Type.String({ pattern: "^https?://[^\\s]+$", default: def, description, httpUrl: true });
 /** A comma-separated list in the environment; an array once parsed. */
 const CsvList = (description: string) =>
   Type.Array(Type.String({ minLength: 1 }), { default: [], description, csv: true });
