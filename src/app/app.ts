@@ -9,7 +9,7 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
-import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
+import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
@@ -90,22 +90,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           { requestId: info.requestId, path: url.pathname, peerIp: info.peerIp, code: reject.code },
           "request refused at admission",
         );
-        const headers = new Headers({
-          "content-type": "application/json",
-          "x-request-id": info.requestId,
-          ...(reject.headers ?? {}),
-        });
-        const err = {
-          message: reject.message,
-          type: reject.errorType ?? "invalid_request_error",
-          code: reject.code,
-          ...(reject.extra ?? {}),
-        };
-        const body =
-          envelope === "openai"
-            ? { error: { ...err, param: null } }
-            : { error: { code: reject.code, message: reject.message, ...(reject.extra ?? {}) } };
-        return new Response(JSON.stringify(body), { status: reject.status, headers });
+        return errorResponse(rejectionError(reject), envelope, info.requestId);
       }
       if (outcome.failed) {
         return errorResponse(

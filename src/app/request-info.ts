@@ -10,6 +10,8 @@ export interface RequestInfo {
   readonly peerIp: string | null;
   requestId: string;
   readonly startedAt: number;
+  /** The API key that authenticated a proxy request (set by access control), if any. */
+  apiKeyId?: string | null;
 }
 
 const infos = new WeakMap<Request, RequestInfo>();

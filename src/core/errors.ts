@@ -63,17 +63,37 @@ export class GatewayError extends Error {
   readonly status: number;
   readonly type: string;
   constructor(
-    readonly code: ErrorCode,
+    readonly code: ErrorCode | (string & {}),
     message?: string,
     readonly extra: ErrorExtra = {},
     readonly headers: Readonly<Record<string, string>> = {},
     options?: { cause?: unknown },
   ) {
-    const s: ErrorSpec = errorCatalogue[code];
+    const s: ErrorSpec = errorCatalogue[code as ErrorCode] ?? errorCatalogue.server_error;
     super(message ?? s.message, options);
     this.status = s.status;
     this.type = s.type;
   }
+}
+
+/** A `request.reject` action as an error: catalogue codes take their status and type from the table. */
+export function rejectionError(r: {
+  readonly code: string;
+  readonly status?: number;
+  readonly message?: string;
+  readonly errorType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly extra?: ErrorExtra;
+}): GatewayError {
+  if (Object.hasOwn(errorCatalogue, r.code)) {
+    return new GatewayError(r.code as ErrorCode, r.message, r.extra ?? {}, r.headers ?? {});
+  }
+  const err = new GatewayError("server_error", r.message ?? r.code, r.extra ?? {}, r.headers ?? {});
+  return Object.assign(err, {
+    code: r.code,
+    status: r.status ?? 400,
+    type: r.errorType ?? "invalid_request_error",
+  });
 }
 
 export type Envelope = "openai" | "admin";

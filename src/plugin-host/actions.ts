@@ -81,12 +81,16 @@ export const AccountHealthy = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Refuses the request. With a `code` from the error catalogue (`src/core/errors.ts`) the status,
+ * type and default message come from there; a plugin's own code must bring its `status`.
+ */
 export const RequestReject = Type.Object(
   {
     type: Type.Literal("request.reject"),
-    status: Type.Integer({ minimum: 400, maximum: 599 }),
     code: Type.String({ minLength: 1 }),
-    message: Type.String(),
+    status: Type.Optional(Type.Integer({ minimum: 400, maximum: 599 })),
+    message: Type.Optional(Type.String()),
     errorType: Type.Optional(Type.String()),
     headers: Type.Optional(Type.Record(Type.String(), Type.String())),
     extra: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Null()]))),

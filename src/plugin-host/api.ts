@@ -85,6 +85,23 @@ export interface CredentialsProvider {
  */
 export interface Providers {
   credentials: CredentialsProvider;
+  leases: AccountLeases;
+}
+
+/** A held slot on an account; release it exactly once (the proxy does, also on client abort). */
+export interface Lease {
+  readonly accountId: string;
+  release(): void;
+}
+
+/**
+ * Per-account concurrency (provided by the balancing plugin). `acquire` waits briefly when the
+ * account is at its cap and throws a GatewayError (429 `proxy_overloaded`) when it stays full.
+ */
+export interface AccountLeases {
+  acquire(accountId: string, options?: { requestId?: string | null; signal?: AbortSignal }): Promise<Lease>;
+  /** Streams in flight on an account now. */
+  inFlight(accountId: string): number;
 }
 
 /** Read access to the gateway and the way to raise hooks. Plugins change the store only by actions. */
