@@ -46,3 +46,20 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
+
+/**
+ * Writes out buffered log lines and closes the destination; call it last before the process exits
+ * (an async destination would otherwise lose what it still buffers).
+ */
+export async function closeLog(log: Logger): Promise<void> {
+  const stream = (log as unknown as Record<symbol, NodeJS.WritableStream & { flushSync?: () => void }>)[pino.symbols.streamSym];
+  if (!stream || typeof stream.end !== "function") return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    stream.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    stream.end();
+  });
+}

@@ -87,7 +87,6 @@ export async function boot(
       await gateway.stop();
       await store.close();
       log.info({}, "stopped");
-      log.flush();
     })();
     return stopping;
   };

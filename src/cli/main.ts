@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { createLogger } from "../app/logging.ts";
+import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
 import { SettingsError } from "../settings/load.ts";
@@ -18,6 +18,7 @@ Usage:
   codex-lb [serve]     start the gateway (default)
   codex-lb migrate     apply pending database migrations and exit
   codex-lb config      print every setting, its environment variable, value and default
+                       (--defaults: the table of defaults, as in the README)
   codex-lb --version   print the version
   codex-lb --help      print this help
 
@@ -27,9 +28,18 @@ working directory; see \`codex-lb config\`.`;
 export const commands: Record<string, (args: string[]) => Promise<number>> = {
   async serve() {
     const running = await boot(await prepare(process.env, process.cwd()));
+    // Once the listener closes nothing else may hold the event loop open; keep the process alive
+    // until the whole shutdown (plugins, store, log flush) has run.
+    const keepAlive = setInterval(() => {}, 1 << 30);
     const stop = (signal: string) => {
       running.log.info({ signal }, "signal received");
-      void running.shutdown().then(() => process.exit(0));
+      void running
+        .shutdown()
+        .then(() => closeLog(running.log))
+        .then(() => {
+          clearInterval(keepAlive);
+          process.exit(0);
+        });
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
@@ -40,10 +50,16 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
     ensureDataDir(settings.dataDir);
     const store = await openMigratedStore(location);
     await store.close();
-    createLogger(settings.logLevel).info({ store: location.path }, "migrations applied");
+    const log = createLogger(settings.logLevel);
+    log.info({ store: location.path }, "migrations applied");
+    await closeLog(log);
     return 0;
   },
-  async config() {
+  async config(args) {
+    if (args.includes("--defaults")) {
+      process.stdout.write(configTable());
+      return 0;
+    }
     const { settings } = await prepare(process.env, process.cwd());
     process.stdout.write(configTable(settings));
     return 0;
