@@ -52,7 +52,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
  * (an async destination would otherwise lose what it still buffers).
  */
 export async function closeLog(log: Logger): Promise<void> {
-  const stream = (log as unknown as Record<symbol, NodeJS.WritableStream & { flushSync?: () => void }>)[pino.symbols.streamSym];
+  const stream = (log as unknown as Record<symbol, NodeJS.WritableStream & { flushSync?: () => void }>)[
+    pino.symbols.streamSym
+  ];
   if (!stream || typeof stream.end !== "function") return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 2000);

@@ -123,6 +123,8 @@ export interface HookEvents {
 /** What a handler may return: nothing, one action, a list, or a list plus `stop`. */
 export type HookReturn =
   | undefined
+  // biome-ignore lint/suspicious/noConfusingVoidType: a handler that decides nothing simply returns.
+  | void
   | Action
   | readonly Action[]
   | { readonly actions?: readonly Action[]; readonly stop?: boolean };

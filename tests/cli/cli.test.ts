@@ -70,7 +70,10 @@ describe("codex-lb command", () => {
   test("SIGTERM lets an in-flight request finish, then stops cleanly with exit 0", async () => {
     const dir = mkdtempSync(join(tmpdir(), "codex-lb-cli-"));
     const child = await spawnServe(
-      { CODEX_LB_DATA_DIR: join(dir, "data"), CODEX_LB_PLUGINS: join(repoRoot, "tests/fixtures/plugins/slow-route.ts") },
+      {
+        CODEX_LB_DATA_DIR: join(dir, "data"),
+        CODEX_LB_PLUGINS: join(repoRoot, "tests/fixtures/plugins/slow-route.ts"),
+      },
       dir,
     );
     const inflight = fetch(`http://127.0.0.1:${child.port}/api/fixtures/slow`);

@@ -15,8 +15,10 @@ async function seed(status: AccountStatus, extra: Record<string, unknown> = {}) 
     .values({ id: "a1", codex_installation_id: "inst-1", status, created_at: 1, updated_at: 1, ...extra })
     .execute();
 }
-const row = () => store.db.selectFrom("accounts").selectAll().where("id", "=", "a1").executeTakeFirstOrThrow();
-const events = () => store.db.selectFrom("account_events").selectAll().where("account_id", "=", "a1").execute();
+const row = () =>
+  store.db.selectFrom("accounts").selectAll().where("id", "=", "a1").executeTakeFirstOrThrow();
+const events = () =>
+  store.db.selectFrom("account_events").selectAll().where("account_id", "=", "a1").execute();
 
 beforeEach(async () => {
   store = await openMigratedStore({ kind: "sqlite", path: ":memory:" });
@@ -26,8 +28,18 @@ afterEach(async () => {
   await store.close();
 });
 
-const deactivate: AccountAction = { type: "account.deactivate", accountId: "a1", status: "reauth_required", reason: "Authentication token expired - re-login required" };
-const rateLimit: AccountAction = { type: "account.rate_limit", accountId: "a1", resetAt: NOW + 3_600_000, reason: "usage_limit_reached" };
+const deactivate: AccountAction = {
+  type: "account.deactivate",
+  accountId: "a1",
+  status: "reauth_required",
+  reason: "Authentication token expired - re-login required",
+};
+const rateLimit: AccountAction = {
+  type: "account.rate_limit",
+  accountId: "a1",
+  resetAt: NOW + 3_600_000,
+  reason: "usage_limit_reached",
+};
 const quota: AccountAction = { type: "account.quota_exceeded", accountId: "a1", resetAt: NOW + 86_400_000 };
 const cooldown: AccountAction = { type: "account.cooldown", accountId: "a1", until: NOW + 30_000 };
 const reactivate: AccountAction = { type: "account.reactivate", accountId: "a1" };
@@ -73,7 +85,13 @@ describe("action applier: the account state table", () => {
       const ev = await events();
       if (result === "applied" && action.type !== "account.healthy") {
         expect(ev.length).toBe(1);
-        expect(ev[0]).toMatchObject({ action: action.type, from_status: from, to_status: after, source: "test", at: NOW });
+        expect(ev[0]).toMatchObject({
+          action: action.type,
+          from_status: from,
+          to_status: after,
+          source: "test",
+          at: NOW,
+        });
         expect(acc.version).toBe(1);
       } else {
         expect(ev.length).toBe(0);
@@ -86,18 +104,35 @@ describe("action applier: the account state table", () => {
 describe("action applier: effects", () => {
   test("deactivate stores the reason and clears blocks", async () => {
     await seed("rate_limited", { reset_at: NOW + 5, cooldown_until: NOW + 5 });
-    await applier.apply([deactivate], { source: "refresh.failed", plugins: ["codex-lb.auth-refresh"], requestId: "req-9" });
+    await applier.apply([deactivate], {
+      source: "refresh.failed",
+      plugins: ["codex-lb.auth-refresh"],
+      requestId: "req-9",
+    });
     const acc = await row();
-    expect(acc).toMatchObject({ status: "reauth_required", status_reason: deactivate.reason, reset_at: null, cooldown_until: null, blocked_at: NOW });
+    expect(acc).toMatchObject({
+      status: "reauth_required",
+      status_reason: deactivate.reason,
+      reset_at: null,
+      cooldown_until: null,
+      blocked_at: NOW,
+    });
     const [ev] = await events();
-    expect(ev).toMatchObject({ reason: deactivate.reason, plugin: "codex-lb.auth-refresh", request_id: "req-9", source: "refresh.failed" });
+    expect(ev).toMatchObject({
+      reason: deactivate.reason,
+      plugin: "codex-lb.auth-refresh",
+      request_id: "req-9",
+      source: "refresh.failed",
+    });
   });
 
   test("cooldown keeps the later deadline and counts the streak; healthy clears it without an event row", async () => {
     await seed("active", { cooldown_until: NOW + 60_000, failure_streak: 2 });
     await applier.apply([cooldown], { source: "upstream.failed" });
     expect(await row()).toMatchObject({ cooldown_until: NOW + 60_000, failure_streak: 3 });
-    const [r] = await applier.apply([{ type: "account.healthy", accountId: "a1" }], { source: "request.completed" });
+    const [r] = await applier.apply([{ type: "account.healthy", accountId: "a1" }], {
+      source: "request.completed",
+    });
     expect(r?.status).toBe("applied");
     expect(await row()).toMatchObject({ cooldown_until: null, failure_streak: 0 });
     expect((await events()).map((e) => e.action)).toEqual(["account.cooldown"]);
@@ -118,14 +153,20 @@ describe("action applier: effects", () => {
 
   test("several actions decided on one snapshot compose in one batch", async () => {
     await seed("active");
-    const results = await applier.apply([cooldown, rateLimit], { source: "test", versions: new Map([["a1", 0]]) });
+    const results = await applier.apply([cooldown, rateLimit], {
+      source: "test",
+      versions: new Map([["a1", 0]]),
+    });
     expect(results.map((r) => r.status)).toEqual(["applied", "applied"]);
     expect(await row()).toMatchObject({ status: "rate_limited", version: 2, failure_streak: 1 });
   });
 
   test("unknown accounts and invalid actions are reported, not thrown", async () => {
     const results = await applier.apply(
-      [{ ...deactivate, accountId: "nope" }, { type: "account.rate_limit", accountId: "a1", resetAt: -1, reason: "x" } as AccountAction],
+      [
+        { ...deactivate, accountId: "nope" },
+        { type: "account.rate_limit", accountId: "a1", resetAt: -1, reason: "x" } as AccountAction,
+      ],
       { source: "test" },
     );
     expect(results.map((r) => r.status)).toEqual(["missing", "invalid"]);

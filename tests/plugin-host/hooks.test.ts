@@ -29,7 +29,12 @@ const event = (errorCode: string | null): RefreshFailedEvent => ({
   transport: false,
   now: 1,
 });
-const deactivate = (reason: string) => ({ type: "account.deactivate" as const, accountId: "acc-1", status: "reauth_required" as const, reason });
+const deactivate = (reason: string) => ({
+  type: "account.deactivate" as const,
+  accountId: "acc-1",
+  status: "reauth_required" as const,
+  reason,
+});
 
 describe("HookBus", () => {
   test("handlers run by order, then registration; actions are collected with their plugin", async () => {
@@ -39,11 +44,16 @@ describe("HookBus", () => {
       seen.push("b");
       return deactivate("from b");
     });
-    bus.on("a", "refresh.failed", (_e, call) => {
-      seen.push("a");
-      expect(call.previous).toEqual([]);
-      return [deactivate("from a")];
-    }, { order: -1 });
+    bus.on(
+      "a",
+      "refresh.failed",
+      (_e, call) => {
+        seen.push("a");
+        expect(call.previous).toEqual([]);
+        return [deactivate("from a")];
+      },
+      { order: -1 },
+    );
     bus.on("c", "refresh.failed", (_e, call) => {
       seen.push("c");
       expect(call.previous.length).toBe(2);
@@ -113,7 +123,9 @@ describe("HookBus", () => {
 
   test("unknown hook names and registration after seal are refused", () => {
     const bus = new HookBus(quiet);
-    expect(() => bus.on("p", "refresh.fail" as never, () => undefined)).toThrow(/unknown hook "refresh.fail"/);
+    expect(() => bus.on("p", "refresh.fail" as never, () => undefined)).toThrow(
+      /unknown hook "refresh.fail"/,
+    );
     bus.seal();
     expect(() => bus.on("p", "refresh.failed", () => undefined)).toThrow(/only be registered during setup/);
   });

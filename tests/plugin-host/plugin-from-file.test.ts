@@ -3,7 +3,9 @@ import { fileURLToPath } from "node:url";
 import type { RefreshFailedEvent } from "../../src/plugin-host/hooks.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 
-const examplePath = fileURLToPath(new URL("../../plugins/examples/custom-refresh-codes/index.ts", import.meta.url));
+const examplePath = fileURLToPath(
+  new URL("../../plugins/examples/custom-refresh-codes/index.ts", import.meta.url),
+);
 let gw: TestGateway;
 
 beforeAll(async () => {
@@ -16,18 +18,40 @@ afterAll(async () => {
 async function seedAccount(id: string) {
   await gw.running.store.db
     .insertInto("accounts")
-    .values({ id, email: `${id}@example.com`, codex_installation_id: crypto.randomUUID(), created_at: 1, updated_at: 1 })
+    .values({
+      id,
+      email: `${id}@example.com`,
+      codex_installation_id: crypto.randomUUID(),
+      created_at: 1,
+      updated_at: 1,
+    })
     .execute();
 }
 
 function refreshFailed(account: RefreshFailedEvent["account"], errorCode: string): RefreshFailedEvent {
-  return { account, trigger: "request", httpStatus: 401, errorCode, errorType: null, message: "banned", transport: false, now: Date.now() };
+  return {
+    account,
+    trigger: "request",
+    httpStatus: 401,
+    errorCode,
+    errorType: null,
+    message: "banned",
+    transport: false,
+    now: Date.now(),
+  };
 }
 
 test("a plugin loaded from CODEX_LB_PLUGINS is registered and listed with its source", async () => {
   const res = await fetch(`${gw.url}/api/plugins`);
-  const body = (await res.json()) as { plugins: { name: string; source: string }[]; hooks: Record<string, string[]> };
-  expect(body.plugins.at(-1)).toEqual({ name: "examples.custom-refresh-codes", version: "1.0.0", source: examplePath } as never);
+  const body = (await res.json()) as {
+    plugins: { name: string; source: string }[];
+    hooks: Record<string, string[]>;
+  };
+  expect(body.plugins.at(-1)).toEqual({
+    name: "examples.custom-refresh-codes",
+    version: "1.0.0",
+    source: examplePath,
+  } as never);
   expect(body.hooks["refresh.failed"]?.[0]).toBe("examples.custom-refresh-codes");
   const own = await fetch(`${gw.url}/api/examples/custom-refresh-codes`);
   expect(await own.json()).toEqual({ codes: ["acme_account_banned"] });
@@ -43,7 +67,11 @@ test("its refresh.failed handler's account.deactivate is applied: status, event 
   expect(after.status).toBe("deactivated");
   expect(after.statusReason).toBe("Refresh failed with acme_account_banned (custom rule)");
   expect(after.version).toBe(snapshot.version + 1);
-  const events = await gw.running.store.db.selectFrom("account_events").selectAll().where("account_id", "=", "acc-file-1").execute();
+  const events = await gw.running.store.db
+    .selectFrom("account_events")
+    .selectAll()
+    .where("account_id", "=", "acc-file-1")
+    .execute();
   expect(events).toHaveLength(1);
   expect(events[0]).toMatchObject({
     action: "account.deactivate",
@@ -52,7 +80,9 @@ test("its refresh.failed handler's account.deactivate is applied: status, event 
     source: "refresh.failed",
     plugin: "examples.custom-refresh-codes",
   });
-  expect(gw.logs().some((l) => l.msg === "account action applied" && l.accountId === "acc-file-1")).toBe(true);
+  expect(gw.logs().some((l) => l.msg === "account action applied" && l.accountId === "acc-file-1")).toBe(
+    true,
+  );
 });
 
 test("a stale compare-and-set (the account changed meanwhile) applies nothing", async () => {
@@ -66,7 +96,11 @@ test("a stale compare-and-set (the account changed meanwhile) applies nothing", 
   expect(outcome.applied.map((r) => r.status)).toEqual(["stale"]);
   const after = (await services.accounts.get("acc-file-2"))!;
   expect(after.status).toBe("paused");
-  const events = await gw.running.store.db.selectFrom("account_events").select("action").where("account_id", "=", "acc-file-2").execute();
+  const events = await gw.running.store.db
+    .selectFrom("account_events")
+    .select("action")
+    .where("account_id", "=", "acc-file-2")
+    .execute();
   expect(events.map((e) => e.action)).toEqual(["account.pause"]);
 });
 
@@ -75,5 +109,12 @@ test("codes the plugin does not know produce no action from it", async () => {
   const { services } = gw.running.gateway;
   const snapshot = (await services.accounts.get("acc-file-3"))!;
   const outcome = await services.fire("refresh.failed", refreshFailed(snapshot, "something_else"));
-  expect(outcome.actions.filter((a) => (a as { accountId?: string }).accountId === "acc-file-3" && a.type === "account.deactivate" && a.reason.includes("custom rule"))).toEqual([]);
+  expect(
+    outcome.actions.filter(
+      (a) =>
+        (a as { accountId?: string }).accountId === "acc-file-3" &&
+        a.type === "account.deactivate" &&
+        a.reason.includes("custom rule"),
+    ),
+  ).toEqual([]);
 });

@@ -72,7 +72,9 @@ describe("settings", () => {
   }
 
   test(".env values apply only where the environment is silent", () => {
-    const dotEnv = parseDotEnv('# comment\nCODEX_LB_PORT=3000\nexport CODEX_LB_HOST="0.0.0.0"\nCODEX_LB_LOG_LEVEL=warn # trailing\n');
+    const dotEnv = parseDotEnv(
+      '# comment\nCODEX_LB_PORT=3000\nexport CODEX_LB_HOST="0.0.0.0"\nCODEX_LB_LOG_LEVEL=warn # trailing\n',
+    );
     expect(dotEnv).toEqual({ CODEX_LB_PORT: "3000", CODEX_LB_HOST: "0.0.0.0", CODEX_LB_LOG_LEVEL: "warn" });
     const s = loadSettings({ CODEX_LB_PORT: "4000" }, { dotEnv });
     expect(s.port).toBe(4000);

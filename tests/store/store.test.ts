@@ -23,7 +23,9 @@ describe("store location", () => {
     });
   }
   test("an unsupported scheme is refused with what is supported", () => {
-    expect(() => resolveStoreLocation("postgresql://u@h/db", "/data")).toThrow(/unsupported database scheme "postgresql".*SQLite/);
+    expect(() => resolveStoreLocation("postgresql://u@h/db", "/data")).toThrow(
+      /unsupported database scheme "postgresql".*SQLite/,
+    );
   });
 });
 
@@ -32,11 +34,15 @@ describe("SQLite store", () => {
     const dir = mkdtempSync(join(tmpdir(), "codex-lb-store-"));
     const path = join(dir, "nested", "store.db");
     const store = await openMigratedStore({ kind: "sqlite", path });
-    const pragma = async (name: string) => Object.values((await sql.raw(`PRAGMA ${name}`).execute(store.db)).rows[0] as object)[0];
+    const pragma = async (name: string) =>
+      Object.values((await sql.raw(`PRAGMA ${name}`).execute(store.db)).rows[0] as object)[0];
     expect(await pragma("journal_mode")).toBe("wal");
     expect(await pragma("foreign_keys")).toBe(1);
     expect(await pragma("busy_timeout")).toBe(30000);
-    const applied = await store.db.selectFrom("kysely_migration" as never).select("name" as never).execute();
+    const applied = await store.db
+      .selectFrom("kysely_migration" as never)
+      .select("name" as never)
+      .execute();
     expect(applied.map((r) => (r as { name: string }).name)).toEqual(Object.keys(migrations));
     expect(await store.ping()).toBe(true);
     await store.close();
@@ -52,11 +58,23 @@ describe("SQLite store", () => {
 
   test("foreign keys cascade: deleting an account deletes its events and keeps its request logs", async () => {
     const store = await openMigratedStore({ kind: "sqlite", path: ":memory:" });
-    await store.db.insertInto("accounts").values({ id: "a", codex_installation_id: "i", created_at: 1, updated_at: 1 }).execute();
-    await store.db.insertInto("account_events").values({ at: 1, account_id: "a", action: "account.pause", source: "admin" }).execute();
+    await store.db
+      .insertInto("accounts")
+      .values({ id: "a", codex_installation_id: "i", created_at: 1, updated_at: 1 })
+      .execute();
+    await store.db
+      .insertInto("account_events")
+      .values({ at: 1, account_id: "a", action: "account.pause", source: "admin" })
+      .execute();
     await store.db
       .insertInto("request_logs")
-      .values({ requested_at: 1, request_id: "r", account_id: "a", endpoint: "/v1/responses", status: "success" })
+      .values({
+        requested_at: 1,
+        request_id: "r",
+        account_id: "a",
+        endpoint: "/v1/responses",
+        status: "success",
+      })
       .execute();
     await store.db.deleteFrom("accounts").where("id", "=", "a").execute();
     expect(await store.db.selectFrom("account_events").selectAll().execute()).toEqual([]);
@@ -68,7 +86,10 @@ describe("SQLite store", () => {
   test("an event for an unknown account is refused by the foreign key", async () => {
     const store = await openMigratedStore({ kind: "sqlite", path: ":memory:" });
     await expect(
-      store.db.insertInto("account_events").values({ at: 1, account_id: "ghost", action: "x", source: "y" }).execute(),
+      store.db
+        .insertInto("account_events")
+        .values({ at: 1, account_id: "ghost", action: "x", source: "y" })
+        .execute(),
     ).rejects.toThrow(/FOREIGN KEY/);
     await store.close();
   });

@@ -23,7 +23,11 @@ export interface Child {
 }
 
 /** Starts `codex-lb serve` and resolves once it logs the port it listens on. */
-export async function spawnServe(env: Record<string, string>, cwd: string, timeoutMs = 15_000): Promise<Child> {
+export async function spawnServe(
+  env: Record<string, string>,
+  cwd: string,
+  timeoutMs = 15_000,
+): Promise<Child> {
   const proc = Bun.spawn([...codexLbCommand(), "serve"], {
     cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", CODEX_LB_PORT: "0", ...env },
@@ -39,7 +43,10 @@ export async function spawnServe(env: Record<string, string>, cwd: string, timeo
   while (!port) {
     if (Date.now() > deadline) throw new Error(`codex-lb did not start: ${out}`);
     const { value, done } = await reader.read();
-    if (done) throw new Error(`codex-lb exited early (${await proc.exited}): ${out}${await new Response(proc.stderr).text()}`);
+    if (done)
+      throw new Error(
+        `codex-lb exited early (${await proc.exited}): ${out}${await new Response(proc.stderr).text()}`,
+      );
     out += decoder.decode(value, { stream: true });
     const m = /"port":(\d+).*"msg":"codex-lb listening"/.exec(out);
     if (m) port = Number(m[1]);
