@@ -88,3 +88,16 @@ describe("HTTP surface", () => {
     }
   });
 });
+
+test("GET /health/ready is 503 when the store does not answer", async () => {
+  const other = await startGateway();
+  try {
+    await other.running.store.close();
+    const res = await fetch(`${other.url}/health/ready`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ status: "unavailable" });
+    expect((await fetch(`${other.url}/health`)).status).toBe(200);
+  } finally {
+    await other.stop();
+  }
+});
