@@ -12,10 +12,13 @@ import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import { type RoutingPolicy, routingPolicies } from "../core/types.ts";
+import { rejectUnknownFields } from "../runtime-settings/strict-body.ts";
 
-const Policy = t.UnionEnum(routingPolicies, {
-  description: "normal, burn_first (spend first) or preserve (use last)",
-});
+// Literal unions, not t.UnionEnum: Elysia fills an optional UnionEnum with its first value.
+const Policy = t.Union(
+  [t.Literal(routingPolicies[0]), t.Literal(routingPolicies[1]), t.Literal(routingPolicies[2])],
+  { description: "normal, burn_first (spend first) or preserve (use last)" },
+);
 const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 
 /** Sets an account's routing policy; returns null when the account does not exist. */
@@ -67,6 +70,7 @@ export function balancingAdminRoutes(deps: AppDeps) {
       return out;
     },
     {
+      transform: rejectUnknownFields(["routingPolicy"]),
       params: t.Object({ id: t.String({ minLength: 1 }) }),
       body: t.Object({ routingPolicy: Policy }, { additionalProperties: false }),
       detail: { tags: ["accounts"], summary: "Change an account's routing policy" },

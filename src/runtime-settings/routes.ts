@@ -7,10 +7,18 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
 import { routingStrategies } from "../settings/schema.ts";
+import { rejectUnknownFields } from "./strict-body.ts";
 
-const Strategy = t.UnionEnum(routingStrategies, {
-  description: "capacity_weighted (default), usage_weighted, round_robin or fill_first",
-});
+// Literal unions, not t.UnionEnum: Elysia fills an optional UnionEnum body field with its first value.
+const Strategy = t.Union(
+  [
+    t.Literal(routingStrategies[0]),
+    t.Literal(routingStrategies[1]),
+    t.Literal(routingStrategies[2]),
+    t.Literal(routingStrategies[3]),
+  ],
+  { description: "capacity_weighted (default), usage_weighted, round_robin or fill_first" },
+);
 const Ttl = t.Integer({ minimum: 1, maximum: 30 * 24 * 3600 });
 
 const Document = t.Object({
@@ -33,6 +41,7 @@ export function runtimeSettingsRoutes(deps: AppDeps) {
         return deps.runtimeSettings.update(patch, expectedVersion);
       },
       {
+        transform: rejectUnknownFields(["expectedVersion", "routingStrategy", "stickyTtlSeconds"]),
         body: t.Object(
           {
             expectedVersion: t.Optional(

@@ -7,11 +7,17 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
 import { GatewayError } from "../core/errors.ts";
-import { stickyKinds } from "./store.ts";
+import { type StickyKind, stickyKinds } from "./store.ts";
 
-const Kind = t.UnionEnum(stickyKinds, {
-  description: "Where the key came from: turn_state, session, thread or prompt_cache",
-});
+const Kind = t.Union(
+  [
+    t.Literal(stickyKinds[0]),
+    t.Literal(stickyKinds[1]),
+    t.Literal(stickyKinds[2]),
+    t.Literal(stickyKinds[3]),
+  ],
+  { description: "Where the key came from: turn_state, session, thread or prompt_cache" },
+);
 
 const Binding = t.Object({
   key: t.String(),
@@ -31,14 +37,17 @@ export function stickyRoutes(deps: AppDeps) {
       async ({ query }) => ({
         stickySessions: await deps.sticky.list(deps.clock(), {
           accountId: query.accountId,
-          kind: query.kind,
+          kind: query.kind as StickyKind | undefined,
           limit: query.limit ?? 1000,
         }),
       }),
       {
         query: t.Object({
           accountId: t.Optional(t.String({ minLength: 1 })),
-          kind: t.Optional(Kind),
+          // A plain pattern: an optional enum in a query gets its first value as a default in Elysia.
+          kind: t.Optional(
+            t.String({ pattern: `^(${stickyKinds.join("|")})$`, description: "Only bindings of this kind" }),
+          ),
           limit: t.Optional(t.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
         }),
         detail: { tags: ["sticky-sessions"], summary: "Live sticky session bindings, last used first" },
