@@ -33,6 +33,7 @@ export default definePlugin({
         inFlight: (id) => leases.inFlight(id),
         maxStreams: () => ctx.settings.accountMaxStreams,
         lastSelected,
+        fallbackStrategy: ctx.settings.routingStrategy,
         log: ctx.log,
       }),
     );

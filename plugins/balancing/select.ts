@@ -16,7 +16,7 @@ import type {
 } from "../../src/plugin-host/api.ts";
 import { type AffinityKey, affinityKeyOf } from "./affinity.ts";
 import { isUsable, usableAgainAt } from "./health.ts";
-import { type Choice, chooseAccount } from "./strategies.ts";
+import { type Choice, chooseAccount, type RoutingStrategy } from "./strategies.ts";
 
 export interface SelectDeps {
   readonly sticky: StickyService;
@@ -26,6 +26,8 @@ export interface SelectDeps {
   readonly maxStreams: () => number;
   /** When this process last routed to each account (round robin). Updated here. */
   readonly lastSelected: Map<string, EpochMs>;
+  /** Used when the runtime settings cannot be read (the store is briefly unavailable). */
+  readonly fallbackStrategy: RoutingStrategy;
   readonly log: PluginLogger;
 }
 
@@ -34,12 +36,15 @@ function route(deps: SelectDeps, e: AccountSelectEvent, accountId: string, reaso
   return { type: "route.account", accountId, reason: reason.slice(0, 500) };
 }
 
-/** Sticky storage failures must not fail the request: the request is then simply not sticky. */
+/** Store failures must not fail the request: it is then simply not sticky (or uses the env strategy). */
 async function safely<T>(deps: SelectDeps, what: string, fn: () => Promise<T>, fallback: T): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    deps.log.warn({ err: err instanceof Error ? err.message : String(err), what }, "sticky store failed");
+    deps.log.warn(
+      { err: err instanceof Error ? err.message : String(err), what },
+      "balancing store read/write failed",
+    );
     return fallback;
   }
 }
@@ -88,10 +93,15 @@ export async function selectAccount(e: AccountSelectEvent, deps: SelectDeps): Pr
     // Unknown owner (log pruned, or a response made elsewhere): balance normally; if the chosen
     // account does not have it, the upstream says so itself (never a silent wrong answer).
   }
-  const settings = await deps.settings.get();
+  const strategy = await safely(
+    deps,
+    "runtimeSettings",
+    async () => (await deps.settings.get()).routingStrategy,
+    deps.fallbackStrategy,
+  );
   const choose = (from: readonly AccountSnapshot[]): Choice | null =>
     chooseAccount(from, {
-      strategy: settings.routingStrategy,
+      strategy,
       now: e.now,
       random: e.random,
       lastSelected: deps.lastSelected,

@@ -111,6 +111,8 @@ export interface AccountLeases {
   acquire(accountId: string, options?: { requestId?: string | null; signal?: AbortSignal }): Promise<Lease>;
   /** Streams in flight on an account now. */
   inFlight(accountId: string): number;
+  /** Requests waiting for a slot on an account now (optional for other implementations). */
+  queued?(accountId: string): number;
 }
 
 /** Read access to the gateway and the way to raise hooks. Plugins change the store only by actions. */

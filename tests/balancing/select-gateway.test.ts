@@ -135,6 +135,19 @@ describe("sticky sessions", () => {
     await reactivateAll();
   });
 
+  test("a bound account at its stream cap spills one request over without moving the key", async () => {
+    const headers = { "session-id": "sess-busy" };
+    const owner = await routed({ headers });
+    const leases = services.provider("leases");
+    const held = await Promise.all(Array.from({ length: 8 }, () => leases.acquire(owner)));
+    expect(leases.inFlight(owner)).toBe(8);
+    const spilled = await routed({ headers });
+    expect(spilled).not.toBe(owner);
+    expect((await services.sticky.lookup("sess-busy"))?.accountId).toBe(owner);
+    for (const l of held) l.release();
+    expect(await routed({ headers })).toBe(owner);
+  });
+
   test("DELETE /api/sticky-sessions/{key} forgets a binding", async () => {
     await routed({ promptCacheKey: "cache-key/with slash" });
     const key = encodeURIComponent("cache-key/with slash");
