@@ -1,13 +1,71 @@
 /**
- * Balancing: picks an account for each request (`account.select` → `route.account`).
- * Its strategies arrive with the proxy and balancing issues.
+ * Balancing: picks an account for each request (`account.select` → `route.account`), keeps
+ * conversations on their account (sticky sessions, `previous_response_id` continuity), clears an
+ * account's backoff after a success (`request.completed` → `account.healthy`), and provides the
+ * per-account stream leases (`leases`). See docs/balancing.md and
+ * openspec/specs/account-routing/spec.md.
  *
  * @module
  */
-import { definePlugin } from "../../src/plugin-host/api.ts";
+import { type AccountAction, definePlugin, type EpochMs } from "../../src/plugin-host/api.ts";
+import { LeasePool } from "./leases.ts";
+import { selectAccount } from "./select.ts";
+
+/** How often expired sticky bindings are deleted (they are ignored anyway once expired). */
+export const STICKY_SWEEP_INTERVAL_MS = 5 * 60_000;
 
 export default definePlugin({
   name: "codex-lb.balancing",
-  version: "0.1.0",
-  setup() {},
+  version: "0.2.0",
+  setup(ctx) {
+    const leases = new LeasePool({
+      maxStreams: () => ctx.settings.accountMaxStreams,
+      queueWaitMs: () => ctx.settings.accountQueueWaitMs,
+    });
+    ctx.provide("leases", leases);
+
+    // Round-robin memory: per process, lost on restart (a restart only resets the rotation).
+    const lastSelected = new Map<string, EpochMs>();
+    ctx.on("account.select", (e) =>
+      selectAccount(e, {
+        sticky: ctx.services.sticky,
+        settings: ctx.services.runtimeSettings,
+        inFlight: (id) => leases.inFlight(id),
+        maxStreams: () => ctx.settings.accountMaxStreams,
+        lastSelected,
+        fallbackStrategy: ctx.settings.routingStrategy,
+        log: ctx.log,
+      }),
+    );
+
+    ctx.on("request.completed", (e) => {
+      const a = e.account;
+      if (!a || !e.ok) return undefined;
+      const actions: AccountAction[] = [];
+      if (a.failureStreak > 0 || a.cooldownUntil !== null)
+        actions.push({ type: "account.healthy", accountId: a.id });
+      // A rate limit or quota block whose reset passed ends for good once the account served again.
+      if ((a.status === "rate_limited" || a.status === "quota_exceeded") && (a.resetAt ?? 0) <= e.now) {
+        actions.push({
+          type: "account.reactivate",
+          accountId: a.id,
+          reason: "Served a request after its reset",
+        });
+      }
+      return actions;
+    });
+
+    let sweeper: ReturnType<typeof setInterval> | null = null;
+    ctx.onStart(() => {
+      sweeper = setInterval(() => {
+        ctx.services.sticky.sweep().catch((err: unknown) => {
+          ctx.log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed");
+        });
+      }, STICKY_SWEEP_INTERVAL_MS);
+      sweeper.unref?.();
+    });
+    ctx.onStop(() => {
+      if (sweeper) clearInterval(sweeper);
+    });
+  },
 });

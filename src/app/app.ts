@@ -15,7 +15,10 @@ import { ActionApplier } from "../plugin-host/apply.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
+import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
+import { createStickyService } from "../sticky/service.ts";
+import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
 import type { AppDeps } from "./deps.ts";
 import { renderError } from "./errors.ts";
@@ -50,17 +53,34 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
   const dispatcher = new Dispatcher(bus, applier);
+  const runtimeSettings = new RuntimeSettingsStore(store.db, defaultsFrom(settings), clock);
+  const sticky = new StickyStore(store.db);
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: { list: () => listSnapshots(store.db), get: (id) => getSnapshot(store.db, id) },
     now: clock,
+    sticky: createStickyService(sticky, runtimeSettings, clock),
+    runtimeSettings,
     provider: (key) => host.provider(key),
   };
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
 
-  const deps: AppDeps = { settings, store, log, bus, applier, dispatcher, services, host, version, clock };
+  const deps: AppDeps = {
+    settings,
+    store,
+    log,
+    bus,
+    applier,
+    dispatcher,
+    services,
+    host,
+    version,
+    clock,
+    runtimeSettings,
+    sticky,
+  };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
     .onRequest(async ({ request, set }) => {

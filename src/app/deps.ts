@@ -3,7 +3,9 @@ import type { ActionApplier } from "../plugin-host/apply.ts";
 import type { Dispatcher } from "../plugin-host/dispatch.ts";
 import type { HookBus } from "../plugin-host/hooks.ts";
 import type { PluginHost } from "../plugin-host/host.ts";
+import type { RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
+import type { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "./logging.ts";
 
@@ -19,4 +21,8 @@ export interface AppDeps {
   readonly host: PluginHost;
   readonly version: string;
   readonly clock: () => number;
+  /** Runtime settings (`/api/settings`), env defaults plus stored overrides. */
+  readonly runtimeSettings: RuntimeSettingsStore;
+  /** Sticky session bindings (`/api/sticky-sessions`). */
+  readonly sticky: StickyStore;
 }

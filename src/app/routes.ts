@@ -5,10 +5,16 @@
  * @module
  */
 import { pluginRoutes } from "../admin/plugins-routes.ts";
+import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { runtimeSettingsRoutes } from "../runtime-settings/routes.ts";
+import { stickyRoutes } from "../sticky/routes.ts";
 import type { AppDeps } from "./deps.ts";
 
 export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElysia)[] = [
   healthRoutes,
   pluginRoutes,
+  runtimeSettingsRoutes,
+  stickyRoutes,
+  balancingAdminRoutes,
 ];

@@ -31,6 +31,11 @@ export const errorCatalogue = {
   not_found: spec(404, "invalid_request_error", "Not found"),
   method_not_allowed: spec(405, "invalid_request_error", "Method not allowed"),
   conflict: spec(409, "invalid_request_error", "Conflict"),
+  settings_conflict: spec(
+    409,
+    "invalid_request_error",
+    "Settings were changed by someone else; reload them and apply your change again",
+  ),
   // --- who may call
   invalid_api_key: spec(401, "authentication_error", "Invalid or missing API key"),
   authentication_required: spec(401, "authentication_error", "Authentication required"),

@@ -22,12 +22,21 @@
  */
 import type { Elysia } from "elysia";
 import type { AccountSnapshot, EpochMs } from "../core/types.ts";
+import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
+import type { StickyService } from "../sticky/service.ts";
 import type { Action } from "./actions.ts";
 import type { ApplyResult } from "./apply.ts";
 import type { HookEvents, HookHandler, HookName, HookOutcome } from "./hooks.ts";
 
 export type { AccountSnapshot, AccountStatus, EpochMs, UsageWindow } from "../core/types.ts";
+export type {
+  RuntimeSettings,
+  RuntimeSettingsDocument,
+  RuntimeSettingsReader,
+} from "../runtime-settings/store.ts";
+export type { StickyService } from "../sticky/service.ts";
+export type { StickyBinding, StickyKind } from "../sticky/store.ts";
 export type { AccountAction, Action, RequestAction } from "./actions.ts";
 export type * from "./hooks.ts";
 
@@ -102,6 +111,8 @@ export interface AccountLeases {
   acquire(accountId: string, options?: { requestId?: string | null; signal?: AbortSignal }): Promise<Lease>;
   /** Streams in flight on an account now. */
   inFlight(accountId: string): number;
+  /** Requests waiting for a slot on an account now (optional for other implementations). */
+  queued?(accountId: string): number;
 }
 
 /** Read access to the gateway and the way to raise hooks. Plugins change the store only by actions. */
@@ -122,6 +133,10 @@ export interface GatewayServices {
     get(id: string): Promise<AccountSnapshot | null>;
   };
   now(): EpochMs;
+  /** Sticky session bindings (affinity key → account) and `previous_response_id` owners. */
+  readonly sticky: StickyService;
+  /** The runtime settings (`/api/settings`): routing strategy, sticky TTL; env values by default. */
+  readonly runtimeSettings: RuntimeSettingsReader;
   /** The provider registered under `key`; throws when no plugin provides it. */
   provider<K extends keyof Providers>(key: K): Providers[K];
 }

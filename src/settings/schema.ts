@@ -83,6 +83,12 @@ export const SettingsSchema = Type.Object(
       default: 8,
       description: "Concurrent streams allowed per account.",
     }),
+    accountQueueWaitMs: Type.Integer({
+      minimum: 0,
+      default: 2000,
+      description:
+        "How long a request waits for a stream slot when every eligible account is at its cap, before a 429 `proxy_overloaded`.",
+    }),
     trustedProxies: CsvList(
       "Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For / Forwarded headers are believed.",
     ),

@@ -1,0 +1,146 @@
+/**
+ * Per-account concurrency: in-memory stream counters with a short FIFO wait queue. Provided to the
+ * core as the `leases` service. A request that finds its account full waits up to the queue time
+ * for a slot, then gets 429 `proxy_overloaded` with `Retry-After`. A lease is released exactly once
+ * however it ends: `release()` is idempotent, and an abort of the request's signal releases it
+ * too (or takes a waiting request out of the queue).
+ *
+ * Counters are per process: several gateway processes each allow the cap.
+ *
+ * @module
+ */
+import { GatewayError } from "../../src/core/errors.ts";
+import type { AccountLeases, Lease } from "../../src/plugin-host/api.ts";
+
+export interface LeasePoolOptions {
+  /** Streams allowed per account (read on each acquire, so it can follow a setting). */
+  readonly maxStreams: () => number;
+  /** How long a request waits for a slot before it is refused. */
+  readonly queueWaitMs: () => number;
+}
+
+interface Waiter {
+  readonly grant: () => void;
+  readonly fail: (e: unknown) => void;
+}
+
+function abortError(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException("The request was aborted", "AbortError");
+}
+
+export class LeasePool implements AccountLeases {
+  readonly #inFlight = new Map<string, number>();
+  readonly #queues = new Map<string, Waiter[]>();
+
+  constructor(private readonly opts: LeasePoolOptions) {}
+
+  inFlight(accountId: string): number {
+    return this.#inFlight.get(accountId) ?? 0;
+  }
+
+  /** Requests waiting for a slot on the account. */
+  queued(accountId: string): number {
+    return this.#queues.get(accountId)?.length ?? 0;
+  }
+
+  /** Whether the account has a free slot now. */
+  hasRoom(accountId: string): boolean {
+    return this.inFlight(accountId) < this.opts.maxStreams();
+  }
+
+  /** Every account with streams in flight or requests waiting. */
+  stats(): Record<string, { inFlight: number; queued: number }> {
+    const out: Record<string, { inFlight: number; queued: number }> = {};
+    for (const id of new Set([...this.#inFlight.keys(), ...this.#queues.keys()])) {
+      out[id] = { inFlight: this.inFlight(id), queued: this.queued(id) };
+    }
+    return out;
+  }
+
+  acquire(
+    accountId: string,
+    options: { requestId?: string | null; signal?: AbortSignal } = {},
+  ): Promise<Lease> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (this.hasRoom(accountId) && this.queued(accountId) === 0) {
+      this.#take(accountId);
+      return Promise.resolve(this.#lease(accountId, signal));
+    }
+    const waitMs = this.opts.queueWaitMs();
+    return new Promise<Lease>((resolve, reject) => {
+      const queue = this.#queues.get(accountId) ?? [];
+      this.#queues.set(accountId, queue);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const leave = () => {
+        const i = queue.indexOf(waiter);
+        if (i >= 0) queue.splice(i, 1);
+        if (queue.length === 0 && this.#queues.get(accountId) === queue) this.#queues.delete(accountId);
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        leave();
+        reject(abortError(signal!));
+      };
+      const waiter: Waiter = {
+        // The slot was already counted for this waiter by `#handOver`.
+        grant: () => {
+          leave();
+          resolve(this.#lease(accountId, signal));
+        },
+        fail: (e) => {
+          leave();
+          reject(e);
+        },
+      };
+      queue.push(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      timer = setTimeout(() => waiter.fail(this.#overloaded(accountId, waitMs)), waitMs);
+    });
+  }
+
+  #take(accountId: string): void {
+    this.#inFlight.set(accountId, this.inFlight(accountId) + 1);
+  }
+
+  #free(accountId: string): void {
+    const n = this.inFlight(accountId) - 1;
+    if (n > 0) this.#inFlight.set(accountId, n);
+    else this.#inFlight.delete(accountId);
+    this.#handOver(accountId);
+  }
+
+  /** Gives free slots to waiting requests, oldest first. */
+  #handOver(accountId: string): void {
+    const queue = this.#queues.get(accountId);
+    while (queue && queue.length > 0 && this.hasRoom(accountId)) {
+      this.#take(accountId);
+      queue[0]!.grant();
+    }
+  }
+
+  #lease(accountId: string, signal: AbortSignal | undefined): Lease {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      signal?.removeEventListener("abort", release);
+      this.#free(accountId);
+    };
+    // A client that goes away frees its slot even if the caller never gets to call release().
+    signal?.addEventListener("abort", release, { once: true });
+    return { accountId, release };
+  }
+
+  #overloaded(accountId: string, waitedMs: number): GatewayError {
+    const cap = this.opts.maxStreams();
+    const retryAfter = Math.max(1, Math.ceil(waitedMs / 1000));
+    return new GatewayError(
+      "proxy_overloaded",
+      `Every eligible account is at its limit of ${cap} concurrent streams (waited ${waitedMs} ms for account ${accountId}); retry shortly`,
+      {},
+      { "retry-after": String(retryAfter) },
+    );
+  }
+}

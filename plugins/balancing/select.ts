@@ -1,0 +1,136 @@
+/**
+ * The `account.select` decision: continuity first (`previous_response_id` must go to the account
+ * that produced it), then the sticky key's account while it is usable, else the routing strategy;
+ * the chosen account is bound to the key.
+ *
+ * @module
+ */
+import type {
+  AccountSelectEvent,
+  AccountSnapshot,
+  Action,
+  EpochMs,
+  PluginLogger,
+  RuntimeSettingsReader,
+  StickyService,
+} from "../../src/plugin-host/api.ts";
+import { type AffinityKey, affinityKeyOf } from "./affinity.ts";
+import { isUsable, usableAgainAt } from "./health.ts";
+import { type Choice, chooseAccount, type RoutingStrategy } from "./strategies.ts";
+
+export interface SelectDeps {
+  readonly sticky: StickyService;
+  readonly settings: RuntimeSettingsReader;
+  /** Streams in flight per account and the cap (from the lease pool). */
+  readonly inFlight: (accountId: string) => number;
+  readonly maxStreams: () => number;
+  /** When this process last routed to each account (round robin). Updated here. */
+  readonly lastSelected: Map<string, EpochMs>;
+  /** Used when the runtime settings cannot be read (the store is briefly unavailable). */
+  readonly fallbackStrategy: RoutingStrategy;
+  readonly log: PluginLogger;
+}
+
+function route(deps: SelectDeps, e: AccountSelectEvent, accountId: string, reason: string): Action {
+  deps.lastSelected.set(accountId, e.now);
+  return { type: "route.account", accountId, reason: reason.slice(0, 500) };
+}
+
+/** Store failures must not fail the request: it is then simply not sticky (or uses the env strategy). */
+async function safely<T>(deps: SelectDeps, what: string, fn: () => Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    deps.log.warn(
+      { err: err instanceof Error ? err.message : String(err), what },
+      "balancing store read/write failed",
+    );
+    return fallback;
+  }
+}
+
+/** The refusal when the account that holds a `previous_response_id` cannot serve now. */
+function ownerUnavailable(e: AccountSelectEvent, ownerId: string, responseId: string): Action {
+  const owner = e.all.find((a) => a.id === ownerId);
+  const why = !owner
+    ? "no longer configured"
+    : e.excluded.includes(ownerId)
+      ? "failed for this request"
+      : owner.status === "active"
+        ? "cooling down after failures"
+        : `${owner.status.replaceAll("_", " ")}`;
+  const back = owner ? usableAgainAt(owner, e.now) : null;
+  const headers: Record<string, string> = {};
+  if (back !== null) headers["retry-after"] = String(Math.max(1, Math.ceil((back - e.now) / 1000)));
+  return {
+    type: "request.reject",
+    code: "account_unavailable",
+    message: `previous_response_id ${responseId} was produced by an account that is unavailable (${why}); retry later or start a new conversation without previous_response_id`,
+    headers,
+    extra: { param: "previous_response_id" },
+  };
+}
+
+/** Decides `account.select`; undefined leaves the decision to the core. */
+export async function selectAccount(e: AccountSelectEvent, deps: SelectDeps): Promise<Action | undefined> {
+  if (e.candidates.length === 0) return undefined;
+  const usable = e.candidates.filter((a) => isUsable(a, e.now) && !e.excluded.includes(a.id));
+  const byId = new Map(usable.map((a) => [a.id, a]));
+  const key = affinityKeyOf(e.headers, e.body);
+
+  const bind = (k: AffinityKey, accountId: string) =>
+    safely(deps, "bind", () => deps.sticky.bind(k.key, k.kind, accountId, { now: e.now }), undefined);
+
+  // 1. Continuity: the response lives only on the account that produced it.
+  const responseId = e.body.previousResponseId?.trim();
+  if (responseId) {
+    const owner = await safely(deps, "responseOwner", () => deps.sticky.responseOwner(responseId), null);
+    if (owner !== null) {
+      if (!byId.has(owner)) return ownerUnavailable(e, owner, responseId);
+      if (key) await bind(key, owner);
+      return route(deps, e, owner, "previous_response_id owner");
+    }
+    // Unknown owner (log pruned, or a response made elsewhere): balance normally; if the chosen
+    // account does not have it, the upstream says so itself (never a silent wrong answer).
+  }
+  const strategy = await safely(
+    deps,
+    "runtimeSettings",
+    async () => (await deps.settings.get()).routingStrategy,
+    deps.fallbackStrategy,
+  );
+  const choose = (from: readonly AccountSnapshot[]): Choice | null =>
+    chooseAccount(from, {
+      strategy,
+      now: e.now,
+      random: e.random,
+      lastSelected: deps.lastSelected,
+      inFlight: deps.inFlight,
+      maxStreams: deps.maxStreams(),
+    });
+
+  // 2. Sticky key: stay on its account while that is usable; move (and rebind) when it is not.
+  if (key) {
+    const bound = await safely(deps, "lookup", () => deps.sticky.lookup(key.key, { now: e.now }), null);
+    const owner = bound ? byId.get(bound.accountId) : undefined;
+    if (owner) {
+      if (deps.inFlight(owner.id) >= deps.maxStreams()) {
+        // Spill this one request over without moving the key, so the cache stays warm for the rest.
+        const others = usable.filter((a) => a.id !== owner.id && deps.inFlight(a.id) < deps.maxStreams());
+        const spill = others.length > 0 ? choose(others) : null;
+        if (spill) return route(deps, e, spill.accountId, `sticky owner at its stream cap; ${spill.reason}`);
+      }
+      await safely(deps, "touch", () => deps.sticky.touch(key.key, { now: e.now }), undefined);
+      return route(deps, e, owner.id, `sticky ${key.kind}`);
+    }
+    const choice = choose(usable);
+    if (!choice) return undefined;
+    await bind(key, choice.accountId);
+    const moved = bound ? `sticky ${key.kind} moved from ${bound.accountId}; ` : `sticky ${key.kind} bound; `;
+    return route(deps, e, choice.accountId, moved + choice.reason);
+  }
+
+  // 3. No affinity: the strategy alone.
+  const choice = choose(usable);
+  return choice ? route(deps, e, choice.accountId, choice.reason) : undefined;
+}

@@ -1,0 +1,62 @@
+/**
+ * `GET /api/settings` and `PUT /api/settings`: the runtime settings with their optimistic version.
+ * A PUT with `expectedVersion` that no longer matches answers 409 `settings_conflict`.
+ *
+ * @module
+ */
+import { Elysia, t } from "elysia";
+import type { AppDeps } from "../app/deps.ts";
+import { routingStrategies } from "../settings/schema.ts";
+import { rejectUnknownFields } from "./strict-body.ts";
+
+// Literal unions, not t.UnionEnum: Elysia fills an optional UnionEnum body field with its first value.
+const Strategy = t.Union(
+  [
+    t.Literal(routingStrategies[0]),
+    t.Literal(routingStrategies[1]),
+    t.Literal(routingStrategies[2]),
+    t.Literal(routingStrategies[3]),
+  ],
+  { description: "capacity_weighted (default), usage_weighted, round_robin or fill_first" },
+);
+const Ttl = t.Integer({ minimum: 1, maximum: 30 * 24 * 3600 });
+
+const Document = t.Object({
+  routingStrategy: Strategy,
+  stickyTtlSeconds: Ttl,
+  version: t.Integer({ minimum: 0, description: "Increases with every change; 0 = never changed" }),
+});
+const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
+
+export function runtimeSettingsRoutes(deps: AppDeps) {
+  return new Elysia({ name: "routes:settings" })
+    .get("/api/settings", () => deps.runtimeSettings.get(), {
+      detail: { tags: ["settings"], summary: "Runtime settings (defaults come from the environment)" },
+      response: { 200: Document },
+    })
+    .put(
+      "/api/settings",
+      ({ body }) => {
+        const { expectedVersion, ...patch } = body;
+        return deps.runtimeSettings.update(patch, expectedVersion);
+      },
+      {
+        transform: rejectUnknownFields(["expectedVersion", "routingStrategy", "stickyTtlSeconds"]),
+        body: t.Object(
+          {
+            expectedVersion: t.Optional(
+              t.Integer({ minimum: 0, description: "The version you read; refused with 409 if it changed" }),
+            ),
+            routingStrategy: t.Optional(t.Union([Strategy, t.Null()])),
+            stickyTtlSeconds: t.Optional(t.Union([Ttl, t.Null()])),
+          },
+          {
+            additionalProperties: false,
+            description: "Fields left out keep their value; null restores the default",
+          },
+        ),
+        detail: { tags: ["settings"], summary: "Change runtime settings (optimistic concurrency)" },
+        response: { 200: Document, 400: AdminError, 409: AdminError },
+      },
+    );
+}

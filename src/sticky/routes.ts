@@ -1,0 +1,71 @@
+/**
+ * `GET /api/sticky-sessions` (live bindings) and `DELETE /api/sticky-sessions/{key}` (forget one,
+ * so the key's next request is balanced afresh).
+ *
+ * @module
+ */
+import { Elysia, t } from "elysia";
+import type { AppDeps } from "../app/deps.ts";
+import { GatewayError } from "../core/errors.ts";
+import { type StickyKind, stickyKinds } from "./store.ts";
+
+const Kind = t.Union(
+  [
+    t.Literal(stickyKinds[0]),
+    t.Literal(stickyKinds[1]),
+    t.Literal(stickyKinds[2]),
+    t.Literal(stickyKinds[3]),
+  ],
+  { description: "Where the key came from: turn_state, session, thread or prompt_cache" },
+);
+
+const Binding = t.Object({
+  key: t.String(),
+  kind: Kind,
+  accountId: t.String(),
+  createdAt: t.Integer({ description: "epoch milliseconds" }),
+  updatedAt: t.Integer({ description: "epoch milliseconds of the last use" }),
+  expiresAt: t.Integer({ description: "epoch milliseconds; refreshed on use" }),
+});
+
+const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
+
+export function stickyRoutes(deps: AppDeps) {
+  return new Elysia({ name: "routes:sticky-sessions" })
+    .get(
+      "/api/sticky-sessions",
+      async ({ query }) => ({
+        stickySessions: await deps.sticky.list(deps.clock(), {
+          accountId: query.accountId,
+          kind: query.kind as StickyKind | undefined,
+          limit: query.limit ?? 1000,
+        }),
+      }),
+      {
+        query: t.Object({
+          accountId: t.Optional(t.String({ minLength: 1 })),
+          // A plain pattern: an optional enum in a query gets its first value as a default in Elysia.
+          kind: t.Optional(
+            t.String({ pattern: `^(${stickyKinds.join("|")})$`, description: "Only bindings of this kind" }),
+          ),
+          limit: t.Optional(t.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
+        }),
+        detail: { tags: ["sticky-sessions"], summary: "Live sticky session bindings, last used first" },
+        response: { 200: t.Object({ stickySessions: t.Array(Binding) }) },
+      },
+    )
+    .delete(
+      "/api/sticky-sessions/:key",
+      async ({ params }) => {
+        if (!(await deps.sticky.delete(params.key))) {
+          throw new GatewayError("not_found", `No sticky session with key ${JSON.stringify(params.key)}`);
+        }
+        return { deleted: true as const, key: params.key };
+      },
+      {
+        params: t.Object({ key: t.String({ minLength: 1 }) }),
+        detail: { tags: ["sticky-sessions"], summary: "Forget one binding; the key is balanced afresh" },
+        response: { 200: t.Object({ deleted: t.Literal(true), key: t.String() }), 404: AdminError },
+      },
+    );
+}

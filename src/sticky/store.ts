@@ -1,0 +1,167 @@
+/**
+ * Sticky session bindings: an affinity key (turn state, session id, thread id, prompt cache key)
+ * mapped to the account that served it, with a sliding expiry. This is core state; plugins read
+ * and write it only through the `sticky` service (`GatewayServices.sticky`), never the table.
+ *
+ * @module
+ */
+import type { Kysely } from "kysely";
+import type { EpochMs } from "../core/types.ts";
+import type { Database } from "../store/schema.ts";
+
+/** Where a key came from, in the order the balancer looks for one. */
+export const stickyKinds = ["turn_state", "session", "thread", "prompt_cache"] as const;
+export type StickyKind = (typeof stickyKinds)[number];
+
+/** One binding as the store holds it. */
+export interface StickyBinding {
+  readonly key: string;
+  readonly kind: StickyKind;
+  readonly accountId: string;
+  readonly createdAt: EpochMs;
+  readonly updatedAt: EpochMs;
+  readonly expiresAt: EpochMs;
+}
+
+type Row = Database["sticky_sessions"];
+
+function toBinding(r: {
+  key: string;
+  kind: string;
+  account_id: string;
+  created_at: number;
+  updated_at: number;
+  expires_at: number;
+}): StickyBinding {
+  return {
+    key: r.key,
+    kind: r.kind as StickyKind,
+    accountId: r.account_id,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    expiresAt: Number(r.expires_at),
+  };
+}
+
+/**
+ * A refresh of a binding's expiry is skipped when the row was refreshed this recently (or within
+ * 1 % of the TTL, if that is shorter): a busy conversation would otherwise write on every turn.
+ */
+export const TOUCH_MIN_INTERVAL_MS = 15_000;
+
+/** Repository over `sticky_sessions`. Every method takes `now` so callers decide the clock. */
+export class StickyStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** The live binding of `key`, or null (an expired row counts as missing and is removed). */
+  async get(key: string, now: EpochMs): Promise<StickyBinding | null> {
+    const row = await this.db
+      .selectFrom("sticky_sessions")
+      .selectAll()
+      .where("key", "=", key)
+      .executeTakeFirst();
+    if (!row) return null;
+    if (Number(row.expires_at) <= now) {
+      await this.db
+        .deleteFrom("sticky_sessions")
+        .where("key", "=", key)
+        .where("expires_at", "<=", now)
+        .execute();
+      return null;
+    }
+    return toBinding(row);
+  }
+
+  /** Binds `key` to `accountId` (insert or move), expiring `ttlMs` after `now`. */
+  async bind(key: string, kind: StickyKind, accountId: string, now: EpochMs, ttlMs: number): Promise<void> {
+    const row: Row = {
+      key,
+      kind,
+      account_id: accountId,
+      created_at: now,
+      updated_at: now,
+      expires_at: now + ttlMs,
+    };
+    await this.db
+      .insertInto("sticky_sessions")
+      .values(row)
+      .onConflict((oc) =>
+        oc.column("key").doUpdateSet({
+          kind,
+          account_id: accountId,
+          // A key that moves to another account starts a new binding; one that stays keeps its age.
+          created_at: (eb) =>
+            eb
+              .case()
+              .when("sticky_sessions.account_id", "=", accountId)
+              .then(eb.ref("sticky_sessions.created_at"))
+              .else(now)
+              .end(),
+          updated_at: now,
+          expires_at: now + ttlMs,
+        }),
+      )
+      .execute();
+  }
+
+  /**
+   * Slides the expiry of a binding that was just used. Returns false when nothing was written
+   * (the row is gone, or was refreshed less than the minimum interval ago).
+   */
+  async touch(key: string, now: EpochMs, ttlMs: number): Promise<boolean> {
+    const minInterval = Math.min(TOUCH_MIN_INTERVAL_MS, Math.floor(ttlMs / 100));
+    const res = await this.db
+      .updateTable("sticky_sessions")
+      .set({ updated_at: now, expires_at: now + ttlMs })
+      .where("key", "=", key)
+      .where("expires_at", ">", now)
+      .where("updated_at", "<=", now - minInterval)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Removes one binding; true when it existed. */
+  async delete(key: string): Promise<boolean> {
+    const res = await this.db.deleteFrom("sticky_sessions").where("key", "=", key).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** Live bindings, newest use first, optionally of one account or kind. */
+  async list(
+    now: EpochMs,
+    filter: { accountId?: string; kind?: StickyKind; limit?: number } = {},
+  ): Promise<StickyBinding[]> {
+    let q = this.db
+      .selectFrom("sticky_sessions")
+      .selectAll()
+      .where("expires_at", ">", now)
+      .orderBy("updated_at", "desc")
+      .orderBy("key");
+    if (filter.accountId) q = q.where("account_id", "=", filter.accountId);
+    if (filter.kind) q = q.where("kind", "=", filter.kind);
+    if (filter.limit) q = q.limit(filter.limit);
+    return (await q.execute()).map(toBinding);
+  }
+
+  /** Deletes every binding expired at `now`; returns how many. */
+  async expire(now: EpochMs): Promise<number> {
+    const res = await this.db.deleteFrom("sticky_sessions").where("expires_at", "<=", now).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
+  /**
+   * The account that produced upstream response `responseId` (from the request logs), or null
+   * when no logged request has it. The newest log row wins.
+   */
+  async responseOwner(responseId: string): Promise<string | null> {
+    const row = await this.db
+      .selectFrom("request_logs")
+      .select("account_id")
+      .where("response_id", "=", responseId)
+      .where("account_id", "is not", null)
+      .orderBy("id", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row?.account_id ?? null;
+  }
+}
