@@ -8,8 +8,11 @@
  */
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
+import { TokenCipher } from "../accounts/crypto.ts";
+import { AccountRepository } from "../accounts/repository.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
+import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
@@ -50,17 +53,38 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
   const dispatcher = new Dispatcher(bus, applier);
+  const accounts = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir), clock);
+  const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
-    accounts: { list: () => listSnapshots(store.db), get: (id) => getSnapshot(store.db, id) },
+    accounts: {
+      list: () => listSnapshots(store.db),
+      get: (id) => getSnapshot(store.db, id),
+      credentials: (id) => accounts.credentials(id),
+      saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
+    },
+    usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
     provider: (key) => host.provider(key),
   };
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
 
-  const deps: AppDeps = { settings, store, log, bus, applier, dispatcher, services, host, version, clock };
+  const deps: AppDeps = {
+    settings,
+    store,
+    log,
+    bus,
+    applier,
+    dispatcher,
+    services,
+    host,
+    version,
+    clock,
+    accounts,
+    oauth,
+  };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
     .onRequest(async ({ request, set }) => {
@@ -148,6 +172,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return app.handle(request);
     },
     start: () => host.start(),
-    stop: () => host.stop(),
+    stop: async () => {
+      await oauth.stop();
+      await host.stop();
+    },
   };
 }

@@ -4,11 +4,15 @@
  *
  * @module
  */
+import { accountRoutes } from "../accounts/routes.ts";
 import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { oauthRoutes } from "../oauth/routes.ts";
 import type { AppDeps } from "./deps.ts";
 
 export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElysia)[] = [
   healthRoutes,
   pluginRoutes,
+  accountRoutes,
+  oauthRoutes,
 ];
