@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { importAuthFile } from "../accounts/cli.ts";
 import { createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
@@ -18,6 +19,8 @@ Usage:
   codex-lb [serve]     start the gateway (default)
   codex-lb migrate     apply pending database migrations and exit
   codex-lb config      print every setting, its environment variable, value and default
+  codex-lb accounts import FILE
+                       add (or update) the account of a Codex CLI auth.json
   codex-lb --version   print the version
   codex-lb --help      print this help
 
@@ -42,6 +45,15 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
     await store.close();
     createLogger(settings.logLevel).info({ store: location.path }, "migrations applied");
     return 0;
+  },
+  async accounts(args) {
+    const [sub, file, ...extra] = args;
+    if (sub !== "import" || !file || extra.length > 0) {
+      process.stderr.write("codex-lb: usage: codex-lb accounts import FILE\n");
+      return 2;
+    }
+    const { settings, location } = await prepare(process.env, process.cwd());
+    return importAuthFile(file, settings, location, process.stdout, process.stderr);
   },
   async config() {
     const { settings } = await prepare(process.env, process.cwd());
