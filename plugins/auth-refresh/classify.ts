@@ -17,7 +17,10 @@ import { permanentFailure } from "./permanent-codes.ts";
 export const refreshBackoff = { baseMs: 30_000, maxMs: 15 * 60_000 } as const;
 
 export function backoffMs(failureStreak: number): number {
-  return Math.min(refreshBackoff.maxMs, refreshBackoff.baseMs * 2 ** Math.max(0, Math.min(failureStreak, 20)));
+  return Math.min(
+    refreshBackoff.maxMs,
+    refreshBackoff.baseMs * 2 ** Math.max(0, Math.min(failureStreak, 20)),
+  );
 }
 
 /**
@@ -28,9 +31,13 @@ export function backoffMs(failureStreak: number): number {
 export function classifyRefreshFailure(e: RefreshFailedEvent): Action[] {
   const dead = permanentFailure(e.errorCode);
   if (dead) {
-    return [{ type: "account.deactivate", accountId: e.account.id, status: dead.status, reason: dead.reason }];
+    return [
+      { type: "account.deactivate", accountId: e.account.id, status: dead.status, reason: dead.reason },
+    ];
   }
-  const what = e.transport ? (e.errorCode ?? "network error") : `HTTP ${e.httpStatus}${e.errorCode ? ` ${e.errorCode}` : ""}`;
+  const what = e.transport
+    ? (e.errorCode ?? "network error")
+    : `HTTP ${e.httpStatus}${e.errorCode ? ` ${e.errorCode}` : ""}`;
   return [
     {
       type: "account.cooldown",
@@ -51,7 +58,9 @@ const DEACTIVATED_MESSAGE = /account has been deactivated/i;
 export function classifyUsageFailure(e: UsageFailedEvent): Action[] {
   const dead = permanentFailure(e.errorCode);
   if (dead) {
-    return [{ type: "account.deactivate", accountId: e.account.id, status: dead.status, reason: dead.reason }];
+    return [
+      { type: "account.deactivate", accountId: e.account.id, status: dead.status, reason: dead.reason },
+    ];
   }
   if (e.httpStatus === 402 || e.httpStatus === 404 || (e.message && DEACTIVATED_MESSAGE.test(e.message))) {
     const detail = e.message ? ` - ${e.message.slice(0, 200)}` : "";
@@ -77,9 +86,12 @@ const WEEK_MS = 7 * 24 * 3600_000;
  */
 export function decideFromUsage(e: UsageFetchedEvent): Action[] {
   const { account: a, primary, secondary, credits, now } = e;
-  const creditsUsable = !!credits && (credits.unlimited || (credits.hasCredits && (credits.balance ?? 1) > 0));
+  const creditsUsable =
+    !!credits && (credits.unlimited || (credits.hasCredits && (credits.balance ?? 1) > 0));
   const resetOf = (w: { resetAt: number | null; windowMinutes: number | null }, fallbackMs: number) =>
-    w.resetAt && w.resetAt > now ? w.resetAt : now + (w.windowMinutes ? w.windowMinutes * 60_000 : fallbackMs);
+    w.resetAt && w.resetAt > now
+      ? w.resetAt
+      : now + (w.windowMinutes ? w.windowMinutes * 60_000 : fallbackMs);
   if (secondary && secondary.usedPercent >= 100 && !creditsUsable) {
     return [
       {
@@ -101,7 +113,10 @@ export function decideFromUsage(e: UsageFetchedEvent): Action[] {
       },
     ];
   }
-  if ((a.status === "rate_limited" || a.status === "quota_exceeded") && (a.resetAt === null || a.resetAt <= now)) {
+  if (
+    (a.status === "rate_limited" || a.status === "quota_exceeded") &&
+    (a.resetAt === null || a.resetAt <= now)
+  ) {
     return [{ type: "account.reactivate", accountId: a.id, reason: "Usage window reset" }];
   }
   return [];

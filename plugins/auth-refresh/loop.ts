@@ -28,7 +28,10 @@ export function startLoop(
         try {
           next = await tick();
         } catch (e) {
-          log.error({ loop: name, err: e instanceof Error ? e.message : String(e) }, "background loop tick failed");
+          log.error(
+            { loop: name, err: e instanceof Error ? e.message : String(e) },
+            "background loop tick failed",
+          );
         }
         running = null;
         schedule(next);

@@ -2,7 +2,7 @@
  * Token refresh with single flight. Refresh tokens are single-use, so at most one refresh per
  * account is in flight: concurrent callers wait for it and share its result, and a caller that
  * arrives just after it re-reads the stored tokens instead of sending the used refresh token again.
- * A failed result is reused for a few seconds. Failures are classified by the `refresh.failed`
+ * A failed result is reused for a few seconds (`refreshFailureReuseSeconds`). Failures are classified by the `refresh.failed`
  * hook (the core applies what its handlers decide); this file only reports them.
  *
  * @module
@@ -21,8 +21,6 @@ import { failureFromHttp, failureFromTransport } from "../../src/upstream/error-
 
 /** The Codex CLI's OAuth client id. */
 export const OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann";
-/** How long a failed refresh result is handed to later callers instead of calling again. */
-export const FAILURE_REUSE_MS = 5_000;
 const DEAD = new Set(["reauth_required", "deactivated"]);
 const DAY_MS = 24 * 3600_000;
 
@@ -69,7 +67,8 @@ export class Refresher {
       );
     }
     let creds = await this.services.accounts.credentials(accountId);
-    if (!creds) throw new GatewayError("account_unusable", `Account ${accountId} holds no tokens`, { accountId });
+    if (!creds)
+      throw new GatewayError("account_unusable", `Account ${accountId} holds no tokens`, { accountId });
     if (options.forceRefresh || this.isDue(creds, this.services.now())) {
       creds = await this.refresh(accountId, {
         trigger: options.trigger ?? (options.forceRefresh ? "upstream_401" : "request"),
@@ -104,8 +103,10 @@ export class Refresher {
   async #run(accountId: string, opts: RefreshOptions): Promise<StoredCredentials> {
     const snap = await this.services.accounts.get(accountId);
     const creds = await this.services.accounts.credentials(accountId);
-    if (!snap || !creds) throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
-    if (DEAD.has(snap.status)) throw new GatewayError("account_unusable", `Account ${accountId} is ${snap.status}`);
+    if (!snap || !creds)
+      throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
+    if (DEAD.has(snap.status))
+      throw new GatewayError("account_unusable", `Account ${accountId} is ${snap.status}`);
     const now = this.services.now();
     // Someone refreshed just before this flight started: use their tokens.
     if (opts.forceAfter !== undefined ? creds.accessToken !== opts.forceAfter : !this.isDue(creds, now)) {
@@ -159,7 +160,9 @@ export class Refresher {
       refreshToken: s("refresh_token") ?? creds.refreshToken,
       idToken: s("id_token") ?? creds.idToken,
     };
-    const saved = await this.services.accounts.saveTokens(accountId, tokens, { replacing: creds.refreshToken });
+    const saved = await this.services.accounts.saveTokens(accountId, tokens, {
+      replacing: creds.refreshToken,
+    });
     this.#failures.delete(accountId);
     this.log.info({ accountId, trigger: opts.trigger, saved }, "tokens refreshed");
     if (snap.failureStreak > 0 || snap.cooldownUntil !== null) {
@@ -197,14 +200,18 @@ export class Refresher {
     );
     const code = details.errorCode ?? (details.httpStatus ? `HTTP ${details.httpStatus}` : "error");
     const error = dead
-      ? new GatewayError("account_unusable", `Account ${snap.id} needs a new login (refresh failed: ${code})`, {
-          accountId: snap.id,
-        })
+      ? new GatewayError(
+          "account_unusable",
+          `Account ${snap.id} needs a new login (refresh failed: ${code})`,
+          {
+            accountId: snap.id,
+          },
+        )
       : new GatewayError("refresh_failed", `Token refresh failed for account ${snap.id} (${code})`, {
           accountId: snap.id,
         });
     this.#failures.set(snap.id, {
-      until: this.services.now() + FAILURE_REUSE_MS,
+      until: this.services.now() + this.settings.refreshFailureReuseSeconds * 1000,
       refreshToken: creds.refreshToken,
       error,
     });

@@ -6,18 +6,28 @@
  *
  * @module
  */
-import type { AccountSnapshot, GatewayServices, PluginLogger, UsageRecord, UsageWindow } from "../../src/plugin-host/api.ts";
+import type {
+  AccountSnapshot,
+  GatewayServices,
+  PluginLogger,
+  UsageRecord,
+  UsageWindow,
+} from "../../src/plugin-host/api.ts";
 import type { FailureDetails, UsageCredits } from "../../src/plugin-host/hooks.ts";
 import type { Settings } from "../../src/settings/schema.ts";
 import { failureFromHttp, failureFromTransport } from "../../src/upstream/error-body.ts";
 import type { Refresher } from "./refresher.ts";
 
 const SKIPPED = new Set(["paused", "reauth_required", "deactivated"]);
-/** After a 401/403 or a failed refresh, the account's usage is not fetched again for this long. */
+/**
+ * After a 401/403 or a failed refresh, the account's usage is not fetched again for this long
+ * (unless a new login changes the account first).
+ */
 export const USAGE_AUTH_BACKOFF_MS = 5 * 60_000;
 
 type Json = Record<string, unknown>;
-const obj = (v: unknown): Json | null => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : null);
+const obj = (v: unknown): Json | null =>
+  v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : null;
 const num = (v: unknown): number | null => {
   const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
   return typeof n === "number" && Number.isFinite(n) ? n : null;
@@ -46,12 +56,17 @@ export function parseUsage(body: unknown, now: number): UsageRecord | null {
   const credits: UsageCredits | null = c
     ? { hasCredits: c.has_credits === true, unlimited: c.unlimited === true, balance: num(c.balance) }
     : null;
-  return { primary: windowOf(rl.primary_window, now), secondary: windowOf(rl.secondary_window, now), credits };
+  return {
+    primary: windowOf(rl.primary_window, now),
+    secondary: windowOf(rl.secondary_window, now),
+    credits,
+  };
 }
 
 export class UsagePoller {
   readonly #lastPolled = new Map<string, number>();
-  readonly #backoffUntil = new Map<string, number>();
+  /** Per account: no fetch before `until`, unless the account changed since (`version`: a new login). */
+  readonly #backoff = new Map<string, { until: number; version: number }>();
 
   constructor(
     private readonly services: GatewayServices,
@@ -68,7 +83,7 @@ export class UsagePoller {
   async tick(): Promise<number> {
     const now = this.services.now();
     const eligible = (await this.services.accounts.list()).filter(
-      (a) => !SKIPPED.has(a.status) && (this.#backoffUntil.get(a.id) ?? 0) <= now,
+      (a) => !SKIPPED.has(a.status) && !this.#backingOff(a, now),
     );
     if (eligible.length === 0) return Math.min(this.intervalMs, 5_000);
     const next = eligible.reduce((best, a) =>
@@ -82,6 +97,17 @@ export class UsagePoller {
     return this.intervalMs / eligible.length;
   }
 
+  #backingOff(a: AccountSnapshot, now: number): boolean {
+    const b = this.#backoff.get(a.id);
+    return !!b && b.until > now && b.version === a.version;
+  }
+
+  async #backOff(id: string) {
+    const snap = await this.services.accounts.get(id);
+    if (snap)
+      this.#backoff.set(id, { until: this.services.now() + USAGE_AUTH_BACKOFF_MS, version: snap.version });
+  }
+
   /** Fetches and records one account's usage. */
   async poll(account: AccountSnapshot): Promise<void> {
     let creds: Awaited<ReturnType<Refresher["get"]>>;
@@ -89,7 +115,7 @@ export class UsagePoller {
       creds = await this.refresher.get(account.id, { trigger: "usage" });
     } catch {
       // Already classified through refresh.failed; do not hammer the auth server.
-      this.#backoffUntil.set(account.id, this.services.now() + USAGE_AUTH_BACKOFF_MS);
+      await this.#backOff(account.id);
       return;
     }
     let r = await this.#fetch(creds);
@@ -97,7 +123,7 @@ export class UsagePoller {
       try {
         creds = await this.refresher.get(account.id, { trigger: "usage", forceRefresh: true });
       } catch {
-        this.#backoffUntil.set(account.id, this.services.now() + USAGE_AUTH_BACKOFF_MS);
+        await this.#backOff(account.id);
         return;
       }
       r = await this.#fetch(creds);
@@ -111,7 +137,7 @@ export class UsagePoller {
       return;
     }
     if (r.failure.httpStatus === 401 || r.failure.httpStatus === 403) {
-      this.#backoffUntil.set(account.id, now + USAGE_AUTH_BACKOFF_MS);
+      await this.#backOff(account.id);
     }
     this.log.warn(
       { accountId: account.id, httpStatus: r.failure.httpStatus, errorCode: r.failure.errorCode },
@@ -124,7 +150,10 @@ export class UsagePoller {
     accessToken: string;
     chatgptAccountId: string | null;
   }): Promise<{ ok: true; usage: UsageRecord } | { ok: false; failure: FailureDetails }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${creds.accessToken}`, accept: "application/json" };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${creds.accessToken}`,
+      accept: "application/json",
+    };
     if (creds.chatgptAccountId) headers["chatgpt-account-id"] = creds.chatgptAccountId;
     try {
       const res = await fetch(`${this.settings.upstreamBaseUrl}/wham/usage`, {
@@ -143,7 +172,13 @@ export class UsagePoller {
       if (!usage) {
         return {
           ok: false,
-          failure: { httpStatus: res.status, errorCode: "invalid_payload", errorType: null, message: "Usage answer has no rate_limit", transport: false },
+          failure: {
+            httpStatus: res.status,
+            errorCode: "invalid_payload",
+            errorType: null,
+            message: "Usage answer has no rate_limit",
+            transport: false,
+          },
         };
       }
       return { ok: true, usage };

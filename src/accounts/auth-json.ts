@@ -39,7 +39,9 @@ export function parseAuthJson(value: unknown): ImportedAuth {
   const o = value as Record<string, unknown>;
   const t = o.tokens;
   if (!t || typeof t !== "object" || Array.isArray(t)) {
-    throw invalid("auth.json has no `tokens` object (is it an API-key auth.json? only ChatGPT logins can be pooled)");
+    throw invalid(
+      "auth.json has no `tokens` object (is it an API-key auth.json? only ChatGPT logins can be pooled)",
+    );
   }
   const tok = t as Record<string, unknown>;
   const idToken = str(tok.id_token) ?? str(tok.idToken);

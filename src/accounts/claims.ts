@@ -67,7 +67,8 @@ export function identityFromTokens(
     }
     return null;
   };
-  const email = str(id.email) ?? str(ns.email) ?? str((access["https://api.openai.com/profile"] as Claims)?.email);
+  const email =
+    str(id.email) ?? str(ns.email) ?? str((access["https://api.openai.com/profile"] as Claims)?.email);
   const plan = pick("chatgpt_plan_type");
   return {
     email: email ? email.toLowerCase() : null,

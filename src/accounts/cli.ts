@@ -47,7 +47,9 @@ export async function importAuthFile(
   try {
     const repo = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir));
     const r = await repo.upsertFromTokens(auth, { source: "import", lastRefreshAt: auth.lastRefreshAt });
-    stdout.write(`${r.created ? "added" : "updated"} account ${r.id} (${r.email ?? "no email"}), status ${r.status}\n`);
+    stdout.write(
+      `${r.created ? "added" : "updated"} account ${r.id} (${r.email ?? "no email"}), status ${r.status}\n`,
+    );
     return 0;
   } finally {
     await store.close();

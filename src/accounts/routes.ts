@@ -33,11 +33,13 @@ async function readImportBody(request: Request) {
       throw new GatewayError("invalid_auth_json", "The multipart body could not be read");
     }
     const part = form.get("auth_json");
-    if (part === null) throw new GatewayError("invalid_auth_json", "The multipart body has no `auth_json` field");
+    if (part === null)
+      throw new GatewayError("invalid_auth_json", "The multipart body has no `auth_json` field");
     return parseAuthJsonText(typeof part === "string" ? part : await part.text());
   }
   const text = await request.text();
-  if (text.trim() === "") throw new GatewayError("invalid_auth_json", "The body is empty: send the auth.json");
+  if (text.trim() === "")
+    throw new GatewayError("invalid_auth_json", "The body is empty: send the auth.json");
   return parseAuthJsonText(text);
 }
 
@@ -51,13 +53,21 @@ export function accountRoutes(deps: AppDeps) {
   };
   const statusChange = async (id: string, action: Action, request: Request) => {
     await one(id);
-    const [result] = await services.apply([action], { source: "admin", requestId: infoOf(request).requestId });
-    if (result?.status === "missing") throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
+    const [result] = await services.apply([action], {
+      source: "admin",
+      requestId: infoOf(request).requestId,
+    });
+    if (result?.status === "missing")
+      throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
     if (result?.status === "not_applicable") {
       if (result.fromStatus === "reauth_required") throw new GatewayError("reauth_required");
-      throw new GatewayError("conflict", `The account is ${result.fromStatus}; ${action.type} does not apply`);
+      throw new GatewayError(
+        "conflict",
+        `The account is ${result.fromStatus}; ${action.type} does not apply`,
+      );
     }
-    if (result?.status === "stale") throw new GatewayError("conflict", "The account changed meanwhile; try again");
+    if (result?.status === "stale")
+      throw new GatewayError("conflict", "The account changed meanwhile; try again");
     return one(id);
   };
   const tags = ["accounts"];
@@ -76,7 +86,13 @@ export function accountRoutes(deps: AppDeps) {
           requestId: infoOf(request).requestId,
         });
         deps.log.info({ accountId: r.id, created: r.created }, "account imported");
-        return { accountId: r.id, email: r.email, planType: r.planType, status: r.status, created: r.created };
+        return {
+          accountId: r.id,
+          email: r.email,
+          planType: r.planType,
+          status: r.status,
+          created: r.created,
+        };
       },
       {
         parse: "none",
@@ -106,7 +122,8 @@ export function accountRoutes(deps: AppDeps) {
     })
     .post(
       "/api/accounts/:id/pause",
-      ({ params, request }) => statusChange(params.id, { type: "account.pause", accountId: params.id }, request),
+      ({ params, request }) =>
+        statusChange(params.id, { type: "account.pause", accountId: params.id }, request),
       {
         params: Id,
         detail: { tags, summary: "Take an account out of rotation until reactivated" },
@@ -160,7 +177,10 @@ export function accountRoutes(deps: AppDeps) {
         const creds = await accounts.credentials(params.id);
         if (!creds) throw new GatewayError("account_not_found", "The account holds no tokens");
         set.headers["cache-control"] = "no-store, no-cache, must-revalidate, private";
-        deps.log.info({ accountId: params.id, requestId: infoOf(request).requestId }, "account tokens exported");
+        deps.log.info(
+          { accountId: params.id, requestId: infoOf(request).requestId },
+          "account tokens exported",
+        );
         return exportForms({
           id: view.id,
           email: view.email,

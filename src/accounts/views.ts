@@ -21,7 +21,9 @@ export const AccountView = t.Object({
   email: Nullable(t.String()),
   chatgptAccountId: Nullable(t.String()),
   planType: Nullable(t.String()),
-  status: t.String({ description: "active, rate_limited, quota_exceeded, paused, reauth_required, deactivated" }),
+  status: t.String({
+    description: "active, rate_limited, quota_exceeded, paused, reauth_required, deactivated",
+  }),
   statusReason: Nullable(t.String()),
   resetAt: Nullable(t.Integer({ description: "epoch ms when a rate limit or quota block ends" })),
   lastRefreshAt: Nullable(t.Integer({ description: "epoch ms of the last token refresh or login" })),

@@ -6,7 +6,7 @@
  * @module
  */
 import type { TokenSet } from "../plugin-host/api.ts";
-import { readErrorFields, parseErrorBody } from "../upstream/error-body.ts";
+import { parseErrorBody, readErrorFields } from "../upstream/error-body.ts";
 
 /** The Codex CLI's OAuth client id (a protocol constant, not a setting). */
 export const OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann";
@@ -60,12 +60,19 @@ export function authorizeUrl(authBaseUrl: string, challenge: string, state: stri
   return `${authBaseUrl}/oauth/authorize?${q.toString().replace(/\+/g, "%20")}`;
 }
 
-async function call(url: string, init: RequestInit, what: string): Promise<{ status: number; body: Record<string, unknown> }> {
+async function call(
+  url: string,
+  init: RequestInit,
+  what: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   let res: Response;
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS) });
   } catch (e) {
-    throw new OAuthError("transport_error", `${what}: the auth server did not answer (${e instanceof Error ? e.name : "error"})`);
+    throw new OAuthError(
+      "transport_error",
+      `${what}: the auth server did not answer (${e instanceof Error ? e.name : "error"})`,
+    );
   }
   const text = await res.text();
   return { status: res.status, body: parseErrorBody(text) };
@@ -73,7 +80,10 @@ async function call(url: string, init: RequestInit, what: string): Promise<{ sta
 
 function failure(status: number, body: Record<string, unknown>, what: string): OAuthError {
   const f = readErrorFields(body);
-  return new OAuthError(f.code ?? `http_${status}`, `${what} failed (${status})${f.message ? `: ${f.message.slice(0, 200)}` : ""}`);
+  return new OAuthError(
+    f.code ?? `http_${status}`,
+    `${what} failed (${status})${f.message ? `: ${f.message.slice(0, 200)}` : ""}`,
+  );
 }
 
 function tokensOf(body: Record<string, unknown>): TokenSet | null {
@@ -129,16 +139,29 @@ const seconds = (v: unknown): number | null => {
 export async function requestDeviceCode(authBaseUrl: string, now: number): Promise<DeviceCode> {
   const { status, body } = await call(
     `${authBaseUrl}/api/accounts/deviceauth/usercode`,
-    { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ client_id: OAUTH_CLIENT_ID }) },
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ client_id: OAUTH_CLIENT_ID }),
+    },
     "Device code request",
   );
   if (status === 404) {
-    throw new OAuthError("device_auth_unavailable", "Device code login is not enabled on this auth server; use the browser login");
+    throw new OAuthError(
+      "device_auth_unavailable",
+      "Device code login is not enabled on this auth server; use the browser login",
+    );
   }
   if (status >= 400) throw failure(status, body, "Device code request");
   const deviceAuthId = typeof body.device_auth_id === "string" ? body.device_auth_id : null;
-  const userCode = typeof body.user_code === "string" ? body.user_code : typeof body.usercode === "string" ? body.usercode : null;
-  if (!deviceAuthId || !userCode) throw new OAuthError("invalid_response", "Device code answer missing device_auth_id or user_code");
+  const userCode =
+    typeof body.user_code === "string"
+      ? body.user_code
+      : typeof body.usercode === "string"
+        ? body.usercode
+        : null;
+  if (!deviceAuthId || !userCode)
+    throw new OAuthError("invalid_response", "Device code answer missing device_auth_id or user_code");
   let expires = seconds(body.expires_in);
   if (!expires && typeof body.expires_at === "string") {
     const at = Date.parse(body.expires_at);
@@ -172,7 +195,8 @@ export async function pollDeviceToken(authBaseUrl: string, device: DeviceCode): 
   );
   const code = readErrorFields(body).code;
   const pendingStatus = typeof body.status === "string" && /^(authorization_)?pending$/i.test(body.status);
-  if (code === "slow_down") return { kind: "pending", slowDown: true, intervalSeconds: seconds(body.interval) };
+  if (code === "slow_down")
+    return { kind: "pending", slowDown: true, intervalSeconds: seconds(body.interval) };
   if (status === 403 || status === 404 || code === "authorization_pending" || pendingStatus) {
     return { kind: "pending", slowDown: false, intervalSeconds: null };
   }
@@ -181,6 +205,13 @@ export async function pollDeviceToken(authBaseUrl: string, device: DeviceCode): 
   if (direct) return { kind: "tokens", tokens: direct };
   const authCode = typeof body.authorization_code === "string" ? body.authorization_code : null;
   const verifier = typeof body.code_verifier === "string" ? body.code_verifier : null;
-  if (!authCode || !verifier) throw new OAuthError("invalid_response", "Device login answer missing authorization_code or code_verifier");
-  return { kind: "tokens", tokens: await exchangeCode(authBaseUrl, authCode, verifier, `${authBaseUrl}/deviceauth/callback`) };
+  if (!authCode || !verifier)
+    throw new OAuthError(
+      "invalid_response",
+      "Device login answer missing authorization_code or code_verifier",
+    );
+  return {
+    kind: "tokens",
+    tokens: await exchangeCode(authBaseUrl, authCode, verifier, `${authBaseUrl}/deviceauth/callback`),
+  };
 }

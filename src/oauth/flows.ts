@@ -85,7 +85,9 @@ export class OAuthFlows {
     };
   }
 
-  status(flowId: string): { status: FlowStatus; errorMessage: string | null; accountId: string | null } | null {
+  status(
+    flowId: string,
+  ): { status: FlowStatus; errorMessage: string | null; accountId: string | null } | null {
     const f = this.#flows.get(flowId);
     if (!f) return null;
     if (f.status === "pending" && this.clock() > f.expiresAt) this.#finish(f, "error", "Login flow expired");
@@ -102,13 +104,21 @@ export class OAuthFlows {
       (f) => f.method === "browser" && f.state !== undefined && f.state === state,
     );
     if (!flow || (flowId && flow.id !== flowId)) {
-      return { status: "error" as const, errorMessage: "Unknown or expired login (state does not match)", accountId: null };
+      return {
+        status: "error" as const,
+        errorMessage: "Unknown or expired login (state does not match)",
+        accountId: null,
+      };
     }
     if (flow.status !== "pending" || flow.busy) return this.status(flow.id)!;
     const error = params.get("error");
     const code = params.get("code");
     if (error) {
-      this.#finish(flow, "error", `Login refused: ${(params.get("error_description") ?? error).slice(0, 200)}`);
+      this.#finish(
+        flow,
+        "error",
+        `Login refused: ${(params.get("error_description") ?? error).slice(0, 200)}`,
+      );
     } else if (!code) {
       this.#finish(flow, "error", "The redirect carries no authorization code");
     } else if (this.clock() > flow.expiresAt) {
@@ -120,7 +130,8 @@ export class OAuthFlows {
         await this.#save(flow, tokens);
       } catch (e) {
         this.#finish(flow, "error", e instanceof OAuthError ? e.message : "Storing the account failed");
-        if (!(e instanceof OAuthError)) this.log.error({ err: e instanceof Error ? e.message : String(e) }, "login save failed");
+        if (!(e instanceof OAuthError))
+          this.log.error({ err: e instanceof Error ? e.message : String(e) }, "login save failed");
       } finally {
         flow.busy = false;
       }
@@ -137,7 +148,14 @@ export class OAuthFlows {
   }
 
   #add(f: Omit<Flow, "id" | "status" | "errorMessage" | "accountId" | "busy">): Flow {
-    const flow: Flow = { ...f, id: randomToken(12), status: "pending", errorMessage: null, accountId: null, busy: false };
+    const flow: Flow = {
+      ...f,
+      id: randomToken(12),
+      status: "pending",
+      errorMessage: null,
+      accountId: null,
+      busy: false,
+    };
     this.#flows.set(flow.id, flow);
     return flow;
   }
@@ -145,14 +163,18 @@ export class OAuthFlows {
   async #save(flow: Flow, tokens: import("../plugin-host/api.ts").TokenSet) {
     const r = await this.accounts.upsertFromTokens(tokens, { source: "login" });
     flow.accountId = r.id;
-    this.log.info({ flowId: flow.id, method: flow.method, accountId: r.id, created: r.created }, "login completed");
+    this.log.info(
+      { flowId: flow.id, method: flow.method, accountId: r.id, created: r.created },
+      "login completed",
+    );
     this.#finish(flow, "success", null);
   }
 
   #finish(flow: Flow, status: FlowStatus, errorMessage: string | null) {
     flow.status = status;
     flow.errorMessage = errorMessage;
-    if (status === "error") this.log.warn({ flowId: flow.id, method: flow.method, errorMessage }, "login failed");
+    if (status === "error")
+      this.log.warn({ flowId: flow.id, method: flow.method, errorMessage }, "login failed");
     if (![...this.#flows.values()].some((f) => f.method === "browser" && f.status === "pending")) {
       void this.#closeListener();
     }
@@ -160,7 +182,8 @@ export class OAuthFlows {
 
   #prune() {
     const now = this.clock();
-    for (const f of this.#flows.values()) if (f.status === "pending" && now > f.expiresAt) this.#finish(f, "error", "Login flow expired");
+    for (const f of this.#flows.values())
+      if (f.status === "pending" && now > f.expiresAt) this.#finish(f, "error", "Login flow expired");
     const done = [...this.#flows.values()].filter((f) => f.status !== "pending");
     for (const f of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) this.#flows.delete(f.id);
   }
@@ -178,7 +201,8 @@ export class OAuthFlows {
         // RFC 8628: slow_down adds 5 s, or use the server's new interval when it gives a longer one.
         if (r.slowDown) next = Math.max(r.intervalSeconds ?? 0, intervalSeconds + 5);
       } catch (e) {
-        if (e instanceof OAuthError && e.code !== "transport_error") return this.#finish(flow, "error", e.message);
+        if (e instanceof OAuthError && e.code !== "transport_error")
+          return this.#finish(flow, "error", e.message);
         if (!(e instanceof OAuthError)) return this.#finish(flow, "error", "Storing the account failed");
         // A transport error is retried at the next interval.
       }

@@ -13,7 +13,9 @@ const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.Stri
 const Status = t.Object({
   status: t.Union([t.Literal("pending"), t.Literal("success"), t.Literal("error")]),
   errorMessage: t.Union([t.String(), t.Null()]),
-  accountId: t.Union([t.String(), t.Null()], { description: "the account the login stored, once successful" }),
+  accountId: t.Union([t.String(), t.Null()], {
+    description: "the account the login stored, once successful",
+  }),
 });
 
 /** The OAuth login routes. */
@@ -27,7 +29,8 @@ export function oauthRoutes(deps: AppDeps) {
         try {
           return body.method === "device" ? await oauth.startDevice() : await oauth.startBrowser();
         } catch (e) {
-          if (e instanceof OAuthError) throw new GatewayError("oauth_error", e.message, { oauthCode: e.code });
+          if (e instanceof OAuthError)
+            throw new GatewayError("oauth_error", e.message, { oauthCode: e.code });
           throw e;
         }
       },
@@ -71,14 +74,20 @@ export function oauthRoutes(deps: AppDeps) {
         try {
           url = new URL(body.callbackUrl.trim());
         } catch {
-          throw new GatewayError("validation_error", "callbackUrl is not a URL: paste the whole address the browser was sent to");
+          throw new GatewayError(
+            "validation_error",
+            "callbackUrl is not a URL: paste the whole address the browser was sent to",
+          );
         }
         if (body.flowId && !oauth.status(body.flowId)) throw new GatewayError("oauth_flow_not_found");
         return oauth.complete(url.searchParams, body.flowId ?? null);
       },
       {
         body: t.Object({
-          callbackUrl: t.String({ minLength: 1, description: "the full http://localhost:1455/auth/callback?... URL" }),
+          callbackUrl: t.String({
+            minLength: 1,
+            description: "the full http://localhost:1455/auth/callback?... URL",
+          }),
           flowId: t.Optional(t.String()),
         }),
         detail: { tags, summary: "Finish a browser login by pasting the redirect URL" },

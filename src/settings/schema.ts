@@ -62,6 +62,10 @@ export const SettingsSchema = Type.Object(
     ),
     usageFetchTimeoutSeconds: Seconds(10, "Time allowed for one `/wham/usage` fetch.", 0.05),
     refreshTimeoutSeconds: Seconds(8, "Time allowed for one OAuth token refresh call.", 0.05),
+    refreshFailureReuseSeconds: Seconds(
+      5,
+      "A failed token refresh is reported to later callers for this long instead of being re-sent.",
+    ),
     refreshCheckIntervalSeconds: Seconds(
       60,
       "How often the background pass looks for idle accounts whose tokens need refreshing.",

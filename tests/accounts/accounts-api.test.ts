@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "kysely";
-import { authJsonOf, identity, startAccountsWorld, type AccountsWorld } from "../support/accounts.ts";
+import { type AccountsWorld, authJsonOf, identity, startAccountsWorld } from "../support/accounts.ts";
 
 let w: AccountsWorld;
 beforeAll(async () => {
@@ -25,10 +25,18 @@ describe("account import", () => {
     const bundle = w.auth.issue(who);
     const res = await post("/api/accounts/import", authJsonOf(bundle));
     expect(res.status).toBe(200);
-    const r = (await res.json()) as { accountId: string; email: string; planType: string; status: string; created: boolean };
+    const r = (await res.json()) as {
+      accountId: string;
+      email: string;
+      planType: string;
+      status: string;
+      created: boolean;
+    };
     expect(r).toMatchObject({ email: who.email, planType: "plus", status: "active", created: true });
     expect(r.accountId).toStartWith(`${who.chatgptAccountId}_`);
-    const list = (await (await fetch(`${w.gw.url}/api/accounts`)).json()) as { accounts: Record<string, unknown>[] };
+    const list = (await (await fetch(`${w.gw.url}/api/accounts`)).json()) as {
+      accounts: Record<string, unknown>[];
+    };
     const row = list.accounts.find((a) => a.id === r.accountId)!;
     expect(row).toMatchObject({
       email: who.email,
@@ -47,7 +55,10 @@ describe("account import", () => {
     const who = identity("multi");
     const b = w.auth.issue(who);
     const form = new FormData();
-    const json = { tokens: { idToken: b.idToken, accessToken: b.accessToken, refreshToken: b.refreshToken }, lastRefreshAt: "2026-01-01T00:00:00Z" };
+    const json = {
+      tokens: { idToken: b.idToken, accessToken: b.accessToken, refreshToken: b.refreshToken },
+      lastRefreshAt: "2026-01-01T00:00:00Z",
+    };
     form.set("auth_json", new Blob([JSON.stringify(json)], { type: "application/json" }), "auth.json");
     const res = await fetch(`${w.gw.url}/api/accounts/import`, { method: "POST", body: form });
     expect(res.status).toBe(200);
@@ -59,7 +70,11 @@ describe("account import", () => {
     ["not JSON", "{nope", "not valid JSON"],
     ["no tokens object", { OPENAI_API_KEY: "sk-x" }, "no `tokens` object"],
     ["missing refresh token", { tokens: { id_token: "a.b.c", access_token: "x" } }, "tokens.refresh_token"],
-    ["bad last_refresh", { tokens: { id_token: "a.b.c", access_token: "x", refresh_token: "y" }, last_refresh: "yesterday" }, "last_refresh"],
+    [
+      "bad last_refresh",
+      { tokens: { id_token: "a.b.c", access_token: "x", refresh_token: "y" }, last_refresh: "yesterday" },
+      "last_refresh",
+    ],
   ])("invalid input (%s) is 400 invalid_auth_json saying what is wrong", async (_name, body, says) => {
     const res = await post("/api/accounts/import", body);
     expect(res.status).toBe(400);
@@ -85,7 +100,9 @@ describe("account import", () => {
     const r = (await res.json()) as { accountId: string; created: boolean };
     expect(r).toMatchObject({ accountId: first, created: false });
     expect((await w.account(first)).status).toBe("active");
-    const list = (await (await fetch(`${w.gw.url}/api/accounts`)).json()) as { accounts: { email: string }[] };
+    const list = (await (await fetch(`${w.gw.url}/api/accounts`)).json()) as {
+      accounts: { email: string }[];
+    };
     expect(list.accounts.filter((a) => a.email === who.email)).toHaveLength(1);
   });
 });
@@ -93,9 +110,16 @@ describe("account import", () => {
 describe("account admin", () => {
   test("pause, reactivate, events, delete", async () => {
     const id = await w.importTokens(w.auth.issue(identity("adm")));
-    expect((await (await post(`/api/accounts/${id}/pause`)).json()) as object).toMatchObject({ status: "paused", statusReason: "Paused by operator" });
-    expect((await (await post(`/api/accounts/${id}/reactivate`)).json()) as object).toMatchObject({ status: "active" });
-    const ev = (await (await fetch(`${w.gw.url}/api/accounts/${id}/events`)).json()) as { events: { action: string; source: string; toStatus: string }[] };
+    expect((await (await post(`/api/accounts/${id}/pause`)).json()) as object).toMatchObject({
+      status: "paused",
+      statusReason: "Paused by operator",
+    });
+    expect((await (await post(`/api/accounts/${id}/reactivate`)).json()) as object).toMatchObject({
+      status: "active",
+    });
+    const ev = (await (await fetch(`${w.gw.url}/api/accounts/${id}/events`)).json()) as {
+      events: { action: string; source: string; toStatus: string }[];
+    };
     expect(ev.events.map((e) => [e.action, e.source, e.toStatus])).toEqual([
       ["account.reactivate", "admin", "active"],
       ["account.pause", "admin", "paused"],
@@ -122,7 +146,12 @@ describe("account admin", () => {
   });
 
   test("unknown account ids are 404 account_not_found", async () => {
-    for (const [method, path] of [["GET", "/api/accounts/nope"], ["POST", "/api/accounts/nope/pause"], ["GET", "/api/accounts/nope/events"], ["POST", "/api/accounts/nope/export/auth"]] as const) {
+    for (const [method, path] of [
+      ["GET", "/api/accounts/nope"],
+      ["POST", "/api/accounts/nope/pause"],
+      ["GET", "/api/accounts/nope/events"],
+      ["POST", "/api/accounts/nope/export/auth"],
+    ] as const) {
       const res = await fetch(`${w.gw.url}${path}`, { method });
       expect(res.status).toBe(404);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("account_not_found");
@@ -140,16 +169,39 @@ describe("account admin", () => {
     expect(e.codexAuthJson).toEqual({
       auth_mode: "chatgpt",
       OPENAI_API_KEY: null,
-      tokens: { id_token: b.idToken, access_token: b.accessToken, refresh_token: b.refreshToken, account_id: who.chatgptAccountId },
+      tokens: {
+        id_token: b.idToken,
+        access_token: b.accessToken,
+        refresh_token: b.refreshToken,
+        account_id: who.chatgptAccountId,
+      },
       last_refresh: "2026-02-03T04:05:06.789000Z",
     });
-    expect(e.opencodeAuthJson).toMatchObject({ openai: { type: "oauth", refresh: b.refreshToken, access: b.accessToken, accountId: who.chatgptAccountId } });
+    expect(e.opencodeAuthJson).toMatchObject({
+      openai: {
+        type: "oauth",
+        refresh: b.refreshToken,
+        access: b.accessToken,
+        accountId: who.chatgptAccountId,
+      },
+    });
     expect((e.opencodeAuthJson!.openai as { expires: number }).expires).toBeGreaterThan(Date.now());
   });
 
   test("the OpenAPI document lists the account and oauth routes", async () => {
     const doc = (await (await fetch(`${w.gw.url}/docs/json`)).json()) as { paths: Record<string, unknown> };
-    for (const p of ["/api/accounts", "/api/accounts/{id}", "/api/accounts/import", "/api/accounts/{id}/pause", "/api/accounts/{id}/reactivate", "/api/accounts/{id}/events", "/api/accounts/{id}/export/auth", "/api/oauth/start", "/api/oauth/status", "/api/oauth/manual-callback"]) {
+    for (const p of [
+      "/api/accounts",
+      "/api/accounts/{id}",
+      "/api/accounts/import",
+      "/api/accounts/{id}/pause",
+      "/api/accounts/{id}/reactivate",
+      "/api/accounts/{id}/events",
+      "/api/accounts/{id}/export/auth",
+      "/api/oauth/start",
+      "/api/oauth/status",
+      "/api/oauth/manual-callback",
+    ]) {
       expect(Object.keys(doc.paths)).toContain(p);
     }
   });
@@ -161,8 +213,15 @@ describe("tokens at rest", () => {
     expect(st.mode & 0o777).toBe(0o600);
     const b = w.auth.issue(identity("rest"));
     const id = await w.importTokens(b);
-    const rows = await sql<{ a: Uint8Array; r: Uint8Array }>`select access_token_enc as a, refresh_token_enc as r from accounts where id = ${id}`.execute(w.gw.running.store.db);
-    const raw = Buffer.concat([Buffer.from(rows.rows[0]!.a), Buffer.from(rows.rows[0]!.r)]).toString("latin1");
+    const rows = await sql<{
+      a: Uint8Array;
+      r: Uint8Array;
+    }>`select access_token_enc as a, refresh_token_enc as r from accounts where id = ${id}`.execute(
+      w.gw.running.store.db,
+    );
+    const raw = Buffer.concat([Buffer.from(rows.rows[0]!.a), Buffer.from(rows.rows[0]!.r)]).toString(
+      "latin1",
+    );
     expect(raw).not.toContain(b.refreshToken);
     expect(raw).not.toContain(b.accessToken.slice(0, 40));
     const key = readFileSync(join(w.gw.dataDir, "encryption.key"), "utf8").trim();

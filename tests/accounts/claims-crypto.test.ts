@@ -2,7 +2,12 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeJwtClaims, identityFromTokens, localAccountId, tokenExpiry } from "../../src/accounts/claims.ts";
+import {
+  decodeJwtClaims,
+  identityFromTokens,
+  localAccountId,
+  tokenExpiry,
+} from "../../src/accounts/claims.ts";
 import { loadOrCreateKey, TokenCipher } from "../../src/accounts/crypto.ts";
 import { mintJwt, mintTokens } from "../fakes/jwt.ts";
 
@@ -13,7 +18,11 @@ describe("claims", () => {
       sub: "auth0|sub-1",
       chatgpt_account_id: "top-level-acct",
       chatgpt_plan_type: "free",
-      "https://api.openai.com/auth": { chatgpt_account_id: "ns-acct", chatgpt_user_id: "user-9", chatgpt_plan_type: "Pro" },
+      "https://api.openai.com/auth": {
+        chatgpt_account_id: "ns-acct",
+        chatgpt_user_id: "user-9",
+        chatgpt_plan_type: "Pro",
+      },
     });
     expect(identityFromTokens(idToken)).toEqual({
       email: "someone@example.com",
@@ -24,8 +33,18 @@ describe("claims", () => {
   });
 
   test("top-level claims are used when there is no namespaced object; sub is the seat fallback", () => {
-    const idToken = mintJwt({ email: "a@b.c", sub: "sub-2", chatgpt_account_id: "acct-2", chatgpt_plan_type: "team" });
-    expect(identityFromTokens(idToken)).toEqual({ email: "a@b.c", chatgptAccountId: "acct-2", chatgptUserId: "sub-2", planType: "team" });
+    const idToken = mintJwt({
+      email: "a@b.c",
+      sub: "sub-2",
+      chatgpt_account_id: "acct-2",
+      chatgpt_plan_type: "team",
+    });
+    expect(identityFromTokens(idToken)).toEqual({
+      email: "a@b.c",
+      chatgptAccountId: "acct-2",
+      chatgptUserId: "sub-2",
+      planType: "team",
+    });
   });
 
   test("an auth.json account_id overrides the claim", () => {
@@ -45,12 +64,25 @@ describe("claims", () => {
   });
 
   test("local ids: account id + email hash, account id, email hash, random", async () => {
-    const both = await localAccountId({ email: "a@b.c", chatgptAccountId: "acct", chatgptUserId: null, planType: null });
+    const both = await localAccountId({
+      email: "a@b.c",
+      chatgptAccountId: "acct",
+      chatgptUserId: null,
+      planType: null,
+    });
     expect(both).toMatch(/^acct_[0-9a-f]{8}$/);
-    expect(await localAccountId({ email: "a@b.c", chatgptAccountId: "acct", chatgptUserId: "z", planType: null })).toBe(both);
-    expect(await localAccountId({ email: null, chatgptAccountId: "acct", chatgptUserId: null, planType: null })).toBe("acct");
-    expect(await localAccountId({ email: "a@b.c", chatgptAccountId: null, chatgptUserId: null, planType: null })).toMatch(/^email_[0-9a-f]{12}$/);
-    expect(await localAccountId({ email: null, chatgptAccountId: null, chatgptUserId: null, planType: null })).toMatch(/^local_[0-9a-f]{12}$/);
+    expect(
+      await localAccountId({ email: "a@b.c", chatgptAccountId: "acct", chatgptUserId: "z", planType: null }),
+    ).toBe(both);
+    expect(
+      await localAccountId({ email: null, chatgptAccountId: "acct", chatgptUserId: null, planType: null }),
+    ).toBe("acct");
+    expect(
+      await localAccountId({ email: "a@b.c", chatgptAccountId: null, chatgptUserId: null, planType: null }),
+    ).toMatch(/^email_[0-9a-f]{12}$/);
+    expect(
+      await localAccountId({ email: null, chatgptAccountId: null, chatgptUserId: null, planType: null }),
+    ).toMatch(/^local_[0-9a-f]{12}$/);
   });
 });
 

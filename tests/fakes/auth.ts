@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { FakeRoutes } from "./server.ts";
+
 import { type FakeIdentity, mintTokens } from "./jwt.ts";
+import type { FakeRoutes } from "./server.ts";
 
 export interface TokenBundle {
   readonly idToken: string;
@@ -30,7 +31,10 @@ export interface FakeAuthState {
   /** Scripted answer for a refresh (return undefined for the normal behaviour). */
   onRefresh: ((refreshToken: string, identity: FakeIdentity | undefined) => Response | undefined) | null;
   /** Authorization codes: code → identity and PKCE challenge. */
-  readonly codes: Map<string, { identity: FakeIdentity; challenge: string | null; redirectUri: string | null }>;
+  readonly codes: Map<
+    string,
+    { identity: FakeIdentity; challenge: string | null; redirectUri: string | null }
+  >;
   /** Device flow: the identity that approves, what each poll answers in turn, the interval given. */
   deviceIdentity: FakeIdentity | null;
   deviceSteps: DeviceStep[];
@@ -69,15 +73,27 @@ export function fakeAuth(): FakeAuth {
     devicePolls: [],
     lastExchange: null,
   };
-  const issue = (identity: FakeIdentity, opts: { expiresInSeconds?: number; now?: number } = {}): TokenBundle => {
-    const t = mintTokens(identity, { expiresInSeconds: opts.expiresInSeconds ?? state.accessTtlSeconds, now: opts.now });
+  const issue = (
+    identity: FakeIdentity,
+    opts: { expiresInSeconds?: number; now?: number } = {},
+  ): TokenBundle => {
+    const t = mintTokens(identity, {
+      expiresInSeconds: opts.expiresInSeconds ?? state.accessTtlSeconds,
+      now: opts.now,
+    });
     const refreshToken = `rt_${random()}`;
     state.refreshTokens.set(refreshToken, identity);
     state.issued.push(t.idToken, t.accessToken, refreshToken);
     return { ...t, refreshToken };
   };
   const tokenAnswer = (b: TokenBundle) =>
-    Response.json({ access_token: b.accessToken, refresh_token: b.refreshToken, id_token: b.idToken, token_type: "Bearer", expires_in: state.accessTtlSeconds });
+    Response.json({
+      access_token: b.accessToken,
+      refresh_token: b.refreshToken,
+      id_token: b.idToken,
+      token_type: "Bearer",
+      expires_in: state.accessTtlSeconds,
+    });
   const authorize = (identity: FakeIdentity, challenge: string | null, redirectUri: string | null = null) => {
     const code = `code_${random()}`;
     state.codes.set(code, { identity, challenge, redirectUri });
@@ -89,7 +105,8 @@ export function fakeAuth(): FakeAuth {
       const type = request.headers.get("content-type") ?? "";
       if (type.includes("application/json")) {
         const body = (await request.json()) as Record<string, string>;
-        if (body.grant_type !== "refresh_token") return Response.json({ error: "unsupported_grant_type" }, { status: 400 });
+        if (body.grant_type !== "refresh_token")
+          return Response.json({ error: "unsupported_grant_type" }, { status: 400 });
         state.refreshCalls++;
         if (state.refreshDelayMs > 0) await Bun.sleep(state.refreshDelayMs);
         const rt = body.refresh_token ?? "";
@@ -98,7 +115,13 @@ export function fakeAuth(): FakeAuth {
         if (scripted) return scripted;
         if (!identity) {
           return Response.json(
-            { error: { code: "refresh_token_reused", message: "Your refresh token has already been used to generate a new access token. Please try signing in again." } },
+            {
+              error: {
+                code: "refresh_token_reused",
+                message:
+                  "Your refresh token has already been used to generate a new access token. Please try signing in again.",
+              },
+            },
             { status: 401 },
           );
         }
@@ -107,24 +130,49 @@ export function fakeAuth(): FakeAuth {
       }
       const form = new URLSearchParams(await request.text());
       state.lastExchange = form;
-      if (form.get("grant_type") !== "authorization_code") return Response.json({ error: "unsupported_grant_type" }, { status: 400 });
+      if (form.get("grant_type") !== "authorization_code")
+        return Response.json({ error: "unsupported_grant_type" }, { status: 400 });
       const entry = state.codes.get(form.get("code") ?? "");
-      if (!entry) return Response.json({ error: "invalid_grant", error_description: "Unknown authorization code" }, { status: 400 });
+      if (!entry)
+        return Response.json(
+          { error: "invalid_grant", error_description: "Unknown authorization code" },
+          { status: 400 },
+        );
       state.codes.delete(form.get("code") ?? "");
       if (entry.challenge !== null) {
-        const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(form.get("code_verifier") ?? ""));
-        if (b64url(digest) !== entry.challenge) return Response.json({ error: "invalid_grant", error_description: "PKCE verification failed" }, { status: 400 });
+        const digest = await crypto.subtle.digest(
+          "SHA-256",
+          new TextEncoder().encode(form.get("code_verifier") ?? ""),
+        );
+        if (b64url(digest) !== entry.challenge)
+          return Response.json(
+            { error: "invalid_grant", error_description: "PKCE verification failed" },
+            { status: 400 },
+          );
       }
       return tokenAnswer(issue(entry.identity));
     },
     "POST /api/accounts/deviceauth/usercode": () =>
-      Response.json({ device_auth_id: `dev_${random()}`, user_code: "ABCD-1234", interval: state.deviceInterval, expires_in: 600 }),
+      Response.json({
+        device_auth_id: `dev_${random()}`,
+        user_code: "ABCD-1234",
+        interval: state.deviceInterval,
+        expires_in: 600,
+      }),
     "POST /api/accounts/deviceauth/token": () => {
       state.devicePolls.push(Date.now());
       const step = state.deviceSteps.shift() ?? "pending";
-      if (step === "pending") return Response.json({ error: { code: "authorization_pending", message: "pending" } }, { status: 403 });
+      if (step === "pending")
+        return Response.json(
+          { error: { code: "authorization_pending", message: "pending" } },
+          { status: 403 },
+        );
       if (step === "slow_down") return Response.json({ error: { code: "slow_down" } }, { status: 400 });
-      if (typeof step === "object") return Response.json({ error: { code: "slow_down" }, interval: step.slowDownInterval }, { status: 400 });
+      if (typeof step === "object")
+        return Response.json(
+          { error: { code: "slow_down" }, interval: step.slowDownInterval },
+          { status: 400 },
+        );
       if (!state.deviceIdentity) return Response.json({ error: { code: "no_identity" } }, { status: 500 });
       const verifier = random();
       return (async () => {

@@ -4,11 +4,12 @@
  *
  * @module
  */
-import type { Plugin } from "../../src/plugin-host/api.ts";
+
 import type { AccountView } from "../../src/accounts/views.ts";
+import type { Plugin } from "../../src/plugin-host/api.ts";
 import { type FakeAuth, fakeAuth, type TokenBundle } from "../fakes/auth.ts";
 import { type FakeServer, startFakeServer } from "../fakes/server.ts";
-import { fakeUsage, type FakeUsageState } from "../fakes/usage.ts";
+import { type FakeUsageState, fakeUsage } from "../fakes/usage.ts";
 import { startGateway, type TestGateway } from "./gateway.ts";
 
 export interface AccountsWorld {
@@ -27,7 +28,11 @@ export function authJsonOf(bundle: TokenBundle, lastRefresh = new Date().toISOSt
   return {
     auth_mode: "chatgpt",
     OPENAI_API_KEY: null,
-    tokens: { id_token: bundle.idToken, access_token: bundle.accessToken, refresh_token: bundle.refreshToken },
+    tokens: {
+      id_token: bundle.idToken,
+      access_token: bundle.accessToken,
+      refresh_token: bundle.refreshToken,
+    },
     last_refresh: lastRefresh,
   };
 }
