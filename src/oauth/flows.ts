@@ -198,8 +198,8 @@ export class OAuthFlows {
       try {
         const r = await pollDeviceToken(this.settings.authBaseUrl, device);
         if (r.kind === "tokens") return await this.#save(flow, r.tokens);
-        // RFC 8628: slow_down adds 5 s, or use the server's new interval when it gives a longer one.
-        if (r.slowDown) next = Math.max(r.intervalSeconds ?? 0, intervalSeconds + 5);
+        // slow_down: the server's new interval when it sends one, else RFC 8628's +5 s; never faster.
+        if (r.slowDown) next = Math.max(intervalSeconds, r.intervalSeconds ?? intervalSeconds + 5);
       } catch (e) {
         if (e instanceof OAuthError && e.code !== "transport_error")
           return this.#finish(flow, "error", e.message);
