@@ -76,6 +76,8 @@ export function classifyUsageFailure(e: UsageFailedEvent): Action[] {
   return [];
 }
 
+/** How long a 100% reading whose reset has already passed keeps the account blocked. */
+export const STALE_RESET_HOLD_MS = 60_000;
 const FIVE_HOURS_MS = 5 * 3600_000;
 const WEEK_MS = 7 * 24 * 3600_000;
 
@@ -88,10 +90,14 @@ export function decideFromUsage(e: UsageFetchedEvent): Action[] {
   const { account: a, primary, secondary, credits, now } = e;
   const creditsUsable =
     !!credits && (credits.unlimited || (credits.hasCredits && (credits.balance ?? 1) > 0));
+  // No reset time: hold for the window's length. A reset already past while still at 100% is a
+  // stale reading: hold briefly, the next poll brings the new window.
   const resetOf = (w: { resetAt: number | null; windowMinutes: number | null }, fallbackMs: number) =>
-    w.resetAt && w.resetAt > now
-      ? w.resetAt
-      : now + (w.windowMinutes ? w.windowMinutes * 60_000 : fallbackMs);
+    w.resetAt === null
+      ? now + (w.windowMinutes ? w.windowMinutes * 60_000 : fallbackMs)
+      : w.resetAt > now
+        ? w.resetAt
+        : now + STALE_RESET_HOLD_MS;
   if (secondary && secondary.usedPercent >= 100 && !creditsUsable) {
     return [
       {

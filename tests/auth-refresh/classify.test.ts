@@ -153,10 +153,9 @@ describe("usage.fetched decisions", () => {
       )[0]?.type,
     ).toBe("account.quota_exceeded");
   });
-  test("a past or missing reset falls back to the window length", () => {
-    expect(decideFromUsage(ev({ primary: w(100, NOW - 1) }))[0]).toMatchObject({
-      resetAt: NOW + 300 * 60_000,
-    });
+  test("a missing reset holds for the window length; a reset already past holds briefly", () => {
+    expect(decideFromUsage(ev({ primary: w(100, null) }))[0]).toMatchObject({ resetAt: NOW + 300 * 60_000 });
+    expect(decideFromUsage(ev({ primary: w(100, NOW - 1) }))[0]).toMatchObject({ resetAt: NOW + 60_000 });
   });
   test("a rate-limited account whose reset has passed is reactivated; before the reset it is not", () => {
     expect(decideFromUsage(ev({ account: account({ status: "rate_limited", resetAt: NOW - 1 }) }))).toEqual([
