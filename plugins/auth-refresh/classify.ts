@@ -16,6 +16,7 @@ import { permanentFailure } from "./permanent-codes.ts";
 /** Transient refresh failures back off 30 s, doubling per consecutive failure, up to 15 min. */
 export const refreshBackoff = { baseMs: 30_000, maxMs: 15 * 60_000 } as const;
 
+/** The cooldown after a transient refresh failure, given the account's failure streak so far. */
 export function backoffMs(failureStreak: number): number {
   return Math.min(
     refreshBackoff.maxMs,

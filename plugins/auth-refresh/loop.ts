@@ -6,6 +6,7 @@
  */
 import type { PluginLogger } from "../../src/plugin-host/api.ts";
 
+/** A running background loop. */
 export interface Loop {
   stop(): Promise<void>;
 }

@@ -24,6 +24,7 @@ export const OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann";
 const DEAD = new Set(["reauth_required", "deactivated"]);
 const DAY_MS = 24 * 3600_000;
 
+/** What started a refresh (carried by `refresh.failed`). */
 export type Trigger = RefreshFailedEvent["trigger"];
 
 interface RefreshOptions {
@@ -33,6 +34,7 @@ interface RefreshOptions {
   readonly forceAfter?: string;
 }
 
+/** Refreshes tokens (one flight per account) and serves the credentials provider. */
 export class Refresher {
   readonly #inflight = new Map<string, Promise<StoredCredentials>>();
   readonly #failures = new Map<string, { until: number; refreshToken: string; error: GatewayError }>();

@@ -63,6 +63,7 @@ export function parseUsage(body: unknown, now: number): UsageRecord | null {
   };
 }
 
+/** Polls `/wham/usage` for one account per slice and reports readings and failures through hooks. */
 export class UsagePoller {
   readonly #lastPolled = new Map<string, number>();
   /** Per account: no fetch before `until`, unless the account changed since (`version`: a new login). */

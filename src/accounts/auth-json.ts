@@ -9,6 +9,7 @@ import type { EpochMs } from "../core/types.ts";
 import type { TokenSet } from "../plugin-host/api.ts";
 import { tokenExpiry } from "./claims.ts";
 
+/** The tokens (and optional account id and last refresh) of an imported auth.json. */
 export interface ImportedAuth extends TokenSet {
   readonly accountId: string | null;
   readonly lastRefreshAt: EpochMs | null;
@@ -94,7 +95,7 @@ export function exportForms(a: {
       expiresAtMs,
     },
     codexAuthJson: {
-      auth_mode: "chatgpt",
+      auth_mode: "chatgpt" as const,
       OPENAI_API_KEY: null,
       tokens: {
         id_token: a.tokens.idToken,
@@ -106,7 +107,7 @@ export function exportForms(a: {
     },
     opencodeAuthJson: {
       openai: {
-        type: "oauth",
+        type: "oauth" as const,
         refresh: a.tokens.refreshToken,
         access: a.tokens.accessToken,
         expires: expiresAtMs,

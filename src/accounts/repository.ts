@@ -17,6 +17,7 @@ export function realChatgptAccountId(id: string | null): string | null {
   return id && !id.startsWith("email_") && !id.startsWith("local_") ? id : null;
 }
 
+/** The outcome of a login or import. */
 export interface UpsertResult {
   readonly id: string;
   readonly email: string | null;
@@ -29,6 +30,7 @@ export interface UpsertResult {
 /** How long usage snapshots are kept. */
 const USAGE_RETENTION_MS = 8 * 24 * 3600_000;
 
+/** Accounts in the store; the one writer of token, identity and usage-snapshot columns. */
 export class AccountRepository {
   constructor(
     readonly db: Kysely<Database>,

@@ -22,6 +22,29 @@ const ImportResult = t.Object({
   created: t.Boolean({ description: "false when the same identity existed and was updated in place" }),
 });
 
+const Str = t.String();
+const NullStr = t.Union([t.String(), t.Null()]);
+const ExportResult = t.Object({
+  account: t.Object({ id: Str, chatgptAccountId: NullStr, email: NullStr }),
+  tokens: t.Object({ idToken: Str, accessToken: Str, refreshToken: Str, expiresAtMs: t.Number() }),
+  codexAuthJson: t.Object({
+    auth_mode: t.Literal("chatgpt"),
+    OPENAI_API_KEY: t.Null(),
+    tokens: t.Object({ id_token: Str, access_token: Str, refresh_token: Str, account_id: NullStr }),
+    last_refresh: Str,
+  }),
+  opencodeAuthJson: t.Object({
+    openai: t.Object({
+      type: t.Literal("oauth"),
+      refresh: Str,
+      access: Str,
+      expires: t.Number(),
+      accountId: NullStr,
+    }),
+  }),
+  filename: Str,
+});
+
 /** Reads an import body: multipart field `auth_json` (file or text), or the file's JSON as the body. */
 async function readImportBody(request: Request) {
   const type = request.headers.get("content-type") ?? "";
@@ -196,6 +219,7 @@ export function accountRoutes(deps: AppDeps) {
           tags,
           summary: "Export the tokens as a Codex CLI auth.json and as an OpenCode auth entry (no-store)",
         },
+        response: { 200: ExportResult, 404: ErrorBody },
       },
     );
 }

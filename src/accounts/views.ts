@@ -10,12 +10,14 @@ import { latestWindows } from "./snapshots.ts";
 
 const Nullable = <T extends import("@sinclair/typebox").TSchema>(s: T) => t.Union([s, t.Null()]);
 
+/** One quota window in the admin API. */
 export const UsageWindowView = t.Object({
   usedPercent: t.Number(),
   windowMinutes: Nullable(t.Integer()),
   resetAt: Nullable(t.Integer({ description: "epoch milliseconds" })),
 });
 
+/** An account in the admin API (never a token). */
 export const AccountView = t.Object({
   id: t.String(),
   email: Nullable(t.String()),
@@ -30,8 +32,10 @@ export const AccountView = t.Object({
   accessTokenExpiresAt: Nullable(t.Integer({ description: "epoch ms, from the access token's exp" })),
   usage: t.Object({ primary: Nullable(UsageWindowView), secondary: Nullable(UsageWindowView) }),
 });
+/** {@link AccountView} as a TypeScript type. */
 export type AccountView = Static<typeof AccountView>;
 
+/** One `account_events` row in the admin API. */
 export const AccountEventView = t.Object({
   id: t.Integer(),
   at: t.Integer({ description: "epoch milliseconds" }),

@@ -12,10 +12,13 @@ import { parseErrorBody, readErrorFields } from "../upstream/error-body.ts";
 export const OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann";
 /** The only redirect the auth server accepts for this client. */
 export const OAUTH_REDIRECT_URI = "http://localhost:1455/auth/callback";
+/** Scopes asked for at login (`offline_access` for a refresh token). */
 export const OAUTH_SCOPE = "openid profile email offline_access";
+/** The `originator` the authorize URL carries. */
 export const OAUTH_ORIGINATOR = "codex_chatgpt_desktop";
 const TIMEOUT_MS = 30_000;
 
+/** A login failure: `code` from the auth server (or ours), a message safe to show the operator. */
 export class OAuthError extends Error {
   override name = "OAuthError";
   constructor(
@@ -44,6 +47,7 @@ export async function createPkce(): Promise<{ verifier: string; challenge: strin
   return { verifier, challenge: b64url(new Uint8Array(digest)) };
 }
 
+/** The URL the operator opens to sign in (PKCE S256, the Codex CLI's client and redirect). */
 export function authorizeUrl(authBaseUrl: string, challenge: string, state: string): string {
   const q = new URLSearchParams({
     response_type: "code",
@@ -122,6 +126,7 @@ export async function exchangeCode(
   return tokens;
 }
 
+/** A device-code login as the auth server started it. */
 export interface DeviceCode {
   readonly deviceAuthId: string;
   readonly userCode: string;

@@ -21,6 +21,7 @@ import {
 } from "./client.ts";
 import { resultPage } from "./page.ts";
 
+/** A flow's state as `GET /api/oauth/status` reports it. */
 export type FlowStatus = "pending" | "success" | "error";
 
 interface Flow {
@@ -39,6 +40,7 @@ interface Flow {
 const BROWSER_TTL_MS = 15 * 60_000;
 const KEEP_FINISHED = 16;
 
+/** The login flows of this process and the callback listener while a browser flow is pending. */
 export class OAuthFlows {
   readonly #flows = new Map<string, Flow>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -213,7 +215,7 @@ export class OAuthFlows {
 
   #ensureListener(): CallbackListener {
     this.#listener ??= listenCallback((req) => this.#onCallback(req), {
-      host: "127.0.0.1",
+      host: this.settings.oauthCallbackHost,
       port: this.settings.oauthCallbackPort,
     });
     return this.#listener;

@@ -54,6 +54,12 @@ export const SettingsSchema = Type.Object(
       "Comma-separated paths of extra plugin modules loaded at start-up, after the built-in ones.",
     ),
     oauthCallbackPort: Port(1455, "Port of the local OAuth callback listener used by browser login."),
+    oauthCallbackHost: Type.String({
+      minLength: 1,
+      default: "127.0.0.1",
+      description:
+        "Address the OAuth callback listener binds (0.0.0.0 inside a container with a published port).",
+    }),
     refreshMarginSeconds: Seconds(300, "Refresh an access token when it expires within this many seconds."),
     usageRefreshIntervalSeconds: Seconds(
       60,

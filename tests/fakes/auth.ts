@@ -9,14 +9,17 @@
 import { type FakeIdentity, mintTokens } from "./jwt.ts";
 import type { FakeRoutes } from "./server.ts";
 
+/** A token set as the fake issued it. */
 export interface TokenBundle {
   readonly idToken: string;
   readonly accessToken: string;
   readonly refreshToken: string;
 }
 
+/** What one device token poll answers. */
 export type DeviceStep = "pending" | "slow_down" | { slowDownInterval: number } | "approve";
 
+/** The fake auth server's scriptable state and what it saw. */
 export interface FakeAuthState {
   /** Live refresh tokens and whose they are. */
   readonly refreshTokens: Map<string, FakeIdentity>;
@@ -48,6 +51,7 @@ export interface FakeAuthState {
 const b64url = (bytes: ArrayBuffer) => Buffer.from(bytes).toString("base64url");
 const random = () => Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url");
 
+/** A fake auth server: routes, state and helpers. */
 export interface FakeAuth {
   readonly routes: FakeRoutes;
   readonly state: FakeAuthState;

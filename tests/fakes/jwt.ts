@@ -5,6 +5,7 @@
  * @module
  */
 
+/** Who a fake token belongs to. */
 export interface FakeIdentity {
   readonly email: string;
   readonly chatgptAccountId: string;

@@ -6,6 +6,7 @@
  */
 import type { FakeRoutes } from "./server.ts";
 
+/** One window of a scripted reading. */
 export interface UsageWindowSpec {
   readonly usedPercent: number;
   readonly windowSeconds?: number;
@@ -13,6 +14,7 @@ export interface UsageWindowSpec {
   readonly resetAt?: number;
 }
 
+/** What the fake answers and what it saw. */
 export interface FakeUsageState {
   /** Default windows when no script matches. */
   primary: UsageWindowSpec;
@@ -31,6 +33,7 @@ const windowJson = (w: UsageWindowSpec, defaultSeconds: number) => ({
   reset_after_seconds: w.windowSeconds ?? defaultSeconds,
 });
 
+/** A fake `/wham/usage`: its routes (compose with `startFakeServer`) and its scriptable state. */
 export function fakeUsage(): { routes: FakeRoutes; state: FakeUsageState } {
   const state: FakeUsageState = {
     primary: { usedPercent: 12.5 },

@@ -5,6 +5,7 @@
  * @module
  */
 
+/** The running callback listener. */
 export interface CallbackListener {
   readonly port: number;
   /** Stops listening; `force` also cuts open connections (otherwise in-flight answers finish). */
