@@ -137,3 +137,29 @@ describe("logs", () => {
     for (const t of w.auth.state.issued) expect(log).not.toContain(t);
   });
 });
+
+describe("background refresh pass", () => {
+  test("idle accounts near expiry are refreshed without a request; fresh ones are left alone", async () => {
+    const b = await startAccountsWorld({ env: { CODEX_LB_REFRESH_CHECK_INTERVAL_SECONDS: "0.2" } });
+    try {
+      const stale = b.auth.issue(identity("idle"), { expiresInSeconds: 120 });
+      const fresh = b.auth.issue(identity("idle"));
+      const idStale = await b.importTokens(stale);
+      const idFresh = await b.importTokens(fresh);
+      const end = Date.now() + 3_000;
+      while (Date.now() < end && b.auth.state.refreshCalls === 0) await Bun.sleep(20);
+      expect(b.auth.state.refreshCalls).toBe(1);
+      expect(
+        b.gw
+          .logs()
+          .some((l) => l.msg === "tokens refreshed" && l.trigger === "background" && l.accountId === idStale),
+      ).toBe(true);
+      expect((await b.account(idStale)).accessTokenExpiresAt!).toBeGreaterThan(Date.now() + 30 * 60_000);
+      await Bun.sleep(300);
+      expect(b.auth.state.refreshCalls).toBe(1);
+      expect(b.gw.logs().some((l) => l.msg === "tokens refreshed" && l.accountId === idFresh)).toBe(false);
+    } finally {
+      await b.stop();
+    }
+  });
+});
