@@ -8,8 +8,11 @@
  */
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
+import { TokenCipher } from "../accounts/crypto.ts";
+import { AccountRepository } from "../accounts/repository.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
+import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
@@ -55,10 +58,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const dispatcher = new Dispatcher(bus, applier);
   const runtimeSettings = new RuntimeSettingsStore(store.db, defaultsFrom(settings), clock);
   const sticky = new StickyStore(store.db);
+  const accounts = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir), clock);
+  const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
-    accounts: { list: () => listSnapshots(store.db), get: (id) => getSnapshot(store.db, id) },
+    accounts: {
+      list: () => listSnapshots(store.db),
+      get: (id) => getSnapshot(store.db, id),
+      credentials: (id) => accounts.credentials(id),
+      saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
+    },
+    usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
     sticky: createStickyService(sticky, runtimeSettings, clock),
     runtimeSettings,
@@ -80,6 +91,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     clock,
     runtimeSettings,
     sticky,
+    accounts,
+    oauth,
   };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
@@ -168,6 +181,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return app.handle(request);
     },
     start: () => host.start(),
-    stop: () => host.stop(),
+    stop: async () => {
+      await oauth.stop();
+      await host.stop();
+    },
   };
 }

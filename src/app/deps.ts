@@ -1,3 +1,5 @@
+import type { AccountRepository } from "../accounts/repository.ts";
+import type { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 import type { ActionApplier } from "../plugin-host/apply.ts";
 import type { Dispatcher } from "../plugin-host/dispatch.ts";
@@ -25,4 +27,8 @@ export interface AppDeps {
   readonly runtimeSettings: RuntimeSettingsStore;
   /** Sticky session bindings (`/api/sticky-sessions`). */
   readonly sticky: StickyStore;
+  /** Accounts: identity upsert, encrypted tokens, usage snapshots (the one writer of those columns). */
+  readonly accounts: AccountRepository;
+  /** Login flows in progress (browser and device code). */
+  readonly oauth: OAuthFlows;
 }

@@ -4,9 +4,11 @@
  *
  * @module
  */
+import { accountRoutes } from "../accounts/routes.ts";
 import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { oauthRoutes } from "../oauth/routes.ts";
 import { runtimeSettingsRoutes } from "../runtime-settings/routes.ts";
 import { stickyRoutes } from "../sticky/routes.ts";
 import type { AppDeps } from "./deps.ts";
@@ -17,4 +19,6 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   runtimeSettingsRoutes,
   stickyRoutes,
   balancingAdminRoutes,
+  accountRoutes,
+  oauthRoutes,
 ];

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { importAuthFile } from "../accounts/cli.ts";
 import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
@@ -19,6 +20,8 @@ Usage:
   codex-lb migrate     apply pending database migrations and exit
   codex-lb config      print every setting, its environment variable, value and default
                        (--defaults: the table of defaults, as in the README)
+  codex-lb accounts import FILE
+                       add (or update) the account of a Codex CLI auth.json
   codex-lb --version   print the version
   codex-lb --help      print this help
 
@@ -54,6 +57,15 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
     log.info({ store: location.path }, "migrations applied");
     await closeLog(log);
     return 0;
+  },
+  async accounts(args) {
+    const [sub, file, ...extra] = args;
+    if (sub !== "import" || !file || extra.length > 0) {
+      process.stderr.write("codex-lb: usage: codex-lb accounts import FILE\n");
+      return 2;
+    }
+    const { settings, location } = await prepare(process.env, process.cwd());
+    return importAuthFile(file, settings, location, process.stdout, process.stderr);
   },
   async config(args) {
     if (args.includes("--defaults")) {

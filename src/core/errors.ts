@@ -36,6 +36,14 @@ export const errorCatalogue = {
     "invalid_request_error",
     "Settings were changed by someone else; reload them and apply your change again",
   ),
+  account_not_found: spec(404, "invalid_request_error", "Account not found"),
+  reauth_required: spec(
+    409,
+    "invalid_request_error",
+    "The account needs a new login (browser, device code or auth.json import); it cannot be reactivated",
+  ),
+  oauth_flow_not_found: spec(404, "invalid_request_error", "Unknown or expired login flow"),
+  oauth_error: spec(502, "server_error", "The OpenAI auth server refused the login"),
   // --- who may call
   invalid_api_key: spec(401, "authentication_error", "Invalid or missing API key"),
   authentication_required: spec(401, "authentication_error", "Authentication required"),
@@ -54,6 +62,8 @@ export const errorCatalogue = {
   upstream_error: spec(502, "server_error", "Upstream request failed"),
   upstream_timeout: spec(504, "server_error", "Upstream did not answer in time"),
   service_unavailable: spec(503, "server_error", "Service unavailable"),
+  account_unusable: spec(503, "server_error", "The account cannot be used until it is logged in again"),
+  refresh_failed: spec(502, "server_error", "Token refresh failed; the account is backing off"),
   server_error: spec(500, "server_error", "Internal server error"),
 } as const satisfies Record<string, ErrorSpec>;
 

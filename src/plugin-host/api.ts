@@ -21,13 +21,13 @@
  * @module
  */
 import type { Elysia } from "elysia";
-import type { AccountSnapshot, EpochMs } from "../core/types.ts";
+import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import type { StickyService } from "../sticky/service.ts";
 import type { Action } from "./actions.ts";
 import type { ApplyResult } from "./apply.ts";
-import type { HookEvents, HookHandler, HookName, HookOutcome } from "./hooks.ts";
+import type { HookEvents, HookHandler, HookName, HookOutcome, UsageCredits } from "./hooks.ts";
 
 export type { AccountSnapshot, AccountStatus, EpochMs, UsageWindow } from "../core/types.ts";
 export type {
@@ -39,6 +39,31 @@ export type { StickyService } from "../sticky/service.ts";
 export type { StickyBinding, StickyKind } from "../sticky/store.ts";
 export type { AccountAction, Action, RequestAction } from "./actions.ts";
 export type * from "./hooks.ts";
+
+/** An OAuth token set as the auth server issues it. Never logged. */
+export interface TokenSet {
+  readonly accessToken: string;
+  readonly refreshToken: string;
+  readonly idToken: string;
+}
+
+/** One account's decrypted tokens and what the credentials provider needs around them. Never logged. */
+export interface StoredCredentials extends TokenSet {
+  readonly accountId: string;
+  /** From the access token's `exp`, or null when it has none. */
+  readonly accessTokenExpiresAt: EpochMs | null;
+  readonly lastRefreshAt: EpochMs | null;
+  /** The real ChatGPT account id (never a synthetic local id), sent as `chatgpt-account-id`. */
+  readonly chatgptAccountId: string | null;
+  readonly installationId: string;
+}
+
+/** What one `/wham/usage` answer says, ready to be stored as snapshots. */
+export interface UsageRecord {
+  readonly primary: UsageWindow | null;
+  readonly secondary: UsageWindow | null;
+  readonly credits: UsageCredits | null;
+}
 
 /** A plugin: a unique name and a `setup` that registers hook handlers and routes. */
 export interface Plugin {
@@ -131,6 +156,22 @@ export interface GatewayServices {
   readonly accounts: {
     list(): Promise<readonly AccountSnapshot[]>;
     get(id: string): Promise<AccountSnapshot | null>;
+    /** Decrypted tokens of one account (for the credentials provider); null when unknown. */
+    credentials(id: string): Promise<StoredCredentials | null>;
+    /**
+     * Stores refreshed tokens (encrypted) and the claims of the new id_token. With `replacing`
+     * (the refresh token they were obtained with) nothing is written when the stored refresh
+     * token has changed meanwhile (a new login won): the result is then `stale`.
+     */
+    saveTokens(
+      id: string,
+      tokens: TokenSet,
+      options?: { replacing?: string },
+    ): Promise<"saved" | "stale" | "missing">;
+  };
+  readonly usage: {
+    /** Stores one `/wham/usage` reading as usage snapshots (the windows GET /api/accounts shows). */
+    record(id: string, usage: UsageRecord): Promise<void>;
   };
   now(): EpochMs;
   /** Sticky session bindings (affinity key → account) and `previous_response_id` owners. */

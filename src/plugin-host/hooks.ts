@@ -97,10 +97,19 @@ export interface RefreshFailedEvent extends FailureDetails {
   readonly now: EpochMs;
 }
 
+/** Credits as `/wham/usage` reports them (pay-as-you-go beyond the plan's windows). */
+export interface UsageCredits {
+  readonly hasCredits: boolean;
+  readonly unlimited: boolean;
+  readonly balance: number | null;
+}
+
 export interface UsageFetchedEvent {
   readonly account: AccountSnapshot;
   readonly primary: UsageWindow | null;
   readonly secondary: UsageWindow | null;
+  /** Credits, when the answer carried them. */
+  readonly credits?: UsageCredits | null;
   readonly now: EpochMs;
 }
 

@@ -54,8 +54,30 @@ export const SettingsSchema = Type.Object(
       "Comma-separated paths of extra plugin modules loaded at start-up, after the built-in ones.",
     ),
     oauthCallbackPort: Port(1455, "Port of the local OAuth callback listener used by browser login."),
+    oauthCallbackHost: Type.String({
+      minLength: 1,
+      default: "127.0.0.1",
+      description:
+        "Address the OAuth callback listener binds (0.0.0.0 inside a container with a published port).",
+    }),
     refreshMarginSeconds: Seconds(300, "Refresh an access token when it expires within this many seconds."),
-    usageRefreshIntervalSeconds: Seconds(60, "How often each account's quota usage is fetched.", 5),
+    usageRefreshIntervalSeconds: Seconds(
+      60,
+      "How often each account's quota usage (`/wham/usage`) is fetched; fetches are staggered across accounts.",
+      0.2,
+    ),
+    usageFetchTimeoutSeconds: Seconds(10, "Time allowed for one `/wham/usage` fetch.", 0.05),
+    refreshTimeoutSeconds: Seconds(8, "Time allowed for one OAuth token refresh call.", 0.05),
+    refreshFailureReuseSeconds: Seconds(
+      5,
+      "A failed token refresh is reported to later callers for this long instead of being re-sent.",
+    ),
+    refreshCheckIntervalSeconds: Seconds(
+      60,
+      "How often the background pass looks for idle accounts whose tokens need refreshing.",
+      0.2,
+    ),
+    refreshMaxAgeDays: Seconds(8, "Refresh an account's tokens when its last refresh is older than this.", 0),
     streamIdleTimeoutSeconds: Seconds(
       300,
       "End a stream with `response.failed` when the upstream is silent this long.",

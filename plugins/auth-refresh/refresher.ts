@@ -1,0 +1,222 @@
+/**
+ * Token refresh with single flight. Refresh tokens are single-use, so at most one refresh per
+ * account is in flight: concurrent callers wait for it and share its result, and a caller that
+ * arrives just after it re-reads the stored tokens instead of sending the used refresh token again.
+ * A failed result is reused for a few seconds (`refreshFailureReuseSeconds`). Failures are classified by the `refresh.failed`
+ * hook (the core applies what its handlers decide); this file only reports them.
+ *
+ * @module
+ */
+import { GatewayError } from "../../src/core/errors.ts";
+import type {
+  AccountCredentials,
+  GatewayServices,
+  PluginLogger,
+  RefreshFailedEvent,
+  StoredCredentials,
+} from "../../src/plugin-host/api.ts";
+import type { FailureDetails } from "../../src/plugin-host/hooks.ts";
+import type { Settings } from "../../src/settings/schema.ts";
+import { failureFromHttp, failureFromTransport } from "../../src/upstream/error-body.ts";
+
+/** The Codex CLI's OAuth client id. */
+export const OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann";
+const DEAD = new Set(["reauth_required", "deactivated"]);
+const DAY_MS = 24 * 3600_000;
+
+/** What started a refresh (carried by `refresh.failed`). */
+export type Trigger = RefreshFailedEvent["trigger"];
+
+interface RefreshOptions {
+  readonly trigger: Trigger;
+  readonly requestId?: string | null;
+  /** Refresh even when the token is not due, unless the stored access token differs from this one. */
+  readonly forceAfter?: string;
+}
+
+/** Refreshes tokens (one flight per account) and serves the credentials provider. */
+export class Refresher {
+  readonly #inflight = new Map<string, Promise<StoredCredentials>>();
+  readonly #failures = new Map<string, { until: number; refreshToken: string; error: GatewayError }>();
+  /** Refresh calls sent to the auth server (for the log and tests of single flight). */
+  sent = 0;
+
+  constructor(
+    private readonly services: GatewayServices,
+    private readonly settings: Readonly<Settings>,
+    private readonly log: PluginLogger,
+  ) {}
+
+  /** True when the tokens should be refreshed now (expiry within the margin + `lookaheadMs`, or too old). */
+  isDue(c: StoredCredentials, now: number, lookaheadMs = 0): boolean {
+    const margin = this.settings.refreshMarginSeconds * 1000 + lookaheadMs;
+    if (c.accessTokenExpiresAt !== null && c.accessTokenExpiresAt - now <= margin) return true;
+    return c.lastRefreshAt === null || now - c.lastRefreshAt > this.settings.refreshMaxAgeDays * DAY_MS;
+  }
+
+  /** The credentials provider's `get`: usable credentials, refreshed first when due or forced. */
+  async get(
+    accountId: string,
+    options: { forceRefresh?: boolean; requestId?: string | null; trigger?: Trigger } = {},
+  ): Promise<AccountCredentials> {
+    const snap = await this.services.accounts.get(accountId);
+    if (!snap) throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
+    if (DEAD.has(snap.status)) {
+      throw new GatewayError(
+        "account_unusable",
+        `Account ${accountId} is ${snap.status}${snap.statusReason ? `: ${snap.statusReason}` : ""}`,
+        { accountId },
+      );
+    }
+    let creds = await this.services.accounts.credentials(accountId);
+    if (!creds)
+      throw new GatewayError("account_unusable", `Account ${accountId} holds no tokens`, { accountId });
+    if (options.forceRefresh || this.isDue(creds, this.services.now())) {
+      creds = await this.refresh(accountId, {
+        trigger: options.trigger ?? (options.forceRefresh ? "upstream_401" : "request"),
+        requestId: options.requestId ?? null,
+        ...(options.forceRefresh ? { forceAfter: creds.accessToken } : {}),
+      });
+    }
+    return {
+      accessToken: creds.accessToken,
+      chatgptAccountId: creds.chatgptAccountId,
+      installationId: creds.installationId,
+    };
+  }
+
+  /** Refreshes one account (joining a refresh already in flight). */
+  async refresh(accountId: string, opts: RefreshOptions): Promise<StoredCredentials> {
+    const running = this.#inflight.get(accountId);
+    if (running) return running;
+    const failed = this.#failures.get(accountId);
+    if (failed && failed.until > this.services.now()) {
+      // A new login since the failure replaced the refresh token: the old result no longer applies.
+      const current = await this.services.accounts.credentials(accountId);
+      if (current?.refreshToken === failed.refreshToken) throw failed.error;
+    }
+    const again = this.#inflight.get(accountId);
+    if (again) return again;
+    const flight = this.#run(accountId, opts).finally(() => this.#inflight.delete(accountId));
+    this.#inflight.set(accountId, flight);
+    return flight;
+  }
+
+  async #run(accountId: string, opts: RefreshOptions): Promise<StoredCredentials> {
+    const snap = await this.services.accounts.get(accountId);
+    const creds = await this.services.accounts.credentials(accountId);
+    if (!snap || !creds)
+      throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
+    if (DEAD.has(snap.status))
+      throw new GatewayError("account_unusable", `Account ${accountId} is ${snap.status}`);
+    const now = this.services.now();
+    // Someone refreshed just before this flight started: use their tokens.
+    if (opts.forceAfter !== undefined ? creds.accessToken !== opts.forceAfter : !this.isDue(creds, now)) {
+      return creds;
+    }
+    this.sent++;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${this.settings.authBaseUrl}/oauth/token`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json",
+          ...(opts.requestId ? { "x-request-id": opts.requestId } : {}),
+        },
+        body: JSON.stringify({
+          grant_type: "refresh_token",
+          client_id: OAUTH_CLIENT_ID,
+          refresh_token: creds.refreshToken,
+          scope: "openid profile email",
+        }),
+        signal: AbortSignal.timeout(this.settings.refreshTimeoutSeconds * 1000),
+      });
+      text = await res.text();
+    } catch (e) {
+      return this.#fail(snap, creds, failureFromTransport(e), opts);
+    }
+    if (!res.ok) return this.#fail(snap, creds, failureFromHttp(res.status, text), opts);
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // handled below as a missing token
+    }
+    const s = (k: string) => (typeof body[k] === "string" && body[k] !== "" ? (body[k] as string) : null);
+    const accessToken = s("access_token");
+    if (!accessToken) {
+      const f: FailureDetails = {
+        httpStatus: res.status,
+        errorCode: "invalid_response",
+        errorType: null,
+        message: "Refresh response missing tokens",
+        transport: false,
+      };
+      return this.#fail(snap, creds, f, opts);
+    }
+    const tokens = {
+      accessToken,
+      // The auth server rotates the refresh token; keep the old one only if it sent none.
+      refreshToken: s("refresh_token") ?? creds.refreshToken,
+      idToken: s("id_token") ?? creds.idToken,
+    };
+    const saved = await this.services.accounts.saveTokens(accountId, tokens, {
+      replacing: creds.refreshToken,
+    });
+    this.#failures.delete(accountId);
+    this.log.info({ accountId, trigger: opts.trigger, saved }, "tokens refreshed");
+    if (snap.failureStreak > 0 || snap.cooldownUntil !== null) {
+      await this.services.apply([{ type: "account.healthy", accountId }], {
+        source: "refresh",
+        requestId: opts.requestId ?? null,
+      });
+    }
+    const fresh = await this.services.accounts.credentials(accountId);
+    if (!fresh) throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
+    return fresh;
+  }
+
+  async #fail(
+    snap: NonNullable<Awaited<ReturnType<GatewayServices["accounts"]["get"]>>>,
+    creds: StoredCredentials,
+    details: FailureDetails,
+    opts: RefreshOptions,
+  ): Promise<never> {
+    const outcome = await this.services.fire(
+      "refresh.failed",
+      { ...details, account: snap, trigger: opts.trigger, now: this.services.now() },
+      { requestId: opts.requestId ?? null },
+    );
+    const dead = outcome.actions.some((a) => a.type === "account.deactivate" && a.accountId === snap.id);
+    this.log.warn(
+      {
+        accountId: snap.id,
+        trigger: opts.trigger,
+        httpStatus: details.httpStatus,
+        errorCode: details.errorCode,
+        permanent: dead,
+      },
+      "token refresh failed",
+    );
+    const code = details.errorCode ?? (details.httpStatus ? `HTTP ${details.httpStatus}` : "error");
+    const error = dead
+      ? new GatewayError(
+          "account_unusable",
+          `Account ${snap.id} needs a new login (refresh failed: ${code})`,
+          {
+            accountId: snap.id,
+          },
+        )
+      : new GatewayError("refresh_failed", `Token refresh failed for account ${snap.id} (${code})`, {
+          accountId: snap.id,
+        });
+    this.#failures.set(snap.id, {
+      until: this.services.now() + this.settings.refreshFailureReuseSeconds * 1000,
+      refreshToken: creds.refreshToken,
+      error,
+    });
+    throw error;
+  }
+}

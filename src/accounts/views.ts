@@ -1,0 +1,109 @@
+/**
+ * What the admin API shows of an account (camelCase, never a token) and of its events.
+ *
+ * @module
+ */
+import { type Static, t } from "elysia";
+import type { Kysely } from "kysely";
+import type { Database } from "../store/schema.ts";
+import { latestWindows } from "./snapshots.ts";
+
+const Nullable = <T extends import("@sinclair/typebox").TSchema>(s: T) => t.Union([s, t.Null()]);
+
+/** One quota window in the admin API. */
+export const UsageWindowView = t.Object({
+  usedPercent: t.Number(),
+  windowMinutes: Nullable(t.Integer()),
+  resetAt: Nullable(t.Integer({ description: "epoch milliseconds" })),
+});
+
+/** An account in the admin API (never a token). */
+export const AccountView = t.Object({
+  id: t.String(),
+  email: Nullable(t.String()),
+  chatgptAccountId: Nullable(t.String()),
+  planType: Nullable(t.String()),
+  status: t.String({
+    description: "active, rate_limited, quota_exceeded, paused, reauth_required, deactivated",
+  }),
+  statusReason: Nullable(t.String()),
+  resetAt: Nullable(t.Integer({ description: "epoch ms when a rate limit or quota block ends" })),
+  lastRefreshAt: Nullable(t.Integer({ description: "epoch ms of the last token refresh or login" })),
+  accessTokenExpiresAt: Nullable(t.Integer({ description: "epoch ms, from the access token's exp" })),
+  usage: t.Object({ primary: Nullable(UsageWindowView), secondary: Nullable(UsageWindowView) }),
+});
+/** {@link AccountView} as a TypeScript type. */
+export type AccountView = Static<typeof AccountView>;
+
+/** One `account_events` row in the admin API. */
+export const AccountEventView = t.Object({
+  id: t.Integer(),
+  at: t.Integer({ description: "epoch milliseconds" }),
+  action: t.String(),
+  fromStatus: Nullable(t.String()),
+  toStatus: Nullable(t.String()),
+  reason: Nullable(t.String()),
+  source: t.String(),
+  plugin: Nullable(t.String()),
+  requestId: Nullable(t.String()),
+  details: Nullable(t.String()),
+});
+
+const num = (v: number | bigint | null): number | null => (v === null ? null : Number(v));
+
+/** Every account (or one), oldest first, with its latest usage windows. */
+export async function accountViews(db: Kysely<Database>, id?: string): Promise<AccountView[]> {
+  let q = db
+    .selectFrom("accounts")
+    .select([
+      "id",
+      "email",
+      "chatgpt_account_id",
+      "plan_type",
+      "status",
+      "status_reason",
+      "reset_at",
+      "last_refresh_at",
+      "access_token_expires_at",
+    ])
+    .orderBy("created_at")
+    .orderBy("id");
+  if (id !== undefined) q = q.where("id", "=", id);
+  const rows = await q.execute();
+  const windows = await latestWindows(db, id === undefined ? undefined : [id]);
+  return rows.map((r) => ({
+    id: r.id,
+    email: r.email,
+    chatgptAccountId: r.chatgpt_account_id,
+    planType: r.plan_type,
+    status: r.status,
+    statusReason: r.status_reason,
+    resetAt: num(r.reset_at),
+    lastRefreshAt: num(r.last_refresh_at),
+    accessTokenExpiresAt: num(r.access_token_expires_at),
+    usage: { primary: windows.get(r.id)?.primary ?? null, secondary: windows.get(r.id)?.secondary ?? null },
+  }));
+}
+
+/** An account's events, newest first. */
+export async function accountEvents(db: Kysely<Database>, id: string, limit = 200) {
+  const rows = await db
+    .selectFrom("account_events")
+    .selectAll()
+    .where("account_id", "=", id)
+    .orderBy("id", "desc")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    at: Number(r.at),
+    action: r.action,
+    fromStatus: r.from_status,
+    toStatus: r.to_status,
+    reason: r.reason,
+    source: r.source,
+    plugin: r.plugin,
+    requestId: r.request_id,
+    details: r.details,
+  }));
+}
