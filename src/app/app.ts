@@ -60,7 +60,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
 
-  const deps: AppDeps = { settings, store, log, bus, applier, dispatcher, services, host, version, clock };
+  const stops: (() => void | Promise<void>)[] = [];
+  const deps: AppDeps = {
+    settings,
+    store,
+    log,
+    bus,
+    applier,
+    dispatcher,
+    services,
+    host,
+    version,
+    clock,
+    onStop: (fn) => stops.push(fn),
+  };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
     .onRequest(async ({ request, set }) => {
@@ -148,6 +161,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return app.handle(request);
     },
     start: () => host.start(),
-    stop: () => host.stop(),
+    stop: async () => {
+      await host.stop();
+      for (const fn of [...stops].reverse()) {
+        try {
+          await fn();
+        } catch (e) {
+          log.error({ err: e instanceof Error ? e.message : String(e) }, "shutdown step failed");
+        }
+      }
+    },
   };
 }

@@ -19,4 +19,6 @@ export interface AppDeps {
   readonly host: PluginHost;
   readonly version: string;
   readonly clock: () => number;
+  /** Registers shutdown work of a core feature (flush a writer); runs after the plugins stopped. */
+  onStop(fn: () => void | Promise<void>): void;
 }

@@ -25,6 +25,7 @@ export const errorCatalogue = {
     "invalid_request_error",
     "Invalid function parameters for strict mode",
   ),
+  invalid_json_schema: spec(400, "invalid_request_error", "Invalid JSON schema for strict mode"),
   invalid_auth_json: spec(400, "invalid_request_error", "Invalid auth.json"),
   payload_too_large: spec(413, "invalid_request_error", "Request body exceeds the maximum allowed size"),
   unsupported_media_type: spec(415, "invalid_request_error", "Unsupported content type"),
@@ -48,6 +49,9 @@ export const errorCatalogue = {
   account_unavailable: spec(503, "server_error", "The account that holds this conversation is unavailable"),
   upstream_error: spec(502, "server_error", "Upstream request failed"),
   upstream_timeout: spec(504, "server_error", "Upstream did not answer in time"),
+  upstream_unavailable: spec(502, "server_error", "No upstream account could serve the request"),
+  stream_incomplete: spec(502, "server_error", "Upstream stream ended before a terminal event"),
+  stream_idle_timeout: spec(504, "server_error", "Upstream stream went silent for too long"),
   service_unavailable: spec(503, "server_error", "Service unavailable"),
   server_error: spec(500, "server_error", "Internal server error"),
 } as const satisfies Record<string, ErrorSpec>;
