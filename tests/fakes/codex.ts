@@ -28,8 +28,8 @@ export type Step =
   | { kind: "slow"; text: string; delayMs: number }
   /** Sends `response.created` and the first delta, then nothing (for idle timeouts). */
   | { kind: "silent" }
-  /** Sends the first delta, then closes without a terminal event. */
-  | { kind: "truncated"; text: string };
+  /** Sends the first delta, then (optionally) an `error` event, then closes without a terminal event. */
+  | { kind: "truncated"; text: string; thenError?: Json };
 
 export interface CodexRequest {
   readonly chatgptAccountId: string | null;
@@ -280,7 +280,7 @@ export function fakeCodex(
           }
           case "truncated": {
             const { head } = textEvents(id, model, step.text, {});
-            return sse(id, [head], 0);
+            return sse(id, [step.thenError ? [...head, { type: "error", error: step.thenError }] : head], 0);
           }
           case "tool_call":
             return sse(id, [toolEvents(id, model, step)], 0);

@@ -1,7 +1,7 @@
 /**
  * TEST-ONLY plugin standing in for two providers that other branches implement for real:
  * `credentials` (plugins/auth-refresh) and `leases` (plugins/balancing), plus a trivial
- * `account.select` answer (round-robin over the candidates). Tokens are `tok-<accountId>`; a
+ * `account.select` answer (the first candidate). Tokens are `tok-<accountId>`; a
  * forced refresh bumps a generation (`tok-<accountId>-r<n>`) so tests can see it happened.
  * Never registered outside tests.
  *
@@ -28,7 +28,6 @@ export function testCredentialsPlugin(): TestProviders {
   const refreshes = new Map<string, number>();
   const broken = new Set<string>();
   let db: Kysely<Database> | null = null;
-  let rr = 0;
   const plugin = definePlugin({
     name: "test.providers",
     setup(ctx) {
@@ -66,7 +65,7 @@ export function testCredentialsPlugin(): TestProviders {
         inFlight: (accountId) => held.get(accountId) ?? 0,
       });
       ctx.on("account.select", (e) => {
-        const pick = e.candidates[rr++ % e.candidates.length];
+        const pick = e.candidates[0];
         return pick ? { type: "route.account", accountId: pick.id } : undefined;
       });
     },
