@@ -65,10 +65,11 @@ export interface SelectRequest {
  */
 export async function selectAccount(
   services: GatewayServices,
+  accounts: () => Promise<readonly AccountSnapshot[]>,
   req: SelectRequest,
   last: GatewayError | null,
 ): Promise<AccountSnapshot> {
-  const all = await services.accounts.list();
+  const all = await accounts();
   const now = services.now();
   const candidates = all.filter((s) => !req.excluded.includes(s.id) && isUsable(s, now));
   if (candidates.length === 0) throw noAccountError(all, now, last);

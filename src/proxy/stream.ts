@@ -99,6 +99,8 @@ export class ProxyStream {
   #prelude: SseEvent[] | null;
   #ended = false;
   #finished = false;
+  /** The upstream body ended by itself (nothing to abort). */
+  #upstreamDone = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -205,8 +207,10 @@ export class ProxyStream {
   #finish(status: FinishStatus): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.open.events.cancel();
-    this.open.controller.abort();
+    if (!this.#upstreamDone) {
+      this.open.events.cancel();
+      this.open.controller.abort();
+    }
     this.open.lease.release();
     this.onFinish(this.state, status);
   }
