@@ -34,6 +34,13 @@ export class SseReader {
   /** Feeds already-decoded text. */
   pushText(text: string): SseEvent[] {
     let buf = this.#buffer + text;
+    // A chunk ending in CR may be the first half of a CRLF: wait for the next byte to decide.
+    // After another line end it completes a blank line either way, so it is not held then.
+    let held = "";
+    if (buf.endsWith("\r") && !/[\r\n]\r$/.test(buf)) {
+      held = "\r";
+      buf = buf.slice(0, -1);
+    }
     if (buf.includes("\r")) buf = buf.replace(/\r\n?/g, "\n");
     const out: SseEvent[] = [];
     let start = 0;
@@ -45,16 +52,16 @@ export class SseReader {
       const ev = parseBlock(block);
       if (ev) out.push(ev);
     }
-    this.#buffer = start === 0 ? buf : buf.slice(start);
+    this.#buffer = (start === 0 ? buf : buf.slice(start)) + held;
     if (this.#buffer.length > MAX_EVENT_CHARS) throw new SseEventTooLarge("SSE event exceeds 16 MiB");
     return out;
   }
 
   /** Ends the stream: a last event without its blank line still counts. */
   end(): SseEvent[] {
-    const rest = this.#buffer + this.#decoder.decode();
+    const rest = (this.#buffer + this.#decoder.decode()).replace(/\r\n?/g, "\n");
     this.#buffer = "";
-    const ev = rest.trim() === "" ? null : parseBlock(rest.replace(/\r\n?/g, "\n").replace(/\n+$/, ""));
+    const ev = rest.trim() === "" ? null : parseBlock(rest.replace(/\n+$/, ""));
     return ev ? [ev] : [];
   }
 }

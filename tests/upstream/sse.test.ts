@@ -19,6 +19,14 @@ describe("SseReader", () => {
     expect(out.map((e) => e.data)).toEqual(["line1\nline2", "x"]);
   });
 
+  test("a CRLF split between chunks is one line break, not an event boundary", () => {
+    const r = new SseReader();
+    expect(r.pushText("event: a\r")).toEqual([]);
+    expect(r.pushText("\ndata: 1\r")).toEqual([]);
+    const out = r.pushText("\n\r\n");
+    expect(out.map((e) => [e.event, e.data])).toEqual([["a", "1"]]);
+  });
+
   test("a multi-byte character split between chunks survives", () => {
     const bytes = enc.encode('data: {"t":"héllo ✓"}\n\n');
     const r = new SseReader();
