@@ -5,6 +5,7 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import type { Plugin } from "../../src/plugin-host/api.ts";
 import type { Database } from "../../src/store/schema.ts";
 import { type FakeCodex, fakeCodex } from "../fakes/codex.ts";
 import { type FakeServer, startFakeServer } from "../fakes/server.ts";
@@ -22,7 +23,13 @@ export interface ProxyEnv {
 }
 
 export async function startProxyEnv(
-  opts: { accounts?: readonly SeedAccount[]; env?: Record<string, string>; fake?: FakeCodex } = {},
+  opts: {
+    accounts?: readonly SeedAccount[];
+    env?: Record<string, string>;
+    fake?: FakeCodex;
+    /** Extra plugins, registered after the test providers. */
+    plugins?: readonly Plugin[];
+  } = {},
 ): Promise<ProxyEnv> {
   const fake = opts.fake ?? fakeCodex();
   const upstream = startFakeServer(fake.routes);
@@ -34,7 +41,7 @@ export async function startProxyEnv(
       CODEX_LB_LOG_LEVEL: "info",
       ...opts.env,
     },
-    plugins: [providers.plugin],
+    plugins: [providers.plugin, ...(opts.plugins ?? [])],
   });
   const db = gw.running.store.db;
   providers.bind(db);
