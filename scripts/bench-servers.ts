@@ -109,7 +109,10 @@ export async function serveGateway(upstream: string): Promise<void> {
   };
   const prepared = await prepare(env, dataDir);
   // Log lines are produced as in production, then discarded.
-  const log = createLogger("info", pino.destination({ dest: "/dev/null", sync: false }));
+  const log = createLogger(
+    process.env.BENCH_LOG_LEVEL ?? "info",
+    pino.destination({ dest: "/dev/null", sync: false }),
+  );
   const running = await boot(
     { ...prepared, plugins: [...prepared.plugins, { plugin: benchProviders, source: "bench" }] },
     log,

@@ -67,6 +67,13 @@ export class SseReader {
 }
 
 function parseBlock(block: string): SseEvent | null {
+  // Fast path for the backend's own framing, one `event:` line then one `data:` line.
+  if (block.startsWith("event: ")) {
+    const nl = block.indexOf("\n");
+    if (nl > 0 && block.startsWith("data: ", nl + 1) && block.indexOf("\n", nl + 1) < 0) {
+      return { event: block.slice(7, nl), data: block.slice(nl + 7), raw: `${block}\n\n` };
+    }
+  }
   let event: string | null = null;
   let data: string[] | null = null;
   let any = false;
