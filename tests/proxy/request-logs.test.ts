@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { responseOwner } from "../../src/request-logs/owner.ts";
 import { openMigratedStore, resolveStoreLocation } from "../../src/store/store.ts";
 import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
@@ -79,6 +80,12 @@ describe("request logs", () => {
       errorCode: "bad_thing",
       errorMessage: "nope",
     });
+  });
+
+  test("the account that served a response id can be found (previous_response_id routing)", async () => {
+    const ok = (await get()).items.find((i) => i.requestId === "log-ua-1")!;
+    expect(await responseOwner(env.db, String(ok.responseId))).toBe("l1");
+    expect(await responseOwner(env.db, "resp_unknown")).toBeNull();
   });
 
   test("filters by account, model, status and time; pages newest first", async () => {
