@@ -8,5 +8,6 @@ import type { Plugin } from "../src/plugin-host/api.ts";
 import authRefresh from "./auth-refresh/index.ts";
 import balancing from "./balancing/index.ts";
 import firewall from "./firewall/index.ts";
+import upstreamFailover from "./upstream-failover/index.ts";
 
-export const builtinPlugins: readonly Plugin[] = [firewall, authRefresh, balancing];
+export const builtinPlugins: readonly Plugin[] = [firewall, authRefresh, upstreamFailover, balancing];

@@ -78,6 +78,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
 
+  const stops: (() => void | Promise<void>)[] = [];
   const deps: AppDeps = {
     settings,
     store,
@@ -93,6 +94,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sticky,
     accounts,
     oauth,
+    onStop: (fn) => stops.push(fn),
   };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
@@ -184,6 +186,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     stop: async () => {
       await oauth.stop();
       await host.stop();
+      for (const fn of [...stops].reverse()) {
+        try {
+          await fn();
+        } catch (e) {
+          log.error({ err: e instanceof Error ? e.message : String(e) }, "shutdown step failed");
+        }
+      }
     },
   };
 }

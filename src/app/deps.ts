@@ -31,4 +31,6 @@ export interface AppDeps {
   readonly accounts: AccountRepository;
   /** Login flows in progress (browser and device code). */
   readonly oauth: OAuthFlows;
+  /** Registers shutdown work of a core feature (flush a writer); runs after the plugins stopped. */
+  onStop(fn: () => void | Promise<void>): void;
 }

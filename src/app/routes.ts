@@ -9,6 +9,8 @@ import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
+import { proxyRoutes } from "../proxy/routes.ts";
+import { requestLogRoutes } from "../request-logs/routes.ts";
 import { runtimeSettingsRoutes } from "../runtime-settings/routes.ts";
 import { stickyRoutes } from "../sticky/routes.ts";
 import type { AppDeps } from "./deps.ts";
@@ -21,4 +23,6 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   balancingAdminRoutes,
   accountRoutes,
   oauthRoutes,
+  proxyRoutes,
+  requestLogRoutes,
 ];

@@ -88,6 +88,12 @@ export const SettingsSchema = Type.Object(
       "Time allowed for the upstream to answer with response headers.",
       1,
     ),
+    requestLogFlushMs: Type.Integer({
+      minimum: 1,
+      default: 250,
+      description: "How often buffered request log rows are written to the store, in milliseconds.",
+    }),
+    modelsCacheSeconds: Seconds(300, "How long the upstream model list is cached.", 0),
     routingStrategy: Type.Union(
       routingStrategies.map((s) => Type.Literal(s)),
       {

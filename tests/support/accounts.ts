@@ -1,12 +1,15 @@
 /**
  * Helpers for tests that need accounts: a gateway wired to a fake auth server and a fake
- * `/wham/usage`, and importing a token bundle as a Codex CLI auth.json.
+ * `/wham/usage`, importing a token bundle as a Codex CLI auth.json, and seeding account rows.
  *
  * @module
  */
 
+import type { Kysely } from "kysely";
 import type { AccountView } from "../../src/accounts/views.ts";
+import type { AccountStatus } from "../../src/core/types.ts";
 import type { Plugin } from "../../src/plugin-host/api.ts";
+import type { Database } from "../../src/store/schema.ts";
 import { type FakeAuth, fakeAuth, type TokenBundle } from "../fakes/auth.ts";
 import { type FakeServer, startFakeServer } from "../fakes/server.ts";
 import { type FakeUsageState, fakeUsage } from "../fakes/usage.ts";
@@ -91,4 +94,47 @@ export function identity(label = "user") {
     chatgptUserId: `user-${label}-${n}`,
     planType: "plus",
   };
+}
+
+export interface SeedAccount {
+  readonly id: string;
+  /** Sent upstream as `chatgpt-account-id`; defaults to `chatgpt-<id>`. */
+  readonly chatgptAccountId?: string;
+  readonly email?: string;
+  readonly status?: AccountStatus;
+  readonly resetAt?: number | null;
+  readonly cooldownUntil?: number | null;
+  /** Orders `listSnapshots` (oldest first). */
+  readonly createdAt?: number;
+}
+
+let seq = 0;
+
+export async function seedAccount(db: Kysely<Database>, a: SeedAccount): Promise<void> {
+  const now = Date.now();
+  await db
+    .insertInto("accounts")
+    .values({
+      id: a.id,
+      chatgpt_account_id: a.chatgptAccountId ?? `chatgpt-${a.id}`,
+      chatgpt_user_id: null,
+      email: a.email ?? `${a.id}@example.test`,
+      alias: null,
+      plan_type: "plus",
+      codex_installation_id: crypto.randomUUID(),
+      access_token_enc: null,
+      refresh_token_enc: null,
+      id_token_enc: null,
+      access_token_expires_at: null,
+      last_refresh_at: null,
+      status: a.status ?? "active",
+      status_reason: null,
+      reset_at: a.resetAt ?? null,
+      blocked_at: null,
+      cooldown_until: a.cooldownUntil ?? null,
+      last_selected_at: null,
+      created_at: a.createdAt ?? now + seq++,
+      updated_at: now,
+    })
+    .execute();
 }

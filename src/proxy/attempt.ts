@@ -1,0 +1,232 @@
+/**
+ * The attempt loop: select an account, hold a lease on it, get its credentials, call the upstream
+ * and look at the answer until its first real event. Any failure before that point fires
+ * `upstream.failed`; when a handler took an action against the account, the request moves to the
+ * next account (at most {@link MAX_ACCOUNTS_PER_REQUEST}, plus one same-account retry after a
+ * forced token refresh on a 401). What reaches the caller is an open stream whose first bytes
+ * have not been sent yet, or the GatewayError to answer with.
+ *
+ * @module
+ */
+import { GatewayError } from "../core/errors.ts";
+import type { AccountSnapshot } from "../core/types.ts";
+import { isAccountAction } from "../plugin-host/actions.ts";
+import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
+import { sendUpstream } from "../upstream/client.ts";
+import { StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
+import { buildUpstreamHeaders } from "../upstream/headers.ts";
+import { eventJson, type SseEvent } from "../upstream/sse.ts";
+import { MAX_ACCOUNTS_PER_REQUEST, type ProxyContext } from "./context.ts";
+import { type AttemptFailure, failureError, httpFailure, sseFailure, transportFailure } from "./failure.ts";
+import { quotaFromHeaders } from "./live-quota.ts";
+import { noAccountError, selectAccount } from "./select.ts";
+import type { Json } from "./validate.ts";
+
+export interface UpstreamCall {
+  readonly requestId: string;
+  readonly model: string | null;
+  readonly payload: Json;
+  readonly clientHeaders: Headers;
+  /** The client's signal: aborting it aborts the upstream call. */
+  readonly signal: AbortSignal;
+  readonly promptCacheKey: string | null;
+  readonly previousResponseId: string | null;
+}
+
+/** An upstream stream that passed the first-event check; nothing of it has reached the client yet. */
+export interface OpenStream {
+  readonly account: AccountSnapshot;
+  readonly events: UpstreamEvents;
+  /** Events already read (up to and including the first real one), to be sent first. */
+  readonly prelude: readonly SseEvent[];
+  readonly headers: Headers;
+  readonly controller: AbortController;
+  readonly lease: Lease;
+}
+
+/** What the loop learned, for the request log, whatever the outcome. */
+export interface AttemptTrace {
+  accountId: string | null;
+  attempts: number;
+}
+
+/** Event types that may come before the one that decides whether the stream is usable. */
+const PRELUDE_TYPES = new Set(["response.created", "response.in_progress"]);
+
+/** The event type of an SSE event (its `event:` name, else the JSON `type`). */
+export function typeOf(ev: SseEvent): string {
+  if (ev.event) return ev.event;
+  const j = eventJson(ev);
+  return typeof j?.type === "string" ? j.type : "";
+}
+
+type Outcome =
+  | { kind: "open"; open: Omit<OpenStream, "lease" | "account"> }
+  | { kind: "failed"; failure: AttemptFailure };
+
+async function attemptOnce(
+  ctx: ProxyContext,
+  call: UpstreamCall,
+  account: AccountSnapshot,
+  creds: AccountCredentials,
+  body: string,
+): Promise<Outcome> {
+  const { settings } = ctx.deps;
+  const res = await sendUpstream(`${ctx.upstreamUrl}/codex/responses`, {
+    method: "POST",
+    headers: buildUpstreamHeaders(call.clientHeaders, creds, { requestId: call.requestId }),
+    body,
+    signal: call.signal,
+    connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,
+  });
+  if (!res.ok) return { kind: "failed", failure: transportFailure(res.failure) };
+  const { response, controller } = res;
+  const quota = quotaFromHeaders(response.headers);
+  if (quota) ctx.quota.record(account.id, quota, ctx.deps.clock());
+  if (response.status < 200 || response.status >= 300 || !response.body) {
+    const text = await response.text().catch(() => "");
+    controller.abort();
+    return { kind: "failed", failure: httpFailure(response.status, text) };
+  }
+  const events = new UpstreamEvents(response.body, settings.streamIdleTimeoutSeconds * 1000);
+  const prelude: SseEvent[] = [];
+  try {
+    for (;;) {
+      const batch = await events.next();
+      if (batch === null) {
+        controller.abort();
+        return {
+          kind: "failed",
+          failure: sseFailure({
+            type: "error",
+            error: { code: "stream_incomplete", message: "Upstream closed the stream before any event" },
+          }),
+        };
+      }
+      for (let i = 0; i < batch.length; i++) {
+        const ev = batch[i]!;
+        prelude.push(ev);
+        const type = typeOf(ev);
+        if (type.startsWith("codex.") || PRELUDE_TYPES.has(type)) continue;
+        if (type === "error" || type === "response.failed") {
+          events.cancel();
+          controller.abort();
+          return { kind: "failed", failure: sseFailure(eventJson(ev) ?? { type }) };
+        }
+        // The rest of this chunk goes out with the prelude.
+        prelude.push(...batch.slice(i + 1));
+        return { kind: "open", open: { events, prelude, headers: response.headers, controller } };
+      }
+    }
+  } catch (e) {
+    events.cancel();
+    controller.abort();
+    const timeout = e instanceof StreamIdleTimeout;
+    return {
+      kind: "failed",
+      failure: transportFailure({
+        httpStatus: null,
+        errorCode: timeout ? "timeout" : "transport_error",
+        errorType: null,
+        message: e instanceof Error ? e.message : String(e),
+        transport: true,
+      }),
+    };
+  }
+}
+
+/**
+ * Opens an upstream stream for `call`, failing over between accounts before the first byte.
+ * Throws the GatewayError to answer with when no account could serve it.
+ */
+export async function openUpstream(
+  ctx: ProxyContext,
+  call: UpstreamCall,
+  trace: AttemptTrace,
+): Promise<OpenStream> {
+  const { services } = ctx.deps;
+  const tried: string[] = [];
+  let last: GatewayError | null = null;
+  const body = JSON.stringify(call.payload);
+  while (tried.length < MAX_ACCOUNTS_PER_REQUEST) {
+    if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
+    const account = await selectAccount(
+      services,
+      () => ctx.snapshots.list(),
+      {
+        requestId: call.requestId,
+        model: call.model,
+        headers: call.clientHeaders,
+        excluded: tried,
+        promptCacheKey: call.promptCacheKey,
+        previousResponseId: call.previousResponseId,
+      },
+      last,
+    );
+    tried.push(account.id);
+    trace.accountId = account.id;
+    let lease: Lease;
+    try {
+      lease = await services
+        .provider("leases")
+        .acquire(account.id, { requestId: call.requestId, signal: call.signal });
+    } catch (e) {
+      if (!(e instanceof GatewayError)) throw e;
+      last = e;
+      continue;
+    }
+    let handedOver = false;
+    try {
+      let forced = false;
+      for (;;) {
+        let creds: AccountCredentials;
+        try {
+          creds = await services
+            .provider("credentials")
+            .get(account.id, { forceRefresh: forced, requestId: call.requestId });
+        } catch (e) {
+          last = new GatewayError(
+            "upstream_unavailable",
+            `Account credentials unavailable: ${e instanceof Error ? e.message : String(e)}`,
+          );
+          break;
+        }
+        trace.attempts++;
+        const outcome = await attemptOnce(ctx, call, account, creds, body);
+        if (outcome.kind === "open") {
+          handedOver = true;
+          return { ...outcome.open, account, lease };
+        }
+        const f = outcome.failure;
+        if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
+        // A 401 may only mean the access token just expired: refresh it once and retry here.
+        if (f.httpStatus === 401 && !forced) {
+          forced = true;
+          continue;
+        }
+        const fired = await services.fire(
+          "upstream.failed",
+          {
+            ...f,
+            requestId: call.requestId,
+            account,
+            phase: f.phase,
+            resetsAt: f.resetsAt,
+            resetsInSeconds: f.resetsInSeconds,
+            now: services.now(),
+          },
+          { requestId: call.requestId },
+        );
+        last = failureError(f);
+        const penalised = fired.actions.some((a) => isAccountAction(a) && a.accountId === account.id);
+        // Not the account's fault (a bad request): the same answer would come from any account.
+        if (!penalised) throw last;
+        break;
+      }
+    } finally {
+      if (!handedOver) lease.release();
+    }
+  }
+  const all = await ctx.snapshots.list();
+  throw noAccountError(all, services.now(), last);
+}

@@ -1,0 +1,200 @@
+/**
+ * Responses events → Chat Completions: the streaming form (`chat.completion.chunk` frames, the
+ * assistant role first, tool-call deltas, a finish chunk, an optional usage chunk, `[DONE]` last)
+ * and the non-streaming `chat.completion` built from the final Response object.
+ *
+ * @module
+ */
+import type { Shaper, StreamState, Usage } from "../stream.ts";
+import { usageOf } from "../stream.ts";
+import { isObject, type Json } from "../validate.ts";
+
+/** Chat `usage` from Responses usage. */
+export function chatUsage(u: Usage | null): Json | null {
+  if (!u) return null;
+  const prompt = u.inputTokens ?? 0;
+  const completion = u.outputTokens ?? 0;
+  const out: Json = {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: u.totalTokens ?? prompt + completion,
+  };
+  if (u.cachedInputTokens !== null) out.prompt_tokens_details = { cached_tokens: u.cachedInputTokens };
+  if (u.reasoningTokens !== null) out.completion_tokens_details = { reasoning_tokens: u.reasoningTokens };
+  return out;
+}
+
+function finishReason(state: StreamState, response: Json | null, hasToolCalls: boolean): string {
+  if (state.terminal === "incomplete") {
+    const d = response && isObject(response.incomplete_details) ? response.incomplete_details.reason : null;
+    return d === "content_filter" ? "content_filter" : "length";
+  }
+  return hasToolCalls ? "tool_calls" : "stop";
+}
+
+const chatId = () => `chatcmpl-${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
+
+interface CallSlot {
+  readonly index: number;
+  argsSent: boolean;
+}
+
+/** Streaming shaper for `/v1/chat/completions`. */
+export function chatStreamShaper(model: string, includeUsage: boolean): Shaper {
+  const id = chatId();
+  const created = Math.floor(Date.now() / 1000);
+  const calls = new Map<string, CallSlot>();
+  let roleSent = false;
+  let lastResponse: Json | null = null;
+  const frame = (delta: Json, finish: string | null = null): string => {
+    const chunk: Json = {
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    };
+    if (includeUsage) chunk.usage = null;
+    return `data: ${JSON.stringify(chunk)}\n\n`;
+  };
+  const role = (): string => {
+    if (roleSent) return "";
+    roleSent = true;
+    return frame({ role: "assistant", content: "" });
+  };
+  const slotOf = (key: string): CallSlot => {
+    let s = calls.get(key);
+    if (!s) {
+      s = { index: calls.size, argsSent: false };
+      calls.set(key, s);
+    }
+    return s;
+  };
+  const keyOf = (json: Json): string =>
+    String(json.item_id ?? (isObject(json.item) ? json.item.id : undefined) ?? json.output_index ?? "0");
+  return {
+    needsJson: (type) => !type.startsWith("codex."),
+    event(type, json, _raw, state) {
+      if (!json) return "";
+      switch (type) {
+        case "response.created":
+        case "response.in_progress":
+          return role();
+        case "response.output_text.delta":
+          return typeof json.delta === "string" ? role() + frame({ content: json.delta }) : "";
+        case "response.refusal.delta":
+          return typeof json.delta === "string" ? role() + frame({ refusal: json.delta }) : "";
+        case "response.output_item.added": {
+          const item = isObject(json.item) ? json.item : null;
+          if (item?.type !== "function_call") return "";
+          const slot = slotOf(keyOf(json));
+          return (
+            role() +
+            frame({
+              tool_calls: [
+                {
+                  index: slot.index,
+                  id: item.call_id,
+                  type: "function",
+                  function: { name: item.name, arguments: "" },
+                },
+              ],
+            })
+          );
+        }
+        case "response.function_call_arguments.delta": {
+          if (typeof json.delta !== "string") return "";
+          const slot = slotOf(keyOf(json));
+          slot.argsSent = true;
+          return frame({ tool_calls: [{ index: slot.index, function: { arguments: json.delta } }] });
+        }
+        case "response.output_item.done": {
+          const item = isObject(json.item) ? json.item : null;
+          if (item?.type !== "function_call") return "";
+          const key = keyOf(json);
+          const known = calls.has(key);
+          const slot = slotOf(key);
+          if (slot.argsSent && known) return "";
+          slot.argsSent = true;
+          const fn: Json = { arguments: typeof item.arguments === "string" ? item.arguments : "" };
+          if (!known) fn.name = item.name;
+          const call: Json = { index: slot.index, function: fn };
+          if (!known) Object.assign(call, { id: item.call_id, type: "function" });
+          return role() + frame({ tool_calls: [call] });
+        }
+        case "response.completed":
+        case "response.incomplete": {
+          lastResponse = isObject(json.response) ? json.response : null;
+          let out = role() + frame({}, finishReason(state, lastResponse, calls.size > 0));
+          if (includeUsage) {
+            const usage = chatUsage(usageOf(lastResponse));
+            out += `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage })}\n\n`;
+          }
+          return out;
+        }
+        case "response.failed": {
+          const resp = isObject(json.response) ? json.response : {};
+          const err = isObject(resp.error) ? resp.error : {};
+          return `data: ${JSON.stringify({
+            error: {
+              message: err.message ?? "Upstream error",
+              type: err.type ?? "server_error",
+              code: err.code ?? "upstream_error",
+              param: null,
+            },
+          })}\n\n`;
+        }
+        default:
+          return "";
+      }
+    },
+    end: () => "data: [DONE]\n\n",
+  };
+}
+
+/** The non-streaming `chat.completion` of a final Response object. */
+export function chatCompletion(response: Json, model: string, state: StreamState): Json {
+  let content = "";
+  let refusal: string | null = null;
+  const toolCalls: Json[] = [];
+  for (const item of Array.isArray(response.output) ? response.output : []) {
+    if (!isObject(item)) continue;
+    if (item.type === "message" && Array.isArray(item.content)) {
+      for (const part of item.content) {
+        if (!isObject(part)) continue;
+        if (part.type === "output_text" && typeof part.text === "string") content += part.text;
+        else if (part.type === "refusal" && typeof part.refusal === "string")
+          refusal = (refusal ?? "") + part.refusal;
+      }
+    } else if (item.type === "function_call") {
+      toolCalls.push({
+        id: item.call_id,
+        type: "function",
+        function: { name: item.name, arguments: typeof item.arguments === "string" ? item.arguments : "" },
+      });
+    }
+  }
+  const message: Json = {
+    role: "assistant",
+    content: content === "" && (toolCalls.length > 0 || refusal) ? null : content,
+  };
+  if (refusal !== null) message.refusal = refusal;
+  if (toolCalls.length > 0) message.tool_calls = toolCalls;
+  const out: Json = {
+    id: typeof response.id === "string" ? response.id.replace(/^resp_/, "chatcmpl-") : chatId(),
+    object: "chat.completion",
+    created: typeof response.created_at === "number" ? response.created_at : Math.floor(Date.now() / 1000),
+    model: typeof response.model === "string" ? response.model : model,
+    choices: [
+      {
+        index: 0,
+        message,
+        finish_reason: finishReason(state, response, toolCalls.length > 0),
+        logprobs: null,
+      },
+    ],
+  };
+  const usage = chatUsage(usageOf(response));
+  if (usage) out.usage = usage;
+  return out;
+}

@@ -1,0 +1,86 @@
+/**
+ * The model list: fetched from the upstream (`GET {upstream}/codex/models?client_version=…`) with
+ * a usable account's credentials, cached for `modelsCacheSeconds`, and replaced by a built-in list
+ * when the upstream cannot be reached.
+ *
+ * @module
+ */
+import { sendUpstream } from "../upstream/client.ts";
+import { buildUpstreamHeaders, CODEX_CLIENT_VERSION } from "../upstream/headers.ts";
+import type { ProxyContext } from "./context.ts";
+import { isUsable } from "./select.ts";
+import { isObject, type Json } from "./validate.ts";
+
+/** Served when the upstream list cannot be fetched. */
+export const FALLBACK_MODELS: readonly Json[] = [
+  "gpt-5.5",
+  "gpt-5.4",
+  "gpt-5.4-mini",
+  "gpt-5.3-codex",
+  "gpt-5.2",
+].map((slug) => ({ slug, display_name: slug, supported_in_api: true, visibility: "list" }));
+
+interface Cached {
+  readonly at: number;
+  readonly models: readonly Json[];
+  readonly source: "upstream" | "fallback";
+}
+
+const caches = new WeakMap<ProxyContext, Cached>();
+const inflight = new WeakMap<ProxyContext, Promise<Cached>>();
+
+async function fetchModels(ctx: ProxyContext): Promise<Cached> {
+  const { services, settings, clock } = ctx.deps;
+  const fallback: Cached = { at: clock(), models: FALLBACK_MODELS, source: "fallback" };
+  const now = services.now();
+  const account = (await ctx.snapshots.list()).find((s) => isUsable(s, now));
+  if (!account) return fallback;
+  try {
+    const creds = await services.provider("credentials").get(account.id, {});
+    const res = await sendUpstream(`${ctx.upstreamUrl}/codex/models?client_version=${CODEX_CLIENT_VERSION}`, {
+      method: "GET",
+      headers: buildUpstreamHeaders(new Headers(), creds, {
+        requestId: crypto.randomUUID(),
+        accept: "application/json",
+      }),
+      connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,
+    });
+    if (!res.ok || !res.response.ok) return fallback;
+    const body = (await res.response.json()) as unknown;
+    const models = isObject(body) && Array.isArray(body.models) ? body.models.filter(isObject) : [];
+    if (models.length === 0) return fallback;
+    return { at: clock(), models, source: "upstream" };
+  } catch {
+    return fallback;
+  }
+}
+
+/** The upstream model entries (cached; a failed fetch is retried after a short while, not every call). */
+export async function modelEntries(ctx: ProxyContext): Promise<readonly Json[]> {
+  const ttl = ctx.deps.settings.modelsCacheSeconds * 1000;
+  const cached = caches.get(ctx);
+  const now = ctx.deps.clock();
+  // A fallback is kept briefly so an unreachable upstream is asked again soon.
+  const life = cached?.source === "fallback" ? Math.min(ttl, 30_000) : ttl;
+  if (cached && now - cached.at < life) return cached.models;
+  let p = inflight.get(ctx);
+  if (!p) {
+    p = fetchModels(ctx).finally(() => inflight.delete(ctx));
+    inflight.set(ctx, p);
+  }
+  const fresh = await p;
+  caches.set(ctx, fresh);
+  return fresh.models;
+}
+
+/** An OpenAI `model` object for an upstream entry. */
+export function openAiModel(m: Json, created: number): Json {
+  return { id: m.slug, object: "model", created, owned_by: "codex-lb" };
+}
+
+/** Entries a `/v1/models` client may use. */
+export function listed(models: readonly Json[]): Json[] {
+  return models.filter(
+    (m) => typeof m.slug === "string" && m.supported_in_api !== false && (m.visibility ?? "list") !== "hide",
+  );
+}

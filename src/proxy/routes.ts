@@ -1,0 +1,87 @@
+/**
+ * The proxy endpoints: `POST /backend-api/codex/responses` (Codex CLI, always SSE),
+ * `POST /v1/responses` (stream or JSON), `POST /v1/chat/completions` (translated both ways),
+ * `GET /v1/models` and `GET /backend-api/codex/models`. Bodies are read and checked here, so a
+ * malformed one is a 400 naming the field, never a validation dump.
+ *
+ * @module
+ */
+import { Elysia } from "elysia";
+import type { AppDeps } from "../app/deps.ts";
+import { chatToResponses } from "./chat/request.ts";
+import { proxyContext } from "./context.ts";
+import { listed, modelEntries, openAiModel } from "./models.ts";
+import { reasoningEffortOf, toUpstreamPayload } from "./payload.ts";
+import { serveProxy } from "./serve.ts";
+import {
+  checkResponsesTools,
+  checkTextFormat,
+  optionalBoolean,
+  parseBody,
+  validateResponsesBody,
+} from "./validate.ts";
+
+export function proxyRoutes(deps: AppDeps) {
+  const ctx = proxyContext(deps);
+  const responses =
+    (kind: "codex" | "responses", endpoint: string) =>
+    async ({ request }: { request: Request }) => {
+      const body = parseBody(await request.text());
+      validateResponsesBody(body);
+      checkResponsesTools(body);
+      checkTextFormat(body);
+      const stream = kind === "codex" ? true : (optionalBoolean(body, "stream") ?? false);
+      return serveProxy(ctx, request, {
+        kind,
+        endpoint,
+        model: body.model as string,
+        payload: toUpstreamPayload(body),
+        stream,
+        reasoningEffort: reasoningEffortOf(body),
+      });
+    };
+  const detail = (summary: string) => ({ tags: ["proxy"], summary });
+  return new Elysia({ name: "routes:proxy" })
+    .post("/backend-api/codex/responses", responses("codex", "/backend-api/codex/responses"), {
+      parse: "none",
+      detail: detail("Codex CLI Responses endpoint (always SSE)"),
+    })
+    .post("/v1/responses", responses("responses", "/v1/responses"), {
+      parse: "none",
+      detail: detail("OpenAI Responses API (stream or JSON)"),
+    })
+    .post(
+      "/v1/chat/completions",
+      async ({ request }) => {
+        const chat = chatToResponses(parseBody(await request.text()));
+        checkTextFormat(chat.body, "response_format.json_schema.schema");
+        return serveProxy(ctx, request, {
+          kind: "chat",
+          endpoint: "/v1/chat/completions",
+          model: chat.body.model as string,
+          payload: toUpstreamPayload(chat.body),
+          stream: chat.stream,
+          includeUsage: chat.includeUsage,
+          reasoningEffort: reasoningEffortOf(chat.body),
+        });
+      },
+      { parse: "none", detail: detail("OpenAI Chat Completions, translated to Responses") },
+    )
+    .get(
+      "/v1/models",
+      async () => {
+        const created = Math.floor(deps.clock() / 1000);
+        return { object: "list", data: listed(await modelEntries(ctx)).map((m) => openAiModel(m, created)) };
+      },
+      { detail: detail("Models (OpenAI list)") },
+    )
+    .get(
+      "/backend-api/codex/models",
+      async () => {
+        const models = await modelEntries(ctx);
+        const created = Math.floor(deps.clock() / 1000);
+        return { models, object: "list", data: listed(models).map((m) => openAiModel(m, created)) };
+      },
+      { detail: detail("Models (Codex catalogue)") },
+    );
+}

@@ -1,0 +1,99 @@
+/**
+ * Account selection for one attempt: the core decides which accounts are usable (status, reset,
+ * cooldown, already tried) and what to answer when none is; the balancing plugin picks among the
+ * usable ones through `account.select`.
+ *
+ * @module
+ */
+import { GatewayError, rejectionError } from "../core/errors.ts";
+import type { AccountSnapshot, EpochMs } from "../core/types.ts";
+import type { GatewayServices } from "../plugin-host/api.ts";
+
+const BLOCKED_BY_LIMIT = new Set(["rate_limited", "quota_exceeded"]);
+const OUT_FOR_GOOD = new Set(["paused", "reauth_required", "deactivated"]);
+
+/** True when the account may serve a request now: active, or its limit's reset has passed; not cooling down. */
+export function isUsable(s: AccountSnapshot, now: EpochMs): boolean {
+  if (s.cooldownUntil !== null && s.cooldownUntil > now) return false;
+  if (s.status === "active") return true;
+  return BLOCKED_BY_LIMIT.has(s.status) && s.resetAt !== null && s.resetAt <= now;
+}
+
+/**
+ * The error when no account can take the request: none configured → 503 `no_accounts`; every
+ * account that is not switched off is rate-limited or out of quota → 429 `usage_limit_reached`
+ * with the earliest `resets_at` (epoch seconds); otherwise the last failure of this request, or
+ * 503 `no_accounts` when nothing was tried.
+ */
+export function noAccountError(
+  all: readonly AccountSnapshot[],
+  now: EpochMs,
+  last: GatewayError | null,
+): GatewayError {
+  if (all.length === 0) return new GatewayError("no_accounts", "No account is configured");
+  const inPlay = all.filter((s) => !OUT_FOR_GOOD.has(s.status));
+  const limited = inPlay.filter(
+    (s) => BLOCKED_BY_LIMIT.has(s.status) && s.resetAt !== null && s.resetAt > now,
+  );
+  if (limited.length > 0 && limited.length === inPlay.length) {
+    const earliest = Math.min(...limited.map((s) => s.resetAt!));
+    const resetsAt = Math.ceil(earliest / 1000);
+    return new GatewayError(
+      "usage_limit_reached",
+      undefined,
+      { resets_at: resetsAt, resets_in_seconds: Math.max(0, Math.ceil((earliest - now) / 1000)) },
+      { "retry-after": String(Math.max(1, Math.ceil((earliest - now) / 1000))) },
+    );
+  }
+  if (last) return last;
+  return new GatewayError("no_accounts", "No usable account is available right now");
+}
+
+export interface SelectRequest {
+  readonly requestId: string;
+  readonly model: string | null;
+  readonly headers: Headers;
+  readonly excluded: readonly string[];
+  readonly promptCacheKey: string | null;
+  readonly previousResponseId: string | null;
+}
+
+/**
+ * Picks the account for the next attempt, or throws the GatewayError to answer with. Without a
+ * `route.account` from any handler, the first usable account is taken (so a gateway without a
+ * balancing strategy still serves).
+ */
+export async function selectAccount(
+  services: GatewayServices,
+  accounts: () => Promise<readonly AccountSnapshot[]>,
+  req: SelectRequest,
+  last: GatewayError | null,
+): Promise<AccountSnapshot> {
+  const all = await accounts();
+  const now = services.now();
+  const candidates = all.filter((s) => !req.excluded.includes(s.id) && isUsable(s, now));
+  if (candidates.length === 0) throw noAccountError(all, now, last);
+  const outcome = await services.fire(
+    "account.select",
+    {
+      requestId: req.requestId,
+      model: req.model,
+      candidates,
+      all,
+      excluded: req.excluded,
+      headers: req.headers,
+      body: { promptCacheKey: req.promptCacheKey, previousResponseId: req.previousResponseId },
+      now,
+      random: Math.random,
+    },
+    { requestId: req.requestId },
+  );
+  for (const a of outcome.actions) {
+    if (a.type === "request.reject") throw rejectionError(a);
+    if (a.type === "route.account") {
+      const chosen = all.find((s) => s.id === a.accountId);
+      if (chosen && !OUT_FOR_GOOD.has(chosen.status) && !req.excluded.includes(chosen.id)) return chosen;
+    }
+  }
+  return candidates[0]!;
+}

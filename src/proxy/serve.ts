@@ -1,0 +1,185 @@
+/**
+ * Serves one proxied request end to end: opens the upstream stream (with failover), shapes it for
+ * the endpoint, streams it or assembles the JSON answer, and when it is over releases the lease,
+ * queues the request-log row and fires `request.completed`.
+ *
+ * @module
+ */
+import { infoOf } from "../app/request-info.ts";
+import { GatewayError } from "../core/errors.ts";
+import type { AccountSnapshot } from "../core/types.ts";
+import { type AttemptTrace, openUpstream } from "./attempt.ts";
+import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
+import type { ProxyContext } from "./context.ts";
+import { statusForStreamError } from "./failure.ts";
+import { routingFields } from "./payload.ts";
+import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
+import {
+  drain,
+  type FinishStatus,
+  ProxyStream,
+  type Shaper,
+  type StreamState,
+  toReadableStream,
+} from "./stream.ts";
+import type { Json } from "./validate.ts";
+
+export type ProxyKind = "codex" | "responses" | "chat";
+
+export interface ProxySpec {
+  readonly kind: ProxyKind;
+  /** The path, for the log row. */
+  readonly endpoint: string;
+  readonly model: string;
+  /** The body to send upstream (already `toUpstreamPayload`). */
+  readonly payload: Json;
+  readonly stream: boolean;
+  readonly includeUsage?: boolean;
+  readonly reasoningEffort: string | null;
+}
+
+const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache, no-transform",
+  "x-accel-buffering": "no",
+};
+
+/** Upstream response headers worth passing on to the client. */
+const PASSED_HEADERS = ["x-codex-turn-state", "openai-model"];
+
+export async function serveProxy(ctx: ProxyContext, request: Request, spec: ProxySpec): Promise<Response> {
+  const { deps } = ctx;
+  const info = infoOf(request);
+  const requestedAt = deps.clock();
+  const t0 = info.startedAt;
+  const trace: AttemptTrace = { accountId: null, attempts: 0 };
+  const client = request.headers.get("user-agent");
+  const writeLog = (fields: {
+    status: FinishStatus;
+    httpStatus: number;
+    state?: StreamState;
+    errorCode?: string | null;
+    errorMessage?: string | null;
+    ttfbMs?: number | null;
+  }) => {
+    const u = fields.state?.usage ?? null;
+    ctx.logs.add({
+      requested_at: requestedAt,
+      request_id: info.requestId,
+      account_id: trace.accountId,
+      api_key_id: info.apiKeyId ?? null,
+      model: spec.model,
+      endpoint: spec.endpoint,
+      client,
+      client_ip: info.peerIp,
+      status: fields.status,
+      http_status: fields.httpStatus,
+      error_code: fields.errorCode ?? fields.state?.errorCode ?? null,
+      error_message: (fields.errorMessage ?? fields.state?.errorMessage ?? null)?.slice(0, 1000) ?? null,
+      input_tokens: u?.inputTokens ?? null,
+      cached_input_tokens: u?.cachedInputTokens ?? null,
+      output_tokens: u?.outputTokens ?? null,
+      reasoning_tokens: u?.reasoningTokens ?? null,
+      cost_usd: null,
+      latency_ms: Math.round(performance.now() - t0),
+      ttfb_ms: fields.ttfbMs ?? null,
+      response_id: fields.state?.responseId ?? null,
+      session_key: routingFields(spec.payload).promptCacheKey,
+      reasoning_effort: spec.reasoningEffort,
+    });
+  };
+  const completed = (account: AccountSnapshot | null, ok: boolean, httpStatus: number) => {
+    void deps.services
+      .fire("request.completed", { requestId: info.requestId, account, ok, httpStatus, now: deps.clock() })
+      .catch((e) => deps.log.warn({ err: String(e), requestId: info.requestId }, "request.completed failed"));
+    // An account served after its limit's reset is active again.
+    if (ok && account && (account.status === "rate_limited" || account.status === "quota_exceeded")) {
+      void deps.services
+        .apply(
+          [{ type: "account.reactivate", accountId: account.id, reason: "Served a request after its reset" }],
+          {
+            source: "proxy",
+            requestId: info.requestId,
+          },
+        )
+        .catch(() => {});
+    }
+  };
+
+  const routing = routingFields(spec.payload);
+  const abort = new AbortController();
+  const onClientAbort = () => abort.abort();
+  request.signal?.addEventListener("abort", onClientAbort, { once: true });
+  let open: Awaited<ReturnType<typeof openUpstream>>;
+  try {
+    open = await openUpstream(
+      ctx,
+      {
+        requestId: info.requestId,
+        model: spec.model,
+        payload: spec.payload,
+        clientHeaders: request.headers,
+        signal: abort.signal,
+        promptCacheKey: routing.promptCacheKey,
+        previousResponseId: routing.previousResponseId,
+      },
+      trace,
+    );
+  } catch (e) {
+    request.signal?.removeEventListener("abort", onClientAbort);
+    const gw = e instanceof GatewayError ? e : null;
+    writeLog({
+      status: abort.signal.aborted ? "cancelled" : "error",
+      httpStatus: gw?.status ?? 500,
+      errorCode: gw?.code ?? "server_error",
+      errorMessage: e instanceof Error ? e.message : String(e),
+    });
+    completed(null, false, gw?.status ?? 500);
+    throw e;
+  }
+  const ttfbMs = Math.round(performance.now() - t0);
+  const headers = new Headers({ ...SSE_HEADERS, "x-request-id": info.requestId });
+  for (const h of PASSED_HEADERS) {
+    const v = open.headers.get(h);
+    if (v) headers.set(h, v);
+  }
+
+  let shaper: Shaper;
+  let collector: ResponseCollector | null = null;
+  if (spec.kind === "codex") shaper = codexShaper;
+  else if (!spec.stream) shaper = collector = new ResponseCollector();
+  else if (spec.kind === "responses") shaper = responsesStreamShaper();
+  else shaper = chatStreamShaper(spec.model, spec.includeUsage === true);
+
+  const streamed = spec.kind === "codex" || spec.stream;
+  const ps = new ProxyStream(ctx, open, shaper, (state, status) => {
+    request.signal?.removeEventListener("abort", onClientAbort);
+    // A streamed answer is a 200 whatever happens inside; an assembled one carries the error's status.
+    const failed = !streamed && state.terminal !== "completed" && state.terminal !== "incomplete";
+    const httpStatus = failed ? statusForStreamError(state.errorCode, null) : 200;
+    writeLog({ status, httpStatus, state, ttfbMs });
+    completed(open.account, status === "success", httpStatus);
+  });
+  abort.signal.addEventListener("abort", () => ps.abort(), { once: true });
+
+  if (streamed) return new Response(toReadableStream(ps), { status: 200, headers });
+
+  await drain(ps);
+  const state = ps.state;
+  const result = collector!.result(state);
+  if (state.terminal === "failed" || !result) {
+    // The log row was written at the end of the stream; the client gets the error as JSON.
+    const err = new GatewayError("server_error", state.errorMessage ?? "Upstream error");
+    const status = statusForStreamError(state.errorCode, null);
+    throw Object.assign(err, {
+      code: state.errorCode ?? "upstream_error",
+      status,
+      type: status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error",
+    });
+  }
+  const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state) : result;
+  return new Response(JSON.stringify(body), {
+    status: 200,
+    headers: { "content-type": "application/json", "x-request-id": info.requestId },
+  });
+}

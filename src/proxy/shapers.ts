@@ -1,0 +1,101 @@
+/**
+ * Shapers of the Responses endpoints: the Codex endpoint passes every event on unchanged; the
+ * public `/v1/responses` stream hides `codex.*` events, always starts with `response.created`, and
+ * fills an empty `output` of the terminal event from the items seen; the non-streaming form
+ * assembles the final Response object from the same events.
+ *
+ * @module
+ */
+import { formatEvent } from "../upstream/sse.ts";
+import type { Shaper, StreamState } from "./stream.ts";
+import { isObject, type Json } from "./validate.ts";
+
+const TERMINALS = new Set(["response.completed", "response.incomplete", "response.failed"]);
+
+/** `/backend-api/codex/responses`: every event as the upstream sent it (errors already rewritten). */
+export const codexShaper: Shaper = {
+  needsJson: () => false,
+  event: (_type, _json, raw) => raw,
+  end: () => "",
+};
+
+/** Collects the output items of a stream, by `output_index`, to backfill an empty final `output`. */
+class OutputItems {
+  readonly #items: { index: number; item: Json }[] = [];
+
+  add(json: Json | null): void {
+    if (!json || !isObject(json.item)) return;
+    const index = typeof json.output_index === "number" ? json.output_index : this.#items.length;
+    this.#items.push({ index, item: json.item });
+  }
+
+  /** `response` with its `output` filled when it came empty. Returns the same object when nothing changed. */
+  backfill(response: Json): Json {
+    const out = response.output;
+    if (Array.isArray(out) && out.length > 0) return response;
+    if (this.#items.length === 0) return Array.isArray(out) ? response : { ...response, output: [] };
+    const items = [...this.#items].sort((a, b) => a.index - b.index).map((x) => x.item);
+    return { ...response, output: items };
+  }
+}
+
+/** `POST /v1/responses` with `stream: true`. */
+export function responsesStreamShaper(): Shaper {
+  const items = new OutputItems();
+  let started = false;
+  return {
+    needsJson: (type) => type === "response.output_item.done" || TERMINALS.has(type),
+    event(type, json, raw) {
+      if (type.startsWith("codex.")) return "";
+      let prefix = "";
+      if (!started) {
+        started = true;
+        if (type !== "response.created" && json && isObject(json.response)) {
+          const created = {
+            type: "response.created",
+            response: { ...json.response, status: "in_progress", error: null },
+          };
+          prefix = formatEvent(created);
+        }
+      }
+      if (type === "response.output_item.done") items.add(json);
+      if (TERMINALS.has(type) && json && isObject(json.response)) {
+        const filled = items.backfill(json.response);
+        if (filled !== json.response) return prefix + formatEvent({ ...json, response: filled });
+      }
+      return prefix + raw;
+    },
+    end: () => "",
+  };
+}
+
+/** `POST /v1/responses` without `stream`: assembles the final Response object. */
+export class ResponseCollector implements Shaper {
+  readonly #items = new OutputItems();
+  #final: Json | null = null;
+  #created: Json | null = null;
+
+  needsJson(): boolean {
+    return true;
+  }
+
+  event(type: string, json: Json | null): string {
+    if (!json) return "";
+    if (type === "response.created" && isObject(json.response)) this.#created = json.response;
+    else if (type === "response.output_item.done") this.#items.add(json);
+    else if (TERMINALS.has(type) && isObject(json.response))
+      this.#final = this.#items.backfill(json.response);
+    return "";
+  }
+
+  end(): string {
+    return "";
+  }
+
+  /** The final Response object (the terminal event's, with `output` filled), or null if there was none. */
+  result(state: StreamState): Json | null {
+    if (this.#final) return this.#final;
+    if (!this.#created) return null;
+    return this.#items.backfill({ ...this.#created, status: state.terminal ?? "failed" });
+  }
+}

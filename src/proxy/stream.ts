@@ -1,0 +1,256 @@
+/**
+ * Pass-through of an open upstream stream: each upstream chunk is split into events as it arrives,
+ * observed (usage, response id, errors, live quota), shaped for the client's endpoint, and sent on
+ * at once. Upstream `error` events become `response.failed`; a stream that ends without a terminal
+ * event, or goes silent past the idle timeout, ends with a synthetic `response.failed`.
+ *
+ * @module
+ */
+import { StreamIdleTimeout } from "../upstream/event-stream.ts";
+import { eventJson, formatEvent, type SseEvent } from "../upstream/sse.ts";
+import { type OpenStream, typeOf } from "./attempt.ts";
+import type { ProxyContext } from "./context.ts";
+import { eventError } from "./failure.ts";
+import { quotaFromEvent } from "./live-quota.ts";
+import { isObject, type Json } from "./validate.ts";
+
+export interface Usage {
+  readonly inputTokens: number | null;
+  readonly cachedInputTokens: number | null;
+  readonly outputTokens: number | null;
+  readonly reasoningTokens: number | null;
+  readonly totalTokens: number | null;
+}
+
+export interface StreamState {
+  responseId: string | null;
+  usage: Usage | null;
+  terminal: "completed" | "incomplete" | "failed" | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
+
+/** Turns upstream events into what one endpoint's client expects. */
+export interface Shaper {
+  /** True when `event` needs the parsed JSON of events of this type. */
+  needsJson(type: string): boolean;
+  /** Text to send for one event ("" drops it). */
+  event(type: string, json: Json | null, raw: string, state: StreamState): string;
+  /** Text to send once the stream is over (after its terminal event). */
+  end(state: StreamState): string;
+}
+
+/** Types whose JSON the observer itself reads. */
+const OBSERVED = new Set([
+  "response.created",
+  "response.completed",
+  "response.incomplete",
+  "response.failed",
+  "error",
+  "codex.rate_limits",
+]);
+
+const n = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/** Usage of a Response object (`response.usage`). */
+export function usageOf(response: unknown): Usage | null {
+  if (!isObject(response) || !isObject(response.usage)) return null;
+  const u = response.usage;
+  const inDet = isObject(u.input_tokens_details) ? u.input_tokens_details : {};
+  const outDet = isObject(u.output_tokens_details) ? u.output_tokens_details : {};
+  return {
+    inputTokens: n(u.input_tokens),
+    cachedInputTokens: n(inDet.cached_tokens),
+    outputTokens: n(u.output_tokens),
+    reasoningTokens: n(outDet.reasoning_tokens),
+    totalTokens: n(u.total_tokens),
+  };
+}
+
+/** A `response.failed` event carrying `error`. */
+export function failedEvent(
+  error: { code: string; message: string; type?: string } & Json,
+  responseId: string | null,
+): Json {
+  return {
+    type: "response.failed",
+    response: {
+      id: responseId ?? `resp_${crypto.randomUUID().replace(/-/g, "")}`,
+      object: "response",
+      created_at: Math.floor(Date.now() / 1000),
+      status: "failed",
+      error: { type: "server_error", ...error },
+      incomplete_details: null,
+      output: [],
+    },
+  };
+}
+
+export type FinishStatus = "success" | "error" | "cancelled";
+
+export class ProxyStream {
+  readonly state: StreamState = {
+    responseId: null,
+    usage: null,
+    terminal: null,
+    errorCode: null,
+    errorMessage: null,
+  };
+  #prelude: SseEvent[] | null;
+  #ended = false;
+  #finished = false;
+  /** The upstream body ended by itself (nothing to abort). */
+  #upstreamDone = false;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly open: OpenStream,
+    private readonly shaper: Shaper,
+    private readonly onFinish: (state: StreamState, status: FinishStatus) => void,
+  ) {
+    this.#prelude = [...open.prelude];
+  }
+
+  /** The client text for the next upstream chunk ("" when nothing to send yet), or null when done. */
+  async step(): Promise<string | null> {
+    if (this.#ended) {
+      this.#finish(this.state.terminal === "completed" ? "success" : "error");
+      return null;
+    }
+    if (this.#prelude) {
+      const batch = this.#prelude;
+      this.#prelude = null;
+      return this.#shape(batch);
+    }
+    let batch: SseEvent[] | null;
+    try {
+      batch = await this.open.events.next();
+    } catch (e) {
+      if (this.#finished) return null;
+      const idle = e instanceof StreamIdleTimeout;
+      return this.#close(
+        idle ? "stream_idle_timeout" : "stream_incomplete",
+        idle
+          ? `Upstream sent nothing for ${this.ctx.deps.settings.streamIdleTimeoutSeconds} s`
+          : `Upstream stream broke: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    if (batch === null)
+      return this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
+    return this.#shape(batch);
+  }
+
+  /** The client went away: stop the upstream call and release everything. */
+  abort(): void {
+    this.#ended = true;
+    this.#finish("cancelled");
+  }
+
+  #close(code: string, message: string): string {
+    let out = "";
+    if (this.state.terminal === null) {
+      const json = failedEvent({ code, message }, this.state.responseId);
+      out = this.#one("response.failed", json, formatEvent(json));
+    }
+    this.#ended = true;
+    return out + this.shaper.end(this.state);
+  }
+
+  #shape(batch: readonly SseEvent[]): string {
+    let out = "";
+    for (const ev of batch) {
+      const type = typeOf(ev);
+      let json: Json | null = null;
+      const raw = ev.raw;
+      if (OBSERVED.has(type) || this.shaper.needsJson(type)) json = eventJson(ev);
+      if (type === "error") {
+        const err = json ? eventError(json) : {};
+        const failed = failedEvent(
+          {
+            ...err,
+            code: String(err.code ?? err.type ?? "upstream_error").toLowerCase(),
+            message: String(err.message ?? "Upstream error"),
+          },
+          this.state.responseId,
+        );
+        out += this.#one("response.failed", failed, formatEvent(failed));
+        continue;
+      }
+      out += this.#one(type, json, raw);
+    }
+    return out;
+  }
+
+  #one(type: string, json: Json | null, raw: string): string {
+    const s = this.state;
+    if (json) {
+      const resp = isObject(json.response) ? json.response : null;
+      if (resp && typeof resp.id === "string") s.responseId ??= resp.id;
+      if (type === "response.completed" || type === "response.incomplete") {
+        s.terminal = type === "response.completed" ? "completed" : "incomplete";
+        s.usage = usageOf(resp) ?? s.usage;
+        if (type === "response.incomplete") s.errorCode = "response_incomplete";
+      } else if (type === "response.failed") {
+        s.terminal = "failed";
+        const err = eventError(json);
+        s.errorCode = typeof err.code === "string" ? err.code : "upstream_error";
+        s.errorMessage = typeof err.message === "string" ? err.message : null;
+        s.usage = usageOf(resp) ?? s.usage;
+      } else if (type === "codex.rate_limits") {
+        const q = quotaFromEvent(json);
+        if (q) this.ctx.quota.record(this.open.account.id, q, this.ctx.deps.clock());
+      }
+    }
+    return this.shaper.event(type, json, raw, s);
+  }
+
+  #finish(status: FinishStatus): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (!this.#upstreamDone) {
+      this.open.events.cancel();
+      this.open.controller.abort();
+    }
+    this.open.lease.release();
+    this.onFinish(this.state, status);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** The client body of a stream; cancelling it (client gone) aborts the upstream call. */
+export function toReadableStream(ps: ProxyStream): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          for (;;) {
+            const text = await ps.step();
+            if (text === null) {
+              controller.close();
+              return;
+            }
+            if (text !== "") {
+              controller.enqueue(encoder.encode(text));
+              return;
+            }
+          }
+        } catch (e) {
+          ps.abort();
+          controller.error(e);
+        }
+      },
+      cancel() {
+        ps.abort();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** Runs a stream to its end without a client body (non-streaming answers are assembled by the shaper). */
+export async function drain(ps: ProxyStream): Promise<void> {
+  while ((await ps.step()) !== null) {
+    // the shaper collects what it needs
+  }
+}

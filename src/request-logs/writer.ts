@@ -1,0 +1,75 @@
+/**
+ * The batched request-log writer: rows are queued in memory and written in one insert every
+ * `requestLogFlushMs` (or as soon as a batch is full), so a response never waits for the store.
+ * `stop()` writes whatever is queued, so a clean shutdown loses nothing.
+ *
+ * @module
+ */
+import type { Kysely } from "kysely";
+import type { Database, NewRequestLogRow } from "../store/schema.ts";
+
+export interface WriterLog {
+  error(obj: object, msg: string): void;
+}
+
+/** Rows per insert statement; SQLite caps bound parameters, 24 columns × 200 rows stays well below. */
+const BATCH = 200;
+
+export class RequestLogWriter {
+  #queue: NewRequestLogRow[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #flushing: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly log: WriterLog,
+    private readonly flushMs: number,
+  ) {}
+
+  /** Queues one row; never waits. */
+  add(row: NewRequestLogRow): void {
+    this.#queue.push(row);
+    if (this.#stopped || this.#queue.length >= BATCH) {
+      void this.flush();
+      return;
+    }
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
+      void this.flush();
+    }, this.flushMs);
+  }
+
+  /** Rows queued and not yet written. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Writes everything queued so far (serialised with any flush already running). */
+  flush(): Promise<void> {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    this.#flushing = this.#flushing.then(async () => {
+      while (this.#queue.length > 0) {
+        const rows = this.#queue.splice(0, BATCH);
+        try {
+          await this.db.insertInto("request_logs").values(rows).execute();
+        } catch (e) {
+          this.log.error(
+            { err: e instanceof Error ? e.message : String(e), rows: rows.length },
+            "request log write failed; rows dropped",
+          );
+        }
+      }
+    });
+    return this.#flushing;
+  }
+
+  /** Flushes and writes later rows at once (used on shutdown). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.flush();
+  }
+}

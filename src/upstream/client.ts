@@ -1,0 +1,52 @@
+/**
+ * The upstream HTTP client: one `fetch` per attempt with a deadline for the response headers and an
+ * abort signal tied to the client. Transport failures come back as values, never as throws, so
+ * the attempt loop can classify them.
+ *
+ * @module
+ */
+import type { FailureDetails } from "../plugin-host/hooks.ts";
+import { failureFromTransport } from "./error-body.ts";
+
+export type UpstreamResult =
+  | { readonly ok: true; readonly response: Response; readonly controller: AbortController }
+  | { readonly ok: false; readonly failure: FailureDetails };
+
+/**
+ * Sends a request upstream. The returned controller aborts the call later (client gone, idle
+ * stream); `signal` (the client's) aborts it too. `connectTimeoutMs` bounds the wait for headers.
+ */
+export async function sendUpstream(
+  url: string,
+  init: { method: string; headers: Headers; body?: string; signal?: AbortSignal; connectTimeoutMs: number },
+): Promise<UpstreamResult> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(init.signal?.reason);
+  if (init.signal?.aborted) controller.abort(init.signal.reason);
+  else init.signal?.addEventListener("abort", onAbort, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException("upstream did not answer in time", "TimeoutError"));
+  }, init.connectTimeoutMs);
+  try {
+    const response = await fetch(url, {
+      method: init.method,
+      headers: init.headers,
+      body: init.body,
+      signal: controller.signal,
+      // Streams must not wait for a compression buffer to fill.
+      decompress: true,
+    } as RequestInit);
+    return { ok: true, response, controller };
+  } catch (e) {
+    init.signal?.removeEventListener("abort", onAbort);
+    const err =
+      timedOut && !(e instanceof DOMException && e.name === "TimeoutError")
+        ? new DOMException("upstream did not answer in time", "TimeoutError")
+        : e;
+    return { ok: false, failure: failureFromTransport(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Reads an upstream SSE body chunk by chunk with an idle deadline: each `next()` waits for the next
+ * chunk (at most `idleMs`) and returns the events it completed. Nothing is buffered beyond the
+ * unfinished tail of one event.
+ *
+ * @module
+ */
+import { type SseEvent, SseReader } from "./sse.ts";
+
+export class StreamIdleTimeout extends Error {
+  override name = "StreamIdleTimeout";
+}
+
+export class UpstreamEvents {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #sse = new SseReader();
+  #done = false;
+
+  constructor(
+    body: ReadableStream<Uint8Array>,
+    private readonly idleMs: number,
+  ) {
+    this.#reader = body.getReader();
+  }
+
+  /** The events of the next chunk (possibly none), or null once the body has ended. */
+  async next(): Promise<SseEvent[] | null> {
+    if (this.#done) return null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)),
+        this.idleMs,
+      );
+    });
+    try {
+      const r = await Promise.race([this.#reader.read(), idle]);
+      if (r.done) {
+        this.#done = true;
+        return this.#sse.end();
+      }
+      return this.#sse.push(r.value);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops reading and releases the upstream body (the caller aborts the fetch as well). */
+  cancel(reason?: unknown): void {
+    this.#done = true;
+    this.#reader.cancel(reason).catch(() => {});
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * An incremental Server-Sent Events reader: fed the upstream body chunk by chunk, it hands back each
+ * complete event as soon as its blank line arrives, with the event's raw text so a pass-through can
+ * forward it byte-for-byte. Nothing is held but the tail of an unfinished event.
+ *
+ * @module
+ */
+
+/** One SSE event: its `event:` name (if any), its joined `data:` lines, and its raw text. */
+export interface SseEvent {
+  readonly event: string | null;
+  readonly data: string;
+  /** The event as received, ending with its blank line (`\n\n`), ready to forward unchanged. */
+  readonly raw: string;
+}
+
+/** Largest event accepted before the reader gives up (an upstream gone mad must not eat memory). */
+export const MAX_EVENT_CHARS = 16 * 1024 * 1024;
+
+export class SseEventTooLarge extends Error {
+  override name = "SseEventTooLarge";
+}
+
+/** Splits a text stream into SSE events. Accepts `\n\n`, `\r\n\r\n` and `\r\r` separators. */
+export class SseReader {
+  readonly #decoder = new TextDecoder();
+  #buffer = "";
+
+  /** Feeds one chunk; returns the events it completed. */
+  push(chunk: Uint8Array): SseEvent[] {
+    return this.pushText(this.#decoder.decode(chunk, { stream: true }));
+  }
+
+  /** Feeds already-decoded text. */
+  pushText(text: string): SseEvent[] {
+    let buf = this.#buffer + text;
+    // A chunk ending in CR may be the first half of a CRLF: wait for the next byte to decide.
+    // After another line end it completes a blank line either way, so it is not held then.
+    let held = "";
+    if (buf.endsWith("\r") && !/[\r\n]\r$/.test(buf)) {
+      held = "\r";
+      buf = buf.slice(0, -1);
+    }
+    if (buf.includes("\r")) buf = buf.replace(/\r\n?/g, "\n");
+    const out: SseEvent[] = [];
+    let start = 0;
+    for (;;) {
+      const end = buf.indexOf("\n\n", start);
+      if (end < 0) break;
+      const block = buf.slice(start, end);
+      start = end + 2;
+      const ev = parseBlock(block);
+      if (ev) out.push(ev);
+    }
+    this.#buffer = (start === 0 ? buf : buf.slice(start)) + held;
+    if (this.#buffer.length > MAX_EVENT_CHARS) throw new SseEventTooLarge("SSE event exceeds 16 MiB");
+    return out;
+  }
+
+  /** Ends the stream: a last event without its blank line still counts. */
+  end(): SseEvent[] {
+    const rest = (this.#buffer + this.#decoder.decode()).replace(/\r\n?/g, "\n");
+    this.#buffer = "";
+    const ev = rest.trim() === "" ? null : parseBlock(rest.replace(/\n+$/, ""));
+    return ev ? [ev] : [];
+  }
+}
+
+function parseBlock(block: string): SseEvent | null {
+  // Fast path for the backend's own framing, one `event:` line then one `data:` line.
+  if (block.startsWith("event: ")) {
+    const nl = block.indexOf("\n");
+    if (nl > 0 && block.startsWith("data: ", nl + 1) && block.indexOf("\n", nl + 1) < 0) {
+      return { event: block.slice(7, nl), data: block.slice(nl + 7), raw: `${block}\n\n` };
+    }
+  }
+  let event: string | null = null;
+  let data: string[] | null = null;
+  let any = false;
+  for (const line of block.split("\n")) {
+    if (line === "" || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") {
+      event = value;
+      any = true;
+    } else if (field === "data") {
+      if (data) data.push(value);
+      else data = [value];
+      any = true;
+    }
+  }
+  if (!any) return null;
+  return { event, data: data ? data.join("\n") : "", raw: `${block}\n\n` };
+}
+
+/** The JSON payload of an event, or null when its data is not a JSON object. */
+export function eventJson(ev: SseEvent): Record<string, unknown> | null {
+  if (ev.data === "" || ev.data === "[DONE]") return null;
+  try {
+    const v = JSON.parse(ev.data) as unknown;
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Frames a JSON payload as an SSE event (`event:` line + `data:` line), the upstream's own framing. */
+export function formatEvent(payload: { type?: unknown } & Record<string, unknown>): string {
+  const data = JSON.stringify(payload);
+  return typeof payload.type === "string" ? `event: ${payload.type}\ndata: ${data}\n\n` : `data: ${data}\n\n`;
+}

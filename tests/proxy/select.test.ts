@@ -1,0 +1,70 @@
+import { describe, expect, test } from "bun:test";
+import type { AccountSnapshot } from "../../src/core/types.ts";
+import { isUsable, noAccountError } from "../../src/proxy/select.ts";
+
+const NOW = 1_800_000_000_000;
+const acc = (o: Partial<AccountSnapshot>): AccountSnapshot => ({
+  id: "x",
+  email: null,
+  chatgptAccountId: null,
+  planType: null,
+  status: "active",
+  statusReason: null,
+  resetAt: null,
+  cooldownUntil: null,
+  failureStreak: 0,
+  routingPolicy: "normal",
+  lastSelectedAt: null,
+  version: 0,
+  primary: null,
+  secondary: null,
+  ...o,
+});
+
+describe("usable accounts", () => {
+  test.each([
+    [{}, true],
+    [{ cooldownUntil: NOW + 1 }, false],
+    [{ cooldownUntil: NOW - 1 }, true],
+    [{ status: "rate_limited" as const, resetAt: NOW + 1 }, false],
+    [{ status: "rate_limited" as const, resetAt: NOW }, true],
+    [{ status: "quota_exceeded" as const, resetAt: NOW - 5 }, true],
+    [{ status: "quota_exceeded" as const, resetAt: null }, false],
+    [{ status: "paused" as const }, false],
+    [{ status: "reauth_required" as const }, false],
+    [{ status: "deactivated" as const }, false],
+  ])("%j → %s", (o, want) => {
+    expect(isUsable(acc(o), NOW)).toBe(want);
+  });
+});
+
+describe("no usable account", () => {
+  test("none configured → 503 no_accounts", () => {
+    expect(noAccountError([], NOW, null)).toMatchObject({ status: 503, code: "no_accounts" });
+  });
+  test("every account in play limited → 429 usage_limit_reached with the earliest reset (paused ones ignored)", () => {
+    const e = noAccountError(
+      [
+        acc({ id: "a", status: "rate_limited", resetAt: NOW + 60_000 }),
+        acc({ id: "b", status: "quota_exceeded", resetAt: NOW + 30_500 }),
+        acc({ id: "c", status: "paused" }),
+      ],
+      NOW,
+      null,
+    );
+    expect(e).toMatchObject({ status: 429, code: "usage_limit_reached", type: "usage_limit_reached" });
+    expect(e.extra.resets_at).toBe(Math.ceil((NOW + 30_500) / 1000));
+    expect(e.headers["retry-after"]).toBe("31");
+  });
+  test("one account only cooling down → not a usage limit: 503 no_accounts", () => {
+    const e = noAccountError(
+      [
+        acc({ id: "a", status: "rate_limited", resetAt: NOW + 60_000 }),
+        acc({ id: "b", cooldownUntil: NOW + 100 }),
+      ],
+      NOW,
+      null,
+    );
+    expect(e).toMatchObject({ status: 503, code: "no_accounts" });
+  });
+});

@@ -1,0 +1,190 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
+
+let env: ProxyEnv;
+const ACC = "chatgpt-s1";
+beforeAll(async () => {
+  env = await startProxyEnv({
+    accounts: [{ id: "s1", chatgptAccountId: ACC }],
+    env: { CODEX_LB_STREAM_IDLE_TIMEOUT_SECONDS: "1" },
+  });
+});
+afterAll(async () => {
+  await env.stop();
+});
+
+const codex = (
+  headers: Record<string, string> = {},
+  body: Record<string, unknown> = {},
+  signal?: AbortSignal,
+) =>
+  fetch(`${env.gw.url}/backend-api/codex/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "hi" }], ...body }),
+    signal,
+  });
+
+describe("streaming pass-through", () => {
+  test("the first bytes reach the client before the upstream has finished", async () => {
+    env.fake.script(ACC, { kind: "slow", text: "slow answer here", delayMs: 400 });
+    const res = await codex();
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    const id = /"id":"(resp_fake\d+)"/.exec(first)![1]!;
+    expect(first).toContain("response.created");
+    // The upstream has not sent its end yet.
+    expect(env.fake.finished).not.toContain(id);
+    let rest = "";
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      rest += new TextDecoder().decode(r.value);
+    }
+    expect(rest).toContain("response.completed");
+    expect(env.fake.finished).toContain(id);
+  });
+
+  test("a client that disconnects aborts the upstream call and releases the lease", async () => {
+    env.fake.script(ACC, { kind: "slow", text: "never read to the end", delayMs: 3000 });
+    const ac = new AbortController();
+    const res = await codex({}, {}, ac.signal);
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    const id = /"id":"(resp_fake\d+)"/.exec(first)![1]!;
+    ac.abort();
+    expect(await eventually(() => env.fake.aborted.includes(id))).toBe(true);
+    expect(await eventually(() => env.inFlight("s1") === 0)).toBe(true);
+    const row = await eventually(() =>
+      env.db.selectFrom("request_logs").selectAll().where("response_id", "=", id).executeTakeFirst(),
+    );
+    expect(row?.status).toBe("cancelled");
+  });
+
+  test("an upstream silent past the idle timeout ends the stream with response.failed", async () => {
+    env.fake.script(ACC, { kind: "silent" });
+    const res = await codex();
+    const text = await res.text();
+    expect(text).toContain("event: response.failed");
+    expect(text).toContain("stream_idle_timeout");
+    expect(env.inFlight("s1")).toBe(0);
+  });
+
+  test("an upstream error event after the first byte becomes response.failed; /v1 clients do not see codex.* events", async () => {
+    env.fake.script(ACC, {
+      kind: "truncated",
+      text: "partial",
+      thenError: { type: "server_error", code: "server_error", message: "kaboom" },
+    });
+    const res = await fetch(`${env.gw.url}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-5.2", input: "hi", stream: true }),
+    });
+    const text = await res.text();
+    expect(text).not.toContain("event: error");
+    expect(text).toContain("event: response.failed");
+    expect(text).toContain("kaboom");
+
+    env.fake.script(ACC, { kind: "text", text: "with limits", rateLimits: true });
+    const v1 = await (
+      await fetch(`${env.gw.url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-5.2", input: "hi", stream: true }),
+      })
+    ).text();
+    expect(v1).not.toContain("codex.rate_limits");
+    env.fake.script(ACC, { kind: "text", text: "with limits", rateLimits: true });
+    expect(await (await codex()).text()).toContain("codex.rate_limits");
+  });
+
+  test("live quota from codex.rate_limits and x-codex-* headers is recorded", async () => {
+    const rows = await eventually(async () => {
+      const r = await env.db
+        .selectFrom("usage_snapshots")
+        .selectAll()
+        .where("account_id", "=", "s1")
+        .execute();
+      return r.length > 0 ? r : null;
+    });
+    expect(rows![0]!.window).toBe("primary");
+    expect(rows![0]!.used_percent).toBe(12.5);
+  });
+});
+
+describe("the upstream request", () => {
+  test("SDK clients get the Codex persona; credentials, forwarded-for and hop-by-hop headers are not forwarded", async () => {
+    env.fake.script(ACC, { kind: "text", text: "ok" });
+    const res = await fetch(`${env.gw.url}/v1/responses`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer sk-client-secret",
+        "user-agent": "OpenAI/JS 7.0",
+        "x-stainless-os": "Linux",
+        "x-forwarded-for": "10.1.2.3",
+        "x-real-ip": "10.1.2.3",
+        cookie: "a=b",
+      },
+      body: JSON.stringify({
+        model: "gpt-5.2",
+        input: [
+          { role: "developer", content: "dev rules" },
+          { role: "user", content: "q" },
+        ],
+        instructions: "base",
+        temperature: 0.2,
+        max_output_tokens: 50,
+        metadata: { a: "b" },
+        prompt_cache_key: "pck-1",
+      }),
+    });
+    expect(res.status).toBe(200);
+    await res.text();
+    const { headers, body } = env.fake.requests.at(-1)!;
+    expect(headers.get("authorization")).toBe(`Bearer ${env.tokens.get("s1")!.accessToken}`);
+    expect(headers.get("chatgpt-account-id")).toBe(ACC);
+    expect(headers.get("x-codex-installation-id")).toMatch(/^[0-9a-f-]{36}$/);
+    expect(headers.get("user-agent")).toStartWith("codex_cli_rs/");
+    expect(headers.get("originator")).toBe("codex_cli_rs");
+    for (const h of ["x-stainless-os", "x-forwarded-for", "x-real-ip", "cookie"])
+      expect(headers.get(h)).toBeNull();
+    expect(body.store).toBe(false);
+    expect(body.stream).toBe(true);
+    expect(body.instructions).toBe("base\ndev rules");
+    expect(body.input).toEqual([{ role: "user", content: "q" }]);
+    for (const f of ["temperature", "max_output_tokens", "metadata"]) expect(body[f]).toBeUndefined();
+    expect(body.prompt_cache_key).toBe("pck-1");
+  });
+
+  test("Codex CLI's own headers are forwarded; the installation id is the account's, stable across requests", async () => {
+    const ids: (string | null)[] = [];
+    for (let i = 0; i < 2; i++) {
+      env.fake.script(ACC, { kind: "text", text: "ok" });
+      await (
+        await codex({
+          "user-agent": "codex_cli_rs/0.171.0 (Linux; x86_64)",
+          originator: "codex_cli_rs",
+          version: "0.171.0",
+          "session-id": "sess-1",
+          "x-codex-beta-features": "feat",
+          "x-codex-installation-id": "client-own-id",
+          "x-codex-turn-metadata": JSON.stringify({ installation_id: "client-own-id", turn_id: "t1" }),
+        })
+      ).text();
+      const { headers } = env.fake.requests.at(-1)!;
+      expect(headers.get("user-agent")).toBe("codex_cli_rs/0.171.0 (Linux; x86_64)");
+      expect(headers.get("session-id")).toBe("sess-1");
+      expect(headers.get("version")).toBe("0.171.0");
+      expect(headers.get("x-codex-beta-features")).toBe("feat");
+      expect(headers.get("x-codex-installation-id")).not.toBe("client-own-id");
+      expect(JSON.parse(headers.get("x-codex-turn-metadata")!).installation_id).toBe(
+        headers.get("x-codex-installation-id"),
+      );
+      ids.push(headers.get("x-codex-installation-id"));
+    }
+    expect(ids[0]).toBe(ids[1]);
+  });
+});
