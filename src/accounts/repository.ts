@@ -32,11 +32,22 @@ const USAGE_RETENTION_MS = 8 * 24 * 3600_000;
 
 /** Accounts in the store; the one writer of token, identity and usage-snapshot columns. */
 export class AccountRepository {
+  readonly #listeners: (() => void)[] = [];
+
   constructor(
     readonly db: Kysely<Database>,
     private readonly cipher: TokenCipher,
     private readonly clock: () => EpochMs = Date.now,
   ) {}
+
+  /** Called after every write that changes what an account snapshot shows (login, usage, delete). */
+  onChange(fn: () => void): void {
+    this.#listeners.push(fn);
+  }
+
+  #changed(): void {
+    for (const fn of this.#listeners) fn();
+  }
 
   /** The row this identity already has: same workspace and seat, else same workspace and email. */
   async #findIdentity(db: Kysely<Database>, identity: Identity, id: string): Promise<AccountRow | undefined> {
@@ -81,7 +92,7 @@ export class AccountRepository {
       last_refresh_at: opts.lastRefreshAt ?? now,
     };
     const action = opts.source === "login" ? "account.login" : "account.import";
-    return this.db.transaction().execute(async (trx) => {
+    const out = await this.db.transaction().execute(async (trx) => {
       const existing = await this.#findIdentity(trx, identity, newId);
       if (existing) {
         await trx
@@ -144,6 +155,8 @@ export class AccountRepository {
         created: !existing,
       };
     });
+    this.#changed();
+    return out;
   }
 
   /** Decrypted tokens of one account, or null when it does not exist or holds no tokens. */
@@ -250,11 +263,13 @@ export class AccountRepository {
         .where("recorded_at", "<", now - USAGE_RETENTION_MS)
         .execute();
     });
+    this.#changed();
   }
 
   /** Deletes an account with its events, snapshots and sticky sessions; false when unknown. */
   async delete(id: string): Promise<boolean> {
     const r = await this.db.deleteFrom("accounts").where("id", "=", id).executeTakeFirst();
+    this.#changed();
     return Number(r.numDeletedRows) > 0;
   }
 }

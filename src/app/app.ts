@@ -10,6 +10,7 @@ import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
+import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
@@ -59,12 +60,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const runtimeSettings = new RuntimeSettingsStore(store.db, defaultsFrom(settings), clock);
   const sticky = new StickyStore(store.db);
   const accounts = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir), clock);
+  const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
+  applier.onApplied(() => snapshotCache.invalidate());
+  accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
-      list: () => listSnapshots(store.db),
+      list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
       credentials: (id) => accounts.credentials(id),
       saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),

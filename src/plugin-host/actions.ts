@@ -75,6 +75,16 @@ export const AccountPause = Type.Object(
   },
   { additionalProperties: false },
 );
+/** Sets how the balancer treats the account (`normal`, `burn_first`, `preserve`); no status change. */
+export const AccountRoutingPolicy = Type.Object(
+  {
+    type: Type.Literal("account.routing_policy"),
+    accountId: AccountId,
+    routingPolicy: Type.Union([Type.Literal("normal"), Type.Literal("burn_first"), Type.Literal("preserve")]),
+    expectedVersion: ExpectedVersion,
+  },
+  { additionalProperties: false },
+);
 /** Clears a transient backoff after a success (no status change). */
 export const AccountHealthy = Type.Object(
   { type: Type.Literal("account.healthy"), accountId: AccountId, expectedVersion: ExpectedVersion },
@@ -109,6 +119,7 @@ export const AccountActionSchema = Type.Union([
   AccountCooldown,
   AccountReactivate,
   AccountPause,
+  AccountRoutingPolicy,
   AccountHealthy,
 ]);
 export const RequestActionSchema = Type.Union([RequestReject, RouteAccount]);

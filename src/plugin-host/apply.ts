@@ -19,6 +19,7 @@ type Row = {
   failure_streak: number;
   cooldown_until: number | null;
   reset_at: number | null;
+  routing_policy: string;
 };
 
 interface Transition<T extends AccountAction["type"]> {
@@ -99,6 +100,10 @@ export const transitions: { readonly [T in AccountAction["type"]]: Transition<T>
       row.status === "paused"
         ? null
         : { status: "paused", status_reason: a.reason ?? "Paused by operator", cooldown_until: null },
+  },
+  "account.routing_policy": {
+    from: ALL,
+    change: (a, row) => (row.routing_policy === a.routingPolicy ? null : { routing_policy: a.routingPolicy }),
   },
   "account.healthy": {
     from: ALL,
@@ -206,7 +211,7 @@ export class ActionApplier {
     if (problem) return { action, status: "invalid", detail: problem };
     const row = await trx
       .selectFrom("accounts")
-      .select(["status", "version", "failure_streak", "cooldown_until", "reset_at"])
+      .select(["status", "version", "failure_streak", "cooldown_until", "reset_at", "routing_policy"])
       .where("id", "=", action.accountId)
       .executeTakeFirst();
     if (!row) return { action, status: "missing" };

@@ -152,7 +152,7 @@ export async function openUpstream(
     if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
     const account = await selectAccount(
       services,
-      () => ctx.snapshots.list(),
+      () => ctx.deps.services.accounts.list(),
       {
         requestId: call.requestId,
         model: call.model,
@@ -227,6 +227,6 @@ export async function openUpstream(
       if (!handedOver) lease.release();
     }
   }
-  const all = await ctx.snapshots.list();
+  const all = await ctx.deps.services.accounts.list();
   throw noAccountError(all, services.now(), last);
 }

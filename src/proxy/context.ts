@@ -7,7 +7,6 @@
 import type { AppDeps } from "../app/deps.ts";
 import { RequestLogWriter } from "../request-logs/writer.ts";
 import { LiveQuotaRecorder } from "./live-quota.ts";
-import { SnapshotCache } from "./snapshot-cache.ts";
 
 /** Accounts one request may try before the last failure is shown to the client. */
 export const MAX_ACCOUNTS_PER_REQUEST = 3;
@@ -17,8 +16,6 @@ export interface ProxyContext {
   readonly logs: RequestLogWriter;
   readonly quota: LiveQuotaRecorder;
   readonly upstreamUrl: string;
-  /** Account snapshots for selection, dropped on every applied account action. */
-  readonly snapshots: SnapshotCache;
 }
 
 const contexts = new WeakMap<AppDeps, ProxyContext>();
@@ -30,22 +27,29 @@ export function proxyContext(deps: AppDeps): ProxyContext {
   const log = deps.log.child({ component: "proxy" });
   const logs = new RequestLogWriter(deps.store.db, log, deps.settings.requestLogFlushMs);
   deps.onStop(() => logs.stop());
-  const snapshots = new SnapshotCache(() => deps.services.accounts.list());
-  deps.applier.onApplied(() => snapshots.invalidate());
   ctx = {
     deps,
-    snapshots,
     logs,
-    quota: new LiveQuotaRecorder(deps.store.db, (e) =>
-      log.warn({ err: e instanceof Error ? e.message : String(e) }, "live quota write failed"),
+    quota: new LiveQuotaRecorder(
+      async (accountId, q, now) => {
+        await deps.accounts.recordUsage(accountId, {
+          primary: q.primary,
+          secondary: q.secondary,
+          credits: null,
+        });
+        const account = await deps.services.accounts.get(accountId);
+        if (account)
+          await deps.services.fire("usage.fetched", {
+            account,
+            primary: q.primary,
+            secondary: q.secondary,
+            now,
+          });
+      },
+      (e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, "live quota write failed"),
     ),
     upstreamUrl: deps.settings.upstreamBaseUrl.replace(/\/+$/, ""),
   };
   contexts.set(deps, ctx);
   return ctx;
-}
-
-/** Makes the proxy re-read accounts on its next request (for code that changes accounts without an action). */
-export function invalidateAccountSnapshots(deps: AppDeps): void {
-  contexts.get(deps)?.snapshots.invalidate();
 }

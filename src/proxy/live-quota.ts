@@ -1,13 +1,11 @@
 /**
  * Live quota read from proxy traffic: the `x-codex-primary-*` / `x-codex-secondary-*` response
- * headers and the `codex.rate_limits` SSE event. Each reading becomes `usage_snapshots` rows, at
- * most one write per account every few seconds, off the response path.
+ * headers and the `codex.rate_limits` SSE event. At most one reading per account every few seconds
+ * is kept, off the response path.
  *
  * @module
  */
-import type { Kysely } from "kysely";
 import type { EpochMs, UsageWindow } from "../core/types.ts";
-import type { Database } from "../store/schema.ts";
 import { isObject, type Json } from "./validate.ts";
 
 export interface LiveQuota {
@@ -62,36 +60,30 @@ export function quotaFromEvent(json: Json): LiveQuota | null {
   return primary || secondary ? { primary, secondary } : null;
 }
 
-/** Records live quota readings, throttled per account. Failures are logged by the caller's logger only. */
+/** Stores one reading (through the account repository, the one writer of usage) and reacts to it. */
+export type QuotaSink = (accountId: string, q: LiveQuota, now: EpochMs) => Promise<void>;
+
+/**
+ * Records live quota readings, throttled per account, off the response path: each kept reading goes
+ * to the sink (stored as usage snapshots, then `usage.fetched` fires, so a window seen at 100% blocks
+ * the account at once). Failures go to `onError` only.
+ */
 export class LiveQuotaRecorder {
   readonly #last = new Map<string, number>();
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly sink: QuotaSink,
     private readonly onError: (e: unknown) => void,
     private readonly minIntervalMs = 5000,
   ) {}
 
   record(accountId: string, q: LiveQuota, now: EpochMs): void {
+    if (!q.primary && !q.secondary) return;
     const last = this.#last.get(accountId) ?? 0;
     if (now - last < this.minIntervalMs) return;
     this.#last.set(accountId, now);
-    const rows = (["primary", "secondary"] as const)
-      .filter((w) => q[w] !== null)
-      .map((w) => ({
-        account_id: accountId,
-        recorded_at: now,
-        window: w,
-        used_percent: q[w]!.usedPercent,
-        window_minutes: q[w]!.windowMinutes,
-        reset_at: q[w]!.resetAt,
-        credits_has: null,
-        credits_unlimited: null,
-        credits_balance: null,
-      }));
-    if (rows.length === 0) return;
     queueMicrotask(() => {
-      this.db.insertInto("usage_snapshots").values(rows).execute().catch(this.onError);
+      this.sink(accountId, q, now).catch(this.onError);
     });
   }
 }

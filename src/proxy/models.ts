@@ -33,7 +33,7 @@ async function fetchModels(ctx: ProxyContext): Promise<Cached> {
   const { services, settings, clock } = ctx.deps;
   const fallback: Cached = { at: clock(), models: FALLBACK_MODELS, source: "fallback" };
   const now = services.now();
-  const account = (await ctx.snapshots.list()).find((s) => isUsable(s, now));
+  const account = (await ctx.deps.services.accounts.list()).find((s) => isUsable(s, now));
   if (!account) return fallback;
   try {
     const creds = await services.provider("credentials").get(account.id, {});

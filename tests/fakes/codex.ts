@@ -20,7 +20,15 @@ export interface Usage {
 
 export type Step =
   /** A text answer. `finalOutput: "empty"` (the default, like the real backend) sends `response.completed` with `output: []`. */
-  | { kind: "text"; text: string; usage?: Usage; finalOutput?: "empty" | "full"; rateLimits?: boolean }
+  | {
+      kind: "text";
+      text: string;
+      usage?: Usage;
+      finalOutput?: "empty" | "full";
+      rateLimits?: boolean;
+      /** Response headers replacing the default live-quota headers (`x-codex-primary-*`). */
+      quotaHeaders?: Record<string, string>;
+    }
   | { kind: "tool_call"; name: string; arguments: string; callId?: string; usage?: Usage }
   | { kind: "http_error"; status: number; body: unknown; headers?: Record<string, string> }
   /** An error as the first SSE event of a 200 (`error` or `response.failed`). */
@@ -128,10 +136,15 @@ export function fakeCodex(
               full: step.finalOutput === "full",
               rateLimits: step.rateLimits,
             });
-            return sse(id, [[...head, ...tail]], 0, {
-              "x-codex-primary-used-percent": "12.5",
-              "x-codex-primary-window-minutes": "300",
-            });
+            return sse(
+              id,
+              [[...head, ...tail]],
+              0,
+              step.quotaHeaders ?? {
+                "x-codex-primary-used-percent": "12.5",
+                "x-codex-primary-window-minutes": "300",
+              },
+            );
           }
           case "slow": {
             const { head, tail } = textEvents(id, model, step.text, {});

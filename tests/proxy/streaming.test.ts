@@ -188,3 +188,44 @@ describe("the upstream request", () => {
     expect(ids[0]).toBe(ids[1]);
   });
 });
+
+describe("live quota", () => {
+  test("a response whose x-codex headers show the 5-hour window at 100% rate-limits the account until its reset", async () => {
+    const live = await startProxyEnv({ accounts: [{ id: "q1" }, { id: "q2" }] });
+    try {
+      const resetSeconds = Math.floor(Date.now() / 1000) + 1800;
+      live.fake.script("chatgpt-q1", {
+        kind: "text",
+        text: "last one",
+        quotaHeaders: {
+          "x-codex-primary-used-percent": "100",
+          "x-codex-primary-window-minutes": "300",
+          "x-codex-primary-reset-at": String(resetSeconds),
+        },
+      });
+      const res = await fetch(`${live.gw.url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-5.2", input: "hi" }),
+      });
+      expect(res.status).toBe(200);
+      const snap = await eventually(async () => {
+        const s = await live.gw.running.gateway.services.accounts.get("q1");
+        return s?.status === "rate_limited" ? s : null;
+      });
+      expect(snap?.resetAt).toBe(resetSeconds * 1000);
+      expect(snap?.primary?.usedPercent).toBe(100);
+      // The next request goes to the other account without trying q1 first.
+      live.fake.always("chatgpt-q2", { kind: "text", text: "from q2" });
+      const next = await fetch(`${live.gw.url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-5.2", input: "hi" }),
+      });
+      expect(next.status).toBe(200);
+      expect(live.fake.requests.map((r) => r.chatgptAccountId)).toEqual(["chatgpt-q1", "chatgpt-q2"]);
+    } finally {
+      await live.stop();
+    }
+  });
+});

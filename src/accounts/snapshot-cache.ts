@@ -1,8 +1,8 @@
 /**
- * The account snapshots the proxy selects from, cached so a request does not read the store:
- * dropped whenever the action applier changes an account (status, cooldown, reset), and otherwise
- * re-read at most every {@link SNAPSHOT_TTL_MS} (accounts added or usage written elsewhere show
- * up within that time, or at once after {@link SnapshotCache.invalidate}).
+ * Every account as a snapshot, cached so a proxied request does not read the store: this is what
+ * `services.accounts.list()` answers. Dropped whenever the action applier or the account
+ * repository changes an account (status, cooldown, reset, login, usage, delete), and otherwise
+ * re-read at most every {@link SNAPSHOT_TTL_MS}.
  *
  * @module
  */
