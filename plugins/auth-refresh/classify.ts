@@ -1,10 +1,13 @@
 /**
  * The auth-refresh plugin's decisions, as pure functions of a hook event: which refresh and
- * usage failures kill an account (one table: `permanent-codes.ts`), how long a transient failure
- * backs off, and what a fresh usage reading means for the account's status.
+ * usage failures kill an account (one table: `permanent-codes.ts`), that a transient failure backs
+ * off (by the core's one backoff table, `src/core/health.ts`), and what a fresh usage reading means
+ * for the account's status.
  *
  * @module
  */
+
+import { backoffSeconds } from "../../src/core/health.ts";
 import type {
   Action,
   RefreshFailedEvent,
@@ -12,17 +15,6 @@ import type {
   UsageFetchedEvent,
 } from "../../src/plugin-host/api.ts";
 import { permanentFailure } from "./permanent-codes.ts";
-
-/** Transient refresh failures back off 30 s, doubling per consecutive failure, up to 15 min. */
-export const refreshBackoff = { baseMs: 30_000, maxMs: 15 * 60_000 } as const;
-
-/** The cooldown after a transient refresh failure, given the account's failure streak so far. */
-export function backoffMs(failureStreak: number): number {
-  return Math.min(
-    refreshBackoff.maxMs,
-    refreshBackoff.baseMs * 2 ** Math.max(0, Math.min(failureStreak, 20)),
-  );
-}
 
 /**
  * `refresh.failed`: a permanent code (from the table) deactivates with the table's status and
@@ -43,7 +35,7 @@ export function classifyRefreshFailure(e: RefreshFailedEvent): Action[] {
     {
       type: "account.cooldown",
       accountId: e.account.id,
-      until: e.now + backoffMs(e.account.failureStreak),
+      until: e.now + backoffSeconds(e.account.failureStreak + 1) * 1000,
       reason: `Token refresh failed (${what}); retrying later`,
     },
   ];

@@ -5,6 +5,8 @@
  *
  * @module
  */
+
+import { backoffSeconds } from "../../src/core/health.ts";
 import type { AccountAction, EpochMs, FailureDetails } from "../../src/plugin-host/api.ts";
 import { permanentFailure } from "../auth-refresh/permanent-codes.ts";
 
@@ -28,9 +30,6 @@ const TRANSIENT = new Set([
 export const MIN_RATE_LIMIT_SECONDS = 30;
 /** A quota block without any reset hint lasts an hour, then the account is tried again. */
 export const DEFAULT_QUOTA_SECONDS = 3600;
-/** Transient backoff: 0.2 s × 2^streak, capped. */
-export const BACKOFF_BASE_MS = 200;
-export const BACKOFF_CAP_MS = 60_000;
 /** Reset times further ahead than this are not believed. */
 const MAX_RESET_AHEAD_MS = 366 * 24 * 3600 * 1000;
 
@@ -90,11 +89,6 @@ export function resetAtFor(
   return Math.ceil(at / 1000) * 1000;
 }
 
-/** Backoff for the n-th consecutive transient failure (streak 0 → 0.2 s). */
-export function backoffMs(streak: number): number {
-  return Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, Math.min(streak, 20)));
-}
-
 export interface FailureInput extends FailureDetails {
   readonly accountId: string;
   readonly failureStreak: number;
@@ -138,7 +132,8 @@ export function actionsFor(f: FailureInput): AccountAction[] {
         {
           type: "account.cooldown",
           accountId: f.accountId,
-          until: f.now + backoffMs(f.failureStreak),
+          // Counting this failure; below the threshold the cooldown ends at once but the streak grows.
+          until: f.now + backoffSeconds(f.failureStreak + 1) * 1000,
           reason: `Upstream ${what}`,
         },
       ];

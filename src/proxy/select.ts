@@ -6,18 +6,12 @@
  * @module
  */
 import { GatewayError, rejectionError } from "../core/errors.ts";
+import { isUsable } from "../core/health.ts";
 import type { AccountSnapshot, EpochMs } from "../core/types.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 
 const BLOCKED_BY_LIMIT = new Set(["rate_limited", "quota_exceeded"]);
 const OUT_FOR_GOOD = new Set(["paused", "reauth_required", "deactivated"]);
-
-/** True when the account may serve a request now: active, or its limit's reset has passed; not cooling down. */
-export function isUsable(s: AccountSnapshot, now: EpochMs): boolean {
-  if (s.cooldownUntil !== null && s.cooldownUntil > now) return false;
-  if (s.status === "active") return true;
-  return BLOCKED_BY_LIMIT.has(s.status) && s.resetAt !== null && s.resetAt <= now;
-}
 
 /**
  * The error when no account can take the request: none configured → 503 `no_accounts`; every
@@ -97,3 +91,5 @@ export async function selectAccount(
   }
   return candidates[0]!;
 }
+
+export { isUsable };

@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import {
-  backoffMs,
   classifyRefreshFailure,
   classifyUsageFailure,
   decideFromUsage,
@@ -53,12 +52,18 @@ describe("refresh.failed classification", () => {
     ["unknown code", { httpStatus: 400, errorCode: "brand_new_code" }],
   ])("%s is transient: cooldown, no status change", (_n, over) => {
     const [a] = classifyRefreshFailure(failure(over));
-    expect(a).toMatchObject({ type: "account.cooldown", accountId: "acc-1", until: NOW + 30_000 });
+    // The first transient failure only counts; the core's backoff table starts at the third in a row.
+    expect(a).toMatchObject({ type: "account.cooldown", accountId: "acc-1", until: NOW });
   });
 
-  test("backoff doubles with the failure streak and is capped", () => {
-    expect([0, 1, 2, 3].map(backoffMs)).toEqual([30_000, 60_000, 120_000, 240_000]);
-    expect(backoffMs(50)).toBe(15 * 60_000);
+  test("the cooldown follows the core backoff table: 3 in a row → 30 s, doubling, capped at 300 s", () => {
+    const until = (failureStreak: number) =>
+      (
+        classifyRefreshFailure(failure({ httpStatus: 503, account: account({ failureStreak }) }))[0] as {
+          until: number;
+        }
+      ).until - NOW;
+    expect([0, 1, 2, 3, 4, 50].map(until)).toEqual([0, 0, 30_000, 60_000, 120_000, 300_000]);
   });
 });
 

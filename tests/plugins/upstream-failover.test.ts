@@ -1,7 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
   actionsFor,
-  backoffMs,
   classify,
   type FailureInput,
   resetAtFor,
@@ -130,11 +129,13 @@ describe("actions", () => {
       },
     ]);
   });
-  test("transient → account.cooldown with exponential backoff", () => {
+  test("transient → account.cooldown by the core backoff table (3 in a row: 30 s, doubling to 300 s)", () => {
     expect(actionsFor(f({ httpStatus: 502, failureStreak: 3 }))).toEqual([
-      { type: "account.cooldown", accountId: "acc", until: NOW + 1600, reason: "Upstream HTTP 502" },
+      { type: "account.cooldown", accountId: "acc", until: NOW + 60_000, reason: "Upstream HTTP 502" },
     ]);
-    expect([0, 1, 2, 10, 50].map(backoffMs)).toEqual([200, 400, 800, 60_000, 60_000]);
+    const until = (failureStreak: number) =>
+      (actionsFor(f({ httpStatus: 503, failureStreak }))[0] as { until: number }).until - NOW;
+    expect([0, 1, 2, 3, 10, 50].map(until)).toEqual([0, 0, 30_000, 60_000, 300_000, 300_000]);
   });
   test("client error → nothing", () => {
     expect(actionsFor(f({ httpStatus: 400, errorCode: "invalid_request_error" }))).toEqual([]);

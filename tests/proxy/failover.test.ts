@@ -92,7 +92,7 @@ describe("failover before the first byte", () => {
     expect((await getSnapshot(env.db, "a"))!.status).toBe("quota_exceeded");
   });
 
-  test("5xx and overloaded errors put the account in a short cooldown and move on", async () => {
+  test("5xx and overloaded errors count against the account (backoff from the third in a row) and move on", async () => {
     env = await startProxyEnv({ accounts: [{ id: "a" }, { id: "b" }, { id: "c" }] });
     env.fake.always("chatgpt-a", { kind: "http_error", status: 503, body: { error: { message: "busy" } } });
     env.fake.always("chatgpt-b", {
@@ -106,9 +106,22 @@ describe("failover before the first byte", () => {
     for (const id of ["a", "b"]) {
       const s = (await getSnapshot(env.db, id))!;
       expect(s.status).toBe("active");
-      expect(s.cooldownUntil).toBeGreaterThan(Date.now());
       expect(s.failureStreak).toBe(1);
+      expect(s.cooldownUntil ?? 0).toBeLessThanOrEqual(Date.now());
     }
+    // Two more failures in a row on `a` put it in the 30 s backoff.
+    env.fake.always("chatgpt-b", { kind: "text", text: "b" });
+    await env.gw.running.gateway.services.apply([{ type: "account.pause", accountId: "b" }], {
+      source: "test",
+    });
+    await env.gw.running.gateway.services.apply([{ type: "account.pause", accountId: "c" }], {
+      source: "test",
+    });
+    for (let i = 0; i < 2; i++) await ask(env);
+    const a = (await getSnapshot(env.db, "a"))!;
+    expect(a.failureStreak).toBe(3);
+    expect(a.cooldownUntil! - Date.now()).toBeGreaterThan(25_000);
+    expect(a.cooldownUntil! - Date.now()).toBeLessThanOrEqual(30_000);
   });
 
   test("permanent auth codes deactivate the account (the auth-refresh table)", async () => {
@@ -195,7 +208,7 @@ describe("failover before the first byte", () => {
     const res = await ask(env);
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream_unavailable");
-    expect((await getSnapshot(env.db, "a"))!.cooldownUntil).toBeGreaterThan(Date.now());
+    expect((await getSnapshot(env.db, "a"))!.failureStreak).toBe(1);
   });
 
   test("after the first byte an upstream failure reaches the client as it is", async () => {
