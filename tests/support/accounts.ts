@@ -102,6 +102,8 @@ export interface SeedAccount {
   readonly chatgptAccountId?: string;
   readonly email?: string;
   readonly status?: AccountStatus;
+  /** The plan (`plus` when omitted). */
+  readonly planType?: string;
   readonly resetAt?: number | null;
   readonly cooldownUntil?: number | null;
   /** Orders `listSnapshots` (oldest first). */
@@ -120,7 +122,7 @@ export async function seedAccount(db: Kysely<Database>, a: SeedAccount): Promise
       chatgpt_user_id: null,
       email: a.email ?? `${a.id}@example.test`,
       alias: null,
-      plan_type: "plus",
+      plan_type: a.planType ?? "plus",
       codex_installation_id: crypto.randomUUID(),
       access_token_enc: null,
       refresh_token_enc: null,

@@ -12,7 +12,7 @@ import type { Database } from "../../src/store/schema.ts";
 import { type FakeAuth, fakeAuth, type TokenBundle } from "../fakes/auth.ts";
 import { type FakeCodex, fakeCodex } from "../fakes/codex.ts";
 import { type FakeServer, startFakeServer } from "../fakes/server.ts";
-import { fakeUsage } from "../fakes/usage.ts";
+import { type FakeUsageState, fakeUsage } from "../fakes/usage.ts";
 import { type SeedAccount, seedAccount } from "./accounts.ts";
 import { startGateway, type TestGateway } from "./gateway.ts";
 
@@ -25,6 +25,8 @@ export interface ProxyEnv {
   readonly gw: TestGateway;
   readonly fake: FakeCodex;
   readonly auth: FakeAuth;
+  /** The fake `/wham/usage` the usage poller reads (script `respond` to keep seeded usage stable). */
+  readonly usage: FakeUsageState;
   readonly upstream: FakeServer;
   readonly db: Kysely<Database>;
   /** The tokens each seeded account holds now (updated by `tokensOf`). */
@@ -73,7 +75,7 @@ export async function startProxyEnv(
       email: a.email ?? `${a.id}@example.test`,
       chatgptAccountId: a.chatgptAccountId ?? `chatgpt-${a.id}`,
       chatgptUserId: `user-${a.id}`,
-      planType: "plus",
+      planType: a.planType ?? "plus",
     });
     const saved = await gateway.accounts.saveTokens(a.id, bundle);
     if (saved !== "saved") throw new Error(`seeding tokens for ${a.id}: ${saved}`);
@@ -84,6 +86,7 @@ export async function startProxyEnv(
     gw,
     fake,
     auth,
+    usage: usage.state,
     upstream,
     db,
     tokens,
