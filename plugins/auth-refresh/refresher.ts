@@ -59,7 +59,8 @@ export class Refresher {
     accountId: string,
     options: { forceRefresh?: boolean; requestId?: string | null; trigger?: Trigger } = {},
   ): Promise<AccountCredentials> {
-    const snap = await this.services.accounts.get(accountId);
+    // The cached account list (dropped on every change) keeps the store off a proxied request's path.
+    const snap = (await this.services.accounts.list()).find((a) => a.id === accountId) ?? null;
     if (!snap) throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
     if (DEAD.has(snap.status)) {
       throw new GatewayError(

@@ -33,6 +33,12 @@ const USAGE_RETENTION_MS = 8 * 24 * 3600_000;
 /** Accounts in the store; the one writer of token, identity and usage-snapshot columns. */
 export class AccountRepository {
   readonly #listeners: (() => void)[] = [];
+  /**
+   * Decrypted credentials, so a proxied request neither reads the store nor decrypts. Coherent
+   * because this repository is the only writer of tokens: every token write drops the entry.
+   */
+  readonly #credentials = new Map<string, StoredCredentials>();
+  #generation = 0;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -47,6 +53,13 @@ export class AccountRepository {
 
   #changed(): void {
     for (const fn of this.#listeners) fn();
+  }
+
+  /** Forgets cached credentials (of one account, or all) before a token write. */
+  #dropCredentials(id?: string): void {
+    this.#generation++;
+    if (id === undefined) this.#credentials.clear();
+    else this.#credentials.delete(id);
   }
 
   /** The row this identity already has: same workspace and seat, else same workspace and email. */
@@ -92,6 +105,7 @@ export class AccountRepository {
       last_refresh_at: opts.lastRefreshAt ?? now,
     };
     const action = opts.source === "login" ? "account.login" : "account.import";
+    this.#dropCredentials();
     const out = await this.db.transaction().execute(async (trx) => {
       const existing = await this.#findIdentity(trx, identity, newId);
       if (existing) {
@@ -161,6 +175,16 @@ export class AccountRepository {
 
   /** Decrypted tokens of one account, or null when it does not exist or holds no tokens. */
   async credentials(id: string): Promise<StoredCredentials | null> {
+    const cached = this.#credentials.get(id);
+    if (cached) return cached;
+    // A write that lands while we decrypt makes this read stale: keep it for this caller only.
+    const generation = this.#generation;
+    const loaded = await this.#loadCredentials(id);
+    if (loaded && generation === this.#generation) this.#credentials.set(id, loaded);
+    return loaded;
+  }
+
+  async #loadCredentials(id: string): Promise<StoredCredentials | null> {
     const row = await this.db
       .selectFrom("accounts")
       .select([
@@ -201,7 +225,8 @@ export class AccountRepository {
       id_token_enc: await this.cipher.encrypt(tokens.idToken),
     };
     const now = this.clock();
-    return this.db.transaction().execute(async (trx) => {
+    this.#dropCredentials(id);
+    const result = await this.db.transaction().execute(async (trx) => {
       const row = await trx
         .selectFrom("accounts")
         .select(["refresh_token_enc", "email", "plan_type", "chatgpt_account_id", "chatgpt_user_id"])
@@ -228,6 +253,9 @@ export class AccountRepository {
         .execute();
       return "saved";
     });
+    this.#dropCredentials(id);
+    if (result === "saved") this.#changed();
+    return result;
   }
 
   /** Stores one usage reading: a row per window, with the credits; prunes old rows of the account. */
@@ -269,6 +297,7 @@ export class AccountRepository {
   /** Deletes an account with its events, snapshots and sticky sessions; false when unknown. */
   async delete(id: string): Promise<boolean> {
     const r = await this.db.deleteFrom("accounts").where("id", "=", id).executeTakeFirst();
+    this.#dropCredentials(id);
     this.#changed();
     return Number(r.numDeletedRows) > 0;
   }
