@@ -3,7 +3,7 @@
  *
  * One run starts three servers as separate processes — a fake upstream that streams a fixed SSE
  * answer, a minimal Bun `fetch` pass-through proxy (the practical limit for any proxy), and
- * codex-lb (request logging on, one account, a bench-only providers plugin) — then sends the same
+ * codex-lb (request logging on, its real built-in plugins, one account) — then sends the same
  * load straight to the upstream, through the pass-through and through codex-lb, with 1 and 64
  * concurrent clients, and prints requests/s and p50/p99 latency, the latency added over the direct
  * path, and codex-lb's throughput as a share of the pass-through's. Bounded: each cell runs for

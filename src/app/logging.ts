@@ -28,11 +28,38 @@ export const secretFields = [
   "code_verifier",
 ] as const;
 
-const redactPaths = secretFields.flatMap((f) => {
-  const k = /^[A-Za-z_$][\w$]*$/.test(f) ? f : `["${f}"]`;
-  const dot = k.startsWith("[") ? k : `.${k}`;
-  return [k.startsWith("[") ? k : f, `*${dot}`, `*.*${dot}`];
-});
+const secret = new Set<string>(secretFields.map((f) => f.toLowerCase()));
+const CENSOR = "[redacted]";
+/** How deep redaction looks into a log object (fields of fields of fields). */
+const DEPTH = 4;
+
+function needsRedaction(v: unknown, depth: number): boolean {
+  if (depth === 0 || v === null || typeof v !== "object") return false;
+  if (v instanceof Headers) return true;
+  for (const [k, x] of Object.entries(v)) {
+    if (secret.has(k.toLowerCase()) || needsRedaction(x, depth - 1)) return true;
+  }
+  return false;
+}
+
+function redactCopy(v: unknown, depth: number): unknown {
+  if (depth === 0 || v === null || typeof v !== "object") return v;
+  if (v instanceof Headers) return redactCopy(Object.fromEntries(v), depth);
+  if (Array.isArray(v)) return v.map((x) => redactCopy(x, depth - 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v))
+    out[k] = secret.has(k.toLowerCase()) ? CENSOR : redactCopy(x, depth - 1);
+  return out;
+}
+
+/**
+ * Replaces the value of every secret field (any case, up to {@link DEPTH} levels, Headers included)
+ * with `[redacted]`. One pass over the keys and no copy when nothing is secret: pino's path-based
+ * redaction re-parsed its wildcard paths on every line and cost a sixth of the proxy's CPU.
+ */
+export function redactSecrets(obj: Record<string, unknown>): Record<string, unknown> {
+  return needsRedaction(obj, DEPTH) ? (redactCopy(obj, DEPTH) as Record<string, unknown>) : obj;
+}
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
@@ -40,8 +67,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       level,
       base: { service: "codex-lb" },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: redactPaths, censor: "[redacted]" },
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: redactSecrets },
     },
     destination ?? pino.destination({ dest: 1, sync: false }),
   );

@@ -9,7 +9,7 @@
  * @module
  */
 import { type Static, Type } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
 
 const AccountId = Type.String({ minLength: 1, maxLength: 200 });
 const Reason = Type.String({ maxLength: 500 });
@@ -139,10 +139,13 @@ export function isAccountAction(a: Action): a is AccountAction {
   return a.type.startsWith("account.");
 }
 
+// Compiled once: every action of every hook is checked, on the proxy's hot path too.
+const actionCheck = TypeCompiler.Compile(ActionSchema);
+
 /** Checks one action; returns a short description of what is wrong, or null. */
 export function validateAction(candidate: unknown): string | null {
-  if (Value.Check(ActionSchema, candidate)) return null;
+  if (actionCheck.Check(candidate)) return null;
   const type = (candidate as { type?: unknown } | null)?.type;
-  const first = Value.Errors(ActionSchema, candidate).First();
+  const first = actionCheck.Errors(candidate).First();
   return `invalid action ${typeof type === "string" ? JSON.stringify(type) : "(no type)"}${first ? `: ${first.path || "/"} ${first.message}` : ""}`;
 }
