@@ -8,6 +8,7 @@
  */
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
+import { createAccessControl } from "../access/access-control.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
@@ -50,17 +51,31 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
   const dispatcher = new Dispatcher(bus, applier);
+  const access = createAccessControl({ settings, store, log, clock });
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: { list: () => listSnapshots(store.db), get: (id) => getSnapshot(store.db, id) },
     now: clock,
+    firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
   };
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
 
-  const deps: AppDeps = { settings, store, log, bus, applier, dispatcher, services, host, version, clock };
+  const deps: AppDeps = {
+    settings,
+    store,
+    log,
+    bus,
+    applier,
+    dispatcher,
+    services,
+    host,
+    version,
+    clock,
+    access,
+  };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
     .onRequest(async ({ request, set }) => {
@@ -75,19 +90,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       }
       const surface = surfaceOf(url.pathname);
       if (surface === "public" && url.pathname.startsWith("/health")) return;
+      info.clientIp = access.clientIpOf(request, info.peerIp);
       const outcome = await bus.run("request.admit", {
         requestId: info.requestId,
         method: request.method,
         path: url.pathname,
         headers: request.headers,
         peerIp: info.peerIp,
+        clientIp: info.clientIp,
         surface,
         now: clock(),
       });
       const reject = outcome.actions.find((a) => a.type === "request.reject");
       if (reject && reject.type === "request.reject") {
         log.info(
-          { requestId: info.requestId, path: url.pathname, peerIp: info.peerIp, code: reject.code },
+          {
+            requestId: info.requestId,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            clientIp: info.clientIp,
+            code: reject.code,
+          },
           "request refused at admission",
         );
         return errorResponse(rejectionError(reject), envelope, info.requestId);
@@ -98,6 +121,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           envelope,
           info.requestId,
         );
+      }
+      const refused = await access.admit(request, surface, url);
+      if (refused) {
+        log.info(
+          {
+            requestId: info.requestId,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            clientIp: info.clientIp,
+            code: refused.code,
+          },
+          "request refused by access control",
+        );
+        return errorResponse(refused, envelope, info.requestId);
       }
     })
     .onError(({ code, error, request }) =>
@@ -147,7 +184,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       attachPeer(request, peerIp);
       return app.handle(request);
     },
-    start: () => host.start(),
+    start: async () => {
+      await access.start();
+      await host.start();
+    },
     stop: () => host.stop(),
   };
 }

@@ -1,3 +1,4 @@
+import type { AccessControl } from "../access/access-control.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 import type { ActionApplier } from "../plugin-host/apply.ts";
 import type { Dispatcher } from "../plugin-host/dispatch.ts";
@@ -19,4 +20,6 @@ export interface AppDeps {
   readonly host: PluginHost;
   readonly version: string;
   readonly clock: () => number;
+  /** API keys, admin auth, firewall store, client address and locality. */
+  readonly access: AccessControl;
 }

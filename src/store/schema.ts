@@ -171,6 +171,24 @@ export interface AuditLogsTable {
   details: string | null;
 }
 
+/** The single row (id 1) of admin secrets: hashes only, except the TOTP secret the server must read. */
+export interface AdminCredentialsTable {
+  id: number;
+  /** Bun.password argon2id hash; null until a password is set. */
+  password_hash: string | null;
+  /** Base32 TOTP secret once confirmed; null when TOTP is off. */
+  totp_secret: string | null;
+  /** Base32 secret offered by setup and not yet confirmed. */
+  totp_pending_secret: string | null;
+  /** Last accepted TOTP time step (a code is accepted once). */
+  totp_last_step: number | null;
+  /** JSON array of SHA-256 hex hashes of the unused recovery codes. */
+  recovery_codes: string | null;
+  /** SHA-256 hex of the one-time bootstrap token; null once a password exists. */
+  bootstrap_token_hash: string | null;
+  updated_at: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -183,6 +201,7 @@ export interface Database {
   firewall_allowlist: FirewallAllowlistTable;
   admin_sessions: AdminSessionsTable;
   audit_logs: AuditLogsTable;
+  admin_credentials: AdminCredentialsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;
