@@ -152,7 +152,11 @@ describe("GET /v1/usage", () => {
     // A key-only route: a valid key is enough from anywhere (it proxies nothing).
     const res = await remoteFetch(gw, "/v1/usage", bearer(k.key!));
     expect(res.status).toBe(200);
-    const body = (await res.json()) as Record<string, any>;
+    const body = (await res.json()) as {
+      api_key_id: string;
+      usage: Record<string, number>;
+      limits: Record<string, unknown>[];
+    };
     expect(body.api_key_id).toBe(k.id);
     expect(body.usage).toMatchObject({
       request_count: 1,

@@ -51,7 +51,7 @@ describe("apiKeyAuthEnabled off (default)", () => {
   });
 
   test("a remote client is refused with 401 — key or not — so the proxy is never open by accident", async () => {
-    for (const headers of [{}, { authorization: `Bearer ${key}` }]) {
+    for (const headers of [{}, { authorization: `Bearer ${key}` }] as Record<string, string>[]) {
       const res = await remoteFetch(gw, "/v1/responses", post(headers));
       expect(res.status).toBe(401);
       const err = await errorOf(res);
