@@ -189,6 +189,26 @@ export interface AdminCredentialsTable {
   updated_at: number;
 }
 
+/**
+ * Per API key, hour and model: sums of its request logs, kept by triggers on `request_logs`
+ * (migration 0030). `unpriced_*` count the tokens of rows without a stored `cost_usd`.
+ */
+export interface ApiKeyUsageHourlyTable {
+  api_key_id: string;
+  /** Start of the hour, epoch ms. */
+  hour: number;
+  /** '' when the log row had no model. */
+  model: string;
+  requests: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  output_tokens: number;
+  stored_cost_usd: number;
+  unpriced_input_tokens: number;
+  unpriced_cached_input_tokens: number;
+  unpriced_output_tokens: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -202,6 +222,7 @@ export interface Database {
   admin_sessions: AdminSessionsTable;
   audit_logs: AuditLogsTable;
   admin_credentials: AdminCredentialsTable;
+  api_key_usage_hourly: ApiKeyUsageHourlyTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

@@ -11,7 +11,8 @@ import { openMigratedStore, type Store } from "../../src/store/store.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const T0 = Date.UTC(2026, 0, 10, 9, 13); // key creation time: windows are anchored here
+const T0 = Date.UTC(2026, 0, 10, 9, 13); // key creation time
+const H0 = Date.UTC(2026, 0, 10, 9, 0); // its hour: windows are anchored here
 
 let dir: string;
 let store: Store;
@@ -61,15 +62,16 @@ async function refusal(p: Promise<unknown>): Promise<GatewayError> {
   throw new Error("expected a GatewayError");
 }
 
-describe("windowBounds (anchored at key creation)", () => {
+describe("windowBounds (anchored at the hour of key creation)", () => {
   const cases: [string, "5h" | "daily" | "weekly" | "monthly", number, number, number][] = [
-    ["at creation", "daily", T0, T0, T0 + DAY],
-    ["inside the first day", "daily", T0 + 5 * HOUR, T0, T0 + DAY],
-    ["exactly one day later", "daily", T0 + DAY, T0 + DAY, T0 + 2 * DAY],
-    ["third 5h window", "5h", T0 + 11 * HOUR, T0 + 10 * HOUR, T0 + 15 * HOUR],
-    ["second week", "weekly", T0 + 8 * DAY, T0 + 7 * DAY, T0 + 14 * DAY],
-    ["monthly = 30 days", "monthly", T0 + 31 * DAY, T0 + 30 * DAY, T0 + 60 * DAY],
-    ["clock before creation", "daily", T0 - HOUR, T0, T0 + DAY],
+    ["at creation", "daily", T0, H0, H0 + DAY],
+    ["inside the first day", "daily", T0 + 5 * HOUR, H0, H0 + DAY],
+    ["exactly one day after the anchor", "daily", H0 + DAY, H0 + DAY, H0 + 2 * DAY],
+    ["a minute before the reset", "daily", H0 + DAY - 60_000, H0, H0 + DAY],
+    ["third 5h window", "5h", T0 + 11 * HOUR, H0 + 10 * HOUR, H0 + 15 * HOUR],
+    ["second week", "weekly", T0 + 8 * DAY, H0 + 7 * DAY, H0 + 14 * DAY],
+    ["monthly = 30 days", "monthly", T0 + 31 * DAY, H0 + 30 * DAY, H0 + 60 * DAY],
+    ["clock before creation", "daily", T0 - 2 * HOUR, H0, H0 + DAY],
   ];
   test.each(cases)("%s", (_n, window, now, start, resetsAt) => {
     expect(windowBounds(T0, window, now)).toEqual({ start, resetsAt });
@@ -99,11 +101,12 @@ describe("usage counting from request_logs", () => {
   test("sums only this key's rows inside the window; prices rows without a stored cost", async () => {
     const key = await newKey([]);
     const other = await newKey([]);
-    await log(key.id, T0 + HOUR, { input: 1_000_000, cached: 0, output: 0, model: "gpt-5.4" });
-    await log(key.id, T0 + 2 * HOUR, { input: 10, output: 20, cost: 0.5 });
-    await log(key.id, T0 + DAY + 1, { input: 999, output: 999 }); // next window
-    await log(other.id, T0 + HOUR, { input: 777, output: 777 });
-    const u = await usageBetween(store.db, key.id, T0, T0 + DAY);
+    await log(key.id, H0, { input: 1_000_000, cached: 0, output: 0, model: "gpt-5.4" });
+    await log(key.id, H0 + DAY - 1, { input: 10, output: 20, cost: 0.5 });
+    await log(key.id, H0 + DAY, { input: 999, output: 999 }); // next window
+    await log(key.id, H0 - 1, { input: 999, output: 999 }); // before
+    await log(other.id, H0 + HOUR, { input: 777, output: 777 });
+    const u = await usageBetween(store.db, key.id, H0, H0 + DAY);
     expect(u).toEqual({
       requests: 2,
       inputTokens: 1_000_010,
@@ -112,6 +115,33 @@ describe("usage counting from request_logs", () => {
       totalTokens: 1_000_030,
       costUsd: 2.5 + 0.5,
     });
+  });
+});
+
+describe("usage buckets follow request_logs updates and deletes", () => {
+  test("an updated row moves its tokens; a deleted row takes them away", async () => {
+    const key = await newKey([]);
+    await log(key.id, H0 + 10, { input: 100, output: 10, model: "gpt-5.4" });
+    const id = (
+      await store.db.selectFrom("request_logs").select("id").orderBy("id", "desc").executeTakeFirstOrThrow()
+    ).id;
+    await store.db
+      .updateTable("request_logs")
+      .set({ input_tokens: 300, cost_usd: 1 })
+      .where("id", "=", id)
+      .execute();
+    let u = await usageBetween(store.db, key.id, H0, H0 + DAY);
+    expect([u.requests, u.inputTokens, u.outputTokens, u.costUsd]).toEqual([1, 300, 10, 1]);
+    await store.db
+      .updateTable("request_logs")
+      .set({ requested_at: H0 + 2 * DAY })
+      .where("id", "=", id)
+      .execute();
+    u = await usageBetween(store.db, key.id, H0, H0 + DAY);
+    expect(u.requests).toBe(0);
+    await store.db.deleteFrom("request_logs").where("id", "=", id).execute();
+    u = await usageBetween(store.db, key.id, H0, H0 + 3 * DAY);
+    expect([u.requests, u.totalTokens, u.costUsd]).toEqual([0, 0, 0]);
   });
 });
 
@@ -141,11 +171,11 @@ describe("authorizeProxyRequest", () => {
     await log(key.id, T0 + 2 * HOUR, { input: 300, output: 100 });
     const e = await refusal(authorizeProxyRequest({ db: store.db, apiKeyId: key.id, model: "gpt-5.4", now }));
     expect([e.status, e.code, e.type]).toEqual([429, "rate_limit_exceeded", "rate_limit_error"]);
-    expect(e.message).toContain(new Date(T0 + DAY).toISOString());
+    expect(e.message).toContain(new Date(H0 + DAY).toISOString());
     expect(e.message).toContain("daily total_tokens limit of 1000");
-    expect(e.headers["retry-after"]).toBe(String((T0 + DAY - now) / 1000));
-    expect(e.extra.resets_at).toBe((T0 + DAY) / 1000);
-    const tomorrow = T0 + DAY + HOUR;
+    expect(e.headers["retry-after"]).toBe(String((H0 + DAY - now) / 1000));
+    expect(e.extra.resets_at).toBe((H0 + DAY) / 1000);
+    const tomorrow = H0 + DAY;
     expect(
       await authorizeProxyRequest({ db: store.db, apiKeyId: key.id, model: "gpt-5.4", now: tomorrow }),
     ).not.toBeNull();

@@ -14,6 +14,8 @@ import { API_KEY_PREFIX, presentedKey } from "./key.ts";
 import { limitStates } from "./limits.ts";
 import { type ApiKeyRecord, findByPresentedKey, getApiKey, touchLastUsed } from "./repository.ts";
 
+const LAST_USED_EVERY_MS = 30_000;
+
 /** Proxy paths that always need a key, whatever `apiKeyAuthEnabled` says (they answer about a key). */
 export const keyOnlyPaths: readonly string[] = ["/v1/usage"];
 
@@ -29,7 +31,10 @@ async function validKey(db: Kysely<Database>, presented: string, now: number): P
   if (!key) throw new GatewayError("invalid_api_key", "Invalid API key");
   const problem = keyProblem(key, now);
   if (problem) throw new GatewayError("invalid_api_key", problem);
-  await touchLastUsed(db, key.id, now);
+  // Written at most every 30 s per key, and only then: no write lock on the hot path otherwise.
+  if (key.lastUsedAt === null || key.lastUsedAt < now - LAST_USED_EVERY_MS) {
+    await touchLastUsed(db, key.id, now, LAST_USED_EVERY_MS);
+  }
   return key;
 }
 

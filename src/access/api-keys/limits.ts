@@ -1,8 +1,9 @@
 /**
- * Limit windows and usage counting. A key's windows are anchored at the key's creation time: the
- * daily window of a key created at 09:13 runs 09:13 → 09:13 the next day, and so on (5h, daily = 24 h,
- * weekly = 7 days, monthly = 30 days). Usage is summed from `request_logs` rows of the key inside the
- * current window; cost comes from `cost_usd` when the row has one, else from the pricing table.
+ * Limit windows and usage counting. A key's windows are anchored at the hour of the key's creation:
+ * the daily window of a key created at 09:13 runs 09:00 → 09:00 the next day, and so on (5h,
+ * daily = 24 h, weekly = 7 days, monthly = 30 days). Usage is the sum of the key's `request_logs`
+ * rows in the current window, read from hour buckets that triggers keep in step with the logs
+ * (`api_key_usage_hourly`); cost is `cost_usd` when the row has one, else the pricing table's.
  *
  * @module
  */
@@ -25,12 +26,16 @@ export interface LimitSpec {
   readonly maxValue: number;
 }
 
-/** The window containing `now` for a key created at `anchor`: `[start, resetsAt)`. */
+/**
+ * The window containing `now` for a key created at `createdAt`: `[start, resetsAt)`. Windows start
+ * at the hour the key was created (usage is kept in hour buckets), then follow each other.
+ */
 export function windowBounds(
-  anchor: number,
+  createdAt: number,
   window: LimitWindow,
   now: number,
 ): { start: number; resetsAt: number } {
+  const anchor = Math.floor(createdAt / HOUR) * HOUR;
   const len = limitWindows[window];
   const k = Math.max(0, Math.floor((now - anchor) / len));
   const start = anchor + k * len;
@@ -56,7 +61,10 @@ export const zeroUsage: Usage = {
   costUsd: 0,
 };
 
-/** Sums a key's request logs with `requested_at` in `[since, until)`. */
+/**
+ * Sums a key's request logs with `requested_at` in `[since, until)`, read from the hour buckets the
+ * store keeps (so both bounds count at hour granularity: pass hour-aligned instants).
+ */
 export async function usageBetween(
   db: Kysely<Database>,
   apiKeyId: string,
@@ -64,26 +72,26 @@ export async function usageBetween(
   until: number,
 ): Promise<Usage> {
   const rows = await db
-    .selectFrom("request_logs")
+    .selectFrom("api_key_usage_hourly")
     .select([
       "model",
-      sql<number>`count(*)`.as("requests"),
-      sql<number>`coalesce(sum(input_tokens), 0)`.as("input"),
-      sql<number>`coalesce(sum(cached_input_tokens), 0)`.as("cached"),
-      sql<number>`coalesce(sum(output_tokens), 0)`.as("output"),
-      sql<number>`coalesce(sum(cost_usd), 0)`.as("stored_cost"),
-      // Rows without a stored cost are priced per model from their token sums.
-      sql<number>`coalesce(sum(case when cost_usd is null then input_tokens end), 0)`.as("np_input"),
-      sql<number>`coalesce(sum(case when cost_usd is null then cached_input_tokens end), 0)`.as("np_cached"),
-      sql<number>`coalesce(sum(case when cost_usd is null then output_tokens end), 0)`.as("np_output"),
+      sql<number>`sum(requests)`.as("requests"),
+      sql<number>`sum(input_tokens)`.as("input"),
+      sql<number>`sum(cached_input_tokens)`.as("cached"),
+      sql<number>`sum(output_tokens)`.as("output"),
+      sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
+      sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
+      sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
+      sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
     ])
     .where("api_key_id", "=", apiKeyId)
-    .where("requested_at", ">=", since)
-    .where("requested_at", "<", until)
+    .where("hour", ">=", since)
+    .where("hour", "<", until)
     .groupBy("model")
     .execute();
   let u = { ...zeroUsage };
   for (const r of rows) {
+    // Rows without a stored cost are priced per model from their token sums.
     const priced =
       costUsd(r.model, {
         inputTokens: Number(r.np_input),
