@@ -9,7 +9,7 @@ import type { Logger } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import type { Surface } from "../app/surface.ts";
 import { GatewayError } from "../core/errors.ts";
-import type { Cidr } from "../firewall/address.ts";
+import { type Cidr, inRanges } from "../firewall/address.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
 import type { Settings } from "../settings/schema.ts";
@@ -29,6 +29,8 @@ export interface AccessControl {
   clientIpOf(request: Request, peerIp: string | null): string | null;
   /** Whether the request comes from this machine (uses `infoOf(request).clientIp`). */
   isLocal(request: Request): boolean;
+  /** Whether the client used https: the URL's scheme, or X-Forwarded-Proto from a trusted proxy. */
+  isHttps(request: Request): boolean;
   /**
    * Admission after the `request.admit` hook: API key on the proxy surface (sets
    * `infoOf(request).apiKeyId`), the admin guard on the admin surface. Null = go on.
@@ -78,6 +80,12 @@ export function createAccessControl(opts: {
     admin,
     clientIpOf: (request, peerIp) => resolveClientIp(peerIp, request.headers, trustedProxies),
     isLocal,
+    isHttps(request) {
+      if (new URL(request.url).protocol === "https:") return true;
+      if (!inRanges(trustedProxies, infoOf(request).peerIp)) return false;
+      const proto = request.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+      return proto === "https";
+    },
     async admit(request, surface, url) {
       try {
         if (surface === "proxy") {

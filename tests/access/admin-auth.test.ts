@@ -261,3 +261,36 @@ describe("TOTP", () => {
     expect(creds.totp_secret).toBeNull();
   });
 });
+
+test("behind a trusted TLS proxy the session cookie is Secure", async () => {
+  const gw = await startGateway({ env: { CODEX_LB_TRUSTED_PROXIES: "127.0.0.1" } });
+  try {
+    await adminLogin(gw);
+    const headers = { "x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.50" };
+    const res = await fetch(`${gw.url}/api/auth/login`, {
+      ...jsonInit("POST", { password: TEST_ADMIN_PASSWORD }),
+      headers: { "content-type": "application/json", ...headers },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("set-cookie")).toContain("; Secure");
+    const rows = await gw.running.store.db
+      .selectFrom("audit_logs")
+      .selectAll()
+      .where("action", "=", "admin.login")
+      .execute();
+    expect(rows.map((r) => r.actor_ip)).toContain("203.0.113.50");
+    // An untrusted peer's claim of https is not believed.
+    const plain = await remoteFetch(
+      gw,
+      "/api/auth/login",
+      {
+        ...jsonInit("POST", { password: TEST_ADMIN_PASSWORD }),
+        headers: { "content-type": "application/json", ...headers },
+      },
+      "192.0.2.9",
+    );
+    expect(plain.headers.get("set-cookie")).not.toContain("Secure");
+  } finally {
+    await gw.stop();
+  }
+});

@@ -32,7 +32,7 @@ export function adminAuthRoutes(deps: AppDeps) {
     clientIp: infoOf(request).clientIp,
     local: deps.access.isLocal(request),
   });
-  const secure = (request: Request) => new URL(request.url).protocol === "https:";
+  const secure = (request: Request) => deps.access.isHttps(request);
   const maxAge = deps.settings.adminSessionMaxSeconds;
   const record = (request: Request, action: string, details?: Record<string, unknown>) =>
     audit(db, { action, ...auditContext(infoOf(request)), details: details ?? null });
