@@ -294,3 +294,14 @@ test("behind a trusted TLS proxy the session cookie is Secure", async () => {
     await gw.stop();
   }
 });
+
+test("two concurrent first-password requests: exactly one wins, the other gets 409", async () => {
+  const gw = await startGateway();
+  try {
+    const set = (p: string) => fetch(`${gw.url}/api/auth/password`, jsonInit("POST", { newPassword: p }));
+    const [a, b] = await Promise.all([set("first password A"), set("first password B")]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+  } finally {
+    await gw.stop();
+  }
+});

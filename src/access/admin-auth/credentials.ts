@@ -65,3 +65,19 @@ export async function consumeRecoveryCode(db: Db, hash: string, now: number): Pr
     .executeTakeFirst();
   return Number(res.numUpdatedRows) === 1;
 }
+
+/** Sets the first password only if none is set (compare-and-set). False when another request won. */
+export async function setFirstPasswordHash(db: Db, hash: string, now: number): Promise<boolean> {
+  await db
+    .insertInto("admin_credentials")
+    .values({ ...EMPTY, updated_at: now })
+    .onConflict((oc) => oc.column("id").doNothing())
+    .execute();
+  const res = await db
+    .updateTable("admin_credentials")
+    .set({ password_hash: hash, bootstrap_token_hash: null, updated_at: now })
+    .where("id", "=", 1)
+    .where("password_hash", "is", null)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) === 1;
+}

@@ -12,7 +12,13 @@ import { hashPassword, verifyPassword } from "../../runtime/bun/password.ts";
 import type { Database } from "../../store/schema.ts";
 import { constantTimeEqual, randomToken, sha256Hex } from "../crypto.ts";
 import type { AttemptLimiter } from "./attempts.ts";
-import { claimTotpStep, consumeRecoveryCode, readCredentials, writeCredentials } from "./credentials.ts";
+import {
+  claimTotpStep,
+  consumeRecoveryCode,
+  readCredentials,
+  setFirstPasswordHash,
+  writeCredentials,
+} from "./credentials.ts";
 import type { SessionStore } from "./sessions.ts";
 import { newTotpSecret, otpauthUri, verifyTotp } from "./totp.ts";
 
@@ -112,11 +118,8 @@ export class AdminAuth {
       }
     }
     checkPasswordRules(newPassword);
-    await writeCredentials(
-      this.db,
-      { password_hash: await hashPassword(newPassword), bootstrap_token_hash: null },
-      this.clock(),
-    );
+    if (!(await setFirstPasswordHash(this.db, await hashPassword(newPassword), this.clock())))
+      throw new GatewayError("conflict", "An admin password is already set; change it with currentPassword");
   }
 
   /** Verifies password (+ TOTP or recovery code when TOTP is on); returns a new session token. */
