@@ -89,8 +89,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
       }
       const surface = surfaceOf(url.pathname);
-      if (surface === "public" && url.pathname.startsWith("/health")) return;
       info.clientIp = access.clientIpOf(request, info.peerIp);
+      if (surface === "public" && url.pathname.startsWith("/health")) return;
       const outcome = await bus.run("request.admit", {
         requestId: info.requestId,
         method: request.method,
