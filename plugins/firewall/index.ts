@@ -1,13 +1,43 @@
 /**
- * Firewall: admits or refuses proxy requests by client address (`request.admit` → `request.reject`).
- * Its rules arrive with the access-control issue.
+ * Firewall: admits or refuses proxy requests by client address (`request.admit` → `request.reject`
+ * with `ip_not_allowed`). The allowlist (addresses and CIDR ranges, managed at `/api/firewall`) is
+ * read through `services.firewall`; an empty list allows everyone. The client address arrives
+ * resolved (`event.clientIp`: socket peer, or the trusted proxy's forwarded address); null — a
+ * malformed forwarding header from a trusted proxy — is refused while a list is active.
  *
  * @module
  */
+import { type Cidr, inRanges, parseCidr } from "../../src/firewall/address.ts";
 import { definePlugin } from "../../src/plugin-host/api.ts";
 
 export default definePlugin({
   name: "codex-lb.firewall",
-  version: "0.1.0",
-  setup() {},
+  version: "1.0.0",
+  setup(ctx) {
+    // The core hands out the same array until the list changes: parse each version once.
+    const parsed = new WeakMap<readonly string[], Cidr[]>();
+    ctx.on("request.admit", async (e) => {
+      if (e.surface !== "proxy") return;
+      const list = await ctx.services.firewall.allowlist();
+      if (list.length === 0) return;
+      let ranges = parsed.get(list);
+      if (!ranges) {
+        ranges = list.map((s) => parseCidr(s)).filter((c): c is Cidr => c !== null);
+        parsed.set(list, ranges);
+      }
+      if (e.clientIp !== null && inRanges(ranges, e.clientIp)) return;
+      ctx.log.warn(
+        { requestId: e.requestId, clientIp: e.clientIp, peerIp: e.peerIp, path: e.path },
+        "firewall refused a client address",
+      );
+      return {
+        type: "request.reject",
+        code: "ip_not_allowed",
+        message:
+          e.clientIp === null
+            ? "Client address could not be determined (malformed forwarding header from a trusted proxy)"
+            : `Client address ${e.clientIp} is not allowed`,
+      };
+    });
+  },
 });

@@ -8,6 +8,7 @@
  */
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
+import { createAccessControl } from "../access/access-control.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
@@ -64,6 +65,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   applier.onApplied(() => snapshotCache.invalidate());
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
+  const access = createAccessControl({ settings, store, log, clock });
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
@@ -77,6 +79,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     now: clock,
     sticky: createStickyService(sticky, runtimeSettings, clock),
     runtimeSettings,
+    firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
   };
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
@@ -99,6 +102,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     accounts,
     oauth,
     onStop: (fn) => stops.push(fn),
+    access,
   };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
@@ -113,6 +117,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
       }
       const surface = surfaceOf(url.pathname);
+      info.clientIp = access.clientIpOf(request, info.peerIp);
       if (surface === "public" && url.pathname.startsWith("/health")) return;
       const outcome = await bus.run("request.admit", {
         requestId: info.requestId,
@@ -120,13 +125,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         path: url.pathname,
         headers: request.headers,
         peerIp: info.peerIp,
+        clientIp: info.clientIp,
         surface,
         now: clock(),
       });
       const reject = outcome.actions.find((a) => a.type === "request.reject");
       if (reject && reject.type === "request.reject") {
         log.info(
-          { requestId: info.requestId, path: url.pathname, peerIp: info.peerIp, code: reject.code },
+          {
+            requestId: info.requestId,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            clientIp: info.clientIp,
+            code: reject.code,
+          },
           "request refused at admission",
         );
         return errorResponse(rejectionError(reject), envelope, info.requestId);
@@ -137,6 +149,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           envelope,
           info.requestId,
         );
+      }
+      const refused = await access.admit(request, surface, url);
+      if (refused) {
+        log.info(
+          {
+            requestId: info.requestId,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            clientIp: info.clientIp,
+            code: refused.code,
+          },
+          "request refused by access control",
+        );
+        return errorResponse(refused, envelope, info.requestId);
       }
     })
     .onError(({ code, error, request }) =>
@@ -186,7 +212,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       attachPeer(request, peerIp);
       return app.handle(request);
     },
-    start: () => host.start(),
+    start: async () => {
+      await access.start();
+      await host.start();
+    },
     stop: async () => {
       await oauth.stop();
       await host.stop();

@@ -1,3 +1,4 @@
+import type { AccessControl } from "../access/access-control.ts";
 import type { AccountRepository } from "../accounts/repository.ts";
 import type { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
@@ -33,4 +34,6 @@ export interface AppDeps {
   readonly oauth: OAuthFlows;
   /** Registers shutdown work of a core feature (flush a writer); runs after the plugins stopped. */
   onStop(fn: () => void | Promise<void>): void;
+  /** API keys, admin auth, firewall store, client address and locality. */
+  readonly access: AccessControl;
 }

@@ -8,6 +8,12 @@
 export interface RequestInfo {
   /** Address of the socket peer, or null when unknown (in-process `app.handle` calls). */
   readonly peerIp: string | null;
+  /**
+   * The client's address: the peer, or what a trusted proxy's Forwarded / X-Forwarded-For names;
+   * null when unknown or when a trusted proxy sent a malformed header (fail closed). Set at
+   * admission by access control; request logs store this one.
+   */
+  clientIp: string | null;
   requestId: string;
   readonly startedAt: number;
   /** The API key that authenticated a proxy request (set by access control), if any. */
@@ -18,13 +24,13 @@ const infos = new WeakMap<Request, RequestInfo>();
 
 /** Called by the server seam before the app sees the request. */
 export function attachPeer(request: Request, peerIp: string | null): void {
-  infos.set(request, { peerIp, requestId: "", startedAt: performance.now() });
+  infos.set(request, { peerIp, clientIp: null, requestId: "", startedAt: performance.now() });
 }
 
 export function infoOf(request: Request): RequestInfo {
   let info = infos.get(request);
   if (!info) {
-    info = { peerIp: null, requestId: "", startedAt: performance.now() };
+    info = { peerIp: null, clientIp: null, requestId: "", startedAt: performance.now() };
     infos.set(request, info);
   }
   return info;

@@ -4,9 +4,15 @@
  *
  * @module
  */
+
+import { adminAuthRoutes } from "../access/admin-auth/routes.ts";
+import { apiKeyRoutes } from "../access/api-keys/routes.ts";
+import { usageRoutes } from "../access/api-keys/usage-route.ts";
+import { accessRoutes } from "../access/routes.ts";
 import { accountRoutes } from "../accounts/routes.ts";
 import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
+import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
 import { proxyRoutes } from "../proxy/routes.ts";
@@ -25,4 +31,9 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   oauthRoutes,
   proxyRoutes,
   requestLogRoutes,
+  adminAuthRoutes,
+  apiKeyRoutes,
+  usageRoutes,
+  accessRoutes,
+  firewallRoutes,
 ];

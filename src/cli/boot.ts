@@ -10,6 +10,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { builtinPlugins } from "../../plugins/index.ts";
 import { createGateway, type Gateway } from "../app/app.ts";
 import { createLogger, type Logger } from "../app/logging.ts";
+import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
@@ -31,6 +32,11 @@ export async function prepare(env: Record<string, string | undefined>, cwd: stri
     location = resolveStoreLocation(settings.databaseUrl, settings.dataDir, cwd);
   } catch (e) {
     throw new SettingsError("CODEX_LB_DATABASE_URL", e instanceof Error ? e.message : String(e));
+  }
+  try {
+    parseTrustedProxies(settings.trustedProxies);
+  } catch (e) {
+    throw new SettingsError("CODEX_LB_TRUSTED_PROXIES", e instanceof Error ? e.message : String(e));
   }
   const plugins: { plugin: Plugin; source: string }[] = builtinPlugins.map((plugin) => ({
     plugin,

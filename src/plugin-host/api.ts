@@ -178,6 +178,14 @@ export interface GatewayServices {
   readonly sticky: StickyService;
   /** The runtime settings (`/api/settings`): routing strategy, sticky TTL; env values by default. */
   readonly runtimeSettings: RuntimeSettingsReader;
+  /** Read-only view of the firewall allowlist (changed only through `/api/firewall`). */
+  readonly firewall: {
+    /**
+     * Normalised addresses and CIDR ranges; empty = allow every client. Cached: the same array
+     * object is returned until the list changes, so callers may memoise work per array.
+     */
+    allowlist(): Promise<readonly string[]>;
+  };
   /** The provider registered under `key`; throws when no plugin provides it. */
   provider<K extends keyof Providers>(key: K): Providers[K];
 }

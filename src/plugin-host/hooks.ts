@@ -49,6 +49,11 @@ export interface RequestAdmitEvent {
   readonly headers: Headers;
   /** Address of the socket peer. */
   readonly peerIp: string | null;
+  /**
+   * The client's address (the peer, or the one a trusted proxy forwarded); null when unknown or
+   * when a trusted proxy's forwarding header was malformed — treat null as "not allowed".
+   */
+  readonly clientIp: string | null;
   /** Which surface the request is for. */
   readonly surface: "proxy" | "admin" | "public";
   readonly now: EpochMs;

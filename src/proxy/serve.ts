@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { authorizeProxyRequest, costUsd } from "../access/index.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { AccountSnapshot } from "../core/types.ts";
@@ -71,7 +72,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       model: spec.model,
       endpoint: spec.endpoint,
       client,
-      client_ip: info.peerIp,
+      client_ip: info.clientIp ?? info.peerIp,
       status: fields.status,
       http_status: fields.httpStatus,
       error_code: fields.errorCode ?? fields.state?.errorCode ?? null,
@@ -80,7 +81,13 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       cached_input_tokens: u?.cachedInputTokens ?? null,
       output_tokens: u?.outputTokens ?? null,
       reasoning_tokens: u?.reasoningTokens ?? null,
-      cost_usd: null,
+      cost_usd: u
+        ? costUsd(spec.model, {
+            inputTokens: u.inputTokens ?? 0,
+            cachedInputTokens: u.cachedInputTokens ?? 0,
+            outputTokens: u.outputTokens ?? 0,
+          })
+        : null,
       latency_ms: Math.round(performance.now() - t0),
       ttfb_ms: fields.ttfbMs ?? null,
       response_id: fields.state?.responseId ?? null,
@@ -92,18 +99,6 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
     void deps.services
       .fire("request.completed", { requestId: info.requestId, account, ok, httpStatus, now: deps.clock() })
       .catch((e) => deps.log.warn({ err: String(e), requestId: info.requestId }, "request.completed failed"));
-    // An account served after its limit's reset is active again.
-    if (ok && account && (account.status === "rate_limited" || account.status === "quota_exceeded")) {
-      void deps.services
-        .apply(
-          [{ type: "account.reactivate", accountId: account.id, reason: "Served a request after its reset" }],
-          {
-            source: "proxy",
-            requestId: info.requestId,
-          },
-        )
-        .catch(() => {});
-    }
   };
 
   const routing = routingFields(spec.payload);
@@ -112,6 +107,13 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
   request.signal?.addEventListener("abort", onClientAbort, { once: true });
   let open: Awaited<ReturnType<typeof openUpstream>>;
   try {
+    // The key's model list and usage limits (a keyless local request has none).
+    await authorizeProxyRequest({
+      db: deps.store.db,
+      apiKeyId: info.apiKeyId,
+      model: spec.model,
+      now: requestedAt,
+    });
     open = await openUpstream(
       ctx,
       {

@@ -126,6 +126,16 @@ export const SettingsSchema = Type.Object(
       description: "Largest accepted request body, in bytes.",
     }),
     shutdownGraceSeconds: Seconds(30, "On SIGTERM, how long in-flight requests may take to finish."),
+    adminSessionIdleSeconds: Seconds(
+      3600,
+      "An admin session ends after this many seconds without a request.",
+      60,
+    ),
+    adminSessionMaxSeconds: Seconds(
+      43200,
+      "An admin session ends this many seconds after login, however active.",
+      60,
+    ),
   },
   { additionalProperties: false },
 );

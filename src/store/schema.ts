@@ -171,6 +171,44 @@ export interface AuditLogsTable {
   details: string | null;
 }
 
+/** The single row (id 1) of admin secrets: hashes only, except the TOTP secret the server must read. */
+export interface AdminCredentialsTable {
+  id: number;
+  /** Bun.password argon2id hash; null until a password is set. */
+  password_hash: string | null;
+  /** Base32 TOTP secret once confirmed; null when TOTP is off. */
+  totp_secret: string | null;
+  /** Base32 secret offered by setup and not yet confirmed. */
+  totp_pending_secret: string | null;
+  /** Last accepted TOTP time step (a code is accepted once). */
+  totp_last_step: number | null;
+  /** JSON array of SHA-256 hex hashes of the unused recovery codes. */
+  recovery_codes: string | null;
+  /** SHA-256 hex of the one-time bootstrap token; null once a password exists. */
+  bootstrap_token_hash: string | null;
+  updated_at: number;
+}
+
+/**
+ * Per API key, hour and model: sums of its request logs, kept by triggers on `request_logs`
+ * (migration 0030). `unpriced_*` count the tokens of rows without a stored `cost_usd`.
+ */
+export interface ApiKeyUsageHourlyTable {
+  api_key_id: string;
+  /** Start of the hour, epoch ms. */
+  hour: number;
+  /** '' when the log row had no model. */
+  model: string;
+  requests: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  output_tokens: number;
+  stored_cost_usd: number;
+  unpriced_input_tokens: number;
+  unpriced_cached_input_tokens: number;
+  unpriced_output_tokens: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -183,6 +221,8 @@ export interface Database {
   firewall_allowlist: FirewallAllowlistTable;
   admin_sessions: AdminSessionsTable;
   audit_logs: AuditLogsTable;
+  admin_credentials: AdminCredentialsTable;
+  api_key_usage_hourly: ApiKeyUsageHourlyTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

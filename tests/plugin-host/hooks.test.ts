@@ -87,6 +87,7 @@ describe("HookBus", () => {
       path: "/v1/models",
       headers: new Headers(),
       peerIp: "10.0.0.1",
+      clientIp: "10.0.0.1",
       surface: "proxy",
       now: 0,
     });

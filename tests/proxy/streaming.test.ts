@@ -117,11 +117,24 @@ describe("streaming pass-through", () => {
 describe("the upstream request", () => {
   test("SDK clients get the Codex persona; credentials, forwarded-for and hop-by-hop headers are not forwarded", async () => {
     env.fake.script(ACC, { kind: "text", text: "ok" });
+    // A forwarding header from an untrusted peer makes the client remote, so it needs a gateway key
+    // (and remote clients are served only with API-key authentication on).
+    await fetch(`${env.gw.url}/api/settings/access`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ apiKeyAuthEnabled: true }),
+    });
+    const created = await fetch(`${env.gw.url}/api/api-keys`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "persona-test" }),
+    });
+    const { key } = (await created.json()) as { key: string };
     const res = await fetch(`${env.gw.url}/v1/responses`, {
       method: "POST",
       headers: {
         "content-type": "application/json",
-        authorization: "Bearer sk-client-secret",
+        authorization: `Bearer ${key}`,
         "user-agent": "OpenAI/JS 7.0",
         "x-stainless-os": "Linux",
         "x-forwarded-for": "10.1.2.3",
@@ -151,6 +164,12 @@ describe("the upstream request", () => {
     expect(headers.get("originator")).toBe("codex_cli_rs");
     for (const h of ["x-stainless-os", "x-forwarded-for", "x-real-ip", "cookie"])
       expect(headers.get(h)).toBeNull();
+    expect(JSON.stringify([...headers])).not.toContain(key);
+    await fetch(`${env.gw.url}/api/settings/access`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ apiKeyAuthEnabled: false }),
+    });
     expect(body.store).toBe(false);
     expect(body.stream).toBe(true);
     expect(body.instructions).toBe("base\ndev rules");

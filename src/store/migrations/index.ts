@@ -7,9 +7,11 @@
  */
 import type { Migration, MigrationProvider } from "kysely";
 import * as m0001 from "./0001_initial.ts";
+import * as m0030 from "./0030_access.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
+  "0030_access": m0030,
 };
 
 export const bundledMigrations: MigrationProvider = {

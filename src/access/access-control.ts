@@ -1,0 +1,113 @@
+/**
+ * Access control as one object the app holds: client address resolution, locality, the admission
+ * step for proxy requests (API key) and admin requests (session guard), and the stores the routes
+ * use. `createGateway` builds it once; routes reach it as `deps.access`.
+ *
+ * @module
+ */
+import type { Logger } from "../app/logging.ts";
+import { infoOf } from "../app/request-info.ts";
+import type { Surface } from "../app/surface.ts";
+import { GatewayError } from "../core/errors.ts";
+import { type Cidr, inRanges } from "../firewall/address.ts";
+import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
+import { FirewallStore } from "../firewall/store.ts";
+import type { Settings } from "../settings/schema.ts";
+import type { Store } from "../store/store.ts";
+import { AttemptLimiter } from "./admin-auth/attempts.ts";
+import { adminGuard } from "./admin-auth/guard.ts";
+import { AdminAuth } from "./admin-auth/service.ts";
+import { SessionStore } from "./admin-auth/sessions.ts";
+import { admitApiKey } from "./api-keys/authorize.ts";
+import { isLocalRequest } from "./locality.ts";
+
+export interface AccessControl {
+  readonly trustedProxies: readonly Cidr[];
+  readonly firewall: FirewallStore;
+  readonly admin: AdminAuth;
+  /** The client address of a request (see `resolveClientIp`). */
+  clientIpOf(request: Request, peerIp: string | null): string | null;
+  /** Whether the request comes from this machine (uses `infoOf(request).clientIp`). */
+  isLocal(request: Request): boolean;
+  /** Whether the client used https: the URL's scheme, or X-Forwarded-Proto from a trusted proxy. */
+  isHttps(request: Request): boolean;
+  /**
+   * Admission after the `request.admit` hook: API key on the proxy surface (sets
+   * `infoOf(request).apiKeyId`), the admin guard on the admin surface. Null = go on.
+   */
+  admit(request: Request, surface: Surface, url: URL): Promise<GatewayError | null>;
+  /** Start-up work: prints a bootstrap token while no admin password exists. */
+  start(): Promise<void>;
+}
+
+export function createAccessControl(opts: {
+  readonly settings: Readonly<Settings>;
+  readonly store: Store;
+  readonly log: Logger;
+  readonly clock: () => number;
+}): AccessControl {
+  const { settings, store, log, clock } = opts;
+  let trustedProxies: Cidr[];
+  try {
+    trustedProxies = parseTrustedProxies(settings.trustedProxies);
+  } catch (e) {
+    throw new Error(`invalid setting CODEX_LB_TRUSTED_PROXIES: ${e instanceof Error ? e.message : e}`);
+  }
+  const sessions = new SessionStore(store.db, {
+    idleMs: settings.adminSessionIdleSeconds * 1000,
+    maxMs: settings.adminSessionMaxSeconds * 1000,
+  });
+  const admin = new AdminAuth(
+    store.db,
+    sessions,
+    new AttemptLimiter(),
+    log.child({ component: "admin-auth" }),
+    clock,
+  );
+  const isLocal = (request: Request) => {
+    const info = infoOf(request);
+    return isLocalRequest({
+      clientIp: info.clientIp,
+      peerIp: info.peerIp,
+      headers: request.headers,
+      url: new URL(request.url),
+      trustedProxies,
+    });
+  };
+  return {
+    trustedProxies,
+    firewall: new FirewallStore(store.db),
+    admin,
+    clientIpOf: (request, peerIp) => resolveClientIp(peerIp, request.headers, trustedProxies),
+    isLocal,
+    isHttps(request) {
+      if (new URL(request.url).protocol === "https:") return true;
+      if (!inRanges(trustedProxies, infoOf(request).peerIp)) return false;
+      const proto = request.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+      return proto === "https";
+    },
+    async admit(request, surface, url) {
+      try {
+        if (surface === "proxy") {
+          infoOf(request).apiKeyId = await admitApiKey({
+            db: store.db,
+            headers: request.headers,
+            path: url.pathname.replace(/\/+$/, ""),
+            local: isLocal(request),
+            now: clock(),
+          });
+          return null;
+        }
+        if (surface === "admin")
+          return await adminGuard(admin, request, url.pathname, isLocal(request), clock());
+        return null;
+      } catch (e) {
+        if (e instanceof GatewayError) return e;
+        throw e;
+      }
+    },
+    async start() {
+      await admin.issueBootstrapToken();
+    },
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * Admin authentication: the first password (from this machine, or remotely with the one-time
+ * bootstrap token printed at start), login with optional TOTP or a recovery code, password change,
+ * TOTP enrolment. Every credential check goes through the failed-attempt limiter.
+ *
+ * @module
+ */
+import type { Kysely } from "kysely";
+import type { Logger } from "../../app/logging.ts";
+import { GatewayError } from "../../core/errors.ts";
+import { hashPassword, verifyPassword } from "../../runtime/bun/password.ts";
+import type { Database } from "../../store/schema.ts";
+import { constantTimeEqual, randomToken, sha256Hex } from "../crypto.ts";
+import type { AttemptLimiter } from "./attempts.ts";
+import {
+  claimTotpStep,
+  consumeRecoveryCode,
+  readCredentials,
+  setFirstPasswordHash,
+  writeCredentials,
+} from "./credentials.ts";
+import { checkPasswordRules, newRecoveryCode, normalizeRecovery, RECOVERY_CODES } from "./rules.ts";
+import type { SessionStore } from "./sessions.ts";
+import { newTotpSecret, otpauthUri, verifyTotp } from "./totp.ts";
+
+export interface Actor {
+  readonly clientIp: string | null;
+  readonly local: boolean;
+}
+
+export class AdminAuth {
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly sessions: SessionStore,
+    readonly limiter: AttemptLimiter,
+    private readonly log: Logger,
+    private readonly clock: () => number,
+  ) {}
+
+  async state(): Promise<{ passwordSet: boolean; totpEnabled: boolean }> {
+    const c = await readCredentials(this.db);
+    return { passwordSet: c.password_hash !== null, totpEnabled: c.totp_secret !== null };
+  }
+
+  /**
+   * At start-up while no password exists: makes a fresh one-time bootstrap token, stores its hash
+   * and prints it once in the log (a restart replaces it). Returns it (null when a password exists).
+   */
+  async issueBootstrapToken(): Promise<string | null> {
+    const c = await readCredentials(this.db);
+    if (c.password_hash !== null) return null;
+    const token = randomToken(24);
+    await writeCredentials(this.db, { bootstrap_token_hash: await sha256Hex(token) }, this.clock());
+    this.log.warn(
+      { bootstrapToken: token },
+      "no admin password is set: from this machine set one at POST /api/auth/password; from elsewhere send this one-time bootstrapToken with it",
+    );
+    return token;
+  }
+
+  /** Sets the first password. Remote callers need the bootstrap token. */
+  async setInitialPassword(
+    actor: Actor,
+    newPassword: string,
+    bootstrapToken: string | undefined,
+  ): Promise<void> {
+    const now = this.clock();
+    const c = await readCredentials(this.db);
+    if (c.password_hash !== null)
+      throw new GatewayError("conflict", "An admin password is already set; change it with currentPassword");
+    if (!actor.local) {
+      this.limiter.check(actor.clientIp, now);
+      const ok =
+        bootstrapToken !== undefined &&
+        c.bootstrap_token_hash !== null &&
+        constantTimeEqual(await sha256Hex(bootstrapToken), c.bootstrap_token_hash);
+      if (!ok) {
+        this.limiter.fail(actor.clientIp, now);
+        throw new GatewayError(
+          "authentication_required",
+          "Setting the first password from another machine needs the bootstrap token printed in the gateway's log",
+        );
+      }
+    }
+    checkPasswordRules(newPassword);
+    if (!(await setFirstPasswordHash(this.db, await hashPassword(newPassword), this.clock())))
+      throw new GatewayError("conflict", "An admin password is already set; change it with currentPassword");
+  }
+
+  /** Verifies password (+ TOTP or recovery code when TOTP is on); returns a new session token. */
+  async login(
+    actor: Actor,
+    input: { password: string; totpCode?: string | undefined; recoveryCode?: string | undefined },
+  ): Promise<string> {
+    const now = this.clock();
+    this.limiter.check(actor.clientIp, now);
+    const c = await readCredentials(this.db);
+    if (c.password_hash === null) throw new GatewayError("password_not_configured");
+    if (!(await verifyPassword(input.password, c.password_hash))) {
+      this.limiter.fail(actor.clientIp, now);
+      throw new GatewayError("invalid_credentials", "Wrong password");
+    }
+    if (c.totp_secret !== null) await this.#secondFactor(actor, c.totp_secret, c.totp_last_step, input, now);
+    return this.sessions.create(actor.clientIp, this.clock());
+  }
+
+  async #secondFactor(
+    actor: Actor,
+    secret: string,
+    lastStep: number | null,
+    input: { totpCode?: string | undefined; recoveryCode?: string | undefined },
+    now: number,
+  ): Promise<void> {
+    if (input.totpCode) {
+      const step = await verifyTotp(secret, input.totpCode, now, lastStep);
+      if (step !== null && (await claimTotpStep(this.db, step, now))) return;
+      this.limiter.fail(actor.clientIp, now);
+      throw new GatewayError("invalid_credentials", "Invalid or already used TOTP code");
+    }
+    if (input.recoveryCode) {
+      const hash = await sha256Hex(normalizeRecovery(input.recoveryCode));
+      if (await consumeRecoveryCode(this.db, hash, now)) return;
+      this.limiter.fail(actor.clientIp, now);
+      throw new GatewayError("invalid_credentials", "Invalid or already used recovery code");
+    }
+    throw new GatewayError("totp_required");
+  }
+
+  /** Changes the password after checking the current one; ends every session. */
+  async changePassword(
+    actor: Actor,
+    currentPassword: string | undefined,
+    newPassword: string,
+  ): Promise<void> {
+    const now = this.clock();
+    this.limiter.check(actor.clientIp, now);
+    const c = await readCredentials(this.db);
+    if (c.password_hash === null) throw new GatewayError("password_not_configured");
+    if (currentPassword === undefined || !(await verifyPassword(currentPassword, c.password_hash))) {
+      this.limiter.fail(actor.clientIp, now);
+      throw new GatewayError("invalid_credentials", "currentPassword is wrong or missing");
+    }
+    checkPasswordRules(newPassword);
+    await writeCredentials(this.db, { password_hash: await hashPassword(newPassword) }, this.clock());
+    await this.sessions.revokeAll();
+  }
+
+  /** Starts TOTP enrolment: a new pending secret (TOTP stays off until confirmed). */
+  async totpSetup(): Promise<{ secret: string; otpauthUri: string }> {
+    const c = await readCredentials(this.db);
+    if (c.password_hash === null)
+      throw new GatewayError("password_not_configured", "Set an admin password before enabling TOTP");
+    if (c.totp_secret !== null)
+      throw new GatewayError("conflict", "TOTP is already enabled; disable it first");
+    const secret = newTotpSecret();
+    await writeCredentials(this.db, { totp_pending_secret: secret }, this.clock());
+    return { secret, otpauthUri: otpauthUri(secret) };
+  }
+
+  /** Confirms enrolment with a current code; returns the recovery codes (shown once). */
+  async totpConfirm(actor: Actor, code: string): Promise<string[]> {
+    const now = this.clock();
+    this.limiter.check(actor.clientIp, now);
+    const c = await readCredentials(this.db);
+    if (c.totp_secret !== null) throw new GatewayError("conflict", "TOTP is already enabled");
+    if (c.totp_pending_secret === null)
+      throw new GatewayError("conflict", "Start with POST /api/auth/totp/setup");
+    const step = await verifyTotp(c.totp_pending_secret, code, now, null);
+    if (step === null) {
+      this.limiter.fail(actor.clientIp, now);
+      throw new GatewayError("invalid_totp_code");
+    }
+    const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
+    const hashes = await Promise.all(codes.map((r) => sha256Hex(normalizeRecovery(r))));
+    await writeCredentials(
+      this.db,
+      {
+        totp_secret: c.totp_pending_secret,
+        totp_pending_secret: null,
+        totp_last_step: step,
+        recovery_codes: JSON.stringify(hashes),
+      },
+      now,
+    );
+    return codes;
+  }
+
+  /** Turns TOTP off; needs a current code or a recovery code. */
+  async totpDisable(actor: Actor, input: { code?: string | undefined; recoveryCode?: string | undefined }) {
+    const now = this.clock();
+    this.limiter.check(actor.clientIp, now);
+    const c = await readCredentials(this.db);
+    if (c.totp_secret === null) throw new GatewayError("conflict", "TOTP is not enabled");
+    try {
+      await this.#secondFactor(
+        actor,
+        c.totp_secret,
+        c.totp_last_step,
+        { totpCode: input.code, recoveryCode: input.recoveryCode },
+        now,
+      );
+    } catch (e) {
+      // On an authenticated route a 401 would read as "session gone": a bad code is a 400 here.
+      if (e instanceof GatewayError && (e.code === "totp_required" || e.code === "invalid_credentials"))
+        throw new GatewayError("invalid_totp_code");
+      throw e;
+    }
+    await writeCredentials(
+      this.db,
+      { totp_secret: null, totp_pending_secret: null, totp_last_step: null, recovery_codes: null },
+      this.clock(),
+    );
+  }
+}

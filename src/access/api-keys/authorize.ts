@@ -1,0 +1,121 @@
+/**
+ * The two API-key checks of a proxy request:
+ * - {@link admitApiKey} at admission (before any body is read): who is calling — 401 or the key id;
+ * - {@link authorizeProxyRequest} once the model is known: may this key use it, and is any of its
+ *   limits already reached — 403 `model_not_allowed` or 429 `rate_limit_exceeded` with Retry-After.
+ *
+ * @module
+ */
+import type { Kysely } from "kysely";
+import { GatewayError } from "../../core/errors.ts";
+import type { Database } from "../../store/schema.ts";
+import { getApiKeyAuthEnabled } from "../runtime-settings.ts";
+import { API_KEY_PREFIX, presentedKey } from "./key.ts";
+import { limitStates } from "./limits.ts";
+import { type ApiKeyRecord, findByPresentedKey, getApiKey, touchLastUsed } from "./repository.ts";
+
+const LAST_USED_EVERY_MS = 30_000;
+
+/** Proxy paths that always need a key, whatever `apiKeyAuthEnabled` says (they answer about a key). */
+export const keyOnlyPaths: readonly string[] = ["/v1/usage"];
+
+/** Why a key cannot be used now, or null when it can. */
+export function keyProblem(key: ApiKeyRecord, now: number): string | null {
+  if (!key.isActive) return "This API key is deactivated";
+  if (key.expiresAt !== null && key.expiresAt <= now) return "This API key has expired";
+  return null;
+}
+
+async function validKey(db: Kysely<Database>, presented: string, now: number): Promise<ApiKeyRecord> {
+  const key = await findByPresentedKey(db, presented);
+  if (!key) throw new GatewayError("invalid_api_key", "Invalid API key");
+  const problem = keyProblem(key, now);
+  if (problem) throw new GatewayError("invalid_api_key", problem);
+  // Written at most every 30 s per key, and only then: no write lock on the hot path otherwise.
+  if (key.lastUsedAt === null || key.lastUsedAt < now - LAST_USED_EVERY_MS) {
+    await touchLastUsed(db, key.id, now, LAST_USED_EVERY_MS);
+  }
+  return key;
+}
+
+/**
+ * Admission of a proxy request. With `apiKeyAuthEnabled` on (or on a key-only path) a valid key is
+ * required. With it off, only clients on this machine are served, keyless; a presented `sk-clb-` key
+ * is still checked and attributed (so its limits apply), other bearer tokens are ignored. Remote
+ * clients are refused while it is off: the gateway is never an open proxy by accident.
+ *
+ * @returns the id of the key that authenticated the request, or null (local, keyless).
+ * @throws GatewayError `invalid_api_key` (401).
+ */
+export async function admitApiKey(opts: {
+  readonly db: Kysely<Database>;
+  readonly headers: Headers;
+  readonly path: string;
+  /** The request comes from this machine (see `isLocalRequest`). */
+  readonly local: boolean;
+  readonly now: number;
+}): Promise<string | null> {
+  const { db, headers, path, local, now } = opts;
+  const presented = presentedKey(headers);
+  const required = keyOnlyPaths.includes(path) || (await getApiKeyAuthEnabled(db));
+  if (required) {
+    if (!presented)
+      throw new GatewayError(
+        "invalid_api_key",
+        "Missing API key: send it as 'Authorization: Bearer sk-clb-…' or in 'x-api-key'",
+      );
+    return (await validKey(db, presented, now)).id;
+  }
+  if (!local) {
+    throw new GatewayError(
+      "invalid_api_key",
+      "API key authentication is off, so only clients on this machine may use the proxy; an admin must enable apiKeyAuthEnabled to serve remote clients",
+    );
+  }
+  if (presented?.startsWith(API_KEY_PREFIX)) return (await validKey(db, presented, now)).id;
+  return null;
+}
+
+/**
+ * THE call the proxy makes once it knows the model (before choosing an account): does the key that
+ * authenticated this request (`infoOf(request).apiKeyId`) allow `model`, and is none of its limits
+ * reached? Resolves to the key (or null for a keyless local request); throws otherwise.
+ *
+ * @throws GatewayError `invalid_api_key` (401; key deleted/deactivated/expired since admission),
+ *   `model_not_allowed` (403), `rate_limit_exceeded` (429 with Retry-After and `resets_at`).
+ */
+export async function authorizeProxyRequest(opts: {
+  readonly db: Kysely<Database>;
+  readonly apiKeyId: string | null | undefined;
+  readonly model: string | null;
+  readonly now: number;
+}): Promise<ApiKeyRecord | null> {
+  const { db, apiKeyId, model, now } = opts;
+  if (!apiKeyId) return null;
+  const key = await getApiKey(db, apiKeyId);
+  if (!key) throw new GatewayError("invalid_api_key", "Invalid API key");
+  const problem = keyProblem(key, now);
+  if (problem) throw new GatewayError("invalid_api_key", problem);
+  if (model !== null && key.allowedModels && key.allowedModels.length > 0) {
+    const wanted = model.trim().toLowerCase();
+    if (!key.allowedModels.some((m) => m.toLowerCase() === wanted)) {
+      throw new GatewayError("model_not_allowed", `This API key may not use model '${model}'`, {
+        param: "model",
+      });
+    }
+  }
+  const reached = (await limitStates(db, key, now))
+    .filter((s) => s.reached)
+    .sort((a, b) => b.resetsAt - a.resetsAt)[0];
+  if (reached) {
+    const seconds = Math.max(1, Math.ceil((reached.resetsAt - now) / 1000));
+    const used = Number(reached.currentValue.toFixed(6));
+    throw new GatewayError(
+      "rate_limit_exceeded",
+      `API key ${reached.limitWindow} ${reached.limitType} limit of ${reached.maxValue} reached (${used} used); usage resets at ${new Date(reached.resetsAt).toISOString()}`,
+      { resets_at: Math.ceil(reached.resetsAt / 1000), resets_in_seconds: seconds },
+      { "retry-after": String(seconds) },
+    );
+  }
+  return key;
+}

@@ -1,0 +1,161 @@
+/**
+ * Limit windows and usage counting. A key's windows are anchored at the hour of the key's creation:
+ * the daily window of a key created at 09:13 runs 09:00 → 09:00 the next day, and so on (5h,
+ * daily = 24 h, weekly = 7 days, monthly = 30 days). Usage is the sum of the key's `request_logs`
+ * rows in the current window, read from hour buckets that triggers keep in step with the logs
+ * (`api_key_usage_hourly`); cost is `cost_usd` when the row has one, else the pricing table's.
+ *
+ * @module
+ */
+import { type Kysely, sql } from "kysely";
+import type { Database } from "../../store/schema.ts";
+import { costUsd } from "./pricing.ts";
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** Window lengths in milliseconds. */
+export const limitWindows = { "5h": 5 * HOUR, daily: DAY, weekly: 7 * DAY, monthly: 30 * DAY } as const;
+export type LimitWindow = keyof typeof limitWindows;
+export const limitTypes = ["total_tokens", "input_tokens", "output_tokens", "cost_usd"] as const;
+export type LimitType = (typeof limitTypes)[number];
+
+export interface LimitSpec {
+  readonly limitType: LimitType;
+  readonly limitWindow: LimitWindow;
+  readonly maxValue: number;
+}
+
+/**
+ * The window containing `now` for a key created at `createdAt`: `[start, resetsAt)`. Windows start
+ * at the hour the key was created (usage is kept in hour buckets), then follow each other.
+ */
+export function windowBounds(
+  createdAt: number,
+  window: LimitWindow,
+  now: number,
+): { start: number; resetsAt: number } {
+  const anchor = Math.floor(createdAt / HOUR) * HOUR;
+  const len = limitWindows[window];
+  const k = Math.max(0, Math.floor((now - anchor) / len));
+  const start = anchor + k * len;
+  return { start, resetsAt: start + len };
+}
+
+export interface Usage {
+  readonly requests: number;
+  readonly inputTokens: number;
+  readonly cachedInputTokens: number;
+  readonly outputTokens: number;
+  /** input + output. */
+  readonly totalTokens: number;
+  readonly costUsd: number;
+}
+
+export const zeroUsage: Usage = {
+  requests: 0,
+  inputTokens: 0,
+  cachedInputTokens: 0,
+  outputTokens: 0,
+  totalTokens: 0,
+  costUsd: 0,
+};
+
+/**
+ * Sums a key's request logs with `requested_at` in `[since, until)`, read from the hour buckets the
+ * store keeps (so both bounds count at hour granularity: pass hour-aligned instants).
+ */
+export async function usageBetween(
+  db: Kysely<Database>,
+  apiKeyId: string,
+  since: number,
+  until: number,
+): Promise<Usage> {
+  const rows = await db
+    .selectFrom("api_key_usage_hourly")
+    .select([
+      "model",
+      sql<number>`sum(requests)`.as("requests"),
+      sql<number>`sum(input_tokens)`.as("input"),
+      sql<number>`sum(cached_input_tokens)`.as("cached"),
+      sql<number>`sum(output_tokens)`.as("output"),
+      sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
+      sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
+      sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
+      sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
+    ])
+    .where("api_key_id", "=", apiKeyId)
+    .where("hour", ">=", since)
+    .where("hour", "<", until)
+    .groupBy("model")
+    .execute();
+  let u = { ...zeroUsage };
+  for (const r of rows) {
+    // Rows without a stored cost are priced per model from their token sums.
+    const priced =
+      costUsd(r.model, {
+        inputTokens: Number(r.np_input),
+        cachedInputTokens: Number(r.np_cached),
+        outputTokens: Number(r.np_output),
+      }) ?? 0;
+    u = {
+      requests: u.requests + Number(r.requests),
+      inputTokens: u.inputTokens + Number(r.input),
+      cachedInputTokens: u.cachedInputTokens + Number(r.cached),
+      outputTokens: u.outputTokens + Number(r.output),
+      totalTokens: u.totalTokens + Number(r.input) + Number(r.output),
+      costUsd: u.costUsd + Number(r.stored_cost) + priced,
+    };
+  }
+  return u;
+}
+
+/** The figure a limit type counts. */
+export function valueFor(type: LimitType, u: Usage): number {
+  switch (type) {
+    case "total_tokens":
+      return u.totalTokens;
+    case "input_tokens":
+      return u.inputTokens;
+    case "output_tokens":
+      return u.outputTokens;
+    case "cost_usd":
+      return u.costUsd;
+  }
+}
+
+export interface LimitState extends LimitSpec {
+  readonly currentValue: number;
+  readonly remainingValue: number;
+  readonly windowStart: number;
+  readonly resetsAt: number;
+  readonly reached: boolean;
+}
+
+/** Each limit with its usage in its current window (one query per distinct window). */
+export async function limitStates(
+  db: Kysely<Database>,
+  key: { readonly id: string; readonly createdAt: number; readonly limits: readonly LimitSpec[] },
+  now: number,
+): Promise<LimitState[]> {
+  const byWindow = new Map<LimitWindow, Promise<Usage>>();
+  const out: LimitState[] = [];
+  for (const l of key.limits) {
+    const { start, resetsAt } = windowBounds(key.createdAt, l.limitWindow, now);
+    let usage = byWindow.get(l.limitWindow);
+    if (!usage) {
+      usage = usageBetween(db, key.id, start, resetsAt);
+      byWindow.set(l.limitWindow, usage);
+    }
+    const current = valueFor(l.limitType, await usage);
+    out.push({
+      ...l,
+      currentValue: current,
+      remainingValue: Math.max(0, l.maxValue - current),
+      windowStart: start,
+      resetsAt,
+      reached: current >= l.maxValue,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,90 @@
+/**
+ * `/api/firewall`: the allowlist of client addresses and CIDR ranges for the proxy routes.
+ * Every change is audited.
+ *
+ * @module
+ */
+import { Elysia, t } from "elysia";
+import { audit, auditContext } from "../access/audit.ts";
+import type { AppDeps } from "../app/deps.ts";
+import { infoOf } from "../app/request-info.ts";
+import { GatewayError } from "../core/errors.ts";
+
+const Entry = t.Object({
+  entry: t.String({ description: "Normalised address (`10.1.2.3`, `2001:db8::1`) or range (`10.0.0.0/8`)" }),
+  createdAt: t.Integer({ description: "epoch ms" }),
+});
+const Listing = t.Object({
+  mode: t.Union([t.Literal("allow_all"), t.Literal("allowlist")], {
+    description: "`allow_all` while the list is empty",
+  }),
+  entries: t.Array(Entry),
+});
+const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
+
+export function firewallRoutes(deps: AppDeps) {
+  const fw = deps.access.firewall;
+  const listing = async () => {
+    const entries = await fw.list();
+    return { mode: entries.length === 0 ? ("allow_all" as const) : ("allowlist" as const), entries };
+  };
+  return new Elysia({ name: "routes:firewall" })
+    .get("/api/firewall", listing, {
+      detail: { tags: ["firewall"], summary: "The proxy allowlist (empty = every client allowed)" },
+      response: { 200: Listing },
+    })
+    .put(
+      "/api/firewall",
+      async ({ body, request }) => {
+        await fw.replace(body.entries, deps.clock());
+        const result = await listing();
+        await audit(deps.store.db, {
+          action: "firewall.replaced",
+          ...auditContext(infoOf(request)),
+          details: { entries: result.entries.map((e) => e.entry) },
+        });
+        return result;
+      },
+      {
+        body: t.Object({ entries: t.Array(t.String(), { maxItems: 10_000 }) }),
+        detail: { tags: ["firewall"], summary: "Replace the whole allowlist" },
+        response: { 200: Listing, 400: ErrorBody },
+      },
+    )
+    .post(
+      "/api/firewall/entries",
+      async ({ body, request, set }) => {
+        const added = await fw.add(body.entry, deps.clock());
+        await audit(deps.store.db, {
+          action: "firewall.entry_added",
+          ...auditContext(infoOf(request)),
+          details: { entry: added.entry },
+        });
+        set.status = 201;
+        return added;
+      },
+      {
+        body: t.Object({ entry: t.String({ minLength: 1, maxLength: 100 }) }),
+        detail: { tags: ["firewall"], summary: "Allow an address or CIDR range" },
+        response: { 201: Entry, 400: ErrorBody, 409: ErrorBody },
+      },
+    )
+    .delete(
+      "/api/firewall/entries",
+      async ({ query, request }) => {
+        if (!(await fw.remove(query.entry)))
+          throw new GatewayError("not_found", `${query.entry} is not on the allowlist`);
+        await audit(deps.store.db, {
+          action: "firewall.entry_removed",
+          ...auditContext(infoOf(request)),
+          details: { entry: query.entry },
+        });
+        return { status: "deleted" as const };
+      },
+      {
+        query: t.Object({ entry: t.String({ minLength: 1, maxLength: 100 }) }),
+        detail: { tags: ["firewall"], summary: "Remove an address or range (`?entry=10.0.0.0/8`)" },
+        response: { 200: t.Object({ status: t.Literal("deleted") }), 404: ErrorBody },
+      },
+    );
+}

@@ -1,0 +1,89 @@
+/**
+ * The firewall allowlist in the store (`firewall_allowlist`): normalised addresses and CIDR ranges.
+ * The list is cached in memory and replaced whenever a route changes it, so the `request.admit`
+ * check costs no query. An empty list allows every client.
+ *
+ * @module
+ */
+import type { Kysely } from "kysely";
+import { GatewayError } from "../core/errors.ts";
+import type { Database } from "../store/schema.ts";
+import { formatCidr, parseCidr } from "./address.ts";
+
+export interface AllowlistEntry {
+  readonly entry: string;
+  readonly createdAt: number;
+}
+
+/** Canonical form of an allowlist entry, or null when it is neither an address nor a CIDR range. */
+export function normalizeEntry(input: string): string | null {
+  const c = parseCidr(input);
+  return c ? formatCidr(c) : null;
+}
+
+function mustNormalize(input: string): string {
+  const e = normalizeEntry(input);
+  if (!e) {
+    throw new GatewayError(
+      "validation_error",
+      `'${input}' is not an IPv4/IPv6 address or CIDR range (host bits must be zero, e.g. 10.0.0.0/8)`,
+      { param: "entry" },
+    );
+  }
+  return e;
+}
+
+export class FirewallStore {
+  #cache: readonly string[] | null = null;
+
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async list(): Promise<AllowlistEntry[]> {
+    const rows = await this.db.selectFrom("firewall_allowlist").selectAll().orderBy("created_at").execute();
+    return rows.map((r) => ({ entry: r.entry, createdAt: r.created_at }));
+  }
+
+  /** The entries as strings, cached; the same array object until the list changes. */
+  async allowlist(): Promise<readonly string[]> {
+    this.#cache ??= Object.freeze((await this.list()).map((e) => e.entry));
+    return this.#cache;
+  }
+
+  /** Adds one entry; 400 when malformed, 409 when already listed. */
+  async add(input: string, now: number): Promise<AllowlistEntry> {
+    const entry = mustNormalize(input);
+    const res = await this.db
+      .insertInto("firewall_allowlist")
+      .values({ entry, created_at: now })
+      .onConflict((oc) => oc.column("entry").doNothing())
+      .executeTakeFirst();
+    this.#cache = null;
+    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0)
+      throw new GatewayError("conflict", `${entry} is already on the allowlist`);
+    return { entry, createdAt: now };
+  }
+
+  /** Removes one entry (given in any spelling); false when it was not listed. */
+  async remove(input: string): Promise<boolean> {
+    const entry = normalizeEntry(input);
+    if (!entry) return false;
+    const res = await this.db.deleteFrom("firewall_allowlist").where("entry", "=", entry).executeTakeFirst();
+    this.#cache = null;
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** Replaces the whole list atomically (all entries validated first). */
+  async replace(inputs: readonly string[], now: number): Promise<AllowlistEntry[]> {
+    const entries = [...new Set(inputs.map(mustNormalize))];
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom("firewall_allowlist").execute();
+      if (entries.length > 0)
+        await tx
+          .insertInto("firewall_allowlist")
+          .values(entries.map((entry) => ({ entry, created_at: now })))
+          .execute();
+    });
+    this.#cache = null;
+    return this.list();
+  }
+}
