@@ -5,12 +5,13 @@
  * @module
  */
 import { Elysia, t } from "elysia";
+import { audit, auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Action } from "../plugin-host/actions.ts";
 import { exportForms, parseAuthJsonText } from "./auth-json.ts";
-import { AccountEventView, AccountView, accountEvents, accountViews } from "./views.ts";
+import { AccountEventView, type AccountLoad, AccountView, accountEvents, accountViews } from "./views.ts";
 
 const Id = t.Object({ id: t.String({ minLength: 1, maxLength: 200 }) });
 const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
@@ -69,8 +70,16 @@ async function readImportBody(request: Request) {
 /** The account routes. */
 export function accountRoutes(deps: AppDeps) {
   const { store, accounts, services } = deps;
+  // The balancing plugin's leases give the live load; a gateway without that provider shows zero.
+  const load = (): AccountLoad | undefined => {
+    try {
+      return services.provider("leases");
+    } catch {
+      return undefined;
+    }
+  };
   const one = async (id: string) => {
-    const [view] = await accountViews(store.db, id);
+    const [view] = await accountViews(store.db, id, load(), deps.clock());
     if (!view) throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
     return view;
   };
@@ -80,6 +89,12 @@ export function accountRoutes(deps: AppDeps) {
       source: "admin",
       requestId: infoOf(request).requestId,
     });
+    if (result?.status === "applied" || result?.status === "noop")
+      await audit(store.db, {
+        action: action.type,
+        ...auditContext(infoOf(request)),
+        details: { accountId: id },
+      });
     if (result?.status === "missing")
       throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
     if (result?.status === "not_applicable") {
@@ -95,10 +110,14 @@ export function accountRoutes(deps: AppDeps) {
   };
   const tags = ["accounts"];
   return new Elysia({ name: "routes:accounts" })
-    .get("/api/accounts", async () => ({ accounts: await accountViews(store.db) }), {
-      detail: { tags, summary: "Every account with its status and latest usage windows" },
-      response: { 200: t.Object({ accounts: t.Array(AccountView) }) },
-    })
+    .get(
+      "/api/accounts",
+      async () => ({ accounts: await accountViews(store.db, undefined, load(), deps.clock()) }),
+      {
+        detail: { tags, summary: "Every account with its status and latest usage windows" },
+        response: { 200: t.Object({ accounts: t.Array(AccountView) }) },
+      },
+    )
     .post(
       "/api/accounts/import",
       async ({ request }) => {
@@ -109,6 +128,11 @@ export function accountRoutes(deps: AppDeps) {
           requestId: infoOf(request).requestId,
         });
         deps.log.info({ accountId: r.id, created: r.created }, "account imported");
+        await audit(store.db, {
+          action: "account.import",
+          ...auditContext(infoOf(request)),
+          details: { accountId: r.id, created: r.created },
+        });
         return {
           accountId: r.id,
           email: r.email,
@@ -169,10 +193,15 @@ export function accountRoutes(deps: AppDeps) {
     )
     .delete(
       "/api/accounts/:id",
-      async ({ params }) => {
+      async ({ params, request }) => {
         if (!(await accounts.delete(params.id)))
           throw new GatewayError("account_not_found", `No account ${JSON.stringify(params.id)}`);
         deps.log.info({ accountId: params.id }, "account deleted");
+        await audit(store.db, {
+          action: "account.delete",
+          ...auditContext(infoOf(request)),
+          details: { accountId: params.id },
+        });
         return { id: params.id, deleted: true as const };
       },
       {
@@ -204,6 +233,11 @@ export function accountRoutes(deps: AppDeps) {
           { accountId: params.id, requestId: infoOf(request).requestId },
           "account tokens exported",
         );
+        await audit(store.db, {
+          action: "account.export",
+          ...auditContext(infoOf(request)),
+          details: { accountId: params.id },
+        });
         return exportForms({
           id: view.id,
           email: view.email,

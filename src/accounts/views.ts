@@ -5,6 +5,8 @@
  */
 import { type Static, t } from "elysia";
 import type { Kysely } from "kysely";
+import { isUsable } from "../core/health.ts";
+import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { Database } from "../store/schema.ts";
 import { latestWindows } from "./snapshots.ts";
 
@@ -31,6 +33,17 @@ export const AccountView = t.Object({
   lastRefreshAt: Nullable(t.Integer({ description: "epoch ms of the last token refresh or login" })),
   accessTokenExpiresAt: Nullable(t.Integer({ description: "epoch ms, from the access token's exp" })),
   usage: t.Object({ primary: Nullable(UsageWindowView), secondary: Nullable(UsageWindowView) }),
+  routingPolicy: t.String({ description: "normal, burn_first or preserve (PATCH /api/accounts/{id})" }),
+  health: t.Object(
+    {
+      usable: t.Boolean({ description: "Whether the balancer may choose the account right now" }),
+      backoffUntil: Nullable(t.Number({ description: "End of a transient-failure backoff (epoch ms)" })),
+      failureStreak: t.Integer({ description: "Transient failures in a row" }),
+      inFlight: t.Integer({ description: "Streams this process serves on the account now" }),
+      queued: t.Integer({ description: "Requests waiting for a stream slot on the account" }),
+    },
+    { description: "Health next to the status: backoff and load" },
+  ),
 });
 /** {@link AccountView} as a TypeScript type. */
 export type AccountView = Static<typeof AccountView>;
@@ -52,7 +65,18 @@ export const AccountEventView = t.Object({
 const num = (v: number | bigint | null): number | null => (v === null ? null : Number(v));
 
 /** Every account (or one), oldest first, with its latest usage windows. */
-export async function accountViews(db: Kysely<Database>, id?: string): Promise<AccountView[]> {
+/** Live load of an account (the balancing plugin's leases); zero when no plugin provides them. */
+export interface AccountLoad {
+  inFlight(accountId: string): number;
+  queued?(accountId: string): number;
+}
+
+export async function accountViews(
+  db: Kysely<Database>,
+  id?: string,
+  load: AccountLoad = { inFlight: () => 0 },
+  now: EpochMs = Date.now(),
+): Promise<AccountView[]> {
   let q = db
     .selectFrom("accounts")
     .select([
@@ -65,6 +89,9 @@ export async function accountViews(db: Kysely<Database>, id?: string): Promise<A
       "reset_at",
       "last_refresh_at",
       "access_token_expires_at",
+      "routing_policy",
+      "cooldown_until",
+      "failure_streak",
     ])
     .orderBy("created_at")
     .orderBy("id");
@@ -82,6 +109,17 @@ export async function accountViews(db: Kysely<Database>, id?: string): Promise<A
     lastRefreshAt: num(r.last_refresh_at),
     accessTokenExpiresAt: num(r.access_token_expires_at),
     usage: { primary: windows.get(r.id)?.primary ?? null, secondary: windows.get(r.id)?.secondary ?? null },
+    routingPolicy: r.routing_policy,
+    health: {
+      usable: isUsable(
+        { status: r.status as AccountStatus, resetAt: num(r.reset_at), cooldownUntil: num(r.cooldown_until) },
+        now,
+      ),
+      backoffUntil: (num(r.cooldown_until) ?? 0) > now ? num(r.cooldown_until) : null,
+      failureStreak: r.failure_streak,
+      inFlight: load.inFlight(r.id),
+      queued: load.queued?.(r.id) ?? 0,
+    },
   }));
 }
 

@@ -8,6 +8,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
+import { audit, auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
@@ -32,6 +33,11 @@ export function balancingAdminRoutes(deps: AppDeps) {
       if (!result || result.status === "missing") {
         throw new GatewayError("not_found", `No account with id ${JSON.stringify(params.id)}`);
       }
+      await audit(deps.store.db, {
+        action: "account.routing_policy",
+        ...auditContext(infoOf(request)),
+        details: { accountId: params.id, routingPolicy: body.routingPolicy },
+      });
       return { id: params.id, routingPolicy: body.routingPolicy };
     },
     {

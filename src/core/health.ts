@@ -42,7 +42,10 @@ export function backoffUntil(streak: number, failedAt: EpochMs): EpochMs | null 
  * deliberately not consulted: it ranks accounts, it never refuses one before the upstream has said
  * no. The proxy filters candidates by this rule, and the balancer checks it for hard-affinity routes.
  */
-export function isUsable(a: AccountSnapshot, now: EpochMs): boolean {
+export function isUsable(
+  a: Pick<AccountSnapshot, "status" | "resetAt" | "cooldownUntil">,
+  now: EpochMs,
+): boolean {
   if (a.cooldownUntil !== null && a.cooldownUntil > now) return false;
   if (a.status === "active") return true;
   if (a.status === "rate_limited" || a.status === "quota_exceeded")

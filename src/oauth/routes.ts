@@ -5,7 +5,9 @@
  * @module
  */
 import { Elysia, t } from "elysia";
+import { audit, auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
+import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import { OAuthError } from "./client.ts";
 
@@ -25,9 +27,15 @@ export function oauthRoutes(deps: AppDeps) {
   return new Elysia({ name: "routes:oauth" })
     .post(
       "/api/oauth/start",
-      async ({ body }) => {
+      async ({ body, request }) => {
         try {
-          return body.method === "device" ? await oauth.startDevice() : await oauth.startBrowser();
+          const flow = body.method === "device" ? await oauth.startDevice() : await oauth.startBrowser();
+          await audit(deps.store.db, {
+            action: "oauth.start",
+            ...auditContext(infoOf(request)),
+            details: { method: body.method, flowId: flow.flowId },
+          });
+          return flow;
         } catch (e) {
           if (e instanceof OAuthError)
             throw new GatewayError("oauth_error", e.message, { oauthCode: e.code });

@@ -5,7 +5,9 @@
  * @module
  */
 import { Elysia, t } from "elysia";
+import { audit, auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
+import { infoOf } from "../app/request-info.ts";
 import { routingStrategies } from "../settings/schema.ts";
 import { rejectUnknownFields } from "./strict-body.ts";
 
@@ -36,9 +38,15 @@ export function runtimeSettingsRoutes(deps: AppDeps) {
     })
     .put(
       "/api/settings",
-      ({ body }) => {
+      async ({ body, request }) => {
         const { expectedVersion, ...patch } = body;
-        return deps.runtimeSettings.update(patch, expectedVersion);
+        const updated = await deps.runtimeSettings.update(patch, expectedVersion);
+        await audit(deps.store.db, {
+          action: "settings.update",
+          ...auditContext(infoOf(request)),
+          details: patch,
+        });
+        return updated;
       },
       {
         transform: rejectUnknownFields(["expectedVersion", "routingStrategy", "stickyTtlSeconds"]),

@@ -5,7 +5,9 @@
  * @module
  */
 import { Elysia, t } from "elysia";
+import { audit, auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
+import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import { type StickyKind, stickyKinds } from "./store.ts";
 
@@ -56,10 +58,15 @@ export function stickyRoutes(deps: AppDeps) {
     )
     .delete(
       "/api/sticky-sessions/:key",
-      async ({ params }) => {
+      async ({ params, request }) => {
         if (!(await deps.sticky.delete(params.key))) {
           throw new GatewayError("not_found", `No sticky session with key ${JSON.stringify(params.key)}`);
         }
+        await audit(deps.store.db, {
+          action: "sticky_session.delete",
+          ...auditContext(infoOf(request)),
+          details: { key: params.key },
+        });
         return { deleted: true as const, key: params.key };
       },
       {
