@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { admitApiKey, authorizeProxyRequest } from "../src/access/api-keys/authorize.ts";
 import { createApiKey } from "../src/access/api-keys/repository.ts";
-import { setApiKeyAuthEnabled } from "../src/access/runtime-settings.ts";
+import { defaultsFrom, RuntimeSettingsStore } from "../src/runtime-settings/store.ts";
+import { loadSettings } from "../src/settings/load.ts";
 import { openMigratedStore } from "../src/store/store.ts";
 
 const rows = Number(process.argv[2] ?? 100_000);
@@ -31,7 +32,10 @@ const { record, key } = await createApiKey(
   },
   created,
 );
-await setApiKeyAuthEnabled(store.db, true, now);
+const runtimeSettings = new RuntimeSettingsStore(store.db, {
+  ...defaultsFrom(loadSettings({})),
+  apiKeyAuthEnabled: true,
+});
 const batch = 5_000;
 for (let i = 0; i < rows; i += batch) {
   const values = Array.from({ length: Math.min(batch, rows - i) }, (_, j) => ({
@@ -62,7 +66,14 @@ async function measure(name: string, n: number, fn: () => Promise<unknown>) {
 
 const headers = new Headers({ authorization: `Bearer ${key}` });
 await measure("admitApiKey", 2000, () =>
-  admitApiKey({ db: store.db, headers, path: "/v1/responses", local: false, now: Date.now() }),
+  admitApiKey({
+    db: store.db,
+    runtimeSettings,
+    headers,
+    path: "/v1/responses",
+    local: false,
+    now: Date.now(),
+  }),
 );
 await measure("authorizeProxyRequest", 200, () =>
   authorizeProxyRequest({ db: store.db, apiKeyId: record.id, model: "gpt-5.4", now: Date.now() }),

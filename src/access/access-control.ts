@@ -12,6 +12,7 @@ import { GatewayError } from "../core/errors.ts";
 import { type Cidr, inRanges } from "../firewall/address.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
+import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import type { Store } from "../store/store.ts";
 import { AttemptLimiter } from "./admin-auth/attempts.ts";
@@ -45,8 +46,9 @@ export function createAccessControl(opts: {
   readonly store: Store;
   readonly log: Logger;
   readonly clock: () => number;
+  readonly runtimeSettings: RuntimeSettingsReader;
 }): AccessControl {
-  const { settings, store, log, clock } = opts;
+  const { settings, store, log, clock, runtimeSettings } = opts;
   let trustedProxies: Cidr[];
   try {
     trustedProxies = parseTrustedProxies(settings.trustedProxies);
@@ -91,6 +93,7 @@ export function createAccessControl(opts: {
         if (surface === "proxy") {
           infoOf(request).apiKeyId = await admitApiKey({
             db: store.db,
+            runtimeSettings,
             headers: request.headers,
             path: url.pathname.replace(/\/+$/, ""),
             local: isLocal(request),

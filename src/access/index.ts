@@ -14,4 +14,4 @@ export { authorizeProxyRequest } from "./api-keys/authorize.ts";
 export { costUsd, priceOf, pricingTable } from "./api-keys/pricing.ts";
 export type { ApiKeyRecord } from "./api-keys/repository.ts";
 export { type AuditEntry, audit, auditContext } from "./audit.ts";
-export { API_KEY_AUTH_ENABLED, getApiKeyAuthEnabled, setApiKeyAuthEnabled } from "./runtime-settings.ts";
+export { getApiKeyAuthEnabled, setApiKeyAuthEnabled } from "./runtime-settings.ts";

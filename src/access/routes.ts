@@ -28,15 +28,19 @@ const AuditRow = t.Object({
 export function accessRoutes(deps: AppDeps) {
   const db = deps.store.db;
   return new Elysia({ name: "routes:access" })
-    .get("/api/settings/access", async () => ({ apiKeyAuthEnabled: await getApiKeyAuthEnabled(db) }), {
-      detail: { tags: ["settings"], summary: "Proxy authentication policy" },
-      response: { 200: AccessSettings },
-    })
+    .get(
+      "/api/settings/access",
+      async () => ({ apiKeyAuthEnabled: await getApiKeyAuthEnabled(deps.runtimeSettings) }),
+      {
+        detail: { tags: ["settings"], summary: "Proxy authentication policy" },
+        response: { 200: AccessSettings },
+      },
+    )
     .put(
       "/api/settings/access",
       async ({ body, request }) => {
-        const before = await getApiKeyAuthEnabled(db);
-        await setApiKeyAuthEnabled(db, body.apiKeyAuthEnabled, deps.clock());
+        const before = await getApiKeyAuthEnabled(deps.runtimeSettings);
+        await setApiKeyAuthEnabled(deps.runtimeSettings, body.apiKeyAuthEnabled);
         await audit(db, {
           action: "settings.changed",
           ...auditContext(infoOf(request)),

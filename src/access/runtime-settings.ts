@@ -1,41 +1,19 @@
 /**
- * Typed accessor for the access-control runtime settings kept in the `settings` table (JSON values,
- * versioned). Only `apiKeyAuthEnabled` lives here; it is read on every proxy request (one primary
- * key lookup), so a change made by any route takes effect on the next request.
+ * The proxy authentication policy, `apiKeyAuthEnabled`, as access control reads it. The value lives
+ * in the one runtime-settings document (`src/runtime-settings/store.ts`, `GET/PUT /api/settings`,
+ * default from `CODEX_LB_API_KEY_AUTH_ENABLED`); it is read on every proxy request from that
+ * store's cache, and a change through it takes effect on the next request.
  *
  * @module
  */
-import type { Kysely } from "kysely";
-import type { Database } from "../store/schema.ts";
+import type { RuntimeSettingsReader, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 
-export const API_KEY_AUTH_ENABLED = "apiKeyAuthEnabled";
-
-/** Whether every proxy request must carry a valid API key. Default false (loopback-only without a key). */
-export async function getApiKeyAuthEnabled(db: Kysely<Database>): Promise<boolean> {
-  const row = await db
-    .selectFrom("settings")
-    .select("value")
-    .where("key", "=", API_KEY_AUTH_ENABLED)
-    .executeTakeFirst();
-  if (!row) return false;
-  try {
-    return JSON.parse(row.value) === true;
-  } catch {
-    return false;
-  }
+/** Whether every proxy request must carry a valid API key (off: loopback-only without a key). */
+export async function getApiKeyAuthEnabled(settings: RuntimeSettingsReader): Promise<boolean> {
+  return (await settings.get()).apiKeyAuthEnabled;
 }
 
-/** Stores the flag (upsert, version + 1). */
-export async function setApiKeyAuthEnabled(db: Kysely<Database>, value: boolean, now: number): Promise<void> {
-  await db
-    .insertInto("settings")
-    .values({ key: API_KEY_AUTH_ENABLED, value: JSON.stringify(value), version: 1, updated_at: now })
-    .onConflict((oc) =>
-      oc.column("key").doUpdateSet((eb) => ({
-        value: JSON.stringify(value),
-        version: eb("settings.version", "+", 1),
-        updated_at: now,
-      })),
-    )
-    .execute();
+/** Changes the flag in the runtime-settings document. */
+export async function setApiKeyAuthEnabled(settings: RuntimeSettingsStore, value: boolean): Promise<void> {
+  await settings.update({ apiKeyAuthEnabled: value });
 }

@@ -65,7 +65,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   applier.onApplied(() => snapshotCache.invalidate());
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
-  const access = createAccessControl({ settings, store, log, clock });
+  const access = createAccessControl({ settings, store, log, clock, runtimeSettings });
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),

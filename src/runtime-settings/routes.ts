@@ -26,6 +26,7 @@ const Ttl = t.Integer({ minimum: 1, maximum: 30 * 24 * 3600 });
 const Document = t.Object({
   routingStrategy: Strategy,
   stickyTtlSeconds: Ttl,
+  apiKeyAuthEnabled: t.Boolean({ description: "Require an API key from every proxy client" }),
   version: t.Integer({ minimum: 0, description: "Increases with every change; 0 = never changed" }),
 });
 const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
@@ -49,7 +50,12 @@ export function runtimeSettingsRoutes(deps: AppDeps) {
         return updated;
       },
       {
-        transform: rejectUnknownFields(["expectedVersion", "routingStrategy", "stickyTtlSeconds"]),
+        transform: rejectUnknownFields([
+          "expectedVersion",
+          "routingStrategy",
+          "stickyTtlSeconds",
+          "apiKeyAuthEnabled",
+        ]),
         body: t.Object(
           {
             expectedVersion: t.Optional(
@@ -57,6 +63,7 @@ export function runtimeSettingsRoutes(deps: AppDeps) {
             ),
             routingStrategy: t.Optional(t.Union([Strategy, t.Null()])),
             stickyTtlSeconds: t.Optional(t.Union([Ttl, t.Null()])),
+            apiKeyAuthEnabled: t.Optional(t.Union([t.Boolean(), t.Null()])),
           },
           {
             additionalProperties: false,

@@ -34,6 +34,9 @@ export const RuntimeSettingsSchema = Type.Object(
       maximum: 30 * 24 * 3600,
       description: "Seconds a sticky key stays bound to its account after its last use.",
     }),
+    apiKeyAuthEnabled: Type.Boolean({
+      description: "Require an API key from every proxy client; off: only local clients, without a key.",
+    }),
   },
   { additionalProperties: false },
 );
@@ -51,6 +54,7 @@ export function defaultsFrom(settings: Readonly<Settings>): RuntimeSettings {
   return {
     routingStrategy: settings.routingStrategy,
     stickyTtlSeconds: Math.max(1, Math.round(settings.stickyTtlSeconds)),
+    apiKeyAuthEnabled: settings.apiKeyAuthEnabled,
   };
 }
 

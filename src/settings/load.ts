@@ -56,6 +56,7 @@ function describeExpected(schema: TSchema): string {
     return `a number${schema.minimum !== undefined ? ` >= ${schema.minimum}` : ""}`;
   if (schema.httpUrl) return "an http(s) URL";
   if (schema.type === "array") return "a comma-separated list";
+  if (schema.type === "boolean") return "true or false";
   return "a non-empty string";
 }
 
@@ -69,6 +70,9 @@ function convertOne(key: string, schema: TSchema, raw: string): unknown {
       .filter((s) => s !== "");
   } else if (schema.type === "integer" || schema.type === "number") {
     candidate = raw.trim() === "" ? Number.NaN : Number(raw.trim());
+  } else if (schema.type === "boolean") {
+    const v = raw.trim().toLowerCase();
+    candidate = v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : raw;
   } else if (schema.httpUrl) {
     candidate = raw.trim().replace(/\/+$/, "");
   } else {

@@ -125,6 +125,11 @@ export const SettingsSchema = Type.Object(
       default: 32 * 1024 * 1024,
       description: "Largest accepted request body, in bytes.",
     }),
+    apiKeyAuthEnabled: Type.Boolean({
+      default: false,
+      description:
+        "Require an API key from every proxy client (changeable at runtime via /api/settings); off: only clients on this machine are served, without a key.",
+    }),
     shutdownGraceSeconds: Seconds(30, "On SIGTERM, how long in-flight requests may take to finish."),
     adminSessionIdleSeconds: Seconds(
       3600,

@@ -151,3 +151,27 @@ describe("apiKeyAuthEnabled on", () => {
     expect((await remoteFetch(gw, "/health")).status).toBe(200);
   });
 });
+
+describe("the policy is one runtime setting", () => {
+  test("PUT /api/settings and /api/settings/access change the same value", async () => {
+    const put = await fetch(`${gw.url}/api/settings`, jsonInit("PUT", { apiKeyAuthEnabled: true }));
+    expect(((await put.json()) as { apiKeyAuthEnabled: boolean }).apiKeyAuthEnabled).toBe(true);
+    expect(await (await fetch(`${gw.url}/api/settings/access`)).json()).toEqual({ apiKeyAuthEnabled: true });
+    expect((await fetch(`${gw.url}/v1/responses`, post())).status).toBe(401);
+    await setAuth(false);
+    const doc = (await (await fetch(`${gw.url}/api/settings`)).json()) as { apiKeyAuthEnabled: boolean };
+    expect(doc.apiKeyAuthEnabled).toBe(false);
+    expect((await fetch(`${gw.url}/v1/responses`, post())).status).toBe(PASSED);
+  });
+
+  test("CODEX_LB_API_KEY_AUTH_ENABLED=true makes keys required from the start", async () => {
+    const strict = await startGateway({ env: { CODEX_LB_API_KEY_AUTH_ENABLED: "true" } });
+    try {
+      const res = await fetch(`${strict.url}/v1/responses`, post());
+      expect(res.status).toBe(401);
+      expect((await errorOf(res)).code).toBe("invalid_api_key");
+    } finally {
+      await strict.stop();
+    }
+  });
+});

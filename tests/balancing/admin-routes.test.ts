@@ -49,6 +49,7 @@ describe("/api/settings", () => {
     expect(await res.json()).toEqual({
       routingStrategy: "usage_weighted",
       stickyTtlSeconds: 600,
+      apiKeyAuthEnabled: false,
       version: 0,
     });
   });
@@ -62,6 +63,7 @@ describe("/api/settings", () => {
     expect(await put.json()).toEqual({
       routingStrategy: "usage_weighted",
       stickyTtlSeconds: 120,
+      apiKeyAuthEnabled: false,
       version: 1,
     });
     const stale = await fetch(

@@ -96,7 +96,11 @@ describe("sticky store", () => {
 });
 
 describe("runtime settings store", () => {
-  const defaults = { routingStrategy: "capacity_weighted" as const, stickyTtlSeconds: 1800 };
+  const defaults = {
+    routingStrategy: "capacity_weighted" as const,
+    stickyTtlSeconds: 1800,
+    apiKeyAuthEnabled: false,
+  };
 
   test("defaults until changed; version counts changes; null restores the default", async () => {
     const rs = new RuntimeSettingsStore(store.db, defaults, () => T0, 0);
@@ -104,6 +108,7 @@ describe("runtime settings store", () => {
     expect(await rs.update({ routingStrategy: "round_robin" }, 0)).toEqual({
       routingStrategy: "round_robin",
       stickyTtlSeconds: 1800,
+      apiKeyAuthEnabled: false,
       version: 1,
     });
     expect(await rs.update({ stickyTtlSeconds: 60 })).toMatchObject({
@@ -113,12 +118,14 @@ describe("runtime settings store", () => {
     expect(await rs.update({ routingStrategy: null }, 2)).toEqual({
       routingStrategy: "capacity_weighted",
       stickyTtlSeconds: 60,
+      apiKeyAuthEnabled: false,
       version: 3,
     });
     // Another instance over the same store (another process) reads the same document.
     expect(await new RuntimeSettingsStore(store.db, defaults).get()).toEqual({
       routingStrategy: "capacity_weighted",
       stickyTtlSeconds: 60,
+      apiKeyAuthEnabled: false,
       version: 3,
     });
   });
@@ -146,6 +153,7 @@ describe("runtime settings store", () => {
     expect(await rs.get()).toEqual({
       routingStrategy: "capacity_weighted",
       stickyTtlSeconds: 99,
+      apiKeyAuthEnabled: false,
       version: 4,
     });
   });

@@ -8,6 +8,7 @@
  */
 import type { Kysely } from "kysely";
 import { GatewayError } from "../../core/errors.ts";
+import type { RuntimeSettingsReader } from "../../runtime-settings/store.ts";
 import type { Database } from "../../store/schema.ts";
 import { getApiKeyAuthEnabled } from "../runtime-settings.ts";
 import { API_KEY_PREFIX, presentedKey } from "./key.ts";
@@ -49,15 +50,16 @@ async function validKey(db: Kysely<Database>, presented: string, now: number): P
  */
 export async function admitApiKey(opts: {
   readonly db: Kysely<Database>;
+  readonly runtimeSettings: RuntimeSettingsReader;
   readonly headers: Headers;
   readonly path: string;
   /** The request comes from this machine (see `isLocalRequest`). */
   readonly local: boolean;
   readonly now: number;
 }): Promise<string | null> {
-  const { db, headers, path, local, now } = opts;
+  const { db, headers, path, local, now, runtimeSettings } = opts;
   const presented = presentedKey(headers);
-  const required = keyOnlyPaths.includes(path) || (await getApiKeyAuthEnabled(db));
+  const required = keyOnlyPaths.includes(path) || (await getApiKeyAuthEnabled(runtimeSettings));
   if (required) {
     if (!presented)
       throw new GatewayError(
