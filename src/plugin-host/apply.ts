@@ -88,7 +88,9 @@ export const transitions: { readonly [T in AccountAction["type"]]: Transition<T>
     }),
   },
   "account.reactivate": {
-    from: ["active", "rate_limited", "quota_exceeded", "paused"],
+    // Not from reauth_required: only a new login of the identity brings fresh tokens. A deactivated
+    // account may be put back by an explicit decision (an operator who knows it was restored).
+    from: ["active", "rate_limited", "quota_exceeded", "paused", "deactivated"],
     change: (_a, row) =>
       row.status === "active" && row.failure_streak === 0 && row.cooldown_until === null
         ? null

@@ -54,6 +54,24 @@ describe("account admin", () => {
     expect((await w.account(id)).status).toBe("reauth_required");
   });
 
+  test("a deactivated account can be reactivated by the operator", async () => {
+    const id = await w.importTokens(w.auth.issue(identity("restored")));
+    await w.gw.running.gateway.services.apply(
+      [
+        {
+          type: "account.deactivate",
+          accountId: id,
+          status: "deactivated",
+          reason: "Account has been suspended",
+        },
+      ],
+      { source: "test" },
+    );
+    const res = await post(`/api/accounts/${id}/reactivate`);
+    expect(res.status).toBe(200);
+    expect(await w.account(id)).toMatchObject({ status: "active", statusReason: null });
+  });
+
   test("unknown account ids are 404 account_not_found", async () => {
     for (const [method, path] of [
       ["GET", "/api/accounts/nope"],

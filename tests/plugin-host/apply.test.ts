@@ -68,7 +68,7 @@ const table: [AccountStatus, AccountAction, string, AccountStatus][] = [
   ["paused", reactivate, "applied", "active"],
   ["active", reactivate, "noop", "active"],
   ["reauth_required", reactivate, "not_applicable", "reauth_required"],
-  ["deactivated", reactivate, "not_applicable", "deactivated"],
+  ["deactivated", reactivate, "applied", "active"],
   ["active", pause, "applied", "paused"],
   ["paused", pause, "noop", "paused"],
   ["reauth_required", pause, "not_applicable", "reauth_required"],
