@@ -17,6 +17,7 @@ import type { Settings } from "../settings/schema.ts";
 import type { Store } from "../store/store.ts";
 import { AttemptLimiter } from "./admin-auth/attempts.ts";
 import { adminGuard } from "./admin-auth/guard.ts";
+import type { SecretCipher } from "./admin-auth/service.ts";
 import { AdminAuth } from "./admin-auth/service.ts";
 import { SessionStore } from "./admin-auth/sessions.ts";
 import { admitApiKey } from "./api-keys/authorize.ts";
@@ -47,8 +48,10 @@ export function createAccessControl(opts: {
   readonly log: Logger;
   readonly clock: () => number;
   readonly runtimeSettings: RuntimeSettingsReader;
+  /** Seals the TOTP secrets at rest. */
+  readonly cipher: SecretCipher;
 }): AccessControl {
-  const { settings, store, log, clock, runtimeSettings } = opts;
+  const { settings, store, log, clock, runtimeSettings, cipher } = opts;
   let trustedProxies: Cidr[];
   try {
     trustedProxies = parseTrustedProxies(settings.trustedProxies);
@@ -65,6 +68,7 @@ export function createAccessControl(opts: {
     new AttemptLimiter(),
     log.child({ component: "admin-auth" }),
     clock,
+    cipher,
   );
   const isLocal = (request: Request) => {
     const info = infoOf(request);

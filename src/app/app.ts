@@ -60,12 +60,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const dispatcher = new Dispatcher(bus, applier);
   const runtimeSettings = new RuntimeSettingsStore(store.db, defaultsFrom(settings), clock);
   const sticky = new StickyStore(store.db);
-  const accounts = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir), clock);
+  // One key (`<dataDir>/encryption.key`) seals every secret at rest: account tokens, TOTP secrets.
+  const cipher = TokenCipher.forDataDir(settings.dataDir);
+  const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
   applier.onApplied(() => snapshotCache.invalidate());
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
-  const access = createAccessControl({ settings, store, log, clock, runtimeSettings });
+  const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),

@@ -32,6 +32,10 @@ describe("TOTP", () => {
     expect(setup.status).toBe(200);
     const { secret, otpauthUri } = (await setup.json()) as { secret: string; otpauthUri: string };
     expect(otpauthUri).toContain(`secret=${secret}`);
+    // The secret is sealed at rest with the data dir's key, never stored as it is.
+    const stored = await gw.running.store.db.selectFrom("admin_credentials" as never).selectAll().execute();
+    expect(JSON.stringify(stored)).not.toContain(secret);
+    expect(JSON.stringify(stored)).toContain("enc:v1:");
     const bad = await remoteFetch(gw, "/api/auth/totp/confirm", jsonInit("POST", { code: "000000" }, cookie));
     expect(bad.status).toBe(400);
     const now = Date.now();

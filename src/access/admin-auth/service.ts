@@ -28,6 +28,15 @@ export interface Actor {
   readonly local: boolean;
 }
 
+/** Encrypts secrets at rest (the accounts' TokenCipher, AES-256-GCM under the data dir's key). */
+export interface SecretCipher {
+  encrypt(plain: string): Promise<Uint8Array>;
+  decrypt(blob: Uint8Array): Promise<string>;
+}
+
+/** Stored form of a sealed TOTP secret: a marker, then the cipher's blob in base64. */
+const SEALED = "enc:v1:";
+
 export class AdminAuth {
   constructor(
     private readonly db: Kysely<Database>,
@@ -35,7 +44,19 @@ export class AdminAuth {
     readonly limiter: AttemptLimiter,
     private readonly log: Logger,
     private readonly clock: () => number,
+    private readonly cipher: SecretCipher,
   ) {}
+
+  async #seal(secret: string): Promise<string> {
+    return SEALED + Buffer.from(await this.cipher.encrypt(secret)).toString("base64");
+  }
+
+  /** The plain secret; a value stored before secrets were sealed is used as it is. */
+  async #open(stored: string): Promise<string> {
+    return stored.startsWith(SEALED)
+      ? this.cipher.decrypt(new Uint8Array(Buffer.from(stored.slice(SEALED.length), "base64")))
+      : stored;
+  }
 
   async state(): Promise<{ passwordSet: boolean; totpEnabled: boolean }> {
     const c = await readCredentials(this.db);
@@ -100,7 +121,8 @@ export class AdminAuth {
       this.limiter.fail(actor.clientIp, now);
       throw new GatewayError("invalid_credentials", "Wrong password");
     }
-    if (c.totp_secret !== null) await this.#secondFactor(actor, c.totp_secret, c.totp_last_step, input, now);
+    if (c.totp_secret !== null)
+      await this.#secondFactor(actor, await this.#open(c.totp_secret), c.totp_last_step, input, now);
     return this.sessions.create(actor.clientIp, this.clock());
   }
 
@@ -153,7 +175,7 @@ export class AdminAuth {
     if (c.totp_secret !== null)
       throw new GatewayError("conflict", "TOTP is already enabled; disable it first");
     const secret = newTotpSecret();
-    await writeCredentials(this.db, { totp_pending_secret: secret }, this.clock());
+    await writeCredentials(this.db, { totp_pending_secret: await this.#seal(secret) }, this.clock());
     return { secret, otpauthUri: otpauthUri(secret) };
   }
 
@@ -165,7 +187,7 @@ export class AdminAuth {
     if (c.totp_secret !== null) throw new GatewayError("conflict", "TOTP is already enabled");
     if (c.totp_pending_secret === null)
       throw new GatewayError("conflict", "Start with POST /api/auth/totp/setup");
-    const step = await verifyTotp(c.totp_pending_secret, code, now, null);
+    const step = await verifyTotp(await this.#open(c.totp_pending_secret), code, now, null);
     if (step === null) {
       this.limiter.fail(actor.clientIp, now);
       throw new GatewayError("invalid_totp_code");
@@ -194,7 +216,7 @@ export class AdminAuth {
     try {
       await this.#secondFactor(
         actor,
-        c.totp_secret,
+        await this.#open(c.totp_secret),
         c.totp_last_step,
         { totpCode: input.code, recoveryCode: input.recoveryCode },
         now,
