@@ -6,6 +6,7 @@
  *
  * @module
  */
+
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
@@ -20,6 +21,7 @@ import { ActionApplier } from "../plugin-host/apply.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
+import { RequestLogWriter } from "../request-logs/writer.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import { createStickyService } from "../sticky/service.ts";
@@ -62,6 +64,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const sticky = new StickyStore(store.db);
   // One key (`<dataDir>/encryption.key`) seals every secret at rest: account tokens, TOTP secrets.
   const cipher = TokenCipher.forDataDir(settings.dataDir);
+  const requestLogs = new RequestLogWriter(
+    store.db,
+    log.child({ component: "request-logs" }),
+    settings.requestLogFlushMs,
+  );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
   applier.onApplied(() => snapshotCache.invalidate());
@@ -79,7 +86,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
-    sticky: createStickyService(sticky, runtimeSettings, clock),
+    sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
@@ -87,7 +94,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
 
-  const stops: (() => void | Promise<void>)[] = [];
+  // Core shutdown work, after the plugins stopped: the request-log writer flushes what is queued.
+  const stops: (() => void | Promise<void>)[] = [() => requestLogs.stop()];
   const deps: AppDeps = {
     settings,
     store,
@@ -104,6 +112,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     accounts,
     oauth,
     onStop: (fn) => stops.push(fn),
+    requestLogs,
     access,
   };
 

@@ -6,6 +6,7 @@ import type { ActionApplier } from "../plugin-host/apply.ts";
 import type { Dispatcher } from "../plugin-host/dispatch.ts";
 import type { HookBus } from "../plugin-host/hooks.ts";
 import type { PluginHost } from "../plugin-host/host.ts";
+import type { RequestLogWriter } from "../request-logs/writer.ts";
 import type { RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import type { StickyStore } from "../sticky/store.ts";
@@ -34,6 +35,8 @@ export interface AppDeps {
   readonly oauth: OAuthFlows;
   /** Registers shutdown work of a core feature (flush a writer); runs after the plugins stopped. */
   onStop(fn: () => void | Promise<void>): void;
+  /** The batched request-log writer (flushed on shutdown). */
+  readonly requestLogs: RequestLogWriter;
   /** API keys, admin auth, firewall store, client address and locality. */
   readonly access: AccessControl;
 }

@@ -5,7 +5,6 @@
  * @module
  */
 import type { AppDeps } from "../app/deps.ts";
-import { RequestLogWriter } from "../request-logs/writer.ts";
 import { LiveQuotaRecorder } from "./live-quota.ts";
 
 /** Accounts one request may try before the last failure is shown to the client. */
@@ -13,7 +12,7 @@ export const MAX_ACCOUNTS_PER_REQUEST = 3;
 
 export interface ProxyContext {
   readonly deps: AppDeps;
-  readonly logs: RequestLogWriter;
+  readonly logs: AppDeps["requestLogs"];
   readonly quota: LiveQuotaRecorder;
   readonly upstreamUrl: string;
 }
@@ -25,8 +24,7 @@ export function proxyContext(deps: AppDeps): ProxyContext {
   let ctx = contexts.get(deps);
   if (ctx) return ctx;
   const log = deps.log.child({ component: "proxy" });
-  const logs = new RequestLogWriter(deps.store.db, log, deps.settings.requestLogFlushMs);
-  deps.onStop(() => logs.stop());
+  const logs = deps.requestLogs;
   ctx = {
     deps,
     logs,

@@ -7,6 +7,7 @@
  */
 import type { Kysely } from "kysely";
 import type { Database, NewRequestLogRow } from "../store/schema.ts";
+import { responseOwner } from "./owner.ts";
 
 export interface WriterLog {
   error(obj: object, msg: string): void;
@@ -17,6 +18,8 @@ const BATCH = 200;
 
 export class RequestLogWriter {
   #queue: NewRequestLogRow[] = [];
+  /** Rows taken from the queue whose insert has not finished yet. */
+  #writing: NewRequestLogRow[] = [];
   #timer: ReturnType<typeof setTimeout> | null = null;
   #flushing: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -54,6 +57,7 @@ export class RequestLogWriter {
     this.#flushing = this.#flushing.then(async () => {
       while (this.#queue.length > 0) {
         const rows = this.#queue.splice(0, BATCH);
+        this.#writing = rows;
         try {
           await this.db.insertInto("request_logs").values(rows).execute();
         } catch (e) {
@@ -61,10 +65,26 @@ export class RequestLogWriter {
             { err: e instanceof Error ? e.message : String(e), rows: rows.length },
             "request log write failed; rows dropped",
           );
+        } finally {
+          this.#writing = [];
         }
       }
     });
     return this.#flushing;
+  }
+
+  /**
+   * The account that produced upstream response `responseId`, from the rows still queued (a client
+   * may continue a conversation before its first answer's row is written) and then from the store.
+   */
+  async responseOwner(responseId: string): Promise<string | null> {
+    for (const rows of [this.#queue, this.#writing]) {
+      for (let i = rows.length - 1; i >= 0; i--) {
+        const r = rows[i]!;
+        if (r.response_id === responseId && r.account_id) return r.account_id;
+      }
+    }
+    return responseOwner(this.db, responseId);
   }
 
   /** Flushes and writes later rows at once (used on shutdown). */

@@ -28,6 +28,8 @@ export function createStickyService(
   store: StickyStore,
   settings: RuntimeSettingsReader,
   clock: () => EpochMs,
+  /** Who produced a response: the request-log writer, which also sees rows not yet written. */
+  responseOwner: (responseId: string) => Promise<string | null>,
 ): StickyService {
   const ttlMs = async () => (await settings.get()).stickyTtlSeconds * 1000;
   return {
@@ -38,7 +40,7 @@ export function createStickyService(
       await store.touch(key, o?.now ?? clock(), await ttlMs());
     },
     forget: (key) => store.delete(key),
-    responseOwner: (id) => store.responseOwner(id),
+    responseOwner,
     sweep: (o) => store.expire(o?.now ?? clock()),
   };
 }

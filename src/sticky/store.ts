@@ -148,20 +148,4 @@ export class StickyStore {
     const res = await this.db.deleteFrom("sticky_sessions").where("expires_at", "<=", now).executeTakeFirst();
     return Number(res.numDeletedRows);
   }
-
-  /**
-   * The account that produced upstream response `responseId` (from the request logs), or null
-   * when no logged request has it. The newest log row wins.
-   */
-  async responseOwner(responseId: string): Promise<string | null> {
-    const row = await this.db
-      .selectFrom("request_logs")
-      .select("account_id")
-      .where("response_id", "=", responseId)
-      .where("account_id", "is not", null)
-      .orderBy("id", "desc")
-      .limit(1)
-      .executeTakeFirst();
-    return row?.account_id ?? null;
-  }
 }

@@ -33,7 +33,10 @@ describe("TOTP", () => {
     const { secret, otpauthUri } = (await setup.json()) as { secret: string; otpauthUri: string };
     expect(otpauthUri).toContain(`secret=${secret}`);
     // The secret is sealed at rest with the data dir's key, never stored as it is.
-    const stored = await gw.running.store.db.selectFrom("admin_credentials" as never).selectAll().execute();
+    const stored = await gw.running.store.db
+      .selectFrom("admin_credentials" as never)
+      .selectAll()
+      .execute();
     expect(JSON.stringify(stored)).not.toContain(secret);
     expect(JSON.stringify(stored)).toContain("enc:v1:");
     const bad = await remoteFetch(gw, "/api/auth/totp/confirm", jsonInit("POST", { code: "000000" }, cookie));

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GatewayError } from "../../src/core/errors.ts";
+import { RequestLogWriter } from "../../src/request-logs/writer.ts";
 import { RuntimeSettingsStore } from "../../src/runtime-settings/store.ts";
 import { StickyStore } from "../../src/sticky/store.ts";
 import { openMigratedStore, type Store } from "../../src/store/store.ts";
@@ -72,8 +73,9 @@ describe("sticky store", () => {
     expect(await s.get("k", T0)).toBeNull();
   });
 
-  test("the owner of a response is the account of its newest request log", async () => {
-    const s = new StickyStore(store.db);
+  test("the owner of a response is the account of its newest request log, queued rows included", async () => {
+    const quiet = { error: () => {} };
+    const s = new RequestLogWriter(store.db, quiet, 60_000);
     const log = (id: number, account: string | null, responseId: string | null) =>
       store.db
         .insertInto("request_logs")
@@ -92,6 +94,20 @@ describe("sticky store", () => {
     expect(await s.responseOwner("resp_1")).toBe("a");
     expect(await s.responseOwner("resp_2")).toBe("b");
     expect(await s.responseOwner("resp_missing")).toBeNull();
+    // A row still queued (not yet written) already answers: a client may continue at once.
+    s.add({
+      requested_at: T0 + 9,
+      request_id: "req-9",
+      account_id: "b",
+      endpoint: "/v1/responses",
+      status: "success",
+      response_id: "resp_9",
+    });
+    expect(s.pending).toBe(1);
+    expect(await s.responseOwner("resp_9")).toBe("b");
+    await s.stop();
+    expect(s.pending).toBe(0);
+    expect(await s.responseOwner("resp_9")).toBe("b");
   });
 });
 
