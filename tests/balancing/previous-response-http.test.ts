@@ -43,7 +43,9 @@ test("a continuation whose account is unusable gets a clear error, not another a
   const first = await ask({});
   const { id } = (await first.json()) as { id: string };
   const owner = env.fake.requests.at(-1)!.chatgptAccountId!.replace("chatgpt-", "");
-  await env.gw.running.gateway.services.apply([{ type: "account.pause", accountId: owner }], { source: "test" });
+  await env.gw.running.gateway.services.apply([{ type: "account.pause", accountId: owner }], {
+    source: "test",
+  });
   const before = env.fake.requests.length;
   const res = await ask({ previous_response_id: id });
   expect(res.status).toBe(503);
