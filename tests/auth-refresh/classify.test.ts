@@ -7,25 +7,11 @@ import {
 import { permanentFailureCodes } from "../../plugins/auth-refresh/permanent-codes.ts";
 import { parseUsage } from "../../plugins/auth-refresh/usage-poller.ts";
 import type { AccountSnapshot } from "../../src/plugin-host/api.ts";
+import { account as snapshot } from "../support/snapshot.ts";
 
 const NOW = 1_900_000_000_000;
-const account = (over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
-  id: "acc-1",
-  email: "a@b.c",
-  chatgptAccountId: "acct",
-  planType: "plus",
-  status: "active",
-  statusReason: null,
-  resetAt: null,
-  cooldownUntil: null,
-  failureStreak: 0,
-  routingPolicy: "normal",
-  lastSelectedAt: null,
-  version: 3,
-  primary: null,
-  secondary: null,
-  ...over,
-});
+const account = (over: Partial<AccountSnapshot> = {}): AccountSnapshot =>
+  snapshot("acc-1", { email: "a@b.c", chatgptAccountId: "acct", version: 3, ...over });
 const failure = (over: Partial<Parameters<typeof classifyRefreshFailure>[0]> = {}) => ({
   httpStatus: 401,
   errorCode: null,

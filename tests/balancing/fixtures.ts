@@ -12,26 +12,7 @@ export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;
 export const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
 
-/** A snapshot with sensible defaults (active plus account, nothing known about usage). */
-export function account(id: string, over: Partial<AccountSnapshot> = {}): AccountSnapshot {
-  return {
-    id,
-    email: `${id}@example.test`,
-    chatgptAccountId: `chatgpt-${id}`,
-    planType: "plus",
-    status: "active",
-    statusReason: null,
-    resetAt: null,
-    cooldownUntil: null,
-    failureStreak: 0,
-    routingPolicy: "normal",
-    lastSelectedAt: null,
-    version: 1,
-    primary: null,
-    secondary: null,
-    ...over,
-  };
-}
+export { account } from "../support/snapshot.ts";
 
 /** A weekly window `usedPercent` used, resetting `resetInMs` after `now`. */
 export function weekly(usedPercent: number, now = T0, resetInMs = 3 * DAY): UsageWindow {

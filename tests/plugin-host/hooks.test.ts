@@ -1,24 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import type { AccountSnapshot } from "../../src/core/types.ts";
 import { HookBus, hookNames, type RefreshFailedEvent } from "../../src/plugin-host/hooks.ts";
+import { account as snapshot } from "../support/snapshot.ts";
 
 const quiet = { warn: () => {}, error: () => {} };
-const account: AccountSnapshot = {
-  id: "acc-1",
-  email: null,
-  chatgptAccountId: null,
-  planType: "plus",
-  status: "active",
-  statusReason: null,
-  resetAt: null,
-  cooldownUntil: null,
-  failureStreak: 0,
-  routingPolicy: "normal",
-  lastSelectedAt: null,
-  version: 0,
-  primary: null,
-  secondary: null,
-};
+const account: AccountSnapshot = snapshot("acc-1", { version: 0 });
 const event = (errorCode: string | null): RefreshFailedEvent => ({
   account,
   trigger: "request",

@@ -1,25 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import type { AccountSnapshot } from "../../src/core/types.ts";
 import { isUsable, noAccountError } from "../../src/proxy/select.ts";
+import { account } from "../support/snapshot.ts";
 
 const NOW = 1_800_000_000_000;
-const acc = (o: Partial<AccountSnapshot>): AccountSnapshot => ({
-  id: "x",
-  email: null,
-  chatgptAccountId: null,
-  planType: null,
-  status: "active",
-  statusReason: null,
-  resetAt: null,
-  cooldownUntil: null,
-  failureStreak: 0,
-  routingPolicy: "normal",
-  lastSelectedAt: null,
-  version: 0,
-  primary: null,
-  secondary: null,
-  ...o,
-});
+const acc = (o: Partial<AccountSnapshot>): AccountSnapshot => account("x", o);
 
 describe("usable accounts", () => {
   test.each([
