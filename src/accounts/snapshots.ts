@@ -20,7 +20,6 @@ export const snapshotColumns = [
   "cooldown_until",
   "failure_streak",
   "routing_policy",
-  "last_selected_at",
   "version",
 ] as const satisfies readonly (keyof AccountRow)[];
 
@@ -41,7 +40,6 @@ export function toSnapshot(
     cooldownUntil: row.cooldown_until === null ? null : Number(row.cooldown_until),
     failureStreak: row.failure_streak,
     routingPolicy: row.routing_policy as RoutingPolicy,
-    lastSelectedAt: row.last_selected_at === null ? null : Number(row.last_selected_at),
     version: row.version,
     primary: windows.primary ?? null,
     secondary: windows.secondary ?? null,

@@ -43,7 +43,6 @@ export interface AccountSnapshot {
   readonly cooldownUntil: EpochMs | null;
   readonly failureStreak: number;
   readonly routingPolicy: RoutingPolicy;
-  readonly lastSelectedAt: EpochMs | null;
   readonly version: number;
   readonly primary: UsageWindow | null;
   readonly secondary: UsageWindow | null;

@@ -36,7 +36,6 @@ export interface AccountsTable {
   /** Transient backoff: not selected before this time; status stays as it is. */
   cooldown_until: number | null;
   failure_streak: ColumnType<number, number | undefined, number>;
-  last_selected_at: number | null;
   /** Compare-and-set counter, +1 on every change the action applier makes. */
   version: ColumnType<number, number | undefined, number>;
   created_at: number;

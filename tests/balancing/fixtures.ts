@@ -69,7 +69,6 @@ export async function insertAccount(
       reset_at: null,
       blocked_at: null,
       cooldown_until: null,
-      last_selected_at: null,
       created_at: now,
       updated_at: now,
       ...(over as object),

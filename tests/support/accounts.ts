@@ -134,7 +134,6 @@ export async function seedAccount(db: Kysely<Database>, a: SeedAccount): Promise
       reset_at: a.resetAt ?? null,
       blocked_at: null,
       cooldown_until: a.cooldownUntil ?? null,
-      last_selected_at: null,
       created_at: a.createdAt ?? now + seq++,
       updated_at: now,
     })

@@ -18,7 +18,6 @@ export function account(id: string, over: Partial<AccountSnapshot> = {}): Accoun
     cooldownUntil: null,
     failureStreak: 0,
     routingPolicy: "normal",
-    lastSelectedAt: null,
     version: 1,
     primary: null,
     secondary: null,
