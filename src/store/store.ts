@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Kysely, type MigrationResultSet, Migrator, sql } from "kysely";
 import { openSqlite } from "../runtime/bun/sqlite.ts";
@@ -54,6 +54,9 @@ export interface Store {
 export function openStore(location: StoreLocation): Store {
   if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true, mode: 0o700 });
   const handle = openSqlite(location.path);
+  // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data
+  // dir. SQLite gives the -wal and -shm files the database file's permissions.
+  if (location.path !== ":memory:") chmodSync(location.path, 0o600);
   const db = new Kysely<Database>({ dialect: handle.dialect });
   let closed = false;
   return {

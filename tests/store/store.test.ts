@@ -45,6 +45,8 @@ describe("SQLite store", () => {
       .execute();
     expect(applied.map((r) => (r as { name: string }).name)).toEqual(Object.keys(migrations));
     expect(await store.ping()).toBe(true);
+    const { statSync } = await import("node:fs");
+    for (const f of [path, `${path}-wal`]) expect(statSync(f).mode & 0o777).toBe(0o600);
     await store.close();
     expect(await store.ping()).toBe(false);
     // Re-opening applies nothing new and keeps data.
