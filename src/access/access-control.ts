@@ -5,6 +5,7 @@
  *
  * @module
  */
+
 import type { Logger } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import type { Surface } from "../app/surface.ts";
@@ -21,12 +22,15 @@ import type { SecretCipher } from "./admin-auth/service.ts";
 import { AdminAuth } from "./admin-auth/service.ts";
 import { SessionStore } from "./admin-auth/sessions.ts";
 import { admitApiKey } from "./api-keys/authorize.ts";
+import { KeyStateCache } from "./api-keys/state-cache.ts";
 import { isLocalRequest } from "./locality.ts";
 
 export interface AccessControl {
   readonly trustedProxies: readonly Cidr[];
   readonly firewall: FirewallStore;
   readonly admin: AdminAuth;
+  /** API keys' records and limit states between requests (dropped on usage writes and key edits). */
+  readonly keyStates: KeyStateCache;
   /** The client address of a request (see `resolveClientIp`). */
   clientIpOf(request: Request, peerIp: string | null): string | null;
   /** Whether the request comes from this machine (uses `infoOf(request).clientIp`). */
@@ -84,6 +88,7 @@ export function createAccessControl(opts: {
     trustedProxies,
     firewall: new FirewallStore(store.db),
     admin,
+    keyStates: new KeyStateCache(),
     clientIpOf: (request, peerIp) => resolveClientIp(peerIp, request.headers, trustedProxies),
     isLocal,
     isHttps(request) {

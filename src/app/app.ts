@@ -75,6 +75,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  // A key's usage changed once its request-log rows are in: its cached limit states are stale.
+  requestLogs.onWritten((rows) => {
+    for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
+  });
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),

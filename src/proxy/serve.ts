@@ -113,6 +113,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       apiKeyId: info.apiKeyId,
       model: spec.model,
       now: requestedAt,
+      cache: deps.access.keyStates,
     });
     open = await openUpstream(
       ctx,

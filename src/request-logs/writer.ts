@@ -23,6 +23,7 @@ export class RequestLogWriter {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #flushing: Promise<void> = Promise.resolve();
   #stopped = false;
+  readonly #written: ((rows: readonly NewRequestLogRow[]) => void)[] = [];
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -43,6 +44,11 @@ export class RequestLogWriter {
     }, this.flushMs);
   }
 
+  /** Called with each batch once it is in the store (e.g. to drop usage caches). */
+  onWritten(fn: (rows: readonly NewRequestLogRow[]) => void): void {
+    this.#written.push(fn);
+  }
+
   /** Rows queued and not yet written. */
   get pending(): number {
     return this.#queue.length;
@@ -60,6 +66,7 @@ export class RequestLogWriter {
         this.#writing = rows;
         try {
           await this.db.insertInto("request_logs").values(rows).execute();
+          for (const fn of this.#written) fn(rows);
         } catch (e) {
           this.log.error(
             { err: e instanceof Error ? e.message : String(e), rows: rows.length },

@@ -115,3 +115,23 @@ test("a wrong key gets 401 without reaching the upstream", async () => {
   expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
   expect(env.fake.requests.length).toBe(before);
 });
+
+test("a limit lowered through the admin API applies to the very next request (no stale cached state)", async () => {
+  const { id, key } = await createKey({
+    name: "lowered",
+    limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 100_000 }],
+  });
+  const sdk = client(key);
+  expect((await sdk.responses.create({ model: "gpt-5.2", input: "hi" })).output_text).toBe("counted");
+  expect(await eventually(async () => (await loggedRequests(id)) === 1)).toBe(true);
+  const patched = await fetch(
+    `${env.gw.url}/api/api-keys/${id}`,
+    json("PATCH", { limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 300 }] }),
+  );
+  expect(patched.status).toBe(200);
+  const err = await sdk.responses.create({ model: "gpt-5.2", input: "hi" }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+});

@@ -6,6 +6,7 @@
  *
  * @module
  */
+
 import type { Kysely } from "kysely";
 import { GatewayError } from "../../core/errors.ts";
 import type { RuntimeSettingsReader } from "../../runtime-settings/store.ts";
@@ -14,6 +15,7 @@ import { getApiKeyAuthEnabled } from "../runtime-settings.ts";
 import { API_KEY_PREFIX, presentedKey } from "./key.ts";
 import { limitStates } from "./limits.ts";
 import { type ApiKeyRecord, findByPresentedKey, getApiKey, touchLastUsed } from "./repository.ts";
+import type { KeyStateCache } from "./state-cache.ts";
 
 const LAST_USED_EVERY_MS = 30_000;
 
@@ -91,11 +93,19 @@ export async function authorizeProxyRequest(opts: {
   readonly apiKeyId: string | null | undefined;
   readonly model: string | null;
   readonly now: number;
+  /** Keeps the key's record and limit states between requests (see KeyStateCache). */
+  readonly cache?: KeyStateCache;
 }): Promise<ApiKeyRecord | null> {
-  const { db, apiKeyId, model, now } = opts;
+  const { db, apiKeyId, model, now, cache } = opts;
   if (!apiKeyId) return null;
-  const key = await getApiKey(db, apiKeyId);
-  if (!key) throw new GatewayError("invalid_api_key", "Invalid API key");
+  let state = cache?.get(apiKeyId, now);
+  if (!state) {
+    const fresh = await getApiKey(db, apiKeyId);
+    if (!fresh) throw new GatewayError("invalid_api_key", "Invalid API key");
+    state = { key: fresh, limits: await limitStates(db, fresh, now) };
+    cache?.set(apiKeyId, state, now);
+  }
+  const key = state.key;
   const problem = keyProblem(key, now);
   if (problem) throw new GatewayError("invalid_api_key", problem);
   if (model !== null && key.allowedModels && key.allowedModels.length > 0) {
@@ -106,9 +116,7 @@ export async function authorizeProxyRequest(opts: {
       });
     }
   }
-  const reached = (await limitStates(db, key, now))
-    .filter((s) => s.reached)
-    .sort((a, b) => b.resetsAt - a.resetsAt)[0];
+  const reached = state.limits.filter((s) => s.reached).sort((a, b) => b.resetsAt - a.resetsAt)[0];
   if (reached) {
     const seconds = Math.max(1, Math.ceil((reached.resetsAt - now) / 1000));
     const used = Number(reached.currentValue.toFixed(6));

@@ -86,6 +86,8 @@ export function apiKeyRoutes(deps: AppDeps) {
           { ...body, name: checkName(body.name)!, limits: checkLimits(body.limits) },
           deps.clock(),
         );
+        // Any edit may change what a key may do: cached limit states go.
+        deps.access.keyStates.invalidate();
         await audit(db, {
           action: "api_key.created",
           ...auditContext(infoOf(request)),
@@ -115,6 +117,8 @@ export function apiKeyRoutes(deps: AppDeps) {
           deps.clock(),
         );
         if (!record) throw new GatewayError("not_found", `No API key ${params.id}`);
+        // Any edit may change what a key may do: cached limit states go.
+        deps.access.keyStates.invalidate();
         await audit(db, {
           action: "api_key.updated",
           ...auditContext(infoOf(request)),
@@ -134,6 +138,8 @@ export function apiKeyRoutes(deps: AppDeps) {
       async ({ params, request }) => {
         if (!(await deleteApiKey(db, params.id)))
           throw new GatewayError("not_found", `No API key ${params.id}`);
+        // Any edit may change what a key may do: cached limit states go.
+        deps.access.keyStates.invalidate();
         await audit(db, {
           action: "api_key.deleted",
           ...auditContext(infoOf(request)),
@@ -152,6 +158,8 @@ export function apiKeyRoutes(deps: AppDeps) {
       async ({ params, request }) => {
         const out = await regenerateApiKey(db, params.id, deps.clock());
         if (!out) throw new GatewayError("not_found", `No API key ${params.id}`);
+        // Any edit may change what a key may do: cached limit states go.
+        deps.access.keyStates.invalidate();
         await audit(db, {
           action: "api_key.regenerated",
           ...auditContext(infoOf(request)),

@@ -1,0 +1,44 @@
+/**
+ * A short-lived cache of each API key's record and limit states, so a busy key does not cost a
+ * handful of SQLite reads per proxied request. Entries are dropped when the request-log writer
+ * writes rows of that key (its usage changed), when any key is changed through the admin API,
+ * when a window of the cached states resets, and after {@link KEY_STATE_TTL_MS} in any case.
+ *
+ * @module
+ */
+import type { LimitState } from "./limits.ts";
+import type { ApiKeyRecord } from "./repository.ts";
+
+export const KEY_STATE_TTL_MS = 2000;
+
+export interface KeyState {
+  readonly key: ApiKeyRecord;
+  readonly limits: readonly LimitState[];
+}
+
+export class KeyStateCache {
+  readonly #entries = new Map<string, { state: KeyState; at: number }>();
+
+  constructor(private readonly ttlMs = KEY_STATE_TTL_MS) {}
+
+  /** The cached state of `keyId` at `now`, or undefined when there is none or it may be stale. */
+  get(keyId: string, now: number): KeyState | undefined {
+    const e = this.#entries.get(keyId);
+    if (!e) return undefined;
+    if (now - e.at >= this.ttlMs || e.state.limits.some((l) => now >= l.resetsAt)) {
+      this.#entries.delete(keyId);
+      return undefined;
+    }
+    return e.state;
+  }
+
+  set(keyId: string, state: KeyState, now: number): void {
+    this.#entries.set(keyId, { state, at: now });
+  }
+
+  /** Forgets one key (its usage changed), or every key (keys were edited). */
+  invalidate(keyId?: string | null): void {
+    if (keyId === undefined) this.#entries.clear();
+    else if (keyId !== null) this.#entries.delete(keyId);
+  }
+}
