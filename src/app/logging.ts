@@ -61,33 +61,39 @@ export function redactSecrets(obj: Record<string, unknown>): Record<string, unkn
   return needsRedaction(obj, DEPTH) ? (redactCopy(obj, DEPTH) as Record<string, unknown>) : obj;
 }
 
+/** The process's stdout destination and whether it was closed (lines after that are dropped). */
+const stdoutSinks = new WeakMap<Logger, { dest: ReturnType<typeof pino.destination>; closed: boolean }>();
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: "codex-lb" },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }), log: redactSecrets },
-    },
-    destination ?? pino.destination({ dest: 1, sync: false }),
-  );
+  const options = {
+    level,
+    base: { service: "codex-lb" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }), log: redactSecrets },
+  };
+  if (destination) return pino(options, destination);
+  const dest = pino.destination({ dest: 1, sync: false });
+  const sink = { dest, closed: false };
+  // A line logged after closeLog (a request finishing during shutdown) is dropped, not thrown.
+  const log = pino(options, { write: (line: string) => (sink.closed ? undefined : dest.write(line)) });
+  stdoutSinks.set(log, sink);
+  return log;
 }
 
 /**
- * Writes out buffered log lines and closes the destination; call it last before the process exits
- * (an async destination would otherwise lose what it still buffers).
+ * Writes out buffered log lines and closes stdout's destination; call it last before the process
+ * exits (an async destination would otherwise lose what it still buffers).
  */
 export async function closeLog(log: Logger): Promise<void> {
-  const stream = (log as unknown as Record<symbol, NodeJS.WritableStream & { flushSync?: () => void }>)[
-    pino.symbols.streamSym
-  ];
-  if (!stream || typeof stream.end !== "function") return;
+  const sink = stdoutSinks.get(log);
+  if (!sink || sink.closed) return;
+  sink.closed = true;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 2000);
-    stream.once("close", () => {
+    sink.dest.once("close", () => {
       clearTimeout(timer);
       resolve();
     });
-    stream.end();
+    sink.dest.end();
   });
 }

@@ -31,6 +31,19 @@ working directory; see \`codex-lb config\`.`;
 export const commands: Record<string, (args: string[]) => Promise<number>> = {
   async serve() {
     const running = await boot(await prepare(process.env, process.cwd()));
+    // A bug in a plugin (a forgotten promise, a throwing timer) must not take every account's
+    // traffic down with it: log it and keep serving.
+    const report = (msg: string, e: unknown) => {
+      const err = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      try {
+        running.log.error({ err }, msg);
+      } catch {
+        // The log is already closed (shutting down): stderr is all that is left.
+        process.stderr.write(`codex-lb: ${msg}: ${err}\n`);
+      }
+    };
+    process.on("unhandledRejection", (reason) => report("unhandled rejection", reason));
+    process.on("uncaughtException", (err) => report("uncaught exception", err));
     // Once the listener closes nothing else may hold the event loop open; keep the process alive
     // until the whole shutdown (plugins, store, log flush) has run.
     const keepAlive = setInterval(() => {}, 1 << 30);

@@ -91,4 +91,27 @@ describe("codex-lb command", () => {
     expect(after).toBeNull();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  test("a plugin's forgotten promise or throwing timer is logged and the gateway keeps serving", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codex-lb-cli-"));
+    const child = await spawnServe(
+      {
+        CODEX_LB_DATA_DIR: join(dir, "data"),
+        CODEX_LB_PLUGINS: join(repoRoot, "tests/fixtures/plugins/stray-rejection.ts"),
+      },
+      dir,
+    );
+    try {
+      const res = await fetch(`http://127.0.0.1:${child.port}/api/fixtures/stray`);
+      expect(await res.json()).toEqual({ answered: true });
+      await Bun.sleep(100);
+      expect((await fetch(`http://127.0.0.1:${child.port}/health`)).status).toBe(200);
+      expect(child.output()).toContain("unhandled rejection");
+      expect(child.output()).toContain("uncaught exception");
+    } finally {
+      child.proc.kill("SIGTERM");
+      await child.proc.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
