@@ -5,15 +5,7 @@
  *
  * @module
  */
-import {
-  BACKOFF_BASE_SECONDS,
-  BACKOFF_MAX_SECONDS,
-  BACKOFF_THRESHOLD,
-  backoffSeconds,
-  backoffUntil,
-  isUsable,
-  usableAgainAt,
-} from "../../src/core/health.ts";
+import { isUsable } from "../../src/core/health.ts";
 import type { AccountSnapshot, EpochMs } from "../../src/plugin-host/api.ts";
 
 // The rules themselves are the core's (src/core/health.ts); re-exported for the plugin's callers.
@@ -25,7 +17,7 @@ export {
   backoffUntil,
   isUsable,
   usableAgainAt,
-};
+} from "../../src/core/health.ts";
 
 /** What `GET /api/accounts` shows next to an account's status. */
 export interface AccountHealth {

@@ -8,7 +8,7 @@ import type { Kysely } from "kysely";
 import { isUsable } from "../core/health.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { Database } from "../store/schema.ts";
-import { latestWindows } from "./snapshots.ts";
+import { latestWindows, snapshotColumns } from "./snapshots.ts";
 
 const Nullable = <T extends import("@sinclair/typebox").TSchema>(s: T) => t.Union([s, t.Null()]);
 
@@ -79,20 +79,7 @@ export async function accountViews(
 ): Promise<AccountView[]> {
   let q = db
     .selectFrom("accounts")
-    .select([
-      "id",
-      "email",
-      "chatgpt_account_id",
-      "plan_type",
-      "status",
-      "status_reason",
-      "reset_at",
-      "last_refresh_at",
-      "access_token_expires_at",
-      "routing_policy",
-      "cooldown_until",
-      "failure_streak",
-    ])
+    .select([...snapshotColumns, "last_refresh_at", "access_token_expires_at"])
     .orderBy("created_at")
     .orderBy("id");
   if (id !== undefined) q = q.where("id", "=", id);

@@ -5,13 +5,6 @@ import { GatewayError } from "../../src/core/errors.ts";
 import type { CredentialsProvider } from "../../src/plugin-host/api.ts";
 import { type AccountsWorld, identity, startAccountsWorld } from "../support/accounts.ts";
 
-const _TOKEN_EXPIRED = {
-  error: {
-    code: "token_expired",
-    message: "Provided authentication token is expired. Please try signing in again.",
-  },
-};
-
 let w: AccountsWorld;
 let creds: CredentialsProvider;
 beforeAll(async () => {
@@ -27,18 +20,8 @@ afterAll(async () => {
   await w.stop();
 });
 
-/** An account whose access token expires within the refresh margin, so the next use refreshes it. */
-async function expiringAccount(label: string) {
-  const bundle = w.auth.issue(identity(label), { expiresInSeconds: 60 });
-  return { id: await w.importTokens(bundle), bundle };
-}
-
-const events = async (id: string) =>
-  (
-    (await (await fetch(`${w.gw.url}/api/accounts/${id}/events`)).json()) as {
-      events: { action: string; toStatus: string; reason: string; source: string; plugin: string }[];
-    }
-  ).events;
+const expiringAccount = (label: string) => w.expiringAccount(label);
+const events = (id: string) => w.events(id);
 
 const rows = [
   ...Object.entries(permanentFailureCodes).map(([code, want]) => ({

@@ -26,18 +26,8 @@ afterAll(async () => {
   await w.stop();
 });
 
-/** An account whose access token expires within the refresh margin, so the next use refreshes it. */
-async function expiringAccount(label: string) {
-  const bundle = w.auth.issue(identity(label), { expiresInSeconds: 60 });
-  return { id: await w.importTokens(bundle), bundle };
-}
-
-const events = async (id: string) =>
-  (
-    (await (await fetch(`${w.gw.url}/api/accounts/${id}/events`)).json()) as {
-      events: { action: string; toStatus: string; reason: string; source: string; plugin: string }[];
-    }
-  ).events;
+const expiringAccount = (label: string) => w.expiringAccount(label);
+const events = (id: string) => w.events(id);
 
 describe("refresh on use", () => {
   test("a token near expiry is refreshed once and the new token is served and stored", async () => {

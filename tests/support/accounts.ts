@@ -23,6 +23,12 @@ export interface AccountsWorld {
   /** Imports a token bundle through the admin API; returns the account id. */
   importTokens(bundle: TokenBundle, lastRefresh?: string): Promise<string>;
   account(id: string): Promise<AccountView>;
+  /** Imports an identity whose access token expires within the refresh margin (next use refreshes it). */
+  expiringAccount(label: string): Promise<{ id: string; bundle: TokenBundle }>;
+  /** The account's `account_events` rows through the admin API, newest first. */
+  events(
+    id: string,
+  ): Promise<{ action: string; toStatus: string; reason: string; source: string; plugin: string }[]>;
   stop(): Promise<void>;
 }
 
@@ -58,24 +64,33 @@ export async function startAccountsWorld(
     },
     plugins: opts.plugins ?? [],
   });
+  const importTokens = async (bundle: TokenBundle, lastRefresh?: string): Promise<string> => {
+    const res = await fetch(`${gw.url}/api/accounts/import`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(authJsonOf(bundle, lastRefresh)),
+    });
+    if (res.status !== 200) throw new Error(`import failed: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { accountId: string }).accountId;
+  };
   return {
     gw,
     auth,
     usage: usage.state,
     server,
-    async importTokens(bundle, lastRefresh) {
-      const res = await fetch(`${gw.url}/api/accounts/import`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(authJsonOf(bundle, lastRefresh)),
-      });
-      if (res.status !== 200) throw new Error(`import failed: ${res.status} ${await res.text()}`);
-      return ((await res.json()) as { accountId: string }).accountId;
-    },
+    importTokens,
     async account(id) {
       const res = await fetch(`${gw.url}/api/accounts/${encodeURIComponent(id)}`);
       if (res.status !== 200) throw new Error(`GET account failed: ${res.status}`);
       return (await res.json()) as AccountView;
+    },
+    async expiringAccount(label) {
+      const bundle = auth.issue(identity(label), { expiresInSeconds: 60 });
+      return { id: await importTokens(bundle), bundle };
+    },
+    async events(id) {
+      const res = await fetch(`${gw.url}/api/accounts/${encodeURIComponent(id)}/events`);
+      return ((await res.json()) as { events: Awaited<ReturnType<AccountsWorld["events"]>> }).events;
     },
     async stop() {
       await gw.stop();
