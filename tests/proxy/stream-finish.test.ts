@@ -44,7 +44,7 @@ const completed = [
 describe("ProxyStream end", () => {
   test("a stream the upstream finished by itself is neither cancelled nor aborted (connection reusable)", async () => {
     const s = openStream(completed);
-    let finished: string | null = null;
+    let finished = "";
     const ps = new ProxyStream(s.ctx, s.open, codexShaper, (_state, status) => {
       finished = status;
     });
@@ -58,7 +58,7 @@ describe("ProxyStream end", () => {
 
   test("a client that goes away mid-stream still aborts the upstream call", async () => {
     const s = openStream(frame({ type: "response.created", response: { id: "r2" } }), false);
-    let finished: string | null = null;
+    let finished = "";
     const ps = new ProxyStream(s.ctx, s.open, codexShaper, (_state, status) => {
       finished = status;
     });
