@@ -10,6 +10,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { builtinPlugins } from "../../plugins/index.ts";
 import { createGateway, type Gateway } from "../app/app.ts";
 import { createLogger, type Logger } from "../app/logging.ts";
+import type { Clock, Random } from "../core/clock.ts";
 import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
@@ -64,11 +65,12 @@ export interface Running {
 export async function boot(
   prepared: Prepared,
   log: Logger = createLogger(prepared.settings.logLevel),
+  inject: { readonly clock?: Clock; readonly random?: Random } = {},
 ): Promise<Running> {
   const { settings, location, plugins } = prepared;
   ensureDataDir(settings.dataDir);
   const store = await openMigratedStore(location);
-  const gateway = await createGateway({ settings, store, log, plugins });
+  const gateway = await createGateway({ settings, store, log, plugins, ...inject });
   await gateway.start();
   const listening = listen(gateway.fetch, {
     host: settings.host,
