@@ -36,7 +36,7 @@ export const SettingsSchema = Type.Object(
     databaseUrl: Type.String({
       default: "",
       description:
-        "Store location: empty for `<dataDir>/store.db`, a path or `sqlite:PATH` for another SQLite file, `sqlite::memory:` for a throw-away store.",
+        "Store location: empty for `<dataDir>/store.db`, a path or `sqlite:PATH` for another SQLite file, `sqlite::memory:` for a throw-away store, `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL (several replicas share one; see docs/deploy.md).",
     }),
     upstreamBaseUrl: HttpUrl(
       "https://chatgpt.com/backend-api",
