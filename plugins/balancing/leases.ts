@@ -9,8 +9,7 @@
  *
  * @module
  */
-import { GatewayError } from "../../src/core/errors.ts";
-import type { AccountLeases, Lease } from "../../src/plugin-host/api.ts";
+import { type AccountLeases, GatewayError, type Lease } from "../../src/plugin-api.ts";
 
 export interface LeasePoolOptions {
   /** Streams allowed per account (read on each acquire, so it can follow a setting). */
