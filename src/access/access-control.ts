@@ -9,8 +9,8 @@
 import type { Logger } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import type { Surface } from "../app/surface.ts";
+import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
-import { type Cidr, inRanges } from "../firewall/address.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";

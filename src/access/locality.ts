@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type Cidr, inRanges, isLoopback } from "../firewall/address.ts";
+import { type Cidr, inRanges, isLoopback } from "../core/address.ts";
 import { clientIdentityHeaders } from "../firewall/forwarded.ts";
 
 const LOCAL_HOSTNAMES = new Set(["localhost", "::1", "[::1]"]);

@@ -206,6 +206,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     )
     .onAfterResponse(({ request, set }) => {
       const info = infoOf(request);
+      if (info.accessLogged) return;
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
       log.info(

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type Cidr, formatIp, type Ip, inRanges, parseCidr, parseIp } from "./address.ts";
+import { type Cidr, formatIp, type Ip, inRanges, parseCidr, parseIp } from "../core/address.ts";
 
 /** Parses the comma-joined `X-Forwarded-For` values into hops (left = client); null when malformed. */
 export function parseXForwardedFor(value: string): Ip[] | null {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cidrContains, isLoopback, normalizeIp, parseCidr, parseIp } from "../../src/firewall/address.ts";
+import { cidrContains, isLoopback, normalizeIp, parseCidr, parseIp } from "../../src/core/address.ts";
 import {
   parseForwarded,
   parseTrustedProxies,
