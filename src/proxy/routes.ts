@@ -17,7 +17,7 @@ import {
   checkResponsesTools,
   checkTextFormat,
   optionalBoolean,
-  parseBody,
+  readJsonBody,
   validateResponsesBody,
 } from "./validate.ts";
 
@@ -26,7 +26,7 @@ export function proxyRoutes(deps: AppDeps) {
   const responses =
     (kind: "codex" | "responses", endpoint: string) =>
     async ({ request }: { request: Request }) => {
-      const body = parseBody(await request.text());
+      const body = await readJsonBody(request);
       validateResponsesBody(body);
       checkResponsesTools(body);
       checkTextFormat(body);
@@ -53,7 +53,7 @@ export function proxyRoutes(deps: AppDeps) {
     .post(
       "/v1/chat/completions",
       async ({ request }) => {
-        const chat = chatToResponses(parseBody(await request.text()));
+        const chat = chatToResponses(await readJsonBody(request));
         checkTextFormat(chat.body, "response_format.json_schema.schema");
         return serveProxy(ctx, request, {
           kind: "chat",

@@ -6,6 +6,7 @@
  * @module
  */
 import { authorizeProxyRequest, costUsd } from "../access/index.ts";
+import { emailHash } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { AccountSnapshot } from "../core/types.ts";
@@ -51,6 +52,7 @@ const PASSED_HEADERS = ["x-codex-turn-state", "openai-model"];
 export async function serveProxy(ctx: ProxyContext, request: Request, spec: ProxySpec): Promise<Response> {
   const { deps } = ctx;
   const info = infoOf(request);
+  info.accessLogged = true;
   const requestedAt = deps.clock();
   const t0 = info.startedAt;
   const trace: AttemptTrace = { accountId: null, attempts: 0 };
@@ -64,6 +66,32 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
     ttfbMs?: number | null;
   }) => {
     const u = fields.state?.usage ?? null;
+    const latencyMs = Math.round(performance.now() - t0);
+    // The access line of a proxied request: written when the answer is over (a stream's end), so it
+    // carries the account, the tokens and both timings; the app's generic line skips these requests.
+    deps.log.info(
+      {
+        requestId: info.requestId,
+        method: request.method,
+        path: spec.endpoint,
+        endpoint: spec.kind,
+        model: spec.model,
+        accountId: trace.accountId,
+        account: emailHash(trace.accountEmail ?? null),
+        apiKeyId: info.apiKeyId ?? null,
+        status: fields.httpStatus,
+        outcome: fields.status,
+        errorCode: fields.errorCode ?? fields.state?.errorCode ?? null,
+        attempts: trace.attempts,
+        ttfbMs: fields.ttfbMs ?? null,
+        ms: latencyMs,
+        inputTokens: u?.inputTokens ?? null,
+        cachedInputTokens: u?.cachedInputTokens ?? null,
+        outputTokens: u?.outputTokens ?? null,
+        reasoningTokens: u?.reasoningTokens ?? null,
+      },
+      "request",
+    );
     ctx.logs.add({
       requested_at: requestedAt,
       request_id: info.requestId,
@@ -88,7 +116,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
             outputTokens: u.outputTokens ?? 0,
           })
         : null,
-      latency_ms: Math.round(performance.now() - t0),
+      latency_ms: latencyMs,
       ttfb_ms: fields.ttfbMs ?? null,
       response_id: fields.state?.responseId ?? null,
       session_key: routingFields(spec.payload).promptCacheKey,
