@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { definePlugin } from "../../src/plugin-host/api.ts";
+import { definePlugin } from "../../src/plugin-api.ts";
 import { backgroundRefreshPass } from "./background.ts";
 import { classifyRefreshFailure, classifyUsageFailure, decideFromUsage } from "./classify.ts";
 import { type Loop, startLoop } from "./loop.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { PluginLogger } from "../../src/plugin-host/api.ts";
+import type { PluginLogger } from "../../src/plugin-api.ts";
 
 /** A running background loop. */
 export interface Loop {

@@ -19,7 +19,7 @@ import {
   checkResponsesTools,
   checkTextFormat,
   optionalBoolean,
-  parseBody,
+  readJsonBody,
   validateResponsesBody,
 } from "./validate.ts";
 
@@ -28,7 +28,7 @@ export function proxyRoutes(deps: AppDeps) {
   const responses =
     (kind: "codex" | "responses", endpoint: string) =>
     async ({ request }: { request: Request }) => {
-      const body = parseBody(await request.text());
+      const body = await readJsonBody(request);
       validateResponsesBody(body);
       checkResponsesTools(body);
       checkTextFormat(body);
@@ -45,7 +45,7 @@ export function proxyRoutes(deps: AppDeps) {
   const compact =
     (endpoint: string) =>
     async ({ request }: { request: Request }) => {
-      const body = parseBody(await request.text());
+      const body = await readJsonBody(request);
       validateCompactBody(body);
       checkResponsesTools(body);
       checkTextFormat(body);
@@ -76,7 +76,7 @@ export function proxyRoutes(deps: AppDeps) {
     .post(
       "/v1/chat/completions",
       async ({ request }) => {
-        const chat = chatToResponses(parseBody(await request.text()));
+        const chat = chatToResponses(await readJsonBody(request));
         checkTextFormat(chat.body, "response_format.json_schema.schema");
         return serveProxy(ctx, request, {
           kind: "chat",

@@ -6,6 +6,7 @@
  * @module
  */
 import { authorizeProxyRequest } from "../access/index.ts";
+import { emailHash } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { AccountSnapshot } from "../core/types.ts";
@@ -63,6 +64,7 @@ export function passUpstreamHeaders(from: Headers, to: Headers): void {
 export async function serveProxy(ctx: ProxyContext, request: Request, spec: ProxySpec): Promise<Response> {
   const { deps } = ctx;
   const info = infoOf(request);
+  info.accessLogged = true;
   const requestedAt = deps.clock();
   const t0 = info.startedAt;
   const trace: AttemptTrace = { accountId: null, attempts: 0 };
@@ -75,6 +77,33 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
     errorMessage?: string | null;
     ttfbMs?: number | null;
   }) => {
+    const u = fields.state?.usage ?? null;
+    const latencyMs = Math.round(performance.now() - t0);
+    // The access line of a proxied request: written when the answer is over (a stream's end), so it
+    // carries the account, the tokens and both timings; the app's generic line skips these requests.
+    deps.log.info(
+      {
+        requestId: info.requestId,
+        method: request.method,
+        path: spec.endpoint,
+        endpoint: spec.kind,
+        model: spec.model,
+        accountId: trace.accountId,
+        account: emailHash(trace.accountEmail ?? null),
+        apiKeyId: info.apiKeyId ?? null,
+        status: fields.httpStatus,
+        outcome: fields.status,
+        errorCode: fields.errorCode ?? fields.state?.errorCode ?? null,
+        attempts: trace.attempts,
+        ttfbMs: fields.ttfbMs ?? null,
+        ms: latencyMs,
+        inputTokens: u?.inputTokens ?? null,
+        cachedInputTokens: u?.cachedInputTokens ?? null,
+        outputTokens: u?.outputTokens ?? null,
+        reasoningTokens: u?.reasoningTokens ?? null,
+      },
+      "request",
+    );
     ctx.logs.add(
       logRow({
         ...fields,
@@ -86,7 +115,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
         endpoint: spec.endpoint,
         client,
         clientIp: info.clientIp ?? info.peerIp,
-        latencyMs: Math.round(performance.now() - t0),
+        latencyMs,
         sessionKey: routingFields(spec.payload).promptCacheKey,
         reasoningEffort: spec.reasoningEffort,
         transport: "http",

@@ -135,8 +135,11 @@ export class ProxyStream {
           : `Upstream stream broke: ${e instanceof Error ? e.message : String(e)}`,
       );
     }
-    if (batch === null)
+    if (batch === null) {
+      // The body ended by itself: nothing to cancel, and the connection can go back to the pool.
+      this.#upstreamDone = true;
       return this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
+    }
     return this.#shape(batch);
   }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { permanentFailureCodes } from "../../plugins/auth-refresh/permanent-codes.ts";
 import { GatewayError } from "../../src/core/errors.ts";
+import { permanentFailureCodes } from "../../src/core/failures.ts";
 import type { CredentialsProvider } from "../../src/plugin-host/api.ts";
 import { type AccountsWorld, identity, startAccountsWorld } from "../support/accounts.ts";
 

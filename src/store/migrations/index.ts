@@ -3,6 +3,10 @@
  * into the binary. Names sort in application order (`NNNN_slug`); never rename or edit a shipped
  * one — add a new file and list it here.
  *
+ * Every migration runs on SQLite and on PostgreSQL (tests/store runs both): take `blob`, `real`
+ * and auto-numbered id columns from `ddl(db)` (./ddl.ts), and keep dialect-specific SQL (triggers)
+ * behind `ddl(db).dialect`.
+ *
  * @module
  */
 import type { Migration, MigrationProvider } from "kysely";
