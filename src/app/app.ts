@@ -10,6 +10,7 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
@@ -81,6 +82,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const allowedOrigins = new Set(
+    settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
+  );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
     for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
@@ -142,6 +146,23 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
       }
       const surface = surfaceOf(url.pathname);
+      const shapeRefusal =
+        crossOriginRefusal(request, url, { allowedOrigins, httpsByProxy: access.isHttps(request) }) ??
+        contentTypeRefusal(request, surface, url.pathname);
+      if (shapeRefusal) {
+        log.info(
+          {
+            requestId: info.requestId,
+            method: request.method,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            origin: request.headers.get("origin")?.slice(0, 200) ?? null,
+            code: shapeRefusal.code,
+          },
+          "request refused before admission",
+        );
+        return errorResponse(shapeRefusal, envelope, info.requestId);
+      }
       info.clientIp = access.clientIpOf(request, info.peerIp);
       if (surface === "public" && url.pathname.startsWith("/health")) return;
       const outcome = await bus.run("request.admit", {
@@ -195,6 +216,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     )
     .onAfterResponse(({ request, set }) => {
       const info = infoOf(request);
+      if (info.accessLogged) return;
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
       log.info(

@@ -17,7 +17,13 @@ import { importPlugin } from "../plugin-host/host.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
-import { openMigratedStore, resolveStoreLocation, type Store, type StoreLocation } from "../store/store.ts";
+import {
+  describeLocation,
+  openMigratedStore,
+  resolveStoreLocation,
+  type Store,
+  type StoreLocation,
+} from "../store/store.ts";
 
 export interface Prepared {
   readonly settings: Readonly<Settings>;
@@ -82,7 +88,7 @@ export async function boot(
     {
       host: listening.host,
       port: listening.port,
-      store: location.path,
+      store: describeLocation(location),
       plugins: gateway.host.plugins.map((p) => p.name),
     },
     "codex-lb listening",

@@ -224,14 +224,37 @@ export class ProxyStream {
 
 const encoder = new TextEncoder();
 
-/** The client body of a stream; cancelling it (client gone) aborts the upstream call. */
-export function toReadableStream(ps: ProxyStream): ReadableStream<Uint8Array> {
+/** The SSE comment sent while the upstream is silent (clients and proxies ignore comments). */
+export const KEEPALIVE = ": keepalive\n\n";
+
+/**
+ * The client body of a stream; cancelling it (client gone) aborts the upstream call. With
+ * `keepaliveMs` > 0, a {@link KEEPALIVE} comment goes out whenever the upstream has been silent
+ * that long, so clients and proxies between do not give up on a quiet stream.
+ */
+export function toReadableStream(ps: ProxyStream, keepaliveMs = 0): ReadableStream<Uint8Array> {
+  let pending: Promise<string | null> | null = null;
+  const keepalive = encoder.encode(KEEPALIVE);
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
           for (;;) {
-            const text = await ps.step();
+            pending ??= ps.step();
+            let text: string | null | typeof KEEPALIVE_TICK;
+            if (keepaliveMs > 0) {
+              let timer: ReturnType<typeof setTimeout> | undefined;
+              const tick = new Promise<typeof KEEPALIVE_TICK>((r) => {
+                timer = setTimeout(() => r(KEEPALIVE_TICK), keepaliveMs);
+              });
+              text = await Promise.race([pending, tick]);
+              clearTimeout(timer);
+            } else text = await pending;
+            if (text === KEEPALIVE_TICK) {
+              controller.enqueue(keepalive);
+              return;
+            }
+            pending = null;
             if (text === null) {
               controller.close();
               return;
@@ -253,6 +276,8 @@ export function toReadableStream(ps: ProxyStream): ReadableStream<Uint8Array> {
     { highWaterMark: 0 },
   );
 }
+
+const KEEPALIVE_TICK = Symbol("keepalive");
 
 /** Runs a stream to its end without a client body (non-streaming answers are assembled by the shaper). */
 export async function drain(ps: ProxyStream): Promise<void> {
