@@ -15,18 +15,19 @@ import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
-import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
+import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
+import { CoreApplier } from "../plugin-host/apply-data.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { RequestLogWriter } from "../request-logs/writer.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
-import { createStickyService } from "../sticky/service.ts";
+import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
 import type { AppDeps } from "./deps.ts";
@@ -66,7 +67,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = () => time.now();
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
-  const dispatcher = new Dispatcher(bus, applier);
   const runtimeSettings = new RuntimeSettingsStore(store.db, defaultsFrom(settings), clock);
   const sticky = new StickyStore(store.db);
   // One key (`<dataDir>/encryption.key`) seals every secret at rest: account tokens, TOTP secrets.
@@ -89,25 +89,83 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   requestLogs.onWritten((rows) => {
     for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
   });
+  const stickyService = createStickyService(sticky, runtimeSettings, clock, (id) =>
+    requestLogs.responseOwner(id),
+  );
+  // The one place plugin decisions change the store: account actions through the state table,
+  // data actions through these ports, each with its compare-and-set guard.
+  const core = new CoreApplier({
+    accounts: applier,
+    data: {
+      stickyBind: (a, now) =>
+        stickyService.bind(a.key, a.kind, a.accountId, { now, expected: a.expectedAccountId }),
+      stickyTouch: (a, now) => stickyService.touch(a.key, { now, accountId: a.accountId }),
+      stickyForget: (a) => stickyService.forget(a.key, { expected: a.expectedAccountId }),
+      saveTokens: (a) =>
+        accounts.saveTokens(
+          a.accountId,
+          { accessToken: a.accessToken, refreshToken: a.refreshToken, idToken: a.idToken },
+          { replacing: a.replacing },
+        ),
+      recordUsage: async (a) => {
+        if (!(await getSnapshot(store.db, a.accountId))) return false;
+        await accounts.recordUsage(a.accountId, a);
+        snapshotCache.invalidate();
+        return true;
+      },
+    },
+    log: log.child({ component: "actions" }),
+    clock,
+    credentialsProvider: () => host.providerOf("credentials"),
+  });
+  const dispatcher = new Dispatcher(bus, core);
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
-    apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
+    apply: (actions, o) => core.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
       credentials: (id) => accounts.credentials(id),
-      saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
     },
-    usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
     random: () => random.next(),
     timers: time,
-    sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
+    sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
   };
-  const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
+  /** What one plugin gets: its decisions attributed to it, tokens only for the credentials provider. */
+  const servicesFor = (plugin: string): GatewayServices => ({
+    ...services,
+    apply: (actions, o) =>
+      core.apply(actions, {
+        source: o.source,
+        requestId: o.requestId ?? null,
+        plugins: actions.map(() => plugin),
+      }),
+    accounts: {
+      ...services.accounts,
+      credentials: (id) => {
+        const provider = host.providerOf("credentials");
+        if (provider !== plugin) {
+          return Promise.reject(
+            new Error(
+              `plugin ${plugin} may not read decrypted tokens (the credentials provider is ${provider})`,
+            ),
+          );
+        }
+        return accounts.credentials(id);
+      },
+    },
+  });
+  const host = new PluginHost({
+    bus,
+    services,
+    servicesFor,
+    settings,
+    logFor: (name) => log.child({ plugin: name }),
+  });
   await host.setup(opts.plugins);
 
   // Core shutdown work, after the plugins stopped: the request-log writer flushes what is queued.
@@ -252,6 +310,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     throw new GatewayError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}`);
   });
 
+  // Expired sticky bindings are ignored anyway; deleting them now and then keeps the table small.
+  let sweepTimer: TimerHandle | undefined;
+  let sweepStopped = false;
+  const scheduleSweep = () => {
+    if (sweepStopped) return;
+    sweepTimer = time.setTimeout(() => {
+      stickyService
+        .sweep()
+        .catch((err: unknown) =>
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed"),
+        )
+        .finally(scheduleSweep);
+    }, STICKY_SWEEP_INTERVAL_MS);
+  };
+
   return {
     ...deps,
     app,
@@ -262,8 +335,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     start: async () => {
       await access.start();
       await host.start();
+      scheduleSweep();
     },
     stop: async () => {
+      sweepStopped = true;
+      time.clearTimeout(sweepTimer);
       await oauth.stop();
       await host.stop();
       for (const fn of [...stops].reverse()) {
