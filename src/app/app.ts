@@ -15,6 +15,8 @@ import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
+import type { UiAssets } from "../dashboard/assets.ts";
+import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
@@ -42,6 +44,8 @@ export interface GatewayOptions {
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
   readonly clock?: () => number;
+  /** The browser UI's files (dashboard, Swagger UI); without them `/` and `/docs` answer 404. */
+  readonly ui?: UiAssets | null;
 }
 
 export interface Gateway extends AppDeps {
@@ -50,6 +54,8 @@ export interface Gateway extends AppDeps {
   fetch(request: Request, peerIp?: string | null): Promise<Response>;
   /** Starts plugins' background work. */
   start(): Promise<void>;
+  /** Ends long-lived admin streams (`/api/events`) so a graceful stop does not wait for them. */
+  drain(): void;
   /** Stops plugins (reverse order). The caller closes the store after. */
   stop(): Promise<void>;
 }
@@ -79,6 +85,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   requestLogs.onWritten((rows) => {
     for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
   });
+  // Live admin events (`/api/events`): new request-log rows, account changes, admin writes.
+  const events = new AdminEvents();
+  requestLogs.onWritten((rows) =>
+    events.publish(
+      "requests",
+      rows.map((r) => r.request_id),
+    ),
+  );
+  applier.onApplied(() => events.publish("accounts"));
+  accounts.onChange(() => events.publish("accounts"));
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
@@ -118,6 +134,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onStop: (fn) => stops.push(fn),
     requestLogs,
     access,
+    events,
+    ui: opts.ui ?? null,
   };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
@@ -177,6 +195,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           },
           "request refused by access control",
         );
+        if (
+          refused.code === "authentication_required" &&
+          request.method === "GET" &&
+          url.pathname.replace(/\/+$/, "") === "/docs" &&
+          (request.headers.get("accept") ?? "").includes("text/html")
+        ) {
+          // A browser opening the docs without a session: log in on the dashboard, then come back.
+          return new Response(null, {
+            status: 303,
+            headers: { location: "/dashboard/login?next=/docs", "x-request-id": info.requestId },
+          });
+        }
         return errorResponse(refused, envelope, info.requestId);
       }
     })
@@ -187,6 +217,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       const info = infoOf(request);
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
+      const status = typeof set.status === "number" ? set.status : 200;
+      if (request.method !== "GET" && status < 400) {
+        const topic = adminTopicOf(url.pathname);
+        if (topic) events.publish(topic);
+        if (url.pathname.startsWith("/api/")) events.publish("audit");
+      }
       log.info(
         {
           requestId: info.requestId,
@@ -227,11 +263,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       attachPeer(request, peerIp);
       return app.handle(request);
     },
+    drain: () => events.close(),
     start: async () => {
       await access.start();
       await host.start();
     },
     stop: async () => {
+      events.close();
       await oauth.stop();
       await host.stop();
       for (const fn of [...stops].reverse()) {
@@ -243,4 +281,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       }
     },
   };
+}
+
+/** The live-event topic an admin write under `path` changes (null: none the dashboard shows). */
+function adminTopicOf(path: string): EventTopic | null {
+  if (path.startsWith("/api/settings")) return "settings";
+  if (path.startsWith("/api/auth/")) return "settings";
+  if (path.startsWith("/api/api-keys")) return "api-keys";
+  if (path.startsWith("/api/firewall")) return "firewall";
+  if (path.startsWith("/api/accounts") || path.startsWith("/api/oauth")) return "accounts";
+  return null;
 }

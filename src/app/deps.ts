@@ -1,5 +1,7 @@
 import type { AccessControl } from "../access/access-control.ts";
 import type { AccountRepository } from "../accounts/repository.ts";
+import type { UiAssets } from "../dashboard/assets.ts";
+import type { AdminEvents } from "../dashboard/events.ts";
 import type { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 import type { ActionApplier } from "../plugin-host/apply.ts";
@@ -39,4 +41,8 @@ export interface AppDeps {
   readonly requestLogs: RequestLogWriter;
   /** API keys, admin auth, firewall store, client address and locality. */
   readonly access: AccessControl;
+  /** Live admin events for `GET /api/events` (what changed, by topic). */
+  readonly events: AdminEvents;
+  /** The browser UI's embedded files; null in a gateway built without them. */
+  readonly ui: UiAssets | null;
 }

@@ -14,6 +14,7 @@ import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
+import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
 import { openMigratedStore, resolveStoreLocation, type Store, type StoreLocation } from "../store/store.ts";
@@ -68,7 +69,7 @@ export async function boot(
   const { settings, location, plugins } = prepared;
   ensureDataDir(settings.dataDir);
   const store = await openMigratedStore(location);
-  const gateway = await createGateway({ settings, store, log, plugins });
+  const gateway = await createGateway({ settings, store, log, plugins, ui: bunUiAssets() });
   await gateway.start();
   const listening = listen(gateway.fetch, {
     host: settings.host,
@@ -89,6 +90,7 @@ export async function boot(
   const shutdown = () => {
     stopping ??= (async () => {
       log.info({ graceSeconds: settings.shutdownGraceSeconds }, "shutting down");
+      gateway.drain();
       await listening.close(settings.shutdownGraceSeconds * 1000);
       await gateway.stop();
       await store.close();
