@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { definePlugin } from "../../src/plugin-host/api.ts";
+import { definePlugin } from "../../src/plugin-api.ts";
 import { backgroundRefreshPass } from "./background.ts";
 import { classifyRefreshFailure, classifyUsageFailure, decideFromUsage } from "./classify.ts";
 import { type Loop, startLoop } from "./loop.ts";
@@ -38,8 +38,9 @@ export default definePlugin({
             return passMs;
           },
           log,
+          services.timers,
         ),
-        startLoop("usage", Math.min(poller.intervalMs, 1_000), () => poller.tick(), log),
+        startLoop("usage", Math.min(poller.intervalMs, 1_000), () => poller.tick(), log, services.timers),
       );
     });
     ctx.onStop(async () => {

@@ -7,20 +7,20 @@
  *
  * @module
  */
-import { GatewayError } from "../../src/core/errors.ts";
-import type {
-  AccountCredentials,
-  GatewayServices,
-  PluginLogger,
-  RefreshFailedEvent,
-  StoredCredentials,
-} from "../../src/plugin-host/api.ts";
-import type { FailureDetails } from "../../src/plugin-host/hooks.ts";
-import type { Settings } from "../../src/settings/schema.ts";
-import { failureFromHttp, failureFromTransport } from "../../src/upstream/error-body.ts";
+import {
+  type AccountCredentials,
+  type FailureDetails,
+  failureFromHttp,
+  failureFromTransport,
+  GatewayError,
+  type GatewayServices,
+  OAUTH_CLIENT_ID,
+  type PluginLogger,
+  type RefreshFailedEvent,
+  type Settings,
+  type StoredCredentials,
+} from "../../src/plugin-api.ts";
 
-/** The Codex CLI's OAuth client id. */
-export const OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann";
 const DEAD = new Set(["reauth_required", "deactivated"]);
 const DAY_MS = 24 * 3600_000;
 

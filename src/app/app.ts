@@ -10,10 +10,12 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
+import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
@@ -43,7 +45,10 @@ export interface GatewayOptions {
   readonly log: Logger;
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
-  readonly clock?: () => number;
+  /** Time and timers (a FakeClock in tests); the system clock by default. */
+  readonly clock?: Clock;
+  /** Randomness for selection (seeded in tests); the system source by default. */
+  readonly random?: Random;
   /** The browser UI's files (dashboard, Swagger UI); without them `/` and `/docs` answer 404. */
   readonly ui?: UiAssets | null;
 }
@@ -62,7 +67,9 @@ export interface Gateway extends AppDeps {
 
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const { settings, store, log } = opts;
-  const clock = opts.clock ?? Date.now;
+  const time = opts.clock ?? systemClock;
+  const random = opts.random ?? systemRandom;
+  const clock = () => time.now();
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
   const dispatcher = new Dispatcher(bus, applier);
@@ -81,12 +88,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const allowedOrigins = new Set(
+    settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
+  );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
     for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
   });
   // Live admin events (`/api/events`): new request-log rows, account changes, admin writes.
-  const events = new AdminEvents();
+  const events = new AdminEvents(time);
   requestLogs.onWritten((rows) =>
     events.publish(
       "requests",
@@ -106,6 +116,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
+    random: () => random.next(),
+    timers: time,
     sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
@@ -127,6 +139,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     host,
     version,
     clock,
+    time,
+    random,
     runtimeSettings,
     sticky,
     accounts,
@@ -150,6 +164,23 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
       }
       const surface = surfaceOf(url.pathname);
+      const shapeRefusal =
+        crossOriginRefusal(request, url, { allowedOrigins, httpsByProxy: access.isHttps(request) }) ??
+        contentTypeRefusal(request, surface, url.pathname);
+      if (shapeRefusal) {
+        log.info(
+          {
+            requestId: info.requestId,
+            method: request.method,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            origin: request.headers.get("origin")?.slice(0, 200) ?? null,
+            code: shapeRefusal.code,
+          },
+          "request refused before admission",
+        );
+        return errorResponse(shapeRefusal, envelope, info.requestId);
+      }
       info.clientIp = access.clientIpOf(request, info.peerIp);
       if (surface === "public" && url.pathname.startsWith("/health")) return;
       const outcome = await bus.run("request.admit", {
@@ -215,6 +246,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     )
     .onAfterResponse(({ request, set }) => {
       const info = infoOf(request);
+      if (info.accessLogged) return;
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
       const status = typeof set.status === "number" ? set.status : 200;

@@ -10,6 +10,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { builtinPlugins } from "../../plugins/index.ts";
 import { createGateway, type Gateway } from "../app/app.ts";
 import { createLogger, type Logger } from "../app/logging.ts";
+import type { Clock, Random } from "../core/clock.ts";
 import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
@@ -17,7 +18,13 @@ import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
-import { openMigratedStore, resolveStoreLocation, type Store, type StoreLocation } from "../store/store.ts";
+import {
+  describeLocation,
+  openMigratedStore,
+  resolveStoreLocation,
+  type Store,
+  type StoreLocation,
+} from "../store/store.ts";
 
 export interface Prepared {
   readonly settings: Readonly<Settings>;
@@ -65,11 +72,12 @@ export interface Running {
 export async function boot(
   prepared: Prepared,
   log: Logger = createLogger(prepared.settings.logLevel),
+  inject: { readonly clock?: Clock; readonly random?: Random } = {},
 ): Promise<Running> {
   const { settings, location, plugins } = prepared;
   ensureDataDir(settings.dataDir);
   const store = await openMigratedStore(location);
-  const gateway = await createGateway({ settings, store, log, plugins, ui: bunUiAssets() });
+  const gateway = await createGateway({ settings, store, log, plugins, ...inject, ui: bunUiAssets() });
   await gateway.start();
   const listening = listen(gateway.fetch, {
     host: settings.host,
@@ -81,7 +89,7 @@ export async function boot(
     {
       host: listening.host,
       port: listening.port,
-      store: location.path,
+      store: describeLocation(location),
       plugins: gateway.host.plugins.map((p) => p.name),
     },
     "codex-lb listening",

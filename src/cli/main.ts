@@ -9,7 +9,7 @@ import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
 import { SettingsError } from "../settings/load.ts";
-import { openMigratedStore } from "../store/store.ts";
+import { describeLocation, openMigratedStore } from "../store/store.ts";
 import { boot, ensureDataDir, prepare } from "./boot.ts";
 import { configTable } from "./config-table.ts";
 
@@ -67,7 +67,7 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
     const store = await openMigratedStore(location);
     await store.close();
     const log = createLogger(settings.logLevel);
-    log.info({ store: location.path }, "migrations applied");
+    log.info({ store: describeLocation(location) }, "migrations applied");
     await closeLog(log);
     return 0;
   },

@@ -7,6 +7,7 @@
  */
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
+import type { Clock, TimerHandle } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
 import { isUsable } from "../core/health.ts";
 import type { AccountStatus } from "../core/types.ts";
@@ -77,7 +78,7 @@ const enc = new TextEncoder();
 const frame = (e: AdminEvent) => enc.encode(`event: ${e.topic}\ndata: ${JSON.stringify(e.data)}\n\n`);
 
 /** The SSE response for one client: events until it disconnects or the gateway stops. */
-function eventStream(events: AdminEvents, signal: AbortSignal): Response {
+function eventStream(events: AdminEvents, signal: AbortSignal, time: Clock): Response {
   let cleanup = () => {};
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -107,9 +108,14 @@ function eventStream(events: AdminEvents, signal: AbortSignal): Response {
         controller.close();
         return;
       }
-      const keepalive = setInterval(() => send(enc.encode(": keepalive\n\n")), KEEPALIVE_MS);
+      let keepalive: TimerHandle | undefined;
+      const tick = () => {
+        send(enc.encode(": keepalive\n\n"));
+        if (open) keepalive = time.setTimeout(tick, KEEPALIVE_MS);
+      };
+      keepalive = time.setTimeout(tick, KEEPALIVE_MS);
       cleanup = () => {
-        clearInterval(keepalive);
+        time.clearTimeout(keepalive);
         unsubscribe();
       };
       signal.addEventListener("abort", close, { once: true });
@@ -141,7 +147,7 @@ export function dashboardApiRoutes(deps: AppDeps & { events: AdminEvents }) {
             "service_unavailable",
             "Too many event streams are open; close one and retry",
           );
-        return eventStream(deps.events, request.signal);
+        return eventStream(deps.events, request.signal, deps.time);
       },
       {
         detail: {

@@ -2,10 +2,12 @@
  * Live admin events: what changed, by topic, for `GET /api/events` (server-sent events). Producers
  * call `publish(topic, data)`; each open stream gets every event. A burst on one topic within
  * {@link COALESCE_MS} is sent as one event (the dashboard refetches per event, so a hundred request
- * rows in one flush are one refetch, not a hundred). Runtime-neutral: timers come from the caller.
+ * rows in one flush are one refetch, not a hundred). Timers come from the injected clock.
  *
  * @module
  */
+
+import type { Clock, TimerHandle } from "../core/clock.ts";
 
 /** The topics the dashboard listens to. */
 export const eventTopics = ["requests", "accounts", "settings", "api-keys", "firewall", "audit"] as const;
@@ -22,19 +24,14 @@ export interface AdminEvent {
   readonly data: { count: number; requestIds?: string[] };
 }
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
 export class AdminEvents {
   readonly #subs = new Set<(e: AdminEvent) => void>();
   readonly #pending = new Map<EventTopic, { count: number; requestIds: string[] }>();
-  #timer: unknown = null;
+  #timer: TimerHandle | null = null;
   #closed = false;
   readonly #closers = new Set<() => void>();
 
-  constructor(private readonly timers: Timers = globalThis as unknown as Timers) {}
+  constructor(private readonly timers: Clock) {}
 
   /** Announces a change; `requestIds` name new request-log rows. */
   publish(topic: EventTopic, requestIds: readonly string[] = []): void {

@@ -6,9 +6,9 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import { formatCidr, parseCidr } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Database } from "../store/schema.ts";
-import { formatCidr, parseCidr } from "./address.ts";
 
 export interface AllowlistEntry {
   readonly entry: string;

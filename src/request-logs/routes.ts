@@ -38,6 +38,10 @@ export const RequestLogItem = t.Object({
   ),
   responseId: Nullable(t.String()),
   reasoningEffort: Nullable(t.String()),
+  transport: t.String({ description: "The client's transport: http | websocket" }),
+  upstreamTransport: Nullable(
+    t.String({ description: "Transport used towards the upstream: http | websocket (null: none)" }),
+  ),
 });
 
 const Query = t.Object({
@@ -100,6 +104,8 @@ function toItem(r: RequestLogRow) {
           }),
     responseId: r.response_id,
     reasoningEffort: r.reasoning_effort,
+    transport: r.transport,
+    upstreamTransport: r.upstream_transport,
   };
 }
 

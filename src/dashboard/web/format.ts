@@ -23,8 +23,18 @@ export function time(v: number | string | null | undefined): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
+/** Epoch ms now, in the browser (the server's injected clock does not reach the page). */
+export const browserNow = (): number => Math.round(performance.timeOrigin + performance.now());
+
+/** Epoch ms of the browser's local midnight today. */
+export function localMidnight(): number {
+  const d = new Date(browserNow());
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
 /** "in 3 h 12 min" / "5 min ago". */
-export function relative(v: number | null | undefined, now = Date.now()): string {
+export function relative(v: number | null | undefined, now = browserNow()): string {
   if (v === null || v === undefined) return "–";
   const diff = v - now;
   const abs = Math.abs(diff);

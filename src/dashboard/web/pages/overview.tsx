@@ -1,7 +1,7 @@
 /** Pool health at a glance: accounts by status with their quota bars, traffic, errors, tokens and cost today. */
 import { useApi } from "../api.ts";
 import { ErrorText, QuotaBar, StatusBadge } from "../components/ui.tsx";
-import { num, pct, statusLabel, usd } from "../format.ts";
+import { localMidnight, num, pct, statusLabel, usd } from "../format.ts";
 import type { Account } from "./accounts.tsx";
 
 export interface Overview {
@@ -45,10 +45,8 @@ function Sparkline(props: { values: number[]; label: string }) {
 }
 
 export function OverviewPage() {
-  const midnight = new Date();
-  midnight.setHours(0, 0, 0, 0);
   // "Today" starts at the browser's local midnight.
-  const overview = useApi<Overview>(`/api/overview?since=${midnight.getTime()}`, ["requests", "accounts"]);
+  const overview = useApi<Overview>(`/api/overview?since=${localMidnight()}`, ["requests", "accounts"]);
   const accounts = useApi<{ accounts: Account[] }>("/api/accounts", ["accounts"]);
   const o = overview.data;
   return (

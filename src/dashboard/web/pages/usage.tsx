@@ -1,7 +1,7 @@
 /** Tokens and cost per day for 28 days, by model, by account and by API key; latency percentiles. */
 import { useApi } from "../api.ts";
 import { ErrorText } from "../components/ui.tsx";
-import { ms, num, usd } from "../format.ts";
+import { browserNow, ms, num, usd } from "../format.ts";
 
 interface Totals {
   requests: number;
@@ -88,7 +88,7 @@ function Breakdown(props: { title: string; rows: (Totals & { label: string })[] 
 
 export function UsagePage() {
   // Days start at the browser's local midnight.
-  const tz = -new Date().getTimezoneOffset();
+  const tz = -new Date(browserNow()).getTimezoneOffset();
   const q = useApi<UsageReport>(`/api/usage/report?days=28&tzOffsetMinutes=${tz}`, ["requests"]);
   const r = q.data;
   return (
