@@ -21,7 +21,7 @@
 import { readFileSync } from "node:fs";
 import { LONG_MARKER, SLOW_MARKER, serveGateway, servePassthrough, serveUpstream } from "./bench-servers.ts";
 
-const role = process.argv[2] ?? "main";
+const role = process.argv[2] && !process.argv[2].startsWith("-") ? process.argv[2] : "main";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = [1, 64] as const;
@@ -404,15 +404,15 @@ async function memory(upstream: Proc): Promise<void> {
     }
   }
   console.log(
-    `\nConcurrent slow streams (${process.env.BENCH_SLOW_SECONDS ?? 5} events 1 s apart each), fresh proxy processes:\n${table(rows)}`,
+    `\nConcurrent slow streams (${process.env.BENCH_SLOW_SECONDS ?? 10} events 1 s apart each), fresh proxy processes:\n${table(rows)}`,
   );
 }
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const args = process.argv.slice(3);
+  const args = process.argv.slice(2);
   const upstream = await spawnRole("upstream", [], {
-    BENCH_SLOW_SECONDS: process.env.BENCH_SLOW_SECONDS ?? "5",
+    BENCH_SLOW_SECONDS: process.env.BENCH_SLOW_SECONDS ?? "10",
   });
   try {
     if (!args.includes("--only-memory")) {
