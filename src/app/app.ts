@@ -15,6 +15,7 @@ import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
+import { createCluster } from "../cluster/cluster.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
@@ -72,8 +73,24 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
-  applier.onApplied(() => snapshotCache.invalidate());
-  accounts.onChange(() => snapshotCache.invalidate());
+  // Replicas on one database: leadership, refresh claims, and each change that other replicas
+  // cache is published to them (they drop their copy; see src/cluster/feed.ts).
+  const cluster = createCluster({ store, clock, version, log: log.child({ component: "cluster" }) });
+  const { feed } = cluster;
+  applier.onApplied(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  accounts.onChange(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  feed.subscribe("accounts", () => {
+    snapshotCache.invalidate();
+    accounts.forgetCredentials();
+  });
+  runtimeSettings.onUpdated(() => feed.publish("settings"));
+  feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
   const allowedOrigins = new Set(
@@ -81,15 +98,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
-    for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
+    for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
   });
+  access.keyStates.onInvalidate((keyId) => feed.publish("api_keys", keyId));
+  feed.subscribe("api_keys", (keyId) => access.keyStates.forget(keyId ?? undefined));
+  access.firewall.onChanged(() => feed.publish("firewall"));
+  feed.subscribe("firewall", () => access.firewall.forget());
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
-      credentials: (id) => accounts.credentials(id),
+      credentials: (id, o) => accounts.credentials(id, o),
       saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
@@ -98,6 +119,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
+    cluster: {
+      isLeader: () => cluster.isLeader(),
+      claimRefresh: (accountId, refreshToken, ttlMs) =>
+        cluster.refreshClaims.claim(accountId, refreshToken, ttlMs),
+    },
   };
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
@@ -122,6 +148,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onStop: (fn) => stops.push(fn),
     requestLogs,
     access,
+    cluster,
   };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
@@ -250,12 +277,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return app.handle(request);
     },
     start: async () => {
+      // Leadership is known before the plugins start their background work.
+      await cluster.start();
       await access.start();
       await host.start();
     },
     stop: async () => {
       await oauth.stop();
       await host.stop();
+      await cluster.stop();
       for (const fn of [...stops].reverse()) {
         try {
           await fn();

@@ -1,5 +1,6 @@
 import type { AccessControl } from "../access/access-control.ts";
 import type { AccountRepository } from "../accounts/repository.ts";
+import type { Cluster } from "../cluster/cluster.ts";
 import type { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 import type { ActionApplier } from "../plugin-host/apply.ts";
@@ -39,4 +40,6 @@ export interface AppDeps {
   readonly requestLogs: RequestLogWriter;
   /** API keys, admin auth, firewall store, client address and locality. */
   readonly access: AccessControl;
+  /** This replica among the gateways sharing the database: leader, change feed, refresh claims. */
+  readonly cluster: Cluster;
 }

@@ -18,6 +18,7 @@ export interface KeyState {
 
 export class KeyStateCache {
   readonly #entries = new Map<string, { state: KeyState; at: number }>();
+  readonly #listeners: ((keyId: string | null) => void)[] = [];
 
   constructor(private readonly ttlMs = KEY_STATE_TTL_MS) {}
 
@@ -36,9 +37,21 @@ export class KeyStateCache {
     this.#entries.set(keyId, { state, at: now });
   }
 
-  /** Forgets one key (its usage changed), or every key (keys were edited). */
+  /** Forgets one key (its usage changed), or every key (keys were edited); tells the listeners. */
   invalidate(keyId?: string | null): void {
+    if (keyId === null) return;
+    this.forget(keyId);
+    for (const fn of this.#listeners) fn(keyId ?? null);
+  }
+
+  /** Forgets one key, or every key, without telling anyone (another replica changed it). */
+  forget(keyId?: string): void {
     if (keyId === undefined) this.#entries.clear();
-    else if (keyId !== null) this.#entries.delete(keyId);
+    else this.#entries.delete(keyId);
+  }
+
+  /** Runs `fn` on every invalidation (the cluster tells the other replicas). */
+  onInvalidate(fn: (keyId: string | null) => void): void {
+    this.#listeners.push(fn);
   }
 }
