@@ -43,6 +43,7 @@ export async function importAuthFile(
     throw e;
   }
   ensureDataDir(settings.dataDir);
+  stderr.write(`codex-lb: store ${location.path}\n`);
   const store = await openMigratedStore(location);
   try {
     const repo = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir));
