@@ -38,8 +38,9 @@ export default definePlugin({
             return passMs;
           },
           log,
+          services.timers,
         ),
-        startLoop("usage", Math.min(poller.intervalMs, 1_000), () => poller.tick(), log),
+        startLoop("usage", Math.min(poller.intervalMs, 1_000), () => poller.tick(), log, services.timers),
       );
     });
     ctx.onStop(async () => {

@@ -77,7 +77,6 @@ export function createAccessControl(opts: {
   const isLocal = (request: Request) => {
     const info = infoOf(request);
     return isLocalRequest({
-      clientIp: info.clientIp,
       peerIp: info.peerIp,
       headers: request.headers,
       url: new URL(request.url),
@@ -89,7 +88,8 @@ export function createAccessControl(opts: {
     firewall: new FirewallStore(store.db),
     admin,
     keyStates: new KeyStateCache(),
-    clientIpOf: (request, peerIp) => resolveClientIp(peerIp, request.headers, trustedProxies),
+    clientIpOf: (request, peerIp) =>
+      resolveClientIp(peerIp, request.headers, trustedProxies, settings.forwardedHeader),
     isLocal,
     isHttps(request) {
       if (new URL(request.url).protocol === "https:") return true;

@@ -10,10 +10,12 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
+import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
@@ -41,7 +43,10 @@ export interface GatewayOptions {
   readonly log: Logger;
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
-  readonly clock?: () => number;
+  /** Time and timers (a FakeClock in tests); the system clock by default. */
+  readonly clock?: Clock;
+  /** Randomness for selection (seeded in tests); the system source by default. */
+  readonly random?: Random;
 }
 
 export interface Gateway extends AppDeps {
@@ -56,7 +61,9 @@ export interface Gateway extends AppDeps {
 
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const { settings, store, log } = opts;
-  const clock = opts.clock ?? Date.now;
+  const time = opts.clock ?? systemClock;
+  const random = opts.random ?? systemRandom;
+  const clock = () => time.now();
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
   const dispatcher = new Dispatcher(bus, applier);
@@ -75,6 +82,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const allowedOrigins = new Set(
+    settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
+  );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
     for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
@@ -90,6 +100,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
+    random: () => random.next(),
+    timers: time,
     sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
@@ -111,6 +123,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     host,
     version,
     clock,
+    time,
+    random,
     runtimeSettings,
     sticky,
     accounts,
@@ -132,6 +146,23 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
       }
       const surface = surfaceOf(url.pathname);
+      const shapeRefusal =
+        crossOriginRefusal(request, url, { allowedOrigins, httpsByProxy: access.isHttps(request) }) ??
+        contentTypeRefusal(request, surface, url.pathname);
+      if (shapeRefusal) {
+        log.info(
+          {
+            requestId: info.requestId,
+            method: request.method,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            origin: request.headers.get("origin")?.slice(0, 200) ?? null,
+            code: shapeRefusal.code,
+          },
+          "request refused before admission",
+        );
+        return errorResponse(shapeRefusal, envelope, info.requestId);
+      }
       info.clientIp = access.clientIpOf(request, info.peerIp);
       if (surface === "public" && url.pathname.startsWith("/health")) return;
       const outcome = await bus.run("request.admit", {

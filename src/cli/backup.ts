@@ -6,10 +6,12 @@
  *
  * @module
  */
+
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Kysely, sql } from "kysely";
 import { KEY_FILE, loadOrCreateKey } from "../accounts/crypto.ts";
+import { systemClock } from "../core/clock.ts";
 import { openSqlite } from "../runtime/bun/sqlite.ts";
 import { openMigratedStore } from "../store/store.ts";
 import { type Command, EXIT, type Io, type Parsed } from "./args.ts";
@@ -44,6 +46,10 @@ async function backup(p: Parsed, io: Io): Promise<number> {
   if (existsSync(file) && p.flags.force !== true)
     return fail(io, `${file} exists; pass --force to overwrite it`, EXIT.usage);
   return withStore(io, p, async ({ store, settings, location }) => {
+    if (location.kind !== "sqlite")
+      return fail(io, "backup copies a SQLite store; for PostgreSQL use pg_dump and copy encryption.key");
+    if (location.kind !== "sqlite")
+      return fail(io, "restore writes a SQLite store; for PostgreSQL use pg_restore", EXIT.usage);
     if (location.path === ":memory:") return fail(io, "the store is in memory: nothing to back up");
     const key = loadOrCreateKey(settings.dataDir);
     const tmp = `${file}.partial-${process.pid}`;
@@ -57,7 +63,7 @@ async function backup(p: Parsed, io: Io): Promise<number> {
         await sql`CREATE TABLE ${sql.table(TABLE)} (key TEXT NOT NULL, created_at INTEGER NOT NULL, source TEXT NOT NULL)`.execute(
           copy.db,
         );
-        await sql`INSERT INTO ${sql.table(TABLE)} (key, created_at, source) VALUES (${Buffer.from(key).toString("base64")}, ${Date.now()}, ${location.path})`.execute(
+        await sql`INSERT INTO ${sql.table(TABLE)} (key, created_at, source) VALUES (${Buffer.from(key).toString("base64")}, ${systemClock.now()}, ${location.path})`.execute(
           copy.db,
         );
       } finally {
@@ -80,6 +86,8 @@ async function restore(p: Parsed, io: Io): Promise<number> {
   const file = resolve(io.cwd, p.args[0]!);
   if (!existsSync(file)) return fail(io, `cannot read ${file}: ENOENT`, EXIT.usage);
   const { settings, location } = await settingsFor(io, p);
+  if (location.kind !== "sqlite")
+    return fail(io, "restore writes a SQLite store; for PostgreSQL use pg_restore", EXIT.usage);
   if (location.path === ":memory:")
     return fail(io, "the store is in memory: nowhere to restore to", EXIT.usage);
   ensureDataDir(settings.dataDir);
@@ -120,7 +128,7 @@ async function restore(p: Parsed, io: Io): Promise<number> {
       EXIT.usage,
     );
   }
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const stamp = new Date(systemClock.now()).toISOString().replace(/[:.]/g, "-");
   const kept: string[] = [];
   for (const path of [location.path, `${location.path}-wal`, `${location.path}-shm`, keyPath]) {
     if (existsSync(path)) {

@@ -10,13 +10,20 @@ import { accessSync, chmodSync, constants, mkdirSync } from "node:fs";
 import { builtinPlugins } from "../../plugins/index.ts";
 import { createGateway, type Gateway } from "../app/app.ts";
 import { createLogger, type Logger } from "../app/logging.ts";
+import type { Clock, Random } from "../core/clock.ts";
 import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
-import { openMigratedStore, resolveStoreLocation, type Store, type StoreLocation } from "../store/store.ts";
+import {
+  describeLocation,
+  openMigratedStore,
+  resolveStoreLocation,
+  type Store,
+  type StoreLocation,
+} from "../store/store.ts";
 
 export interface Prepared {
   readonly settings: Readonly<Settings>;
@@ -116,11 +123,12 @@ export interface Running {
 export async function boot(
   prepared: Prepared,
   log: Logger = createLogger(prepared.settings.logLevel),
+  inject: { readonly clock?: Clock; readonly random?: Random } = {},
 ): Promise<Running> {
   const { settings, location, plugins } = prepared;
   ensureDataDir(settings.dataDir);
   const store = await openMigratedStore(location);
-  const gateway = await createGateway({ settings, store, log, plugins });
+  const gateway = await createGateway({ settings, store, log, plugins, ...inject });
   await gateway.start();
   let listening: Listening;
   try {
@@ -139,7 +147,7 @@ export async function boot(
     {
       host: listening.host,
       port: listening.port,
-      store: location.path,
+      store: describeLocation(location),
       plugins: gateway.host.plugins.map((p) => p.name),
     },
     "codex-lb listening",

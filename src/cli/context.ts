@@ -7,7 +7,7 @@
  */
 import { SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
-import { openMigratedStore, type Store, type StoreLocation } from "../store/store.ts";
+import { describeLocation, openMigratedStore, type Store, type StoreLocation } from "../store/store.ts";
 import type { Io, Parsed } from "./args.ts";
 import { ensureDataDir, prepare } from "./boot.ts";
 
@@ -53,7 +53,7 @@ export interface StoreContext {
 export async function withStore<T>(io: Io, p: Parsed, fn: (c: StoreContext) => Promise<T>): Promise<T> {
   const { settings, location } = await settingsFor(io, p);
   ensureDataDir(settings.dataDir);
-  io.stderr.write(`codex-lb: store ${location.path}\n`);
+  io.stderr.write(`codex-lb: store ${describeLocation(location)}\n`);
   const store = await openMigratedStore(location);
   try {
     return await fn({ settings, location, store });

@@ -6,16 +6,18 @@
  *
  * @module
  */
+
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Migrator, sql } from "kysely";
 import { KEY_FILE, TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { listSnapshots } from "../accounts/snapshots.ts";
+import { systemClock } from "../core/clock.ts";
 import { isUsable } from "../core/health.ts";
 import { listen } from "../runtime/bun/serve.ts";
 import { bundledMigrations } from "../store/migrations/index.ts";
-import { openStore } from "../store/store.ts";
+import { describeLocation, openStore } from "../store/store.ts";
 import { type Command, EXIT, type Io, type Parsed } from "./args.ts";
 import { listenError } from "./boot.ts";
 import { JSON_FLAG, settingsFor } from "./context.ts";
@@ -76,27 +78,27 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
   // 2. Store.
   let accounts: Awaited<ReturnType<typeof listSnapshots>> | null = null;
   let store: ReturnType<typeof openStore> | null = null;
-  if (location.path !== ":memory:" && !existsSync(location.path)) {
-    add("store", "warn", `${location.path} does not exist yet (serve or migrate creates it)`);
+  const where = describeLocation(location);
+  const file = location.kind === "sqlite" && location.path !== ":memory:" ? location.path : null;
+  if (file && !existsSync(file)) {
+    add("store", "warn", `${file} does not exist yet (serve or migrate creates it)`);
   } else {
     try {
       store = openStore(location);
       if (!(await store.ping())) throw new Error("does not answer a trivial query");
-      const integrity = await sql<{ quick_check: string }>`PRAGMA quick_check`.execute(store.db);
-      const verdict = Object.values(integrity.rows[0] ?? {})[0];
+      const verdict =
+        location.kind === "sqlite"
+          ? Object.values((await sql`PRAGMA quick_check`.execute(store.db)).rows[0] ?? {})[0]
+          : "ok";
       const migrations = await new Migrator({ db: store.db, provider: bundledMigrations }).getMigrations();
       const pending = migrations.filter((m) => m.executedAt === undefined).length;
-      if (verdict !== "ok") add("store", "fail", `${location.path}: integrity check says ${String(verdict)}`);
+      if (verdict !== "ok") add("store", "fail", `${where}: integrity check says ${String(verdict)}`);
       else if (pending > 0)
-        add(
-          "store",
-          "warn",
-          `${location.path}: ${pending} migration(s) pending (applied by serve or migrate)`,
-        );
-      else add("store", "ok", `${location.path} (schema up to date, integrity ok)`);
+        add("store", "warn", `${where}: ${pending} migration(s) pending (applied by serve or migrate)`);
+      else add("store", "ok", `${where} (schema up to date, integrity ok)`);
       if (pending === 0) accounts = await listSnapshots(store.db);
     } catch (e) {
-      add("store", "fail", `${location.path}: ${e instanceof Error ? e.message : String(e)}`);
+      add("store", "fail", `${where}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
@@ -137,7 +139,7 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
     } else add("encryption key", m & 0o077 ? "warn" : "ok", `${keyPath} (${octal(m)})`);
   }
   if (accounts) {
-    const now = Date.now();
+    const now = systemClock.now();
     const usable = accounts.filter((a) => isUsable(a, now)).length;
     add(
       "accounts",
@@ -166,7 +168,7 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
     if (!Number.isFinite(theirs)) add("clock", "skip", "the upstream sent no Date header to compare with");
     else {
       // Date has one-second resolution; half the round trip is the best estimate of its moment.
-      const skew = Math.abs(Date.now() - (typeof up === "string" ? 0 : up.ms / 2) - theirs) / 1000;
+      const skew = Math.abs(systemClock.now() - (typeof up === "string" ? 0 : up.ms / 2) - theirs) / 1000;
       add(
         "clock",
         skew > SKEW_FAIL_S ? "fail" : skew > SKEW_WARN_S ? "warn" : "ok",
@@ -176,7 +178,7 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
   }
 
   // 5. Listening address.
-  const where = `${settings.host}:${settings.port}`;
+  const address = `${settings.host}:${settings.port}`;
   if (settings.port === 0) add("listen", "ok", `${settings.host}, a free port picked at start`);
   else {
     try {
@@ -186,7 +188,7 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
         maxRequestBodySize: 1,
       });
       await l.close(0);
-      add("listen", "ok", `${where} is free`);
+      add("listen", "ok", `${address} is free`);
     } catch (e) {
       const err = listenError(e, settings.host, settings.port);
       const busy = (e as NodeJS.ErrnoException).code === "EADDRINUSE";
@@ -196,11 +198,11 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
           )
         : null;
       if (health && typeof health !== "string" && health.status === 200)
-        add("listen", "ok", `${where} is in use by a running gateway (its /health answers)`);
+        add("listen", "ok", `${address} is in use by a running gateway (its /health answers)`);
       else add("listen", "fail", err.message);
     }
   }
-  return { store: location.path, checks };
+  return { store: where, checks };
 }
 
 export const doctorCommand: Command = {

@@ -14,7 +14,7 @@ import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
 import { SettingsError } from "../settings/load.ts";
-import { openMigratedStore } from "../store/store.ts";
+import { describeLocation, openMigratedStore } from "../store/store.ts";
 import {
   type Command,
   EXIT,
@@ -93,11 +93,11 @@ const migrateCommand: Command = {
   async run(p, io) {
     const { settings, location } = await settingsFor(io, p);
     ensureDataDir(settings.dataDir);
-    io.stderr.write(`codex-lb: store ${location.path}\n`);
+    io.stderr.write(`codex-lb: store ${describeLocation(location)}\n`);
     const store = await openMigratedStore(location);
     await store.close();
     const log = createLogger(settings.logLevel);
-    log.info({ store: location.path }, "migrations applied");
+    log.info({ store: describeLocation(location) }, "migrations applied");
     await closeLog(log);
     return EXIT.ok;
   },

@@ -4,6 +4,7 @@
  *
  * @module
  */
+
 import { writeFileSync } from "node:fs";
 import { writeCredentials } from "../access/admin-auth/credentials.ts";
 import { createApiKey, deleteApiKey, listApiKeys } from "../access/api-keys/repository.ts";
@@ -15,6 +16,7 @@ import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { accountViews } from "../accounts/views.ts";
 import { createLogger } from "../app/logging.ts";
+import { systemClock } from "../core/clock.ts";
 import type { Action } from "../plugin-host/actions.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { type Command, EXIT, type Io, type Parsed } from "./args.ts";
@@ -65,7 +67,7 @@ export const accountsCommand: Command = {
       flags: [JSON_FLAG],
       async run(p, io) {
         return withStore(io, p, async ({ store }) => {
-          const views = await accountViews(store.db);
+          const views = await accountViews(store.db, undefined, undefined, systemClock.now());
           printList(
             io,
             p.flags.json === true,
@@ -106,7 +108,7 @@ export const accountsCommand: Command = {
         const id = p.args[0]!;
         return withStore(io, p, async ({ store, settings }) => {
           const repo = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir));
-          const [view] = await accountViews(store.db, id);
+          const [view] = await accountViews(store.db, id, undefined, systemClock.now());
           const creds = view ? await repo.credentials(id) : null;
           if (!view || !creds) {
             io.stderr.write(
@@ -120,7 +122,7 @@ export const accountsCommand: Command = {
             chatgptAccountId: creds.chatgptAccountId,
             tokens: creds,
             lastRefreshAt: creds.lastRefreshAt,
-            now: Date.now(),
+            now: systemClock.now(),
           });
           const text = `${JSON.stringify(forms.codexAuthJson, null, 2)}\n`;
           await audit(store.db, { action: "account.export", details: { accountId: id, via: "cli" } });
@@ -224,7 +226,11 @@ export const keysCommand: Command = {
                 .filter((m) => m !== "")
             : null;
         return withStore(io, p, async ({ store }) => {
-          const { record, key } = await createApiKey(store.db, { name, allowedModels: models }, Date.now());
+          const { record, key } = await createApiKey(
+            store.db,
+            { name, allowedModels: models },
+            systemClock.now(),
+          );
           await audit(store.db, { action: "api_key.created", details: { apiKeyId: record.id, via: "cli" } });
           if (p.flags.json === true)
             io.stdout.write(`${JSON.stringify({ id: record.id, name, key }, null, 2)}\n`);
@@ -280,7 +286,7 @@ export const adminCommand: Command = {
                 recovery_codes: null,
                 bootstrap_token_hash: hash,
               },
-              Date.now(),
+              systemClock.now(),
             );
             await tx.deleteFrom("admin_sessions").execute();
             await audit(tx, { action: "admin.password_reset", details: { via: "cli" } });

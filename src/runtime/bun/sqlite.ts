@@ -21,9 +21,10 @@ export interface SqliteHandle {
  */
 export function openSqlite(path: string, opts: { wal?: boolean } = {}): SqliteHandle {
   const db = new Database(path, { create: true, strict: false });
+  // The busy timeout first: switching to WAL takes a lock another process may hold right now.
+  db.exec("PRAGMA busy_timeout = 30000");
   if (path !== ":memory:") db.exec(`PRAGMA journal_mode = ${opts.wal === false ? "DELETE" : "WAL"}`);
   db.exec("PRAGMA synchronous = NORMAL");
-  db.exec("PRAGMA busy_timeout = 30000");
   db.exec("PRAGMA foreign_keys = ON");
   return {
     dialect: new BunSqliteDialect({ database: db }),
