@@ -93,7 +93,7 @@ const migrateCommand: Command = {
   async run(p, io) {
     const { settings, location } = await settingsFor(io, p);
     ensureDataDir(settings.dataDir);
-    io.stderr.write(`codex-lb: store ${describeLocation(location)}\n`);
+    // The store it used is named by the "migrations applied" log line.
     const store = await openMigratedStore(location);
     await store.close();
     const log = createLogger(settings.logLevel);

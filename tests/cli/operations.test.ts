@@ -170,17 +170,28 @@ describe("admin reset-password", () => {
       env: { ...upstreamEnv, CODEX_LB_TRUSTED_PROXIES: "127.0.0.1" },
     });
     try {
+      // Behind a trusted proxy no caller is local: the first password takes the start-up token.
+      const remote = { "content-type": "application/json", "x-forwarded-for": "203.0.113.9" };
+      const startToken = gw.logs().find((l) => typeof l.bootstrapToken === "string")?.bootstrapToken;
       const set = await fetch(`${gw.url}/api/auth/password`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ newPassword: "first-password-1" }),
+        headers: remote,
+        body: JSON.stringify({ newPassword: "first-password-1", bootstrapToken: startToken }),
       });
       expect(set.status).toBe(200);
+      const cookie = (set.headers.get("set-cookie") ?? "").split(";")[0]!;
+      const authed = async () =>
+        (
+          (await (await fetch(`${gw.url}/api/auth/session`, { headers: { ...remote, cookie } })).json()) as {
+            authenticated: boolean;
+          }
+        ).authenticated;
+      expect(await authed()).toBe(true);
       const r = await cli(["admin", "reset-password", "--json"], { CODEX_LB_DATA_DIR: dataDir });
       expect(r.code).toBe(0);
       const { bootstrapToken } = JSON.parse(r.out) as { bootstrapToken: string };
       expect(bootstrapToken.length).toBeGreaterThan(20);
-      const remote = { "content-type": "application/json", "x-forwarded-for": "203.0.113.9" };
+      expect(await authed()).toBe(false);
       const session = (await (await fetch(`${gw.url}/api/auth/session`, { headers: remote })).json()) as {
         passwordSet: boolean;
         bootstrapRequired: boolean;
