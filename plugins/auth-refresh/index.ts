@@ -45,12 +45,14 @@ export default definePlugin({
             return passMs;
           },
           log,
+          services.timers,
         ),
         startLoop(
           "usage",
           Math.min(poller.intervalMs, 1_000),
           async () => (services.cluster.isLeader() ? poller.tick() : FOLLOWER_CHECK_MS),
           log,
+          services.timers,
         ),
       );
     });

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import { systemClock } from "../core/clock.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { StoredCredentials, TokenSet, UsageRecord } from "../plugin-host/api.ts";
 import type { AccountRow, Database } from "../store/schema.ts";
@@ -43,7 +44,7 @@ export class AccountRepository {
   constructor(
     readonly db: Kysely<Database>,
     private readonly cipher: TokenCipher,
-    private readonly clock: () => EpochMs = Date.now,
+    private readonly clock: () => EpochMs = systemClock.now,
   ) {}
 
   /** Called after every write that changes what an account snapshot shows (login, usage, delete). */

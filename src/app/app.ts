@@ -16,6 +16,7 @@ import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { createCluster } from "../cluster/cluster.ts";
+import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
@@ -43,7 +44,10 @@ export interface GatewayOptions {
   readonly log: Logger;
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
-  readonly clock?: () => number;
+  /** Time and timers (a FakeClock in tests); the system clock by default. */
+  readonly clock?: Clock;
+  /** Randomness for selection (seeded in tests); the system source by default. */
+  readonly random?: Random;
 }
 
 export interface Gateway extends AppDeps {
@@ -58,7 +62,9 @@ export interface Gateway extends AppDeps {
 
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const { settings, store, log } = opts;
-  const clock = opts.clock ?? Date.now;
+  const time = opts.clock ?? systemClock;
+  const random = opts.random ?? systemRandom;
+  const clock = () => time.now();
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
   const dispatcher = new Dispatcher(bus, applier);
@@ -75,7 +81,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
   // Replicas on one database: leadership, refresh claims, and each change that other replicas
   // cache is published to them (they drop their copy; see src/cluster/feed.ts).
-  const cluster = createCluster({ store, clock, version, log: log.child({ component: "cluster" }) });
+  const cluster = createCluster({ store, clock: time, version, log: log.child({ component: "cluster" }) });
   const { feed } = cluster;
   applier.onApplied(() => {
     snapshotCache.invalidate();
@@ -115,6 +121,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
+    random: () => random.next(),
+    timers: time,
     sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
@@ -141,6 +149,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     host,
     version,
     clock,
+    time,
+    random,
     runtimeSettings,
     sticky,
     accounts,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Clock } from "../core/clock.ts";
 import type { Store } from "../store/store.ts";
 import { type ChangeFeed, createChangeFeed } from "./feed.ts";
 import { LeaderElection, type LeaderLogger } from "./leader.ts";
@@ -22,7 +23,7 @@ export interface Cluster {
 
 export function createCluster(opts: {
   readonly store: Store;
-  readonly clock: () => number;
+  readonly clock: Clock;
   readonly version: string;
   readonly log: LeaderLogger & { error(obj: object, msg?: string): void };
   readonly heartbeatMs?: number;
@@ -37,7 +38,7 @@ export function createCluster(opts: {
     replicaId: election.id,
     election,
     feed,
-    refreshClaims: new RefreshClaims(store.db, election.id, clock),
+    refreshClaims: new RefreshClaims(store.db, election.id, () => clock.now()),
     isLeader: () => election.isLeader(),
     async start() {
       await feed.start();

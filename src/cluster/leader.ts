@@ -10,6 +10,7 @@
  */
 import { hostname } from "node:os";
 import type { Kysely } from "kysely";
+import type { Clock, TimerHandle } from "../core/clock.ts";
 import type { Database } from "../store/schema.ts";
 
 export const HEARTBEAT_MS = 1_000;
@@ -39,32 +40,32 @@ export class LeaderElection {
   readonly name = `${hostname()}:${process.pid}`;
   readonly #startedAt: number;
   #leaderUntil = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: TimerHandle | undefined;
   #beating: Promise<void> | null = null;
   #stopped = false;
   #failing = false;
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly clock: () => number,
+    private readonly time: Clock,
     private readonly version: string,
     private readonly log: LeaderLogger,
     private readonly heartbeatMs = HEARTBEAT_MS,
     private readonly leaseMs = LEASE_MS,
   ) {
-    this.#startedAt = clock();
+    this.#startedAt = time.now();
   }
 
   /** True while this replica holds an unexpired leader lease (with a heartbeat of margin). */
   isLeader(): boolean {
-    return this.clock() < this.#leaderUntil - this.heartbeatMs;
+    return this.time.now() < this.#leaderUntil - this.heartbeatMs;
   }
 
   /** First heartbeat (so leadership is known before background work starts), then every interval. */
   async start(): Promise<void> {
     await this.beat();
     const loop = () => {
-      this.#timer = setTimeout(() => {
+      this.#timer = this.time.setTimeout(() => {
         this.#beating = this.beat().finally(() => {
           this.#beating = null;
           if (!this.#stopped) loop();
@@ -77,7 +78,7 @@ export class LeaderElection {
   /** Stops heart-beating and hands the lease over at once (no wait for it to lapse). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.time.clearTimeout(this.#timer);
     await this.#beating;
     this.#leaderUntil = 0;
     try {
@@ -94,7 +95,7 @@ export class LeaderElection {
 
   /** One heartbeat: the replica row, then take or renew the leader lease. */
   async beat(): Promise<void> {
-    const now = this.clock();
+    const now = this.time.now();
     const wasLeader = this.isLeader();
     try {
       await this.db
@@ -161,7 +162,7 @@ export class LeaderElection {
 
   /** Replicas alive now (heartbeat within {@link ALIVE_MS}), the leader marked. */
   async replicas(): Promise<ReplicaInfo[]> {
-    const now = this.clock();
+    const now = this.time.now();
     const [rows, lease] = await Promise.all([
       this.db
         .selectFrom("cluster_replicas")

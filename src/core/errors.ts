@@ -38,6 +38,7 @@ export const errorCatalogue = {
     "invalid_request_error",
     "Settings were changed by someone else; reload them and apply your change again",
   ),
+  model_not_found: spec(404, "invalid_request_error", "The model does not exist"),
   account_not_found: spec(404, "invalid_request_error", "Account not found"),
   reauth_required: spec(
     409,

@@ -21,6 +21,7 @@
  * @module
  */
 import type { Elysia } from "elysia";
+import type { Clock } from "../core/clock.ts";
 import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
@@ -39,6 +40,10 @@ export type { StickyService } from "../sticky/service.ts";
 export type { StickyBinding, StickyKind } from "../sticky/store.ts";
 export type { AccountAction, Action, RequestAction } from "./actions.ts";
 export type * from "./hooks.ts";
+
+/** Timers on the gateway's clock (see `src/core/clock.ts`). */
+export type Timers = Pick<Clock, "setTimeout" | "clearTimeout">;
+export type { TimerHandle } from "../core/clock.ts";
 
 /** An OAuth token set as the auth server issues it. Never logged. */
 export interface TokenSet {
@@ -177,6 +182,13 @@ export interface GatewayServices {
     record(id: string, usage: UsageRecord): Promise<void>;
   };
   now(): EpochMs;
+  /** Uniform random in [0, 1) from the gateway's random source (seeded in tests). */
+  random(): number;
+  /**
+   * Timers on the gateway's clock. Background work schedules with these (never the global
+   * `setTimeout`), so a test moves a fake clock forward instead of sleeping.
+   */
+  readonly timers: Timers;
   /** Sticky session bindings (affinity key → account) and `previous_response_id` owners. */
   readonly sticky: StickyService;
   /** The runtime settings (`/api/settings`): routing strategy, sticky TTL; env values by default. */

@@ -31,6 +31,8 @@ export interface UpstreamCall {
   readonly signal: AbortSignal;
   readonly promptCacheKey: string | null;
   readonly previousResponseId: string | null;
+  /** Accounts to try at most (default {@link MAX_ACCOUNTS_PER_REQUEST}). */
+  readonly maxAccounts?: number;
 }
 
 /** An upstream stream that passed the first-event check; nothing of it has reached the client yet. */
@@ -154,7 +156,8 @@ export async function openUpstream(
   const routingLog = log.isLevelEnabled("debug")
     ? (d: RoutingDecision) => log.debug(d, "routing decision")
     : undefined;
-  while (tried.length < MAX_ACCOUNTS_PER_REQUEST) {
+  const maxAccounts = call.maxAccounts ?? MAX_ACCOUNTS_PER_REQUEST;
+  while (tried.length < maxAccounts) {
     if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
     const account = await selectAccount(
       services,

@@ -12,6 +12,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { Kysely } from "kysely";
+import { systemClock } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { EpochMs } from "../core/types.ts";
 import { routingStrategies, type Settings } from "../settings/schema.ts";
@@ -82,7 +83,7 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly defaults: RuntimeSettings,
-    private readonly clock: () => EpochMs = Date.now,
+    private readonly clock: () => EpochMs = systemClock.now,
     private readonly cacheMs = 5_000,
   ) {}
 

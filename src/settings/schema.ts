@@ -91,6 +91,15 @@ export const SettingsSchema = Type.Object(
       "Time allowed for the upstream to answer with response headers.",
       1,
     ),
+    sseKeepaliveSeconds: Seconds(
+      10,
+      "While the upstream is silent, send an SSE comment (`: keepalive`) to streaming clients this often; 0 turns it off.",
+    ),
+    compactBudgetSeconds: Seconds(
+      180,
+      "Time allowed for one remote compaction (`/responses/compact`), failover included.",
+      1,
+    ),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,

@@ -100,6 +100,10 @@ export interface RequestLogsTable {
   response_id: string | null;
   session_key: string | null;
   reasoning_effort: string | null;
+  /** The client's transport: `http` | `websocket`. */
+  transport: ColumnType<string, string | undefined, string>;
+  /** The transport used towards the upstream: `http` | `websocket`; null when none was called. */
+  upstream_transport: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ApiKeysTable {

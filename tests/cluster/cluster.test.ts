@@ -31,7 +31,11 @@ for (const variant of storeVariants) {
     test("one leader; it renews; a silent leader's lease lapses and another takes it; a clean stop hands it over", async () => {
       const store = await fresh();
       let now = 1_000_000;
-      const clock = () => now;
+      const clock = {
+        now: () => now,
+        setTimeout: () => ({ __timer: true as const }),
+        clearTimeout: () => {},
+      };
       const a = new LeaderElection(store.db, clock, "t", quiet);
       const b = new LeaderElection(store.db, clock, "t", quiet);
       await a.beat();
