@@ -9,8 +9,8 @@
 import type { Logger } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import type { Surface } from "../app/surface.ts";
+import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
-import { type Cidr, inRanges } from "../firewall/address.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
@@ -77,7 +77,6 @@ export function createAccessControl(opts: {
   const isLocal = (request: Request) => {
     const info = infoOf(request);
     return isLocalRequest({
-      clientIp: info.clientIp,
       peerIp: info.peerIp,
       headers: request.headers,
       url: new URL(request.url),
@@ -90,7 +89,8 @@ export function createAccessControl(opts: {
     firewall: new FirewallStore(store.db),
     admin,
     keyStates,
-    clientIpOf: (request, peerIp) => resolveClientIp(peerIp, request.headers, trustedProxies),
+    clientIpOf: (request, peerIp) =>
+      resolveClientIp(peerIp, request.headers, trustedProxies, settings.forwardedHeader),
     isLocal,
     isHttps(request) {
       if (new URL(request.url).protocol === "https:") return true;

@@ -12,6 +12,7 @@ import { accessRoutes } from "../access/routes.ts";
 import { accountRoutes } from "../accounts/routes.ts";
 import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
+import { clusterRoutes } from "../cluster/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
@@ -36,4 +37,5 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   usageRoutes,
   accessRoutes,
   firewallRoutes,
+  clusterRoutes,
 ];

@@ -26,6 +26,7 @@ const MAX_PRESENTED = 10_000;
 export class KeyStateCache {
   readonly #entries = new Map<string, { state: KeyState; at: number }>();
   readonly #presented = new Map<string, { key: ApiKeyRecord; at: number }>();
+  readonly #listeners: ((keyId: string | null) => void)[] = [];
 
   constructor(private readonly ttlMs = KEY_STATE_TTL_MS) {}
 
@@ -67,11 +68,26 @@ export class KeyStateCache {
     if (e) e.key = { ...e.key, lastUsedAt: now };
   }
 
-  /** Forgets one key's usage state (its usage changed), or everything (keys were edited). */
+  /** Forgets one key (its usage changed), or every key (keys were edited); tells the listeners. */
   invalidate(keyId?: string | null): void {
+    if (keyId === null) return;
+    this.forget(keyId);
+    for (const fn of this.#listeners) fn(keyId ?? null);
+  }
+
+  /**
+   * Forgets one key's usage state, or everything (keys were edited: admission's entries too),
+   * without telling anyone (another replica changed it).
+   */
+  forget(keyId?: string): void {
     if (keyId === undefined) {
       this.#entries.clear();
       this.#presented.clear();
-    } else if (keyId !== null) this.#entries.delete(keyId);
+    } else this.#entries.delete(keyId);
+  }
+
+  /** Runs `fn` on every invalidation (the cluster tells the other replicas). */
+  onInvalidate(fn: (keyId: string | null) => void): void {
+    this.#listeners.push(fn);
   }
 }

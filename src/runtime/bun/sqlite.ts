@@ -43,12 +43,17 @@ function cachingDatabase(db: Database, cache: Map<string, Statement>): Database 
   return { prepare, close } as unknown as Database;
 }
 
-/** Opens `path` (or `:memory:`) with WAL, a 30 s busy timeout and foreign keys on. */
-export function openSqlite(path: string): SqliteHandle {
+/**
+ * Opens `path` (or `:memory:`) with WAL, a 30 s busy timeout and foreign keys on. `wal: false`
+ * keeps a rollback journal instead (a file about to be moved, like a backup being written, must
+ * not leave -wal/-shm files behind).
+ */
+export function openSqlite(path: string, opts: { wal?: boolean } = {}): SqliteHandle {
   const db = new Database(path, { create: true, strict: false });
-  if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = NORMAL");
+  // The busy timeout first: switching to WAL takes a lock another process may hold right now.
   db.exec("PRAGMA busy_timeout = 30000");
+  if (path !== ":memory:") db.exec(`PRAGMA journal_mode = ${opts.wal === false ? "DELETE" : "WAL"}`);
+  db.exec("PRAGMA synchronous = NORMAL");
   db.exec("PRAGMA foreign_keys = ON");
   const cached = new Map<string, Statement>();
   return {
