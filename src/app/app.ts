@@ -15,6 +15,7 @@ import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
+import { createCluster } from "../cluster/cluster.ts";
 import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
@@ -84,8 +85,24 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
-  applier.onApplied(() => snapshotCache.invalidate());
-  accounts.onChange(() => snapshotCache.invalidate());
+  // Replicas on one database: leadership, refresh claims, and each change that other replicas
+  // cache is published to them (they drop their copy; see src/cluster/feed.ts).
+  const cluster = createCluster({ store, clock: time, version, log: log.child({ component: "cluster" }) });
+  const { feed } = cluster;
+  applier.onApplied(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  accounts.onChange(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  feed.subscribe("accounts", () => {
+    snapshotCache.invalidate();
+    accounts.forgetCredentials();
+  });
+  runtimeSettings.onUpdated(() => feed.publish("settings"));
+  feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
   const allowedOrigins = new Set(
@@ -93,8 +110,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
-    for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
+    for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
   });
+  access.keyStates.onInvalidate((keyId) => feed.publish("api_keys", keyId));
+  feed.subscribe("api_keys", (keyId) => access.keyStates.forget(keyId ?? undefined));
+  access.firewall.onChanged(() => feed.publish("firewall"));
+  feed.subscribe("firewall", () => access.firewall.forget());
   // Live admin events (`/api/events`): new request-log rows, account changes, admin writes.
   const events = new AdminEvents(time);
   requestLogs.onWritten((rows) =>
@@ -111,7 +132,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
-      credentials: (id) => accounts.credentials(id),
+      credentials: (id, o) => accounts.credentials(id, o),
       saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
@@ -122,6 +143,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
+    cluster: {
+      isLeader: () => cluster.isLeader(),
+      claimRefresh: (accountId, refreshToken, ttlMs) =>
+        cluster.refreshClaims.claim(accountId, refreshToken, ttlMs),
+    },
   };
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
@@ -148,6 +174,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onStop: (fn) => stops.push(fn),
     requestLogs,
     access,
+    cluster,
     events,
     ui: opts.ui ?? null,
   };
@@ -297,6 +324,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     drain: () => events.close(),
     start: async () => {
+      // Leadership is known before the plugins start their background work.
+      await cluster.start();
       await access.start();
       await host.start();
     },
@@ -304,6 +333,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       events.close();
       await oauth.stop();
       await host.stop();
+      await cluster.stop();
       for (const fn of [...stops].reverse()) {
         try {
           await fn();

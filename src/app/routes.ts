@@ -13,6 +13,7 @@ import { accessRoutes } from "../access/routes.ts";
 import { accountRoutes } from "../accounts/routes.ts";
 import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
+import { clusterRoutes } from "../cluster/routes.ts";
 import { dashboardApiRoutes } from "../dashboard/api-routes.ts";
 import { dashboardRoutes } from "../dashboard/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
@@ -39,6 +40,7 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   usageRoutes,
   accessRoutes,
   firewallRoutes,
+  clusterRoutes,
   adminSessionRoutes,
   dashboardApiRoutes,
   // Last: its GET /docs (offline Swagger UI) replaces the docs plugin's page.

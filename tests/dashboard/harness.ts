@@ -102,7 +102,7 @@ export async function startBinary(up: Upstream, env: Record<string, string> = {}
   let port = 0;
   const start = async () => {
     // The same port after a restart, so the browser's origin (and its cookie) stays the same.
-    const child = await spawnServe({ ...fullEnv, CODEX_LB_PORT: String(port) }, dataDir, 15_000, [bin]);
+    const child = await spawnServe({ ...fullEnv, CODEX_LB_PORT: String(port) }, dataDir, 15_000, [], [bin]);
     port = child.port;
     return child;
   };
