@@ -35,6 +35,22 @@ function mustNormalize(input: string): string {
 
 export class FirewallStore {
   #cache: readonly string[] | null = null;
+  readonly #listeners: (() => void)[] = [];
+
+  /** Drops the cached list (another replica changed it). */
+  forget(): void {
+    this.#cache = null;
+  }
+
+  /** Runs `fn` after every change of the list (the cluster tells the other replicas). */
+  onChanged(fn: () => void): void {
+    this.#listeners.push(fn);
+  }
+
+  #changed(): void {
+    this.#cache = null;
+    for (const fn of this.#listeners) fn();
+  }
 
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -57,7 +73,7 @@ export class FirewallStore {
       .values({ entry, created_at: now })
       .onConflict((oc) => oc.column("entry").doNothing())
       .executeTakeFirst();
-    this.#cache = null;
+    this.#changed();
     if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0)
       throw new GatewayError("conflict", `${entry} is already on the allowlist`);
     return { entry, createdAt: now };
@@ -68,7 +84,7 @@ export class FirewallStore {
     const entry = normalizeEntry(input);
     if (!entry) return false;
     const res = await this.db.deleteFrom("firewall_allowlist").where("entry", "=", entry).executeTakeFirst();
-    this.#cache = null;
+    this.#changed();
     return Number(res.numDeletedRows) > 0;
   }
 
@@ -83,7 +99,7 @@ export class FirewallStore {
           .values(entries.map((entry) => ({ entry, created_at: now })))
           .execute();
     });
-    this.#cache = null;
+    this.#changed();
     return this.list();
   }
 }

@@ -166,10 +166,11 @@ export interface GatewayServices {
     list(): Promise<readonly AccountSnapshot[]>;
     get(id: string): Promise<AccountSnapshot | null>;
     /**
-     * Decrypted tokens of one account; null when unknown. Only for the plugin that provides
-     * `credentials`: any other plugin gets an error.
+     * Decrypted tokens of one account; null when unknown. Cached; `fresh` reads the store (another
+     * replica may have refreshed them). Only for the plugin that provides `credentials`: any other
+     * plugin gets an error.
      */
-    credentials(id: string): Promise<StoredCredentials | null>;
+    credentials(id: string, options?: { fresh?: boolean }): Promise<StoredCredentials | null>;
   };
   now(): EpochMs;
   /** Uniform random in [0, 1) from the gateway's random source (seeded in tests). */
@@ -196,6 +197,38 @@ export interface GatewayServices {
   };
   /** The provider registered under `key`; throws when no plugin provides it. */
   provider<K extends keyof Providers>(key: K): Providers[K];
+  /** Several gateways on one database (a single gateway is always the leader). */
+  readonly cluster: ClusterService;
+}
+
+/** A failed token refresh as the replica that sent it recorded it (see {@link ClusterService}). */
+export interface RefreshFailureRecord {
+  readonly code: string;
+  readonly message: string;
+  /** The failure took the account out (it needs a new login). */
+  readonly dead: boolean;
+}
+
+/** The outcome of {@link ClusterService.claimRefresh}. */
+export type RefreshClaim =
+  | {
+      readonly status: "claimed";
+      /** Ends the claim: success (no failure), or a failure others report until `reuseMs` passed. */
+      done(failure?: RefreshFailureRecord | null, reuseMs?: number): Promise<void>;
+    }
+  /** Another replica (or flight) is refreshing this token now: wait, then read the new tokens. */
+  | { readonly status: "busy" }
+  /** This token's refresh failed just now elsewhere: report that instead of re-sending the token. */
+  | { readonly status: "failed"; readonly failure: RefreshFailureRecord };
+
+export interface ClusterService {
+  /** True on the one replica that runs once-only background work (refresh pass, usage polling). */
+  isLeader(): boolean;
+  /**
+   * Claims the one refresh of this account's refresh token across every replica, for `ttlMs`
+   * (it lapses if the claimer dies). Refresh tokens are single-use: never send one unclaimed.
+   */
+  claimRefresh(accountId: string, refreshToken: string, ttlMs: number): Promise<RefreshClaim>;
 }
 
 export interface PluginContext {

@@ -78,6 +78,7 @@ export interface RuntimeSettingsReader {
 
 export class RuntimeSettingsStore implements RuntimeSettingsReader {
   #cache: { doc: RuntimeSettingsDocument; at: EpochMs } | null = null;
+  readonly #listeners: (() => void)[] = [];
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -138,7 +139,18 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
       return { ...this.defaults, ...validOverrides(overrides), version: current + 1 };
     });
     this.#cache = { doc, at: now };
+    for (const fn of this.#listeners) fn();
     return doc;
+  }
+
+  /** Drops the cached document (another replica changed it). */
+  forget(): void {
+    this.#cache = null;
+  }
+
+  /** Runs `fn` after every update (the cluster tells the other replicas). */
+  onUpdated(fn: () => void): void {
+    this.#listeners.push(fn);
   }
 
   async #read(): Promise<RuntimeSettingsDocument> {

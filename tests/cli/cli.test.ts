@@ -18,7 +18,7 @@ describe("codex-lb command", () => {
     expect(run(["--version"]).stdout.trim()).toBe(`codex-lb ${version}`);
     const help = run(["--help"]);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain("codex-lb migrate");
+    expect(help.stdout).toContain("migrate      apply pending database migrations");
   });
 
   test("an invalid setting exits 2 with one line naming it, and creates nothing", () => {
