@@ -12,7 +12,7 @@
  */
 import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
-import { PluginLoadError } from "../plugin-host/host.ts";
+import { PluginLoadError } from "../plugin-host/errors.ts";
 import { SettingsError } from "../settings/load.ts";
 import { describeLocation, openMigratedStore } from "../store/store.ts";
 import {
