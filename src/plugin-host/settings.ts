@@ -43,7 +43,7 @@ export function settingsSchemaOf(plugin: Plugin): TObject | null {
   const s = plugin.settings;
   if (s === undefined) return null;
   const schema = typeof s === "function" ? s(Type) : s;
-  if (!schema || schema.type !== "object" || typeof schema.properties !== "object") {
+  if (schema?.type !== "object" || typeof schema.properties !== "object") {
     throw new PluginLoadError(`plugin ${plugin.name}: settings must be a TypeBox object schema`);
   }
   return schema;
