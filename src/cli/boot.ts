@@ -81,6 +81,7 @@ export async function boot(
     port: settings.port,
     // Headroom above the setting so the app, not the socket layer, answers 413 in the right envelope.
     maxRequestBodySize: settings.maxBodyBytes + 64 * 1024,
+    maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
   });
   log.info(
     {
