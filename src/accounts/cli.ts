@@ -42,7 +42,7 @@ export async function importAuthFile(
     }
     throw e;
   }
-  ensureDataDir(settings.dataDir);
+  ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location);
   try {
     const repo = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir));

@@ -16,6 +16,7 @@ import { importPlugin } from "../plugin-host/host.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
+import { refuseForeignData } from "../store/foreign.ts";
 import { openMigratedStore, resolveStoreLocation, type Store, type StoreLocation } from "../store/store.ts";
 
 export interface Prepared {
@@ -46,8 +47,13 @@ export async function prepare(env: Record<string, string | undefined>, cwd: stri
   return { settings, location, plugins };
 }
 
-/** Creates the data dir with mode 0700 (and tightens it if it already exists). */
-export function ensureDataDir(dir: string): void {
+/**
+ * Creates the data dir with mode 0700 (and tightens it if it already exists), after checking that
+ * neither the store nor the key file in it belongs to someone else (`ForeignDataError`: nothing
+ * is created, changed or written then).
+ */
+export function ensureDataDir(dir: string, location?: StoreLocation): void {
+  refuseForeignData(dir, location?.path ?? ":memory:");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
 }
@@ -66,7 +72,7 @@ export async function boot(
   log: Logger = createLogger(prepared.settings.logLevel),
 ): Promise<Running> {
   const { settings, location, plugins } = prepared;
-  ensureDataDir(settings.dataDir);
+  ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location);
   const gateway = await createGateway({ settings, store, log, plugins });
   await gateway.start();

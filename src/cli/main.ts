@@ -9,6 +9,7 @@ import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
 import { SettingsError } from "../settings/load.ts";
+import { ForeignDataError } from "../store/foreign.ts";
 import { openMigratedStore } from "../store/store.ts";
 import { boot, ensureDataDir, prepare } from "./boot.ts";
 import { configTable } from "./config-table.ts";
@@ -63,7 +64,7 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
   },
   async migrate() {
     const { settings, location } = await prepare(process.env, process.cwd());
-    ensureDataDir(settings.dataDir);
+    ensureDataDir(settings.dataDir, location);
     const store = await openMigratedStore(location);
     await store.close();
     const log = createLogger(settings.logLevel);
@@ -109,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (e) {
-    if (e instanceof SettingsError || e instanceof PluginLoadError) {
+    if (e instanceof SettingsError || e instanceof PluginLoadError || e instanceof ForeignDataError) {
       process.stderr.write(`codex-lb: ${e.message}\n`);
       return 2;
     }

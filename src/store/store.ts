@@ -9,6 +9,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Kysely, type MigrationResultSet, Migrator, sql } from "kysely";
 import { openSqlite } from "../runtime/bun/sqlite.ts";
+import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
 import type { Database } from "./schema.ts";
 
@@ -51,7 +52,9 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Opens the store; throws `ForeignDataError` (writing nothing) when the file is not ours. */
 export function openStore(location: StoreLocation): Store {
+  refuseForeignStore(location.path);
   if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true, mode: 0o700 });
   const handle = openSqlite(location.path);
   // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data
