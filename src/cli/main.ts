@@ -6,6 +6,7 @@
  */
 import { importAuthFile } from "../accounts/cli.ts";
 import { closeLog, createLogger } from "../app/logging.ts";
+import { importPythonCommand } from "../import-python/cli.ts";
 import { version } from "../app/version.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
 import { SettingsError } from "../settings/load.ts";
@@ -23,6 +24,9 @@ Usage:
                        (--defaults: the table of defaults, as in the README)
   codex-lb accounts import FILE
                        add (or update) the account of a Codex CLI auth.json
+  codex-lb import-python DIR [--key FILE] [--dry-run] [--json]
+                       import a Python codex-lb data dir (read only, never written) into
+                       the store of CODEX_LB_DATA_DIR, which must be a new folder
   codex-lb --version   print the version
   codex-lb --help      print this help
 
@@ -81,6 +85,7 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
     const { settings, location } = await prepare(process.env, process.cwd());
     return importAuthFile(file, settings, location, process.stdout, process.stderr);
   },
+  "import-python": (args) => importPythonCommand(args, process.env, process.cwd(), process.stdout, process.stderr),
   async config(args) {
     if (args.includes("--defaults")) {
       process.stdout.write(configTable());
