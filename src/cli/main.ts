@@ -6,8 +6,8 @@
  */
 import { importAuthFile } from "../accounts/cli.ts";
 import { closeLog, createLogger } from "../app/logging.ts";
-import { importPythonCommand } from "../import-python/cli.ts";
 import { version } from "../app/version.ts";
+import { importPythonCommand } from "../import-python/cli.ts";
 import { PluginLoadError } from "../plugin-host/host.ts";
 import { SettingsError } from "../settings/load.ts";
 import { ForeignDataError } from "../store/foreign.ts";
@@ -85,7 +85,8 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
     const { settings, location } = await prepare(process.env, process.cwd());
     return importAuthFile(file, settings, location, process.stdout, process.stderr);
   },
-  "import-python": (args) => importPythonCommand(args, process.env, process.cwd(), process.stdout, process.stderr),
+  "import-python": (args) =>
+    importPythonCommand(args, process.env, process.cwd(), process.stdout, process.stderr),
   async config(args) {
     if (args.includes("--defaults")) {
       process.stdout.write(configTable());

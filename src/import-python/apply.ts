@@ -247,7 +247,11 @@ export async function applyPlan(
           skipped.push({ kind: "sticky_session", item: st.key, reason: "its account was not imported" });
           continue;
         }
-        const had = await trx.selectFrom("sticky_sessions").select("key").where("key", "=", st.key).executeTakeFirst();
+        const had = await trx
+          .selectFrom("sticky_sessions")
+          .select("key")
+          .where("key", "=", st.key)
+          .executeTakeFirst();
         await trx
           .insertInto("sticky_sessions")
           .values({
@@ -304,7 +308,11 @@ export async function applyPlan(
 
       // ------------------------------------------------------------ admin password and TOTP
       if (plan.admin.passwordHash) {
-        const cur = await trx.selectFrom("admin_credentials").selectAll().where("id", "=", 1).executeTakeFirst();
+        const cur = await trx
+          .selectFrom("admin_credentials")
+          .selectAll()
+          .where("id", "=", 1)
+          .executeTakeFirst();
         const oursSet = cur?.password_hash != null && cur.password_hash !== plan.admin.passwordHash;
         if (oursSet && !cur.password_hash?.startsWith("$2")) {
           skipped.push({

@@ -26,7 +26,9 @@ export const IMPORT_PYTHON_USAGE = `usage: codex-lb import-python DIR [--key FIL
   --json     print the summary as JSON
 Imports into the store of CODEX_LB_DATA_DIR (a new folder, not DIR).`;
 
-function parseArgs(args: readonly string[]): { dir: string; key?: string; dryRun: boolean; json: boolean } | string {
+function parseArgs(
+  args: readonly string[],
+): { dir: string; key?: string; dryRun: boolean; json: boolean } | string {
   let dir: string | undefined;
   let key: string | undefined;
   let dryRun = false;
@@ -84,7 +86,9 @@ export async function importPythonCommand(
     if (parsed.dryRun) {
       // Nothing may be created: an absent store is stood in for by an empty one in memory.
       store = await openMigratedStore(
-        location.path !== ":memory:" && existsSync(location.path) ? location : { kind: "sqlite", path: ":memory:" },
+        location.path !== ":memory:" && existsSync(location.path)
+          ? location
+          : { kind: "sqlite", path: ":memory:" },
       );
       cipher = existsSync(join(settings.dataDir, "encryption.key"))
         ? TokenCipher.forDataDir(settings.dataDir)

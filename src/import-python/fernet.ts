@@ -50,7 +50,12 @@ export class FernetKey {
   async decrypt(token: string | Uint8Array): Promise<string> {
     const text = typeof token === "string" ? token : new TextDecoder().decode(token);
     const bytes = fromBase64Url(text);
-    if (!bytes || bytes.length < 1 + 8 + 16 + 16 + 32 || bytes[0] !== 0x80 || (bytes.length - 57) % 16 !== 0) {
+    if (
+      !bytes ||
+      bytes.length < 1 + 8 + 16 + 16 + 32 ||
+      bytes[0] !== 0x80 ||
+      (bytes.length - 57) % 16 !== 0
+    ) {
       throw new FernetError("format");
     }
     const body = bytes.subarray(0, bytes.length - 32);

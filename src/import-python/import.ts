@@ -67,7 +67,12 @@ export async function preparePythonImport(opts: {
 /** Writes a prepared import into our store (one transaction; rolled back in a dry run). */
 export async function applyPythonImport(
   prepared: PreparedImport,
-  opts: { readonly db: Kysely<Database>; readonly cipher: TokenCipher; readonly dryRun: boolean; readonly now: number },
+  opts: {
+    readonly db: Kysely<Database>;
+    readonly cipher: TokenCipher;
+    readonly dryRun: boolean;
+    readonly now: number;
+  },
 ): Promise<ImportSummary> {
   const skipped = [...prepared.plan.skipped];
   const notes = [...prepared.plan.notes];

@@ -10,14 +10,15 @@
  *
  * @module
  */
-import { identityFromTokens } from "../accounts/claims.ts";
+
 import { API_KEY_PREFIX, KEY_PREFIX_LENGTH } from "../access/api-keys/key.ts";
 import { type LimitSpec, type LimitType, type LimitWindow, limitTypes } from "../access/api-keys/limits.ts";
+import { identityFromTokens } from "../accounts/claims.ts";
 import { type AccountStatus, accountStatuses, type RoutingPolicy, routingPolicies } from "../core/types.ts";
 import { normalizeEntry } from "../firewall/store.ts";
 import { routingStrategies } from "../settings/schema.ts";
 import type { StickyKind } from "../sticky/store.ts";
-import { type FernetKey, FernetError } from "./fernet.ts";
+import { FernetError, type FernetKey } from "./fernet.ts";
 import { ImportSourceError, type PythonSnapshot, type Row } from "./read.ts";
 
 /** Longest sticky key the balancer uses (plugins/balancing/affinity.ts). */
@@ -213,10 +214,18 @@ export async function planImport(
       ] as const
     ).find(([, v]) => typeof v !== "string");
     if (bad) {
-      skip("account", id, `its ${bad[0]} ${(bad[1] as { error: string }).error}; log it in again after the import`);
+      skip(
+        "account",
+        id,
+        `its ${bad[0]} ${(bad[1] as { error: string }).error}; log it in again after the import`,
+      );
       continue;
     }
-    const tokens = { accessToken: access as string, refreshToken: refresh as string, idToken: idTok as string };
+    const tokens = {
+      accessToken: access as string,
+      refreshToken: refresh as string,
+      idToken: idTok as string,
+    };
     const fromTokens = identityFromTokens(tokens.idToken, tokens.accessToken);
     const rawStatus = text(r.status)?.toLowerCase() ?? "active";
     const status = (accountStatuses as readonly string[]).includes(rawStatus)
@@ -255,7 +264,9 @@ export async function planImport(
   const s = snap.settings;
   let passwordHash = text(s?.password_hash);
   if (!passwordHash) {
-    const admin = snap.dashboardUsers.find((u) => text(u.password_hash) && (text(u.status) ?? "active") === "active");
+    const admin = snap.dashboardUsers.find(
+      (u) => text(u.password_hash) && (text(u.status) ?? "active") === "active",
+    );
     if (admin) {
       passwordHash = text(admin.password_hash);
       notes.push(
@@ -264,7 +275,11 @@ export async function planImport(
     }
   }
   if (passwordHash && !/^\$2[abxy]?\$\d{2}\$/.test(passwordHash) && !passwordHash.startsWith("$argon2")) {
-    skip("admin", "password", "the stored hash is neither bcrypt nor argon2; set a new password after the import");
+    skip(
+      "admin",
+      "password",
+      "the stored hash is neither bcrypt nor argon2; set a new password after the import",
+    );
     passwordHash = null;
   }
   let totpSecret: string | null = null;
@@ -304,12 +319,26 @@ export async function planImport(
       continue;
     }
     if (!prefix.startsWith(API_KEY_PREFIX) || prefix.length < KEY_PREFIX_LENGTH) {
-      skip("api_key", label, `its key_prefix is not ${KEY_PREFIX_LENGTH} characters of an ${API_KEY_PREFIX} key`);
+      skip(
+        "api_key",
+        label,
+        `its key_prefix is not ${KEY_PREFIX_LENGTH} characters of an ${API_KEY_PREFIX} key`,
+      );
       continue;
     }
-    for (const col of ["enforced_model", "enforced_reasoning_effort", "allowed_reasoning_efforts", "enforced_service_tier"]) {
+    for (const col of [
+      "enforced_model",
+      "enforced_reasoning_effort",
+      "allowed_reasoning_efforts",
+      "enforced_service_tier",
+    ]) {
       const v = text(r[col]);
-      if (v) skip("api_key", `${label} ${col}`, `${col}=${JSON.stringify(v)} has no equivalent here; the key is imported without it`);
+      if (v)
+        skip(
+          "api_key",
+          `${label} ${col}`,
+          `${col}=${JSON.stringify(v)} has no equivalent here; the key is imported without it`,
+        );
     }
     const limits: LimitSpec[] = [];
     for (const l of limitsByKey.get(id) ?? []) {
@@ -318,16 +347,28 @@ export async function planImport(
       const max = num(l.max_value);
       const what = `${label} ${type}/${win}`;
       if (!(limitTypes as readonly string[]).includes(type)) {
-        skip("limit", what, `limit type ${JSON.stringify(type)} is not supported (only ${limitTypes.join(", ")})`);
+        skip(
+          "limit",
+          what,
+          `limit type ${JSON.stringify(type)} is not supported (only ${limitTypes.join(", ")})`,
+        );
         continue;
       }
       const window = WINDOWS[win];
       if (!window) {
-        skip("limit", what, `limit window ${JSON.stringify(win)} is not supported (only 5h, daily, weekly/7d, monthly)`);
+        skip(
+          "limit",
+          what,
+          `limit window ${JSON.stringify(win)} is not supported (only 5h, daily, weekly/7d, monthly)`,
+        );
         continue;
       }
       if (text(l.model_filter)) {
-        skip("limit", what, `per-model limits (model_filter=${JSON.stringify(text(l.model_filter))}) are not supported`);
+        skip(
+          "limit",
+          what,
+          `per-model limits (model_filter=${JSON.stringify(text(l.model_filter))}) are not supported`,
+        );
         continue;
       }
       if (max === null || max <= 0) {
@@ -432,7 +473,9 @@ export async function planImport(
   }
 
   if (snap.missingTables.length > 0)
-    notes.push(`tables absent from this Python store (nothing to import there): ${snap.missingTables.join(", ")}`);
+    notes.push(
+      `tables absent from this Python store (nothing to import there): ${snap.missingTables.join(", ")}`,
+    );
 
   return {
     accounts,

@@ -45,7 +45,9 @@ export function readPythonStore(path: string): PythonSnapshot {
   if (kind === "absent") throw new ImportSourceError(`${path} does not exist`);
   if (kind === "ours") throw new ImportSourceError(`${path} is already a codex-lb store (nothing to import)`);
   if (kind !== "python")
-    throw new ImportSourceError(`${path} is not a Python codex-lb store (no alembic_version and accounts tables)`);
+    throw new ImportSourceError(
+      `${path} is not a Python codex-lb store (no alembic_version and accounts tables)`,
+    );
   return readSqliteSnapshot(path, (db) => {
     const has = new Set(tables);
     const all = (table: string, order = ""): Row[] =>

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import { TokenCipher } from "../../src/accounts/crypto.ts";
 import type { ImportSummary } from "../../src/import-python/import.ts";
 import type { Database } from "../../src/store/schema.ts";
@@ -131,7 +131,11 @@ describe("codex-lb import-python", () => {
         ["sess-1", "session", true],
         ["thread-1", "thread", true],
       ]);
-      const runtime = await db.selectFrom("settings").selectAll().where("key", "=", "runtime").executeTakeFirstOrThrow();
+      const runtime = await db
+        .selectFrom("settings")
+        .selectAll()
+        .where("key", "=", "runtime")
+        .executeTakeFirstOrThrow();
       expect(JSON.parse(runtime.value)).toEqual({
         routingStrategy: "round_robin",
         stickyTtlSeconds: 3600,
@@ -149,8 +153,8 @@ describe("codex-lb import-python", () => {
   test("a second import updates in place: no duplicate account, key, limit, address or binding", async () => {
     const before = await withStore(target, async (db) =>
       Promise.all(
-        (["accounts", "api_keys", "api_key_limits", "firewall_allowlist", "sticky_sessions"] as const).map((t) =>
-          count(db, t),
+        (["accounts", "api_keys", "api_key_limits", "firewall_allowlist", "sticky_sessions"] as const).map(
+          (t) => count(db, t),
         ),
       ),
     );
@@ -163,8 +167,8 @@ describe("codex-lb import-python", () => {
     expect(s.counts.stickySessions).toEqual({ created: 0, updated: 3 });
     const after = await withStore(target, async (db) =>
       Promise.all(
-        (["accounts", "api_keys", "api_key_limits", "firewall_allowlist", "sticky_sessions"] as const).map((t) =>
-          count(db, t),
+        (["accounts", "api_keys", "api_key_limits", "firewall_allowlist", "sticky_sessions"] as const).map(
+          (t) => count(db, t),
         ),
       ),
     );
@@ -203,7 +207,9 @@ describe("codex-lb import-python", () => {
 
   test("bad usage and bad sources exit 2 with a clear line", () => {
     expect(cli([], { CODEX_LB_DATA_DIR: join(root, "x") }).code).toBe(2);
-    expect(cli([pyDir, "--bogus"], { CODEX_LB_DATA_DIR: join(root, "x") }).err).toContain("unknown option --bogus");
+    expect(cli([pyDir, "--bogus"], { CODEX_LB_DATA_DIR: join(root, "x") }).err).toContain(
+      "unknown option --bogus",
+    );
     const self = cli([pyDir], { CODEX_LB_DATA_DIR: pyDir });
     expect(self.code).toBe(2);
     expect(self.err).toContain("set CODEX_LB_DATA_DIR to a new folder");
@@ -230,7 +236,14 @@ test("a second import after the Python side changed takes the changes (names, fl
     ...sc.spec,
     accounts: sc.spec.accounts.map((a) => (a.id === "py_active" ? { ...a, alias: "renamed" } : a)),
     apiKeys: sc.spec.apiKeys.map((k) =>
-      k.id === "key-open" ? { ...k, name: "me, renamed", isActive: false, limits: [{ type: "input_tokens", window: "5h", max: 77 }] } : k,
+      k.id === "key-open"
+        ? {
+            ...k,
+            name: "me, renamed",
+            isActive: false,
+            limits: [{ type: "input_tokens", window: "5h", max: 77 }],
+          }
+        : k,
     ),
   };
   await writePythonDataDir(join(dir, "py"), changed, key);
@@ -239,11 +252,21 @@ test("a second import after the Python side changed takes the changes (names, fl
   await withStore(target, async (db) => {
     expect(await count(db, "accounts")).toBe(3);
     expect(await count(db, "api_keys")).toBe(3);
-    const acc = await db.selectFrom("accounts").select("alias").where("email", "=", "active@python.example").executeTakeFirstOrThrow();
+    const acc = await db
+      .selectFrom("accounts")
+      .select("alias")
+      .where("email", "=", "active@python.example")
+      .executeTakeFirstOrThrow();
     expect(acc.alias).toBe("renamed");
-    const k = await db.selectFrom("api_keys").selectAll().where("name", "=", "me, renamed").executeTakeFirstOrThrow();
+    const k = await db
+      .selectFrom("api_keys")
+      .selectAll()
+      .where("name", "=", "me, renamed")
+      .executeTakeFirstOrThrow();
     expect(k.is_active).toBe(0);
     const limits = await db.selectFrom("api_key_limits").selectAll().where("api_key_id", "=", k.id).execute();
-    expect(limits.map((l) => [l.limit_type, l.limit_window, l.max_value])).toEqual([["input_tokens", "5h", 77]]);
+    expect(limits.map((l) => [l.limit_type, l.limit_window, l.max_value])).toEqual([
+      ["input_tokens", "5h", 77],
+    ]);
   });
 });
