@@ -14,6 +14,7 @@ import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { importPythonRoutes } from "../import-python/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
 import { proxyRoutes } from "../proxy/routes.ts";
 import { requestLogRoutes } from "../request-logs/routes.ts";
@@ -36,4 +37,5 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   usageRoutes,
   accessRoutes,
   firewallRoutes,
+  importPythonRoutes,
 ];

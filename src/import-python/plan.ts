@@ -297,7 +297,8 @@ export async function planImport(
   // A wrong key signs nothing: refuse before anything is planned as written.
   if (wrongMac > 0 && decrypted === 0) {
     throw new ImportSourceError(
-      `the key ${opts.keyPath} does not decrypt the Python store's secrets (is it that install's encryption.key? pass it with --key FILE); nothing was written`,
+      `the key ${opts.keyPath} does not decrypt the Python store's secrets (is it that install's encryption.key?); nothing was written`,
+      "wrong_key",
     );
   }
 

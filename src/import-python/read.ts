@@ -26,9 +26,16 @@ export interface PythonSnapshot {
   readonly tables: readonly string[];
 }
 
-/** Why a source cannot be imported (bad path, not a Python store, wrong key): a 4xx / exit 2. */
+/** Why a source cannot be imported (bad path, not a Python store, wrong key): a 400 / exit 2. */
 export class ImportSourceError extends Error {
   override name = "ImportSourceError";
+  constructor(
+    message: string,
+    /** `wrong_key`: the key does not decrypt the store; `invalid_source`: anything else. */
+    readonly code: "invalid_source" | "wrong_key" = "invalid_source",
+  ) {
+    super(message);
+  }
 }
 
 const WANTED = {
