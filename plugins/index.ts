@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Plugin } from "../src/plugin-host/api.ts";
+import type { Plugin } from "../src/plugin-api.ts";
 import authRefresh from "./auth-refresh/index.ts";
 import balancing from "./balancing/index.ts";
 import firewall from "./firewall/index.ts";

@@ -8,7 +8,9 @@ const outfile = process.argv[2] ?? "dist/codex-lb";
 mkdirSync("dist", { recursive: true });
 const result = await Bun.build({
   entrypoints: ["src/cli/main.ts"],
-  compile: { outfile },
+  // No .env.local / .env.production magic: the binary reads only what codex-lb's loader reads
+  // (the environment and ./.env), and no bunfig.toml from the working directory.
+  compile: { outfile, autoloadDotenv: false, autoloadBunfig: false },
   // Identifiers stay readable so stack traces in the logs still name functions.
   minify: { whitespace: true, syntax: true, identifiers: false },
   target: "bun",

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { GatewayServices } from "../../src/plugin-host/api.ts";
+import type { GatewayServices } from "../../src/plugin-api.ts";
 import type { Refresher } from "./refresher.ts";
 
 const DEAD = new Set(["reauth_required", "deactivated"]);

@@ -1,20 +1,20 @@
 /**
  * The auth-refresh plugin's decisions, as pure functions of a hook event: which refresh and
- * usage failures kill an account (one table: `permanent-codes.ts`), that a transient failure backs
+ * usage failures kill an account (one table: `permanentFailureCodes` of the plugin API), that a transient failure backs
  * off (by the core's one backoff table, `src/core/health.ts`), and what a fresh usage reading means
  * for the account's status.
  *
  * @module
  */
 
-import { backoffSeconds } from "../../src/core/health.ts";
-import type {
-  Action,
-  RefreshFailedEvent,
-  UsageFailedEvent,
-  UsageFetchedEvent,
-} from "../../src/plugin-host/api.ts";
-import { permanentFailure } from "./permanent-codes.ts";
+import {
+  type Action,
+  backoffSeconds,
+  permanentFailure,
+  type RefreshFailedEvent,
+  type UsageFailedEvent,
+  type UsageFetchedEvent,
+} from "../../src/plugin-api.ts";
 
 /**
  * `refresh.failed`: a permanent code (from the table) deactivates with the table's status and

@@ -6,16 +6,18 @@
  *
  * @module
  */
-import type {
-  AccountSnapshot,
-  GatewayServices,
-  PluginLogger,
-  UsageRecord,
-  UsageWindow,
-} from "../../src/plugin-host/api.ts";
-import type { FailureDetails, UsageCredits } from "../../src/plugin-host/hooks.ts";
-import type { Settings } from "../../src/settings/schema.ts";
-import { failureFromHttp, failureFromTransport } from "../../src/upstream/error-body.ts";
+import {
+  type AccountSnapshot,
+  type FailureDetails,
+  failureFromHttp,
+  failureFromTransport,
+  type GatewayServices,
+  type PluginLogger,
+  type Settings,
+  type UsageCredits,
+  type UsageRecord,
+  type UsageWindow,
+} from "../../src/plugin-api.ts";
 import type { Refresher } from "./refresher.ts";
 
 const SKIPPED = new Set(["paused", "reauth_required", "deactivated"]);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { StickyKind } from "../../src/plugin-host/api.ts";
+import type { StickyKind } from "../../src/plugin-api.ts";
 
 export interface AffinityKey {
   readonly key: string;

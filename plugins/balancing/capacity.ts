@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AccountSnapshot, EpochMs } from "../../src/plugin-host/api.ts";
+import type { AccountSnapshot, EpochMs } from "../../src/plugin-api.ts";
 
 export interface PlanCapacity {
   /** Credits of the short (about 5 hour) window; 0 when the plan has none. */

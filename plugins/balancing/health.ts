@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { isUsable } from "../../src/core/health.ts";
-import type { AccountSnapshot, EpochMs } from "../../src/plugin-host/api.ts";
+import { type AccountSnapshot, type EpochMs, isUsable } from "../../src/plugin-api.ts";
 
 // The rules themselves are the core's (src/core/health.ts); re-exported for the plugin's callers.
 export {
@@ -17,7 +16,7 @@ export {
   backoffUntil,
   isUsable,
   usableAgainAt,
-} from "../../src/core/health.ts";
+} from "../../src/plugin-api.ts";
 
 /** What `GET /api/accounts` shows next to an account's status. */
 export interface AccountHealth {

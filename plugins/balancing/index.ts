@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type AccountAction, definePlugin, type EpochMs } from "../../src/plugin-host/api.ts";
+import { type AccountAction, definePlugin, type EpochMs } from "../../src/plugin-api.ts";
 import { LeasePool } from "./leases.ts";
 import { selectAccount } from "./select.ts";
 

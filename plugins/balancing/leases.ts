@@ -9,8 +9,7 @@
  *
  * @module
  */
-import { GatewayError } from "../../src/core/errors.ts";
-import type { AccountLeases, Lease } from "../../src/plugin-host/api.ts";
+import { type AccountLeases, GatewayError, type Lease } from "../../src/plugin-api.ts";
 
 export interface LeasePoolOptions {
   /** Streams allowed per account (read on each acquire, so it can follow a setting). */
@@ -96,7 +95,7 @@ export class LeasePool implements AccountLeases {
       };
       queue.push(waiter);
       signal?.addEventListener("abort", onAbort, { once: true });
-      timer = setTimeout(() => waiter.fail(this.#overloaded(accountId, waitMs)), waitMs);
+      timer = setTimeout(() => waiter.fail(this.#overloaded(waitMs)), waitMs);
     });
   }
 
@@ -133,12 +132,12 @@ export class LeasePool implements AccountLeases {
     return { accountId, release };
   }
 
-  #overloaded(accountId: string, waitedMs: number): GatewayError {
+  #overloaded(waitedMs: number): GatewayError {
     const cap = this.opts.maxStreams();
     const retryAfter = Math.max(1, Math.ceil(waitedMs / 1000));
     return new GatewayError(
       "proxy_overloaded",
-      `Every eligible account is at its limit of ${cap} concurrent streams (waited ${waitedMs} ms for account ${accountId}); retry shortly`,
+      `Every eligible account is at its limit of ${cap} concurrent streams (waited ${waitedMs} ms); retry shortly`,
       {},
       { "retry-after": String(retryAfter) },
     );

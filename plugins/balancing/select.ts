@@ -13,7 +13,7 @@ import type {
   PluginLogger,
   RuntimeSettingsReader,
   StickyService,
-} from "../../src/plugin-host/api.ts";
+} from "../../src/plugin-api.ts";
 import { type AffinityKey, affinityKeyOf } from "./affinity.ts";
 import { isUsable, usableAgainAt } from "./health.ts";
 import { type Choice, chooseAccount, type RoutingStrategy } from "./strategies.ts";

@@ -10,8 +10,7 @@
  *
  * @module
  */
-import type { AccountSnapshot, EpochMs } from "../../src/plugin-host/api.ts";
-import type { routingStrategies } from "../../src/settings/schema.ts";
+import type { AccountSnapshot, EpochMs, routingStrategies } from "../../src/plugin-api.ts";
 import { type AccountWindows, windowsOf } from "./capacity.ts";
 import { isUsable } from "./health.ts";
 

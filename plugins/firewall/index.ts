@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { type Cidr, inRanges, parseCidr } from "../../src/firewall/address.ts";
-import { definePlugin } from "../../src/plugin-host/api.ts";
+import { type Cidr, definePlugin, inRanges, parseCidr } from "../../src/plugin-api.ts";
 
 export default definePlugin({
   name: "codex-lb.firewall",

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { definePlugin } from "../../src/plugin-host/api.ts";
+import { definePlugin } from "../../src/plugin-api.ts";
 import { actionsFor } from "./table.ts";
 
 export default definePlugin({

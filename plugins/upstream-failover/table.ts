@@ -6,9 +6,13 @@
  * @module
  */
 
-import { backoffSeconds } from "../../src/core/health.ts";
-import type { AccountAction, EpochMs, FailureDetails } from "../../src/plugin-host/api.ts";
-import { permanentFailure } from "../auth-refresh/permanent-codes.ts";
+import {
+  type AccountAction,
+  backoffSeconds,
+  type EpochMs,
+  type FailureDetails,
+  permanentFailure,
+} from "../../src/plugin-api.ts";
 
 export type FailureClass = "rate_limit" | "quota" | "permanent" | "transient" | "client";
 

@@ -9,8 +9,8 @@
 import type { Logger } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import type { Surface } from "../app/surface.ts";
+import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
-import { type Cidr, inRanges } from "../firewall/address.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
@@ -77,19 +77,20 @@ export function createAccessControl(opts: {
   const isLocal = (request: Request) => {
     const info = infoOf(request);
     return isLocalRequest({
-      clientIp: info.clientIp,
       peerIp: info.peerIp,
       headers: request.headers,
       url: new URL(request.url),
       trustedProxies,
     });
   };
+  const keyStates = new KeyStateCache();
   return {
     trustedProxies,
     firewall: new FirewallStore(store.db),
     admin,
-    keyStates: new KeyStateCache(),
-    clientIpOf: (request, peerIp) => resolveClientIp(peerIp, request.headers, trustedProxies),
+    keyStates,
+    clientIpOf: (request, peerIp) =>
+      resolveClientIp(peerIp, request.headers, trustedProxies, settings.forwardedHeader),
     isLocal,
     isHttps(request) {
       if (new URL(request.url).protocol === "https:") return true;
@@ -107,6 +108,7 @@ export function createAccessControl(opts: {
             path: url.pathname.replace(/\/+$/, ""),
             local: isLocal(request),
             now: clock(),
+            cache: keyStates,
           });
           return null;
         }

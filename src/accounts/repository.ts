@@ -6,6 +6,7 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import { systemClock } from "../core/clock.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { StoredCredentials, TokenSet, UsageRecord } from "../plugin-host/api.ts";
 import type { AccountRow, Database } from "../store/schema.ts";
@@ -43,7 +44,7 @@ export class AccountRepository {
   constructor(
     readonly db: Kysely<Database>,
     private readonly cipher: TokenCipher,
-    private readonly clock: () => EpochMs = Date.now,
+    private readonly clock: () => EpochMs = systemClock.now,
   ) {}
 
   /** Called after every write that changes what an account snapshot shows (login, usage, delete). */
@@ -53,6 +54,11 @@ export class AccountRepository {
 
   #changed(): void {
     for (const fn of this.#listeners) fn();
+  }
+
+  /** Forgets cached credentials (all, or one account's): another replica changed them. */
+  forgetCredentials(id?: string): void {
+    this.#dropCredentials(id);
   }
 
   /** Forgets cached credentials (of one account, or all) before a token write. */
@@ -179,9 +185,12 @@ export class AccountRepository {
     this.#changed();
   }
 
-  /** Decrypted tokens of one account, or null when it does not exist or holds no tokens. */
-  async credentials(id: string): Promise<StoredCredentials | null> {
-    const cached = this.#credentials.get(id);
+  /**
+   * Decrypted tokens of one account, or null when it does not exist or holds no tokens. `fresh`
+   * skips the cache: another replica on the same database may have written them.
+   */
+  async credentials(id: string, options: { fresh?: boolean } = {}): Promise<StoredCredentials | null> {
+    const cached = options.fresh ? undefined : this.#credentials.get(id);
     if (cached) return cached;
     // A write that lands while we decrypt makes this read stale: keep it for this caller only.
     const generation = this.#generation;
@@ -290,6 +299,25 @@ export class AccountRepository {
     });
     if (rows.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
+      // A live reading (response headers) often has no reset time: keep the one last seen for the
+      // same window while it is still ahead, so `resetAt` does not vanish after traffic.
+      for (const row of rows) {
+        if (row.reset_at !== null) continue;
+        const prev = await trx
+          .selectFrom("usage_snapshots")
+          .select(["reset_at", "window_minutes"])
+          .where("account_id", "=", id)
+          .where("window", "=", row.window)
+          .orderBy("id", "desc")
+          .limit(1)
+          .executeTakeFirst();
+        const prevReset = prev?.reset_at === null || prev === undefined ? null : Number(prev.reset_at);
+        const sameWindow =
+          row.window_minutes === null ||
+          prev?.window_minutes === null ||
+          prev?.window_minutes === row.window_minutes;
+        if (prevReset !== null && prevReset > now && sameWindow) row.reset_at = prevReset;
+      }
       await trx.insertInto("usage_snapshots").values(rows).execute();
       await trx
         .deleteFrom("usage_snapshots")

@@ -10,10 +10,13 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
+import { createCluster } from "../cluster/cluster.ts";
+import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
@@ -41,7 +44,10 @@ export interface GatewayOptions {
   readonly log: Logger;
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
-  readonly clock?: () => number;
+  /** Time and timers (a FakeClock in tests); the system clock by default. */
+  readonly clock?: Clock;
+  /** Randomness for selection (seeded in tests); the system source by default. */
+  readonly random?: Random;
 }
 
 export interface Gateway extends AppDeps {
@@ -56,7 +62,9 @@ export interface Gateway extends AppDeps {
 
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const { settings, store, log } = opts;
-  const clock = opts.clock ?? Date.now;
+  const time = opts.clock ?? systemClock;
+  const random = opts.random ?? systemRandom;
+  const clock = () => time.now();
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
   const dispatcher = new Dispatcher(bus, applier);
@@ -71,29 +79,59 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
-  applier.onApplied(() => snapshotCache.invalidate());
-  accounts.onChange(() => snapshotCache.invalidate());
+  // Replicas on one database: leadership, refresh claims, and each change that other replicas
+  // cache is published to them (they drop their copy; see src/cluster/feed.ts).
+  const cluster = createCluster({ store, clock: time, version, log: log.child({ component: "cluster" }) });
+  const { feed } = cluster;
+  applier.onApplied(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  accounts.onChange(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  feed.subscribe("accounts", () => {
+    snapshotCache.invalidate();
+    accounts.forgetCredentials();
+  });
+  runtimeSettings.onUpdated(() => feed.publish("settings"));
+  feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const allowedOrigins = new Set(
+    settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
+  );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
-    for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
+    for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
   });
+  access.keyStates.onInvalidate((keyId) => feed.publish("api_keys", keyId));
+  feed.subscribe("api_keys", (keyId) => access.keyStates.forget(keyId ?? undefined));
+  access.firewall.onChanged(() => feed.publish("firewall"));
+  feed.subscribe("firewall", () => access.firewall.forget());
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
-      credentials: (id) => accounts.credentials(id),
+      credentials: (id, o) => accounts.credentials(id, o),
       saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
+    random: () => random.next(),
+    timers: time,
     sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
+    cluster: {
+      isLeader: () => cluster.isLeader(),
+      claimRefresh: (accountId, refreshToken, ttlMs) =>
+        cluster.refreshClaims.claim(accountId, refreshToken, ttlMs),
+    },
   };
   const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
   await host.setup(opts.plugins);
@@ -111,6 +149,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     host,
     version,
     clock,
+    time,
+    random,
     runtimeSettings,
     sticky,
     accounts,
@@ -118,6 +158,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onStop: (fn) => stops.push(fn),
     requestLogs,
     access,
+    cluster,
   };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
@@ -132,6 +173,23 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
       }
       const surface = surfaceOf(url.pathname);
+      const shapeRefusal =
+        crossOriginRefusal(request, url, { allowedOrigins, httpsByProxy: access.isHttps(request) }) ??
+        contentTypeRefusal(request, surface, url.pathname);
+      if (shapeRefusal) {
+        log.info(
+          {
+            requestId: info.requestId,
+            method: request.method,
+            path: url.pathname,
+            peerIp: info.peerIp,
+            origin: request.headers.get("origin")?.slice(0, 200) ?? null,
+            code: shapeRefusal.code,
+          },
+          "request refused before admission",
+        );
+        return errorResponse(shapeRefusal, envelope, info.requestId);
+      }
       info.clientIp = access.clientIpOf(request, info.peerIp);
       if (surface === "public" && url.pathname.startsWith("/health")) return;
       const outcome = await bus.run("request.admit", {
@@ -185,6 +243,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     )
     .onAfterResponse(({ request, set }) => {
       const info = infoOf(request);
+      if (info.accessLogged) return;
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
       log.info(
@@ -228,12 +287,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       return app.handle(request);
     },
     start: async () => {
+      // Leadership is known before the plugins start their background work.
+      await cluster.start();
       await access.start();
       await host.start();
     },
     stop: async () => {
       await oauth.stop();
       await host.stop();
+      await cluster.stop();
       for (const fn of [...stops].reverse()) {
         try {
           await fn();

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import pino, { type DestinationStream, type Logger } from "pino";
 
 export type { Logger } from "pino";
@@ -96,4 +97,21 @@ export async function closeLog(log: Logger): Promise<void> {
     });
     sink.dest.end();
   });
+}
+
+const emailHashes = new Map<string, string>();
+
+/**
+ * A stable, short label for an account's email in log lines: the first 12 hex digits of its
+ * SHA-256 (lower-cased), so lines of one account can be grepped together without the address.
+ */
+export function emailHash(email: string | null): string | null {
+  if (!email) return null;
+  let h = emailHashes.get(email);
+  if (h === undefined) {
+    h = createHash("sha256").update(email.trim().toLowerCase()).digest("hex").slice(0, 12);
+    if (emailHashes.size > 10_000) emailHashes.clear();
+    emailHashes.set(email, h);
+  }
+  return h;
 }

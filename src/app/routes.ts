@@ -12,6 +12,7 @@ import { accessRoutes } from "../access/routes.ts";
 import { accountRoutes } from "../accounts/routes.ts";
 import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
+import { clusterRoutes } from "../cluster/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import { importPythonRoutes } from "../import-python/routes.ts";
@@ -37,5 +38,6 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   usageRoutes,
   accessRoutes,
   firewallRoutes,
+  clusterRoutes,
   importPythonRoutes,
 ];

@@ -18,6 +18,7 @@ const spec = (status: number, type: string, message: string): ErrorSpec => ({ st
 export const errorCatalogue = {
   // --- request shape
   invalid_request_error: spec(400, "invalid_request_error", "Invalid request payload"),
+  bad_request: spec(400, "invalid_request_error", "Malformed request"),
   validation_error: spec(400, "invalid_request_error", "Invalid request payload"),
   invalid_json: spec(400, "invalid_request_error", "Request body is not valid JSON"),
   invalid_function_parameters: spec(
@@ -47,6 +48,7 @@ export const errorCatalogue = {
     "invalid_request_error",
     "Settings were changed by someone else; reload them and apply your change again",
   ),
+  model_not_found: spec(404, "invalid_request_error", "The model does not exist"),
   account_not_found: spec(404, "invalid_request_error", "Account not found"),
   reauth_required: spec(
     409,
@@ -64,6 +66,11 @@ export const errorCatalogue = {
   password_not_configured: spec(409, "invalid_request_error", "No admin password is set yet"),
   permission_denied: spec(403, "permission_error", "Permission denied"),
   ip_not_allowed: spec(403, "permission_error", "Client address is not allowed"),
+  cross_origin_refused: spec(
+    403,
+    "permission_error",
+    "State-changing requests from another web origin are refused",
+  ),
   model_not_allowed: spec(403, "permission_error", "This API key may not use the requested model"),
   // --- limits
   rate_limit_exceeded: spec(429, "rate_limit_error", "Rate limit exceeded"),

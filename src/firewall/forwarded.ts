@@ -1,13 +1,13 @@
 /**
  * The one function that decides a request's client address: the socket peer, or — only when the
- * peer is a trusted proxy — the address its `Forwarded` / `X-Forwarded-For` header names, walking
+ * peer is a trusted proxy — the address named by the one configured forwarding header, walking
  * hops right to left past further trusted proxies. A malformed header from a trusted proxy yields
  * null (fail closed: not local, not on any allowlist). Used by the firewall, the admin locality
  * check and the API-key loopback policy.
  *
  * @module
  */
-import { type Cidr, formatIp, type Ip, inRanges, parseCidr, parseIp } from "./address.ts";
+import { type Cidr, formatIp, type Ip, inRanges, parseCidr, parseIp } from "../core/address.ts";
 
 /** Parses the comma-joined `X-Forwarded-For` values into hops (left = client); null when malformed. */
 export function parseXForwardedFor(value: string): Ip[] | null {
@@ -127,23 +127,29 @@ function joinedHeader(headers: Headers, name: string): string | null {
   return v === null || v.trim() === "" ? null : v;
 }
 
+/** The forwarding header a trusted proxy writes (`CODEX_LB_FORWARDED_HEADER`). */
+export type ForwardedHeader = "x-forwarded-for" | "forwarded" | "x-real-ip";
+
 /**
- * The client's address. From an untrusted (or unknown) peer: the peer itself. From a trusted peer:
- * `Forwarded` when present, else `X-Forwarded-For`; hops are walked right to left and the first one
- * that is not a trusted proxy is the client (all trusted → the leftmost). Malformed → null.
+ * The client's address. From an untrusted (or unknown) peer: the peer itself, whatever headers it
+ * sends. From a trusted peer: the address named by `header` — the one header the operator says the
+ * proxy writes; every other forwarding header is ignored, never believed (a proxy that appends
+ * `X-Forwarded-For` may pass a client's own `Forwarded` through). Hops are walked right to left and
+ * the first one that is not a trusted proxy is the client (all trusted → the leftmost). Malformed →
+ * null. Without the header: the peer (such a request is never "local", see `isLocalRequest`).
  */
 export function resolveClientIp(
   peerIp: string | null,
   headers: Headers,
   trusted: readonly Cidr[],
+  header: ForwardedHeader = "x-forwarded-for",
 ): string | null {
   const peer = peerIp === null ? null : parseIp(peerIp);
   if (!peer) return null;
   if (!inRanges(trusted, peer)) return formatIp(peer);
-  const forwarded = joinedHeader(headers, "forwarded");
-  const xff = joinedHeader(headers, "x-forwarded-for");
-  if (forwarded === null && xff === null) return formatIp(peer);
-  const hops = forwarded !== null ? parseForwarded(forwarded) : parseXForwardedFor(xff!);
+  const value = joinedHeader(headers, header);
+  if (value === null) return formatIp(peer);
+  const hops = header === "forwarded" ? parseForwarded(value) : parseXForwardedFor(value);
   if (!hops || hops.length === 0) return null;
   for (let i = hops.length - 1; i >= 0; i--) {
     if (!inRanges(trusted, hops[i]!)) return formatIp(hops[i]!);
@@ -151,11 +157,14 @@ export function resolveClientIp(
   return formatIp(hops[0]!);
 }
 
-/** Headers that claim to name the original client; from an untrusted local peer they mean "not local". */
+/** Headers that claim to name the original client; any of them on a request means "not local". */
 export const clientIdentityHeaders = [
   "forwarded",
   "x-forwarded-for",
   "x-real-ip",
   "true-client-ip",
   "cf-connecting-ip",
+  "x-client-ip",
+  "x-cluster-client-ip",
+  "fastly-client-ip",
 ] as const;

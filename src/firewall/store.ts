@@ -6,9 +6,9 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import { formatCidr, parseCidr } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Database } from "../store/schema.ts";
-import { formatCidr, parseCidr } from "./address.ts";
 
 export interface AllowlistEntry {
   readonly entry: string;
@@ -35,6 +35,22 @@ function mustNormalize(input: string): string {
 
 export class FirewallStore {
   #cache: readonly string[] | null = null;
+  readonly #listeners: (() => void)[] = [];
+
+  /** Drops the cached list (another replica changed it). */
+  forget(): void {
+    this.#cache = null;
+  }
+
+  /** Runs `fn` after every change of the list (the cluster tells the other replicas). */
+  onChanged(fn: () => void): void {
+    this.#listeners.push(fn);
+  }
+
+  #changed(): void {
+    this.#cache = null;
+    for (const fn of this.#listeners) fn();
+  }
 
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -62,7 +78,7 @@ export class FirewallStore {
       .values({ entry, created_at: now })
       .onConflict((oc) => oc.column("entry").doNothing())
       .executeTakeFirst();
-    this.#cache = null;
+    this.#changed();
     if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0)
       throw new GatewayError("conflict", `${entry} is already on the allowlist`);
     return { entry, createdAt: now };
@@ -73,7 +89,7 @@ export class FirewallStore {
     const entry = normalizeEntry(input);
     if (!entry) return false;
     const res = await this.db.deleteFrom("firewall_allowlist").where("entry", "=", entry).executeTakeFirst();
-    this.#cache = null;
+    this.#changed();
     return Number(res.numDeletedRows) > 0;
   }
 
@@ -88,7 +104,7 @@ export class FirewallStore {
           .values(entries.map((entry) => ({ entry, created_at: now })))
           .execute();
     });
-    this.#cache = null;
+    this.#changed();
     return this.list();
   }
 }

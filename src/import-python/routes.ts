@@ -3,10 +3,11 @@
  * Python codex-lb's `store.db` and `encryption.key` (what the dashboard's settings page sends).
  *
  * This admin route takes `multipart/form-data`, a deliberate exception to the JSON-only admin
- * API: a SQLite file is binary. It still needs the admin session like every `/api/*` route, and it
- * refuses cross-site requests itself (an `Origin` other than the gateway's own, or
- * `Sec-Fetch-Site: cross-site`), since a browser sends a multipart form across sites without a
- * preflight. The upload is written to a private temporary folder, read, and deleted.
+ * API (listed in `formUploadPaths`, src/access/csrf.ts): a SQLite file is binary. It still needs
+ * the admin session like every `/api/*` route, and the cross-site refusal applies to it as to every
+ * state-changing request (an `Origin` other than the gateway's own, `Sec-Fetch-Site: cross-site`
+ * or `same-site`: 403), which matters here since a browser sends a multipart form across sites
+ * without a preflight. The upload is written to a private temporary folder, read, and deleted.
  *
  * @module
  */
@@ -22,9 +23,6 @@ import { GatewayError } from "../core/errors.ts";
 import { FernetKey } from "./fernet.ts";
 import { applyPythonImport, preparePythonImport } from "./import.ts";
 import { ImportSourceError } from "./read.ts";
-
-/** Admin paths that take multipart bodies on purpose (for the JSON-only content-type rule). */
-export const multipartAdminPaths: readonly string[] = ["/api/import/python"];
 
 const Counts = t.Object({ created: t.Integer(), updated: t.Integer() });
 const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
@@ -55,23 +53,6 @@ export const ImportSummaryView = t.Object({
   notes: t.Array(t.String()),
 });
 
-/** Refuses a request a browser sent from another site (403). */
-function assertSameOrigin(request: Request): void {
-  const site = request.headers.get("sec-fetch-site");
-  if (site && site !== "same-origin" && site !== "none")
-    throw new GatewayError("permission_denied", "Cross-site uploads are refused");
-  const origin = request.headers.get("origin");
-  if (origin === null) return;
-  const host = request.headers.get("host") ?? new URL(request.url).host;
-  let originHost: string | null = null;
-  try {
-    originHost = new URL(origin).host;
-  } catch {
-    originHost = null;
-  }
-  if (originHost !== host) throw new GatewayError("permission_denied", "Cross-site uploads are refused");
-}
-
 async function partBytes(form: FormData, name: string): Promise<Uint8Array> {
   const part = form.get(name);
   if (part === null)
@@ -83,7 +64,6 @@ export function importPythonRoutes(deps: AppDeps) {
   return new Elysia({ name: "routes:import-python" }).post(
     "/api/import/python",
     async ({ request }) => {
-      assertSameOrigin(request);
       const type = request.headers.get("content-type") ?? "";
       if (!type.toLowerCase().startsWith("multipart/form-data"))
         throw new GatewayError(
@@ -168,7 +148,7 @@ export function importPythonRoutes(deps: AppDeps) {
           },
         },
       },
-      response: { 200: ImportSummaryView, 400: ErrorBody, 403: ErrorBody, 415: ErrorBody },
+      response: { 200: ImportSummaryView, 400: ErrorBody, 415: ErrorBody },
     },
   );
 }

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import type { TokenSet } from "../plugin-host/api.ts";
-import { parseErrorBody, readErrorFields } from "../upstream/error-body.ts";
 
-/** The Codex CLI's OAuth client id (a protocol constant, not a setting). */
-export const OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann";
+import { OAUTH_CLIENT_ID } from "../core/codex.ts";
+import { parseErrorBody, readErrorFields } from "../core/failures.ts";
+import type { TokenSet } from "../plugin-host/api.ts";
+
 /** The only redirect the auth server accepts for this client. */
 export const OAUTH_REDIRECT_URI = "http://localhost:1455/auth/callback";
 /** Scopes asked for at login (`offline_access` for a refresh token). */

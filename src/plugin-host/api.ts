@@ -21,6 +21,7 @@
  * @module
  */
 import type { Elysia } from "elysia";
+import type { Clock } from "../core/clock.ts";
 import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
@@ -39,6 +40,10 @@ export type { StickyService } from "../sticky/service.ts";
 export type { StickyBinding, StickyKind } from "../sticky/store.ts";
 export type { AccountAction, Action, RequestAction } from "./actions.ts";
 export type * from "./hooks.ts";
+
+/** Timers on the gateway's clock (see `src/core/clock.ts`). */
+export type Timers = Pick<Clock, "setTimeout" | "clearTimeout">;
+export type { TimerHandle } from "../core/clock.ts";
 
 /** An OAuth token set as the auth server issues it. Never logged. */
 export interface TokenSet {
@@ -156,8 +161,11 @@ export interface GatewayServices {
   readonly accounts: {
     list(): Promise<readonly AccountSnapshot[]>;
     get(id: string): Promise<AccountSnapshot | null>;
-    /** Decrypted tokens of one account (for the credentials provider); null when unknown. */
-    credentials(id: string): Promise<StoredCredentials | null>;
+    /**
+     * Decrypted tokens of one account (for the credentials provider); null when unknown. Cached;
+     * `fresh` reads the store (another replica may have refreshed them).
+     */
+    credentials(id: string, options?: { fresh?: boolean }): Promise<StoredCredentials | null>;
     /**
      * Stores refreshed tokens (encrypted) and the claims of the new id_token. With `replacing`
      * (the refresh token they were obtained with) nothing is written when the stored refresh
@@ -174,6 +182,13 @@ export interface GatewayServices {
     record(id: string, usage: UsageRecord): Promise<void>;
   };
   now(): EpochMs;
+  /** Uniform random in [0, 1) from the gateway's random source (seeded in tests). */
+  random(): number;
+  /**
+   * Timers on the gateway's clock. Background work schedules with these (never the global
+   * `setTimeout`), so a test moves a fake clock forward instead of sleeping.
+   */
+  readonly timers: Timers;
   /** Sticky session bindings (affinity key → account) and `previous_response_id` owners. */
   readonly sticky: StickyService;
   /** The runtime settings (`/api/settings`): routing strategy, sticky TTL; env values by default. */
@@ -188,6 +203,38 @@ export interface GatewayServices {
   };
   /** The provider registered under `key`; throws when no plugin provides it. */
   provider<K extends keyof Providers>(key: K): Providers[K];
+  /** Several gateways on one database (a single gateway is always the leader). */
+  readonly cluster: ClusterService;
+}
+
+/** A failed token refresh as the replica that sent it recorded it (see {@link ClusterService}). */
+export interface RefreshFailureRecord {
+  readonly code: string;
+  readonly message: string;
+  /** The failure took the account out (it needs a new login). */
+  readonly dead: boolean;
+}
+
+/** The outcome of {@link ClusterService.claimRefresh}. */
+export type RefreshClaim =
+  | {
+      readonly status: "claimed";
+      /** Ends the claim: success (no failure), or a failure others report until `reuseMs` passed. */
+      done(failure?: RefreshFailureRecord | null, reuseMs?: number): Promise<void>;
+    }
+  /** Another replica (or flight) is refreshing this token now: wait, then read the new tokens. */
+  | { readonly status: "busy" }
+  /** This token's refresh failed just now elsewhere: report that instead of re-sending the token. */
+  | { readonly status: "failed"; readonly failure: RefreshFailureRecord };
+
+export interface ClusterService {
+  /** True on the one replica that runs once-only background work (refresh pass, usage polling). */
+  isLeader(): boolean;
+  /**
+   * Claims the one refresh of this account's refresh token across every replica, for `ttlMs`
+   * (it lapses if the claimer dies). Refresh tokens are single-use: never send one unclaimed.
+   */
+  claimRefresh(accountId: string, refreshToken: string, ttlMs: number): Promise<RefreshClaim>;
 }
 
 export interface PluginContext {

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Kysely, Transaction } from "kysely";
+import { systemClock } from "../core/clock.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { AccountUpdate, Database } from "../store/schema.ts";
 import { type AccountAction, type Action, isAccountAction, validateAction } from "./actions.ts";
@@ -157,7 +158,7 @@ export class ActionApplier {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly log: ApplyLog,
-    private readonly clock: () => EpochMs = Date.now,
+    private readonly clock: () => EpochMs = systemClock.now,
   ) {}
 
   /** Called after each committed batch that applied something (e.g. to drop caches). */

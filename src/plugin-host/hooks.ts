@@ -15,8 +15,11 @@
  * @module
  */
 
+import type { FailureDetails } from "../core/failures.ts";
 import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
 import { type Action, isTerminal, validateAction } from "./actions.ts";
+
+export type { FailureDetails } from "../core/failures.ts";
 
 /** Every hook, in the order a request meets them, then the background ones. */
 export const hookNames = [
@@ -29,18 +32,6 @@ export const hookNames = [
   "usage.failed",
 ] as const;
 export type HookName = (typeof hookNames)[number];
-
-/** What failed and how, as read from an upstream answer (HTTP status, JSON body or SSE event). */
-export interface FailureDetails {
-  /** HTTP status, or null for a transport error (DNS, reset, timeout). */
-  readonly httpStatus: number | null;
-  /** Error code read from the body (`error.code`, `error` string, `error_code`, `code`), if any. */
-  readonly errorCode: string | null;
-  readonly errorType: string | null;
-  readonly message: string | null;
-  /** True for network errors and timeouts: nothing was heard from the server. */
-  readonly transport: boolean;
-}
 
 export interface RequestAdmitEvent {
   readonly requestId: string;

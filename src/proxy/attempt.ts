@@ -19,7 +19,7 @@ import { eventJson, type SseEvent } from "../upstream/sse.ts";
 import { MAX_ACCOUNTS_PER_REQUEST, type ProxyContext } from "./context.ts";
 import { type AttemptFailure, failureError, httpFailure, sseFailure, transportFailure } from "./failure.ts";
 import { quotaFromHeaders } from "./live-quota.ts";
-import { noAccountError, selectAccount } from "./select.ts";
+import { noAccountError, type RoutingDecision, selectAccount } from "./select.ts";
 import type { Json } from "./validate.ts";
 
 export interface UpstreamCall {
@@ -31,6 +31,8 @@ export interface UpstreamCall {
   readonly signal: AbortSignal;
   readonly promptCacheKey: string | null;
   readonly previousResponseId: string | null;
+  /** Accounts to try at most (default {@link MAX_ACCOUNTS_PER_REQUEST}). */
+  readonly maxAccounts?: number;
 }
 
 /** An upstream stream that passed the first-event check; nothing of it has reached the client yet. */
@@ -47,6 +49,8 @@ export interface OpenStream {
 /** What the loop learned, for the request log, whatever the outcome. */
 export interface AttemptTrace {
   accountId: string | null;
+  /** The account's email (the access log shows a hash of it, never the address). */
+  accountEmail?: string | null;
   attempts: number;
 }
 
@@ -148,7 +152,12 @@ export async function openUpstream(
   const tried: string[] = [];
   let last: GatewayError | null = null;
   const body = JSON.stringify(call.payload);
-  while (tried.length < MAX_ACCOUNTS_PER_REQUEST) {
+  const log = ctx.deps.log;
+  const routingLog = log.isLevelEnabled("debug")
+    ? (d: RoutingDecision) => log.debug(d, "routing decision")
+    : undefined;
+  const maxAccounts = call.maxAccounts ?? MAX_ACCOUNTS_PER_REQUEST;
+  while (tried.length < maxAccounts) {
     if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
     const account = await selectAccount(
       services,
@@ -162,9 +171,11 @@ export async function openUpstream(
         previousResponseId: call.previousResponseId,
       },
       last,
+      routingLog,
     );
     tried.push(account.id);
     trace.accountId = account.id;
+    trace.accountEmail = account.email;
     let lease: Lease;
     try {
       lease = await services
@@ -185,10 +196,17 @@ export async function openUpstream(
             .provider("credentials")
             .get(account.id, { forceRefresh: forced, requestId: call.requestId });
         } catch (e) {
-          last = new GatewayError(
-            "upstream_unavailable",
-            `Account credentials unavailable: ${e instanceof Error ? e.message : String(e)}`,
+          // The reason names the account (its internal id, its status): it goes to the log, never
+          // to the API client.
+          ctx.deps.log.warn(
+            {
+              requestId: call.requestId,
+              accountId: account.id,
+              err: e instanceof Error ? e.message : String(e),
+            },
+            "account credentials unavailable",
           );
+          last = new GatewayError("upstream_unavailable", "Account credentials unavailable");
           break;
         }
         trace.attempts++;

@@ -5,9 +5,9 @@
  * @module
  */
 import { GatewayError } from "../core/errors.ts";
+import type { FailureDetails } from "../core/failures.ts";
+import { failureFromHttp, parseErrorBody } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
-import type { FailureDetails } from "../plugin-host/hooks.ts";
-import { failureFromHttp, parseErrorBody } from "../upstream/error-body.ts";
 import { isObject, type Json } from "./validate.ts";
 
 export interface AttemptFailure extends FailureDetails {

@@ -8,7 +8,9 @@
  */
 import { Elysia } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
+import { GatewayError } from "../core/errors.ts";
 import { chatToResponses } from "./chat/request.ts";
+import { serveCompact, validateCompactBody } from "./compact.ts";
 import { proxyContext } from "./context.ts";
 import { listed, modelEntries, openAiModel } from "./models.ts";
 import { reasoningEffortOf, toUpstreamPayload } from "./payload.ts";
@@ -17,7 +19,7 @@ import {
   checkResponsesTools,
   checkTextFormat,
   optionalBoolean,
-  parseBody,
+  readJsonBody,
   validateResponsesBody,
 } from "./validate.ts";
 
@@ -26,7 +28,7 @@ export function proxyRoutes(deps: AppDeps) {
   const responses =
     (kind: "codex" | "responses", endpoint: string) =>
     async ({ request }: { request: Request }) => {
-      const body = parseBody(await request.text());
+      const body = await readJsonBody(request);
       validateResponsesBody(body);
       checkResponsesTools(body);
       checkTextFormat(body);
@@ -40,6 +42,15 @@ export function proxyRoutes(deps: AppDeps) {
         reasoningEffort: reasoningEffortOf(body),
       });
     };
+  const compact =
+    (endpoint: string) =>
+    async ({ request }: { request: Request }) => {
+      const body = await readJsonBody(request);
+      validateCompactBody(body);
+      checkResponsesTools(body);
+      checkTextFormat(body);
+      return serveCompact(ctx, request, body, endpoint);
+    };
   const detail = (summary: string) => ({ tags: ["proxy"], summary });
   return new Elysia({ name: "routes:proxy" })
     .post("/backend-api/codex/responses", responses("codex", "/backend-api/codex/responses"), {
@@ -50,10 +61,22 @@ export function proxyRoutes(deps: AppDeps) {
       parse: "none",
       detail: detail("OpenAI Responses API (stream or JSON)"),
     })
+    .post("/backend-api/codex/responses/compact", compact("/backend-api/codex/responses/compact"), {
+      parse: "none",
+      detail: detail(
+        "Remote compaction (Codex CLI): the history in `input` comes back as one `response.compaction` item",
+      ),
+    })
+    .post("/v1/responses/compact", compact("/v1/responses/compact"), {
+      parse: "none",
+      detail: detail(
+        'Remote compaction (OpenAI shape): answers `{object: "response.compaction", output: [item]}`',
+      ),
+    })
     .post(
       "/v1/chat/completions",
       async ({ request }) => {
-        const chat = chatToResponses(parseBody(await request.text()));
+        const chat = chatToResponses(await readJsonBody(request));
         checkTextFormat(chat.body, "response_format.json_schema.schema");
         return serveProxy(ctx, request, {
           kind: "chat",
@@ -74,6 +97,20 @@ export function proxyRoutes(deps: AppDeps) {
         return { object: "list", data: listed(await modelEntries(ctx)).map((m) => openAiModel(m, created)) };
       },
       { detail: detail("Models (OpenAI list)") },
+    )
+    .get(
+      "/v1/models/:id",
+      async ({ params }) => {
+        const created = Math.floor(deps.clock() / 1000);
+        const found = listed(await modelEntries(ctx)).find((m) => m.slug === params.id);
+        if (!found) {
+          throw new GatewayError("model_not_found", `The model '${params.id}' does not exist`, {
+            param: "model",
+          });
+        }
+        return openAiModel(found, created);
+      },
+      { detail: detail("One model (OpenAI retrieve)") },
     )
     .get(
       "/backend-api/codex/models",

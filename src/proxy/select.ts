@@ -62,6 +62,8 @@ export async function selectAccount(
   accounts: () => Promise<readonly AccountSnapshot[]>,
   req: SelectRequest,
   last: GatewayError | null,
+  /** Told the routing decision (for the debug log line); only passed when it will be written. */
+  decided?: (d: RoutingDecision) => void,
 ): Promise<AccountSnapshot> {
   const all = await accounts();
   const now = services.now();
@@ -78,7 +80,7 @@ export async function selectAccount(
       headers: req.headers,
       body: { promptCacheKey: req.promptCacheKey, previousResponseId: req.previousResponseId },
       now,
-      random: Math.random,
+      random: () => services.random(),
     },
     { requestId: req.requestId },
   );
@@ -86,10 +88,39 @@ export async function selectAccount(
     if (a.type === "request.reject") throw rejectionError(a);
     if (a.type === "route.account") {
       const chosen = all.find((s) => s.id === a.accountId);
-      if (chosen && !OUT_FOR_GOOD.has(chosen.status) && !req.excluded.includes(chosen.id)) return chosen;
+      if (chosen && !OUT_FOR_GOOD.has(chosen.status) && !req.excluded.includes(chosen.id)) {
+        decided?.({
+          requestId: req.requestId,
+          accountId: chosen.id,
+          reason: a.reason ?? null,
+          sticky: a.reason?.startsWith("sticky") === true,
+          candidates: candidates.map((c) => c.id),
+          excluded: req.excluded,
+        });
+        return chosen;
+      }
     }
   }
+  decided?.({
+    requestId: req.requestId,
+    accountId: candidates[0]!.id,
+    reason: "no route.account from any handler: first usable account",
+    sticky: false,
+    candidates: candidates.map((c) => c.id),
+    excluded: req.excluded,
+  });
   return candidates[0]!;
+}
+
+/** One routing decision, as the debug log line shows it. */
+export interface RoutingDecision {
+  readonly requestId: string;
+  readonly accountId: string;
+  /** The balancing plugin's reason: the strategy (and share) or the sticky binding. */
+  readonly reason: string | null;
+  readonly sticky: boolean;
+  readonly candidates: readonly string[];
+  readonly excluded: readonly string[];
 }
 
 export { isUsable };

@@ -33,6 +33,10 @@ export const RequestLogItem = t.Object({
   ttfbMs: Nullable(t.Integer()),
   responseId: Nullable(t.String()),
   reasoningEffort: Nullable(t.String()),
+  transport: t.String({ description: "The client's transport: http | websocket" }),
+  upstreamTransport: Nullable(
+    t.String({ description: "Transport used towards the upstream: http | websocket (null: none)" }),
+  ),
 });
 
 const Query = t.Object({
@@ -84,6 +88,8 @@ function toItem(r: RequestLogRow) {
     ttfbMs: num(r.ttfb_ms),
     responseId: r.response_id,
     reasoningEffort: r.reasoning_effort,
+    transport: r.transport,
+    upstreamTransport: r.upstream_transport,
   };
 }
 

@@ -24,6 +24,9 @@ export const routingStrategies = [
   "fill_first",
 ] as const;
 
+/** Forwarding headers an operator may name in `CODEX_LB_FORWARDED_HEADER`. */
+export const forwardedHeaders = ["x-forwarded-for", "forwarded", "x-real-ip"] as const;
+
 export const SettingsSchema = Type.Object(
   {
     host: Type.String({ minLength: 1, default: "127.0.0.1", description: "Address the gateway listens on." }),
@@ -36,7 +39,7 @@ export const SettingsSchema = Type.Object(
     databaseUrl: Type.String({
       default: "",
       description:
-        "Store location: empty for `<dataDir>/store.db`, a path or `sqlite:PATH` for another SQLite file, `sqlite::memory:` for a throw-away store.",
+        "Store location: empty for `<dataDir>/store.db`, a path or `sqlite:PATH` for another SQLite file, `sqlite::memory:` for a throw-away store, `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL (several replicas share one; see docs/deploy.md).",
     }),
     upstreamBaseUrl: HttpUrl(
       "https://chatgpt.com/backend-api",
@@ -88,6 +91,15 @@ export const SettingsSchema = Type.Object(
       "Time allowed for the upstream to answer with response headers.",
       1,
     ),
+    sseKeepaliveSeconds: Seconds(
+      10,
+      "While the upstream is silent, send an SSE comment (`: keepalive`) to streaming clients this often; 0 turns it off.",
+    ),
+    compactBudgetSeconds: Seconds(
+      180,
+      "Time allowed for one remote compaction (`/responses/compact`), failover included.",
+      1,
+    ),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,
@@ -118,8 +130,22 @@ export const SettingsSchema = Type.Object(
         "How long a request waits for a stream slot when every eligible account is at its cap, before a 429 `proxy_overloaded`.",
     }),
     trustedProxies: CsvList(
-      "Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For / Forwarded headers are believed.",
+      "Addresses or CIDR ranges of reverse proxies whose forwarding header (`CODEX_LB_FORWARDED_HEADER`) is believed.",
     ),
+    forwardedHeader: Type.Union(
+      forwardedHeaders.map((h) => Type.Literal(h)),
+      {
+        default: "x-forwarded-for",
+        description:
+          "The one header your trusted proxy writes with the client address; other forwarding headers are ignored.",
+      },
+    ),
+    allowedOrigins: Type.Array(Type.String({ pattern: "^https?://[A-Za-z0-9.\\-\\[\\]:]+$" }), {
+      default: [],
+      csv: true,
+      description:
+        "Extra browser origins (e.g. `https://admin.example.com`) allowed to send state-changing requests; the gateway's own origin always is.",
+    }),
     maxBodyBytes: Type.Integer({
       minimum: 1024,
       default: 32 * 1024 * 1024,

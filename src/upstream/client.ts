@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { FailureDetails } from "../plugin-host/hooks.ts";
-import { failureFromTransport } from "./error-body.ts";
+import type { FailureDetails } from "../core/failures.ts";
+import { failureFromTransport } from "../core/failures.ts";
 
 export type UpstreamResult =
   | { readonly ok: true; readonly response: Response; readonly controller: AbortController }

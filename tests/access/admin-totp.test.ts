@@ -4,6 +4,7 @@ import {
   adminLogin,
   cookieOf,
   jsonInit,
+  localFetch,
   REMOTE_IP,
   remoteFetch,
   TEST_ADMIN_PASSWORD,
@@ -99,6 +100,11 @@ describe("TOTP", () => {
 test("behind a trusted TLS proxy the session cookie is Secure", async () => {
   const gw = await startGateway({ env: { CODEX_LB_TRUSTED_PROXIES: "127.0.0.1" } });
   try {
+    // 127.0.0.1 is the trusted proxy, so its callers are never local: the first password comes from ::1.
+    expect(
+      (await localFetch(gw, "/api/auth/password", jsonInit("POST", { newPassword: TEST_ADMIN_PASSWORD })))
+        .status,
+    ).toBe(200);
     await adminLogin(gw);
     const headers = { "x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.50" };
     const res = await fetch(`${gw.url}/api/auth/login`, {

@@ -16,10 +16,14 @@ describe("HTTP surface", () => {
     expect(await res.json()).toEqual({ status: "ok" });
   });
 
-  test("GET /health/ready is 200 while the store answers", async () => {
+  test("GET /health/ready is 503 no_usable_account while no account is configured", async () => {
     const res = await fetch(`${gw.url}/health/ready`);
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready" });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({
+      status: "unavailable",
+      reason: "no_usable_account",
+      accounts: { total: 0, usable: 0 },
+    });
   });
 
   test("x-request-id is kept from the client and appears in the log line", async () => {
@@ -95,7 +99,7 @@ test("GET /health/ready is 503 when the store does not answer", async () => {
     await other.running.store.close();
     const res = await fetch(`${other.url}/health/ready`);
     expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ status: "unavailable" });
+    expect(await res.json()).toEqual({ status: "unavailable", reason: "store_unreachable", accounts: null });
     expect((await fetch(`${other.url}/health`)).status).toBe(200);
   } finally {
     await other.stop();

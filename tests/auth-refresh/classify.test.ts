@@ -4,8 +4,8 @@ import {
   classifyUsageFailure,
   decideFromUsage,
 } from "../../plugins/auth-refresh/classify.ts";
-import { permanentFailureCodes } from "../../plugins/auth-refresh/permanent-codes.ts";
 import { parseUsage } from "../../plugins/auth-refresh/usage-poller.ts";
+import { permanentFailureCodes } from "../../src/core/failures.ts";
 import type { AccountSnapshot } from "../../src/plugin-host/api.ts";
 import { account as snapshot } from "../support/snapshot.ts";
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { baseResponse, frame, textEvents, toolEvents } from "./codex-events.ts";
+import { baseResponse, compactionEvents, frame, textEvents, toolEvents } from "./codex-events.ts";
 import type { FakeRoutes } from "./server.ts";
 
 type Json = Record<string, unknown>;
@@ -30,6 +30,8 @@ export type Step =
       quotaHeaders?: Record<string, string>;
     }
   | { kind: "tool_call"; name: string; arguments: string; callId?: string; usage?: Usage }
+  /** A compaction answer: one `compaction` output item carrying `encryptedContent` (opaque). */
+  | { kind: "compaction"; encryptedContent: string; usage?: Usage }
   | { kind: "http_error"; status: number; body: unknown; headers?: Record<string, string> }
   /** An error as the first SSE event of a 200 (`error` or `response.failed`). */
   | { kind: "sse_error"; as?: "error" | "response.failed"; error: Json }
@@ -160,6 +162,11 @@ export function fakeCodex(
           }
           case "tool_call":
             return sse(id, [toolEvents(id, model, step)], 0);
+          case "compaction":
+            return sse(id, [compactionEvents(id, model, step)], 0, {
+              "x-codex-primary-used-percent": "40",
+              "x-codex-primary-window-minutes": "300",
+            });
           case "http_error":
             return new Response(typeof step.body === "string" ? step.body : JSON.stringify(step.body), {
               status: step.status,

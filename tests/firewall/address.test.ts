@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cidrContains, isLoopback, normalizeIp, parseCidr, parseIp } from "../../src/firewall/address.ts";
+import { cidrContains, isLoopback, normalizeIp, parseCidr, parseIp } from "../../src/core/address.ts";
 import {
   parseForwarded,
   parseTrustedProxies,
@@ -164,19 +164,42 @@ describe("resolveClientIp", () => {
     ],
     ["all hops trusted → leftmost", "127.0.0.1", { "x-forwarded-for": "10.0.0.7, 10.0.0.8" }, "10.0.0.7"],
     [
-      "Forwarded wins over XFF",
+      "only the configured header (XFF) is read: Forwarded is ignored",
       "127.0.0.1",
       { forwarded: "for=192.0.2.60", "x-forwarded-for": "1.1.1.1" },
-      "192.0.2.60",
+      "1.1.1.1",
     ],
-    ["Forwarded IPv6", "2001:db8:ffff::1", { forwarded: 'for="[2001:db8::5]:443"' }, "2001:db8::5"],
+    ["Forwarded alone is not believed by default", "127.0.0.1", { forwarded: "for=127.0.0.1" }, "127.0.0.1"],
     ["malformed XFF fails closed", "127.0.0.1", { "x-forwarded-for": "not-an-ip" }, null],
-    ["malformed Forwarded fails closed", "127.0.0.1", { forwarded: "for=[2001:db8::1]" }, null],
     ["unknown peer", null, { "x-forwarded-for": "203.0.113.9" }, null],
     ["IPv4-mapped peer normalised", "::ffff:198.51.100.1", {}, "198.51.100.1"],
   ];
   test.each(cases)("%s", (_name, peer, headers, expected) => {
     expect(resolveClientIp(peer, new Headers(headers), trusted)).toBe(expected);
+  });
+
+  test("CODEX_LB_FORWARDED_HEADER=forwarded reads Forwarded only", () => {
+    const h = (v: Record<string, string>) => new Headers(v);
+    const peer = "2001:db8:ffff::1";
+    expect(resolveClientIp(peer, h({ forwarded: 'for="[2001:db8::5]:443"' }), trusted, "forwarded")).toBe(
+      "2001:db8::5",
+    );
+    expect(resolveClientIp("127.0.0.1", h({ forwarded: "for=[2001:db8::1]" }), trusted, "forwarded")).toBe(
+      null,
+    );
+    expect(
+      resolveClientIp(
+        "127.0.0.1",
+        h({ "x-forwarded-for": "127.0.0.1", forwarded: "for=192.0.2.60" }),
+        trusted,
+        "forwarded",
+      ),
+    ).toBe("192.0.2.60");
+  });
+
+  test("CODEX_LB_FORWARDED_HEADER=x-real-ip reads X-Real-IP only", () => {
+    const headers = new Headers({ "x-real-ip": "192.0.2.61", "x-forwarded-for": "127.0.0.1" });
+    expect(resolveClientIp("127.0.0.1", headers, trusted, "x-real-ip")).toBe("192.0.2.61");
   });
 
   test("a bad CODEX_LB_TRUSTED_PROXIES entry is refused by name", () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jsonInit, remoteFetch } from "../support/admin.ts";
+import { jsonInit, localFetch, remoteFetch } from "../support/admin.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 
 // The firewall guards the proxy surface. Requests carry a valid key (API-key auth on), so a
@@ -11,14 +11,14 @@ async function setup(
   env: Record<string, string> = {},
 ): Promise<{ gw: TestGateway; auth: Record<string, string> }> {
   const gw = await startGateway({ env });
-  await fetch(`${gw.url}/api/settings/access`, jsonInit("PUT", { apiKeyAuthEnabled: true }));
-  const { key } = (await (
-    await fetch(`${gw.url}/api/api-keys`, jsonInit("POST", { name: "fw" }))
-  ).json()) as {
+  // 127.0.0.1 may be a trusted proxy here (its callers are never local): admin calls come from ::1.
+  const admin = (path: string, init: RequestInit) => localFetch(gw, path, init);
+  await admin("/api/settings/access", jsonInit("PUT", { apiKeyAuthEnabled: true }));
+  const { key } = (await (await admin("/api/api-keys", jsonInit("POST", { name: "fw" }))).json()) as {
     key: string;
   };
-  const put = await fetch(
-    `${gw.url}/api/firewall`,
+  const put = await admin(
+    "/api/firewall",
     jsonInit("PUT", { entries: ["203.0.113.0/24", "2001:DB8::/32", "198.51.100.7"] }),
   );
   expect(put.status).toBe(200);
@@ -114,12 +114,10 @@ describe("firewall behind a trusted proxy (CODEX_LB_TRUSTED_PROXIES=127.0.0.1,10
     ["XFF names a refused client", { "x-forwarded-for": "192.0.2.1" }, 403],
     ["trusted hops are walked past", { "x-forwarded-for": "203.0.113.9, 10.1.2.3" }, 200],
     ["a spoofed leftmost entry is not believed", { "x-forwarded-for": "203.0.113.9, 192.0.2.1" }, 403],
-    ["Forwarded with quoted IPv6 and port", { forwarded: 'for="[2001:db8::1]:443";proto=https' }, 200],
-    ["Forwarded wins over XFF", { forwarded: "for=192.0.2.1", "x-forwarded-for": "203.0.113.9" }, 403],
+    ["Forwarded is ignored (XFF is the configured header)", { forwarded: 'for="[2001:db8::1]:443"' }, 403],
+    ["Forwarded cannot override XFF", { forwarded: "for=203.0.113.9", "x-forwarded-for": "192.0.2.1" }, 403],
     ["no header: the proxy itself (not listed)", {}, 403],
     ["malformed XFF fails closed", { "x-forwarded-for": "203.0.113.9, garbage" }, 403],
-    ["malformed Forwarded (unquoted IPv6) fails closed", { forwarded: "for=[2001:db8::1]" }, 403],
-    ["Forwarded for=unknown fails closed", { forwarded: "for=unknown" }, 403],
   ];
   test.each(cases)("%s → %d", async (_n, headers, status) => {
     const res = await fetch(`${gw.url}/v1/usage`, { headers: { ...auth, ...headers } });
@@ -129,6 +127,32 @@ describe("firewall behind a trusted proxy (CODEX_LB_TRUSTED_PROXIES=127.0.0.1,10
   test("a malformed header is refused as an undeterminable address", async () => {
     const res = await fetch(`${gw.url}/v1/usage`, { headers: { ...auth, "x-forwarded-for": "1.2.3" } });
     expect((await errorOf(res)).message).toContain("could not be determined");
+  });
+});
+
+describe("firewall behind a proxy that writes Forwarded (CODEX_LB_FORWARDED_HEADER=forwarded)", () => {
+  let gw: TestGateway;
+  let auth: Record<string, string>;
+  beforeAll(async () => {
+    ({ gw, auth } = await setup({
+      CODEX_LB_TRUSTED_PROXIES: "127.0.0.1,10.0.0.0/8",
+      CODEX_LB_FORWARDED_HEADER: "forwarded",
+    }));
+  });
+  afterAll(async () => {
+    await gw.stop();
+  });
+
+  const cases: [string, Record<string, string>, number][] = [
+    ["Forwarded with quoted IPv6 and port", { forwarded: 'for="[2001:db8::1]:443";proto=https' }, 200],
+    ["XFF is ignored", { "x-forwarded-for": "203.0.113.9" }, 403],
+    ["XFF cannot override Forwarded", { forwarded: "for=192.0.2.1", "x-forwarded-for": "203.0.113.9" }, 403],
+    ["malformed Forwarded (unquoted IPv6) fails closed", { forwarded: "for=[2001:db8::1]" }, 403],
+    ["Forwarded for=unknown fails closed", { forwarded: "for=unknown" }, 403],
+  ];
+  test.each(cases)("%s → %d", async (_n, headers, status) => {
+    const res = await fetch(`${gw.url}/v1/usage`, { headers: { ...auth, ...headers } });
+    expect(res.status).toBe(status);
   });
 });
 

@@ -16,7 +16,7 @@ import { fingerprint, PY_ADMIN_PASSWORD, standardScenario } from "./scenario.ts"
 const root = mkdtempSync(join(tmpdir(), "codex-lb-import-api-"));
 const pyDir = join(root, "py");
 let gw: TestGateway;
-let storeBytes: Uint8Array;
+let storeBytes: Uint8Array<ArrayBuffer>;
 let keyText: string;
 
 beforeAll(async () => {
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 function upload(
-  parts: { store?: Uint8Array | string; key?: string; dryRun?: string } = {},
+  parts: { store?: Uint8Array<ArrayBuffer> | string; key?: string; dryRun?: string } = {},
   headers: Record<string, string> = {},
 ): Promise<Response> {
   const form = new FormData();
@@ -55,7 +55,7 @@ test("bad requests get a 4xx JSON error and write nothing", async () => {
   expect(json.status).toBe(415);
   const cross = await upload({}, { origin: "https://evil.example" });
   expect(cross.status).toBe(403);
-  expect(await errorCode(cross)).toBe("permission_denied");
+  expect(await errorCode(cross)).toBe("cross_origin_refused");
   expect((await upload({}, { "sec-fetch-site": "cross-site" })).status).toBe(403);
   const noKey = await upload({ key: "" });
   expect(noKey.status).toBe(400);

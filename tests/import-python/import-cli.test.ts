@@ -208,7 +208,7 @@ describe("codex-lb import-python", () => {
   test("bad usage and bad sources exit 2 with a clear line", () => {
     expect(cli([], { CODEX_LB_DATA_DIR: join(root, "x") }).code).toBe(2);
     expect(cli([pyDir, "--bogus"], { CODEX_LB_DATA_DIR: join(root, "x") }).err).toContain(
-      "unknown option --bogus",
+      "unknown flag --bogus",
     );
     const self = cli([pyDir], { CODEX_LB_DATA_DIR: pyDir });
     expect(self.code).toBe(2);

@@ -25,6 +25,14 @@ export function remoteFetch(
   return gw.running.gateway.fetch(new Request(`${gw.url}${path}`, init), peerIp);
 }
 
+/**
+ * Sends a request from this machine when 127.0.0.1 is itself a trusted proxy (whose callers are
+ * never local): in-process, with the loopback peer `::1`, which is not listed.
+ */
+export function localFetch(gw: TestGateway, path: string, init: RequestInit = {}): Promise<Response> {
+  return remoteFetch(gw, path, init, "::1");
+}
+
 /** The `name=value` part of a Set-Cookie header, or null. */
 export function cookieOf(res: Response): string | null {
   const raw = res.headers.get("set-cookie");

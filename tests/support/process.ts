@@ -11,7 +11,9 @@ export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 /** The command that runs codex-lb: `CODEX_LB_BIN` (a built binary) or `bun src/cli/main.ts`. */
 export function codexLbCommand(): string[] {
   const bin = process.env.CODEX_LB_BIN;
-  return bin ? [bin] : [process.execPath, `${repoRoot}src/cli/main.ts`];
+  // --no-env-file: like the binary (built without .env autoloading), Bun itself reads no .env.* file;
+  // codex-lb reads `.env` on its own.
+  return bin ? [bin] : [process.execPath, "--no-env-file", `${repoRoot}src/cli/main.ts`];
 }
 
 export interface Child {
@@ -27,8 +29,9 @@ export async function spawnServe(
   env: Record<string, string>,
   cwd: string,
   timeoutMs = 15_000,
+  args: readonly string[] = [],
 ): Promise<Child> {
-  const proc = Bun.spawn([...codexLbCommand(), "serve"], {
+  const proc = Bun.spawn([...codexLbCommand(), "serve", ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", CODEX_LB_PORT: "0", ...env },
     stdin: "ignore",

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Plugin } from "../../../src/plugin-host/api.ts";
+import type { Plugin } from "../../../src/plugin-api.ts";
 
 const codes = new Set(
   (process.env.CUSTOM_DEAD_CODES ?? "acme_account_banned")
