@@ -15,6 +15,7 @@ import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
+import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
 import { refuseForeignData } from "../store/foreign.ts";
@@ -132,7 +133,7 @@ export async function boot(
   const { settings, location, plugins } = prepared;
   ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location);
-  const gateway = await createGateway({ settings, store, log, plugins, ...inject });
+  const gateway = await createGateway({ settings, store, log, plugins, ...inject, ui: bunUiAssets() });
   await gateway.start();
   let listening: Listening;
   try {
@@ -160,6 +161,7 @@ export async function boot(
   const shutdown = () => {
     stopping ??= (async () => {
       log.info({ graceSeconds: settings.shutdownGraceSeconds }, "shutting down");
+      gateway.drain();
       await listening.close(settings.shutdownGraceSeconds * 1000);
       await gateway.stop();
       await store.close();
