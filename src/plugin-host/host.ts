@@ -50,6 +50,8 @@ function assertPlugin(p: unknown, where: string): asserts p is Plugin {
 export interface HostDeps {
   readonly bus: HookBus;
   readonly services: GatewayServices;
+  /** The services one plugin gets (its actions attributed to it); `services` when absent. */
+  readonly servicesFor?: (plugin: string) => GatewayServices;
   readonly settings: Readonly<Settings>;
   readonly logFor: (plugin: string) => PluginLogger;
 }
@@ -88,7 +90,7 @@ export class PluginHost {
         settings: this.deps.settings,
         log: this.deps.logFor(plugin.name),
         http,
-        services: this.deps.services,
+        services: this.deps.servicesFor?.(plugin.name) ?? this.deps.services,
         on: (hook, handler, options) => {
           if (!open)
             throw new PluginLoadError(`plugin ${plugin.name}: hooks can only be registered during setup`);
@@ -121,6 +123,11 @@ export class PluginHost {
     }
     this.deps.bus.seal();
     this.#setupDone = true;
+  }
+
+  /** The plugin registered as the provider of `key`, or null. */
+  providerOf(key: keyof Providers): string | null {
+    return this.#providers.get(key)?.plugin ?? null;
   }
 
   /** The provider registered under `key`; throws a clear error when none is. */

@@ -1,7 +1,7 @@
 /**
  * The attempt loop: select an account, hold a lease on it, get its credentials, call the upstream
  * and look at the answer until its first real event. Any failure before that point fires
- * `upstream.failed`; when a handler took an action against the account, the request moves to the
+ * `upstream.failed`; when a handler returned `request.failover`, the request moves to the
  * next account (at most {@link MAX_ACCOUNTS_PER_REQUEST}, plus one same-account retry after a
  * forced token refresh on a 401). What reaches the caller is an open stream whose first bytes
  * have not been sent yet, or the GatewayError to answer with.
@@ -10,7 +10,6 @@
  */
 import { GatewayError } from "../core/errors.ts";
 import type { AccountSnapshot } from "../core/types.ts";
-import { isAccountAction } from "../plugin-host/actions.ts";
 import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
 import { sendUpstream } from "../upstream/client.ts";
 import { StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
@@ -281,9 +280,9 @@ export async function openUpstream(
           { requestId: call.requestId },
         );
         last = failureError(f);
-        const penalised = fired.actions.some((a) => isAccountAction(a) && a.accountId === account.id);
-        // Not the account's fault (a bad request): the same answer would come from any account.
-        if (!penalised) throw last;
+        // Failover is a decision (`request.failover`), never a side effect of an account action.
+        // Without one (a bad request: any account would answer the same) the client gets the error.
+        if (!fired.actions.some((a) => a.type === "request.failover")) throw last;
         break;
       }
     } finally {
