@@ -21,6 +21,7 @@
  */
 import { authorizeProxyRequest } from "../../access/index.ts";
 import { infoOf } from "../../app/request-info.ts";
+import type { TimerHandle } from "../../core/clock.ts";
 import { GatewayError } from "../../core/errors.ts";
 import type { AccountSnapshot } from "../../core/types.ts";
 import type { WsPeer, WsSession } from "../../core/websocket.ts";
@@ -82,7 +83,7 @@ export class ResponsesSocket implements WsSession {
   readonly #queue: string[] = [];
   #busy = false;
   #closed = false;
-  #idle: ReturnType<typeof setTimeout> | null = null;
+  #idle: TimerHandle | null = null;
   #abort: AbortController | null = null;
   #stream: ProxyStream | null = null;
   #pinned: string | null = null;
@@ -119,7 +120,7 @@ export class ResponsesSocket implements WsSession {
     this.#closed = true;
     this.#peer = null;
     this.#queue.length = 0;
-    if (this.#idle) clearTimeout(this.#idle);
+    if (this.#idle) this.#ctx.deps.time.clearTimeout(this.#idle);
     this.#abort?.abort();
     this.#stream?.abort();
     this.#upstream?.close(1000, "client went away");
@@ -127,10 +128,11 @@ export class ResponsesSocket implements WsSession {
   }
 
   #armIdle(): void {
-    if (this.#idle) clearTimeout(this.#idle);
+    const time = this.#ctx.deps.time;
+    if (this.#idle) time.clearTimeout(this.#idle);
     if (this.#closed) return;
     const ms = this.#ctx.deps.settings.websocketIdleTimeoutSeconds * 1000;
-    this.#idle = setTimeout(() => {
+    this.#idle = time.setTimeout(() => {
       if (this.#busy || this.#queue.length > 0) return;
       this.#peer?.close(1000, "idle timeout");
       this.close();
@@ -145,7 +147,7 @@ export class ResponsesSocket implements WsSession {
   async #pump(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
-    if (this.#idle) clearTimeout(this.#idle);
+    if (this.#idle) this.#ctx.deps.time.clearTimeout(this.#idle);
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const text = this.#queue.shift()!;
@@ -330,7 +332,11 @@ class Turn {
   #refuse(e: GatewayError, asFailedEvent = false): void {
     const s = this.#s;
     if (asFailedEvent) {
-      s.sendText(JSON.stringify(failedEvent({ code: e.code, message: e.message, type: e.type }, null)));
+      s.sendText(
+        JSON.stringify(
+          failedEvent({ code: e.code, message: e.message, type: e.type }, null, s.ctx.deps.clock()),
+        ),
+      );
     } else s.sendError(e);
     this.#log(s.closed ? "cancelled" : "error", e.status, undefined, e);
     this.#completed(null, false, e.status);
@@ -498,7 +504,8 @@ class Turn {
     this.#transport = "http";
     // A warm-up turn (`generate: false`) only primes an upstream connection: over HTTP there is
     // none to prime, so it is answered here (its id still anchors the next turn's continuation).
-    if (expanded.generate === false) return Promise.resolve(syntheticTurn(this.#model));
+    if (expanded.generate === false)
+      return Promise.resolve(syntheticTurn(this.#model, this.#s.ctx.deps.clock()));
     return attemptOnce(this.#s.ctx, call, account, creds, JSON.stringify(expanded));
   }
 }

@@ -58,9 +58,9 @@ export class WsShaper implements Shaper {
 }
 
 /** A finished empty turn made here (no upstream call): `response.created` then `response.completed`. */
-export function syntheticTurn(model: string): Outcome {
+export function syntheticTurn(model: string, now: number): Outcome {
   const id = `resp_lb_${crypto.randomUUID().replace(/-/g, "")}`;
-  const base = { id, object: "response", created_at: Math.floor(Date.now() / 1000), model, output: [] };
+  const base = { id, object: "response", created_at: Math.floor(now / 1000), model, output: [] };
   const ev = (type: string, response: Json): SseEvent => {
     const data = JSON.stringify({ type, response });
     return { event: type, data, raw: `event: ${type}\ndata: ${data}\n\n` };
