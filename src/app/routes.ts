@@ -18,6 +18,7 @@ import { dashboardApiRoutes } from "../dashboard/api-routes.ts";
 import { dashboardRoutes } from "../dashboard/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { importPythonRoutes } from "../import-python/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
 import { proxyRoutes } from "../proxy/routes.ts";
 import { requestLogRoutes } from "../request-logs/routes.ts";
@@ -41,6 +42,7 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   accessRoutes,
   firewallRoutes,
   clusterRoutes,
+  importPythonRoutes,
   adminSessionRoutes,
   dashboardApiRoutes,
   // Last: its GET /docs (offline Swagger UI) replaces the docs plugin's page.

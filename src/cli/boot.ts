@@ -19,6 +19,7 @@ import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
+import { refuseForeignData } from "../store/foreign.ts";
 import {
   describeLocation,
   openMigratedStore,
@@ -83,9 +84,12 @@ export class StartupError extends Error {
 
 /**
  * Creates the data dir with mode 0700 (and tightens it if it already exists); a dir that cannot be
- * created or written throws a {@link StartupError} naming `CODEX_LB_DATA_DIR`.
+ * created or written throws a {@link StartupError} naming `CODEX_LB_DATA_DIR`. First checks that
+ * neither the store (a SQLite `location`) nor the key file in it belongs to someone else, such as
+ * the Python codex-lb (`ForeignDataError`: nothing is created, changed or written then).
  */
-export function ensureDataDir(dir: string): void {
+export function ensureDataDir(dir: string, location?: StoreLocation): void {
+  refuseForeignData(dir, location?.kind === "sqlite" ? location.path : ":memory:");
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
@@ -140,7 +144,7 @@ export async function boot(
   inject: { readonly clock?: Clock; readonly random?: Random } = {},
 ): Promise<Running> {
   const { settings, location, plugins, pluginConfigs } = prepared;
-  ensureDataDir(settings.dataDir);
+  ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location);
   const gateway = await createGateway({
     settings,
@@ -159,6 +163,7 @@ export async function boot(
       port: settings.port,
       // Headroom above the setting so the app, not the socket layer, answers 413 in the right envelope.
       maxRequestBodySize: settings.maxBodyBytes + 64 * 1024,
+      maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
     });
   } catch (e) {
     await gateway.stop();
