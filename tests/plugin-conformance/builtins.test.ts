@@ -27,7 +27,9 @@ test("docs/plugins.md shows the example plugin exactly as the suite above tests 
   const doc = readFileSync(join(import.meta.dir, "../../docs/plugins.md"), "utf8");
   const block = /## The example[^\n]*\n\n```ts\n([\s\S]*?)```/.exec(doc)?.[1];
   const file = readFileSync(join(pluginsDir, "examples/custom-refresh-codes/index.ts"), "utf8");
-  const code = file.slice(file.indexOf("\nimport type") + 1).replace('"../../../src/plugin-api.ts"', '"codex-lb"');
+  const code = file
+    .slice(file.indexOf("\nimport type") + 1)
+    .replace('"../../../src/plugin-api.ts"', '"codex-lb"');
   expect(block).toBe(code);
   expect(code.trim().split("\n").length).toBeLessThanOrEqual(40);
 });
