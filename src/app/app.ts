@@ -19,7 +19,7 @@ import { createCluster } from "../cluster/cluster.ts";
 import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
-import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
+import type { AccountLeases, GatewayServices, Plugin, Providers } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
@@ -110,6 +110,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   feed.subscribe("api_keys", (keyId) => access.keyStates.forget(keyId ?? undefined));
   access.firewall.onChanged(() => feed.publish("firewall"));
   feed.subscribe("firewall", () => access.firewall.forget());
+  let globalLeases: AccountLeases | null = null;
   const services: GatewayServices = {
     fire: (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
@@ -126,7 +127,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
-    provider: (key) => host.provider(key),
+    provider: (key) => {
+      // With replicas on PostgreSQL the stream cap holds across them (src/cluster/stream-leases.ts).
+      if (key === "leases" && cluster.streams) {
+        globalLeases ??= cluster.streams.wrap(
+          host.provider("leases"),
+          () => settings.accountMaxStreams,
+          () => settings.accountQueueWaitMs,
+        );
+        return globalLeases as Providers[typeof key];
+      }
+      return host.provider(key);
+    },
     cluster: {
       isLeader: () => cluster.isLeader(),
       claimRefresh: (accountId, refreshToken, ttlMs) =>
