@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -74,13 +74,23 @@ export async function servePassthrough(upstream: string): Promise<void> {
 }
 
 /** codex-lb with request logging on and its real built-in plugins, one account with a long-lived token. */
-export async function serveGateway(upstream: string): Promise<void> {
+export async function serveGateway(
+  upstream: string,
+  /** A shared PostgreSQL database (replicas); the SQLite file of the data dir when absent. */
+  databaseUrl?: string,
+  /** Seed the bench account (the first replica only; the others find it in the database). */
+  seed = true,
+): Promise<void> {
   const { boot, prepare } = await import("../src/cli/boot.ts");
   const { createLogger } = await import("../src/app/logging.ts");
   const { mintTokens } = await import("../tests/fakes/jwt.ts");
   const pino = (await import("pino")).default;
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
+  // Replicas share one key (docs/deploy.md).
+  if (process.env.BENCH_KEY)
+    writeFileSync(join(dataDir, "encryption.key"), `${process.env.BENCH_KEY}\n`, { mode: 0o600 });
   const env = {
+    ...(databaseUrl ? { CODEX_LB_DATABASE_URL: databaseUrl } : {}),
     CODEX_LB_DATA_DIR: dataDir,
     CODEX_LB_HOST: "127.0.0.1",
     CODEX_LB_PORT: "0",
@@ -98,6 +108,16 @@ export async function serveGateway(upstream: string): Promise<void> {
     pino.destination({ dest: "/dev/null", sync: false }),
   );
   const running = await boot(prepared, log);
+  const stop = async () => {
+    await running.shutdown();
+    rmSync(dataDir, { recursive: true, force: true });
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  if (!seed) {
+    console.log(`PORT ${running.listening.port}`);
+    return;
+  }
   const now = Date.now();
   await running.store.db
     .insertInto("accounts")
@@ -119,11 +139,5 @@ export async function serveGateway(upstream: string): Promise<void> {
   };
   const minted = mintTokens(identity, { expiresInSeconds: 86_400 });
   await running.gateway.accounts.saveTokens("bench", { ...minted, refreshToken: "bench-refresh-token" });
-  const stop = async () => {
-    await running.shutdown();
-    rmSync(dataDir, { recursive: true, force: true });
-    process.exit(0);
-  };
-  process.on("SIGTERM", stop);
   console.log(`PORT ${running.listening.port}`);
 }

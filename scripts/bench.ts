@@ -9,11 +9,16 @@
  * path, and codex-lb's throughput as a share of the pass-through's. Bounded: each cell runs for
  * `BENCH_SECONDS` (default 3 s), the whole run stays under a minute.
  *
+ * `bun run bench --postgres` adds a row: three codex-lb replicas on one throw-away PostgreSQL
+ * server (tests/support/pg-server.ts), requests spread round-robin over them, and prints the
+ * latency PostgreSQL adds per request over the single SQLite gateway.
+ *
  * @module
  */
 import { fixedAnswer, serveGateway, servePassthrough, serveUpstream } from "./bench-servers.ts";
 
 const role = process.argv[2] ?? "main";
+const POSTGRES = process.argv.includes("--postgres");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CONCURRENCY = [1, 64];
 
@@ -26,13 +31,17 @@ interface Cell {
 
 const BODY = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
 
-async function load(url: string, concurrency: number, seconds: number): Promise<Cell> {
+async function load(target: string | readonly string[], concurrency: number, seconds: number): Promise<Cell> {
+  const urls = typeof target === "string" ? [target] : target;
   const latencies: number[] = [];
   let errors = 0;
+  let next = 0;
   const until = performance.now() + seconds * 1000;
   const worker = async () => {
     while (performance.now() < until) {
       const t = performance.now();
+      // Round robin over replicas, as a load balancer would.
+      const url = urls[next++ % urls.length]!;
       try {
         const res = await fetch(url, {
           method: "POST",
@@ -83,11 +92,32 @@ async function main(): Promise<void> {
   const upstream = await spawnRole("upstream");
   const pass = await spawnRole("passthrough", upstream.url);
   const gateway = await spawnRole("gateway", upstream.url);
-  const targets = [
+  const targets: [string, string | string[]][] = [
     ["direct", `${upstream.url}/backend-api/codex/responses`],
     ["pass-through", `${pass.url}/`],
     ["codex-lb", `${gateway.url}/backend-api/codex/responses`],
-  ] as const;
+  ];
+  const stops: (() => Promise<void> | void)[] = [];
+  if (POSTGRES) {
+    const { startPgServer } = await import("../tests/support/pg-server.ts");
+    const pgServer = await startPgServer();
+    stops.push(() => pgServer.stop());
+    const dbUrl = new URL(pgServer.url);
+    dbUrl.pathname = "/bench";
+    const { default: pg } = await import("pg");
+    const admin = new pg.Client({ connectionString: pgServer.url });
+    await admin.connect();
+    await admin.query("CREATE DATABASE bench");
+    await admin.end();
+    process.env.BENCH_KEY = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
+    const first = await spawnRole("gateway", upstream.url, dbUrl.toString(), "seed");
+    const others = await Promise.all(
+      [1, 2].map(() => spawnRole("gateway", upstream.url, dbUrl.toString(), "no-seed")),
+    );
+    const replicas = [first, ...others];
+    for (const r of replicas) stops.unshift(() => r.kill());
+    targets.push(["codex-lb ×3 pg", replicas.map((r) => `${r.url}/backend-api/codex/responses`)]);
+  }
   try {
     // Warm-up: JIT, connection pools, the store.
     for (const [, url] of targets) await load(url, 8, 0.5);
@@ -131,15 +161,26 @@ async function main(): Promise<void> {
     console.log(line(rows[0]!));
     console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
     for (const r of rows.slice(1)) console.log(line(r));
+    if (POSTGRES) {
+      for (const c of CONCURRENCY) {
+        const lite = results.get(`codex-lb@${c}`)!;
+        const pgCell = results.get(`codex-lb ×3 pg@${c}`)!;
+        console.log(
+          `PostgreSQL (3 replicas) vs SQLite (1 gateway), ${c} client(s): ${(pgCell.p50 - lite.p50).toFixed(2)} ms added p50, ${(pgCell.p99 - lite.p99).toFixed(2)} ms added p99`,
+        );
+      }
+    }
     console.log(
       `\n${SECONDS} s per cell, fixed ${fixedAnswer().length}-byte SSE answer, all on 127.0.0.1; total ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
   } finally {
     await Promise.all([gateway.kill(), pass.kill(), upstream.kill()]);
+    for (const stop of stops) await stop();
   }
 }
 
 if (role === "upstream") await serveUpstream();
 else if (role === "passthrough") await servePassthrough(process.argv[3]!);
-else if (role === "gateway") await serveGateway(process.argv[3]!);
+else if (role === "gateway")
+  await serveGateway(process.argv[3]!, process.argv[4], process.argv[5] !== "no-seed");
 else await main();
