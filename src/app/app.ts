@@ -47,6 +47,8 @@ export interface GatewayOptions {
   readonly log: Logger;
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
+  /** Each plugin's checked settings (see `checkPlugins`); defaults when absent. */
+  readonly pluginConfigs?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   /** Time and timers (a FakeClock in tests); the system clock by default. */
   readonly clock?: Clock;
   /** Randomness for selection (seeded in tests); the system source by default. */
@@ -206,6 +208,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     services,
     servicesFor,
     settings,
+    configs: opts.pluginConfigs,
     logFor: (name) => log.child({ plugin: name }),
   });
   await host.setup(opts.plugins);

@@ -13,7 +13,7 @@
 import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { importPythonCommand } from "../import-python/cli.ts";
-import { PluginLoadError } from "../plugin-host/host.ts";
+import { PluginLoadError } from "../plugin-host/errors.ts";
 import { SettingsError } from "../settings/load.ts";
 import { ForeignDataError } from "../store/foreign.ts";
 import { describeLocation, openMigratedStore } from "../store/store.ts";

@@ -41,6 +41,11 @@ export const errorCatalogue = {
   payload_too_large: spec(413, "invalid_request_error", "Request body exceeds the maximum allowed size"),
   unsupported_media_type: spec(415, "invalid_request_error", "Unsupported content type"),
   not_found: spec(404, "invalid_request_error", "Not found"),
+  upgrade_required: spec(
+    426,
+    "invalid_request_error",
+    "This endpoint speaks WebSocket: send an upgrade request",
+  ),
   method_not_allowed: spec(405, "invalid_request_error", "Method not allowed"),
   conflict: spec(409, "invalid_request_error", "Conflict"),
   settings_conflict: spec(
