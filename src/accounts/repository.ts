@@ -179,6 +179,12 @@ export class AccountRepository {
     return out;
   }
 
+  /** Forgets every cached credential and tells listeners: accounts were written behind our back (an import). */
+  invalidate(): void {
+    this.#dropCredentials();
+    this.#changed();
+  }
+
   /**
    * Decrypted tokens of one account, or null when it does not exist or holds no tokens. `fresh`
    * skips the cache: another replica on the same database may have written them.
