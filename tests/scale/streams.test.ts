@@ -47,6 +47,8 @@ test("kill -9 of a replica holding both slots: they come free for the others wit
   const [a, , victim] = c.replicas as [Replica, Replica, Replica];
   c.fake.always(who.chatgptAccountId, { kind: "slow", text: "held", delayMs: 30_000 });
   const held = [ask(victim), ask(victim)];
+  // They end with the victim (connection reset): handled here, before the kill, not after.
+  for (const h of held) h.catch(() => {});
   // Wait until both streams reached the upstream.
   const before = c.fake.requests.length;
   for (let i = 0; i < 100 && c.fake.requests.length < before + 2; i++) await Bun.sleep(50);
