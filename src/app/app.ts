@@ -394,8 +394,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const scheduleSweep = () => {
     if (sweepStopped) return;
     sweepTimer = time.setTimeout(() => {
-      stickyService
-        .sweep()
+      // Once-only work: the leader among replicas on one database does it.
+      (cluster.isLeader() ? stickyService.sweep() : Promise.resolve())
         .catch((err: unknown) =>
           log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed"),
         )
