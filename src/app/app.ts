@@ -10,6 +10,7 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { isPublicAdminPath } from "../access/admin-auth/guard.ts";
 import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
@@ -28,8 +29,9 @@ import type { Settings } from "../settings/schema.ts";
 import { createStickyService } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
+import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
-import { renderError } from "./errors.ts";
+import { pathOf, renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
@@ -76,6 +78,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   accounts.onChange(() => snapshotCache.invalidate());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const bodyGuard = new BodyGuard({
+    maxBytes: settings.maxBodyBytes,
+    timeoutMs: settings.bodyTimeoutSeconds * 1000,
+    maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
+  });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
   );
@@ -187,6 +194,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         );
       }
       const refused = await access.admit(request, surface, url);
+      // Authenticated (a key, a session, or this machine) on a guarded route: the request no longer
+      // counts against its address's unauthenticated cap.
+      if (!refused && surface !== "public" && !isPublicAdminPath(url.pathname)) info.releaseBodySlot?.();
       if (refused) {
         log.info(
           {
@@ -245,9 +255,58 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     ...deps,
     app,
-    fetch: (request, peerIp = null) => {
+    fetch: async (request, peerIp = null) => {
       attachPeer(request, peerIp);
-      return app.handle(request);
+      // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
+      if (!URL.canParse(request.url)) {
+        const requestId = chooseRequestId(request.headers);
+        log.warn(
+          { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
+          "malformed request URL or Host header",
+        );
+        return errorResponse(
+          new GatewayError("bad_request", "The request's Host header or URL is malformed"),
+          "admin",
+          requestId,
+        );
+      }
+      let guarded = request;
+      let slot: BodySlot | null = null;
+      if (request.body !== null) {
+        const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
+        try {
+          slot = bodyGuard.take(address);
+        } catch (e) {
+          const requestId = chooseRequestId(request.headers);
+          log.warn({ requestId, peerIp, clientIp: address }, "too many unauthenticated requests in progress");
+          return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), requestId);
+        }
+        const held = slot;
+        guarded = new Request(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: bodyGuard.guard(request.body, () => held.release()),
+          signal: request.signal,
+          duplex: "half",
+        } as RequestInit);
+        attachPeer(guarded, peerIp);
+        infoOf(guarded).releaseBodySlot = held.release;
+      }
+      try {
+        return await app.handle(guarded);
+      } catch (e) {
+        log.error(
+          { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
+          "request failed outside the app's error handler",
+        );
+        return errorResponse(
+          new GatewayError("server_error"),
+          envelopeFor(pathOf(request)),
+          infoOf(guarded).requestId,
+        );
+      } finally {
+        slot?.release();
+      }
     },
     start: async () => {
       await access.start();

@@ -14,16 +14,26 @@ export interface Listening {
 
 export function listen(
   handler: (request: Request, peerIp: string | null) => Promise<Response> | Response,
-  opts: { host: string; port: number; maxRequestBodySize: number },
+  opts: { host: string; port: number; maxRequestBodySize: number; onError?: (e: Error) => void },
 ): Listening {
   const server = Bun.serve({
     hostname: opts.host,
     port: opts.port,
+    // Never Bun's development error page (source lines, working directory): JSON errors only.
+    development: false,
     // Streams may be quiet for minutes; the proxy enforces its own stream idle timeout.
     idleTimeout: 0,
     maxRequestBodySize: opts.maxRequestBodySize,
     fetch(request, srv) {
       return handler(request, srv.requestIP(request)?.address ?? null);
+    },
+    // Last resort for anything the handler let escape: a JSON 500, one log line (by the caller).
+    error(e) {
+      opts.onError?.(e);
+      return new Response(
+        JSON.stringify({ error: { code: "server_error", message: "Internal server error" } }),
+        { status: 500, headers: { "content-type": "application/json" } },
+      );
     },
   });
   return {
