@@ -177,7 +177,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
   if (spec.kind === "codex") shaper = codexShaper;
   else if (!spec.stream) shaper = collector = new ResponseCollector();
   else if (spec.kind === "responses") shaper = responsesStreamShaper();
-  else shaper = chatStreamShaper(spec.model, spec.includeUsage === true);
+  else shaper = chatStreamShaper(spec.model, spec.includeUsage === true, deps.clock());
 
   const streamed = spec.kind === "codex" || spec.stream;
   const ps = new ProxyStream(ctx, open, shaper, (state, status) => {
@@ -208,7 +208,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       type: status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error",
     });
   }
-  const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state) : result;
+  const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state, deps.clock()) : result;
   const jsonHeaders = new Headers({ "content-type": "application/json", "x-request-id": info.requestId });
   passUpstreamHeaders(open.headers, jsonHeaders);
   return new Response(JSON.stringify(body), { status: 200, headers: jsonHeaders });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { EpochMs } from "../core/types.ts";
 import { StreamIdleTimeout } from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
@@ -71,13 +72,14 @@ export function usageOf(response: unknown): Usage | null {
 export function failedEvent(
   error: { code: string; message: string; type?: string } & Json,
   responseId: string | null,
+  now: EpochMs,
 ): Json {
   return {
     type: "response.failed",
     response: {
       id: responseId ?? `resp_${crypto.randomUUID().replace(/-/g, "")}`,
       object: "response",
-      created_at: Math.floor(Date.now() / 1000),
+      created_at: Math.floor(now / 1000),
       status: "failed",
       error: { type: "server_error", ...error },
       incomplete_details: null,
@@ -152,7 +154,7 @@ export class ProxyStream {
   #close(code: string, message: string): string {
     let out = "";
     if (this.state.terminal === null) {
-      const json = failedEvent({ code, message }, this.state.responseId);
+      const json = failedEvent({ code, message }, this.state.responseId, this.ctx.deps.clock());
       out = this.#one("response.failed", json, formatEvent(json));
     }
     this.#ended = true;
@@ -175,6 +177,7 @@ export class ProxyStream {
             message: String(err.message ?? "Upstream error"),
           },
           this.state.responseId,
+          this.ctx.deps.clock(),
         );
         out += this.#one("response.failed", failed, formatEvent(failed));
         continue;
