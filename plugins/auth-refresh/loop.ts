@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { PluginLogger } from "../../src/plugin-api.ts";
+import type { PluginLogger, TimerHandle, Timers } from "../../src/plugin-api.ts";
 
 /** A running background loop. */
 export interface Loop {
@@ -17,13 +17,14 @@ export function startLoop(
   firstDelayMs: number,
   tick: () => Promise<number>,
   log: PluginLogger,
+  timers: Timers,
 ): Loop {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: TimerHandle | undefined;
   let running: Promise<void> | null = null;
   let stopped = false;
   const schedule = (ms: number) => {
     if (stopped) return;
-    timer = setTimeout(() => {
+    timer = timers.setTimeout(() => {
       running = (async () => {
         let next = firstDelayMs;
         try {
@@ -43,7 +44,7 @@ export function startLoop(
   return {
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       await running;
     },
   };

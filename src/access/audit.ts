@@ -5,6 +5,7 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import { systemClock } from "../core/clock.ts";
 import type { Database } from "../store/schema.ts";
 
 export interface AuditEntry {
@@ -24,7 +25,7 @@ export async function audit(db: Kysely<Database>, entry: AuditEntry): Promise<vo
   await db
     .insertInto("audit_logs")
     .values({
-      at: entry.at ?? Date.now(),
+      at: entry.at ?? systemClock.now(),
       action: entry.action,
       actor_ip: entry.actorIp ?? null,
       request_id: entry.requestId ?? null,

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { ensureDataDir } from "../cli/boot.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Settings } from "../settings/schema.ts";
-import { openMigratedStore, type StoreLocation } from "../store/store.ts";
+import { describeLocation, openMigratedStore, type StoreLocation } from "../store/store.ts";
 import { parseAuthJsonText } from "./auth-json.ts";
 import { TokenCipher } from "./crypto.ts";
 import { AccountRepository } from "./repository.ts";
@@ -42,7 +42,8 @@ export async function importAuthFile(
     }
     throw e;
   }
-  ensureDataDir(settings.dataDir);
+  ensureDataDir(settings.dataDir, location);
+  stderr.write(`codex-lb: store ${describeLocation(location)}\n`);
   const store = await openMigratedStore(location);
   try {
     const repo = new AccountRepository(store.db, TokenCipher.forDataDir(settings.dataDir));

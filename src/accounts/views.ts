@@ -73,10 +73,11 @@ export interface AccountLoad {
 
 export async function accountViews(
   db: Kysely<Database>,
-  id?: string,
-  load: AccountLoad = { inFlight: () => 0 },
-  now: EpochMs = Date.now(),
+  id: string | undefined,
+  load: AccountLoad | undefined,
+  now: EpochMs,
 ): Promise<AccountView[]> {
+  load ??= { inFlight: () => 0 };
   let q = db
     .selectFrom("accounts")
     .select([...snapshotColumns, "last_refresh_at", "access_token_expires_at"])

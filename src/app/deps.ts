@@ -1,5 +1,9 @@
 import type { AccessControl } from "../access/access-control.ts";
 import type { AccountRepository } from "../accounts/repository.ts";
+import type { Cluster } from "../cluster/cluster.ts";
+import type { Clock, Random } from "../core/clock.ts";
+import type { UiAssets } from "../dashboard/assets.ts";
+import type { AdminEvents } from "../dashboard/events.ts";
 import type { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 import type { ActionApplier } from "../plugin-host/apply.ts";
@@ -24,7 +28,12 @@ export interface AppDeps {
   readonly services: GatewayServices;
   readonly host: PluginHost;
   readonly version: string;
+  /** Epoch ms now, from the injected clock (`time`). */
   readonly clock: () => number;
+  /** The injected clock with its timers (a FakeClock in tests). */
+  readonly time: Clock;
+  /** The injected random source. */
+  readonly random: Random;
   /** Runtime settings (`/api/settings`), env defaults plus stored overrides. */
   readonly runtimeSettings: RuntimeSettingsStore;
   /** Sticky session bindings (`/api/sticky-sessions`). */
@@ -39,4 +48,10 @@ export interface AppDeps {
   readonly requestLogs: RequestLogWriter;
   /** API keys, admin auth, firewall store, client address and locality. */
   readonly access: AccessControl;
+  /** This replica among the gateways sharing the database: leader, change feed, refresh claims. */
+  readonly cluster: Cluster;
+  /** Live admin events for `GET /api/events` (what changed, by topic). */
+  readonly events: AdminEvents;
+  /** The browser UI's embedded files; null in a gateway built without them. */
+  readonly ui: UiAssets | null;
 }

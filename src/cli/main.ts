@@ -1,36 +1,61 @@
 #!/usr/bin/env bun
 /**
- * The `codex-lb` command. Exit codes: 0 ok, 1 failure while running, 2 bad configuration or usage.
+ * The `codex-lb` command: one table of commands (`root`) feeds the parser, every help text and
+ * the shell completions. `--help` anywhere (before `--`) prints the help of the command it follows
+ * and runs nothing; an unknown command or flag exits 2.
+ *
+ * Exit codes: 0 ok; 1 the command ran and failed (a doctor check, a missing account, a write);
+ * 2 bad usage or configuration (unknown command or flag, missing argument, invalid setting, unusable
+ * data dir, busy port or bad host), nothing done.
  *
  * @module
  */
-import { importAuthFile } from "../accounts/cli.ts";
 import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
-import { PluginLoadError } from "../plugin-host/host.ts";
+import { importPythonCommand } from "../import-python/cli.ts";
+import { PluginLoadError } from "../plugin-host/errors.ts";
 import { SettingsError } from "../settings/load.ts";
-import { openMigratedStore } from "../store/store.ts";
-import { boot, ensureDataDir, prepare } from "./boot.ts";
+import { ForeignDataError } from "../store/foreign.ts";
+import { describeLocation, openMigratedStore } from "../store/store.ts";
+import {
+  type Command,
+  EXIT,
+  helpText,
+  type Io,
+  parse,
+  resolve,
+  UsageError,
+  usageLine,
+  wantsHelp,
+} from "./args.ts";
+import { backupCommand, restoreCommand } from "./backup.ts";
+import { boot, ensureDataDir, StartupError } from "./boot.ts";
+import { completionsCommand } from "./completions.ts";
 import { configTable } from "./config-table.ts";
+import { settingsFor } from "./context.ts";
+import { doctorCommand } from "./doctor.ts";
+import { accountsCommand, adminCommand, keysCommand } from "./store-commands.ts";
 
-const HELP = `codex-lb ${version}: pools ChatGPT/Codex accounts behind one OpenAI-compatible endpoint
+const DATA_DIR_FLAG = {
+  name: "data-dir",
+  value: "DIR",
+  help: "data dir (overrides CODEX_LB_DATA_DIR)",
+} as const;
 
-Usage:
-  codex-lb [serve]     start the gateway (default)
-  codex-lb migrate     apply pending database migrations and exit
-  codex-lb config      print every setting, its environment variable, value and default
-                       (--defaults: the table of defaults, as in the README)
-  codex-lb accounts import FILE
-                       add (or update) the account of a Codex CLI auth.json
-  codex-lb --version   print the version
-  codex-lb --help      print this help
-
-Settings come from CODEX_LB_* environment variables and an optional .env file in the
-working directory; see \`codex-lb config\`.`;
-
-export const commands: Record<string, (args: string[]) => Promise<number>> = {
-  async serve() {
-    const running = await boot(await prepare(process.env, process.cwd()));
+const serveCommand: Command = {
+  name: "serve",
+  summary: "start the gateway (the default command)",
+  description:
+    "Flags override the environment: --port 8080 wins over CODEX_LB_PORT. SIGTERM or SIGINT stops it\n" +
+    "gracefully (in-flight requests get CODEX_LB_SHUTDOWN_GRACE_SECONDS to finish).",
+  flags: [
+    { name: "host", value: "HOST", help: "address to listen on (overrides CODEX_LB_HOST)" },
+    { name: "port", short: "p", value: "PORT", help: "port to listen on (overrides CODEX_LB_PORT)" },
+    DATA_DIR_FLAG,
+  ],
+  async run(p, io) {
+    const prepared = await settingsFor(io, p);
+    const running = await boot(prepared);
     // A bug in a plugin (a forgotten promise, a throwing timer) must not take every account's
     // traffic down with it: log it and keep serving.
     const report = (msg: string, e: unknown) => {
@@ -61,64 +86,145 @@ export const commands: Record<string, (args: string[]) => Promise<number>> = {
     process.on("SIGINT", () => stop("SIGINT"));
     return await new Promise<number>(() => {});
   },
-  async migrate() {
-    const { settings, location } = await prepare(process.env, process.cwd());
-    ensureDataDir(settings.dataDir);
+};
+
+const migrateCommand: Command = {
+  name: "migrate",
+  summary: "apply pending database migrations and exit",
+  flags: [DATA_DIR_FLAG],
+  async run(p, io) {
+    const { settings, location } = await settingsFor(io, p);
+    ensureDataDir(settings.dataDir, location);
+    // The store it used is named by the "migrations applied" log line.
     const store = await openMigratedStore(location);
     await store.close();
     const log = createLogger(settings.logLevel);
-    log.info({ store: location.path }, "migrations applied");
+    log.info({ store: describeLocation(location) }, "migrations applied");
     await closeLog(log);
-    return 0;
-  },
-  async accounts(args) {
-    const [sub, file, ...extra] = args;
-    if (sub !== "import" || !file || extra.length > 0) {
-      process.stderr.write("codex-lb: usage: codex-lb accounts import FILE\n");
-      return 2;
-    }
-    const { settings, location } = await prepare(process.env, process.cwd());
-    return importAuthFile(file, settings, location, process.stdout, process.stderr);
-  },
-  async config(args) {
-    if (args.includes("--defaults")) {
-      process.stdout.write(configTable());
-      return 0;
-    }
-    const { settings } = await prepare(process.env, process.cwd());
-    process.stdout.write(configTable(settings));
-    return 0;
+    return EXIT.ok;
   },
 };
 
-export async function main(argv: string[]): Promise<number> {
-  const [first = "serve", ...rest] = argv;
-  if (first === "--help" || first === "-h" || first === "help") {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
+const configCommand: Command = {
+  name: "config",
+  summary: "print every setting: its environment variable, value in force and default",
+  flags: [
+    {
+      name: "defaults",
+      help: "print the table of defaults (as in the README) without reading the environment",
+    },
+    { name: "json", help: "print the values in force as JSON" },
+  ],
+  async run(p, io) {
+    if (p.flags.defaults === true) {
+      io.stdout.write(configTable());
+      return EXIT.ok;
+    }
+    const { settings } = await settingsFor(io, p);
+    if (p.flags.json === true) io.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
+    else io.stdout.write(configTable(settings));
+    return EXIT.ok;
+  },
+};
+
+const versionCommand: Command = {
+  name: "version",
+  summary: "print the version",
+  async run(_p, io) {
+    io.stdout.write(`codex-lb ${version}\n`);
+    return EXIT.ok;
+  },
+};
+
+export const root: Command = {
+  name: "codex-lb",
+  summary: `codex-lb ${version}: pools ChatGPT/Codex accounts behind one OpenAI-compatible endpoint`,
+  description:
+    "Settings come from CODEX_LB_* environment variables and an optional .env file in the working\n" +
+    "directory (other .env.* files are not read); see `codex-lb config`.\n" +
+    "Exit codes: 0 ok, 1 the command failed, 2 bad usage or configuration (nothing done).",
+  flags: [{ name: "version", short: "v", help: "print the version" }],
+  subcommands: [
+    serveCommand,
+    migrateCommand,
+    configCommand,
+    accountsCommand,
+    importPythonCommand,
+    keysCommand,
+    adminCommand,
+    backupCommand,
+    restoreCommand,
+    doctorCommand,
+    completionsCommand(() => root),
+    versionCommand,
+  ],
+};
+
+export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
+  // `codex-lb help accounts import` is `codex-lb accounts import --help`.
+  const words = argv[0] === "help" ? [...argv.slice(1), "--help"] : argv;
+  let target: ReturnType<typeof resolve>;
+  try {
+    target = resolve(root, words.length === 0 ? ["serve"] : words);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.stderr.write(`codex-lb: ${e.message}; see codex-lb --help\n`);
+    return EXIT.usage;
   }
-  if (first === "--version" || first === "-v" || first === "version") {
-    process.stdout.write(`codex-lb ${version}\n`);
-    return 0;
+  const { cmd, path } = target;
+  if (wantsHelp(target.rest)) {
+    io.stdout.write(helpText(path, cmd));
+    return EXIT.ok;
   }
-  const command = commands[first];
-  if (!command) {
-    process.stderr.write(`codex-lb: unknown command ${JSON.stringify(first)}; see codex-lb --help\n`);
-    return 2;
+  if (
+    cmd === root &&
+    (target.rest[0] === "--version" || target.rest[0] === "-v") &&
+    target.rest.length === 1
+  ) {
+    io.stdout.write(`codex-lb ${version}\n`);
+    return EXIT.ok;
+  }
+  if (!cmd.run) {
+    const word = target.rest[0];
+    io.stderr.write(
+      word?.startsWith("-")
+        ? `codex-lb: unknown flag ${word}; see ${usageLine(path, cmd)} --help\n`
+        : `codex-lb: ${usageLine(path, cmd)}: a command is needed\n${helpText(path, cmd)}`,
+    );
+    return EXIT.usage;
+  }
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(cmd, target.rest);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.stderr.write(`codex-lb: ${e.message}\nusage: ${usageLine(path, cmd)}\n`);
+    return EXIT.usage;
   }
   try {
-    return await command(rest);
+    return await cmd.run(parsed, io);
   } catch (e) {
-    if (e instanceof SettingsError || e instanceof PluginLoadError) {
-      process.stderr.write(`codex-lb: ${e.message}\n`);
-      return 2;
+    if (
+      e instanceof SettingsError ||
+      e instanceof PluginLoadError ||
+      e instanceof StartupError ||
+      e instanceof ForeignDataError
+    ) {
+      io.stderr.write(`codex-lb: ${e.message}\n`);
+      return EXIT.usage;
     }
-    process.stderr.write(`codex-lb: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
+    io.stderr.write(`codex-lb: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT.failure;
   }
+}
+
+function processIo(): Io {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
 }
 
 if (import.meta.main) {
   const code = await main(process.argv.slice(2));
-  if (code !== 0 || process.argv[2] !== undefined) process.exit(code);
+  const argv = process.argv.slice(2);
+  // `serve` never returns; every other command exits with its code (open handles or not).
+  if (code !== 0 || argv.length > 0) process.exit(code);
 }

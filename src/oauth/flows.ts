@@ -7,6 +7,7 @@
  */
 import type { AccountRepository } from "../accounts/repository.ts";
 import type { Logger } from "../app/logging.ts";
+import { systemClock } from "../core/clock.ts";
 import { type CallbackListener, listenCallback } from "../runtime/bun/callback-server.ts";
 import type { Settings } from "../settings/schema.ts";
 import {
@@ -51,7 +52,7 @@ export class OAuthFlows {
     private readonly settings: Readonly<Settings>,
     private readonly accounts: AccountRepository,
     private readonly log: Logger,
-    private readonly clock: () => number = Date.now,
+    private readonly clock: () => number = systemClock.now,
   ) {}
 
   /** Starts a browser login: returns the URL to open and where the callback listener is. */

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Kysely, Transaction } from "kysely";
+import { systemClock } from "../core/clock.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { AccountUpdate, Database } from "../store/schema.ts";
 import { type AccountAction, type Action, isAccountAction, validateAction } from "./actions.ts";
@@ -119,7 +120,15 @@ export const transitions: { readonly [T in AccountAction["type"]]: Transition<T>
 /** Actions that only clear transient state are not worth an `account_events` row. */
 const unrecorded = new Set<AccountAction["type"]>(["account.healthy"]);
 
-export type ApplyStatus = "applied" | "noop" | "stale" | "not_applicable" | "missing" | "invalid";
+export type ApplyStatus =
+  | "applied"
+  | "noop"
+  | "stale"
+  | "not_applicable"
+  | "missing"
+  | "invalid"
+  /** Not allowed for the plugin that decided it (e.g. `tokens.save` from a non-provider). */
+  | "refused";
 
 export interface ApplyResult {
   readonly action: Action;
@@ -157,7 +166,7 @@ export class ActionApplier {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly log: ApplyLog,
-    private readonly clock: () => EpochMs = Date.now,
+    private readonly clock: () => EpochMs = systemClock.now,
   ) {}
 
   /** Called after each committed batch that applied something (e.g. to drop caches). */

@@ -8,7 +8,9 @@
  */
 import { Elysia } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
+import { GatewayError } from "../core/errors.ts";
 import { chatToResponses } from "./chat/request.ts";
+import { serveCompact, validateCompactBody } from "./compact.ts";
 import { proxyContext } from "./context.ts";
 import { listed, modelEntries, openAiModel } from "./models.ts";
 import { reasoningEffortOf, toUpstreamPayload } from "./payload.ts";
@@ -20,6 +22,7 @@ import {
   readJsonBody,
   validateResponsesBody,
 } from "./validate.ts";
+import { acceptResponsesSocket } from "./ws/accept.ts";
 
 export function proxyRoutes(deps: AppDeps) {
   const ctx = proxyContext(deps);
@@ -40,6 +43,15 @@ export function proxyRoutes(deps: AppDeps) {
         reasoningEffort: reasoningEffortOf(body),
       });
     };
+  const compact =
+    (endpoint: string) =>
+    async ({ request }: { request: Request }) => {
+      const body = await readJsonBody(request);
+      validateCompactBody(body);
+      checkResponsesTools(body);
+      checkTextFormat(body);
+      return serveCompact(ctx, request, body, endpoint);
+    };
   const detail = (summary: string) => ({ tags: ["proxy"], summary });
   return new Elysia({ name: "routes:proxy" })
     .post("/backend-api/codex/responses", responses("codex", "/backend-api/codex/responses"), {
@@ -49,6 +61,36 @@ export function proxyRoutes(deps: AppDeps) {
     .post("/v1/responses", responses("responses", "/v1/responses"), {
       parse: "none",
       detail: detail("OpenAI Responses API (stream or JSON)"),
+    })
+    .get(
+      "/backend-api/codex/responses",
+      ({ request }) => acceptResponsesSocket(ctx, request, "codex", "/backend-api/codex/responses"),
+      {
+        detail: detail(
+          "Codex CLI Responses over WebSocket: upgrade, then one `response.create` message per turn; each event comes back as a text frame",
+        ),
+      },
+    )
+    .get(
+      "/v1/responses",
+      ({ request }) => acceptResponsesSocket(ctx, request, "responses", "/v1/responses"),
+      {
+        detail: detail(
+          "OpenAI Responses over WebSocket (`codex.*` events hidden): one `response.create` message per turn",
+        ),
+      },
+    )
+    .post("/backend-api/codex/responses/compact", compact("/backend-api/codex/responses/compact"), {
+      parse: "none",
+      detail: detail(
+        "Remote compaction (Codex CLI): the history in `input` comes back as one `response.compaction` item",
+      ),
+    })
+    .post("/v1/responses/compact", compact("/v1/responses/compact"), {
+      parse: "none",
+      detail: detail(
+        'Remote compaction (OpenAI shape): answers `{object: "response.compaction", output: [item]}`',
+      ),
     })
     .post(
       "/v1/chat/completions",
@@ -74,6 +116,20 @@ export function proxyRoutes(deps: AppDeps) {
         return { object: "list", data: listed(await modelEntries(ctx)).map((m) => openAiModel(m, created)) };
       },
       { detail: detail("Models (OpenAI list)") },
+    )
+    .get(
+      "/v1/models/:id",
+      async ({ params }) => {
+        const created = Math.floor(deps.clock() / 1000);
+        const found = listed(await modelEntries(ctx)).find((m) => m.slug === params.id);
+        if (!found) {
+          throw new GatewayError("model_not_found", `The model '${params.id}' does not exist`, {
+            param: "model",
+          });
+        }
+        return openAiModel(found, created);
+      },
+      { detail: detail("One model (OpenAI retrieve)") },
     )
     .get(
       "/backend-api/codex/models",

@@ -80,7 +80,7 @@ export async function selectAccount(
       headers: req.headers,
       body: { promptCacheKey: req.promptCacheKey, previousResponseId: req.previousResponseId },
       now,
-      random: Math.random,
+      random: () => services.random(),
     },
     { requestId: req.requestId },
   );

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { authorizeProxyRequest, costUsd } from "../access/index.ts";
+import { authorizeProxyRequest } from "../access/index.ts";
 import { emailHash } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
@@ -14,6 +14,7 @@ import { type AttemptTrace, openUpstream } from "./attempt.ts";
 import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
 import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";
+import { logRow } from "./log-row.ts";
 import { routingFields } from "./payload.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
 import {
@@ -46,8 +47,19 @@ const SSE_HEADERS = {
   "x-accel-buffering": "no",
 };
 
-/** Upstream response headers worth passing on to the client. */
-const PASSED_HEADERS = ["x-codex-turn-state", "openai-model"];
+/** Upstream response headers worth passing on to the client (besides every `x-codex-*` one). */
+const PASSED_HEADERS = ["openai-model"];
+
+/**
+ * Copies the upstream headers a client may read: Codex's own (`x-codex-turn-state`, the quota
+ * windows `x-codex-primary-*` / `x-codex-secondary-*`, `x-codex-credits-*`) and `openai-model`.
+ */
+export function passUpstreamHeaders(from: Headers, to: Headers): void {
+  from.forEach((value, key) => {
+    const k = key.toLowerCase();
+    if (k.startsWith("x-codex-") || PASSED_HEADERS.includes(k)) to.set(k, value);
+  });
+}
 
 export async function serveProxy(ctx: ProxyContext, request: Request, spec: ProxySpec): Promise<Response> {
   const { deps } = ctx;
@@ -92,36 +104,24 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       },
       "request",
     );
-    ctx.logs.add({
-      requested_at: requestedAt,
-      request_id: info.requestId,
-      account_id: trace.accountId,
-      api_key_id: info.apiKeyId ?? null,
-      model: spec.model,
-      endpoint: spec.endpoint,
-      client,
-      client_ip: info.clientIp ?? info.peerIp,
-      status: fields.status,
-      http_status: fields.httpStatus,
-      error_code: fields.errorCode ?? fields.state?.errorCode ?? null,
-      error_message: (fields.errorMessage ?? fields.state?.errorMessage ?? null)?.slice(0, 1000) ?? null,
-      input_tokens: u?.inputTokens ?? null,
-      cached_input_tokens: u?.cachedInputTokens ?? null,
-      output_tokens: u?.outputTokens ?? null,
-      reasoning_tokens: u?.reasoningTokens ?? null,
-      cost_usd: u
-        ? costUsd(spec.model, {
-            inputTokens: u.inputTokens ?? 0,
-            cachedInputTokens: u.cachedInputTokens ?? 0,
-            outputTokens: u.outputTokens ?? 0,
-          })
-        : null,
-      latency_ms: latencyMs,
-      ttfb_ms: fields.ttfbMs ?? null,
-      response_id: fields.state?.responseId ?? null,
-      session_key: routingFields(spec.payload).promptCacheKey,
-      reasoning_effort: spec.reasoningEffort,
-    });
+    ctx.logs.add(
+      logRow({
+        ...fields,
+        requestedAt,
+        requestId: info.requestId,
+        accountId: trace.accountId,
+        apiKeyId: info.apiKeyId ?? null,
+        model: spec.model,
+        endpoint: spec.endpoint,
+        client,
+        clientIp: info.clientIp ?? info.peerIp,
+        latencyMs,
+        sessionKey: routingFields(spec.payload).promptCacheKey,
+        reasoningEffort: spec.reasoningEffort,
+        transport: "http",
+        upstreamTransport: trace.attempts > 0 ? "http" : null,
+      }),
+    );
   };
   const completed = (account: AccountSnapshot | null, ok: boolean, httpStatus: number) => {
     void deps.services
@@ -170,17 +170,14 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
   }
   const ttfbMs = Math.round(performance.now() - t0);
   const headers = new Headers({ ...SSE_HEADERS, "x-request-id": info.requestId });
-  for (const h of PASSED_HEADERS) {
-    const v = open.headers.get(h);
-    if (v) headers.set(h, v);
-  }
+  passUpstreamHeaders(open.headers, headers);
 
   let shaper: Shaper;
   let collector: ResponseCollector | null = null;
   if (spec.kind === "codex") shaper = codexShaper;
   else if (!spec.stream) shaper = collector = new ResponseCollector();
   else if (spec.kind === "responses") shaper = responsesStreamShaper();
-  else shaper = chatStreamShaper(spec.model, spec.includeUsage === true);
+  else shaper = chatStreamShaper(spec.model, spec.includeUsage === true, deps.clock());
 
   const streamed = spec.kind === "codex" || spec.stream;
   const ps = new ProxyStream(ctx, open, shaper, (state, status) => {
@@ -193,7 +190,10 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
   });
   abort.signal.addEventListener("abort", () => ps.abort(), { once: true });
 
-  if (streamed) return new Response(toReadableStream(ps), { status: 200, headers });
+  if (streamed) {
+    const keepaliveMs = deps.settings.sseKeepaliveSeconds * 1000;
+    return new Response(toReadableStream(ps, keepaliveMs), { status: 200, headers });
+  }
 
   await drain(ps);
   const state = ps.state;
@@ -208,9 +208,8 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       type: status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error",
     });
   }
-  const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state) : result;
-  return new Response(JSON.stringify(body), {
-    status: 200,
-    headers: { "content-type": "application/json", "x-request-id": info.requestId },
-  });
+  const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state, deps.clock()) : result;
+  const jsonHeaders = new Headers({ "content-type": "application/json", "x-request-id": info.requestId });
+  passUpstreamHeaders(open.headers, jsonHeaders);
+  return new Response(JSON.stringify(body), { status: 200, headers: jsonHeaders });
 }

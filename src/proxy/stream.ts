@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { EpochMs } from "../core/types.ts";
 import { StreamIdleTimeout } from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
@@ -71,13 +72,14 @@ export function usageOf(response: unknown): Usage | null {
 export function failedEvent(
   error: { code: string; message: string; type?: string } & Json,
   responseId: string | null,
+  now: EpochMs,
 ): Json {
   return {
     type: "response.failed",
     response: {
       id: responseId ?? `resp_${crypto.randomUUID().replace(/-/g, "")}`,
       object: "response",
-      created_at: Math.floor(Date.now() / 1000),
+      created_at: Math.floor(now / 1000),
       status: "failed",
       error: { type: "server_error", ...error },
       incomplete_details: null,
@@ -152,7 +154,7 @@ export class ProxyStream {
   #close(code: string, message: string): string {
     let out = "";
     if (this.state.terminal === null) {
-      const json = failedEvent({ code, message }, this.state.responseId);
+      const json = failedEvent({ code, message }, this.state.responseId, this.ctx.deps.clock());
       out = this.#one("response.failed", json, formatEvent(json));
     }
     this.#ended = true;
@@ -175,6 +177,7 @@ export class ProxyStream {
             message: String(err.message ?? "Upstream error"),
           },
           this.state.responseId,
+          this.ctx.deps.clock(),
         );
         out += this.#one("response.failed", failed, formatEvent(failed));
         continue;
@@ -221,14 +224,37 @@ export class ProxyStream {
 
 const encoder = new TextEncoder();
 
-/** The client body of a stream; cancelling it (client gone) aborts the upstream call. */
-export function toReadableStream(ps: ProxyStream): ReadableStream<Uint8Array> {
+/** The SSE comment sent while the upstream is silent (clients and proxies ignore comments). */
+export const KEEPALIVE = ": keepalive\n\n";
+
+/**
+ * The client body of a stream; cancelling it (client gone) aborts the upstream call. With
+ * `keepaliveMs` > 0, a {@link KEEPALIVE} comment goes out whenever the upstream has been silent
+ * that long, so clients and proxies between do not give up on a quiet stream.
+ */
+export function toReadableStream(ps: ProxyStream, keepaliveMs = 0): ReadableStream<Uint8Array> {
+  let pending: Promise<string | null> | null = null;
+  const keepalive = encoder.encode(KEEPALIVE);
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
           for (;;) {
-            const text = await ps.step();
+            pending ??= ps.step();
+            let text: string | null | typeof KEEPALIVE_TICK;
+            if (keepaliveMs > 0) {
+              let timer: ReturnType<typeof setTimeout> | undefined;
+              const tick = new Promise<typeof KEEPALIVE_TICK>((r) => {
+                timer = setTimeout(() => r(KEEPALIVE_TICK), keepaliveMs);
+              });
+              text = await Promise.race([pending, tick]);
+              clearTimeout(timer);
+            } else text = await pending;
+            if (text === KEEPALIVE_TICK) {
+              controller.enqueue(keepalive);
+              return;
+            }
+            pending = null;
             if (text === null) {
               controller.close();
               return;
@@ -250,6 +276,8 @@ export function toReadableStream(ps: ProxyStream): ReadableStream<Uint8Array> {
     { highWaterMark: 0 },
   );
 }
+
+const KEEPALIVE_TICK = Symbol("keepalive");
 
 /** Runs a stream to its end without a client body (non-streaming answers are assembled by the shaper). */
 export async function drain(ps: ProxyStream): Promise<void> {

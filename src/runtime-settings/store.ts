@@ -12,6 +12,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { Kysely } from "kysely";
+import { systemClock } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { EpochMs } from "../core/types.ts";
 import { routingStrategies, type Settings } from "../settings/schema.ts";
@@ -77,11 +78,12 @@ export interface RuntimeSettingsReader {
 
 export class RuntimeSettingsStore implements RuntimeSettingsReader {
   #cache: { doc: RuntimeSettingsDocument; at: EpochMs } | null = null;
+  readonly #listeners: (() => void)[] = [];
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly defaults: RuntimeSettings,
-    private readonly clock: () => EpochMs = Date.now,
+    private readonly clock: () => EpochMs = systemClock.now,
     private readonly cacheMs = 5_000,
   ) {}
 
@@ -91,6 +93,11 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
     const doc = await this.#read();
     this.#cache = { doc, at: now };
     return doc;
+  }
+
+  /** Drops the cached document (the row was written elsewhere, e.g. by an import). */
+  invalidate(): void {
+    this.#cache = null;
   }
 
   /**
@@ -137,7 +144,18 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
       return { ...this.defaults, ...validOverrides(overrides), version: current + 1 };
     });
     this.#cache = { doc, at: now };
+    for (const fn of this.#listeners) fn();
     return doc;
+  }
+
+  /** Drops the cached document (another replica changed it). */
+  forget(): void {
+    this.#cache = null;
+  }
+
+  /** Runs `fn` after every update (the cluster tells the other replicas). */
+  onUpdated(fn: () => void): void {
+    this.#listeners.push(fn);
   }
 
   async #read(): Promise<RuntimeSettingsDocument> {

@@ -39,7 +39,7 @@ export const SettingsSchema = Type.Object(
     databaseUrl: Type.String({
       default: "",
       description:
-        "Store location: empty for `<dataDir>/store.db`, a path or `sqlite:PATH` for another SQLite file, `sqlite::memory:` for a throw-away store.",
+        "Store location: empty for `<dataDir>/store.db`, a path or `sqlite:PATH` for another SQLite file, `sqlite::memory:` for a throw-away store, `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL (several replicas share one; see docs/deploy.md).",
     }),
     upstreamBaseUrl: HttpUrl(
       "https://chatgpt.com/backend-api",
@@ -91,6 +91,34 @@ export const SettingsSchema = Type.Object(
       "Time allowed for the upstream to answer with response headers.",
       1,
     ),
+    sseKeepaliveSeconds: Seconds(
+      10,
+      "While the upstream is silent, send an SSE comment (`: keepalive`) to streaming clients this often; 0 turns it off.",
+    ),
+    compactBudgetSeconds: Seconds(
+      180,
+      "Time allowed for one remote compaction (`/responses/compact`), failover included.",
+      1,
+    ),
+    upstreamTransport: Type.Union(
+      ["auto", "websocket", "http"].map((l) => Type.Literal(l)),
+      {
+        default: "auto",
+        description:
+          "How WebSocket clients' turns reach the upstream: `websocket` (one upstream socket per client socket), `http` (SSE), or `auto` (WebSocket, falling back to HTTP for an upstream that refuses the upgrade, remembered per upstream).",
+      },
+    ),
+    websocketIdleTimeoutSeconds: Seconds(
+      120,
+      "Close a client's Responses WebSocket after this many seconds without a message while no turn is in flight.",
+      0.05,
+    ),
+    websocketMaxMessageBytes: Type.Integer({
+      minimum: 1024,
+      default: 32 * 1024 * 1024,
+      description:
+        "Largest accepted Responses WebSocket message (one `response.create`), in bytes; a larger one closes the socket with 1009.",
+    }),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,

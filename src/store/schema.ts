@@ -100,6 +100,10 @@ export interface RequestLogsTable {
   response_id: string | null;
   session_key: string | null;
   reasoning_effort: string | null;
+  /** The client's transport: `http` | `websocket`. */
+  transport: ColumnType<string, string | undefined, string>;
+  /** The transport used towards the upstream: `http` | `websocket`; null when none was called. */
+  upstream_transport: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ApiKeysTable {
@@ -208,6 +212,35 @@ export interface ApiKeyUsageHourlyTable {
   unpriced_output_tokens: number;
 }
 
+/** A running gateway (several may share one PostgreSQL database). */
+export interface ClusterReplicasTable {
+  id: string;
+  /** Host name and process id, for people. */
+  name: string;
+  version: string;
+  started_at: number;
+  heartbeat_at: number;
+}
+
+/** A named lease (`leader`): held by `holder` until `expires_at` unless renewed. */
+export interface ClusterLeasesTable {
+  name: string;
+  holder: string;
+  acquired_at: number;
+  expires_at: number;
+}
+
+/** The one token refresh of an account in flight across replicas. */
+export interface RefreshClaimsTable {
+  account_id: string;
+  /** Hash of the refresh token the claim's refresh uses (its generation). */
+  token_hash: string;
+  holder: string;
+  expires_at: number;
+  /** JSON `{ code, message, dead }` of a failed refresh, reported to others until `expires_at`. */
+  failure: string | null;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -222,6 +255,9 @@ export interface Database {
   audit_logs: AuditLogsTable;
   admin_credentials: AdminCredentialsTable;
   api_key_usage_hourly: ApiKeyUsageHourlyTable;
+  cluster_replicas: ClusterReplicasTable;
+  cluster_leases: ClusterLeasesTable;
+  refresh_claims: RefreshClaimsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

@@ -1,7 +1,10 @@
 /**
- * Opens the store: picks a dialect from the database URL, runs the bundled migrations with Kysely's
- * Migrator, and exposes the typed Kysely instance. Callers only ever see `Kysely<Database>`, so a
- * PostgreSQL dialect can be added here without touching them.
+ * Opens the store: picks a dialect from the database URL (SQLite file or PostgreSQL server), runs
+ * the bundled migrations with Kysely's Migrator, and exposes the typed Kysely instance. Callers only
+ * ever see `Kysely<Database>`; the same migrations produce the same schema on both.
+ *
+ * Migrations are safe when several replicas start together: on PostgreSQL Kysely's migrator holds
+ * an advisory lock and runs them in one transaction; on SQLite the file's write lock serialises them.
  *
  * @module
  */
@@ -9,15 +12,25 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Kysely, type MigrationResultSet, Migrator, sql } from "kysely";
 import { openSqlite } from "../runtime/bun/sqlite.ts";
+import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
+import { type Notifications, openPostgres, pgNotifications, redactUrl } from "./postgres.ts";
 import type { Database } from "./schema.ts";
 
-export type StoreLocation = { readonly kind: "sqlite"; readonly path: string };
+export type StoreLocation =
+  | { readonly kind: "sqlite"; readonly path: string }
+  | { readonly kind: "postgres"; readonly url: string };
+
+/** What the logs show of a location: the file, or the URL without its password. */
+export function describeLocation(location: StoreLocation): string {
+  return location.kind === "sqlite" ? location.path : redactUrl(location.url);
+}
 
 /**
  * Resolves `CODEX_LB_DATABASE_URL`: empty → `<dataDir>/store.db`; `sqlite:PATH`, `sqlite://PATH`,
- * `file:PATH` or a plain path → that SQLite file; `sqlite::memory:` → in memory. Anything else is
- * refused with a message naming what is supported.
+ * `file:PATH` or a plain path → that SQLite file; `sqlite::memory:` → in memory;
+ * `postgres://…` or `postgresql://…` → that PostgreSQL database. Anything else is refused with a
+ * message naming what is supported.
  */
 export function resolveStoreLocation(
   databaseUrl: string,
@@ -33,9 +46,20 @@ export function resolveStoreLocation(
     if (p === "") throw new Error("a sqlite: URL needs a path");
     return { kind: "sqlite", path: isAbsolute(p) ? p : resolve(cwd, p) };
   }
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new Error("not a valid postgres:// URL");
+    }
+    if (!parsed.hostname && !parsed.searchParams.get("host"))
+      throw new Error("a postgres:// URL needs a host");
+    return { kind: "postgres", url };
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
     throw new Error(
-      `unsupported database scheme ${JSON.stringify(url.split(":")[0])}; this build supports SQLite (empty, a path, sqlite:PATH)`,
+      `unsupported database scheme ${JSON.stringify(url.split(":")[0])}; supported: SQLite (empty, a path, sqlite:PATH) and PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB)`,
     );
   }
   return { kind: "sqlite", path: isAbsolute(url) ? url : resolve(cwd, url) };
@@ -44,6 +68,11 @@ export function resolveStoreLocation(
 export interface Store {
   readonly db: Kysely<Database>;
   readonly location: StoreLocation;
+  /**
+   * Messages to the other processes on this database, where the database carries them
+   * (PostgreSQL LISTEN/NOTIFY); absent on SQLite, whose file has one gateway.
+   */
+  readonly notifications?: Notifications;
   /** True when the database answers a trivial query. */
   ping(): Promise<boolean>;
   /** Applies pending migrations; the result set lists each one's status. */
@@ -51,17 +80,37 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Opens the store; throws `ForeignDataError` (writing nothing) when the file is not ours. */
 export function openStore(location: StoreLocation): Store {
+  if (location.kind === "postgres") {
+    const handle = openPostgres(location.url);
+    return wrap(
+      new Kysely<Database>({ dialect: handle.dialect }),
+      location,
+      handle.close,
+      pgNotifications(location.url, handle.pool),
+    );
+  }
+  refuseForeignStore(location.path);
   if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true, mode: 0o700 });
   const handle = openSqlite(location.path);
   // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data
   // dir. SQLite gives the -wal and -shm files the database file's permissions.
   if (location.path !== ":memory:") chmodSync(location.path, 0o600);
-  const db = new Kysely<Database>({ dialect: handle.dialect });
+  return wrap(new Kysely<Database>({ dialect: handle.dialect }), location, async () => handle.close());
+}
+
+function wrap(
+  db: Kysely<Database>,
+  location: StoreLocation,
+  closeHandle: () => Promise<void>,
+  notifications?: Notifications,
+): Store {
   let closed = false;
   return {
     db,
     location,
+    ...(notifications ? { notifications } : {}),
     async ping() {
       if (closed) return false;
       try {
@@ -71,12 +120,30 @@ export function openStore(location: StoreLocation): Store {
         return false;
       }
     },
-    migrate: () => new Migrator({ db, provider: bundledMigrations }).migrateToLatest(),
+    async migrate() {
+      const migrator = new Migrator({ db, provider: bundledMigrations });
+      // PostgreSQL: Kysely's migrator takes an advisory lock and runs in a transaction. SQLite:
+      // Kysely takes no lock (it assumes one connection), so two processes opening one file
+      // together would both create the tables; a write transaction around the whole run
+      // serialises them (the second waits on the busy timeout, then finds nothing to do), and
+      // a failing migration leaves nothing half-applied.
+      if (location.kind === "postgres") return migrator.migrateToLatest();
+      await sql`BEGIN IMMEDIATE`.execute(db);
+      let result: MigrationResultSet;
+      try {
+        result = await migrator.migrateToLatest();
+      } catch (e) {
+        await sql`ROLLBACK`.execute(db);
+        throw e;
+      }
+      await sql.raw(result.error ? "ROLLBACK" : "COMMIT").execute(db);
+      return result;
+    },
     async close() {
       if (closed) return;
       closed = true;
       await db.destroy();
-      handle.close();
+      await closeHandle();
     },
   };
 }

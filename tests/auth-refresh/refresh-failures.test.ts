@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { FakeClock } from "../../src/core/clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import { permanentFailureCodes } from "../../src/core/failures.ts";
 import type { CredentialsProvider } from "../../src/plugin-host/api.ts";
@@ -7,8 +8,12 @@ import { type AccountsWorld, identity, startAccountsWorld } from "../support/acc
 
 let w: AccountsWorld;
 let creds: CredentialsProvider;
+/** The gateway's clock: time moves only when the test says so (no same-millisecond races). */
+let clock: FakeClock;
 beforeAll(async () => {
+  clock = new FakeClock(Date.now());
   w = await startAccountsWorld({
+    clock,
     env: {
       CODEX_LB_REFRESH_TIMEOUT_SECONDS: "0.3",
       CODEX_LB_PLUGINS: join(import.meta.dir, "../../plugins/examples/custom-refresh-codes/index.ts"),
@@ -67,7 +72,10 @@ describe("refresh failure classification (table)", () => {
         return row.answer();
       };
       if (row.answer === "timeout") w.auth.state.refreshDelayMs = 1_000;
-      const t0 = Date.now();
+      const t0 = clock.now();
+      const realStart = performance.now();
+      // The failure happens strictly after t0 on the gateway's clock.
+      await clock.advance(1);
       try {
         const err = await creds.get(id).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(GatewayError);
@@ -86,7 +94,7 @@ describe("refresh failure classification (table)", () => {
           const calls = w.auth.state.refreshCalls;
           await expect(creds.get(id)).rejects.toThrow("Token refresh failed");
           expect(w.auth.state.refreshCalls).toBe(calls);
-          if (row.answer === "timeout") expect(Date.now() - t0).toBeLessThan(900);
+          if (row.answer === "timeout") expect(performance.now() - realStart).toBeLessThan(900);
         }
       } finally {
         w.auth.state.onRefresh = null;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { FakeClock } from "../../src/core/clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import type { CredentialsProvider } from "../../src/plugin-host/api.ts";
 import { type AccountsWorld, identity, startAccountsWorld } from "../support/accounts.ts";
@@ -130,7 +131,15 @@ describe("logs", () => {
 
 describe("background refresh pass", () => {
   test("idle accounts near expiry are refreshed without a request; fresh ones are left alone", async () => {
-    const b = await startAccountsWorld({ env: { CODEX_LB_REFRESH_CHECK_INTERVAL_SECONDS: "0.2" } });
+    const clock = new FakeClock(Date.now());
+    /** Moves the gateway's clock in 10 ms steps, giving the refresh a moment of real time to finish. */
+    const pass = async (ms: number) => {
+      for (let t = 0; t < ms; t += 10) {
+        await clock.advance(10);
+        await Bun.sleep(1);
+      }
+    };
+    const b = await startAccountsWorld({ env: { CODEX_LB_REFRESH_CHECK_INTERVAL_SECONDS: "0.2" }, clock });
     try {
       const stale = b.auth.issue(identity("idle"), { expiresInSeconds: 120 });
       const fresh = b.auth.issue(identity("idle"));
@@ -140,12 +149,12 @@ describe("background refresh pass", () => {
         b.gw
           .logs()
           .some((l) => l.msg === "tokens refreshed" && l.trigger === "background" && l.accountId === idStale);
-      const end = Date.now() + 3_000;
-      while (Date.now() < end && !refreshedStale()) await Bun.sleep(20);
+      const end = clock.now() + 3_000;
+      while (clock.now() < end && !refreshedStale()) await pass(20);
       expect(refreshedStale()).toBe(true);
       expect(b.auth.state.refreshCalls).toBe(1);
       expect((await b.account(idStale)).accessTokenExpiresAt!).toBeGreaterThan(Date.now() + 30 * 60_000);
-      await Bun.sleep(300);
+      await pass(300);
       expect(b.auth.state.refreshCalls).toBe(1);
       expect(b.gw.logs().some((l) => l.msg === "tokens refreshed" && l.accountId === idFresh)).toBe(false);
     } finally {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { FakeClock } from "../../src/core/clock.ts";
 import { type AccountsWorld, identity, startAccountsWorld } from "../support/accounts.ts";
 
 const TOKEN_EXPIRED = {
@@ -9,6 +10,8 @@ const TOKEN_EXPIRED = {
 };
 
 let w: AccountsWorld | null = null;
+/** The gateway's clock: the tests move it forward instead of sleeping. */
+let clock: FakeClock;
 afterEach(async () => {
   await w?.stop();
   w = null;
@@ -16,16 +19,31 @@ afterEach(async () => {
 
 /** A world whose usage poller runs every 0.3 s (the background refresh pass stays out of the way). */
 async function world() {
-  w = await startAccountsWorld({ env: { CODEX_LB_USAGE_REFRESH_INTERVAL_SECONDS: "0.3" } });
+  clock = new FakeClock(Date.now());
+  w = await startAccountsWorld({ env: { CODEX_LB_USAGE_REFRESH_INTERVAL_SECONDS: "0.3" }, clock });
   return w;
 }
 
-async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 4_000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await Bun.sleep(20);
+/**
+ * Moves the gateway's clock forward by `ms` in 10 ms steps; between steps the real HTTP and store
+ * work a timer started (a usage fetch, a refresh) gets a moment of real time to finish.
+ */
+async function pass(ms: number) {
+  for (let t = 0; t < ms; t += 10) {
+    await clock.advance(Math.min(10, ms - t));
+    await Bun.sleep(1);
   }
+}
+
+/** Moves the clock until `fn` holds; at most `timeoutMs` of gateway time (and 10 s of real time). */
+async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 4_000) {
+  const end = clock.now() + timeoutMs;
+  const realEnd = performance.now() + 10_000;
+  while (clock.now() < end && performance.now() < realEnd) {
+    if (await fn()) return;
+    await pass(20);
+  }
+  if (await fn()) return;
   throw new Error(`timed out waiting for ${what}`);
 }
 
@@ -53,7 +71,7 @@ describe("usage polling", () => {
     // Staggered: the two accounts are not fetched at the same moment.
     expect(Math.abs(seenA.at - seenB.at)).toBeGreaterThanOrEqual(80);
     // About once per interval per account, not in a tight loop.
-    await Bun.sleep(900);
+    await pass(900);
     const countA = w.usage.seen.filter((s) => s.accessToken === a.accessToken).length;
     expect(countA).toBeGreaterThanOrEqual(2);
     expect(countA).toBeLessThanOrEqual(6);
@@ -108,7 +126,7 @@ describe("usage polling", () => {
         .some((l) => l.msg === "token refresh failed" && l.trigger === "usage" && l.accountId === id),
     ).toBe(true);
     const calls = w.auth.state.refreshCalls;
-    await Bun.sleep(700);
+    await pass(700);
     expect(w.auth.state.refreshCalls).toBe(calls);
     expect(w.usage.seen.some((s) => s.accessToken === bundle.accessToken)).toBe(false);
     expect((await w.gw.running.gateway.services.accounts.get(id))!.status).toBe("reauth_required");
@@ -150,13 +168,13 @@ describe("usage polling", () => {
     await until("deactivated", async () => (await w.account(idPaid)).status === "deactivated");
     expect((await w.account(idPaid)).statusReason).toBe("Usage API error: HTTP 402 - Payment required");
     await until("403 seen", () => w.usage.seen.some((s) => s.accessToken === forbidden.accessToken));
-    await Bun.sleep(100);
+    await pass(100);
     expect((await w.account(idForbidden)).status).toBe("active");
   });
 
   test("primary at 100% rate-limits until the reset; after the reset the account is active again", async () => {
     const w = await world();
-    const resetAt = Math.ceil(Date.now() / 1000) + 1;
+    const resetAt = Math.ceil(clock.now() / 1000) + 1;
     w.usage.primary = { usedPercent: 100, resetAt };
     const id = await w.importTokens(w.auth.issue(identity("rl")));
     await until("rate_limited", async () => (await w.account(id)).status === "rate_limited");

@@ -148,3 +148,21 @@ export function toolEvents(id: string, model: string, s: Extract<Step, { kind: "
     },
   ];
 }
+
+/** The events of a compaction answer: one `compaction` item whose `encrypted_content` is opaque. */
+export function compactionEvents(
+  id: string,
+  model: string,
+  s: Extract<Step, { kind: "compaction" }>,
+): Json[] {
+  const item = { id: `cmp_${id}`, type: "compaction", encrypted_content: s.encryptedContent };
+  return [
+    { type: "response.created", response: baseResponse(id, model, "in_progress") },
+    { type: "response.output_item.added", output_index: 0, item },
+    { type: "response.output_item.done", output_index: 0, item },
+    {
+      type: "response.completed",
+      response: { ...baseResponse(id, model, "completed"), output: [], usage: usageJson(s.usage) },
+    },
+  ];
+}

@@ -22,19 +22,20 @@ export interface FakeUsageState {
   credits: { has_credits: boolean; unlimited: boolean; balance: string } | null;
   /** Scripted answer, checked first; return undefined for the default reading. */
   respond: ((accessToken: string, accountId: string | null) => Response | undefined) | null;
-  /** Bearer tokens seen, in order. */
+  /** Bearer tokens seen, in order, with the time (the clock given to `fakeUsage`, else the wall clock). */
   readonly seen: { accessToken: string; accountId: string | null; at: number }[];
 }
 
-const windowJson = (w: UsageWindowSpec, defaultSeconds: number) => ({
+const windowJson = (w: UsageWindowSpec, defaultSeconds: number, now: number) => ({
   used_percent: w.usedPercent,
   limit_window_seconds: w.windowSeconds ?? defaultSeconds,
-  reset_at: w.resetAt ?? Math.floor(Date.now() / 1000) + (w.windowSeconds ?? defaultSeconds),
+  reset_at: w.resetAt ?? Math.floor(now / 1000) + (w.windowSeconds ?? defaultSeconds),
   reset_after_seconds: w.windowSeconds ?? defaultSeconds,
 });
 
 /** A fake `/wham/usage`: its routes (compose with `startFakeServer`) and its scriptable state. */
-export function fakeUsage(): { routes: FakeRoutes; state: FakeUsageState } {
+export function fakeUsage(opts: { now?: () => number } = {}): { routes: FakeRoutes; state: FakeUsageState } {
+  const clock = opts.now ?? (() => Date.now());
   const state: FakeUsageState = {
     primary: { usedPercent: 12.5 },
     secondary: { usedPercent: 3 },
@@ -45,15 +46,16 @@ export function fakeUsage(): { routes: FakeRoutes; state: FakeUsageState } {
   const handler = (request: Request) => {
     const accessToken = (request.headers.get("authorization") ?? "").replace(/^Bearer /, "");
     const accountId = request.headers.get("chatgpt-account-id");
-    state.seen.push({ accessToken, accountId, at: Date.now() });
+    const now = clock();
+    state.seen.push({ accessToken, accountId, at: now });
     const scripted = state.respond?.(accessToken, accountId);
     if (scripted) return scripted;
     return Response.json({
       plan_type: "plus",
       rate_limit: {
         allowed: true,
-        primary_window: windowJson(state.primary, 18_000),
-        secondary_window: windowJson(state.secondary, 604_800),
+        primary_window: windowJson(state.primary, 18_000, now),
+        secondary_window: windowJson(state.secondary, 604_800, now),
       },
       credits: state.credits,
     });

@@ -7,6 +7,7 @@
 
 import type { Kysely } from "kysely";
 import type { AccountView } from "../../src/accounts/views.ts";
+import type { Clock } from "../../src/core/clock.ts";
 import type { AccountStatus } from "../../src/core/types.ts";
 import type { Plugin } from "../../src/plugin-host/api.ts";
 import type { Database } from "../../src/store/schema.ts";
@@ -48,10 +49,15 @@ export function authJsonOf(bundle: TokenBundle, lastRefresh = new Date().toISOSt
 
 /** Starts fakes (auth + usage on one server) and a gateway pointed at them. */
 export async function startAccountsWorld(
-  opts: { env?: Record<string, string>; plugins?: readonly Plugin[] } = {},
+  opts: {
+    env?: Record<string, string>;
+    plugins?: readonly Plugin[];
+    /** The gateway's clock (and the fake usage server's): a FakeClock lets the test move time. */
+    clock?: Clock;
+  } = {},
 ): Promise<AccountsWorld> {
   const auth = fakeAuth();
-  const usage = fakeUsage();
+  const usage = fakeUsage(opts.clock ? { now: () => opts.clock!.now() } : {});
   const server = startFakeServer({ ...auth.routes, ...usage.routes });
   const gw = await startGateway({
     env: {
@@ -63,6 +69,7 @@ export async function startAccountsWorld(
       ...opts.env,
     },
     plugins: opts.plugins ?? [],
+    clock: opts.clock,
   });
   const importTokens = async (bundle: TokenBundle, lastRefresh?: string): Promise<string> => {
     const res = await fetch(`${gw.url}/api/accounts/import`, {

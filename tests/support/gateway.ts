@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createLogger } from "../../src/app/logging.ts";
 import { boot, prepare, type Running } from "../../src/cli/boot.ts";
+import type { Clock, Random } from "../../src/core/clock.ts";
 import type { Plugin } from "../../src/plugin-host/api.ts";
 
 export interface TestGateway {
@@ -25,7 +26,14 @@ export interface TestGateway {
 }
 
 export async function startGateway(
-  opts: { env?: Record<string, string>; plugins?: readonly Plugin[]; dataDir?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    plugins?: readonly Plugin[];
+    dataDir?: string;
+    /** The gateway's clock and timers (a FakeClock: the test moves time instead of sleeping). */
+    clock?: Clock;
+    random?: Random;
+  } = {},
 ): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "codex-lb-test-"));
   const env: Record<string, string | undefined> = {
@@ -47,7 +55,10 @@ export async function startGateway(
     },
   });
   const log = createLogger(prepared.settings.logLevel, sink);
-  const running = await boot({ ...prepared, plugins: [...prepared.plugins, ...extra] }, log);
+  const running = await boot({ ...prepared, plugins: [...prepared.plugins, ...extra] }, log, {
+    clock: opts.clock,
+    random: opts.random,
+  });
   const url = `http://127.0.0.1:${running.listening.port}`;
   return {
     url,

@@ -11,7 +11,9 @@ export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 /** The command that runs codex-lb: `CODEX_LB_BIN` (a built binary) or `bun src/cli/main.ts`. */
 export function codexLbCommand(): string[] {
   const bin = process.env.CODEX_LB_BIN;
-  return bin ? [bin] : [process.execPath, `${repoRoot}src/cli/main.ts`];
+  // --no-env-file: like the binary (built without .env autoloading), Bun itself reads no .env.* file;
+  // codex-lb reads `.env` on its own.
+  return bin ? [bin] : [process.execPath, "--no-env-file", `${repoRoot}src/cli/main.ts`];
 }
 
 export interface Child {
@@ -22,13 +24,18 @@ export interface Child {
   readonly drained: Promise<void>;
 }
 
-/** Starts `codex-lb serve` and resolves once it logs the port it listens on. */
+/**
+ * Starts `codex-lb serve` (with `command`, else {@link codexLbCommand}) and resolves once it logs
+ * the port it listens on.
+ */
 export async function spawnServe(
   env: Record<string, string>,
   cwd: string,
   timeoutMs = 15_000,
+  args: readonly string[] = [],
+  command: string[] = codexLbCommand(),
 ): Promise<Child> {
-  const proc = Bun.spawn([...codexLbCommand(), "serve"], {
+  const proc = Bun.spawn([...command, "serve", ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", CODEX_LB_PORT: "0", ...env },
     stdin: "ignore",

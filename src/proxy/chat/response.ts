@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { EpochMs } from "../../core/types.ts";
 import type { Shaper, StreamState, Usage } from "../stream.ts";
 import { usageOf } from "../stream.ts";
 import { isObject, type Json } from "../validate.ts";
@@ -40,9 +41,9 @@ interface CallSlot {
 }
 
 /** Streaming shaper for `/v1/chat/completions`. */
-export function chatStreamShaper(model: string, includeUsage: boolean): Shaper {
+export function chatStreamShaper(model: string, includeUsage: boolean, now: EpochMs): Shaper {
   const id = chatId();
-  const created = Math.floor(Date.now() / 1000);
+  const created = Math.floor(now / 1000);
   const calls = new Map<string, CallSlot>();
   let roleSent = false;
   let lastResponse: Json | null = null;
@@ -153,7 +154,7 @@ export function chatStreamShaper(model: string, includeUsage: boolean): Shaper {
 }
 
 /** The non-streaming `chat.completion` of a final Response object. */
-export function chatCompletion(response: Json, model: string, state: StreamState): Json {
+export function chatCompletion(response: Json, model: string, state: StreamState, now: EpochMs): Json {
   let content = "";
   let refusal: string | null = null;
   const toolCalls: Json[] = [];
@@ -183,7 +184,7 @@ export function chatCompletion(response: Json, model: string, state: StreamState
   const out: Json = {
     id: typeof response.id === "string" ? response.id.replace(/^resp_/, "chatcmpl-") : chatId(),
     object: "chat.completion",
-    created: typeof response.created_at === "number" ? response.created_at : Math.floor(Date.now() / 1000),
+    created: typeof response.created_at === "number" ? response.created_at : Math.floor(now / 1000),
     model: typeof response.model === "string" ? response.model : model,
     choices: [
       {

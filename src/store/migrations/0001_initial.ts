@@ -1,8 +1,10 @@
 import type { Kysely } from "kysely";
+import { ddl } from "./ddl.ts";
 
 /** The first schema: every table of the foundation, accounts, proxy, balancing and access issues. */
 // biome-ignore lint/suspicious/noExplicitAny: migrations are frozen in time and must not follow today's Database type.
 export async function up(db: Kysely<any>): Promise<void> {
+  const t = ddl(db);
   await db.schema
     .createTable("accounts")
     .addColumn("id", "text", (c) => c.primaryKey())
@@ -13,9 +15,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("plan_type", "text")
     .addColumn("routing_policy", "text", (c) => c.notNull().defaultTo("normal"))
     .addColumn("codex_installation_id", "text", (c) => c.notNull())
-    .addColumn("access_token_enc", "blob")
-    .addColumn("refresh_token_enc", "blob")
-    .addColumn("id_token_enc", "blob")
+    .addColumn("access_token_enc", t.blob)
+    .addColumn("refresh_token_enc", t.blob)
+    .addColumn("id_token_enc", t.blob)
     .addColumn("access_token_expires_at", "bigint")
     .addColumn("last_refresh_at", "bigint")
     .addColumn("status", "text", (c) => c.notNull().defaultTo("active"))
@@ -38,7 +40,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable("account_events")
-    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("id", t.serialId, t.serialIdDef)
     .addColumn("at", "bigint", (c) => c.notNull())
     .addColumn("account_id", "text", (c) => c.notNull().references("accounts.id").onDelete("cascade"))
     .addColumn("action", "text", (c) => c.notNull())
@@ -58,16 +60,16 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable("usage_snapshots")
-    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("id", t.serialId, t.serialIdDef)
     .addColumn("account_id", "text", (c) => c.notNull().references("accounts.id").onDelete("cascade"))
     .addColumn("recorded_at", "bigint", (c) => c.notNull())
     .addColumn("window", "text", (c) => c.notNull())
-    .addColumn("used_percent", "real", (c) => c.notNull())
+    .addColumn("used_percent", t.real, (c) => c.notNull())
     .addColumn("window_minutes", "integer")
     .addColumn("reset_at", "bigint")
     .addColumn("credits_has", "integer")
     .addColumn("credits_unlimited", "integer")
-    .addColumn("credits_balance", "real")
+    .addColumn("credits_balance", t.real)
     .execute();
   await db.schema
     .createIndex("idx_usage_account_window_time")
@@ -77,7 +79,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable("request_logs")
-    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("id", t.serialId, t.serialIdDef)
     .addColumn("requested_at", "bigint", (c) => c.notNull())
     .addColumn("request_id", "text", (c) => c.notNull())
     .addColumn("account_id", "text", (c) => c.references("accounts.id").onDelete("set null"))
@@ -94,7 +96,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("cached_input_tokens", "integer")
     .addColumn("output_tokens", "integer")
     .addColumn("reasoning_tokens", "integer")
-    .addColumn("cost_usd", "real")
+    .addColumn("cost_usd", t.real)
     .addColumn("latency_ms", "integer")
     .addColumn("ttfb_ms", "integer")
     .addColumn("response_id", "text")
@@ -130,11 +132,11 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable("api_key_limits")
-    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("id", t.serialId, t.serialIdDef)
     .addColumn("api_key_id", "text", (c) => c.notNull().references("api_keys.id").onDelete("cascade"))
     .addColumn("limit_type", "text", (c) => c.notNull())
     .addColumn("limit_window", "text", (c) => c.notNull())
-    .addColumn("max_value", "real", (c) => c.notNull())
+    .addColumn("max_value", t.real, (c) => c.notNull())
     .execute();
   await db.schema.createIndex("idx_api_key_limits_key").on("api_key_limits").column("api_key_id").execute();
 
@@ -175,7 +177,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable("audit_logs")
-    .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+    .addColumn("id", t.serialId, t.serialIdDef)
     .addColumn("at", "bigint", (c) => c.notNull())
     .addColumn("action", "text", (c) => c.notNull())
     .addColumn("actor_ip", "text")

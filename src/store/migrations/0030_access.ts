@@ -1,9 +1,10 @@
 import { type ColumnDefinitionBuilder, type Kysely, sql } from "kysely";
+import { ddl } from "./ddl.ts";
 
 const HOUR_MS = 3_600_000;
 
 /** The upsert that adds (sign 1) or removes (sign -1) one request-log row `r` (NEW/OLD) to its hour bucket. */
-function bucketUpsert(r: "NEW" | "OLD", sign: 1 | -1): string {
+function bucketUpsert(r: "NEW" | "OLD", sign: 1 | -1, target = ""): string {
   const s = sign === 1 ? "" : "-";
   const unpriced = (col: string) =>
     `${s}CASE WHEN ${r}.cost_usd IS NULL THEN coalesce(${r}.${col}, 0) ELSE 0 END`;
@@ -14,14 +15,14 @@ function bucketUpsert(r: "NEW" | "OLD", sign: 1 | -1): string {
       ${s}coalesce(${r}.cost_usd, 0), ${unpriced("input_tokens")}, ${unpriced("cached_input_tokens")},
       ${unpriced("output_tokens")})
     ON CONFLICT (api_key_id, hour, model) DO UPDATE SET
-      requests = requests + excluded.requests,
-      input_tokens = input_tokens + excluded.input_tokens,
-      cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-      output_tokens = output_tokens + excluded.output_tokens,
-      stored_cost_usd = stored_cost_usd + excluded.stored_cost_usd,
-      unpriced_input_tokens = unpriced_input_tokens + excluded.unpriced_input_tokens,
-      unpriced_cached_input_tokens = unpriced_cached_input_tokens + excluded.unpriced_cached_input_tokens,
-      unpriced_output_tokens = unpriced_output_tokens + excluded.unpriced_output_tokens;`;
+      requests = ${target}requests + excluded.requests,
+      input_tokens = ${target}input_tokens + excluded.input_tokens,
+      cached_input_tokens = ${target}cached_input_tokens + excluded.cached_input_tokens,
+      output_tokens = ${target}output_tokens + excluded.output_tokens,
+      stored_cost_usd = ${target}stored_cost_usd + excluded.stored_cost_usd,
+      unpriced_input_tokens = ${target}unpriced_input_tokens + excluded.unpriced_input_tokens,
+      unpriced_cached_input_tokens = ${target}unpriced_cached_input_tokens + excluded.unpriced_cached_input_tokens,
+      unpriced_output_tokens = ${target}unpriced_output_tokens + excluded.unpriced_output_tokens;`;
 }
 
 /**
@@ -62,12 +63,28 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("input_tokens", "integer", zero)
     .addColumn("cached_input_tokens", "integer", zero)
     .addColumn("output_tokens", "integer", zero)
-    .addColumn("stored_cost_usd", "real", zero)
+    .addColumn("stored_cost_usd", ddl(db).real, zero)
     .addColumn("unpriced_input_tokens", "integer", zero)
     .addColumn("unpriced_cached_input_tokens", "integer", zero)
     .addColumn("unpriced_output_tokens", "integer", zero)
     .addPrimaryKeyConstraint("pk_api_key_usage_hourly", ["api_key_id", "hour", "model"])
     .execute();
+  if (ddl(db).dialect === "postgres") await createPostgresTriggers(db);
+  else await createSqliteTriggers(db);
+  // Rows logged before this migration.
+  await sql
+    .raw(`INSERT INTO api_key_usage_hourly SELECT api_key_id, (requested_at / ${HOUR_MS}) * ${HOUR_MS},
+      coalesce(model, ''), count(*), coalesce(sum(input_tokens), 0), coalesce(sum(cached_input_tokens), 0),
+      coalesce(sum(output_tokens), 0), coalesce(sum(cost_usd), 0),
+      coalesce(sum(CASE WHEN cost_usd IS NULL THEN input_tokens END), 0),
+      coalesce(sum(CASE WHEN cost_usd IS NULL THEN cached_input_tokens END), 0),
+      coalesce(sum(CASE WHEN cost_usd IS NULL THEN output_tokens END), 0)
+      FROM request_logs WHERE api_key_id IS NOT NULL GROUP BY 1, 2, 3`)
+    .execute(db);
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations are frozen in time.
+async function createSqliteTriggers(db: Kysely<any>): Promise<void> {
   await sql
     .raw(`CREATE TRIGGER trg_request_logs_usage_insert AFTER INSERT ON request_logs
       WHEN NEW.api_key_id IS NOT NULL BEGIN ${bucketUpsert("NEW", 1)} END`)
@@ -86,14 +103,23 @@ export async function up(db: Kysely<any>): Promise<void> {
       input_tokens, cached_input_tokens, output_tokens, cost_usd ON request_logs
       WHEN NEW.api_key_id IS NOT NULL BEGIN ${bucketUpsert("NEW", 1)} END`)
     .execute(db);
-  // Rows logged before this migration.
+}
+
+/** PostgreSQL: one row-level trigger function doing what the four SQLite triggers do. */
+// biome-ignore lint/suspicious/noExplicitAny: migrations are frozen in time.
+async function createPostgresTriggers(db: Kysely<any>): Promise<void> {
+  const t = "api_key_usage_hourly.";
   await sql
-    .raw(`INSERT INTO api_key_usage_hourly SELECT api_key_id, (requested_at / ${HOUR_MS}) * ${HOUR_MS},
-      coalesce(model, ''), count(*), coalesce(sum(input_tokens), 0), coalesce(sum(cached_input_tokens), 0),
-      coalesce(sum(output_tokens), 0), coalesce(sum(cost_usd), 0),
-      coalesce(sum(CASE WHEN cost_usd IS NULL THEN input_tokens END), 0),
-      coalesce(sum(CASE WHEN cost_usd IS NULL THEN cached_input_tokens END), 0),
-      coalesce(sum(CASE WHEN cost_usd IS NULL THEN output_tokens END), 0)
-      FROM request_logs WHERE api_key_id IS NOT NULL GROUP BY 1, 2, 3`)
+    .raw(`CREATE FUNCTION request_logs_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.api_key_id IS NOT NULL THEN ${bucketUpsert("OLD", -1, t)} END IF;
+      IF TG_OP IN ('UPDATE', 'INSERT') AND NEW.api_key_id IS NOT NULL THEN ${bucketUpsert("NEW", 1, t)} END IF;
+      RETURN NULL;
+    END $$`)
+    .execute(db);
+  await sql
+    .raw(`CREATE TRIGGER trg_request_logs_usage AFTER INSERT OR DELETE OR UPDATE OF api_key_id, requested_at,
+      model, input_tokens, cached_input_tokens, output_tokens, cost_usd ON request_logs
+      FOR EACH ROW EXECUTE FUNCTION request_logs_usage()`)
     .execute(db);
 }

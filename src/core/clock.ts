@@ -1,0 +1,133 @@
+/**
+ * Time and randomness, injected: the only module that reads the system clock (`Date.now`) or
+ * `Math.random`. Everything else takes a {@link Clock} and a {@link Random} (the gateway builds the
+ * system ones by default; tests pass a {@link FakeClock} and a {@link seededRandom}). Timers of
+ * background work go through the clock too, so a test moves time forward instead of sleeping.
+ *
+ * Security randomness (keys, IVs, tokens) is not this: it stays `crypto.getRandomValues`.
+ *
+ * @example
+ * ```ts
+ * const clock = new FakeClock(1_700_000_000_000);
+ * clock.setTimeout(() => console.log("fired"), 30_000);
+ * await clock.advance(30_000); // "fired", without waiting 30 s
+ * ```
+ *
+ * @module
+ */
+import type { EpochMs } from "./types.ts";
+
+/** An opaque timer handle. */
+export type TimerHandle = { readonly __timer: true } | ReturnType<typeof setTimeout>;
+
+/** Wall-clock time and timers. */
+export interface Clock {
+  /** Epoch milliseconds now. */
+  now(): EpochMs;
+  /** Runs `fn` once after `ms`; a background timer does not keep the process alive. */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle | undefined): void;
+}
+
+/** Uniform randomness in [0, 1) (selection, jitter); never for secrets. */
+export interface Random {
+  next(): number;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    (t as { unref?: () => void }).unref?.();
+    return t;
+  },
+  clearTimeout(handle) {
+    if (handle !== undefined) clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
+};
+
+/** The real random source. */
+export const systemRandom: Random = { next: () => Math.random() };
+
+/** A deterministic random source (mulberry32) for tests and benchmarks. */
+export function seededRandom(seed: number): Random {
+  let a = seed >>> 0;
+  return {
+    next() {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    },
+  };
+}
+
+interface FakeTimer {
+  readonly id: number;
+  readonly at: EpochMs;
+  readonly fn: () => void;
+}
+
+/**
+ * A clock that moves only when told: `advance(ms)` fires the timers that fall due, in order, each
+ * with `now()` set to its due time, and lets the work they start run (their promises settle
+ * between timers) before moving on.
+ */
+export class FakeClock implements Clock {
+  #now: EpochMs;
+  #seq = 0;
+  #timers: FakeTimer[] = [];
+
+  constructor(start: EpochMs = 1_700_000_000_000) {
+    this.#now = start;
+  }
+
+  now(): EpochMs {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const id = ++this.#seq;
+    const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;
+    this.#timers.push({ id, at: this.#now + delay, fn });
+    this.#timers.sort((a, b) => a.at - b.at || a.id - b.id);
+    return { __timer: true, id } as unknown as TimerHandle;
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    const id = (handle as { id?: number } | undefined)?.id;
+    if (id !== undefined) this.#timers = this.#timers.filter((t) => t.id !== id);
+  }
+
+  /** Timers waiting to fire. */
+  get pending(): number {
+    return this.#timers.length;
+  }
+
+  /** Sets the time without firing anything (a jump, e.g. a suspended laptop). */
+  set(now: EpochMs): void {
+    this.#now = now;
+  }
+
+  /** Moves time forward by `ms`, firing due timers in order and settling the work each one starts. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + Math.max(0, ms);
+    for (;;) {
+      await settle();
+      const next = this.#timers[0];
+      if (!next || next.at > end) break;
+      this.#timers.shift();
+      this.#now = Math.max(this.#now, next.at);
+      next.fn();
+    }
+    this.#now = end;
+    await settle();
+  }
+}
+
+/** Lets pending promise callbacks and immediate I/O callbacks run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+}

@@ -1,0 +1,71 @@
+/**
+ * The request-log row of one proxied request (one HTTP request, one compaction, or one WebSocket
+ * turn), built from what the request learned: who asked, which account served, how it travelled,
+ * and the usage the stream reported.
+ *
+ * @module
+ */
+import { costUsd } from "../access/index.ts";
+import type { NewRequestLogRow } from "../store/schema.ts";
+import type { FinishStatus, StreamState } from "./stream.ts";
+
+export type Transport = "http" | "websocket";
+
+export interface LogFacts {
+  readonly requestedAt: number;
+  readonly requestId: string;
+  readonly accountId: string | null;
+  readonly apiKeyId: string | null;
+  readonly model: string;
+  readonly endpoint: string;
+  readonly client: string | null;
+  readonly clientIp: string | null;
+  readonly status: FinishStatus;
+  readonly httpStatus: number;
+  readonly state?: StreamState;
+  readonly errorCode?: string | null;
+  readonly errorMessage?: string | null;
+  readonly latencyMs: number;
+  readonly ttfbMs?: number | null;
+  readonly sessionKey: string | null;
+  readonly reasoningEffort: string | null;
+  readonly transport: Transport;
+  /** Null when no upstream call was made. */
+  readonly upstreamTransport: Transport | null;
+}
+
+export function logRow(f: LogFacts): NewRequestLogRow {
+  const u = f.state?.usage ?? null;
+  return {
+    requested_at: f.requestedAt,
+    request_id: f.requestId,
+    account_id: f.accountId,
+    api_key_id: f.apiKeyId,
+    model: f.model,
+    endpoint: f.endpoint,
+    client: f.client,
+    client_ip: f.clientIp,
+    status: f.status,
+    http_status: f.httpStatus,
+    error_code: f.errorCode ?? f.state?.errorCode ?? null,
+    error_message: (f.errorMessage ?? f.state?.errorMessage ?? null)?.slice(0, 1000) ?? null,
+    input_tokens: u?.inputTokens ?? null,
+    cached_input_tokens: u?.cachedInputTokens ?? null,
+    output_tokens: u?.outputTokens ?? null,
+    reasoning_tokens: u?.reasoningTokens ?? null,
+    cost_usd: u
+      ? costUsd(f.model, {
+          inputTokens: u.inputTokens ?? 0,
+          cachedInputTokens: u.cachedInputTokens ?? 0,
+          outputTokens: u.outputTokens ?? 0,
+        })
+      : null,
+    latency_ms: f.latencyMs,
+    ttfb_ms: f.ttfbMs ?? null,
+    response_id: f.state?.responseId ?? null,
+    session_key: f.sessionKey,
+    reasoning_effort: f.reasoningEffort,
+    transport: f.transport,
+    upstream_transport: f.upstreamTransport,
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * The PostgreSQL side of the store: Kysely's own `PostgresDialect` over node-postgres (`pg`).
+ *
+ * Why `pg`: it is pure JavaScript (bundles into `bun build --compile` with nothing beside the
+ * binary), it is the client Kysely's built-in dialect is written for (no third-party dialect), it
+ * has per-pool type parsers (so counts and sums come back as numbers, as they do from SQLite), and
+ * it supports LISTEN/NOTIFY on a dedicated connection, which the cluster's cache invalidation uses.
+ * Bun's built-in SQL client has none of the last two.
+ *
+ * @module
+ */
+import { type Dialect, PostgresDialect } from "kysely";
+import pg from "pg";
+
+/** int8 (counts, sums of integers, bigint columns: millisecond times) and numeric → number. */
+const NUMERIC_OIDS = new Set([20, 1700]);
+const toNumber = (v: string) => Number(v);
+
+export const pgTypes = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    NUMERIC_OIDS.has(oid) ? toNumber : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export interface PostgresHandle {
+  readonly dialect: Dialect;
+  readonly pool: pg.Pool;
+  close(): Promise<void>;
+}
+
+/** A pool on `url`; connections are opened lazily. */
+export function openPostgres(url: string, maxConnections = 10): PostgresHandle {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: maxConnections,
+    types: pgTypes,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    application_name: "codex-lb",
+  });
+  // An idle connection dropped by the server (restart, failover) must not crash the process: the
+  // pool discards it and the next query opens a new one.
+  pool.on("error", () => {});
+  return {
+    dialect: new PostgresDialect({ pool }),
+    pool,
+    // Kysely's destroy ends the pool.
+    close: async () => {},
+  };
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "postgres://(unparsable)";
+  }
+}
+
+/** A single connection outside the pool (LISTEN, advisory locks held for a session). */
+export function connectPostgres(url: string): pg.Client {
+  const client = new pg.Client({ connectionString: url, types: pgTypes, application_name: "codex-lb" });
+  client.on("error", () => {});
+  return client;
+}
+
+/** Messages between processes sharing the database (PostgreSQL LISTEN/NOTIFY). */
+export interface Notifications {
+  /** Sends `payload` on `channel` to every listener (this process's own included). */
+  notify(channel: string, payload: string): Promise<void>;
+  /**
+   * Listens on `channel` on a dedicated connection, reconnecting (every second) when it drops;
+   * `onGap` runs after a reconnect, since messages sent meanwhile are lost. Returns the stopper.
+   */
+  listen(
+    channel: string,
+    onMessage: (payload: string) => void,
+    onGap: () => void,
+  ): Promise<() => Promise<void>>;
+}
+
+export function pgNotifications(url: string, pool: pg.Pool): Notifications {
+  return {
+    async notify(channel, payload) {
+      await pool.query("select pg_notify($1, $2)", [channel, payload]);
+    },
+    async listen(channel, onMessage, onGap) {
+      let stopped = false;
+      let client: pg.Client | null = null;
+      let retry: ReturnType<typeof setTimeout> | undefined;
+      const connect = async (): Promise<void> => {
+        const c = connectPostgres(url);
+        c.on("notification", (m) => {
+          if (m.channel === channel && m.payload !== undefined) onMessage(m.payload);
+        });
+        const again = () => {
+          if (stopped || client !== c) return;
+          client = null;
+          retry = setTimeout(() => void reconnect(), 1000);
+        };
+        c.on("error", again);
+        c.on("end", again);
+        await c.connect();
+        await c.query(`LISTEN "${channel.replace(/"/g, "")}"`);
+        client = c;
+      };
+      const reconnect = async () => {
+        if (stopped) return;
+        try {
+          await connect();
+          onGap();
+        } catch {
+          retry = setTimeout(() => void reconnect(), 1000);
+        }
+      };
+      await connect();
+      return async () => {
+        stopped = true;
+        clearTimeout(retry);
+        const c = client;
+        client = null;
+        await c?.end().catch(() => {});
+      };
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Time and randomness are injected: only `src/core/clock.ts` reads `Date.now` (or `new Date()`) or `Math.random`
+ * (grep-level check over the product code: `src/` and `plugins/`), and the fake clock fires timers
+ * in order without waiting.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { Glob } from "bun";
+import { FakeClock, seededRandom, systemClock } from "../../src/core/clock.ts";
+
+const root = resolve(import.meta.dir, "../..");
+
+describe("no direct clock or randomness outside the clock module", () => {
+  test("Date.now, new Date() and Math.random appear only in src/core/clock.ts", () => {
+    const hits: string[] = [];
+    let files = 0;
+    for (const pattern of ["src/**/*.ts", "src/**/*.tsx", "plugins/**/*.ts"]) {
+      for (const file of new Glob(pattern).scanSync({ cwd: root })) {
+        files++;
+        if (file === "src/core/clock.ts") continue;
+        readFileSync(resolve(root, file), "utf8")
+          .split("\n")
+          .forEach((line, i) => {
+            if (/\bDate\.now\b|\bMath\.random\b|new Date\(\)/.test(line))
+              hits.push(`${file}:${i + 1}: ${line.trim()}`);
+          });
+      }
+    }
+    expect(files).toBeGreaterThan(50);
+    expect(hits).toEqual([]);
+  });
+});
+
+describe("FakeClock", () => {
+  test("advance fires due timers in order, each at its due time, and skips cleared ones", async () => {
+    const clock = new FakeClock(1_000);
+    const fired: [string, number][] = [];
+    clock.setTimeout(() => fired.push(["b", clock.now()]), 200);
+    clock.setTimeout(() => fired.push(["a", clock.now()]), 100);
+    const c = clock.setTimeout(() => fired.push(["c", clock.now()]), 150);
+    clock.clearTimeout(c);
+    await clock.advance(150);
+    expect(fired).toEqual([["a", 1_100]]);
+    expect(clock.now()).toBe(1_150);
+    await clock.advance(1_000);
+    expect(fired).toEqual([
+      ["a", 1_100],
+      ["b", 1_200],
+    ]);
+    expect(clock.now()).toBe(2_150);
+    expect(clock.pending).toBe(0);
+  });
+
+  test("a timer set by a firing timer (a loop) fires within the same advance when due", async () => {
+    const clock = new FakeClock(0);
+    const at: number[] = [];
+    const loop = () => {
+      at.push(clock.now());
+      if (at.length < 5) clock.setTimeout(loop, 30);
+    };
+    clock.setTimeout(loop, 30);
+    await clock.advance(100);
+    expect(at).toEqual([30, 60, 90]);
+    await clock.advance(100);
+    expect(at).toEqual([30, 60, 90, 120, 150]);
+  });
+
+  test("work started by a timer settles before the next timer fires", async () => {
+    const clock = new FakeClock(0);
+    const log: string[] = [];
+    clock.setTimeout(async () => {
+      await Promise.resolve();
+      log.push("first done");
+    }, 10);
+    clock.setTimeout(() => log.push("second"), 20);
+    await clock.advance(20);
+    expect(log).toEqual(["first done", "second"]);
+  });
+});
+
+describe("random sources", () => {
+  test("seededRandom repeats for a seed, stays in [0, 1), differs across seeds", () => {
+    const a = seededRandom(42);
+    const b = seededRandom(42);
+    const xs = Array.from({ length: 1000 }, () => a.next());
+    expect(Array.from({ length: 1000 }, () => b.next())).toEqual(xs);
+    expect(xs.every((x) => x >= 0 && x < 1)).toBe(true);
+    expect(seededRandom(43).next()).not.toBe(xs[0]);
+    const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+    expect(mean).toBeGreaterThan(0.45);
+    expect(mean).toBeLessThan(0.55);
+  });
+
+  test("the system clock reads the wall clock", () => {
+    const before = Date.now();
+    const now = systemClock.now();
+    expect(now).toBeGreaterThanOrEqual(before);
+    expect(now - before).toBeLessThan(1_000);
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * What keeps a Codex stream alive and informed: an SSE comment while the upstream is silent, the
+ * upstream's `x-codex-*` quota headers passed on, `GET /v1/models/{id}`, and the transport columns
+ * of the request log.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import OpenAI from "openai";
+import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
+
+let env: ProxyEnv;
+const ACC = "chatgpt-k1";
+beforeAll(async () => {
+  // A keepalive every 50 ms; the slow fake below is silent for 300 ms.
+  env = await startProxyEnv({ accounts: [{ id: "k1" }], env: { CODEX_LB_SSE_KEEPALIVE_SECONDS: "0.05" } });
+});
+afterAll(async () => {
+  await env.stop();
+});
+
+const post = (path: string, body: Record<string, unknown>) =>
+  fetch(`${env.gw.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "gpt-5.2", input: "hi", ...body }),
+  });
+
+describe("stream extras", () => {
+  test("a silent upstream gets SSE keepalive comments in between, and the events still arrive whole", async () => {
+    env.fake.script(ACC, { kind: "slow", text: "after a pause", delayMs: 300 });
+    const res = await post("/backend-api/codex/responses", {});
+    const text = await res.text();
+    expect(text).toContain(": keepalive\n\n");
+    const head = text.indexOf("response.output_text.delta");
+    const pause = text.indexOf(": keepalive");
+    const tail = text.indexOf("response.completed");
+    expect(head).toBeLessThan(pause);
+    expect(pause).toBeLessThan(tail);
+    // Comments never split an event.
+    for (const block of text.split("\n\n").filter((b) => b.includes(": keepalive"))) {
+      expect(block).toBe(": keepalive");
+    }
+  });
+
+  test("the openai SDK reads a stream with keepalive comments", async () => {
+    env.fake.script(ACC, { kind: "slow", text: "sdk pause", delayMs: 200 });
+    const client = new OpenAI({ baseURL: `${env.gw.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const stream = await client.responses.create({ model: "gpt-5.2", input: "hi", stream: true });
+    let text = "";
+    for await (const ev of stream) if (ev.type === "response.output_text.delta") text += ev.delta;
+    expect(text).toBe("sdk pause");
+  });
+
+  test("x-codex-* quota headers of the upstream reach the client (stream and JSON)", async () => {
+    const quota = {
+      "x-codex-primary-used-percent": "33.5",
+      "x-codex-primary-window-minutes": "300",
+      "x-codex-secondary-used-percent": "7",
+      "x-codex-credits-has-credits": "true",
+    };
+    env.fake.script(ACC, { kind: "text", text: "q", quotaHeaders: quota });
+    const streamed = await post("/backend-api/codex/responses", {});
+    await streamed.text();
+    env.fake.script(ACC, { kind: "text", text: "q", quotaHeaders: quota });
+    const json = await post("/v1/responses", {});
+    await json.json();
+    for (const res of [streamed, json]) {
+      for (const [k, v] of Object.entries(quota)) expect(res.headers.get(k)).toBe(v);
+    }
+  });
+
+  test("GET /v1/models/{id}: a listed model, or 404 model_not_found", async () => {
+    const client = new OpenAI({ baseURL: `${env.gw.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const m = await client.models.retrieve("gpt-5.2-codex");
+    expect(m).toMatchObject({ id: "gpt-5.2-codex", object: "model", owned_by: "codex-lb" });
+    for (const id of ["nope", "internal-only"]) {
+      const res = await fetch(`${env.gw.url}/v1/models/${id}`);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("model_not_found");
+    }
+  });
+
+  test("/api/request-logs shows the client and upstream transport", async () => {
+    await eventually(async () => (await env.db.selectFrom("request_logs").selectAll().execute()).length >= 4);
+    const page = (await (await fetch(`${env.gw.url}/api/request-logs?limit=10`)).json()) as {
+      items: { transport: string; upstreamTransport: string | null }[];
+    };
+    expect(page.items.length).toBeGreaterThan(0);
+    for (const i of page.items) expect(i).toMatchObject({ transport: "http", upstreamTransport: "http" });
+  });
+});
