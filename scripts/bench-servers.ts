@@ -90,6 +90,8 @@ export async function serveGateway(upstream: string): Promise<void> {
     CODEX_LB_USAGE_REFRESH_INTERVAL_SECONDS: "3600",
     CODEX_LB_OAUTH_CALLBACK_PORT: "0",
     CODEX_LB_LOG_LEVEL: "info",
+    // `CODEX_LB_METRICS_ENABLED=false bun run bench` measures the gateway without its metrics.
+    CODEX_LB_METRICS_ENABLED: process.env.CODEX_LB_METRICS_ENABLED ?? "true",
   };
   const prepared = await prepare(env, dataDir);
   // Log lines are produced as in production, then discarded.

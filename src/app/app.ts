@@ -17,6 +17,7 @@ import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
+import { GatewayMetrics } from "../metrics/metrics.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
@@ -24,6 +25,7 @@ import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { RequestLogWriter } from "../request-logs/writer.ts";
+import { Pruner } from "../retention/pruner.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import { createStickyService } from "../sticky/service.ts";
@@ -89,14 +91,47 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   requestLogs.onWritten((rows) => {
     for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
   });
+  const leases = () => {
+    try {
+      return host.provider("leases");
+    } catch {
+      return null;
+    }
+  };
+  const metrics = settings.metricsEnabled
+    ? new GatewayMetrics({
+        accounts: () => snapshotCache.list(),
+        inFlight: (id) => leases()?.inFlight(id) ?? 0,
+        queued: (id) => leases()?.queued?.(id) ?? 0,
+        requestLogQueue: () => requestLogs.pending,
+        requestLogDropped: () => requestLogs.dropped,
+        now: clock,
+      })
+    : null;
+  if (metrics)
+    applier.onApplied((results) => {
+      for (const r of results) metrics.applied.inc([r.action.type, r.status]);
+    });
   const services: GatewayServices = {
-    fire: (hook, event, o) => dispatcher.fire(hook, event, o),
+    fire: metrics
+      ? async (hook, event, o) => {
+          const outcome = await dispatcher.fire(hook, event, o);
+          metrics.actions(hook, outcome.actions);
+          if (hook === "refresh.failed") metrics.refreshes.inc(["failed"]);
+          return outcome;
+        }
+      : (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
       credentials: (id) => accounts.credentials(id),
-      saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
+      saveTokens: async (id, tokens, o) => {
+        // Only token refreshes save through the services (logins and imports use the repository).
+        const saved = await accounts.saveTokens(id, tokens, o);
+        metrics?.refreshes.inc([saved]);
+        return saved;
+      },
     },
     usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
@@ -112,6 +147,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   // Core shutdown work, after the plugins stopped: the request-log writer flushes what is queued.
   const stops: (() => void | Promise<void>)[] = [() => requestLogs.stop()];
+  // Old request logs, audit rows, usage buckets and expired sessions go in the background.
+  const pruner = new Pruner(
+    store.db,
+    store.location.kind,
+    time,
+    {
+      requestLogDays: settings.requestLogRetentionDays,
+      auditDays: settings.auditRetentionDays,
+      usageDays: settings.usageRetentionDays,
+    },
+    log.child({ component: "retention" }),
+  );
+  stops.push(() => pruner.stop());
   const deps: AppDeps = {
     settings,
     store,
@@ -131,6 +179,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     oauth,
     onStop: (fn) => stops.push(fn),
     requestLogs,
+    metrics,
     access,
   };
 
@@ -175,6 +224,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         surface,
         now: clock(),
       });
+      metrics?.actions("request.admit", outcome.actions);
       const reject = outcome.actions.find((a) => a.type === "request.reject");
       if (reject && reject.type === "request.reject") {
         log.info(
@@ -262,6 +312,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     start: async () => {
       await access.start();
       await host.start();
+      pruner.start();
     },
     stop: async () => {
       await oauth.stop();

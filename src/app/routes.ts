@@ -14,6 +14,7 @@ import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { metricsRoutes } from "../metrics/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
 import { proxyRoutes } from "../proxy/routes.ts";
 import { requestLogRoutes } from "../request-logs/routes.ts";
@@ -23,6 +24,7 @@ import type { AppDeps } from "./deps.ts";
 
 export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElysia)[] = [
   healthRoutes,
+  metricsRoutes,
   pluginRoutes,
   runtimeSettingsRoutes,
   stickyRoutes,

@@ -153,6 +153,7 @@ export async function openUpstream(
   let last: GatewayError | null = null;
   const body = JSON.stringify(call.payload);
   const log = ctx.deps.log;
+  const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")
     ? (d: RoutingDecision) => log.debug(d, "routing decision")
     : undefined;
@@ -177,12 +178,16 @@ export async function openUpstream(
     trace.accountId = account.id;
     trace.accountEmail = account.email;
     let lease: Lease;
+    const waitStart = performance.now();
     try {
       lease = await services
         .provider("leases")
         .acquire(account.id, { requestId: call.requestId, signal: call.signal });
+      metrics?.queueWait.observe(["acquired"], (performance.now() - waitStart) / 1000);
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
+      metrics?.queueWait.observe(["refused"], (performance.now() - waitStart) / 1000);
+      metrics?.failovers.inc(["lease"]);
       last = e;
       continue;
     }
@@ -239,6 +244,7 @@ export async function openUpstream(
         const penalised = fired.actions.some((a) => isAccountAction(a) && a.accountId === account.id);
         // Not the account's fault (a bad request): the same answer would come from any account.
         if (!penalised) throw last;
+        metrics?.failovers.inc([f.phase]);
         break;
       }
     } finally {

@@ -212,6 +212,13 @@ export interface ApiKeyUsageHourlyTable {
   unpriced_output_tokens: number;
 }
 
+/** One row (id 1): the pruner's flag (the request-log delete trigger keeps usage buckets while set). */
+export interface RetentionStateTable {
+  id: number;
+  pruning: number;
+  last_pruned_at: number | null;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -226,6 +233,7 @@ export interface Database {
   audit_logs: AuditLogsTable;
   admin_credentials: AdminCredentialsTable;
   api_key_usage_hourly: ApiKeyUsageHourlyTable;
+  retention_state: RetentionStateTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;
