@@ -1,6 +1,12 @@
 /**
  * The servers of `bun run bench`, each run in its own process: the fake upstream, the bare
- * pass-through and codex-lb. Each prints `PORT <n>` once it listens on 127.0.0.1.
+ * pass-through and codex-lb. Each prints `PORT <n>` (codex-lb also `KEY <api key>`) once it
+ * listens on 127.0.0.1.
+ *
+ * The fake upstream picks its answer from a marker in the request body, so the pass-through and
+ * codex-lb reach the same answers through their unchanged paths: {@link LONG_MARKER} → a
+ * 1,000-event stream, {@link SLOW_MARKER} → a slow stream (one event per second for
+ * `BENCH_SLOW_SECONDS`), anything else → the fixed short answer.
  *
  * @module
  */
@@ -8,50 +14,81 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** The fixed answer: ~40 events, the shape of a short Codex text answer. */
-export function fixedAnswer(): string {
-  const ev = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
-  const resp = { id: "resp_bench", object: "response", status: "in_progress", model: "gpt-5.2", output: [] };
-  const parts = [
-    ev({ type: "response.created", response: resp }),
-    ev({ type: "response.in_progress", response: resp }),
-  ];
-  parts.push(
-    ev({
-      type: "response.output_item.added",
-      output_index: 0,
-      item: { id: "msg_1", type: "message", role: "assistant", content: [] },
-    }),
-  );
-  for (let i = 0; i < 32; i++) {
-    parts.push(
-      ev({
-        type: "response.output_text.delta",
-        item_id: "msg_1",
-        output_index: 0,
-        content_index: 0,
-        delta: `token${i} `,
-      }),
-    );
-  }
-  const usage = {
-    input_tokens: 12,
-    input_tokens_details: { cached_tokens: 0 },
-    output_tokens: 32,
-    output_tokens_details: { reasoning_tokens: 0 },
-    total_tokens: 44,
-  };
-  parts.push(ev({ type: "response.completed", response: { ...resp, status: "completed", usage } }));
+export const LONG_MARKER = "bench-long-stream";
+export const SLOW_MARKER = "bench-slow-stream";
+
+const ev = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+const resp = { id: "resp_bench", object: "response", status: "in_progress", model: "gpt-5.2", output: [] };
+const usage = {
+  input_tokens: 12,
+  input_tokens_details: { cached_tokens: 0 },
+  output_tokens: 32,
+  output_tokens_details: { reasoning_tokens: 0 },
+  total_tokens: 44,
+};
+const delta = (i: number) =>
+  ev({
+    type: "response.output_text.delta",
+    item_id: "msg_1",
+    output_index: 0,
+    content_index: 0,
+    delta: `token${i} `,
+  });
+const head = () => [
+  ev({ type: "response.created", response: resp }),
+  ev({ type: "response.in_progress", response: resp }),
+  ev({
+    type: "response.output_item.added",
+    output_index: 0,
+    item: { id: "msg_1", type: "message", role: "assistant", content: [] },
+  }),
+];
+const completed = () => ev({ type: "response.completed", response: { ...resp, status: "completed", usage } });
+
+/** A Codex text answer of `deltas` text deltas (about `deltas + 4` events). */
+export function answer(deltas: number): string {
+  const parts = head();
+  for (let i = 0; i < deltas; i++) parts.push(delta(i));
+  parts.push(completed());
   return parts.join("");
 }
 
-/** The fake upstream: the fixed answer for every request. */
+/** The fixed answer: ~36 events, the shape of a short Codex text answer. */
+export function fixedAnswer(): string {
+  return answer(32);
+}
+
+/** The fake upstream: the answer the body's marker asks for. */
 export async function serveUpstream(): Promise<void> {
-  const body = new TextEncoder().encode(fixedAnswer());
+  const enc = new TextEncoder();
+  const short = enc.encode(fixedAnswer());
+  const long = enc.encode(answer(996));
+  const slowSeconds = Number(process.env.BENCH_SLOW_SECONDS ?? 5);
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    fetch: () => new Response(body, { headers: { "content-type": "text/event-stream" } }),
+    idleTimeout: 60,
+    async fetch(req) {
+      const text = await req.text();
+      const headers = { "content-type": "text/event-stream" };
+      if (text.includes(LONG_MARKER)) return new Response(long, { headers });
+      if (!text.includes(SLOW_MARKER)) return new Response(short, { headers });
+      let i = 0;
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(enc.encode(head().join("")));
+        },
+        async pull(c) {
+          await Bun.sleep(1000);
+          if (++i < slowSeconds) c.enqueue(enc.encode(delta(i)));
+          else {
+            c.enqueue(enc.encode(completed()));
+            c.close();
+          }
+        },
+      });
+      return new Response(body, { headers });
+    },
   });
   console.log(`PORT ${server.port}`);
 }
@@ -61,6 +98,7 @@ export async function servePassthrough(upstream: string): Promise<void> {
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
+    idleTimeout: 60,
     async fetch(req) {
       const res = await fetch(`${upstream}/backend-api/codex/responses`, {
         method: "POST",
@@ -73,10 +111,14 @@ export async function servePassthrough(upstream: string): Promise<void> {
   console.log(`PORT ${server.port}`);
 }
 
-/** codex-lb with request logging on and its real built-in plugins, one account with a long-lived token. */
-export async function serveGateway(upstream: string): Promise<void> {
+/**
+ * codex-lb with its real built-in plugins, request logging, API-key auth on and a key with a
+ * (never reached) daily token limit; `accounts` accounts with long-lived tokens.
+ */
+export async function serveGateway(upstream: string, accounts: number): Promise<void> {
   const { boot, prepare } = await import("../src/cli/boot.ts");
   const { createLogger } = await import("../src/app/logging.ts");
+  const { createApiKey } = await import("../src/access/api-keys/repository.ts");
   const { mintTokens } = await import("../tests/fakes/jwt.ts");
   const pino = (await import("pino")).default;
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
@@ -92,6 +134,8 @@ export async function serveGateway(upstream: string): Promise<void> {
     CODEX_LB_LOG_LEVEL: "info",
     // `CODEX_LB_METRICS_ENABLED=false bun run bench` measures the gateway without its metrics.
     CODEX_LB_METRICS_ENABLED: process.env.CODEX_LB_METRICS_ENABLED ?? "true",
+    CODEX_LB_API_KEY_AUTH_ENABLED: "true",
+    ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };
   const prepared = await prepare(env, dataDir);
   // Log lines are produced as in production, then discarded.
@@ -101,31 +145,40 @@ export async function serveGateway(upstream: string): Promise<void> {
   );
   const running = await boot(prepared, log);
   const now = Date.now();
-  await running.store.db
-    .insertInto("accounts")
-    .values({
-      id: "bench",
-      chatgpt_account_id: "chatgpt-bench",
-      email: "bench@example.test",
-      plan_type: "pro",
-      codex_installation_id: "00000000-0000-4000-8000-000000000000",
-      created_at: now,
-      updated_at: now,
-    })
-    .execute();
-  const identity = {
-    email: "bench@example.test",
-    chatgptAccountId: "chatgpt-bench",
-    chatgptUserId: "user-bench",
-    planType: "pro",
-  };
-  const minted = mintTokens(identity, { expiresInSeconds: 86_400 });
-  await running.gateway.accounts.saveTokens("bench", { ...minted, refreshToken: "bench-refresh-token" });
+  for (let i = 0; i < accounts; i++) {
+    const id = `bench${i}`;
+    await running.store.db
+      .insertInto("accounts")
+      .values({
+        id,
+        chatgpt_account_id: `chatgpt-${id}`,
+        email: `${id}@example.test`,
+        plan_type: "pro",
+        codex_installation_id: "00000000-0000-4000-8000-000000000000",
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    const identity = {
+      email: `${id}@example.test`,
+      chatgptAccountId: `chatgpt-${id}`,
+      chatgptUserId: `user-${id}`,
+      planType: "pro",
+    };
+    const minted = mintTokens(identity, { expiresInSeconds: 86_400 });
+    await running.gateway.accounts.saveTokens(id, { ...minted, refreshToken: `bench-refresh-${id}` });
+  }
+  const { key } = await createApiKey(
+    running.store.db,
+    { name: "bench", limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e15 }] },
+    now,
+  );
   const stop = async () => {
     await running.shutdown();
     rmSync(dataDir, { recursive: true, force: true });
     process.exit(0);
   };
   process.on("SIGTERM", stop);
+  console.log(`KEY ${key}`);
   console.log(`PORT ${running.listening.port}`);
 }

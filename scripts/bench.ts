@@ -1,32 +1,69 @@
 /**
- * `bun run bench`: how much codex-lb costs on top of a bare pass-through, on 127.0.0.1 only.
+ * `bun run bench`: what codex-lb costs on top of a bare pass-through, on 127.0.0.1 only.
  *
- * One run starts three servers as separate processes — a fake upstream that streams a fixed SSE
- * answer, a minimal Bun `fetch` pass-through proxy (the practical limit for any proxy), and
- * codex-lb (request logging on, its real built-in plugins, one account) — then sends the same
- * load straight to the upstream, through the pass-through and through codex-lb, with 1 and 64
- * concurrent clients, and prints requests/s and p50/p99 latency, the latency added over the direct
- * path, and codex-lb's throughput as a share of the pass-through's. Bounded: each cell runs for
- * `BENCH_SECONDS` (default 3 s), the whole run stays under a minute.
+ * Separate processes: a fake upstream (answers picked by a marker in the body, see
+ * bench-servers.ts), a minimal Bun `fetch` pass-through proxy (the practical limit for any proxy),
+ * codex-lb with everything on (its built-in plugins, request logs, API-key auth with a key that has
+ * a limit) and one account, and the same with 200 accounts. The same load is sent to each, cells
+ * interleaved, `BENCH_ROUNDS` times (default 3); each cell runs `BENCH_SECONDS` (default 2).
+ *
+ * Reported per cell (median of the rounds, with the min–max spread): CPU time per request of the
+ * proxy process and of the upstream (from /proc/PID/stat, so it does not depend on how busy the
+ * shared machine is, unlike req/s), req/s, p50/p99 and the latency added over the direct path.
+ * Cells: a short answer (36 events), a 256 KB request body, a 1,000-event answer, 200 accounts, at
+ * 1 and 64 connections. Then a memory run: `BENCH_STREAMS` (default 1000,10000) concurrent slow
+ * streams through each proxy (fresh processes), peak RSS (VmHWM) and how many ran at once.
+ *
+ * `bun run bench -- --no-memory` skips the memory run; `--only-memory` runs just it.
  *
  * @module
  */
-import { fixedAnswer, serveGateway, servePassthrough, serveUpstream } from "./bench-servers.ts";
+import { readFileSync } from "node:fs";
+import { LONG_MARKER, SLOW_MARKER, serveGateway, servePassthrough, serveUpstream } from "./bench-servers.ts";
 
-const role = process.argv[2] ?? "main";
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const CONCURRENCY = [1, 64];
+const role = process.argv[2] && !process.argv[2].startsWith("-") ? process.argv[2] : "main";
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONCURRENCY = [1, 64] as const;
+const STREAMS = (process.env.BENCH_STREAMS ?? "1000,10000").split(",").map(Number);
+const TICK_US = 1e6 / 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s on Linux
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+/** CPU time (user + system) a process has used so far, in µs. */
+function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of stat(5) (utime, stime); the slice starts at field 3.
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+}
+
+/** A /proc/PID/status field in MB (VmRSS, VmHWM). */
+function statusMb(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
 
 interface Cell {
+  n: number;
   rps: number;
   p50: number;
   p99: number;
   errors: number;
+  /** CPU µs per request of the proxy process (null for direct). */
+  proxyUs: number | null;
+  upstreamUs: number;
 }
 
-const BODY = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
-
-async function load(url: string, concurrency: number, seconds: number): Promise<Cell> {
+async function load(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  concurrency: number,
+  seconds: number,
+  pids: { proxy: number | null; upstream: number },
+): Promise<Cell> {
   const latencies: number[] = [];
   let errors = 0;
   const until = performance.now() + seconds * 1000;
@@ -34,11 +71,7 @@ async function load(url: string, concurrency: number, seconds: number): Promise<
     while (performance.now() < until) {
       const t = performance.now();
       try {
-        const res = await fetch(url, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: BODY,
-        });
+        const res = await fetch(url, { method: "POST", headers, body });
         const text = await res.text();
         if (res.status !== 200 || !text.includes("response.completed")) errors++;
       } catch {
@@ -47,19 +80,35 @@ async function load(url: string, concurrency: number, seconds: number): Promise<
       latencies.push(performance.now() - t);
     }
   };
+  const cpu0 = pids.proxy === null ? 0 : cpuUs(pids.proxy);
+  const up0 = cpuUs(pids.upstream);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - t0) / 1000;
+  const n = latencies.length;
+  const proxyUs = pids.proxy === null ? null : (cpuUs(pids.proxy) - cpu0) / n;
+  const upstreamUs = (cpuUs(pids.upstream) - up0) / n;
   latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
-  return { rps: latencies.length / elapsed, p50: q(0.5), p99: q(0.99), errors };
+  const q = (p: number) => latencies[Math.min(n - 1, Math.floor(p * n))] ?? 0;
+  return { n, rps: n / elapsed, p50: q(0.5), p99: q(0.99), errors, proxyUs, upstreamUs };
 }
 
-async function spawnRole(name: string, ...args: string[]): Promise<{ url: string; kill(): Promise<void> }> {
-  const proc = Bun.spawn(["bun", import.meta.path, name, ...args], { stdout: "pipe", stderr: "inherit" });
+interface Proc {
+  url: string;
+  pid: number;
+  key: string | null;
+  kill(): Promise<void>;
+}
+
+async function spawnRole(name: string, args: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
+  const proc = Bun.spawn(["bun", import.meta.path, name, ...args], {
+    stdout: "pipe",
+    stderr: "inherit",
+    env: { ...process.env, ...env },
+  });
   const reader = proc.stdout.getReader();
   let buf = "";
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 60_000;
   while (!/PORT (\d+)/.test(buf)) {
     if (Date.now() > deadline) throw new Error(`${name} did not start`);
     const r = await reader.read();
@@ -67,79 +116,327 @@ async function spawnRole(name: string, ...args: string[]): Promise<{ url: string
     buf += new TextDecoder().decode(r.value);
   }
   reader.releaseLock();
-  const port = /PORT (\d+)/.exec(buf)![1];
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`,
+    pid: proc.pid,
+    key: /KEY (\S+)/.exec(buf)?.[1] ?? null,
     kill: async () => {
       proc.kill("SIGTERM");
-      await Promise.race([proc.exited, Bun.sleep(3000)]);
+      await Promise.race([proc.exited, Bun.sleep(5000)]);
       proc.kill("SIGKILL");
     },
   };
 }
 
-async function main(): Promise<void> {
-  const started = performance.now();
-  const upstream = await spawnRole("upstream");
-  const pass = await spawnRole("passthrough", upstream.url);
-  const gateway = await spawnRole("gateway", upstream.url);
-  const targets = [
-    ["direct", `${upstream.url}/backend-api/codex/responses`],
-    ["pass-through", `${pass.url}/`],
-    ["codex-lb", `${gateway.url}/backend-api/codex/responses`],
-  ] as const;
-  try {
-    // Warm-up: JIT, connection pools, the store.
-    for (const [, url] of targets) await load(url, 8, 0.5);
-    const results = new Map<string, Cell>();
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const spread = (xs: number[], digits = 0) => {
+  const m = median(xs).toFixed(digits);
+  if (xs.length < 2) return m;
+  return `${m} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+};
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((v, i) => v.padEnd(widths[i]!)).join(" | ")} |`;
+  return [
+    line(rows[0]!),
+    `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
+    ...rows.slice(1).map(line),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The throughput/CPU run
+
+const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
+/** A long Codex history: ~256 KB of earlier turns. */
+const BIG = JSON.stringify({
+  model: "gpt-5.2",
+  instructions: "You are a coding agent.",
+  input: Array.from({ length: 128 }, (_, i) => ({
+    type: "message",
+    role: i % 2 ? "assistant" : "user",
+    content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
+  })),
+});
+const LONG = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] });
+
+interface Target {
+  readonly scenario: string;
+  readonly name: string;
+  readonly url: string;
+  readonly body: string;
+  readonly headers: Record<string, string>;
+  readonly proxy: Proc | null;
+}
+
+async function throughput(upstream: Proc, pass: Proc, gw: Proc, gw200: Proc): Promise<void> {
+  const json = { "content-type": "application/json" };
+  const keyed = (p: Proc) => ({ ...json, authorization: `Bearer ${p.key}` });
+  const codexPath = "/backend-api/codex/responses";
+  const targets: Target[] = [];
+  const add = (scenario: string, body: string) => {
+    targets.push({ scenario, name: "pass-through", url: `${pass.url}/`, body, headers: json, proxy: pass });
+    targets.push({
+      scenario,
+      name: "codex-lb",
+      url: `${gw.url}${codexPath}`,
+      body,
+      headers: keyed(gw),
+      proxy: gw,
+    });
+  };
+  targets.push({
+    scenario: "short answer",
+    name: "direct",
+    url: `${upstream.url}${codexPath}`,
+    body: SHORT,
+    headers: json,
+    proxy: null,
+  });
+  add("short answer", SHORT);
+  add(`${Math.round(BIG.length / 1024)} KB body`, BIG);
+  add("1,000-event answer", LONG);
+  targets.push({
+    scenario: "200 accounts",
+    name: "codex-lb",
+    url: `${gw200.url}${codexPath}`,
+    body: SHORT,
+    headers: keyed(gw200),
+    proxy: gw200,
+  });
+
+  const pidsOf = (t: Target) => ({ proxy: t.proxy?.pid ?? null, upstream: upstream.pid });
+  // Warm-up: JIT, connection pools, the store, the key cache.
+  for (const t of targets) await load(t.url, t.headers, t.body, 8, 0.5, pidsOf(t));
+  const cells = new Map<string, Cell[]>();
+  const keyOf = (t: Target, c: number) => `${t.scenario}|${t.name}|${c}`;
+  for (let r = 0; r < ROUNDS; r++) {
     for (const c of CONCURRENCY) {
-      for (const [name, url] of targets) results.set(`${name}@${c}`, await load(url, c, SECONDS));
-    }
-    const rows: string[][] = [
-      [
-        "target",
-        "clients",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "added p50 ms",
-        "added p99 ms",
-        "vs pass-through",
-        "errors",
-      ],
-    ];
-    for (const c of CONCURRENCY) {
-      const direct = results.get(`direct@${c}`)!;
-      const passCell = results.get(`pass-through@${c}`)!;
-      for (const [name] of targets) {
-        const r = results.get(`${name}@${c}`)!;
-        rows.push([
-          name,
-          String(c),
-          r.rps.toFixed(0),
-          r.p50.toFixed(2),
-          r.p99.toFixed(2),
-          name === "direct" ? "-" : (r.p50 - direct.p50).toFixed(2),
-          name === "direct" ? "-" : (r.p99 - direct.p99).toFixed(2),
-          name === "direct" ? "-" : `${((r.rps / passCell.rps) * 100).toFixed(0)}%`,
-          String(r.errors),
-        ]);
+      for (const t of targets) {
+        const cell = await load(t.url, t.headers, t.body, c, SECONDS, pidsOf(t));
+        cells.set(keyOf(t, c), [...(cells.get(keyOf(t, c)) ?? []), cell]);
       }
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    const line = (r: string[]) => `| ${r.map((v, i) => v.padEnd(widths[i]!)).join(" | ")} |`;
-    console.log(line(rows[0]!));
-    console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-    for (const r of rows.slice(1)) console.log(line(r));
+  }
+  const directP = (c: number, p: "p50" | "p99") =>
+    median(cells.get(`short answer|direct|${c}`)!.map((x) => x[p]));
+  const rows = [
+    [
+      "scenario",
+      "target",
+      "conns",
+      "proxy CPU µs/req",
+      "upstream µs/req",
+      "req/s",
+      "p50 ms",
+      "p99 ms",
+      "added p50 ms",
+      "added p99 ms",
+      "errors",
+    ],
+  ];
+  for (const c of CONCURRENCY) {
+    for (const t of targets) {
+      const xs = cells.get(keyOf(t, c))!;
+      const direct = t.name === "direct";
+      rows.push([
+        t.scenario,
+        t.name,
+        String(c),
+        direct ? "-" : spread(xs.map((x) => x.proxyUs!)),
+        spread(xs.map((x) => x.upstreamUs)),
+        spread(xs.map((x) => x.rps)),
+        median(xs.map((x) => x.p50)).toFixed(2),
+        median(xs.map((x) => x.p99)).toFixed(2),
+        direct
+          ? "-"
+          : spread(
+              xs.map((x) => x.p50 - directP(c, "p50")),
+              2,
+            ),
+        direct
+          ? "-"
+          : spread(
+              xs.map((x) => x.p99 - directP(c, "p99")),
+              2,
+            ),
+        String(xs.reduce((s, x) => s + x.errors, 0)),
+      ]);
+    }
+  }
+  console.log(table(rows));
+
+  // The issue's goals, from the same cells.
+  const cpu = (scenario: string, name: string, c: number) =>
+    cells.get(`${scenario}|${name}|${c}`)!.map((x) => x.proxyUs!);
+  const ratio = (scenario: string, gwScenario = scenario, c = 64) => {
+    const g = cpu(gwScenario, "codex-lb", c);
+    const p = cpu(scenario, "pass-through", c);
+    return g.map((x, i) => x / p[i]!);
+  };
+  const big = `${Math.round(BIG.length / 1024)} KB body`;
+  const extraBig = cpu(big, "codex-lb", 64).map((x, i) => x - cpu("short answer", "codex-lb", 64)[i]!);
+  const extraBigPass = cpu(big, "pass-through", 64).map(
+    (x, i) => x - cpu("short answer", "pass-through", 64)[i]!,
+  );
+  const gwAdded = cells.get("short answer|codex-lb|1")!.map((x) => x.p50 - directP(1, "p50"));
+  const passAdded = cells.get("short answer|pass-through|1")!.map((x) => x.p50 - directP(1, "p50"));
+  const goals = [
+    ["goal", "measured: median (min–max of rounds)", "target"],
+    ["codex-lb CPU ÷ pass-through CPU, short answer, c64", `${spread(ratio("short answer"), 2)}×`, "≤ 3×"],
+    ["same, 200 accounts", `${spread(ratio("short answer", "200 accounts"), 2)}×`, "≤ 3×"],
+    ["same, 1,000-event answer", `${spread(ratio("1,000-event answer"), 2)}×`, "≤ 3×"],
+    [
+      "codex-lb added p50 at 1 connection (pass-through's)",
+      `${spread(gwAdded, 3)} ms (${spread(passAdded, 3)} ms)`,
+      "≤ 0.15 ms",
+    ],
+    [
+      `extra CPU for the ${big} (pass-through's)`,
+      `${spread(extraBig)} µs (${spread(extraBigPass)} µs)`,
+      "≤ 100 µs",
+    ],
+  ];
+  console.log(`\n${table(goals)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The memory run
+
+/** Client role: opens `n` slow streams at once (ramped), reads them to the end, prints a summary. */
+async function streamClient(url: string, n: number, key: string): Promise<void> {
+  const body = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: SLOW_MARKER }] });
+  const headers = { "content-type": "application/json", authorization: `Bearer ${key}` };
+  let open = 0;
+  let peak = 0;
+  let ok = 0;
+  let errors = 0;
+  const t0 = performance.now();
+  const one = async () => {
+    let started = false;
+    try {
+      const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(60_000) });
+      const reader = res.body!.getReader();
+      let text = "";
+      const dec = new TextDecoder();
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        if (!started) {
+          started = true;
+          peak = Math.max(peak, ++open);
+        }
+        text += dec.decode(r.value, { stream: true });
+      }
+      if (res.status === 200 && text.includes("response.completed")) ok++;
+      else errors++;
+    } catch {
+      errors++;
+    } finally {
+      if (started) open--;
+    }
+  };
+  const all: Promise<void>[] = [];
+  // Ramp: 250 connections every 25 ms, so the listen backlog never overflows.
+  for (let i = 0; i < n; i++) {
+    all.push(one());
+    if (i % 250 === 249) await Bun.sleep(25);
+  }
+  await Promise.all(all);
+  console.log(JSON.stringify({ ok, errors, peak, seconds: (performance.now() - t0) / 1000 }));
+}
+
+async function memory(upstream: Proc): Promise<void> {
+  const rows = [
+    ["streams", "target", "ran at once", "completed", "errors", "idle RSS MB", "peak RSS MB", "s"],
+  ];
+  // Two sockets per stream in a proxy (client side, upstream side) must fit the fd limit.
+  const fdLimit = Number(
+    /Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? 1024,
+  );
+  for (const wanted of STREAMS) {
+    const n = Math.min(wanted, Math.floor((fdLimit - 500) / 2));
+    // Bun's fetch runs at most 256 requests at once unless told otherwise, in every process.
+    const env = { BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, n + 256)) };
+    for (const name of ["pass-through", "codex-lb"] as const) {
+      const proxy =
+        name === "pass-through"
+          ? await spawnRole("passthrough", [upstream.url], env)
+          : await spawnRole("gateway", [upstream.url, "1"], { ...env, BENCH_MAX_STREAMS: String(n + 10) });
+      try {
+        const url = name === "pass-through" ? `${proxy.url}/` : `${proxy.url}/backend-api/codex/responses`;
+        await Bun.sleep(200);
+        const idle = statusMb(proxy.pid, "VmRSS");
+        const client = Bun.spawn(
+          ["bun", import.meta.path, "stream-client", url, String(n), proxy.key ?? "none"],
+          {
+            stdout: "pipe",
+            stderr: "inherit",
+            env: { ...process.env, ...env },
+          },
+        );
+        const out = await Promise.race([
+          new Response(client.stdout).text(),
+          Bun.sleep(90_000).then(() => ""),
+        ]);
+        client.kill();
+        const s = JSON.parse(out || '{"ok":0,"errors":-1,"peak":0,"seconds":0}') as Record<string, number>;
+        rows.push([
+          n === wanted ? String(n) : `${n} (of ${wanted}: fd limit ${fdLimit})`,
+          name,
+          String(s.peak),
+          String(s.ok),
+          String(s.errors),
+          idle.toFixed(0),
+          statusMb(proxy.pid, "VmHWM").toFixed(0),
+          Number(s.seconds).toFixed(1),
+        ]);
+      } finally {
+        await proxy.kill();
+      }
+    }
+  }
+  console.log(
+    `\nConcurrent slow streams (${process.env.BENCH_SLOW_SECONDS ?? 10} events 1 s apart each), fresh proxy processes:\n${table(rows)}`,
+  );
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const args = process.argv.slice(2);
+  const upstream = await spawnRole("upstream", [], {
+    BENCH_SLOW_SECONDS: process.env.BENCH_SLOW_SECONDS ?? "10",
+  });
+  try {
+    if (!args.includes("--only-memory")) {
+      const pass = await spawnRole("passthrough", [upstream.url]);
+      const gw = await spawnRole("gateway", [upstream.url, "1"]);
+      const gw200 = await spawnRole("gateway", [upstream.url, "200"]);
+      try {
+        await throughput(upstream, pass, gw, gw200);
+      } finally {
+        await Promise.all([gw.kill(), gw200.kill(), pass.kill()]);
+      }
+    }
+    if (!args.includes("--no-memory")) await memory(upstream);
     console.log(
-      `\n${SECONDS} s per cell, fixed ${fixedAnswer().length}-byte SSE answer, all on 127.0.0.1; total ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      `\n${ROUNDS} rounds × ${SECONDS} s per cell, all on 127.0.0.1; total ${((performance.now() - started) / 1000).toFixed(0)} s`,
     );
   } finally {
-    await Promise.all([gateway.kill(), pass.kill(), upstream.kill()]);
+    await upstream.kill();
   }
 }
 
 if (role === "upstream") await serveUpstream();
 else if (role === "passthrough") await servePassthrough(process.argv[3]!);
-else if (role === "gateway") await serveGateway(process.argv[3]!);
+else if (role === "gateway") await serveGateway(process.argv[3]!, Number(process.argv[4] ?? 1));
+else if (role === "stream-client")
+  await streamClient(process.argv[3]!, Number(process.argv[4]), process.argv[5]!);
 else await main();

@@ -5,6 +5,10 @@
  * A failed result is reused for a few seconds (`refreshFailureReuseSeconds`). Failures are classified by the `refresh.failed`
  * hook (the core applies what its handlers decide); this file only reports them.
  *
+ * Across replicas sharing one database the same holds: a refresh is sent only under a claim
+ * (`services.cluster.claimRefresh`, keyed by the refresh token's generation); a replica that finds
+ * the claim taken waits and reads the tokens the claimer stored, or reports the failure it recorded.
+ *
  * @module
  */
 import {
@@ -23,6 +27,10 @@ import {
 
 const DEAD = new Set(["reauth_required", "deactivated"]);
 const DAY_MS = 24 * 3600_000;
+/** How often a replica waiting on another replica's refresh looks at the store again. */
+const CLAIM_POLL_MS = 50;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** What started a refresh (carried by `refresh.failed`). */
 export type Trigger = RefreshFailedEvent["trigger"];
@@ -104,17 +112,70 @@ export class Refresher {
   }
 
   async #run(accountId: string, opts: RefreshOptions): Promise<StoredCredentials> {
-    const snap = await this.services.accounts.get(accountId);
-    const creds = await this.services.accounts.credentials(accountId);
-    if (!snap || !creds)
-      throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
-    if (DEAD.has(snap.status))
-      throw new GatewayError("account_unusable", `Account ${accountId} is ${snap.status}`);
-    const now = this.services.now();
-    // Someone refreshed just before this flight started: use their tokens.
-    if (opts.forceAfter !== undefined ? creds.accessToken !== opts.forceAfter : !this.isDue(creds, now)) {
-      return creds;
+    const timeoutMs = this.settings.refreshTimeoutSeconds * 1000;
+    // Waiting on another replica's refresh gives up after it could have timed out twice.
+    let waitsLeft = Math.ceil((2 * timeoutMs + 2_000) / CLAIM_POLL_MS);
+    for (;;) {
+      // Read the store, not the cache: another replica may have refreshed or taken the account out.
+      const snap = await this.services.accounts.get(accountId);
+      const creds = await this.services.accounts.credentials(accountId, { fresh: true });
+      if (!snap || !creds)
+        throw new GatewayError("account_not_found", `No account ${JSON.stringify(accountId)}`);
+      if (DEAD.has(snap.status))
+        throw new GatewayError("account_unusable", `Account ${accountId} is ${snap.status}`, { accountId });
+      const now = this.services.now();
+      // Someone refreshed just before this flight started (or while it waited): use their tokens.
+      if (opts.forceAfter !== undefined ? creds.accessToken !== opts.forceAfter : !this.isDue(creds, now)) {
+        return creds;
+      }
+      const claim = await this.services.cluster.claimRefresh(
+        accountId,
+        creds.refreshToken,
+        timeoutMs + 2_000,
+      );
+      if (claim.status === "failed") {
+        const f = claim.failure;
+        throw new GatewayError(f.dead ? "account_unusable" : "refresh_failed", f.message, { accountId });
+      }
+      if (claim.status === "busy") {
+        if (--waitsLeft < 0)
+          throw new GatewayError(
+            "refresh_failed",
+            `Token refresh for account ${accountId} is taking too long on another replica`,
+            { accountId },
+          );
+        await sleep(CLAIM_POLL_MS);
+        continue;
+      }
+      // The claim is ours; the token may still have changed between the read and the claim.
+      const check = await this.services.accounts.credentials(accountId, { fresh: true });
+      if (check?.refreshToken !== creds.refreshToken) {
+        await claim.done();
+        continue;
+      }
+      try {
+        const out = await this.#send(snap, creds, opts);
+        await claim.done();
+        return out;
+      } catch (e) {
+        if (e instanceof GatewayError && (e.code === "account_unusable" || e.code === "refresh_failed")) {
+          const failure = { code: e.code, message: e.message, dead: e.code === "account_unusable" };
+          await claim.done(failure, this.settings.refreshFailureReuseSeconds * 1000).catch(() => {});
+        } else {
+          await claim.done().catch(() => {});
+        }
+        throw e;
+      }
     }
+  }
+
+  /** Sends the refresh (under a claim) and stores the new tokens. */
+  async #send(
+    snap: NonNullable<Awaited<ReturnType<GatewayServices["accounts"]["get"]>>>,
+    creds: StoredCredentials,
+    opts: RefreshOptions,
+  ): Promise<StoredCredentials> {
+    const accountId = snap.id;
     this.sent++;
     let res: Response;
     let text: string;
@@ -163,9 +224,12 @@ export class Refresher {
       refreshToken: s("refresh_token") ?? creds.refreshToken,
       idToken: s("id_token") ?? creds.idToken,
     };
-    const saved = await this.services.accounts.saveTokens(accountId, tokens, {
-      replacing: creds.refreshToken,
-    });
+    // Saved by the core (this plugin is the credentials provider); not if a new login won meanwhile.
+    const [result] = await this.services.apply(
+      [{ type: "tokens.save", accountId, ...tokens, replacing: creds.refreshToken }],
+      { source: "refresh", requestId: opts.requestId ?? null },
+    );
+    const saved = result?.status === "applied" ? "saved" : (result?.status ?? "missing");
     this.#failures.delete(accountId);
     this.log.info({ accountId, trigger: opts.trigger, saved }, "tokens refreshed");
     if (snap.failureStreak > 0 || snap.cooldownUntil !== null) {

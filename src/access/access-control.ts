@@ -83,11 +83,12 @@ export function createAccessControl(opts: {
       trustedProxies,
     });
   };
+  const keyStates = new KeyStateCache();
   return {
     trustedProxies,
     firewall: new FirewallStore(store.db),
     admin,
-    keyStates: new KeyStateCache(),
+    keyStates,
     clientIpOf: (request, peerIp) =>
       resolveClientIp(peerIp, request.headers, trustedProxies, settings.forwardedHeader),
     isLocal,
@@ -107,6 +108,7 @@ export function createAccessControl(opts: {
             path: url.pathname.replace(/\/+$/, ""),
             local: isLocal(request),
             now: clock(),
+            cache: keyStates,
           });
           return null;
         }

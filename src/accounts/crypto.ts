@@ -7,6 +7,7 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { refuseForeignKey } from "../store/foreign.ts";
 
 const FORMAT = 1;
 const IV_BYTES = 12;
@@ -16,10 +17,12 @@ export const KEY_FILE = "encryption.key";
 
 /**
  * Reads the key file, creating it (mode 0600) when absent. Throws with the path (never the key)
- * when the file exists but does not hold a 32-byte base64 key.
+ * when the file exists but does not hold a 32-byte base64 key, and `ForeignDataError` when it is
+ * the Python codex-lb's Fernet key (which is never used nor written).
  */
 export function loadOrCreateKey(dataDir: string): Uint8Array {
   const path = join(dataDir, KEY_FILE);
+  refuseForeignKey(path);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   try {
     const fresh = crypto.getRandomValues(new Uint8Array(32));

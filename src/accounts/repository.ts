@@ -56,6 +56,11 @@ export class AccountRepository {
     for (const fn of this.#listeners) fn();
   }
 
+  /** Forgets cached credentials (all, or one account's): another replica changed them. */
+  forgetCredentials(id?: string): void {
+    this.#dropCredentials(id);
+  }
+
   /** Forgets cached credentials (of one account, or all) before a token write. */
   #dropCredentials(id?: string): void {
     this.#generation++;
@@ -174,9 +179,18 @@ export class AccountRepository {
     return out;
   }
 
-  /** Decrypted tokens of one account, or null when it does not exist or holds no tokens. */
-  async credentials(id: string): Promise<StoredCredentials | null> {
-    const cached = this.#credentials.get(id);
+  /** Forgets every cached credential and tells listeners: accounts were written behind our back (an import). */
+  invalidate(): void {
+    this.#dropCredentials();
+    this.#changed();
+  }
+
+  /**
+   * Decrypted tokens of one account, or null when it does not exist or holds no tokens. `fresh`
+   * skips the cache: another replica on the same database may have written them.
+   */
+  async credentials(id: string, options: { fresh?: boolean } = {}): Promise<StoredCredentials | null> {
+    const cached = options.fresh ? undefined : this.#credentials.get(id);
     if (cached) return cached;
     // A write that lands while we decrypt makes this read stale: keep it for this caller only.
     const generation = this.#generation;

@@ -15,12 +15,16 @@ import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
-import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
+import { createCluster } from "../cluster/cluster.ts";
+import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
+import type { UiAssets } from "../dashboard/assets.ts";
+import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
+import { CoreApplier } from "../plugin-host/apply-data.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
@@ -28,7 +32,7 @@ import { RequestLogWriter } from "../request-logs/writer.ts";
 import { Pruner } from "../retention/pruner.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
-import { createStickyService } from "../sticky/service.ts";
+import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
 import type { AppDeps } from "./deps.ts";
@@ -45,10 +49,14 @@ export interface GatewayOptions {
   readonly log: Logger;
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
+  /** Each plugin's checked settings (see `checkPlugins`); defaults when absent. */
+  readonly pluginConfigs?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   /** Time and timers (a FakeClock in tests); the system clock by default. */
   readonly clock?: Clock;
   /** Randomness for selection (seeded in tests); the system source by default. */
   readonly random?: Random;
+  /** The browser UI's files (dashboard, Swagger UI); without them `/` and `/docs` answer 404. */
+  readonly ui?: UiAssets | null;
 }
 
 export interface Gateway extends AppDeps {
@@ -57,6 +65,8 @@ export interface Gateway extends AppDeps {
   fetch(request: Request, peerIp?: string | null): Promise<Response>;
   /** Starts plugins' background work. */
   start(): Promise<void>;
+  /** Ends long-lived admin streams (`/api/events`) so a graceful stop does not wait for them. */
+  drain(): void;
   /** Stops plugins (reverse order). The caller closes the store after. */
   stop(): Promise<void>;
 }
@@ -68,7 +78,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = () => time.now();
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
-  const dispatcher = new Dispatcher(bus, applier);
   const runtimeSettings = new RuntimeSettingsStore(store.db, defaultsFrom(settings), clock);
   const sticky = new StickyStore(store.db);
   // One key (`<dataDir>/encryption.key`) seals every secret at rest: account tokens, TOTP secrets.
@@ -80,8 +89,24 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
-  applier.onApplied(() => snapshotCache.invalidate());
-  accounts.onChange(() => snapshotCache.invalidate());
+  // Replicas on one database: leadership, refresh claims, and each change that other replicas
+  // cache is published to them (they drop their copy; see src/cluster/feed.ts).
+  const cluster = createCluster({ store, clock: time, version, log: log.child({ component: "cluster" }) });
+  const { feed } = cluster;
+  applier.onApplied(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  accounts.onChange(() => {
+    snapshotCache.invalidate();
+    feed.publish("accounts");
+  });
+  feed.subscribe("accounts", () => {
+    snapshotCache.invalidate();
+    accounts.forgetCredentials();
+  });
+  runtimeSettings.onUpdated(() => feed.publish("settings"));
+  feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
   const allowedOrigins = new Set(
@@ -89,7 +114,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
-    for (const r of rows) access.keyStates.invalidate(r.api_key_id ?? null);
+    for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
   });
   const leases = () => {
     try {
@@ -112,6 +137,54 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     applier.onApplied((results) => {
       for (const r of results) metrics.applied.inc([r.action.type, r.status]);
     });
+  const stickyService = createStickyService(sticky, runtimeSettings, clock, (id) =>
+    requestLogs.responseOwner(id),
+  );
+  // The one place plugin decisions change the store: account actions through the state table,
+  // data actions through these ports, each with its compare-and-set guard.
+  const core = new CoreApplier({
+    accounts: applier,
+    data: {
+      stickyBind: (a, now) =>
+        stickyService.bind(a.key, a.kind, a.accountId, { now, expected: a.expectedAccountId }),
+      stickyTouch: (a, now) => stickyService.touch(a.key, { now, accountId: a.accountId }),
+      stickyForget: (a) => stickyService.forget(a.key, { expected: a.expectedAccountId }),
+      saveTokens: async (a) => {
+        const saved = await accounts.saveTokens(
+          a.accountId,
+          { accessToken: a.accessToken, refreshToken: a.refreshToken, idToken: a.idToken },
+          { replacing: a.replacing },
+        );
+        // Token saves come from refreshes (logins and imports use the repository directly).
+        metrics?.refreshes.inc([String(saved)]);
+        return saved;
+      },
+      recordUsage: async (a) => {
+        if (!(await getSnapshot(store.db, a.accountId))) return false;
+        await accounts.recordUsage(a.accountId, a);
+        snapshotCache.invalidate();
+        return true;
+      },
+    },
+    log: log.child({ component: "actions" }),
+    clock,
+    credentialsProvider: () => host.providerOf("credentials"),
+  });
+  const dispatcher = new Dispatcher(bus, core);
+  access.keyStates.onInvalidate((keyId) => feed.publish("api_keys", keyId));
+  feed.subscribe("api_keys", (keyId) => access.keyStates.forget(keyId ?? undefined));
+  access.firewall.onChanged(() => feed.publish("firewall"));
+  feed.subscribe("firewall", () => access.firewall.forget());
+  // Live admin events (`/api/events`): new request-log rows, account changes, admin writes.
+  const events = new AdminEvents(time);
+  requestLogs.onWritten((rows) =>
+    events.publish(
+      "requests",
+      rows.map((r) => r.request_id),
+    ),
+  );
+  applier.onApplied(() => events.publish("accounts"));
+  accounts.onChange(() => events.publish("accounts"));
   const services: GatewayServices = {
     fire: metrics
       ? async (hook, event, o) => {
@@ -121,28 +194,57 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           return outcome;
         }
       : (hook, event, o) => dispatcher.fire(hook, event, o),
-    apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
+    apply: (actions, o) => core.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
-      credentials: (id) => accounts.credentials(id),
-      saveTokens: async (id, tokens, o) => {
-        // Only token refreshes save through the services (logins and imports use the repository).
-        const saved = await accounts.saveTokens(id, tokens, o);
-        metrics?.refreshes.inc([saved]);
-        return saved;
-      },
+      credentials: (id, o) => accounts.credentials(id, o),
     },
-    usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
     random: () => random.next(),
     timers: time,
-    sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
+    sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
     provider: (key) => host.provider(key),
+    cluster: {
+      isLeader: () => cluster.isLeader(),
+      claimRefresh: (accountId, refreshToken, ttlMs) =>
+        cluster.refreshClaims.claim(accountId, refreshToken, ttlMs),
+    },
   };
-  const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
+  /** What one plugin gets: its decisions attributed to it, tokens only for the credentials provider. */
+  const servicesFor = (plugin: string): GatewayServices => ({
+    ...services,
+    apply: (actions, o) =>
+      core.apply(actions, {
+        source: o.source,
+        requestId: o.requestId ?? null,
+        plugins: actions.map(() => plugin),
+      }),
+    accounts: {
+      ...services.accounts,
+      credentials: (id, o) => {
+        const provider = host.providerOf("credentials");
+        if (provider !== plugin) {
+          return Promise.reject(
+            new Error(
+              `plugin ${plugin} may not read decrypted tokens (the credentials provider is ${provider})`,
+            ),
+          );
+        }
+        return accounts.credentials(id, o);
+      },
+    },
+  });
+  const host = new PluginHost({
+    bus,
+    services,
+    servicesFor,
+    settings,
+    configs: opts.pluginConfigs,
+    logFor: (name) => log.child({ plugin: name }),
+  });
   await host.setup(opts.plugins);
 
   // Core shutdown work, after the plugins stopped: the request-log writer flushes what is queued.
@@ -181,6 +283,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     requestLogs,
     metrics,
     access,
+    cluster,
+    events,
+    ui: opts.ui ?? null,
   };
 
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
@@ -258,6 +363,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           },
           "request refused by access control",
         );
+        if (
+          refused.code === "authentication_required" &&
+          request.method === "GET" &&
+          url.pathname.replace(/\/+$/, "") === "/docs" &&
+          (request.headers.get("accept") ?? "").includes("text/html")
+        ) {
+          // A browser opening the docs without a session: log in on the dashboard, then come back.
+          return new Response(null, {
+            status: 303,
+            headers: { location: "/dashboard/login?next=/docs", "x-request-id": info.requestId },
+          });
+        }
         return errorResponse(refused, envelope, info.requestId);
       }
     })
@@ -269,6 +386,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       if (info.accessLogged) return;
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
+      const status = typeof set.status === "number" ? set.status : 200;
+      if (request.method !== "GET" && status < 400) {
+        const topic = adminTopicOf(url.pathname);
+        if (topic) events.publish(topic);
+        if (url.pathname.startsWith("/api/")) events.publish("audit");
+      }
       log.info(
         {
           requestId: info.requestId,
@@ -302,6 +425,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     throw new GatewayError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}`);
   });
 
+  // Expired sticky bindings are ignored anyway; deleting them now and then keeps the table small.
+  let sweepTimer: TimerHandle | undefined;
+  let sweepStopped = false;
+  const scheduleSweep = () => {
+    if (sweepStopped) return;
+    sweepTimer = time.setTimeout(() => {
+      stickyService
+        .sweep()
+        .catch((err: unknown) =>
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed"),
+        )
+        .finally(scheduleSweep);
+    }, STICKY_SWEEP_INTERVAL_MS);
+  };
+
   return {
     ...deps,
     app,
@@ -309,14 +447,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       attachPeer(request, peerIp);
       return app.handle(request);
     },
+    drain: () => events.close(),
     start: async () => {
+      // Leadership is known before the plugins start their background work.
+      await cluster.start();
       await access.start();
       await host.start();
       pruner.start();
+      scheduleSweep();
     },
     stop: async () => {
+      sweepStopped = true;
+      time.clearTimeout(sweepTimer);
+      events.close();
       await oauth.stop();
       await host.stop();
+      await cluster.stop();
       for (const fn of [...stops].reverse()) {
         try {
           await fn();
@@ -326,4 +472,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       }
     },
   };
+}
+
+/** The live-event topic an admin write under `path` changes (null: none the dashboard shows). */
+function adminTopicOf(path: string): EventTopic | null {
+  if (path.startsWith("/api/settings")) return "settings";
+  if (path.startsWith("/api/auth/")) return "settings";
+  if (path.startsWith("/api/api-keys")) return "api-keys";
+  if (path.startsWith("/api/firewall")) return "firewall";
+  if (path.startsWith("/api/accounts") || path.startsWith("/api/oauth")) return "accounts";
+  return null;
 }

@@ -28,9 +28,24 @@ export const errorCatalogue = {
   ),
   invalid_json_schema: spec(400, "invalid_request_error", "Invalid JSON schema for strict mode"),
   invalid_auth_json: spec(400, "invalid_request_error", "Invalid auth.json"),
+  python_import_invalid: spec(
+    400,
+    "invalid_request_error",
+    "Not an importable Python codex-lb store and key",
+  ),
+  python_import_wrong_key: spec(
+    400,
+    "invalid_request_error",
+    "The key does not decrypt the Python codex-lb store's secrets; nothing was written",
+  ),
   payload_too_large: spec(413, "invalid_request_error", "Request body exceeds the maximum allowed size"),
   unsupported_media_type: spec(415, "invalid_request_error", "Unsupported content type"),
   not_found: spec(404, "invalid_request_error", "Not found"),
+  upgrade_required: spec(
+    426,
+    "invalid_request_error",
+    "This endpoint speaks WebSocket: send an upgrade request",
+  ),
   method_not_allowed: spec(405, "invalid_request_error", "Method not allowed"),
   conflict: spec(409, "invalid_request_error", "Conflict"),
   settings_conflict: spec(

@@ -35,6 +35,22 @@ function mustNormalize(input: string): string {
 
 export class FirewallStore {
   #cache: readonly string[] | null = null;
+  readonly #listeners: (() => void)[] = [];
+
+  /** Drops the cached list (another replica changed it). */
+  forget(): void {
+    this.#cache = null;
+  }
+
+  /** Runs `fn` after every change of the list (the cluster tells the other replicas). */
+  onChanged(fn: () => void): void {
+    this.#listeners.push(fn);
+  }
+
+  #changed(): void {
+    this.#cache = null;
+    for (const fn of this.#listeners) fn();
+  }
 
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -49,6 +65,11 @@ export class FirewallStore {
     return this.#cache;
   }
 
+  /** Drops the cached list (the table was written elsewhere, e.g. by an import). */
+  invalidate(): void {
+    this.#cache = null;
+  }
+
   /** Adds one entry; 400 when malformed, 409 when already listed. */
   async add(input: string, now: number): Promise<AllowlistEntry> {
     const entry = mustNormalize(input);
@@ -57,7 +78,7 @@ export class FirewallStore {
       .values({ entry, created_at: now })
       .onConflict((oc) => oc.column("entry").doNothing())
       .executeTakeFirst();
-    this.#cache = null;
+    this.#changed();
     if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0)
       throw new GatewayError("conflict", `${entry} is already on the allowlist`);
     return { entry, createdAt: now };
@@ -68,7 +89,7 @@ export class FirewallStore {
     const entry = normalizeEntry(input);
     if (!entry) return false;
     const res = await this.db.deleteFrom("firewall_allowlist").where("entry", "=", entry).executeTakeFirst();
-    this.#cache = null;
+    this.#changed();
     return Number(res.numDeletedRows) > 0;
   }
 
@@ -83,7 +104,7 @@ export class FirewallStore {
           .values(entries.map((entry) => ({ entry, created_at: now })))
           .execute();
     });
-    this.#cache = null;
+    this.#changed();
     return this.list();
   }
 }

@@ -78,6 +78,7 @@ export interface RuntimeSettingsReader {
 
 export class RuntimeSettingsStore implements RuntimeSettingsReader {
   #cache: { doc: RuntimeSettingsDocument; at: EpochMs } | null = null;
+  readonly #listeners: (() => void)[] = [];
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -92,6 +93,11 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
     const doc = await this.#read();
     this.#cache = { doc, at: now };
     return doc;
+  }
+
+  /** Drops the cached document (the row was written elsewhere, e.g. by an import). */
+  invalidate(): void {
+    this.#cache = null;
   }
 
   /**
@@ -138,7 +144,18 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
       return { ...this.defaults, ...validOverrides(overrides), version: current + 1 };
     });
     this.#cache = { doc, at: now };
+    for (const fn of this.#listeners) fn();
     return doc;
+  }
+
+  /** Drops the cached document (another replica changed it). */
+  forget(): void {
+    this.#cache = null;
+  }
+
+  /** Runs `fn` after every update (the cluster tells the other replicas). */
+  onUpdated(fn: () => void): void {
+    this.#listeners.push(fn);
   }
 
   async #read(): Promise<RuntimeSettingsDocument> {

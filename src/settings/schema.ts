@@ -100,6 +100,25 @@ export const SettingsSchema = Type.Object(
       "Time allowed for one remote compaction (`/responses/compact`), failover included.",
       1,
     ),
+    upstreamTransport: Type.Union(
+      ["auto", "websocket", "http"].map((l) => Type.Literal(l)),
+      {
+        default: "auto",
+        description:
+          "How WebSocket clients' turns reach the upstream: `websocket` (one upstream socket per client socket), `http` (SSE), or `auto` (WebSocket, falling back to HTTP for an upstream that refuses the upgrade, remembered per upstream).",
+      },
+    ),
+    websocketIdleTimeoutSeconds: Seconds(
+      120,
+      "Close a client's Responses WebSocket after this many seconds without a message while no turn is in flight.",
+      0.05,
+    ),
+    websocketMaxMessageBytes: Type.Integer({
+      minimum: 1024,
+      default: 32 * 1024 * 1024,
+      description:
+        "Largest accepted Responses WebSocket message (one `response.create`), in bytes; a larger one closes the socket with 1009.",
+    }),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,

@@ -65,3 +65,64 @@ export function connectPostgres(url: string): pg.Client {
   client.on("error", () => {});
   return client;
 }
+
+/** Messages between processes sharing the database (PostgreSQL LISTEN/NOTIFY). */
+export interface Notifications {
+  /** Sends `payload` on `channel` to every listener (this process's own included). */
+  notify(channel: string, payload: string): Promise<void>;
+  /**
+   * Listens on `channel` on a dedicated connection, reconnecting (every second) when it drops;
+   * `onGap` runs after a reconnect, since messages sent meanwhile are lost. Returns the stopper.
+   */
+  listen(
+    channel: string,
+    onMessage: (payload: string) => void,
+    onGap: () => void,
+  ): Promise<() => Promise<void>>;
+}
+
+export function pgNotifications(url: string, pool: pg.Pool): Notifications {
+  return {
+    async notify(channel, payload) {
+      await pool.query("select pg_notify($1, $2)", [channel, payload]);
+    },
+    async listen(channel, onMessage, onGap) {
+      let stopped = false;
+      let client: pg.Client | null = null;
+      let retry: ReturnType<typeof setTimeout> | undefined;
+      const connect = async (): Promise<void> => {
+        const c = connectPostgres(url);
+        c.on("notification", (m) => {
+          if (m.channel === channel && m.payload !== undefined) onMessage(m.payload);
+        });
+        const again = () => {
+          if (stopped || client !== c) return;
+          client = null;
+          retry = setTimeout(() => void reconnect(), 1000);
+        };
+        c.on("error", again);
+        c.on("end", again);
+        await c.connect();
+        await c.query(`LISTEN "${channel.replace(/"/g, "")}"`);
+        client = c;
+      };
+      const reconnect = async () => {
+        if (stopped) return;
+        try {
+          await connect();
+          onGap();
+        } catch {
+          retry = setTimeout(() => void reconnect(), 1000);
+        }
+      };
+      await connect();
+      return async () => {
+        stopped = true;
+        clearTimeout(retry);
+        const c = client;
+        client = null;
+        await c?.end().catch(() => {});
+      };
+    },
+  };
+}

@@ -219,6 +219,35 @@ export interface RetentionStateTable {
   last_pruned_at: number | null;
 }
 
+/** A running gateway (several may share one PostgreSQL database). */
+export interface ClusterReplicasTable {
+  id: string;
+  /** Host name and process id, for people. */
+  name: string;
+  version: string;
+  started_at: number;
+  heartbeat_at: number;
+}
+
+/** A named lease (`leader`): held by `holder` until `expires_at` unless renewed. */
+export interface ClusterLeasesTable {
+  name: string;
+  holder: string;
+  acquired_at: number;
+  expires_at: number;
+}
+
+/** The one token refresh of an account in flight across replicas. */
+export interface RefreshClaimsTable {
+  account_id: string;
+  /** Hash of the refresh token the claim's refresh uses (its generation). */
+  token_hash: string;
+  holder: string;
+  expires_at: number;
+  /** JSON `{ code, message, dead }` of a failed refresh, reported to others until `expires_at`. */
+  failure: string | null;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -234,6 +263,9 @@ export interface Database {
   admin_credentials: AdminCredentialsTable;
   api_key_usage_hourly: ApiKeyUsageHourlyTable;
   retention_state: RetentionStateTable;
+  cluster_replicas: ClusterReplicasTable;
+  cluster_leases: ClusterLeasesTable;
+  refresh_claims: RefreshClaimsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

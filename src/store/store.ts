@@ -12,8 +12,9 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Kysely, type MigrationResultSet, Migrator, sql } from "kysely";
 import { openSqlite } from "../runtime/bun/sqlite.ts";
+import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
-import { openPostgres, redactUrl } from "./postgres.ts";
+import { type Notifications, openPostgres, pgNotifications, redactUrl } from "./postgres.ts";
 import type { Database } from "./schema.ts";
 
 export type StoreLocation =
@@ -67,6 +68,11 @@ export function resolveStoreLocation(
 export interface Store {
   readonly db: Kysely<Database>;
   readonly location: StoreLocation;
+  /**
+   * Messages to the other processes on this database, where the database carries them
+   * (PostgreSQL LISTEN/NOTIFY); absent on SQLite, whose file has one gateway.
+   */
+  readonly notifications?: Notifications;
   /** True when the database answers a trivial query. */
   ping(): Promise<boolean>;
   /** Applies pending migrations; the result set lists each one's status. */
@@ -74,11 +80,18 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Opens the store; throws `ForeignDataError` (writing nothing) when the file is not ours. */
 export function openStore(location: StoreLocation): Store {
   if (location.kind === "postgres") {
     const handle = openPostgres(location.url);
-    return wrap(new Kysely<Database>({ dialect: handle.dialect }), location, handle.close);
+    return wrap(
+      new Kysely<Database>({ dialect: handle.dialect }),
+      location,
+      handle.close,
+      pgNotifications(location.url, handle.pool),
+    );
   }
+  refuseForeignStore(location.path);
   if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true, mode: 0o700 });
   const handle = openSqlite(location.path);
   // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data
@@ -87,11 +100,17 @@ export function openStore(location: StoreLocation): Store {
   return wrap(new Kysely<Database>({ dialect: handle.dialect }), location, async () => handle.close());
 }
 
-function wrap(db: Kysely<Database>, location: StoreLocation, closeHandle: () => Promise<void>): Store {
+function wrap(
+  db: Kysely<Database>,
+  location: StoreLocation,
+  closeHandle: () => Promise<void>,
+  notifications?: Notifications,
+): Store {
   let closed = false;
   return {
     db,
     location,
+    ...(notifications ? { notifications } : {}),
     async ping() {
       if (closed) return false;
       try {

@@ -1,5 +1,6 @@
 /**
- * The admin guard, the one place that decides who may use `/api/*`, `/docs` and `/dashboard`:
+ * The admin guard, the one place that decides who may use `/api/*` and `/docs` (the dashboard's page
+ * is public; its data comes from `/api/*`):
  * - no password yet: clients on this machine only (remote ones must bootstrap a password);
  * - a password is set: a live session cookie, from anywhere (loopback included).
  * The routes that let you get a session are public (see {@link publicAdminPaths}).

@@ -37,6 +37,16 @@ export interface SecretCipher {
 /** Stored form of a sealed TOTP secret: a marker, then the cipher's blob in base64. */
 const SEALED = "enc:v1:";
 
+/** A secret in its stored, sealed form (also used by the Python codex-lb import). */
+export async function sealSecret(cipher: SecretCipher, secret: string): Promise<string> {
+  return SEALED + Buffer.from(await cipher.encrypt(secret)).toString("base64");
+}
+
+/** True for a hash to replace with argon2id after the next successful login (an imported bcrypt one). */
+export function needsRehash(hash: string): boolean {
+  return !hash.startsWith("$argon2id$");
+}
+
 export class AdminAuth {
   constructor(
     private readonly db: Kysely<Database>,
@@ -47,8 +57,8 @@ export class AdminAuth {
     private readonly cipher: SecretCipher,
   ) {}
 
-  async #seal(secret: string): Promise<string> {
-    return SEALED + Buffer.from(await this.cipher.encrypt(secret)).toString("base64");
+  #seal(secret: string): Promise<string> {
+    return sealSecret(this.cipher, secret);
   }
 
   /** The plain secret; a value stored before secrets were sealed is used as it is. */
@@ -123,7 +133,20 @@ export class AdminAuth {
     }
     if (c.totp_secret !== null)
       await this.#secondFactor(actor, await this.#open(c.totp_secret), c.totp_last_step, input, now);
+    if (needsRehash(c.password_hash)) await this.#rehash(c.password_hash, input.password);
     return this.sessions.create(actor.clientIp, this.clock());
+  }
+
+  /** Replaces an imported (bcrypt) hash with argon2id, unless the password changed meanwhile. */
+  async #rehash(oldHash: string, password: string): Promise<void> {
+    const hash = await hashPassword(password);
+    const res = await this.db
+      .updateTable("admin_credentials")
+      .set({ password_hash: hash, updated_at: this.clock() })
+      .where("id", "=", 1)
+      .where("password_hash", "=", oldHash)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 1) this.log.info({}, "admin password hash upgraded to argon2id");
   }
 
   async #secondFactor(

@@ -29,14 +29,25 @@ export function keyProblem(key: ApiKeyRecord, now: number): string | null {
   return null;
 }
 
-async function validKey(db: Kysely<Database>, presented: string, now: number): Promise<ApiKeyRecord> {
-  const key = await findByPresentedKey(db, presented);
-  if (!key) throw new GatewayError("invalid_api_key", "Invalid API key");
+async function validKey(
+  db: Kysely<Database>,
+  presented: string,
+  now: number,
+  cache: KeyStateCache | undefined,
+): Promise<ApiKeyRecord> {
+  let key = cache?.presented(presented, now);
+  if (!key) {
+    const found = await findByPresentedKey(db, presented);
+    if (!found) throw new GatewayError("invalid_api_key", "Invalid API key");
+    key = found;
+    cache?.setPresented(presented, key, now);
+  }
   const problem = keyProblem(key, now);
   if (problem) throw new GatewayError("invalid_api_key", problem);
   // Written at most every 30 s per key, and only then: no write lock on the hot path otherwise.
   if (key.lastUsedAt === null || key.lastUsedAt < now - LAST_USED_EVERY_MS) {
     await touchLastUsed(db, key.id, now, LAST_USED_EVERY_MS);
+    cache?.touched(presented, now);
   }
   return key;
 }
@@ -58,8 +69,10 @@ export async function admitApiKey(opts: {
   /** The request comes from this machine (see `isLocalRequest`). */
   readonly local: boolean;
   readonly now: number;
+  /** Remembers which record a presented key resolved to (see KeyStateCache). */
+  readonly cache?: KeyStateCache;
 }): Promise<string | null> {
-  const { db, headers, path, local, now, runtimeSettings } = opts;
+  const { db, headers, path, local, now, runtimeSettings, cache } = opts;
   const presented = presentedKey(headers);
   const required = keyOnlyPaths.includes(path) || (await getApiKeyAuthEnabled(runtimeSettings));
   if (required) {
@@ -68,7 +81,7 @@ export async function admitApiKey(opts: {
         "invalid_api_key",
         "Missing API key: send it as 'Authorization: Bearer sk-clb-…' or in 'x-api-key'",
       );
-    return (await validKey(db, presented, now)).id;
+    return (await validKey(db, presented, now, cache)).id;
   }
   if (!local) {
     throw new GatewayError(
@@ -76,7 +89,7 @@ export async function admitApiKey(opts: {
       "API key authentication is off, so only clients on this machine may use the proxy; an admin must enable apiKeyAuthEnabled to serve remote clients",
     );
   }
-  if (presented?.startsWith(API_KEY_PREFIX)) return (await validKey(db, presented, now)).id;
+  if (presented?.startsWith(API_KEY_PREFIX)) return (await validKey(db, presented, now, cache)).id;
   return null;
 }
 

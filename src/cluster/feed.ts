@@ -1,0 +1,82 @@
+/**
+ * Cache invalidation across replicas. A replica that changes something other replicas cache
+ * (accounts, API keys, runtime settings, the firewall allowlist) publishes the topic; every other
+ * replica drops its cached copy when the message arrives (PostgreSQL NOTIFY: milliseconds). After
+ * the listening connection was lost and re-opened, every topic is dropped, since messages sent
+ * meanwhile are gone. On SQLite (one gateway per file) publishing does nothing.
+ *
+ * @module
+ */
+import type { Notifications } from "../store/postgres.ts";
+
+export const changeTopics = ["accounts", "api_keys", "settings", "firewall"] as const;
+export type ChangeTopic = (typeof changeTopics)[number];
+
+const CHANNEL = "codex_lb_changes";
+
+export interface ChangeFeed {
+  /** Tells the other replicas that `topic` (one `key` of it, or all when null) changed. */
+  publish(topic: ChangeTopic, key?: string | null): void;
+  /** Runs `fn` when another replica changed `topic` (`key` null: all of it). */
+  subscribe(topic: ChangeTopic, fn: (key: string | null) => void): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Message {
+  readonly o: string;
+  readonly t: ChangeTopic;
+  readonly k: string | null;
+}
+
+export function createChangeFeed(
+  replicaId: string,
+  notifications: Notifications | undefined,
+  onError: (err: unknown) => void,
+): ChangeFeed {
+  const subscribers = new Map<ChangeTopic, ((key: string | null) => void)[]>();
+  let stopListening: (() => Promise<void>) | null = null;
+  const deliver = (topic: ChangeTopic, key: string | null) => {
+    for (const fn of subscribers.get(topic) ?? []) {
+      try {
+        fn(key);
+      } catch (e) {
+        onError(e);
+      }
+    }
+  };
+  return {
+    publish(topic, key = null) {
+      if (!notifications) return;
+      const msg: Message = { o: replicaId, t: topic, k: key };
+      notifications.notify(CHANNEL, JSON.stringify(msg)).catch(onError);
+    },
+    subscribe(topic, fn) {
+      subscribers.set(topic, [...(subscribers.get(topic) ?? []), fn]);
+    },
+    async start() {
+      if (!notifications || stopListening) return;
+      stopListening = await notifications.listen(
+        CHANNEL,
+        (payload) => {
+          let msg: Message;
+          try {
+            msg = JSON.parse(payload) as Message;
+          } catch {
+            return;
+          }
+          if (msg.o === replicaId || !(changeTopics as readonly string[]).includes(msg.t)) return;
+          deliver(msg.t, typeof msg.k === "string" ? msg.k : null);
+        },
+        () => {
+          for (const t of changeTopics) deliver(t, null);
+        },
+      );
+    },
+    async stop() {
+      const s = stopListening;
+      stopListening = null;
+      await s?.();
+    },
+  };
+}
