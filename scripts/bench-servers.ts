@@ -151,6 +151,8 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     CODEX_LB_USAGE_REFRESH_INTERVAL_SECONDS: "3600",
     CODEX_LB_OAUTH_CALLBACK_PORT: "0",
     CODEX_LB_LOG_LEVEL: "info",
+    // `CODEX_LB_METRICS_ENABLED=false bun run bench` measures the gateway without its metrics.
+    CODEX_LB_METRICS_ENABLED: process.env.CODEX_LB_METRICS_ENABLED ?? "true",
     CODEX_LB_API_KEY_AUTH_ENABLED: "true",
     ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };

@@ -14,6 +14,7 @@ import { selectAccount } from "./select.ts";
 export default definePlugin({
   name: "codex-lb.balancing",
   version: "0.2.0",
+  provides: ["leases"],
   setup(ctx) {
     const leases = new LeasePool({
       maxStreams: () => ctx.settings.accountMaxStreams,

@@ -14,6 +14,7 @@ import type { Clock, Random } from "../core/clock.ts";
 import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
+import { checkPlugins } from "../plugin-host/settings.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
@@ -31,11 +32,17 @@ export interface Prepared {
   readonly settings: Readonly<Settings>;
   readonly location: StoreLocation;
   readonly plugins: readonly { plugin: Plugin; source: string }[];
+  /** Each plugin's declared settings, read from `CODEX_LB_PLUGIN_<NAME>_*` and checked. */
+  readonly pluginConfigs?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
 }
+
+/** Services the core itself needs a plugin to provide (the proxy's credentials and stream leases). */
+export const CORE_REQUIRES = ["credentials", "leases"] as const;
 
 /** Reads and checks the whole configuration; throws SettingsError or PluginLoadError. Creates nothing. */
 export async function prepare(env: Record<string, string | undefined>, cwd: string): Promise<Prepared> {
-  const settings = loadSettings(env, { cwd, dotEnv: await readDotEnv(cwd) });
+  const dotEnv = await readDotEnv(cwd);
+  const settings = loadSettings(env, { cwd, dotEnv });
   let location: StoreLocation;
   try {
     location = resolveStoreLocation(settings.databaseUrl, settings.dataDir, cwd);
@@ -52,7 +59,13 @@ export async function prepare(env: Record<string, string | undefined>, cwd: stri
     source: "builtin",
   }));
   for (const path of settings.plugins) plugins.push({ plugin: await importPlugin(path, cwd), source: path });
-  return { settings, location, plugins };
+  // Declared settings, duplicate names and providers, missing required services: all found here.
+  const pluginConfigs = checkPlugins(
+    plugins.map((p) => p.plugin),
+    { ...dotEnv, ...env },
+    CORE_REQUIRES,
+  );
+  return { settings, location, plugins, pluginConfigs };
 }
 
 /**
@@ -130,10 +143,18 @@ export async function boot(
   log: Logger = createLogger(prepared.settings.logLevel),
   inject: { readonly clock?: Clock; readonly random?: Random } = {},
 ): Promise<Running> {
-  const { settings, location, plugins } = prepared;
+  const { settings, location, plugins, pluginConfigs } = prepared;
   ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location);
-  const gateway = await createGateway({ settings, store, log, plugins, ...inject, ui: bunUiAssets() });
+  const gateway = await createGateway({
+    settings,
+    store,
+    log,
+    plugins,
+    pluginConfigs,
+    ...inject,
+    ui: bunUiAssets(),
+  });
   await gateway.start();
   let listening: Listening;
   try {

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import type { TObject, Type } from "@sinclair/typebox";
 import type { Elysia } from "elysia";
 import type { Clock } from "../core/clock.ts";
 import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
@@ -70,11 +71,31 @@ export interface UsageRecord {
   readonly credits: UsageCredits | null;
 }
 
-/** A plugin: a unique name and a `setup` that registers hook handlers and routes. */
+/** The name of a service a plugin can provide (see {@link Providers}). */
+export type ProviderKey = keyof Providers;
+
+/**
+ * A plugin: a unique name, what it declares (settings, services it provides and requires), and a
+ * `setup` that registers hook handlers and routes. Declarations are checked at start-up, before any
+ * plugin is set up: a bad setting, a missing provider or a service provided twice stops the
+ * gateway with one line and exit code 2.
+ */
 export interface Plugin {
   /** Unique, lowercase, dot-namespaced (`codex-lb.firewall`, `acme.custom-codes`). */
   readonly name: string;
   readonly version?: string;
+  /**
+   * The plugin's settings: a TypeBox object schema, or a function of TypeBox's `Type` returning one
+   * (so a plugin that only has `import type` can declare settings). Each field is read from
+   * `CODEX_LB_PLUGIN_<NAME>_<FIELD>` (upper snake case of the plugin name and the field), converted
+   * like the core settings (numbers, booleans, `csv: true` lists), defaults filled in; the result
+   * is `ctx.config`.
+   */
+  readonly settings?: TObject | ((t: typeof Type) => TObject);
+  /** Services this plugin registers with `ctx.provide` (each exactly once in the gateway). */
+  readonly provides?: readonly ProviderKey[];
+  /** Services this plugin needs another plugin to provide. */
+  readonly requires?: readonly ProviderKey[];
   setup(ctx: PluginContext): void | Promise<void>;
 }
 
@@ -233,7 +254,10 @@ export interface ClusterService {
 
 export interface PluginContext {
   readonly name: string;
+  /** The gateway's settings (read-only). */
   readonly settings: Readonly<Settings>;
+  /** This plugin's own settings, as declared by `Plugin.settings` (frozen; `{}` when none). */
+  readonly config: Readonly<Record<string, unknown>>;
   readonly log: PluginLogger;
   /** Registers a handler; lower `order` runs first (built-ins use 0). Only during `setup`. */
   on<H extends HookName>(hook: H, handler: HookHandler<H>, options?: { order?: number }): void;
