@@ -21,6 +21,7 @@ import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } 
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
+import { GatewayMetrics } from "../metrics/metrics.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
@@ -29,6 +30,7 @@ import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { RequestLogWriter } from "../request-logs/writer.ts";
+import { Pruner } from "../retention/pruner.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
@@ -121,6 +123,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   requestLogs.onWritten((rows) => {
     for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
   });
+  const leases = () => {
+    try {
+      return host.provider("leases");
+    } catch {
+      return null;
+    }
+  };
+  const metrics = settings.metricsEnabled
+    ? new GatewayMetrics({
+        accounts: () => snapshotCache.list(),
+        inFlight: (id) => leases()?.inFlight(id) ?? 0,
+        queued: (id) => leases()?.queued?.(id) ?? 0,
+        requestLogQueue: () => requestLogs.pending,
+        requestLogDropped: () => requestLogs.dropped,
+        now: clock,
+      })
+    : null;
+  if (metrics)
+    applier.onApplied((results) => {
+      for (const r of results) metrics.applied.inc([r.action.type, r.status]);
+    });
   const stickyService = createStickyService(sticky, runtimeSettings, clock, (id) =>
     requestLogs.responseOwner(id),
   );
@@ -133,12 +156,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         stickyService.bind(a.key, a.kind, a.accountId, { now, expected: a.expectedAccountId }),
       stickyTouch: (a, now) => stickyService.touch(a.key, { now, accountId: a.accountId }),
       stickyForget: (a) => stickyService.forget(a.key, { expected: a.expectedAccountId }),
-      saveTokens: (a) =>
-        accounts.saveTokens(
+      saveTokens: async (a) => {
+        const saved = await accounts.saveTokens(
           a.accountId,
           { accessToken: a.accessToken, refreshToken: a.refreshToken, idToken: a.idToken },
           { replacing: a.replacing },
-        ),
+        );
+        // Token saves come from refreshes (logins and imports use the repository directly).
+        metrics?.refreshes.inc([String(saved)]);
+        return saved;
+      },
       recordUsage: async (a) => {
         if (!(await getSnapshot(store.db, a.accountId))) return false;
         await accounts.recordUsage(a.accountId, a);
@@ -166,7 +193,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   applier.onApplied(() => events.publish("accounts"));
   accounts.onChange(() => events.publish("accounts"));
   const services: GatewayServices = {
-    fire: (hook, event, o) => dispatcher.fire(hook, event, o),
+    fire: metrics
+      ? async (hook, event, o) => {
+          const outcome = await dispatcher.fire(hook, event, o);
+          metrics.actions(hook, outcome.actions);
+          if (hook === "refresh.failed") metrics.refreshes.inc(["failed"]);
+          return outcome;
+        }
+      : (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => core.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
@@ -222,6 +256,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   // Core shutdown work, after the plugins stopped: the request-log writer flushes what is queued.
   const stops: (() => void | Promise<void>)[] = [() => requestLogs.stop()];
+  // Old request logs, audit rows, usage buckets and expired sessions go in the background.
+  const pruner = new Pruner(
+    store.db,
+    store.location.kind,
+    time,
+    {
+      requestLogDays: settings.requestLogRetentionDays,
+      auditDays: settings.auditRetentionDays,
+      usageDays: settings.usageRetentionDays,
+    },
+    log.child({ component: "retention" }),
+  );
+  stops.push(() => pruner.stop());
   const deps: AppDeps = {
     settings,
     store,
@@ -241,6 +288,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     oauth,
     onStop: (fn) => stops.push(fn),
     requestLogs,
+    metrics,
     access,
     cluster,
     events,
@@ -288,6 +336,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         surface,
         now: clock(),
       });
+      metrics?.actions("request.admit", outcome.actions);
       const reject = outcome.actions.find((a) => a.type === "request.reject");
       if (reject && reject.type === "request.reject") {
         log.info(
@@ -463,6 +512,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await cluster.start();
       await access.start();
       await host.start();
+      pruner.start();
       scheduleSweep();
     },
     stop: async () => {

@@ -197,6 +197,34 @@ export const SettingsSchema = Type.Object(
       "An admin session ends this many seconds after login, however active.",
       60,
     ),
+    requestLogRetentionDays: Type.Integer({
+      minimum: 1,
+      default: 30,
+      description: "Request-log rows older than this many days are pruned (hourly, in the background).",
+    }),
+    auditRetentionDays: Type.Integer({
+      minimum: 1,
+      default: 365,
+      description:
+        "Audit rows (admin changes, logins) and account status events older than this many days are pruned.",
+    }),
+    usageRetentionDays: Type.Integer({
+      minimum: 32,
+      default: 730,
+      description:
+        "Hourly usage aggregates per API key (kept after their request-log rows are pruned) older than this many days are pruned.",
+    }),
+    metricsEnabled: Type.Boolean({
+      default: true,
+      description:
+        "Serve Prometheus metrics at `/metrics` (admin session, local caller, or `CODEX_LB_METRICS_TOKEN`).",
+    }),
+    metricsToken: Type.String({
+      default: "",
+      secret: true,
+      description:
+        "A bearer token a Prometheus scraper may send to `/metrics` instead of an admin session (empty: admin access only).",
+    }),
   },
   { additionalProperties: false },
 );

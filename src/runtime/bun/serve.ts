@@ -58,7 +58,9 @@ export function listen(
       // Sessions keep their own idle timeout (a turn may be quiet for minutes).
       idleTimeout: 0,
       maxPayloadLength: opts.maxWebSocketMessageBytes ?? 16 * 1024 * 1024,
-      perMessageDeflate: true,
+      // Clients' requests may come compressed (the Codex CLI's long histories); events go out
+      // uncompressed: they are small, and deflating each one costs more CPU than the proxying.
+      perMessageDeflate: { compress: false, decompress: true },
       open(ws) {
         sockets.add(ws);
         ws.data.open({ send: (text) => void ws.send(text), close: (code, reason) => ws.close(code, reason) });
