@@ -58,17 +58,36 @@ export function fixedAnswer(): string {
   return answer(32);
 }
 
-/** The fake upstream: the answer the body's marker asks for. */
+/** The fixed answer's events as WebSocket frames (one JSON event each). */
+export function fixedAnswerFrames(): string[] {
+  return fixedAnswer()
+    .split("\n\n")
+    .filter((b) => b !== "")
+    .map((b) => b.slice(b.indexOf("data: ") + 6));
+}
+
+/**
+ * The fake upstream: the answer the body's marker asks for; `/backend-api/codex/responses` also
+ * speaks WebSocket (each `response.create` gets the fixed answer as frames).
+ */
 export async function serveUpstream(): Promise<void> {
   const enc = new TextEncoder();
   const short = enc.encode(fixedAnswer());
   const long = enc.encode(answer(996));
+  const frames = fixedAnswerFrames();
   const slowSeconds = Number(process.env.BENCH_SLOW_SECONDS ?? 5);
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 60,
-    async fetch(req) {
+    websocket: {
+      idleTimeout: 0,
+      message(ws) {
+        for (const f of frames) ws.send(f);
+      },
+    },
+    async fetch(req, srv) {
+      if (req.headers.get("upgrade")?.toLowerCase() === "websocket" && srv.upgrade(req)) return undefined;
       const text = await req.text();
       const headers = { "content-type": "text/event-stream" };
       if (text.includes(LONG_MARKER)) return new Response(long, { headers });
@@ -136,6 +155,8 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     CODEX_LB_USAGE_REFRESH_INTERVAL_SECONDS: "3600",
     CODEX_LB_OAUTH_CALLBACK_PORT: "0",
     CODEX_LB_LOG_LEVEL: "info",
+    // `CODEX_LB_METRICS_ENABLED=false bun run bench` measures the gateway without its metrics.
+    CODEX_LB_METRICS_ENABLED: process.env.CODEX_LB_METRICS_ENABLED ?? "true",
     CODEX_LB_API_KEY_AUTH_ENABLED: "true",
     ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };

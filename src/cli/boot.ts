@@ -170,9 +170,13 @@ export async function boot(
     listening = listen(gateway.fetch, {
       host: settings.host,
       port: settings.port,
-      // Headroom above the setting so the app, not the socket layer, answers 413 in the right envelope.
-      maxRequestBodySize: settings.maxBodyBytes + 64 * 1024,
+      // Far above the setting so the app, not the socket layer (an empty 413), answers in the right
+      // envelope: the app refuses a declared length over the limit before reading, and its body
+      // guard stops a chunked body at the limit (src/app/body-guard.ts).
+      maxRequestBodySize: 2 ** 40,
       maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
+      onError: (e) =>
+        log.error({ err: { message: e.message, stack: e.stack } }, "request failed in the server"),
     });
   } catch (e) {
     await gateway.stop();

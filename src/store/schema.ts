@@ -212,6 +212,13 @@ export interface ApiKeyUsageHourlyTable {
   unpriced_output_tokens: number;
 }
 
+/** One row (id 1): the pruner's flag (the request-log delete trigger keeps usage buckets while set). */
+export interface RetentionStateTable {
+  id: number;
+  pruning: number;
+  last_pruned_at: number | null;
+}
+
 /** A running gateway (several may share one PostgreSQL database). */
 export interface ClusterReplicasTable {
   id: string;
@@ -263,6 +270,7 @@ export interface Database {
   audit_logs: AuditLogsTable;
   admin_credentials: AdminCredentialsTable;
   api_key_usage_hourly: ApiKeyUsageHourlyTable;
+  retention_state: RetentionStateTable;
   cluster_replicas: ClusterReplicasTable;
   cluster_leases: ClusterLeasesTable;
   refresh_claims: RefreshClaimsTable;
