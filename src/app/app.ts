@@ -279,6 +279,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       usageDays: settings.usageRetentionDays,
     },
     log.child({ component: "retention" }),
+    { shouldRun: () => cluster.isLeader() },
   );
   stops.push(() => pruner.stop());
   const deps: AppDeps = {
