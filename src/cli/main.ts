@@ -15,6 +15,7 @@ import { version } from "../app/version.ts";
 import { importPythonCommand } from "../import-python/cli.ts";
 import { PluginLoadError } from "../plugin-host/errors.ts";
 import { SettingsError } from "../settings/load.ts";
+import { SettingsSchema } from "../settings/schema.ts";
 import { ForeignDataError } from "../store/foreign.ts";
 import { describeLocation, openMigratedStore } from "../store/store.ts";
 import {
@@ -121,8 +122,14 @@ const configCommand: Command = {
       return EXIT.ok;
     }
     const { settings } = await settingsFor(io, p);
-    if (p.flags.json === true) io.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
-    else io.stdout.write(configTable(settings));
+    if (p.flags.json === true) {
+      // Secret settings (a metrics token) are shown as set or not, never by value.
+      const props = SettingsSchema.properties as Record<string, { secret?: boolean }>;
+      const shown = Object.fromEntries(
+        Object.entries(settings).map(([k, v]) => [k, props[k]?.secret && v ? "[set]" : v]),
+      );
+      io.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+    } else io.stdout.write(configTable(settings));
     return EXIT.ok;
   },
 };

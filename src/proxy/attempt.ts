@@ -189,6 +189,7 @@ export async function openUpstream(
   let last: GatewayError | null = null;
   const body = JSON.stringify(call.payload);
   const log = ctx.deps.log;
+  const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")
     ? (d: RoutingDecision) => log.debug(d, "routing decision")
     : undefined;
@@ -219,12 +220,16 @@ export async function openUpstream(
     trace.accountId = account.id;
     trace.accountEmail = account.email;
     let lease: Lease;
+    const waitStart = performance.now();
     try {
       lease = await services
         .provider("leases")
         .acquire(account.id, { requestId: call.requestId, signal: call.signal });
+      metrics?.queueWait.observe(["acquired"], (performance.now() - waitStart) / 1000);
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
+      metrics?.queueWait.observe(["refused"], (performance.now() - waitStart) / 1000);
+      metrics?.failovers.inc(["lease"]);
       last = e;
       continue;
     }
@@ -283,6 +288,7 @@ export async function openUpstream(
         // Failover is a decision (`request.failover`), never a side effect of an account action.
         // Without one (a bad request: any account would answer the same) the client gets the error.
         if (!fired.actions.some((a) => a.type === "request.failover")) throw last;
+        metrics?.failovers.inc([f.phase]);
         break;
       }
     } finally {

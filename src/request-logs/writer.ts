@@ -23,6 +23,7 @@ export class RequestLogWriter {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #flushing: Promise<void> = Promise.resolve();
   #stopped = false;
+  #dropped = 0;
   readonly #written: ((rows: readonly NewRequestLogRow[]) => void)[] = [];
 
   constructor(
@@ -49,6 +50,11 @@ export class RequestLogWriter {
     this.#written.push(fn);
   }
 
+  /** Rows dropped because their write failed (since start). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
   /** Rows queued and not yet written. */
   get pending(): number {
     return this.#queue.length;
@@ -68,6 +74,7 @@ export class RequestLogWriter {
           await this.db.insertInto("request_logs").values(rows).execute();
           for (const fn of this.#written) fn(rows);
         } catch (e) {
+          this.#dropped += rows.length;
           this.log.error(
             { err: e instanceof Error ? e.message : String(e), rows: rows.length },
             "request log write failed; rows dropped",
