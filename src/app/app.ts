@@ -421,7 +421,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     // be a 200 that changed nothing), so it is refused first, naming the field.
     .onTransform(function strictAdminBodies({ request, body, route }) {
       if (body === null || typeof body !== "object" || Array.isArray(body)) return;
-      const allowed = (bodyFields ??= adminBodyFields(app)).get(`${request.method} ${route}`);
+      bodyFields ??= adminBodyFields(app);
+      const allowed = bodyFields.get(`${request.method} ${route}`);
       if (!allowed) return;
       for (const k of Object.keys(body)) {
         if (!allowed.has(k)) {
