@@ -256,6 +256,13 @@ export interface StreamLeasesTable {
   expires_at: number;
 }
 
+/** One counted credential attempt (replicas on PostgreSQL share the count). */
+export interface LoginAttemptsTable {
+  id: string;
+  address: string;
+  at: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -275,6 +282,7 @@ export interface Database {
   cluster_leases: ClusterLeasesTable;
   refresh_claims: RefreshClaimsTable;
   stream_leases: StreamLeasesTable;
+  login_attempts: LoginAttemptsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

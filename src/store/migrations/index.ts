@@ -18,6 +18,7 @@ import * as m0041 from "./0041_cluster.ts";
 import * as m0042 from "./0042_stream_leases.ts";
 import * as m0070 from "./0070_retention.ts";
 import * as m0071 from "./0071_stream_lease_function.ts";
+import * as m0072 from "./0072_login_attempts.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -28,6 +29,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0042_stream_leases": m0042,
   "0070_retention": m0070,
   "0071_stream_lease_function": m0071,
+  "0072_login_attempts": m0072,
 };
 
 export const bundledMigrations: MigrationProvider = {
