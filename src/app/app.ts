@@ -38,6 +38,7 @@ import type { Store } from "../store/store.ts";
 import type { AppDeps } from "./deps.ts";
 import { renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
+import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
 import { surfaceOf } from "./surface.ts";
@@ -402,6 +403,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         },
         "request",
       );
+    })
+    // The generated document, made a valid OpenAPI 3.1 one (src/app/openapi.ts) on its way out.
+    .onAfterHandle({ as: "global" }, ({ request, response }) => {
+      if (response && typeof response === "object" && !(response instanceof Response)) {
+        if (new URL(request.url).pathname === "/docs/json")
+          return normalizeOpenApi(structuredClone(response));
+      }
     })
     .use(
       swagger({
