@@ -10,6 +10,7 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { isPublicAdminPath } from "../access/admin-auth/guard.ts";
 import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
@@ -22,7 +23,7 @@ import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
-import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
+import type { AccountLeases, GatewayServices, Plugin, Providers } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { CoreApplier } from "../plugin-host/apply-data.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
@@ -35,8 +36,9 @@ import type { Settings } from "../settings/schema.ts";
 import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
+import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
-import { renderError } from "./errors.ts";
+import { pathOf, renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
 import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
@@ -110,6 +112,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const bodyGuard = new BodyGuard({
+    maxBytes: settings.maxBodyBytes,
+    timeoutMs: settings.bodyTimeoutSeconds * 1000,
+    maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
+  });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
   );
@@ -186,6 +193,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   applier.onApplied(() => events.publish("accounts"));
   accounts.onChange(() => events.publish("accounts"));
+  let globalLeases: AccountLeases | null = null;
   const services: GatewayServices = {
     fire: metrics
       ? async (hook, event, o) => {
@@ -207,7 +215,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
-    provider: (key) => host.provider(key),
+    provider: (key) => {
+      // With replicas on PostgreSQL the stream cap holds across them (src/cluster/stream-leases.ts).
+      if (key === "leases" && cluster.streams) {
+        globalLeases ??= cluster.streams.wrap(
+          host.provider("leases"),
+          () => settings.accountMaxStreams,
+          () => settings.accountQueueWaitMs,
+        );
+        return globalLeases as Providers[typeof key];
+      }
+      return host.provider(key);
+    },
     cluster: {
       isLeader: () => cluster.isLeader(),
       claimRefresh: (accountId, refreshToken, ttlMs) =>
@@ -261,6 +280,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       usageDays: settings.usageRetentionDays,
     },
     log.child({ component: "retention" }),
+    { shouldRun: () => cluster.isLeader() },
   );
   stops.push(() => pruner.stop());
   const deps: AppDeps = {
@@ -353,6 +373,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         );
       }
       const refused = await access.admit(request, surface, url);
+      // Authenticated (a key, a session, or this machine) on a guarded route: the request no longer
+      // counts against its address's unauthenticated cap.
+      if (!refused && surface !== "public" && !isPublicAdminPath(url.pathname)) info.releaseBodySlot?.();
       if (refused) {
         log.info(
           {
@@ -439,8 +462,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const scheduleSweep = () => {
     if (sweepStopped) return;
     sweepTimer = time.setTimeout(() => {
-      stickyService
-        .sweep()
+      // Once-only work: the leader among replicas on one database does it.
+      (cluster.isLeader() ? stickyService.sweep() : Promise.resolve())
         .catch((err: unknown) =>
           log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed"),
         )
@@ -451,9 +474,58 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     ...deps,
     app,
-    fetch: (request, peerIp = null) => {
+    fetch: async (request, peerIp = null) => {
       attachPeer(request, peerIp);
-      return app.handle(request);
+      // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
+      if (!URL.canParse(request.url)) {
+        const requestId = chooseRequestId(request.headers);
+        log.warn(
+          { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
+          "malformed request URL or Host header",
+        );
+        return errorResponse(
+          new GatewayError("bad_request", "The request's Host header or URL is malformed"),
+          "admin",
+          requestId,
+        );
+      }
+      let guarded = request;
+      let slot: BodySlot | null = null;
+      if (request.body !== null) {
+        const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
+        try {
+          slot = bodyGuard.take(address);
+        } catch (e) {
+          const requestId = chooseRequestId(request.headers);
+          log.warn({ requestId, peerIp, clientIp: address }, "too many unauthenticated requests in progress");
+          return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), requestId);
+        }
+        const held = slot;
+        guarded = new Request(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: bodyGuard.guard(request.body, () => held.release()),
+          signal: request.signal,
+          duplex: "half",
+        } as RequestInit);
+        attachPeer(guarded, peerIp);
+        infoOf(guarded).releaseBodySlot = held.release;
+      }
+      try {
+        return await app.handle(guarded);
+      } catch (e) {
+        log.error(
+          { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
+          "request failed outside the app's error handler",
+        );
+        return errorResponse(
+          new GatewayError("server_error"),
+          envelopeFor(pathOf(request)),
+          infoOf(guarded).requestId,
+        );
+      } finally {
+        slot?.release();
+      }
     },
     drain: () => events.close(),
     start: async () => {

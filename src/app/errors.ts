@@ -5,6 +5,7 @@
  * @module
  */
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
+import { guardErrorOf } from "./body-guard.ts";
 import type { Logger } from "./logging.ts";
 
 interface SchemaLike {
@@ -42,6 +43,12 @@ function fieldOf(path: string | undefined): string | null {
   return f === "" ? null : f;
 }
 
+/** The request's path, or "/" when its URL cannot be parsed (never throws). */
+export function pathOf(request: Request): string {
+  const url = URL.parse(request.url);
+  return url ? url.pathname : "/";
+}
+
 export function validationToGatewayError(e: ValidationLike, where: string): GatewayError {
   const first = e.valueError ?? e.all?.[0];
   const field = fieldOf(first?.path);
@@ -61,10 +68,11 @@ export function renderError(opts: {
   log: Logger;
 }): Response {
   const { code, error, request, requestId, log } = opts;
-  const path = new URL(request.url).pathname;
+  const path = pathOf(request);
   const envelope = envelopeFor(path);
   let gw: GatewayError;
-  if (error instanceof GatewayError) gw = error;
+  const guardError = guardErrorOf(error);
+  if (guardError) gw = guardError;
   else if (code === "VALIDATION") {
     const where =
       (error as { type?: string }).type === "query"

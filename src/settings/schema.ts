@@ -170,6 +170,17 @@ export const SettingsSchema = Type.Object(
       default: 32 * 1024 * 1024,
       description: "Largest accepted request body, in bytes.",
     }),
+    bodyTimeoutSeconds: Seconds(
+      60,
+      "A request body must arrive completely within this many seconds of its headers (else 408; request headers have their own ~10 s limit in the server).",
+      0.05,
+    ),
+    maxUnauthenticatedPerAddress: Type.Integer({
+      minimum: 1,
+      default: 32,
+      description:
+        "Requests per client address that may be receiving their body before they are authenticated (login, a keyless or not yet checked request); more get 429 at once.",
+    }),
     apiKeyAuthEnabled: Type.Boolean({
       default: false,
       description:

@@ -248,6 +248,14 @@ export interface RefreshClaimsTable {
   failure: string | null;
 }
 
+/** A stream in flight, for the per-account cap across replicas (PostgreSQL only). */
+export interface StreamLeasesTable {
+  id: string;
+  account_id: string;
+  replica_id: string;
+  expires_at: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -266,6 +274,7 @@ export interface Database {
   cluster_replicas: ClusterReplicasTable;
   cluster_leases: ClusterLeasesTable;
   refresh_claims: RefreshClaimsTable;
+  stream_leases: StreamLeasesTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;
