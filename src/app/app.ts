@@ -40,6 +40,7 @@ import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
 import { pathOf, renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
+import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
 import { surfaceOf } from "./surface.ts";
@@ -428,6 +429,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         },
         "request",
       );
+    })
+    // The generated document, made a valid OpenAPI 3.1 one (src/app/openapi.ts) on its way out.
+    .onAfterHandle({ as: "global" }, ({ request, response }) => {
+      if (response && typeof response === "object" && !(response instanceof Response)) {
+        if (new URL(request.url).pathname === "/docs/json")
+          return normalizeOpenApi(structuredClone(response));
+      }
     })
     .use(
       swagger({
