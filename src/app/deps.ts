@@ -2,6 +2,9 @@ import type { AccessControl } from "../access/access-control.ts";
 import type { AccountRepository } from "../accounts/repository.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Clock, Random } from "../core/clock.ts";
+import type { UiAssets } from "../dashboard/assets.ts";
+import type { AdminEvents } from "../dashboard/events.ts";
+import type { GatewayMetrics } from "../metrics/metrics.ts";
 import type { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 import type { ActionApplier } from "../plugin-host/apply.ts";
@@ -44,8 +47,14 @@ export interface AppDeps {
   onStop(fn: () => void | Promise<void>): void;
   /** The batched request-log writer (flushed on shutdown). */
   readonly requestLogs: RequestLogWriter;
+  /** Prometheus metrics (`/metrics`); null when `CODEX_LB_METRICS_ENABLED=false`. */
+  readonly metrics: GatewayMetrics | null;
   /** API keys, admin auth, firewall store, client address and locality. */
   readonly access: AccessControl;
   /** This replica among the gateways sharing the database: leader, change feed, refresh claims. */
   readonly cluster: Cluster;
+  /** Live admin events for `GET /api/events` (what changed, by topic). */
+  readonly events: AdminEvents;
+  /** The browser UI's embedded files; null in a gateway built without them. */
+  readonly ui: UiAssets | null;
 }

@@ -6,6 +6,7 @@
  */
 
 import { adminAuthRoutes } from "../access/admin-auth/routes.ts";
+import { adminSessionRoutes } from "../access/admin-auth/sessions-routes.ts";
 import { apiKeyRoutes } from "../access/api-keys/routes.ts";
 import { usageRoutes } from "../access/api-keys/usage-route.ts";
 import { accessRoutes } from "../access/routes.ts";
@@ -13,8 +14,12 @@ import { accountRoutes } from "../accounts/routes.ts";
 import { pluginRoutes } from "../admin/plugins-routes.ts";
 import { balancingAdminRoutes } from "../balancing-admin/routes.ts";
 import { clusterRoutes } from "../cluster/routes.ts";
+import { dashboardApiRoutes } from "../dashboard/api-routes.ts";
+import { dashboardRoutes } from "../dashboard/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { importPythonRoutes } from "../import-python/routes.ts";
+import { metricsRoutes } from "../metrics/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
 import { proxyRoutes } from "../proxy/routes.ts";
 import { requestLogRoutes } from "../request-logs/routes.ts";
@@ -24,6 +29,7 @@ import type { AppDeps } from "./deps.ts";
 
 export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElysia)[] = [
   healthRoutes,
+  metricsRoutes,
   pluginRoutes,
   runtimeSettingsRoutes,
   stickyRoutes,
@@ -38,4 +44,9 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   accessRoutes,
   firewallRoutes,
   clusterRoutes,
+  importPythonRoutes,
+  adminSessionRoutes,
+  dashboardApiRoutes,
+  // Last: its GET /docs (offline Swagger UI) replaces the docs plugin's page.
+  dashboardRoutes,
 ];

@@ -1,4 +1,8 @@
-/** Which surface a path belongs to: one table, used by admission, auth and the error envelope. */
+/**
+ * Which surface a path belongs to: one table, used by admission, auth and the error envelope.
+ * The dashboard's page and assets (`/`, `/dashboard/*`) are public: they hold no data, and its data
+ * comes from `/api/*`.
+ */
 export type Surface = "proxy" | "admin" | "public";
 
 const prefixes: readonly [string, Surface][] = [
@@ -6,7 +10,6 @@ const prefixes: readonly [string, Surface][] = [
   ["/backend-api/", "proxy"],
   ["/api/", "admin"],
   ["/docs", "admin"],
-  ["/dashboard", "admin"],
 ];
 
 export function surfaceOf(pathname: string): Surface {

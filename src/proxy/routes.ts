@@ -23,6 +23,7 @@ import {
   readJsonBodyText,
   validateResponsesBody,
 } from "./validate.ts";
+import { acceptResponsesSocket } from "./ws/accept.ts";
 
 export function proxyRoutes(deps: AppDeps) {
   const ctx = proxyContext(deps);
@@ -64,6 +65,24 @@ export function proxyRoutes(deps: AppDeps) {
       parse: "none",
       detail: detail("OpenAI Responses API (stream or JSON)"),
     })
+    .get(
+      "/backend-api/codex/responses",
+      ({ request }) => acceptResponsesSocket(ctx, request, "codex", "/backend-api/codex/responses"),
+      {
+        detail: detail(
+          "Codex CLI Responses over WebSocket: upgrade, then one `response.create` message per turn; each event comes back as a text frame",
+        ),
+      },
+    )
+    .get(
+      "/v1/responses",
+      ({ request }) => acceptResponsesSocket(ctx, request, "responses", "/v1/responses"),
+      {
+        detail: detail(
+          "OpenAI Responses over WebSocket (`codex.*` events hidden): one `response.create` message per turn",
+        ),
+      },
+    )
     .post("/backend-api/codex/responses/compact", compact("/backend-api/codex/responses/compact"), {
       parse: "none",
       detail: detail(

@@ -1,10 +1,12 @@
 /**
  * `GET /api/request-logs`: the request log, newest first, with paging (`limit`, `offset`) and
- * filters (`accountId`, `model`, `status`, `since`/`until` as ISO 8601 or epoch milliseconds).
+ * filters (`accountId`, `apiKeyId`, `model`, `status`, `endpoint`, `requestId`, `since`/`until` as
+ * ISO 8601 or epoch milliseconds). Each item carries its cost (stored, else priced).
  *
  * @module
  */
 import { Elysia, t } from "elysia";
+import { costUsd } from "../access/api-keys/pricing.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { RequestLogRow } from "../store/schema.ts";
@@ -31,6 +33,9 @@ export const RequestLogItem = t.Object({
   reasoningTokens: Nullable(t.Integer()),
   latencyMs: Nullable(t.Integer()),
   ttfbMs: Nullable(t.Integer()),
+  costUsd: Nullable(
+    t.Number({ description: "USD: stored, else priced from the tokens (null: unknown model)" }),
+  ),
   responseId: Nullable(t.String()),
   reasoningEffort: Nullable(t.String()),
   transport: t.String({ description: "The client's transport: http | websocket" }),
@@ -40,10 +45,13 @@ export const RequestLogItem = t.Object({
 });
 
 const Query = t.Object({
-  limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500, default: 50 })),
-  offset: t.Optional(t.Numeric({ minimum: 0, default: 0 })),
+  limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500, multipleOf: 1, default: 50 })),
+  offset: t.Optional(t.Numeric({ minimum: 0, maximum: 1_000_000_000, multipleOf: 1, default: 0 })),
   accountId: t.Optional(t.String({ minLength: 1 })),
+  apiKeyId: t.Optional(t.String({ minLength: 1 })),
   model: t.Optional(t.String({ minLength: 1 })),
+  endpoint: t.Optional(t.String({ minLength: 1, description: "Exact path, e.g. /v1/responses" })),
+  requestId: t.Optional(t.String({ minLength: 1, description: "Exact request id (x-request-id)" })),
   status: t.Optional(t.Union([t.Literal("success"), t.Literal("error"), t.Literal("cancelled")])),
   since: t.Optional(t.String({ description: "ISO 8601 or epoch milliseconds; inclusive" })),
   until: t.Optional(t.String({ description: "ISO 8601 or epoch milliseconds; exclusive" })),
@@ -86,6 +94,14 @@ function toItem(r: RequestLogRow) {
     reasoningTokens: num(r.reasoning_tokens),
     latencyMs: num(r.latency_ms),
     ttfbMs: num(r.ttfb_ms),
+    costUsd:
+      r.cost_usd !== null
+        ? Number(r.cost_usd)
+        : costUsd(r.model, {
+            inputTokens: Number(r.input_tokens ?? 0),
+            cachedInputTokens: Number(r.cached_input_tokens ?? 0),
+            outputTokens: Number(r.output_tokens ?? 0),
+          }),
     responseId: r.response_id,
     reasoningEffort: r.reasoning_effort,
     transport: r.transport,
@@ -101,6 +117,9 @@ export function requestLogRoutes(deps: AppDeps) {
       const offset = query.offset ?? 0;
       let q = deps.store.db.selectFrom("request_logs");
       if (query.accountId) q = q.where("account_id", "=", query.accountId);
+      if (query.apiKeyId) q = q.where("api_key_id", "=", query.apiKeyId);
+      if (query.endpoint) q = q.where("endpoint", "=", query.endpoint);
+      if (query.requestId) q = q.where("request_id", "=", query.requestId);
       if (query.model) q = q.where("model", "=", query.model);
       if (query.status) q = q.where("status", "=", query.status);
       if (query.since) q = q.where("requested_at", ">=", parseTime(query.since, "since"));

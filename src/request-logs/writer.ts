@@ -45,6 +45,7 @@ export class RequestLogWriter {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #flushing: Promise<void> = Promise.resolve();
   #stopped = false;
+  #dropped = 0;
   readonly #written: ((rows: readonly NewRequestLogRow[]) => void)[] = [];
   readonly #prepared = new Map<string, CompiledQuery>();
   /** The newest `requested_at` written, and when owners were last pruned (same time line). */
@@ -79,6 +80,11 @@ export class RequestLogWriter {
     this.#written.push(fn);
   }
 
+  /** Rows dropped because their write failed (since start). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
   /** Rows queued and not yet written. */
   get pending(): number {
     return this.#queue.length;
@@ -98,6 +104,7 @@ export class RequestLogWriter {
           await this.db.transaction().execute((trx) => this.#insert(trx, rows));
           for (const fn of this.#written) fn(rows);
         } catch (e) {
+          this.#dropped += rows.length;
           this.log.error(
             { err: e instanceof Error ? e.message : String(e), rows: rows.length },
             "request log write failed; rows dropped",

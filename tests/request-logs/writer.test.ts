@@ -91,7 +91,7 @@ test("upgrading copies the owners already in the request logs (the newest row wi
   const store = openStore({ kind: "sqlite", path: ":memory:" });
   try {
     const migrator = new Migrator({ db: store.db, provider: bundledMigrations });
-    expect((await migrator.migrateTo("0041_cluster")).error).toBeUndefined();
+    expect((await migrator.migrateTo("0072_login_attempts")).error).toBeUndefined();
     for (const id of ["a", "b"]) await insertAccount(store.db, id);
     const row = (n: number, account: string | null, responseId: string) => ({
       requested_at: T0 + n,

@@ -24,14 +24,18 @@ export interface Child {
   readonly drained: Promise<void>;
 }
 
-/** Starts `codex-lb serve` and resolves once it logs the port it listens on. */
+/**
+ * Starts `codex-lb serve` (with `command`, else {@link codexLbCommand}) and resolves once it logs
+ * the port it listens on.
+ */
 export async function spawnServe(
   env: Record<string, string>,
   cwd: string,
   timeoutMs = 15_000,
   args: readonly string[] = [],
+  command: string[] = codexLbCommand(),
 ): Promise<Child> {
-  const proc = Bun.spawn([...codexLbCommand(), "serve", ...args], {
+  const proc = Bun.spawn([...command, "serve", ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", CODEX_LB_PORT: "0", ...env },
     stdin: "ignore",

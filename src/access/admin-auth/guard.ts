@@ -1,5 +1,6 @@
 /**
- * The admin guard, the one place that decides who may use `/api/*`, `/docs` and `/dashboard`:
+ * The admin guard, the one place that decides who may use `/api/*` and `/docs` (the dashboard's page
+ * is public; its data comes from `/api/*`):
  * - no password yet: clients on this machine only (remote ones must bootstrap a password);
  * - a password is set: a live session cookie, from anywhere (loopback included).
  * The routes that let you get a session are public (see {@link publicAdminPaths}).
@@ -21,6 +22,11 @@ export const publicAdminPaths: readonly string[] = [
   "/api/auth/password",
 ];
 
+/** True for the admin paths anyone may call (see {@link publicAdminPaths}). */
+export function isPublicAdminPath(path: string): boolean {
+  return publicAdminPaths.includes(path.length > 1 ? path.replace(/\/+$/, "") : path);
+}
+
 /** True when the caller may use the admin surface now. */
 export async function hasAdminAccess(
   auth: AdminAuth,
@@ -41,8 +47,7 @@ export async function adminGuard(
   local: boolean,
   now: number,
 ): Promise<GatewayError | null> {
-  const normalized = path.length > 1 ? path.replace(/\/+$/, "") : path;
-  if (publicAdminPaths.includes(normalized)) return null;
+  if (isPublicAdminPath(path)) return null;
   if (await hasAdminAccess(auth, request, local, now)) return null;
   const { passwordSet } = await auth.state();
   return new GatewayError(
