@@ -41,6 +41,7 @@ export function proxyRoutes(deps: AppDeps) {
         payload: toUpstreamPayload(body),
         stream,
         reasoningEffort: reasoningEffortOf(body),
+        clientBody: body,
       });
     };
   const compact =
@@ -95,7 +96,8 @@ export function proxyRoutes(deps: AppDeps) {
     .post(
       "/v1/chat/completions",
       async ({ request }) => {
-        const chat = chatToResponses(await readJsonBody(request));
+        const raw = await readJsonBody(request);
+        const chat = chatToResponses(raw);
         checkTextFormat(chat.body, "response_format.json_schema.schema");
         return serveProxy(ctx, request, {
           kind: "chat",
@@ -105,6 +107,7 @@ export function proxyRoutes(deps: AppDeps) {
           stream: chat.stream,
           includeUsage: chat.includeUsage,
           reasoningEffort: reasoningEffortOf(chat.body),
+          clientBody: raw,
         });
       },
       { parse: "none", detail: detail("OpenAI Chat Completions, translated to Responses") },

@@ -16,6 +16,7 @@ import * as m0031 from "./0031_drop_last_selected_at.ts";
 import * as m0040 from "./0040_request_log_transport.ts";
 import * as m0041 from "./0041_cluster.ts";
 import * as m0070 from "./0070_retention.ts";
+import * as m0090 from "./0090_api_key_reservations.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -24,6 +25,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0040_request_log_transport": m0040,
   "0041_cluster": m0041,
   "0070_retention": m0070,
+  "0090_api_key_reservations": m0090,
 };
 
 export const bundledMigrations: MigrationProvider = {
