@@ -23,7 +23,7 @@ import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
-import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
+import type { AccountLeases, GatewayServices, Plugin, Providers } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { CoreApplier } from "../plugin-host/apply-data.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
@@ -40,6 +40,7 @@ import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
 import { pathOf, renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
+import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
 import { surfaceOf } from "./surface.ts";
@@ -99,9 +100,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     snapshotCache.invalidate();
     feed.publish("accounts");
   });
-  accounts.onChange(() => {
+  accounts.onChange((kind) => {
     snapshotCache.invalidate();
-    feed.publish("accounts");
+    // A usage reading (after every proxied request that carried quota headers) reaches other
+    // replicas through their 1 s snapshot refresh; announcing each would cost every replica a
+    // reload per request.
+    if (kind === "tokens") feed.publish("accounts");
   });
   feed.subscribe("accounts", () => {
     snapshotCache.invalidate();
@@ -195,6 +199,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   applier.onApplied(() => events.publish("accounts"));
   accounts.onChange(() => events.publish("accounts"));
+  let globalLeases: AccountLeases | null = null;
   const services: GatewayServices = {
     fire: metrics
       ? async (hook, event, o) => {
@@ -216,7 +221,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
-    provider: (key) => host.provider(key),
+    provider: (key) => {
+      // With replicas on PostgreSQL the stream cap holds across them (src/cluster/stream-leases.ts).
+      if (key === "leases" && cluster.streams) {
+        globalLeases ??= cluster.streams.wrap(
+          host.provider("leases"),
+          () => settings.accountMaxStreams,
+          () => settings.accountQueueWaitMs,
+        );
+        return globalLeases as Providers[typeof key];
+      }
+      return host.provider(key);
+    },
     cluster: {
       isLeader: () => cluster.isLeader(),
       claimRefresh: (accountId, refreshToken, ttlMs) =>
@@ -270,6 +286,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       usageDays: settings.usageRetentionDays,
     },
     log.child({ component: "retention" }),
+    { shouldRun: () => cluster.isLeader() },
   );
   stops.push(() => pruner.stop());
   const deps: AppDeps = {
@@ -416,6 +433,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         "request",
       );
     })
+    // The generated document, made a valid OpenAPI 3.1 one (src/app/openapi.ts) on its way out.
+    .onAfterHandle({ as: "global" }, ({ request, response }) => {
+      if (response && typeof response === "object" && !(response instanceof Response)) {
+        if (new URL(request.url).pathname === "/docs/json")
+          return normalizeOpenApi(structuredClone(response));
+      }
+    })
     .use(
       swagger({
         path: "/docs",
@@ -444,8 +468,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const scheduleSweep = () => {
     if (sweepStopped) return;
     sweepTimer = time.setTimeout(() => {
-      stickyService
-        .sweep()
+      // Once-only work: the leader among replicas on one database does it.
+      (cluster.isLeader() ? stickyService.sweep() : Promise.resolve())
         .catch((err: unknown) =>
           log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed"),
         )

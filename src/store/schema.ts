@@ -248,6 +248,19 @@ export interface RefreshClaimsTable {
   failure: string | null;
 }
 
+/** A stream in flight, for the per-account cap across replicas (PostgreSQL only). */
+export interface StreamLeasesTable {
+  id: string;
+  account_id: string;
+  replica_id: string;
+  expires_at: number;
+}
+
+/** One counted credential attempt (replicas on PostgreSQL share the count). */
+export interface LoginAttemptsTable {
+  id: string;
+  address: string;
+  at: number;
 /** A keyed request's reserved (then settled) usage until its log row is written. */
 export interface ApiKeyReservationsTable {
   id: string;
@@ -281,6 +294,8 @@ export interface Database {
   cluster_replicas: ClusterReplicasTable;
   cluster_leases: ClusterLeasesTable;
   refresh_claims: RefreshClaimsTable;
+  stream_leases: StreamLeasesTable;
+  login_attempts: LoginAttemptsTable;
   api_key_reservations: ApiKeyReservationsTable;
 }
 
