@@ -261,6 +261,8 @@ export interface LoginAttemptsTable {
   id: string;
   address: string;
   at: number;
+}
+
 /** A keyed request's reserved (then settled) usage until its log row is written. */
 export interface ApiKeyReservationsTable {
   id: string;
