@@ -23,6 +23,8 @@ import {
 
 /** Browser steps wait on real processes; generous, bounded. */
 const STEP_TIMEOUT_MS = 30_000;
+/** Setup may build dist/codex-lb first (a fresh clone). */
+const SETUP_TIMEOUT_MS = 180_000;
 const PASSWORD = "dashboard test passphrase";
 let up: Upstream;
 let gw: Gateway;
@@ -41,7 +43,7 @@ beforeAll(async () => {
   accounts = [await importAccount(gw, up, "alpha"), await importAccount(gw, up, "beta")];
   browser = await launchBrowser();
   ({ context, page, watch } = await watchedContext(browser, gw.url));
-}, STEP_TIMEOUT_MS);
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await context?.close();

@@ -26,6 +26,8 @@ import {
 
 /** Browser steps wait on real processes; generous, bounded. */
 const STEP_TIMEOUT_MS = 30_000;
+/** Setup may build dist/codex-lb first (a fresh clone). */
+const SETUP_TIMEOUT_MS = 180_000;
 const PASSWORD = "operations test passphrase";
 let up: Upstream;
 let gw: Gateway;
@@ -50,7 +52,7 @@ beforeAll(async () => {
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();
-}, STEP_TIMEOUT_MS);
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await context?.close();
@@ -152,7 +154,27 @@ test(
 );
 
 test(
-  "an account whose refresh got token_expired shows as reauth_required with its reason, live",
+  "sign in a new account with a device code: the user code is shown, the account arrives when approved",
+  async () => {
+    const who = identity("device");
+    up.auth.state.deviceIdentity = who;
+    up.auth.state.deviceInterval = "0.05";
+    up.auth.state.deviceSteps = ["pending", "approve"];
+    await open("Accounts");
+    await page.getByRole("button", { name: "Sign in with a device code" }).click();
+    const code = page.getByTestId("user-code");
+    await code.waitFor();
+    expect(await code.textContent()).toBe("ABCD-1234");
+    await page.getByRole("status").filter({ hasText: "Signed in: the account is in the pool." }).waitFor();
+    await page.locator(`tr[data-account="${who.email}"]`).waitFor();
+    await clean();
+    await page.getByRole("button", { name: "Close" }).click();
+  },
+  STEP_TIMEOUT_MS,
+);
+
+test(
+  "an account whose refresh got token_expired shows as reauth_required with its reason, live; re-login puts it back",
   async () => {
     await open("Accounts");
     const cookieHeader = await cookie();
@@ -176,9 +198,29 @@ test(
     expect(await row.locator(".reason").textContent()).toBe(
       "Authentication token expired - re-login required",
     );
-    expect(await row.getByRole("button", { name: `Re-login ${who.email}` }).isVisible()).toBe(true);
     await clean();
     up.auth.state.onRefresh = null;
+
+    // Re-login in place (browser PKCE; the browser ran elsewhere, so the callback address is pasted).
+    await row.getByRole("button", { name: `Re-login ${who.email}` }).click();
+    const link = page.getByRole("link", { name: "Open the sign-in page" });
+    const authorizationUrl = new URL((await link.getAttribute("href"))!);
+    const code = up.auth.authorize(who.who, authorizationUrl.searchParams.get("code_challenge"));
+    const state = authorizationUrl.searchParams.get("state");
+    await page
+      .getByLabel("Callback address")
+      .fill(`http://localhost:1455/auth/callback?code=${code}&state=${state}`);
+    await page.getByRole("button", { name: "Finish sign-in" }).click();
+    await page.getByRole("status").filter({ hasText: "Signed in: the account is in the pool." }).waitFor();
+    expect(
+      await until(
+        () => row.locator(".badge").textContent(),
+        (t) => t === "Active",
+      ),
+    ).toBe("Active");
+    expect(await page.locator(`tr[data-account="${who.email}"]`).count()).toBe(1);
+    await clean();
+    await page.getByRole("button", { name: "Close" }).click();
   },
   STEP_TIMEOUT_MS,
 );

@@ -15,6 +15,7 @@ import * as m0030 from "./0030_access.ts";
 import * as m0031 from "./0031_drop_last_selected_at.ts";
 import * as m0040 from "./0040_request_log_transport.ts";
 import * as m0041 from "./0041_cluster.ts";
+import * as m0050 from "./0050_request_log_filters.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -22,6 +23,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0031_drop_last_selected_at": m0031,
   "0040_request_log_transport": m0040,
   "0041_cluster": m0041,
+  "0050_request_log_filters": m0050,
 };
 
 export const bundledMigrations: MigrationProvider = {
