@@ -21,6 +21,7 @@ const FOLLOWER_CHECK_MS = 1_000;
 export default definePlugin({
   name: "codex-lb.auth-refresh",
   version: "0.2.0",
+  provides: ["credentials"],
   setup(ctx) {
     const { services, settings, log } = ctx;
     const refresher = new Refresher(services, settings, log);

@@ -224,9 +224,12 @@ export class Refresher {
       refreshToken: s("refresh_token") ?? creds.refreshToken,
       idToken: s("id_token") ?? creds.idToken,
     };
-    const saved = await this.services.accounts.saveTokens(accountId, tokens, {
-      replacing: creds.refreshToken,
-    });
+    // Saved by the core (this plugin is the credentials provider); not if a new login won meanwhile.
+    const [result] = await this.services.apply(
+      [{ type: "tokens.save", accountId, ...tokens, replacing: creds.refreshToken }],
+      { source: "refresh", requestId: opts.requestId ?? null },
+    );
+    const saved = result?.status === "applied" ? "saved" : (result?.status ?? "missing");
     this.#failures.delete(accountId);
     this.log.info({ accountId, trigger: opts.trigger, saved }, "tokens refreshed");
     if (snap.failureStreak > 0 || snap.cooldownUntil !== null) {

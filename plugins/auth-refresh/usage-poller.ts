@@ -134,7 +134,9 @@ export class UsagePoller {
     const now = this.services.now();
     const fresh = (await this.services.accounts.get(account.id)) ?? account;
     if (r.ok) {
-      await this.services.usage.record(account.id, r.usage);
+      await this.services.apply([{ type: "usage.record", accountId: account.id, ...r.usage }], {
+        source: "usage",
+      });
       const snap = (await this.services.accounts.get(account.id)) ?? fresh;
       await this.services.fire("usage.fetched", { account: snap, ...r.usage, now });
       return;

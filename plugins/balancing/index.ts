@@ -11,12 +11,10 @@ import { type AccountAction, definePlugin, type EpochMs } from "../../src/plugin
 import { LeasePool } from "./leases.ts";
 import { selectAccount } from "./select.ts";
 
-/** How often expired sticky bindings are deleted (they are ignored anyway once expired). */
-export const STICKY_SWEEP_INTERVAL_MS = 5 * 60_000;
-
 export default definePlugin({
   name: "codex-lb.balancing",
   version: "0.2.0",
+  provides: ["leases"],
   setup(ctx) {
     const leases = new LeasePool({
       maxStreams: () => ctx.settings.accountMaxStreams,
@@ -53,19 +51,6 @@ export default definePlugin({
         });
       }
       return actions;
-    });
-
-    let sweeper: ReturnType<typeof setInterval> | null = null;
-    ctx.onStart(() => {
-      sweeper = setInterval(() => {
-        ctx.services.sticky.sweep().catch((err: unknown) => {
-          ctx.log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed");
-        });
-      }, STICKY_SWEEP_INTERVAL_MS);
-      sweeper.unref?.();
-    });
-    ctx.onStop(() => {
-      if (sweeper) clearInterval(sweeper);
     });
   },
 });

@@ -1,7 +1,9 @@
 /**
  * The `account.select` decision: continuity first (`previous_response_id` must go to the account
  * that produced it), then the sticky key's account while it is usable, else the routing strategy;
- * the chosen account is bound to the key.
+ * the chosen account is bound to the key. Pure apart from reads: the binding is returned as an
+ * action (`sticky.bind` / `sticky.touch`, with the binding it saw as compare-and-set guard) next to
+ * the `route.account`, and the core applies it.
  *
  * @module
  */
@@ -12,14 +14,14 @@ import type {
   EpochMs,
   PluginLogger,
   RuntimeSettingsReader,
-  StickyService,
+  StickyReader,
 } from "../../src/plugin-api.ts";
 import { type AffinityKey, affinityKeyOf } from "./affinity.ts";
 import { isUsable, usableAgainAt } from "./health.ts";
 import { type Choice, chooseAccount, type RoutingStrategy } from "./strategies.ts";
 
 export interface SelectDeps {
-  readonly sticky: StickyService;
+  readonly sticky: StickyReader;
   readonly settings: RuntimeSettingsReader;
   /** Streams in flight per account and the cap (from the lease pool). */
   readonly inFlight: (accountId: string) => number;
@@ -36,7 +38,7 @@ function route(deps: SelectDeps, e: AccountSelectEvent, accountId: string, reaso
   return { type: "route.account", accountId, reason: reason.slice(0, 500) };
 }
 
-/** Store failures must not fail the request: it is then simply not sticky (or uses the env strategy). */
+/** Store read failures must not fail the request: it is then simply not sticky (or uses the env strategy). */
 async function safely<T>(deps: SelectDeps, what: string, fn: () => Promise<T>, fallback: T): Promise<T> {
   try {
     return await fn();
@@ -72,14 +74,22 @@ function ownerUnavailable(e: AccountSelectEvent, ownerId: string, responseId: st
 }
 
 /** Decides `account.select`; undefined leaves the decision to the core. */
-export async function selectAccount(e: AccountSelectEvent, deps: SelectDeps): Promise<Action | undefined> {
+export async function selectAccount(
+  e: AccountSelectEvent,
+  deps: SelectDeps,
+): Promise<Action | Action[] | undefined> {
   if (e.candidates.length === 0) return undefined;
   const usable = e.candidates.filter((a) => isUsable(a, e.now) && !e.excluded.includes(a.id));
   const byId = new Map(usable.map((a) => [a.id, a]));
   const key = affinityKeyOf(e.headers, e.body);
 
-  const bind = (k: AffinityKey, accountId: string) =>
-    safely(deps, "bind", () => deps.sticky.bind(k.key, k.kind, accountId, { now: e.now }), undefined);
+  const bind = (k: AffinityKey, accountId: string, expected?: string | null): Action => ({
+    type: "sticky.bind",
+    key: k.key,
+    kind: k.kind,
+    accountId,
+    ...(expected !== undefined ? { expectedAccountId: expected } : {}),
+  });
 
   // 1. Continuity: the response lives only on the account that produced it.
   const responseId = e.body.previousResponseId?.trim();
@@ -87,8 +97,8 @@ export async function selectAccount(e: AccountSelectEvent, deps: SelectDeps): Pr
     const owner = await safely(deps, "responseOwner", () => deps.sticky.responseOwner(responseId), null);
     if (owner !== null) {
       if (!byId.has(owner)) return ownerUnavailable(e, owner, responseId);
-      if (key) await bind(key, owner);
-      return route(deps, e, owner, "previous_response_id owner");
+      const routed = route(deps, e, owner, "previous_response_id owner");
+      return key ? [routed, bind(key, owner)] : routed;
     }
     // Unknown owner (log pruned, or a response made elsewhere): balance normally; if the chosen
     // account does not have it, the upstream says so itself (never a silent wrong answer).
@@ -120,14 +130,18 @@ export async function selectAccount(e: AccountSelectEvent, deps: SelectDeps): Pr
         const spill = others.length > 0 ? choose(others) : null;
         if (spill) return route(deps, e, spill.accountId, `sticky owner at its stream cap; ${spill.reason}`);
       }
-      await safely(deps, "touch", () => deps.sticky.touch(key.key, { now: e.now }), undefined);
-      return route(deps, e, owner.id, `sticky ${key.kind}`);
+      return [
+        route(deps, e, owner.id, `sticky ${key.kind}`),
+        { type: "sticky.touch", key: key.key, accountId: owner.id },
+      ];
     }
     const choice = choose(usable);
     if (!choice) return undefined;
-    await bind(key, choice.accountId);
     const moved = bound ? `sticky ${key.kind} moved from ${bound.accountId}; ` : `sticky ${key.kind} bound; `;
-    return route(deps, e, choice.accountId, moved + choice.reason);
+    return [
+      route(deps, e, choice.accountId, moved + choice.reason),
+      bind(key, choice.accountId, bound?.accountId ?? null),
+    ];
   }
 
   // 3. No affinity: the strategy alone.

@@ -26,7 +26,7 @@ import { GatewayError } from "../core/errors.ts";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** Admin routes that also take a `multipart/form-data` upload (a file picker). */
-export const formUploadPaths: readonly string[] = ["/api/accounts/import"];
+export const formUploadPaths: readonly string[] = ["/api/accounts/import", "/api/import/python"];
 
 /** True for requests that may change state (see the module doc). */
 export function isStateChanging(request: Request): boolean {

@@ -42,7 +42,7 @@ export async function importAuthFile(
     }
     throw e;
   }
-  ensureDataDir(settings.dataDir);
+  ensureDataDir(settings.dataDir, location);
   stderr.write(`codex-lb: store ${describeLocation(location)}\n`);
   const store = await openMigratedStore(location);
   try {

@@ -10,31 +10,37 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { isPublicAdminPath } from "../access/admin-auth/guard.ts";
 import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { createCluster } from "../cluster/cluster.ts";
-import { type Clock, type Random, systemClock, systemRandom } from "../core/clock.ts";
+import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
+import { GatewayMetrics } from "../metrics/metrics.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
-import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
+import type { AccountLeases, GatewayServices, Plugin, Providers } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
+import { CoreApplier } from "../plugin-host/apply-data.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { RequestLogWriter } from "../request-logs/writer.ts";
+import { Pruner } from "../retention/pruner.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
-import { createStickyService } from "../sticky/service.ts";
+import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
+import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
-import { renderError } from "./errors.ts";
+import { pathOf, renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
+import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
 import { surfaceOf } from "./surface.ts";
@@ -46,6 +52,8 @@ export interface GatewayOptions {
   readonly log: Logger;
   /** Plugins in the order their setup runs: built-ins first, then extra ones. */
   readonly plugins: readonly { plugin: Plugin; source: string }[];
+  /** Each plugin's checked settings (see `checkPlugins`); defaults when absent. */
+  readonly pluginConfigs?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   /** Time and timers (a FakeClock in tests); the system clock by default. */
   readonly clock?: Clock;
   /** Randomness for selection (seeded in tests); the system source by default. */
@@ -73,7 +81,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = () => time.now();
   const bus = new HookBus(log.child({ component: "hooks" }));
   const applier = new ActionApplier(store.db, log.child({ component: "actions" }), clock);
-  const dispatcher = new Dispatcher(bus, applier);
   const runtimeSettings = new RuntimeSettingsStore(store.db, defaultsFrom(settings), clock);
   const sticky = new StickyStore(store.db);
   // One key (`<dataDir>/encryption.key`) seals every secret at rest: account tokens, TOTP secrets.
@@ -82,6 +89,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000 },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
@@ -93,9 +101,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     snapshotCache.invalidate();
     feed.publish("accounts");
   });
-  accounts.onChange(() => {
+  accounts.onChange((kind) => {
     snapshotCache.invalidate();
-    feed.publish("accounts");
+    // A usage reading (after every proxied request that carried quota headers) reaches other
+    // replicas through their 1 s snapshot refresh; announcing each would cost every replica a
+    // reload per request.
+    if (kind === "tokens") feed.publish("accounts");
   });
   feed.subscribe("accounts", () => {
     snapshotCache.invalidate();
@@ -105,6 +116,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const bodyGuard = new BodyGuard({
+    maxBytes: settings.maxBodyBytes,
+    timeoutMs: settings.bodyTimeoutSeconds * 1000,
+    maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
+  });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
   );
@@ -112,6 +128,61 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   requestLogs.onWritten((rows) => {
     for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
   });
+  const leases = () => {
+    try {
+      return host.provider("leases");
+    } catch {
+      return null;
+    }
+  };
+  const metrics = settings.metricsEnabled
+    ? new GatewayMetrics({
+        accounts: () => snapshotCache.list(),
+        inFlight: (id) => leases()?.inFlight(id) ?? 0,
+        queued: (id) => leases()?.queued?.(id) ?? 0,
+        requestLogQueue: () => requestLogs.pending,
+        requestLogDropped: () => requestLogs.dropped,
+        now: clock,
+      })
+    : null;
+  if (metrics)
+    applier.onApplied((results) => {
+      for (const r of results) metrics.applied.inc([r.action.type, r.status]);
+    });
+  const stickyService = createStickyService(sticky, runtimeSettings, clock, (id) =>
+    requestLogs.responseOwner(id),
+  );
+  // The one place plugin decisions change the store: account actions through the state table,
+  // data actions through these ports, each with its compare-and-set guard.
+  const core = new CoreApplier({
+    accounts: applier,
+    data: {
+      stickyBind: (a, now) =>
+        stickyService.bind(a.key, a.kind, a.accountId, { now, expected: a.expectedAccountId }),
+      stickyTouch: (a, now) => stickyService.touch(a.key, { now, accountId: a.accountId }),
+      stickyForget: (a) => stickyService.forget(a.key, { expected: a.expectedAccountId }),
+      saveTokens: async (a) => {
+        const saved = await accounts.saveTokens(
+          a.accountId,
+          { accessToken: a.accessToken, refreshToken: a.refreshToken, idToken: a.idToken },
+          { replacing: a.replacing },
+        );
+        // Token saves come from refreshes (logins and imports use the repository directly).
+        metrics?.refreshes.inc([String(saved)]);
+        return saved;
+      },
+      recordUsage: async (a) => {
+        if (!(await getSnapshot(store.db, a.accountId))) return false;
+        await accounts.recordUsage(a.accountId, a);
+        snapshotCache.invalidate();
+        return true;
+      },
+    },
+    log: log.child({ component: "actions" }),
+    clock,
+    credentialsProvider: () => host.providerOf("credentials"),
+  });
+  const dispatcher = new Dispatcher(bus, core);
   access.keyStates.onInvalidate((keyId) => feed.publish("api_keys", keyId));
   feed.subscribe("api_keys", (keyId) => access.keyStates.forget(keyId ?? undefined));
   access.firewall.onChanged(() => feed.publish("firewall"));
@@ -126,34 +197,96 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   applier.onApplied(() => events.publish("accounts"));
   accounts.onChange(() => events.publish("accounts"));
+  let globalLeases: AccountLeases | null = null;
   const services: GatewayServices = {
-    fire: (hook, event, o) => dispatcher.fire(hook, event, o),
-    apply: (actions, o) => applier.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
+    fire: metrics
+      ? async (hook, event, o) => {
+          const outcome = await dispatcher.fire(hook, event, o);
+          metrics.actions(hook, outcome.actions);
+          if (hook === "refresh.failed") metrics.refreshes.inc(["failed"]);
+          return outcome;
+        }
+      : (hook, event, o) => dispatcher.fire(hook, event, o),
+    apply: (actions, o) => core.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),
       credentials: (id, o) => accounts.credentials(id, o),
-      saveTokens: (id, tokens, o) => accounts.saveTokens(id, tokens, o),
     },
-    usage: { record: (id, usage) => accounts.recordUsage(id, usage) },
     now: clock,
     random: () => random.next(),
     timers: time,
-    sticky: createStickyService(sticky, runtimeSettings, clock, (id) => requestLogs.responseOwner(id)),
+    sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
-    provider: (key) => host.provider(key),
+    provider: (key) => {
+      // With replicas on PostgreSQL the stream cap holds across them (src/cluster/stream-leases.ts).
+      if (key === "leases" && cluster.streams) {
+        globalLeases ??= cluster.streams.wrap(
+          host.provider("leases"),
+          () => settings.accountMaxStreams,
+          () => settings.accountQueueWaitMs,
+        );
+        return globalLeases as Providers[typeof key];
+      }
+      return host.provider(key);
+    },
     cluster: {
       isLeader: () => cluster.isLeader(),
       claimRefresh: (accountId, refreshToken, ttlMs) =>
         cluster.refreshClaims.claim(accountId, refreshToken, ttlMs),
     },
   };
-  const host = new PluginHost({ bus, services, settings, logFor: (name) => log.child({ plugin: name }) });
+  /** What one plugin gets: its decisions attributed to it, tokens only for the credentials provider. */
+  const servicesFor = (plugin: string): GatewayServices => ({
+    ...services,
+    apply: (actions, o) =>
+      core.apply(actions, {
+        source: o.source,
+        requestId: o.requestId ?? null,
+        plugins: actions.map(() => plugin),
+      }),
+    accounts: {
+      ...services.accounts,
+      credentials: (id, o) => {
+        const provider = host.providerOf("credentials");
+        if (provider !== plugin) {
+          return Promise.reject(
+            new Error(
+              `plugin ${plugin} may not read decrypted tokens (the credentials provider is ${provider})`,
+            ),
+          );
+        }
+        return accounts.credentials(id, o);
+      },
+    },
+  });
+  const host = new PluginHost({
+    bus,
+    services,
+    servicesFor,
+    settings,
+    configs: opts.pluginConfigs,
+    logFor: (name) => log.child({ plugin: name }),
+  });
   await host.setup(opts.plugins);
 
   // Core shutdown work, after the plugins stopped: the request-log writer flushes what is queued.
   const stops: (() => void | Promise<void>)[] = [() => requestLogs.stop()];
+  // Old request logs, audit rows, usage buckets and expired sessions go in the background.
+  const pruner = new Pruner(
+    store.db,
+    store.location.kind,
+    time,
+    {
+      requestLogDays: settings.requestLogRetentionDays,
+      auditDays: settings.auditRetentionDays,
+      usageDays: settings.usageRetentionDays,
+    },
+    log.child({ component: "retention" }),
+    { shouldRun: () => cluster.isLeader() },
+  );
+  stops.push(() => pruner.stop());
   const deps: AppDeps = {
     settings,
     store,
@@ -173,6 +306,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     oauth,
     onStop: (fn) => stops.push(fn),
     requestLogs,
+    metrics,
     access,
     cluster,
     events,
@@ -220,6 +354,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         surface,
         now: clock(),
       });
+      metrics?.actions("request.admit", outcome.actions);
       const reject = outcome.actions.find((a) => a.type === "request.reject");
       if (reject && reject.type === "request.reject") {
         log.info(
@@ -242,6 +377,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         );
       }
       const refused = await access.admit(request, surface, url);
+      // Authenticated (a key, a session, or this machine) on a guarded route: the request no longer
+      // counts against its address's unauthenticated cap.
+      if (!refused && surface !== "public" && !isPublicAdminPath(url.pathname)) info.releaseBodySlot?.();
       if (refused) {
         log.info(
           {
@@ -293,6 +431,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         "request",
       );
     })
+    // The generated document, made a valid OpenAPI 3.1 one (src/app/openapi.ts) on its way out.
+    .onAfterHandle({ as: "global" }, ({ request, response }) => {
+      if (response && typeof response === "object" && !(response instanceof Response)) {
+        if (new URL(request.url).pathname === "/docs/json")
+          return normalizeOpenApi(structuredClone(response));
+      }
+    })
     .use(
       swagger({
         path: "/docs",
@@ -315,12 +460,76 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     throw new GatewayError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}`);
   });
 
+  // Expired sticky bindings are ignored anyway; deleting them now and then keeps the table small.
+  let sweepTimer: TimerHandle | undefined;
+  let sweepStopped = false;
+  const scheduleSweep = () => {
+    if (sweepStopped) return;
+    sweepTimer = time.setTimeout(() => {
+      // Once-only work: the leader among replicas on one database does it.
+      (cluster.isLeader() ? stickyService.sweep() : Promise.resolve())
+        .catch((err: unknown) =>
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed"),
+        )
+        .finally(scheduleSweep);
+    }, STICKY_SWEEP_INTERVAL_MS);
+  };
+
   return {
     ...deps,
     app,
-    fetch: (request, peerIp = null) => {
+    fetch: async (request, peerIp = null) => {
       attachPeer(request, peerIp);
-      return app.handle(request);
+      // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
+      if (!URL.canParse(request.url)) {
+        const requestId = chooseRequestId(request.headers);
+        log.warn(
+          { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
+          "malformed request URL or Host header",
+        );
+        return errorResponse(
+          new GatewayError("bad_request", "The request's Host header or URL is malformed"),
+          "admin",
+          requestId,
+        );
+      }
+      let guarded = request;
+      let slot: BodySlot | null = null;
+      if (request.body !== null) {
+        const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
+        try {
+          slot = bodyGuard.take(address);
+        } catch (e) {
+          const requestId = chooseRequestId(request.headers);
+          log.warn({ requestId, peerIp, clientIp: address }, "too many unauthenticated requests in progress");
+          return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), requestId);
+        }
+        const held = slot;
+        guarded = new Request(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: bodyGuard.guard(request.body, () => held.release()),
+          signal: request.signal,
+          duplex: "half",
+        } as RequestInit);
+        attachPeer(guarded, peerIp);
+        infoOf(guarded).releaseBodySlot = held.release;
+      }
+      try {
+        return await app.handle(guarded);
+      } catch (e) {
+        log.error(
+          { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
+          "request failed outside the app's error handler",
+        );
+        return errorResponse(
+          new GatewayError("server_error"),
+          envelopeFor(pathOf(request)),
+          infoOf(guarded).requestId,
+        );
+      } finally {
+        slot?.release();
+      }
     },
     drain: () => events.close(),
     start: async () => {
@@ -328,8 +537,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await cluster.start();
       await access.start();
       await host.start();
+      pruner.start();
+      scheduleSweep();
     },
     stop: async () => {
+      sweepStopped = true;
+      time.clearTimeout(sweepTimer);
       events.close();
       await oauth.stop();
       await host.stop();

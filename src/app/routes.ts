@@ -18,6 +18,8 @@ import { dashboardApiRoutes } from "../dashboard/api-routes.ts";
 import { dashboardRoutes } from "../dashboard/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
+import { importPythonRoutes } from "../import-python/routes.ts";
+import { metricsRoutes } from "../metrics/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
 import { proxyRoutes } from "../proxy/routes.ts";
 import { requestLogRoutes } from "../request-logs/routes.ts";
@@ -27,6 +29,7 @@ import type { AppDeps } from "./deps.ts";
 
 export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElysia)[] = [
   healthRoutes,
+  metricsRoutes,
   pluginRoutes,
   runtimeSettingsRoutes,
   stickyRoutes,
@@ -41,6 +44,7 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   accessRoutes,
   firewallRoutes,
   clusterRoutes,
+  importPythonRoutes,
   adminSessionRoutes,
   dashboardApiRoutes,
   // Last: its GET /docs (offline Swagger UI) replaces the docs plugin's page.

@@ -90,7 +90,7 @@ async function restore(p: Parsed, io: Io): Promise<number> {
     return fail(io, "restore writes a SQLite store; for PostgreSQL use pg_restore", EXIT.usage);
   if (location.path === ":memory:")
     return fail(io, "the store is in memory: nowhere to restore to", EXIT.usage);
-  ensureDataDir(settings.dataDir);
+  ensureDataDir(settings.dataDir, location);
   io.stderr.write(`codex-lb: store ${location.path}\n`);
   const keyPath = join(settings.dataDir, KEY_FILE);
   if ((existsSync(location.path) || existsSync(keyPath)) && p.flags.force !== true)

@@ -7,17 +7,21 @@
  * @module
  */
 import { accessSync, chmodSync, constants, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { builtinPlugins } from "../../plugins/index.ts";
+import { KEY_FILE, keyOpensStore, TokenCipher } from "../accounts/crypto.ts";
 import { createGateway, type Gateway } from "../app/app.ts";
 import { createLogger, type Logger } from "../app/logging.ts";
 import type { Clock, Random } from "../core/clock.ts";
 import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
+import { checkPlugins } from "../plugin-host/settings.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
+import { refuseForeignData } from "../store/foreign.ts";
 import {
   describeLocation,
   openMigratedStore,
@@ -30,11 +34,17 @@ export interface Prepared {
   readonly settings: Readonly<Settings>;
   readonly location: StoreLocation;
   readonly plugins: readonly { plugin: Plugin; source: string }[];
+  /** Each plugin's declared settings, read from `CODEX_LB_PLUGIN_<NAME>_*` and checked. */
+  readonly pluginConfigs?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
 }
+
+/** Services the core itself needs a plugin to provide (the proxy's credentials and stream leases). */
+export const CORE_REQUIRES = ["credentials", "leases"] as const;
 
 /** Reads and checks the whole configuration; throws SettingsError or PluginLoadError. Creates nothing. */
 export async function prepare(env: Record<string, string | undefined>, cwd: string): Promise<Prepared> {
-  const settings = loadSettings(env, { cwd, dotEnv: await readDotEnv(cwd) });
+  const dotEnv = await readDotEnv(cwd);
+  const settings = loadSettings(env, { cwd, dotEnv });
   let location: StoreLocation;
   try {
     location = resolveStoreLocation(settings.databaseUrl, settings.dataDir, cwd);
@@ -51,7 +61,13 @@ export async function prepare(env: Record<string, string | undefined>, cwd: stri
     source: "builtin",
   }));
   for (const path of settings.plugins) plugins.push({ plugin: await importPlugin(path, cwd), source: path });
-  return { settings, location, plugins };
+  // Declared settings, duplicate names and providers, missing required services: all found here.
+  const pluginConfigs = checkPlugins(
+    plugins.map((p) => p.plugin),
+    { ...dotEnv, ...env },
+    CORE_REQUIRES,
+  );
+  return { settings, location, plugins, pluginConfigs };
 }
 
 /**
@@ -70,9 +86,12 @@ export class StartupError extends Error {
 
 /**
  * Creates the data dir with mode 0700 (and tightens it if it already exists); a dir that cannot be
- * created or written throws a {@link StartupError} naming `CODEX_LB_DATA_DIR`.
+ * created or written throws a {@link StartupError} naming `CODEX_LB_DATA_DIR`. First checks that
+ * neither the store (a SQLite `location`) nor the key file in it belongs to someone else, such as
+ * the Python codex-lb (`ForeignDataError`: nothing is created, changed or written then).
  */
-export function ensureDataDir(dir: string): void {
+export function ensureDataDir(dir: string, location?: StoreLocation): void {
+  refuseForeignData(dir, location?.kind === "sqlite" ? location.path : ":memory:");
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
@@ -126,18 +145,38 @@ export async function boot(
   log: Logger = createLogger(prepared.settings.logLevel),
   inject: { readonly clock?: Clock; readonly random?: Random } = {},
 ): Promise<Running> {
-  const { settings, location, plugins } = prepared;
-  ensureDataDir(settings.dataDir);
+  const { settings, location, plugins, pluginConfigs } = prepared;
+  ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location);
-  const gateway = await createGateway({ settings, store, log, plugins, ...inject, ui: bunUiAssets() });
+  if (!(await keyOpensStore(store.db, TokenCipher.forDataDir(settings.dataDir)))) {
+    await store.close();
+    throw new StartupError(
+      "CODEX_LB_DATA_DIR",
+      `${join(settings.dataDir, KEY_FILE)} cannot decrypt the tokens stored in ${describeLocation(location)}; every gateway on one database needs the same key: copy ${KEY_FILE} from the first one`,
+    );
+  }
+  const gateway = await createGateway({
+    settings,
+    store,
+    log,
+    plugins,
+    pluginConfigs,
+    ...inject,
+    ui: bunUiAssets(),
+  });
   await gateway.start();
   let listening: Listening;
   try {
     listening = listen(gateway.fetch, {
       host: settings.host,
       port: settings.port,
-      // Headroom above the setting so the app, not the socket layer, answers 413 in the right envelope.
-      maxRequestBodySize: settings.maxBodyBytes + 64 * 1024,
+      // Far above the setting so the app, not the socket layer (an empty 413), answers in the right
+      // envelope: the app refuses a declared length over the limit before reading, and its body
+      // guard stops a chunked body at the limit (src/app/body-guard.ts).
+      maxRequestBodySize: 2 ** 40,
+      maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
+      onError: (e) =>
+        log.error({ err: { message: e.message, stack: e.stack } }, "request failed in the server"),
     });
   } catch (e) {
     await gateway.stop();

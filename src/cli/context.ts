@@ -52,7 +52,7 @@ export interface StoreContext {
 /** Opens (and migrates) the configured store, names it on stderr, runs `fn`, closes the store. */
 export async function withStore<T>(io: Io, p: Parsed, fn: (c: StoreContext) => Promise<T>): Promise<T> {
   const { settings, location } = await settingsFor(io, p);
-  ensureDataDir(settings.dataDir);
+  ensureDataDir(settings.dataDir, location);
   io.stderr.write(`codex-lb: store ${describeLocation(location)}\n`);
   const store = await openMigratedStore(location);
   try {

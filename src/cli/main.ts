@@ -12,8 +12,11 @@
  */
 import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
-import { PluginLoadError } from "../plugin-host/host.ts";
+import { importPythonCommand } from "../import-python/cli.ts";
+import { PluginLoadError } from "../plugin-host/errors.ts";
 import { SettingsError } from "../settings/load.ts";
+import { SettingsSchema } from "../settings/schema.ts";
+import { ForeignDataError } from "../store/foreign.ts";
 import { describeLocation, openMigratedStore } from "../store/store.ts";
 import {
   type Command,
@@ -92,7 +95,7 @@ const migrateCommand: Command = {
   flags: [DATA_DIR_FLAG],
   async run(p, io) {
     const { settings, location } = await settingsFor(io, p);
-    ensureDataDir(settings.dataDir);
+    ensureDataDir(settings.dataDir, location);
     // The store it used is named by the "migrations applied" log line.
     const store = await openMigratedStore(location);
     await store.close();
@@ -119,8 +122,14 @@ const configCommand: Command = {
       return EXIT.ok;
     }
     const { settings } = await settingsFor(io, p);
-    if (p.flags.json === true) io.stdout.write(`${JSON.stringify(settings, null, 2)}\n`);
-    else io.stdout.write(configTable(settings));
+    if (p.flags.json === true) {
+      // Secret settings (a metrics token) are shown as set or not, never by value.
+      const props = SettingsSchema.properties as Record<string, { secret?: boolean }>;
+      const shown = Object.fromEntries(
+        Object.entries(settings).map(([k, v]) => [k, props[k]?.secret && v ? "[set]" : v]),
+      );
+      io.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+    } else io.stdout.write(configTable(settings));
     return EXIT.ok;
   },
 };
@@ -147,6 +156,7 @@ export const root: Command = {
     migrateCommand,
     configCommand,
     accountsCommand,
+    importPythonCommand,
     keysCommand,
     adminCommand,
     backupCommand,
@@ -201,7 +211,12 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   try {
     return await cmd.run(parsed, io);
   } catch (e) {
-    if (e instanceof SettingsError || e instanceof PluginLoadError || e instanceof StartupError) {
+    if (
+      e instanceof SettingsError ||
+      e instanceof PluginLoadError ||
+      e instanceof StartupError ||
+      e instanceof ForeignDataError
+    ) {
       io.stderr.write(`codex-lb: ${e.message}\n`);
       return EXIT.usage;
     }

@@ -65,6 +65,11 @@ export class FirewallStore {
     return this.#cache;
   }
 
+  /** Drops the cached list (the table was written elsewhere, e.g. by an import). */
+  invalidate(): void {
+    this.#cache = null;
+  }
+
   /** Adds one entry; 400 when malformed, 409 when already listed. */
   async add(input: string, now: number): Promise<AllowlistEntry> {
     const entry = mustNormalize(input);

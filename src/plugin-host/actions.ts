@@ -1,7 +1,12 @@
 /**
- * Actions: the plain data that hook handlers return. Account actions are applied to the store by
- * the action applier (`apply.ts`) in one transaction; request actions (`request.reject`,
- * `route.account`) steer the request being served and never touch the store.
+ * Actions: the plain data that hook handlers return, and the only way a plugin changes anything.
+ * - Account actions (`account.*`) move an account through the state table; the action applier
+ *   (`apply.ts`) applies them in one transaction with compare-and-set on the account's version.
+ * - Data actions (`sticky.*`, `tokens.save`, `usage.record`) change core data, each with its own
+ *   compare-and-set guard (`expectedAccountId`, `replacing`); `tokens.save` is accepted only from
+ *   the plugin that provides `credentials`.
+ * - Request actions (`request.reject`, `route.account`, `request.failover`) steer the request being
+ *   served and never touch the store.
  *
  * Every action is validated against {@link ActionSchema} before anything is applied, so a plugin
  * loaded from disk cannot write garbage.
@@ -111,6 +116,92 @@ export const RouteAccount = Type.Object(
   { type: Type.Literal("route.account"), accountId: AccountId, reason: Type.Optional(Reason) },
   { additionalProperties: false },
 );
+/**
+ * Moves the current request to another account (`upstream.failed`): without it a failure is shown
+ * to the client as it is. Not terminal: later handlers still see the failure.
+ */
+export const RequestFailover = Type.Object(
+  { type: Type.Literal("request.failover"), reason: Type.Optional(Reason) },
+  { additionalProperties: false },
+);
+
+const StickyKey = Type.String({ minLength: 1, maxLength: 512 });
+const StickyKindSchema = Type.Union([
+  Type.Literal("turn_state"),
+  Type.Literal("session"),
+  Type.Literal("thread"),
+  Type.Literal("prompt_cache"),
+]);
+/**
+ * Binds (or moves) a sticky key to an account for the configured TTL. With `expectedAccountId`
+ * (null: "no live binding") it applies only if the key is still bound as the decision saw it.
+ */
+export const StickyBind = Type.Object(
+  {
+    type: Type.Literal("sticky.bind"),
+    key: StickyKey,
+    kind: StickyKindSchema,
+    accountId: AccountId,
+    expectedAccountId: Type.Optional(Type.Union([AccountId, Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+/** Slides the expiry of a binding just used, if the key is still bound to `accountId`. */
+export const StickyTouch = Type.Object(
+  { type: Type.Literal("sticky.touch"), key: StickyKey, accountId: AccountId },
+  { additionalProperties: false },
+);
+/** Removes a binding (only if still bound to `expectedAccountId`, when given). */
+export const StickyForget = Type.Object(
+  { type: Type.Literal("sticky.forget"), key: StickyKey, expectedAccountId: Type.Optional(AccountId) },
+  { additionalProperties: false },
+);
+const Token = Type.String({ minLength: 1, maxLength: 20_000 });
+/**
+ * Stores refreshed tokens (encrypted) and the claims of the new id_token. With `replacing` (the
+ * refresh token they were obtained with) nothing is written when the stored refresh token changed
+ * meanwhile (a new login won): the result is then `stale`. Only the credentials provider may.
+ */
+export const TokensSave = Type.Object(
+  {
+    type: Type.Literal("tokens.save"),
+    accountId: AccountId,
+    accessToken: Token,
+    refreshToken: Token,
+    idToken: Token,
+    replacing: Type.Optional(Token),
+  },
+  { additionalProperties: false },
+);
+const UsageWindowSchema = Type.Object(
+  {
+    usedPercent: Type.Number({ minimum: 0, maximum: 1000 }),
+    windowMinutes: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+    resetAt: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+/** Stores one `/wham/usage` reading as usage snapshots (the windows `GET /api/accounts` shows). */
+export const UsageRecordAction = Type.Object(
+  {
+    type: Type.Literal("usage.record"),
+    accountId: AccountId,
+    primary: Type.Union([UsageWindowSchema, Type.Null()]),
+    secondary: Type.Union([UsageWindowSchema, Type.Null()]),
+    credits: Type.Union([
+      Type.Object(
+        {
+          hasCredits: Type.Boolean(),
+          unlimited: Type.Boolean(),
+          balance: Type.Union([Type.Number(), Type.Null()]),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ]),
+  },
+  { additionalProperties: false },
+);
 
 export const AccountActionSchema = Type.Union([
   AccountDeactivate,
@@ -122,21 +213,40 @@ export const AccountActionSchema = Type.Union([
   AccountRoutingPolicy,
   AccountHealthy,
 ]);
-export const RequestActionSchema = Type.Union([RequestReject, RouteAccount]);
-export const ActionSchema = Type.Union([AccountActionSchema, RequestActionSchema]);
+export const RequestActionSchema = Type.Union([RequestReject, RouteAccount, RequestFailover]);
+export const DataActionSchema = Type.Union([
+  StickyBind,
+  StickyTouch,
+  StickyForget,
+  TokensSave,
+  UsageRecordAction,
+]);
+export const ActionSchema = Type.Union([AccountActionSchema, RequestActionSchema, DataActionSchema]);
 
 export type AccountAction = Static<typeof AccountActionSchema>;
 export type RequestAction = Static<typeof RequestActionSchema>;
+export type DataAction = Static<typeof DataActionSchema>;
 export type Action = Static<typeof ActionSchema>;
 export type ActionType = Action["type"];
 
-/** Request actions end a hook chain: the first one returned wins (fastify's `reply.sent`). */
-export function isTerminal(a: Action): a is RequestAction {
+/** `request.reject` and `route.account` end a hook chain: the first one wins (fastify's `reply.sent`). */
+export function isTerminal(
+  a: Action,
+): a is Extract<RequestAction, { type: "request.reject" | "route.account" }> {
   return a.type === "request.reject" || a.type === "route.account";
 }
 
 export function isAccountAction(a: Action): a is AccountAction {
   return a.type.startsWith("account.");
+}
+
+export function isDataAction(a: Action): a is DataAction {
+  return a.type.startsWith("sticky.") || a.type === "tokens.save" || a.type === "usage.record";
+}
+
+/** Actions that change the store (account state or core data); the rest steer the request. */
+export function changesStore(a: Action): a is AccountAction | DataAction {
+  return isAccountAction(a) || isDataAction(a);
 }
 
 // Compiled once: every action of every hook is checked, on the proxy's hot path too.

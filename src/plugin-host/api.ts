@@ -1,31 +1,17 @@
 /**
- * The public plugin API. Built-in plugins (`plugins/`) use exactly this, and so does a module an
- * operator lists in `CODEX_LB_PLUGINS`. Import it with `import type` only: a plugin loaded by the
- * compiled binary from disk then needs nothing from this repository at run time.
- *
- * @example
- * ```ts
- * import type { Plugin } from "codex-lb/src/plugin-host/api.ts";
- * export default {
- *   name: "acme.custom-codes",
- *   setup(ctx) {
- *     ctx.on("refresh.failed", (e) =>
- *       e.errorCode === "acme_banned"
- *         ? { type: "account.deactivate", accountId: e.account.id, status: "deactivated", reason: "Banned" }
- *         : undefined,
- *     { order: -10 });
- *   },
- * } satisfies Plugin;
- * ```
+ * The plugin types: the plugin shape, its context and the services it gets. Plugins do not import
+ * this file: they import the public plugin API, `src/plugin-api.ts` (the package export
+ * `codex-lb`), which re-exports everything here. The contract is described in `docs/plugins.md`.
  *
  * @module
  */
+import type { TObject, Type } from "@sinclair/typebox";
 import type { Elysia } from "elysia";
 import type { Clock } from "../core/clock.ts";
 import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
-import type { StickyService } from "../sticky/service.ts";
+import type { StickyReader } from "../sticky/service.ts";
 import type { Action } from "./actions.ts";
 import type { ApplyResult } from "./apply.ts";
 import type { HookEvents, HookHandler, HookName, HookOutcome, UsageCredits } from "./hooks.ts";
@@ -36,9 +22,9 @@ export type {
   RuntimeSettingsDocument,
   RuntimeSettingsReader,
 } from "../runtime-settings/store.ts";
-export type { StickyService } from "../sticky/service.ts";
+export type { StickyReader } from "../sticky/service.ts";
 export type { StickyBinding, StickyKind } from "../sticky/store.ts";
-export type { AccountAction, Action, RequestAction } from "./actions.ts";
+export type { AccountAction, Action, DataAction, RequestAction } from "./actions.ts";
 export type * from "./hooks.ts";
 
 /** Timers on the gateway's clock (see `src/core/clock.ts`). */
@@ -63,18 +49,38 @@ export interface StoredCredentials extends TokenSet {
   readonly installationId: string;
 }
 
-/** What one `/wham/usage` answer says, ready to be stored as snapshots. */
+/** What one `/wham/usage` answer says, ready to be stored as snapshots (`usage.record`). */
 export interface UsageRecord {
   readonly primary: UsageWindow | null;
   readonly secondary: UsageWindow | null;
   readonly credits: UsageCredits | null;
 }
 
-/** A plugin: a unique name and a `setup` that registers hook handlers and routes. */
+/** The name of a service a plugin can provide (see {@link Providers}). */
+export type ProviderKey = keyof Providers;
+
+/**
+ * A plugin: a unique name, what it declares (settings, services it provides and requires), and a
+ * `setup` that registers hook handlers and routes. Declarations are checked at start-up, before any
+ * plugin is set up: a bad setting, a missing provider or a service provided twice stops the
+ * gateway with one line and exit code 2.
+ */
 export interface Plugin {
   /** Unique, lowercase, dot-namespaced (`codex-lb.firewall`, `acme.custom-codes`). */
   readonly name: string;
   readonly version?: string;
+  /**
+   * The plugin's settings: a TypeBox object schema, or a function of TypeBox's `Type` returning one
+   * (so a plugin that only has `import type` can declare settings). Each field is read from
+   * `CODEX_LB_PLUGIN_<NAME>_<FIELD>` (upper snake case of the plugin name and the field), converted
+   * like the core settings (numbers, booleans, `csv: true` lists), defaults filled in; the result
+   * is `ctx.config`.
+   */
+  readonly settings?: TObject | ((t: typeof Type) => TObject);
+  /** Services this plugin registers with `ctx.provide` (each exactly once in the gateway). */
+  readonly provides?: readonly ProviderKey[];
+  /** Services this plugin needs another plugin to provide. */
+  readonly requires?: readonly ProviderKey[];
   setup(ctx: PluginContext): void | Promise<void>;
 }
 
@@ -147,13 +153,17 @@ export interface AccountLeases {
 
 /** Read access to the gateway and the way to raise hooks. Plugins change the store only by actions. */
 export interface GatewayServices {
-  /** Runs a hook's handlers and applies the account actions they return. */
+  /** Runs a hook's handlers and applies the store-changing actions they return. */
   fire<H extends HookName>(
     hook: H,
     event: HookEvents[H],
     options?: { requestId?: string | null },
   ): Promise<FireOutcome>;
-  /** Applies actions decided outside a hook (admin surface, a plugin's own route). */
+  /**
+   * Applies actions decided outside a hook (a plugin's background work or route, the admin
+   * surface): account actions, `sticky.*`, `tokens.save` (credentials provider only),
+   * `usage.record`. Each gets a result (`applied`, `stale`, `refused`, ...); nothing throws.
+   */
   apply(
     actions: readonly Action[],
     options: { source: string; requestId?: string | null },
@@ -162,24 +172,11 @@ export interface GatewayServices {
     list(): Promise<readonly AccountSnapshot[]>;
     get(id: string): Promise<AccountSnapshot | null>;
     /**
-     * Decrypted tokens of one account (for the credentials provider); null when unknown. Cached;
-     * `fresh` reads the store (another replica may have refreshed them).
+     * Decrypted tokens of one account; null when unknown. Cached; `fresh` reads the store (another
+     * replica may have refreshed them). Only for the plugin that provides `credentials`: any other
+     * plugin gets an error.
      */
     credentials(id: string, options?: { fresh?: boolean }): Promise<StoredCredentials | null>;
-    /**
-     * Stores refreshed tokens (encrypted) and the claims of the new id_token. With `replacing`
-     * (the refresh token they were obtained with) nothing is written when the stored refresh
-     * token has changed meanwhile (a new login won): the result is then `stale`.
-     */
-    saveTokens(
-      id: string,
-      tokens: TokenSet,
-      options?: { replacing?: string },
-    ): Promise<"saved" | "stale" | "missing">;
-  };
-  readonly usage: {
-    /** Stores one `/wham/usage` reading as usage snapshots (the windows GET /api/accounts shows). */
-    record(id: string, usage: UsageRecord): Promise<void>;
   };
   now(): EpochMs;
   /** Uniform random in [0, 1) from the gateway's random source (seeded in tests). */
@@ -189,8 +186,11 @@ export interface GatewayServices {
    * `setTimeout`), so a test moves a fake clock forward instead of sleeping.
    */
   readonly timers: Timers;
-  /** Sticky session bindings (affinity key → account) and `previous_response_id` owners. */
-  readonly sticky: StickyService;
+  /**
+   * Sticky session bindings (affinity key → account) and `previous_response_id` owners, read-only:
+   * bind, touch and forget are actions (`sticky.bind`, `sticky.touch`, `sticky.forget`).
+   */
+  readonly sticky: StickyReader;
   /** The runtime settings (`/api/settings`): routing strategy, sticky TTL; env values by default. */
   readonly runtimeSettings: RuntimeSettingsReader;
   /** Read-only view of the firewall allowlist (changed only through `/api/firewall`). */
@@ -239,7 +239,10 @@ export interface ClusterService {
 
 export interface PluginContext {
   readonly name: string;
+  /** The gateway's settings (read-only). */
   readonly settings: Readonly<Settings>;
+  /** This plugin's own settings, as declared by `Plugin.settings` (frozen; `{}` when none). */
+  readonly config: Readonly<Record<string, unknown>>;
   readonly log: PluginLogger;
   /** Registers a handler; lower `order` runs first (built-ins use 0). Only during `setup`. */
   on<H extends HookName>(hook: H, handler: HookHandler<H>, options?: { order?: number }): void;

@@ -120,7 +120,15 @@ export const transitions: { readonly [T in AccountAction["type"]]: Transition<T>
 /** Actions that only clear transient state are not worth an `account_events` row. */
 const unrecorded = new Set<AccountAction["type"]>(["account.healthy"]);
 
-export type ApplyStatus = "applied" | "noop" | "stale" | "not_applicable" | "missing" | "invalid";
+export type ApplyStatus =
+  | "applied"
+  | "noop"
+  | "stale"
+  | "not_applicable"
+  | "missing"
+  | "invalid"
+  /** Not allowed for the plugin that decided it (e.g. `tokens.save` from a non-provider). */
+  | "refused";
 
 export interface ApplyResult {
   readonly action: Action;

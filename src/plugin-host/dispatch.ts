@@ -1,13 +1,14 @@
 /**
- * Fires a hook: runs its handlers (the bus) and gives the account actions to the applier, with the
- * versions of the account snapshots the event carried as compare-and-set guards.
+ * Fires a hook: runs its handlers (the bus) and gives the store-changing actions (account and data
+ * actions) to the core's applier, with the versions of the account snapshots the event carried as
+ * compare-and-set guards. Request actions are returned for the caller (the proxy) to act on.
  *
  * @module
  */
 import type { AccountSnapshot } from "../core/types.ts";
-import { isAccountAction } from "./actions.ts";
+import { changesStore } from "./actions.ts";
 import type { FireOutcome } from "./api.ts";
-import type { ActionApplier } from "./apply.ts";
+import type { CoreApplier } from "./apply-data.ts";
 import type { HookBus, HookEvents, HookName } from "./hooks.ts";
 
 /** The account snapshots an event carries (its `account`, and `candidates`/`all` of a selection). */
@@ -30,7 +31,7 @@ function snapshotVersions(event: object): Map<string, number> {
 export class Dispatcher {
   constructor(
     private readonly bus: HookBus,
-    private readonly applier: ActionApplier,
+    private readonly applier: Pick<CoreApplier, "apply">,
   ) {}
 
   async fire<H extends HookName>(
@@ -39,8 +40,7 @@ export class Dispatcher {
     options: { requestId?: string | null } = {},
   ): Promise<FireOutcome> {
     const outcome = await this.bus.run(hook, event);
-    const accountActions = outcome.actions.filter(isAccountAction);
-    if (accountActions.length === 0) return { ...outcome, applied: [] };
+    if (!outcome.actions.some(changesStore)) return { ...outcome, applied: [] };
     // Attribute each action to the handler that returned it, for the account_events row.
     const applied = await this.applier.apply(outcome.actions, {
       source: hook,

@@ -9,8 +9,8 @@
  *
  * Handlers of one hook run by ascending `order` (default 0; built-ins use 0), then by the order
  * their plugins were registered (built-ins first, then `CODEX_LB_PLUGINS` in list order). A handler
- * may stop the chain (`{ stop: true }`); a request action (`request.reject`, `route.account`) stops
- * it too. So an operator plugin with `order: -10` can both add to and override a built-in rule.
+ * may stop the chain (`{ stop: true }`); a request decision (`request.reject`, `route.account`) stops
+ * it too, after the rest of that handler's list (so a route can carry its `sticky.bind`). So an operator plugin with `order: -10` can both add to and override a built-in rule.
  *
  * @module
  */
@@ -248,12 +248,14 @@ export class HookBus {
           );
           continue;
         }
+        // The first request decision wins; the handler's other actions (a sticky binding next to its
+        // route) still count, a second decision in the same list does not.
+        if (isTerminal(a)) {
+          if (terminal) continue;
+          terminal = true;
+        }
         actions.push(a);
         attribution.push(r.plugin);
-        if (isTerminal(a)) {
-          terminal = true;
-          break;
-        }
       }
       results.push(
         status === "invalid"

@@ -10,11 +10,11 @@ import { pathToFileURL } from "node:url";
 import { Elysia } from "elysia";
 import type { Settings } from "../settings/schema.ts";
 import type { GatewayServices, Plugin, PluginLogger, Providers } from "./api.ts";
+import { PluginLoadError } from "./errors.ts";
 import type { HookBus } from "./hooks.ts";
+import { loadPluginSettings } from "./settings.ts";
 
-export class PluginLoadError extends Error {
-  override name = "PluginLoadError";
-}
+export { PluginLoadError };
 
 const NAME = /^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$/;
 
@@ -50,8 +50,14 @@ function assertPlugin(p: unknown, where: string): asserts p is Plugin {
 export interface HostDeps {
   readonly bus: HookBus;
   readonly services: GatewayServices;
+  /** The services one plugin gets (its actions attributed to it); `services` when absent. */
+  readonly servicesFor?: (plugin: string) => GatewayServices;
   readonly settings: Readonly<Settings>;
   readonly logFor: (plugin: string) => PluginLogger;
+  /** Each plugin's checked settings (from `checkPlugins`); read from `env` when absent. */
+  readonly configs?: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+  /** The environment plugin settings are read from when `configs` has none (default: empty). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 type Lifecycle = () => void | Promise<void>;
@@ -83,12 +89,20 @@ export class PluginHost {
       seen.add(plugin.name);
       const http = new Elysia({ name: `plugin:${plugin.name}` });
       let open = true;
+      const declared = new Set<string>(plugin.provides ?? []);
+      let config: Readonly<Record<string, unknown>>;
+      try {
+        config = this.deps.configs?.get(plugin.name) ?? loadPluginSettings(plugin, this.deps.env ?? {});
+      } catch (e) {
+        throw new PluginLoadError(`plugin ${plugin.name}: ${e instanceof Error ? e.message : String(e)}`);
+      }
       const ctx = {
         name: plugin.name,
         settings: this.deps.settings,
+        config,
         log: this.deps.logFor(plugin.name),
         http,
-        services: this.deps.services,
+        services: this.deps.servicesFor?.(plugin.name) ?? this.deps.services,
         on: (hook, handler, options) => {
           if (!open)
             throw new PluginLoadError(`plugin ${plugin.name}: hooks can only be registered during setup`);
@@ -97,6 +111,11 @@ export class PluginHost {
         provide: (key, impl) => {
           if (!open)
             throw new PluginLoadError(`plugin ${plugin.name}: providers can only be registered during setup`);
+          // Undeclared providers still work, but start-up checks cannot see them before setup.
+          if (!declared.has(key))
+            this.deps
+              .logFor(plugin.name)
+              .warn({ provides: key }, "plugin provides a service it does not declare in `provides`");
           const existing = this.#providers.get(key);
           if (existing)
             throw new PluginLoadError(
@@ -117,10 +136,32 @@ export class PluginHost {
       } finally {
         open = false;
       }
+      for (const key of declared) {
+        if (
+          !this.#providers.has(key as keyof Providers) ||
+          this.providerOf(key as keyof Providers) !== plugin.name
+        )
+          throw new PluginLoadError(
+            `plugin ${plugin.name}: declares it provides ${key} but did not provide it`,
+          );
+      }
       this.plugins.push({ name: plugin.name, version: plugin.version ?? null, source, http });
+    }
+    for (const { plugin } of entries) {
+      for (const key of plugin.requires ?? []) {
+        if (!this.#providers.has(key))
+          throw new PluginLoadError(
+            `plugin ${plugin.name} requires ${key}, and no loaded plugin provides it`,
+          );
+      }
     }
     this.deps.bus.seal();
     this.#setupDone = true;
+  }
+
+  /** The plugin registered as the provider of `key`, or null. */
+  providerOf(key: keyof Providers): string | null {
+    return this.#providers.get(key)?.plugin ?? null;
   }
 
   /** The provider registered under `key`; throws a clear error when none is. */

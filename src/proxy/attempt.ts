@@ -1,7 +1,7 @@
 /**
  * The attempt loop: select an account, hold a lease on it, get its credentials, call the upstream
  * and look at the answer until its first real event. Any failure before that point fires
- * `upstream.failed`; when a handler took an action against the account, the request moves to the
+ * `upstream.failed`; when a handler returned `request.failover`, the request moves to the
  * next account (at most {@link MAX_ACCOUNTS_PER_REQUEST}, plus one same-account retry after a
  * forced token refresh on a 401). What reaches the caller is an open stream whose first bytes
  * have not been sent yet, or the GatewayError to answer with.
@@ -10,7 +10,6 @@
  */
 import { GatewayError } from "../core/errors.ts";
 import type { AccountSnapshot } from "../core/types.ts";
-import { isAccountAction } from "../plugin-host/actions.ts";
 import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
 import { sendUpstream } from "../upstream/client.ts";
 import { StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
@@ -19,13 +18,15 @@ import { eventJson, type SseEvent } from "../upstream/sse.ts";
 import { MAX_ACCOUNTS_PER_REQUEST, type ProxyContext } from "./context.ts";
 import { type AttemptFailure, failureError, httpFailure, sseFailure, transportFailure } from "./failure.ts";
 import { quotaFromHeaders } from "./live-quota.ts";
-import { noAccountError, type RoutingDecision, selectAccount } from "./select.ts";
+import { isUsable, noAccountError, type RoutingDecision, selectAccount } from "./select.ts";
 import type { Json } from "./validate.ts";
 
 export interface UpstreamCall {
   readonly requestId: string;
   readonly model: string | null;
   readonly payload: Json;
+  /** `payload` serialised, when the caller has it (else it is serialised here). */
+  readonly payloadText?: string;
   readonly clientHeaders: Headers;
   /** The client's signal: aborting it aborts the upstream call. */
   readonly signal: AbortSignal;
@@ -33,12 +34,28 @@ export interface UpstreamCall {
   readonly previousResponseId: string | null;
   /** Accounts to try at most (default {@link MAX_ACCOUNTS_PER_REQUEST}). */
   readonly maxAccounts?: number;
+  /**
+   * An account to use first while it is usable (a WebSocket client's pinned account); the
+   * balancing hook is asked only when it is not.
+   */
+  readonly preferAccountId?: string | null;
 }
+
+/** What reads an upstream answer's events: the SSE body of an HTTP call, or one WebSocket turn. */
+export interface UpstreamEventSource {
+  /** The events that arrived next (possibly none), or null once the answer is over. */
+  next(): Promise<SseEvent[] | null>;
+  /** Stops reading (client gone, stream done). */
+  cancel(reason?: unknown): void;
+}
+
+/** One attempt on one account: an open stream, or the failure to classify. */
+export type AttemptFn = (account: AccountSnapshot, creds: AccountCredentials) => Promise<Outcome>;
 
 /** An upstream stream that passed the first-event check; nothing of it has reached the client yet. */
 export interface OpenStream {
   readonly account: AccountSnapshot;
-  readonly events: UpstreamEvents;
+  readonly events: UpstreamEventSource;
   /** Events already read (up to and including the first real one), to be sent first. */
   readonly prelude: readonly SseEvent[];
   readonly headers: Headers;
@@ -64,11 +81,12 @@ export function typeOf(ev: SseEvent): string {
   return typeof j?.type === "string" ? j.type : "";
 }
 
-type Outcome =
+export type Outcome =
   | { kind: "open"; open: Omit<OpenStream, "lease" | "account"> }
   | { kind: "failed"; failure: AttemptFailure };
 
-async function attemptOnce(
+/** One HTTP SSE attempt (`POST {upstream}/codex/responses`) of `body` on `account`. */
+export async function attemptOnce(
   ctx: ProxyContext,
   call: UpstreamCall,
   account: AccountSnapshot,
@@ -93,11 +111,25 @@ async function attemptOnce(
     return { kind: "failed", failure: httpFailure(response.status, text) };
   }
   const events = new UpstreamEvents(response.body, settings.streamIdleTimeoutSeconds * 1000);
+  return firstEvent(events, response.headers, controller);
+}
+
+/**
+ * Reads an upstream answer until its first real event (past `codex.*`, `response.created`,
+ * `response.in_progress`): an error there is a failure to classify (a WebSocket `error` frame
+ * carrying an HTTP `status` is classified like that HTTP answer), anything else opens the stream.
+ */
+export async function firstEvent(
+  events: UpstreamEventSource,
+  headers: Headers,
+  controller: AbortController,
+): Promise<Outcome> {
   const prelude: SseEvent[] = [];
   try {
     for (;;) {
       const batch = await events.next();
       if (batch === null) {
+        events.cancel();
         controller.abort();
         return {
           kind: "failed",
@@ -115,11 +147,16 @@ async function attemptOnce(
         if (type === "error" || type === "response.failed") {
           events.cancel();
           controller.abort();
-          return { kind: "failed", failure: sseFailure(eventJson(ev) ?? { type }) };
+          const json = eventJson(ev);
+          const status = json?.status ?? json?.status_code;
+          if (typeof status === "number" && status >= 400 && status <= 599) {
+            return { kind: "failed", failure: httpFailure(status, ev.data) };
+          }
+          return { kind: "failed", failure: sseFailure(json ?? { type }) };
         }
         // The rest of this chunk goes out with the prelude.
         prelude.push(...batch.slice(i + 1));
-        return { kind: "open", open: { events, prelude, headers: response.headers, controller } };
+        return { kind: "open", open: { events, prelude, headers, controller } };
       }
     }
   } catch (e) {
@@ -147,42 +184,54 @@ export async function openUpstream(
   ctx: ProxyContext,
   call: UpstreamCall,
   trace: AttemptTrace,
+  attempt?: AttemptFn,
 ): Promise<OpenStream> {
   const { services } = ctx.deps;
   const tried: string[] = [];
   let last: GatewayError | null = null;
-  const body = JSON.stringify(call.payload);
+  const body = call.payloadText ?? JSON.stringify(call.payload);
   const log = ctx.deps.log;
+  const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")
     ? (d: RoutingDecision) => log.debug(d, "routing decision")
     : undefined;
   const maxAccounts = call.maxAccounts ?? MAX_ACCOUNTS_PER_REQUEST;
   while (tried.length < maxAccounts) {
     if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
-    const account = await selectAccount(
-      services,
-      () => ctx.deps.services.accounts.list(),
-      {
-        requestId: call.requestId,
-        model: call.model,
-        headers: call.clientHeaders,
-        excluded: tried,
-        promptCacheKey: call.promptCacheKey,
-        previousResponseId: call.previousResponseId,
-      },
-      last,
-      routingLog,
-    );
+    const preferred =
+      call.preferAccountId && !tried.includes(call.preferAccountId)
+        ? await preferredAccount(ctx, call.preferAccountId)
+        : null;
+    const account =
+      preferred ??
+      (await selectAccount(
+        services,
+        () => ctx.deps.services.accounts.list(),
+        {
+          requestId: call.requestId,
+          model: call.model,
+          headers: call.clientHeaders,
+          excluded: tried,
+          promptCacheKey: call.promptCacheKey,
+          previousResponseId: call.previousResponseId,
+        },
+        last,
+        routingLog,
+      ));
     tried.push(account.id);
     trace.accountId = account.id;
     trace.accountEmail = account.email;
     let lease: Lease;
+    const waitStart = performance.now();
     try {
       lease = await services
         .provider("leases")
         .acquire(account.id, { requestId: call.requestId, signal: call.signal });
+      metrics?.queueWait.observe(["acquired"], (performance.now() - waitStart) / 1000);
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
+      metrics?.queueWait.observe(["refused"], (performance.now() - waitStart) / 1000);
+      metrics?.failovers.inc(["lease"]);
       last = e;
       continue;
     }
@@ -210,7 +259,9 @@ export async function openUpstream(
           break;
         }
         trace.attempts++;
-        const outcome = await attemptOnce(ctx, call, account, creds, body);
+        const outcome = attempt
+          ? await attempt(account, creds)
+          : await attemptOnce(ctx, call, account, creds, body);
         if (outcome.kind === "open") {
           handedOver = true;
           return { ...outcome.open, account, lease };
@@ -236,9 +287,10 @@ export async function openUpstream(
           { requestId: call.requestId },
         );
         last = failureError(f);
-        const penalised = fired.actions.some((a) => isAccountAction(a) && a.accountId === account.id);
-        // Not the account's fault (a bad request): the same answer would come from any account.
-        if (!penalised) throw last;
+        // Failover is a decision (`request.failover`), never a side effect of an account action.
+        // Without one (a bad request: any account would answer the same) the client gets the error.
+        if (!fired.actions.some((a) => a.type === "request.failover")) throw last;
+        metrics?.failovers.inc([f.phase]);
         break;
       }
     } finally {
@@ -247,4 +299,11 @@ export async function openUpstream(
   }
   const all = await ctx.deps.services.accounts.list();
   throw noAccountError(all, services.now(), last);
+}
+
+/** The account `id` when it is usable now, else null (the caller selects another). */
+async function preferredAccount(ctx: ProxyContext, id: string): Promise<AccountSnapshot | null> {
+  const all = await ctx.deps.services.accounts.list();
+  const a = all.find((s) => s.id === id);
+  return a && isUsable(a, ctx.deps.services.now()) ? a : null;
 }

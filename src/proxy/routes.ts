@@ -13,31 +13,35 @@ import { chatToResponses } from "./chat/request.ts";
 import { serveCompact, validateCompactBody } from "./compact.ts";
 import { proxyContext } from "./context.ts";
 import { listed, modelEntries, openAiModel } from "./models.ts";
-import { reasoningEffortOf, toUpstreamPayload } from "./payload.ts";
+import { reasoningEffortOf, toUpstreamPayload, upstreamText } from "./payload.ts";
 import { serveProxy } from "./serve.ts";
 import {
   checkResponsesTools,
   checkTextFormat,
   optionalBoolean,
   readJsonBody,
+  readJsonBodyText,
   validateResponsesBody,
 } from "./validate.ts";
+import { acceptResponsesSocket } from "./ws/accept.ts";
 
 export function proxyRoutes(deps: AppDeps) {
   const ctx = proxyContext(deps);
   const responses =
     (kind: "codex" | "responses", endpoint: string) =>
     async ({ request }: { request: Request }) => {
-      const body = await readJsonBody(request);
+      const { body, text } = await readJsonBodyText(request);
       validateResponsesBody(body);
       checkResponsesTools(body);
       checkTextFormat(body);
       const stream = kind === "codex" ? true : (optionalBoolean(body, "stream") ?? false);
+      const payload = toUpstreamPayload(body);
       return serveProxy(ctx, request, {
         kind,
         endpoint,
         model: body.model as string,
-        payload: toUpstreamPayload(body),
+        payload,
+        payloadText: upstreamText(body, payload, text),
         stream,
         reasoningEffort: reasoningEffortOf(body),
       });
@@ -61,6 +65,24 @@ export function proxyRoutes(deps: AppDeps) {
       parse: "none",
       detail: detail("OpenAI Responses API (stream or JSON)"),
     })
+    .get(
+      "/backend-api/codex/responses",
+      ({ request }) => acceptResponsesSocket(ctx, request, "codex", "/backend-api/codex/responses"),
+      {
+        detail: detail(
+          "Codex CLI Responses over WebSocket: upgrade, then one `response.create` message per turn; each event comes back as a text frame",
+        ),
+      },
+    )
+    .get(
+      "/v1/responses",
+      ({ request }) => acceptResponsesSocket(ctx, request, "responses", "/v1/responses"),
+      {
+        detail: detail(
+          "OpenAI Responses over WebSocket (`codex.*` events hidden): one `response.create` message per turn",
+        ),
+      },
+    )
     .post("/backend-api/codex/responses/compact", compact("/backend-api/codex/responses/compact"), {
       parse: "none",
       detail: detail(

@@ -36,6 +36,8 @@ export interface ProxySpec {
   readonly model: string;
   /** The body to send upstream (already `toUpstreamPayload`). */
   readonly payload: Json;
+  /** `payload` as text when already at hand (the client's own bytes when nothing changed). */
+  readonly payloadText?: string;
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
@@ -104,24 +106,37 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       },
       "request",
     );
-    ctx.logs.add(
-      logRow({
-        ...fields,
-        requestedAt,
-        requestId: info.requestId,
-        accountId: trace.accountId,
-        apiKeyId: info.apiKeyId ?? null,
-        model: spec.model,
-        endpoint: spec.endpoint,
-        client,
-        clientIp: info.clientIp ?? info.peerIp,
-        latencyMs,
-        sessionKey: routingFields(spec.payload).promptCacheKey,
-        reasoningEffort: spec.reasoningEffort,
-        transport: "http",
-        upstreamTransport: trace.attempts > 0 ? "http" : null,
-      }),
-    );
+    const row = logRow({
+      ...fields,
+      requestedAt,
+      requestId: info.requestId,
+      accountId: trace.accountId,
+      apiKeyId: info.apiKeyId ?? null,
+      model: spec.model,
+      endpoint: spec.endpoint,
+      client,
+      clientIp: info.clientIp ?? info.peerIp,
+      latencyMs,
+      sessionKey: routingFields(spec.payload).promptCacheKey,
+      reasoningEffort: spec.reasoningEffort,
+      transport: "http",
+      upstreamTransport: trace.attempts > 0 ? "http" : null,
+    });
+    ctx.logs.add(row);
+    deps.metrics?.request({
+      endpoint: spec.kind,
+      status: fields.httpStatus,
+      model: spec.model,
+      accountId: trace.accountId,
+      apiKeyId: info.apiKeyId ?? null,
+      durationMs: latencyMs,
+      ttfbMs: fields.ttfbMs ?? null,
+      inputTokens: u?.inputTokens ?? null,
+      cachedInputTokens: u?.cachedInputTokens ?? null,
+      outputTokens: u?.outputTokens ?? null,
+      reasoningTokens: u?.reasoningTokens ?? null,
+      costUsd: row.cost_usd ?? null,
+    });
   };
   const completed = (account: AccountSnapshot | null, ok: boolean, httpStatus: number) => {
     void deps.services
@@ -149,6 +164,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
         requestId: info.requestId,
         model: spec.model,
         payload: spec.payload,
+        payloadText: spec.payloadText,
         clientHeaders: request.headers,
         signal: abort.signal,
         promptCacheKey: routing.promptCacheKey,

@@ -20,7 +20,7 @@ export const codexShaper: Shaper = {
 };
 
 /** Collects the output items of a stream, by `output_index`, to backfill an empty final `output`. */
-class OutputItems {
+export class OutputItems {
   readonly #items: { index: number; item: Json }[] = [];
 
   add(json: Json | null): void {
@@ -36,6 +36,11 @@ class OutputItems {
     if (this.#items.length === 0) return Array.isArray(out) ? response : { ...response, output: [] };
     const items = [...this.#items].sort((a, b) => a.index - b.index).map((x) => x.item);
     return { ...response, output: items };
+  }
+
+  /** The items seen, in output order. */
+  list(): Json[] {
+    return [...this.#items].sort((a, b) => a.index - b.index).map((x) => x.item);
   }
 }
 

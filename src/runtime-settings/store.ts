@@ -95,6 +95,11 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
     return doc;
   }
 
+  /** Drops the cached document (the row was written elsewhere, e.g. by an import). */
+  invalidate(): void {
+    this.#cache = null;
+  }
+
   /**
    * Applies `patch`. With `expectedVersion`, refuses (409 `settings_conflict`) when the stored
    * version differs, so two dashboards editing at once cannot silently undo each other.

@@ -24,6 +24,9 @@ export class SettingsError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** Environment variables of plugin-declared settings start with this. */
+export const PLUGIN_ENV_PREFIX = "CODEX_LB_PLUGIN_";
+
 /** Parses a `.env` file's text: `KEY=value` lines, `#` comments, optional single or double quotes. */
 export function parseDotEnv(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -61,7 +64,15 @@ function describeExpected(schema: TSchema): string {
 }
 
 function convertOne(key: string, schema: TSchema, raw: string): unknown {
-  const name = envNameOf(key);
+  return convertEnvValue(envNameOf(key), schema, raw);
+}
+
+/**
+ * Converts one environment value to what `schema` wants (numbers, booleans, comma-separated lists,
+ * URLs) and checks it; a bad value throws a {@link SettingsError} naming `name`. Used for the core
+ * settings and for the settings plugins declare.
+ */
+export function convertEnvValue(name: string, schema: TSchema, raw: string): unknown {
   let candidate: unknown;
   if (schema.csv) {
     candidate = raw
@@ -102,6 +113,8 @@ export function loadSettings(env: Env, opts: { cwd?: string; dotEnv?: Env } = {}
   const props = SettingsSchema.properties as Record<string, TSchema>;
   const known = new Map(Object.keys(props).map((k) => [envNameOf(k), k]));
   for (const name of Object.keys(merged)) {
+    // `CODEX_LB_PLUGIN_<NAME>_*` belong to plugins; the plugin host checks them once plugins are known.
+    if (name.startsWith(PLUGIN_ENV_PREFIX)) continue;
     if (name.startsWith("CODEX_LB_") && !known.has(name) && merged[name] !== undefined) {
       throw new SettingsError(name, "unknown setting (see `codex-lb config` for the list)");
     }

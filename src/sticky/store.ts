@@ -105,15 +105,51 @@ export class StickyStore {
   }
 
   /**
+   * Compare-and-set bind: binds only if the key's live binding is still `expected` (an account id,
+   * or null for "none"), as the decision saw it; `undefined` binds unconditionally. Returns false
+   * when someone else bound the key meanwhile (nothing written).
+   */
+  async bindIf(
+    key: string,
+    kind: StickyKind,
+    accountId: string,
+    expected: string | null | undefined,
+    now: EpochMs,
+    ttlMs: number,
+  ): Promise<boolean> {
+    if (expected === undefined) {
+      await this.bind(key, kind, accountId, now, ttlMs);
+      return true;
+    }
+    return this.db.transaction().execute(async (trx) => {
+      const store = new StickyStore(trx);
+      const current = await store.get(key, now);
+      if ((current?.accountId ?? null) !== expected) return false;
+      await store.bind(key, kind, accountId, now, ttlMs);
+      return true;
+    });
+  }
+
+  /** Removes a binding only while it is bound to `expected` (any account when undefined). */
+  async deleteIf(key: string, expected: string | undefined): Promise<boolean> {
+    let q = this.db.deleteFrom("sticky_sessions").where("key", "=", key);
+    if (expected !== undefined) q = q.where("account_id", "=", expected);
+    const res = await q.executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /**
    * Slides the expiry of a binding that was just used. Returns false when nothing was written
    * (the row is gone, or was refreshed less than the minimum interval ago).
    */
-  async touch(key: string, now: EpochMs, ttlMs: number): Promise<boolean> {
+  async touch(key: string, now: EpochMs, ttlMs: number, accountId?: string): Promise<boolean> {
     const minInterval = Math.min(TOUCH_MIN_INTERVAL_MS, Math.floor(ttlMs / 100));
-    const res = await this.db
+    let q = this.db
       .updateTable("sticky_sessions")
       .set({ updated_at: now, expires_at: now + ttlMs })
-      .where("key", "=", key)
+      .where("key", "=", key);
+    if (accountId !== undefined) q = q.where("account_id", "=", accountId);
+    const res = await q
       .where("expires_at", ">", now)
       .where("updated_at", "<=", now - minInterval)
       .executeTakeFirst();

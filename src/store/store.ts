@@ -12,6 +12,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Kysely, type MigrationResultSet, Migrator, sql } from "kysely";
 import { openSqlite } from "../runtime/bun/sqlite.ts";
+import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
 import { type Notifications, openPostgres, pgNotifications, redactUrl } from "./postgres.ts";
 import type { Database } from "./schema.ts";
@@ -79,6 +80,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Opens the store; throws `ForeignDataError` (writing nothing) when the file is not ours. */
 export function openStore(location: StoreLocation): Store {
   if (location.kind === "postgres") {
     const handle = openPostgres(location.url);
@@ -89,6 +91,7 @@ export function openStore(location: StoreLocation): Store {
       pgNotifications(location.url, handle.pool),
     );
   }
+  refuseForeignStore(location.path);
   if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true, mode: 0o700 });
   const handle = openSqlite(location.path);
   // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data

@@ -72,7 +72,11 @@ test("each admin change leaves one audit row with the actor's address and reques
 });
 
 test("deleting a sticky session is audited", async () => {
-  await env.gw.running.gateway.services.sticky.bind("sess-audit", "session", "au1");
+  // Bindings change only by actions (the core applies them).
+  await env.gw.running.gateway.services.apply(
+    [{ type: "sticky.bind", key: "sess-audit", kind: "session", accountId: "au1" }],
+    { source: "test" },
+  );
   expect((await call("DELETE", "/api/sticky-sessions/sess-audit")).status).toBe(200);
   const last = (await auditRows()).at(-1)!;
   expect(last.action).toBe("sticky_session.delete");

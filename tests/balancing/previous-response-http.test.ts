@@ -3,12 +3,15 @@
  * continues at once, before the first answer's request-log row has been written.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { fakeCodex } from "../fakes/codex.ts";
 import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
 let env: ProxyEnv;
 beforeAll(async () => {
   env = await startProxyEnv({
     accounts: [{ id: "p1" }, { id: "p2" }],
+    // This test is about routing, not the backend: a fake that keeps every response lets HTTP continue.
+    fake: fakeCodex(undefined, { storesResponses: true }),
     // Round robin would move the second request to the other account; the log batch stays queued.
     env: { CODEX_LB_ROUTING_STRATEGY: "round_robin", CODEX_LB_REQUEST_LOG_FLUSH_MS: "60000" },
   });

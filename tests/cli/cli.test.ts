@@ -18,7 +18,8 @@ describe("codex-lb command", () => {
     expect(run(["--version"]).stdout.trim()).toBe(`codex-lb ${version}`);
     const help = run(["--help"]);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain("migrate      apply pending database migrations");
+    expect(help.stdout).toMatch(/\n {2}migrate +apply pending database migrations/);
+    expect(help.stdout).toMatch(/\n {2}import-python +import a Python codex-lb data dir/);
   });
 
   test("an invalid setting exits 2 with one line naming it, and creates nothing", () => {

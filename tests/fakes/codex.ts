@@ -1,13 +1,19 @@
 /**
  * A fake ChatGPT Codex backend: `POST /backend-api/codex/responses` answers with a scripted SSE
- * stream (text, tool calls, errors as HTTP statuses or as SSE events, slow or silent streams) and
- * `GET /backend-api/codex/models` with a model list. Scripts are per account, chosen by the
- * `chatgpt-account-id` header. Compose with `startFakeServer` (tests/fakes/server.ts).
+ * stream (text, tool calls, errors as HTTP statuses or as SSE events, slow or silent streams),
+ * the same path as a WebSocket (`response.create` frames in, one event per frame out; HTTP errors
+ * become `{"type":"error","status":…}` frames), and `GET /backend-api/codex/models` with a model
+ * list. Scripts are per account, chosen by the `chatgpt-account-id` header. Compose with
+ * `startFakeServer(fake.routes, fake.websocket)` (tests/fakes/server.ts).
+ *
+ * Like the real backend with `store: false`, a response can be continued (`previous_response_id`)
+ * only on the WebSocket connection that produced it; on any other connection, and over HTTP, it is
+ * a 400 `previous_response_not_found` (unless the fake is made with `storesResponses`).
  *
  * @module
  */
 import { baseResponse, compactionEvents, frame, textEvents, toolEvents } from "./codex-events.ts";
-import type { FakeRoutes } from "./server.ts";
+import type { FakeRoutes, FakeWebSocket } from "./server.ts";
 
 type Json = Record<string, unknown>;
 
@@ -46,6 +52,19 @@ export interface CodexRequest {
   readonly chatgptAccountId: string | null;
   readonly headers: Headers;
   readonly body: Json;
+  readonly transport: "http" | "websocket";
+  /** The WebSocket connection (its number in `connections`), for WebSocket requests. */
+  readonly connection?: number;
+}
+
+/** One upstream WebSocket connection the fake accepted. */
+export interface FakeConnection {
+  readonly id: number;
+  readonly chatgptAccountId: string | null;
+  readonly headers: Headers;
+  /** Response ids made on this connection: the only ones it lets a request continue. */
+  readonly responseIds: Set<string>;
+  closed: boolean;
 }
 
 export interface FakeCodex {
@@ -63,12 +82,20 @@ export interface FakeCodex {
   readonly aborted: string[];
   /** Streams that ran to their end. */
   readonly finished: string[];
+  /** The WebSocket endpoint (`/backend-api/codex/responses`). */
+  readonly websocket: FakeWebSocket<FakeConnection>;
+  /** WebSocket connections accepted so far. */
+  readonly connections: FakeConnection[];
+  /** When set, WebSocket upgrades are answered with this HTTP status instead (an upstream without WebSocket). */
+  refuseWebSocket: number | null;
 }
 
 const enc = new TextEncoder();
 export function fakeCodex(
   defaultStep: Step = { kind: "text", text: "Hello from the fake Codex backend." },
+  opts: { storesResponses?: boolean } = {},
 ): FakeCodex {
+  const connections: FakeConnection[] = [];
   const queues = new Map<string, Step[]>();
   const standing = new Map<string, Step>();
   const requests: CodexRequest[] = [];
@@ -127,64 +154,206 @@ export function fakeCodex(
       "POST /backend-api/codex/responses": async (request) => {
         const acc = request.headers.get("chatgpt-account-id");
         const body = (await request.json()) as Json;
-        requests.push({ chatgptAccountId: acc, headers: request.headers, body });
-        const step = (acc && queues.get(acc)?.shift()) || (acc && standing.get(acc)) || defaultStep;
+        requests.push({ chatgptAccountId: acc, headers: request.headers, body, transport: "http" });
+        if (typeof body.previous_response_id === "string" && !opts.storesResponses) {
+          return Response.json(notFound(body.previous_response_id), { status: 400 });
+        }
+        const id = `resp_fake${++n}`;
+        const p = plan(stepFor(acc), id, String(body.model ?? "gpt-5.2"));
+        if ("httpError" in p) {
+          const e = p.httpError;
+          return new Response(typeof e.body === "string" ? e.body : JSON.stringify(e.body), {
+            status: e.status,
+            headers: { "content-type": "application/json", ...e.headers },
+          });
+        }
+        return sse(id, p.parts, p.delayMs, p.headers, p.close);
+      },
+    },
+    connections,
+    refuseWebSocket: null,
+    websocket: {
+      path: "/backend-api/codex/responses",
+      accept(request) {
+        if (fake.refuseWebSocket !== null) {
+          return Response.json({ error: { message: "no websocket here" } }, { status: fake.refuseWebSocket });
+        }
+        const conn: FakeConnection = {
+          id: connections.length,
+          chatgptAccountId: request.headers.get("chatgpt-account-id"),
+          headers: request.headers,
+          responseIds: new Set(),
+          closed: false,
+        };
+        connections.push(conn);
+        return { data: conn, headers: { "x-codex-turn-state": `upstream-ts-${conn.id}` } };
+      },
+      close(ws) {
+        ws.data.closed = true;
+      },
+      message(ws, text) {
+        const conn = ws.data;
+        const send = (e: Json) => {
+          if (!conn.closed) ws.send(JSON.stringify(e));
+        };
+        let msg: Json;
+        try {
+          msg = JSON.parse(text) as Json;
+        } catch {
+          send({ type: "error", status: 400, error: { type: "invalid_request_error", message: "bad json" } });
+          return;
+        }
+        if (msg.type !== "response.create") {
+          send({
+            type: "error",
+            status: 400,
+            error: { type: "invalid_request_error", message: "unknown type" },
+          });
+          return;
+        }
+        const { type: _t, ...body } = msg;
+        requests.push({
+          chatgptAccountId: conn.chatgptAccountId,
+          headers: conn.headers,
+          body,
+          transport: "websocket",
+          connection: conn.id,
+        });
+        const prev = body.previous_response_id;
+        if (typeof prev === "string" && !conn.responseIds.has(prev)) {
+          send({ type: "error", status: 400, ...notFound(prev) });
+          return;
+        }
         const id = `resp_fake${++n}`;
         const model = String(body.model ?? "gpt-5.2");
-        switch (step.kind) {
-          case "text": {
-            const { head, tail } = textEvents(id, model, step.text, {
-              usage: step.usage,
-              full: step.finalOutput === "full",
-              rateLimits: step.rateLimits,
-            });
-            return sse(
-              id,
-              [[...head, ...tail]],
-              0,
-              step.quotaHeaders ?? {
-                "x-codex-primary-used-percent": "12.5",
-                "x-codex-primary-window-minutes": "300",
-              },
-            );
-          }
-          case "slow": {
-            const { head, tail } = textEvents(id, model, step.text, {});
-            return sse(id, [head, tail], step.delayMs);
-          }
-          case "silent": {
-            const { head } = textEvents(id, model, "...", {});
-            return sse(id, [head], 0, {}, false);
-          }
-          case "truncated": {
-            const { head } = textEvents(id, model, step.text, {});
-            return sse(id, [step.thenError ? [...head, { type: "error", error: step.thenError }] : head], 0);
-          }
-          case "tool_call":
-            return sse(id, [toolEvents(id, model, step)], 0);
-          case "compaction":
-            return sse(id, [compactionEvents(id, model, step)], 0, {
-              "x-codex-primary-used-percent": "40",
-              "x-codex-primary-window-minutes": "300",
-            });
-          case "http_error":
-            return new Response(typeof step.body === "string" ? step.body : JSON.stringify(step.body), {
-              status: step.status,
-              headers: { "content-type": "application/json", ...step.headers },
-            });
-          case "sse_error": {
-            const ev =
-              step.as === "response.failed"
-                ? {
-                    type: "response.failed",
-                    response: { ...baseResponse(id, model, "failed"), error: step.error },
-                  }
-                : { type: "error", error: step.error };
-            return sse(id, [[ev]], 0);
-          }
+        // A warm-up turn: an empty response that anchors the next one.
+        const p =
+          body.generate === false
+            ? {
+                parts: [
+                  [
+                    { type: "response.created", response: baseResponse(id, model, "in_progress") },
+                    {
+                      type: "response.completed",
+                      response: {
+                        ...baseResponse(id, model, "completed"),
+                        usage: { input_tokens: 0, output_tokens: 0, total_tokens: 0 },
+                      },
+                    },
+                  ],
+                ],
+                delayMs: 0,
+                headers: {},
+                close: true,
+              }
+            : plan(stepFor(conn.chatgptAccountId), id, model);
+        if ("httpError" in p) {
+          const e = p.httpError;
+          const parsed = typeof e.body === "string" ? { error: { message: e.body } } : (e.body as Json);
+          send({ type: "error", status: e.status, ...parsed, headers: e.headers ?? {} });
+          return;
         }
+        void (async () => {
+          for (let i = 0; i < p.parts.length; i++) {
+            if (i > 0) await Bun.sleep(p.delayMs);
+            if (conn.closed) {
+              aborted.push(id);
+              return;
+            }
+            for (const e of p.parts[i]!) {
+              send(e);
+              if (e.type === "response.completed") conn.responseIds.add(id);
+            }
+          }
+          if (!p.close) return;
+          const last = p.parts.at(-1)?.at(-1);
+          if (!["response.completed", "response.failed", "error"].includes(String(last?.type))) {
+            // A stream cut short: the connection drops.
+            ws.close(1011, "truncated");
+            return;
+          }
+          finished.push(id);
+        })();
       },
     },
   };
+
+  const stepFor = (acc: string | null): Step =>
+    (acc && queues.get(acc)?.shift()) || (acc && standing.get(acc)) || defaultStep;
+
+  type Plan =
+    | { parts: Json[][]; delayMs: number; headers: Record<string, string>; close: boolean }
+    | { httpError: { status: number; body: unknown; headers?: Record<string, string> } };
+
+  const plan = (step: Step, id: string, model: string): Plan => {
+    switch (step.kind) {
+      case "text": {
+        const { head, tail } = textEvents(id, model, step.text, {
+          usage: step.usage,
+          full: step.finalOutput === "full",
+          rateLimits: step.rateLimits,
+        });
+        return {
+          parts: [[...head, ...tail]],
+          delayMs: 0,
+          headers: step.quotaHeaders ?? {
+            "x-codex-primary-used-percent": "12.5",
+            "x-codex-primary-window-minutes": "300",
+          },
+          close: true,
+        };
+      }
+      case "slow": {
+        const { head, tail } = textEvents(id, model, step.text, {});
+        return { parts: [head, tail], delayMs: step.delayMs, headers: {}, close: true };
+      }
+      case "silent": {
+        const { head } = textEvents(id, model, "...", {});
+        return { parts: [head], delayMs: 0, headers: {}, close: false };
+      }
+      case "truncated": {
+        const { head } = textEvents(id, model, step.text, {});
+        return {
+          parts: [step.thenError ? [...head, { type: "error", error: step.thenError }] : head],
+          delayMs: 0,
+          headers: {},
+          close: true,
+        };
+      }
+      case "tool_call":
+        return { parts: [toolEvents(id, model, step)], delayMs: 0, headers: {}, close: true };
+      case "compaction":
+        return {
+          parts: [compactionEvents(id, model, step)],
+          delayMs: 0,
+          headers: { "x-codex-primary-used-percent": "40", "x-codex-primary-window-minutes": "300" },
+          close: true,
+        };
+      case "http_error":
+        return { httpError: { status: step.status, body: step.body, headers: step.headers } };
+      case "sse_error": {
+        const ev =
+          step.as === "response.failed"
+            ? {
+                type: "response.failed",
+                response: { ...baseResponse(id, model, "failed"), error: step.error },
+              }
+            : { type: "error", error: step.error };
+        return { parts: [[ev]], delayMs: 0, headers: {}, close: true };
+      }
+    }
+  };
   return fake;
+}
+
+/** The backend's answer to a continuation of a response it does not hold. */
+function notFound(id: string): Json {
+  return {
+    error: {
+      type: "invalid_request_error",
+      code: "previous_response_not_found",
+      message: `Previous response with id '${id}' not found.`,
+      param: "previous_response_id",
+    },
+  };
 }

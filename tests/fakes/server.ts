@@ -10,6 +10,15 @@ export type FakeHandler = (request: Request, url: URL) => Response | Promise<Res
 /** Keys are `"POST /oauth/token"`; a path ending in `*` matches by prefix. */
 export type FakeRoutes = Record<string, FakeHandler>;
 
+/** A WebSocket endpoint of a fake: `accept` decides the upgrade (a Response refuses it). */
+export interface FakeWebSocket<T = unknown> {
+  readonly path: string;
+  accept(request: Request): Response | { headers?: Record<string, string>; data: T };
+  open?(ws: import("bun").ServerWebSocket<T>): void;
+  message(ws: import("bun").ServerWebSocket<T>, text: string): void;
+  close?(ws: import("bun").ServerWebSocket<T>, code: number): void;
+}
+
 export interface ReceivedRequest {
   readonly method: string;
   readonly path: string;
@@ -37,14 +46,38 @@ function match(routes: FakeRoutes, method: string, path: string): FakeHandler | 
   return undefined;
 }
 
-export function startFakeServer(routes: FakeRoutes): FakeServer {
+export function startFakeServer(routes: FakeRoutes, websocket?: FakeWebSocket): FakeServer {
   const received: ReceivedRequest[] = [];
-  const server = Bun.serve({
+  const server = Bun.serve<unknown>({
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 0,
-    async fetch(request) {
+    websocket: {
+      idleTimeout: 0,
+      maxPayloadLength: 64 * 1024 * 1024,
+      open: (ws) => websocket?.open?.(ws),
+      message: (ws, m) => websocket?.message(ws, typeof m === "string" ? m : new TextDecoder().decode(m)),
+      close: (ws, code) => websocket?.close?.(ws, code),
+    },
+    async fetch(request, srv) {
       const url = new URL(request.url);
+      if (
+        websocket &&
+        url.pathname === websocket.path &&
+        request.headers.get("upgrade")?.toLowerCase() === "websocket"
+      ) {
+        received.push({
+          method: "WS",
+          path: url.pathname,
+          headers: request.headers,
+          body: "",
+          at: Date.now(),
+        });
+        const a = websocket.accept(request);
+        if (a instanceof Response) return a;
+        if (srv.upgrade(request, { headers: a.headers, data: a.data })) return undefined;
+        return new Response("upgrade failed", { status: 400 });
+      }
       const body = request.method === "GET" || request.method === "HEAD" ? "" : await request.clone().text();
       received.push({
         method: request.method,

@@ -11,7 +11,7 @@ import type { Plugin } from "../../src/plugin-host/api.ts";
 import type { Database } from "../../src/store/schema.ts";
 import { type FakeAuth, fakeAuth, type TokenBundle } from "../fakes/auth.ts";
 import { type FakeCodex, fakeCodex } from "../fakes/codex.ts";
-import { type FakeServer, startFakeServer } from "../fakes/server.ts";
+import { type FakeServer, type FakeWebSocket, startFakeServer } from "../fakes/server.ts";
 import { type FakeUsageState, fakeUsage } from "../fakes/usage.ts";
 import { type SeedAccount, seedAccount } from "./accounts.ts";
 import { startGateway, type TestGateway } from "./gateway.ts";
@@ -49,7 +49,10 @@ export async function startProxyEnv(
   const fake = opts.fake ?? fakeCodex();
   const auth = fakeAuth();
   const usage = fakeUsage();
-  const upstream = startFakeServer({ ...auth.routes, ...usage.routes, ...fake.routes });
+  const upstream = startFakeServer(
+    { ...auth.routes, ...usage.routes, ...fake.routes },
+    fake.websocket as FakeWebSocket,
+  );
   const gw = await startGateway({
     env: {
       CODEX_LB_UPSTREAM_BASE_URL: `${upstream.url}/backend-api`,

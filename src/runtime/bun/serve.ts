@@ -1,9 +1,13 @@
 /**
- * The Bun seam for HTTP: puts a `fetch(Request, peerIp) → Response` on a socket with Bun.serve and
- * stops it gracefully. Nothing else in the code base calls Bun.serve.
+ * The Bun seam for HTTP and WebSocket: puts a `fetch(Request, peerIp) → Response` on a socket with
+ * Bun.serve and stops it gracefully. A request the app accepted as a WebSocket upgrade (see
+ * `src/core/websocket.ts`) is upgraded here, after the app (admission, API key, route) has run,
+ * and its session is fed the socket's messages. Nothing else in the code base calls Bun.serve.
  *
  * @module
  */
+import type { ServerWebSocket } from "bun";
+import { takeUpgrade, type WsSession } from "../../core/websocket.ts";
 
 export interface Listening {
   readonly host: string;
@@ -14,22 +18,76 @@ export interface Listening {
 
 export function listen(
   handler: (request: Request, peerIp: string | null) => Promise<Response> | Response,
-  opts: { host: string; port: number; maxRequestBodySize: number },
+  opts: {
+    host: string;
+    port: number;
+    maxRequestBodySize: number;
+    maxWebSocketMessageBytes?: number;
+    onError?: (e: Error) => void;
+  },
 ): Listening {
-  const server = Bun.serve({
+  const sockets = new Set<ServerWebSocket<WsSession>>();
+  const server = Bun.serve<WsSession>({
     hostname: opts.host,
     port: opts.port,
+    // Never Bun's development error page (source lines, working directory): JSON errors only.
+    development: false,
     // Streams may be quiet for minutes; the proxy enforces its own stream idle timeout.
     idleTimeout: 0,
     maxRequestBodySize: opts.maxRequestBodySize,
-    fetch(request, srv) {
-      return handler(request, srv.requestIP(request)?.address ?? null);
+    async fetch(request, srv) {
+      const response = await handler(request, srv.requestIP(request)?.address ?? null);
+      const accept = takeUpgrade(request);
+      if (accept) {
+        if (srv.upgrade(request, { headers: accept.headers, data: accept.session })) return undefined;
+        accept.session.close(1006, "upgrade failed");
+        return Response.json(
+          {
+            error: {
+              message: "The WebSocket upgrade failed",
+              type: "invalid_request_error",
+              code: "websocket_upgrade_failed",
+            },
+          },
+          { status: 400 },
+        );
+      }
+      return response;
+    },
+    websocket: {
+      // Sessions keep their own idle timeout (a turn may be quiet for minutes).
+      idleTimeout: 0,
+      maxPayloadLength: opts.maxWebSocketMessageBytes ?? 16 * 1024 * 1024,
+      // Clients' requests may come compressed (the Codex CLI's long histories); events go out
+      // uncompressed: they are small, and deflating each one costs more CPU than the proxying.
+      perMessageDeflate: { compress: false, decompress: true },
+      open(ws) {
+        sockets.add(ws);
+        ws.data.open({ send: (text) => void ws.send(text), close: (code, reason) => ws.close(code, reason) });
+      },
+      message(ws, message) {
+        ws.data.message(typeof message === "string" ? message : new Uint8Array(message));
+      },
+      close(ws, code, reason) {
+        sockets.delete(ws);
+        ws.data.close(code, reason);
+      },
+    },
+    // Last resort for anything the handler let escape: a JSON 500, one log line (by the caller).
+    error(e) {
+      opts.onError?.(e);
+      return new Response(
+        JSON.stringify({ error: { code: "server_error", message: "Internal server error" } }),
+        { status: 500, headers: { "content-type": "application/json" } },
+      );
     },
   });
   return {
     host: opts.host,
     port: server.port ?? opts.port,
     async close(graceMs) {
+      // Open WebSockets would hold a graceful stop forever: tell their clients to reconnect elsewhere.
+      for (const ws of sockets) ws.close(1001, "server shutting down");
       let timer: ReturnType<typeof setTimeout> | undefined;
       const graceful = server.stop(false);
       const timeout = new Promise<"timeout">((r) => {

@@ -1,0 +1,527 @@
+/**
+ * One client's Responses WebSocket (`/backend-api/codex/responses`, `/v1/responses`): each text
+ * message `{"type":"response.create", …}` is one turn, checked like an HTTP body, admitted, routed
+ * and streamed back as text frames (one event per frame) as the upstream sends them. Turns run one
+ * after the other; the socket serves any number of them.
+ *
+ * - Account: the first turn is routed like an HTTP request (sticky keys, balancing, leases); the
+ *   socket then stays on that account while it is usable, and moves (before a turn's first event,
+ *   like HTTP failover) when it is not.
+ * - Upstream: one upstream WebSocket per client socket (same account), or HTTP SSE when
+ *   `CODEX_LB_UPSTREAM_TRANSPORT` says so or the upstream refused the upgrade (`auto`).
+ * - `previous_response_id`: the backend keeps `store: false` responses only inside the upstream
+ *   connection that made them. A continuation of this socket's last response goes as it is to the
+ *   upstream socket that made it; anywhere else (HTTP, another account) the gateway resends the
+ *   whole conversation it saw on this socket instead. An id this socket never produced cannot be
+ *   continued: the turn fails with a retryable `stream_incomplete`, never a silent wrong answer.
+ * - Errors before a turn's first event are `{"type":"error","status":…,"error":{…}}` frames (the
+ *   shape the backend itself uses); after it, `response.failed` events, as over HTTP.
+ *
+ * @module
+ */
+import { authorizeProxyRequest } from "../../access/index.ts";
+import { infoOf } from "../../app/request-info.ts";
+import type { TimerHandle } from "../../core/clock.ts";
+import { GatewayError } from "../../core/errors.ts";
+import type { AccountSnapshot } from "../../core/types.ts";
+import type { WsPeer, WsSession } from "../../core/websocket.ts";
+import type { AccountCredentials } from "../../plugin-host/api.ts";
+import { connectWebSocket } from "../../runtime/bun/websocket-client.ts";
+import { buildUpstreamHeaders } from "../../upstream/headers.ts";
+import { UpstreamSocket } from "../../upstream/websocket.ts";
+import {
+  type AttemptTrace,
+  attemptOnce,
+  firstEvent,
+  type Outcome,
+  openUpstream,
+  type UpstreamCall,
+} from "../attempt.ts";
+import type { ProxyContext } from "../context.ts";
+import { httpFailure, transportFailure } from "../failure.ts";
+import { logRow, type Transport } from "../log-row.ts";
+import { reasoningEffortOf, routingFields, toUpstreamPayload } from "../payload.ts";
+import { type FinishStatus, failedEvent, ProxyStream, type StreamState } from "../stream.ts";
+import {
+  badField,
+  checkResponsesTools,
+  checkTextFormat,
+  isObject,
+  type Json,
+  validateResponsesBody,
+} from "../validate.ts";
+import { FRAME_SEPARATOR, syntheticTurn, WsShaper } from "./shaper.ts";
+import { rememberTransport, transportFor, upgradeRefused, websocketUrl } from "./transport.ts";
+
+/** The beta token the upstream Responses WebSocket requires (the Codex CLI sends it too). */
+export const RESPONSES_WS_BETA = "responses_websockets=2026-02-06";
+
+export interface SocketOptions {
+  /** `codex`: every event passed on; `responses`: `codex.*` events hidden (like the HTTP /v1 stream). */
+  readonly kind: "codex" | "responses";
+  /** The path, for the log rows. */
+  readonly endpoint: string;
+  readonly turnState: string;
+}
+
+/** What the socket remembers of its last completed turn, to continue it anywhere. */
+interface LastTurn {
+  readonly responseId: string;
+  /** The whole input of that turn (earlier turns included). */
+  readonly input: readonly unknown[];
+  /** Its output items. */
+  readonly output: readonly unknown[];
+}
+
+export class ResponsesSocket implements WsSession {
+  readonly #ctx: ProxyContext;
+  readonly #headers: Headers;
+  readonly #apiKeyId: string | null;
+  readonly #clientIp: string | null;
+  readonly #opts: SocketOptions;
+  #peer: WsPeer | null = null;
+  readonly #queue: string[] = [];
+  #busy = false;
+  #closed = false;
+  #idle: TimerHandle | null = null;
+  #abort: AbortController | null = null;
+  #stream: ProxyStream | null = null;
+  #pinned: string | null = null;
+  #upstream: UpstreamSocket | null = null;
+  #last: LastTurn | null = null;
+
+  constructor(ctx: ProxyContext, request: Request, opts: SocketOptions) {
+    this.#ctx = ctx;
+    this.#headers = request.headers;
+    const info = infoOf(request);
+    this.#apiKeyId = info.apiKeyId ?? null;
+    this.#clientIp = info.clientIp ?? info.peerIp;
+    this.#opts = opts;
+  }
+
+  /** The account the socket is on (after its first turn). */
+  get pinnedAccountId(): string | null {
+    return this.#pinned;
+  }
+
+  open(peer: WsPeer): void {
+    this.#peer = peer;
+    this.#armIdle();
+  }
+
+  message(data: string | Uint8Array): void {
+    if (this.#closed) return;
+    this.#queue.push(typeof data === "string" ? data : new TextDecoder().decode(data));
+    void this.#pump();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#peer = null;
+    this.#queue.length = 0;
+    if (this.#idle) this.#ctx.deps.time.clearTimeout(this.#idle);
+    this.#abort?.abort();
+    this.#stream?.abort();
+    this.#upstream?.close(1000, "client went away");
+    this.#upstream = null;
+  }
+
+  #armIdle(): void {
+    const time = this.#ctx.deps.time;
+    if (this.#idle) time.clearTimeout(this.#idle);
+    if (this.#closed) return;
+    const ms = this.#ctx.deps.settings.websocketIdleTimeoutSeconds * 1000;
+    this.#idle = time.setTimeout(() => {
+      if (this.#busy || this.#queue.length > 0) return;
+      this.#peer?.close(1000, "idle timeout");
+      this.close();
+    }, ms);
+  }
+
+  #send(json: Json | string): void {
+    if (!this.#peer) return;
+    this.#peer.send(typeof json === "string" ? json : JSON.stringify(json));
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    if (this.#idle) this.#ctx.deps.time.clearTimeout(this.#idle);
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        const text = this.#queue.shift()!;
+        try {
+          await this.#turn(text);
+        } catch (e) {
+          this.#ctx.deps.log.error(
+            { err: e instanceof Error ? e.message : String(e) },
+            "websocket turn failed unexpectedly",
+          );
+          this.#sendError(new GatewayError("server_error"));
+        }
+      }
+    } finally {
+      this.#busy = false;
+      this.#armIdle();
+    }
+  }
+
+  /** An error before a turn's first event, in the backend's own WebSocket error shape. */
+  #sendError(e: GatewayError): void {
+    const error: Json = { type: e.type, code: e.code, message: e.message };
+    for (const [k, v] of Object.entries(e.extra)) if (v !== undefined) error[k] = v;
+    this.#send({ type: "error", status: e.status, error, headers: { ...e.headers } });
+  }
+
+  async #turn(text: string): Promise<void> {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.#sendError(new GatewayError("invalid_json", "Message is not valid JSON"));
+      return;
+    }
+    if (!isObject(msg)) {
+      this.#sendError(new GatewayError("invalid_request_error", "Message must be a JSON object"));
+      return;
+    }
+    // An acknowledgement the upstream may want; it gets no answer.
+    if (msg.type === "response.processed") {
+      this.#upstream?.notify(text);
+      return;
+    }
+    const { type, ...body } = msg;
+    try {
+      if (type !== "response.create") {
+        throw badField("type", "Only 'response.create' messages are accepted");
+      }
+      validateResponsesBody(body);
+      checkResponsesTools(body);
+      checkTextFormat(body);
+    } catch (e) {
+      this.#sendError(e instanceof GatewayError ? e : new GatewayError("invalid_request_error"));
+      return;
+    }
+    await new Turn(this, body).run();
+  }
+
+  // --- what a Turn needs from its socket
+
+  get ctx(): ProxyContext {
+    return this.#ctx;
+  }
+  get headers(): Headers {
+    return this.#headers;
+  }
+  get apiKeyId(): string | null {
+    return this.#apiKeyId;
+  }
+  get clientIp(): string | null {
+    return this.#clientIp;
+  }
+  get options(): SocketOptions {
+    return this.#opts;
+  }
+  get last(): LastTurn | null {
+    return this.#last;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  sendText(text: string): void {
+    this.#send(text);
+  }
+  sendError(e: GatewayError): void {
+    this.#sendError(e);
+  }
+  begin(abort: AbortController): void {
+    this.#abort = abort;
+  }
+  streaming(ps: ProxyStream | null): void {
+    this.#stream = ps;
+  }
+  finished(account: AccountSnapshot | null, last: LastTurn | null, upstream: UpstreamSocket | null): void {
+    this.#abort = null;
+    this.#stream = null;
+    if (account) this.#pinned = account.id;
+    if (last) this.#last = last;
+    if (upstream && last) upstream.responseIds.add(last.responseId);
+  }
+  /** The upstream socket for `accountId`, if one is open (another account's is closed). */
+  upstreamFor(accountId: string): UpstreamSocket | null {
+    const u = this.#upstream;
+    if (u && (u.accountId !== accountId || !u.isOpen)) {
+      u.close(1000, "account changed");
+      this.#upstream = null;
+      return null;
+    }
+    return u;
+  }
+  adoptUpstream(u: UpstreamSocket): void {
+    if (this.#closed) {
+      u.close(1000, "client went away");
+      return;
+    }
+    this.#upstream?.close(1000, "replaced");
+    this.#upstream = u;
+  }
+  get pinned(): string | null {
+    return this.#pinned;
+  }
+}
+
+/** One `response.create` on a socket, from admission to its log row. */
+class Turn {
+  readonly #s: ResponsesSocket;
+  readonly #body: Json;
+  readonly #requestId = crypto.randomUUID();
+  readonly #t0 = performance.now();
+  readonly #requestedAt: number;
+  readonly #trace: AttemptTrace = { accountId: null, attempts: 0 };
+  #transport: Transport | null = null;
+  #usedUpstream: UpstreamSocket | null = null;
+
+  constructor(socket: ResponsesSocket, body: Json) {
+    this.#s = socket;
+    this.#body = body;
+    this.#requestedAt = socket.ctx.deps.clock();
+  }
+
+  get #model(): string {
+    return this.#body.model as string;
+  }
+
+  #log(status: FinishStatus, httpStatus: number, state?: StreamState, err?: GatewayError, ttfbMs?: number) {
+    const s = this.#s;
+    s.ctx.logs.add(
+      logRow({
+        requestedAt: this.#requestedAt,
+        requestId: this.#requestId,
+        accountId: this.#trace.accountId,
+        apiKeyId: s.apiKeyId,
+        model: this.#model,
+        endpoint: s.options.endpoint,
+        client: s.headers.get("user-agent"),
+        clientIp: s.clientIp,
+        status,
+        httpStatus,
+        state,
+        errorCode: err?.code ?? null,
+        errorMessage: err?.message ?? null,
+        latencyMs: Math.round(performance.now() - this.#t0),
+        ttfbMs: ttfbMs ?? null,
+        sessionKey: routingFields(this.#body).promptCacheKey,
+        reasoningEffort: reasoningEffortOf(this.#body),
+        transport: "websocket",
+        upstreamTransport: this.#transport,
+      }),
+    );
+  }
+
+  #completed(account: AccountSnapshot | null, ok: boolean, httpStatus: number): void {
+    const { deps } = this.#s.ctx;
+    void deps.services
+      .fire("request.completed", { requestId: this.#requestId, account, ok, httpStatus, now: deps.clock() })
+      .catch((e) =>
+        deps.log.warn({ err: String(e), requestId: this.#requestId }, "request.completed failed"),
+      );
+  }
+
+  /** The turn failed before its first event: an error frame (or `response.failed`) and a log row. */
+  #refuse(e: GatewayError, asFailedEvent = false): void {
+    const s = this.#s;
+    if (asFailedEvent) {
+      s.sendText(
+        JSON.stringify(
+          failedEvent({ code: e.code, message: e.message, type: e.type }, null, s.ctx.deps.clock()),
+        ),
+      );
+    } else s.sendError(e);
+    this.#log(s.closed ? "cancelled" : "error", e.status, undefined, e);
+    this.#completed(null, false, e.status);
+  }
+
+  async run(): Promise<void> {
+    const s = this.#s;
+    const { deps } = s.ctx;
+    const payload = toUpstreamPayload(this.#body);
+    const routing = routingFields(payload);
+    const input = Array.isArray(payload.input) ? payload.input : [];
+    const prevId = routing.previousResponseId;
+    const last = s.last;
+    if (prevId !== null && last?.responseId !== prevId) {
+      // Not made on this socket: no upstream connection of ours can know it.
+      this.#refuse(
+        new GatewayError(
+          "stream_incomplete",
+          "Upstream websocket closed before response.completed: previous_response_id is not known on this connection (responses are not stored); send the full input on a new connection",
+        ),
+        true,
+      );
+      return;
+    }
+    // The whole conversation so far, for any upstream connection that did not see the earlier turns.
+    const history = prevId !== null && last ? [...last.input, ...last.output, ...input] : input;
+    const expanded: Json = { ...payload, input: history };
+    delete expanded.previous_response_id;
+
+    const abort = new AbortController();
+    s.begin(abort);
+    try {
+      await authorizeProxyRequest({
+        db: deps.store.db,
+        apiKeyId: s.apiKeyId,
+        model: this.#model,
+        now: this.#requestedAt,
+        cache: deps.access.keyStates,
+      });
+    } catch (e) {
+      s.finished(null, null, null);
+      this.#refuse(e instanceof GatewayError ? e : new GatewayError("server_error"));
+      return;
+    }
+
+    const call: UpstreamCall = {
+      requestId: this.#requestId,
+      model: this.#model,
+      payload: expanded,
+      clientHeaders: s.headers,
+      signal: abort.signal,
+      promptCacheKey: routing.promptCacheKey,
+      previousResponseId: null,
+      preferAccountId: s.pinned,
+    };
+    let open: Awaited<ReturnType<typeof openUpstream>>;
+    try {
+      open = await openUpstream(s.ctx, call, this.#trace, (account, creds) =>
+        this.#attempt(call, account, creds, payload, expanded),
+      );
+    } catch (e) {
+      s.finished(null, null, null);
+      const err = e instanceof GatewayError ? e : new GatewayError("server_error");
+      if (err.code === "previous_response_not_found") {
+        this.#refuse(
+          new GatewayError(
+            "stream_incomplete",
+            "Upstream websocket closed before response.completed; send the full input on a new connection",
+          ),
+          true,
+        );
+      } else this.#refuse(err);
+      return;
+    }
+    const ttfbMs = Math.round(performance.now() - this.#t0);
+    const shaper = new WsShaper(s.options.kind === "responses");
+    let outcome: { state: StreamState; status: FinishStatus } | null = null;
+    const ps = new ProxyStream(s.ctx, open, shaper, (state, status) => {
+      outcome = { state, status };
+    });
+    s.streaming(ps);
+    for (;;) {
+      const text = await ps.step();
+      if (text === null) break;
+      if (text === "") continue;
+      for (const frame of text.split(FRAME_SEPARATOR)) if (frame !== "") s.sendText(frame);
+    }
+    const done = (outcome ?? { state: ps.state, status: "cancelled" }) as {
+      state: StreamState;
+      status: FinishStatus;
+    };
+    const ok = done.status === "success" && done.state.responseId !== null;
+    const lastTurn: LastTurn | null = ok
+      ? { responseId: done.state.responseId!, input: history, output: shaper.items() }
+      : null;
+    s.finished(open.account, lastTurn, this.#transport === "websocket" ? this.#usedUpstream : null);
+    this.#log(done.status, 200, done.state, undefined, ttfbMs);
+    this.#completed(open.account, done.status === "success", 200);
+  }
+
+  /** One attempt on `account`: over this socket's upstream WebSocket, or over HTTP SSE. */
+  async #attempt(
+    call: UpstreamCall,
+    account: AccountSnapshot,
+    creds: AccountCredentials,
+    payload: Json,
+    expanded: Json,
+  ): Promise<Outcome> {
+    const s = this.#s;
+    const { ctx } = s;
+    const setting = ctx.deps.settings.upstreamTransport as "auto" | "websocket" | "http";
+    if (transportFor(setting, ctx.upstreamUrl) === "http") return this.#http(call, account, creds, expanded);
+
+    let upstream = s.upstreamFor(account.id);
+    if (!upstream) {
+      const url = websocketUrl(ctx.upstreamUrl);
+      const r = await connectWebSocket(
+        url,
+        upstreamWsHeaders(s.headers, creds, call.requestId),
+        ctx.deps.settings.upstreamConnectTimeoutSeconds * 1000,
+        call.signal,
+      );
+      if (!r.ok) {
+        if (r.status !== null && setting === "auto" && upgradeRefused(r.status)) {
+          rememberTransport(ctx.upstreamUrl, "http");
+          ctx.deps.log.info(
+            { upstream: ctx.upstreamUrl, status: r.status },
+            "upstream refused the WebSocket upgrade; using HTTP for it from now on",
+          );
+          return this.#http(call, account, creds, expanded);
+        }
+        this.#transport = "websocket";
+        if (r.status !== null) return { kind: "failed", failure: httpFailure(r.status, r.message) };
+        return {
+          kind: "failed",
+          failure: transportFailure({
+            httpStatus: null,
+            errorCode: r.timeout ? "timeout" : "transport_error",
+            errorType: null,
+            message: r.message,
+            transport: true,
+          }),
+        };
+      }
+      rememberTransport(ctx.upstreamUrl, "websocket");
+      upstream = new UpstreamSocket(r.socket, account.id, ctx.deps.settings.streamIdleTimeoutSeconds * 1000);
+      s.adoptUpstream(upstream);
+    }
+    this.#transport = "websocket";
+    this.#usedUpstream = upstream;
+    // The upstream connection that made the previous response gets only the new input.
+    const prevId = typeof payload.previous_response_id === "string" ? payload.previous_response_id : null;
+    const body = prevId !== null && upstream.responseIds.has(prevId) ? payload : expanded;
+    const { stream: _stream, background: _background, ...rest } = body;
+    const events = upstream.send(JSON.stringify({ type: "response.create", ...rest }));
+    const outcome = await firstEvent(events, new Headers(), new AbortController());
+    // A refused token: the retry (after a refresh) must open a new connection with the new one.
+    if (outcome.kind === "failed" && outcome.failure.httpStatus === 401) upstream.close(1000, "auth failed");
+    return outcome;
+  }
+
+  #http(
+    call: UpstreamCall,
+    account: AccountSnapshot,
+    creds: AccountCredentials,
+    expanded: Json,
+  ): Promise<Outcome> {
+    this.#transport = "http";
+    // A warm-up turn (`generate: false`) only primes an upstream connection: over HTTP there is
+    // none to prime, so it is answered here (its id still anchors the next turn's continuation).
+    if (expanded.generate === false)
+      return Promise.resolve(syntheticTurn(this.#model, this.#s.ctx.deps.clock()));
+    return attemptOnce(this.#s.ctx, call, account, creds, JSON.stringify(expanded));
+  }
+}
+
+/** Upstream handshake headers: the HTTP ones, without body headers, with the WebSocket beta token. */
+function upstreamWsHeaders(client: Headers, creds: AccountCredentials, requestId: string): Headers {
+  const h = buildUpstreamHeaders(client, creds, { requestId });
+  h.delete("content-type");
+  h.delete("accept");
+  const beta = (h.get("openai-beta") ?? "")
+    .split(",")
+    .map((t) => t.trim())
+    .filter((t) => t !== "" && t !== "responses=experimental" && !t.startsWith("responses_websockets="));
+  h.set("openai-beta", [...beta, RESPONSES_WS_BETA].join(","));
+  return h;
+}

@@ -1,0 +1,157 @@
+/**
+ * The upstream side of a Responses WebSocket: `CODEX_LB_UPSTREAM_TRANSPORT=auto` falls back to HTTP
+ * SSE when the upstream refuses the upgrade (and remembers it for that upstream), continuations then
+ * travel as the whole conversation (the HTTP backend keeps no `store: false` response), a warm-up
+ * turn is answered locally; `http` never tries the upgrade, `websocket` never falls back. Also the
+ * openai SDK's own Responses WebSocket client against `/v1/responses`.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import OpenAI from "openai";
+import { ResponsesWS } from "openai/resources/responses/ws";
+import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
+import { openWs, wsUrl } from "../support/ws-client.ts";
+
+type Json = Record<string, unknown>;
+const user = (text: string) => ({ type: "message", role: "user", content: [{ type: "input_text", text }] });
+const create = (input: unknown[], extra: Json = {}) => ({
+  type: "response.create",
+  model: "gpt-5.2",
+  input,
+  ...extra,
+});
+const textOf = (frames: Json[]) =>
+  frames
+    .filter((f) => f.type === "response.output_text.delta")
+    .map((f) => f.delta)
+    .join("");
+const wsCalls = (e: ProxyEnv) => e.upstream.received.filter((r) => r.method === "WS").length;
+
+describe("auto: the upstream refuses the upgrade", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({ accounts: [{ id: "h1" }] });
+    env.fake.refuseWebSocket = 404;
+  });
+  afterAll(async () => {
+    await env.stop();
+  });
+
+  test("turns go over HTTP SSE; a continuation is sent as the whole conversation; the answer is remembered", async () => {
+    env.fake.script("chatgpt-h1", { kind: "text", text: "over http" }, { kind: "text", text: "continued" });
+    const ws = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+    // A warm-up turn: answered here, nothing upstream.
+    const warm = await ws.turn(create([user("sys")], { generate: false }));
+    expect(warm.map((f) => f.type)).toEqual(["response.created", "response.completed"]);
+    const warmId = (warm.at(-1)!.response as Json).id as string;
+    expect(env.fake.requests.length).toBe(0);
+
+    const t1 = await ws.turn(create([user("one")], { previous_response_id: warmId }));
+    expect(textOf(t1)).toBe("over http");
+    const id1 = (t1.at(-1)!.response as Json).id as string;
+    const t2 = await ws.turn(create([user("two")], { previous_response_id: id1 }));
+    expect(textOf(t2)).toBe("continued");
+    expect(env.fake.requests.map((r) => r.transport)).toEqual(["http", "http"]);
+    // The fake HTTP backend refuses any previous_response_id: the gateway sent none, but everything.
+    const [r1, r2] = env.fake.requests as unknown as [{ body: Json }, { body: Json }];
+    expect(r1.body.previous_response_id).toBeUndefined();
+    expect(r1.body.input).toEqual([user("sys"), user("one")]);
+    expect(r2.body.previous_response_id).toBeUndefined();
+    const items = r2.body.input as Json[];
+    expect(items[0]).toEqual(user("sys"));
+    expect(items[1]).toEqual(user("one"));
+    expect(items.some((i) => i.type === "message" && i.role === "assistant")).toBe(true);
+    expect(items.at(-1)).toEqual(user("two"));
+    ws.close();
+
+    // Remembered for this upstream: a second socket does not try the upgrade again.
+    expect(wsCalls(env)).toBe(1);
+    env.fake.script("chatgpt-h1", { kind: "text", text: "again" });
+    const ws2 = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+    expect(textOf(await ws2.turn(create([user("x")])))).toBe("again");
+    expect(wsCalls(env)).toBe(1);
+    ws2.close();
+
+    const rows = await eventually(async () => {
+      const r = await env.db.selectFrom("request_logs").selectAll().execute();
+      return r.length >= 4 ? r : null;
+    });
+    for (const r of rows!) expect(r).toMatchObject({ transport: "websocket", upstream_transport: "http" });
+  });
+});
+
+describe("explicit transports", () => {
+  test("http: the upgrade is never tried", async () => {
+    const env = await startProxyEnv({
+      accounts: [{ id: "x1" }],
+      env: { CODEX_LB_UPSTREAM_TRANSPORT: "http" },
+    });
+    try {
+      env.fake.script("chatgpt-x1", { kind: "text", text: "sse" });
+      const ws = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+      expect(textOf(await ws.turn(create([user("x")])))).toBe("sse");
+      expect(wsCalls(env)).toBe(0);
+      ws.close();
+    } finally {
+      await env.stop();
+    }
+  });
+
+  test("websocket: a refused upgrade is an error frame, not a silent switch to HTTP", async () => {
+    const env = await startProxyEnv({
+      accounts: [{ id: "y1" }],
+      env: { CODEX_LB_UPSTREAM_TRANSPORT: "websocket" },
+    });
+    try {
+      env.fake.refuseWebSocket = 404;
+      const ws = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+      const frames = await ws.turn(create([user("x")]));
+      expect(frames[0]).toMatchObject({ type: "error", status: 404 });
+      expect(env.fake.requests.length).toBe(0);
+      ws.close();
+    } finally {
+      await env.stop();
+    }
+  });
+});
+
+describe("openai SDK", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({ accounts: [{ id: "s1" }] });
+  });
+  afterAll(async () => {
+    await env.stop();
+  });
+
+  test("ResponsesWS against /v1/responses: a turn and a continuation on one socket", async () => {
+    env.fake.script("chatgpt-s1", { kind: "text", text: "sdk over ws" }, { kind: "text", text: "sdk again" });
+    const client = new OpenAI({ baseURL: `${env.gw.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const rws = new ResponsesWS(client);
+    const events: Json[] = [];
+    let done: () => void = () => {};
+    let wait = new Promise<void>((r) => {
+      done = r;
+    });
+    rws.on("event", (ev) => {
+      events.push(ev as unknown as Json);
+      if (ev.type === "response.completed" || ev.type === "response.failed" || ev.type === "error") done();
+    });
+    rws.send({ type: "response.create", model: "gpt-5.2", input: "hi" } as never);
+    await wait;
+    expect(events.at(-1)!.type).toBe("response.completed");
+    expect(textOf(events)).toBe("sdk over ws");
+    const id = (events.at(-1)!.response as Json).id as string;
+    events.length = 0;
+    wait = new Promise<void>((r) => {
+      done = r;
+    });
+    rws.send({ type: "response.create", model: "gpt-5.2", input: "more", previous_response_id: id } as never);
+    await wait;
+    expect(textOf(events)).toBe("sdk again");
+    const last = env.fake.requests.at(-1)!;
+    expect(last.transport).toBe("websocket");
+    expect(last.body.previous_response_id).toBe(id);
+    expect(last.connection).toBe(env.fake.requests.at(-2)!.connection);
+    rws.close();
+  });
+});
