@@ -40,6 +40,7 @@ import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
 import { pathOf, renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
+import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
 import { surfaceOf } from "./surface.ts";
@@ -103,6 +104,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000 },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
@@ -114,9 +116,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     snapshotCache.invalidate();
     feed.publish("accounts");
   });
-  accounts.onChange(() => {
+  accounts.onChange((kind) => {
     snapshotCache.invalidate();
-    feed.publish("accounts");
+    // A usage reading (after every proxied request that carried quota headers) reaches other
+    // replicas through their 1 s snapshot refresh; announcing each would cost every replica a
+    // reload per request.
+    if (kind === "tokens") feed.publish("accounts");
   });
   feed.subscribe("accounts", () => {
     snapshotCache.invalidate();
@@ -137,7 +142,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
     for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
+    // The hour buckets count these rows now: their reservations go.
+    void access.reservations.rowsWritten(rows);
   });
+  requestLogs.onAdded((row) => access.reservations.rowAdded(row));
   const leases = () => {
     try {
       return host.provider("leases");
@@ -458,6 +466,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         },
         "request",
       );
+    })
+    // The generated document, made a valid OpenAPI 3.1 one (src/app/openapi.ts) on its way out.
+    .onAfterHandle({ as: "global" }, ({ request, response }) => {
+      if (response && typeof response === "object" && !(response instanceof Response)) {
+        if (new URL(request.url).pathname === "/docs/json")
+          return normalizeOpenApi(structuredClone(response));
+      }
     })
     .use(
       swagger({
