@@ -20,7 +20,8 @@
  * for the same answer, interleaved the same way.
  *
  * `bun run bench -- --no-memory` skips the memory run; `--only-memory` runs just it;
- * `--only-websocket` runs just the WebSocket table.
+ * `--only-websocket` runs just the WebSocket table. `bun run bench -- --postgres` compares one gateway
+ * on SQLite with three replicas on one PostgreSQL instead (scripts/bench-postgres.ts).
  *
  * @module
  */
@@ -572,4 +573,5 @@ else if (role === "passthrough") await servePassthrough(process.argv[3]!);
 else if (role === "gateway") await serveGateway(process.argv[3]!, Number(process.argv[4] ?? 1));
 else if (role === "stream-client")
   await streamClient(process.argv[3]!, Number(process.argv[4]), process.argv[5]!);
+else if (process.argv.includes("--postgres")) await (await import("./bench-postgres.ts")).benchPostgres();
 else await main();

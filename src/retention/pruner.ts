@@ -155,7 +155,12 @@ export class Pruner {
     private readonly clock: Clock,
     private readonly policy: RetentionPolicy,
     private readonly log: PrunerLog,
-    private readonly opts: PruneOptions & { firstDelayMs?: number; intervalMs?: number } = {},
+    private readonly opts: PruneOptions & {
+      firstDelayMs?: number;
+      intervalMs?: number;
+      /** Whether this process prunes now (replicas on one database: the leader only). */
+      shouldRun?: () => boolean;
+    } = {},
   ) {}
 
   start(): void {
@@ -166,7 +171,8 @@ export class Pruner {
   #schedule(ms: number): void {
     if (this.#stopped) return;
     this.#timer = this.clock.setTimeout(() => {
-      void this.runNow().finally(() => this.#schedule(this.opts.intervalMs ?? 3_600_000));
+      const run = this.opts.shouldRun?.() === false ? Promise.resolve(null) : this.runNow();
+      void run.finally(() => this.#schedule(this.opts.intervalMs ?? 3_600_000));
     }, ms);
   }
 

@@ -91,6 +91,11 @@ export const SettingsSchema = Type.Object(
       "Time allowed for the upstream to answer with response headers.",
       1,
     ),
+    responseOwnerTtlSeconds: Seconds(
+      86_400,
+      "How long the account that produced a response is remembered, so `previous_response_id` is routed to it.",
+      60,
+    ),
     sseKeepaliveSeconds: Seconds(
       10,
       "While the upstream is silent, send an SSE comment (`: keepalive`) to streaming clients this often; 0 turns it off.",
@@ -169,6 +174,17 @@ export const SettingsSchema = Type.Object(
       minimum: 1024,
       default: 32 * 1024 * 1024,
       description: "Largest accepted request body, in bytes.",
+    }),
+    bodyTimeoutSeconds: Seconds(
+      60,
+      "A request body must arrive completely within this many seconds of its headers (else 408; request headers have their own ~10 s limit in the server).",
+      0.05,
+    ),
+    maxUnauthenticatedPerAddress: Type.Integer({
+      minimum: 1,
+      default: 32,
+      description:
+        "Requests per client address that may be receiving their body before they are authenticated (login, a keyless or not yet checked request); more get 429 at once.",
     }),
     apiKeyAuthEnabled: Type.Boolean({
       default: false,
