@@ -17,7 +17,11 @@ let reused = 0;
 const expired = new Set<string>();
 
 beforeAll(async () => {
-  c = await startCluster({ replicas: 3, env: { CODEX_LB_REFRESH_CHECK_INTERVAL_SECONDS: "1" } });
+  c = await startCluster({
+    replicas: 3,
+    // The default log flush: a response owner stays in a replica's write queue for up to 250 ms.
+    env: { CODEX_LB_REFRESH_CHECK_INTERVAL_SECONDS: "1", CODEX_LB_REQUEST_LOG_FLUSH_MS: "250" },
+  });
   c.auth.state.refreshDelayMs = 100;
   c.auth.state.onRefresh = (_rt, who) => {
     if (!who) {
@@ -126,6 +130,26 @@ describe("three replicas on one PostgreSQL", () => {
       }
       expect(new Set(used).size).toBe(1);
       expect(used[0]).not.toBeNull();
+    }
+  });
+
+  test("previous_response_id of an answer from replica A, sent at once to replica B, stays on its account", async () => {
+    for (let s = 0; s < 4; s++) {
+      const before = c.fake.requests.length;
+      const first = await ask(replica(0));
+      expect(first.status).toBe(200);
+      const { id } = (await first.json()) as { id: string };
+      const owner = c.fake.requests[before]?.chatgptAccountId;
+      const next = await fetch(`${replica(1).url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-5.2", input: "and then?", previous_response_id: id }),
+      });
+      // Over HTTP the (fake) backend keeps no responses: it answers 400 previous_response_not_found,
+      // but what matters here is the account the turn was sent with.
+      await next.text();
+      expect(c.fake.requests[before + 1]?.body.previous_response_id).toBe(id);
+      expect(c.fake.requests[before + 1]?.chatgptAccountId).toBe(owner);
     }
   });
 
