@@ -441,6 +441,15 @@ export async function planImport(
     const rawKind = text(r.kind)?.toLowerCase() ?? "";
     const accountId = text(r.account_id) ?? "";
     const what = `${rawKind}:${key.slice(0, 40)}`;
+    const provider = text(r.provider_kind);
+    if (provider && provider !== "chatgpt_web") {
+      skip(
+        "sticky_session",
+        what,
+        `a binding of provider ${provider} (codex-lb pools ChatGPT accounts only)`,
+      );
+      continue;
+    }
     const kind = STICKY_KINDS[rawKind];
     if (!kind) {
       skip("sticky_session", what, `kind ${JSON.stringify(rawKind)} is not used here`);
@@ -473,6 +482,10 @@ export async function planImport(
     });
   }
 
+  if (snap.ignoredWithRows.length > 0)
+    notes.push(
+      `not imported (history, or features codex-lb does not have): ${snap.ignoredWithRows.map((t) => `${t.table} (${t.rows} rows)`).join(", ")}`,
+    );
   if (snap.missingTables.length > 0)
     notes.push(
       `tables absent from this Python store (nothing to import there): ${snap.missingTables.join(", ")}`,
