@@ -70,6 +70,7 @@ describe("codex-lb import-python", () => {
       stickySessions: { created: 3, updated: 0 },
       settings: { imported: ["routingStrategy", "stickyTtlSeconds", "apiKeyAuthEnabled"] },
       admin: { password: true, totp: true },
+      history: null,
     });
     const reasons = s.skipped.map((k) => `${k.kind} ${k.item}: ${k.reason}`);
     const expectSkip = (re: RegExp) => expect(reasons.some((x) => re.test(x))).toBe(true);
@@ -273,4 +274,42 @@ test("a second import after the Python side changed takes the changes (names, fl
       ["input_tokens", "5h", 77],
     ]);
   });
+});
+
+test("--with-history copies the request logs (key usage carries over); a second run replaces them", async () => {
+  const dir = join(root, "history");
+  const sc = standardScenario(fakeAuth(), { totp: false });
+  await writePythonDataDir(join(dir, "py"), sc.spec);
+  const before = fingerprint(join(dir, "py"));
+  const target = join(dir, "ours");
+  for (let run = 1; run <= 2; run++) {
+    const r = cli([join(dir, "py"), "--with-history", "--json"], { CODEX_LB_DATA_DIR: target });
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.out) as ImportSummary).counts.history).toEqual({ imported: 25, skipped: 0 });
+    await withStore(target, async (db) => {
+      const logs = await db.selectFrom("request_logs").selectAll().execute();
+      expect(logs).toHaveLength(25);
+      expect(logs.every((l) => l.client === "python-import" && l.status === "success")).toBe(true);
+      const active = await db
+        .selectFrom("accounts")
+        .select("id")
+        .where("email", "=", "active@python.example")
+        .executeTakeFirstOrThrow();
+      expect(logs.every((l) => l.account_id === active.id && l.api_key_id === "key-limited")).toBe(true);
+      // The key's usage (kept by triggers from the logs) carries over: 25 requests of 100 + 20 tokens.
+      const usage = await db
+        .selectFrom("api_key_usage_hourly")
+        .select((eb) => [
+          eb.fn.sum<number>("requests").as("requests"),
+          eb.fn.sum<number>("input_tokens").as("input"),
+        ])
+        .where("api_key_id", "=", "key-limited")
+        .executeTakeFirstOrThrow();
+      expect(Number(usage.requests)).toBe(25);
+      expect(Number(usage.input)).toBe(2500);
+    });
+  }
+  const text = cli([join(dir, "py"), "--dry-run"], { CODEX_LB_DATA_DIR: join(dir, "dry") });
+  expect(text.out).toContain("request logs:    not imported (--with-history to copy them)");
+  expect(fingerprint(join(dir, "py"))).toEqual(before);
 });
