@@ -306,7 +306,9 @@ export async function planImport(
   const limitsByKey = new Map<string, Row[]>();
   for (const l of snap.apiKeyLimits) {
     const k = text(l.api_key_id) ?? "";
-    limitsByKey.set(k, [...(limitsByKey.get(k) ?? []), l]);
+    const list = limitsByKey.get(k);
+    if (list) list.push(l);
+    else limitsByKey.set(k, [l]);
   }
   const apiKeys: PlannedApiKey[] = [];
   let anyCurrent = false;
@@ -396,8 +398,9 @@ export async function planImport(
       limits,
     });
   }
+  const keyIds = new Set(snap.apiKeys.map((k) => text(k.id)));
   for (const [keyId, rows] of limitsByKey) {
-    if (!snap.apiKeys.some((k) => text(k.id) === keyId))
+    if (!keyIds.has(keyId))
       for (const l of rows) skip("limit", `${keyId} ${text(l.limit_type)}`, "its API key does not exist");
   }
   if (anyCurrent)
@@ -436,6 +439,7 @@ export async function planImport(
   // ---------------------------------------------------------------- sticky sessions
   const importedAccounts = new Set(accounts.map((a) => a.pythonId));
   const sticky: PlannedSticky[] = [];
+  const stickyKeys = new Set<string>();
   for (const r of snap.sticky) {
     const key = text(r.key) ?? "";
     const rawKind = text(r.kind)?.toLowerCase() ?? "";
@@ -468,10 +472,11 @@ export async function planImport(
       skip("sticky_session", what, "expired (last used longer ago than the sticky TTL)");
       continue;
     }
-    if (sticky.some((x) => x.key === key)) {
+    if (stickyKeys.has(key)) {
       skip("sticky_session", what, "another kind already binds the same key");
       continue;
     }
+    stickyKeys.add(key);
     sticky.push({
       key,
       kind,
