@@ -87,6 +87,13 @@ export async function applyPythonImport(
 ): Promise<ImportSummary> {
   const skipped = [...prepared.plan.skipped];
   const notes = [...prepared.plan.notes];
+  const ignored = prepared.plan.ignoredWithRows.filter(
+    (t) => !(opts.withHistory && t.table === "request_logs"),
+  );
+  if (ignored.length > 0)
+    notes.push(
+      `not imported (history, or features codex-lb does not have): ${ignored.map((t) => `${t.table} (${t.rows} rows)`).join(", ")}`,
+    );
   const counts = await applyPlan(opts.db, opts.cipher, prepared.plan, {
     now: opts.now,
     dryRun: opts.dryRun,

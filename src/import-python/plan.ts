@@ -96,6 +96,8 @@ export interface ImportPlan {
   readonly skipped: readonly Skipped[];
   /** Things worth knowing that are not a skipped item (e.g. usage counters restart). */
   readonly notes: readonly string[];
+  /** Tables not read that hold rows (`request_logs` is read only with the history option). */
+  readonly ignoredWithRows: readonly { readonly table: string; readonly rows: number }[];
 }
 
 const text = (v: unknown): string | null => {
@@ -487,10 +489,6 @@ export async function planImport(
     });
   }
 
-  if (snap.ignoredWithRows.length > 0)
-    notes.push(
-      `not imported (history, or features codex-lb does not have): ${snap.ignoredWithRows.map((t) => `${t.table} (${t.rows} rows)`).join(", ")}`,
-    );
   if (snap.missingTables.length > 0)
     notes.push(
       `tables absent from this Python store (nothing to import there): ${snap.missingTables.join(", ")}`,
@@ -505,5 +503,6 @@ export async function planImport(
     admin: { passwordHash, totpSecret, totpLastStep: num(s?.totp_last_verified_step) },
     skipped,
     notes,
+    ignoredWithRows: snap.ignoredWithRows,
   };
 }

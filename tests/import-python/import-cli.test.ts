@@ -285,7 +285,9 @@ test("--with-history copies the request logs (key usage carries over); a second 
   for (let run = 1; run <= 2; run++) {
     const r = cli([join(dir, "py"), "--with-history", "--json"], { CODEX_LB_DATA_DIR: target });
     expect(r.code).toBe(0);
-    expect((JSON.parse(r.out) as ImportSummary).counts.history).toEqual({ imported: 25, skipped: 0 });
+    const summary = JSON.parse(r.out) as ImportSummary;
+    expect(summary.counts.history).toEqual({ imported: 25, skipped: 0 });
+    expect(summary.notes.join("\n")).not.toContain("request_logs");
     await withStore(target, async (db) => {
       const logs = await db.selectFrom("request_logs").selectAll().execute();
       expect(logs).toHaveLength(25);
