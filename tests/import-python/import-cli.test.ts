@@ -315,3 +315,47 @@ test("--with-history copies the request logs (key usage carries over); a second 
   expect(text.out).toContain("request logs:    not imported (--with-history to copy them)");
   expect(fingerprint(join(dir, "py"))).toEqual(before);
 });
+
+test("a Python store still being written (changes only in its WAL) is read from a copy, WAL included, and not touched", async () => {
+  const { Database } = await import("bun:sqlite");
+  const { openMigratedStore } = await import("../../src/store/store.ts");
+  const { applyPythonImport, preparePythonImport } = await import("../../src/import-python/import.ts");
+  const dir = join(root, "live");
+  const sc = standardScenario(fakeAuth(), { totp: false });
+  await writePythonDataDir(dir, sc.spec);
+  const writer = new Database(join(dir, "store.db"));
+  try {
+    writer.exec("PRAGMA wal_autocheckpoint = 0");
+    writer.run("UPDATE api_keys SET name = 'renamed while running' WHERE id = 'key-open'");
+    const before = fingerprint(dir);
+    expect(before["store.db-wal"]).toBeDefined();
+    const prepared = await preparePythonImport({
+      storePath: join(dir, "store.db"),
+      keyPath: join(dir, "encryption.key"),
+      now: Date.now(),
+    });
+    const store = await openMigratedStore({ kind: "sqlite", path: ":memory:" });
+    try {
+      const s = await applyPythonImport(prepared, {
+        db: store.db,
+        cipher: new TokenCipher(crypto.getRandomValues(new Uint8Array(32))),
+        dryRun: false,
+        now: Date.now(),
+        withHistory: true,
+      });
+      expect(s.counts.accounts.created).toBe(3);
+      expect(s.counts.history?.imported).toBe(25);
+      const key = await store.db
+        .selectFrom("api_keys")
+        .select("name")
+        .where("id", "=", "key-open")
+        .executeTakeFirstOrThrow();
+      expect(key.name).toBe("renamed while running");
+    } finally {
+      await store.close();
+    }
+    expect(fingerprint(dir)).toEqual(before);
+  } finally {
+    writer.close();
+  }
+});
