@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -58,17 +58,36 @@ export function fixedAnswer(): string {
   return answer(32);
 }
 
-/** The fake upstream: the answer the body's marker asks for. */
+/** The fixed answer's events as WebSocket frames (one JSON event each). */
+export function fixedAnswerFrames(): string[] {
+  return fixedAnswer()
+    .split("\n\n")
+    .filter((b) => b !== "")
+    .map((b) => b.slice(b.indexOf("data: ") + 6));
+}
+
+/**
+ * The fake upstream: the answer the body's marker asks for; `/backend-api/codex/responses` also
+ * speaks WebSocket (each `response.create` gets the fixed answer as frames).
+ */
 export async function serveUpstream(): Promise<void> {
   const enc = new TextEncoder();
   const short = enc.encode(fixedAnswer());
   const long = enc.encode(answer(996));
+  const frames = fixedAnswerFrames();
   const slowSeconds = Number(process.env.BENCH_SLOW_SECONDS ?? 5);
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 60,
-    async fetch(req) {
+    websocket: {
+      idleTimeout: 0,
+      message(ws) {
+        for (const f of frames) ws.send(f);
+      },
+    },
+    async fetch(req, srv) {
+      if (req.headers.get("upgrade")?.toLowerCase() === "websocket" && srv.upgrade(req)) return undefined;
       const text = await req.text();
       const headers = { "content-type": "text/event-stream" };
       if (text.includes(LONG_MARKER)) return new Response(long, { headers });
@@ -122,7 +141,11 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
   const { mintTokens } = await import("../tests/fakes/jwt.ts");
   const pino = (await import("pino")).default;
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
+  // Replicas on one PostgreSQL database (`bun run bench --postgres`) share the database and the key.
+  if (process.env.BENCH_KEY)
+    writeFileSync(join(dataDir, "encryption.key"), `${process.env.BENCH_KEY}\n`, { mode: 0o600 });
   const env = {
+    ...(process.env.BENCH_DATABASE_URL ? { CODEX_LB_DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}),
     CODEX_LB_DATA_DIR: dataDir,
     CODEX_LB_HOST: "127.0.0.1",
     CODEX_LB_PORT: "0",
@@ -132,7 +155,11 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     CODEX_LB_USAGE_REFRESH_INTERVAL_SECONDS: "3600",
     CODEX_LB_OAUTH_CALLBACK_PORT: "0",
     CODEX_LB_LOG_LEVEL: "info",
+    // `CODEX_LB_METRICS_ENABLED=false bun run bench` measures the gateway without its metrics.
+    CODEX_LB_METRICS_ENABLED: process.env.CODEX_LB_METRICS_ENABLED ?? "true",
     CODEX_LB_API_KEY_AUTH_ENABLED: "true",
+    // Every bench client comes from 127.0.0.1: lift the per-address cap on requests still sending their body.
+    CODEX_LB_MAX_UNAUTHENTICATED_PER_ADDRESS: "100000",
     ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };
   const prepared = await prepare(env, dataDir);
@@ -142,6 +169,17 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     pino.destination({ dest: "/dev/null", sync: false }),
   );
   const running = await boot(prepared, log);
+  const stop = async () => {
+    await running.shutdown();
+    rmSync(dataDir, { recursive: true, force: true });
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  // A replica joining a database the first one seeded.
+  if (accounts === 0) {
+    console.log(`PORT ${running.listening.port}`);
+    return;
+  }
   const now = Date.now();
   for (let i = 0; i < accounts; i++) {
     const id = `bench${i}`;
@@ -171,12 +209,6 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     { name: "bench", limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e15 }] },
     now,
   );
-  const stop = async () => {
-    await running.shutdown();
-    rmSync(dataDir, { recursive: true, force: true });
-    process.exit(0);
-  };
-  process.on("SIGTERM", stop);
   console.log(`KEY ${key}`);
   console.log(`PORT ${running.listening.port}`);
 }

@@ -14,7 +14,14 @@
  * 1 and 64 connections. Then a memory run: `BENCH_STREAMS` (default 1000,10000) concurrent slow
  * streams through each proxy (fresh processes), peak RSS (VmHWM) and how many ran at once.
  *
- * `bun run bench -- --no-memory` skips the memory run; `--only-memory` runs just it.
+ * Then the Responses WebSocket: turns per second over one socket and over 64 sockets (each socket
+ * sends its next `response.create` when the last turn's `response.completed` arrived), straight to
+ * the fake upstream, through codex-lb's WebSocket (upstream WebSocket too), and codex-lb's HTTP SSE
+ * for the same answer, interleaved the same way.
+ *
+ * `bun run bench -- --no-memory` skips the memory run; `--only-memory` runs just it;
+ * `--only-websocket` runs just the WebSocket table. `bun run bench -- --postgres` compares one gateway
+ * on SQLite with three replicas on one PostgreSQL instead (scripts/bench-postgres.ts).
  *
  * @module
  */
@@ -308,6 +315,125 @@ async function throughput(upstream: Proc, pass: Proc, gw: Proc, gw200: Proc): Pr
 }
 
 // ---------------------------------------------------------------------------------------------
+// The WebSocket run
+
+/** `sockets` Responses WebSockets, each sending turn after turn for `seconds`; a turn ends at `response.completed`. */
+async function wsLoad(
+  url: string,
+  headers: Record<string, string>,
+  sockets: number,
+  seconds: number,
+  pids: { proxy: number | null; upstream: number },
+): Promise<Cell> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const turn = JSON.stringify({ type: "response.create", ...JSON.parse(SHORT) });
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const ws = new WebSocket(url, { headers } as unknown as string[]);
+      const until = performance.now() + seconds * 1000;
+      let t = 0;
+      const next = () => {
+        if (performance.now() >= until) {
+          ws.close();
+          return;
+        }
+        t = performance.now();
+        ws.send(turn);
+      };
+      ws.onopen = next;
+      ws.onmessage = (e) => {
+        const text = String(e.data);
+        if (text.startsWith('{"type":"response.completed"')) {
+          latencies.push(performance.now() - t);
+          next();
+        } else if (text.startsWith('{"type":"error"') || text.startsWith('{"type":"response.failed"')) {
+          errors++;
+          latencies.push(performance.now() - t);
+          next();
+        }
+      };
+      ws.onerror = () => {
+        errors++;
+      };
+      ws.onclose = () => resolve();
+    });
+  const cpu0 = pids.proxy === null ? 0 : cpuUs(pids.proxy);
+  const up0 = cpuUs(pids.upstream);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: sockets }, one));
+  const elapsed = (performance.now() - t0) / 1000;
+  const n = Math.max(1, latencies.length);
+  const proxyUs = pids.proxy === null ? null : (cpuUs(pids.proxy) - cpu0) / n;
+  const upstreamUs = (cpuUs(pids.upstream) - up0) / n;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(n - 1, Math.floor(p * n))] ?? 0;
+  return {
+    n: latencies.length,
+    rps: latencies.length / elapsed,
+    p50: q(0.5),
+    p99: q(0.99),
+    errors,
+    proxyUs,
+    upstreamUs,
+  };
+}
+
+async function websocketRun(upstream: Proc, gw: Proc): Promise<void> {
+  const codexPath = "/backend-api/codex/responses";
+  const auth = { authorization: `Bearer ${gw.key}` };
+  const ws = (u: string) => u.replace(/^http/, "ws");
+  const targets = [
+    {
+      name: "direct (WebSocket)",
+      run: (c: number, s: number) =>
+        wsLoad(`${ws(upstream.url)}${codexPath}`, {}, c, s, { proxy: null, upstream: upstream.pid }),
+    },
+    {
+      name: "codex-lb WebSocket",
+      run: (c: number, s: number) =>
+        wsLoad(`${ws(gw.url)}${codexPath}`, auth, c, s, { proxy: gw.pid, upstream: upstream.pid }),
+    },
+    {
+      name: "codex-lb HTTP SSE",
+      run: (c: number, s: number) =>
+        load(`${gw.url}${codexPath}`, { "content-type": "application/json", ...auth }, SHORT, c, s, {
+          proxy: gw.pid,
+          upstream: upstream.pid,
+        }),
+    },
+  ];
+  for (const t of targets) await t.run(8, 0.5);
+  const cells = new Map<string, Cell[]>();
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of CONCURRENCY) {
+      for (const t of targets) {
+        const key = `${t.name}|${c}`;
+        cells.set(key, [...(cells.get(key) ?? []), await t.run(c, SECONDS)]);
+      }
+    }
+  }
+  const rows = [["target", "sockets / conns", "turns/s", "p50 ms", "p99 ms", "proxy CPU µs/turn", "errors"]];
+  for (const c of CONCURRENCY) {
+    for (const t of targets) {
+      const xs = cells.get(`${t.name}|${c}`)!;
+      rows.push([
+        t.name,
+        String(c),
+        spread(xs.map((x) => x.rps)),
+        median(xs.map((x) => x.p50)).toFixed(2),
+        median(xs.map((x) => x.p99)).toFixed(2),
+        t.name.startsWith("direct") ? "-" : spread(xs.map((x) => x.proxyUs!)),
+        String(xs.reduce((s, x) => s + x.errors, 0)),
+      ]);
+    }
+  }
+  console.log(
+    `\nResponses WebSocket: turns over 1 and 64 sockets (short answer, ${SHORT.length} B request):\n${table(rows)}`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // The memory run
 
 /** Client role: opens `n` slow streams at once (ramped), reads them to the end, prints a summary. */
@@ -415,17 +541,25 @@ async function main(): Promise<void> {
     BENCH_SLOW_SECONDS: process.env.BENCH_SLOW_SECONDS ?? "10",
   });
   try {
-    if (!args.includes("--only-memory")) {
+    if (args.includes("--only-websocket")) {
+      const gw = await spawnRole("gateway", [upstream.url, "1"]);
+      try {
+        await websocketRun(upstream, gw);
+      } finally {
+        await gw.kill();
+      }
+    } else if (!args.includes("--only-memory")) {
       const pass = await spawnRole("passthrough", [upstream.url]);
       const gw = await spawnRole("gateway", [upstream.url, "1"]);
       const gw200 = await spawnRole("gateway", [upstream.url, "200"]);
       try {
         await throughput(upstream, pass, gw, gw200);
+        await websocketRun(upstream, gw);
       } finally {
         await Promise.all([gw.kill(), gw200.kill(), pass.kill()]);
       }
     }
-    if (!args.includes("--no-memory")) await memory(upstream);
+    if (!args.includes("--no-memory") && !args.includes("--only-websocket")) await memory(upstream);
     console.log(
       `\n${ROUNDS} rounds × ${SECONDS} s per cell, all on 127.0.0.1; total ${((performance.now() - started) / 1000).toFixed(0)} s`,
     );
@@ -439,4 +573,5 @@ else if (role === "passthrough") await servePassthrough(process.argv[3]!);
 else if (role === "gateway") await serveGateway(process.argv[3]!, Number(process.argv[4] ?? 1));
 else if (role === "stream-client")
   await streamClient(process.argv[3]!, Number(process.argv[4]), process.argv[5]!);
+else if (process.argv.includes("--postgres")) await (await import("./bench-postgres.ts")).benchPostgres();
 else await main();

@@ -9,6 +9,7 @@
 import type { Logger } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import type { Surface } from "../app/surface.ts";
+import { StoreAttemptLimiter } from "../cluster/attempts.ts";
 import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
@@ -22,6 +23,7 @@ import type { SecretCipher } from "./admin-auth/service.ts";
 import { AdminAuth } from "./admin-auth/service.ts";
 import { SessionStore } from "./admin-auth/sessions.ts";
 import { admitApiKey } from "./api-keys/authorize.ts";
+import { LimitReservations, pruneReservations } from "./api-keys/reservations.ts";
 import { KeyStateCache } from "./api-keys/state-cache.ts";
 import { isLocalRequest } from "./locality.ts";
 
@@ -31,6 +33,8 @@ export interface AccessControl {
   readonly admin: AdminAuth;
   /** API keys' records and limit states between requests (dropped on usage writes and key edits). */
   readonly keyStates: KeyStateCache;
+  /** API-key limit reservations: held before forwarding, settled by the request's log row. */
+  readonly reservations: LimitReservations;
   /** The client address of a request (see `resolveClientIp`). */
   clientIpOf(request: Request, peerIp: string | null): string | null;
   /** Whether the request comes from this machine (uses `infoOf(request).clientIp`). */
@@ -69,7 +73,8 @@ export function createAccessControl(opts: {
   const admin = new AdminAuth(
     store.db,
     sessions,
-    new AttemptLimiter(),
+    // Replicas on one PostgreSQL database share the attempt budget of an address.
+    store.location.kind === "postgres" ? new StoreAttemptLimiter(store.db) : new AttemptLimiter(),
     log.child({ component: "admin-auth" }),
     clock,
     cipher,
@@ -84,8 +89,10 @@ export function createAccessControl(opts: {
     });
   };
   const keyStates = new KeyStateCache();
+  const reservations = new LimitReservations(store.db, log.child({ component: "api-key-limits" }));
   return {
     trustedProxies,
+    reservations,
     firewall: new FirewallStore(store.db),
     admin,
     keyStates,
@@ -122,6 +129,7 @@ export function createAccessControl(opts: {
     },
     async start() {
       await admin.issueBootstrapToken();
+      await pruneReservations(store.db, clock());
     },
   };
 }

@@ -75,8 +75,15 @@ export function accessRoutes(deps: AppDeps) {
       },
       {
         query: t.Object({
-          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 1000 })),
-          before: t.Optional(t.Numeric({ minimum: 1, description: "Only rows with a smaller id (paging)" })),
+          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 1000, multipleOf: 1 })),
+          before: t.Optional(
+            t.Numeric({
+              minimum: 1,
+              maximum: Number.MAX_SAFE_INTEGER,
+              multipleOf: 1,
+              description: "Only rows with a smaller id (paging)",
+            }),
+          ),
         }),
         detail: { tags: ["audit"], summary: "The audit trail, newest first" },
         response: { 200: t.Array(AuditRow) },

@@ -7,7 +7,9 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Kysely } from "kysely";
 import { refuseForeignKey } from "../store/foreign.ts";
+import type { Database } from "../store/schema.ts";
 
 const FORMAT = 1;
 const IV_BYTES = 12;
@@ -79,5 +81,26 @@ export class TokenCipher {
     } catch {
       throw new Error(`cannot decrypt a stored token: is ${KEY_FILE} the key it was written with?`);
     }
+  }
+}
+
+/**
+ * True when `cipher` opens the tokens already in the store (or the store holds none). Replicas on
+ * one database must share one key: one that cannot decrypt what another wrote would fail every
+ * request of those accounts, so start-up refuses it instead.
+ */
+export async function keyOpensStore(db: Kysely<Database>, cipher: TokenCipher): Promise<boolean> {
+  const row = await db
+    .selectFrom("accounts")
+    .select("refresh_token_enc")
+    .where("refresh_token_enc", "is not", null)
+    .limit(1)
+    .executeTakeFirst();
+  if (!row?.refresh_token_enc) return true;
+  try {
+    await cipher.decrypt(row.refresh_token_enc);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -10,6 +10,7 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
+import { isPublicAdminPath } from "../access/admin-auth/guard.ts";
 import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
@@ -20,22 +21,26 @@ import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } 
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
+import { GatewayMetrics } from "../metrics/metrics.ts";
 import { OAuthFlows } from "../oauth/flows.ts";
-import type { GatewayServices, Plugin } from "../plugin-host/api.ts";
+import type { AccountLeases, GatewayServices, Plugin, Providers } from "../plugin-host/api.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
 import { CoreApplier } from "../plugin-host/apply-data.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { RequestLogWriter } from "../request-logs/writer.ts";
+import { Pruner } from "../retention/pruner.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
+import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
-import { renderError } from "./errors.ts";
+import { pathOf, renderError } from "./errors.ts";
 import type { Logger } from "./logging.ts";
+import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
 import { surfaceOf } from "./surface.ts";
@@ -69,6 +74,21 @@ export interface Gateway extends AppDeps {
   stop(): Promise<void>;
 }
 
+/**
+ * The top-level fields of each admin route's JSON object body schema (`POST /api/...` etc.), keyed
+ * `METHOD path`; routes without one (or with a non-object body) are not in the map.
+ */
+function adminBodyFields(app: AnyElysia): Map<string, ReadonlySet<string>> {
+  const out = new Map<string, ReadonlySet<string>>();
+  for (const r of app.routes as { method: string; path: string; hooks?: { body?: unknown } }[]) {
+    if (!r.path.startsWith("/api/") || !["POST", "PUT", "PATCH", "DELETE"].includes(r.method)) continue;
+    const schema = r.hooks?.body as { type?: string; properties?: Record<string, unknown> } | undefined;
+    if (schema?.type === "object" && schema.properties)
+      out.set(`${r.method} ${r.path}`, new Set(Object.keys(schema.properties)));
+  }
+  return out;
+}
+
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const { settings, store, log } = opts;
   const time = opts.clock ?? systemClock;
@@ -84,6 +104,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000 },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
@@ -95,9 +116,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     snapshotCache.invalidate();
     feed.publish("accounts");
   });
-  accounts.onChange(() => {
+  accounts.onChange((kind) => {
     snapshotCache.invalidate();
-    feed.publish("accounts");
+    // A usage reading (after every proxied request that carried quota headers) reaches other
+    // replicas through their 1 s snapshot refresh; announcing each would cost every replica a
+    // reload per request.
+    if (kind === "tokens") feed.publish("accounts");
   });
   feed.subscribe("accounts", () => {
     snapshotCache.invalidate();
@@ -107,13 +131,42 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const bodyGuard = new BodyGuard({
+    maxBytes: settings.maxBodyBytes,
+    timeoutMs: settings.bodyTimeoutSeconds * 1000,
+    maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
+  });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
   );
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
     for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
+    // The hour buckets count these rows now: their reservations go.
+    void access.reservations.rowsWritten(rows);
   });
+  requestLogs.onAdded((row) => access.reservations.rowAdded(row));
+  const leases = () => {
+    try {
+      return host.provider("leases");
+    } catch {
+      return null;
+    }
+  };
+  const metrics = settings.metricsEnabled
+    ? new GatewayMetrics({
+        accounts: () => snapshotCache.list(),
+        inFlight: (id) => leases()?.inFlight(id) ?? 0,
+        queued: (id) => leases()?.queued?.(id) ?? 0,
+        requestLogQueue: () => requestLogs.pending,
+        requestLogDropped: () => requestLogs.dropped,
+        now: clock,
+      })
+    : null;
+  if (metrics)
+    applier.onApplied((results) => {
+      for (const r of results) metrics.applied.inc([r.action.type, r.status]);
+    });
   const stickyService = createStickyService(sticky, runtimeSettings, clock, (id) =>
     requestLogs.responseOwner(id),
   );
@@ -126,12 +179,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         stickyService.bind(a.key, a.kind, a.accountId, { now, expected: a.expectedAccountId }),
       stickyTouch: (a, now) => stickyService.touch(a.key, { now, accountId: a.accountId }),
       stickyForget: (a) => stickyService.forget(a.key, { expected: a.expectedAccountId }),
-      saveTokens: (a) =>
-        accounts.saveTokens(
+      saveTokens: async (a) => {
+        const saved = await accounts.saveTokens(
           a.accountId,
           { accessToken: a.accessToken, refreshToken: a.refreshToken, idToken: a.idToken },
           { replacing: a.replacing },
-        ),
+        );
+        // Token saves come from refreshes (logins and imports use the repository directly).
+        metrics?.refreshes.inc([String(saved)]);
+        return saved;
+      },
       recordUsage: async (a) => {
         if (!(await getSnapshot(store.db, a.accountId))) return false;
         await accounts.recordUsage(a.accountId, a);
@@ -158,8 +215,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   );
   applier.onApplied(() => events.publish("accounts"));
   accounts.onChange(() => events.publish("accounts"));
+  let globalLeases: AccountLeases | null = null;
   const services: GatewayServices = {
-    fire: (hook, event, o) => dispatcher.fire(hook, event, o),
+    fire: metrics
+      ? async (hook, event, o) => {
+          const outcome = await dispatcher.fire(hook, event, o);
+          metrics.actions(hook, outcome.actions);
+          if (hook === "refresh.failed") metrics.refreshes.inc(["failed"]);
+          return outcome;
+        }
+      : (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) => core.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
     accounts: {
       list: () => snapshotCache.list(),
@@ -172,7 +237,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist() },
-    provider: (key) => host.provider(key),
+    provider: (key) => {
+      // With replicas on PostgreSQL the stream cap holds across them (src/cluster/stream-leases.ts).
+      if (key === "leases" && cluster.streams) {
+        globalLeases ??= cluster.streams.wrap(
+          host.provider("leases"),
+          () => settings.accountMaxStreams,
+          () => settings.accountQueueWaitMs,
+        );
+        return globalLeases as Providers[typeof key];
+      }
+      return host.provider(key);
+    },
     cluster: {
       isLeader: () => cluster.isLeader(),
       claimRefresh: (accountId, refreshToken, ttlMs) =>
@@ -215,6 +291,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   // Core shutdown work, after the plugins stopped: the request-log writer flushes what is queued.
   const stops: (() => void | Promise<void>)[] = [() => requestLogs.stop()];
+  // Old request logs, audit rows, usage buckets and expired sessions go in the background.
+  const pruner = new Pruner(
+    store.db,
+    store.location.kind,
+    time,
+    {
+      requestLogDays: settings.requestLogRetentionDays,
+      auditDays: settings.auditRetentionDays,
+      usageDays: settings.usageRetentionDays,
+    },
+    log.child({ component: "retention" }),
+    { shouldRun: () => cluster.isLeader() },
+  );
+  stops.push(() => pruner.stop());
   const deps: AppDeps = {
     settings,
     store,
@@ -234,12 +324,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     oauth,
     onStop: (fn) => stops.push(fn),
     requestLogs,
+    metrics,
     access,
     cluster,
     events,
     ui: opts.ui ?? null,
   };
 
+  let bodyFields: Map<string, ReadonlySet<string>> | undefined;
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
     .onRequest(async ({ request, set }) => {
       const info = infoOf(request);
@@ -281,6 +373,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         surface,
         now: clock(),
       });
+      metrics?.actions("request.admit", outcome.actions);
       const reject = outcome.actions.find((a) => a.type === "request.reject");
       if (reject && reject.type === "request.reject") {
         log.info(
@@ -303,6 +396,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         );
       }
       const refused = await access.admit(request, surface, url);
+      // Authenticated (a key, a session, or this machine) on a guarded route: the request no longer
+      // counts against its address's unauthenticated cap.
+      if (!refused && surface !== "public" && !isPublicAdminPath(url.pathname)) info.releaseBodySlot?.();
       if (refused) {
         log.info(
           {
@@ -329,6 +425,23 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         return errorResponse(refused, envelope, info.requestId);
       }
     })
+    // Every admin body schema is strict: Elysia would drop an unknown field silently (a typo would
+    // be a 200 that changed nothing), so it is refused first, naming the field.
+    .onTransform(function strictAdminBodies({ request, body, route }) {
+      if (body === null || typeof body !== "object" || Array.isArray(body)) return;
+      bodyFields ??= adminBodyFields(app);
+      const allowed = bodyFields.get(`${request.method} ${route}`);
+      if (!allowed) return;
+      for (const k of Object.keys(body)) {
+        if (!allowed.has(k)) {
+          throw new GatewayError(
+            "validation_error",
+            `Invalid body field '${k}': unknown field (allowed: ${[...allowed].join(", ") || "none"})`,
+            { param: k },
+          );
+        }
+      }
+    })
     .onError(({ code, error, request }) =>
       renderError({ code, error, request, requestId: infoOf(request).requestId, log }),
     )
@@ -353,6 +466,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         },
         "request",
       );
+    })
+    // The generated document, made a valid OpenAPI 3.1 one (src/app/openapi.ts) on its way out.
+    .onAfterHandle({ as: "global" }, ({ request, response }) => {
+      if (response && typeof response === "object" && !(response instanceof Response)) {
+        if (new URL(request.url).pathname === "/docs/json")
+          return normalizeOpenApi(structuredClone(response));
+      }
     })
     .use(
       swagger({
@@ -382,8 +502,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const scheduleSweep = () => {
     if (sweepStopped) return;
     sweepTimer = time.setTimeout(() => {
-      stickyService
-        .sweep()
+      // Once-only work: the leader among replicas on one database does it.
+      (cluster.isLeader() ? stickyService.sweep() : Promise.resolve())
         .catch((err: unknown) =>
           log.warn({ err: err instanceof Error ? err.message : String(err) }, "sticky sweep failed"),
         )
@@ -394,9 +514,58 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     ...deps,
     app,
-    fetch: (request, peerIp = null) => {
+    fetch: async (request, peerIp = null) => {
       attachPeer(request, peerIp);
-      return app.handle(request);
+      // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
+      if (!URL.canParse(request.url)) {
+        const requestId = chooseRequestId(request.headers);
+        log.warn(
+          { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
+          "malformed request URL or Host header",
+        );
+        return errorResponse(
+          new GatewayError("bad_request", "The request's Host header or URL is malformed"),
+          "admin",
+          requestId,
+        );
+      }
+      let guarded = request;
+      let slot: BodySlot | null = null;
+      if (request.body !== null) {
+        const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
+        try {
+          slot = bodyGuard.take(address);
+        } catch (e) {
+          const requestId = chooseRequestId(request.headers);
+          log.warn({ requestId, peerIp, clientIp: address }, "too many unauthenticated requests in progress");
+          return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), requestId);
+        }
+        const held = slot;
+        guarded = new Request(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: bodyGuard.guard(request.body, () => held.release()),
+          signal: request.signal,
+          duplex: "half",
+        } as RequestInit);
+        attachPeer(guarded, peerIp);
+        infoOf(guarded).releaseBodySlot = held.release;
+      }
+      try {
+        return await app.handle(guarded);
+      } catch (e) {
+        log.error(
+          { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
+          "request failed outside the app's error handler",
+        );
+        return errorResponse(
+          new GatewayError("server_error"),
+          envelopeFor(pathOf(request)),
+          infoOf(guarded).requestId,
+        );
+      } finally {
+        slot?.release();
+      }
     },
     drain: () => events.close(),
     start: async () => {
@@ -404,6 +573,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await cluster.start();
       await access.start();
       await host.start();
+      pruner.start();
       scheduleSweep();
     },
     stop: async () => {

@@ -4,6 +4,7 @@ import type { Cluster } from "../cluster/cluster.ts";
 import type { Clock, Random } from "../core/clock.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import type { AdminEvents } from "../dashboard/events.ts";
+import type { GatewayMetrics } from "../metrics/metrics.ts";
 import type { OAuthFlows } from "../oauth/flows.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 import type { ActionApplier } from "../plugin-host/apply.ts";
@@ -46,6 +47,8 @@ export interface AppDeps {
   onStop(fn: () => void | Promise<void>): void;
   /** The batched request-log writer (flushed on shutdown). */
   readonly requestLogs: RequestLogWriter;
+  /** Prometheus metrics (`/metrics`); null when `CODEX_LB_METRICS_ENABLED=false`. */
+  readonly metrics: GatewayMetrics | null;
   /** API keys, admin auth, firewall store, client address and locality. */
   readonly access: AccessControl;
   /** This replica among the gateways sharing the database: leader, change feed, refresh claims. */

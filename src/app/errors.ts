@@ -5,11 +5,35 @@
  * @module
  */
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
+import { guardErrorOf } from "./body-guard.ts";
 import type { Logger } from "./logging.ts";
 
+interface SchemaLike {
+  readonly const?: unknown;
+  readonly enum?: readonly unknown[];
+  readonly anyOf?: readonly SchemaLike[];
+}
+
 interface ValidationLike {
-  readonly all?: readonly { path?: string; message?: string; summary?: string }[];
-  readonly valueError?: { path?: string; message?: string };
+  readonly all?: readonly { path?: string; message?: string; summary?: string; schema?: SchemaLike }[];
+  readonly valueError?: { path?: string; message?: string; schema?: SchemaLike };
+}
+
+/** The values a schema allows when it is a closed set (a literal, an enum, a union of literals). */
+export function allowedValues(schema: SchemaLike | undefined): unknown[] | null {
+  if (!schema) return null;
+  if (schema.const !== undefined) return [schema.const];
+  if (Array.isArray(schema.enum)) return [...schema.enum];
+  if (Array.isArray(schema.anyOf) && schema.anyOf.length > 0) {
+    const all: unknown[] = [];
+    for (const s of schema.anyOf) {
+      const v = allowedValues(s);
+      if (!v) return null;
+      all.push(...v);
+    }
+    return all;
+  }
+  return null;
 }
 
 /** `/messages/0/role` → `messages.0.role`. */
@@ -19,10 +43,19 @@ function fieldOf(path: string | undefined): string | null {
   return f === "" ? null : f;
 }
 
+/** The request's path, or "/" when its URL cannot be parsed (never throws). */
+export function pathOf(request: Request): string {
+  const url = URL.parse(request.url);
+  return url ? url.pathname : "/";
+}
+
 export function validationToGatewayError(e: ValidationLike, where: string): GatewayError {
   const first = e.valueError ?? e.all?.[0];
   const field = fieldOf(first?.path);
-  const what = first?.message ?? "is invalid";
+  const allowed = allowedValues(first?.schema);
+  const what = allowed
+    ? `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`
+    : (first?.message ?? "is invalid");
   const message = field ? `Invalid ${where} field '${field}': ${what}` : `Invalid ${where}: ${what}`;
   return new GatewayError("validation_error", message, { param: field });
 }
@@ -35,10 +68,11 @@ export function renderError(opts: {
   log: Logger;
 }): Response {
   const { code, error, request, requestId, log } = opts;
-  const path = new URL(request.url).pathname;
+  const path = pathOf(request);
   const envelope = envelopeFor(path);
   let gw: GatewayError;
-  if (error instanceof GatewayError) gw = error;
+  const guardError = guardErrorOf(error);
+  if (guardError) gw = guardError;
   else if (code === "VALIDATION") {
     const where =
       (error as { type?: string }).type === "query"

@@ -18,6 +18,8 @@ export interface RequestInfo {
   readonly startedAt: number;
   /** The API key that authenticated a proxy request (set by access control), if any. */
   apiKeyId?: string | null;
+  /** Frees the request's unauthenticated-body slot (see BodyGuard) once admission has passed. */
+  releaseBodySlot?: () => void;
   /** Set by a route that writes its own, richer access line (the proxy); the app's line is skipped. */
   accessLogged?: boolean;
 }

@@ -19,6 +19,7 @@ import { dashboardRoutes } from "../dashboard/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
 import { healthRoutes } from "../health/routes.ts";
 import { importPythonRoutes } from "../import-python/routes.ts";
+import { metricsRoutes } from "../metrics/routes.ts";
 import { oauthRoutes } from "../oauth/routes.ts";
 import { proxyRoutes } from "../proxy/routes.ts";
 import { requestLogRoutes } from "../request-logs/routes.ts";
@@ -28,6 +29,7 @@ import type { AppDeps } from "./deps.ts";
 
 export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElysia)[] = [
   healthRoutes,
+  metricsRoutes,
   pluginRoutes,
   runtimeSettingsRoutes,
   stickyRoutes,

@@ -30,8 +30,11 @@ export function balancingAdminRoutes(deps: AppDeps) {
         [{ type: "account.routing_policy", accountId: params.id, routingPolicy: body.routingPolicy }],
         { source: "admin", requestId: infoOf(request).requestId },
       );
-      if (!result || result.status === "missing") {
+      if (!result || result.status === "missing" || result.status === "invalid") {
         throw new GatewayError("not_found", `No account with id ${JSON.stringify(params.id)}`);
+      }
+      if (result.status !== "applied" && result.status !== "noop") {
+        throw new GatewayError("conflict", `The account changed meanwhile (${result.status}); try again`);
       }
       await audit(deps.store.db, {
         action: "account.routing_policy",
@@ -42,10 +45,14 @@ export function balancingAdminRoutes(deps: AppDeps) {
     },
     {
       transform: rejectUnknownFields(["routingPolicy"]),
-      params: t.Object({ id: t.String({ minLength: 1 }) }),
+      params: t.Object({ id: t.String({ minLength: 1, maxLength: 200 }) }),
       body: t.Object({ routingPolicy: Policy }, { additionalProperties: false }),
       detail: { tags: ["accounts"], summary: "Change an account's routing policy" },
-      response: { 200: t.Object({ id: t.String(), routingPolicy: Policy }), 404: AdminError },
+      response: {
+        200: t.Object({ id: t.String(), routingPolicy: Policy }),
+        404: AdminError,
+        409: AdminError,
+      },
     },
   );
 }

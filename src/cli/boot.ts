@@ -7,7 +7,9 @@
  * @module
  */
 import { accessSync, chmodSync, constants, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { builtinPlugins } from "../../plugins/index.ts";
+import { KEY_FILE, keyOpensStore, TokenCipher } from "../accounts/crypto.ts";
 import { createGateway, type Gateway } from "../app/app.ts";
 import { createLogger, type Logger } from "../app/logging.ts";
 import type { Clock, Random } from "../core/clock.ts";
@@ -146,6 +148,13 @@ export async function boot(
   const { settings, location, plugins, pluginConfigs } = prepared;
   ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location);
+  if (!(await keyOpensStore(store.db, TokenCipher.forDataDir(settings.dataDir)))) {
+    await store.close();
+    throw new StartupError(
+      "CODEX_LB_DATA_DIR",
+      `${join(settings.dataDir, KEY_FILE)} cannot decrypt the tokens stored in ${describeLocation(location)}; every gateway on one database needs the same key: copy ${KEY_FILE} from the first one`,
+    );
+  }
   const gateway = await createGateway({
     settings,
     store,
@@ -161,9 +170,13 @@ export async function boot(
     listening = listen(gateway.fetch, {
       host: settings.host,
       port: settings.port,
-      // Headroom above the setting so the app, not the socket layer, answers 413 in the right envelope.
-      maxRequestBodySize: settings.maxBodyBytes + 64 * 1024,
+      // Far above the setting so the app, not the socket layer (an empty 413), answers in the right
+      // envelope: the app refuses a declared length over the limit before reading, and its body
+      // guard stops a chunked body at the limit (src/app/body-guard.ts).
+      maxRequestBodySize: 2 ** 40,
       maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
+      onError: (e) =>
+        log.error({ err: { message: e.message, stack: e.stack } }, "request failed in the server"),
     });
   } catch (e) {
     await gateway.stop();

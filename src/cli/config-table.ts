@@ -15,8 +15,10 @@ export function configTable(current?: Readonly<Settings>): string {
   const rows = Object.entries(props).map(([key, s]) => {
     const def = `\`${show(s.default) || '""'}\``;
     const desc = String(s.description ?? "").replace(/\|/g, "\\|");
+    const value =
+      s.secret && current?.[key as keyof Settings] ? "[set]" : show(current?.[key as keyof Settings]);
     return current
-      ? `| \`${envNameOf(key)}\` | \`${show(current[key as keyof Settings])}\` | ${def} | ${desc} |`
+      ? `| \`${envNameOf(key)}\` | \`${value}\` | ${def} | ${desc} |`
       : `| \`${envNameOf(key)}\` | ${def} | ${desc} |`;
   });
   return `${head}${rows.join("\n")}\n`;

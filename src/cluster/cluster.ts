@@ -10,12 +10,15 @@ import type { Store } from "../store/store.ts";
 import { type ChangeFeed, createChangeFeed } from "./feed.ts";
 import { LeaderElection, type LeaderLogger } from "./leader.ts";
 import { RefreshClaims } from "./refresh-claims.ts";
+import { GlobalStreamLeases } from "./stream-leases.ts";
 
 export interface Cluster {
   readonly replicaId: string;
   readonly election: LeaderElection;
   readonly feed: ChangeFeed;
   readonly refreshClaims: RefreshClaims;
+  /** The stream cap across replicas; only on PostgreSQL (one SQLite file has one gateway). */
+  readonly streams: GlobalStreamLeases | null;
   isLeader(): boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -34,8 +37,11 @@ export function createCluster(opts: {
   const feed = createChangeFeed(election.id, store.notifications, (e) =>
     log.error({ err: e instanceof Error ? e.message : String(e) }, "cluster change feed failed"),
   );
+  const streams =
+    store.location.kind === "postgres" ? new GlobalStreamLeases(store.db, election.id, clock) : null;
   return {
     replicaId: election.id,
+    streams,
     election,
     feed,
     refreshClaims: new RefreshClaims(store.db, election.id, () => clock.now()),
@@ -43,8 +49,10 @@ export function createCluster(opts: {
     async start() {
       await feed.start();
       await election.start();
+      streams?.start();
     },
     async stop() {
+      await streams?.stop();
       await election.stop();
       await feed.stop();
     },

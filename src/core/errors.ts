@@ -28,6 +28,7 @@ export const errorCatalogue = {
   ),
   invalid_json_schema: spec(400, "invalid_request_error", "Invalid JSON schema for strict mode"),
   invalid_auth_json: spec(400, "invalid_request_error", "Invalid auth.json"),
+  request_timeout: spec(408, "invalid_request_error", "The request body did not arrive in time"),
   python_import_invalid: spec(
     400,
     "invalid_request_error",
@@ -80,6 +81,11 @@ export const errorCatalogue = {
   // --- limits
   rate_limit_exceeded: spec(429, "rate_limit_error", "Rate limit exceeded"),
   too_many_attempts: spec(429, "rate_limit_error", "Too many attempts, try again later"),
+  too_many_pending_requests: spec(
+    429,
+    "rate_limit_error",
+    "Too many unauthenticated requests from this address are still in progress",
+  ),
   proxy_overloaded: spec(429, "rate_limit_error", "All eligible accounts are at their concurrency cap"),
   usage_limit_reached: spec(429, "usage_limit_reached", "The usage limit has been reached on every account"),
   // --- the pool and the upstream

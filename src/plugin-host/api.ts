@@ -1,22 +1,7 @@
 /**
- * The public plugin API. Built-in plugins (`plugins/`) use exactly this, and so does a module an
- * operator lists in `CODEX_LB_PLUGINS`. Import it with `import type` only: a plugin loaded by the
- * compiled binary from disk then needs nothing from this repository at run time.
- *
- * @example
- * ```ts
- * import type { Plugin } from "codex-lb/src/plugin-host/api.ts";
- * export default {
- *   name: "acme.custom-codes",
- *   setup(ctx) {
- *     ctx.on("refresh.failed", (e) =>
- *       e.errorCode === "acme_banned"
- *         ? { type: "account.deactivate", accountId: e.account.id, status: "deactivated", reason: "Banned" }
- *         : undefined,
- *     { order: -10 });
- *   },
- * } satisfies Plugin;
- * ```
+ * The plugin types: the plugin shape, its context and the services it gets. Plugins do not import
+ * this file: they import the public plugin API, `src/plugin-api.ts` (the package export
+ * `codex-lb`), which re-exports everything here. The contract is described in `docs/plugins.md`.
  *
  * @module
  */

@@ -25,6 +25,8 @@ export interface UpstreamCall {
   readonly requestId: string;
   readonly model: string | null;
   readonly payload: Json;
+  /** `payload` serialised, when the caller has it (else it is serialised here). */
+  readonly payloadText?: string;
   readonly clientHeaders: Headers;
   /** The client's signal: aborting it aborts the upstream call. */
   readonly signal: AbortSignal;
@@ -45,6 +47,11 @@ export interface UpstreamEventSource {
   next(): Promise<SseEvent[] | null>;
   /** Stops reading (client gone, stream done). */
   cancel(reason?: unknown): void;
+  /** Byte pass-through (an HTTP SSE body, see UpstreamEvents): nothing held, raw chunks may follow. */
+  readonly clean?: boolean;
+  nextChunk?(): Promise<Uint8Array | null>;
+  pushBytes?(bytes: Uint8Array): SseEvent[];
+  endBytes?(): SseEvent[];
 }
 
 /** One attempt on one account: an open stream, or the failure to classify. */
@@ -187,8 +194,9 @@ export async function openUpstream(
   const { services } = ctx.deps;
   const tried: string[] = [];
   let last: GatewayError | null = null;
-  const body = JSON.stringify(call.payload);
+  const body = call.payloadText ?? JSON.stringify(call.payload);
   const log = ctx.deps.log;
+  const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")
     ? (d: RoutingDecision) => log.debug(d, "routing decision")
     : undefined;
@@ -219,12 +227,16 @@ export async function openUpstream(
     trace.accountId = account.id;
     trace.accountEmail = account.email;
     let lease: Lease;
+    const waitStart = performance.now();
     try {
       lease = await services
         .provider("leases")
         .acquire(account.id, { requestId: call.requestId, signal: call.signal });
+      metrics?.queueWait.observe(["acquired"], (performance.now() - waitStart) / 1000);
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
+      metrics?.queueWait.observe(["refused"], (performance.now() - waitStart) / 1000);
+      metrics?.failovers.inc(["lease"]);
       last = e;
       continue;
     }
@@ -283,6 +295,7 @@ export async function openUpstream(
         // Failover is a decision (`request.failover`), never a side effect of an account action.
         // Without one (a bad request: any account would answer the same) the client gets the error.
         if (!fired.actions.some((a) => a.type === "request.failover")) throw last;
+        metrics?.failovers.inc([f.phase]);
         break;
       }
     } finally {

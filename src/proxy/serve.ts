@@ -36,9 +36,13 @@ export interface ProxySpec {
   readonly model: string;
   /** The body to send upstream (already `toUpstreamPayload`). */
   readonly payload: Json;
+  /** `payload` as text when already at hand (the client's own bytes when nothing changed). */
+  readonly payloadText?: string;
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
+  /** The client's body as sent (for `max_output_tokens` and the like, stripped from `payload`). */
+  readonly clientBody?: Json;
 }
 
 const SSE_HEADERS = {
@@ -104,24 +108,37 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       },
       "request",
     );
-    ctx.logs.add(
-      logRow({
-        ...fields,
-        requestedAt,
-        requestId: info.requestId,
-        accountId: trace.accountId,
-        apiKeyId: info.apiKeyId ?? null,
-        model: spec.model,
-        endpoint: spec.endpoint,
-        client,
-        clientIp: info.clientIp ?? info.peerIp,
-        latencyMs,
-        sessionKey: routingFields(spec.payload).promptCacheKey,
-        reasoningEffort: spec.reasoningEffort,
-        transport: "http",
-        upstreamTransport: trace.attempts > 0 ? "http" : null,
-      }),
-    );
+    const row = logRow({
+      ...fields,
+      requestedAt,
+      requestId: info.requestId,
+      accountId: trace.accountId,
+      apiKeyId: info.apiKeyId ?? null,
+      model: spec.model,
+      endpoint: spec.endpoint,
+      client,
+      clientIp: info.clientIp ?? info.peerIp,
+      latencyMs,
+      sessionKey: routingFields(spec.payload).promptCacheKey,
+      reasoningEffort: spec.reasoningEffort,
+      transport: "http",
+      upstreamTransport: trace.attempts > 0 ? "http" : null,
+    });
+    ctx.logs.add(row);
+    deps.metrics?.request({
+      endpoint: spec.kind,
+      status: fields.httpStatus,
+      model: spec.model,
+      accountId: trace.accountId,
+      apiKeyId: info.apiKeyId ?? null,
+      durationMs: latencyMs,
+      ttfbMs: fields.ttfbMs ?? null,
+      inputTokens: u?.inputTokens ?? null,
+      cachedInputTokens: u?.cachedInputTokens ?? null,
+      outputTokens: u?.outputTokens ?? null,
+      reasoningTokens: u?.reasoningTokens ?? null,
+      costUsd: row.cost_usd ?? null,
+    });
   };
   const completed = (account: AccountSnapshot | null, ok: boolean, httpStatus: number) => {
     void deps.services
@@ -142,6 +159,15 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       model: spec.model,
       now: requestedAt,
       cache: deps.access.keyStates,
+      reserve: {
+        reservations: deps.access.reservations,
+        request: {
+          requestId: info.requestId,
+          model: spec.model,
+          payload: spec.payload,
+          body: spec.clientBody,
+        },
+      },
     });
     open = await openUpstream(
       ctx,
@@ -149,6 +175,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
         requestId: info.requestId,
         model: spec.model,
         payload: spec.payload,
+        payloadText: spec.payloadText,
         clientHeaders: request.headers,
         signal: abort.signal,
         promptCacheKey: routing.promptCacheKey,

@@ -45,8 +45,8 @@ export const RequestLogItem = t.Object({
 });
 
 const Query = t.Object({
-  limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500, default: 50 })),
-  offset: t.Optional(t.Numeric({ minimum: 0, default: 0 })),
+  limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500, multipleOf: 1, default: 50 })),
+  offset: t.Optional(t.Numeric({ minimum: 0, maximum: 1_000_000_000, multipleOf: 1, default: 0 })),
   accountId: t.Optional(t.String({ minLength: 1 })),
   apiKeyId: t.Optional(t.String({ minLength: 1 })),
   model: t.Optional(t.String({ minLength: 1 })),

@@ -11,7 +11,9 @@ import { GatewayError } from "../core/errors.ts";
 export function rejectUnknownFields(allowed: readonly string[]) {
   const known = new Set(allowed);
   return ({ body }: { body: unknown }): void => {
-    if (!body || typeof body !== "object" || Array.isArray(body)) return;
+    if (body === undefined) return;
+    if (body === null || typeof body !== "object" || Array.isArray(body))
+      throw new GatewayError("validation_error", "Invalid body: expected a JSON object");
     for (const k of Object.keys(body)) {
       if (!known.has(k)) {
         throw new GatewayError(

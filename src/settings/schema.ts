@@ -91,6 +91,11 @@ export const SettingsSchema = Type.Object(
       "Time allowed for the upstream to answer with response headers.",
       1,
     ),
+    responseOwnerTtlSeconds: Seconds(
+      86_400,
+      "How long the account that produced a response is remembered, so `previous_response_id` is routed to it.",
+      60,
+    ),
     sseKeepaliveSeconds: Seconds(
       10,
       "While the upstream is silent, send an SSE comment (`: keepalive`) to streaming clients this often; 0 turns it off.",
@@ -170,6 +175,17 @@ export const SettingsSchema = Type.Object(
       default: 32 * 1024 * 1024,
       description: "Largest accepted request body, in bytes.",
     }),
+    bodyTimeoutSeconds: Seconds(
+      60,
+      "A request body must arrive completely within this many seconds of its headers (else 408; request headers have their own ~10 s limit in the server).",
+      0.05,
+    ),
+    maxUnauthenticatedPerAddress: Type.Integer({
+      minimum: 1,
+      default: 32,
+      description:
+        "Requests per client address that may be receiving their body before they are authenticated (login, a keyless or not yet checked request); more get 429 at once.",
+    }),
     apiKeyAuthEnabled: Type.Boolean({
       default: false,
       description:
@@ -186,6 +202,34 @@ export const SettingsSchema = Type.Object(
       "An admin session ends this many seconds after login, however active.",
       60,
     ),
+    requestLogRetentionDays: Type.Integer({
+      minimum: 1,
+      default: 30,
+      description: "Request-log rows older than this many days are pruned (hourly, in the background).",
+    }),
+    auditRetentionDays: Type.Integer({
+      minimum: 1,
+      default: 365,
+      description:
+        "Audit rows (admin changes, logins) and account status events older than this many days are pruned.",
+    }),
+    usageRetentionDays: Type.Integer({
+      minimum: 32,
+      default: 730,
+      description:
+        "Hourly usage aggregates per API key (kept after their request-log rows are pruned) older than this many days are pruned.",
+    }),
+    metricsEnabled: Type.Boolean({
+      default: true,
+      description:
+        "Serve Prometheus metrics at `/metrics` (admin session, local caller, or `CODEX_LB_METRICS_TOKEN`).",
+    }),
+    metricsToken: Type.String({
+      default: "",
+      secret: true,
+      description:
+        "A bearer token a Prometheus scraper may send to `/metrics` instead of an admin session (empty: admin access only).",
+    }),
   },
   { additionalProperties: false },
 );

@@ -106,6 +106,14 @@ export interface RequestLogsTable {
   upstream_transport: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
+/** The account that produced an upstream response (`previous_response_id` routing), kept for a TTL. */
+export interface ResponseOwnersTable {
+  response_id: string;
+  account_id: string;
+  /** `requested_at` of the request that produced it. */
+  created_at: number;
+}
+
 export interface ApiKeysTable {
   id: string;
   name: string;
@@ -212,6 +220,13 @@ export interface ApiKeyUsageHourlyTable {
   unpriced_output_tokens: number;
 }
 
+/** One row (id 1): the pruner's flag (the request-log delete trigger keeps usage buckets while set). */
+export interface RetentionStateTable {
+  id: number;
+  pruning: number;
+  last_pruned_at: number | null;
+}
+
 /** A running gateway (several may share one PostgreSQL database). */
 export interface ClusterReplicasTable {
   id: string;
@@ -241,11 +256,42 @@ export interface RefreshClaimsTable {
   failure: string | null;
 }
 
+/** A stream in flight, for the per-account cap across replicas (PostgreSQL only). */
+export interface StreamLeasesTable {
+  id: string;
+  account_id: string;
+  replica_id: string;
+  expires_at: number;
+}
+
+/** One counted credential attempt (replicas on PostgreSQL share the count). */
+export interface LoginAttemptsTable {
+  id: string;
+  address: string;
+  at: number;
+}
+
+/** A keyed request's reserved (then settled) usage until its log row is written. */
+export interface ApiKeyReservationsTable {
+  id: string;
+  api_key_id: string;
+  request_id: string;
+  model: string;
+  created_at: number;
+  /** 0 while the request is in flight (estimate), 1 once settled with its real usage. */
+  settled: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
   usage_snapshots: UsageSnapshotsTable;
   request_logs: RequestLogsTable;
+  response_owners: ResponseOwnersTable;
   api_keys: ApiKeysTable;
   api_key_limits: ApiKeyLimitsTable;
   settings: SettingsTable;
@@ -255,9 +301,13 @@ export interface Database {
   audit_logs: AuditLogsTable;
   admin_credentials: AdminCredentialsTable;
   api_key_usage_hourly: ApiKeyUsageHourlyTable;
+  retention_state: RetentionStateTable;
   cluster_replicas: ClusterReplicasTable;
   cluster_leases: ClusterLeasesTable;
   refresh_claims: RefreshClaimsTable;
+  stream_leases: StreamLeasesTable;
+  login_attempts: LoginAttemptsTable;
+  api_key_reservations: ApiKeyReservationsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

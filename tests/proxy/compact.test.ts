@@ -134,4 +134,28 @@ describe("remote compaction", () => {
     expect(out.object).toBe("response.compaction");
     expect(out.output[0]!.encrypted_content).toBe("sdk-item");
   });
+
+  test("at most two accounts are tried", async () => {
+    const three = await startProxyEnv({ accounts: [{ id: "t1" }, { id: "t2" }, { id: "t3" }] });
+    try {
+      for (const id of ["t1", "t2", "t3"]) {
+        three.fake.script(`chatgpt-${id}`, {
+          kind: "http_error",
+          status: 429,
+          body: { error: { code: "rate_limit_exceeded", message: "slow down" } },
+        });
+      }
+      const res = await fetch(`${three.gw.url}/v1/responses/compact`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-5.2", input: history }),
+      });
+      expect(res.status).toBe(429);
+      expect(three.fake.requests.map((r) => r.chatgptAccountId)).toEqual(["chatgpt-t1", "chatgpt-t2"]);
+      const row = await eventually(() => three.db.selectFrom("request_logs").selectAll().executeTakeFirst());
+      expect(row).toMatchObject({ endpoint: "/v1/responses/compact", status: "error", http_status: 429 });
+    } finally {
+      await three.stop();
+    }
+  });
 });

@@ -231,6 +231,25 @@ describe("Responses WebSocket", () => {
     ws.close();
   });
 
+  test("a 401 on the upstream socket refreshes the token and reconnects with it, within the turn", async () => {
+    env.fake.script(
+      "chatgpt-w1",
+      { kind: "text", text: "before" },
+      { kind: "http_error", status: 401, body: { error: { code: "token_expired", message: "expired" } } },
+      { kind: "text", text: "after refresh" },
+    );
+    const ws = await open();
+    expect(textOf(await ws.turn(create([user("one")])))).toBe("before");
+    const first = env.fake.connections.at(-1)!;
+    const t2 = await ws.turn(create([user("two")]));
+    expect(textOf(t2)).toBe("after refresh");
+    const second = env.fake.connections.at(-1)!;
+    expect(second.id).toBe(first.id + 1);
+    expect(first.closed).toBe(true);
+    expect(second.headers.get("authorization")).not.toBe(first.headers.get("authorization"));
+    ws.close();
+  });
+
   test("a client that goes away mid-turn closes the upstream socket and releases the lease", async () => {
     env.fake.script("chatgpt-w1", { kind: "slow", text: "never finished", delayMs: 1000 });
     const ws = await open();

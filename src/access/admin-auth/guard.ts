@@ -22,6 +22,11 @@ export const publicAdminPaths: readonly string[] = [
   "/api/auth/password",
 ];
 
+/** True for the admin paths anyone may call (see {@link publicAdminPaths}). */
+export function isPublicAdminPath(path: string): boolean {
+  return publicAdminPaths.includes(path.length > 1 ? path.replace(/\/+$/, "") : path);
+}
+
 /** True when the caller may use the admin surface now. */
 export async function hasAdminAccess(
   auth: AdminAuth,
@@ -42,8 +47,7 @@ export async function adminGuard(
   local: boolean,
   now: number,
 ): Promise<GatewayError | null> {
-  const normalized = path.length > 1 ? path.replace(/\/+$/, "") : path;
-  if (publicAdminPaths.includes(normalized)) return null;
+  if (isPublicAdminPath(path)) return null;
   if (await hasAdminAccess(auth, request, local, now)) return null;
   const { passwordSet } = await auth.state();
   return new GatewayError(

@@ -1,7 +1,8 @@
 /**
  * Admin authentication: the first password (from this machine, or remotely with the one-time
  * bootstrap token printed at start), login with optional TOTP or a recovery code, password change,
- * TOTP enrolment. Every credential check goes through the failed-attempt limiter.
+ * TOTP enrolment. Every credential check is counted by the attempt limiter before it runs and
+ * refunded only when the credential is right.
  *
  * @module
  */
@@ -11,7 +12,7 @@ import { GatewayError } from "../../core/errors.ts";
 import { hashPassword, verifyPassword } from "../../runtime/bun/password.ts";
 import type { Database } from "../../store/schema.ts";
 import { constantTimeEqual, randomToken, sha256Hex } from "../crypto.ts";
-import type { AttemptLimiter } from "./attempts.ts";
+import type { AttemptCounter } from "./attempts.ts";
 import {
   claimTotpStep,
   consumeRecoveryCode,
@@ -51,7 +52,7 @@ export class AdminAuth {
   constructor(
     private readonly db: Kysely<Database>,
     readonly sessions: SessionStore,
-    readonly limiter: AttemptLimiter,
+    readonly limiter: AttemptCounter,
     private readonly log: Logger,
     private readonly clock: () => number,
     private readonly cipher: SecretCipher,
@@ -100,13 +101,13 @@ export class AdminAuth {
     if (c.password_hash !== null)
       throw new GatewayError("conflict", "An admin password is already set; change it with currentPassword");
     if (!actor.local) {
-      this.limiter.check(actor.clientIp, now);
+      const attempt = await this.limiter.begin(actor.clientIp, now);
       const ok =
         bootstrapToken !== undefined &&
         c.bootstrap_token_hash !== null &&
         constantTimeEqual(await sha256Hex(bootstrapToken), c.bootstrap_token_hash);
-      if (!ok) {
-        this.limiter.fail(actor.clientIp, now);
+      if (ok) attempt.succeeded();
+      else {
         throw new GatewayError(
           "authentication_required",
           "Setting the first password from another machine needs the bootstrap token printed in the gateway's log",
@@ -124,15 +125,15 @@ export class AdminAuth {
     input: { password: string; totpCode?: string | undefined; recoveryCode?: string | undefined },
   ): Promise<string> {
     const now = this.clock();
-    this.limiter.check(actor.clientIp, now);
     const c = await readCredentials(this.db);
     if (c.password_hash === null) throw new GatewayError("password_not_configured");
-    if (!(await verifyPassword(input.password, c.password_hash))) {
-      this.limiter.fail(actor.clientIp, now);
+    // Counted before the hash is checked: parallel guesses cannot outrun the limit.
+    const attempt = await this.limiter.begin(actor.clientIp, now);
+    if (!(await verifyPassword(input.password, c.password_hash)))
       throw new GatewayError("invalid_credentials", "Wrong password");
-    }
     if (c.totp_secret !== null)
-      await this.#secondFactor(actor, await this.#open(c.totp_secret), c.totp_last_step, input, now);
+      await this.#secondFactor(await this.#open(c.totp_secret), c.totp_last_step, input, now);
+    attempt.succeeded();
     if (needsRehash(c.password_hash)) await this.#rehash(c.password_hash, input.password);
     return this.sessions.create(actor.clientIp, this.clock());
   }
@@ -149,8 +150,8 @@ export class AdminAuth {
     if (Number(res.numUpdatedRows) === 1) this.log.info({}, "admin password hash upgraded to argon2id");
   }
 
+  /** Checks a TOTP or recovery code; the caller has counted the attempt. */
   async #secondFactor(
-    actor: Actor,
     secret: string,
     lastStep: number | null,
     input: { totpCode?: string | undefined; recoveryCode?: string | undefined },
@@ -159,13 +160,11 @@ export class AdminAuth {
     if (input.totpCode) {
       const step = await verifyTotp(secret, input.totpCode, now, lastStep);
       if (step !== null && (await claimTotpStep(this.db, step, now))) return;
-      this.limiter.fail(actor.clientIp, now);
       throw new GatewayError("invalid_credentials", "Invalid or already used TOTP code");
     }
     if (input.recoveryCode) {
       const hash = await sha256Hex(normalizeRecovery(input.recoveryCode));
       if (await consumeRecoveryCode(this.db, hash, now)) return;
-      this.limiter.fail(actor.clientIp, now);
       throw new GatewayError("invalid_credentials", "Invalid or already used recovery code");
     }
     throw new GatewayError("totp_required");
@@ -178,13 +177,12 @@ export class AdminAuth {
     newPassword: string,
   ): Promise<void> {
     const now = this.clock();
-    this.limiter.check(actor.clientIp, now);
     const c = await readCredentials(this.db);
     if (c.password_hash === null) throw new GatewayError("password_not_configured");
-    if (currentPassword === undefined || !(await verifyPassword(currentPassword, c.password_hash))) {
-      this.limiter.fail(actor.clientIp, now);
+    const attempt = await this.limiter.begin(actor.clientIp, now);
+    if (currentPassword === undefined || !(await verifyPassword(currentPassword, c.password_hash)))
       throw new GatewayError("invalid_credentials", "currentPassword is wrong or missing");
-    }
+    attempt.succeeded();
     checkPasswordRules(newPassword);
     await writeCredentials(this.db, { password_hash: await hashPassword(newPassword) }, this.clock());
     await this.sessions.revokeAll();
@@ -205,16 +203,14 @@ export class AdminAuth {
   /** Confirms enrolment with a current code; returns the recovery codes (shown once). */
   async totpConfirm(actor: Actor, code: string): Promise<string[]> {
     const now = this.clock();
-    this.limiter.check(actor.clientIp, now);
     const c = await readCredentials(this.db);
     if (c.totp_secret !== null) throw new GatewayError("conflict", "TOTP is already enabled");
     if (c.totp_pending_secret === null)
       throw new GatewayError("conflict", "Start with POST /api/auth/totp/setup");
+    const attempt = await this.limiter.begin(actor.clientIp, now);
     const step = await verifyTotp(await this.#open(c.totp_pending_secret), code, now, null);
-    if (step === null) {
-      this.limiter.fail(actor.clientIp, now);
-      throw new GatewayError("invalid_totp_code");
-    }
+    if (step === null) throw new GatewayError("invalid_totp_code");
+    attempt.succeeded();
     const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
     const hashes = await Promise.all(codes.map((r) => sha256Hex(normalizeRecovery(r))));
     await writeCredentials(
@@ -233,12 +229,11 @@ export class AdminAuth {
   /** Turns TOTP off; needs a current code or a recovery code. */
   async totpDisable(actor: Actor, input: { code?: string | undefined; recoveryCode?: string | undefined }) {
     const now = this.clock();
-    this.limiter.check(actor.clientIp, now);
     const c = await readCredentials(this.db);
     if (c.totp_secret === null) throw new GatewayError("conflict", "TOTP is not enabled");
+    const attempt = await this.limiter.begin(actor.clientIp, now);
     try {
       await this.#secondFactor(
-        actor,
         await this.#open(c.totp_secret),
         c.totp_last_step,
         { totpCode: input.code, recoveryCode: input.recoveryCode },
@@ -250,6 +245,7 @@ export class AdminAuth {
         throw new GatewayError("invalid_totp_code");
       throw e;
     }
+    attempt.succeeded();
     await writeCredentials(
       this.db,
       { totp_secret: null, totp_pending_secret: null, totp_last_step: null, recovery_codes: null },

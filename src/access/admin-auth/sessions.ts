@@ -26,7 +26,14 @@ export function readCookie(headers: Headers, name: string): string | null {
   for (const part of raw.split(";")) {
     const eq = part.indexOf("=");
     if (eq < 0) continue;
-    if (part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (part.slice(0, eq).trim() !== name) continue;
+    const value = part.slice(eq + 1).trim();
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      // A malformed escape (`%`) names no session: treated as no cookie, never a 500.
+      return null;
+    }
   }
   return null;
 }

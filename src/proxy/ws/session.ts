@@ -375,6 +375,10 @@ class Turn {
         model: this.#model,
         now: this.#requestedAt,
         cache: deps.access.keyStates,
+        reserve: {
+          reservations: deps.access.reservations,
+          request: { requestId: this.#requestId, model: this.#model, payload: expanded, body: payload },
+        },
       });
     } catch (e) {
       s.finished(null, null, null);
@@ -492,7 +496,10 @@ class Turn {
     const body = prevId !== null && upstream.responseIds.has(prevId) ? payload : expanded;
     const { stream: _stream, background: _background, ...rest } = body;
     const events = upstream.send(JSON.stringify({ type: "response.create", ...rest }));
-    return firstEvent(events, new Headers(), new AbortController());
+    const outcome = await firstEvent(events, new Headers(), new AbortController());
+    // A refused token: the retry (after a refresh) must open a new connection with the new one.
+    if (outcome.kind === "failed" && outcome.failure.httpStatus === 401) upstream.close(1000, "auth failed");
+    return outcome;
   }
 
   #http(

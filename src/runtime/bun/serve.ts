@@ -18,12 +18,20 @@ export interface Listening {
 
 export function listen(
   handler: (request: Request, peerIp: string | null) => Promise<Response> | Response,
-  opts: { host: string; port: number; maxRequestBodySize: number; maxWebSocketMessageBytes?: number },
+  opts: {
+    host: string;
+    port: number;
+    maxRequestBodySize: number;
+    maxWebSocketMessageBytes?: number;
+    onError?: (e: Error) => void;
+  },
 ): Listening {
   const sockets = new Set<ServerWebSocket<WsSession>>();
   const server = Bun.serve<WsSession>({
     hostname: opts.host,
     port: opts.port,
+    // Never Bun's development error page (source lines, working directory): JSON errors only.
+    development: false,
     // Streams may be quiet for minutes; the proxy enforces its own stream idle timeout.
     idleTimeout: 0,
     maxRequestBodySize: opts.maxRequestBodySize,
@@ -50,7 +58,9 @@ export function listen(
       // Sessions keep their own idle timeout (a turn may be quiet for minutes).
       idleTimeout: 0,
       maxPayloadLength: opts.maxWebSocketMessageBytes ?? 16 * 1024 * 1024,
-      perMessageDeflate: true,
+      // Clients' requests may come compressed (the Codex CLI's long histories); events go out
+      // uncompressed: they are small, and deflating each one costs more CPU than the proxying.
+      perMessageDeflate: { compress: false, decompress: true },
       open(ws) {
         sockets.add(ws);
         ws.data.open({ send: (text) => void ws.send(text), close: (code, reason) => ws.close(code, reason) });
@@ -62,6 +72,14 @@ export function listen(
         sockets.delete(ws);
         ws.data.close(code, reason);
       },
+    },
+    // Last resort for anything the handler let escape: a JSON 500, one log line (by the caller).
+    error(e) {
+      opts.onError?.(e);
+      return new Response(
+        JSON.stringify({ error: { code: "server_error", message: "Internal server error" } }),
+        { status: 500, headers: { "content-type": "application/json" } },
+      );
     },
   });
   return {

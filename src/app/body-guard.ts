@@ -1,0 +1,155 @@
+/**
+ * Guards on reading a request body, applied to every request that has one before the app sees it:
+ * - a size limit that also holds for chunked bodies (no Content-Length): past
+ *   `CODEX_LB_MAX_BODY_BYTES` the read fails with 413 `payload_too_large`;
+ * - a deadline: the whole body must arrive within `CODEX_LB_BODY_TIMEOUT_SECONDS` of the headers,
+ *   else 408 `request_timeout` — a client trickling a body cannot hold a connection for ever;
+ * - a per-address cap on requests that are still unauthenticated (admission not passed with a key
+ *   or a session yet, or a public route such as login) and still receiving their body:
+ *   `CODEX_LB_MAX_PENDING_BODIES_PER_ADDRESS`; past it the request is answered 429 at once and the
+ *   connection closed, so a flood from one address cannot exhaust file descriptors.
+ * (Request headers have their own deadline in the server: Bun closes a connection whose headers are
+ * not complete within about 10 seconds.)
+ *
+ * Runtime-neutral: Web streams and the injected timer functions only.
+ *
+ * @module
+ */
+import { GatewayError } from "../core/errors.ts";
+
+export interface BodyGuardOptions {
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+  readonly maxPendingPerAddress: number;
+  readonly setTimer?: (fn: () => void, ms: number) => unknown;
+  readonly clearTimer?: (t: unknown) => void;
+}
+
+/** One guarded request's hold on its address's slot; released once (idempotent). */
+export interface BodySlot {
+  release(): void;
+}
+
+export class BodyGuard {
+  readonly #pending = new Map<string, number>();
+  readonly #setTimer: (fn: () => void, ms: number) => unknown;
+  readonly #clearTimer: (t: unknown) => void;
+
+  constructor(private readonly opts: BodyGuardOptions) {
+    this.#setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
+    this.#clearTimer = opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
+  }
+
+  /** Requests from `address` holding a slot now. */
+  pending(address: string): number {
+    return this.#pending.get(address) ?? 0;
+  }
+
+  /**
+   * Takes a slot for `address` or throws 429 when the address holds too many. The caller releases
+   * it when the request is authenticated, its body is read, or its answer is ready.
+   */
+  take(address: string): BodySlot {
+    const n = this.pending(address);
+    if (n >= this.opts.maxPendingPerAddress) {
+      throw new GatewayError(
+        "too_many_pending_requests",
+        "Too many unauthenticated requests from this address are still sending their body",
+        {},
+        { "retry-after": "1", connection: "close" },
+      );
+    }
+    this.#pending.set(address, n + 1);
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        const left = this.pending(address) - 1;
+        if (left <= 0) this.#pending.delete(address);
+        else this.#pending.set(address, left);
+      },
+    };
+  }
+
+  /**
+   * The request's body wrapped with the size limit and the deadline (the deadline runs from now);
+   * `onDone` runs once when the body is read, fails or is cancelled.
+   */
+  guard(body: ReadableStream<Uint8Array>, onDone: () => void): ReadableStream<Uint8Array> {
+    const { maxBytes, timeoutMs } = this.opts;
+    const reader = body.getReader();
+    let received = 0;
+    let finished = false;
+    let timer: unknown = null;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      if (timer !== null) this.#clearTimer(timer);
+      onDone();
+    };
+    let fail: (e: GatewayError) => void = () => {};
+    timer = this.#setTimer(() => {
+      fail(
+        new GatewayError(
+          "request_timeout",
+          `The request body did not arrive within ${Math.round(timeoutMs / 1000)} seconds`,
+          {},
+          { connection: "close" },
+        ),
+      );
+    }, timeoutMs);
+    return new ReadableStream<Uint8Array>({
+      start(controller) {
+        fail = (e) => {
+          if (finished) return;
+          controller.error(e);
+          reader.cancel(e).catch(() => {});
+          finish();
+        };
+      },
+      async pull(controller) {
+        try {
+          const { value, done } = await reader.read();
+          if (finished) return;
+          if (done) {
+            controller.close();
+            finish();
+            return;
+          }
+          received += value.byteLength;
+          if (received > maxBytes) {
+            fail(
+              new GatewayError(
+                "payload_too_large",
+                `Request body exceeds the maximum allowed size of ${maxBytes} bytes`,
+                {},
+                { connection: "close" },
+              ),
+            );
+            return;
+          }
+          controller.enqueue(value);
+        } catch (e) {
+          if (finished) return;
+          controller.error(e);
+          finish();
+        }
+      },
+      cancel(reason) {
+        reader.cancel(reason).catch(() => {});
+        finish();
+      },
+    });
+  }
+}
+
+/** The GatewayError a body guard failed with, found in an error's `cause` chain (Elysia wraps it). */
+export function guardErrorOf(error: unknown): GatewayError | null {
+  let e: unknown = error;
+  for (let i = 0; i < 5 && e; i++) {
+    if (e instanceof GatewayError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
