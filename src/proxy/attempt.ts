@@ -25,6 +25,8 @@ export interface UpstreamCall {
   readonly requestId: string;
   readonly model: string | null;
   readonly payload: Json;
+  /** `payload` serialised, when the caller has it (else it is serialised here). */
+  readonly payloadText?: string;
   readonly clientHeaders: Headers;
   /** The client's signal: aborting it aborts the upstream call. */
   readonly signal: AbortSignal;
@@ -45,6 +47,11 @@ export interface UpstreamEventSource {
   next(): Promise<SseEvent[] | null>;
   /** Stops reading (client gone, stream done). */
   cancel(reason?: unknown): void;
+  /** Byte pass-through (an HTTP SSE body, see UpstreamEvents): nothing held, raw chunks may follow. */
+  readonly clean?: boolean;
+  nextChunk?(): Promise<Uint8Array | null>;
+  pushBytes?(bytes: Uint8Array): SseEvent[];
+  endBytes?(): SseEvent[];
 }
 
 /** One attempt on one account: an open stream, or the failure to classify. */
@@ -187,7 +194,7 @@ export async function openUpstream(
   const { services } = ctx.deps;
   const tried: string[] = [];
   let last: GatewayError | null = null;
-  const body = JSON.stringify(call.payload);
+  const body = call.payloadText ?? JSON.stringify(call.payload);
   const log = ctx.deps.log;
   const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")

@@ -12,14 +12,15 @@ import { GatewayError } from "../core/errors.ts";
 import { chatToResponses } from "./chat/request.ts";
 import { serveCompact, validateCompactBody } from "./compact.ts";
 import { proxyContext } from "./context.ts";
-import { listed, modelEntries, openAiModel } from "./models.ts";
-import { reasoningEffortOf, toUpstreamPayload } from "./payload.ts";
+import { listed, MODELS_SOURCE_HEADER, modelList, openAiModel } from "./models.ts";
+import { reasoningEffortOf, toUpstreamPayload, upstreamText } from "./payload.ts";
 import { serveProxy } from "./serve.ts";
 import {
   checkResponsesTools,
   checkTextFormat,
   optionalBoolean,
   readJsonBody,
+  readJsonBodyText,
   validateResponsesBody,
 } from "./validate.ts";
 import { acceptResponsesSocket } from "./ws/accept.ts";
@@ -29,18 +30,21 @@ export function proxyRoutes(deps: AppDeps) {
   const responses =
     (kind: "codex" | "responses", endpoint: string) =>
     async ({ request }: { request: Request }) => {
-      const body = await readJsonBody(request);
+      const { body, text } = await readJsonBodyText(request);
       validateResponsesBody(body);
       checkResponsesTools(body);
       checkTextFormat(body);
       const stream = kind === "codex" ? true : (optionalBoolean(body, "stream") ?? false);
+      const payload = toUpstreamPayload(body);
       return serveProxy(ctx, request, {
         kind,
         endpoint,
         model: body.model as string,
-        payload: toUpstreamPayload(body),
+        payload,
+        payloadText: upstreamText(body, payload, text),
         stream,
         reasoningEffort: reasoningEffortOf(body),
+        clientBody: body,
       });
     };
   const compact =
@@ -95,7 +99,8 @@ export function proxyRoutes(deps: AppDeps) {
     .post(
       "/v1/chat/completions",
       async ({ request }) => {
-        const chat = chatToResponses(await readJsonBody(request));
+        const raw = await readJsonBody(request);
+        const chat = chatToResponses(raw);
         checkTextFormat(chat.body, "response_format.json_schema.schema");
         return serveProxy(ctx, request, {
           kind: "chat",
@@ -105,23 +110,28 @@ export function proxyRoutes(deps: AppDeps) {
           stream: chat.stream,
           includeUsage: chat.includeUsage,
           reasoningEffort: reasoningEffortOf(chat.body),
+          clientBody: raw,
         });
       },
       { parse: "none", detail: detail("OpenAI Chat Completions, translated to Responses") },
     )
     .get(
       "/v1/models",
-      async () => {
+      async ({ set }) => {
         const created = Math.floor(deps.clock() / 1000);
-        return { object: "list", data: listed(await modelEntries(ctx)).map((m) => openAiModel(m, created)) };
+        const list = await modelList(ctx);
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
+        return { object: "list", data: listed(list.models).map((m) => openAiModel(m, created)) };
       },
       { detail: detail("Models (OpenAI list)") },
     )
     .get(
       "/v1/models/:id",
-      async ({ params }) => {
+      async ({ params, set }) => {
         const created = Math.floor(deps.clock() / 1000);
-        const found = listed(await modelEntries(ctx)).find((m) => m.slug === params.id);
+        const list = await modelList(ctx);
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
+        const found = listed(list.models).find((m) => m.slug === params.id);
         if (!found) {
           throw new GatewayError("model_not_found", `The model '${params.id}' does not exist`, {
             param: "model",
@@ -133,8 +143,10 @@ export function proxyRoutes(deps: AppDeps) {
     )
     .get(
       "/backend-api/codex/models",
-      async () => {
-        const models = await modelEntries(ctx);
+      async ({ set }) => {
+        const list = await modelList(ctx);
+        const models = list.models;
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
         const created = Math.floor(deps.clock() / 1000);
         return { models, object: "list", data: listed(models).map((m) => openAiModel(m, created)) };
       },

@@ -36,9 +36,13 @@ export interface ProxySpec {
   readonly model: string;
   /** The body to send upstream (already `toUpstreamPayload`). */
   readonly payload: Json;
+  /** `payload` as text when already at hand (the client's own bytes when nothing changed). */
+  readonly payloadText?: string;
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
+  /** The client's body as sent (for `max_output_tokens` and the like, stripped from `payload`). */
+  readonly clientBody?: Json;
 }
 
 const SSE_HEADERS = {
@@ -155,6 +159,15 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       model: spec.model,
       now: requestedAt,
       cache: deps.access.keyStates,
+      reserve: {
+        reservations: deps.access.reservations,
+        request: {
+          requestId: info.requestId,
+          model: spec.model,
+          payload: spec.payload,
+          body: spec.clientBody,
+        },
+      },
     });
     open = await openUpstream(
       ctx,
@@ -162,6 +175,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
         requestId: info.requestId,
         model: spec.model,
         payload: spec.payload,
+        payloadText: spec.payloadText,
         clientHeaders: request.headers,
         signal: abort.signal,
         promptCacheKey: routing.promptCacheKey,

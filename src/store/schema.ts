@@ -106,6 +106,14 @@ export interface RequestLogsTable {
   upstream_transport: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
+/** The account that produced an upstream response (`previous_response_id` routing), kept for a TTL. */
+export interface ResponseOwnersTable {
+  response_id: string;
+  account_id: string;
+  /** `requested_at` of the request that produced it. */
+  created_at: number;
+}
+
 export interface ApiKeysTable {
   id: string;
   name: string;
@@ -263,11 +271,27 @@ export interface LoginAttemptsTable {
   at: number;
 }
 
+/** A keyed request's reserved (then settled) usage until its log row is written. */
+export interface ApiKeyReservationsTable {
+  id: string;
+  api_key_id: string;
+  request_id: string;
+  model: string;
+  created_at: number;
+  /** 0 while the request is in flight (estimate), 1 once settled with its real usage. */
+  settled: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
   usage_snapshots: UsageSnapshotsTable;
   request_logs: RequestLogsTable;
+  response_owners: ResponseOwnersTable;
   api_keys: ApiKeysTable;
   api_key_limits: ApiKeyLimitsTable;
   settings: SettingsTable;
@@ -283,6 +307,7 @@ export interface Database {
   refresh_claims: RefreshClaimsTable;
   stream_leases: StreamLeasesTable;
   login_attempts: LoginAttemptsTable;
+  api_key_reservations: ApiKeyReservationsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;
