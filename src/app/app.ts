@@ -127,7 +127,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
     for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
+    // The hour buckets count these rows now: their reservations go.
+    void access.reservations.rowsWritten(rows);
   });
+  requestLogs.onAdded((row) => access.reservations.rowAdded(row));
   const leases = () => {
     try {
       return host.provider("leases");

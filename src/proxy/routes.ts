@@ -44,6 +44,7 @@ export function proxyRoutes(deps: AppDeps) {
         payloadText: upstreamText(body, payload, text),
         stream,
         reasoningEffort: reasoningEffortOf(body),
+        clientBody: body,
       });
     };
   const compact =
@@ -98,7 +99,8 @@ export function proxyRoutes(deps: AppDeps) {
     .post(
       "/v1/chat/completions",
       async ({ request }) => {
-        const chat = chatToResponses(await readJsonBody(request));
+        const raw = await readJsonBody(request);
+        const chat = chatToResponses(raw);
         checkTextFormat(chat.body, "response_format.json_schema.schema");
         return serveProxy(ctx, request, {
           kind: "chat",
@@ -108,6 +110,7 @@ export function proxyRoutes(deps: AppDeps) {
           stream: chat.stream,
           includeUsage: chat.includeUsage,
           reasoningEffort: reasoningEffortOf(chat.body),
+          clientBody: raw,
         });
       },
       { parse: "none", detail: detail("OpenAI Chat Completions, translated to Responses") },
