@@ -12,7 +12,7 @@ import { GatewayError } from "../core/errors.ts";
 import { chatToResponses } from "./chat/request.ts";
 import { serveCompact, validateCompactBody } from "./compact.ts";
 import { proxyContext } from "./context.ts";
-import { listed, modelEntries, openAiModel } from "./models.ts";
+import { listed, MODELS_SOURCE_HEADER, modelList, openAiModel } from "./models.ts";
 import { reasoningEffortOf, toUpstreamPayload, upstreamText } from "./payload.ts";
 import { serveProxy } from "./serve.ts";
 import {
@@ -117,17 +117,21 @@ export function proxyRoutes(deps: AppDeps) {
     )
     .get(
       "/v1/models",
-      async () => {
+      async ({ set }) => {
         const created = Math.floor(deps.clock() / 1000);
-        return { object: "list", data: listed(await modelEntries(ctx)).map((m) => openAiModel(m, created)) };
+        const list = await modelList(ctx);
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
+        return { object: "list", data: listed(list.models).map((m) => openAiModel(m, created)) };
       },
       { detail: detail("Models (OpenAI list)") },
     )
     .get(
       "/v1/models/:id",
-      async ({ params }) => {
+      async ({ params, set }) => {
         const created = Math.floor(deps.clock() / 1000);
-        const found = listed(await modelEntries(ctx)).find((m) => m.slug === params.id);
+        const list = await modelList(ctx);
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
+        const found = listed(list.models).find((m) => m.slug === params.id);
         if (!found) {
           throw new GatewayError("model_not_found", `The model '${params.id}' does not exist`, {
             param: "model",
@@ -139,8 +143,10 @@ export function proxyRoutes(deps: AppDeps) {
     )
     .get(
       "/backend-api/codex/models",
-      async () => {
-        const models = await modelEntries(ctx);
+      async ({ set }) => {
+        const list = await modelList(ctx);
+        const models = list.models;
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
         const created = Math.floor(deps.clock() / 1000);
         return { models, object: "list", data: listed(models).map((m) => openAiModel(m, created)) };
       },
