@@ -154,6 +154,17 @@ test(
     expect(text).toContain("/v1/responses");
     expect(text).toContain("gpt-5.2");
     expect(text).toContain("Time to first byte");
+    expect(text).toContain("Queue wait");
+    // What the panel shows is the admin API's: the request's timings, queue wait included.
+    const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+    const logged = (await (
+      await fetch(`${gw.url}/api/request-logs?requestId=${requestId}`, { headers: { cookie } })
+    ).json()) as { items: { queueMs: number | null; ttfbMs: number | null; latencyMs: number | null }[] };
+    expect(logged.items).toHaveLength(1);
+    const timing = logged.items[0]!;
+    expect(timing.queueMs).toBeGreaterThanOrEqual(0);
+    expect(timing.ttfbMs).toBeGreaterThanOrEqual(timing.queueMs!);
+    expect(timing.latencyMs).toBeGreaterThanOrEqual(timing.ttfbMs!);
     await clean();
   },
   STEP_TIMEOUT_MS,

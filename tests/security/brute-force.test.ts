@@ -46,7 +46,7 @@ describe("400 parallel guesses from one address", () => {
   });
   afterAll(async () => {
     await gw.stop();
-  });
+  }, 30_000);
 
   test("wrong passwords: 8 verified (401), the rest 429 without a check", async () => {
     const ip = "203.0.113.101";
