@@ -9,6 +9,7 @@
 import type { Logger } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import type { Surface } from "../app/surface.ts";
+import { StoreAttemptLimiter } from "../cluster/attempts.ts";
 import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
@@ -69,7 +70,8 @@ export function createAccessControl(opts: {
   const admin = new AdminAuth(
     store.db,
     sessions,
-    new AttemptLimiter(),
+    // Replicas on one PostgreSQL database share the attempt budget of an address.
+    store.location.kind === "postgres" ? new StoreAttemptLimiter(store.db) : new AttemptLimiter(),
     log.child({ component: "admin-auth" }),
     clock,
     cipher,

@@ -18,6 +18,9 @@ export function realChatgptAccountId(id: string | null): string | null {
   return id && !id.startsWith("email_") && !id.startsWith("local_") ? id : null;
 }
 
+/** What an account write changed: a usage reading, or tokens and identity. */
+export type AccountChange = "usage" | "tokens";
+
 /** The outcome of a login or import. */
 export interface UpsertResult {
   readonly id: string;
@@ -33,7 +36,7 @@ const USAGE_RETENTION_MS = 8 * 24 * 3600_000;
 
 /** Accounts in the store; the one writer of token, identity and usage-snapshot columns. */
 export class AccountRepository {
-  readonly #listeners: (() => void)[] = [];
+  readonly #listeners: ((kind: AccountChange) => void)[] = [];
   /**
    * Decrypted credentials, so a proxied request neither reads the store nor decrypts. Coherent
    * because this repository is the only writer of tokens: every token write drops the entry.
@@ -47,13 +50,16 @@ export class AccountRepository {
     private readonly clock: () => EpochMs = systemClock.now,
   ) {}
 
-  /** Called after every write that changes what an account snapshot shows (login, usage, delete). */
-  onChange(fn: () => void): void {
+  /**
+   * Called after every write that changes what an account snapshot shows: a usage reading
+   * (`usage`), or tokens and identity (`tokens`: login, import, refresh, delete).
+   */
+  onChange(fn: (kind: AccountChange) => void): void {
     this.#listeners.push(fn);
   }
 
-  #changed(): void {
-    for (const fn of this.#listeners) fn();
+  #changed(kind: AccountChange = "tokens"): void {
+    for (const fn of this.#listeners) fn(kind);
   }
 
   /** Forgets cached credentials (all, or one account's): another replica changed them. */
@@ -325,7 +331,7 @@ export class AccountRepository {
         .where("recorded_at", "<", now - USAGE_RETENTION_MS)
         .execute();
     });
-    this.#changed();
+    this.#changed("usage");
   }
 
   /** Deletes an account with its events, snapshots and sticky sessions; false when unknown. */

@@ -89,6 +89,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000 },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
@@ -100,9 +101,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     snapshotCache.invalidate();
     feed.publish("accounts");
   });
-  accounts.onChange(() => {
+  accounts.onChange((kind) => {
     snapshotCache.invalidate();
-    feed.publish("accounts");
+    // A usage reading (after every proxied request that carried quota headers) reaches other
+    // replicas through their 1 s snapshot refresh; announcing each would cost every replica a
+    // reload per request.
+    if (kind === "tokens") feed.publish("accounts");
   });
   feed.subscribe("accounts", () => {
     snapshotCache.invalidate();

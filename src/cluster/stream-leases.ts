@@ -2,7 +2,8 @@
  * The per-account stream cap across replicas. The balancing plugin's lease pool counts streams in
  * its own process; with several replicas on one PostgreSQL database the core wraps it so that a
  * stream also needs a row in `stream_leases`, taken only while fewer than the cap are live for the
- * account (under a transaction-scoped advisory lock on the account). Each row has a short expiry
+ * account (under a transaction-scoped advisory lock on the account, in one call of the
+ * `codex_lb_take_stream` function: one round trip). Each row has a short expiry
  * that its replica renews for all its streams at once every few seconds, so the streams of a
  * replica that died (`kill -9`) free their slots within {@link STREAM_LEASE_MS}.
  *
@@ -31,25 +32,15 @@ export class GlobalStreamLeases {
     private readonly time: Clock,
   ) {}
 
-  /** Takes one of `cap` slots of `accountId`; its id, or null when all are taken. */
+  /** Takes one of `cap` slots of `accountId`; its id, or null when all are taken. One round trip. */
   async tryAcquire(accountId: string, cap: number): Promise<string | null> {
     const id = crypto.randomUUID();
     const now = this.time.now();
-    return this.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext(${`codex-lb:streams:${accountId}`}))`.execute(trx);
-      const row = await trx
-        .selectFrom("stream_leases")
-        .select((eb) => eb.fn.countAll<number>().as("n"))
-        .where("account_id", "=", accountId)
-        .where("expires_at", ">", now)
-        .executeTakeFirstOrThrow();
-      if (Number(row.n) >= cap) return null;
-      await trx
-        .insertInto("stream_leases")
-        .values({ id, account_id: accountId, replica_id: this.replicaId, expires_at: now + STREAM_LEASE_MS })
-        .execute();
-      return id;
-    });
+    const { rows } = await sql<{
+      ok: boolean;
+    }>`select codex_lb_take_stream(${id}, ${accountId}, ${this.replicaId},
+      ${now}, ${now + STREAM_LEASE_MS}, ${cap}) as ok`.execute(this.db);
+    return rows[0]?.ok ? id : null;
   }
 
   async release(id: string): Promise<void> {

@@ -25,6 +25,8 @@ export interface UpstreamCall {
   readonly requestId: string;
   readonly model: string | null;
   readonly payload: Json;
+  /** `payload` serialised, when the caller has it (else it is serialised here). */
+  readonly payloadText?: string;
   readonly clientHeaders: Headers;
   /** The client's signal: aborting it aborts the upstream call. */
   readonly signal: AbortSignal;
@@ -187,7 +189,7 @@ export async function openUpstream(
   const { services } = ctx.deps;
   const tried: string[] = [];
   let last: GatewayError | null = null;
-  const body = JSON.stringify(call.payload);
+  const body = call.payloadText ?? JSON.stringify(call.payload);
   const log = ctx.deps.log;
   const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")

@@ -13,13 +13,14 @@ import { chatToResponses } from "./chat/request.ts";
 import { serveCompact, validateCompactBody } from "./compact.ts";
 import { proxyContext } from "./context.ts";
 import { listed, modelEntries, openAiModel } from "./models.ts";
-import { reasoningEffortOf, toUpstreamPayload } from "./payload.ts";
+import { reasoningEffortOf, toUpstreamPayload, upstreamText } from "./payload.ts";
 import { serveProxy } from "./serve.ts";
 import {
   checkResponsesTools,
   checkTextFormat,
   optionalBoolean,
   readJsonBody,
+  readJsonBodyText,
   validateResponsesBody,
 } from "./validate.ts";
 import { acceptResponsesSocket } from "./ws/accept.ts";
@@ -29,16 +30,18 @@ export function proxyRoutes(deps: AppDeps) {
   const responses =
     (kind: "codex" | "responses", endpoint: string) =>
     async ({ request }: { request: Request }) => {
-      const body = await readJsonBody(request);
+      const { body, text } = await readJsonBodyText(request);
       validateResponsesBody(body);
       checkResponsesTools(body);
       checkTextFormat(body);
       const stream = kind === "codex" ? true : (optionalBoolean(body, "stream") ?? false);
+      const payload = toUpstreamPayload(body);
       return serveProxy(ctx, request, {
         kind,
         endpoint,
         model: body.model as string,
-        payload: toUpstreamPayload(body),
+        payload,
+        payloadText: upstreamText(body, payload, text),
         stream,
         reasoningEffort: reasoningEffortOf(body),
       });

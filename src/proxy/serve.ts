@@ -36,6 +36,8 @@ export interface ProxySpec {
   readonly model: string;
   /** The body to send upstream (already `toUpstreamPayload`). */
   readonly payload: Json;
+  /** `payload` as text when already at hand (the client's own bytes when nothing changed). */
+  readonly payloadText?: string;
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
@@ -162,6 +164,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
         requestId: info.requestId,
         model: spec.model,
         payload: spec.payload,
+        payloadText: spec.payloadText,
         clientHeaders: request.headers,
         signal: abort.signal,
         promptCacheKey: routing.promptCacheKey,

@@ -23,6 +23,13 @@ export async function readJsonBody(request: Request): Promise<Json> {
   return parseBody(await request.text());
 }
 
+/** Like {@link readJsonBody}, with the body's text as received (to forward it unchanged). */
+export async function readJsonBodyText(request: Request): Promise<{ body: Json; text: string }> {
+  requireJsonContentType(request);
+  const text = await request.text();
+  return { body: parseBody(text), text };
+}
+
 /** Parses the raw body text as a JSON object, or throws a 400. */
 export function parseBody(text: string): Json {
   if (text.trim() === "")

@@ -1,11 +1,16 @@
 /**
- * The batched request-log writer: rows are queued in memory and written in one insert every
+ * The batched request-log writer: rows are queued in memory and written in one transaction every
  * `requestLogFlushMs` (or as soon as a batch is full), so a response never waits for the store.
  * `stop()` writes whatever is queued, so a clean shutdown loses nothing.
  *
+ * Each row is inserted with a statement compiled once per row shape (the set of columns it sets);
+ * its response owner (for `previous_response_id` routing) goes to the small `response_owners`
+ * table (a trigger), which this writer prunes after the TTL: the cost of a row does not grow with
+ * the log table.
+ *
  * @module
  */
-import type { Kysely } from "kysely";
+import type { CompiledQuery, Kysely, Transaction } from "kysely";
 import type { Database, NewRequestLogRow } from "../store/schema.ts";
 import { responseOwner } from "./owner.ts";
 
@@ -16,6 +21,23 @@ export interface WriterLog {
 /** Rows per insert statement; SQLite caps bound parameters, 24 columns × 200 rows stays well below. */
 const BATCH = 200;
 
+/** How long response owners are kept by default (`CODEX_LB_RESPONSE_OWNER_TTL_SECONDS`). */
+export const RESPONSE_OWNER_TTL_MS = 24 * 3_600_000;
+
+/** Expired response owners are deleted at most this often (in the logs' own time, `requested_at`). */
+const PRUNE_EVERY_MS = 60_000;
+
+/** Rows per multi-row insert statement (a run of rows is cut into these, largest first). */
+const CHUNKS = [50, 10, 1] as const;
+
+/** The columns a row sets, in its own key order (its "shape"). */
+function columnsOf(row: NewRequestLogRow): (keyof NewRequestLogRow)[] {
+  const out: (keyof NewRequestLogRow)[] = [];
+  for (const k in row)
+    if (row[k as keyof NewRequestLogRow] !== undefined) out.push(k as keyof NewRequestLogRow);
+  return out;
+}
+
 export class RequestLogWriter {
   #queue: NewRequestLogRow[] = [];
   /** Rows taken from the queue whose insert has not finished yet. */
@@ -25,12 +47,20 @@ export class RequestLogWriter {
   #stopped = false;
   #dropped = 0;
   readonly #written: ((rows: readonly NewRequestLogRow[]) => void)[] = [];
+  readonly #prepared = new Map<string, CompiledQuery>();
+  /** The newest `requested_at` written, and when owners were last pruned (same time line). */
+  #newest = Number.NEGATIVE_INFINITY;
+  #prunedAt = Number.NEGATIVE_INFINITY;
+  readonly #ownerTtlMs: number;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly log: WriterLog,
     private readonly flushMs: number,
-  ) {}
+    opts: { readonly ownerTtlMs?: number } = {},
+  ) {
+    this.#ownerTtlMs = opts.ownerTtlMs ?? RESPONSE_OWNER_TTL_MS;
+  }
 
   /** Queues one row; never waits. */
   add(row: NewRequestLogRow): void {
@@ -71,7 +101,7 @@ export class RequestLogWriter {
         const rows = this.#queue.splice(0, BATCH);
         this.#writing = rows;
         try {
-          await this.db.insertInto("request_logs").values(rows).execute();
+          await this.db.transaction().execute((trx) => this.#insert(trx, rows));
           for (const fn of this.#written) fn(rows);
         } catch (e) {
           this.#dropped += rows.length;
@@ -83,8 +113,70 @@ export class RequestLogWriter {
           this.#writing = [];
         }
       }
+      await this.#prune();
     });
     return this.#flushing;
+  }
+
+  /**
+   * Inserts `rows` in order: runs of rows setting the same columns go in multi-row statements of
+   * {@link CHUNKS} rows, each compiled once per shape (no per-batch query building).
+   */
+  async #insert(trx: Transaction<Database>, rows: readonly NewRequestLogRow[]): Promise<void> {
+    let i = 0;
+    while (i < rows.length) {
+      const columns = columnsOf(rows[i]!);
+      const shape = columns.join(",");
+      let end = i + 1;
+      while (end < rows.length && columnsOf(rows[end]!).join(",") === shape) end++;
+      while (i < end) {
+        const size = CHUNKS.find((c) => c <= end - i)!;
+        const query = this.#preparedFor(shape, columns, size);
+        const params: unknown[] = new Array(size * columns.length);
+        let k = 0;
+        for (let r = i; r < i + size; r++) {
+          const row = rows[r]!;
+          for (const c of columns) params[k++] = row[c];
+          if (row.requested_at > this.#newest) this.#newest = row.requested_at;
+        }
+        await trx.executeQuery({ ...query, parameters: params });
+        i += size;
+      }
+    }
+  }
+
+  /** The insert of `size` rows setting `columns` (compiled on first use). */
+  #preparedFor(shape: string, columns: readonly (keyof NewRequestLogRow)[], size: number): CompiledQuery {
+    const key = `${size}:${shape}`;
+    let q = this.#prepared.get(key);
+    if (!q) {
+      const sample: Record<string, unknown> = {};
+      // Placeholder values: only the SQL text and the parameter order are kept.
+      for (const c of columns) sample[c] = 0;
+      q = this.db
+        .insertInto("request_logs")
+        .values(Array.from({ length: size }, () => sample as NewRequestLogRow))
+        .compile();
+      // Rows are built by the gateway's own code: a handful of shapes. Bounded all the same.
+      if (this.#prepared.size >= 64) this.#prepared.clear();
+      this.#prepared.set(key, q);
+    }
+    return q;
+  }
+
+  /** Deletes response owners older than the TTL (before the newest row written), at most once a minute. */
+  async #prune(): Promise<void> {
+    const now = this.#newest;
+    if (now === Number.NEGATIVE_INFINITY || now - this.#prunedAt < PRUNE_EVERY_MS) return;
+    this.#prunedAt = now;
+    try {
+      await this.db
+        .deleteFrom("response_owners")
+        .where("created_at", "<", now - this.#ownerTtlMs)
+        .execute();
+    } catch (e) {
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, "response owner pruning failed");
+    }
   }
 
   /**

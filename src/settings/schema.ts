@@ -91,6 +91,11 @@ export const SettingsSchema = Type.Object(
       "Time allowed for the upstream to answer with response headers.",
       1,
     ),
+    responseOwnerTtlSeconds: Seconds(
+      86_400,
+      "How long the account that produced a response is remembered, so `previous_response_id` is routed to it.",
+      60,
+    ),
     sseKeepaliveSeconds: Seconds(
       10,
       "While the upstream is silent, send an SSE comment (`: keepalive`) to streaming clients this often; 0 turns it off.",

@@ -106,6 +106,14 @@ export interface RequestLogsTable {
   upstream_transport: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
+/** The account that produced an upstream response (`previous_response_id` routing), kept for a TTL. */
+export interface ResponseOwnersTable {
+  response_id: string;
+  account_id: string;
+  /** `requested_at` of the request that produced it. */
+  created_at: number;
+}
+
 export interface ApiKeysTable {
   id: string;
   name: string;
@@ -256,11 +264,19 @@ export interface StreamLeasesTable {
   expires_at: number;
 }
 
+/** One counted credential attempt (replicas on PostgreSQL share the count). */
+export interface LoginAttemptsTable {
+  id: string;
+  address: string;
+  at: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
   usage_snapshots: UsageSnapshotsTable;
   request_logs: RequestLogsTable;
+  response_owners: ResponseOwnersTable;
   api_keys: ApiKeysTable;
   api_key_limits: ApiKeyLimitsTable;
   settings: SettingsTable;
@@ -275,6 +291,7 @@ export interface Database {
   cluster_leases: ClusterLeasesTable;
   refresh_claims: RefreshClaimsTable;
   stream_leases: StreamLeasesTable;
+  login_attempts: LoginAttemptsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

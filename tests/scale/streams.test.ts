@@ -77,3 +77,24 @@ test("kill -9 of a replica holding both slots: they come free for the others wit
   expect(status).toBe(200);
   expect(performance.now() - killedAt).toBeLessThan(14_000);
 }, 40_000);
+
+test("login attempts: 24 wrong passwords at once over the three replicas verify at most 8 (one budget per address)", async () => {
+  const alive = c.replicas.filter((r) => r.alive);
+  const set = await fetch(`${alive[0]?.url}/api/auth/password`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ newPassword: "correct horse battery staple" }),
+  });
+  expect(set.status).toBe(200);
+  const tries = await Promise.all(
+    Array.from({ length: 24 }, (_, i) =>
+      fetch(`${alive[i % alive.length]?.url}/api/auth/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ password: `wrong guess ${i}` }),
+      }).then((r) => r.status),
+    ),
+  );
+  expect(tries.filter((s) => s === 401)).toHaveLength(8);
+  expect(tries.filter((s) => s === 429)).toHaveLength(16);
+});

@@ -19,7 +19,13 @@ export interface Attempt {
   succeeded(): void;
 }
 
-export class AttemptLimiter {
+/** Counts credential attempts: this in-memory limiter, or the store's when replicas share it. */
+export interface AttemptCounter {
+  /** Counts one attempt before the credential is checked; throws 429 `too_many_attempts` when used up. */
+  begin(address: string | null, now: number): Attempt | Promise<Attempt>;
+}
+
+export class AttemptLimiter implements AttemptCounter {
   readonly #attempts = new Map<string, number[]>();
 
   constructor(

@@ -12,7 +12,7 @@ import { GatewayError } from "../../core/errors.ts";
 import { hashPassword, verifyPassword } from "../../runtime/bun/password.ts";
 import type { Database } from "../../store/schema.ts";
 import { constantTimeEqual, randomToken, sha256Hex } from "../crypto.ts";
-import type { AttemptLimiter } from "./attempts.ts";
+import type { AttemptCounter } from "./attempts.ts";
 import {
   claimTotpStep,
   consumeRecoveryCode,
@@ -52,7 +52,7 @@ export class AdminAuth {
   constructor(
     private readonly db: Kysely<Database>,
     readonly sessions: SessionStore,
-    readonly limiter: AttemptLimiter,
+    readonly limiter: AttemptCounter,
     private readonly log: Logger,
     private readonly clock: () => number,
     private readonly cipher: SecretCipher,
@@ -101,7 +101,7 @@ export class AdminAuth {
     if (c.password_hash !== null)
       throw new GatewayError("conflict", "An admin password is already set; change it with currentPassword");
     if (!actor.local) {
-      const attempt = this.limiter.begin(actor.clientIp, now);
+      const attempt = await this.limiter.begin(actor.clientIp, now);
       const ok =
         bootstrapToken !== undefined &&
         c.bootstrap_token_hash !== null &&
@@ -128,7 +128,7 @@ export class AdminAuth {
     const c = await readCredentials(this.db);
     if (c.password_hash === null) throw new GatewayError("password_not_configured");
     // Counted before the hash is checked: parallel guesses cannot outrun the limit.
-    const attempt = this.limiter.begin(actor.clientIp, now);
+    const attempt = await this.limiter.begin(actor.clientIp, now);
     if (!(await verifyPassword(input.password, c.password_hash)))
       throw new GatewayError("invalid_credentials", "Wrong password");
     if (c.totp_secret !== null)
@@ -179,7 +179,7 @@ export class AdminAuth {
     const now = this.clock();
     const c = await readCredentials(this.db);
     if (c.password_hash === null) throw new GatewayError("password_not_configured");
-    const attempt = this.limiter.begin(actor.clientIp, now);
+    const attempt = await this.limiter.begin(actor.clientIp, now);
     if (currentPassword === undefined || !(await verifyPassword(currentPassword, c.password_hash)))
       throw new GatewayError("invalid_credentials", "currentPassword is wrong or missing");
     attempt.succeeded();
@@ -207,7 +207,7 @@ export class AdminAuth {
     if (c.totp_secret !== null) throw new GatewayError("conflict", "TOTP is already enabled");
     if (c.totp_pending_secret === null)
       throw new GatewayError("conflict", "Start with POST /api/auth/totp/setup");
-    const attempt = this.limiter.begin(actor.clientIp, now);
+    const attempt = await this.limiter.begin(actor.clientIp, now);
     const step = await verifyTotp(await this.#open(c.totp_pending_secret), code, now, null);
     if (step === null) throw new GatewayError("invalid_totp_code");
     attempt.succeeded();
@@ -231,7 +231,7 @@ export class AdminAuth {
     const now = this.clock();
     const c = await readCredentials(this.db);
     if (c.totp_secret === null) throw new GatewayError("conflict", "TOTP is not enabled");
-    const attempt = this.limiter.begin(actor.clientIp, now);
+    const attempt = await this.limiter.begin(actor.clientIp, now);
     try {
       await this.#secondFactor(
         await this.#open(c.totp_secret),

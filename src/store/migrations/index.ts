@@ -17,6 +17,9 @@ import * as m0040 from "./0040_request_log_transport.ts";
 import * as m0041 from "./0041_cluster.ts";
 import * as m0042 from "./0042_stream_leases.ts";
 import * as m0070 from "./0070_retention.ts";
+import * as m0071 from "./0071_stream_lease_function.ts";
+import * as m0072 from "./0072_login_attempts.ts";
+import * as m0080 from "./0080_response_owners.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -26,6 +29,9 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0041_cluster": m0041,
   "0042_stream_leases": m0042,
   "0070_retention": m0070,
+  "0071_stream_lease_function": m0071,
+  "0072_login_attempts": m0072,
+  "0080_response_owners": m0080,
 };
 
 export const bundledMigrations: MigrationProvider = {

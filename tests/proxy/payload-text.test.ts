@@ -1,0 +1,92 @@
+/**
+ * The upstream body: the client's own bytes when the gateway would change nothing (no
+ * re-serialising of a long history), a serialised copy otherwise, and never bytes whose top-level
+ * keys repeat (the upstream could read another value than the one checked here).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import {
+  payloadUnchanged,
+  toUpstreamPayload,
+  uniqueTopLevelKeys,
+  upstreamText,
+} from "../../src/proxy/payload.ts";
+import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
+
+const codexBody = {
+  model: "gpt-5.2",
+  instructions: "You are Codex.",
+  input: [{ type: "message", role: "user", content: [{ type: "input_text", text: 'say "hi" \\ {[' }] }],
+  tools: [],
+  store: false,
+  stream: true,
+  include: ["reasoning.encrypted_content"],
+  prompt_cache_key: "k",
+};
+
+describe("top-level keys", () => {
+  test("unique keys are told from repeated ones, whatever the nesting, strings and escapes", () => {
+    expect(uniqueTopLevelKeys(JSON.stringify(codexBody))).toBe(true);
+    expect(uniqueTopLevelKeys(' { "a" : {"a":1,"a":2}, "b":["a","a"], "c":"\\"a\\"" } ')).toBe(true);
+    expect(uniqueTopLevelKeys('{"model":"a","input":[],"model":"b"}')).toBe(false);
+    expect(uniqueTopLevelKeys('{"model":"a","mod\\u0065l":"b"}')).toBe(false);
+    expect(uniqueTopLevelKeys('{"x":"\\\\","x":1}')).toBe(false);
+    expect(uniqueTopLevelKeys('{"x":"a\\"b","y":"}","z":{"x":"{"}}')).toBe(true);
+  });
+
+  test("the client's text is kept only when nothing changes", () => {
+    const raw = JSON.stringify(codexBody, null, 1);
+    const body = JSON.parse(raw);
+    expect(payloadUnchanged(body)).toBe(true);
+    expect(upstreamText(body, toUpstreamPayload(body), raw)).toBe(raw);
+    expect(JSON.parse(raw)).toEqual(toUpstreamPayload(body));
+    for (const change of [
+      { store: true },
+      { stream: false },
+      { instructions: undefined },
+      { temperature: 0.2 },
+      { input: "hi" },
+      { input: [{ role: "system", content: "be brief" }] },
+      { include: [1] },
+    ]) {
+      const b = { ...codexBody, ...change };
+      const text = JSON.stringify(b);
+      const parsed = JSON.parse(text);
+      expect(payloadUnchanged(parsed)).toBe(false);
+      expect(upstreamText(parsed, toUpstreamPayload(parsed), text)).toBe(
+        JSON.stringify(toUpstreamPayload(parsed)),
+      );
+    }
+    const dup = `{"model":"gpt-5.2",${JSON.stringify(codexBody).slice(1)}`;
+    const parsed = JSON.parse(dup);
+    expect(upstreamText(parsed, toUpstreamPayload(parsed), dup)).toBe(
+      JSON.stringify(toUpstreamPayload(parsed)),
+    );
+  });
+});
+
+describe("over HTTP", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({ accounts: [{ id: "p1", chatgptAccountId: "chatgpt-p1" }] });
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+  const send = async (text: string) => {
+    const res = await fetch(`${env.gw.url}/backend-api/codex/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: text,
+    });
+    expect(res.status).toBe(200);
+    await res.text();
+    return env.upstream.calls("POST /backend-api/codex/responses").at(-1)!.body;
+  };
+
+  test("a Codex CLI body goes upstream byte for byte; one that needs changes goes as the changed copy", async () => {
+    const raw = JSON.stringify(codexBody, null, 2);
+    expect(await send(raw)).toBe(raw);
+    const sdk = JSON.stringify({ model: "gpt-5.2", input: "hi", temperature: 0.5 });
+    expect(JSON.parse(await send(sdk))).toEqual(toUpstreamPayload(JSON.parse(sdk)));
+  });
+});
