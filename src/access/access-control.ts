@@ -23,6 +23,7 @@ import type { SecretCipher } from "./admin-auth/service.ts";
 import { AdminAuth } from "./admin-auth/service.ts";
 import { SessionStore } from "./admin-auth/sessions.ts";
 import { admitApiKey } from "./api-keys/authorize.ts";
+import { LimitReservations, pruneReservations } from "./api-keys/reservations.ts";
 import { KeyStateCache } from "./api-keys/state-cache.ts";
 import { isLocalRequest } from "./locality.ts";
 
@@ -32,6 +33,8 @@ export interface AccessControl {
   readonly admin: AdminAuth;
   /** API keys' records and limit states between requests (dropped on usage writes and key edits). */
   readonly keyStates: KeyStateCache;
+  /** API-key limit reservations: held before forwarding, settled by the request's log row. */
+  readonly reservations: LimitReservations;
   /** The client address of a request (see `resolveClientIp`). */
   clientIpOf(request: Request, peerIp: string | null): string | null;
   /** Whether the request comes from this machine (uses `infoOf(request).clientIp`). */
@@ -86,8 +89,10 @@ export function createAccessControl(opts: {
     });
   };
   const keyStates = new KeyStateCache();
+  const reservations = new LimitReservations(store.db, log.child({ component: "api-key-limits" }));
   return {
     trustedProxies,
+    reservations,
     firewall: new FirewallStore(store.db),
     admin,
     keyStates,
@@ -124,6 +129,7 @@ export function createAccessControl(opts: {
     },
     async start() {
       await admin.issueBootstrapToken();
+      await pruneReservations(store.db, clock());
     },
   };
 }

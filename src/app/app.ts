@@ -74,6 +74,21 @@ export interface Gateway extends AppDeps {
   stop(): Promise<void>;
 }
 
+/**
+ * The top-level fields of each admin route's JSON object body schema (`POST /api/...` etc.), keyed
+ * `METHOD path`; routes without one (or with a non-object body) are not in the map.
+ */
+function adminBodyFields(app: AnyElysia): Map<string, ReadonlySet<string>> {
+  const out = new Map<string, ReadonlySet<string>>();
+  for (const r of app.routes as { method: string; path: string; hooks?: { body?: unknown } }[]) {
+    if (!r.path.startsWith("/api/") || !["POST", "PUT", "PATCH", "DELETE"].includes(r.method)) continue;
+    const schema = r.hooks?.body as { type?: string; properties?: Record<string, unknown> } | undefined;
+    if (schema?.type === "object" && schema.properties)
+      out.set(`${r.method} ${r.path}`, new Set(Object.keys(schema.properties)));
+  }
+  return out;
+}
+
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const { settings, store, log } = opts;
   const time = opts.clock ?? systemClock;
@@ -127,7 +142,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // A key's usage changed once its request-log rows are in: its cached limit states are stale.
   requestLogs.onWritten((rows) => {
     for (const keyId of new Set(rows.map((r) => r.api_key_id ?? null))) access.keyStates.invalidate(keyId);
+    // The hour buckets count these rows now: their reservations go.
+    void access.reservations.rowsWritten(rows);
   });
+  requestLogs.onAdded((row) => access.reservations.rowAdded(row));
   const leases = () => {
     try {
       return host.provider("leases");
@@ -313,6 +331,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ui: opts.ui ?? null,
   };
 
+  let bodyFields: Map<string, ReadonlySet<string>> | undefined;
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
     .onRequest(async ({ request, set }) => {
       const info = infoOf(request);
@@ -404,6 +423,23 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           });
         }
         return errorResponse(refused, envelope, info.requestId);
+      }
+    })
+    // Every admin body schema is strict: Elysia would drop an unknown field silently (a typo would
+    // be a 200 that changed nothing), so it is refused first, naming the field.
+    .onTransform(function strictAdminBodies({ request, body, route }) {
+      if (body === null || typeof body !== "object" || Array.isArray(body)) return;
+      bodyFields ??= adminBodyFields(app);
+      const allowed = bodyFields.get(`${request.method} ${route}`);
+      if (!allowed) return;
+      for (const k of Object.keys(body)) {
+        if (!allowed.has(k)) {
+          throw new GatewayError(
+            "validation_error",
+            `Invalid body field '${k}': unknown field (allowed: ${[...allowed].join(", ") || "none"})`,
+            { param: k },
+          );
+        }
       }
     })
     .onError(({ code, error, request }) =>

@@ -56,28 +56,23 @@ const serveCommand: Command = {
   ],
   async run(p, io) {
     const prepared = await settingsFor(io, p);
-    const running = await boot(prepared);
-    // A bug in a plugin (a forgotten promise, a throwing timer) must not take every account's
-    // traffic down with it: log it and keep serving.
-    const report = (msg: string, e: unknown) => {
-      const err = e instanceof Error ? (e.stack ?? e.message) : String(e);
-      try {
-        running.log.error({ err }, msg);
-      } catch {
-        // The log is already closed (shutting down): stderr is all that is left.
-        process.stderr.write(`codex-lb: ${msg}: ${err}\n`);
-      }
-    };
-    process.on("unhandledRejection", (reason) => report("unhandled rejection", reason));
-    process.on("uncaughtException", (err) => report("uncaught exception", err));
+    // Signals are handled from before the listener opens: a SIGTERM that arrives right after the
+    // "listening" line (before boot has returned) still stops the gateway gracefully, exit 0.
+    let running: Awaited<ReturnType<typeof boot>> | null = null;
+    let pending: string | null = null;
     // Once the listener closes nothing else may hold the event loop open; keep the process alive
     // until the whole shutdown (plugins, store, log flush) has run.
     const keepAlive = setInterval(() => {}, 1 << 30);
     const stop = (signal: string) => {
-      running.log.info({ signal }, "signal received");
-      void running
+      const r = running;
+      if (!r) {
+        pending ??= signal;
+        return;
+      }
+      r.log.info({ signal }, "signal received");
+      void r
         .shutdown()
-        .then(() => closeLog(running.log))
+        .then(() => closeLog(r.log))
         .then(() => {
           clearInterval(keepAlive);
           process.exit(0);
@@ -85,6 +80,28 @@ const serveCommand: Command = {
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    let booted: Awaited<ReturnType<typeof boot>>;
+    try {
+      booted = await boot(prepared);
+    } catch (e) {
+      clearInterval(keepAlive);
+      throw e;
+    }
+    running = booted;
+    // A bug in a plugin (a forgotten promise, a throwing timer) must not take every account's
+    // traffic down with it: log it and keep serving.
+    const report = (msg: string, e: unknown) => {
+      const err = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      try {
+        booted.log.error({ err }, msg);
+      } catch {
+        // The log is already closed (shutting down): stderr is all that is left.
+        process.stderr.write(`codex-lb: ${msg}: ${err}\n`);
+      }
+    };
+    process.on("unhandledRejection", (reason) => report("unhandled rejection", reason));
+    process.on("uncaughtException", (err) => report("uncaught exception", err));
+    if (pending) stop(pending);
     return await new Promise<number>(() => {});
   },
 };

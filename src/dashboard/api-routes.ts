@@ -134,9 +134,23 @@ function eventStream(events: AdminEvents, signal: AbortSignal, time: Clock): Res
   });
 }
 
+/** How long a usage report is reused (it scans every log row of its range). */
+const REPORT_TTL_MS = 30_000;
+
 /** The dashboard's admin endpoints. */
 export function dashboardApiRoutes(deps: AppDeps & { events: AdminEvents }) {
   const db = deps.store.db;
+  const reports = new Map<string, { at: number; report: Promise<Awaited<ReturnType<typeof usageReport>>> }>();
+  const report = (days: number, tz: number) => {
+    const now = deps.clock();
+    const key = `${days}:${tz}`;
+    const hit = reports.get(key);
+    if (hit && now - hit.at < REPORT_TTL_MS) return hit.report;
+    const fresh = usageReport(db, now, days, tz);
+    reports.set(key, { at: now, report: fresh });
+    fresh.catch(() => reports.delete(key));
+    return fresh;
+  };
   const tags = ["dashboard"];
   return new Elysia({ name: "routes:dashboard-api" })
     .get(
@@ -221,26 +235,22 @@ export function dashboardApiRoutes(deps: AppDeps & { events: AdminEvents }) {
         response: { 200: Overview, 400: ErrorBody },
       },
     )
-    .get(
-      "/api/usage/report",
-      ({ query }) => usageReport(db, deps.clock(), query.days ?? 28, query.tzOffsetMinutes ?? 0),
-      {
-        query: t.Object({
-          days: t.Optional(t.Numeric({ minimum: 1, maximum: 90, default: 28 })),
-          tzOffsetMinutes: t.Optional(
-            t.Numeric({
-              minimum: -840,
-              maximum: 840,
-              description: "Days start at midnight this many minutes east of UTC",
-            }),
-          ),
-        }),
-        detail: {
-          tags,
-          summary:
-            "Tokens and cost per day, by model, account and API key; time-to-first-token and tokens/s percentiles",
-        },
-        response: { 200: UsageReport, 400: ErrorBody },
+    .get("/api/usage/report", ({ query }) => report(query.days ?? 28, query.tzOffsetMinutes ?? 0), {
+      query: t.Object({
+        days: t.Optional(t.Numeric({ minimum: 1, maximum: 90, default: 28 })),
+        tzOffsetMinutes: t.Optional(
+          t.Numeric({
+            minimum: -840,
+            maximum: 840,
+            description: "Days start at midnight this many minutes east of UTC",
+          }),
+        ),
+      }),
+      detail: {
+        tags,
+        summary:
+          "Tokens and cost per day, by model, account and API key; time-to-first-token and tokens/s percentiles",
       },
-    );
+      response: { 200: UsageReport, 400: ErrorBody },
+    });
 }

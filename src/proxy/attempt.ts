@@ -47,6 +47,11 @@ export interface UpstreamEventSource {
   next(): Promise<SseEvent[] | null>;
   /** Stops reading (client gone, stream done). */
   cancel(reason?: unknown): void;
+  /** Byte pass-through (an HTTP SSE body, see UpstreamEvents): nothing held, raw chunks may follow. */
+  readonly clean?: boolean;
+  nextChunk?(): Promise<Uint8Array | null>;
+  pushBytes?(bytes: Uint8Array): SseEvent[];
+  endBytes?(): SseEvent[];
 }
 
 /** One attempt on one account: an open stream, or the failure to classify. */

@@ -116,6 +116,10 @@ export async function serveCompact(
       model,
       now: requestedAt,
       cache: deps.access.keyStates,
+      reserve: {
+        reservations: deps.access.reservations,
+        request: { requestId: info.requestId, model, payload, body },
+      },
     });
     let open: Awaited<ReturnType<typeof openUpstream>>;
     try {

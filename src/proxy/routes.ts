@@ -12,7 +12,7 @@ import { GatewayError } from "../core/errors.ts";
 import { chatToResponses } from "./chat/request.ts";
 import { serveCompact, validateCompactBody } from "./compact.ts";
 import { proxyContext } from "./context.ts";
-import { listed, modelEntries, openAiModel } from "./models.ts";
+import { listed, MODELS_SOURCE_HEADER, modelList, openAiModel } from "./models.ts";
 import { reasoningEffortOf, toUpstreamPayload, upstreamText } from "./payload.ts";
 import { serveProxy } from "./serve.ts";
 import {
@@ -44,6 +44,7 @@ export function proxyRoutes(deps: AppDeps) {
         payloadText: upstreamText(body, payload, text),
         stream,
         reasoningEffort: reasoningEffortOf(body),
+        clientBody: body,
       });
     };
   const compact =
@@ -98,7 +99,8 @@ export function proxyRoutes(deps: AppDeps) {
     .post(
       "/v1/chat/completions",
       async ({ request }) => {
-        const chat = chatToResponses(await readJsonBody(request));
+        const raw = await readJsonBody(request);
+        const chat = chatToResponses(raw);
         checkTextFormat(chat.body, "response_format.json_schema.schema");
         return serveProxy(ctx, request, {
           kind: "chat",
@@ -108,23 +110,28 @@ export function proxyRoutes(deps: AppDeps) {
           stream: chat.stream,
           includeUsage: chat.includeUsage,
           reasoningEffort: reasoningEffortOf(chat.body),
+          clientBody: raw,
         });
       },
       { parse: "none", detail: detail("OpenAI Chat Completions, translated to Responses") },
     )
     .get(
       "/v1/models",
-      async () => {
+      async ({ set }) => {
         const created = Math.floor(deps.clock() / 1000);
-        return { object: "list", data: listed(await modelEntries(ctx)).map((m) => openAiModel(m, created)) };
+        const list = await modelList(ctx);
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
+        return { object: "list", data: listed(list.models).map((m) => openAiModel(m, created)) };
       },
       { detail: detail("Models (OpenAI list)") },
     )
     .get(
       "/v1/models/:id",
-      async ({ params }) => {
+      async ({ params, set }) => {
         const created = Math.floor(deps.clock() / 1000);
-        const found = listed(await modelEntries(ctx)).find((m) => m.slug === params.id);
+        const list = await modelList(ctx);
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
+        const found = listed(list.models).find((m) => m.slug === params.id);
         if (!found) {
           throw new GatewayError("model_not_found", `The model '${params.id}' does not exist`, {
             param: "model",
@@ -136,8 +143,10 @@ export function proxyRoutes(deps: AppDeps) {
     )
     .get(
       "/backend-api/codex/models",
-      async () => {
-        const models = await modelEntries(ctx);
+      async ({ set }) => {
+        const list = await modelList(ctx);
+        const models = list.models;
+        set.headers[MODELS_SOURCE_HEADER] = list.source;
         const created = Math.floor(deps.clock() / 1000);
         return { models, object: "list", data: listed(models).map((m) => openAiModel(m, created)) };
       },

@@ -41,6 +41,8 @@ export interface ProxySpec {
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
+  /** The client's body as sent (for `max_output_tokens` and the like, stripped from `payload`). */
+  readonly clientBody?: Json;
 }
 
 const SSE_HEADERS = {
@@ -157,6 +159,15 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       model: spec.model,
       now: requestedAt,
       cache: deps.access.keyStates,
+      reserve: {
+        reservations: deps.access.reservations,
+        request: {
+          requestId: info.requestId,
+          model: spec.model,
+          payload: spec.payload,
+          body: spec.clientBody,
+        },
+      },
     });
     open = await openUpstream(
       ctx,

@@ -17,6 +17,7 @@ export const codexShaper: Shaper = {
   needsJson: () => false,
   event: (_type, _json, raw) => raw,
   end: () => "",
+  passThrough: true,
 };
 
 /** Collects the output items of a stream, by `output_index`, to backfill an empty final `output`. */

@@ -6,9 +6,10 @@
  *
  * @module
  */
+import { isUtf8 } from "node:buffer";
 import type { EpochMs } from "../core/types.ts";
 import { StreamIdleTimeout } from "../upstream/event-stream.ts";
-import { eventJson, formatEvent, type SseEvent } from "../upstream/sse.ts";
+import { eventJson, formatEvent, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
 import { eventError } from "./failure.ts";
@@ -39,6 +40,11 @@ export interface Shaper {
   event(type: string, json: Json | null, raw: string, state: StreamState): string;
   /** Text to send once the stream is over (after its terminal event). */
   end(state: StreamState): string;
+  /**
+   * True when `event` returns `raw` for every type and `end` returns "": events the gateway does
+   * not read may then go to the client as the upstream's own bytes (see ProxyStream.stepBytes).
+   */
+  readonly passThrough?: boolean;
 }
 
 /** Types whose JSON the observer itself reads. */
@@ -90,6 +96,59 @@ export function failedEvent(
 
 export type FinishStatus = "success" | "error" | "cancelled";
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const EVENT_PREFIX = new TextEncoder().encode("event: ");
+const DATA_PREFIX = new TextEncoder().encode("data: ");
+/** `event:` names of {@link OBSERVED} types, as bytes, by length (to compare without decoding). */
+const OBSERVED_BYTES = [...OBSERVED].map((t) => new TextEncoder().encode(t));
+
+function startsWith(data: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (at + prefix.length > data.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (data[at + i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * Whether the block `data[start, end)` is an event the gateway only passes on: the backend's own
+ * framing (one `event:` line, one `data:` line) with a type the observer does not read.
+ */
+function passable(data: Uint8Array, start: number, end: number): boolean {
+  if (!startsWith(data, start, EVENT_PREFIX)) return false;
+  const nameStart = start + EVENT_PREFIX.length;
+  const nl = data.indexOf(10, nameStart);
+  if (nl < 0 || nl >= end || !startsWith(data, nl + 1, DATA_PREFIX)) return false;
+  const second = data.indexOf(10, nl + 1);
+  if (second >= 0 && second < end) return false;
+  const len = nl - nameStart;
+  for (const name of OBSERVED_BYTES) {
+    if (name.length !== len) continue;
+    let same = true;
+    for (let i = 0; i < len; i++) {
+      if (data[nameStart + i] !== name[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return false;
+  }
+  return true;
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export class ProxyStream {
   readonly state: StreamState = {
     responseId: null,
@@ -103,6 +162,10 @@ export class ProxyStream {
   #finished = false;
   /** The upstream body ended by itself (nothing to abort). */
   #upstreamDone = false;
+  /** Bytes of an unfinished event, read through stepBytes. */
+  #tail: Uint8Array | null = null;
+  /** The byte path gave up (CR line ends): every later chunk goes through the event reader. */
+  #textOnly = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -129,13 +192,7 @@ export class ProxyStream {
       batch = await this.open.events.next();
     } catch (e) {
       if (this.#finished) return null;
-      const idle = e instanceof StreamIdleTimeout;
-      return this.#close(
-        idle ? "stream_idle_timeout" : "stream_incomplete",
-        idle
-          ? `Upstream sent nothing for ${this.ctx.deps.settings.streamIdleTimeoutSeconds} s`
-          : `Upstream stream broke: ${e instanceof Error ? e.message : String(e)}`,
-      );
+      return this.#broken(e);
     }
     if (batch === null) {
       // The body ended by itself: nothing to cancel, and the connection can go back to the pool.
@@ -145,10 +202,93 @@ export class ProxyStream {
     return this.#shape(batch);
   }
 
+  /**
+   * Like {@link step}, for a pass-through shaper: the client bytes of the next upstream chunk.
+   * Events the gateway does not read go out as the upstream's own bytes, unparsed; the few it
+   * reads (ids, usage, errors, rate limits), anything framed unusually (CR line ends, comments,
+   * data-only events) and everything before the event reader is clean take the text path, so
+   * the client receives exactly what {@link step} would have produced.
+   */
+  async stepBytes(): Promise<string | Uint8Array | null> {
+    const events = this.open.events;
+    if (
+      !this.shaper.passThrough ||
+      this.#textOnly ||
+      this.#ended ||
+      this.#prelude ||
+      !events.nextChunk ||
+      !events.pushBytes ||
+      !events.endBytes ||
+      (events.clean !== true && this.#tail === null)
+    )
+      return this.step();
+    let chunk: Uint8Array | null;
+    try {
+      chunk = await events.nextChunk();
+    } catch (e) {
+      if (this.#finished) return null;
+      return this.#broken(e);
+    }
+    if (chunk === null) {
+      this.#upstreamDone = true;
+      let out = "";
+      if (this.#tail) out = this.#shape([...events.pushBytes(this.#tail), ...events.endBytes()]);
+      this.#tail = null;
+      return out + this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
+    }
+    let data = chunk;
+    if (this.#tail) {
+      data = concatBytes([this.#tail, chunk]);
+      this.#tail = null;
+    }
+    if (data.indexOf(13) >= 0) {
+      // CR line ends: the event reader normalises them; it takes over for the rest of the stream.
+      this.#textOnly = true;
+      return this.#shape(events.pushBytes(data));
+    }
+    const parts: Uint8Array[] = [];
+    let runStart = 0;
+    let pos = 0;
+    for (;;) {
+      let nl = data.indexOf(10, pos);
+      while (nl >= 0 && data[nl + 1] !== 10) nl = data.indexOf(10, nl + 1);
+      if (nl < 0 || nl + 1 >= data.length) break;
+      if (!passable(data, pos, nl)) {
+        if (pos > runStart) parts.push(this.#verbatim(data.subarray(runStart, pos)));
+        const ev = parseBlock(decoder.decode(data.subarray(pos, nl)));
+        if (ev) {
+          const text = this.#shape([ev]);
+          if (text !== "") parts.push(encoder.encode(text));
+        }
+        runStart = nl + 2;
+      }
+      pos = nl + 2;
+    }
+    if (pos > runStart) parts.push(this.#verbatim(data.subarray(runStart, pos)));
+    if (pos < data.length) this.#tail = data.slice(pos);
+    if (parts.length === 0) return "";
+    return concatBytes(parts);
+  }
+
+  /** Bytes as the text path would send them: the same bytes unless they are not valid UTF-8. */
+  #verbatim(bytes: Uint8Array): Uint8Array {
+    return isUtf8(bytes) ? bytes : encoder.encode(decoder.decode(bytes));
+  }
+
   /** The client went away: stop the upstream call and release everything. */
   abort(): void {
     this.#ended = true;
     this.#finish("cancelled");
+  }
+
+  #broken(e: unknown): string {
+    const idle = e instanceof StreamIdleTimeout;
+    return this.#close(
+      idle ? "stream_idle_timeout" : "stream_incomplete",
+      idle
+        ? `Upstream sent nothing for ${this.ctx.deps.settings.streamIdleTimeoutSeconds} s`
+        : `Upstream stream broke: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 
   #close(code: string, message: string): string {
@@ -222,8 +362,6 @@ export class ProxyStream {
   }
 }
 
-const encoder = new TextEncoder();
-
 /** The SSE comment sent while the upstream is silent (clients and proxies ignore comments). */
 export const KEEPALIVE = ": keepalive\n\n";
 
@@ -233,15 +371,15 @@ export const KEEPALIVE = ": keepalive\n\n";
  * that long, so clients and proxies between do not give up on a quiet stream.
  */
 export function toReadableStream(ps: ProxyStream, keepaliveMs = 0): ReadableStream<Uint8Array> {
-  let pending: Promise<string | null> | null = null;
+  let pending: Promise<string | Uint8Array | null> | null = null;
   const keepalive = encoder.encode(KEEPALIVE);
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
           for (;;) {
-            pending ??= ps.step();
-            let text: string | null | typeof KEEPALIVE_TICK;
+            pending ??= ps.stepBytes();
+            let text: string | Uint8Array | null | typeof KEEPALIVE_TICK;
             if (keepaliveMs > 0) {
               let timer: ReturnType<typeof setTimeout> | undefined;
               const tick = new Promise<typeof KEEPALIVE_TICK>((r) => {
@@ -257,6 +395,10 @@ export function toReadableStream(ps: ProxyStream, keepaliveMs = 0): ReadableStre
             pending = null;
             if (text === null) {
               controller.close();
+              return;
+            }
+            if (typeof text !== "string") {
+              controller.enqueue(text);
               return;
             }
             if (text !== "") {

@@ -47,6 +47,7 @@ export class RequestLogWriter {
   #stopped = false;
   #dropped = 0;
   readonly #written: ((rows: readonly NewRequestLogRow[]) => void)[] = [];
+  readonly #added: ((row: NewRequestLogRow) => void)[] = [];
   readonly #prepared = new Map<string, CompiledQuery>();
   /** The newest `requested_at` written, and when owners were last pruned (same time line). */
   #newest = Number.NEGATIVE_INFINITY;
@@ -64,6 +65,7 @@ export class RequestLogWriter {
 
   /** Queues one row; never waits. */
   add(row: NewRequestLogRow): void {
+    for (const fn of this.#added) fn(row);
     this.#queue.push(row);
     if (this.#stopped || this.#queue.length >= BATCH) {
       void this.flush();
@@ -73,6 +75,11 @@ export class RequestLogWriter {
       this.#timer = null;
       void this.flush();
     }, this.flushMs);
+  }
+
+  /** Called with each row as it is queued (e.g. to settle the request's API-key reservation). */
+  onAdded(fn: (row: NewRequestLogRow) => void): void {
+    this.#added.push(fn);
   }
 
   /** Called with each batch once it is in the store (e.g. to drop usage caches). */

@@ -271,6 +271,21 @@ export interface LoginAttemptsTable {
   at: number;
 }
 
+/** A keyed request's reserved (then settled) usage until its log row is written. */
+export interface ApiKeyReservationsTable {
+  id: string;
+  api_key_id: string;
+  request_id: string;
+  model: string;
+  created_at: number;
+  /** 0 while the request is in flight (estimate), 1 once settled with its real usage. */
+  settled: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+}
+
 export interface Database {
   accounts: AccountsTable;
   account_events: AccountEventsTable;
@@ -292,6 +307,7 @@ export interface Database {
   refresh_claims: RefreshClaimsTable;
   stream_leases: StreamLeasesTable;
   login_attempts: LoginAttemptsTable;
+  api_key_reservations: ApiKeyReservationsTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

@@ -23,6 +23,43 @@ export class UpstreamEvents {
     this.#reader = body.getReader();
   }
 
+  /** The next raw chunk of the body, or null once it has ended (for byte pass-through; see {@link clean}). */
+  async nextChunk(): Promise<Uint8Array | null> {
+    if (this.#done) return null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)),
+        this.idleMs,
+      );
+    });
+    try {
+      const r = await Promise.race([this.#reader.read(), idle]);
+      if (r.done) {
+        this.#done = true;
+        return null;
+      }
+      return r.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Whether the event reader holds nothing, so raw chunks may be read from here on. */
+  get clean(): boolean {
+    return this.#sse.clean;
+  }
+
+  /** Events of bytes read through {@link nextChunk}, handed back to the event reader. */
+  pushBytes(bytes: Uint8Array): SseEvent[] {
+    return this.#sse.push(bytes);
+  }
+
+  /** The event reader's last event (one without its blank line), once the body has ended. */
+  endBytes(): SseEvent[] {
+    return this.#sse.end();
+  }
+
   /** The events of the next chunk (possibly none), or null once the body has ended. */
   async next(): Promise<SseEvent[] | null> {
     if (this.#done) return null;

@@ -25,10 +25,19 @@ export class SseEventTooLarge extends Error {
 export class SseReader {
   readonly #decoder = new TextDecoder();
   #buffer = "";
+  #clean = true;
 
   /** Feeds one chunk; returns the events it completed. */
   push(chunk: Uint8Array): SseEvent[] {
-    return this.pushText(this.#decoder.decode(chunk, { stream: true }));
+    const events = this.pushText(this.#decoder.decode(chunk, { stream: true }));
+    const n = chunk.length;
+    this.#clean = this.#buffer === "" && (n === 0 || (n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10));
+    return events;
+  }
+
+  /** Nothing is held (no unfinished event, no partial character): the next byte starts an event. */
+  get clean(): boolean {
+    return this.#clean && this.#buffer === "";
   }
 
   /** Feeds already-decoded text. */
@@ -66,7 +75,8 @@ export class SseReader {
   }
 }
 
-function parseBlock(block: string): SseEvent | null {
+/** One event block (the text before its blank line, `\n` line ends) as an event, or null when it has no field. */
+export function parseBlock(block: string): SseEvent | null {
   // Fast path for the backend's own framing, one `event:` line then one `data:` line.
   if (block.startsWith("event: ")) {
     const nl = block.indexOf("\n");

@@ -21,6 +21,10 @@ import {
   watchedContext,
 } from "./harness.ts";
 
+/** Browser steps wait on real processes; generous, bounded. */
+const STEP_TIMEOUT_MS = 30_000;
+/** Setup may build dist/codex-lb first (a fresh clone). */
+const SETUP_TIMEOUT_MS = 180_000;
 const PASSWORD = "dashboard test passphrase";
 let up: Upstream;
 let gw: Gateway;
@@ -39,14 +43,14 @@ beforeAll(async () => {
   accounts = [await importAccount(gw, up, "alpha"), await importAccount(gw, up, "beta")];
   browser = await launchBrowser();
   ({ context, page, watch } = await watchedContext(browser, gw.url));
-});
+}, SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await context?.close();
   await browser?.close();
   await gw?.stop();
   await up?.stop();
-});
+}, STEP_TIMEOUT_MS);
 
 /** The checks every step ends with. */
 async function clean() {
@@ -55,118 +59,165 @@ async function clean() {
   expect(await a11yViolations(page)).toEqual([]);
 }
 
-test("first run: set the password, then the overview shows both accounts with their quota bars", async () => {
-  await page.goto(`${gw.url}/`);
-  await page.getByRole("heading", { name: "Welcome to codex-lb" }).waitFor();
-  await clean();
-  await page.getByLabel("New password (at least 8 characters)").fill(PASSWORD);
-  await page.getByLabel("Repeat the password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Set password" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
-  for (const a of accounts) {
-    const card = page.locator(`li[data-account="${a.email}"]`);
-    await card.waitFor();
-    // Usage polling fills the bars (the fake reports 42 % and 17 %).
-    const fiveHour = card.getByRole("progressbar", { name: "5-hour quota used" });
+test(
+  "first run: set the password, then the overview shows both accounts with their quota bars",
+  async () => {
+    await page.goto(`${gw.url}/`);
+    await page.getByRole("heading", { name: "Welcome to codex-lb" }).waitFor();
+    await clean();
+    await page.getByLabel("New password (at least 8 characters)").fill(PASSWORD);
+    await page.getByLabel("Repeat the password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    for (const a of accounts) {
+      const card = page.locator(`li[data-account="${a.email}"]`);
+      await card.waitFor();
+      // Usage polling fills the bars (the fake reports 42 % and 17 %).
+      const fiveHour = card.getByRole("progressbar", { name: "5-hour quota used" });
+      expect(
+        await until(
+          () => fiveHour.getAttribute("aria-valuenow"),
+          (v) => v === "42",
+          10_000,
+        ),
+      ).toBe("42");
+      expect(
+        await card.getByRole("progressbar", { name: "Weekly quota used" }).getAttribute("aria-valuenow"),
+      ).toBe("17");
+      expect(await card.textContent()).toContain("resets in");
+    }
+    expect(await page.getByTestId("accounts-usable").textContent()).toBe("2 / 2");
+    await clean();
+    // The API now needs a session: a request without the cookie is refused.
+    expect((await fetch(`${gw.url}/api/accounts`)).status).toBe(401);
+  },
+  STEP_TIMEOUT_MS,
+);
+
+test(
+  "log out and in again with the password",
+  async () => {
+    await page.getByRole("button", { name: "Log out", exact: true }).click();
+    await page.getByRole("heading", { name: "Log in to codex-lb" }).waitFor();
+    await clean();
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await clean();
+  },
+  STEP_TIMEOUT_MS,
+);
+
+test(
+  "a request made with the openai SDK appears in Requests within 2 s, live, and is found by its id",
+  async () => {
+    await page.getByRole("link", { name: "Requests" }).click();
+    await page.getByRole("heading", { name: "Requests" }).waitFor();
+    await page.getByText("● Live").waitFor();
+    const urlBefore = page.url();
+    const requestId = `sdk-${crypto.randomUUID()}`;
+    const sdk = new OpenAI({ apiKey: "unused", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+    const answer = await sdk.responses.create(
+      { model: "gpt-5.2", input: "hello dashboard" },
+      { headers: { "x-request-id": requestId } },
+    );
+    expect(answer.output_text).toBe("Hello from the fake Codex backend.");
+    const t0 = Date.now();
+    const row = page.locator(`tr[data-request-id="${requestId}"]`);
+    await row.waitFor({ timeout: 2_000 });
+    const seenAfterMs = Date.now() - t0;
+    expect(seenAfterMs).toBeLessThan(2_000);
+    expect(page.url()).toBe(urlBefore);
+    // A second request, so the lookup has something to leave out.
+    await sdk.responses.create({ model: "gpt-5.2", input: "another" });
     expect(
       await until(
-        () => fiveHour.getAttribute("aria-valuenow"),
-        (v) => v === "42",
-        10_000,
+        () => page.locator("tbody tr[data-request-id]").count(),
+        (n) => n >= 2,
       ),
-    ).toBe("42");
+    ).toBeGreaterThanOrEqual(2);
+    await clean();
+
+    await page.getByLabel("Find by request id").fill(requestId);
+    await page.getByRole("button", { name: "Find", exact: true }).click();
     expect(
-      await card.getByRole("progressbar", { name: "Weekly quota used" }).getAttribute("aria-valuenow"),
-    ).toBe("17");
-    expect(await card.textContent()).toContain("resets in");
-  }
-  expect(await page.getByTestId("accounts-usable").textContent()).toBe("2 / 2");
-  await clean();
-  // The API now needs a session: a request without the cookie is refused.
-  expect((await fetch(`${gw.url}/api/accounts`)).status).toBe(401);
-});
+      await until(
+        () => page.locator("tbody tr[data-request-id]").count(),
+        (n) => n === 1,
+      ),
+    ).toBe(1);
+    await row.getByRole("button", { name: requestId }).click();
+    const detail = page.getByRole("region", { name: "Request details" });
+    await detail.waitFor();
+    const text = (await detail.textContent()) ?? "";
+    expect(text).toContain(requestId);
+    expect(text).toContain("/v1/responses");
+    expect(text).toContain("gpt-5.2");
+    expect(text).toContain("Time to first byte");
+    await clean();
+  },
+  STEP_TIMEOUT_MS,
+);
 
-test("log out and in again with the password", async () => {
-  await page.getByRole("button", { name: "Log out" }).click();
-  await page.getByRole("heading", { name: "Log in to codex-lb" }).waitFor();
-  await clean();
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByRole("heading", { name: "Overview" }).waitFor();
-  await clean();
-});
+test(
+  "/docs works offline after login: Swagger UI from the binary lists the admin API",
+  async () => {
+    await page.goto(`${gw.url}/docs`);
+    await page
+      .locator(".opblock-summary-path", { hasText: "/api/events" })
+      .first()
+      .waitFor({ timeout: 10_000 });
+    expect(await page.locator(".opblock").count()).toBeGreaterThan(20);
+    expect(watch.foreignRequests).toEqual([]);
+    expect(watch.consoleErrors).toEqual([]);
+  },
+  STEP_TIMEOUT_MS,
+);
 
-test("a request made with the openai SDK appears in Requests within 2 s, live, and is found by its id", async () => {
-  await page.getByRole("link", { name: "Requests" }).click();
-  await page.getByRole("heading", { name: "Requests" }).waitFor();
-  await page.getByText("● Live").waitFor();
-  const urlBefore = page.url();
-  const requestId = `sdk-${crypto.randomUUID()}`;
-  const sdk = new OpenAI({ apiKey: "unused", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-  const answer = await sdk.responses.create(
-    { model: "gpt-5.2", input: "hello dashboard" },
-    { headers: { "x-request-id": requestId } },
-  );
-  expect(answer.output_text).toBe("Hello from the fake Codex backend.");
-  const t0 = Date.now();
-  const row = page.locator(`tr[data-request-id="${requestId}"]`);
-  await row.waitFor({ timeout: 2_000 });
-  const seenAfterMs = Date.now() - t0;
-  expect(seenAfterMs).toBeLessThan(2_000);
-  expect(page.url()).toBe(urlBefore);
-  // A second request, so the lookup has something to leave out.
-  await sdk.responses.create({ model: "gpt-5.2", input: "another" });
-  expect(
-    await until(
-      () => page.locator("tbody tr[data-request-id]").count(),
-      (n) => n >= 2,
-    ),
-  ).toBeGreaterThanOrEqual(2);
-  await clean();
+test(
+  "/docs without a session sends the browser to the login and back",
+  async () => {
+    const other = await watchedContext(browser, gw.url);
+    try {
+      await other.page.goto(`${gw.url}/docs`);
+      await other.page.getByRole("heading", { name: "Log in to codex-lb" }).waitFor();
+      expect(new URL(other.page.url()).pathname).toBe("/dashboard/login");
+      await other.page.getByLabel("Password").fill(PASSWORD);
+      await other.page.getByRole("button", { name: "Log in" }).click();
+      await other.page.waitForURL(`${gw.url}/docs`);
+      await other.page.locator(".opblock").first().waitFor({ timeout: 10_000 });
+      expect(other.watch.foreignRequests).toEqual([]);
+      expect(other.watch.consoleErrors).toEqual([]);
+    } finally {
+      await other.context.close();
+    }
+  },
+  STEP_TIMEOUT_MS,
+);
 
-  await page.getByLabel("Find by request id").fill(requestId);
-  await page.getByRole("button", { name: "Find", exact: true }).click();
-  expect(
-    await until(
-      () => page.locator("tbody tr[data-request-id]").count(),
-      (n) => n === 1,
-    ),
-  ).toBe(1);
-  await row.getByRole("button", { name: requestId }).click();
-  const detail = page.getByRole("region", { name: "Request details" });
-  await detail.waitFor();
-  const text = (await detail.textContent()) ?? "";
-  expect(text).toContain(requestId);
-  expect(text).toContain("/v1/responses");
-  expect(text).toContain("gpt-5.2");
-  expect(text).toContain("Time to first byte");
-  await clean();
-});
-
-test("/docs works offline after login: Swagger UI from the binary lists the admin API", async () => {
-  await page.goto(`${gw.url}/docs`);
-  await page
-    .locator(".opblock-summary-path", { hasText: "/api/events" })
-    .first()
-    .waitFor({ timeout: 10_000 });
-  expect(await page.locator(".opblock").count()).toBeGreaterThan(20);
-  expect(watch.foreignRequests).toEqual([]);
-  expect(watch.consoleErrors).toEqual([]);
-});
-
-test("/docs without a session sends the browser to the login and back", async () => {
-  const other = await watchedContext(browser, gw.url);
-  try {
-    await other.page.goto(`${gw.url}/docs`);
-    await other.page.getByRole("heading", { name: "Log in to codex-lb" }).waitFor();
-    expect(new URL(other.page.url()).pathname).toBe("/dashboard/login");
-    await other.page.getByLabel("Password").fill(PASSWORD);
-    await other.page.getByRole("button", { name: "Log in" }).click();
-    await other.page.waitForURL(`${gw.url}/docs`);
-    await other.page.locator(".opblock").first().waitFor({ timeout: 10_000 });
-    expect(other.watch.foreignRequests).toEqual([]);
-    expect(other.watch.consoleErrors).toEqual([]);
-  } finally {
-    await other.context.close();
-  }
-});
+test(
+  "dark theme on a phone: the menu opens and a page is reached with the keyboard alone",
+  async () => {
+    await page.goto(`${gw.url}/dashboard/overview`);
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await page.getByRole("button", { name: "Dark theme" }).click();
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme ?? "");
+    expect(await until(theme, (t) => t === "dark")).toBe("dark");
+    await page.setViewportSize({ width: 390, height: 800 });
+    const menu = page.getByRole("button", { name: "Menu" });
+    expect(await menu.getAttribute("aria-expanded")).toBe("false");
+    expect(await page.getByRole("link", { name: "Accounts" }).isVisible()).toBe(false);
+    await menu.focus();
+    await page.keyboard.press("Enter");
+    expect(await menu.getAttribute("aria-expanded")).toBe("true");
+    // Tab from the menu button to the first link, then on to Accounts, and follow it.
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Accounts");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Accounts", level: 1 }).waitFor();
+    await clean();
+    await page.setViewportSize({ width: 1280, height: 900 });
+  },
+  STEP_TIMEOUT_MS,
+);

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { type FakeAuth, fakeAuth, type TokenBundle } from "../fakes/auth.ts";
 import { type FakeCodex, fakeCodex } from "../fakes/codex.ts";
+import type { FakeIdentity } from "../fakes/jwt.ts";
 import { type FakeServer, startFakeServer } from "../fakes/server.ts";
 import { type FakeUsageState, fakeUsage } from "../fakes/usage.ts";
 import { authJsonOf, identity } from "../support/accounts.ts";
@@ -136,7 +137,7 @@ export async function importAccount(
   up: Upstream,
   label: string,
   opts: { expiresInSeconds?: number; cookie?: string } = {},
-): Promise<{ id: string; email: string; chatgptAccountId: string; bundle: TokenBundle }> {
+): Promise<{ id: string; email: string; chatgptAccountId: string; bundle: TokenBundle; who: FakeIdentity }> {
   const who = identity(label);
   const bundle = up.auth.issue(who, { expiresInSeconds: opts.expiresInSeconds ?? 3600 });
   const res = await fetch(`${gw.url}/api/accounts/import`, {
@@ -146,7 +147,7 @@ export async function importAccount(
   });
   if (res.status !== 200) throw new Error(`import failed: ${res.status} ${await res.text()}`);
   const { accountId } = (await res.json()) as { accountId: string };
-  return { id: accountId, email: who.email, chatgptAccountId: who.chatgptAccountId, bundle };
+  return { id: accountId, email: who.email, chatgptAccountId: who.chatgptAccountId, bundle, who };
 }
 
 /** What a watched page did that a test must not see. */

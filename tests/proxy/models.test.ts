@@ -37,3 +37,31 @@ test("the built-in list answers when the upstream cannot be reached or no accoun
     await empty.stop();
   }
 });
+
+test("a fallback is never silent: logged with its reason and marked in the answer", async () => {
+  env = await startProxyEnv({ accounts: [{ id: "m1" }] });
+  const ok = await fetch(`${env.gw.url}/v1/models`);
+  expect(ok.headers.get("x-codex-lb-models-source")).toBe("upstream");
+  const empty = await startProxyEnv();
+  try {
+    empty.fake.modelsStatus = 500;
+    for (const path of ["/v1/models", "/v1/models/gpt-5.4", "/backend-api/codex/models"]) {
+      const res = await fetch(`${empty.gw.url}${path}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-codex-lb-models-source")).toBe("fallback");
+    }
+    const lines = empty.gw.logs().filter((l) => l.msg === "model list: serving the built-in fallback");
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines[0]!.reason).toBe("no usable account");
+  } finally {
+    await empty.stop();
+  }
+  const down = await startProxyEnv({ accounts: [{ id: "m2" }] });
+  try {
+    down.fake.modelsStatus = 503;
+    await fetch(`${down.gw.url}/v1/models`);
+    expect(down.gw.logs().some((l) => l.reason === "upstream answered HTTP 503")).toBe(true);
+  } finally {
+    await down.stop();
+  }
+});

@@ -15,6 +15,7 @@ import { getApiKeyAuthEnabled } from "../runtime-settings.ts";
 import { API_KEY_PREFIX, presentedKey } from "./key.ts";
 import { limitStates } from "./limits.ts";
 import { type ApiKeyRecord, findByPresentedKey, getApiKey, touchLastUsed } from "./repository.ts";
+import type { LimitReservations, ReservationRequest } from "./reservations.ts";
 import type { KeyStateCache } from "./state-cache.ts";
 
 const LAST_USED_EVERY_MS = 30_000;
@@ -108,6 +109,11 @@ export async function authorizeProxyRequest(opts: {
   readonly now: number;
   /** Keeps the key's record and limit states between requests (see KeyStateCache). */
   readonly cache?: KeyStateCache;
+  /**
+   * Reserve the request's estimated usage against the key's limits (see reservations.ts); settled
+   * when the request's log row is queued. Without it only "already reached" is checked.
+   */
+  readonly reserve?: { readonly reservations: LimitReservations; readonly request: ReservationRequest };
 }): Promise<ApiKeyRecord | null> {
   const { db, apiKeyId, model, now, cache } = opts;
   if (!apiKeyId) return null;
@@ -140,5 +146,6 @@ export async function authorizeProxyRequest(opts: {
       { "retry-after": String(seconds) },
     );
   }
+  if (opts.reserve) await opts.reserve.reservations.hold(key, opts.reserve.request, now);
   return key;
 }

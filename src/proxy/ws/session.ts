@@ -375,6 +375,10 @@ class Turn {
         model: this.#model,
         now: this.#requestedAt,
         cache: deps.access.keyStates,
+        reserve: {
+          reservations: deps.access.reservations,
+          request: { requestId: this.#requestId, model: this.#model, payload: expanded, body: payload },
+        },
       });
     } catch (e) {
       s.finished(null, null, null);

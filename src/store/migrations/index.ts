@@ -20,6 +20,8 @@ import * as m0070 from "./0070_retention.ts";
 import * as m0071 from "./0071_stream_lease_function.ts";
 import * as m0072 from "./0072_login_attempts.ts";
 import * as m0080 from "./0080_response_owners.ts";
+import * as m0090 from "./0090_request_log_filters.ts";
+import * as m0095 from "./0095_api_key_reservations.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -32,6 +34,8 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0071_stream_lease_function": m0071,
   "0072_login_attempts": m0072,
   "0080_response_owners": m0080,
+  "0090_request_log_filters": m0090,
+  "0095_api_key_reservations": m0095,
 };
 
 export const bundledMigrations: MigrationProvider = {

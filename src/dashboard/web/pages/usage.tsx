@@ -1,7 +1,7 @@
 /** Tokens and cost per day for 28 days, by model, by account and by API key; latency percentiles. */
 import { useApi } from "../api.ts";
 import { ErrorText } from "../components/ui.tsx";
-import { browserNow, ms, num, usd } from "../format.ts";
+import { browserNow, ms, num, time, usd } from "../format.ts";
 
 interface Totals {
   requests: number;
@@ -13,6 +13,7 @@ interface Totals {
 }
 export interface UsageReport {
   since: number;
+  until: number;
   days: (Totals & { day: string })[];
   byModel: (Totals & { model: string | null })[];
   byAccount: (Totals & { accountId: string | null; email: string | null })[];
@@ -89,10 +90,17 @@ function Breakdown(props: { title: string; rows: (Totals & { label: string })[] 
 export function UsagePage() {
   // Days start at the browser's local midnight.
   const tz = -new Date(browserNow()).getTimezoneOffset();
-  const q = useApi<UsageReport>(`/api/usage/report?days=28&tzOffsetMinutes=${tz}`, ["requests"]);
+  // Not refetched on every live event: the report scans 28 days of logs. The server keeps it 30 s.
+  const q = useApi<UsageReport>(`/api/usage/report?days=28&tzOffsetMinutes=${tz}`);
   const r = q.data;
   return (
     <>
+      <div class="toolbar">
+        <button type="button" onClick={q.reload} disabled={q.loading}>
+          Refresh
+        </button>
+        {r && <span class="muted">as of {time(r.until)}</span>}
+      </div>
       <ErrorText error={q.error} />
       {r && (
         <>

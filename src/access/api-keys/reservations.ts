@@ -1,0 +1,336 @@
+/**
+ * API-key limit reservations. Before a keyed request is forwarded, an estimate of its usage (input
+ * size, `max_output_tokens`) is reserved in the store, in one transaction that first locks the key's
+ * row and sums the key's logged usage plus every reservation in the window; when the request is over
+ * the reservation is settled with the real usage, and it is deleted once the request's log row is
+ * written (then the hour buckets count it). So:
+ *
+ * - a request is refused (429 `rate_limit_exceeded`) when the key's limit is reached counting the
+ *   reservations in flight, or when its estimate would not fit beside other requests in flight: a
+ *   burst overshoots a limit by at most one request's worth (the one admitted alone near the limit);
+ * - reservations are rows, not memory: a process killed with `kill -9` before it wrote the log row
+ *   still counts the request (settled usage, or the estimate when it died mid-request) until the
+ *   window ends — usage is never under-counted, at worst over-counted by what was in flight;
+ * - the lock is a row update on `api_keys`, a write lock on SQLite and a row lock on PostgreSQL, so
+ *   the same rule holds across replicas sharing one database.
+ *
+ * @module
+ */
+import { type Kysely, sql, type Transaction } from "kysely";
+import { GatewayError } from "../../core/errors.ts";
+import type { Database, NewRequestLogRow } from "../../store/schema.ts";
+import {
+  type LimitSpec,
+  type LimitType,
+  type Usage,
+  usageBetween,
+  valueFor,
+  windowBounds,
+} from "./limits.ts";
+import { costUsd } from "./pricing.ts";
+
+/** Output tokens assumed for a request that does not say (`max_output_tokens` absent). */
+export const DEFAULT_OUTPUT_ESTIMATE = 4096;
+/**
+ * An unsettled reservation older than this is no longer "in flight" (its process died, or the
+ * request outlived any stream timeout): it still counts its estimate, but no longer makes other
+ * requests wait.
+ */
+const IN_FLIGHT_MS = 3_600_000;
+/** Reservations older than the longest window can count for nothing; they are pruned. */
+const MAX_WINDOW_MS = 30 * 24 * 3_600_000;
+
+export interface UsageFigures {
+  readonly inputTokens: number;
+  readonly cachedInputTokens: number;
+  readonly outputTokens: number;
+  readonly costUsd: number;
+}
+
+/**
+ * The usage a request may reach: its body's size in bytes / 4 as input tokens (an over-estimate of
+ * a tokenizer's count), plus `maxOutputTokens` (or {@link DEFAULT_OUTPUT_ESTIMATE}) output tokens.
+ */
+export function estimateUsage(
+  model: string,
+  bodyBytes: number,
+  maxOutputTokens: number | null,
+): UsageFigures {
+  const inputTokens = Math.ceil(Math.max(0, bodyBytes) / 4);
+  const outputTokens =
+    maxOutputTokens !== null && Number.isFinite(maxOutputTokens) && maxOutputTokens > 0
+      ? Math.ceil(maxOutputTokens)
+      : DEFAULT_OUTPUT_ESTIMATE;
+  return {
+    inputTokens,
+    cachedInputTokens: 0,
+    outputTokens,
+    costUsd: costUsd(model, { inputTokens, cachedInputTokens: 0, outputTokens }) ?? 0,
+  };
+}
+
+function asUsage(f: UsageFigures, requests = 1): Usage {
+  return {
+    requests,
+    inputTokens: f.inputTokens,
+    cachedInputTokens: f.cachedInputTokens,
+    outputTokens: f.outputTokens,
+    totalTokens: f.inputTokens + f.outputTokens,
+    costUsd: f.costUsd,
+  };
+}
+
+interface Held {
+  /** Settled reservations (real usage) and unsettled ones (estimates) together. */
+  readonly all: Usage;
+  /** Unsettled reservations: requests in flight. */
+  readonly inFlight: number;
+}
+
+async function heldSince(
+  trx: Transaction<Database>,
+  apiKeyId: string,
+  since: number,
+  inFlightSince: number,
+): Promise<Held> {
+  const r = await trx
+    .selectFrom("api_key_reservations")
+    .select([
+      sql<number>`count(*)`.as("n"),
+      sql<number>`coalesce(sum(case when settled = 0 and created_at >= ${inFlightSince} then 1 else 0 end), 0)`.as(
+        "in_flight",
+      ),
+      sql<number>`coalesce(sum(input_tokens), 0)`.as("input"),
+      sql<number>`coalesce(sum(cached_input_tokens), 0)`.as("cached"),
+      sql<number>`coalesce(sum(output_tokens), 0)`.as("output"),
+      sql<number>`coalesce(sum(cost_usd), 0)`.as("cost"),
+    ])
+    .where("api_key_id", "=", apiKeyId)
+    .where("created_at", ">=", since)
+    .executeTakeFirst();
+  const figures = {
+    inputTokens: Number(r?.input ?? 0),
+    cachedInputTokens: Number(r?.cached ?? 0),
+    outputTokens: Number(r?.output ?? 0),
+    costUsd: Number(r?.cost ?? 0),
+  };
+  return { all: asUsage(figures, Number(r?.n ?? 0)), inFlight: Number(r?.in_flight ?? 0) };
+}
+
+function refusal(l: LimitSpec, used: number, resetsAt: number, now: number, why: string): GatewayError {
+  const seconds = Math.max(1, Math.ceil((resetsAt - now) / 1000));
+  return new GatewayError(
+    "rate_limit_exceeded",
+    `API key ${l.limitWindow} ${l.limitType} limit of ${l.maxValue} ${why} (${Number(used.toFixed(6))} used or reserved); usage resets at ${new Date(resetsAt).toISOString()}`,
+    { resets_at: Math.ceil(resetsAt / 1000), resets_in_seconds: seconds },
+    { "retry-after": String(seconds) },
+  );
+}
+
+/**
+ * Reserves `estimate` against the key's limits, or throws 429. Returns the reservation id (null
+ * when the key has no limits: nothing to hold).
+ */
+export async function reserve(
+  db: Kysely<Database>,
+  key: { readonly id: string; readonly createdAt: number; readonly limits: readonly LimitSpec[] },
+  req: {
+    readonly id: string;
+    readonly requestId: string;
+    readonly model: string;
+    readonly estimate: UsageFigures;
+  },
+  now: number,
+): Promise<string | null> {
+  if (key.limits.length === 0) return null;
+  return db.transaction().execute(async (trx) => {
+    // Lock the key first: every reservation of this key is decided one after the other.
+    await trx.updateTable("api_keys").set({ updated_at: sql`updated_at` }).where("id", "=", key.id).execute();
+    const est = asUsage(req.estimate);
+    const byWindow = new Map<string, { logged: Usage; held: Held; resetsAt: number }>();
+    for (const l of key.limits) {
+      let w = byWindow.get(l.limitWindow);
+      if (!w) {
+        const { start, resetsAt } = windowBounds(key.createdAt, l.limitWindow, now);
+        w = {
+          logged: await usageBetween(trx, key.id, start, resetsAt),
+          held: await heldSince(trx, key.id, start, now - IN_FLIGHT_MS),
+          resetsAt,
+        };
+        byWindow.set(l.limitWindow, w);
+      }
+      const type: LimitType = l.limitType;
+      const used = valueFor(type, w.logged) + valueFor(type, w.held.all);
+      if (used >= l.maxValue) throw refusal(l, used, w.resetsAt, now, "reached");
+      if (w.held.inFlight > 0 && used + valueFor(type, est) > l.maxValue)
+        throw refusal(l, used, w.resetsAt, now, "would be exceeded by the requests in flight");
+    }
+    await trx
+      .insertInto("api_key_reservations")
+      .values({
+        id: req.id,
+        api_key_id: key.id,
+        request_id: req.requestId,
+        model: req.model,
+        created_at: now,
+        settled: 0,
+        input_tokens: req.estimate.inputTokens,
+        cached_input_tokens: req.estimate.cachedInputTokens,
+        output_tokens: req.estimate.outputTokens,
+        cost_usd: req.estimate.costUsd,
+      })
+      .execute();
+    return req.id;
+  });
+}
+
+/** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
+export async function settle(db: Kysely<Database>, id: string, usage: UsageFigures): Promise<void> {
+  await db
+    .updateTable("api_key_reservations")
+    .set({
+      settled: 1,
+      input_tokens: usage.inputTokens,
+      cached_input_tokens: usage.cachedInputTokens,
+      output_tokens: usage.outputTokens,
+      cost_usd: usage.costUsd,
+    })
+    .where("id", "=", id)
+    .execute();
+}
+
+/** Deletes reservations whose requests' log rows are written (the hour buckets count them now). */
+export async function release(db: Kysely<Database>, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.deleteFrom("api_key_reservations").where("id", "in", ids).execute();
+}
+
+/** Drops reservations too old to count in any window. */
+export async function pruneReservations(db: Kysely<Database>, now: number): Promise<void> {
+  await db
+    .deleteFrom("api_key_reservations")
+    .where("created_at", "<", now - MAX_WINDOW_MS)
+    .execute();
+}
+
+/** What a reservation needs to know about a request. */
+export interface ReservationRequest {
+  readonly requestId: string;
+  readonly model: string;
+  /** The body sent upstream: its JSON size estimates the input tokens. */
+  readonly payload: unknown;
+  /** The client's body, for `max_output_tokens` (or `max_completion_tokens` / `max_tokens`). */
+  readonly body?: unknown;
+}
+
+/** `max_output_tokens`, `max_completion_tokens` or `max_tokens` of a request body, when a positive number. */
+export function maxOutputTokensOf(body: unknown): number | null {
+  if (!body || typeof body !== "object") return null;
+  const b = body as Record<string, unknown>;
+  for (const k of ["max_output_tokens", "max_completion_tokens", "max_tokens"]) {
+    const v = b[k];
+    if (typeof v === "number" && Number.isFinite(v) && v > 0) return v;
+  }
+  return null;
+}
+
+function openKey(apiKeyId: string, requestId: string): string {
+  return `${apiKeyId}\u0000${requestId}`;
+}
+
+/** A reservation held for one request: settle it with the request's log row when it is over. */
+export interface LimitHold {
+  readonly id: string;
+  /** Settles with the usage in `row` (nothing used: zeros). Never throws; logs a failure. */
+  settle(row: NewRequestLogRow): Promise<void>;
+}
+
+export interface ReservationLog {
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * The reservations of one gateway: `hold` before forwarding, `LimitHold.settle` when the request is
+ * over (just before its log row is queued), `rowsWritten` once log rows are in the store.
+ */
+export class LimitReservations {
+  /** Holds of requests in flight in this process, by key and request id, until their row is queued. */
+  readonly #open = new Map<string, LimitHold>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly log: ReservationLog,
+    private readonly newId: () => string = () => crypto.randomUUID(),
+  ) {}
+
+  /**
+   * Reserves the request's estimated usage on `key` (null key, or a key without limits: null);
+   * throws 429 `rate_limit_exceeded` when it does not fit.
+   */
+  async hold(
+    key: { readonly id: string; readonly createdAt: number; readonly limits: readonly LimitSpec[] } | null,
+    req: ReservationRequest,
+    now: number,
+  ): Promise<LimitHold | null> {
+    if (!key || key.limits.length === 0) return null;
+    const id = this.newId();
+    const bodyBytes = JSON.stringify(req.payload ?? null).length;
+    const estimate = estimateUsage(req.model, bodyBytes, maxOutputTokensOf(req.body));
+    await reserve(this.db, key, { id, requestId: req.requestId, model: req.model, estimate }, now);
+    const hold: LimitHold = {
+      id,
+      settle: async (row) => {
+        const inputTokens = row.input_tokens ?? 0;
+        const cachedInputTokens = row.cached_input_tokens ?? 0;
+        const outputTokens = row.output_tokens ?? 0;
+        const cost =
+          row.cost_usd ?? costUsd(req.model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
+        try {
+          await settle(this.db, id, { inputTokens, cachedInputTokens, outputTokens, costUsd: cost });
+        } catch (e) {
+          this.log.warn(
+            { err: e instanceof Error ? e.message : String(e), reservationId: id },
+            "settling an API-key reservation failed; its estimate keeps counting",
+          );
+        }
+      },
+    };
+    this.#open.set(openKey(key.id, req.requestId), hold);
+    return hold;
+  }
+
+  /** A log row was queued: the request is over, its reservation is settled with the row's usage. */
+  rowAdded(row: NewRequestLogRow): void {
+    if (!row.api_key_id) return;
+    const k = openKey(row.api_key_id, row.request_id);
+    const hold = this.#open.get(k);
+    if (!hold) return;
+    this.#open.delete(k);
+    void hold.settle(row);
+  }
+
+  /** Log rows are in the store: each keyed row's reservation is dropped (one per row). */
+  async rowsWritten(rows: readonly NewRequestLogRow[]): Promise<void> {
+    for (const r of rows) {
+      if (!r.api_key_id) continue;
+      try {
+        await this.db
+          .deleteFrom("api_key_reservations")
+          .where(
+            "id",
+            "in",
+            this.db
+              .selectFrom("api_key_reservations")
+              .select("id")
+              .where("api_key_id", "=", r.api_key_id)
+              .where("request_id", "=", r.request_id)
+              .orderBy("settled", "desc")
+              .limit(1),
+          )
+          .execute();
+      } catch (e) {
+        this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
+      }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The byte pass-through of the Codex endpoint (ProxyStream.stepBytes) sends exactly what the event
+ * path (step) sends, for every way an upstream stream can be cut into chunks: events split anywhere
+ * (inside multi-byte characters too), comments, data-only and multi-line events, CR line ends,
+ * invalid UTF-8, error events, a last event without its blank line, a stream without a terminal.
+ */
+import { describe, expect, test } from "bun:test";
+import type { OpenStream } from "../../src/proxy/attempt.ts";
+import type { ProxyContext } from "../../src/proxy/context.ts";
+import { codexShaper } from "../../src/proxy/shapers.ts";
+import { ProxyStream } from "../../src/proxy/stream.ts";
+import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
+
+const enc = new TextEncoder();
+const ev = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
+const delta = (d: string) => ev({ type: "response.output_text.delta", delta: d });
+
+const STREAMS: Record<string, Uint8Array> = {
+  plain: enc.encode(
+    [
+      ev({ type: "response.created", response: { id: "r1", created_at: 1 } }),
+      ev({ type: "codex.rate_limits", rate_limits: { primary: { used_percent: 5, window_minutes: 300 } } }),
+      delta("héllo 😀"),
+      delta(" wörld"),
+      ev({ type: "response.completed", response: { id: "r1", created_at: 1, usage: { output_tokens: 2 } } }),
+    ].join(""),
+  ),
+  odd: enc.encode(
+    [
+      ": comment\n\n",
+      ev({ type: "response.created", response: { id: "r2", created_at: 1 } }),
+      `data: ${JSON.stringify({ type: "response.output_text.delta", delta: "x" })}\n\n`,
+      'event: response.output_text.delta\ndata: {"a":\ndata: 1}\n\n',
+      "\n\n",
+      ": only a comment\n\n",
+      delta("y"),
+      "event: response.output_text.delta\n: inline comment\ndata: {}\n\n",
+      ev({ type: "error", error: { code: "Server_Error", message: "boom" } }),
+      delta("after"),
+      `event: response.completed\ndata: ${JSON.stringify({ type: "response.completed", response: { id: "r2", created_at: 1 } })}`,
+    ].join(""),
+  ),
+  crlf: enc.encode(
+    [delta("a"), delta("b"), ev({ type: "response.completed", response: { id: "r3", created_at: 1 } })]
+      .join("")
+      .replace(/\n/g, "\r\n"),
+  ),
+  truncated: enc.encode(
+    [ev({ type: "response.created", response: { id: "r4", created_at: 1 } }), delta("cut")].join(""),
+  ),
+  invalidUtf8: (() => {
+    const a = enc.encode(delta("ok"));
+    const bad = enc.encode(delta("XX"));
+    bad[bad.indexOf(88)] = 0xff; // not UTF-8
+    const end = enc.encode(ev({ type: "response.completed", response: { id: "r5", created_at: 1 } }));
+    return new Uint8Array([...a, ...bad, ...end]);
+  })(),
+};
+
+function cuts(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let i = 0;
+  let k = 0;
+  while (i < data.length) {
+    const n = sizes[k++ % sizes.length]!;
+    out.push(data.slice(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
+async function run(chunks: readonly Uint8Array[], bytes: boolean): Promise<{ out: Uint8Array; raw: number }> {
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (const ch of chunks) c.enqueue(ch);
+      c.close();
+    },
+  });
+  const open = {
+    account: { id: "a1" },
+    events: new UpstreamEvents(body, 5000),
+    prelude: [],
+    headers: new Headers(),
+    controller: new AbortController(),
+    lease: { release() {} },
+  } as unknown as OpenStream;
+  const ctx = {
+    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
+    quota: { record() {} },
+  } as unknown as ProxyContext;
+  const ps = new ProxyStream(ctx, open, codexShaper, () => {});
+  const parts: Uint8Array[] = [];
+  let raw = 0;
+  for (;;) {
+    const x = bytes ? await ps.stepBytes() : await ps.step();
+    if (x === null) break;
+    if (typeof x === "string") parts.push(enc.encode(x));
+    else {
+      raw++;
+      parts.push(x);
+    }
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return { out, raw };
+}
+
+describe("byte pass-through", () => {
+  for (const [name, data] of Object.entries(STREAMS)) {
+    test(`${name}: the same bytes as the event path, however the stream is cut`, async () => {
+      for (const sizes of [[data.length], [1], [2, 3], [7, 64], [5, 1, 200], [13, 17, 3000]]) {
+        const chunks = cuts(data, sizes);
+        const viaEvents = await run(chunks, false);
+        const viaBytes = await run(chunks, true);
+        expect({ sizes, text: new TextDecoder().decode(viaBytes.out) }).toEqual({
+          sizes,
+          text: new TextDecoder().decode(viaEvents.out),
+        });
+        // Byte for byte, not only as text (invalid UTF-8 must not pass where the event path replaced it).
+        expect(Buffer.compare(viaBytes.out, viaEvents.out)).toBe(0);
+      }
+    });
+  }
+
+  test("a plain stream in whole-event chunks goes out as raw bytes", async () => {
+    const text = new TextDecoder().decode(STREAMS.plain);
+    const chunks = text.split(/(?<=\n\n)/).map((s) => enc.encode(s));
+    const r = await run(chunks, true);
+    expect(r.raw).toBeGreaterThan(0);
+    expect(new TextDecoder().decode(r.out)).toBe(text);
+  });
+});
