@@ -96,6 +96,7 @@ export async function serveCompact(
         errorCode: err?.code ?? null,
         errorMessage: err?.message ?? null,
         latencyMs: Math.round(performance.now() - t0),
+        queueMs: trace.queueMs ?? null,
         sessionKey: routing.promptCacheKey,
         reasoningEffort: reasoningEffortOf(body),
         transport: "http",

@@ -27,6 +27,8 @@ export interface LogFacts {
   readonly errorMessage?: string | null;
   readonly latencyMs: number;
   readonly ttfbMs?: number | null;
+  /** Time spent waiting for a stream slot (null when the request never reached an account). */
+  readonly queueMs?: number | null;
   readonly sessionKey: string | null;
   readonly reasoningEffort: string | null;
   readonly transport: Transport;
@@ -62,6 +64,7 @@ export function logRow(f: LogFacts): NewRequestLogRow {
       : null,
     latency_ms: f.latencyMs,
     ttfb_ms: f.ttfbMs ?? null,
+    queue_ms: f.queueMs === undefined || f.queueMs === null ? null : Math.round(f.queueMs),
     response_id: f.state?.responseId ?? null,
     session_key: f.sessionKey,
     reasoning_effort: f.reasoningEffort,

@@ -311,6 +311,7 @@ class Turn {
         errorMessage: err?.message ?? null,
         latencyMs: Math.round(performance.now() - this.#t0),
         ttfbMs: ttfbMs ?? null,
+        queueMs: this.#trace.queueMs ?? null,
         sessionKey: routingFields(this.#body).promptCacheKey,
         reasoningEffort: reasoningEffortOf(this.#body),
         transport: "websocket",
