@@ -23,7 +23,7 @@ beforeAll(async () => {
 }, 90_000);
 afterAll(async () => {
   await c?.stop();
-});
+}, 30_000);
 
 test("a 1,000-token daily limit hammered through all three replicas overshoots by at most one request", async () => {
   const created = await fetch(`${c.replicas[0]?.url}/api/api-keys`, {

@@ -43,7 +43,7 @@ beforeAll(async () => {
 }, 90_000);
 afterAll(async () => {
   await c?.stop();
-});
+}, 30_000);
 
 const replica = (i: number): Replica => c.replicas[i % c.replicas.length] as Replica;
 

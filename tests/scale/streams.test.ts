@@ -23,7 +23,7 @@ beforeAll(async () => {
 }, 90_000);
 afterAll(async () => {
   await c?.stop();
-});
+}, 30_000);
 
 const ask = (r: Replica) =>
   fetch(`${r.url}/v1/responses`, {
