@@ -206,7 +206,14 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
   }
   const { key } = await createApiKey(
     running.store.db,
-    { name: "bench", limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e15 }] },
+    {
+      name: "bench",
+      // BENCH_KEY_LIMIT=0: a key without limits (to tell the limit's cost from the key check's).
+      limits:
+        process.env.BENCH_KEY_LIMIT === "0"
+          ? []
+          : [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e15 }],
+    },
     now,
   );
   console.log(`KEY ${key}`);

@@ -13,6 +13,7 @@ import { localAccountId, tokenExpiry } from "../accounts/claims.ts";
 import type { TokenCipher } from "../accounts/crypto.ts";
 import { RUNTIME_SETTINGS_KEY } from "../runtime-settings/store.ts";
 import type { AccountRow, Database } from "../store/schema.ts";
+import { importHistory } from "./history.ts";
 import type { ImportPlan, PlannedAccount, Skipped } from "./plan.ts";
 
 /** Per kind: how many rows were (or, in a dry run, would be) created and updated. */
@@ -24,6 +25,8 @@ export interface ImportCounts {
   readonly stickySessions: { created: number; updated: number };
   readonly settings: { imported: string[] };
   readonly admin: { password: boolean; totp: boolean };
+  /** Request-log rows copied (`--with-history`); null when history was not asked for. */
+  history: { imported: number; skipped: number } | null;
 }
 
 /** Thrown inside the transaction of a dry run so that it rolls back. */
@@ -62,7 +65,14 @@ export async function applyPlan(
   db: Db,
   cipher: TokenCipher,
   plan: ImportPlan,
-  opts: { now: number; dryRun: boolean; skipped: Skipped[]; notes: string[] },
+  opts: {
+    now: number;
+    dryRun: boolean;
+    skipped: Skipped[];
+    notes: string[];
+    /** Also copy the request logs of the store at this path. */
+    historyFrom?: string | undefined;
+  },
 ): Promise<ImportCounts> {
   const { now } = opts;
   // Seal everything before the transaction: it then holds the write lock only for the writes.
@@ -89,6 +99,7 @@ export async function applyPlan(
     stickySessions: { created: 0, updated: 0 },
     settings: { imported: [] },
     admin: { password: false, totp: false },
+    history: null,
   };
   const notes: string[] = [];
   const skipped: Skipped[] = [];
@@ -180,6 +191,7 @@ export async function applyPlan(
       }
 
       // ------------------------------------------------------------ API keys and their limits
+      const keyIdOf = new Map<string, string>();
       for (const k of plan.apiKeys) {
         const byHash = await trx
           .selectFrom("api_keys")
@@ -212,6 +224,7 @@ export async function applyPlan(
             .execute();
           counts.apiKeys.created++;
         }
+        keyIdOf.set(k.pythonId, id);
         await trx.deleteFrom("api_key_limits").where("api_key_id", "=", id).execute();
         if (k.limits.length > 0) {
           await trx
@@ -341,6 +354,8 @@ export async function applyPlan(
           counts.admin.totp = totpSealed !== null;
         }
       }
+      // ------------------------------------------------------------ request-log history (optional)
+      if (opts.historyFrom) counts.history = await importHistory(trx, opts.historyFrom, ourIdOf, keyIdOf);
       if (opts.dryRun) throw new DryRun();
     });
   } catch (e) {

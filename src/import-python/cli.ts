@@ -1,5 +1,5 @@
 /**
- * `codex-lb import-python DIR [--key FILE] [--dry-run] [--json]`: imports a Python codex-lb data
+ * `codex-lb import-python DIR [--key FILE] [--dry-run] [--json] [--with-history]`: imports a Python codex-lb data
  * dir into this gateway's store (`CODEX_LB_DATA_DIR` / `CODEX_LB_DATABASE_URL`), which must be
  * another folder. The Python files are only read. Exit codes: 0 imported, 2 bad usage or a
  * source that cannot be imported (nothing written), 1 an unexpected failure.
@@ -25,6 +25,7 @@ async function run(p: Parsed, io: Io): Promise<number> {
     key: typeof p.flags.key === "string" ? p.flags.key : undefined,
     dryRun: p.flags["dry-run"] === true,
     json: p.flags.json === true,
+    withHistory: p.flags["with-history"] === true,
   };
   const { stdout, stderr } = io;
   const src = resolve(cwd, parsed.dir);
@@ -62,7 +63,13 @@ async function run(p: Parsed, io: Io): Promise<number> {
       store = await openMigratedStore(location);
       cipher = TokenCipher.forDataDir(settings.dataDir);
     }
-    const summary = await applyPythonImport(prepared, { db: store.db, cipher, dryRun: parsed.dryRun, now });
+    const summary = await applyPythonImport(prepared, {
+      db: store.db,
+      cipher,
+      dryRun: parsed.dryRun,
+      now,
+      withHistory: parsed.withHistory,
+    });
     stdout.write(parsed.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
     if (!parsed.dryRun && !parsed.json)
       stdout.write(
@@ -95,6 +102,7 @@ export const importPythonCommand: Command = {
     { name: "key", value: "FILE", help: "the Python codex-lb's Fernet key, when not DIR/encryption.key" },
     { name: "dry-run", help: "print what would be imported; write nothing" },
     { name: "json", help: "print the summary as JSON" },
+    { name: "with-history", help: "also copy the request logs (replacing ones an earlier import copied)" },
     { name: "data-dir", value: "DIR", help: "data dir to import into (overrides CODEX_LB_DATA_DIR)" },
   ],
   args: [{ name: "DIR", complete: "file" }],

@@ -41,7 +41,10 @@ export async function readFernetKeyFile(path: string): Promise<FernetKey> {
 
 /** A source read and decrypted, ready to write: nothing has been written anywhere yet. */
 export interface PreparedImport {
+  /** The store as named in the summary. */
   readonly storePath: string;
+  /** The file actually read (the history import reads it again). */
+  readonly sourcePath: string;
   readonly keyPath: string;
   readonly alembicVersion: string | null;
   readonly plan: ImportPlan;
@@ -61,7 +64,13 @@ export async function preparePythonImport(opts: {
   const snapshot = readPythonStore(opts.storePath);
   const key = opts.key ?? (await readFernetKeyFile(opts.keyPath));
   const plan = await planImport(snapshot, key, { now: opts.now, keyPath: opts.keyPath });
-  return { storePath: opts.storePath, keyPath: opts.keyPath, alembicVersion: snapshot.alembicVersion, plan };
+  return {
+    storePath: opts.storePath,
+    sourcePath: opts.storePath,
+    keyPath: opts.keyPath,
+    alembicVersion: snapshot.alembicVersion,
+    plan,
+  };
 }
 
 /** Writes a prepared import into our store (one transaction; rolled back in a dry run). */
@@ -72,15 +81,25 @@ export async function applyPythonImport(
     readonly cipher: TokenCipher;
     readonly dryRun: boolean;
     readonly now: number;
+    /** Also copy the request-log history. */
+    readonly withHistory?: boolean;
   },
 ): Promise<ImportSummary> {
   const skipped = [...prepared.plan.skipped];
   const notes = [...prepared.plan.notes];
+  const ignored = prepared.plan.ignoredWithRows.filter(
+    (t) => !(opts.withHistory && t.table === "request_logs"),
+  );
+  if (ignored.length > 0)
+    notes.push(
+      `not imported (history, or features codex-lb does not have): ${ignored.map((t) => `${t.table} (${t.rows} rows)`).join(", ")}`,
+    );
   const counts = await applyPlan(opts.db, opts.cipher, prepared.plan, {
     now: opts.now,
     dryRun: opts.dryRun,
     skipped,
     notes,
+    historyFrom: opts.withHistory ? prepared.sourcePath : undefined,
   });
   return {
     dryRun: opts.dryRun,
@@ -103,6 +122,7 @@ export function formatSummary(s: ImportSummary): string {
     `  sticky sessions: ${c.stickySessions.created} new, ${c.stickySessions.updated} updated`,
     `  settings:        ${c.settings.imported.length > 0 ? c.settings.imported.join(", ") : "none"}`,
     `  admin:           password ${c.admin.password ? "yes" : "no"}, TOTP ${c.admin.totp ? "yes" : "no"}`,
+    `  request logs:    ${c.history ? `${c.history.imported} rows${c.history.skipped > 0 ? ` (${c.history.skipped} without a time left out)` : ""}` : "not imported (--with-history to copy them)"}`,
   ];
   if (s.skipped.length > 0) {
     lines.push(`not imported (${s.skipped.length}):`);

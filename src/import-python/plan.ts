@@ -96,6 +96,8 @@ export interface ImportPlan {
   readonly skipped: readonly Skipped[];
   /** Things worth knowing that are not a skipped item (e.g. usage counters restart). */
   readonly notes: readonly string[];
+  /** Tables not read that hold rows (`request_logs` is read only with the history option). */
+  readonly ignoredWithRows: readonly { readonly table: string; readonly rows: number }[];
 }
 
 const text = (v: unknown): string | null => {
@@ -306,7 +308,9 @@ export async function planImport(
   const limitsByKey = new Map<string, Row[]>();
   for (const l of snap.apiKeyLimits) {
     const k = text(l.api_key_id) ?? "";
-    limitsByKey.set(k, [...(limitsByKey.get(k) ?? []), l]);
+    const list = limitsByKey.get(k);
+    if (list) list.push(l);
+    else limitsByKey.set(k, [l]);
   }
   const apiKeys: PlannedApiKey[] = [];
   let anyCurrent = false;
@@ -396,8 +400,9 @@ export async function planImport(
       limits,
     });
   }
+  const keyIds = new Set(snap.apiKeys.map((k) => text(k.id)));
   for (const [keyId, rows] of limitsByKey) {
-    if (!snap.apiKeys.some((k) => text(k.id) === keyId))
+    if (!keyIds.has(keyId))
       for (const l of rows) skip("limit", `${keyId} ${text(l.limit_type)}`, "its API key does not exist");
   }
   if (anyCurrent)
@@ -436,11 +441,21 @@ export async function planImport(
   // ---------------------------------------------------------------- sticky sessions
   const importedAccounts = new Set(accounts.map((a) => a.pythonId));
   const sticky: PlannedSticky[] = [];
+  const stickyKeys = new Set<string>();
   for (const r of snap.sticky) {
     const key = text(r.key) ?? "";
     const rawKind = text(r.kind)?.toLowerCase() ?? "";
     const accountId = text(r.account_id) ?? "";
     const what = `${rawKind}:${key.slice(0, 40)}`;
+    const provider = text(r.provider_kind);
+    if (provider && provider !== "chatgpt_web") {
+      skip(
+        "sticky_session",
+        what,
+        `a binding of provider ${provider} (codex-lb pools ChatGPT accounts only)`,
+      );
+      continue;
+    }
     const kind = STICKY_KINDS[rawKind];
     if (!kind) {
       skip("sticky_session", what, `kind ${JSON.stringify(rawKind)} is not used here`);
@@ -459,10 +474,11 @@ export async function planImport(
       skip("sticky_session", what, "expired (last used longer ago than the sticky TTL)");
       continue;
     }
-    if (sticky.some((x) => x.key === key)) {
+    if (stickyKeys.has(key)) {
       skip("sticky_session", what, "another kind already binds the same key");
       continue;
     }
+    stickyKeys.add(key);
     sticky.push({
       key,
       kind,
@@ -487,5 +503,6 @@ export async function planImport(
     admin: { passwordHash, totpSecret, totpLastStep: num(s?.totp_last_verified_step) },
     skipped,
     notes,
+    ignoredWithRows: snap.ignoredWithRows,
   };
 }

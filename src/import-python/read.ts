@@ -24,6 +24,8 @@ export interface PythonSnapshot {
   readonly missingTables: readonly string[];
   /** Every table in the file, including the ones we ignore. */
   readonly tables: readonly string[];
+  /** Tables not imported that hold rows (history, features we do not have), with their row counts. */
+  readonly ignoredWithRows: readonly { readonly table: string; readonly rows: number }[];
 }
 
 /** Why a source cannot be imported (bad path, not a Python store, wrong key): a 400 / exit 2. */
@@ -63,6 +65,16 @@ export function readPythonStore(path: string): PythonSnapshot {
       ? (db.all("SELECT version_num FROM alembic_version LIMIT 1")[0]?.version_num ?? null)
       : null;
     const users = has.has("dashboard_users") ? all("dashboard_users") : [];
+    const used = new Set<string>([
+      ...Object.values(WANTED),
+      "dashboard_settings",
+      "dashboard_users",
+      "alembic_version",
+    ]);
+    const ignoredWithRows = tables
+      .filter((t) => !used.has(t))
+      .map((table) => ({ table, rows: Number(db.all(`SELECT count(*) AS n FROM "${table}"`)[0]?.n ?? 0) }))
+      .filter((t) => t.rows > 0);
     return {
       alembicVersion: version === null ? null : String(version),
       accounts: all(WANTED.accounts, " ORDER BY created_at, id"),
@@ -74,6 +86,7 @@ export function readPythonStore(path: string): PythonSnapshot {
       dashboardUsers: users,
       missingTables: [...Object.values(WANTED), "dashboard_settings"].filter((t) => !has.has(t)),
       tables,
+      ignoredWithRows,
     };
   });
 }

@@ -41,6 +41,9 @@ export const ImportSummaryView = t.Object({
     stickySessions: Counts,
     settings: t.Object({ imported: t.Array(t.String(), { description: "Runtime settings set" }) }),
     admin: t.Object({ password: t.Boolean(), totp: t.Boolean() }),
+    history: t.Union([t.Object({ imported: t.Integer(), skipped: t.Integer() }), t.Null()], {
+      description: "Request-log rows copied; null without withHistory",
+    }),
   }),
   skipped: t.Array(
     t.Object({
@@ -83,9 +86,12 @@ export function importPythonRoutes(deps: AppDeps) {
           "python_import_invalid",
           "`key` is not a Fernet key (44 characters of URL-safe base64)",
         );
-      const rawDry = form.get("dryRun");
-      const dryRun =
-        typeof rawDry === "string" && ["true", "1", "yes", "on"].includes(rawDry.trim().toLowerCase());
+      const flag = (name: string) => {
+        const v = form.get(name);
+        return typeof v === "string" && ["true", "1", "yes", "on"].includes(v.trim().toLowerCase());
+      };
+      const dryRun = flag("dryRun");
+      const withHistory = flag("withHistory");
       const dir = mkdtempSync(join(tmpdir(), "codex-lb-upload-"));
       try {
         const storePath = join(dir, "store.db");
@@ -94,7 +100,13 @@ export function importPythonRoutes(deps: AppDeps) {
         const prepared = await preparePythonImport({ storePath, keyPath: "the uploaded key", key, now });
         const summary = await applyPythonImport(
           { ...prepared, storePath: "the uploaded store.db" },
-          { db: deps.store.db, cipher: TokenCipher.forDataDir(deps.settings.dataDir), dryRun, now },
+          {
+            db: deps.store.db,
+            cipher: TokenCipher.forDataDir(deps.settings.dataDir),
+            dryRun,
+            now,
+            withHistory,
+          },
         );
         if (!dryRun) {
           // Written behind the caches' backs: drop them so the next request sees the import.
@@ -130,7 +142,7 @@ export function importPythonRoutes(deps: AppDeps) {
         tags: ["import"],
         summary: "Import a Python codex-lb install (upload its store.db and encryption.key)",
         description:
-          "Multipart upload (an exception to the JSON-only admin API; same-origin only): `store` is the Python codex-lb's `store.db` (stop it first so its write-ahead log is merged), `key` its `encryption.key`, optional `dryRun=true` to see what would be imported without writing. Accounts, API keys and limits, firewall, sticky sessions, routing strategy, sticky TTL, API-key auth flag, admin password and TOTP are imported in one transaction; a second import updates. The answer lists every item not imported with the reason. A wrong key answers 400 `python_import_wrong_key` and writes nothing. Larger stores than `CODEX_LB_MAX_BODY_BYTES`: use `codex-lb import-python DIR`.",
+          "Multipart upload (an exception to the JSON-only admin API; same-origin only): `store` is the Python codex-lb's `store.db` (stop it first so its write-ahead log is merged), `key` its `encryption.key`, optional `dryRun=true` to see what would be imported without writing, optional `withHistory=true` to copy the request logs too (replacing ones an earlier import copied). Accounts, API keys and limits, firewall, sticky sessions, routing strategy, sticky TTL, API-key auth flag, admin password and TOTP are imported in one transaction; a second import updates. The answer lists every item not imported with the reason. A wrong key answers 400 `python_import_wrong_key` and writes nothing. Larger stores than `CODEX_LB_MAX_BODY_BYTES`: use `codex-lb import-python DIR`.",
         requestBody: {
           required: true,
           content: {
@@ -141,6 +153,11 @@ export function importPythonRoutes(deps: AppDeps) {
                   store: { type: "string", format: "binary", description: "The Python codex-lb's store.db" },
                   key: { type: "string", format: "binary", description: "Its encryption.key (Fernet)" },
                   dryRun: { type: "string", enum: ["true", "false"], description: "true: write nothing" },
+                  withHistory: {
+                    type: "string",
+                    enum: ["true", "false"],
+                    description: "true: copy the request logs too",
+                  },
                 },
                 required: ["store", "key"],
               },

@@ -74,6 +74,8 @@ export interface AttemptTrace {
   /** The account's email (the access log shows a hash of it, never the address). */
   accountEmail?: string | null;
   attempts: number;
+  /** Milliseconds spent waiting for a stream slot, over all attempts (the request log's queue time). */
+  queueMs?: number;
 }
 
 /** Event types that may come before the one that decides whether the stream is usable. */
@@ -233,9 +235,11 @@ export async function openUpstream(
         .provider("leases")
         .acquire(account.id, { requestId: call.requestId, signal: call.signal });
       metrics?.queueWait.observe(["acquired"], (performance.now() - waitStart) / 1000);
+      trace.queueMs = (trace.queueMs ?? 0) + (performance.now() - waitStart);
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
       metrics?.queueWait.observe(["refused"], (performance.now() - waitStart) / 1000);
+      trace.queueMs = (trace.queueMs ?? 0) + (performance.now() - waitStart);
       metrics?.failovers.inc(["lease"]);
       last = e;
       continue;

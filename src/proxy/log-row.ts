@@ -27,11 +27,41 @@ export interface LogFacts {
   readonly errorMessage?: string | null;
   readonly latencyMs: number;
   readonly ttfbMs?: number | null;
+  /** Time spent waiting for a stream slot (null when the request never reached an account). */
+  readonly queueMs?: number | null;
   readonly sessionKey: string | null;
   readonly reasoningEffort: string | null;
   readonly transport: Transport;
   /** Null when no upstream call was made. */
   readonly upstreamTransport: Transport | null;
+}
+
+/** The fields of a proxied request's access log line (one per request or WebSocket turn). */
+export function accessFields(
+  f: LogFacts & { readonly method: string; readonly attempts: number; readonly account: string | null },
+) {
+  const u = f.state?.usage ?? null;
+  return {
+    requestId: f.requestId,
+    method: f.method,
+    path: f.endpoint,
+    transport: f.transport,
+    upstreamTransport: f.upstreamTransport,
+    model: f.model,
+    accountId: f.accountId,
+    account: f.account,
+    apiKeyId: f.apiKeyId,
+    status: f.httpStatus,
+    outcome: f.status,
+    errorCode: f.errorCode ?? f.state?.errorCode ?? null,
+    attempts: f.attempts,
+    ttfbMs: f.ttfbMs ?? null,
+    ms: f.latencyMs,
+    inputTokens: u?.inputTokens ?? null,
+    cachedInputTokens: u?.cachedInputTokens ?? null,
+    outputTokens: u?.outputTokens ?? null,
+    reasoningTokens: u?.reasoningTokens ?? null,
+  };
 }
 
 export function logRow(f: LogFacts): NewRequestLogRow {
@@ -62,6 +92,7 @@ export function logRow(f: LogFacts): NewRequestLogRow {
       : null,
     latency_ms: f.latencyMs,
     ttfb_ms: f.ttfbMs ?? null,
+    queue_ms: f.queueMs === undefined || f.queueMs === null ? null : Math.round(f.queueMs),
     response_id: f.state?.responseId ?? null,
     session_key: f.sessionKey,
     reasoning_effort: f.reasoningEffort,

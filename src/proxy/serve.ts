@@ -119,6 +119,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       client,
       clientIp: info.clientIp ?? info.peerIp,
       latencyMs,
+      queueMs: trace.queueMs ?? null,
       sessionKey: routingFields(spec.payload).promptCacheKey,
       reasoningEffort: spec.reasoningEffort,
       transport: "http",

@@ -33,6 +33,7 @@ export const RequestLogItem = t.Object({
   reasoningTokens: Nullable(t.Integer()),
   latencyMs: Nullable(t.Integer()),
   ttfbMs: Nullable(t.Integer()),
+  queueMs: Nullable(t.Integer({ description: "Time waiting for a stream slot on an account" })),
   costUsd: Nullable(
     t.Number({ description: "USD: stored, else priced from the tokens (null: unknown model)" }),
   ),
@@ -94,6 +95,7 @@ function toItem(r: RequestLogRow) {
     reasoningTokens: num(r.reasoning_tokens),
     latencyMs: num(r.latency_ms),
     ttfbMs: num(r.ttfb_ms),
+    queueMs: num(r.queue_ms),
     costUsd:
       r.cost_usd !== null
         ? Number(r.cost_usd)

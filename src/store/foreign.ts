@@ -56,12 +56,12 @@ function readHeader(path: string): string {
 }
 
 /**
- * Runs `fn` over a read-only view of the SQLite file at `path`, which stays byte-identical (and
- * gets no `-wal`/`-shm` neighbours). With `replayWal` and a non-empty write-ahead log beside it,
- * the file and its log are copied to a private temporary folder first and the copy is read, so
- * changes not yet checkpointed are seen; the copy is deleted afterwards.
+ * Opens a read-only view of the SQLite file at `path`, which stays byte-identical (and gets no
+ * `-wal`/`-shm` neighbours). With `replayWal` and a non-empty write-ahead log beside it, the file
+ * and its log are copied to a private temporary folder first and the copy is read, so changes not
+ * yet checkpointed are seen; `close` deletes the copy.
  */
-export function readSqliteSnapshot<T>(path: string, fn: (db: SqliteReader) => T, replayWal = true): T {
+export function openSqliteSnapshot(path: string, replayWal = true): SqliteReader {
   const wal = `${path}-wal`;
   if (replayWal && fileSize(wal) > 0) {
     const dir = mkdtempSync(join(tmpdir(), "codex-lb-read-"));
@@ -70,16 +70,27 @@ export function readSqliteSnapshot<T>(path: string, fn: (db: SqliteReader) => T,
       copyFileSync(path, copy);
       copyFileSync(wal, `${copy}-wal`);
       const db = openSqliteCopy(copy);
-      try {
-        return fn(db);
-      } finally {
-        db.close();
-      }
-    } finally {
+      return {
+        all: db.all,
+        close() {
+          try {
+            db.close();
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
+        },
+      };
+    } catch (e) {
       rmSync(dir, { recursive: true, force: true });
+      throw e;
     }
   }
-  const db = openSqliteImmutable(path);
+  return openSqliteImmutable(path);
+}
+
+/** Runs `fn` over {@link openSqliteSnapshot} of `path`, then closes it. */
+export function readSqliteSnapshot<T>(path: string, fn: (db: SqliteReader) => T, replayWal = true): T {
+  const db = openSqliteSnapshot(path, replayWal);
   try {
     return fn(db);
   } finally {

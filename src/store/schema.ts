@@ -96,6 +96,8 @@ export interface RequestLogsTable {
   cost_usd: number | null;
   latency_ms: number | null;
   ttfb_ms: number | null;
+  /** Milliseconds the request waited for a stream slot (null: it never reached an account, or older rows). */
+  queue_ms: ColumnType<number | null, number | null | undefined, number | null>;
   /** Upstream response id, so `previous_response_id` can be routed to its owner. */
   response_id: string | null;
   session_key: string | null;

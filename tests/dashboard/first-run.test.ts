@@ -154,6 +154,17 @@ test(
     expect(text).toContain("/v1/responses");
     expect(text).toContain("gpt-5.2");
     expect(text).toContain("Time to first byte");
+    expect(text).toContain("Queue wait");
+    // What the panel shows is the admin API's: the request's timings, queue wait included.
+    const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+    const logged = (await (
+      await fetch(`${gw.url}/api/request-logs?requestId=${requestId}`, { headers: { cookie } })
+    ).json()) as { items: { queueMs: number | null; ttfbMs: number | null; latencyMs: number | null }[] };
+    expect(logged.items).toHaveLength(1);
+    const timing = logged.items[0]!;
+    expect(timing.queueMs).toBeGreaterThanOrEqual(0);
+    expect(timing.ttfbMs).toBeGreaterThanOrEqual(timing.queueMs!);
+    expect(timing.latencyMs).toBeGreaterThanOrEqual(timing.ttfbMs!);
     await clean();
   },
   STEP_TIMEOUT_MS,
@@ -168,6 +179,8 @@ test(
       .first()
       .waitFor({ timeout: 10_000 });
     expect(await page.locator(".opblock").count()).toBeGreaterThan(20);
+    // Swagger UI too (its colours are corrected by /docs/assets/docs.css; deep links are off).
+    expect(await a11yViolations(page)).toEqual([]);
     expect(watch.foreignRequests).toEqual([]);
     expect(watch.consoleErrors).toEqual([]);
   },
@@ -186,6 +199,7 @@ test(
       await other.page.getByRole("button", { name: "Log in" }).click();
       await other.page.waitForURL(`${gw.url}/docs`);
       await other.page.locator(".opblock").first().waitFor({ timeout: 10_000 });
+      expect(await a11yViolations(other.page)).toEqual([]);
       expect(other.watch.foreignRequests).toEqual([]);
       expect(other.watch.consoleErrors).toEqual([]);
     } finally {

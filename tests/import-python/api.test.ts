@@ -31,7 +31,12 @@ afterAll(async () => {
 });
 
 function upload(
-  parts: { store?: Uint8Array<ArrayBuffer> | string; key?: string; dryRun?: string } = {},
+  parts: {
+    store?: Uint8Array<ArrayBuffer> | string;
+    key?: string;
+    dryRun?: string;
+    withHistory?: string;
+  } = {},
   headers: Record<string, string> = {},
 ): Promise<Response> {
   const form = new FormData();
@@ -39,6 +44,7 @@ function upload(
   form.set("store", new Blob([store]), "store.db");
   if (parts.key !== "") form.set("key", new Blob([parts.key ?? keyText]), "encryption.key");
   if (parts.dryRun) form.set("dryRun", parts.dryRun);
+  if (parts.withHistory) form.set("withHistory", parts.withHistory);
   return fetch(`${gw.url}/api/import/python`, { method: "POST", body: form, headers });
 }
 
@@ -104,14 +110,19 @@ test("dryRun=true answers the summary and writes nothing", async () => {
 
 test("the import: the running gateway sees it at once; the old password then guards the admin API", async () => {
   const before = fingerprint(pyDir);
-  const res = await upload({}, { origin: gw.url });
+  const res = await upload({ withHistory: "true" }, { origin: gw.url });
   expect(res.status).toBe(200);
   const s = (await res.json()) as {
-    counts: { accounts: { created: number }; admin: { password: boolean; totp: boolean } };
+    counts: {
+      accounts: { created: number };
+      admin: { password: boolean; totp: boolean };
+      history: { imported: number; skipped: number } | null;
+    };
     skipped: { kind: string; item: string }[];
   };
   expect(s.counts.accounts.created).toBe(3);
   expect(s.counts.admin).toEqual({ password: true, totp: false });
+  expect(s.counts.history).toEqual({ imported: 25, skipped: 0 });
   expect(s.skipped.map((k) => k.item)).toContain("py_deleted");
   expect(fingerprint(pyDir)).toEqual(before);
   // The admin API now needs the imported (old) password.

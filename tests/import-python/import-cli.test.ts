@@ -70,6 +70,7 @@ describe("codex-lb import-python", () => {
       stickySessions: { created: 3, updated: 0 },
       settings: { imported: ["routingStrategy", "stickyTtlSeconds", "apiKeyAuthEnabled"] },
       admin: { password: true, totp: true },
+      history: null,
     });
     const reasons = s.skipped.map((k) => `${k.kind} ${k.item}: ${k.reason}`);
     const expectSkip = (re: RegExp) => expect(reasons.some((x) => re.test(x))).toBe(true);
@@ -80,7 +81,11 @@ describe("codex-lb import-python", () => {
     expectSkip(/^firewall not-an-address: not an IPv4\/IPv6 address/);
     expectSkip(/^sticky_session prompt_cache:cache-old: expired/);
     expectSkip(/^sticky_session codex_session:sess-gone: its account py_deleted is not imported/);
-    expect(s.skipped).toHaveLength(7);
+    expectSkip(/^sticky_session prompt_cache:platform-1: a binding of provider openai_platform/);
+    expect(s.skipped).toHaveLength(8);
+    expect(s.notes.join("\n")).toMatch(
+      /not imported \(history.*\): .*request_logs \(25 rows\).*agent_provider_accounts \(1 rows\)|not imported \(history.*\): .*agent_provider_accounts \(1 rows\).*request_logs \(25 rows\)/,
+    );
     expect(s.notes.join("\n")).toContain("recovery codes");
     // No token, key or password in what is printed.
     for (const t of Object.values(scenario.tokens).flatMap((b) => [b.accessToken, b.refreshToken, b.idToken]))
@@ -269,4 +274,88 @@ test("a second import after the Python side changed takes the changes (names, fl
       ["input_tokens", "5h", 77],
     ]);
   });
+});
+
+test("--with-history copies the request logs (key usage carries over); a second run replaces them", async () => {
+  const dir = join(root, "history");
+  const sc = standardScenario(fakeAuth(), { totp: false });
+  await writePythonDataDir(join(dir, "py"), sc.spec);
+  const before = fingerprint(join(dir, "py"));
+  const target = join(dir, "ours");
+  for (let run = 1; run <= 2; run++) {
+    const r = cli([join(dir, "py"), "--with-history", "--json"], { CODEX_LB_DATA_DIR: target });
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.out) as ImportSummary;
+    expect(summary.counts.history).toEqual({ imported: 25, skipped: 0 });
+    expect(summary.notes.join("\n")).not.toContain("request_logs");
+    await withStore(target, async (db) => {
+      const logs = await db.selectFrom("request_logs").selectAll().execute();
+      expect(logs).toHaveLength(25);
+      expect(logs.every((l) => l.client === "python-import" && l.status === "success")).toBe(true);
+      const active = await db
+        .selectFrom("accounts")
+        .select("id")
+        .where("email", "=", "active@python.example")
+        .executeTakeFirstOrThrow();
+      expect(logs.every((l) => l.account_id === active.id && l.api_key_id === "key-limited")).toBe(true);
+      // The key's usage (kept by triggers from the logs) carries over: 25 requests of 100 + 20 tokens.
+      const usage = await db
+        .selectFrom("api_key_usage_hourly")
+        .select((eb) => [
+          eb.fn.sum<number>("requests").as("requests"),
+          eb.fn.sum<number>("input_tokens").as("input"),
+        ])
+        .where("api_key_id", "=", "key-limited")
+        .executeTakeFirstOrThrow();
+      expect(Number(usage.requests)).toBe(25);
+      expect(Number(usage.input)).toBe(2500);
+    });
+  }
+  const text = cli([join(dir, "py"), "--dry-run"], { CODEX_LB_DATA_DIR: join(dir, "dry") });
+  expect(text.out).toContain("request logs:    not imported (--with-history to copy them)");
+  expect(fingerprint(join(dir, "py"))).toEqual(before);
+});
+
+test("a Python store still being written (changes only in its WAL) is read from a copy, WAL included, and not touched", async () => {
+  const { Database } = await import("bun:sqlite");
+  const { openMigratedStore } = await import("../../src/store/store.ts");
+  const { applyPythonImport, preparePythonImport } = await import("../../src/import-python/import.ts");
+  const dir = join(root, "live");
+  const sc = standardScenario(fakeAuth(), { totp: false });
+  await writePythonDataDir(dir, sc.spec);
+  const writer = new Database(join(dir, "store.db"));
+  try {
+    writer.exec("PRAGMA wal_autocheckpoint = 0");
+    writer.run("UPDATE api_keys SET name = 'renamed while running' WHERE id = 'key-open'");
+    const before = fingerprint(dir);
+    expect(before["store.db-wal"]).toBeDefined();
+    const prepared = await preparePythonImport({
+      storePath: join(dir, "store.db"),
+      keyPath: join(dir, "encryption.key"),
+      now: Date.now(),
+    });
+    const store = await openMigratedStore({ kind: "sqlite", path: ":memory:" });
+    try {
+      const s = await applyPythonImport(prepared, {
+        db: store.db,
+        cipher: new TokenCipher(crypto.getRandomValues(new Uint8Array(32))),
+        dryRun: false,
+        now: Date.now(),
+        withHistory: true,
+      });
+      expect(s.counts.accounts.created).toBe(3);
+      expect(s.counts.history?.imported).toBe(25);
+      const key = await store.db
+        .selectFrom("api_keys")
+        .select("name")
+        .where("id", "=", "key-open")
+        .executeTakeFirstOrThrow();
+      expect(key.name).toBe("renamed while running");
+    } finally {
+      await store.close();
+    }
+    expect(fingerprint(dir)).toEqual(before);
+  } finally {
+    writer.close();
+  }
 });

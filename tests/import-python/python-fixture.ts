@@ -94,10 +94,13 @@ CREATE TABLE api_key_limits (
 );
 CREATE TABLE api_firewall_allowlist (ip_address VARCHAR NOT NULL PRIMARY KEY, created_at DATETIME DEFAULT (CURRENT_TIMESTAMP) NOT NULL);
 CREATE TABLE sticky_sessions (
-  "key" VARCHAR NOT NULL, kind VARCHAR(13) NOT NULL, account_id VARCHAR NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+  provider_kind VARCHAR DEFAULT 'chatgpt_web' NOT NULL, kind VARCHAR(13) DEFAULT 'sticky_thread' NOT NULL, "key" VARCHAR NOT NULL,
+  routing_subject_id VARCHAR NOT NULL, account_id VARCHAR REFERENCES accounts (id) ON DELETE CASCADE,
   created_at DATETIME DEFAULT (CURRENT_TIMESTAMP) NOT NULL, updated_at DATETIME DEFAULT (CURRENT_TIMESTAMP) NOT NULL,
-  PRIMARY KEY ("key", kind)
+  PRIMARY KEY (provider_kind, kind, "key")
 );
+CREATE TABLE agent_provider_accounts (id VARCHAR NOT NULL PRIMARY KEY, provider_id VARCHAR NOT NULL, display_name VARCHAR NOT NULL,
+  status VARCHAR DEFAULT 'active' NOT NULL, auth_mode VARCHAR NOT NULL, api_key_encrypted BLOB, created_at DATETIME NOT NULL);
 CREATE TABLE dashboard_settings (
   id INTEGER NOT NULL PRIMARY KEY, sticky_threads_enabled BOOLEAN DEFAULT 1 NOT NULL,
   prefer_earlier_reset_accounts BOOLEAN DEFAULT 1 NOT NULL, routing_strategy VARCHAR DEFAULT 'capacity_weighted' NOT NULL,
@@ -162,7 +165,10 @@ export interface PyApiKey {
 export interface PySticky {
   readonly key: string;
   readonly kind: string;
-  readonly accountId: string;
+  /** Null for an OpenAI-platform binding. */
+  readonly accountId: string | null;
+  /** `chatgpt_web` (default) or `openai_platform`. */
+  readonly provider?: string;
   readonly updatedAtMs: number;
 }
 
@@ -280,8 +286,17 @@ export async function writePythonDataDir(
     }
     for (const s of spec.sticky) {
       db.run(
-        "INSERT INTO sticky_sessions (key, kind, account_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-        [s.key, s.kind, s.accountId, pyTime(s.updatedAtMs - 60_000), pyTime(s.updatedAtMs)],
+        `INSERT INTO sticky_sessions (provider_kind, key, kind, routing_subject_id, account_id, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [
+          s.provider ?? "chatgpt_web",
+          s.key,
+          s.kind,
+          s.accountId ?? "platform-identity-1",
+          s.accountId,
+          pyTime(s.updatedAtMs - 60_000),
+          pyTime(s.updatedAtMs),
+        ],
       );
     }
     const st = spec.settings;
@@ -309,6 +324,10 @@ export async function writePythonDataDir(
     }
     db.run("INSERT INTO proxy_pools VALUES ('pool1', 'default', ?)", [pyTime(now)]);
     db.run("INSERT INTO oauth_states VALUES ('st1', 'verifier', ?)", [pyTime(now)]);
+    db.run(
+      "INSERT INTO agent_provider_accounts VALUES ('ag1', 'anthropic', 'Claude', 'active', 'api_key', ?, ?)",
+      [await enc("sk-ant-not-imported"), pyTime(now)],
+    );
   } finally {
     db.close();
   }

@@ -93,6 +93,13 @@ export function standardScenario(auth: FakeAuth, opts: { totp?: boolean; now?: n
       { key: "cache-1", kind: "prompt_cache", accountId: "py_limited", updatedAtMs: now - 30_000 },
       { key: "cache-old", kind: "prompt_cache", accountId: "py_active", updatedAtMs: now - 5 * 86_400_000 },
       { key: "sess-gone", kind: "codex_session", accountId: "py_deleted", updatedAtMs: now - 60_000 },
+      {
+        key: "platform-1",
+        kind: "prompt_cache",
+        accountId: null,
+        provider: "openai_platform",
+        updatedAtMs: now - 60_000,
+      },
     ],
     settings: {
       routingStrategy: "round_robin",

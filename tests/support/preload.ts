@@ -5,4 +5,4 @@ import { stopTestPostgres } from "./postgres.ts";
 process.env.TZ = "UTC";
 
 // The throw-away PostgreSQL server (started by the first test that needs one) ends with the run.
-afterAll(() => stopTestPostgres());
+afterAll(() => stopTestPostgres(), 60_000);

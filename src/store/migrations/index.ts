@@ -22,6 +22,7 @@ import * as m0072 from "./0072_login_attempts.ts";
 import * as m0080 from "./0080_response_owners.ts";
 import * as m0090 from "./0090_request_log_filters.ts";
 import * as m0095 from "./0095_api_key_reservations.ts";
+import * as m0096 from "./0096_request_log_queue_ms.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -36,6 +37,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0080_response_owners": m0080,
   "0090_request_log_filters": m0090,
   "0095_api_key_reservations": m0095,
+  "0096_request_log_queue_ms": m0096,
 };
 
 export const bundledMigrations: MigrationProvider = {

@@ -28,6 +28,7 @@ export interface RequestLog {
   reasoningTokens: number | null;
   latencyMs: number | null;
   ttfbMs: number | null;
+  queueMs: number | null;
   costUsd: number | null;
   responseId: string | null;
   reasoningEffort: string | null;
@@ -83,6 +84,7 @@ function Detail(props: { r: RequestLog; accountName: (id: string | null) => stri
     ["Account", props.accountName(r.accountId)],
     ["API key", r.apiKeyId ?? "–"],
     ["Client", `${r.client ?? "–"} from ${r.clientIp ?? "–"}`],
+    ["Queue wait", ms(r.queueMs)],
     ["Time to first byte", ms(r.ttfbMs)],
     ["Total time", ms(r.latencyMs)],
     [
