@@ -3,9 +3,10 @@
  * - the proxy: {@link authorizeProxyRequest} once the model is known (the key itself was checked at
  *   admission; its id is `infoOf(request).apiKeyId`, the client address `infoOf(request).clientIp`),
  *   and {@link costUsd} to fill `request_logs.cost_usd`;
- * - admin routes of every area: {@link audit} for each change;
- * - a settings API: {@link getApiKeyAuthEnabled} / {@link setApiKeyAuthEnabled} (settings key
- *   {@link API_KEY_AUTH_ENABLED}, JSON boolean).
+ * - admin routes of every area: {@link auditContext} for the audit row each change writes in its
+ *   own transaction (`src/store/audit.ts`);
+ * - {@link getApiKeyAuthEnabled}: the proxy authentication policy (changed only through
+ *   `PUT /api/settings`, or its narrowed form `PUT /api/settings/access`).
  *
  * @module
  */
@@ -14,4 +15,4 @@ export { authorizeProxyRequest } from "./api-keys/authorize.ts";
 export { costUsd, priceOf, pricingTable } from "./api-keys/pricing.ts";
 export type { ApiKeyRecord } from "./api-keys/repository.ts";
 export { type AuditEntry, audit, auditContext } from "./audit.ts";
-export { getApiKeyAuthEnabled, setApiKeyAuthEnabled } from "./runtime-settings.ts";
+export { getApiKeyAuthEnabled } from "./runtime-settings.ts";

@@ -1,20 +1,11 @@
 /**
- * `/api/settings/access` (the `apiKeyAuthEnabled` switch) and `/api/audit-logs` (read the trail).
+ * `/api/audit-logs`: read the trail. (`/api/settings/access`, the `apiKeyAuthEnabled` switch, is
+ * `PUT /api/settings` narrowed to that field: `src/runtime-settings/routes.ts`.)
  *
  * @module
  */
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
-import { infoOf } from "../app/request-info.ts";
-import { audit, auditContext } from "./audit.ts";
-import { getApiKeyAuthEnabled, setApiKeyAuthEnabled } from "./runtime-settings.ts";
-
-const AccessSettings = t.Object({
-  apiKeyAuthEnabled: t.Boolean({
-    description:
-      "On: every proxy request needs a valid API key. Off (default): only clients on this machine may use the proxy, keyless",
-  }),
-});
 
 const AuditRow = t.Object({
   id: t.Integer(),
@@ -27,66 +18,39 @@ const AuditRow = t.Object({
 
 export function accessRoutes(deps: AppDeps) {
   const db = deps.store.db;
-  return new Elysia({ name: "routes:access" })
-    .get(
-      "/api/settings/access",
-      async () => ({ apiKeyAuthEnabled: await getApiKeyAuthEnabled(deps.runtimeSettings) }),
-      {
-        detail: { tags: ["settings"], summary: "Proxy authentication policy" },
-        response: { 200: AccessSettings },
-      },
-    )
-    .put(
-      "/api/settings/access",
-      async ({ body, request }) => {
-        const before = await getApiKeyAuthEnabled(deps.runtimeSettings);
-        await setApiKeyAuthEnabled(deps.runtimeSettings, body.apiKeyAuthEnabled);
-        await audit(db, {
-          action: "settings.changed",
-          ...auditContext(infoOf(request)),
-          details: { apiKeyAuthEnabled: { from: before, to: body.apiKeyAuthEnabled } },
-        });
-        return { apiKeyAuthEnabled: body.apiKeyAuthEnabled };
-      },
-      {
-        body: AccessSettings,
-        detail: { tags: ["settings"], summary: "Change the proxy authentication policy" },
-        response: { 200: AccessSettings },
-      },
-    )
-    .get(
-      "/api/audit-logs",
-      async ({ query }) => {
-        let q = db
-          .selectFrom("audit_logs")
-          .selectAll()
-          .orderBy("id", "desc")
-          .limit(query.limit ?? 100);
-        if (query.before !== undefined) q = q.where("id", "<", query.before);
-        const rows = await q.execute();
-        return rows.map((r) => ({
-          id: r.id,
-          at: r.at,
-          action: r.action,
-          actorIp: r.actor_ip,
-          requestId: r.request_id,
-          details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
-        }));
-      },
-      {
-        query: t.Object({
-          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 1000, multipleOf: 1 })),
-          before: t.Optional(
-            t.Numeric({
-              minimum: 1,
-              maximum: Number.MAX_SAFE_INTEGER,
-              multipleOf: 1,
-              description: "Only rows with a smaller id (paging)",
-            }),
-          ),
-        }),
-        detail: { tags: ["audit"], summary: "The audit trail, newest first" },
-        response: { 200: t.Array(AuditRow) },
-      },
-    );
+  return new Elysia({ name: "routes:access" }).get(
+    "/api/audit-logs",
+    async ({ query }) => {
+      let q = db
+        .selectFrom("audit_logs")
+        .selectAll()
+        .orderBy("id", "desc")
+        .limit(query.limit ?? 100);
+      if (query.before !== undefined) q = q.where("id", "<", query.before);
+      const rows = await q.execute();
+      return rows.map((r) => ({
+        id: r.id,
+        at: r.at,
+        action: r.action,
+        actorIp: r.actor_ip,
+        requestId: r.request_id,
+        details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
+      }));
+    },
+    {
+      query: t.Object({
+        limit: t.Optional(t.Numeric({ minimum: 1, maximum: 1000, multipleOf: 1 })),
+        before: t.Optional(
+          t.Numeric({
+            minimum: 1,
+            maximum: Number.MAX_SAFE_INTEGER,
+            multipleOf: 1,
+            description: "Only rows with a smaller id (paging)",
+          }),
+        ),
+      }),
+      detail: { tags: ["audit"], summary: "The audit trail, newest first" },
+      response: { 200: t.Array(AuditRow) },
+    },
+  );
 }

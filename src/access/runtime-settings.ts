@@ -6,14 +6,9 @@
  *
  * @module
  */
-import type { RuntimeSettingsReader, RuntimeSettingsStore } from "../runtime-settings/store.ts";
+import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 
 /** Whether every proxy request must carry a valid API key (off: loopback-only without a key). */
 export async function getApiKeyAuthEnabled(settings: RuntimeSettingsReader): Promise<boolean> {
   return (await settings.get()).apiKeyAuthEnabled;
-}
-
-/** Changes the flag in the runtime-settings document. */
-export async function setApiKeyAuthEnabled(settings: RuntimeSettingsStore, value: boolean): Promise<void> {
-  await settings.update({ apiKeyAuthEnabled: value });
 }

@@ -9,6 +9,7 @@ import type { Kysely } from "kysely";
 import { systemClock } from "../core/clock.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { StoredCredentials, TokenSet, UsageRecord } from "../plugin-host/api.ts";
+import { type AuditOf, auditIn, inTransaction } from "../store/audit.ts";
 import type { AccountRow, Database } from "../store/schema.ts";
 import { type Identity, identityFromTokens, localAccountId, tokenExpiry } from "./claims.ts";
 import type { TokenCipher } from "./crypto.ts";
@@ -104,7 +105,13 @@ export class AccountRepository {
    */
   async upsertFromTokens(
     tokens: TokenSet & { readonly accountId?: string | null },
-    opts: { source: "login" | "import"; lastRefreshAt?: EpochMs | null; requestId?: string | null },
+    opts: {
+      source: "login" | "import";
+      lastRefreshAt?: EpochMs | null;
+      requestId?: string | null;
+      /** The audit row, written in the same transaction. */
+      audit?: AuditOf<UpsertResult>;
+    },
   ): Promise<UpsertResult> {
     const now = this.clock();
     const identity = identityFromTokens(tokens.idToken, tokens.accessToken, tokens.accountId);
@@ -173,13 +180,15 @@ export class AccountRepository {
           details: null,
         })
         .execute();
-      return {
+      const result: UpsertResult = {
         id,
         email: identity.email ?? existing?.email ?? null,
         planType: identity.planType ?? existing?.plan_type ?? null,
         status: "active" as const,
         created: !existing,
       };
+      await auditIn(trx, opts.audit, result);
+      return result;
     });
     this.#changed();
     return out;
@@ -335,10 +344,15 @@ export class AccountRepository {
   }
 
   /** Deletes an account with its events, snapshots and sticky sessions; false when unknown. */
-  async delete(id: string): Promise<boolean> {
-    const r = await this.db.deleteFrom("accounts").where("id", "=", id).executeTakeFirst();
+  async delete(id: string, audit?: AuditOf<string>): Promise<boolean> {
+    const deleted = await inTransaction(this.db, async (trx) => {
+      const r = await trx.deleteFrom("accounts").where("id", "=", id).executeTakeFirst();
+      if (Number(r.numDeletedRows) === 0) return false;
+      await auditIn(trx, audit, id);
+      return true;
+    });
     this.#dropCredentials(id);
     this.#changed();
-    return Number(r.numDeletedRows) > 0;
+    return deleted;
   }
 }

@@ -122,13 +122,14 @@ export function accountRoutes(deps: AppDeps) {
           source: "import",
           lastRefreshAt: auth.lastRefreshAt,
           requestId: infoOf(request).requestId,
+          // The audit row is written in the same transaction as the change.
+          audit: (r) => ({
+            action: "account.import",
+            ...auditContext(infoOf(request)),
+            details: { accountId: r.id, created: r.created },
+          }),
         });
         deps.log.info({ accountId: r.id, created: r.created }, "account imported");
-        await audit(store.db, {
-          action: "account.import",
-          ...auditContext(infoOf(request)),
-          details: { accountId: r.id, created: r.created },
-        });
         return {
           accountId: r.id,
           email: r.email,
@@ -190,14 +191,13 @@ export function accountRoutes(deps: AppDeps) {
     .delete(
       "/api/accounts/:id",
       async ({ params, request }) => {
-        if (!(await accounts.delete(params.id)))
-          throw new GatewayError("account_not_found", `No account ${JSON.stringify(params.id)}`);
-        deps.log.info({ accountId: params.id }, "account deleted");
-        await audit(store.db, {
+        const deleted = await accounts.delete(params.id, {
           action: "account.delete",
           ...auditContext(infoOf(request)),
           details: { accountId: params.id },
         });
+        if (!deleted) throw new GatewayError("account_not_found", `No account ${JSON.stringify(params.id)}`);
+        deps.log.info({ accountId: params.id }, "account deleted");
         return { id: params.id, deleted: true as const };
       },
       {

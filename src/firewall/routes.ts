@@ -5,7 +5,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { audit, auditContext } from "../access/audit.ts";
+import { auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
@@ -36,14 +36,13 @@ export function firewallRoutes(deps: AppDeps) {
     .put(
       "/api/firewall",
       async ({ body, request }) => {
-        await fw.replace(body.entries, deps.clock());
-        const result = await listing();
-        await audit(deps.store.db, {
+        // Each change writes its audit row in its own transaction.
+        await fw.replace(body.entries, deps.clock(), (entries) => ({
           action: "firewall.replaced",
           ...auditContext(infoOf(request)),
-          details: { entries: result.entries.map((e) => e.entry) },
-        });
-        return result;
+          details: { entries },
+        }));
+        return listing();
       },
       {
         body: t.Object({ entries: t.Array(t.String(), { maxItems: 10_000 }) }),
@@ -54,12 +53,11 @@ export function firewallRoutes(deps: AppDeps) {
     .post(
       "/api/firewall/entries",
       async ({ body, request, set }) => {
-        const added = await fw.add(body.entry, deps.clock());
-        await audit(deps.store.db, {
+        const added = await fw.add(body.entry, deps.clock(), (a) => ({
           action: "firewall.entry_added",
           ...auditContext(infoOf(request)),
-          details: { entry: added.entry },
-        });
+          details: { entry: a.entry },
+        }));
         set.status = 201;
         return added;
       },
@@ -72,13 +70,12 @@ export function firewallRoutes(deps: AppDeps) {
     .delete(
       "/api/firewall/entries",
       async ({ query, request }) => {
-        if (!(await fw.remove(query.entry)))
-          throw new GatewayError("not_found", `${query.entry} is not on the allowlist`);
-        await audit(deps.store.db, {
+        const removed = await fw.remove(query.entry, {
           action: "firewall.entry_removed",
           ...auditContext(infoOf(request)),
           details: { entry: query.entry },
         });
+        if (!removed) throw new GatewayError("not_found", `${query.entry} is not on the allowlist`);
         return { status: "deleted" as const };
       },
       {

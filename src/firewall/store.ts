@@ -8,6 +8,7 @@
 import type { Kysely } from "kysely";
 import { formatCidr, parseCidr } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
+import { type AuditOf, auditIn, inTransaction } from "../store/audit.ts";
 import type { Database } from "../store/schema.ts";
 
 export interface AllowlistEntry {
@@ -70,39 +71,54 @@ export class FirewallStore {
     this.#cache = null;
   }
 
-  /** Adds one entry; 400 when malformed, 409 when already listed. */
-  async add(input: string, now: number): Promise<AllowlistEntry> {
+  /** Adds one entry; 400 when malformed, 409 when already listed. `audit`: written in the same transaction. */
+  async add(input: string, now: number, audit?: AuditOf<AllowlistEntry>): Promise<AllowlistEntry> {
     const entry = mustNormalize(input);
-    const res = await this.db
-      .insertInto("firewall_allowlist")
-      .values({ entry, created_at: now })
-      .onConflict((oc) => oc.column("entry").doNothing())
-      .executeTakeFirst();
+    const added = await inTransaction(this.db, async (tx) => {
+      const res = await tx
+        .insertInto("firewall_allowlist")
+        .values({ entry, created_at: now })
+        .onConflict((oc) => oc.column("entry").doNothing())
+        .executeTakeFirst();
+      if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) return null;
+      const out = { entry, createdAt: now };
+      await auditIn(tx, audit, out);
+      return out;
+    });
     this.#changed();
-    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0)
-      throw new GatewayError("conflict", `${entry} is already on the allowlist`);
-    return { entry, createdAt: now };
+    if (!added) throw new GatewayError("conflict", `${entry} is already on the allowlist`);
+    return added;
   }
 
   /** Removes one entry (given in any spelling); false when it was not listed. */
-  async remove(input: string): Promise<boolean> {
+  async remove(input: string, audit?: AuditOf<string>): Promise<boolean> {
     const entry = normalizeEntry(input);
     if (!entry) return false;
-    const res = await this.db.deleteFrom("firewall_allowlist").where("entry", "=", entry).executeTakeFirst();
+    const removed = await inTransaction(this.db, async (tx) => {
+      const res = await tx.deleteFrom("firewall_allowlist").where("entry", "=", entry).executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0) return false;
+      await auditIn(tx, audit, entry);
+      return true;
+    });
     this.#changed();
-    return Number(res.numDeletedRows) > 0;
+    return removed;
   }
 
   /** Replaces the whole list atomically (all entries validated first). */
-  async replace(inputs: readonly string[], now: number): Promise<AllowlistEntry[]> {
+  async replace(
+    inputs: readonly string[],
+    now: number,
+    audit?: AuditOf<readonly string[]>,
+  ): Promise<AllowlistEntry[]> {
     const entries = [...new Set(inputs.map(mustNormalize))];
-    await this.db.transaction().execute(async (tx) => {
+    await inTransaction(this.db, async (tx) => {
       await tx.deleteFrom("firewall_allowlist").execute();
       if (entries.length > 0)
         await tx
           .insertInto("firewall_allowlist")
           .values(entries.map((entry) => ({ entry, created_at: now })))
           .execute();
+      await auditIn(tx, audit, entries);
     });
     this.#changed();
     return this.list();

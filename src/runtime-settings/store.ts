@@ -16,6 +16,7 @@ import { systemClock } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { EpochMs } from "../core/types.ts";
 import { routingStrategies, type Settings } from "../settings/schema.ts";
+import { type AuditOf, auditIn, inTransaction } from "../store/audit.ts";
 import type { Database } from "../store/schema.ts";
 
 /** The key of the settings row that holds the overrides. */
@@ -104,9 +105,14 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
    * Applies `patch`. With `expectedVersion`, refuses (409 `settings_conflict`) when the stored
    * version differs, so two dashboards editing at once cannot silently undo each other.
    */
-  async update(patch: RuntimeSettingsPatch, expectedVersion?: number): Promise<RuntimeSettingsDocument> {
+  async update(
+    patch: RuntimeSettingsPatch,
+    expectedVersion?: number,
+    /** The audit row (given the document before the change), written in the same transaction. */
+    audit?: AuditOf<RuntimeSettingsDocument>,
+  ): Promise<RuntimeSettingsDocument> {
     const now = this.clock();
-    const doc = await this.db.transaction().execute(async (trx) => {
+    const doc = await inTransaction(this.db, async (trx) => {
       const row = await trx
         .selectFrom("settings")
         .select(["value", "version"])
@@ -141,6 +147,11 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
           .values({ key: RUNTIME_SETTINGS_KEY, value, version: 1, updated_at: now })
           .execute();
       }
+      await auditIn(trx, audit, {
+        ...this.defaults,
+        ...validOverrides(row ? safeParse(row.value) : {}),
+        version: current,
+      });
       return { ...this.defaults, ...validOverrides(overrides), version: current + 1 };
     });
     this.#cache = { doc, at: now };

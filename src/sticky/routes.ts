@@ -5,7 +5,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { audit, auditContext } from "../access/audit.ts";
+import { auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
@@ -59,14 +59,15 @@ export function stickyRoutes(deps: AppDeps) {
     .delete(
       "/api/sticky-sessions/:key",
       async ({ params, request }) => {
-        if (!(await deps.sticky.delete(params.key))) {
-          throw new GatewayError("not_found", `No sticky session with key ${JSON.stringify(params.key)}`);
-        }
-        await audit(deps.store.db, {
+        // The audit row is written in the same transaction as the change.
+        const deleted = await deps.sticky.delete(params.key, {
           action: "sticky_session.delete",
           ...auditContext(infoOf(request)),
           details: { key: params.key },
         });
+        if (!deleted) {
+          throw new GatewayError("not_found", `No sticky session with key ${JSON.stringify(params.key)}`);
+        }
         return { deleted: true as const, key: params.key };
       },
       {

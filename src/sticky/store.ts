@@ -7,6 +7,7 @@
  */
 import type { Kysely } from "kysely";
 import type { EpochMs } from "../core/types.ts";
+import { type AuditOf, auditIn, inTransaction } from "../store/audit.ts";
 import type { Database } from "../store/schema.ts";
 
 /** Where a key came from, in the order the balancer looks for one. */
@@ -157,9 +158,13 @@ export class StickyStore {
   }
 
   /** Removes one binding; true when it existed. */
-  async delete(key: string): Promise<boolean> {
-    const res = await this.db.deleteFrom("sticky_sessions").where("key", "=", key).executeTakeFirst();
-    return Number(res.numDeletedRows) > 0;
+  async delete(key: string, audit?: AuditOf<string>): Promise<boolean> {
+    return inTransaction(this.db, async (trx) => {
+      const res = await trx.deleteFrom("sticky_sessions").where("key", "=", key).executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0) return false;
+      await auditIn(trx, audit, key);
+      return true;
+    });
   }
 
   /** Live bindings, newest use first, optionally of one account or kind. */

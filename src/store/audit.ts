@@ -33,3 +33,41 @@ export async function audit(db: Kysely<Database>, entry: AuditEntry): Promise<vo
     })
     .execute();
 }
+
+/**
+ * The audit row of a change, given to the store method that makes it: written in the change's own
+ * transaction, so the trail never disagrees with the store (no row, no change). A function gets the
+ * change's result (e.g. a generated id); null means nothing changed and no row is written.
+ */
+export type AuditOf<T> = AuditEntry | ((result: T) => AuditEntry | null);
+
+/** Runs `fn` in a transaction, or in the caller's when `db` already is one (Kysely cannot nest them). */
+export function inTransaction<T>(
+  db: Kysely<Database>,
+  fn: (trx: Kysely<Database>) => Promise<T>,
+): Promise<T> {
+  return db.isTransaction ? fn(db) : db.transaction().execute(fn);
+}
+
+/** Writes `entry` (for `result`) with `trx`; nothing when there is no entry. */
+export async function auditIn<T>(
+  trx: Kysely<Database>,
+  entry: AuditOf<T> | undefined,
+  result: T,
+): Promise<void> {
+  const row = typeof entry === "function" ? entry(result) : entry;
+  if (row) await audit(trx, row);
+}
+
+/** Runs `change` and writes its audit row in one transaction: when the row fails, the change is undone. */
+export function audited<T>(
+  db: Kysely<Database>,
+  change: (trx: Kysely<Database>) => Promise<T>,
+  entry: AuditOf<NoInfer<T>> | undefined,
+): Promise<T> {
+  return inTransaction(db, async (trx) => {
+    const result = await change(trx);
+    await auditIn(trx, entry, result);
+    return result;
+  });
+}

@@ -112,3 +112,66 @@ test("an account change and its audit row are one transaction: no audit row, no 
   expect(ok.status).toBe(200);
   expect((await auditRows()).at(-1)?.action).toBe("account.routing_policy");
 });
+
+test("every audited admin change is one transaction with its row: with the trail down, nothing changes", async () => {
+  const { sql } = await import("kysely");
+  // State to change: a key, a firewall entry, a sticky binding, an account.
+  const key = (await (await call("POST", "/api/api-keys", { name: "tx" })).json()) as { id: string };
+  expect((await call("POST", "/api/firewall/entries", { entry: "10.9.0.0/16" })).status).toBe(201);
+  await env.gw.running.gateway.services.apply(
+    [{ type: "sticky.bind", key: "sess-tx", kind: "session", accountId: "au1" }],
+    { source: "test" },
+  );
+  const bundle = env.auth.issue({
+    email: "tx@example.com",
+    chatgptAccountId: "acct-tx",
+    chatgptUserId: "u-tx",
+  });
+  const dump = async () => ({
+    keys: await env.db
+      .selectFrom("api_keys")
+      .select(["id", "name", "key_hash", "is_active"])
+      .orderBy("id")
+      .execute(),
+    firewall: await env.db.selectFrom("firewall_allowlist").select("entry").orderBy("entry").execute(),
+    sticky: await env.db.selectFrom("sticky_sessions").select("key").orderBy("key").execute(),
+    accounts: await env.db.selectFrom("accounts").select(["id", "status", "version"]).orderBy("id").execute(),
+    settings: await env.db
+      .selectFrom("settings")
+      .select(["key", "value", "version"])
+      .orderBy("key")
+      .execute(),
+    sessions: await env.db.selectFrom("admin_sessions").select("id_hash").execute(),
+    credentials: await env.db.selectFrom("admin_credentials").selectAll().execute(),
+    audit: (await auditRows()).length,
+  });
+  const before = await dump();
+  await sql`CREATE TRIGGER audit_down_all BEFORE INSERT ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit store down'); END`.execute(
+    env.db,
+  );
+  const changes: [string, string, unknown][] = [
+    ["POST", "/api/api-keys", { name: "never" }],
+    ["PATCH", `/api/api-keys/${key.id}`, { name: "renamed" }],
+    ["POST", `/api/api-keys/${key.id}/regenerate`, undefined],
+    ["DELETE", `/api/api-keys/${key.id}`, undefined],
+    ["PUT", "/api/firewall", { entries: ["10.1.0.0/16"] }],
+    ["POST", "/api/firewall/entries", { entry: "10.2.0.0/16" }],
+    ["DELETE", "/api/firewall/entries?entry=10.9.0.0%2F16", undefined],
+    ["DELETE", "/api/sticky-sessions/sess-tx", undefined],
+    ["PUT", "/api/settings", { stickyTtlSeconds: 77 }],
+    ["PUT", "/api/settings/access", { apiKeyAuthEnabled: true }],
+    ["POST", "/api/accounts/import", authJsonOf(bundle)],
+    ["DELETE", "/api/accounts/au1", undefined],
+    ["POST", "/api/auth/password", { newPassword: "a-long-password-1" }],
+    ["POST", "/api/auth/sessions/revoke-all", undefined],
+  ];
+  try {
+    const answered: [string, number][] = [];
+    for (const [method, path, body] of changes)
+      answered.push([`${method} ${path}`, (await call(method, path, body)).status]);
+    expect(answered.filter(([, status]) => status < 500)).toEqual([]);
+    expect(await dump()).toEqual(before);
+  } finally {
+    await sql`DROP TRIGGER audit_down_all`.execute(env.db);
+  }
+});

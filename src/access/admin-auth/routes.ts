@@ -35,7 +35,13 @@ export function adminAuthRoutes(deps: AppDeps) {
   const secure = (request: Request) => deps.access.isHttps(request);
   const maxAge = deps.settings.adminSessionMaxSeconds;
   const record = (request: Request, action: string, details?: Record<string, unknown>) =>
-    audit(db, { action, ...auditContext(infoOf(request)), details: details ?? null });
+    audit(db, entry(request, action, details));
+  /** The audit row of a change, handed to the service to write in the change's own transaction. */
+  const entry = (request: Request, action: string, details?: Record<string, unknown>) => ({
+    action,
+    ...auditContext(infoOf(request)),
+    details: details ?? null,
+  });
 
   return new Elysia({ name: "routes:admin-auth" })
     .get(
@@ -95,13 +101,21 @@ export function adminAuthRoutes(deps: AppDeps) {
         const actor = actorOf(request);
         const { passwordSet } = await admin.state();
         if (!passwordSet) {
-          await admin.setInitialPassword(actor, body.newPassword, body.bootstrapToken);
-          await record(request, "admin.password_set", { bootstrap: !actor.local });
+          await admin.setInitialPassword(
+            actor,
+            body.newPassword,
+            body.bootstrapToken,
+            entry(request, "admin.password_set", { bootstrap: !actor.local }),
+          );
         } else {
           if (!(await hasAdminAccess(admin, request, actor.local, deps.clock())))
             throw new GatewayError("authentication_required", "Log in first: POST /api/auth/login");
-          await admin.changePassword(actor, body.currentPassword, body.newPassword);
-          await record(request, "admin.password_changed");
+          await admin.changePassword(
+            actor,
+            body.currentPassword,
+            body.newPassword,
+            entry(request, "admin.password_changed"),
+          );
         }
         // Every older session is gone; the caller continues with a fresh one.
         const token = await admin.sessions.create(actor.clientIp, deps.clock());
@@ -125,8 +139,7 @@ export function adminAuthRoutes(deps: AppDeps) {
     .post(
       "/api/auth/totp/setup",
       async ({ request }) => {
-        const out = await admin.totpSetup();
-        await record(request, "admin.totp_setup_started");
+        const out = await admin.totpSetup(entry(request, "admin.totp_setup_started"));
         return out;
       },
       {
@@ -137,8 +150,11 @@ export function adminAuthRoutes(deps: AppDeps) {
     .post(
       "/api/auth/totp/confirm",
       async ({ body, request }) => {
-        const recoveryCodes = await admin.totpConfirm(actorOf(request), body.code);
-        await record(request, "admin.totp_enabled");
+        const recoveryCodes = await admin.totpConfirm(
+          actorOf(request),
+          body.code,
+          entry(request, "admin.totp_enabled"),
+        );
         return { recoveryCodes };
       },
       {
@@ -150,8 +166,7 @@ export function adminAuthRoutes(deps: AppDeps) {
     .post(
       "/api/auth/totp/disable",
       async ({ body, request }) => {
-        await admin.totpDisable(actorOf(request), body);
-        await record(request, "admin.totp_disabled");
+        await admin.totpDisable(actorOf(request), body, entry(request, "admin.totp_disabled"));
         return { status: "totp_disabled" };
       },
       {

@@ -10,6 +10,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "../../app/logging.ts";
 import { GatewayError } from "../../core/errors.ts";
 import { hashPassword, verifyPassword } from "../../runtime/bun/password.ts";
+import { type AuditEntry, audited } from "../../store/audit.ts";
 import type { Database } from "../../store/schema.ts";
 import { constantTimeEqual, randomToken, sha256Hex } from "../crypto.ts";
 import type { AttemptCounter } from "./attempts.ts";
@@ -95,6 +96,8 @@ export class AdminAuth {
     actor: Actor,
     newPassword: string,
     bootstrapToken: string | undefined,
+    /** The audit row, written in the same transaction as the password. */
+    audit?: AuditEntry,
   ): Promise<void> {
     const now = this.clock();
     const c = await readCredentials(this.db);
@@ -115,7 +118,13 @@ export class AdminAuth {
       }
     }
     checkPasswordRules(newPassword);
-    if (!(await setFirstPasswordHash(this.db, await hashPassword(newPassword), this.clock())))
+    const hash = await hashPassword(newPassword);
+    const set = await audited(
+      this.db,
+      (trx) => setFirstPasswordHash(trx, hash, this.clock()),
+      (ok) => (ok ? (audit ?? null) : null),
+    );
+    if (!set)
       throw new GatewayError("conflict", "An admin password is already set; change it with currentPassword");
   }
 
@@ -175,6 +184,7 @@ export class AdminAuth {
     actor: Actor,
     currentPassword: string | undefined,
     newPassword: string,
+    audit?: AuditEntry,
   ): Promise<void> {
     const now = this.clock();
     const c = await readCredentials(this.db);
@@ -184,24 +194,37 @@ export class AdminAuth {
       throw new GatewayError("invalid_credentials", "currentPassword is wrong or missing");
     attempt.succeeded();
     checkPasswordRules(newPassword);
-    await writeCredentials(this.db, { password_hash: await hashPassword(newPassword) }, this.clock());
-    await this.sessions.revokeAll();
+    const hash = await hashPassword(newPassword);
+    // The new hash, the end of every session and the audit row: one transaction.
+    await audited(
+      this.db,
+      async (trx) => {
+        await writeCredentials(trx, { password_hash: hash }, this.clock());
+        await this.sessions.revokeAll(undefined, trx);
+      },
+      audit,
+    );
   }
 
   /** Starts TOTP enrolment: a new pending secret (TOTP stays off until confirmed). */
-  async totpSetup(): Promise<{ secret: string; otpauthUri: string }> {
+  async totpSetup(audit?: AuditEntry): Promise<{ secret: string; otpauthUri: string }> {
     const c = await readCredentials(this.db);
     if (c.password_hash === null)
       throw new GatewayError("password_not_configured", "Set an admin password before enabling TOTP");
     if (c.totp_secret !== null)
       throw new GatewayError("conflict", "TOTP is already enabled; disable it first");
     const secret = newTotpSecret();
-    await writeCredentials(this.db, { totp_pending_secret: await this.#seal(secret) }, this.clock());
+    const sealed = await this.#seal(secret);
+    await audited(
+      this.db,
+      (trx) => writeCredentials(trx, { totp_pending_secret: sealed }, this.clock()),
+      audit,
+    );
     return { secret, otpauthUri: otpauthUri(secret) };
   }
 
   /** Confirms enrolment with a current code; returns the recovery codes (shown once). */
-  async totpConfirm(actor: Actor, code: string): Promise<string[]> {
+  async totpConfirm(actor: Actor, code: string, audit?: AuditEntry): Promise<string[]> {
     const now = this.clock();
     const c = await readCredentials(this.db);
     if (c.totp_secret !== null) throw new GatewayError("conflict", "TOTP is already enabled");
@@ -213,21 +236,31 @@ export class AdminAuth {
     attempt.succeeded();
     const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
     const hashes = await Promise.all(codes.map((r) => sha256Hex(normalizeRecovery(r))));
-    await writeCredentials(
+    const pending = c.totp_pending_secret;
+    await audited(
       this.db,
-      {
-        totp_secret: c.totp_pending_secret,
-        totp_pending_secret: null,
-        totp_last_step: step,
-        recovery_codes: JSON.stringify(hashes),
-      },
-      now,
+      (trx) =>
+        writeCredentials(
+          trx,
+          {
+            totp_secret: pending,
+            totp_pending_secret: null,
+            totp_last_step: step,
+            recovery_codes: JSON.stringify(hashes),
+          },
+          now,
+        ),
+      audit,
     );
     return codes;
   }
 
   /** Turns TOTP off; needs a current code or a recovery code. */
-  async totpDisable(actor: Actor, input: { code?: string | undefined; recoveryCode?: string | undefined }) {
+  async totpDisable(
+    actor: Actor,
+    input: { code?: string | undefined; recoveryCode?: string | undefined },
+    audit?: AuditEntry,
+  ) {
     const now = this.clock();
     const c = await readCredentials(this.db);
     if (c.totp_secret === null) throw new GatewayError("conflict", "TOTP is not enabled");
@@ -246,10 +279,15 @@ export class AdminAuth {
       throw e;
     }
     attempt.succeeded();
-    await writeCredentials(
+    await audited(
       this.db,
-      { totp_secret: null, totp_pending_secret: null, totp_last_step: null, recovery_codes: null },
-      this.clock(),
+      (trx) =>
+        writeCredentials(
+          trx,
+          { totp_secret: null, totp_pending_secret: null, totp_last_step: null, recovery_codes: null },
+          this.clock(),
+        ),
+      audit,
     );
   }
 }

@@ -6,7 +6,7 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../../app/deps.ts";
 import { infoOf } from "../../app/request-info.ts";
-import { audit, auditContext } from "../audit.ts";
+import { auditContext } from "../audit.ts";
 import { sha256Hex } from "../crypto.ts";
 import { clearedSessionCookie, readCookie, SESSION_COOKIE } from "./sessions.ts";
 
@@ -54,13 +54,13 @@ export function adminSessionRoutes(deps: AppDeps) {
     .post(
       "/api/auth/sessions/revoke-all",
       async ({ request, set }) => {
-        await deps.access.admin.sessions.revokeAll();
-        set.headers["set-cookie"] = clearedSessionCookie(deps.access.isHttps(request));
-        await audit(db, {
+        // The audit row is written in the same transaction as the change.
+        await deps.access.admin.sessions.revokeAll({
           action: "admin.sessions_revoked",
           ...auditContext(infoOf(request)),
           details: null,
         });
+        set.headers["set-cookie"] = clearedSessionCookie(deps.access.isHttps(request));
         return { status: "logged_out_everywhere" };
       },
       {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import { type AuditEntry, audited } from "../../store/audit.ts";
 import type { Database } from "../../store/schema.ts";
 import { randomToken, sha256Hex } from "../crypto.ts";
 
@@ -108,8 +109,8 @@ export class SessionStore {
       .execute();
   }
 
-  /** Ends every session (password change). */
-  async revokeAll(): Promise<void> {
-    await this.db.deleteFrom("admin_sessions").execute();
+  /** Ends every session (password change); `audit`: written in the same transaction. */
+  async revokeAll(audit?: AuditEntry, db: Kysely<Database> = this.db): Promise<void> {
+    await audited(db, (trx) => trx.deleteFrom("admin_sessions").execute(), audit);
   }
 }

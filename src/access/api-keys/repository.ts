@@ -5,6 +5,7 @@
  * @module
  */
 import type { Kysely, Selectable } from "kysely";
+import { inTransaction } from "../../store/audit.ts";
 import type { ApiKeysTable, Database } from "../../store/schema.ts";
 import { constantTimeEqual } from "../crypto.ts";
 import { generateApiKey, hashApiKey, keyPrefixOf } from "./key.ts";
@@ -125,7 +126,7 @@ export async function createApiKey(
   const key = generateApiKey();
   const id = crypto.randomUUID();
   const hash = await hashApiKey(key);
-  await db.transaction().execute(async (tx) => {
+  await inTransaction(db, async (tx) => {
     await tx
       .insertInto("api_keys")
       .values({
@@ -153,7 +154,7 @@ export async function updateApiKey(
   input: ApiKeyInput,
   now: number,
 ): Promise<ApiKeyRecord | null> {
-  const found = await db.transaction().execute(async (tx) => {
+  const found = await inTransaction(db, async (tx) => {
     const res = await tx
       .updateTable("api_keys")
       .set({

@@ -8,7 +8,8 @@ import { Elysia, type Static, t } from "elysia";
 import type { AppDeps } from "../../app/deps.ts";
 import { infoOf } from "../../app/request-info.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { audit, auditContext } from "../audit.ts";
+import { audited } from "../../store/audit.ts";
+import { auditContext } from "../audit.ts";
 import { type LimitSpec, limitStates } from "./limits.ts";
 import {
   type ApiKeyRecord,
@@ -81,18 +82,19 @@ export function apiKeyRoutes(deps: AppDeps) {
     .post(
       "/api/api-keys",
       async ({ body, request, set }) => {
-        const { record, key } = await createApiKey(
+        const input = { ...body, name: checkName(body.name)!, limits: checkLimits(body.limits) };
+        // The audit row is written in the same transaction as the change.
+        const { record, key } = await audited(
           db,
-          { ...body, name: checkName(body.name)!, limits: checkLimits(body.limits) },
-          deps.clock(),
+          (trx) => createApiKey(trx, input, deps.clock()),
+          ({ record }) => ({
+            action: "api_key.created",
+            ...auditContext(infoOf(request)),
+            details: { id: record.id, name: record.name, keyPrefix: record.keyPrefix },
+          }),
         );
         // Any edit may change what a key may do: cached limit states go.
         deps.access.keyStates.invalidate();
-        await audit(db, {
-          action: "api_key.created",
-          ...auditContext(infoOf(request)),
-          details: { id: record.id, name: record.name, keyPrefix: record.keyPrefix },
-        });
         set.status = 201;
         return { ...(await view(record)), key };
       },
@@ -110,20 +112,20 @@ export function apiKeyRoutes(deps: AppDeps) {
     .patch(
       "/api/api-keys/:id",
       async ({ params, body, request }) => {
-        const record = await updateApiKey(
+        const input = { ...body, name: checkName(body.name), limits: checkLimits(body.limits) };
+        const record = await audited(
           db,
-          params.id,
-          { ...body, name: checkName(body.name), limits: checkLimits(body.limits) },
-          deps.clock(),
+          (trx) => updateApiKey(trx, params.id, input, deps.clock()),
+          (r) =>
+            r && {
+              action: "api_key.updated",
+              ...auditContext(infoOf(request)),
+              details: { id: r.id, fields: Object.keys(body) },
+            },
         );
         if (!record) throw new GatewayError("not_found", `No API key ${params.id}`);
         // Any edit may change what a key may do: cached limit states go.
         deps.access.keyStates.invalidate();
-        await audit(db, {
-          action: "api_key.updated",
-          ...auditContext(infoOf(request)),
-          details: { id: record.id, fields: Object.keys(body) },
-        });
         return view(record);
       },
       {
@@ -136,15 +138,17 @@ export function apiKeyRoutes(deps: AppDeps) {
     .delete(
       "/api/api-keys/:id",
       async ({ params, request }) => {
-        if (!(await deleteApiKey(db, params.id)))
-          throw new GatewayError("not_found", `No API key ${params.id}`);
+        const deleted = await audited(
+          db,
+          (trx) => deleteApiKey(trx, params.id),
+          (found) =>
+            found
+              ? { action: "api_key.deleted", ...auditContext(infoOf(request)), details: { id: params.id } }
+              : null,
+        );
+        if (!deleted) throw new GatewayError("not_found", `No API key ${params.id}`);
         // Any edit may change what a key may do: cached limit states go.
         deps.access.keyStates.invalidate();
-        await audit(db, {
-          action: "api_key.deleted",
-          ...auditContext(infoOf(request)),
-          details: { id: params.id },
-        });
         return { status: "deleted" as const };
       },
       {
@@ -156,15 +160,19 @@ export function apiKeyRoutes(deps: AppDeps) {
     .post(
       "/api/api-keys/:id/regenerate",
       async ({ params, request }) => {
-        const out = await regenerateApiKey(db, params.id, deps.clock());
+        const out = await audited(
+          db,
+          (trx) => regenerateApiKey(trx, params.id, deps.clock()),
+          (r) =>
+            r && {
+              action: "api_key.regenerated",
+              ...auditContext(infoOf(request)),
+              details: { id: params.id, keyPrefix: r.record.keyPrefix },
+            },
+        );
         if (!out) throw new GatewayError("not_found", `No API key ${params.id}`);
         // Any edit may change what a key may do: cached limit states go.
         deps.access.keyStates.invalidate();
-        await audit(db, {
-          action: "api_key.regenerated",
-          ...auditContext(infoOf(request)),
-          details: { id: params.id, keyPrefix: out.record.keyPrefix },
-        });
         return { ...(await view(out.record)), key: out.key };
       },
       {
