@@ -43,6 +43,7 @@ import type { Logger } from "./logging.ts";
 import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
+import { type BodySchema, NO_BODY, unknownField } from "./strict-body.ts";
 import { surfaceOf } from "./surface.ts";
 import { version } from "./version.ts";
 
@@ -75,16 +76,15 @@ export interface Gateway extends AppDeps {
 }
 
 /**
- * The top-level fields of each admin route's JSON object body schema (`POST /api/...` etc.), keyed
- * `METHOD path`; routes without one (or with a non-object body) are not in the map.
+ * The body schema of each admin write route (`POST /api/...` etc.), keyed `METHOD path`; a route
+ * without one takes no fields ({@link NO_BODY}).
  */
-function adminBodyFields(app: AnyElysia): Map<string, ReadonlySet<string>> {
-  const out = new Map<string, ReadonlySet<string>>();
+function adminBodySchemas(app: AnyElysia): Map<string, BodySchema> {
+  const out = new Map<string, BodySchema>();
   for (const r of app.routes as { method: string; path: string; hooks?: { body?: unknown } }[]) {
     if (!r.path.startsWith("/api/") || !["POST", "PUT", "PATCH", "DELETE"].includes(r.method)) continue;
-    const schema = r.hooks?.body as { type?: string; properties?: Record<string, unknown> } | undefined;
-    if (schema?.type === "object" && schema.properties)
-      out.set(`${r.method} ${r.path}`, new Set(Object.keys(schema.properties)));
+    // Routes that read their body themselves (`parse: "none"`) never get here with a parsed body.
+    out.set(`${r.method} ${r.path}`, (r.hooks?.body as BodySchema | undefined) ?? NO_BODY);
   }
   return out;
 }
@@ -337,7 +337,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ui: opts.ui ?? null,
   };
 
-  let bodyFields: Map<string, ReadonlySet<string>> | undefined;
+  let bodySchemas: Map<string, BodySchema> | undefined;
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
     .onRequest(async ({ request, set }) => {
       const info = infoOf(request);
@@ -434,18 +434,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     // Every admin body schema is strict: Elysia would drop an unknown field silently (a typo would
     // be a 200 that changed nothing), so it is refused first, naming the field.
     .onTransform(function strictAdminBodies({ request, body, route }) {
-      if (body === null || typeof body !== "object" || Array.isArray(body)) return;
-      bodyFields ??= adminBodyFields(app);
-      const allowed = bodyFields.get(`${request.method} ${route}`);
-      if (!allowed) return;
-      for (const k of Object.keys(body)) {
-        if (!allowed.has(k)) {
-          throw new GatewayError(
-            "validation_error",
-            `Invalid body field '${k}': unknown field (allowed: ${[...allowed].join(", ") || "none"})`,
-            { param: k },
-          );
-        }
+      if (body === null || typeof body !== "object") return;
+      bodySchemas ??= adminBodySchemas(app);
+      const schema = bodySchemas.get(`${request.method} ${route}`);
+      const unknown = schema && unknownField(body, schema);
+      if (unknown) {
+        throw new GatewayError(
+          "validation_error",
+          `Invalid body field '${unknown.field}': unknown field (allowed: ${unknown.allowed.join(", ") || "none"})`,
+          { param: unknown.field },
+        );
       }
     })
     .onError(({ code, error, request }) =>

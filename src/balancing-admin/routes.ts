@@ -13,7 +13,6 @@ import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import { routingPolicies } from "../core/types.ts";
-import { rejectUnknownFields } from "../runtime-settings/strict-body.ts";
 
 // Literal unions, not t.UnionEnum: Elysia fills an optional UnionEnum with its first value.
 const Policy = t.Union(
@@ -48,7 +47,6 @@ export function balancingAdminRoutes(deps: AppDeps) {
       return { id: params.id, routingPolicy: body.routingPolicy };
     },
     {
-      transform: rejectUnknownFields(["routingPolicy"]),
       params: t.Object({ id: t.String({ minLength: 1, maxLength: 200 }) }),
       body: t.Object({ routingPolicy: Policy }, { additionalProperties: false }),
       detail: { tags: ["accounts"], summary: "Change an account's routing policy" },

@@ -14,7 +14,6 @@ import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { routingStrategies } from "../settings/schema.ts";
 import type { RuntimeSettingsDocument, RuntimeSettingsPatch } from "./store.ts";
-import { rejectUnknownFields } from "./strict-body.ts";
 
 // Literal unions, not t.UnionEnum: Elysia fills an optional UnionEnum body field with its first value.
 const Strategy = t.Union(
@@ -81,7 +80,6 @@ export function runtimeSettingsRoutes(deps: AppDeps) {
       ({ body, request }) =>
         change(request, body, (patch) => ({ action: "settings.update", details: patch })),
       {
-        transform: rejectUnknownFields(Object.keys(patchFields)),
         body: t.Object(patchFields, {
           additionalProperties: false,
           description: "Fields left out keep their value; null restores the default",
