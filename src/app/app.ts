@@ -43,7 +43,7 @@ import type { Logger } from "./logging.ts";
 import { normalizeOpenApi } from "./openapi.ts";
 import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
-import { type BodySchema, NO_BODY, unknownField } from "./strict-body.ts";
+import { type BodySchema, isJsonObject, NO_BODY, unknownField } from "./strict-body.ts";
 import { surfaceOf } from "./surface.ts";
 import { version } from "./version.ts";
 
@@ -434,10 +434,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     // Every admin body schema is strict: Elysia would drop an unknown field silently (a typo would
     // be a 200 that changed nothing), so it is refused first, naming the field.
     .onTransform(function strictAdminBodies({ request, body, route }) {
-      if (body === null || typeof body !== "object") return;
+      if (body === undefined) return;
       bodySchemas ??= adminBodySchemas(app);
       const schema = bodySchemas.get(`${request.method} ${route}`);
-      const unknown = schema && unknownField(body, schema);
+      if (!schema) return;
+      // `null`, a number or an array where the route declares an object: nothing to change.
+      if (schema !== NO_BODY && schema.type === "object" && !isJsonObject(body))
+        throw new GatewayError("validation_error", "Invalid body: expected a JSON object");
+      const unknown = unknownField(body, schema);
       if (unknown) {
         throw new GatewayError(
           "validation_error",

@@ -20,7 +20,8 @@ export interface BodySchema {
 /** No fields at all: the schema of a route that takes no body. */
 export const NO_BODY: BodySchema = { type: "object", properties: {} };
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
+/** A JSON object (not null, not an array). */
+export const isJsonObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v);
 
 /** The object branch of a schema (itself, or the one object member of a union), if any. */
@@ -45,7 +46,7 @@ export function unknownField(
   schema: BodySchema,
   path = "",
 ): { field: string; allowed: readonly string[] } | null {
-  if (isObject(value)) {
+  if (isJsonObject(value)) {
     const obj = objectBranch(schema);
     if (!obj?.properties) return null;
     const allowed = Object.keys(obj.properties);
