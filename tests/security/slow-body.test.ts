@@ -94,6 +94,22 @@ describe("request body guards", () => {
       const body = (await res.json()) as { error: { code: string } };
       expect(body.error.code).toBe("payload_too_large");
     }
+    // The multipart upload routes too (their own body reading must not turn it into a 400).
+    for (const path of ["/api/accounts/import", "/api/import/python"]) {
+      const multipart = `--b0und\r\nContent-Disposition: form-data; name="auth_json"; filename="a.json"\r\nContent-Type: application/json\r\n\r\n${"x".repeat(10_000)}\r\n--b0und--\r\n`;
+      const res = await fetch(`${gw.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "multipart/form-data; boundary=b0und" },
+        body: new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(new TextEncoder().encode(multipart));
+            c.close();
+          },
+        }),
+      });
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
+    }
     // A declared length over the limit: the same JSON 413, before any of the body is read.
     const declared = await trickle(
       port,
