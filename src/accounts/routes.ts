@@ -6,6 +6,7 @@
  */
 import { Elysia, t } from "elysia";
 import { audit, auditContext } from "../access/audit.ts";
+import { guardErrorOf } from "../app/body-guard.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { Page, pageQuery } from "../app/paging.ts";
 import { infoOf } from "../app/request-info.ts";
@@ -61,8 +62,9 @@ async function readImportBody(request: Request) {
     let form: FormData;
     try {
       form = await request.formData();
-    } catch {
-      throw new GatewayError("invalid_auth_json", "The multipart body could not be read");
+    } catch (e) {
+      // Over the size limit or past the body deadline: that answer (413 / 408), not "unreadable".
+      throw guardErrorOf(e) ?? new GatewayError("invalid_auth_json", "The multipart body could not be read");
     }
     const part = form.get("auth_json");
     if (part === null)
@@ -93,16 +95,12 @@ export function accountRoutes(deps: AppDeps) {
   };
   const statusChange = async (id: string, action: Action, request: Request) => {
     await one(id);
+    // The audit row is written in the same transaction as the change.
     const [result] = await services.apply([action], {
       source: "admin",
       requestId: infoOf(request).requestId,
+      audit: { action: action.type, ...auditContext(infoOf(request)), details: { accountId: id } },
     });
-    if (result?.status === "applied" || result?.status === "noop")
-      await audit(store.db, {
-        action: action.type,
-        ...auditContext(infoOf(request)),
-        details: { accountId: id },
-      });
     if (result?.status === "missing")
       throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
     if (result?.status === "not_applicable") {

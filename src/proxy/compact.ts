@@ -104,6 +104,7 @@ export async function serveCompact(
       reasoningEffort: reasoningEffortOf(body),
       transport: "http",
       upstreamTransport: trace.attempts > 0 ? "http" : null,
+      kind: "compact",
     };
     deps.log.info(
       accessFields({
@@ -118,7 +119,7 @@ export async function serveCompact(
     ctx.logs.add(row);
     observeFinished(deps, {
       ...facts,
-      kind: "compact",
+      family: "compact",
       method: request.method,
       attempts: trace.attempts,
       costUsd: row.cost_usd ?? null,

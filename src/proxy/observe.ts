@@ -20,7 +20,8 @@ export function endpointKind(path: string): EndpointKind {
 export function observeFinished(
   deps: Pick<AppDeps, "metrics" | "tracing">,
   f: LogFacts & {
-    readonly kind: EndpointKind;
+    /** The endpoint family (the metrics' `endpoint` label); `kind` is the request's own (compact or not). */
+    readonly family: EndpointKind;
     readonly method: string;
     readonly attempts: number;
     readonly costUsd: number | null;
@@ -31,7 +32,7 @@ export function observeFinished(
   const u = f.state?.usage ?? null;
   const ttfbMs = f.ttfbMs ?? null;
   deps.metrics?.request({
-    endpoint: f.kind,
+    endpoint: f.family,
     status: f.httpStatus,
     model: f.model,
     accountId: f.accountId,
@@ -48,7 +49,7 @@ export function observeFinished(
     requestId: f.requestId,
     method: f.method,
     path: f.endpoint,
-    endpoint: f.kind,
+    endpoint: f.family,
     model: f.model,
     accountId: f.accountId,
     apiKeyId: f.apiKeyId,

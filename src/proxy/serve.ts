@@ -14,7 +14,7 @@ import { type AttemptTrace, openUpstream } from "./attempt.ts";
 import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
 import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";
-import { type LogFacts, logRow } from "./log-row.ts";
+import { type LogFacts, logRow, requestKindOf } from "./log-row.ts";
 import { observeFinished } from "./observe.ts";
 import { routingFields } from "./payload.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
@@ -92,6 +92,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
         method: request.method,
         path: spec.endpoint,
         endpoint: spec.kind,
+        kind: requestKindOf(spec.payload),
         model: spec.model,
         accountId: trace.accountId,
         account: emailHash(trace.accountEmail ?? null),
@@ -125,12 +126,13 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       reasoningEffort: spec.reasoningEffort,
       transport: "http",
       upstreamTransport: trace.attempts > 0 ? "http" : null,
+      kind: requestKindOf(spec.payload),
     };
     const row = logRow(facts);
     ctx.logs.add(row);
     observeFinished(deps, {
       ...facts,
-      kind: spec.kind,
+      family: spec.kind,
       method: request.method,
       attempts: trace.attempts,
       costUsd: row.cost_usd ?? null,
