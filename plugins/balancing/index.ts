@@ -19,6 +19,7 @@ export default definePlugin({
     const leases = new LeasePool({
       maxStreams: () => ctx.settings.accountMaxStreams,
       queueWaitMs: () => ctx.settings.accountQueueWaitMs,
+      timers: ctx.services.timers,
     });
     ctx.provide("leases", leases);
 

@@ -9,6 +9,7 @@
  * @module
  */
 import { GatewayError } from "../core/errors.ts";
+import { isProbing } from "../core/health.ts";
 import type { AccountSnapshot } from "../core/types.ts";
 import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
 import { sendUpstream } from "../upstream/client.ts";
@@ -203,6 +204,10 @@ export async function openUpstream(
     ? (d: RoutingDecision) => log.debug(d, "routing decision")
     : undefined;
   const maxAccounts = call.maxAccounts ?? MAX_ACCOUNTS_PER_REQUEST;
+  const time = ctx.deps.time;
+  // Slot waits of this request so far, on the gateway's clock: the queue wait is one budget per
+  // request, not one per account tried.
+  let waitedMs = 0;
   while (tried.length < maxAccounts) {
     if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
     const preferred =
@@ -230,19 +235,32 @@ export async function openUpstream(
     trace.accountEmail = account.email;
     let lease: Lease;
     const waitStart = performance.now();
+    const waitFrom = time.now();
+    // Back from a backoff and not proven since: one request at a time goes to it (a probe).
+    const probe = isProbing(account, waitFrom);
     try {
       lease = await services
         .provider("leases")
-        .acquire(account.id, { requestId: call.requestId, signal: call.signal });
+        .acquire(account.id, { requestId: call.requestId, signal: call.signal, waitedMs, probe });
       metrics?.queueWait.observe(["acquired"], (performance.now() - waitStart) / 1000);
       trace.queueMs = (trace.queueMs ?? 0) + (performance.now() - waitStart);
+      waitedMs += time.now() - waitFrom;
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
       metrics?.queueWait.observe(["refused"], (performance.now() - waitStart) / 1000);
       trace.queueMs = (trace.queueMs ?? 0) + (performance.now() - waitStart);
+      waitedMs += time.now() - waitFrom;
       metrics?.failovers.inc(["lease"]);
       last = e;
       continue;
+    }
+    if (probe) {
+      // This request waited behind the probe: if the probe failed, the account is backing off again.
+      const now = (await ctx.deps.services.accounts.list()).find((s) => s.id === account.id);
+      if (!now || !isUsable(now, services.now())) {
+        lease.release();
+        continue;
+      }
     }
     let handedOver = false;
     try {

@@ -26,27 +26,32 @@ export interface Usage {
 
 export type Step =
   /** A text answer. `finalOutput: "empty"` (the default, like the real backend) sends `response.completed` with `output: []`. */
-  | {
-      kind: "text";
-      text: string;
-      usage?: Usage;
-      finalOutput?: "empty" | "full";
-      rateLimits?: boolean;
-      /** Response headers replacing the default live-quota headers (`x-codex-primary-*`). */
-      quotaHeaders?: Record<string, string>;
-    }
-  | { kind: "tool_call"; name: string; arguments: string; callId?: string; usage?: Usage }
-  /** A compaction answer: one `compaction` output item carrying `encryptedContent` (opaque). */
-  | { kind: "compaction"; encryptedContent: string; usage?: Usage }
-  | { kind: "http_error"; status: number; body: unknown; headers?: Record<string, string> }
-  /** An error as the first SSE event of a 200 (`error` or `response.failed`). */
-  | { kind: "sse_error"; as?: "error" | "response.failed"; error: Json }
-  /** Sends the answer's first delta, waits `delayMs`, then the rest. */
-  | { kind: "slow"; text: string; delayMs: number }
-  /** Sends `response.created` and the first delta, then nothing (for idle timeouts). */
-  | { kind: "silent" }
-  /** Sends the first delta, then (optionally) an `error` event, then closes without a terminal event. */
-  | { kind: "truncated"; text: string; thenError?: Json };
+  (
+    | {
+        kind: "text";
+        text: string;
+        usage?: Usage;
+        finalOutput?: "empty" | "full";
+        rateLimits?: boolean;
+        /** Response headers replacing the default live-quota headers (`x-codex-primary-*`). */
+        quotaHeaders?: Record<string, string>;
+      }
+    | { kind: "tool_call"; name: string; arguments: string; callId?: string; usage?: Usage }
+    /** A compaction answer: one `compaction` output item carrying `encryptedContent` (opaque). */
+    | { kind: "compaction"; encryptedContent: string; usage?: Usage }
+    | { kind: "http_error"; status: number; body: unknown; headers?: Record<string, string> }
+    /** An error as the first SSE event of a 200 (`error` or `response.failed`). */
+    | { kind: "sse_error"; as?: "error" | "response.failed"; error: Json }
+    /** Sends the answer's first delta, waits `delayMs`, then the rest. */
+    | { kind: "slow"; text: string; delayMs: number }
+    /** Sends `response.created` and the first delta, then nothing (for idle timeouts). */
+    | { kind: "silent" }
+    /** Sends the first delta, then (optionally) an `error` event, then closes without a terminal event. */
+    | { kind: "truncated"; text: string; thenError?: Json }
+  ) & {
+    /** The answer (any kind) is held until this settles: a test decides when the upstream answers. */
+    readonly after?: Promise<unknown>;
+  };
 
 export interface CodexRequest {
   readonly chatgptAccountId: string | null;
@@ -159,7 +164,9 @@ export function fakeCodex(
           return Response.json(notFound(body.previous_response_id), { status: 400 });
         }
         const id = `resp_fake${++n}`;
-        const p = plan(stepFor(acc, body), id, String(body.model ?? "gpt-5.2"));
+        const step = stepFor(acc, body);
+        if (step.after) await step.after.catch(() => {});
+        const p = plan(step, id, String(body.model ?? "gpt-5.2"));
         if ("httpError" in p) {
           const e = p.httpError;
           return new Response(typeof e.body === "string" ? e.body : JSON.stringify(e.body), {
