@@ -108,6 +108,7 @@ export async function attemptOnce(
     body,
     signal: call.signal,
     connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,
+    timers: ctx.deps.time,
   });
   if (!res.ok) return { kind: "failed", failure: transportFailure(res.failure) };
   const { response, controller } = res;
@@ -118,7 +119,7 @@ export async function attemptOnce(
     controller.abort();
     return { kind: "failed", failure: httpFailure(response.status, text) };
   }
-  const events = new UpstreamEvents(response.body, settings.streamIdleTimeoutSeconds * 1000);
+  const events = new UpstreamEvents(response.body, settings.streamIdleTimeoutSeconds * 1000, ctx.deps.time);
   return firstEvent(events, response.headers, controller);
 }
 
@@ -161,6 +162,22 @@ export async function firstEvent(
             return { kind: "failed", failure: httpFailure(status, ev.data) };
           }
           return { kind: "failed", failure: sseFailure(json ?? { type }) };
+        }
+        if (type === "") {
+          // Neither an event name nor a JSON `type`: whatever this is, it is not a Codex answer
+          // (garbage from a broken proxy or backend). A failure of this attempt, never passed on.
+          events.cancel();
+          controller.abort();
+          return {
+            kind: "failed",
+            failure: transportFailure({
+              httpStatus: null,
+              errorCode: "bad_upstream_stream",
+              errorType: null,
+              message: "the upstream answered with an event stream that is not Codex events",
+              transport: true,
+            }),
+          };
         }
         // The rest of this chunk goes out with the prelude.
         prelude.push(...batch.slice(i + 1));
