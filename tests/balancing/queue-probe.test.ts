@@ -43,7 +43,12 @@ describe("one queue budget per request", () => {
     env = await startProxyEnv({
       clock,
       accounts: ids.map((id) => ({ id })),
-      env: { CODEX_LB_ACCOUNT_MAX_STREAMS: "1", CODEX_LB_ACCOUNT_QUEUE_WAIT_MS: "60000" },
+      env: {
+        CODEX_LB_ACCOUNT_MAX_STREAMS: "1",
+        CODEX_LB_ACCOUNT_QUEUE_WAIT_MS: "60000",
+        // The held requests wait for headers on the same clock: longer than the time moved here.
+        CODEX_LB_UPSTREAM_CONNECT_TIMEOUT_SECONDS: "3600",
+      },
     });
     const e = env;
     const hold = gate();
