@@ -84,7 +84,11 @@ describe("before the first byte: a JSON error, the account counts a failure", ()
   test("reset before headers → 502 upstream_unavailable; streak 1, no backoff yet", async () => {
     const res = await withFault("reset_before_headers");
     expect(res.status).toBe(502);
-    expect((await jsonError(res)).code).toBe("upstream_unavailable");
+    const err = await jsonError(res);
+    expect(err.code).toBe("upstream_unavailable");
+    // What happened, without the runtime's advice to its developers.
+    expect(err.message).toContain("closed");
+    expect(err.message).not.toContain("verbose");
     const a = await account();
     expect(a).toMatchObject({ status: "active", failureStreak: 1 });
     expect(a.cooldownUntil ?? 0).toBeLessThanOrEqual(clock.now());
@@ -122,9 +126,10 @@ describe("after the first byte: an SSE response.failed, the account is not blame
     expect(res.status).toBe(200);
     const events = await sseEvents(res);
     expect(events[0]!.type).toBe("response.created");
-    const last = events.at(-1) as { type: string; response: { error: { code: string } } };
+    const last = events.at(-1) as { type: string; response: { error: { code: string; message: string } } };
     expect(last.type).toBe("response.failed");
     expect(last.response.error.code).toBe("stream_incomplete");
+    expect(last.response.error.message).not.toContain("verbose");
     expect(await account()).toMatchObject({ status: "active", failureStreak: 0 });
   });
 
