@@ -9,6 +9,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import type { Database } from "../../store/schema.ts";
+import { precompiled } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
 
 const HOUR = 3_600_000;
@@ -71,24 +72,37 @@ export async function usageBetween(
   since: number,
   until: number,
 ): Promise<Usage> {
-  const rows = await db
-    .selectFrom("api_key_usage_hourly")
-    .select([
-      "model",
-      sql<number>`sum(requests)`.as("requests"),
-      sql<number>`sum(input_tokens)`.as("input"),
-      sql<number>`sum(cached_input_tokens)`.as("cached"),
-      sql<number>`sum(output_tokens)`.as("output"),
-      sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
-      sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
-      sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
-      sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
-    ])
-    .where("api_key_id", "=", apiKeyId)
-    .where("hour", ">=", since)
-    .where("hour", "<", until)
-    .groupBy("model")
-    .execute();
+  // Compiled once (a hot-path query: every keyed request with limits reads it).
+  const query = precompiled(db, "usageBetween", [apiKeyId, since, until], (a) =>
+    db
+      .selectFrom("api_key_usage_hourly")
+      .select([
+        "model",
+        sql<number>`sum(requests)`.as("requests"),
+        sql<number>`sum(input_tokens)`.as("input"),
+        sql<number>`sum(cached_input_tokens)`.as("cached"),
+        sql<number>`sum(output_tokens)`.as("output"),
+        sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
+        sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
+        sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
+        sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
+      ])
+      .where("api_key_id", "=", a[0] as string)
+      .where("hour", ">=", a[1] as number)
+      .where("hour", "<", a[2] as number)
+      .groupBy("model"),
+  );
+  const rows = (await db.executeQuery(query)).rows as {
+    model: string;
+    requests: number;
+    input: number;
+    cached: number;
+    output: number;
+    stored_cost: number;
+    np_input: number;
+    np_cached: number;
+    np_output: number;
+  }[];
   let u = { ...zeroUsage };
   for (const r of rows) {
     // Rows without a stored cost are priced per model from their token sums.

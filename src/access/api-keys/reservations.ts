@@ -27,6 +27,7 @@ import {
   valueFor,
   windowBounds,
 } from "./limits.ts";
+import { precompiled } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
 
 /** Output tokens assumed for a request that does not say (`max_output_tokens` absent). */
@@ -93,21 +94,24 @@ async function heldSince(
   since: number,
   inFlightSince: number,
 ): Promise<Held> {
-  const r = await trx
-    .selectFrom("api_key_reservations")
-    .select([
-      sql<number>`count(*)`.as("n"),
-      sql<number>`coalesce(sum(case when settled = 0 and created_at >= ${inFlightSince} then 1 else 0 end), 0)`.as(
-        "in_flight",
-      ),
-      sql<number>`coalesce(sum(input_tokens), 0)`.as("input"),
-      sql<number>`coalesce(sum(cached_input_tokens), 0)`.as("cached"),
-      sql<number>`coalesce(sum(output_tokens), 0)`.as("output"),
-      sql<number>`coalesce(sum(cost_usd), 0)`.as("cost"),
-    ])
-    .where("api_key_id", "=", apiKeyId)
-    .where("created_at", ">=", since)
-    .executeTakeFirst();
+  // Compiled once: every keyed request with limits runs it.
+  const query = precompiled(trx, "heldSince", [apiKeyId, since, inFlightSince], (a) =>
+    trx
+      .selectFrom("api_key_reservations")
+      .select([
+        sql<number>`count(*)`.as("n"),
+        sql<number>`coalesce(sum(case when settled = 0 and created_at >= ${a[2]} then 1 else 0 end), 0)`.as(
+          "in_flight",
+        ),
+        sql<number>`coalesce(sum(input_tokens), 0)`.as("input"),
+        sql<number>`coalesce(sum(cached_input_tokens), 0)`.as("cached"),
+        sql<number>`coalesce(sum(output_tokens), 0)`.as("output"),
+        sql<number>`coalesce(sum(cost_usd), 0)`.as("cost"),
+      ])
+      .where("api_key_id", "=", a[0] as string)
+      .where("created_at", ">=", a[1] as number),
+  );
+  const r = (await trx.executeQuery(query)).rows[0] as Record<string, unknown> | undefined;
   const figures = {
     inputTokens: Number(r?.input ?? 0),
     cachedInputTokens: Number(r?.cached ?? 0),
@@ -145,7 +149,14 @@ export async function reserve(
   if (key.limits.length === 0) return null;
   return db.transaction().execute(async (trx) => {
     // Lock the key first: every reservation of this key is decided one after the other.
-    await trx.updateTable("api_keys").set({ updated_at: sql`updated_at` }).where("id", "=", key.id).execute();
+    await trx.executeQuery(
+      precompiled(trx, "lockKey", [key.id], (a) =>
+        trx
+          .updateTable("api_keys")
+          .set({ updated_at: sql`updated_at` })
+          .where("id", "=", a[0] as string),
+      ),
+    );
     const est = asUsage(req.estimate);
     const byWindow = new Map<string, { logged: Usage; held: Held; resetsAt: number }>();
     for (const l of key.limits) {
@@ -165,38 +176,54 @@ export async function reserve(
       if (w.held.inFlight > 0 && used + valueFor(type, est) > l.maxValue)
         throw refusal(l, used, w.resetsAt, now, "would be exceeded by the requests in flight");
     }
-    await trx
-      .insertInto("api_key_reservations")
-      .values({
-        id: req.id,
-        api_key_id: key.id,
-        request_id: req.requestId,
-        model: req.model,
-        created_at: now,
-        settled: 0,
-        input_tokens: req.estimate.inputTokens,
-        cached_input_tokens: req.estimate.cachedInputTokens,
-        output_tokens: req.estimate.outputTokens,
-        cost_usd: req.estimate.costUsd,
-      })
-      .execute();
+    const values = [
+      req.id,
+      key.id,
+      req.requestId,
+      req.model,
+      now,
+      req.estimate.inputTokens,
+      req.estimate.cachedInputTokens,
+      req.estimate.outputTokens,
+      req.estimate.costUsd,
+    ];
+    await trx.executeQuery(
+      precompiled(trx, "insertReservation", values, (a) =>
+        trx.insertInto("api_key_reservations").values({
+          id: a[0] as string,
+          api_key_id: a[1] as string,
+          request_id: a[2] as string,
+          model: a[3] as string,
+          created_at: a[4] as number,
+          settled: 0,
+          input_tokens: a[5] as number,
+          cached_input_tokens: a[6] as number,
+          output_tokens: a[7] as number,
+          cost_usd: a[8] as number,
+        }),
+      ),
+    );
     return req.id;
   });
 }
 
 /** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
 export async function settle(db: Kysely<Database>, id: string, usage: UsageFigures): Promise<void> {
-  await db
-    .updateTable("api_key_reservations")
-    .set({
-      settled: 1,
-      input_tokens: usage.inputTokens,
-      cached_input_tokens: usage.cachedInputTokens,
-      output_tokens: usage.outputTokens,
-      cost_usd: usage.costUsd,
-    })
-    .where("id", "=", id)
-    .execute();
+  const args = [usage.inputTokens, usage.cachedInputTokens, usage.outputTokens, usage.costUsd, id];
+  await db.executeQuery(
+    precompiled(db, "settleReservation", args, (a) =>
+      db
+        .updateTable("api_key_reservations")
+        .set({
+          settled: 1,
+          input_tokens: a[0] as number,
+          cached_input_tokens: a[1] as number,
+          output_tokens: a[2] as number,
+          cost_usd: a[3] as number,
+        })
+        .where("id", "=", a[4] as string),
+    ),
+  );
 }
 
 /** Deletes reservations whose requests' log rows are written (the hour buckets count them now). */
@@ -314,20 +341,22 @@ export class LimitReservations {
     for (const r of rows) {
       if (!r.api_key_id) continue;
       try {
-        await this.db
-          .deleteFrom("api_key_reservations")
-          .where(
-            "id",
-            "in",
-            this.db
-              .selectFrom("api_key_reservations")
-              .select("id")
-              .where("api_key_id", "=", r.api_key_id)
-              .where("request_id", "=", r.request_id)
-              .orderBy("settled", "desc")
-              .limit(1),
-          )
-          .execute();
+        const db = this.db;
+        await db.executeQuery(
+          precompiled(db, "releaseForRow", [r.api_key_id, r.request_id], (a) =>
+            db.deleteFrom("api_key_reservations").where(
+              "id",
+              "in",
+              db
+                .selectFrom("api_key_reservations")
+                .select("id")
+                .where("api_key_id", "=", a[0] as string)
+                .where("request_id", "=", a[1] as string)
+                .orderBy("settled", "desc")
+                .limit(1),
+            ),
+          ),
+        );
       } catch (e) {
         this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
       }
