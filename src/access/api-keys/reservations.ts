@@ -38,6 +38,10 @@ export const DEFAULT_OUTPUT_ESTIMATE = 4096;
  * requests wait.
  */
 const IN_FLIGHT_MS = 3_600_000;
+/** Reservation ids remembered between a log row queued and written (see `LimitReservations`). */
+const QUEUED_IDS = 100_000;
+/** Reservations deleted by one statement once their log rows are written. */
+const RELEASE_BATCH = 16;
 /** Reservations older than the longest window can count for nothing; they are pruned. */
 const MAX_WINDOW_MS = 30 * 24 * 3_600_000;
 
@@ -283,6 +287,12 @@ export interface ReservationLog {
 export class LimitReservations {
   /** Holds of requests in flight in this process, by key and request id, until their row is queued. */
   readonly #open = new Map<string, LimitHold>();
+  /**
+   * Reservation ids of requests whose log row is queued, until the row is written (then they are
+   * deleted by id, a batch at a time). Bounded: the oldest are forgotten past {@link QUEUED_IDS}
+   * (their rows, should they be written, find their reservation by key and request id instead).
+   */
+  readonly #queued = new Map<string, string>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -333,12 +343,44 @@ export class LimitReservations {
     const hold = this.#open.get(k);
     if (!hold) return;
     this.#open.delete(k);
+    this.#queued.set(k, hold.id);
+    if (this.#queued.size > QUEUED_IDS) {
+      const oldest = this.#queued.keys().next().value as string;
+      this.#queued.delete(oldest);
+    }
     void hold.settle(row);
   }
 
   /** Log rows are in the store: each keyed row's reservation is dropped (one per row). */
   async rowsWritten(rows: readonly NewRequestLogRow[]): Promise<void> {
+    // Reservations held in this process are known by id: deleted by primary key, in batches.
+    const ids: string[] = [];
+    const others: NewRequestLogRow[] = [];
     for (const r of rows) {
+      if (!r.api_key_id) continue;
+      const k = openKey(r.api_key_id, r.request_id);
+      const id = this.#queued.get(k);
+      if (id === undefined) {
+        others.push(r);
+        continue;
+      }
+      this.#queued.delete(k);
+      ids.push(id);
+    }
+    for (let i = 0; i < ids.length; i += RELEASE_BATCH) {
+      const batch = ids.slice(i, i + RELEASE_BATCH);
+      const db = this.db;
+      try {
+        await db.executeQuery(
+          precompiled(db, "releaseIds", batch, (a) =>
+            db.deleteFrom("api_key_reservations").where("id", "in", a as string[]),
+          ),
+        );
+      } catch (e) {
+        this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
+      }
+    }
+    for (const r of others) {
       if (!r.api_key_id) continue;
       try {
         const db = this.db;
