@@ -28,6 +28,8 @@ export function classifyRefreshFailure(e: RefreshFailedEvent): Action[] {
       { type: "account.deactivate", accountId: e.account.id, status: dead.status, reason: dead.reason },
     ];
   }
+  // Still a valid access token: the gateway serves with it and retries in the background.
+  if (e.accessTokenExpiresAt != null && e.accessTokenExpiresAt - e.now > VALID_SLACK_MS) return [];
   const what = e.transport
     ? (e.errorCode ?? "network error")
     : `HTTP ${e.httpStatus}${e.errorCode ? ` ${e.errorCode}` : ""}`;
@@ -40,6 +42,9 @@ export function classifyRefreshFailure(e: RefreshFailedEvent): Action[] {
     },
   ];
 }
+
+/** Same slack as the refresher's: a token about to expire counts as expired. */
+const VALID_SLACK_MS = 30_000;
 
 const DEACTIVATED_MESSAGE = /account has been deactivated/i;
 

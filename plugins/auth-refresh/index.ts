@@ -58,6 +58,7 @@ export default definePlugin({
       );
     });
     ctx.onStop(async () => {
+      refresher.stop();
       await Promise.all(loops.splice(0).map((l) => l.stop()));
     });
   },

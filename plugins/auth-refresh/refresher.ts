@@ -31,6 +31,16 @@ const DAY_MS = 24 * 3600_000;
 const CLAIM_POLL_MS = 50;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** A token with less than this left is treated as expired (a request may take that long to start). */
+const VALID_SLACK_MS = 30_000;
+const FIRST_RETRY_MS = 5_000;
+const MAX_RETRY_MS = 300_000;
+/**
+ * The refresh call itself is given this long (at least 60 s, 10 × the refresh timeout) before it is
+ * abandoned: `CODEX_LB_REFRESH_TIMEOUT_SECONDS` only releases the requests waiting for it. A late
+ * answer is still stored, so a rotated refresh token is never lost to an impatient timeout.
+ */
+const hardLimitMs = (timeoutMs: number) => Math.max(60_000, 10 * timeoutMs);
 
 /** What started a refresh (carried by `refresh.failed`). */
 export type Trigger = RefreshFailedEvent["trigger"];
@@ -46,6 +56,11 @@ interface RefreshOptions {
 export class Refresher {
   readonly #inflight = new Map<string, Promise<StoredCredentials>>();
   readonly #failures = new Map<string, { until: number; refreshToken: string; error: GatewayError }>();
+  readonly #retries = new Map<
+    string,
+    { attempt: number; timer: ReturnType<GatewayServices["timers"]["setTimeout"]> | null }
+  >();
+  #stopped = false;
   /** Refresh calls sent to the auth server (for the log and tests of single flight). */
   sent = 0;
 
@@ -60,6 +75,52 @@ export class Refresher {
     const margin = this.settings.refreshMarginSeconds * 1000 + lookaheadMs;
     if (c.accessTokenExpiresAt !== null && c.accessTokenExpiresAt - now <= margin) return true;
     return c.lastRefreshAt === null || now - c.lastRefreshAt > this.settings.refreshMaxAgeDays * DAY_MS;
+  }
+
+  /** True while the access token has at least {@link VALID_SLACK_MS} left. */
+  stillValid(c: StoredCredentials, now: number): boolean {
+    return c.accessTokenExpiresAt !== null && c.accessTokenExpiresAt - now > VALID_SLACK_MS;
+  }
+
+  /**
+   * Retries a failed refresh in the background with backoff (5 s, 10 s, 20 s, ... at most 5 min, never
+   * sooner than the failure-reuse window), until it succeeds, fails for good, or the token expires.
+   */
+  #scheduleRetry(accountId: string): void {
+    if (this.#stopped) return;
+    const existing = this.#retries.get(accountId);
+    if (existing && existing.timer !== null) return;
+    const attempt = (existing?.attempt ?? 0) + 1;
+    const delay = Math.max(
+      this.settings.refreshFailureReuseSeconds * 1000 + 50,
+      Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempt - 1)),
+    );
+    const timer = this.services.timers.setTimeout(() => {
+      this.#retries.set(accountId, { attempt, timer: null });
+      void this.refresh(accountId, { trigger: "background" }).then(
+        () => this.#retries.delete(accountId),
+        async (e: unknown) => {
+          const creds = await this.services.accounts.credentials(accountId).catch(() => null);
+          const transient = e instanceof GatewayError && e.code === "refresh_failed";
+          if (transient && creds && this.stillValid(creds, this.services.now()))
+            this.#scheduleRetry(accountId);
+          else this.#retries.delete(accountId);
+        },
+      );
+    }, delay);
+    this.#retries.set(accountId, { attempt, timer });
+  }
+
+  /** Background retries scheduled now (account id → attempt number). */
+  get retrying(): ReadonlyMap<string, number> {
+    return new Map([...this.#retries].map(([id, r]) => [id, r.attempt]));
+  }
+
+  /** Cancels background retries (plugin stop). */
+  stop(): void {
+    this.#stopped = true;
+    for (const r of this.#retries.values()) if (r.timer !== null) this.services.timers.clearTimeout(r.timer);
+    this.#retries.clear();
   }
 
   /** The credentials provider's `get`: usable credentials, refreshed first when due or forced. */
@@ -81,11 +142,27 @@ export class Refresher {
     if (!creds)
       throw new GatewayError("account_unusable", `Account ${accountId} holds no tokens`, { accountId });
     if (options.forceRefresh || this.isDue(creds, this.services.now())) {
-      creds = await this.refresh(accountId, {
-        trigger: options.trigger ?? (options.forceRefresh ? "upstream_401" : "request"),
-        requestId: options.requestId ?? null,
-        ...(options.forceRefresh ? { forceAfter: creds.accessToken } : {}),
-      });
+      try {
+        creds = await this.refresh(accountId, {
+          trigger: options.trigger ?? (options.forceRefresh ? "upstream_401" : "request"),
+          requestId: options.requestId ?? null,
+          ...(options.forceRefresh ? { forceAfter: creds.accessToken } : {}),
+        });
+      } catch (e) {
+        // A transient failure (auth server down, slow, 5xx) while the access token is still valid:
+        // serve with it and retry the refresh in the background. Only an expired token, a token the
+        // upstream refused (forced refresh), or a permanent failure stops the request.
+        const transient = e instanceof GatewayError && e.code === "refresh_failed";
+        if (!transient || options.forceRefresh || !this.stillValid(creds, this.services.now())) throw e;
+        this.#scheduleRetry(accountId);
+        this.log.warn(
+          {
+            accountId,
+            validForSeconds: Math.floor(((creds.accessTokenExpiresAt ?? 0) - this.services.now()) / 1000),
+          },
+          "token refresh failed; serving with the still-valid access token and retrying in the background",
+        );
+      }
     }
     return {
       accessToken: creds.accessToken,
@@ -97,7 +174,7 @@ export class Refresher {
   /** Refreshes one account (joining a refresh already in flight). */
   async refresh(accountId: string, opts: RefreshOptions): Promise<StoredCredentials> {
     const running = this.#inflight.get(accountId);
-    if (running) return running;
+    if (running) return this.#waitFor(accountId, running);
     const failed = this.#failures.get(accountId);
     if (failed && failed.until > this.services.now()) {
       // A new login since the failure replaced the refresh token: the old result no longer applies.
@@ -105,14 +182,39 @@ export class Refresher {
       if (current?.refreshToken === failed.refreshToken) throw failed.error;
     }
     const again = this.#inflight.get(accountId);
-    if (again) return again;
+    if (again) return this.#waitFor(accountId, again);
     const flight = this.#run(accountId, opts).finally(() => this.#inflight.delete(accountId));
+    // Nobody may be waiting when it fails late: that failure is reported by #fail already.
+    flight.catch(() => {});
     this.#inflight.set(accountId, flight);
-    return flight;
+    return this.#waitFor(accountId, flight);
+  }
+
+  /**
+   * Waits for a refresh flight at most `CODEX_LB_REFRESH_TIMEOUT_SECONDS`: then the caller gets
+   * `refresh_failed`, while the flight itself goes on and stores a late answer.
+   */
+  #waitFor(accountId: string, flight: Promise<StoredCredentials>): Promise<StoredCredentials> {
+    const timeoutMs = this.settings.refreshTimeoutSeconds * 1000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new GatewayError(
+              "refresh_failed",
+              `Token refresh for account ${accountId} did not answer within ${this.settings.refreshTimeoutSeconds} s; it goes on in the background`,
+              { accountId },
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    return Promise.race([flight, timeout]).finally(() => clearTimeout(timer));
   }
 
   async #run(accountId: string, opts: RefreshOptions): Promise<StoredCredentials> {
-    const timeoutMs = this.settings.refreshTimeoutSeconds * 1000;
+    const timeoutMs = hardLimitMs(this.settings.refreshTimeoutSeconds * 1000);
     // Waiting on another replica's refresh gives up after it could have timed out twice.
     let waitsLeft = Math.ceil((2 * timeoutMs + 2_000) / CLAIM_POLL_MS);
     for (;;) {
@@ -193,7 +295,7 @@ export class Refresher {
           refresh_token: creds.refreshToken,
           scope: "openid profile email",
         }),
-        signal: AbortSignal.timeout(this.settings.refreshTimeoutSeconds * 1000),
+        signal: AbortSignal.timeout(hardLimitMs(this.settings.refreshTimeoutSeconds * 1000)),
       });
       text = await res.text();
     } catch (e) {
@@ -251,7 +353,13 @@ export class Refresher {
   ): Promise<never> {
     const outcome = await this.services.fire(
       "refresh.failed",
-      { ...details, account: snap, trigger: opts.trigger, now: this.services.now() },
+      {
+        ...details,
+        account: snap,
+        trigger: opts.trigger,
+        now: this.services.now(),
+        accessTokenExpiresAt: opts.forceAfter !== undefined ? null : creds.accessTokenExpiresAt,
+      },
       { requestId: opts.requestId ?? null },
     );
     const dead = outcome.actions.some((a) => a.type === "account.deactivate" && a.accountId === snap.id);

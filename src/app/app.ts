@@ -167,9 +167,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     applier.onApplied((results) => {
       for (const r of results) metrics.applied.inc([r.action.type, r.status]);
     });
-  const stickyService = createStickyService(sticky, runtimeSettings, clock, (id) =>
-    requestLogs.responseOwner(id),
-  );
+  const stickyService = createStickyService(sticky, runtimeSettings, clock, async (id) => {
+    const owner = await requestLogs.responseOwner(id);
+    if (owner !== null || store.location.kind !== "postgres") return owner;
+    // Replicas: the response may have been served by another replica whose log row is still in
+    // its write queue (written within one flush interval). Look again once it must be written.
+    await new Promise<void>((resolve) => time.setTimeout(resolve, settings.requestLogFlushMs + 100));
+    return requestLogs.responseOwner(id);
+  });
   // The one place plugin decisions change the store: account actions through the state table,
   // data actions through these ports, each with its compare-and-set guard.
   const core = new CoreApplier({

@@ -47,6 +47,7 @@ const docsHtml = `<!doctype html>
 <title>codex-lb API</title>
 <link rel="icon" href="data:," />
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css" />
+<link rel="stylesheet" href="/docs/assets/docs.css" />
 </head>
 <body>
 <main id="swagger-ui"></main>
@@ -56,7 +57,31 @@ const docsHtml = `<!doctype html>
 </html>`;
 
 // Swagger UI reads the document from this origin; "Try it out" sends the session cookie (same origin).
-const docsInit = `window.ui = SwaggerUIBundle({ url: "/docs/json", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null });`;
+// No deep links: they put a link inside each operation's toggle button (nested controls, bad for
+// keyboard and screen-reader users).
+const docsInit = `window.ui = SwaggerUIBundle({ url: "/docs/json", dom_id: "#swagger-ui", deepLinking: false, validatorUrl: null });`;
+
+/** Contrast fixes for Swagger UI's badges and small print (WCAG AA, 4.5:1, on its white page). */
+const docsCss = [
+  ".swagger-ui .info .title small { background: #555b66 !important; }",
+  ".swagger-ui .info .title small.version-stamp { background: #3d6b00 !important; }",
+  ".swagger-ui .info .title small pre { color: #fff !important; }",
+  ".swagger-ui .info .url, .swagger-ui .info .base-url { color: #3b4151 !important; }",
+  ".swagger-ui .btn.authorize { color: #1e7f55 !important; border-color: #1e7f55 !important; }",
+  ".swagger-ui .btn.authorize svg { fill: #1e7f55 !important; }",
+  ".swagger-ui .json-schema-2020-12-expand-deep-button { color: #4a4a4a !important; }",
+  ...Object.entries({
+    get: "#1f6fb8",
+    post: "#1e7f55",
+    put: "#9a5b00",
+    delete: "#b8232a",
+    patch: "#0f7a65",
+    head: "#7a3db8",
+    options: "#0d5aa7",
+  }).map(
+    ([m, c]) => `.swagger-ui .opblock.opblock-${m} .opblock-summary-method { background: ${c} !important; }`,
+  ),
+].join("\n");
 
 const text = (body: string, type: string) =>
   new Response(body, { headers: { ...pageHeaders, "content-type": type, "cache-control": "no-cache" } });
@@ -88,6 +113,7 @@ export function dashboardRoutes(deps: AppDeps & { ui: UiAssets | null }) {
       "/docs/assets/:file",
       async ({ params, request }) => {
         if (params.file === "init.js") return text(docsInit, "text/javascript; charset=utf-8");
+        if (params.file === "docs.css") return text(docsCss, "text/css; charset=utf-8");
         const asset = ui ? await ui.swagger(params.file) : null;
         if (!asset) throw new GatewayError("not_found", `No docs asset ${JSON.stringify(params.file)}`);
         // Not hashed names: revalidate with the ETag.

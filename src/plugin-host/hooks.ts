@@ -91,6 +91,11 @@ export interface RefreshFailedEvent extends FailureDetails {
   /** What started the refresh. */
   readonly trigger: "request" | "background" | "upstream_401" | "usage";
   readonly now: EpochMs;
+  /**
+   * When the account's current access token expires (null: unknown, or refused by the upstream).
+   * A transient failure while it is still valid need not take the account out: it is served with it.
+   */
+  readonly accessTokenExpiresAt?: EpochMs | null;
 }
 
 /** Credits as `/wham/usage` reports them (pay-as-you-go beyond the plan's windows). */

@@ -11,12 +11,13 @@
  * @module
  */
 import { authorizeProxyRequest } from "../access/index.ts";
+import { emailHash } from "../app/logging.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import { type AttemptTrace, openUpstream } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";
-import { logRow } from "./log-row.ts";
+import { accessFields, type LogFacts, logRow } from "./log-row.ts";
 import { reasoningEffortOf, routingFields, toUpstreamPayload } from "./payload.ts";
 import { passUpstreamHeaders } from "./serve.ts";
 import { ResponseCollector } from "./shapers.ts";
@@ -61,6 +62,8 @@ export async function serveCompact(
 ): Promise<Response> {
   const { deps } = ctx;
   const info = infoOf(request);
+  // This request writes its own access line (with the account and tokens) when it is over.
+  info.accessLogged = true;
   const requestedAt = deps.clock();
   const t0 = info.startedAt;
   const model = body.model as string;
@@ -80,29 +83,37 @@ export async function serveCompact(
   let logged = false;
   const writeLog = (status: FinishStatus, httpStatus: number, state?: StreamState, err?: GatewayError) => {
     logged = true;
-    ctx.logs.add(
-      logRow({
-        requestedAt,
-        requestId: info.requestId,
-        accountId: trace.accountId,
-        apiKeyId: info.apiKeyId ?? null,
-        model,
-        endpoint,
-        client: request.headers.get("user-agent"),
-        clientIp: info.clientIp ?? info.peerIp,
-        status,
-        httpStatus,
-        state,
-        errorCode: err?.code ?? null,
-        errorMessage: err?.message ?? null,
-        latencyMs: Math.round(performance.now() - t0),
-        queueMs: trace.queueMs ?? null,
-        sessionKey: routing.promptCacheKey,
-        reasoningEffort: reasoningEffortOf(body),
-        transport: "http",
-        upstreamTransport: trace.attempts > 0 ? "http" : null,
+    const facts: LogFacts = {
+      requestedAt,
+      requestId: info.requestId,
+      accountId: trace.accountId,
+      apiKeyId: info.apiKeyId ?? null,
+      model,
+      endpoint,
+      client: request.headers.get("user-agent"),
+      clientIp: info.clientIp ?? info.peerIp,
+      status,
+      httpStatus,
+      state,
+      errorCode: err?.code ?? null,
+      errorMessage: err?.message ?? null,
+      latencyMs: Math.round(performance.now() - t0),
+      queueMs: trace.queueMs ?? null,
+      sessionKey: routing.promptCacheKey,
+      reasoningEffort: reasoningEffortOf(body),
+      transport: "http",
+      upstreamTransport: trace.attempts > 0 ? "http" : null,
+    };
+    deps.log.info(
+      accessFields({
+        ...facts,
+        method: request.method,
+        attempts: trace.attempts,
+        account: emailHash(trace.accountEmail ?? null),
       }),
+      "request",
     );
+    ctx.logs.add(logRow(facts));
   };
   const timeoutError = () =>
     new GatewayError(

@@ -36,6 +36,34 @@ export interface LogFacts {
   readonly upstreamTransport: Transport | null;
 }
 
+/** The fields of a proxied request's access log line (one per request or WebSocket turn). */
+export function accessFields(
+  f: LogFacts & { readonly method: string; readonly attempts: number; readonly account: string | null },
+) {
+  const u = f.state?.usage ?? null;
+  return {
+    requestId: f.requestId,
+    method: f.method,
+    path: f.endpoint,
+    transport: f.transport,
+    upstreamTransport: f.upstreamTransport,
+    model: f.model,
+    accountId: f.accountId,
+    account: f.account,
+    apiKeyId: f.apiKeyId,
+    status: f.httpStatus,
+    outcome: f.status,
+    errorCode: f.errorCode ?? f.state?.errorCode ?? null,
+    attempts: f.attempts,
+    ttfbMs: f.ttfbMs ?? null,
+    ms: f.latencyMs,
+    inputTokens: u?.inputTokens ?? null,
+    cachedInputTokens: u?.cachedInputTokens ?? null,
+    outputTokens: u?.outputTokens ?? null,
+    reasoningTokens: u?.reasoningTokens ?? null,
+  };
+}
+
 export function logRow(f: LogFacts): NewRequestLogRow {
   const u = f.state?.usage ?? null;
   return {

@@ -40,6 +40,24 @@ export function noAccountError(
     );
   }
   if (last) return last;
+  // Every account in play is backing off (or limited): the earliest end of those is known.
+  const until = (s: AccountSnapshot): number | null =>
+    s.cooldownUntil !== null && s.cooldownUntil > now
+      ? s.cooldownUntil
+      : BLOCKED_BY_LIMIT.has(s.status) && s.resetAt !== null && s.resetAt > now
+        ? s.resetAt
+        : null;
+  const waits = inPlay.map(until);
+  if (inPlay.length > 0 && waits.every((w) => w !== null)) {
+    const earliest = Math.min(...(waits as number[]));
+    const seconds = Math.max(1, Math.ceil((earliest - now) / 1000));
+    return new GatewayError(
+      "no_accounts",
+      `No usable account is available right now; the first one is back in ${seconds} s`,
+      { retry_after_seconds: seconds },
+      { "retry-after": String(seconds) },
+    );
+  }
   return new GatewayError("no_accounts", "No usable account is available right now");
 }
 

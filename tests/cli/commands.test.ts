@@ -3,13 +3,16 @@
  * with exit 2, JSON listings, flag overrides, start-up errors that name the cause, completions.
  * Runs the source entry, or the compiled binary when CODEX_LB_BIN is set (.ci/run does both).
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "../../src/cli/args.ts";
 import { root } from "../../src/cli/main.ts";
 import { codexLbCommand, spawnServe } from "../support/process.ts";
+
+// Each test spawns the command (or the binary) several times; the machine is shared.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "codex-lb-cmds-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -211,7 +214,7 @@ describe("listings and completions", () => {
     const again = await run(["keys", "revoke", key.id], env);
     expect(again.code).toBe(1);
     expect(again.err).toContain("no API key");
-  });
+  }, 60_000);
 
   test("bash completion completes commands, subcommands and flags from the same table", async () => {
     const script = (await run(["completions", "bash"])).out;
@@ -236,5 +239,5 @@ describe("listings and completions", () => {
     const fish = (await run(["completions", "fish"])).out;
     expect(fish).toContain("complete -c codex-lb -n 'not __fish_seen_subcommand_from");
     expect(fish).toContain("-a doctor");
-  });
+  }, 30_000);
 });

@@ -3,7 +3,7 @@
  * pause / resume / export / remove, backup while serving → restore elsewhere → the account still
  * proxies, admin reset-password, doctor. The CLI runs as a child process (source or CODEX_LB_BIN).
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,9 @@ import { fakeUsage } from "../fakes/usage.ts";
 import { authJsonOf, identity } from "../support/accounts.ts";
 import { startGateway } from "../support/gateway.ts";
 import { codexLbCommand } from "../support/process.ts";
+
+// Each test spawns the command (or the binary) several times; the machine is shared.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "codex-lb-ops-"));
 const auth = fakeAuth();

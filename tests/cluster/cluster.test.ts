@@ -64,7 +64,7 @@ for (const variant of storeVariants) {
       await a.beat();
       expect(a.isLeader()).toBe(true);
       expect((await a.replicas()).map((r) => r.id)).toEqual([a.id]);
-    });
+    }, 30_000);
 
     test("refresh claims: one holder per token generation, a failure reported, lapsed or outdated claims taken", async () => {
       const store = await fresh();
@@ -94,6 +94,6 @@ for (const variant of storeVariants) {
       // Deleting the account deletes its claim.
       await store.db.deleteFrom("accounts").where("id", "=", "a").execute();
       expect(await store.db.selectFrom("refresh_claims").selectAll().execute()).toEqual([]);
-    });
+    }, 30_000);
   });
 }

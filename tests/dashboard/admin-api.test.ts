@@ -380,6 +380,7 @@ describe("UI files", () => {
     expect(bundle.status).toBe(200);
     expect((await bundle.arrayBuffer()).byteLength).toBeGreaterThan(500_000);
     expect((await fetch(`${gw.url}/docs/assets/swagger-ui.css`)).status).toBe(200);
+    expect(await (await fetch(`${gw.url}/docs/assets/docs.css`)).text()).toContain(".opblock-summary-method");
     expect(await (await fetch(`${gw.url}/docs/assets/init.js`)).text()).toContain('url: "/docs/json"');
     const doc = (await (await fetch(`${gw.url}/docs/json`)).json()) as { paths: Record<string, unknown> };
     for (const p of ["/api/events", "/api/overview", "/api/usage/report", "/api/auth/sessions"])

@@ -179,6 +179,8 @@ test(
       .first()
       .waitFor({ timeout: 10_000 });
     expect(await page.locator(".opblock").count()).toBeGreaterThan(20);
+    // Swagger UI too (its colours are corrected by /docs/assets/docs.css; deep links are off).
+    expect(await a11yViolations(page)).toEqual([]);
     expect(watch.foreignRequests).toEqual([]);
     expect(watch.consoleErrors).toEqual([]);
   },
@@ -197,6 +199,7 @@ test(
       await other.page.getByRole("button", { name: "Log in" }).click();
       await other.page.waitForURL(`${gw.url}/docs`);
       await other.page.locator(".opblock").first().waitFor({ timeout: 10_000 });
+      expect(await a11yViolations(other.page)).toEqual([]);
       expect(other.watch.foreignRequests).toEqual([]);
       expect(other.watch.consoleErrors).toEqual([]);
     } finally {

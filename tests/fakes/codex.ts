@@ -159,7 +159,7 @@ export function fakeCodex(
           return Response.json(notFound(body.previous_response_id), { status: 400 });
         }
         const id = `resp_fake${++n}`;
-        const p = plan(stepFor(acc), id, String(body.model ?? "gpt-5.2"));
+        const p = plan(stepFor(acc, body), id, String(body.model ?? "gpt-5.2"));
         if ("httpError" in p) {
           const e = p.httpError;
           return new Response(typeof e.body === "string" ? e.body : JSON.stringify(e.body), {
@@ -246,7 +246,7 @@ export function fakeCodex(
                 headers: {},
                 close: true,
               }
-            : plan(stepFor(conn.chatgptAccountId), id, model);
+            : plan(stepFor(conn.chatgptAccountId, body), id, model);
         if ("httpError" in p) {
           const e = p.httpError;
           const parsed = typeof e.body === "string" ? { error: { message: e.body } } : (e.body as Json);
@@ -278,8 +278,22 @@ export function fakeCodex(
     },
   };
 
-  const stepFor = (acc: string | null): Step =>
-    (acc && queues.get(acc)?.shift()) || (acc && standing.get(acc)) || defaultStep;
+  /**
+   * The account's next scripted step; else, for a request whose input ends with a compaction
+   * trigger, a compaction (as the backend answers one); else its standing step or the default.
+   */
+  const stepFor = (acc: string | null, body?: Json): Step => {
+    const queued = acc ? queues.get(acc)?.shift() : undefined;
+    if (queued) return queued;
+    const last = Array.isArray(body?.input) ? (body.input as Json[]).at(-1) : undefined;
+    if (last?.type === "compaction_trigger") {
+      return {
+        kind: "compaction",
+        encryptedContent: `fake-compaction-of-${(body!.input as unknown[]).length - 1}-items`,
+      };
+    }
+    return (acc && standing.get(acc)) || defaultStep;
+  };
 
   type Plan =
     | { parts: Json[][]; delayMs: number; headers: Record<string, string>; close: boolean }

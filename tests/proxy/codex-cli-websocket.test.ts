@@ -45,8 +45,12 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function codexExec(prompt: string): Promise<{ code: number; out: string; err: string }> {
-  const proc = Bun.spawn(["node_modules/.bin/codex", "exec", "--skip-git-repo-check", "--cd", work, prompt], {
+async function codexExec(
+  prompt: string,
+  extra: string[] = [],
+): Promise<{ code: number; out: string; err: string }> {
+  const args = ["node_modules/.bin/codex", "exec", ...extra, "--skip-git-repo-check", "--cd", work, prompt];
+  const proc = Bun.spawn(args, {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: home,
@@ -131,6 +135,37 @@ test("a turn with a tool call: two requests on one socket, the second continues 
     return r.length >= 2 ? r : null;
   });
   for (const r of rows!) expect(r).toMatchObject({ transport: "websocket", upstream_transport: "websocket" });
+});
+
+test("a session that outgrows its compaction limit compacts through the gateway and goes on", async () => {
+  // The tool call reports 50,000 input tokens; with a 1,000-token limit the CLI compacts before
+  // sending the tool output, then finishes the turn.
+  env.fake.script(ACC, {
+    kind: "tool_call",
+    name: "exec_command",
+    arguments: JSON.stringify({ cmd: "echo big" }),
+    callId: "call_big",
+    usage: { input: 50_000, output: 100 },
+  });
+  env.fake.always(ACC, { kind: "text", text: "DONE after compaction", usage: { input: 10, output: 10 } });
+  const t0 = Date.now();
+  const before = env.fake.requests.length;
+  const { code, out, err } = await codexExec("Run echo big, then say DONE.", [
+    "-c",
+    "model_auto_compact_token_limit=1000",
+  ]);
+  expect(code).toBe(0);
+  expect(out + err).toContain("context compacted");
+  expect(out).toContain("DONE after compaction");
+  expect(err.toLowerCase()).not.toContain("websocket");
+  const upstream = env.fake.requests.slice(before);
+  expect(upstream.length).toBeGreaterThanOrEqual(3);
+  for (const r of upstream) expect(r.transport).toBe("websocket");
+  const rows = await eventually(async () => {
+    const r = await rowsSince(t0);
+    return r.length >= upstream.length ? r : null;
+  });
+  for (const r of rows!) expect(r).toMatchObject({ status: "success", http_status: 200 });
 });
 
 type Json = Record<string, unknown>;

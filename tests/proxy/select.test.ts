@@ -52,4 +52,21 @@ describe("no usable account", () => {
     );
     expect(e).toMatchObject({ status: 503, code: "no_accounts" });
   });
+  test("every account in backoff → 503 no_accounts with Retry-After until the earliest is back", () => {
+    const e = noAccountError(
+      [
+        acc({ id: "a", cooldownUntil: NOW + 12_200 }),
+        acc({ id: "b", cooldownUntil: NOW + 40_000 }),
+        acc({ id: "c", status: "rate_limited", resetAt: NOW + 90_000 }),
+        acc({ id: "d", status: "paused" }),
+      ],
+      NOW,
+      null,
+    );
+    expect(e).toMatchObject({ status: 503, code: "no_accounts" });
+    expect(e.headers["retry-after"]).toBe("13");
+    // One usable account among them (it failed this request): the request's own failure wins.
+    const usable = noAccountError([acc({ id: "a", cooldownUntil: NOW + 1000 }), acc({ id: "b" })], NOW, null);
+    expect(usable.headers["retry-after"]).toBeUndefined();
+  });
 });

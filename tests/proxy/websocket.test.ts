@@ -80,6 +80,18 @@ describe("Responses WebSocket", () => {
         endpoint: "/backend-api/codex/responses",
       });
     }
+    // One access line per turn, with the account and the tokens.
+    const lines = env.gw
+      .logs()
+      .filter((l) => l.msg === "request" && l.method === "WS" && ids.length > 0 && l.accountId === "w1");
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines.at(-1)).toMatchObject({
+      transport: "websocket",
+      upstreamTransport: "websocket",
+      outcome: "success",
+      inputTokens: 4,
+      path: "/backend-api/codex/responses",
+    });
   });
 
   test("a continuation with only new input reaches the same upstream socket", async () => {

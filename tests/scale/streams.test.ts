@@ -23,7 +23,7 @@ beforeAll(async () => {
 }, 90_000);
 afterAll(async () => {
   await c?.stop();
-});
+}, 30_000);
 
 const ask = (r: Replica) =>
   fetch(`${r.url}/v1/responses`, {
@@ -41,7 +41,7 @@ test("a cap of 2 streams per account: 6 requests at once over 3 replicas, 2 serv
   // Once they finished, the slots are free again everywhere.
   c.fake.always(who.chatgptAccountId, { kind: "text", text: "quick" });
   expect((await ask(c.replicas[2] as Replica)).status).toBe(200);
-});
+}, 30_000);
 
 test("kill -9 of a replica holding both slots: they come free for the others within the lease time", async () => {
   const [a, , victim] = c.replicas as [Replica, Replica, Replica];
@@ -97,4 +97,4 @@ test("login attempts: 24 wrong passwords at once over the three replicas verify 
   );
   expect(tries.filter((s) => s === 401)).toHaveLength(8);
   expect(tries.filter((s) => s === 429)).toHaveLength(16);
-});
+}, 30_000);

@@ -73,7 +73,7 @@ for (const variant of storeVariants) {
       expect(results).toEqual([]);
       expect(await again.db.selectFrom("settings").select("value").execute()).toEqual([{ value: "v" }]);
       await again.close();
-    });
+    }, 30_000);
 
     test("foreign keys cascade: deleting an account deletes its events and keeps its request logs", async () => {
       const store = await fresh();
@@ -99,7 +99,7 @@ for (const variant of storeVariants) {
       expect(await store.db.selectFrom("account_events").selectAll().execute()).toEqual([]);
       const logs = await store.db.selectFrom("request_logs").select(["request_id", "account_id"]).execute();
       expect(logs).toEqual([{ request_id: "r", account_id: null }]);
-    });
+    }, 30_000);
 
     test("an event for an unknown account is refused by the foreign key", async () => {
       const store = await fresh();
@@ -109,7 +109,7 @@ for (const variant of storeVariants) {
           .values({ at: 1, account_id: "ghost", action: "x", source: "y" })
           .execute(),
       ).rejects.toThrow(/foreign key/i);
-    });
+    }, 30_000);
 
     test("numbers come back as numbers (bigint columns, counts, sums), blobs as bytes, ids auto-numbered", async () => {
       const store = await fresh();
@@ -147,7 +147,7 @@ for (const variant of storeVariants) {
         .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.sum<number>("recorded_at").as("s")])
         .executeTakeFirstOrThrow();
       expect(agg).toEqual({ n: 3, s: 3 });
-    });
+    }, 30_000);
 
     test("request-log triggers keep the per-key hour buckets (insert, update, delete)", async () => {
       const store = await fresh();
@@ -205,7 +205,7 @@ for (const variant of storeVariants) {
         output_tokens: 10,
         stored_cost_usd: 0.25,
       });
-    });
+    }, 30_000);
 
     test("`codex-lb migrate` twice at once on one empty database: both exit 0, each migration runs once", async () => {
       const location: StoreLocation = await variant.location("race");
@@ -235,7 +235,7 @@ for (const variant of storeVariants) {
       expect(applied.length).toBe(Object.keys(migrations).length);
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });
-    });
+    }, 30_000);
 
     test("a compare-and-set update reports how many rows it changed", async () => {
       const store = await fresh();
@@ -252,7 +252,7 @@ for (const variant of storeVariants) {
           .executeTakeFirst();
       expect(Number((await cas(0)).numUpdatedRows)).toBe(1);
       expect(Number((await cas(0)).numUpdatedRows)).toBe(0);
-    });
+    }, 30_000);
   });
 }
 

@@ -83,7 +83,12 @@ export async function startCluster(opts: {
     addReplica,
     async stop() {
       for (const r of replicas) if (r.alive) r.child.proc.kill("SIGTERM");
+      // A replica still draining a slow stream past 10 s is killed: the test is over.
+      const kill = setTimeout(() => {
+        for (const r of replicas) if (r.alive) r.child.proc.kill("SIGKILL");
+      }, 10_000);
       await Promise.all(replicas.map((r) => r.child.proc.exited));
+      clearTimeout(kill);
       for (const r of replicas) rmSync(r.dataDir, { recursive: true, force: true });
       await upstream.stop();
     },

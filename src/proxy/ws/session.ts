@@ -20,6 +20,7 @@
  * @module
  */
 import { authorizeProxyRequest } from "../../access/index.ts";
+import { emailHash } from "../../app/logging.ts";
 import { infoOf } from "../../app/request-info.ts";
 import type { TimerHandle } from "../../core/clock.ts";
 import { GatewayError } from "../../core/errors.ts";
@@ -39,7 +40,7 @@ import {
 } from "../attempt.ts";
 import type { ProxyContext } from "../context.ts";
 import { httpFailure, transportFailure } from "../failure.ts";
-import { logRow, type Transport } from "../log-row.ts";
+import { accessFields, type LogFacts, logRow, type Transport } from "../log-row.ts";
 import { reasoningEffortOf, routingFields, toUpstreamPayload } from "../payload.ts";
 import { type FinishStatus, failedEvent, ProxyStream, type StreamState } from "../stream.ts";
 import {
@@ -294,30 +295,39 @@ class Turn {
 
   #log(status: FinishStatus, httpStatus: number, state?: StreamState, err?: GatewayError, ttfbMs?: number) {
     const s = this.#s;
-    s.ctx.logs.add(
-      logRow({
-        requestedAt: this.#requestedAt,
-        requestId: this.#requestId,
-        accountId: this.#trace.accountId,
-        apiKeyId: s.apiKeyId,
-        model: this.#model,
-        endpoint: s.options.endpoint,
-        client: s.headers.get("user-agent"),
-        clientIp: s.clientIp,
-        status,
-        httpStatus,
-        state,
-        errorCode: err?.code ?? null,
-        errorMessage: err?.message ?? null,
-        latencyMs: Math.round(performance.now() - this.#t0),
-        ttfbMs: ttfbMs ?? null,
-        queueMs: this.#trace.queueMs ?? null,
-        sessionKey: routingFields(this.#body).promptCacheKey,
-        reasoningEffort: reasoningEffortOf(this.#body),
-        transport: "websocket",
-        upstreamTransport: this.#transport,
+    const facts: LogFacts = {
+      requestedAt: this.#requestedAt,
+      requestId: this.#requestId,
+      accountId: this.#trace.accountId,
+      apiKeyId: s.apiKeyId,
+      model: this.#model,
+      endpoint: s.options.endpoint,
+      client: s.headers.get("user-agent"),
+      clientIp: s.clientIp,
+      status,
+      httpStatus,
+      state,
+      errorCode: err?.code ?? null,
+      errorMessage: err?.message ?? null,
+      latencyMs: Math.round(performance.now() - this.#t0),
+      ttfbMs: ttfbMs ?? null,
+      queueMs: this.#trace.queueMs ?? null,
+      sessionKey: routingFields(this.#body).promptCacheKey,
+      reasoningEffort: reasoningEffortOf(this.#body),
+      transport: "websocket",
+      upstreamTransport: this.#transport,
+    };
+    // The access line of one turn (the upgrade itself has its own).
+    s.ctx.deps.log.info(
+      accessFields({
+        ...facts,
+        method: "WS",
+        attempts: this.#trace.attempts,
+        account: emailHash(this.#trace.accountEmail ?? null),
       }),
+      "request",
     );
+    s.ctx.logs.add(logRow(facts));
   }
 
   #completed(account: AccountSnapshot | null, ok: boolean, httpStatus: number): void {
