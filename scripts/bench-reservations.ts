@@ -34,7 +34,13 @@ const { record } = await createApiKey(
 );
 const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
 const silent = { warn: () => {} };
-const reservations = new LimitReservations(store.db, silent);
+// BENCH_KYSELY=1: the reservations through Kysely (as on PostgreSQL) instead of synchronous SQLite.
+const reservations = new LimitReservations(
+  store.db,
+  silent,
+  undefined,
+  process.env.BENCH_KYSELY === "1" ? undefined : store.sqlite,
+);
 
 function row(i: number, now: number): NewRequestLogRow {
   return {

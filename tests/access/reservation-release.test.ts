@@ -41,42 +41,51 @@ async function left(apiKeyId: string): Promise<{ request_id: string; settled: nu
     .execute();
 }
 
-describe("reservations dropped once their log rows are written", () => {
-  test("40 held here: settled when queued, all deleted (in batches) when written; unwritten ones stay", async () => {
-    const now = Date.UTC(2026, 0, 10, 9, 13);
-    const { record } = await createApiKey(
-      store.db,
-      { name: "batch", limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e9 }] },
-      now,
-    );
-    const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
-    const r = new LimitReservations(store.db, silent);
-    const rows: NewRequestLogRow[] = [];
-    for (let i = 0; i < 41; i++) {
-      const id = `req-${String(i).padStart(2, "0")}`;
-      expect(await r.hold(key, { requestId: id, model: "gpt-5.4", payload: {} }, now + i)).not.toBeNull();
-      rows.push(row(key.id, id, now + i));
-    }
-    for (const x of rows) r.rowAdded(x);
-    await Bun.sleep(20); // the settles are fire-and-forget
-    expect((await left(key.id)).every((x) => x.settled === 1)).toBe(true);
-    await r.rowsWritten(rows.slice(0, 40));
-    expect(await left(key.id)).toEqual([{ request_id: "req-40", settled: 1 }]);
-  });
+for (const path of ["kysely", "sqlite group commit"] as const)
+  describe(`reservations dropped once their log rows are written (${path})`, () => {
+    const make = () =>
+      new LimitReservations(store.db, silent, undefined, path === "kysely" ? undefined : store.sqlite);
+    test("40 held here: settled when queued, all deleted (in batches) when written; unwritten ones stay", async () => {
+      const now = Date.UTC(2026, 0, 10, 9, 13);
+      const { record } = await createApiKey(
+        store.db,
+        {
+          name: `batch ${path}`,
+          limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e9 }],
+        },
+        now,
+      );
+      const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
+      const r = make();
+      const rows: NewRequestLogRow[] = [];
+      for (let i = 0; i < 41; i++) {
+        const id = `req-${String(i).padStart(2, "0")}`;
+        expect(await r.hold(key, { requestId: id, model: "gpt-5.4", payload: {} }, now + i)).not.toBeNull();
+        rows.push(row(key.id, id, now + i));
+      }
+      for (const x of rows) r.rowAdded(x);
+      await Bun.sleep(20); // the settles are fire-and-forget
+      expect((await left(key.id)).every((x) => x.settled === 1)).toBe(true);
+      await r.rowsWritten(rows.slice(0, 40));
+      expect(await left(key.id)).toEqual([{ request_id: "req-40", settled: 1 }]);
+    });
 
-  test("a row whose reservation this process does not know (another replica's) is matched by key and request id", async () => {
-    const now = Date.UTC(2026, 0, 10, 9, 13);
-    const { record } = await createApiKey(
-      store.db,
-      { name: "other", limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e9 }] },
-      now,
-    );
-    const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
-    const a = new LimitReservations(store.db, silent);
-    await a.hold(key, { requestId: "x1", model: "gpt-5.4", payload: {} }, now);
-    await a.hold(key, { requestId: "x2", model: "gpt-5.4", payload: {} }, now);
-    const b = new LimitReservations(store.db, silent);
-    await b.rowsWritten([row(key.id, "x1", now)]);
-    expect(await left(key.id)).toEqual([{ request_id: "x2", settled: 0 }]);
+    test("a row whose reservation this process does not know (another replica's) is matched by key and request id", async () => {
+      const now = Date.UTC(2026, 0, 10, 9, 13);
+      const { record } = await createApiKey(
+        store.db,
+        {
+          name: `other ${path}`,
+          limits: [{ limitType: "total_tokens", limitWindow: "daily", maxValue: 1e9 }],
+        },
+        now,
+      );
+      const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
+      const a = make();
+      await a.hold(key, { requestId: "x1", model: "gpt-5.4", payload: {} }, now);
+      await a.hold(key, { requestId: "x2", model: "gpt-5.4", payload: {} }, now);
+      const b = make();
+      await b.rowsWritten([row(key.id, "x1", now)]);
+      expect(await left(key.id)).toEqual([{ request_id: "x2", settled: 0 }]);
+    });
   });
-});

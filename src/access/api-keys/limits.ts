@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type Kysely, sql } from "kysely";
+import { type CompiledQuery, type Kysely, sql } from "kysely";
 import type { Database } from "../../store/schema.ts";
 import { precompiled } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
@@ -72,8 +72,18 @@ export async function usageBetween(
   since: number,
   until: number,
 ): Promise<Usage> {
-  // Compiled once (a hot-path query: every keyed request with limits reads it).
-  const query = precompiled(db, "usageBetween", [apiKeyId, since, until], (a) =>
+  const rows = (await db.executeQuery(usageQuery(db, apiKeyId, since, until))).rows;
+  return usageOfRows(rows as Record<string, unknown>[]);
+}
+
+/** The query of {@link usageBetween}, compiled once per dialect (every keyed request with limits reads it). */
+export function usageQuery(
+  db: Kysely<Database>,
+  apiKeyId: string,
+  since: number,
+  until: number,
+): CompiledQuery {
+  return precompiled(db, "usageBetween", [apiKeyId, since, until], (a) =>
     db
       .selectFrom("api_key_usage_hourly")
       .select([
@@ -92,22 +102,15 @@ export async function usageBetween(
       .where("hour", "<", a[2] as number)
       .groupBy("model"),
   );
-  const rows = (await db.executeQuery(query)).rows as {
-    model: string;
-    requests: number;
-    input: number;
-    cached: number;
-    output: number;
-    stored_cost: number;
-    np_input: number;
-    np_cached: number;
-    np_output: number;
-  }[];
+}
+
+/** The usage in the rows of {@link usageQuery} (one per model). */
+export function usageOfRows(rows: readonly Record<string, unknown>[]): Usage {
   let u = { ...zeroUsage };
   for (const r of rows) {
     // Rows without a stored cost are priced per model from their token sums.
     const priced =
-      costUsd(r.model, {
+      costUsd(r.model as string, {
         inputTokens: Number(r.np_input),
         cachedInputTokens: Number(r.np_cached),
         outputTokens: Number(r.np_output),
