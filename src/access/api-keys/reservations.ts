@@ -422,6 +422,8 @@ export interface ReservationRequest {
   readonly model: string;
   /** The body sent upstream: its JSON size estimates the input tokens. */
   readonly payload: unknown;
+  /** `payload` as the JSON text sent, when at hand (its length is the size; nothing re-serialised). */
+  readonly payloadText?: string;
   /** The client's body, for `max_output_tokens` (or `max_completion_tokens` / `max_tokens`). */
   readonly body?: unknown;
 }
@@ -489,7 +491,7 @@ export class LimitReservations {
   ): Promise<LimitHold | null> {
     if (!key || key.limits.length === 0) return null;
     const id = this.newId();
-    const bodyBytes = JSON.stringify(req.payload ?? null).length;
+    const bodyBytes = (req.payloadText ?? JSON.stringify(req.payload ?? null)).length;
     const estimate = estimateUsage(req.model, bodyBytes, maxOutputTokensOf(req.body));
     const reservation = { id, requestId: req.requestId, model: req.model, estimate };
     if (this.#group) await this.#group.reserve(key, reservation, now);
