@@ -85,16 +85,12 @@ export function accountRoutes(deps: AppDeps) {
   };
   const statusChange = async (id: string, action: Action, request: Request) => {
     await one(id);
+    // The audit row is written in the same transaction as the change.
     const [result] = await services.apply([action], {
       source: "admin",
       requestId: infoOf(request).requestId,
+      audit: { action: action.type, ...auditContext(infoOf(request)), details: { accountId: id } },
     });
-    if (result?.status === "applied" || result?.status === "noop")
-      await audit(store.db, {
-        action: action.type,
-        ...auditContext(infoOf(request)),
-        details: { accountId: id },
-      });
     if (result?.status === "missing")
       throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
     if (result?.status === "not_applicable") {

@@ -230,7 +230,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           return outcome;
         }
       : (hook, event, o) => dispatcher.fire(hook, event, o),
-    apply: (actions, o) => core.apply(actions, { source: o.source, requestId: o.requestId ?? null }),
+    apply: (actions, o) =>
+      core.apply(actions, { source: o.source, requestId: o.requestId ?? null, audit: o.audit }),
     accounts: {
       list: () => snapshotCache.list(),
       get: (id) => getSnapshot(store.db, id),

@@ -8,7 +8,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { audit, auditContext } from "../access/audit.ts";
+import { auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
@@ -28,7 +28,16 @@ export function balancingAdminRoutes(deps: AppDeps) {
     async ({ params, body, request }) => {
       const [result] = await deps.services.apply(
         [{ type: "account.routing_policy", accountId: params.id, routingPolicy: body.routingPolicy }],
-        { source: "admin", requestId: infoOf(request).requestId },
+        {
+          source: "admin",
+          requestId: infoOf(request).requestId,
+          // Written in the same transaction as the change.
+          audit: {
+            action: "account.routing_policy",
+            ...auditContext(infoOf(request)),
+            details: { accountId: params.id, routingPolicy: body.routingPolicy },
+          },
+        },
       );
       if (!result || result.status === "missing" || result.status === "invalid") {
         throw new GatewayError("not_found", `No account with id ${JSON.stringify(params.id)}`);
@@ -36,11 +45,6 @@ export function balancingAdminRoutes(deps: AppDeps) {
       if (result.status !== "applied" && result.status !== "noop") {
         throw new GatewayError("conflict", `The account changed meanwhile (${result.status}); try again`);
       }
-      await audit(deps.store.db, {
-        action: "account.routing_policy",
-        ...auditContext(infoOf(request)),
-        details: { accountId: params.id, routingPolicy: body.routingPolicy },
-      });
       return { id: params.id, routingPolicy: body.routingPolicy };
     },
     {

@@ -13,7 +13,11 @@ import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import type { StickyReader } from "../sticky/service.ts";
 import type { Action } from "./actions.ts";
-import type { ApplyResult } from "./apply.ts";
+import type { ApplyContext, ApplyResult } from "./apply.ts";
+
+/** An admin change's audit row (action, actor address, request id, details). */
+export type ApplyAudit = NonNullable<ApplyContext["audit"]>;
+
 import type { HookEvents, HookHandler, HookName, HookOutcome, UsageCredits } from "./hooks.ts";
 
 export type { AccountSnapshot, AccountStatus, EpochMs, UsageWindow } from "../core/types.ts";
@@ -166,7 +170,12 @@ export interface GatewayServices {
    */
   apply(
     actions: readonly Action[],
-    options: { source: string; requestId?: string | null },
+    options: {
+      source: string;
+      requestId?: string | null;
+      /** Core only (admin routes): the audit row written in the same transaction as the change. */
+      audit?: ApplyAudit;
+    },
   ): Promise<readonly ApplyResult[]>;
   readonly accounts: {
     list(): Promise<readonly AccountSnapshot[]>;

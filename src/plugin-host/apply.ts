@@ -11,6 +11,7 @@
 import type { Kysely, Transaction } from "kysely";
 import { systemClock } from "../core/clock.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
+import { type AuditEntry, audit } from "../store/audit.ts";
 import type { AccountUpdate, Database } from "../store/schema.ts";
 import { type AccountAction, type Action, isAccountAction, validateAction } from "./actions.ts";
 
@@ -150,6 +151,11 @@ export interface ApplyContext {
    */
   readonly versions?: ReadonlyMap<string, number>;
   readonly now?: EpochMs;
+  /**
+   * The admin change these actions are, written to `audit_logs` in the same transaction when an
+   * action applied (or was already so: `noop`), so the trail never disagrees with the store.
+   */
+  readonly audit?: Omit<AuditEntry, "at">;
 }
 
 export interface ApplyLog {
@@ -189,6 +195,8 @@ export class ActionApplier {
       for (const { a, i } of work) {
         out.push(await this.#applyOne(trx, a as AccountAction, expected, ctx, ctx.plugins?.[i] ?? null, now));
       }
+      if (ctx.audit && out.some((r) => r.status === "applied" || r.status === "noop"))
+        await audit(trx, { ...ctx.audit, at: now });
       return out;
     });
     for (const r of results) {

@@ -103,6 +103,7 @@ export async function serveCompact(
       reasoningEffort: reasoningEffortOf(body),
       transport: "http",
       upstreamTransport: trace.attempts > 0 ? "http" : null,
+      kind: "compact",
     };
     deps.log.info(
       accessFields({

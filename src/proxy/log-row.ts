@@ -11,6 +11,22 @@ import type { FinishStatus, StreamState } from "./stream.ts";
 
 export type Transport = "http" | "websocket";
 
+/** What a request asked of the upstream: a remote compaction, or an ordinary response. */
+export type RequestKind = "compact" | "response";
+
+/**
+ * `compact` when a Responses body asks for a compaction: its last input item is
+ * `compaction_trigger` (how the Codex CLI compacts in-band, remote compaction v2), else `response`.
+ */
+export function requestKindOf(body: unknown): RequestKind {
+  const input = (body as { input?: unknown } | null)?.input;
+  if (!Array.isArray(input) || input.length === 0) return "response";
+  const last = input[input.length - 1] as { type?: unknown } | null;
+  return last !== null && typeof last === "object" && last.type === "compaction_trigger"
+    ? "compact"
+    : "response";
+}
+
 export interface LogFacts {
   readonly requestedAt: number;
   readonly requestId: string;
@@ -34,6 +50,7 @@ export interface LogFacts {
   readonly transport: Transport;
   /** Null when no upstream call was made. */
   readonly upstreamTransport: Transport | null;
+  readonly kind: RequestKind;
 }
 
 /** The fields of a proxied request's access log line (one per request or WebSocket turn). */
@@ -45,6 +62,7 @@ export function accessFields(
     requestId: f.requestId,
     method: f.method,
     path: f.endpoint,
+    kind: f.kind,
     transport: f.transport,
     upstreamTransport: f.upstreamTransport,
     model: f.model,
@@ -98,5 +116,6 @@ export function logRow(f: LogFacts): NewRequestLogRow {
     reasoning_effort: f.reasoningEffort,
     transport: f.transport,
     upstream_transport: f.upstreamTransport,
+    kind: f.kind,
   };
 }

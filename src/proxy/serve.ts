@@ -14,7 +14,7 @@ import { type AttemptTrace, openUpstream } from "./attempt.ts";
 import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
 import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";
-import { logRow } from "./log-row.ts";
+import { logRow, requestKindOf } from "./log-row.ts";
 import { routingFields } from "./payload.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
 import {
@@ -91,6 +91,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
         method: request.method,
         path: spec.endpoint,
         endpoint: spec.kind,
+        kind: requestKindOf(spec.payload),
         model: spec.model,
         accountId: trace.accountId,
         account: emailHash(trace.accountEmail ?? null),
@@ -124,6 +125,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       reasoningEffort: spec.reasoningEffort,
       transport: "http",
       upstreamTransport: trace.attempts > 0 ? "http" : null,
+      kind: requestKindOf(spec.payload),
     });
     ctx.logs.add(row);
     deps.metrics?.request({

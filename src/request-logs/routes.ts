@@ -1,6 +1,6 @@
 /**
  * `GET /api/request-logs`: the request log, newest first, with paging (`limit`, `offset`) and
- * filters (`accountId`, `apiKeyId`, `model`, `status`, `endpoint`, `requestId`, `since`/`until` as
+ * filters (`accountId`, `apiKeyId`, `model`, `status`, `kind`, `endpoint`, `requestId`, `since`/`until` as
  * ISO 8601 or epoch milliseconds). Each item carries its cost (stored, else priced).
  *
  * @module
@@ -43,6 +43,10 @@ export const RequestLogItem = t.Object({
   upstreamTransport: Nullable(
     t.String({ description: "Transport used towards the upstream: http | websocket (null: none)" }),
   ),
+  kind: t.String({
+    description:
+      "compact (a remote compaction: the compact endpoints, or a turn whose last input item is compaction_trigger) | response",
+  }),
 });
 
 const Query = t.Object({
@@ -54,6 +58,7 @@ const Query = t.Object({
   endpoint: t.Optional(t.String({ minLength: 1, description: "Exact path, e.g. /v1/responses" })),
   requestId: t.Optional(t.String({ minLength: 1, description: "Exact request id (x-request-id)" })),
   status: t.Optional(t.Union([t.Literal("success"), t.Literal("error"), t.Literal("cancelled")])),
+  kind: t.Optional(t.Union([t.Literal("compact"), t.Literal("response")])),
   since: t.Optional(t.String({ description: "ISO 8601 or epoch milliseconds; inclusive" })),
   until: t.Optional(t.String({ description: "ISO 8601 or epoch milliseconds; exclusive" })),
 });
@@ -108,6 +113,7 @@ function toItem(r: RequestLogRow) {
     reasoningEffort: r.reasoning_effort,
     transport: r.transport,
     upstreamTransport: r.upstream_transport,
+    kind: r.kind,
   };
 }
 
@@ -124,6 +130,7 @@ export function requestLogRoutes(deps: AppDeps) {
       if (query.requestId) q = q.where("request_id", "=", query.requestId);
       if (query.model) q = q.where("model", "=", query.model);
       if (query.status) q = q.where("status", "=", query.status);
+      if (query.kind) q = q.where("kind", "=", query.kind);
       if (query.since) q = q.where("requested_at", ">=", parseTime(query.since, "since"));
       if (query.until) q = q.where("requested_at", "<", parseTime(query.until, "until"));
       const [rows, count] = await Promise.all([

@@ -106,6 +106,8 @@ export interface RequestLogsTable {
   transport: ColumnType<string, string | undefined, string>;
   /** The transport used towards the upstream: `http` | `websocket`; null when none was called. */
   upstream_transport: ColumnType<string | null, string | null | undefined, string | null>;
+  /** `compact` (a remote compaction: the compact endpoints or a turn ending in `compaction_trigger`) | `response`. */
+  kind: ColumnType<string, string | undefined, string>;
 }
 
 /** The account that produced an upstream response (`previous_response_id` routing), kept for a TTL. */

@@ -82,3 +82,33 @@ test("deleting a sticky session is audited", async () => {
   expect(last.action).toBe("sticky_session.delete");
   expect(JSON.parse(last.details!)).toEqual({ key: "sess-audit" });
 });
+
+test("an account change and its audit row are one transaction: no audit row, no change", async () => {
+  const { sql } = await import("kysely");
+  const before = await env.db
+    .selectFrom("accounts")
+    .select(["status", "version", "routing_policy"])
+    .where("id", "=", "au1")
+    .executeTakeFirstOrThrow();
+  await sql`CREATE TRIGGER audit_down BEFORE INSERT ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit store down'); END`.execute(
+    env.db,
+  );
+  try {
+    const policy = before.routing_policy === "burn_first" ? "preserve" : "burn_first";
+    const res = await call("PATCH", "/api/accounts/au1", { routingPolicy: policy });
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    const after = await env.db
+      .selectFrom("accounts")
+      .select(["status", "version", "routing_policy"])
+      .where("id", "=", "au1")
+      .executeTakeFirstOrThrow();
+    expect(after.version).toBe(before.version);
+    expect(after.routing_policy).toBe(before.routing_policy);
+  } finally {
+    await sql`DROP TRIGGER audit_down`.execute(env.db);
+  }
+  // With the audit trail back, the same change applies and is audited.
+  const ok = await call("PATCH", "/api/accounts/au1", { routingPolicy: "burn_first" });
+  expect(ok.status).toBe(200);
+  expect((await auditRows()).at(-1)?.action).toBe("account.routing_policy");
+});

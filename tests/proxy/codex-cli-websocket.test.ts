@@ -1,9 +1,11 @@
 /**
  * The real Codex CLI (node_modules/.bin/codex) with the recommended codex-lb configuration
- * (`name = "openai"`, `supports_websockets = true`) against the gateway: it opens the Responses
+ * (`name = "OpenAI"`, `supports_websockets = true`) against the gateway: it opens the Responses
  * WebSocket, no WebSocket failure shows on its stderr, and the request-log rows say
  * `transport=websocket`. A turn with a tool call sends two requests on one socket; the second
- * continues the first with `previous_response_id` and reaches the same upstream socket. Every other
+ * continues the first with `previous_response_id` and reaches the same upstream socket. A session
+ * past its compaction limit compacts remotely through the gateway (the CLI's in-band
+ * `compaction_trigger` turn, logged as `kind=compact`). Every other
  * address the CLI might try is sent to a dead local proxy, so nothing leaves 127.0.0.1.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -28,7 +30,7 @@ beforeAll(async () => {
       `model_provider = "codex-lb"`,
       `check_for_update_on_startup = false`,
       `[model_providers.codex-lb]`,
-      `name = "openai"`,
+      `name = "OpenAI"`,
       `base_url = "${env.gw.url}/backend-api/codex"`,
       `wire_api = "responses"`,
       `supports_websockets = true`,
@@ -76,6 +78,8 @@ async function codexExec(
 
 const rowsSince = (t: number) =>
   env.db.selectFrom("request_logs").selectAll().where("requested_at", ">=", t).orderBy("id").execute();
+const compactRowsSince = async (t: number) =>
+  (await rowsSince(t)).filter((r) => r.endpoint.endsWith("/responses/compact")).length;
 
 test("codex exec over the Responses WebSocket: no WebSocket failure, rows say transport=websocket", async () => {
   env.fake.always(ACC, { kind: "text", text: "PONG over the socket" });
@@ -137,35 +141,116 @@ test("a turn with a tool call: two requests on one socket, the second continues 
   for (const r of rows!) expect(r).toMatchObject({ transport: "websocket", upstream_transport: "websocket" });
 });
 
-test("a session that outgrows its compaction limit compacts through the gateway and goes on", async () => {
+test("remote compaction through the gateway: the CLI's compaction turn reaches the session's upstream socket and its item comes back unchanged", async () => {
   // The tool call reports 50,000 input tokens; with a 1,000-token limit the CLI compacts before
-  // sending the tool output, then finishes the turn.
-  env.fake.script(ACC, {
-    kind: "tool_call",
-    name: "exec_command",
-    arguments: JSON.stringify({ cmd: "echo big" }),
-    callId: "call_big",
-    usage: { input: 50_000, output: 100 },
-  });
+  // sending the tool output. This CLI compacts remotely in-band (remote compaction v2): a
+  // `response.create` whose last input item is `compaction_trigger`, on the same socket; the next
+  // turn carries the compaction item instead of the history.
+  const SECRET = "opaque-account-bound-compaction-Zq9";
+  env.fake.script(
+    ACC,
+    {
+      kind: "tool_call",
+      name: "exec_command",
+      arguments: JSON.stringify({ cmd: "echo big" }),
+      callId: "call_big",
+      usage: { input: 50_000, output: 100 },
+    },
+    { kind: "compaction", encryptedContent: SECRET, usage: { input: 900, output: 50 } },
+  );
   env.fake.always(ACC, { kind: "text", text: "DONE after compaction", usage: { input: 10, output: 10 } });
   const t0 = Date.now();
   const before = env.fake.requests.length;
+  const gatewayCompactCalls = await compactRowsSince(t0);
   const { code, out, err } = await codexExec("Run echo big, then say DONE.", [
     "-c",
     "model_auto_compact_token_limit=1000",
   ]);
   expect(code).toBe(0);
-  expect(out + err).toContain("context compacted");
   expect(out).toContain("DONE after compaction");
   expect(err.toLowerCase()).not.toContain("websocket");
-  const upstream = env.fake.requests.slice(before);
-  expect(upstream.length).toBeGreaterThanOrEqual(3);
-  for (const r of upstream) expect(r.transport).toBe("websocket");
+  const upstream = env.fake.requests.slice(before).filter((r) => r.body.generate !== false);
+  const lastType = (r: (typeof upstream)[0]) => (r.body.input as Json[]).at(-1)?.type;
+  const compactions = upstream.filter((r) => lastType(r) === "compaction_trigger");
+  expect(compactions.length).toBe(1);
+  const c = compactions[0]!;
+  const i = upstream.indexOf(c);
+  const toolTurn = upstream[i - 1]!;
+  const next = upstream[i + 1]!;
+  // The compaction went to the session's owner, on the upstream socket that holds its history.
+  expect(c.transport).toBe("websocket");
+  expect(c.chatgptAccountId).toBe(ACC);
+  expect(c.connection).toBe(toolTurn.connection!);
+  expect(env.fake.connections[c.connection!]!.headers.get("authorization")).toBe(
+    `Bearer ${env.tokens.get("ws1")!.accessToken}`,
+  );
+  expect(c.body.previous_response_id).toBeString();
+  expect((c.body.input as Json[]).filter((x) => x.type === "compaction_trigger").length).toBe(1);
+  // The next turn is built on the compaction item, passed through byte for byte.
+  const carried = (next.body.input as Json[]).filter((x) => x.type === "compaction");
+  expect(carried.length).toBe(1);
+  expect(carried[0]!.encrypted_content).toBe(SECRET);
+  expect(next.body.input as Json[]).not.toContainEqual(expect.objectContaining({ type: "function_call" }));
+  // The request log has the compaction turn as its own row, marked `compact`.
   const rows = await eventually(async () => {
     const r = await rowsSince(t0);
     return r.length >= upstream.length ? r : null;
   });
-  for (const r of rows!) expect(r).toMatchObject({ status: "success", http_status: 200 });
+  const compactRows = rows!.filter((r) => r.kind === "compact");
+  expect(compactRows.length).toBe(1);
+  expect(compactRows[0]).toMatchObject({
+    endpoint: "/backend-api/codex/responses",
+    transport: "websocket",
+    upstream_transport: "websocket",
+    account_id: "ws1",
+    status: "success",
+    input_tokens: 900,
+    output_tokens: 50,
+  });
+  for (const r of rows!.filter((x) => x.kind !== "compact")) expect(r.kind).toBe("response");
+  // …and /api/request-logs can list compactions alone.
+  const page = (await (await fetch(`${env.gw.url}/api/request-logs?kind=compact&since=${t0}`)).json()) as {
+    items: { requestId: string; kind: string }[];
+  };
+  expect(page.items.map((x) => x.requestId)).toEqual([compactRows[0]!.request_id]);
+  // This CLI compacts in-band: it never calls the dedicated endpoint (kept for older clients).
+  expect(await compactRowsSince(t0)).toEqual(gatewayCompactCalls);
+});
+
+test('with `name = "openai"` (lower case) the CLI does not compact remotely: it summarises locally, still through the gateway', async () => {
+  env.fake.script(ACC, {
+    kind: "tool_call",
+    name: "exec_command",
+    arguments: JSON.stringify({ cmd: "echo big" }),
+    callId: "call_big_local",
+    usage: { input: 50_000, output: 100 },
+  });
+  env.fake.always(ACC, {
+    kind: "text",
+    text: "DONE after a local summary",
+    usage: { input: 10, output: 10 },
+  });
+  const before = env.fake.requests.length;
+  const t0 = Date.now();
+  const { code, out } = await codexExec("Run echo big, then say DONE.", [
+    "-c",
+    "model_auto_compact_token_limit=1000",
+    "-c",
+    'model_providers.codex-lb.name="openai"',
+  ]);
+  expect(code).toBe(0);
+  expect(out).toContain("DONE after a local summary");
+  const upstream = env.fake.requests.slice(before).filter((r) => r.body.generate !== false);
+  expect(upstream.length).toBeGreaterThanOrEqual(3);
+  for (const r of upstream) {
+    expect(r.transport).toBe("websocket");
+    expect((r.body.input as Json[]).map((x) => x.type)).not.toContain("compaction_trigger");
+  }
+  const rows = await eventually(async () => {
+    const r = await rowsSince(t0);
+    return r.length >= upstream.length ? r : null;
+  });
+  for (const r of rows!) expect(r).toMatchObject({ kind: "response", status: "success" });
 });
 
 type Json = Record<string, unknown>;

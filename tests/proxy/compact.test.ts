@@ -71,9 +71,52 @@ describe("remote compaction", () => {
         http_status: 200,
         transport: "http",
         upstream_transport: "http",
+        kind: "compact",
       });
     });
   }
+
+  test("an in-band compaction over HTTP (a Responses turn ending in compaction_trigger) is passed through and logged as compact", async () => {
+    // How the Codex CLI compacts over HTTP since remote compaction v2: a plain streamed turn.
+    env.fake.script("chatgpt-c1", { kind: "compaction", encryptedContent: SECRET });
+    const before = env.fake.requests.length;
+    const res = await fetch(`${env.gw.url}/backend-api/codex/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gpt-5.2",
+        instructions: "x",
+        stream: true,
+        store: false,
+        input: [...history, { type: "compaction_trigger" }],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const done = text
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map(
+        (l) =>
+          JSON.parse(l.slice(6)) as { type: string; item?: { type: string; encrypted_content?: string } },
+      )
+      .filter((e) => e.type === "response.output_item.done");
+    expect(done.map((e) => e.item)).toEqual([
+      expect.objectContaining({ type: "compaction", encrypted_content: SECRET }),
+    ]);
+    const up = env.fake.requests.slice(before);
+    expect(up.length).toBe(1);
+    expect((up[0]!.body.input as Record<string, unknown>[]).at(-1)).toEqual({ type: "compaction_trigger" });
+    const requestId = res.headers.get("x-request-id");
+    const row = await eventually(() =>
+      env.db.selectFrom("request_logs").selectAll().where("request_id", "=", requestId!).executeTakeFirst(),
+    );
+    expect(row).toMatchObject({
+      endpoint: "/backend-api/codex/responses",
+      kind: "compact",
+      status: "success",
+    });
+  });
 
   test("a trigger already last is not added twice", async () => {
     env.fake.script("chatgpt-c1", { kind: "compaction", encryptedContent: "x" });

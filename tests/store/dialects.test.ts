@@ -7,8 +7,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { sql } from "kysely";
-import { migrations } from "../../src/store/migrations/index.ts";
+import { Migrator, sql } from "kysely";
+import { bundledMigrations, migrations } from "../../src/store/migrations/index.ts";
 import { openMigratedStore, openStore, type Store, type StoreLocation } from "../../src/store/store.ts";
 import { codexLbCommand } from "../support/process.ts";
 import { openTestStore, storeVariants } from "../support/stores.ts";
@@ -235,6 +235,42 @@ for (const variant of storeVariants) {
       expect(applied.length).toBe(Object.keys(migrations).length);
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });
+    }, 30_000);
+
+    test("0097 gives older request-log rows a kind: compact for the compact endpoints, else response", async () => {
+      const store = openStore(await variant.location("kind"));
+      open.push(store);
+      const migrator = new Migrator({ db: store.db, provider: bundledMigrations });
+      const to0096 = await migrator.migrateTo("0096_request_log_queue_ms");
+      expect(to0096.error).toBeUndefined();
+      const row = (id: number, endpoint: string) => ({
+        requested_at: id,
+        request_id: `r${id}`,
+        endpoint,
+        status: "success",
+      });
+      await store.db
+        .insertInto("request_logs")
+        .values([
+          row(1, "/backend-api/codex/responses"),
+          row(2, "/backend-api/codex/responses/compact"),
+          row(3, "/v1/responses/compact"),
+          row(4, "/v1/chat/completions"),
+        ] as never)
+        .execute();
+      const { error } = await store.migrate();
+      expect(error).toBeUndefined();
+      const kinds = await store.db
+        .selectFrom("request_logs")
+        .select(["request_id", "kind"])
+        .orderBy("request_id")
+        .execute();
+      expect(kinds).toEqual([
+        { request_id: "r1", kind: "response" },
+        { request_id: "r2", kind: "compact" },
+        { request_id: "r3", kind: "compact" },
+        { request_id: "r4", kind: "response" },
+      ]);
     }, 30_000);
 
     test("a compare-and-set update reports how many rows it changed", async () => {

@@ -40,7 +40,7 @@ import {
 } from "../attempt.ts";
 import type { ProxyContext } from "../context.ts";
 import { httpFailure, transportFailure } from "../failure.ts";
-import { accessFields, type LogFacts, logRow, type Transport } from "../log-row.ts";
+import { accessFields, type LogFacts, logRow, requestKindOf, type Transport } from "../log-row.ts";
 import { reasoningEffortOf, routingFields, toUpstreamPayload } from "../payload.ts";
 import { type FinishStatus, failedEvent, ProxyStream, type StreamState } from "../stream.ts";
 import {
@@ -316,6 +316,7 @@ class Turn {
       reasoningEffort: reasoningEffortOf(this.#body),
       transport: "websocket",
       upstreamTransport: this.#transport,
+      kind: requestKindOf(this.#body),
     };
     // The access line of one turn (the upgrade itself has its own).
     s.ctx.deps.log.info(

@@ -23,6 +23,7 @@ import * as m0080 from "./0080_response_owners.ts";
 import * as m0090 from "./0090_request_log_filters.ts";
 import * as m0095 from "./0095_api_key_reservations.ts";
 import * as m0096 from "./0096_request_log_queue_ms.ts";
+import * as m0097 from "./0097_request_log_kind.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -38,6 +39,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0090_request_log_filters": m0090,
   "0095_api_key_reservations": m0095,
   "0096_request_log_queue_ms": m0096,
+  "0097_request_log_kind": m0097,
 };
 
 export const bundledMigrations: MigrationProvider = {
