@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { type CompiledQuery, type Kysely, sql } from "kysely";
+import { CompiledQuery, type Kysely, sql } from "kysely";
 import type { Database } from "../../store/schema.ts";
-import { precompiled } from "./precompiled.ts";
+import { precompiledText, type SqlText } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
 
 const HOUR = 3_600_000;
@@ -72,18 +72,14 @@ export async function usageBetween(
   since: number,
   until: number,
 ): Promise<Usage> {
-  const rows = (await db.executeQuery(usageQuery(db, apiKeyId, since, until))).rows;
+  const q = usageQuery(db, apiKeyId, since, until);
+  const rows = (await db.executeQuery(CompiledQuery.raw(q.sql, [...q.parameters]))).rows;
   return usageOfRows(rows as Record<string, unknown>[]);
 }
 
 /** The query of {@link usageBetween}, compiled once per dialect (every keyed request with limits reads it). */
-export function usageQuery(
-  db: Kysely<Database>,
-  apiKeyId: string,
-  since: number,
-  until: number,
-): CompiledQuery {
-  return precompiled(db, "usageBetween", [apiKeyId, since, until], (a) =>
+export function usageQuery(db: Kysely<Database>, apiKeyId: string, since: number, until: number): SqlText {
+  return precompiledText(db, "usageBetween", [apiKeyId, since, until], (a) =>
     db
       .selectFrom("api_key_usage_hourly")
       .select([

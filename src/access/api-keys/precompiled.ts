@@ -27,6 +27,23 @@ export function precompiled(
   args: readonly unknown[],
   build: (args: readonly unknown[]) => Compilable,
 ): CompiledQuery {
+  const q = precompiledText(db, shape, args, build);
+  return CompiledQuery.raw(q.sql, [...q.parameters]);
+}
+
+/** SQL text and its parameters. */
+export interface SqlText {
+  readonly sql: string;
+  readonly parameters: readonly unknown[];
+}
+
+/** {@link precompiled} as plain SQL text and parameters (for synchronous statements: nothing frozen). */
+export function precompiledText(
+  db: { getExecutor(): { readonly adapter: object } },
+  shape: string,
+  args: readonly unknown[],
+  build: (args: readonly unknown[]) => Compilable,
+): SqlText {
   const adapter = db.getExecutor().adapter;
   let cache = byAdapter.get(adapter);
   if (!cache) {
@@ -48,5 +65,5 @@ export function precompiled(
     cache.set(key, c);
   }
   const params = c.slots.map((s) => ("arg" in s ? args[s.arg] : s.value));
-  return CompiledQuery.raw(c.sql, params);
+  return { sql: c.sql, parameters: params };
 }

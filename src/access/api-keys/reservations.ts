@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { type CompiledQuery, type Kysely, sql } from "kysely";
+import { CompiledQuery, type Kysely, sql } from "kysely";
 import { GatewayError } from "../../core/errors.ts";
 import type { Database, NewRequestLogRow } from "../../store/schema.ts";
 import type { SqliteExclusive, SyncSql } from "../../store/sync-sql.ts";
@@ -29,7 +29,7 @@ import {
   valueFor,
   windowBounds,
 } from "./limits.ts";
-import { precompiled } from "./precompiled.ts";
+import { precompiled, precompiledText, type SqlText } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
 
 /** Output tokens assumed for a request that does not say (`max_output_tokens` absent). */
@@ -95,13 +95,8 @@ interface Held {
 }
 
 /** The query summing a key's reservations since `since` (compiled once per dialect). */
-function heldQuery(
-  db: Kysely<Database>,
-  apiKeyId: string,
-  since: number,
-  inFlightSince: number,
-): CompiledQuery {
-  return precompiled(db, "heldSince", [apiKeyId, since, inFlightSince], (a) =>
+function heldQuery(db: Kysely<Database>, apiKeyId: string, since: number, inFlightSince: number): SqlText {
+  return precompiledText(db, "heldSince", [apiKeyId, since, inFlightSince], (a) =>
     db
       .selectFrom("api_key_reservations")
       .select([
@@ -117,6 +112,11 @@ function heldQuery(
       .where("api_key_id", "=", a[0] as string)
       .where("created_at", ">=", a[1] as number),
   );
+}
+
+/** Plain SQL as a Kysely query. */
+function asQuery(q: SqlText): CompiledQuery {
+  return CompiledQuery.raw(q.sql, [...q.parameters]);
 }
 
 function heldOfRow(r: Record<string, unknown> | undefined): Held {
@@ -209,8 +209,8 @@ function reservationValues(key: KeyLimits, req: ReserveRequest, now: number): un
   ];
 }
 
-function insertReservationQuery(db: Kysely<Database>, values: readonly unknown[]): CompiledQuery {
-  return precompiled(db, "insertReservation", values, (a) =>
+function insertReservationQuery(db: Kysely<Database>, values: readonly unknown[]): SqlText {
+  return precompiledText(db, "insertReservation", values, (a) =>
     db.insertInto("api_key_reservations").values({
       id: a[0] as string,
       api_key_id: a[1] as string,
@@ -260,16 +260,19 @@ export async function reserve(
     );
     await check(key, est, now, async (start, resetsAt) => ({
       logged: usageOfRows(
-        (await trx.executeQuery(usageQuery(trx, key.id, start, resetsAt))).rows as Record<string, unknown>[],
+        (await trx.executeQuery(asQuery(usageQuery(trx, key.id, start, resetsAt)))).rows as Record<
+          string,
+          unknown
+        >[],
       ),
       held: heldOfRow(
-        (await trx.executeQuery(heldQuery(trx, key.id, start, inFlightSince))).rows[0] as
+        (await trx.executeQuery(asQuery(heldQuery(trx, key.id, start, inFlightSince)))).rows[0] as
           | Record<string, unknown>
           | undefined,
       ),
       resetsAt,
     }));
-    await trx.executeQuery(insertReservationQuery(trx, reservationValues(key, req, now)));
+    await trx.executeQuery(asQuery(insertReservationQuery(trx, reservationValues(key, req, now))));
     return req.id;
   });
 }
@@ -287,7 +290,7 @@ function reserveIn(
   logged?: Map<string, Usage>,
 ): void {
   const inFlightSince = now - IN_FLIGHT_MS;
-  const run = (q: CompiledQuery) => s.all(q.sql, q.parameters);
+  const run = (q: SqlText) => s.all(q.sql, q.parameters);
   const loggedUsage = (start: number, resetsAt: number): Usage => {
     const k = `${key.id}\u0000${start}\u0000${resetsAt}`;
     let u = logged?.get(k);
@@ -315,7 +318,7 @@ function reserveIn(
  */
 class GroupCommit {
   #holds: { key: KeyLimits; req: ReserveRequest; now: number; done: (e: unknown) => void }[] = [];
-  #writes: { q: CompiledQuery; done: (e: unknown) => void }[] = [];
+  #writes: { q: SqlText; done: (e: unknown) => void }[] = [];
   #scheduled = false;
 
   constructor(
@@ -332,7 +335,7 @@ class GroupCommit {
   }
 
   /** Runs a write (settle, delete) in the next batch. */
-  write(q: CompiledQuery): Promise<void> {
+  write(q: SqlText): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#writes.push({ q, done: (e) => (e === null ? resolve() : reject(e)) });
       this.#schedule();
@@ -381,9 +384,9 @@ class GroupCommit {
   }
 }
 
-function settleQuery(db: Kysely<Database>, id: string, usage: UsageFigures): CompiledQuery {
+function settleQuery(db: Kysely<Database>, id: string, usage: UsageFigures): SqlText {
   const args = [usage.inputTokens, usage.cachedInputTokens, usage.outputTokens, usage.costUsd, id];
-  return precompiled(db, "settleReservation", args, (a) =>
+  return precompiledText(db, "settleReservation", args, (a) =>
     db
       .updateTable("api_key_reservations")
       .set({
@@ -399,7 +402,7 @@ function settleQuery(db: Kysely<Database>, id: string, usage: UsageFigures): Com
 
 /** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
 export async function settle(db: Kysely<Database>, id: string, usage: UsageFigures): Promise<void> {
-  await db.executeQuery(settleQuery(db, id, usage));
+  await db.executeQuery(asQuery(settleQuery(db, id, usage)));
 }
 
 /** Deletes reservations whose requests' log rows are written (the hour buckets count them now). */
@@ -556,7 +559,7 @@ export class LimitReservations {
       const db = this.db;
       try {
         await this.#execute(
-          precompiled(db, "releaseIds", batch, (a) =>
+          precompiledText(db, "releaseIds", batch, (a) =>
             db.deleteFrom("api_key_reservations").where("id", "in", a as string[]),
           ),
         );
@@ -569,7 +572,7 @@ export class LimitReservations {
       try {
         const db = this.db;
         await this.#execute(
-          precompiled(db, "releaseForRow", [r.api_key_id, r.request_id], (a) =>
+          precompiledText(db, "releaseForRow", [r.api_key_id, r.request_id], (a) =>
             db.deleteFrom("api_key_reservations").where(
               "id",
               "in",
@@ -590,8 +593,8 @@ export class LimitReservations {
   }
 
   /** A write outside any reservation: grouped on SQLite, through Kysely otherwise. */
-  async #execute(q: CompiledQuery): Promise<void> {
+  async #execute(q: SqlText): Promise<void> {
     if (this.#group) await this.#group.write(q);
-    else await this.db.executeQuery(q);
+    else await this.db.executeQuery(asQuery(q));
   }
 }
