@@ -287,26 +287,68 @@ function reserveIn(
   key: KeyLimits,
   req: ReserveRequest,
   now: number,
-  logged?: Map<string, Usage>,
+  batch?: BatchFigures,
 ): void {
   const inFlightSince = now - IN_FLIGHT_MS;
   const run = (q: SqlText) => s.all(q.sql, q.parameters);
   const loggedUsage = (start: number, resetsAt: number): Usage => {
     const k = `${key.id}\u0000${start}\u0000${resetsAt}`;
-    let u = logged?.get(k);
+    let u = batch?.logged.get(k);
     if (!u) {
       u = usageOfRows(run(usageQuery(db, key.id, start, resetsAt)));
-      logged?.set(k, u);
+      batch?.logged.set(k, u);
     }
     return u;
   };
-  check(key, asUsage(req.estimate), now, (start, resetsAt) => ({
+  let heldByWindow = batch?.held.get(key.id);
+  const held = (start: number): Held => {
+    const known = heldByWindow?.get(start);
+    if (known) return known;
+    const h = heldOfRow(run(heldQuery(db, key.id, start, inFlightSince))[0]);
+    if (batch) {
+      if (!heldByWindow) {
+        heldByWindow = new Map();
+        batch.held.set(key.id, heldByWindow);
+      }
+      heldByWindow.set(start, h);
+    }
+    return h;
+  };
+  const est = asUsage(req.estimate);
+  check(key, est, now, (start, resetsAt) => ({
     logged: loggedUsage(start, resetsAt),
-    held: heldOfRow(run(heldQuery(db, key.id, start, inFlightSince))[0]),
+    held: held(start),
     resetsAt,
   }));
   const q = insertReservationQuery(db, reservationValues(key, req, now));
   s.run(q.sql, q.parameters);
+  // The new reservation counts in every window of the key read in this batch (all start before
+  // `now`), in flight: later holds of the batch add it instead of summing the table again.
+  if (heldByWindow) {
+    for (const [start, h] of heldByWindow)
+      heldByWindow.set(start, { all: addUsage(h.all, est), inFlight: h.inFlight + 1 });
+  }
+}
+
+/**
+ * What one group-commit batch has read: logged usage per key and window (it cannot change inside
+ * the transaction, which writes only reservations), and reservations held per key and window start,
+ * kept up to date with the batch's own inserts (the sum over the table would grow with the batch).
+ */
+interface BatchFigures {
+  readonly logged: Map<string, Usage>;
+  readonly held: Map<string, Map<number, Held>>;
+}
+
+function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    requests: a.requests + b.requests,
+    inputTokens: a.inputTokens + b.inputTokens,
+    cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    costUsd: a.costUsd + b.costUsd,
+  };
 }
 
 /**
@@ -359,12 +401,10 @@ class GroupCommit {
       refused = await this.sqlite.exclusive((s) =>
         s.immediate(() => {
           for (const w of writes) s.run(w.q.sql, w.q.parameters);
-          // Logged usage cannot change inside the transaction (the batch writes only reservations):
-          // read once per key and window for the whole batch.
-          const logged = new Map<string, Usage>();
+          const batch: BatchFigures = { logged: new Map(), held: new Map() };
           return holds.map((h) => {
             try {
-              reserveIn(s, this.db, h.key, h.req, h.now, logged);
+              reserveIn(s, this.db, h.key, h.req, h.now, batch);
               return null;
             } catch (e) {
               // A refusal (429) is decided before anything is written; anything else fails the batch.
