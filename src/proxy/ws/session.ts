@@ -54,6 +54,9 @@ import {
 import { FRAME_SEPARATOR, syntheticTurn, WsShaper } from "./shaper.ts";
 import { rememberTransport, transportFor, upgradeRefused, websocketUrl } from "./transport.ts";
 
+/** The backend's answer to a turn on a connection past its lifetime (60 minutes). */
+const CONNECTION_LIMIT = "websocket_connection_limit_reached";
+
 /** The beta token the upstream Responses WebSocket requires (the Codex CLI sends it too). */
 export const RESPONSES_WS_BETA = "responses_websockets=2026-02-06";
 
@@ -468,50 +471,94 @@ class Turn {
 
     let upstream = s.upstreamFor(account.id);
     if (!upstream) {
-      const url = websocketUrl(ctx.upstreamUrl);
-      const r = await connectWebSocket(
-        url,
-        upstreamWsHeaders(s.headers, creds, call.requestId),
-        ctx.deps.settings.upstreamConnectTimeoutSeconds * 1000,
-        call.signal,
-      );
-      if (!r.ok) {
-        if (r.status !== null && setting === "auto" && upgradeRefused(r.status)) {
-          rememberTransport(ctx.upstreamUrl, "http");
-          ctx.deps.log.info(
-            { upstream: ctx.upstreamUrl, status: r.status },
-            "upstream refused the WebSocket upgrade; using HTTP for it from now on",
-          );
-          return this.#http(call, account, creds, expanded);
-        }
-        this.#transport = "websocket";
-        if (r.status !== null) return { kind: "failed", failure: httpFailure(r.status, r.message) };
-        return {
-          kind: "failed",
-          failure: transportFailure({
-            httpStatus: null,
-            errorCode: r.timeout ? "timeout" : "transport_error",
-            errorType: null,
-            message: r.message,
-            transport: true,
-          }),
-        };
-      }
-      rememberTransport(ctx.upstreamUrl, "websocket");
-      upstream = new UpstreamSocket(r.socket, account.id, ctx.deps.settings.streamIdleTimeoutSeconds * 1000);
-      s.adoptUpstream(upstream);
+      const c = await this.#connect(call, account, creds, expanded, setting);
+      if (!(c instanceof UpstreamSocket)) return c;
+      upstream = c;
     }
     this.#transport = "websocket";
     this.#usedUpstream = upstream;
     // The upstream connection that made the previous response gets only the new input.
     const prevId = typeof payload.previous_response_id === "string" ? payload.previous_response_id : null;
-    const body = prevId !== null && upstream.responseIds.has(prevId) ? payload : expanded;
+    const continues = prevId !== null && upstream.responseIds.has(prevId);
+    let outcome = await this.#send(upstream, continues ? payload : expanded);
+    if (outcome.kind === "failed" && outcome.failure.errorCode === CONNECTION_LIMIT) {
+      // The backend ends a connection after its lifetime (60 minutes) and answers the next turn
+      // with this error. The client's socket stays: the turn goes, as the whole conversation, to a
+      // new upstream connection on the same account (once), and the client never sees it.
+      upstream.close(1000, "connection limit reached");
+      ctx.deps.log.info(
+        { requestId: call.requestId },
+        "upstream websocket connection limit reached; reconnecting",
+      );
+      const c = await this.#connect(call, account, creds, expanded, setting);
+      if (!(c instanceof UpstreamSocket)) return c;
+      this.#usedUpstream = c;
+      outcome = await this.#send(c, expanded);
+    }
+    // A refused token: the retry (after a refresh) must open a new connection with the new one.
+    if (outcome.kind === "failed" && outcome.failure.httpStatus === 401) {
+      this.#usedUpstream?.close(1000, "auth failed");
+    }
+    return outcome;
+  }
+
+  /** Sends one turn on `upstream` and waits for its first event. */
+  #send(upstream: UpstreamSocket, body: Json): Promise<Outcome> {
     const { stream: _stream, background: _background, ...rest } = body;
     const events = upstream.send(JSON.stringify({ type: "response.create", ...rest }));
-    const outcome = await firstEvent(events, new Headers(), new AbortController());
-    // A refused token: the retry (after a refresh) must open a new connection with the new one.
-    if (outcome.kind === "failed" && outcome.failure.httpStatus === 401) upstream.close(1000, "auth failed");
-    return outcome;
+    return firstEvent(events, new Headers(), new AbortController());
+  }
+
+  /**
+   * Opens this socket's upstream WebSocket on `account` (and adopts it), or says why not: a failed
+   * attempt, or — for an upstream refusing the upgrade under `auto` — the attempt made over HTTP.
+   */
+  async #connect(
+    call: UpstreamCall,
+    account: AccountSnapshot,
+    creds: AccountCredentials,
+    expanded: Json,
+    setting: "auto" | "websocket" | "http",
+  ): Promise<UpstreamSocket | Outcome> {
+    const s = this.#s;
+    const { ctx } = s;
+    const url = websocketUrl(ctx.upstreamUrl);
+    const r = await connectWebSocket(
+      url,
+      upstreamWsHeaders(s.headers, creds, call.requestId),
+      ctx.deps.settings.upstreamConnectTimeoutSeconds * 1000,
+      call.signal,
+    );
+    if (!r.ok) {
+      if (r.status !== null && setting === "auto" && upgradeRefused(r.status)) {
+        rememberTransport(ctx.upstreamUrl, "http");
+        ctx.deps.log.info(
+          { upstream: ctx.upstreamUrl, status: r.status },
+          "upstream refused the WebSocket upgrade; using HTTP for it from now on",
+        );
+        return this.#http(call, account, creds, expanded);
+      }
+      this.#transport = "websocket";
+      if (r.status !== null) return { kind: "failed", failure: httpFailure(r.status, r.message) };
+      return {
+        kind: "failed",
+        failure: transportFailure({
+          httpStatus: null,
+          errorCode: r.timeout ? "timeout" : "transport_error",
+          errorType: null,
+          message: r.message,
+          transport: true,
+        }),
+      };
+    }
+    rememberTransport(ctx.upstreamUrl, "websocket");
+    const upstream = new UpstreamSocket(
+      r.socket,
+      account.id,
+      ctx.deps.settings.streamIdleTimeoutSeconds * 1000,
+    );
+    s.adoptUpstream(upstream);
+    return upstream;
   }
 
   #http(
