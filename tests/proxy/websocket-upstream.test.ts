@@ -136,6 +136,50 @@ describe("the upstream connection's lifetime", () => {
   });
 });
 
+describe("the history a socket keeps (CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES)", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({
+      accounts: [{ id: "m1" }],
+      env: { CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES: "2000" },
+    });
+  });
+  afterAll(async () => {
+    await env.stop();
+  });
+
+  test("past the cap, continuations still work on their upstream connection; one that must move fails retryably, never wrong", async () => {
+    env.fake.always("chatgpt-m1", { kind: "text", text: "ok" });
+    const ws = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+    // Under the cap: kept. Then a message that takes the conversation past 2,000 characters.
+    const t1 = await ws.turn(create([user("small")]));
+    const id1 = (t1.at(-1)!.response as Json).id as string;
+    const t2 = await ws.turn(create([user("x".repeat(3000))], { previous_response_id: id1 }));
+    const id2 = (t2.at(-1)!.response as Json).id as string;
+    // The next continuation goes as sent to the connection that made id2.
+    const t3 = await ws.turn(create([user("three")], { previous_response_id: id2 }));
+    expect(textOf(t3)).toBe("ok");
+    const id3 = (t3.at(-1)!.response as Json).id as string;
+    const sent = env.fake.requests as unknown as Req[];
+    expect(sent.at(-1)).toMatchObject({
+      connection: sent[0]!.connection,
+      body: { previous_response_id: id2, input: [user("three")] },
+    });
+    // The connection's life ends: the turn would have to move, and the gateway no longer has the
+    // conversation. The client gets a retryable stream_incomplete, no answer made without history.
+    env.fake.expire(sent[0]!.connection!);
+    const before = sent.length;
+    const t4 = await ws.turn(create([user("four")], { previous_response_id: id3 }));
+    expect(t4.map((f) => f.type)).toEqual(["response.failed"]);
+    expect((t4[0]!.response as Json).error).toMatchObject({ code: "stream_incomplete" });
+    // Nothing reached a model without its history: the refused turn and the new connection's
+    // refusal of an id it never made.
+    const moved = sent.slice(before);
+    expect(moved.map((r) => r.body.previous_response_id)).toEqual([id3, id3]);
+    ws.close();
+  });
+});
+
 type Req = { connection?: number; chatgptAccountId: string | null; body: Json };
 
 describe("explicit transports", () => {

@@ -71,10 +71,15 @@ export interface SocketOptions {
 /** What the socket remembers of its last completed turn, to continue it anywhere. */
 interface LastTurn {
   readonly responseId: string;
-  /** The whole input of that turn (earlier turns included). */
-  readonly input: readonly unknown[];
-  /** Its output items. */
-  readonly output: readonly unknown[];
+  /**
+   * The whole input of that turn (earlier turns included), and its output items; null once the
+   * conversation outgrew `CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES` (then only the upstream connection
+   * that made the response can continue it).
+   */
+  readonly input: readonly unknown[] | null;
+  readonly output: readonly unknown[] | null;
+  /** The conversation's size as JSON text (client messages and output items), in characters. */
+  readonly size: number;
 }
 
 export class ResponsesSocket implements WsSession {
@@ -207,7 +212,7 @@ export class ResponsesSocket implements WsSession {
       this.#sendError(e instanceof GatewayError ? e : new GatewayError("invalid_request_error"));
       return;
     }
-    await new Turn(this, body).run();
+    await new Turn(this, body, text.length).run();
   }
 
   // --- what a Turn needs from its socket
@@ -252,6 +257,10 @@ export class ResponsesSocket implements WsSession {
     if (last) this.#last = last;
     if (upstream && last) upstream.responseIds.add(last.responseId);
   }
+  /** Whether this socket's upstream connection is open and made response `id`. */
+  upstreamHolds(id: string): boolean {
+    return this.#upstream?.isOpen === true && this.#upstream.responseIds.has(id);
+  }
   /** The upstream socket for `accountId`, if one is open (another account's is closed). */
   upstreamFor(accountId: string): UpstreamSocket | null {
     const u = this.#upstream;
@@ -286,9 +295,13 @@ class Turn {
   #transport: Transport | null = null;
   #usedUpstream: UpstreamSocket | null = null;
 
-  constructor(socket: ResponsesSocket, body: Json) {
+  /** The client's message size (characters), counted towards the socket's history cap. */
+  readonly #size: number;
+
+  constructor(socket: ResponsesSocket, body: Json, size: number) {
     this.#s = socket;
     this.#body = body;
+    this.#size = size;
     this.#requestedAt = socket.ctx.deps.clock();
   }
 
@@ -377,9 +390,28 @@ class Turn {
       return;
     }
     // The whole conversation so far, for any upstream connection that did not see the earlier turns.
-    const history = prevId !== null && last ? [...last.input, ...last.output, ...input] : input;
-    const expanded: Json = { ...payload, input: history };
-    delete expanded.previous_response_id;
+    const continuing = prevId !== null && last !== null;
+    const history =
+      !continuing || last === null
+        ? input
+        : last.input !== null && last.output !== null
+          ? [...last.input, ...last.output, ...input]
+          : null;
+    if (history === null && !s.upstreamHolds(prevId!)) {
+      // Past the history cap, and the upstream connection that made the response is gone.
+      this.#refuse(
+        new GatewayError(
+          "stream_incomplete",
+          "Upstream websocket closed before response.completed: this connection's conversation is larger than the gateway keeps (CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES); send the full input on a new connection",
+        ),
+        true,
+      );
+      return;
+    }
+    // Past the cap, the turn can only continue where the response lives: it goes as sent.
+    const expanded: Json = history === null ? payload : { ...payload, input: history };
+    if (history !== null) delete expanded.previous_response_id;
+    const size = (continuing && last ? last.size : 0) + this.#size;
 
     const abort = new AbortController();
     s.begin(abort);
@@ -448,9 +480,23 @@ class Turn {
       status: FinishStatus;
     };
     const ok = done.status === "success" && done.state.responseId !== null;
-    const lastTurn: LastTurn | null = ok
-      ? { responseId: done.state.responseId!, input: history, output: shaper.items() }
-      : null;
+    let lastTurn: LastTurn | null = null;
+    if (ok) {
+      const total = size + shaper.outputSize();
+      const keep = history !== null && total <= deps.settings.websocketMaxHistoryBytes;
+      if (history !== null && !keep) {
+        deps.log.info(
+          { requestId: this.#requestId, size: total },
+          "websocket conversation over the history cap; only its upstream connection can continue it now",
+        );
+      }
+      lastTurn = {
+        responseId: done.state.responseId!,
+        input: keep ? history : null,
+        output: keep ? shaper.items() : null,
+        size: total,
+      };
+    }
     s.finished(open.account, lastTurn, this.#transport === "websocket" ? this.#usedUpstream : null);
     this.#log(done.status, 200, done.state, undefined, ttfbMs);
     this.#completed(open.account, done.status === "success", 200);
