@@ -6,6 +6,7 @@
  */
 import { Elysia, t } from "elysia";
 import { audit, auditContext } from "../access/audit.ts";
+import { guardErrorOf } from "../app/body-guard.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
@@ -53,8 +54,9 @@ async function readImportBody(request: Request) {
     let form: FormData;
     try {
       form = await request.formData();
-    } catch {
-      throw new GatewayError("invalid_auth_json", "The multipart body could not be read");
+    } catch (e) {
+      // Over the size limit or past the body deadline: that answer (413 / 408), not "unreadable".
+      throw guardErrorOf(e) ?? new GatewayError("invalid_auth_json", "The multipart body could not be read");
     }
     const part = form.get("auth_json");
     if (part === null)

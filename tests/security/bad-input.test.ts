@@ -70,7 +70,12 @@ describe("500 → 4xx", () => {
   ])("GET %s is a 400", async (path) => {
     const res = await fetch(`${gw.url}${path}`);
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("validation_error");
+    const { error } = (await res.json()) as { error: { code: string; message: string; param: string } };
+    expect(error.code).toBe("validation_error");
+    // The message and `param` name the query field (not "Invalid body").
+    const name = new URL(path, gw.url).searchParams.keys().next().value!;
+    expect(error.param).toBe(name);
+    expect(error.message).toContain(`'${name}'`);
   });
 
   test("PUT /api/settings with a non-object body is a 400 that changes nothing", async () => {
