@@ -36,6 +36,7 @@ import type { Settings } from "../settings/schema.ts";
 import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
+import { createTracer } from "../tracing/tracing.ts";
 import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
 import { pathOf, renderError } from "./errors.ts";
@@ -311,6 +312,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     { shouldRun: () => cluster.isLeader() },
   );
   stops.push(() => pruner.stop());
+  // Spans batched for export go out last (after the request-log flush, which may finish requests).
+  const tracing = await createTracer(settings, version, log.child({ component: "tracing" }));
+  if (tracing) stops.push(() => tracing.shutdown());
   const deps: AppDeps = {
     settings,
     store,
@@ -331,6 +335,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onStop: (fn) => stops.push(fn),
     requestLogs,
     metrics,
+    tracing,
     access,
     cluster,
     events,

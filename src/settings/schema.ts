@@ -236,6 +236,19 @@ export const SettingsSchema = Type.Object(
       description:
         "A bearer token a Prometheus scraper may send to `/metrics` instead of an admin session (empty: admin access only).",
     }),
+    otelTracesEndpoint: Type.String({
+      pattern: "^(https?://\\S+)?$",
+      default: "",
+      httpUrl: true,
+      description:
+        "OTLP/HTTP traces URL (`http://127.0.0.1:4318/v1/traces`): one OpenTelemetry span per proxied request is exported there (empty: trace export off, nothing of OpenTelemetry is loaded).",
+    }),
+    otelHeaders: Type.String({
+      default: "",
+      secret: true,
+      description:
+        "Headers sent with each OTLP export, `name=value` pairs separated by commas (`authorization=Bearer%20abc`; values URL-decoded).",
+    }),
   },
   { additionalProperties: false },
 );

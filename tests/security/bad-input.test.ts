@@ -66,7 +66,7 @@ describe("500 → 4xx", () => {
     "/api/request-logs?offset=1.5",
     "/api/request-logs?offset=1e20",
     "/api/audit-logs?limit=1.5",
-    "/api/audit-logs?before=1e400",
+    "/api/audit-logs?offset=1e400",
   ])("GET %s is a 400", async (path) => {
     const res = await fetch(`${gw.url}${path}`);
     expect(res.status).toBe(400);

@@ -41,6 +41,7 @@ import {
 import type { ProxyContext } from "../context.ts";
 import { httpFailure, transportFailure } from "../failure.ts";
 import { accessFields, type LogFacts, logRow, requestKindOf, type Transport } from "../log-row.ts";
+import { endpointKind, observeFinished } from "../observe.ts";
 import { reasoningEffortOf, routingFields, toUpstreamPayload } from "../payload.ts";
 import { type FinishStatus, failedEvent, ProxyStream, type StreamState } from "../stream.ts";
 import {
@@ -344,7 +345,16 @@ class Turn {
       }),
       "request",
     );
-    s.ctx.logs.add(logRow(facts));
+    const row = logRow(facts);
+    s.ctx.logs.add(row);
+    observeFinished(s.ctx.deps, {
+      ...facts,
+      family: endpointKind(s.options.endpoint),
+      method: "WS",
+      attempts: this.#trace.attempts,
+      costUsd: row.cost_usd ?? null,
+      headers: s.headers,
+    });
   }
 
   #completed(account: AccountSnapshot | null, ok: boolean, httpStatus: number): void {
