@@ -243,6 +243,13 @@ export const SettingsSchema = Type.Object(
       description:
         "OTLP/HTTP traces URL (`http://127.0.0.1:4318/v1/traces`): one OpenTelemetry span per proxied request is exported there (empty: trace export off, nothing of OpenTelemetry is loaded).",
     }),
+    otelSampleRatio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 1,
+      description:
+        "Share of requests traced when trace export is on (0 to 1, by trace id); a request whose client sent a sampled `traceparent` is always traced, an unsampled one never.",
+    }),
     otelHeaders: Type.String({
       default: "",
       secret: true,

@@ -100,10 +100,16 @@ describe("500 → 4xx", () => {
 
   test("PATCH /api/accounts/<over 200 chars> is a 400 without an audit row", async () => {
     const res = await fetch(
-      `${gw.url}/api/accounts/${"a".repeat(250)}`,
+      `${gw.url}/api/accounts/${"a".repeat(201)}`,
       jsonInit("PATCH", { routingPolicy: "preserve" }),
     );
     expect(res.status).toBe(400);
+    // 200 characters is a possible id: an unknown account, 404 (and no audit row either).
+    const at = await fetch(
+      `${gw.url}/api/accounts/${"a".repeat(200)}`,
+      jsonInit("PATCH", { routingPolicy: "preserve" }),
+    );
+    expect(at.status).toBe(404);
     const audits = await gw.running.store.db
       .selectFrom("audit_logs")
       .select("action")
