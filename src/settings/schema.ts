@@ -124,6 +124,12 @@ export const SettingsSchema = Type.Object(
       description:
         "Largest accepted Responses WebSocket message (one `response.create`), in bytes; a larger one closes the socket with 1009.",
     }),
+    websocketMaxHistoryBytes: Type.Integer({
+      minimum: 0,
+      default: 16 * 1024 * 1024,
+      description:
+        "Largest conversation a client's Responses WebSocket keeps to resend when a continuation must move (another account, HTTP, a new upstream connection); past it only the upstream connection that made the response can continue it.",
+    }),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,
