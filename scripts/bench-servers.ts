@@ -89,6 +89,8 @@ export async function serveUpstream(): Promise<void> {
     async fetch(req, srv) {
       if (req.headers.get("upgrade")?.toLowerCase() === "websocket" && srv.upgrade(req)) return undefined;
       const text = await req.text();
+      // An OTLP/HTTP sink for the gateway's trace export (`bun run bench -- --metrics`).
+      if (req.url.endsWith("/v1/traces")) return Response.json({});
       const headers = { "content-type": "text/event-stream" };
       if (text.includes(LONG_MARKER)) return new Response(long, { headers });
       if (!text.includes(SLOW_MARKER)) return new Response(short, { headers });
@@ -157,6 +159,10 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     CODEX_LB_LOG_LEVEL: "info",
     // `CODEX_LB_METRICS_ENABLED=false bun run bench` measures the gateway without its metrics.
     CODEX_LB_METRICS_ENABLED: process.env.CODEX_LB_METRICS_ENABLED ?? "true",
+    // Trace export (off unless the bench turns it on for a gateway of the --metrics run).
+    ...(process.env.CODEX_LB_OTEL_TRACES_ENDPOINT
+      ? { CODEX_LB_OTEL_TRACES_ENDPOINT: process.env.CODEX_LB_OTEL_TRACES_ENDPOINT }
+      : {}),
     CODEX_LB_API_KEY_AUTH_ENABLED: "true",
     // Every bench client comes from 127.0.0.1: lift the per-address cap on requests still sending their body.
     CODEX_LB_MAX_UNAUTHENTICATED_PER_ADDRESS: "100000",

@@ -22,6 +22,10 @@
  * `bun run bench -- --no-memory` skips the memory run; `--only-memory` runs just it;
  * `--only-websocket` runs just the WebSocket table. `bun run bench -- --postgres` compares one gateway
  * on SQLite with three replicas on one PostgreSQL instead (scripts/bench-postgres.ts).
+ * `bun run bench -- --metrics` compares three gateways on the short answer instead: metrics off
+ * (`CODEX_LB_METRICS_ENABLED=false`), metrics on (the default), and metrics on with OpenTelemetry
+ * trace export to a sink; cells interleaved in a rotating order, `BENCH_ROUNDS` (default 7 here),
+ * each round's CPU per request compared with the same round's metrics-off cell.
  *
  * @module
  */
@@ -534,6 +538,66 @@ async function memory(upstream: Proc): Promise<void> {
   );
 }
 
+// ---------------------------------------------------------------------------------------------
+// The cost of observability: metrics on / off, trace export on
+
+async function observabilityRun(upstream: Proc): Promise<void> {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
+  const codexPath = "/backend-api/codex/responses";
+  const gws = {
+    "metrics off": await spawnRole("gateway", [upstream.url, "1"], { CODEX_LB_METRICS_ENABLED: "false" }),
+    "metrics on (default)": await spawnRole("gateway", [upstream.url, "1"], {
+      CODEX_LB_METRICS_ENABLED: "true",
+    }),
+    "metrics on + OTLP traces": await spawnRole("gateway", [upstream.url, "1"], {
+      CODEX_LB_METRICS_ENABLED: "true",
+      CODEX_LB_OTEL_TRACES_ENDPOINT: `${upstream.url}/v1/traces`,
+    }),
+  };
+  try {
+    const names = Object.keys(gws) as (keyof typeof gws)[];
+    const run = (name: keyof typeof gws, c: number, s: number) => {
+      const gw = gws[name];
+      const headers = { "content-type": "application/json", authorization: `Bearer ${gw.key}` };
+      return load(`${gw.url}${codexPath}`, headers, SHORT, c, s, { proxy: gw.pid, upstream: upstream.pid });
+    };
+    for (const n of names) await run(n, 8, 1);
+    const cells = new Map<string, Cell[]>();
+    for (let r = 0; r < rounds; r++) {
+      for (const c of CONCURRENCY) {
+        // Rotate the order each round so no gateway always runs first or last.
+        for (let i = 0; i < names.length; i++) {
+          const n = names[(i + r) % names.length]!;
+          cells.set(`${n}|${c}`, [...(cells.get(`${n}|${c}`) ?? []), await run(n, c, SECONDS)]);
+        }
+      }
+    }
+    const rows = [
+      ["gateway", "conns", "proxy CPU µs/req", "cost vs metrics off (paired by round)", "req/s", "errors"],
+    ];
+    for (const c of CONCURRENCY) {
+      const off = cells.get(`metrics off|${c}`)!;
+      for (const n of names) {
+        const xs = cells.get(`${n}|${c}`)!;
+        const paired = xs.map((x, i) => (100 * (x.proxyUs! - off[i]!.proxyUs!)) / off[i]!.proxyUs!);
+        rows.push([
+          n,
+          String(c),
+          spread(xs.map((x) => x.proxyUs!)),
+          n === "metrics off" ? "-" : `${spread(paired, 1)} %`,
+          spread(xs.map((x) => x.rps)),
+          String(xs.reduce((s, x) => s + x.errors, 0)),
+        ]);
+      }
+    }
+    console.log(
+      `Observability cost, short answer through codex-lb (${rounds} rounds × ${SECONDS} s per cell, interleaved):\n${table(rows)}`,
+    );
+  } finally {
+    await Promise.all(Object.values(gws).map((g) => g.kill()));
+  }
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const args = process.argv.slice(2);
@@ -541,7 +605,9 @@ async function main(): Promise<void> {
     BENCH_SLOW_SECONDS: process.env.BENCH_SLOW_SECONDS ?? "10",
   });
   try {
-    if (args.includes("--only-websocket")) {
+    if (args.includes("--metrics")) {
+      await observabilityRun(upstream);
+    } else if (args.includes("--only-websocket")) {
       const gw = await spawnRole("gateway", [upstream.url, "1"]);
       try {
         await websocketRun(upstream, gw);
@@ -559,7 +625,8 @@ async function main(): Promise<void> {
         await Promise.all([gw.kill(), gw200.kill(), pass.kill()]);
       }
     }
-    if (!args.includes("--no-memory") && !args.includes("--only-websocket")) await memory(upstream);
+    if (!args.includes("--no-memory") && !args.includes("--only-websocket") && !args.includes("--metrics"))
+      await memory(upstream);
     console.log(
       `\n${ROUNDS} rounds × ${SECONDS} s per cell, all on 127.0.0.1; total ${((performance.now() - started) / 1000).toFixed(0)} s`,
     );

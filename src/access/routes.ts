@@ -5,6 +5,7 @@
  */
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
+import { Page, pageQuery } from "../app/paging.ts";
 import { infoOf } from "../app/request-info.ts";
 import { audit, auditContext } from "./audit.ts";
 import { getApiKeyAuthEnabled, setApiKeyAuthEnabled } from "./runtime-settings.ts";
@@ -57,36 +58,33 @@ export function accessRoutes(deps: AppDeps) {
     .get(
       "/api/audit-logs",
       async ({ query }) => {
-        let q = db
-          .selectFrom("audit_logs")
-          .selectAll()
-          .orderBy("id", "desc")
-          .limit(query.limit ?? 100);
-        if (query.before !== undefined) q = q.where("id", "<", query.before);
-        const rows = await q.execute();
-        return rows.map((r) => ({
-          id: r.id,
-          at: r.at,
-          action: r.action,
-          actorIp: r.actor_ip,
-          requestId: r.request_id,
-          details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
-        }));
+        const limit = query.limit ?? 100;
+        const offset = query.offset ?? 0;
+        const [rows, count] = await Promise.all([
+          db.selectFrom("audit_logs").selectAll().orderBy("id", "desc").limit(limit).offset(offset).execute(),
+          db
+            .selectFrom("audit_logs")
+            .select((e) => e.fn.countAll<number>().as("n"))
+            .executeTakeFirst(),
+        ]);
+        return {
+          items: rows.map((r) => ({
+            id: Number(r.id),
+            at: Number(r.at),
+            action: r.action,
+            actorIp: r.actor_ip,
+            requestId: r.request_id,
+            details: r.details ? (JSON.parse(r.details) as Record<string, unknown>) : null,
+          })),
+          total: Number(count?.n ?? 0),
+          limit,
+          offset,
+        };
       },
       {
-        query: t.Object({
-          limit: t.Optional(t.Numeric({ minimum: 1, maximum: 1000, multipleOf: 1 })),
-          before: t.Optional(
-            t.Numeric({
-              minimum: 1,
-              maximum: Number.MAX_SAFE_INTEGER,
-              multipleOf: 1,
-              description: "Only rows with a smaller id (paging)",
-            }),
-          ),
-        }),
+        query: t.Object(pageQuery(100, 1000)),
         detail: { tags: ["audit"], summary: "The audit trail, newest first" },
-        response: { 200: t.Array(AuditRow) },
+        response: { 200: Page(AuditRow) },
       },
     );
 }

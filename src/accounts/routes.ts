@@ -6,12 +6,21 @@
  */
 import { Elysia, t } from "elysia";
 import { audit, auditContext } from "../access/audit.ts";
+import { guardErrorOf } from "../app/body-guard.ts";
 import type { AppDeps } from "../app/deps.ts";
+import { Page, pageQuery } from "../app/paging.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Action } from "../plugin-host/actions.ts";
 import { exportForms, parseAuthJsonText } from "./auth-json.ts";
-import { AccountEventView, type AccountLoad, AccountView, accountEvents, accountViews } from "./views.ts";
+import {
+  AccountEventView,
+  type AccountLoad,
+  AccountView,
+  accountEvents,
+  accountViews,
+  countAccountEvents,
+} from "./views.ts";
 
 const Id = t.Object({ id: t.String({ minLength: 1, maxLength: 200 }) });
 const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
@@ -53,8 +62,9 @@ async function readImportBody(request: Request) {
     let form: FormData;
     try {
       form = await request.formData();
-    } catch {
-      throw new GatewayError("invalid_auth_json", "The multipart body could not be read");
+    } catch (e) {
+      // Over the size limit or past the body deadline: that answer (413 / 408), not "unreadable".
+      throw guardErrorOf(e) ?? new GatewayError("invalid_auth_json", "The multipart body could not be read");
     }
     const part = form.get("auth_json");
     if (part === null)
@@ -208,14 +218,21 @@ export function accountRoutes(deps: AppDeps) {
     )
     .get(
       "/api/accounts/:id/events",
-      async ({ params }) => {
+      async ({ params, query }) => {
         await one(params.id);
-        return { events: await accountEvents(store.db, params.id) };
+        const limit = query.limit ?? 200;
+        const offset = query.offset ?? 0;
+        const [items, total] = await Promise.all([
+          accountEvents(store.db, params.id, limit, offset),
+          countAccountEvents(store.db, params.id),
+        ]);
+        return { items, total, limit, offset };
       },
       {
         params: Id,
+        query: t.Object(pageQuery(200, 1000)),
         detail: { tags, summary: "The account's status history (account_events), newest first" },
-        response: { 200: t.Object({ events: t.Array(AccountEventView) }), 404: ErrorBody },
+        response: { 200: Page(AccountEventView), 404: ErrorBody },
       },
     )
     .post(

@@ -37,7 +37,7 @@ export const AccountView = t.Object({
   health: t.Object(
     {
       usable: t.Boolean({ description: "Whether the balancer may choose the account right now" }),
-      backoffUntil: Nullable(t.Number({ description: "End of a transient-failure backoff (epoch ms)" })),
+      backoffUntil: Nullable(t.Integer({ description: "End of a transient-failure backoff (epoch ms)" })),
       failureStreak: t.Integer({ description: "Transient failures in a row" }),
       inFlight: t.Integer({ description: "Streams this process serves on the account now" }),
       queued: t.Integer({ description: "Requests waiting for a stream slot on the account" }),
@@ -112,13 +112,24 @@ export async function accountViews(
 }
 
 /** An account's events, newest first. */
-export async function accountEvents(db: Kysely<Database>, id: string, limit = 200) {
+/** How many status events an account has (for paging). */
+export async function countAccountEvents(db: Kysely<Database>, id: string): Promise<number> {
+  const row = await db
+    .selectFrom("account_events")
+    .where("account_id", "=", id)
+    .select((e) => e.fn.countAll<number>().as("n"))
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+export async function accountEvents(db: Kysely<Database>, id: string, limit = 200, offset = 0) {
   const rows = await db
     .selectFrom("account_events")
     .selectAll()
     .where("account_id", "=", id)
     .orderBy("id", "desc")
     .limit(limit)
+    .offset(offset)
     .execute();
   return rows.map((r) => ({
     id: r.id,

@@ -36,6 +36,7 @@ import type { Settings } from "../settings/schema.ts";
 import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service.ts";
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
+import { createTracer } from "../tracing/tracing.ts";
 import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
 import { pathOf, renderError } from "./errors.ts";
@@ -311,6 +312,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     { shouldRun: () => cluster.isLeader() },
   );
   stops.push(() => pruner.stop());
+  // Spans batched for export go out last (after the request-log flush, which may finish requests).
+  const tracing = await createTracer(settings, version, log.child({ component: "tracing" }));
+  if (tracing) stops.push(() => tracing.shutdown());
   const deps: AppDeps = {
     settings,
     store,
@@ -331,6 +335,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     onStop: (fn) => stops.push(fn),
     requestLogs,
     metrics,
+    tracing,
     access,
     cluster,
     events,
@@ -404,7 +409,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       const refused = await access.admit(request, surface, url);
       // Authenticated (a key, a session, or this machine) on a guarded route: the request no longer
       // counts against its address's unauthenticated cap.
-      if (!refused && surface !== "public" && !isPublicAdminPath(url.pathname)) info.releaseBodySlot?.();
+      if (!refused && surface !== "public" && !isPublicAdminPath(url.pathname)) {
+        info.authenticated = true;
+        info.releaseBodySlot?.();
+      }
       if (refused) {
         log.info(
           {
@@ -529,10 +537,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
           "malformed request URL or Host header",
         );
-        return errorResponse(
-          new GatewayError("bad_request", "The request's Host header or URL is malformed"),
-          "admin",
-          requestId,
+        return closingConnection(
+          errorResponse(
+            new GatewayError("bad_request", "The request's Host header or URL is malformed"),
+            "admin",
+            requestId,
+          ),
         );
       }
       let guarded = request;
@@ -558,7 +568,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         infoOf(guarded).releaseBodySlot = held.release;
       }
       try {
-        return await app.handle(guarded);
+        const response = await app.handle(guarded);
+        // An unauthenticated caller keeps no idle connection open: the answer closes it (the
+        // server keeps authenticated connections alive with no idle limit, for quiet streams).
+        return infoOf(guarded).authenticated ? response : closingConnection(response);
       } catch (e) {
         log.error(
           { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
@@ -598,6 +611,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       }
     },
   };
+}
+
+/** `response` with `Connection: close` (a copy when its headers are immutable). */
+function closingConnection(response: Response): Response {
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set("connection", "close");
+    return copy;
+  }
 }
 
 /** The live-event topic an admin write under `path` changes (null: none the dashboard shows). */

@@ -6,10 +6,11 @@
  *   else 408 `request_timeout` — a client trickling a body cannot hold a connection for ever;
  * - a per-address cap on requests that are still unauthenticated (admission not passed with a key
  *   or a session yet, or a public route such as login) and still receiving their body:
- *   `CODEX_LB_MAX_PENDING_BODIES_PER_ADDRESS`; past it the request is answered 429 at once and the
+ *   `CODEX_LB_MAX_UNAUTHENTICATED_PER_ADDRESS`; past it the request is answered 429 at once and the
  *   connection closed, so a flood from one address cannot exhaust file descriptors.
  * (Request headers have their own deadline in the server: Bun closes a connection whose headers are
- * not complete within about 10 seconds.)
+ * not complete about 10 seconds after it opened. Answers to unauthenticated requests close their
+ * connection, see `closingConnection` in app.ts.)
  *
  * Runtime-neutral: Web streams and the injected timer functions only.
  *

@@ -16,6 +16,7 @@ import type { RuntimeSettingsStore } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import type { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
+import type { RequestTracer } from "../tracing/tracing.ts";
 import type { Logger } from "./logging.ts";
 
 /** What a feature's routes get: explicit dependencies, never a global. */
@@ -49,6 +50,8 @@ export interface AppDeps {
   readonly requestLogs: RequestLogWriter;
   /** Prometheus metrics (`/metrics`); null when `CODEX_LB_METRICS_ENABLED=false`. */
   readonly metrics: GatewayMetrics | null;
+  /** OpenTelemetry span export; null (nothing loaded) unless `CODEX_LB_OTEL_TRACES_ENDPOINT` is set. */
+  readonly tracing: RequestTracer | null;
   /** API keys, admin auth, firewall store, client address and locality. */
   readonly access: AccessControl;
   /** This replica among the gateways sharing the database: leader, change feed, refresh claims. */

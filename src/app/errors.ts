@@ -60,6 +60,29 @@ export function validationToGatewayError(e: ValidationLike, where: string): Gate
   return new GatewayError("validation_error", message, { param: field });
 }
 
+/**
+ * A converted query or path number out of range (`limit=1.5`, `offset=-1`): Elysia reports the value
+ * alone, without its name; the query parameter holding that value names it.
+ */
+function propertyError(e: ValidationLike & { value?: unknown }, request: Request): GatewayError {
+  const message = e.valueError?.message ?? "is invalid";
+  const url = URL.parse(request.url);
+  const names = url
+    ? [...url.searchParams].filter(([, v]) => v.trim() !== "" && Number(v) === e.value).map(([k]) => k)
+    : [];
+  if (names.length === 1)
+    return new GatewayError("validation_error", `Invalid query field '${names[0]}': ${message}`, {
+      param: names[0],
+    });
+  return new GatewayError(
+    "validation_error",
+    `Invalid parameter value ${JSON.stringify(e.value)}: ${message}`,
+    {
+      param: null,
+    },
+  );
+}
+
 export function renderError(opts: {
   code: string | number;
   error: unknown;
@@ -74,13 +97,12 @@ export function renderError(opts: {
   const guardError = guardErrorOf(error);
   if (guardError) gw = guardError;
   else if (code === "VALIDATION") {
-    const where =
-      (error as { type?: string }).type === "query"
-        ? "query"
-        : (error as { type?: string }).type === "params"
-          ? "path"
-          : "body";
-    gw = validationToGatewayError(error as ValidationLike, where);
+    const type = (error as { type?: string }).type;
+    if (type === "property") gw = propertyError(error as ValidationLike & { value?: unknown }, request);
+    else {
+      const where = type === "query" ? "query" : type === "params" ? "path" : "body";
+      gw = validationToGatewayError(error as ValidationLike, where);
+    }
   } else if (code === "NOT_FOUND")
     gw = new GatewayError("not_found", `No route for ${request.method} ${path}`);
   else if (code === "PARSE") gw = new GatewayError("invalid_json");

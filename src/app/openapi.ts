@@ -30,7 +30,7 @@ export const descriptions: Readonly<Record<string, string>> = {
   "PUT /api/settings":
     "Changes some runtime settings. Send the `version` you read: a concurrent change answers 409 `settings_conflict` and nothing is applied.",
   "GET /api/sticky-sessions":
-    "Sticky bindings (prompt cache key, session header, previous response) and the account each is bound to, most recently used first.",
+    "Sticky bindings (prompt cache key, session header, previous response) and the account each is bound to, most recently used first; `limit`/`offset` paging.",
   "DELETE /api/sticky-sessions/{key}":
     "Removes one sticky binding; the next request with that key is routed by the strategy and bound again.",
   "PATCH /api/accounts/{id}":
@@ -48,7 +48,7 @@ export const descriptions: Readonly<Record<string, string>> = {
   "POST /api/accounts/{id}/reactivate":
     "Puts a paused, rate-limited or deactivated account back in rotation; an account that needs a new login answers 409 `reauth_required`.",
   "GET /api/accounts/{id}/events":
-    "The account's status changes (who decided, from which status to which, why), newest first, up to 200.",
+    "The account's status changes (who decided, from which status to which, why), newest first; `limit`/`offset` paging.",
   "POST /api/accounts/{id}/export/auth":
     "The account's live tokens as a Codex CLI `auth.json` and as an OpenCode auth entry. Audited; the answer is never cached.",
   "POST /api/oauth/start":
@@ -103,7 +103,7 @@ export const descriptions: Readonly<Record<string, string>> = {
   "GET /api/settings/access": "Whether proxy clients need an API key (`apiKeyAuthEnabled`).",
   "PUT /api/settings/access": "Turns API-key authentication of proxy clients on or off.",
   "GET /api/audit-logs":
-    "Admin changes and logins (who, from which address, what), newest first, with paging.",
+    "Admin changes and logins (who, from which address, what), newest first; `limit`/`offset` paging.",
   "GET /api/firewall":
     "The addresses and ranges allowed to use the proxy; an empty list allows every client.",
   "PUT /api/firewall": "Replaces the whole allowlist in one change.",
@@ -240,7 +240,28 @@ function cleanSchema(s: Json): void {
     return;
   }
   for (const k of ["csv", "httpUrl", "secret", "$id", "errorMessage"]) delete s[k];
+  collapseNumeric(s);
   for (const v of Object.values(s)) cleanSchema(v);
+}
+
+/**
+ * Elysia documents `t.Integer()` / `t.Numeric()` as "a numeric string or a number"
+ * (`anyOf: [{type: "string", format: "integer"}, {type: "integer"}]`), its coercion of query and
+ * form values; the value is a number (a query value is text on the wire anyway). Collapses that
+ * to the number schema so every time (epoch ms) and count reads as an integer.
+ */
+function collapseNumeric(s: Json): void {
+  const alt = s.anyOf;
+  if (!Array.isArray(alt) || alt.length !== 2) return;
+  const text = alt.find(
+    (x: Json) => x?.type === "string" && (x.format === "integer" || x.format === "numeric"),
+  );
+  const num = alt.find((x: Json) => x?.type === "integer" || x?.type === "number");
+  if (!text || !num) return;
+  delete s.anyOf;
+  const { description, ...rest } = num;
+  Object.assign(s, rest);
+  if (s.description === undefined && description !== undefined) s.description = description;
 }
 
 const METHODS = ["get", "put", "post", "delete", "patch", "options", "head"];
@@ -253,7 +274,8 @@ export function normalizeOpenApi(doc: Json): Json {
     description:
       "Account-pooling gateway for ChatGPT/Codex. `/v1/*` and `/backend-api/codex/*` are OpenAI- and Codex-compatible " +
       "proxy endpoints (errors in the OpenAI envelope); `/api/*` is the admin API (errors as `{error: {code, message}}`). " +
-      "Times in the admin API are epoch milliseconds unless a field says ISO 8601.",
+      "Every time in the admin API's answers is epoch milliseconds (`since`/`until` filters also take ISO 8601); " +
+      "every paged listing takes `limit`/`offset` and answers `{items, total, limit, offset}`, newest first.",
   };
   doc.components ??= {};
   doc.components.securitySchemes = {

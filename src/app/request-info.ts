@@ -20,6 +20,11 @@ export interface RequestInfo {
   apiKeyId?: string | null;
   /** Frees the request's unauthenticated-body slot (see BodyGuard) once admission has passed. */
   releaseBodySlot?: () => void;
+  /**
+   * True once the request passed access control on a guarded route (a key, a session, or this
+   * machine). An answer to any other request closes its connection (`Connection: close`).
+   */
+  authenticated?: boolean;
   /** Set by a route that writes its own, richer access line (the proxy); the app's line is skipped. */
   accessLogged?: boolean;
 }

@@ -29,6 +29,8 @@ export interface ArgSpec {
   readonly optional?: boolean;
   /** What shells should complete it with. */
   readonly complete?: "file" | "none";
+  /** The only values it takes (completed by the shells). */
+  readonly choices?: readonly string[];
 }
 
 export interface Io {

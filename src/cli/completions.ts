@@ -21,7 +21,11 @@ function nodes(root: Command): Node[] {
     const flags = [...(cmd.flags ?? []), HELP_FLAG];
     out.push({
       path: path.join(" "),
-      words: [...(cmd.subcommands ?? []).map((c) => c.name), ...flags.map((f) => `--${f.name}`)],
+      words: [
+        ...(cmd.subcommands ?? []).map((c) => c.name),
+        ...(cmd.args ?? []).flatMap((a) => a.choices ?? []),
+        ...flags.map((f) => `--${f.name}`),
+      ],
       valued: flags
         .filter((f) => f.value)
         .map((f) => ({ flag: `--${f.name}`, file: /FILE|DIR/.test(f.value ?? "") })),
@@ -109,6 +113,8 @@ function fish(root: Command): string {
         `complete -c codex-lb -n ${q(cond)} -l ${f.name}${f.short ? ` -s ${f.short}` : ""}${f.value ? (file ? " -r -F" : " -r") : ""} -d ${q(f.help)}`,
       );
     }
+    const choices = (cmd.args ?? []).flatMap((a) => a.choices ?? []);
+    if (choices.length) lines.push(`complete -c codex-lb -n ${q(cond)} -a ${q(choices.join(" "))}`);
     if ((cmd.args ?? []).some((a) => a.complete === "file"))
       lines.push(`complete -c codex-lb -n ${q(cond)} -F`);
     for (const c of cmd.subcommands ?? []) walk(c, [...path, c.name]);
@@ -128,7 +134,7 @@ export function completionsCommand(root: () => Command): Command {
       "bash: codex-lb completions bash > /etc/bash_completion.d/codex-lb\n" +
       "zsh:  codex-lb completions zsh > ~/.zsh/completions/_codex-lb  (a folder in $fpath)\n" +
       "fish: codex-lb completions fish > ~/.config/fish/completions/codex-lb.fish",
-    args: [{ name: "SHELL", complete: "none" }],
+    args: [{ name: "SHELL", complete: "none", choices: Object.keys(SHELLS) }],
     async run(p, io) {
       const shell = p.args[0]! as keyof typeof SHELLS;
       const gen = Object.hasOwn(SHELLS, shell) ? SHELLS[shell] : undefined;

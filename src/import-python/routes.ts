@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { Elysia, t } from "elysia";
 import { audit, auditContext } from "../access/audit.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
+import { guardErrorOf } from "../app/body-guard.ts";
 import type { AppDeps } from "../app/deps.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
@@ -76,8 +77,11 @@ export function importPythonRoutes(deps: AppDeps) {
       let form: FormData;
       try {
         form = await request.formData();
-      } catch {
-        throw new GatewayError("python_import_invalid", "The multipart body could not be read");
+      } catch (e) {
+        // Over the size limit or past the body deadline: that answer (413 / 408), not "unreadable".
+        throw (
+          guardErrorOf(e) ?? new GatewayError("python_import_invalid", "The multipart body could not be read")
+        );
       }
       const storeBytes = await partBytes(form, "store");
       const key = FernetKey.parse(new TextDecoder().decode(await partBytes(form, "key")));

@@ -10,6 +10,7 @@ import { Elysia, t } from "elysia";
 import { hasAdminAccess } from "../access/admin-auth/guard.ts";
 import { constantTimeEqual } from "../access/crypto.ts";
 import type { AppDeps } from "../app/deps.ts";
+import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 
 const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
@@ -35,6 +36,8 @@ export function metricsRoutes(deps: AppDeps) {
           { "www-authenticate": 'Bearer realm="codex-lb metrics"' },
         );
       }
+      // A scraper that passed counts as authenticated: its connection may stay open between scrapes.
+      infoOf(request).authenticated = true;
       return new Response(await metrics.registry.render(), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" },
       });

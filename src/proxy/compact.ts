@@ -18,6 +18,7 @@ import { type AttemptTrace, openUpstream } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";
 import { accessFields, type LogFacts, logRow } from "./log-row.ts";
+import { observeFinished } from "./observe.ts";
 import { reasoningEffortOf, routingFields, toUpstreamPayload } from "./payload.ts";
 import { passUpstreamHeaders } from "./serve.ts";
 import { ResponseCollector } from "./shapers.ts";
@@ -114,7 +115,16 @@ export async function serveCompact(
       }),
       "request",
     );
-    ctx.logs.add(logRow(facts));
+    const row = logRow(facts);
+    ctx.logs.add(row);
+    observeFinished(deps, {
+      ...facts,
+      family: "compact",
+      method: request.method,
+      attempts: trace.attempts,
+      costUsd: row.cost_usd ?? null,
+      headers: request.headers,
+    });
   };
   const timeoutError = () =>
     new GatewayError(

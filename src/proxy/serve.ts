@@ -14,7 +14,8 @@ import { type AttemptTrace, openUpstream } from "./attempt.ts";
 import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
 import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";
-import { logRow, requestKindOf } from "./log-row.ts";
+import { type LogFacts, logRow, requestKindOf } from "./log-row.ts";
+import { observeFinished } from "./observe.ts";
 import { routingFields } from "./payload.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
 import {
@@ -109,7 +110,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       },
       "request",
     );
-    const row = logRow({
+    const facts: LogFacts = {
       ...fields,
       requestedAt,
       requestId: info.requestId,
@@ -126,21 +127,16 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
       transport: "http",
       upstreamTransport: trace.attempts > 0 ? "http" : null,
       kind: requestKindOf(spec.payload),
-    });
+    };
+    const row = logRow(facts);
     ctx.logs.add(row);
-    deps.metrics?.request({
-      endpoint: spec.kind,
-      status: fields.httpStatus,
-      model: spec.model,
-      accountId: trace.accountId,
-      apiKeyId: info.apiKeyId ?? null,
-      durationMs: latencyMs,
-      ttfbMs: fields.ttfbMs ?? null,
-      inputTokens: u?.inputTokens ?? null,
-      cachedInputTokens: u?.cachedInputTokens ?? null,
-      outputTokens: u?.outputTokens ?? null,
-      reasoningTokens: u?.reasoningTokens ?? null,
+    observeFinished(deps, {
+      ...facts,
+      family: spec.kind,
+      method: request.method,
+      attempts: trace.attempts,
       costUsd: row.cost_usd ?? null,
+      headers: request.headers,
     });
   };
   const completed = (account: AccountSnapshot | null, ok: boolean, httpStatus: number) => {

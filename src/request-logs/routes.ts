@@ -1,13 +1,14 @@
 /**
  * `GET /api/request-logs`: the request log, newest first, with paging (`limit`, `offset`) and
  * filters (`accountId`, `apiKeyId`, `model`, `status`, `kind`, `endpoint`, `requestId`, `since`/`until` as
- * ISO 8601 or epoch milliseconds). Each item carries its cost (stored, else priced).
+ * ISO 8601 or epoch milliseconds; answers give epoch ms). Each item carries its cost (stored, else priced).
  *
  * @module
  */
 import { Elysia, t } from "elysia";
 import { costUsd } from "../access/api-keys/pricing.ts";
 import type { AppDeps } from "../app/deps.ts";
+import { Page, pageQuery } from "../app/paging.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { RequestLogRow } from "../store/schema.ts";
 
@@ -15,7 +16,7 @@ const Nullable = <T extends import("@sinclair/typebox").TSchema>(s: T) => t.Unio
 
 export const RequestLogItem = t.Object({
   id: t.Integer(),
-  requestedAt: t.String({ description: "ISO 8601, UTC" }),
+  requestedAt: t.Integer({ description: "epoch milliseconds" }),
   requestId: t.String(),
   accountId: Nullable(t.String()),
   apiKeyId: Nullable(t.String()),
@@ -50,8 +51,7 @@ export const RequestLogItem = t.Object({
 });
 
 const Query = t.Object({
-  limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500, multipleOf: 1, default: 50 })),
-  offset: t.Optional(t.Numeric({ minimum: 0, maximum: 1_000_000_000, multipleOf: 1, default: 0 })),
+  ...pageQuery(50, 500),
   accountId: t.Optional(t.String({ minLength: 1 })),
   apiKeyId: t.Optional(t.String({ minLength: 1 })),
   model: t.Optional(t.String({ minLength: 1 })),
@@ -82,7 +82,7 @@ function toItem(r: RequestLogRow) {
   const num = (v: number | null) => (v === null ? null : Number(v));
   return {
     id: Number(r.id),
-    requestedAt: new Date(Number(r.requested_at)).toISOString(),
+    requestedAt: Number(r.requested_at),
     requestId: r.request_id,
     accountId: r.account_id,
     apiKeyId: r.api_key_id,
@@ -149,12 +149,7 @@ export function requestLogRoutes(deps: AppDeps) {
       query: Query,
       detail: { tags: ["request-logs"], summary: "Request log, newest first, with paging and filters" },
       response: {
-        200: t.Object({
-          items: t.Array(RequestLogItem),
-          total: t.Integer(),
-          limit: t.Integer(),
-          offset: t.Integer(),
-        }),
+        200: Page(RequestLogItem),
       },
     },
   );

@@ -124,6 +124,12 @@ export const SettingsSchema = Type.Object(
       description:
         "Largest accepted Responses WebSocket message (one `response.create`), in bytes; a larger one closes the socket with 1009.",
     }),
+    websocketMaxHistoryBytes: Type.Integer({
+      minimum: 0,
+      default: 16 * 1024 * 1024,
+      description:
+        "Largest conversation a client's Responses WebSocket keeps to resend when a continuation must move (another account, HTTP, a new upstream connection); past it only the upstream connection that made the response can continue it.",
+    }),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,
@@ -236,6 +242,26 @@ export const SettingsSchema = Type.Object(
       secret: true,
       description:
         "A bearer token a Prometheus scraper may send to `/metrics` instead of an admin session (empty: admin access only).",
+    }),
+    otelTracesEndpoint: Type.String({
+      pattern: "^(https?://\\S+)?$",
+      default: "",
+      httpUrl: true,
+      description:
+        "OTLP/HTTP traces URL (`http://127.0.0.1:4318/v1/traces`): one OpenTelemetry span per proxied request is exported there (empty: trace export off, nothing of OpenTelemetry is loaded).",
+    }),
+    otelSampleRatio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 1,
+      description:
+        "Share of requests traced when trace export is on (0 to 1, by trace id); a request whose client sent a sampled `traceparent` is always traced, an unsampled one never.",
+    }),
+    otelHeaders: Type.String({
+      default: "",
+      secret: true,
+      description:
+        "Headers sent with each OTLP export, `name=value` pairs separated by commas (`authorization=Bearer%20abc`; values URL-decoded).",
     }),
   },
   { additionalProperties: false },

@@ -7,6 +7,7 @@
 import { Elysia, t } from "elysia";
 import { audit, auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
+import { Page, pageQuery } from "../app/paging.ts";
 import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
 import { type StickyKind, stickyKinds } from "./store.ts";
@@ -36,13 +37,17 @@ export function stickyRoutes(deps: AppDeps) {
   return new Elysia({ name: "routes:sticky-sessions" })
     .get(
       "/api/sticky-sessions",
-      async ({ query }) => ({
-        stickySessions: await deps.sticky.list(deps.clock(), {
-          accountId: query.accountId,
-          kind: query.kind as StickyKind | undefined,
-          limit: query.limit ?? 1000,
-        }),
-      }),
+      async ({ query }) => {
+        const now = deps.clock();
+        const filter = { accountId: query.accountId, kind: query.kind as StickyKind | undefined };
+        const limit = query.limit ?? 1000;
+        const offset = query.offset ?? 0;
+        const [items, total] = await Promise.all([
+          deps.sticky.list(now, { ...filter, limit, offset }),
+          deps.sticky.count(now, filter),
+        ]);
+        return { items, total, limit, offset };
+      },
       {
         query: t.Object({
           accountId: t.Optional(t.String({ minLength: 1 })),
@@ -50,10 +55,10 @@ export function stickyRoutes(deps: AppDeps) {
           kind: t.Optional(
             t.String({ pattern: `^(${stickyKinds.join("|")})$`, description: "Only bindings of this kind" }),
           ),
-          limit: t.Optional(t.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
+          ...pageQuery(1000, 10000),
         }),
         detail: { tags: ["sticky-sessions"], summary: "Live sticky session bindings, last used first" },
-        response: { 200: t.Object({ stickySessions: t.Array(Binding) }) },
+        response: { 200: Page(Binding) },
       },
     )
     .delete(

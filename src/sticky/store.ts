@@ -165,18 +165,27 @@ export class StickyStore {
   /** Live bindings, newest use first, optionally of one account or kind. */
   async list(
     now: EpochMs,
-    filter: { accountId?: string; kind?: StickyKind; limit?: number } = {},
+    filter: { accountId?: string; kind?: StickyKind; limit?: number; offset?: number } = {},
   ): Promise<StickyBinding[]> {
-    let q = this.db
-      .selectFrom("sticky_sessions")
-      .selectAll()
-      .where("expires_at", ">", now)
-      .orderBy("updated_at", "desc")
-      .orderBy("key");
+    let q = this.#live(now, filter).selectAll().orderBy("updated_at", "desc").orderBy("key");
+    if (filter.limit) q = q.limit(filter.limit);
+    if (filter.offset) q = q.offset(filter.offset);
+    return (await q.execute()).map(toBinding);
+  }
+
+  /** How many live bindings match (for paging). */
+  async count(now: EpochMs, filter: { accountId?: string; kind?: StickyKind } = {}): Promise<number> {
+    const row = await this.#live(now, filter)
+      .select((e) => e.fn.countAll<number>().as("n"))
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  #live(now: EpochMs, filter: { accountId?: string; kind?: StickyKind }) {
+    let q = this.db.selectFrom("sticky_sessions").where("expires_at", ">", now);
     if (filter.accountId) q = q.where("account_id", "=", filter.accountId);
     if (filter.kind) q = q.where("kind", "=", filter.kind);
-    if (filter.limit) q = q.limit(filter.limit);
-    return (await q.execute()).map(toBinding);
+    return q;
   }
 
   /** Deletes every binding expired at `now`; returns how many. */

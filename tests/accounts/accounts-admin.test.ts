@@ -27,9 +27,9 @@ describe("account admin", () => {
       status: "active",
     });
     const ev = (await (await fetch(`${w.gw.url}/api/accounts/${id}/events`)).json()) as {
-      events: { action: string; source: string; toStatus: string }[];
+      items: { action: string; source: string; toStatus: string }[];
     };
-    expect(ev.events.map((e) => [e.action, e.source, e.toStatus])).toEqual([
+    expect(ev.items.map((e) => [e.action, e.source, e.toStatus])).toEqual([
       ["account.reactivate", "admin", "active"],
       ["account.pause", "admin", "paused"],
       ["account.import", "import", "active"],

@@ -111,9 +111,9 @@ describe("usage polling", () => {
     expect(view.statusReason).toBe("Authentication token expired - re-login required");
     const events = (
       (await (await fetch(`${w.gw.url}/api/accounts/${id}/events`)).json()) as {
-        events: Record<string, unknown>[];
+        items: Record<string, unknown>[];
       }
-    ).events;
+    ).items;
     expect(events[0]).toMatchObject({
       action: "account.deactivate",
       toStatus: "reauth_required",
@@ -183,9 +183,9 @@ describe("usage polling", () => {
     await until("active again", async () => (await w.account(id)).status === "active", 5_000);
     const events = (
       (await (await fetch(`${w.gw.url}/api/accounts/${id}/events`)).json()) as {
-        events: { action: string; source: string }[];
+        items: { action: string; source: string }[];
       }
-    ).events;
+    ).items;
     expect(events.slice(0, 2).map((e) => [e.action, e.source])).toEqual([
       ["account.reactivate", "usage.fetched"],
       ["account.rate_limit", "usage.fetched"],

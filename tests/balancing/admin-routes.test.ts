@@ -158,15 +158,15 @@ describe("/api/sticky-sessions", () => {
   test("lists live bindings, filters by account and kind, refuses a bad kind", async () => {
     const owner = await pick({ "x-codex-turn-state": "turn-abc" });
     const all = (await (await fetch(`${gw.url}/api/sticky-sessions`)).json()) as {
-      stickySessions: { key: string; kind: string; accountId: string }[];
+      items: { key: string; kind: string; accountId: string }[];
     };
-    expect(all.stickySessions).toContainEqual(
+    expect(all.items).toContainEqual(
       expect.objectContaining({ key: "turn-abc", kind: "turn_state", accountId: owner }),
     );
     const byKind = (await (await fetch(`${gw.url}/api/sticky-sessions?kind=turn_state`)).json()) as {
-      stickySessions: { kind: string }[];
+      items: { kind: string }[];
     };
-    expect(byKind.stickySessions.every((s) => s.kind === "turn_state")).toBe(true);
+    expect(byKind.items.every((s) => s.kind === "turn_state")).toBe(true);
     const bad = await fetch(`${gw.url}/api/sticky-sessions?kind=nonsense`);
     expect(bad.status).toBe(400);
   });

@@ -51,8 +51,8 @@ describe("sticky sessions", () => {
     for (let i = 0; i < 30; i++) ids.add(await routed({ headers: { "session-id": "sess-1" }, random }));
     expect(ids.size).toBe(1);
     const res = await fetch(`${gw.url}/api/sticky-sessions`);
-    const body = (await res.json()) as { stickySessions: { key: string; kind: string; accountId: string }[] };
-    expect(body.stickySessions).toEqual([
+    const body = (await res.json()) as { items: { key: string; kind: string; accountId: string }[] };
+    expect(body.items).toEqual([
       expect.objectContaining({ key: "sess-1", kind: "session", accountId: [...ids][0] }),
     ]);
   });

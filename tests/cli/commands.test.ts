@@ -234,10 +234,65 @@ describe("listings and completions", () => {
     );
     expect(probe(["codex-lb", "accounts", "list", "--"])).toBe("--json --help");
     expect(probe(["codex-lb", "serve", "--da"])).toBe("--data-dir");
-    const zsh = (await run(["completions", "zsh"])).out;
-    expect(zsh).toStartWith("#compdef codex-lb");
-    const fish = (await run(["completions", "fish"])).out;
-    expect(fish).toContain("complete -c codex-lb -n 'not __fish_seen_subcommand_from");
-    expect(fish).toContain("-a doctor");
+  }, 30_000);
+
+  // Debian's fish and zsh (.ci/run installs them): the scripts are loaded by the real shells.
+  test("fish completion, asked through fish itself, completes from the same table", async () => {
+    const file = join(dir, "c.fish");
+    writeFileSync(file, (await run(["completions", "fish"])).out);
+    const probe = (line: string) => {
+      const r = Bun.spawnSync([
+        "fish",
+        "--no-config",
+        "-c",
+        `source ${file}; complete -C${JSON.stringify(line)}`,
+      ]);
+      expect(r.stderr.toString()).toBe("");
+      return r.stdout
+        .toString()
+        .trim()
+        .split("\n")
+        .map((l) => l.split("\t")[0]);
+    };
+    expect(probe("codex-lb acc")).toEqual(["accounts"]);
+    expect(probe("codex-lb accounts ").sort()).toEqual([
+      "export",
+      "import",
+      "list",
+      "pause",
+      "remove",
+      "resume",
+    ]);
+    expect(probe("codex-lb accounts list --").sort()).toEqual(["--help", "--json"]);
+    expect(probe("codex-lb serve --da")).toEqual(["--data-dir"]);
+    expect(probe("codex-lb completions ").sort()).toEqual(["bash", "fish", "zsh"]);
+  }, 30_000);
+
+  test("zsh completion registers with compinit and answers from the same table", async () => {
+    const file = join(dir, "c.zsh");
+    const script = (await run(["completions", "zsh"])).out;
+    expect(script).toStartWith("#compdef codex-lb");
+    writeFileSync(file, script);
+    // zsh filters the candidates by the typed prefix itself; COMPREPLY is the candidate set.
+    const probe = (words: string[]) => {
+      const r = Bun.spawnSync([
+        "zsh",
+        "-f",
+        "-c",
+        `autoload -U compinit && compinit -u -d ${join(dir, "zcompdump")}; source ${file}; print -r -- "$_comps[codex-lb]"; ` +
+          `setopt ksharrays; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _codex_lb; print -r -- "\${COMPREPLY[*]}"`,
+      ]);
+      expect(r.stderr.toString()).toBe("");
+      const [registered, reply] = r.stdout.toString().trim().split("\n");
+      expect(registered).toBe("_bash_complete -F _codex_lb");
+      return (reply ?? "").split(" ");
+    };
+    expect(probe(["codex-lb", ""])).toEqual(expect.arrayContaining(["accounts", "keys", "doctor", "backup"]));
+    const accounts = probe(["codex-lb", "accounts", ""]);
+    expect(accounts).toEqual(
+      expect.arrayContaining(["list", "import", "export", "pause", "resume", "remove"]),
+    );
+    expect(accounts).not.toContain("serve");
+    expect(probe(["codex-lb", "accounts", "list", "--"])).toEqual(["--json", "--help"]);
   }, 30_000);
 });

@@ -3,6 +3,7 @@ import OpenAI from "openai";
 import parsePrometheusTextFormat, { type Family } from "parse-prometheus-text-format";
 import { BoundedValues, Counter, MAX_SERIES } from "../../src/metrics/registry.ts";
 import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
+import { openWs, wsUrl } from "../support/ws-client.ts";
 
 let env: ProxyEnv;
 let client: OpenAI;
@@ -148,6 +149,46 @@ describe("/metrics after SDK traffic", () => {
     const { families } = await scrape();
     const f = family(families, "codex_lb_failovers_total").metrics;
     expect(Number(f.find((m) => m.labels?.phase === "http")?.value)).toBeGreaterThanOrEqual(1);
+  });
+
+  test("a compaction and a WebSocket turn are counted too (endpoint compact, codex)", async () => {
+    env.fake.script("chatgpt-m1", { kind: "compaction", encryptedContent: "item" });
+    const compacted = await fetch(`${env.gw.url}/backend-api/codex/responses/compact`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gpt-5.2",
+        input: [{ type: "message", role: "user", content: [{ type: "input_text", text: "hello" }] }],
+      }),
+    });
+    expect(compacted.status).toBe(200);
+    env.fake.script("chatgpt-m1", { kind: "text", text: "socket", usage: { input: 4, output: 2 } });
+    const ws = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+    const frames = await ws.turn({
+      type: "response.create",
+      model: "gpt-5.2",
+      instructions: "be brief",
+      input: [{ type: "message", role: "user", content: [{ type: "input_text", text: "one" }] }],
+    });
+    expect(frames.at(-1)!.type).toBe("response.completed");
+    ws.close();
+    const requests = await eventually(async () => {
+      const fs = (await scrape()).families;
+      const labels = family(fs, "codex_lb_requests_total").metrics.map((m) => m.labels?.endpoint);
+      return labels.includes("compact") && labels.includes("codex") ? fs : null;
+    });
+    const series = family(requests!, "codex_lb_requests_total").metrics;
+    for (const endpoint of ["compact", "codex"])
+      expect(series.find((m) => m.labels?.endpoint === endpoint)?.labels).toEqual({
+        endpoint,
+        status: "200",
+        model: "gpt-5.2",
+        account: "m1",
+        api_key: "none",
+      });
+    const { text } = await scrape();
+    expect(text).toMatch(/^codex_lb_request_duration_seconds_count\{endpoint="codex"\} [1-9]/m);
+    expect(text).toMatch(/^codex_lb_request_duration_seconds_count\{endpoint="compact"\} [1-9]/m);
   });
 });
 

@@ -81,9 +81,9 @@ describe("browser login (authorization code + PKCE)", () => {
     });
     const ev = (
       (await (await fetch(`${w.gw.url}/api/accounts/${st.accountId}/events`)).json()) as {
-        events: Record<string, unknown>[];
+        items: Record<string, unknown>[];
       }
-    ).events;
+    ).items;
     expect(ev[0]).toMatchObject({ action: "account.login", source: "login", toStatus: "active" });
   });
 

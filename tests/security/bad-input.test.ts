@@ -66,11 +66,16 @@ describe("500 → 4xx", () => {
     "/api/request-logs?offset=1.5",
     "/api/request-logs?offset=1e20",
     "/api/audit-logs?limit=1.5",
-    "/api/audit-logs?before=1e400",
+    "/api/audit-logs?offset=1e400",
   ])("GET %s is a 400", async (path) => {
     const res = await fetch(`${gw.url}${path}`);
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("validation_error");
+    const { error } = (await res.json()) as { error: { code: string; message: string; param: string } };
+    expect(error.code).toBe("validation_error");
+    // The message and `param` name the query field (not "Invalid body").
+    const name = new URL(path, gw.url).searchParams.keys().next().value!;
+    expect(error.param).toBe(name);
+    expect(error.message).toContain(`'${name}'`);
   });
 
   test("PUT /api/settings with a non-object body is a 400 that changes nothing", async () => {
@@ -95,10 +100,16 @@ describe("500 → 4xx", () => {
 
   test("PATCH /api/accounts/<over 200 chars> is a 400 without an audit row", async () => {
     const res = await fetch(
-      `${gw.url}/api/accounts/${"a".repeat(250)}`,
+      `${gw.url}/api/accounts/${"a".repeat(201)}`,
       jsonInit("PATCH", { routingPolicy: "preserve" }),
     );
     expect(res.status).toBe(400);
+    // 200 characters is a possible id: an unknown account, 404 (and no audit row either).
+    const at = await fetch(
+      `${gw.url}/api/accounts/${"a".repeat(200)}`,
+      jsonInit("PATCH", { routingPolicy: "preserve" }),
+    );
+    expect(at.status).toBe(404);
     const audits = await gw.running.store.db
       .selectFrom("audit_logs")
       .select("action")

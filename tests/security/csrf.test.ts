@@ -116,6 +116,34 @@ describe("admin API from a web page (default install)", () => {
     expect((await fetch(`${gw.url}/api/firewall`, { headers: { origin: EVIL } })).status).toBe(200);
   });
 
+  test("no CORS preflight is ever granted (a page cannot send a JSON body cross-origin)", async () => {
+    for (const path of [
+      "/api/api-keys",
+      "/api/auth/password",
+      "/v1/responses",
+      "/backend-api/codex/responses",
+    ]) {
+      const res = await fetch(`${gw.url}${path}`, {
+        method: "OPTIONS",
+        headers: {
+          origin: EVIL,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "content-type, authorization",
+        },
+      });
+      expect(res.status).toBeLessThan(500);
+      for (const h of [
+        "access-control-allow-origin",
+        "access-control-allow-headers",
+        "access-control-allow-methods",
+      ])
+        expect(res.headers.get(h)).toBeNull();
+    }
+    // Nor may a page read an answer: no CORS header on a plain cross-origin read either.
+    const read = await fetch(`${gw.url}/api/accounts`, { headers: { origin: EVIL } });
+    expect(read.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
   test("a cross-origin WebSocket upgrade is refused", async () => {
     const res = await fetch(`${gw.url}/backend-api/codex/responses`, {
       headers: { origin: EVIL, upgrade: "websocket", connection: "upgrade" },

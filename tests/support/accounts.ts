@@ -97,7 +97,7 @@ export async function startAccountsWorld(
     },
     async events(id) {
       const res = await fetch(`${gw.url}/api/accounts/${encodeURIComponent(id)}/events`);
-      return ((await res.json()) as { events: Awaited<ReturnType<AccountsWorld["events"]>> }).events;
+      return ((await res.json()) as { items: Awaited<ReturnType<AccountsWorld["events"]>> }).items;
     },
     async stop() {
       await gw.stop();

@@ -4,6 +4,10 @@
  * daily = 24 h, weekly = 7 days, monthly = 30 days). Usage is the sum of the key's `request_logs`
  * rows in the current window, read from hour buckets that triggers keep in step with the logs
  * (`api_key_usage_hourly`); cost is `cost_usd` when the row has one, else the pricing table's.
+ * To that come the key's reservations whose log row is not written yet (src/access/api-keys/
+ * reservations.ts): requests in flight (their estimates) and finished requests whose row is still
+ * queued — or was lost with a crashed process (their real usage) — so a `kill -9` never makes the
+ * usage shown or enforced smaller than what was served.
  *
  * @module
  */
@@ -123,6 +127,62 @@ export function usageOfRows(rows: readonly Record<string, unknown>[]): Usage {
   return u;
 }
 
+/**
+ * Sums a key's reservations created in `[since, until)` whose request has no log row yet (a logged
+ * request is in the hour buckets already; its reservation is about to go).
+ */
+export async function reservedBetween(
+  db: Kysely<Database>,
+  apiKeyId: string,
+  since: number,
+  until: number,
+): Promise<Usage> {
+  const r = await db
+    .selectFrom("api_key_reservations as r")
+    .select([
+      sql<number>`count(*)`.as("n"),
+      sql<number>`coalesce(sum(r.input_tokens), 0)`.as("input"),
+      sql<number>`coalesce(sum(r.cached_input_tokens), 0)`.as("cached"),
+      sql<number>`coalesce(sum(r.output_tokens), 0)`.as("output"),
+      sql<number>`coalesce(sum(r.cost_usd), 0)`.as("cost"),
+    ])
+    .where("r.api_key_id", "=", apiKeyId)
+    .where("r.created_at", ">=", since)
+    .where("r.created_at", "<", until)
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom("request_logs as l")
+            .select("l.id")
+            .whereRef("l.request_id", "=", "r.request_id")
+            .whereRef("l.api_key_id", "=", "r.api_key_id"),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  const input = Number(r?.input ?? 0);
+  const output = Number(r?.output ?? 0);
+  return {
+    requests: Number(r?.n ?? 0),
+    inputTokens: input,
+    cachedInputTokens: Number(r?.cached ?? 0),
+    outputTokens: output,
+    totalTokens: input + output,
+    costUsd: Number(r?.cost ?? 0),
+  };
+}
+
+function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    requests: a.requests + b.requests,
+    inputTokens: a.inputTokens + b.inputTokens,
+    cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    costUsd: a.costUsd + b.costUsd,
+  };
+}
+
 /** The figure a limit type counts. */
 export function valueFor(type: LimitType, u: Usage): number {
   switch (type) {
@@ -145,7 +205,10 @@ export interface LimitState extends LimitSpec {
   readonly reached: boolean;
 }
 
-/** Each limit with its usage in its current window (one query per distinct window). */
+/**
+ * Each limit with its usage in its current window (one pair of queries per distinct window): the
+ * logged usage plus the reservations not logged yet ("used or reserved").
+ */
 export async function limitStates(
   db: Kysely<Database>,
   key: { readonly id: string; readonly createdAt: number; readonly limits: readonly LimitSpec[] },
@@ -157,7 +220,10 @@ export async function limitStates(
     const { start, resetsAt } = windowBounds(key.createdAt, l.limitWindow, now);
     let usage = byWindow.get(l.limitWindow);
     if (!usage) {
-      usage = usageBetween(db, key.id, start, resetsAt);
+      usage = Promise.all([
+        usageBetween(db, key.id, start, resetsAt),
+        reservedBetween(db, key.id, start, resetsAt),
+      ]).then(([logged, reserved]) => addUsage(logged, reserved));
       byWindow.set(l.limitWindow, usage);
     }
     const current = valueFor(l.limitType, await usage);

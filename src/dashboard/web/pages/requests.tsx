@@ -10,7 +10,7 @@ import type { Account } from "./accounts.tsx";
 
 export interface RequestLog {
   id: number;
-  requestedAt: string;
+  requestedAt: number;
   requestId: string;
   accountId: string | null;
   apiKeyId: string | null;

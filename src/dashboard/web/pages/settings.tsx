@@ -341,15 +341,15 @@ function SessionsForm() {
 }
 
 function AuditLog() {
-  const q = useApi<
-    {
+  const q = useApi<{
+    items: {
       id: number;
       at: number;
       action: string;
       actorIp: string | null;
       details: Record<string, unknown> | null;
-    }[]
-  >("/api/audit-logs?limit=50", ["audit", "settings", "api-keys", "accounts", "firewall"]);
+    }[];
+  }>("/api/audit-logs?limit=50", ["audit", "settings", "api-keys", "accounts", "firewall"]);
   return (
     <section aria-label="Audit log">
       <h2>Audit log</h2>
@@ -365,7 +365,7 @@ function AuditLog() {
             </tr>
           </thead>
           <tbody>
-            {q.data?.map((r) => (
+            {q.data?.items.map((r) => (
               <tr key={r.id}>
                 <td>{time(r.at)}</td>
                 <td class="mono">{r.action}</td>
