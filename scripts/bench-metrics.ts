@@ -6,10 +6,15 @@
  * dependency: `PROM_CLIENT=/path/to/node_modules/prom-client`), the same series in prom-client.
  * Prints nanoseconds per request and the share of one request's CPU time at the throughput given
  * by `BENCH_RPS` (default 4000 req/s, codex-lb's single-process rate in `bun run bench`).
+ * Then the optional OpenTelemetry trace export (`CODEX_LB_OTEL_TRACES_ENDPOINT`): one span per
+ * request recorded and exported (batched, OTLP/HTTP JSON) to a sink in this process, in rounds of
+ * 512 spans each flushed before the next, so the export's serialising and sending are counted.
  *
  * @module
  */
+import pino from "pino";
 import { GatewayMetrics } from "../src/metrics/metrics.ts";
+import { OtelTracer } from "../src/tracing/otel.ts";
 
 const N = Number(process.env.BENCH_N ?? 1_000_000);
 const RPS = Number(process.env.BENCH_RPS ?? 4000);
@@ -136,3 +141,62 @@ if (path) {
   const b = measure("prom-client", await promClient(path));
   console.log(`prom-client / bun-native: ${(b / a).toFixed(1)}x`);
 } else console.log("prom-client: not measured (set PROM_CLIENT to a prom-client module path)");
+
+/** The trace export's cost per request: record + export (to a sink in this process), in ns. */
+async function traces(): Promise<void> {
+  const sink = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.json({}) });
+  const tracer = new OtelTracer({
+    url: `http://127.0.0.1:${sink.port}/v1/traces`,
+    headers: {},
+    version: "bench",
+    log: pino({ level: "silent" }),
+  });
+  let i = 0;
+  const one = () => {
+    i++;
+    tracer.requestDone({
+      requestId: `req-${i}`,
+      method: "POST",
+      path: "/v1/responses",
+      endpoint: "responses",
+      model: models[i % 3]!,
+      accountId: accounts[i % 20]!,
+      apiKeyId: keys[i % 4]!,
+      httpStatus: 200,
+      outcome: "success",
+      errorCode: null,
+      attempts: 1,
+      startedAt: 1_764_547_200_000 + i,
+      durationMs: 800,
+      ttfbMs: 200,
+      inputTokens: 1200,
+      cachedInputTokens: 300,
+      outputTokens: 400,
+      reasoningTokens: 0,
+      transport: "http",
+      traceparent: i % 2 ? "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" : null,
+      tracestate: null,
+    });
+  };
+  const round = async (n: number) => {
+    for (let k = 0; k < n; k++) one();
+    await tracer.forceFlush();
+  };
+  for (let w = 0; w < 20; w++) await round(512); // warm up
+  const runs: number[] = [];
+  const per = Math.max(512, Math.floor(N / 50));
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let done = 0; done < per; done += 512) await round(512);
+    runs.push(((performance.now() - t0) * 1e6) / per);
+  }
+  await tracer.shutdown();
+  sink.stop(true);
+  runs.sort((x, y) => x - y);
+  const median = runs[2]!;
+  console.log(
+    `${"otlp traces".padEnd(12)} ${median.toFixed(0).padStart(6)} ns/request (runs ${runs.map((x) => x.toFixed(0)).join(", ")}); ` +
+      `${((median / (1e9 / RPS)) * 100).toFixed(3)}% of a request's time at ${RPS} req/s (record + export + the sink's own work)`,
+  );
+}
+await traces();

@@ -20,6 +20,7 @@ export default definePlugin({
       maxStreams: () => ctx.settings.accountMaxStreams,
       queueWaitMs: () => ctx.settings.accountQueueWaitMs,
       timers: ctx.services.timers,
+      now: () => ctx.services.now(),
     });
     ctx.provide("leases", leases);
 

@@ -25,8 +25,9 @@ export interface LeasePoolOptions {
   readonly maxStreams: () => number;
   /** How long a request waits for a slot before it is refused (one budget per request). */
   readonly queueWaitMs: () => number;
-  /** The gateway's timers (the queue deadline runs on its clock). */
+  /** The gateway's timers and time: queue deadlines run on its clock (a FakeClock in tests). */
   readonly timers: Timers;
+  readonly now: () => number;
 }
 
 interface Waiter {
@@ -34,6 +35,9 @@ interface Waiter {
   readonly cap: () => number;
   readonly grant: () => void;
   readonly fail: (e: unknown) => void;
+  /** The clock's time past which it is refused, and the request's whole queue budget. */
+  readonly deadline: number;
+  readonly budgetMs: number;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -43,6 +47,8 @@ function abortError(signal: AbortSignal): unknown {
 export class LeasePool implements AccountLeases {
   readonly #inFlight = new Map<string, number>();
   readonly #queues = new Map<string, Waiter[]>();
+  /** One timer per account queue (not per waiter): due at the earliest deadline in the queue. */
+  readonly #timers = new Map<string, TimerHandle>();
 
   constructor(private readonly opts: LeasePoolOptions) {}
 
@@ -84,12 +90,15 @@ export class LeasePool implements AccountLeases {
     return new Promise<Lease>((resolve, reject) => {
       const queue = this.#queues.get(accountId) ?? [];
       this.#queues.set(accountId, queue);
-      let timer: TimerHandle | undefined;
       const leave = () => {
-        const i = queue.indexOf(waiter);
+        // Slots go to the oldest waiter first: it is nearly always at the head.
+        const i = queue[0] === waiter ? 0 : queue.indexOf(waiter);
         if (i >= 0) queue.splice(i, 1);
-        if (queue.length === 0 && this.#queues.get(accountId) === queue) this.#queues.delete(accountId);
-        if (timer !== undefined) this.opts.timers.clearTimeout(timer);
+        if (queue.length === 0 && this.#queues.get(accountId) === queue) {
+          this.#queues.delete(accountId);
+          this.opts.timers.clearTimeout(this.#timers.get(accountId));
+          this.#timers.delete(accountId);
+        }
         signal?.removeEventListener("abort", onAbort);
       };
       const onAbort = () => {
@@ -107,11 +116,40 @@ export class LeasePool implements AccountLeases {
           leave();
           reject(e);
         },
+        deadline: this.opts.now() + waitMs,
+        budgetMs,
       };
       queue.push(waiter);
       signal?.addEventListener("abort", onAbort, { once: true });
-      timer = this.opts.timers.setTimeout(() => waiter.fail(this.#overloaded(budgetMs)), waitMs);
+      this.#arm(accountId);
     });
+  }
+
+  /** Arms the account queue's timer for its earliest deadline, unless one is armed. */
+  #arm(accountId: string): void {
+    if (this.#timers.has(accountId)) return;
+    const queue = this.#queues.get(accountId);
+    if (!queue || queue.length === 0) return;
+    let due = queue[0]!.deadline;
+    for (const w of queue) if (w.deadline < due) due = w.deadline;
+    const timer = this.opts.timers.setTimeout(
+      () => {
+        this.#timers.delete(accountId);
+        this.#expire(accountId);
+      },
+      Math.max(0, due - this.opts.now()),
+    );
+    this.#timers.set(accountId, timer);
+  }
+
+  /** Refuses the waiters whose deadline has passed, then re-arms for the others. */
+  #expire(accountId: string): void {
+    const queue = this.#queues.get(accountId);
+    if (!queue) return;
+    // Timers may fire a fraction of a millisecond early.
+    const now = this.opts.now() + 1;
+    for (const w of queue.filter((x) => x.deadline <= now)) w.fail(this.#overloaded(w.budgetMs));
+    this.#arm(accountId);
   }
 
   #take(accountId: string): void {

@@ -16,7 +16,12 @@ import {
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import {
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from "@opentelemetry/sdk-trace";
 import type { Logger } from "../app/logging.ts";
 import type { RequestTracer, SpanFacts } from "./tracing.ts";
 
@@ -27,11 +32,19 @@ export class OtelTracer implements RequestTracer {
   readonly #tracer: Tracer;
   readonly #log: Logger;
 
-  constructor(opts: { url: string; headers: Record<string, string>; version: string; log: Logger }) {
+  constructor(opts: {
+    url: string;
+    headers: Record<string, string>;
+    version: string;
+    log: Logger;
+    /** Share of root requests traced (default 1); a client's sampled flag decides for its requests. */
+    sampleRatio?: number;
+  }) {
     this.#log = opts.log;
     const exporter = new OTLPTraceExporter({ url: opts.url, headers: opts.headers });
     this.#provider = new TracerProvider({
       resource: resourceFromAttributes({ "service.name": "codex-lb", "service.version": opts.version }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.sampleRatio ?? 1) }),
       // Bounded: at most 2,048 spans wait for export; past that new spans are dropped, never queued.
       spanProcessors: [new BatchSpanProcessor({ exporter, maxQueueSize: 2048, scheduledDelayMillis: 1000 })],
     });
@@ -78,6 +91,11 @@ export class OtelTracer implements RequestTracer {
     } catch (e) {
       this.#log.warn({ err: e instanceof Error ? e.message : String(e) }, "trace span not recorded");
     }
+  }
+
+  /** Exports every span recorded so far (for measurements; shutdown does it at the end). */
+  async forceFlush(): Promise<void> {
+    await this.#provider.forceFlush();
   }
 
   async shutdown(): Promise<void> {

@@ -75,7 +75,7 @@ export function parseOtelHeaders(text: string): Record<string, string> {
  * empty): then nothing of OpenTelemetry is loaded.
  */
 export async function createTracer(
-  settings: Pick<Settings, "otelTracesEndpoint" | "otelHeaders">,
+  settings: Pick<Settings, "otelTracesEndpoint" | "otelHeaders" | "otelSampleRatio">,
   version: string,
   log: Logger,
 ): Promise<RequestTracer | null> {
@@ -84,6 +84,7 @@ export async function createTracer(
   return new OtelTracer({
     url: settings.otelTracesEndpoint,
     headers: parseOtelHeaders(settings.otelHeaders),
+    sampleRatio: settings.otelSampleRatio,
     version,
     log,
   });

@@ -38,7 +38,12 @@ describe("affinity key", () => {
 });
 
 function pool(maxStreams = 2, queueWaitMs = 50, clock = new FakeClock()) {
-  return new LeasePool({ maxStreams: () => maxStreams, queueWaitMs: () => queueWaitMs, timers: clock });
+  return new LeasePool({
+    maxStreams: () => maxStreams,
+    queueWaitMs: () => queueWaitMs,
+    timers: clock,
+    now: () => clock.now(),
+  });
 }
 
 describe("leases", () => {

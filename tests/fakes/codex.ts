@@ -70,6 +70,8 @@ export interface FakeConnection {
   /** Response ids made on this connection: the only ones it lets a request continue. */
   readonly responseIds: Set<string>;
   closed: boolean;
+  /** Past its lifetime (see `expire`): every further turn is refused. */
+  expired: boolean;
 }
 
 export interface FakeCodex {
@@ -93,6 +95,11 @@ export interface FakeCodex {
   readonly connections: FakeConnection[];
   /** When set, WebSocket upgrades are answered with this HTTP status instead (an upstream without WebSocket). */
   refuseWebSocket: number | null;
+  /**
+   * Ends a connection's lifetime, as the backend does after 60 minutes: its next `response.create`
+   * (and every later one) is answered with a `websocket_connection_limit_reached` error frame.
+   */
+  expire(connectionId: number): void;
 }
 
 const enc = new TextEncoder();
@@ -179,6 +186,11 @@ export function fakeCodex(
     },
     connections,
     refuseWebSocket: null,
+    expire(connectionId) {
+      const conn = connections[connectionId];
+      if (!conn) throw new Error(`no connection ${connectionId}`);
+      conn.expired = true;
+    },
     websocket: {
       path: "/backend-api/codex/responses",
       accept(request) {
@@ -191,6 +203,7 @@ export function fakeCodex(
           headers: request.headers,
           responseIds: new Set(),
           closed: false,
+          expired: false,
         };
         connections.push(conn);
         return { data: conn, headers: { "x-codex-turn-state": `upstream-ts-${conn.id}` } };
@@ -226,6 +239,19 @@ export function fakeCodex(
           transport: "websocket",
           connection: conn.id,
         });
+        if (conn.expired) {
+          send({
+            type: "error",
+            status: 400,
+            error: {
+              type: "invalid_request_error",
+              code: "websocket_connection_limit_reached",
+              message:
+                "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue.",
+            },
+          });
+          return;
+        }
         const prev = body.previous_response_id;
         if (typeof prev === "string" && !conn.responseIds.has(prev)) {
           send({ type: "error", status: 400, ...notFound(prev) });

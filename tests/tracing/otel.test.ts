@@ -169,6 +169,34 @@ describe("OpenTelemetry trace export", () => {
     for (const k of keys) expect(k).toMatch(/^(http\.|url\.|gen_ai\.|codex_lb\.|error\.type$)/);
   });
 
+  test("CODEX_LB_OTEL_SAMPLE_RATIO=0: only requests whose client sent a sampled traceparent are traced", async () => {
+    const otlp = collector();
+    const env = await startProxyEnv({
+      accounts: [{ id: "s1", chatgptAccountId: "chatgpt-s1" }],
+      env: { CODEX_LB_OTEL_TRACES_ENDPOINT: otlp.url, CODEX_LB_OTEL_SAMPLE_RATIO: "0" },
+    });
+    const traceId = "0af7651916cd43dd8448eb211c80319c";
+    try {
+      const client = new OpenAI({ baseURL: `${env.gw.url}/v1`, apiKey: "sk-unused", maxRetries: 0 });
+      for (const traceparent of [
+        null,
+        `00-${traceId}-b7ad6b7169203331-01`,
+        `00-${"1".repeat(32)}-b7ad6b7169203331-00`,
+      ]) {
+        env.fake.script("chatgpt-s1", { kind: "text", text: "sampled?" });
+        await client.responses.create(
+          { model: "gpt-5.2", input: "hi" },
+          traceparent ? { headers: { traceparent } } : {},
+        );
+      }
+    } finally {
+      await env.stop();
+    }
+    const spans = otlp.spans();
+    otlp.stop();
+    expect(spans.map((s) => [s.name, s.traceId])).toEqual([["POST /v1/responses", traceId]]);
+  });
+
   test("off by default: no span leaves, and a malformed CODEX_LB_OTEL_HEADERS stops start-up naming it", async () => {
     const otlp = collector();
     const env = await startProxyEnv({ accounts: [{ id: "n1", chatgptAccountId: "chatgpt-n1" }] });
