@@ -21,6 +21,9 @@ export interface LeasePoolOptions {
 interface Waiter {
   readonly grant: () => void;
   readonly fail: (e: unknown) => void;
+  /** `performance.now()` past which it is refused, and the wait that makes. */
+  readonly deadline: number;
+  readonly waitMs: number;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -30,6 +33,8 @@ function abortError(signal: AbortSignal): unknown {
 export class LeasePool implements AccountLeases {
   readonly #inFlight = new Map<string, number>();
   readonly #queues = new Map<string, Waiter[]>();
+  /** One timer per account queue (not per waiter): due at the earliest deadline in the queue. */
+  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(private readonly opts: LeasePoolOptions) {}
 
@@ -70,12 +75,15 @@ export class LeasePool implements AccountLeases {
     return new Promise<Lease>((resolve, reject) => {
       const queue = this.#queues.get(accountId) ?? [];
       this.#queues.set(accountId, queue);
-      let timer: ReturnType<typeof setTimeout> | undefined;
       const leave = () => {
-        const i = queue.indexOf(waiter);
+        // Slots go to the oldest waiter first: it is nearly always at the head.
+        const i = queue[0] === waiter ? 0 : queue.indexOf(waiter);
         if (i >= 0) queue.splice(i, 1);
-        if (queue.length === 0 && this.#queues.get(accountId) === queue) this.#queues.delete(accountId);
-        if (timer !== undefined) clearTimeout(timer);
+        if (queue.length === 0 && this.#queues.get(accountId) === queue) {
+          this.#queues.delete(accountId);
+          clearTimeout(this.#timers.get(accountId));
+          this.#timers.delete(accountId);
+        }
         signal?.removeEventListener("abort", onAbort);
       };
       const onAbort = () => {
@@ -92,11 +100,40 @@ export class LeasePool implements AccountLeases {
           leave();
           reject(e);
         },
+        deadline: performance.now() + waitMs,
+        waitMs,
       };
       queue.push(waiter);
       signal?.addEventListener("abort", onAbort, { once: true });
-      timer = setTimeout(() => waiter.fail(this.#overloaded(waitMs)), waitMs);
+      this.#arm(accountId);
     });
+  }
+
+  /** Arms the account queue's timer for its earliest deadline, unless one is armed. */
+  #arm(accountId: string): void {
+    if (this.#timers.has(accountId)) return;
+    const queue = this.#queues.get(accountId);
+    if (!queue || queue.length === 0) return;
+    let due = queue[0]!.deadline;
+    for (const w of queue) if (w.deadline < due) due = w.deadline;
+    const timer = setTimeout(
+      () => {
+        this.#timers.delete(accountId);
+        this.#expire(accountId);
+      },
+      Math.max(0, due - performance.now()),
+    );
+    this.#timers.set(accountId, timer);
+  }
+
+  /** Refuses the waiters whose deadline has passed, then re-arms for the others. */
+  #expire(accountId: string): void {
+    const queue = this.#queues.get(accountId);
+    if (!queue) return;
+    // Timers may fire a fraction of a millisecond early.
+    const now = performance.now() + 1;
+    for (const w of queue.filter((x) => x.deadline <= now)) w.fail(this.#overloaded(w.waitMs));
+    this.#arm(accountId);
   }
 
   #take(accountId: string): void {

@@ -153,6 +153,13 @@ export const SettingsSchema = Type.Object(
       default: 8,
       description: "Concurrent streams allowed per account.",
     }),
+    upstreamMaxRequests: Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      default: 16384,
+      description:
+        "Upstream requests (streams) the gateway runs at once, all accounts together (Bun's `fetch` runs 256 unless told: the gateway restarts itself in place at start-up with `BUN_CONFIG_MAX_HTTP_REQUESTS` set to this; a `BUN_CONFIG_MAX_HTTP_REQUESTS` set by the operator wins). Each holds a socket: keep it under the open-file limit.",
+    }),
     accountQueueWaitMs: Type.Integer({
       minimum: 0,
       default: 2000,
