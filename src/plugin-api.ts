@@ -62,6 +62,7 @@ export {
   BACKOFF_THRESHOLD,
   backoffSeconds,
   backoffUntil,
+  isProbing,
   isUsable,
   usableAgainAt,
 } from "./core/health.ts";

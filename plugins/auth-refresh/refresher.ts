@@ -23,6 +23,7 @@ import {
   type RefreshFailedEvent,
   type Settings,
   type StoredCredentials,
+  type TimerHandle,
 } from "../../src/plugin-api.ts";
 
 const DEAD = new Set(["reauth_required", "deactivated"]);
@@ -196,9 +197,10 @@ export class Refresher {
    */
   #waitFor(accountId: string, flight: Promise<StoredCredentials>): Promise<StoredCredentials> {
     const timeoutMs = this.settings.refreshTimeoutSeconds * 1000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
+      // On the gateway's clock, like every request-path deadline.
+      timer = this.services.timers.setTimeout(
         () =>
           reject(
             new GatewayError(
@@ -210,7 +212,7 @@ export class Refresher {
         timeoutMs,
       );
     });
-    return Promise.race([flight, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([flight, timeout]).finally(() => this.services.timers.clearTimeout(timer));
   }
 
   async #run(accountId: string, opts: RefreshOptions): Promise<StoredCredentials> {

@@ -19,6 +19,8 @@ export default definePlugin({
     const leases = new LeasePool({
       maxStreams: () => ctx.settings.accountMaxStreams,
       queueWaitMs: () => ctx.settings.accountQueueWaitMs,
+      timers: ctx.services.timers,
+      now: () => ctx.services.now(),
     });
     ctx.provide("leases", leases);
 

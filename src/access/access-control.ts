@@ -89,7 +89,12 @@ export function createAccessControl(opts: {
     });
   };
   const keyStates = new KeyStateCache();
-  const reservations = new LimitReservations(store.db, log.child({ component: "api-key-limits" }));
+  const reservations = new LimitReservations(
+    store.db,
+    log.child({ component: "api-key-limits" }),
+    undefined,
+    store.sqlite,
+  );
   return {
     trustedProxies,
     reservations,

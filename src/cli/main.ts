@@ -14,6 +14,7 @@ import { closeLog, createLogger } from "../app/logging.ts";
 import { version } from "../app/version.ts";
 import { importPythonCommand } from "../import-python/cli.ts";
 import { PluginLoadError } from "../plugin-host/errors.ts";
+import { applyFetchLimit } from "../runtime/bun/fetch-limit.ts";
 import { SettingsError } from "../settings/load.ts";
 import { SettingsSchema } from "../settings/schema.ts";
 import { ForeignDataError } from "../store/foreign.ts";
@@ -37,6 +38,9 @@ import { settingsFor } from "./context.ts";
 import { doctorCommand } from "./doctor.ts";
 import { accountsCommand, adminCommand, keysCommand } from "./store-commands.ts";
 
+/** True when this module is the program being run (`bun src/cli/main.ts`, the binary). */
+let isProgram = false;
+
 const DATA_DIR_FLAG = {
   name: "data-dir",
   value: "DIR",
@@ -56,6 +60,13 @@ const serveCommand: Command = {
   ],
   async run(p, io) {
     const prepared = await settingsFor(io, p);
+    // Before anything else happens: this may re-execute the process (same pid) to raise fetch's cap
+    // (only when this module is the program: never from a caller of main(), like a test runner).
+    const fetchLimit = isProgram ? applyFetchLimit(prepared.settings.upstreamMaxRequests) : null;
+    if (fetchLimit?.kind === "unsupported")
+      io.stderr.write(
+        `codex-lb: cannot raise fetch's limit of 256 upstream requests at once on this platform; set BUN_CONFIG_MAX_HTTP_REQUESTS=${prepared.settings.upstreamMaxRequests} before starting\n`,
+      );
     // Signals are handled from before the listener opens: a SIGTERM that arrives right after the
     // "listening" line (before boot has returned) still stops the gateway gracefully, exit 0.
     let running: Awaited<ReturnType<typeof boot>> | null = null;
@@ -247,6 +258,7 @@ function processIo(): Io {
 }
 
 if (import.meta.main) {
+  isProgram = true;
   const code = await main(process.argv.slice(2));
   const argv = process.argv.slice(2);
   // `serve` never returns; every other command exits with its code (open handles or not).

@@ -83,22 +83,27 @@ export class GlobalStreamLeases {
 
   /**
    * The plugin's lease pool with the global cap on top: the local slot first (its queue and
-   * abort handling), then a global one, tried until the queue time is over.
+   * abort handling), then a global one, tried until the request's queue budget is over (one
+   * budget per request: time waited on other accounts and for the local slot counts). A probe
+   * (an account back from a backoff) gets a global cap of one.
    */
   wrap(inner: AccountLeases, cap: () => number, queueWaitMs: () => number): AccountLeases {
     return {
       inFlight: (accountId) => inner.inFlight(accountId),
       ...(inner.queued ? { queued: (accountId: string) => inner.queued?.(accountId) ?? 0 } : {}),
       acquire: async (accountId, options = {}) => {
+        const started = this.time.now();
         const local = await inner.acquire(accountId, options);
         const { signal } = options;
         const waitMs = queueWaitMs();
-        const tries = Math.max(1, Math.ceil(waitMs / RETRY_MS));
+        const leftMs = waitMs - (options.waitedMs ?? 0) - (this.time.now() - started);
+        const tries = Math.max(0, Math.ceil(leftMs / RETRY_MS));
+        const limit = options.probe ? 1 : cap();
         try {
           for (let i = 0; ; i++) {
             if (signal?.aborted)
               throw signal.reason ?? new DOMException("The request was aborted", "AbortError");
-            const id = await this.tryAcquire(accountId, cap());
+            const id = await this.tryAcquire(accountId, limit);
             if (id !== null) return this.#lease(local, id, signal);
             if (i >= tries) break;
             await sleep(RETRY_MS);

@@ -75,8 +75,26 @@ function parseV6(s: string): Uint8Array | null {
 
 const MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 
+/**
+ * Addresses seen lately (every request parses its peer's several times, and peers repeat): parsed
+ * once. Bounded; forgotten all at once when full. The results are frozen (shared between callers).
+ */
+const parsedIps = new Map<string, Ip | null>();
+const PARSED_IPS_MAX = 4096;
+const formatted = new WeakMap<Ip, string>();
+
 /** Parses an IPv4 or IPv6 address (no brackets, no port, no zone id); null when malformed. */
 export function parseIp(input: string): Ip | null {
+  const known = parsedIps.get(input);
+  if (known !== undefined) return known;
+  const ip = parseIpUncached(input);
+  if (ip) Object.freeze(ip);
+  if (parsedIps.size >= PARSED_IPS_MAX) parsedIps.clear();
+  parsedIps.set(input, ip);
+  return ip;
+}
+
+function parseIpUncached(input: string): Ip | null {
   const s = input.trim();
   if (s.includes(":")) {
     const b = parseV6(s);
@@ -90,6 +108,15 @@ export function parseIp(input: string): Ip | null {
 
 /** Canonical text of an address: dotted IPv4, or RFC 5952 compressed lowercase IPv6. */
 export function formatIp(ip: Ip): string {
+  let text = formatted.get(ip);
+  if (text === undefined) {
+    text = formatIpUncached(ip);
+    formatted.set(ip, text);
+  }
+  return text;
+}
+
+function formatIpUncached(ip: Ip): string {
   if (ip.family === 4) return Array.from(ip.bytes).join(".");
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((ip.bytes[i]! << 8) | ip.bytes[i + 1]!);

@@ -63,9 +63,17 @@ export function failureFromHttp(status: number, text: string): FailureDetails {
   return { httpStatus: status, errorCode: f.code, errorType: f.type, message: f.message, transport: false };
 }
 
+/**
+ * A transport error's message for the client and the log: the runtime's text without its advice to
+ * its own developers ("For more information, pass `verbose: true` …").
+ */
+export function transportMessage(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).replace(/\s*For more information\b.*$/s, "");
+}
+
 /** FailureDetails of a transport error (no answer at all: refused, reset, DNS, timeout). */
 export function failureFromTransport(err: unknown): FailureDetails {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = transportMessage(err);
   const timeout = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
   return {
     httpStatus: null,

@@ -53,6 +53,19 @@ export function isUsable(
   return false;
 }
 
+/**
+ * Is the account back from a backoff (at least {@link BACKOFF_THRESHOLD} failures in a row, and
+ * the `cooldownUntil` they set has passed) that no success has cleared yet? Such an account takes
+ * one request at a time, a probe, until one has succeeded (`account.healthy` clears the streak
+ * and the backoff); a failed probe backs it off again, longer.
+ */
+export function isProbing(
+  a: Pick<AccountSnapshot, "cooldownUntil" | "failureStreak">,
+  now: EpochMs,
+): boolean {
+  return a.failureStreak >= BACKOFF_THRESHOLD && a.cooldownUntil !== null && a.cooldownUntil <= now;
+}
+
 /** When an unusable account is expected back (its reset or backoff end), or null when not by itself. */
 export function usableAgainAt(a: AccountSnapshot, now: EpochMs): EpochMs | null {
   let at: EpochMs | null = null;

@@ -143,12 +143,29 @@ export interface Lease {
   release(): void;
 }
 
+/** How one request asks for a slot (see {@link AccountLeases.acquire}). */
+export interface LeaseRequest {
+  readonly requestId?: string | null;
+  readonly signal?: AbortSignal;
+  /**
+   * Milliseconds this request already waited for slots on other accounts: the queue wait
+   * (`CODEX_LB_ACCOUNT_QUEUE_WAIT_MS`) is one budget per request, so only the rest is waited here.
+   */
+  readonly waitedMs?: number;
+  /**
+   * The account is back from a backoff and has not served since: it takes one request at a time
+   * (a probe) until one has succeeded, so a backoff's end does not send every waiting request at once.
+   */
+  readonly probe?: boolean;
+}
+
 /**
- * Per-account concurrency (provided by the balancing plugin). `acquire` waits briefly when the
- * account is at its cap and throws a GatewayError (429 `proxy_overloaded`) when it stays full.
+ * Per-account concurrency (provided by the balancing plugin). `acquire` waits briefly (the rest of
+ * the request's queue budget) when the account is at its cap and throws a GatewayError
+ * (429 `proxy_overloaded`) when it stays full.
  */
 export interface AccountLeases {
-  acquire(accountId: string, options?: { requestId?: string | null; signal?: AbortSignal }): Promise<Lease>;
+  acquire(accountId: string, options?: LeaseRequest): Promise<Lease>;
   /** Streams in flight on an account now. */
   inFlight(accountId: string): number;
   /** Requests waiting for a slot on an account now (optional for other implementations). */

@@ -9,6 +9,7 @@
  * @module
  */
 import { GatewayError } from "../core/errors.ts";
+import { isProbing } from "../core/health.ts";
 import type { AccountSnapshot } from "../core/types.ts";
 import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
 import { sendUpstream } from "../upstream/client.ts";
@@ -107,6 +108,7 @@ export async function attemptOnce(
     body,
     signal: call.signal,
     connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,
+    timers: ctx.deps.time,
   });
   if (!res.ok) return { kind: "failed", failure: transportFailure(res.failure) };
   const { response, controller } = res;
@@ -117,7 +119,7 @@ export async function attemptOnce(
     controller.abort();
     return { kind: "failed", failure: httpFailure(response.status, text) };
   }
-  const events = new UpstreamEvents(response.body, settings.streamIdleTimeoutSeconds * 1000);
+  const events = new UpstreamEvents(response.body, settings.streamIdleTimeoutSeconds * 1000, ctx.deps.time);
   return firstEvent(events, response.headers, controller);
 }
 
@@ -161,6 +163,22 @@ export async function firstEvent(
           }
           return { kind: "failed", failure: sseFailure(json ?? { type }) };
         }
+        if (type === "") {
+          // Neither an event name nor a JSON `type`: whatever this is, it is not a Codex answer
+          // (garbage from a broken proxy or backend). A failure of this attempt, never passed on.
+          events.cancel();
+          controller.abort();
+          return {
+            kind: "failed",
+            failure: transportFailure({
+              httpStatus: null,
+              errorCode: "bad_upstream_stream",
+              errorType: null,
+              message: "the upstream answered with an event stream that is not Codex events",
+              transport: true,
+            }),
+          };
+        }
         // The rest of this chunk goes out with the prelude.
         prelude.push(...batch.slice(i + 1));
         return { kind: "open", open: { events, prelude, headers, controller } };
@@ -203,6 +221,10 @@ export async function openUpstream(
     ? (d: RoutingDecision) => log.debug(d, "routing decision")
     : undefined;
   const maxAccounts = call.maxAccounts ?? MAX_ACCOUNTS_PER_REQUEST;
+  const time = ctx.deps.time;
+  // Slot waits of this request so far, on the gateway's clock: the queue wait is one budget per
+  // request, not one per account tried.
+  let waitedMs = 0;
   while (tried.length < maxAccounts) {
     if (call.signal.aborted) throw new GatewayError("server_error", "Client went away");
     const preferred =
@@ -230,19 +252,32 @@ export async function openUpstream(
     trace.accountEmail = account.email;
     let lease: Lease;
     const waitStart = performance.now();
+    const waitFrom = time.now();
+    // Back from a backoff and not proven since: one request at a time goes to it (a probe).
+    const probe = isProbing(account, waitFrom);
     try {
       lease = await services
         .provider("leases")
-        .acquire(account.id, { requestId: call.requestId, signal: call.signal });
+        .acquire(account.id, { requestId: call.requestId, signal: call.signal, waitedMs, probe });
       metrics?.queueWait.observe(["acquired"], (performance.now() - waitStart) / 1000);
       trace.queueMs = (trace.queueMs ?? 0) + (performance.now() - waitStart);
+      waitedMs += time.now() - waitFrom;
     } catch (e) {
       if (!(e instanceof GatewayError)) throw e;
       metrics?.queueWait.observe(["refused"], (performance.now() - waitStart) / 1000);
       trace.queueMs = (trace.queueMs ?? 0) + (performance.now() - waitStart);
+      waitedMs += time.now() - waitFrom;
       metrics?.failovers.inc(["lease"]);
       last = e;
       continue;
+    }
+    if (probe) {
+      // This request waited behind the probe: if the probe failed, the account is backing off again.
+      const now = (await ctx.deps.services.accounts.list()).find((s) => s.id === account.id);
+      if (!now || !isUsable(now, services.now())) {
+        lease.release();
+        continue;
+      }
     }
     let handedOver = false;
     try {

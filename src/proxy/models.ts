@@ -55,6 +55,7 @@ async function fetchModels(ctx: ProxyContext): Promise<Cached> {
         accept: "application/json",
       }),
       connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,
+      timers: ctx.deps.time,
     });
     if (!res.ok) return fallbackFor(`upstream unreachable: ${res.failure.errorCode ?? "transport error"}`);
     if (!res.response.ok) return fallbackFor(`upstream answered HTTP ${res.response.status}`);

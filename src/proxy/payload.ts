@@ -91,64 +91,146 @@ export function payloadUnchanged(body: Json): boolean {
 
 /**
  * The text to send upstream for `payload` (`toUpstreamPayload(body)`), where `raw` is the client's
- * body text that parsed to `body`: `raw` itself when nothing changes and its top-level keys are
- * unique (so the upstream cannot read a different value than the one checked here), else the
- * payload serialised. Saves re-serialising long histories, the largest part of a big body's cost.
+ * body text that parsed to `body`, provided its top-level keys are unique (so the upstream cannot
+ * read a different value than the one checked here): `raw` itself when nothing changes; else the
+ * client's text of each top-level member the payload keeps as it is, and only the changed members
+ * (`store`, `stream`, `instructions`, a rewritten `input`…) serialised, in the payload's key order.
+ * Saves re-serialising long histories, the largest part of a big body's cost. Duplicate keys: the
+ * payload serialised.
  */
 export function upstreamText(body: Json, payload: Json, raw: string): string {
-  if (payloadUnchanged(body) && uniqueTopLevelKeys(raw)) return raw;
-  return JSON.stringify(payload);
+  const unchanged = payloadUnchanged(body);
+  const members = topLevelMembers(raw);
+  if (!members) return JSON.stringify(payload);
+  if (unchanged) return raw;
+  // Concatenated, not joined: the client's long members stay shared until the text is sent.
+  let out = "";
+  for (const k of Object.keys(payload)) {
+    const v = payload[k];
+    if (v === undefined) continue;
+    const m = members.get(k);
+    // The same value (the same object, or an equal primitive) as the client's member: its own text.
+    let part: string | undefined;
+    if (m && body[k] === v) part = raw.slice(m.start, m.end);
+    else {
+      const value = JSON.stringify(v);
+      if (value !== undefined) part = `${JSON.stringify(k)}:${value}`;
+    }
+    if (part !== undefined) out = out === "" ? part : out + "," + part;
+  }
+  return "{" + out + "}";
 }
-
-const STRUCTURAL = /["{}[\]]/g;
 
 /**
  * True when the JSON object text `raw` (already known to parse) has no top-level key twice. Walks
  * only structural characters, jumping over string contents, so a long history costs little.
  */
 export function uniqueTopLevelKeys(raw: string): boolean {
-  const keys = new Set<string>();
-  let depth = 0;
-  STRUCTURAL.lastIndex = 0;
+  return topLevelMembers(raw) !== null;
+}
+
+/** Where a top-level member is in the text: from its key's opening quote to the end of its value. */
+interface Member {
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * The top-level members of the JSON object text `raw` (already known to parse) by key, or null
+ * when a key appears twice. Strings are skipped with `indexOf` (no per-character work inside them),
+ * so a long history costs little.
+ */
+export function topLevelMembers(raw: string): Map<string, Member> | null {
+  const out = new Map<string, Member>();
+  let i = skipWs(raw, 0) + 1; // past the opening brace
   for (;;) {
-    const m = STRUCTURAL.exec(raw);
-    if (!m) return true;
-    const ch = m[0];
-    if (ch === '"') {
-      const start = m.index + 1;
-      let end = raw.indexOf('"', start);
-      // A quote preceded by an odd number of backslashes is inside the string.
-      for (;;) {
-        if (end < 0) return false;
-        let bs = 0;
-        while (raw.charCodeAt(end - 1 - bs) === 92) bs++;
-        if (bs % 2 === 0) break;
-        end = raw.indexOf('"', end + 1);
-      }
-      if (depth === 1) {
-        // A top-level string right after `{` or `,` is a key; after `:` it is a value.
-        const before = previousSignificant(raw, m.index);
-        if (before === "{" || before === ",") {
-          const text = raw.slice(start, end);
-          const key = text.includes("\\") ? (JSON.parse(`"${text}"`) as string) : text;
-          if (keys.has(key)) return false;
-          keys.add(key);
-        }
-      }
-      STRUCTURAL.lastIndex = end + 1;
-    } else if (ch === "{" || ch === "[") depth++;
-    else if (ch === "}" || ch === "]") depth--;
+    i = skipWs(raw, i);
+    const c = raw.charCodeAt(i);
+    if (c === 125 /* } */ || Number.isNaN(c)) return out;
+    if (c === 44 /* , */) {
+      i++;
+      continue;
+    }
+    // A key.
+    const start = i;
+    const keyEnd = stringEnd(raw, i);
+    if (keyEnd < 0) return null;
+    const text = raw.slice(start + 1, keyEnd);
+    const key = text.includes("\\") ? (JSON.parse(`"${text}"`) as string) : text;
+    if (out.has(key)) return null;
+    i = skipWs(raw, skipWs(raw, keyEnd + 1) + 1); // past the colon
+    const end = valueEnd(raw, i);
+    if (end < 0) return null;
+    out.set(key, { start, end });
+    i = end;
   }
 }
 
-function previousSignificant(raw: string, i: number): string {
-  let j = i - 1;
-  while (j >= 0) {
-    const c = raw.charCodeAt(j);
-    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) return raw[j]!;
-    j--;
+function skipWs(raw: string, i: number): number {
+  for (;;) {
+    const c = raw.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) return i;
+    i++;
   }
-  return "";
+}
+
+/** The index of the closing quote of the string whose opening quote is at `i` (-1: none). */
+function stringEnd(raw: string, i: number): number {
+  let end = raw.indexOf('"', i + 1);
+  for (;;) {
+    if (end < 0) return -1;
+    // A quote preceded by an odd number of backslashes is inside the string.
+    let bs = 0;
+    while (raw.charCodeAt(end - 1 - bs) === 92) bs++;
+    if (bs % 2 === 0) return end;
+    end = raw.indexOf('"', end + 1);
+  }
+}
+
+/** The index just past the JSON value starting at `i` (-1: malformed). */
+function valueEnd(raw: string, i: number): number {
+  const c = raw.charCodeAt(i);
+  if (c === 34 /* " */) {
+    const e = stringEnd(raw, i);
+    return e < 0 ? -1 : e + 1;
+  }
+  if (c === 123 /* { */ || c === 91 /* [ */) {
+    let depth = 0;
+    let j = i;
+    for (;;) {
+      const q = raw.indexOf('"', j);
+      const stop = q < 0 ? raw.length : q;
+      for (; j < stop; j++) {
+        const ch = raw.charCodeAt(j);
+        if (ch === 123 || ch === 91) depth++;
+        else if (ch === 125 || ch === 93) {
+          depth--;
+          if (depth === 0) return j + 1;
+        }
+      }
+      if (q < 0) return -1;
+      const e = stringEnd(raw, q);
+      if (e < 0) return -1;
+      j = e + 1;
+    }
+  }
+  // A number, true, false or null: up to the next delimiter.
+  let j = i;
+  for (;;) {
+    const ch = raw.charCodeAt(j);
+    if (
+      Number.isNaN(ch) ||
+      ch === 44 ||
+      ch === 125 ||
+      ch === 93 ||
+      ch === 32 ||
+      ch === 9 ||
+      ch === 10 ||
+      ch === 13
+    )
+      return j;
+    j++;
+  }
 }
 
 /** Routing fields of a request body (sticky sessions, `previous_response_id` owners). */

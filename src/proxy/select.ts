@@ -6,7 +6,7 @@
  * @module
  */
 import { GatewayError, rejectionError } from "../core/errors.ts";
-import { isUsable } from "../core/health.ts";
+import { isProbing, isUsable } from "../core/health.ts";
 import type { AccountSnapshot, EpochMs } from "../core/types.ts";
 import type { GatewayServices } from "../plugin-host/api.ts";
 
@@ -85,8 +85,16 @@ export async function selectAccount(
 ): Promise<AccountSnapshot> {
   const all = await accounts();
   const now = services.now();
-  const candidates = all.filter((s) => !req.excluded.includes(s.id) && isUsable(s, now));
-  if (candidates.length === 0) throw noAccountError(all, now, last);
+  const usable = all.filter((s) => !req.excluded.includes(s.id) && isUsable(s, now));
+  if (usable.length === 0) throw noAccountError(all, now, last);
+  // An account back from a backoff whose probe is in flight is left out while another can serve
+  // (its next request would only wait behind the probe); alone, it is kept, and the request waits.
+  let candidates = usable;
+  if (usable.some((s) => isProbing(s, now))) {
+    const leases = services.provider("leases");
+    const free = usable.filter((s) => !(isProbing(s, now) && leases.inFlight(s.id) > 0));
+    if (free.length > 0) candidates = free;
+  }
   const outcome = await services.fire(
     "account.select",
     {

@@ -164,6 +164,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
           requestId: info.requestId,
           model: spec.model,
           payload: spec.payload,
+          ...(spec.payloadText === undefined ? {} : { payloadText: spec.payloadText }),
           body: spec.clientBody,
         },
       },

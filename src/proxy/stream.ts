@@ -7,6 +7,7 @@
  * @module
  */
 import { isUtf8 } from "node:buffer";
+import { transportMessage } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
 import { StreamIdleTimeout } from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, parseBlock, type SseEvent } from "../upstream/sse.ts";
@@ -287,7 +288,7 @@ export class ProxyStream {
       idle ? "stream_idle_timeout" : "stream_incomplete",
       idle
         ? `Upstream sent nothing for ${this.ctx.deps.settings.streamIdleTimeoutSeconds} s`
-        : `Upstream stream broke: ${e instanceof Error ? e.message : String(e)}`,
+        : `Upstream stream broke: ${transportMessage(e)}`,
     );
   }
 

@@ -124,6 +124,12 @@ export const SettingsSchema = Type.Object(
       description:
         "Largest accepted Responses WebSocket message (one `response.create`), in bytes; a larger one closes the socket with 1009.",
     }),
+    websocketMaxHistoryBytes: Type.Integer({
+      minimum: 0,
+      default: 16 * 1024 * 1024,
+      description:
+        "Largest conversation a client's Responses WebSocket keeps to resend when a continuation must move (another account, HTTP, a new upstream connection); past it only the upstream connection that made the response can continue it.",
+    }),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,
@@ -146,6 +152,13 @@ export const SettingsSchema = Type.Object(
       minimum: 1,
       default: 8,
       description: "Concurrent streams allowed per account.",
+    }),
+    upstreamMaxRequests: Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      default: 16384,
+      description:
+        "Upstream requests (streams) the gateway runs at once, all accounts together (Bun's `fetch` runs 256 unless told: the gateway restarts itself in place at start-up with `BUN_CONFIG_MAX_HTTP_REQUESTS` set to this; a `BUN_CONFIG_MAX_HTTP_REQUESTS` set by the operator wins). Each holds a socket: keep it under the open-file limit.",
     }),
     accountQueueWaitMs: Type.Integer({
       minimum: 0,

@@ -16,6 +16,7 @@ import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
 import { type Notifications, openPostgres, pgNotifications, redactUrl } from "./postgres.ts";
 import type { Database } from "./schema.ts";
+import type { SqliteExclusive } from "./sync-sql.ts";
 
 export type StoreLocation =
   | { readonly kind: "sqlite"; readonly path: string }
@@ -73,6 +74,8 @@ export interface Store {
    * (PostgreSQL LISTEN/NOTIFY); absent on SQLite, whose file has one gateway.
    */
   readonly notifications?: Notifications;
+  /** SQLite only: the connection for synchronous statements (see sync-sql.ts). */
+  readonly sqlite?: SqliteExclusive;
   /** True when the database answers a trivial query. */
   ping(): Promise<boolean>;
   /** Applies pending migrations; the result set lists each one's status. */
@@ -97,7 +100,12 @@ export function openStore(location: StoreLocation): Store {
   // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data
   // dir. SQLite gives the -wal and -shm files the database file's permissions.
   if (location.path !== ":memory:") chmodSync(location.path, 0o600);
-  return wrap(new Kysely<Database>({ dialect: handle.dialect }), location, async () => handle.close());
+  const db = new Kysely<Database>({ dialect: handle.dialect });
+  const sqlite: SqliteExclusive = {
+    // Kysely holds its one SQLite connection for a whole transaction: once it is ours, none is open.
+    exclusive: (fn) => db.connection().execute(async () => fn(handle.sync)),
+  };
+  return wrap(db, location, async () => handle.close(), undefined, sqlite);
 }
 
 function wrap(
@@ -105,12 +113,14 @@ function wrap(
   location: StoreLocation,
   closeHandle: () => Promise<void>,
   notifications?: Notifications,
+  sqlite?: SqliteExclusive,
 ): Store {
   let closed = false;
   return {
     db,
     location,
     ...(notifications ? { notifications } : {}),
+    ...(sqlite ? { sqlite } : {}),
     async ping() {
       if (closed) return false;
       try {

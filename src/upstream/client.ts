@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type Clock, systemClock } from "../core/clock.ts";
 import type { FailureDetails } from "../core/failures.ts";
 import { failureFromTransport } from "../core/failures.ts";
 
@@ -18,14 +19,23 @@ export type UpstreamResult =
  */
 export async function sendUpstream(
   url: string,
-  init: { method: string; headers: Headers; body?: string; signal?: AbortSignal; connectTimeoutMs: number },
+  init: {
+    method: string;
+    headers: Headers;
+    body?: string;
+    signal?: AbortSignal;
+    connectTimeoutMs: number;
+    /** The gateway's timers (the header deadline runs on its clock). */
+    timers?: Pick<Clock, "setTimeout" | "clearTimeout">;
+  },
 ): Promise<UpstreamResult> {
+  const timers = init.timers ?? systemClock;
   const controller = new AbortController();
   const onAbort = () => controller.abort(init.signal?.reason);
   if (init.signal?.aborted) controller.abort(init.signal.reason);
   else init.signal?.addEventListener("abort", onAbort, { once: true });
   let timedOut = false;
-  const timer = setTimeout(() => {
+  const timer = timers.setTimeout(() => {
     timedOut = true;
     controller.abort(new DOMException("upstream did not answer in time", "TimeoutError"));
   }, init.connectTimeoutMs);
@@ -47,6 +57,6 @@ export async function sendUpstream(
         : e;
     return { ok: false, failure: failureFromTransport(err) };
   } finally {
-    clearTimeout(timer);
+    timers.clearTimeout(timer);
   }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 import { type SseEvent, SseReader } from "./sse.ts";
 
 export class StreamIdleTimeout extends Error {
@@ -19,6 +20,8 @@ export class UpstreamEvents {
   constructor(
     body: ReadableStream<Uint8Array>,
     private readonly idleMs: number,
+    /** The gateway's timers (the idle deadline runs on its clock). */
+    private readonly timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
   ) {
     this.#reader = body.getReader();
   }
@@ -26,9 +29,9 @@ export class UpstreamEvents {
   /** The next raw chunk of the body, or null once it has ended (for byte pass-through; see {@link clean}). */
   async nextChunk(): Promise<Uint8Array | null> {
     if (this.#done) return null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     const idle = new Promise<never>((_, reject) => {
-      timer = setTimeout(
+      timer = this.timers.setTimeout(
         () => reject(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)),
         this.idleMs,
       );
@@ -41,7 +44,7 @@ export class UpstreamEvents {
       }
       return r.value;
     } finally {
-      clearTimeout(timer);
+      this.timers.clearTimeout(timer);
     }
   }
 
@@ -63,9 +66,9 @@ export class UpstreamEvents {
   /** The events of the next chunk (possibly none), or null once the body has ended. */
   async next(): Promise<SseEvent[] | null> {
     if (this.#done) return null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     const idle = new Promise<never>((_, reject) => {
-      timer = setTimeout(
+      timer = this.timers.setTimeout(
         () => reject(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)),
         this.idleMs,
       );
@@ -78,7 +81,7 @@ export class UpstreamEvents {
       }
       return this.#sse.push(r.value);
     } finally {
-      clearTimeout(timer);
+      this.timers.clearTimeout(timer);
     }
   }
 

@@ -21,55 +21,97 @@ export class SseEventTooLarge extends Error {
   override name = "SseEventTooLarge";
 }
 
-/** Splits a text stream into SSE events. Accepts `\n\n`, `\r\n\r\n` and `\r\r` separators. */
+/**
+ * Splits a text stream into SSE events. Accepts `\n\n`, `\r\n\r\n` and `\r\r` separators. Linear in
+ * its input however an event is chunked: the text of an unfinished event is kept as pieces (each
+ * scanned once, joined once), so a large event arriving in many chunks costs no rescans.
+ */
 export class SseReader {
   readonly #decoder = new TextDecoder();
-  #buffer = "";
+  /** The unfinished event's text so far (line ends normalised to `\n`), in pieces. */
+  #pending: string[] = [];
+  #pendingChars = 0;
+  /** The last character of the pending text ("" when none): with a new `\n` it may end an event. */
+  #last = "";
+  /** A CR at the end of the input so far, held until the next character says whether it is a CRLF. */
+  #heldCr = false;
   #clean = true;
 
   /** Feeds one chunk; returns the events it completed. */
   push(chunk: Uint8Array): SseEvent[] {
     const events = this.pushText(this.#decoder.decode(chunk, { stream: true }));
     const n = chunk.length;
-    this.#clean = this.#buffer === "" && (n === 0 || (n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10));
+    this.#clean = this.#empty && (n === 0 || (n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10));
     return events;
+  }
+
+  get #empty(): boolean {
+    return this.#pendingChars === 0 && !this.#heldCr;
   }
 
   /** Nothing is held (no unfinished event, no partial character): the next byte starts an event. */
   get clean(): boolean {
-    return this.#clean && this.#buffer === "";
+    return this.#clean && this.#empty;
   }
 
   /** Feeds already-decoded text. */
   pushText(text: string): SseEvent[] {
-    let buf = this.#buffer + text;
+    let t = this.#heldCr ? `\r${text}` : text;
+    this.#heldCr = false;
     // A chunk ending in CR may be the first half of a CRLF: wait for the next byte to decide.
     // After another line end it completes a blank line either way, so it is not held then.
-    let held = "";
-    if (buf.endsWith("\r") && !/[\r\n]\r$/.test(buf)) {
-      held = "\r";
-      buf = buf.slice(0, -1);
+    if (t.endsWith("\r")) {
+      const before = t.length >= 2 ? t[t.length - 2] : this.#last;
+      if (before !== "\r" && before !== "\n") {
+        this.#heldCr = true;
+        t = t.slice(0, -1);
+      }
     }
-    if (buf.includes("\r")) buf = buf.replace(/\r\n?/g, "\n");
+    if (t.includes("\r")) t = t.replace(/\r\n?/g, "\n");
+    if (t === "") return [];
+    // No blank line completed (the pending text has none, so only its last character counts):
+    // keep the text aside without building one string.
+    const boundary = this.#last === "\n" && t.startsWith("\n");
+    const first = boundary ? -1 : t.indexOf("\n\n");
+    if (!boundary && first < 0) {
+      this.#keep(t);
+      return [];
+    }
+    const joined = this.#pending.length > 0;
+    const buf = joined ? this.#pending.join("") + t : t;
+    this.#pending = [];
+    this.#pendingChars = 0;
+    this.#last = "";
     const out: SseEvent[] = [];
     let start = 0;
-    for (;;) {
-      const end = buf.indexOf("\n\n", start);
-      if (end < 0) break;
-      const block = buf.slice(start, end);
-      start = end + 2;
-      const ev = parseBlock(block);
+    let end = joined || boundary ? buf.indexOf("\n\n") : first;
+    while (end >= 0) {
+      const ev = parseBlock(buf.slice(start, end));
       if (ev) out.push(ev);
+      start = end + 2;
+      end = buf.indexOf("\n\n", start);
     }
-    this.#buffer = (start === 0 ? buf : buf.slice(start)) + held;
-    if (this.#buffer.length > MAX_EVENT_CHARS) throw new SseEventTooLarge("SSE event exceeds 16 MiB");
+    if (start < buf.length) this.#keep(buf.slice(start));
     return out;
+  }
+
+  #keep(t: string): void {
+    this.#pending.push(t);
+    this.#pendingChars += t.length;
+    this.#last = t[t.length - 1]!;
+    if (this.#pendingChars > MAX_EVENT_CHARS) throw new SseEventTooLarge("SSE event exceeds 16 MiB");
   }
 
   /** Ends the stream: a last event without its blank line still counts. */
   end(): SseEvent[] {
-    const rest = (this.#buffer + this.#decoder.decode()).replace(/\r\n?/g, "\n");
-    this.#buffer = "";
+    const rest = (this.#pending.join("") + (this.#heldCr ? "\r" : "") + this.#decoder.decode()).replace(
+      /\r\n?/g,
+      "\n",
+    );
+    this.#pending = [];
+    this.#pendingChars = 0;
+    this.#last = "";
+    this.#heldCr = false;
     const ev = rest.trim() === "" ? null : parseBlock(rest.replace(/\n+$/, ""));
     return ev ? [ev] : [];
   }

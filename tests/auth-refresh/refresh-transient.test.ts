@@ -9,6 +9,7 @@ import { FakeClock } from "../../src/core/clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import type { CredentialsProvider } from "../../src/plugin-host/api.ts";
 import { type AccountsWorld, identity, startAccountsWorld } from "../support/accounts.ts";
+import { eventually } from "../support/proxy-env.ts";
 
 let w: AccountsWorld;
 let creds: CredentialsProvider;
@@ -87,27 +88,44 @@ describe("the auth server rotates the token but answers after the refresh timeou
   test("the waiting request is released after the timeout, the late answer is stored, the next refresh works", async () => {
     const bundle = w.auth.issue(identity("late"), { expiresInSeconds: 10, now: clock.now() });
     const id = await w.importTokens(bundle);
-    w.auth.state.refreshDelayMs = 900;
+    let answer!: () => void;
+    // The auth server rotates at once (the old refresh token is spent) and answers when told.
+    w.auth.state.holdAnswer = new Promise<void>((r) => {
+      answer = r;
+    });
     try {
-      const t0 = performance.now();
-      const err = await creds.get(id).catch((e: unknown) => e);
-      const waited = performance.now() - t0;
-      expect((err as GatewayError).code).toBe("refresh_failed");
-      expect(waited).toBeGreaterThanOrEqual(250);
-      expect(waited).toBeLessThan(800);
-      // The call was not dropped: the rotated tokens arrive and are stored.
-      await Bun.sleep(900);
-      const stored = await w.gw.running.gateway.services.accounts.credentials(id);
-      expect(stored!.refreshToken).not.toBe(bundle.refreshToken);
+      const calls0 = w.auth.state.refreshCalls;
+      let outcome: unknown = null;
+      const waiting = creds.get(id).then(
+        (c) => (outcome = c),
+        (e: unknown) => (outcome = e),
+      );
+      expect(await eventually(() => w.auth.state.refreshCalls === calls0 + 1)).toBe(true);
+      expect(w.auth.state.refreshTokens.has(bundle.refreshToken)).toBe(false);
+      // The refresh timeout (0.3 s) passes on the gateway's clock: the request is released…
+      await clock.advance(300);
+      await waiting;
+      expect((outcome as GatewayError).code).toBe("refresh_failed");
+      // …but the call was not dropped: its late answer (the rotated tokens) is stored.
+      answer();
+      expect(
+        await eventually(async () => {
+          const stored = await w.gw.running.gateway.services.accounts.credentials(id, { fresh: true });
+          return stored!.refreshToken !== bundle.refreshToken;
+        }),
+      ).toBe(true);
+      const stored = await w.gw.running.gateway.services.accounts.credentials(id, { fresh: true });
       expect(w.auth.state.refreshTokens.has(stored!.refreshToken)).toBe(true);
       expect((await w.account(id)).status).toBe("active");
       // A later refresh uses the new refresh token: no refresh_token_reused, no reauth_required.
-      w.auth.state.refreshDelayMs = 0;
+      w.auth.state.holdAnswer = null;
       const again = await creds.get(id, { forceRefresh: true });
       expect(again.accessToken).not.toBe(bundle.accessToken);
+      expect(again.accessToken).not.toBe(stored!.accessToken);
       expect((await w.account(id)).status).toBe("active");
     } finally {
-      w.auth.state.refreshDelayMs = 0;
+      w.auth.state.holdAnswer = null;
+      answer();
     }
   });
 });

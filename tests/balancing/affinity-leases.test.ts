@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { affinityKeyOf, MAX_KEY_LENGTH } from "../../plugins/balancing/affinity.ts";
 import { LeasePool } from "../../plugins/balancing/leases.ts";
+import { FakeClock } from "../../src/core/clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 
 describe("affinity key", () => {
@@ -36,8 +37,13 @@ describe("affinity key", () => {
   });
 });
 
-function pool(maxStreams = 2, queueWaitMs = 50) {
-  return new LeasePool({ maxStreams: () => maxStreams, queueWaitMs: () => queueWaitMs });
+function pool(maxStreams = 2, queueWaitMs = 50, clock = new FakeClock()) {
+  return new LeasePool({
+    maxStreams: () => maxStreams,
+    queueWaitMs: () => queueWaitMs,
+    timers: clock,
+    now: () => clock.now(),
+  });
 }
 
 describe("leases", () => {
@@ -85,9 +91,12 @@ describe("leases", () => {
   });
 
   test("still full after the queue time: 429 proxy_overloaded with Retry-After", async () => {
-    const p = pool(1, 20);
+    const clock = new FakeClock();
+    const p = pool(1, 20, clock);
     const held = await p.acquire("a");
-    const err = await p.acquire("a").catch((e: unknown) => e);
+    const pending = p.acquire("a").catch((e: unknown) => e);
+    await clock.advance(20);
+    const err = await pending;
     expect(err).toBeInstanceOf(GatewayError);
     const g = err as GatewayError;
     expect([g.status, g.type, g.code]).toEqual([429, "rate_limit_error", "proxy_overloaded"]);
@@ -143,6 +152,45 @@ describe("leases", () => {
       [0, 0],
       [0, 0],
     ]);
+    expect(p.stats()).toEqual({});
+  });
+
+  test("the queue wait is one budget per request: time waited on other accounts is not waited again", async () => {
+    const clock = new FakeClock();
+    const p = pool(1, 2_000, clock);
+    const held = [await p.acquire("a"), await p.acquire("b")];
+    let settled: unknown = null;
+    // Waited 1,500 ms elsewhere: 500 ms are left.
+    const pending = p.acquire("b", { waitedMs: 1_500 }).then(
+      (l) => (settled = l),
+      (e: unknown) => (settled = e),
+    );
+    await clock.advance(499);
+    expect(settled).toBeNull();
+    await clock.advance(1);
+    await pending;
+    expect(settled).toBeInstanceOf(GatewayError);
+    expect((settled as GatewayError).code).toBe("proxy_overloaded");
+    // A spent budget is refused at once, without queueing.
+    const spent = p.acquire("a", { waitedMs: 2_000 }).catch((e: unknown) => e);
+    expect(p.queued("a")).toBe(0);
+    expect(((await spent) as GatewayError).code).toBe("proxy_overloaded");
+    for (const l of held) l.release();
+  });
+
+  test("a probe account takes one request at a time; the next waits for it, then the cap is back", async () => {
+    const p = pool(4, 5_000);
+    const probe = await p.acquire("a", { probe: true });
+    const second = p.acquire("a", { probe: true });
+    // The stream cap is 4, but a probe is in flight: the second request waits behind it.
+    expect([p.inFlight("a"), p.queued("a")]).toEqual([1, 1]);
+    probe.release();
+    const l2 = await second;
+    expect([p.inFlight("a"), p.queued("a")]).toEqual([1, 0]);
+    // Once the account has served (the core no longer asks for a probe), the cap applies again.
+    const more = await Promise.all([p.acquire("a"), p.acquire("a"), p.acquire("a")]);
+    expect(p.inFlight("a")).toBe(4);
+    for (const l of [l2, ...more]) l.release();
     expect(p.stats()).toEqual({});
   });
 });

@@ -31,6 +31,12 @@ export interface FakeAuthState {
   refreshCalls: number;
   /** Delay before answering a refresh, in ms. */
   refreshDelayMs: number;
+  /**
+   * Rotate, then answer late: when set, a refresh rotates the token at once (the old refresh token
+   * is spent) but its answer is held until this promise settles, as an auth server that answers
+   * after the gateway's refresh timeout would.
+   */
+  holdAnswer: Promise<unknown> | null;
   /** Scripted answer for a refresh (return undefined for the normal behaviour). */
   onRefresh: ((refreshToken: string, identity: FakeIdentity | undefined) => Response | undefined) | null;
   /** Authorization codes: code → identity and PKCE challenge. */
@@ -69,6 +75,7 @@ export function fakeAuth(): FakeAuth {
     accessTtlSeconds: 3600,
     refreshCalls: 0,
     refreshDelayMs: 0,
+    holdAnswer: null,
     onRefresh: null,
     codes: new Map(),
     deviceIdentity: null,
@@ -130,7 +137,9 @@ export function fakeAuth(): FakeAuth {
           );
         }
         state.refreshTokens.delete(rt);
-        return tokenAnswer(issue(identity));
+        const answer = tokenAnswer(issue(identity));
+        if (state.holdAnswer) await state.holdAnswer.catch(() => {});
+        return answer;
       }
       const form = new URLSearchParams(await request.text());
       state.lastExchange = form;

@@ -26,27 +26,32 @@ export interface Usage {
 
 export type Step =
   /** A text answer. `finalOutput: "empty"` (the default, like the real backend) sends `response.completed` with `output: []`. */
-  | {
-      kind: "text";
-      text: string;
-      usage?: Usage;
-      finalOutput?: "empty" | "full";
-      rateLimits?: boolean;
-      /** Response headers replacing the default live-quota headers (`x-codex-primary-*`). */
-      quotaHeaders?: Record<string, string>;
-    }
-  | { kind: "tool_call"; name: string; arguments: string; callId?: string; usage?: Usage }
-  /** A compaction answer: one `compaction` output item carrying `encryptedContent` (opaque). */
-  | { kind: "compaction"; encryptedContent: string; usage?: Usage }
-  | { kind: "http_error"; status: number; body: unknown; headers?: Record<string, string> }
-  /** An error as the first SSE event of a 200 (`error` or `response.failed`). */
-  | { kind: "sse_error"; as?: "error" | "response.failed"; error: Json }
-  /** Sends the answer's first delta, waits `delayMs`, then the rest. */
-  | { kind: "slow"; text: string; delayMs: number }
-  /** Sends `response.created` and the first delta, then nothing (for idle timeouts). */
-  | { kind: "silent" }
-  /** Sends the first delta, then (optionally) an `error` event, then closes without a terminal event. */
-  | { kind: "truncated"; text: string; thenError?: Json };
+  (
+    | {
+        kind: "text";
+        text: string;
+        usage?: Usage;
+        finalOutput?: "empty" | "full";
+        rateLimits?: boolean;
+        /** Response headers replacing the default live-quota headers (`x-codex-primary-*`). */
+        quotaHeaders?: Record<string, string>;
+      }
+    | { kind: "tool_call"; name: string; arguments: string; callId?: string; usage?: Usage }
+    /** A compaction answer: one `compaction` output item carrying `encryptedContent` (opaque). */
+    | { kind: "compaction"; encryptedContent: string; usage?: Usage }
+    | { kind: "http_error"; status: number; body: unknown; headers?: Record<string, string> }
+    /** An error as the first SSE event of a 200 (`error` or `response.failed`). */
+    | { kind: "sse_error"; as?: "error" | "response.failed"; error: Json }
+    /** Sends the answer's first delta, waits `delayMs`, then the rest. */
+    | { kind: "slow"; text: string; delayMs: number }
+    /** Sends `response.created` and the first delta, then nothing (for idle timeouts). */
+    | { kind: "silent" }
+    /** Sends the first delta, then (optionally) an `error` event, then closes without a terminal event. */
+    | { kind: "truncated"; text: string; thenError?: Json }
+  ) & {
+    /** The answer (any kind) is held until this settles: a test decides when the upstream answers. */
+    readonly after?: Promise<unknown>;
+  };
 
 export interface CodexRequest {
   readonly chatgptAccountId: string | null;
@@ -65,6 +70,8 @@ export interface FakeConnection {
   /** Response ids made on this connection: the only ones it lets a request continue. */
   readonly responseIds: Set<string>;
   closed: boolean;
+  /** Past its lifetime (see `expire`): every further turn is refused. */
+  expired: boolean;
 }
 
 export interface FakeCodex {
@@ -88,6 +95,11 @@ export interface FakeCodex {
   readonly connections: FakeConnection[];
   /** When set, WebSocket upgrades are answered with this HTTP status instead (an upstream without WebSocket). */
   refuseWebSocket: number | null;
+  /**
+   * Ends a connection's lifetime, as the backend does after 60 minutes: its next `response.create`
+   * (and every later one) is answered with a `websocket_connection_limit_reached` error frame.
+   */
+  expire(connectionId: number): void;
 }
 
 const enc = new TextEncoder();
@@ -159,7 +171,9 @@ export function fakeCodex(
           return Response.json(notFound(body.previous_response_id), { status: 400 });
         }
         const id = `resp_fake${++n}`;
-        const p = plan(stepFor(acc, body), id, String(body.model ?? "gpt-5.2"));
+        const step = stepFor(acc, body);
+        if (step.after) await step.after.catch(() => {});
+        const p = plan(step, id, String(body.model ?? "gpt-5.2"));
         if ("httpError" in p) {
           const e = p.httpError;
           return new Response(typeof e.body === "string" ? e.body : JSON.stringify(e.body), {
@@ -172,6 +186,11 @@ export function fakeCodex(
     },
     connections,
     refuseWebSocket: null,
+    expire(connectionId) {
+      const conn = connections[connectionId];
+      if (!conn) throw new Error(`no connection ${connectionId}`);
+      conn.expired = true;
+    },
     websocket: {
       path: "/backend-api/codex/responses",
       accept(request) {
@@ -184,6 +203,7 @@ export function fakeCodex(
           headers: request.headers,
           responseIds: new Set(),
           closed: false,
+          expired: false,
         };
         connections.push(conn);
         return { data: conn, headers: { "x-codex-turn-state": `upstream-ts-${conn.id}` } };
@@ -219,6 +239,19 @@ export function fakeCodex(
           transport: "websocket",
           connection: conn.id,
         });
+        if (conn.expired) {
+          send({
+            type: "error",
+            status: 400,
+            error: {
+              type: "invalid_request_error",
+              code: "websocket_connection_limit_reached",
+              message:
+                "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue.",
+            },
+          });
+          return;
+        }
         const prev = body.previous_response_id;
         if (typeof prev === "string" && !conn.responseIds.has(prev)) {
           send({ type: "error", status: 400, ...notFound(prev) });

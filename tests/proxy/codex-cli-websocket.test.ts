@@ -5,7 +5,7 @@
  * `transport=websocket`. A turn with a tool call sends two requests on one socket; the second
  * continues the first with `previous_response_id` and reaches the same upstream socket. A session
  * past its compaction limit compacts remotely through the gateway (the CLI's in-band
- * `compaction_trigger` turn, logged as `kind=compact`). Every other
+ * `compaction_trigger` turn, logged as `kind=compact`), over the WebSocket and over HTTP. Every other
  * address the CLI might try is sent to a dead local proxy, so nothing leaves 127.0.0.1.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -215,6 +215,55 @@ test("remote compaction through the gateway: the CLI's compaction turn reaches t
   expect(page.items.map((x) => x.requestId)).toEqual([compactRows[0]!.request_id]);
   // This CLI compacts in-band: it never calls the dedicated endpoint (kept for older clients).
   expect(await compactRowsSince(t0)).toEqual(gatewayCompactCalls);
+});
+
+test("remote compaction over HTTP (supports_websockets = false): the trigger turn carries the whole history, the next turn the item", async () => {
+  const SECRET = "opaque-http-compaction-Kx2";
+  env.fake.script(
+    ACC,
+    {
+      kind: "tool_call",
+      name: "exec_command",
+      arguments: JSON.stringify({ cmd: "echo big" }),
+      callId: "call_big_http",
+      usage: { input: 50_000, output: 100 },
+    },
+    { kind: "compaction", encryptedContent: SECRET, usage: { input: 800, output: 40 } },
+  );
+  env.fake.always(ACC, { kind: "text", text: "DONE over http", usage: { input: 10, output: 10 } });
+  const t0 = Date.now();
+  const before = env.fake.requests.length;
+  const { code, out } = await codexExec("Run echo big, then say DONE.", [
+    "-c",
+    "model_auto_compact_token_limit=1000",
+    "-c",
+    "model_providers.codex-lb.supports_websockets=false",
+  ]);
+  expect(code).toBe(0);
+  expect(out).toContain("DONE over http");
+  const upstream = env.fake.requests.slice(before);
+  for (const r of upstream) expect(r.transport).toBe("http");
+  const i = upstream.findIndex((r) => (r.body.input as Json[]).at(-1)?.type === "compaction_trigger");
+  expect(i).toBeGreaterThan(0);
+  const c = upstream[i]!;
+  expect(c.chatgptAccountId).toBe(ACC);
+  expect(c.body.previous_response_id).toBeUndefined();
+  expect((c.body.input as Json[]).map((x) => x.type)).toContain("function_call_output");
+  const carried = (upstream[i + 1]!.body.input as Json[]).filter((x) => x.type === "compaction");
+  expect(carried.map((x) => x.encrypted_content)).toEqual([SECRET]);
+  const rows = await eventually(async () => {
+    const r = await rowsSince(t0);
+    return r.length >= upstream.length ? r : null;
+  });
+  const compactRows = rows!.filter((r) => r.kind === "compact");
+  expect(compactRows.length).toBe(1);
+  expect(compactRows[0]).toMatchObject({
+    endpoint: "/backend-api/codex/responses",
+    transport: "http",
+    upstream_transport: "http",
+    account_id: "ws1",
+    status: "success",
+  });
 });
 
 test('with `name = "openai"` (lower case) the CLI does not compact remotely: it summarises locally, still through the gateway', async () => {

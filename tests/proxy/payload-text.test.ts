@@ -64,6 +64,40 @@ describe("top-level keys", () => {
   });
 });
 
+describe("changed bodies keep the client's text of the members that do not change", () => {
+  test("pretty-printed, escaped, odd values: the text sent parses to the payload, with its key order", () => {
+    const odd = {
+      model: "gpt-5.2",
+      temperature: 0.5,
+      'k"ey': { "{": ["}", "]", "\\"], n: [1, -2.5e3, true, false, null] },
+      input: [{ role: "user", content: 'x \\" } ] { [ \u00e9' }],
+      metadata: { a: "b" },
+      include: ["a", 1],
+      empty: {},
+      list: [[], [{}]],
+    };
+    for (const indent of [0, 1, "\t"]) {
+      for (const change of [{}, { store: true }, { instructions: 7 }, { input: "hi" }, { stream: "yes" }]) {
+        const b = { ...odd, ...change };
+        const raw = JSON.stringify(b, null, indent);
+        const body = JSON.parse(raw);
+        const payload = toUpstreamPayload(body);
+        const text = upstreamText(body, payload, raw);
+        expect(JSON.parse(text)).toEqual(payload);
+        expect(Object.keys(JSON.parse(text))).toEqual(Object.keys(payload));
+        // The unchanged long member is the client's own text (its indentation kept).
+        if (indent !== 0)
+          expect(text).toContain(
+            raw
+              .slice(raw.indexOf('"k\\"ey"'), raw.indexOf('"input"') - 1)
+              .trimEnd()
+              .replace(/,$/, ""),
+          );
+      }
+    }
+  });
+});
+
 describe("over HTTP", () => {
   let env: ProxyEnv;
   beforeAll(async () => {

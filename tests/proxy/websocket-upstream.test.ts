@@ -79,6 +79,109 @@ describe("auto: the upstream refuses the upgrade", () => {
   });
 });
 
+describe("the upstream connection's lifetime", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({ accounts: [{ id: "l1" }] });
+  });
+  afterAll(async () => {
+    await env.stop();
+  });
+
+  test("websocket_connection_limit_reached: the turn goes, whole, to a new upstream connection; the client sees nothing", async () => {
+    env.fake.script(
+      "chatgpt-l1",
+      { kind: "text", text: "first" },
+      { kind: "text", text: "second" },
+      { kind: "text", text: "third" },
+    );
+    const ws = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+    const t1 = await ws.turn(create([user("one")]));
+    const id1 = (t1.at(-1)!.response as Json).id as string;
+    const conn0 = env.fake.requests.at(-1)!.connection!;
+    // The backend ends the connection's life (60 minutes) between turns.
+    env.fake.expire(conn0);
+    const t2 = await ws.turn(create([user("two")], { previous_response_id: id1 }));
+    expect(t2.map((f) => f.type)).not.toContain("error");
+    expect(textOf(t2)).toBe("second");
+    const id2 = (t2.at(-1)!.response as Json).id as string;
+    // And the next continuation stays on the new connection, with only its new input.
+    const t3 = await ws.turn(create([user("three")], { previous_response_id: id2 }));
+    expect(textOf(t3)).toBe("third");
+    ws.close();
+
+    const [r1, refused, r2, r3] = env.fake.requests as unknown as [Req, Req, Req, Req];
+    expect(env.fake.requests.length).toBe(4);
+    expect(refused).toMatchObject({ connection: conn0, body: { previous_response_id: id1 } });
+    expect(r2.connection).not.toBe(conn0);
+    expect(env.fake.connections[conn0]!.closed).toBe(true);
+    for (const r of [r1, refused, r2, r3]) expect(r.chatgptAccountId).toBe("chatgpt-l1");
+    // The new connection never saw turn one: it got the whole conversation, no previous_response_id.
+    expect(r2.body.previous_response_id).toBeUndefined();
+    const items = r2.body.input as Json[];
+    expect(items[0]).toEqual(user("one"));
+    expect(items.some((i) => i.type === "message" && i.role === "assistant")).toBe(true);
+    expect(items.at(-1)).toEqual(user("two"));
+    expect(r3).toMatchObject({
+      connection: r2.connection,
+      body: { previous_response_id: id2, input: [user("three")] },
+    });
+    // One request-log row per turn, all served.
+    const rows = await eventually(async () => {
+      const r = await env.db.selectFrom("request_logs").selectAll().execute();
+      return r.length >= 3 ? r : null;
+    });
+    expect(rows!.length).toBe(3);
+    for (const r of rows!) expect(r).toMatchObject({ status: "success", upstream_transport: "websocket" });
+  });
+});
+
+describe("the history a socket keeps (CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES)", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({
+      accounts: [{ id: "m1" }],
+      env: { CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES: "2000" },
+    });
+  });
+  afterAll(async () => {
+    await env.stop();
+  });
+
+  test("past the cap, continuations still work on their upstream connection; one that must move fails retryably, never wrong", async () => {
+    env.fake.always("chatgpt-m1", { kind: "text", text: "ok" });
+    const ws = await openWs(wsUrl(env.gw.url, "/backend-api/codex/responses"));
+    // Under the cap: kept. Then a message that takes the conversation past 2,000 characters.
+    const t1 = await ws.turn(create([user("small")]));
+    const id1 = (t1.at(-1)!.response as Json).id as string;
+    const t2 = await ws.turn(create([user("x".repeat(3000))], { previous_response_id: id1 }));
+    const id2 = (t2.at(-1)!.response as Json).id as string;
+    // The next continuation goes as sent to the connection that made id2.
+    const t3 = await ws.turn(create([user("three")], { previous_response_id: id2 }));
+    expect(textOf(t3)).toBe("ok");
+    const id3 = (t3.at(-1)!.response as Json).id as string;
+    const sent = env.fake.requests as unknown as Req[];
+    expect(sent.at(-1)).toMatchObject({
+      connection: sent[0]!.connection,
+      body: { previous_response_id: id2, input: [user("three")] },
+    });
+    // The connection's life ends: the turn would have to move, and the gateway no longer has the
+    // conversation. The client gets a retryable stream_incomplete, no answer made without history.
+    env.fake.expire(sent[0]!.connection!);
+    const before = sent.length;
+    const t4 = await ws.turn(create([user("four")], { previous_response_id: id3 }));
+    expect(t4.map((f) => f.type)).toEqual(["response.failed"]);
+    expect((t4[0]!.response as Json).error).toMatchObject({ code: "stream_incomplete" });
+    // Nothing reached a model without its history: the refused turn and the new connection's
+    // refusal of an id it never made.
+    const moved = sent.slice(before);
+    expect(moved.map((r) => r.body.previous_response_id)).toEqual([id3, id3]);
+    ws.close();
+  });
+});
+
+type Req = { connection?: number; chatgptAccountId: string | null; body: Json };
+
 describe("explicit transports", () => {
   test("http: the upgrade is never tried", async () => {
     const env = await startProxyEnv({

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import type { Clock } from "../../src/core/clock.ts";
 import type { Plugin } from "../../src/plugin-host/api.ts";
 import type { Database } from "../../src/store/schema.ts";
 import { type FakeAuth, fakeAuth, type TokenBundle } from "../fakes/auth.ts";
@@ -44,6 +45,10 @@ export async function startProxyEnv(
     fake?: FakeCodex;
     /** Extra plugins, registered after the built-in ones. */
     plugins?: readonly Plugin[];
+    /** The gateway's clock and timers (a FakeClock: the test moves time instead of sleeping). */
+    clock?: Clock;
+    /** Put this server in front of the upstream (given the regular fakes' URL, returns its own). */
+    front?: (fakesUrl: string) => string;
   } = {},
 ): Promise<ProxyEnv> {
   const fake = opts.fake ?? fakeCodex();
@@ -55,7 +60,7 @@ export async function startProxyEnv(
   );
   const gw = await startGateway({
     env: {
-      CODEX_LB_UPSTREAM_BASE_URL: `${upstream.url}/backend-api`,
+      CODEX_LB_UPSTREAM_BASE_URL: `${opts.front ? opts.front(upstream.url) : upstream.url}/backend-api`,
       CODEX_LB_AUTH_BASE_URL: upstream.url,
       CODEX_LB_OAUTH_CALLBACK_PORT: "0",
       CODEX_LB_USAGE_REFRESH_INTERVAL_SECONDS: "3600",
@@ -67,6 +72,7 @@ export async function startProxyEnv(
       ...opts.env,
     },
     plugins: opts.plugins ?? [],
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
   const db = gw.running.store.db;
   const tokens = new Map<string, TokenBundle>();

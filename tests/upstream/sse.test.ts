@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { eventJson, SseReader } from "../../src/upstream/sse.ts";
+import { eventJson, SseEventTooLarge, SseReader } from "../../src/upstream/sse.ts";
 
 const enc = new TextEncoder();
 
@@ -25,6 +25,38 @@ describe("SseReader", () => {
     expect(r.pushText("\ndata: 1\r")).toEqual([]);
     const out = r.pushText("\n\r\n");
     expect(out.map((e) => [e.event, e.data])).toEqual([["a", "1"]]);
+  });
+
+  test("a blank line split between chunks in every way ends the event there", () => {
+    for (const [a, b] of [
+      ["data: 1\n", "\ndata: 2\n\n"],
+      ["data: 1\r", "\rdata: 2\n\n"],
+      ["data: 1\r\n", "\r\ndata: 2\n\n"],
+      ["data: 1\r\n\r", "\ndata: 2\n\n"],
+      ["data: 1\n\r", "data: 2\n\n"],
+    ]) {
+      const r = new SseReader();
+      const out = [...r.pushText(a!), ...r.pushText(b!)];
+      expect(out.map((e) => e.data)).toEqual(["1", "2"]);
+    }
+  });
+
+  test("a large event in many small chunks comes out whole; past 16 MiB it is refused", () => {
+    const r = new SseReader();
+    const text = "x".repeat(8192);
+    expect(r.pushText('data: {"big":"')).toEqual([]);
+    for (let i = 0; i < 256; i++) expect(r.pushText(text)).toEqual([]);
+    const [ev] = r.pushText('"}\n\ndata: {"next":1}\n\n');
+    expect((eventJson(ev!) as { big: string }).big.length).toBe(256 * 8192);
+    const huge = new SseReader();
+    const mib = "y".repeat(1024 * 1024);
+    let thrown: unknown = null;
+    try {
+      for (let i = 0; i < 17; i++) huge.pushText(i === 0 ? `data: ${mib}` : mib);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(SseEventTooLarge);
   });
 
   test("a multi-byte character split between chunks survives", () => {

@@ -11,8 +11,9 @@
  *
  * @module
  */
-import { type Kysely, sql } from "kysely";
+import { CompiledQuery, type Kysely, sql } from "kysely";
 import type { Database } from "../../store/schema.ts";
+import { precompiledText, type SqlText } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
 
 const HOUR = 3_600_000;
@@ -75,29 +76,41 @@ export async function usageBetween(
   since: number,
   until: number,
 ): Promise<Usage> {
-  const rows = await db
-    .selectFrom("api_key_usage_hourly")
-    .select([
-      "model",
-      sql<number>`sum(requests)`.as("requests"),
-      sql<number>`sum(input_tokens)`.as("input"),
-      sql<number>`sum(cached_input_tokens)`.as("cached"),
-      sql<number>`sum(output_tokens)`.as("output"),
-      sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
-      sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
-      sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
-      sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
-    ])
-    .where("api_key_id", "=", apiKeyId)
-    .where("hour", ">=", since)
-    .where("hour", "<", until)
-    .groupBy("model")
-    .execute();
+  const q = usageQuery(db, apiKeyId, since, until);
+  const rows = (await db.executeQuery(CompiledQuery.raw(q.sql, [...q.parameters]))).rows;
+  return usageOfRows(rows as Record<string, unknown>[]);
+}
+
+/** The query of {@link usageBetween}, compiled once per dialect (every keyed request with limits reads it). */
+export function usageQuery(db: Kysely<Database>, apiKeyId: string, since: number, until: number): SqlText {
+  return precompiledText(db, "usageBetween", [apiKeyId, since, until], (a) =>
+    db
+      .selectFrom("api_key_usage_hourly")
+      .select([
+        "model",
+        sql<number>`sum(requests)`.as("requests"),
+        sql<number>`sum(input_tokens)`.as("input"),
+        sql<number>`sum(cached_input_tokens)`.as("cached"),
+        sql<number>`sum(output_tokens)`.as("output"),
+        sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
+        sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
+        sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
+        sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
+      ])
+      .where("api_key_id", "=", a[0] as string)
+      .where("hour", ">=", a[1] as number)
+      .where("hour", "<", a[2] as number)
+      .groupBy("model"),
+  );
+}
+
+/** The usage in the rows of {@link usageQuery} (one per model). */
+export function usageOfRows(rows: readonly Record<string, unknown>[]): Usage {
   let u = { ...zeroUsage };
   for (const r of rows) {
     // Rows without a stored cost are priced per model from their token sums.
     const priced =
-      costUsd(r.model, {
+      costUsd(r.model as string, {
         inputTokens: Number(r.np_input),
         cachedInputTokens: Number(r.np_cached),
         outputTokens: Number(r.np_output),

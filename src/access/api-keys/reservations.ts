@@ -16,17 +16,20 @@
  *
  * @module
  */
-import { type Kysely, sql, type Transaction } from "kysely";
+import { CompiledQuery, type Kysely, sql } from "kysely";
 import { GatewayError } from "../../core/errors.ts";
 import type { Database, NewRequestLogRow } from "../../store/schema.ts";
+import type { SqliteExclusive, SyncSql } from "../../store/sync-sql.ts";
 import {
   type LimitSpec,
   type LimitType,
   type Usage,
-  usageBetween,
+  usageOfRows,
+  usageQuery,
   valueFor,
   windowBounds,
 } from "./limits.ts";
+import { precompiled, precompiledText, type SqlText } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
 
 /** Output tokens assumed for a request that does not say (`max_output_tokens` absent). */
@@ -37,6 +40,10 @@ export const DEFAULT_OUTPUT_ESTIMATE = 4096;
  * requests wait.
  */
 const IN_FLIGHT_MS = 3_600_000;
+/** Reservation ids remembered between a log row queued and written (see `LimitReservations`). */
+const QUEUED_IDS = 100_000;
+/** Reservations deleted by one statement once their log rows are written. */
+const RELEASE_BATCH = 16;
 /** Reservations older than the longest window can count for nothing; they are pruned. */
 const MAX_WINDOW_MS = 30 * 24 * 3_600_000;
 
@@ -87,27 +94,32 @@ interface Held {
   readonly inFlight: number;
 }
 
-async function heldSince(
-  trx: Transaction<Database>,
-  apiKeyId: string,
-  since: number,
-  inFlightSince: number,
-): Promise<Held> {
-  const r = await trx
-    .selectFrom("api_key_reservations")
-    .select([
-      sql<number>`count(*)`.as("n"),
-      sql<number>`coalesce(sum(case when settled = 0 and created_at >= ${inFlightSince} then 1 else 0 end), 0)`.as(
-        "in_flight",
-      ),
-      sql<number>`coalesce(sum(input_tokens), 0)`.as("input"),
-      sql<number>`coalesce(sum(cached_input_tokens), 0)`.as("cached"),
-      sql<number>`coalesce(sum(output_tokens), 0)`.as("output"),
-      sql<number>`coalesce(sum(cost_usd), 0)`.as("cost"),
-    ])
-    .where("api_key_id", "=", apiKeyId)
-    .where("created_at", ">=", since)
-    .executeTakeFirst();
+/** The query summing a key's reservations since `since` (compiled once per dialect). */
+function heldQuery(db: Kysely<Database>, apiKeyId: string, since: number, inFlightSince: number): SqlText {
+  return precompiledText(db, "heldSince", [apiKeyId, since, inFlightSince], (a) =>
+    db
+      .selectFrom("api_key_reservations")
+      .select([
+        sql<number>`count(*)`.as("n"),
+        sql<number>`coalesce(sum(case when settled = 0 and created_at >= ${a[2]} then 1 else 0 end), 0)`.as(
+          "in_flight",
+        ),
+        sql<number>`coalesce(sum(input_tokens), 0)`.as("input"),
+        sql<number>`coalesce(sum(cached_input_tokens), 0)`.as("cached"),
+        sql<number>`coalesce(sum(output_tokens), 0)`.as("output"),
+        sql<number>`coalesce(sum(cost_usd), 0)`.as("cost"),
+      ])
+      .where("api_key_id", "=", a[0] as string)
+      .where("created_at", ">=", a[1] as number),
+  );
+}
+
+/** Plain SQL as a Kysely query. */
+function asQuery(q: SqlText): CompiledQuery {
+  return CompiledQuery.raw(q.sql, [...q.parameters]);
+}
+
+function heldOfRow(r: Record<string, unknown> | undefined): Held {
   const figures = {
     inputTokens: Number(r?.input ?? 0),
     cachedInputTokens: Number(r?.cached ?? 0),
@@ -127,76 +139,310 @@ function refusal(l: LimitSpec, used: number, resetsAt: number, now: number, why:
   );
 }
 
+type KeyLimits = { readonly id: string; readonly createdAt: number; readonly limits: readonly LimitSpec[] };
+type ReserveRequest = {
+  readonly id: string;
+  readonly requestId: string;
+  readonly model: string;
+  readonly estimate: UsageFigures;
+};
+interface WindowFigures {
+  readonly logged: Usage;
+  readonly held: Held;
+  readonly resetsAt: number;
+}
+
+/**
+ * Throws 429 when `est` does not fit one of the key's limits; `figures(window, start, resetsAt)`
+ * reads a window's logged usage and reservations (once per distinct window).
+ */
+function check(
+  key: KeyLimits,
+  est: Usage,
+  now: number,
+  figures: (start: number, resetsAt: number) => WindowFigures | Promise<WindowFigures>,
+): void | Promise<void> {
+  const byWindow = new Map<string, WindowFigures>();
+  const judge = (l: LimitSpec, w: WindowFigures) => {
+    const type: LimitType = l.limitType;
+    const used = valueFor(type, w.logged) + valueFor(type, w.held.all);
+    if (used >= l.maxValue) throw refusal(l, used, w.resetsAt, now, "reached");
+    if (w.held.inFlight > 0 && used + valueFor(type, est) > l.maxValue)
+      throw refusal(l, used, w.resetsAt, now, "would be exceeded by the requests in flight");
+  };
+  const step = (i: number): void | Promise<void> => {
+    for (; i < key.limits.length; i++) {
+      const l = key.limits[i]!;
+      const known = byWindow.get(l.limitWindow);
+      if (known) {
+        judge(l, known);
+        continue;
+      }
+      const { start, resetsAt } = windowBounds(key.createdAt, l.limitWindow, now);
+      const w = figures(start, resetsAt);
+      if (w instanceof Promise) {
+        const next = i;
+        return w.then((got) => {
+          byWindow.set(l.limitWindow, got);
+          judge(l, got);
+          return step(next + 1);
+        });
+      }
+      byWindow.set(l.limitWindow, w);
+      judge(l, w);
+    }
+  };
+  return step(0);
+}
+
+function reservationValues(key: KeyLimits, req: ReserveRequest, now: number): unknown[] {
+  return [
+    req.id,
+    key.id,
+    req.requestId,
+    req.model,
+    now,
+    req.estimate.inputTokens,
+    req.estimate.cachedInputTokens,
+    req.estimate.outputTokens,
+    req.estimate.costUsd,
+  ];
+}
+
+function insertReservationQuery(db: Kysely<Database>, values: readonly unknown[]): SqlText {
+  return precompiledText(db, "insertReservation", values, (a) =>
+    db.insertInto("api_key_reservations").values({
+      id: a[0] as string,
+      api_key_id: a[1] as string,
+      request_id: a[2] as string,
+      model: a[3] as string,
+      created_at: a[4] as number,
+      settled: 0,
+      input_tokens: a[5] as number,
+      cached_input_tokens: a[6] as number,
+      output_tokens: a[7] as number,
+      cost_usd: a[8] as number,
+    }),
+  );
+}
+
 /**
  * Reserves `estimate` against the key's limits, or throws 429. Returns the reservation id (null
  * when the key has no limits: nothing to hold).
+ *
+ * With `sqlite` (the store's SQLite connection) the same statements run synchronously in one
+ * `BEGIN IMMEDIATE` transaction: the write lock taken first decides this key's reservations one
+ * after the other, as the lock on the key's row does on PostgreSQL.
  */
 export async function reserve(
   db: Kysely<Database>,
-  key: { readonly id: string; readonly createdAt: number; readonly limits: readonly LimitSpec[] },
-  req: {
-    readonly id: string;
-    readonly requestId: string;
-    readonly model: string;
-    readonly estimate: UsageFigures;
-  },
+  key: KeyLimits,
+  req: ReserveRequest,
   now: number,
+  sqlite?: SqliteExclusive,
 ): Promise<string | null> {
   if (key.limits.length === 0) return null;
+  if (sqlite) {
+    await sqlite.exclusive((s) => s.immediate(() => reserveIn(s, db, key, req, now)));
+    return req.id;
+  }
+  const est = asUsage(req.estimate);
+  const inFlightSince = now - IN_FLIGHT_MS;
   return db.transaction().execute(async (trx) => {
     // Lock the key first: every reservation of this key is decided one after the other.
-    await trx.updateTable("api_keys").set({ updated_at: sql`updated_at` }).where("id", "=", key.id).execute();
-    const est = asUsage(req.estimate);
-    const byWindow = new Map<string, { logged: Usage; held: Held; resetsAt: number }>();
-    for (const l of key.limits) {
-      let w = byWindow.get(l.limitWindow);
-      if (!w) {
-        const { start, resetsAt } = windowBounds(key.createdAt, l.limitWindow, now);
-        w = {
-          logged: await usageBetween(trx, key.id, start, resetsAt),
-          held: await heldSince(trx, key.id, start, now - IN_FLIGHT_MS),
-          resetsAt,
-        };
-        byWindow.set(l.limitWindow, w);
-      }
-      const type: LimitType = l.limitType;
-      const used = valueFor(type, w.logged) + valueFor(type, w.held.all);
-      if (used >= l.maxValue) throw refusal(l, used, w.resetsAt, now, "reached");
-      if (w.held.inFlight > 0 && used + valueFor(type, est) > l.maxValue)
-        throw refusal(l, used, w.resetsAt, now, "would be exceeded by the requests in flight");
-    }
-    await trx
-      .insertInto("api_key_reservations")
-      .values({
-        id: req.id,
-        api_key_id: key.id,
-        request_id: req.requestId,
-        model: req.model,
-        created_at: now,
-        settled: 0,
-        input_tokens: req.estimate.inputTokens,
-        cached_input_tokens: req.estimate.cachedInputTokens,
-        output_tokens: req.estimate.outputTokens,
-        cost_usd: req.estimate.costUsd,
-      })
-      .execute();
+    await trx.executeQuery(
+      precompiled(trx, "lockKey", [key.id], (a) =>
+        trx
+          .updateTable("api_keys")
+          .set({ updated_at: sql`updated_at` })
+          .where("id", "=", a[0] as string),
+      ),
+    );
+    await check(key, est, now, async (start, resetsAt) => ({
+      logged: usageOfRows(
+        (await trx.executeQuery(asQuery(usageQuery(trx, key.id, start, resetsAt)))).rows as Record<
+          string,
+          unknown
+        >[],
+      ),
+      held: heldOfRow(
+        (await trx.executeQuery(asQuery(heldQuery(trx, key.id, start, inFlightSince)))).rows[0] as
+          | Record<string, unknown>
+          | undefined,
+      ),
+      resetsAt,
+    }));
+    await trx.executeQuery(asQuery(insertReservationQuery(trx, reservationValues(key, req, now))));
     return req.id;
   });
 }
 
+/**
+ * {@link reserve}'s decision and insert on SQLite, synchronously, inside a `BEGIN IMMEDIATE`
+ * transaction (the write lock taken first: this key's reservations are decided one after another).
+ */
+function reserveIn(
+  s: SyncSql,
+  db: Kysely<Database>,
+  key: KeyLimits,
+  req: ReserveRequest,
+  now: number,
+  batch?: BatchFigures,
+): void {
+  const inFlightSince = now - IN_FLIGHT_MS;
+  const run = (q: SqlText) => s.all(q.sql, q.parameters);
+  const loggedUsage = (start: number, resetsAt: number): Usage => {
+    const k = `${key.id}\u0000${start}\u0000${resetsAt}`;
+    let u = batch?.logged.get(k);
+    if (!u) {
+      u = usageOfRows(run(usageQuery(db, key.id, start, resetsAt)));
+      batch?.logged.set(k, u);
+    }
+    return u;
+  };
+  let heldByWindow = batch?.held.get(key.id);
+  const held = (start: number): Held => {
+    const known = heldByWindow?.get(start);
+    if (known) return known;
+    const h = heldOfRow(run(heldQuery(db, key.id, start, inFlightSince))[0]);
+    if (batch) {
+      if (!heldByWindow) {
+        heldByWindow = new Map();
+        batch.held.set(key.id, heldByWindow);
+      }
+      heldByWindow.set(start, h);
+    }
+    return h;
+  };
+  const est = asUsage(req.estimate);
+  check(key, est, now, (start, resetsAt) => ({
+    logged: loggedUsage(start, resetsAt),
+    held: held(start),
+    resetsAt,
+  }));
+  const q = insertReservationQuery(db, reservationValues(key, req, now));
+  s.run(q.sql, q.parameters);
+  // The new reservation counts in every window of the key read in this batch (all start before
+  // `now`), in flight: later holds of the batch add it instead of summing the table again.
+  if (heldByWindow) {
+    for (const [start, h] of heldByWindow)
+      heldByWindow.set(start, { all: addUsage(h.all, est), inFlight: h.inFlight + 1 });
+  }
+}
+
+/**
+ * What one group-commit batch has read: logged usage per key and window (it cannot change inside
+ * the transaction, which writes only reservations), and reservations held per key and window start,
+ * kept up to date with the batch's own inserts (the sum over the table would grow with the batch).
+ */
+interface BatchFigures {
+  readonly logged: Map<string, Usage>;
+  readonly held: Map<string, Map<number, Held>>;
+}
+
+function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    requests: a.requests + b.requests,
+    inputTokens: a.inputTokens + b.inputTokens,
+    cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    costUsd: a.costUsd + b.costUsd,
+  };
+}
+
+/**
+ * Group commit on SQLite: the reservations, settles and deletes asked for in one turn of the event
+ * loop are written in one `BEGIN IMMEDIATE` transaction (a commit costs more than the statements),
+ * in the order they were asked for. Each reservation is decided as if alone (it sees the ones
+ * before it in the batch); a refused one writes nothing and does not touch the others. A caller's
+ * promise settles once the batch is committed: a reservation is durable before its request goes on.
+ */
+class GroupCommit {
+  #holds: { key: KeyLimits; req: ReserveRequest; now: number; done: (e: unknown) => void }[] = [];
+  #writes: { q: SqlText; done: (e: unknown) => void }[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly sqlite: SqliteExclusive,
+  ) {}
+
+  /** Reserves (throws the 429 of {@link reserve}) once committed. */
+  reserve(key: KeyLimits, req: ReserveRequest, now: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#holds.push({ key, req, now, done: (e) => (e === null ? resolve() : reject(e)) });
+      this.#schedule();
+    });
+  }
+
+  /** Runs a write (settle, delete) in the next batch. */
+  write(q: SqlText): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#writes.push({ q, done: (e) => (e === null ? resolve() : reject(e)) });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => void this.#run());
+  }
+
+  async #run(): Promise<void> {
+    this.#scheduled = false;
+    const holds = this.#holds;
+    const writes = this.#writes;
+    this.#holds = [];
+    this.#writes = [];
+    let refused: unknown[];
+    try {
+      refused = await this.sqlite.exclusive((s) =>
+        s.immediate(() => {
+          for (const w of writes) s.run(w.q.sql, w.q.parameters);
+          const batch: BatchFigures = { logged: new Map(), held: new Map() };
+          return holds.map((h) => {
+            try {
+              reserveIn(s, this.db, h.key, h.req, h.now, batch);
+              return null;
+            } catch (e) {
+              // A refusal (429) is decided before anything is written; anything else fails the batch.
+              if (e instanceof GatewayError) return e;
+              throw e;
+            }
+          });
+        }),
+      );
+    } catch (e) {
+      for (const w of writes) w.done(e);
+      for (const h of holds) h.done(e);
+      return;
+    }
+    for (const w of writes) w.done(null);
+    for (let i = 0; i < holds.length; i++) holds[i]!.done(refused[i] ?? null);
+  }
+}
+
+function settleQuery(db: Kysely<Database>, id: string, usage: UsageFigures): SqlText {
+  const args = [usage.inputTokens, usage.cachedInputTokens, usage.outputTokens, usage.costUsd, id];
+  return precompiledText(db, "settleReservation", args, (a) =>
+    db
+      .updateTable("api_key_reservations")
+      .set({
+        settled: 1,
+        input_tokens: a[0] as number,
+        cached_input_tokens: a[1] as number,
+        output_tokens: a[2] as number,
+        cost_usd: a[3] as number,
+      })
+      .where("id", "=", a[4] as string),
+  );
+}
+
 /** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
 export async function settle(db: Kysely<Database>, id: string, usage: UsageFigures): Promise<void> {
-  await db
-    .updateTable("api_key_reservations")
-    .set({
-      settled: 1,
-      input_tokens: usage.inputTokens,
-      cached_input_tokens: usage.cachedInputTokens,
-      output_tokens: usage.outputTokens,
-      cost_usd: usage.costUsd,
-    })
-    .where("id", "=", id)
-    .execute();
+  await db.executeQuery(asQuery(settleQuery(db, id, usage)));
 }
 
 /** Deletes reservations whose requests' log rows are written (the hour buckets count them now). */
@@ -219,6 +465,8 @@ export interface ReservationRequest {
   readonly model: string;
   /** The body sent upstream: its JSON size estimates the input tokens. */
   readonly payload: unknown;
+  /** `payload` as the JSON text sent, when at hand (its length is the size; nothing re-serialised). */
+  readonly payloadText?: string;
   /** The client's body, for `max_output_tokens` (or `max_completion_tokens` / `max_tokens`). */
   readonly body?: unknown;
 }
@@ -256,12 +504,24 @@ export interface ReservationLog {
 export class LimitReservations {
   /** Holds of requests in flight in this process, by key and request id, until their row is queued. */
   readonly #open = new Map<string, LimitHold>();
+  /**
+   * Reservation ids of requests whose log row is queued, until the row is written (then they are
+   * deleted by id, a batch at a time). Bounded: the oldest are forgotten past {@link QUEUED_IDS}
+   * (their rows, should they be written, find their reservation by key and request id instead).
+   */
+  readonly #queued = new Map<string, string>();
+  /** SQLite: reservations, settles and deletes grouped per event-loop turn, one commit each. */
+  readonly #group: GroupCommit | null;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly log: ReservationLog,
     private readonly newId: () => string = () => crypto.randomUUID(),
-  ) {}
+    /** The store's SQLite connection: reservations are written synchronously on it (see `reserve`). */
+    sqlite?: SqliteExclusive,
+  ) {
+    this.#group = sqlite ? new GroupCommit(db, sqlite) : null;
+  }
 
   /**
    * Reserves the request's estimated usage on `key` (null key, or a key without limits: null);
@@ -274,9 +534,11 @@ export class LimitReservations {
   ): Promise<LimitHold | null> {
     if (!key || key.limits.length === 0) return null;
     const id = this.newId();
-    const bodyBytes = JSON.stringify(req.payload ?? null).length;
+    const bodyBytes = (req.payloadText ?? JSON.stringify(req.payload ?? null)).length;
     const estimate = estimateUsage(req.model, bodyBytes, maxOutputTokensOf(req.body));
-    await reserve(this.db, key, { id, requestId: req.requestId, model: req.model, estimate }, now);
+    const reservation = { id, requestId: req.requestId, model: req.model, estimate };
+    if (this.#group) await this.#group.reserve(key, reservation, now);
+    else await reserve(this.db, key, reservation, now);
     const hold: LimitHold = {
       id,
       settle: async (row) => {
@@ -286,7 +548,9 @@ export class LimitReservations {
         const cost =
           row.cost_usd ?? costUsd(req.model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
         try {
-          await settle(this.db, id, { inputTokens, cachedInputTokens, outputTokens, costUsd: cost });
+          const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
+          if (this.#group) await this.#group.write(settleQuery(this.db, id, usage));
+          else await settle(this.db, id, usage);
         } catch (e) {
           this.log.warn(
             { err: e instanceof Error ? e.message : String(e), reservationId: id },
@@ -306,31 +570,71 @@ export class LimitReservations {
     const hold = this.#open.get(k);
     if (!hold) return;
     this.#open.delete(k);
+    this.#queued.set(k, hold.id);
+    if (this.#queued.size > QUEUED_IDS) {
+      const oldest = this.#queued.keys().next().value as string;
+      this.#queued.delete(oldest);
+    }
     void hold.settle(row);
   }
 
   /** Log rows are in the store: each keyed row's reservation is dropped (one per row). */
   async rowsWritten(rows: readonly NewRequestLogRow[]): Promise<void> {
+    // Reservations held in this process are known by id: deleted by primary key, in batches.
+    const ids: string[] = [];
+    const others: NewRequestLogRow[] = [];
     for (const r of rows) {
       if (!r.api_key_id) continue;
+      const k = openKey(r.api_key_id, r.request_id);
+      const id = this.#queued.get(k);
+      if (id === undefined) {
+        others.push(r);
+        continue;
+      }
+      this.#queued.delete(k);
+      ids.push(id);
+    }
+    for (let i = 0; i < ids.length; i += RELEASE_BATCH) {
+      const batch = ids.slice(i, i + RELEASE_BATCH);
+      const db = this.db;
       try {
-        await this.db
-          .deleteFrom("api_key_reservations")
-          .where(
-            "id",
-            "in",
-            this.db
-              .selectFrom("api_key_reservations")
-              .select("id")
-              .where("api_key_id", "=", r.api_key_id)
-              .where("request_id", "=", r.request_id)
-              .orderBy("settled", "desc")
-              .limit(1),
-          )
-          .execute();
+        await this.#execute(
+          precompiledText(db, "releaseIds", batch, (a) =>
+            db.deleteFrom("api_key_reservations").where("id", "in", a as string[]),
+          ),
+        );
       } catch (e) {
         this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
       }
     }
+    for (const r of others) {
+      if (!r.api_key_id) continue;
+      try {
+        const db = this.db;
+        await this.#execute(
+          precompiledText(db, "releaseForRow", [r.api_key_id, r.request_id], (a) =>
+            db.deleteFrom("api_key_reservations").where(
+              "id",
+              "in",
+              db
+                .selectFrom("api_key_reservations")
+                .select("id")
+                .where("api_key_id", "=", a[0] as string)
+                .where("request_id", "=", a[1] as string)
+                .orderBy("settled", "desc")
+                .limit(1),
+            ),
+          ),
+        );
+      } catch (e) {
+        this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
+      }
+    }
+  }
+
+  /** A write outside any reservation: grouped on SQLite, through Kysely otherwise. */
+  async #execute(q: SqlText): Promise<void> {
+    if (this.#group) await this.#group.write(q);
+    else await this.db.executeQuery(asQuery(q));
   }
 }

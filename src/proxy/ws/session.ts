@@ -55,6 +55,9 @@ import {
 import { FRAME_SEPARATOR, syntheticTurn, WsShaper } from "./shaper.ts";
 import { rememberTransport, transportFor, upgradeRefused, websocketUrl } from "./transport.ts";
 
+/** The backend's answer to a turn on a connection past its lifetime (60 minutes). */
+const CONNECTION_LIMIT = "websocket_connection_limit_reached";
+
 /** The beta token the upstream Responses WebSocket requires (the Codex CLI sends it too). */
 export const RESPONSES_WS_BETA = "responses_websockets=2026-02-06";
 
@@ -69,10 +72,15 @@ export interface SocketOptions {
 /** What the socket remembers of its last completed turn, to continue it anywhere. */
 interface LastTurn {
   readonly responseId: string;
-  /** The whole input of that turn (earlier turns included). */
-  readonly input: readonly unknown[];
-  /** Its output items. */
-  readonly output: readonly unknown[];
+  /**
+   * The whole input of that turn (earlier turns included), and its output items; null once the
+   * conversation outgrew `CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES` (then only the upstream connection
+   * that made the response can continue it).
+   */
+  readonly input: readonly unknown[] | null;
+  readonly output: readonly unknown[] | null;
+  /** The conversation's size as JSON text (client messages and output items), in characters. */
+  readonly size: number;
 }
 
 export class ResponsesSocket implements WsSession {
@@ -205,7 +213,7 @@ export class ResponsesSocket implements WsSession {
       this.#sendError(e instanceof GatewayError ? e : new GatewayError("invalid_request_error"));
       return;
     }
-    await new Turn(this, body).run();
+    await new Turn(this, body, text.length).run();
   }
 
   // --- what a Turn needs from its socket
@@ -250,6 +258,10 @@ export class ResponsesSocket implements WsSession {
     if (last) this.#last = last;
     if (upstream && last) upstream.responseIds.add(last.responseId);
   }
+  /** Whether this socket's upstream connection is open and made response `id`. */
+  upstreamHolds(id: string): boolean {
+    return this.#upstream?.isOpen === true && this.#upstream.responseIds.has(id);
+  }
   /** The upstream socket for `accountId`, if one is open (another account's is closed). */
   upstreamFor(accountId: string): UpstreamSocket | null {
     const u = this.#upstream;
@@ -284,9 +296,13 @@ class Turn {
   #transport: Transport | null = null;
   #usedUpstream: UpstreamSocket | null = null;
 
-  constructor(socket: ResponsesSocket, body: Json) {
+  /** The client's message size (characters), counted towards the socket's history cap. */
+  readonly #size: number;
+
+  constructor(socket: ResponsesSocket, body: Json, size: number) {
     this.#s = socket;
     this.#body = body;
+    this.#size = size;
     this.#requestedAt = socket.ctx.deps.clock();
   }
 
@@ -384,9 +400,28 @@ class Turn {
       return;
     }
     // The whole conversation so far, for any upstream connection that did not see the earlier turns.
-    const history = prevId !== null && last ? [...last.input, ...last.output, ...input] : input;
-    const expanded: Json = { ...payload, input: history };
-    delete expanded.previous_response_id;
+    const continuing = prevId !== null && last !== null;
+    const history =
+      !continuing || last === null
+        ? input
+        : last.input !== null && last.output !== null
+          ? [...last.input, ...last.output, ...input]
+          : null;
+    if (history === null && !s.upstreamHolds(prevId!)) {
+      // Past the history cap, and the upstream connection that made the response is gone.
+      this.#refuse(
+        new GatewayError(
+          "stream_incomplete",
+          "Upstream websocket closed before response.completed: this connection's conversation is larger than the gateway keeps (CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES); send the full input on a new connection",
+        ),
+        true,
+      );
+      return;
+    }
+    // Past the cap, the turn can only continue where the response lives: it goes as sent.
+    const expanded: Json = history === null ? payload : { ...payload, input: history };
+    if (history !== null) delete expanded.previous_response_id;
+    const size = (continuing && last ? last.size : 0) + this.#size;
 
     const abort = new AbortController();
     s.begin(abort);
@@ -455,9 +490,23 @@ class Turn {
       status: FinishStatus;
     };
     const ok = done.status === "success" && done.state.responseId !== null;
-    const lastTurn: LastTurn | null = ok
-      ? { responseId: done.state.responseId!, input: history, output: shaper.items() }
-      : null;
+    let lastTurn: LastTurn | null = null;
+    if (ok) {
+      const total = size + shaper.outputSize();
+      const keep = history !== null && total <= deps.settings.websocketMaxHistoryBytes;
+      if (history !== null && !keep) {
+        deps.log.info(
+          { requestId: this.#requestId, size: total },
+          "websocket conversation over the history cap; only its upstream connection can continue it now",
+        );
+      }
+      lastTurn = {
+        responseId: done.state.responseId!,
+        input: keep ? history : null,
+        output: keep ? shaper.items() : null,
+        size: total,
+      };
+    }
     s.finished(open.account, lastTurn, this.#transport === "websocket" ? this.#usedUpstream : null);
     this.#log(done.status, 200, done.state, undefined, ttfbMs);
     this.#completed(open.account, done.status === "success", 200);
@@ -478,50 +527,94 @@ class Turn {
 
     let upstream = s.upstreamFor(account.id);
     if (!upstream) {
-      const url = websocketUrl(ctx.upstreamUrl);
-      const r = await connectWebSocket(
-        url,
-        upstreamWsHeaders(s.headers, creds, call.requestId),
-        ctx.deps.settings.upstreamConnectTimeoutSeconds * 1000,
-        call.signal,
-      );
-      if (!r.ok) {
-        if (r.status !== null && setting === "auto" && upgradeRefused(r.status)) {
-          rememberTransport(ctx.upstreamUrl, "http");
-          ctx.deps.log.info(
-            { upstream: ctx.upstreamUrl, status: r.status },
-            "upstream refused the WebSocket upgrade; using HTTP for it from now on",
-          );
-          return this.#http(call, account, creds, expanded);
-        }
-        this.#transport = "websocket";
-        if (r.status !== null) return { kind: "failed", failure: httpFailure(r.status, r.message) };
-        return {
-          kind: "failed",
-          failure: transportFailure({
-            httpStatus: null,
-            errorCode: r.timeout ? "timeout" : "transport_error",
-            errorType: null,
-            message: r.message,
-            transport: true,
-          }),
-        };
-      }
-      rememberTransport(ctx.upstreamUrl, "websocket");
-      upstream = new UpstreamSocket(r.socket, account.id, ctx.deps.settings.streamIdleTimeoutSeconds * 1000);
-      s.adoptUpstream(upstream);
+      const c = await this.#connect(call, account, creds, expanded, setting);
+      if (!(c instanceof UpstreamSocket)) return c;
+      upstream = c;
     }
     this.#transport = "websocket";
     this.#usedUpstream = upstream;
     // The upstream connection that made the previous response gets only the new input.
     const prevId = typeof payload.previous_response_id === "string" ? payload.previous_response_id : null;
-    const body = prevId !== null && upstream.responseIds.has(prevId) ? payload : expanded;
+    const continues = prevId !== null && upstream.responseIds.has(prevId);
+    let outcome = await this.#send(upstream, continues ? payload : expanded);
+    if (outcome.kind === "failed" && outcome.failure.errorCode === CONNECTION_LIMIT) {
+      // The backend ends a connection after its lifetime (60 minutes) and answers the next turn
+      // with this error. The client's socket stays: the turn goes, as the whole conversation, to a
+      // new upstream connection on the same account (once), and the client never sees it.
+      upstream.close(1000, "connection limit reached");
+      ctx.deps.log.info(
+        { requestId: call.requestId },
+        "upstream websocket connection limit reached; reconnecting",
+      );
+      const c = await this.#connect(call, account, creds, expanded, setting);
+      if (!(c instanceof UpstreamSocket)) return c;
+      this.#usedUpstream = c;
+      outcome = await this.#send(c, expanded);
+    }
+    // A refused token: the retry (after a refresh) must open a new connection with the new one.
+    if (outcome.kind === "failed" && outcome.failure.httpStatus === 401) {
+      this.#usedUpstream?.close(1000, "auth failed");
+    }
+    return outcome;
+  }
+
+  /** Sends one turn on `upstream` and waits for its first event. */
+  #send(upstream: UpstreamSocket, body: Json): Promise<Outcome> {
     const { stream: _stream, background: _background, ...rest } = body;
     const events = upstream.send(JSON.stringify({ type: "response.create", ...rest }));
-    const outcome = await firstEvent(events, new Headers(), new AbortController());
-    // A refused token: the retry (after a refresh) must open a new connection with the new one.
-    if (outcome.kind === "failed" && outcome.failure.httpStatus === 401) upstream.close(1000, "auth failed");
-    return outcome;
+    return firstEvent(events, new Headers(), new AbortController());
+  }
+
+  /**
+   * Opens this socket's upstream WebSocket on `account` (and adopts it), or says why not: a failed
+   * attempt, or — for an upstream refusing the upgrade under `auto` — the attempt made over HTTP.
+   */
+  async #connect(
+    call: UpstreamCall,
+    account: AccountSnapshot,
+    creds: AccountCredentials,
+    expanded: Json,
+    setting: "auto" | "websocket" | "http",
+  ): Promise<UpstreamSocket | Outcome> {
+    const s = this.#s;
+    const { ctx } = s;
+    const url = websocketUrl(ctx.upstreamUrl);
+    const r = await connectWebSocket(
+      url,
+      upstreamWsHeaders(s.headers, creds, call.requestId),
+      ctx.deps.settings.upstreamConnectTimeoutSeconds * 1000,
+      call.signal,
+    );
+    if (!r.ok) {
+      if (r.status !== null && setting === "auto" && upgradeRefused(r.status)) {
+        rememberTransport(ctx.upstreamUrl, "http");
+        ctx.deps.log.info(
+          { upstream: ctx.upstreamUrl, status: r.status },
+          "upstream refused the WebSocket upgrade; using HTTP for it from now on",
+        );
+        return this.#http(call, account, creds, expanded);
+      }
+      this.#transport = "websocket";
+      if (r.status !== null) return { kind: "failed", failure: httpFailure(r.status, r.message) };
+      return {
+        kind: "failed",
+        failure: transportFailure({
+          httpStatus: null,
+          errorCode: r.timeout ? "timeout" : "transport_error",
+          errorType: null,
+          message: r.message,
+          transport: true,
+        }),
+      };
+    }
+    rememberTransport(ctx.upstreamUrl, "websocket");
+    const upstream = new UpstreamSocket(
+      r.socket,
+      account.id,
+      ctx.deps.settings.streamIdleTimeoutSeconds * 1000,
+    );
+    s.adoptUpstream(upstream);
+    return upstream;
   }
 
   #http(

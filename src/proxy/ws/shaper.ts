@@ -33,6 +33,7 @@ export function dataOf(raw: string): string {
 
 export class WsShaper implements Shaper {
   readonly #items = new OutputItems();
+  #outputSize = 0;
 
   constructor(private readonly hideCodexEvents: boolean) {}
 
@@ -42,13 +43,21 @@ export class WsShaper implements Shaper {
 
   event(type: string, json: Json | null, raw: string): string {
     if (this.hideCodexEvents && type.startsWith("codex.")) return "";
-    if (type === "response.output_item.done") this.#items.add(json);
     const data = dataOf(raw);
+    if (type === "response.output_item.done") {
+      this.#items.add(json);
+      this.#outputSize += data.length;
+    }
     return data === "" ? "" : data + FRAME_SEPARATOR;
   }
 
   end(): string {
     return "";
+  }
+
+  /** The size of the turn's output items as JSON text (characters of their events). */
+  outputSize(): number {
+    return this.#outputSize;
   }
 
   /** The output items of the turn, in order. */

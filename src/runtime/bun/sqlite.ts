@@ -7,9 +7,15 @@
 import { constants, Database, type Statement } from "bun:sqlite";
 import type { Dialect } from "kysely";
 import { BunSqliteDialect } from "kysely-bun-sqlite";
+import type { SyncSql } from "../../store/sync-sql.ts";
 
 export interface SqliteHandle {
   readonly dialect: Dialect;
+  /**
+   * The same connection and statement cache, synchronously: only while holding the Kysely
+   * connection (see `SqliteExclusive`), so it never runs inside a Kysely transaction.
+   */
+  readonly sync: SyncSql;
   /** Closes the file (after Kysely's destroy, which does not close a caller-owned database). */
   close(): void;
 }
@@ -23,7 +29,16 @@ const STATEMENT_CACHE = 256;
  * Statements run synchronously, so one cached statement is never used by two queries at once.
  */
 function cachingDatabase(db: Database, cache: Map<string, Statement>): Database {
-  const prepare = (sql: string): Statement => {
+  const close = (throwOnError?: boolean) => {
+    for (const stmt of cache.values()) stmt.finalize();
+    cache.clear();
+    db.close(throwOnError);
+  };
+  return { prepare: cachedPrepare(db, cache), close } as unknown as Database;
+}
+
+function cachedPrepare(db: Database, cache: Map<string, Statement>): (sql: string) => Statement {
+  return (sql: string): Statement => {
     let stmt = cache.get(sql);
     if (stmt) return stmt;
     stmt = db.prepare(sql);
@@ -35,12 +50,32 @@ function cachingDatabase(db: Database, cache: Map<string, Statement>): Database 
     cache.set(sql, stmt);
     return stmt;
   };
-  const close = (throwOnError?: boolean) => {
-    for (const stmt of cache.values()) stmt.finalize();
-    cache.clear();
-    db.close(throwOnError);
+}
+
+/** {@link SyncSql} on `db`, with the statement cache the Kysely driver uses. */
+function syncSql(db: Database, cache: Map<string, Statement>): SyncSql {
+  const prepare = cachedPrepare(db, cache);
+  type Params = Parameters<Statement["run"]>;
+  const begin = () => prepare("BEGIN IMMEDIATE").run();
+  const commit = () => prepare("COMMIT").run();
+  const rollback = () => prepare("ROLLBACK").run();
+  return {
+    // An array binds its items to the `?` placeholders in order (as the Kysely driver passes them).
+    all: (sql, params) => prepare(sql).all(params as unknown as Params[0]) as Record<string, unknown>[],
+    run: (sql, params) => prepare(sql).run(params as unknown as Params[0]).changes,
+    immediate<T>(fn: () => T): T {
+      begin();
+      let out: T;
+      try {
+        out = fn();
+      } catch (e) {
+        if (db.inTransaction) rollback();
+        throw e;
+      }
+      commit();
+      return out;
+    },
   };
-  return { prepare, close } as unknown as Database;
 }
 
 /**
@@ -58,6 +93,7 @@ export function openSqlite(path: string, opts: { wal?: boolean } = {}): SqliteHa
   const cached = new Map<string, Statement>();
   return {
     dialect: new BunSqliteDialect({ database: cachingDatabase(db, cached) }),
+    sync: syncSql(db, cached),
     close: () => {
       for (const stmt of cached.values()) stmt.finalize();
       cached.clear();
