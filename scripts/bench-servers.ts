@@ -138,7 +138,7 @@ export async function servePassthrough(upstream: string): Promise<void> {
  */
 export async function serveGateway(upstream: string, accounts: number): Promise<void> {
   const { boot, prepare } = await import("../src/cli/boot.ts");
-  const { createLogger } = await import("../src/app/logging.ts");
+  const { createLogger } = await import("../src/core/logging.ts");
   const { createApiKey } = await import("../src/access/api-keys/repository.ts");
   const { mintTokens } = await import("../tests/fakes/jwt.ts");
   const pino = (await import("pino")).default;

@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { Logger } from "../app/logging.ts";
-import { infoOf } from "../app/request-info.ts";
-import type { Surface } from "../app/surface.ts";
 import { StoreAttemptLimiter } from "../cluster/attempts.ts";
 import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
+import type { Logger } from "../core/logging.ts";
+import { infoOf } from "../core/request-info.ts";
+import type { Surface } from "../core/surface.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";

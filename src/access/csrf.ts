@@ -20,8 +20,9 @@
  *
  * @module
  */
-import type { Surface } from "../app/surface.ts";
+
 import { GatewayError } from "../core/errors.ts";
+import type { Surface } from "../core/surface.ts";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 

@@ -10,9 +10,10 @@
  *
  * @module
  */
+
+export { type AuditEntry, audit, auditContext } from "../store/audit.ts";
 export type { AccessControl } from "./access-control.ts";
 export { authorizeProxyRequest } from "./api-keys/authorize.ts";
 export { costUsd, priceOf, pricingTable } from "./api-keys/pricing.ts";
 export type { ApiKeyRecord } from "./api-keys/repository.ts";
-export { type AuditEntry, audit, auditContext } from "./audit.ts";
 export { getApiKeyAuthEnabled } from "./runtime-settings.ts";

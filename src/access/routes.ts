@@ -6,7 +6,7 @@
  */
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
-import { Page, pageQuery } from "../app/paging.ts";
+import { Page, pageQuery } from "../core/paging.ts";
 
 const AuditRow = t.Object({
   id: t.Integer(),

@@ -5,13 +5,14 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { audit, auditContext } from "../access/audit.ts";
-import { guardErrorOf } from "../app/body-guard.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { Page, pageQuery } from "../app/paging.ts";
-import { infoOf } from "../app/request-info.ts";
+import { guardErrorOf } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
+import { Page, pageQuery } from "../core/paging.ts";
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody } from "../core/schemas.ts";
 import type { Action } from "../plugin-host/actions.ts";
+import { audit, auditContext } from "../store/audit.ts";
 import { exportForms, parseAuthJsonText } from "./auth-json.ts";
 import {
   AccountEventView,
@@ -23,7 +24,6 @@ import {
 } from "./views.ts";
 
 const Id = t.Object({ id: t.String({ minLength: 1, maxLength: 200 }) });
-const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 const ImportResult = t.Object({
   accountId: t.String(),
   email: t.Union([t.String(), t.Null()]),

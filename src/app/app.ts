@@ -17,8 +17,13 @@ import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { createCluster } from "../cluster/cluster.ts";
+import { BodyGuard, type BodySlot } from "../core/body-guard.ts";
 import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
+import type { Logger } from "../core/logging.ts";
+import { attachPeer, chooseRequestId, infoOf } from "../core/request-info.ts";
+import { surfaceOf } from "../core/surface.ts";
+import { version } from "../core/version.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
@@ -37,16 +42,11 @@ import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
 import { createTracer } from "../tracing/tracing.ts";
-import { BodyGuard, type BodySlot } from "./body-guard.ts";
 import type { AppDeps } from "./deps.ts";
 import { pathOf, renderError } from "./errors.ts";
-import type { Logger } from "./logging.ts";
 import { normalizeOpenApi } from "./openapi.ts";
-import { attachPeer, chooseRequestId, infoOf } from "./request-info.ts";
 import { routeModules } from "./routes.ts";
 import { type BodySchema, isJsonObject, NO_BODY, unknownField } from "./strict-body.ts";
-import { surfaceOf } from "./surface.ts";
-import { version } from "./version.ts";
 
 export interface GatewayOptions {
   readonly settings: Readonly<Settings>;

@@ -4,9 +4,10 @@
  *
  * @module
  */
+
+import { guardErrorOf } from "../core/body-guard.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
-import { guardErrorOf } from "./body-guard.ts";
-import type { Logger } from "./logging.ts";
+import type { Logger } from "../core/logging.ts";
 
 interface SchemaLike {
   readonly const?: unknown;

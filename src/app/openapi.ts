@@ -15,8 +15,8 @@
  * @module
  */
 import { SESSION_COOKIE } from "../access/admin-auth/sessions.ts";
+import { surfaceOf } from "../core/surface.ts";
 import { proxyDocs } from "./openapi-proxy.ts";
-import { surfaceOf } from "./surface.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: an OpenAPI document is arbitrary JSON.
 type Json = any;

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { builtinPlugins } from "../../plugins/index.ts";
 import { KEY_FILE, keyOpensStore, TokenCipher } from "../accounts/crypto.ts";
 import { createGateway, type Gateway } from "../app/app.ts";
-import { createLogger, type Logger } from "../app/logging.ts";
 import type { Clock, Random } from "../core/clock.ts";
+import { createLogger, type Logger } from "../core/logging.ts";
 import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
@@ -172,7 +172,7 @@ export async function boot(
       port: settings.port,
       // Far above the setting so the app, not the socket layer (an empty 413), answers in the right
       // envelope: the app refuses a declared length over the limit before reading, and its body
-      // guard stops a chunked body at the limit (src/app/body-guard.ts).
+      // guard stops a chunked body at the limit (src/core/body-guard.ts).
       maxRequestBodySize: 2 ** 40,
       maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
       onError: (e) =>

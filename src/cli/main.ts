@@ -10,9 +10,8 @@
  *
  * @module
  */
-import { closeLog, createLogger } from "../app/logging.ts";
-import { version } from "../app/version.ts";
-import { importPythonCommand } from "../import-python/cli.ts";
+import { closeLog, createLogger } from "../core/logging.ts";
+import { version } from "../core/version.ts";
 import { PluginLoadError } from "../plugin-host/errors.ts";
 import { applyFetchLimit } from "../runtime/bun/fetch-limit.ts";
 import { SettingsError } from "../settings/load.ts";
@@ -36,6 +35,7 @@ import { completionsCommand } from "./completions.ts";
 import { configTable } from "./config-table.ts";
 import { settingsFor } from "./context.ts";
 import { doctorCommand } from "./doctor.ts";
+import { importPythonCommand } from "./import-python.ts";
 import { accountsCommand, adminCommand, keysCommand } from "./store-commands.ts";
 
 /** True when this module is the program being run (`bun src/cli/main.ts`, the binary). */

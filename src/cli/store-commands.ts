@@ -8,17 +8,17 @@
 import { writeFileSync } from "node:fs";
 import { writeCredentials } from "../access/admin-auth/credentials.ts";
 import { createApiKey, deleteApiKey, listApiKeys } from "../access/api-keys/repository.ts";
-import { audit } from "../access/audit.ts";
-import { randomToken, sha256Hex } from "../access/crypto.ts";
 import { exportForms } from "../accounts/auth-json.ts";
-import { importAuthFile } from "../accounts/cli.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { accountViews } from "../accounts/views.ts";
-import { createLogger } from "../app/logging.ts";
 import { systemClock } from "../core/clock.ts";
+import { randomToken, sha256Hex } from "../core/crypto.ts";
+import { createLogger } from "../core/logging.ts";
 import type { Action } from "../plugin-host/actions.ts";
 import { ActionApplier } from "../plugin-host/apply.ts";
+import { audit } from "../store/audit.ts";
+import { importAuthFile } from "./accounts.ts";
 import { type Command, EXIT, type Io, type Parsed } from "./args.ts";
 import { iso, JSON_FLAG, printList, settingsFor, withStore } from "./context.ts";
 

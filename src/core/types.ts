@@ -47,3 +47,12 @@ export interface AccountSnapshot {
   readonly primary: UsageWindow | null;
   readonly secondary: UsageWindow | null;
 }
+
+/** A usable upstream credential for one account. Never logged. */
+export interface AccountCredentials {
+  readonly accessToken: string;
+  /** Sent upstream as `chatgpt-account-id`. */
+  readonly chatgptAccountId: string | null;
+  /** Sent upstream as `x-codex-installation-id`. */
+  readonly installationId: string;
+}

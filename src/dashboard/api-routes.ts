@@ -10,6 +10,7 @@ import type { AppDeps } from "../app/deps.ts";
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
 import { isUsable } from "../core/health.ts";
+import { ErrorBody } from "../core/schemas.ts";
 import type { AccountStatus } from "../core/types.ts";
 import type { AdminEvent, AdminEvents } from "./events.ts";
 import { eventTopics } from "./events.ts";
@@ -71,8 +72,6 @@ const UsageReport = t.Object({
     outputTokensPerSecond: Percentiles,
   }),
 });
-
-const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 
 const enc = new TextEncoder();
 const frame = (e: AdminEvent) => enc.encode(`event: ${e.topic}\ndata: ${JSON.stringify(e.data)}\n\n`);

@@ -5,10 +5,11 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody } from "../core/schemas.ts";
+import { auditContext } from "../store/audit.ts";
 
 const Entry = t.Object({
   entry: t.String({ description: "Normalised address (`10.1.2.3`, `2001:db8::1`) or range (`10.0.0.0/8`)" }),
@@ -20,7 +21,6 @@ const Listing = t.Object({
   }),
   entries: t.Array(Entry),
 });
-const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 
 export function firewallRoutes(deps: AppDeps) {
   const fw = deps.access.firewall;

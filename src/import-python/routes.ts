@@ -15,18 +15,18 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Elysia, t } from "elysia";
-import { audit, auditContext } from "../access/audit.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
-import { guardErrorOf } from "../app/body-guard.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { infoOf } from "../app/request-info.ts";
+import { guardErrorOf } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody } from "../core/schemas.ts";
+import { audit, auditContext } from "../store/audit.ts";
 import { FernetKey } from "./fernet.ts";
 import { applyPythonImport, preparePythonImport } from "./import.ts";
 import { ImportSourceError } from "./read.ts";
 
 const Counts = t.Object({ created: t.Integer(), updated: t.Integer() });
-const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 export const ImportSummaryView = t.Object({
   dryRun: t.Boolean(),
   source: t.Object({

@@ -6,14 +6,13 @@
  *
  * @module
  */
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import { hasAdminAccess } from "../access/admin-auth/guard.ts";
-import { constantTimeEqual } from "../access/crypto.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { infoOf } from "../app/request-info.ts";
+import { constantTimeEqual } from "../core/crypto.ts";
 import { GatewayError } from "../core/errors.ts";
-
-const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody } from "../core/schemas.ts";
 
 export function metricsRoutes(deps: AppDeps) {
   const app = new Elysia({ name: "routes:metrics" });

@@ -7,6 +7,7 @@
  */
 
 import { OAUTH_CLIENT_ID } from "../core/codex.ts";
+import { randomToken } from "../core/crypto.ts";
 import { parseErrorBody, readErrorFields } from "../core/failures.ts";
 import type { TokenSet } from "../plugin-host/api.ts";
 
@@ -29,16 +30,7 @@ export class OAuthError extends Error {
   }
 }
 
-const b64url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-
-/** A random URL-safe token of `bytes` random bytes. */
-export function randomToken(bytes: number): string {
-  return b64url(crypto.getRandomValues(new Uint8Array(bytes)));
-}
+const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64url");
 
 /** PKCE: a 43-char verifier and its S256 challenge. */
 export async function createPkce(): Promise<{ verifier: string; challenge: string }> {

@@ -6,8 +6,9 @@
  * @module
  */
 import type { AccountRepository } from "../accounts/repository.ts";
-import type { Logger } from "../app/logging.ts";
 import { systemClock } from "../core/clock.ts";
+import { randomToken } from "../core/crypto.ts";
+import type { Logger } from "../core/logging.ts";
 import { type CallbackListener, listenCallback } from "../runtime/bun/callback-server.ts";
 import type { Settings } from "../settings/schema.ts";
 import {
@@ -17,7 +18,6 @@ import {
   exchangeCode,
   OAuthError,
   pollDeviceToken,
-  randomToken,
   requestDeviceCode,
 } from "./client.ts";
 import { resultPage } from "./page.ts";

@@ -5,13 +5,13 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { audit, auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody } from "../core/schemas.ts";
+import { audit, auditContext } from "../store/audit.ts";
 import { OAuthError } from "./client.ts";
 
-const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 const Status = t.Object({
   status: t.Union([t.Literal("pending"), t.Literal("success"), t.Literal("error")]),
   errorMessage: t.Union([t.String(), t.Null()]),

@@ -8,7 +8,7 @@
 import type { TObject, Type } from "@sinclair/typebox";
 import type { Elysia } from "elysia";
 import type { Clock } from "../core/clock.ts";
-import type { AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
+import type { AccountCredentials, AccountSnapshot, EpochMs, UsageWindow } from "../core/types.ts";
 import type { RuntimeSettingsReader } from "../runtime-settings/store.ts";
 import type { Settings } from "../settings/schema.ts";
 import type { StickyReader } from "../sticky/service.ts";
@@ -20,7 +20,13 @@ export type ApplyAudit = NonNullable<ApplyContext["audit"]>;
 
 import type { HookEvents, HookHandler, HookName, HookOutcome, UsageCredits } from "./hooks.ts";
 
-export type { AccountSnapshot, AccountStatus, EpochMs, UsageWindow } from "../core/types.ts";
+export type {
+  AccountCredentials,
+  AccountSnapshot,
+  AccountStatus,
+  EpochMs,
+  UsageWindow,
+} from "../core/types.ts";
 export type {
   RuntimeSettings,
   RuntimeSettingsDocument,
@@ -104,15 +110,6 @@ export interface PluginLogger {
 export interface FireOutcome extends HookOutcome {
   /** What the action applier did with each account action. */
   readonly applied: readonly ApplyResult[];
-}
-
-/** A usable upstream credential for one account. Never logged. */
-export interface AccountCredentials {
-  readonly accessToken: string;
-  /** Sent upstream as `chatgpt-account-id`. */
-  readonly chatgptAccountId: string | null;
-  /** Sent upstream as `x-codex-installation-id`. */
-  readonly installationId: string;
 }
 
 /** Gives the proxy a fresh access token; provided by the auth-refresh plugin. */

@@ -11,9 +11,9 @@
  * @module
  */
 import { authorizeProxyRequest } from "../access/index.ts";
-import { emailHash } from "../app/logging.ts";
-import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
+import { emailHash } from "../core/logging.ts";
+import { infoOf } from "../core/request-info.ts";
 import { type AttemptTrace, openUpstream } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";

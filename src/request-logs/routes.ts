@@ -8,8 +8,8 @@
 import { Elysia, t } from "elysia";
 import { costUsd } from "../access/api-keys/pricing.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { Page, pageQuery } from "../app/paging.ts";
 import { GatewayError } from "../core/errors.ts";
+import { Page, pageQuery } from "../core/paging.ts";
 import type { RequestLogRow } from "../store/schema.ts";
 
 const Nullable = <T extends import("@sinclair/typebox").TSchema>(s: T) => t.Union([s, t.Null()]);

@@ -9,10 +9,11 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { infoOf } from "../app/request-info.ts";
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody as AdminError } from "../core/schemas.ts";
 import { routingStrategies } from "../settings/schema.ts";
+import { auditContext } from "../store/audit.ts";
 import type { RuntimeSettingsDocument, RuntimeSettingsPatch } from "./store.ts";
 
 // Literal unions, not t.UnionEnum: Elysia fills an optional UnionEnum body field with its first value.
@@ -38,7 +39,6 @@ const Document = t.Object({
   apiKeyAuthEnabled: ApiKeyAuth,
   version: t.Integer({ minimum: 0, description: "Increases with every change; 0 = never changed" }),
 });
-const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 
 /** The fields of a change: a value sets it, null restores the environment default. */
 const patchFields = {

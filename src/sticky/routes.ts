@@ -5,11 +5,12 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { Page, pageQuery } from "../app/paging.ts";
-import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
+import { Page, pageQuery } from "../core/paging.ts";
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody as AdminError } from "../core/schemas.ts";
+import { auditContext } from "../store/audit.ts";
 import { type StickyKind, stickyKinds } from "./store.ts";
 
 const Kind = t.Union(
@@ -30,8 +31,6 @@ const Binding = t.Object({
   updatedAt: t.Integer({ description: "epoch milliseconds of the last use" }),
   expiresAt: t.Integer({ description: "epoch milliseconds; refreshed on use" }),
 });
-
-const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 
 export function stickyRoutes(deps: AppDeps) {
   return new Elysia({ name: "routes:sticky-sessions" })

@@ -1,6 +1,7 @@
 /**
- * The audit trail's writer: one row in `audit_logs` per admin change and login. It lives with the
- * store so the action applier can write the row inside the change's own transaction.
+ * The audit trail: one row in `audit_logs` per admin change (API keys, accounts, settings, firewall,
+ * password, TOTP) and per login. It lives with the store so every change writes its row inside the
+ * change's own transaction (the action applier, the feature stores).
  *
  * @module
  */
@@ -70,4 +71,12 @@ export function audited<T>(
     await auditIn(trx, entry, result);
     return result;
   });
+}
+
+/** Shortcut for routes: the actor address and request id of a request. */
+export function auditContext(info: { clientIp: string | null; requestId: string }): {
+  actorIp: string | null;
+  requestId: string;
+} {
+  return { actorIp: info.clientIp, requestId: info.requestId };
 }

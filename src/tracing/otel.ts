@@ -22,7 +22,7 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
-import type { Logger } from "../app/logging.ts";
+import type { Logger } from "../core/logging.ts";
 import type { RequestTracer, SpanFacts } from "./tracing.ts";
 
 const propagator = new W3CTraceContextPropagator();

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Logger } from "../app/logging.ts";
+import type { Logger } from "../core/logging.ts";
 import { SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
 

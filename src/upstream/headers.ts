@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AccountCredentials } from "../plugin-host/api.ts";
+import type { AccountCredentials } from "../core/types.ts";
 
 /** The Codex CLI version the persona claims (and sends as `client_version` for the model list). */
 export const CODEX_CLIENT_VERSION = "0.171.0";

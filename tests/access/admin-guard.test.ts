@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { publicAdminPaths } from "../../src/access/admin-auth/guard.ts";
 import { SessionStore } from "../../src/access/admin-auth/sessions.ts";
-import { surfaceOf } from "../../src/app/surface.ts";
+import { surfaceOf } from "../../src/core/surface.ts";
 import { openMigratedStore, type Store } from "../../src/store/store.ts";
 import { adminLogin, REMOTE_IP, remoteFetch } from "../support/admin.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";

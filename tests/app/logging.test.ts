@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { Writable } from "node:stream";
-import { createLogger, redactSecrets } from "../../src/app/logging.ts";
+import { createLogger, redactSecrets } from "../../src/core/logging.ts";
 
 test("secret fields are redacted at any of the first levels, in any case, Headers included", () => {
   const out = redactSecrets({

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { createLogger } from "../../src/app/logging.ts";
 import { boot, prepare, type Running } from "../../src/cli/boot.ts";
 import type { Clock, Random } from "../../src/core/clock.ts";
+import { createLogger } from "../../src/core/logging.ts";
 import type { Plugin } from "../../src/plugin-host/api.ts";
 
 export interface TestGateway {

@@ -7,14 +7,14 @@
  */
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../../app/deps.ts";
-import { infoOf } from "../../app/request-info.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { audit, auditContext } from "../audit.ts";
+import { infoOf } from "../../core/request-info.ts";
+import { ErrorBody } from "../../core/schemas.ts";
+import { audit, auditContext } from "../../store/audit.ts";
 import { hasAdminAccess } from "./guard.ts";
 import type { Actor } from "./service.ts";
 import { clearedSessionCookie, readCookie, SESSION_COOKIE, sessionCookie } from "./sessions.ts";
 
-const ErrorBody = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 const Session = t.Object({
   authenticated: t.Boolean({ description: "The caller may use the admin API now" }),
   passwordSet: t.Boolean(),

@@ -3,8 +3,9 @@
  *
  * @module
  */
+
+import { randomToken } from "../../core/crypto.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { randomToken } from "../crypto.ts";
 
 export const MIN_PASSWORD_LENGTH = 8;
 /** Bounds the hashing work a request can cause; argon2 itself has no length limit. */

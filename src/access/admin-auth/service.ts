@@ -7,12 +7,12 @@
  * @module
  */
 import type { Kysely } from "kysely";
-import type { Logger } from "../../app/logging.ts";
+import { constantTimeEqual, randomToken, sha256Hex } from "../../core/crypto.ts";
 import { GatewayError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logging.ts";
 import { hashPassword, verifyPassword } from "../../runtime/bun/password.ts";
 import { type AuditEntry, audited } from "../../store/audit.ts";
 import type { Database } from "../../store/schema.ts";
-import { constantTimeEqual, randomToken, sha256Hex } from "../crypto.ts";
 import type { AttemptCounter } from "./attempts.ts";
 import {
   claimTotpStep,

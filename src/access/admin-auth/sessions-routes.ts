@@ -5,9 +5,9 @@
  */
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../../app/deps.ts";
-import { infoOf } from "../../app/request-info.ts";
-import { auditContext } from "../audit.ts";
-import { sha256Hex } from "../crypto.ts";
+import { sha256Hex } from "../../core/crypto.ts";
+import { infoOf } from "../../core/request-info.ts";
+import { auditContext } from "../../store/audit.ts";
 import { clearedSessionCookie, readCookie, SESSION_COOKIE } from "./sessions.ts";
 
 const SessionView = t.Object({

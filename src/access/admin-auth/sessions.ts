@@ -6,9 +6,9 @@
  * @module
  */
 import type { Kysely } from "kysely";
+import { randomToken, sha256Hex } from "../../core/crypto.ts";
 import { type AuditEntry, audited } from "../../store/audit.ts";
 import type { Database } from "../../store/schema.ts";
-import { randomToken, sha256Hex } from "../crypto.ts";
 
 export const SESSION_COOKIE = "codex_lb_session";
 

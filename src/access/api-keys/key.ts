@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { randomToken, sha256Hex } from "../crypto.ts";
+import { randomToken, sha256Hex } from "../../core/crypto.ts";
 
 export const API_KEY_PREFIX = "sk-clb-";
 /** Length of the stored, displayable prefix (`sk-clb-` + 8 characters). */

@@ -5,9 +5,9 @@
  * @module
  */
 import type { Kysely, Selectable } from "kysely";
+import { constantTimeEqual } from "../../core/crypto.ts";
 import { inTransaction } from "../../store/audit.ts";
 import type { ApiKeysTable, Database } from "../../store/schema.ts";
-import { constantTimeEqual } from "../crypto.ts";
 import { generateApiKey, hashApiKey, keyPrefixOf } from "./key.ts";
 import type { LimitSpec, LimitType, LimitWindow } from "./limits.ts";
 

@@ -6,10 +6,9 @@
  */
 import { Elysia, type Static, t } from "elysia";
 import type { AppDeps } from "../../app/deps.ts";
-import { infoOf } from "../../app/request-info.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { audited } from "../../store/audit.ts";
-import { auditContext } from "../audit.ts";
+import { infoOf } from "../../core/request-info.ts";
+import { auditContext, audited } from "../../store/audit.ts";
 import { type LimitSpec, limitStates } from "./limits.ts";
 import {
   type ApiKeyRecord,

@@ -7,6 +7,8 @@
 import { t } from "elysia";
 import type { LimitType, LimitWindow } from "./limits.ts";
 
+export { ErrorBody as AdminError } from "../../core/schemas.ts";
+
 export const LimitTypeSchema = t.Union(
   [
     t.Literal("total_tokens" satisfies LimitType),
@@ -110,5 +112,3 @@ export const UsageBody = t.Object({
   ),
   limits: t.Array(UsageLimit),
 });
-
-export const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });

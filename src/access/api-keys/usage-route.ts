@@ -6,8 +6,8 @@
  */
 import { Elysia } from "elysia";
 import type { AppDeps } from "../../app/deps.ts";
-import { infoOf } from "../../app/request-info.ts";
 import { GatewayError } from "../../core/errors.ts";
+import { infoOf } from "../../core/request-info.ts";
 import { keyProblem } from "./authorize.ts";
 import { limitStates, usageBetween, windowBounds } from "./limits.ts";
 import { getApiKey } from "./repository.ts";

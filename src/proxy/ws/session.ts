@@ -20,10 +20,10 @@
  * @module
  */
 import { authorizeProxyRequest } from "../../access/index.ts";
-import { emailHash } from "../../app/logging.ts";
-import { infoOf } from "../../app/request-info.ts";
 import type { TimerHandle } from "../../core/clock.ts";
 import { GatewayError } from "../../core/errors.ts";
+import { emailHash } from "../../core/logging.ts";
+import { infoOf } from "../../core/request-info.ts";
 import type { AccountSnapshot } from "../../core/types.ts";
 import type { WsPeer, WsSession } from "../../core/websocket.ts";
 import type { AccountCredentials } from "../../plugin-host/api.ts";

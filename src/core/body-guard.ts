@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { GatewayError } from "../core/errors.ts";
+import { GatewayError } from "./errors.ts";
 
 export interface BodyGuardOptions {
   readonly maxBytes: number;

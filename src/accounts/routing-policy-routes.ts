@@ -8,21 +8,21 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import { auditContext } from "../access/audit.ts";
 import type { AppDeps } from "../app/deps.ts";
-import { infoOf } from "../app/request-info.ts";
 import { GatewayError } from "../core/errors.ts";
+import { infoOf } from "../core/request-info.ts";
+import { ErrorBody as AdminError } from "../core/schemas.ts";
 import { routingPolicies } from "../core/types.ts";
+import { auditContext } from "../store/audit.ts";
 
 // Literal unions, not t.UnionEnum: Elysia fills an optional UnionEnum with its first value.
 const Policy = t.Union(
   [t.Literal(routingPolicies[0]), t.Literal(routingPolicies[1]), t.Literal(routingPolicies[2])],
   { description: "normal, burn_first (spend first) or preserve (use last)" },
 );
-const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String() }) });
 
 export function balancingAdminRoutes(deps: AppDeps) {
-  return new Elysia({ name: "routes:balancing-admin" }).patch(
+  return new Elysia({ name: "routes:routing-policy" }).patch(
     "/api/accounts/:id",
     async ({ params, body, request }) => {
       const [result] = await deps.services.apply(

@@ -9,14 +9,14 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { TokenCipher } from "../accounts/crypto.ts";
-import { type Command, EXIT, type Io, type Parsed } from "../cli/args.ts";
-import { ensureDataDir } from "../cli/boot.ts";
-import { settingsFor } from "../cli/context.ts";
 import { systemClock } from "../core/clock.ts";
+import { applyPythonImport, formatSummary, preparePythonImport } from "../import-python/import.ts";
+import { ImportSourceError } from "../import-python/read.ts";
 import { ForeignDataError } from "../store/foreign.ts";
 import { describeLocation, openMigratedStore, type Store } from "../store/store.ts";
-import { applyPythonImport, formatSummary, preparePythonImport } from "./import.ts";
-import { ImportSourceError } from "./read.ts";
+import { type Command, EXIT, type Io, type Parsed } from "./args.ts";
+import { ensureDataDir } from "./boot.ts";
+import { settingsFor } from "./context.ts";
 
 async function run(p: Parsed, io: Io): Promise<number> {
   const cwd = io.cwd;

@@ -5,13 +5,13 @@
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { ensureDataDir } from "../cli/boot.ts";
+import { parseAuthJsonText } from "../accounts/auth-json.ts";
+import { TokenCipher } from "../accounts/crypto.ts";
+import { AccountRepository } from "../accounts/repository.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Settings } from "../settings/schema.ts";
 import { describeLocation, openMigratedStore, type StoreLocation } from "../store/store.ts";
-import { parseAuthJsonText } from "./auth-json.ts";
-import { TokenCipher } from "./crypto.ts";
-import { AccountRepository } from "./repository.ts";
+import { ensureDataDir } from "./boot.ts";
 
 interface Out {
   write(text: string): unknown;

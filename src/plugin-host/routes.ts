@@ -1,6 +1,6 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../app/deps.ts";
-import { hookNames } from "../plugin-host/hooks.ts";
+import { hookNames } from "./hooks.ts";
 
 const PluginInfo = t.Object({
   name: t.String(),
