@@ -7,15 +7,13 @@
 import { GatewayError } from "../core/errors.ts";
 import type { EpochMs } from "../core/types.ts";
 import type { TokenSet } from "../plugin-host/api.ts";
-import { tokenExpiry } from "./claims.ts";
+import { str, tokenExpiry } from "./claims.ts";
 
 /** The tokens (and optional account id and last refresh) of an imported auth.json. */
 export interface ImportedAuth extends TokenSet {
   readonly accountId: string | null;
   readonly lastRefreshAt: EpochMs | null;
 }
-
-const str = (v: unknown): string | null => (typeof v === "string" && v.trim() !== "" ? v.trim() : null);
 
 function invalid(message: string): GatewayError {
   return new GatewayError("invalid_auth_json", message);

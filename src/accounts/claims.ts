@@ -28,7 +28,9 @@ export function decodeJwtClaims(token: string | null | undefined): Claims {
   }
 }
 
-const str = (v: unknown): string | null => (typeof v === "string" && v.trim() !== "" ? v.trim() : null);
+/** A non-blank string, trimmed; else null. */
+export const str = (v: unknown): string | null =>
+  typeof v === "string" && v.trim() !== "" ? v.trim() : null;
 
 /** Who an account is, as read from its tokens. */
 export interface Identity {
