@@ -57,6 +57,8 @@ export {
   readErrorFields,
 } from "./core/failures.ts";
 export {
+  type AccountHealth,
+  accountHealth,
   BACKOFF_BASE_SECONDS,
   BACKOFF_MAX_SECONDS,
   BACKOFF_THRESHOLD,

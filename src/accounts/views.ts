@@ -5,7 +5,7 @@
  */
 import { type Static, t } from "elysia";
 import type { Kysely } from "kysely";
-import { isUsable } from "../core/health.ts";
+import { accountHealth } from "../core/health.ts";
 import type { AccountStatus, EpochMs } from "../core/types.ts";
 import type { Database } from "../store/schema.ts";
 import { latestWindows, snapshotColumns } from "./snapshots.ts";
@@ -64,6 +64,14 @@ export const AccountEventView = t.Object({
 
 const num = (v: number | bigint | null): number | null => (v === null ? null : Number(v));
 
+/** The core's health summary (src/core/health.ts) without the id the listing already shows. */
+function healthView(
+  ...args: Parameters<typeof accountHealth>
+): Omit<ReturnType<typeof accountHealth>, "accountId"> {
+  const { accountId: _, ...health } = accountHealth(...args);
+  return health;
+}
+
 /** Every account (or one), oldest first, with its latest usage windows. */
 /** Live load of an account (the balancing plugin's leases); zero when no plugin provides them. */
 export interface AccountLoad {
@@ -98,16 +106,17 @@ export async function accountViews(
     accessTokenExpiresAt: num(r.access_token_expires_at),
     usage: { primary: windows.get(r.id)?.primary ?? null, secondary: windows.get(r.id)?.secondary ?? null },
     routingPolicy: r.routing_policy,
-    health: {
-      usable: isUsable(
-        { status: r.status as AccountStatus, resetAt: num(r.reset_at), cooldownUntil: num(r.cooldown_until) },
-        now,
-      ),
-      backoffUntil: (num(r.cooldown_until) ?? 0) > now ? num(r.cooldown_until) : null,
-      failureStreak: r.failure_streak,
-      inFlight: load.inFlight(r.id),
-      queued: load.queued?.(r.id) ?? 0,
-    },
+    health: healthView(
+      {
+        id: r.id,
+        status: r.status as AccountStatus,
+        resetAt: num(r.reset_at),
+        cooldownUntil: num(r.cooldown_until),
+        failureStreak: r.failure_streak,
+      },
+      load,
+      now,
+    ),
   }));
 }
 

@@ -104,6 +104,18 @@ export const errorCatalogue = {
 
 export type ErrorCode = keyof typeof errorCatalogue;
 
+/**
+ * The OpenAI error `type` for an HTTP status when the upstream gave none (one table, used for every
+ * upstream failure shown to a client): 429 `rate_limit_error`, 5xx `server_error`, 401
+ * `authentication_error`, any other status `invalid_request_error`.
+ */
+export function errorTypeForStatus(status: number): string {
+  if (status === 429) return "rate_limit_error";
+  if (status >= 500) return "server_error";
+  if (status === 401) return "authentication_error";
+  return "invalid_request_error";
+}
+
 /** Extra fields some errors carry in their envelope (OpenAI `param`, `resets_at`, ...). */
 export type ErrorExtra = Readonly<Record<string, string | number | boolean | null | undefined>>;
 

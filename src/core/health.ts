@@ -75,3 +75,37 @@ export function usableAgainAt(a: AccountSnapshot, now: EpochMs): EpochMs | null 
   if (a.cooldownUntil !== null && a.cooldownUntil > now) at = Math.max(at ?? 0, a.cooldownUntil);
   return at;
 }
+
+/** What `GET /api/accounts` shows next to an account's status. */
+export interface AccountHealth {
+  readonly accountId: string;
+  /** End of the transient-failure backoff, or null when the account is not in one. */
+  readonly backoffUntil: EpochMs | null;
+  /** Transient failures in a row so far. */
+  readonly failureStreak: number;
+  /** Streams this process is serving on the account now. */
+  readonly inFlight: number;
+  /** Requests of this process waiting for a stream slot on the account. */
+  readonly queued: number;
+  /** Whether the balancer may choose the account right now. */
+  readonly usable: boolean;
+}
+
+/**
+ * The health summary of one account, from its snapshot and the lease counters: the one view both
+ * the balancer and `GET /api/accounts` show.
+ */
+export function accountHealth(
+  a: Pick<AccountSnapshot, "id" | "status" | "resetAt" | "cooldownUntil" | "failureStreak">,
+  leases: { inFlight(accountId: string): number; queued?(accountId: string): number },
+  now: EpochMs,
+): AccountHealth {
+  return {
+    accountId: a.id,
+    backoffUntil: a.cooldownUntil !== null && a.cooldownUntil > now ? a.cooldownUntil : null,
+    failureStreak: a.failureStreak,
+    inFlight: leases.inFlight(a.id),
+    queued: leases.queued?.(a.id) ?? 0,
+    usable: isUsable(a, now),
+  };
+}

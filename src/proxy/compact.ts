@@ -11,7 +11,7 @@
  * @module
  */
 import { authorizeProxyRequest } from "../access/index.ts";
-import { GatewayError } from "../core/errors.ts";
+import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
 import { emailHash } from "../core/logging.ts";
 import { infoOf } from "../core/request-info.ts";
 import { type AttemptTrace, openUpstream } from "./attempt.ts";
@@ -238,6 +238,6 @@ function upstreamStreamError(state: StreamState): GatewayError {
   return Object.assign(err, {
     code: state.errorCode ?? "upstream_error",
     status,
-    type: status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error",
+    type: errorTypeForStatus(status),
   });
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { GatewayError } from "../core/errors.ts";
+import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
 import type { FailureDetails } from "../core/failures.ts";
 import { failureFromHttp, parseErrorBody } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
@@ -96,14 +96,6 @@ export function failureError(f: AttemptFailure): GatewayError {
       : statusForStreamError(f.errorCode, f.errorType);
   const code = f.errorCode ?? (status >= 500 ? "upstream_error" : "invalid_request_error");
   const err = new GatewayError("server_error", f.message ?? `Upstream error: HTTP ${status}`, f.extra);
-  const type =
-    f.errorType ??
-    (status === 429
-      ? "rate_limit_error"
-      : status >= 500
-        ? "server_error"
-        : status === 401
-          ? "authentication_error"
-          : "invalid_request_error");
+  const type = f.errorType ?? errorTypeForStatus(status);
   return Object.assign(err, { code, status: status >= 400 && status <= 599 ? status : 502, type });
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { authorizeProxyRequest } from "../access/index.ts";
-import { GatewayError } from "../core/errors.ts";
+import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
 import { emailHash } from "../core/logging.ts";
 import { infoOf } from "../core/request-info.ts";
 import type { AccountSnapshot } from "../core/types.ts";
@@ -232,7 +232,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
     throw Object.assign(err, {
       code: state.errorCode ?? "upstream_error",
       status,
-      type: status === 429 ? "rate_limit_error" : status >= 500 ? "server_error" : "invalid_request_error",
+      type: errorTypeForStatus(status),
     });
   }
   const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state, deps.clock()) : result;
