@@ -158,10 +158,49 @@ function wrap(
   };
 }
 
+/**
+ * SQLite can answer "database is locked" without waiting out the busy timeout when two processes
+ * open one new file at the same moment (the switch to WAL and the first write race; seen as a rare
+ * failure of two `codex-lb migrate` started together). Opening and migrating is safe to repeat (the
+ * migration run is one transaction, rolled back on error), so such an answer is retried.
+ */
+function isSqliteBusy(e: unknown): boolean {
+  for (let cur: unknown = e; cur instanceof Error; cur = cur.cause) {
+    const code = (cur as { code?: unknown }).code;
+    if (
+      (typeof code === "string" && code.startsWith("SQLITE_BUSY")) ||
+      /database is locked/i.test(cur.message)
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+const BUSY_RETRIES = 40;
+
 /** Opens and migrates; throws with the failing migration's name if one fails. */
 export async function openMigratedStore(location: StoreLocation): Promise<Store> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openAndMigrate(location);
+    } catch (e) {
+      if (location.kind !== "sqlite" || attempt >= BUSY_RETRIES || !isSqliteBusy(e)) throw e;
+      await new Promise((r) => setTimeout(r, 25 * attempt));
+    }
+  }
+}
+
+async function openAndMigrate(location: StoreLocation): Promise<Store> {
   const store = openStore(location);
-  const { error, results } = await store.migrate();
+  let outcome: MigrationResultSet;
+  try {
+    outcome = await store.migrate();
+  } catch (e) {
+    await store.close().catch(() => {});
+    throw e;
+  }
+  const { error, results } = outcome;
   if (error) {
     await store.close();
     const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
