@@ -36,6 +36,37 @@ export interface UpsertResult {
 const USAGE_RETENTION_MS = 8 * 24 * 3600_000;
 
 /** Accounts in the store; the one writer of token, identity and usage-snapshot columns. */
+/**
+ * The row an identity already has: same workspace and seat, else same workspace and email, else
+ * the id. One rule for a re-login, an import and the Python import.
+ */
+export async function findAccountByIdentity(
+  db: Kysely<Database>,
+  identity: Pick<Identity, "chatgptAccountId" | "chatgptUserId" | "email">,
+  id: string,
+): Promise<AccountRow | undefined> {
+  const { chatgptAccountId: acct, chatgptUserId: user, email } = identity;
+  if (acct && user) {
+    const row = await db
+      .selectFrom("accounts")
+      .selectAll()
+      .where("chatgpt_account_id", "=", acct)
+      .where("chatgpt_user_id", "=", user)
+      .executeTakeFirst();
+    if (row) return row;
+  }
+  if (acct && email) {
+    const row = await db
+      .selectFrom("accounts")
+      .selectAll()
+      .where("chatgpt_account_id", "=", acct)
+      .where("email", "=", email)
+      .executeTakeFirst();
+    if (row) return row;
+  }
+  return db.selectFrom("accounts").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
 export class AccountRepository {
   readonly #listeners: ((kind: AccountChange) => void)[] = [];
   /**
@@ -75,30 +106,6 @@ export class AccountRepository {
     else this.#credentials.delete(id);
   }
 
-  /** The row this identity already has: same workspace and seat, else same workspace and email. */
-  async #findIdentity(db: Kysely<Database>, identity: Identity, id: string): Promise<AccountRow | undefined> {
-    const { chatgptAccountId: acct, chatgptUserId: user, email } = identity;
-    if (acct && user) {
-      const row = await db
-        .selectFrom("accounts")
-        .selectAll()
-        .where("chatgpt_account_id", "=", acct)
-        .where("chatgpt_user_id", "=", user)
-        .executeTakeFirst();
-      if (row) return row;
-    }
-    if (acct && email) {
-      const row = await db
-        .selectFrom("accounts")
-        .selectAll()
-        .where("chatgpt_account_id", "=", acct)
-        .where("email", "=", email)
-        .executeTakeFirst();
-      if (row) return row;
-    }
-    return db.selectFrom("accounts").selectAll().where("id", "=", id).executeTakeFirst();
-  }
-
   /**
    * Creates the account of these tokens or, for an identity already stored, replaces its tokens
    * in place and makes it active again (a re-login is the fix for `reauth_required`).
@@ -126,7 +133,7 @@ export class AccountRepository {
     const action = opts.source === "login" ? "account.login" : "account.import";
     this.#dropCredentials();
     const out = await this.db.transaction().execute(async (trx) => {
-      const existing = await this.#findIdentity(trx, identity, newId);
+      const existing = await findAccountByIdentity(trx, identity, newId);
       if (existing) {
         await trx
           .updateTable("accounts")

@@ -11,10 +11,11 @@ import type { Kysely } from "kysely";
 import { sealSecret } from "../access/admin-auth/service.ts";
 import { localAccountId, tokenExpiry } from "../accounts/claims.ts";
 import type { TokenCipher } from "../accounts/crypto.ts";
+import { findAccountByIdentity } from "../accounts/repository.ts";
 import { RUNTIME_SETTINGS_KEY } from "../runtime-settings/store.ts";
-import type { AccountRow, Database } from "../store/schema.ts";
+import type { Database } from "../store/schema.ts";
 import { importHistory } from "./history.ts";
-import type { ImportPlan, PlannedAccount, Skipped } from "./plan.ts";
+import type { ImportPlan, Skipped } from "./plan.ts";
 
 /** Per kind: how many rows were (or, in a dry run, would be) created and updated. */
 export interface ImportCounts {
@@ -33,29 +34,6 @@ export interface ImportCounts {
 class DryRun extends Error {}
 
 type Db = Kysely<Database>;
-
-async function findAccount(db: Db, a: PlannedAccount, ourId: string): Promise<AccountRow | undefined> {
-  const { chatgptAccountId: acct, chatgptUserId: user, email } = a;
-  if (acct && user) {
-    const row = await db
-      .selectFrom("accounts")
-      .selectAll()
-      .where("chatgpt_account_id", "=", acct)
-      .where("chatgpt_user_id", "=", user)
-      .executeTakeFirst();
-    if (row) return row;
-  }
-  if (acct && email) {
-    const row = await db
-      .selectFrom("accounts")
-      .selectAll()
-      .where("chatgpt_account_id", "=", acct)
-      .where("email", "=", email)
-      .executeTakeFirst();
-    if (row) return row;
-  }
-  return db.selectFrom("accounts").selectAll().where("id", "=", ourId).executeTakeFirst();
-}
 
 /**
  * Applies `plan` (all or nothing). With `dryRun` every statement runs and is rolled back, so the
@@ -109,7 +87,7 @@ export async function applyPlan(
       const ourIdOf = new Map<string, string>();
       for (const s of sealed) {
         const { a } = s;
-        const existing = await findAccount(trx, a, s.ourId);
+        const existing = await findAccountByIdentity(trx, a, s.ourId);
         const identity = {
           chatgpt_account_id: a.chatgptAccountId,
           chatgpt_user_id: a.chatgptUserId,

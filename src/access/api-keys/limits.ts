@@ -172,7 +172,8 @@ export async function reservedBetween(
   };
 }
 
-function addUsage(a: Usage, b: Usage): Usage {
+/** The sum of two usages (logged plus reserved, batch plus row). */
+export function addUsage(a: Usage, b: Usage): Usage {
   return {
     requests: a.requests + b.requests,
     inputTokens: a.inputTokens + b.inputTokens,

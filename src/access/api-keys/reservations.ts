@@ -21,6 +21,7 @@ import { GatewayError } from "../../core/errors.ts";
 import type { Database, NewRequestLogRow } from "../../store/schema.ts";
 import type { SqliteExclusive, SyncSql } from "../../store/sync-sql.ts";
 import {
+  addUsage,
   type LimitSpec,
   type LimitType,
   type Usage,
@@ -338,17 +339,6 @@ function reserveIn(
 interface BatchFigures {
   readonly logged: Map<string, Usage>;
   readonly held: Map<string, Map<number, Held>>;
-}
-
-function addUsage(a: Usage, b: Usage): Usage {
-  return {
-    requests: a.requests + b.requests,
-    inputTokens: a.inputTokens + b.inputTokens,
-    cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    totalTokens: a.totalTokens + b.totalTokens,
-    costUsd: a.costUsd + b.costUsd,
-  };
 }
 
 /**
