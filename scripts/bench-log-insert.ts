@@ -10,6 +10,9 @@
  * The writer writes as the gateway's does: synchronous statements on the store's SQLite connection;
  * `--kysely` writes through a Kysely transaction instead (as on PostgreSQL). `--old` adds back the
  * index over every row's response id that earlier versions kept, to show what it cost.
+ * `--time-ordered-ids` gives the measured rows time-ordered request ids (UUIDv7) instead: random
+ * keys cost a B-tree leaf page written per row once their index outgrows a batch (the request-id
+ * index, and the response-owner table up to its TTL), time-ordered ones share the newest leaf.
  *
  * @module
  */
@@ -24,6 +27,7 @@ import { openMigratedStore } from "../src/store/store.ts";
 const max = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 1_000_000);
 const old = process.argv.includes("--old");
 const viaKysely = process.argv.includes("--kysely");
+const timeOrdered = process.argv.includes("--time-ordered-ids");
 const STEPS = 4;
 const BATCHES = 20;
 const DAY = 86_400_000;
@@ -78,7 +82,7 @@ try {
         seq++;
         writer.add({
           requested_at: clock + seq,
-          request_id: crypto.randomUUID(),
+          request_id: timeOrdered ? Bun.randomUUIDv7() : crypto.randomUUID(),
           account_id: "acc",
           api_key_id: record.id,
           model: "gpt-5.2",
@@ -138,7 +142,7 @@ try {
   }
   await writer.stop();
   console.log(
-    `\n${viaKysely ? "through Kysely" : "synchronous statements"}, ${old ? "with" : "without"} the old idx_logs_response_id index; SQLite file in ${dir}`,
+    `\n${viaKysely ? "through Kysely" : "synchronous statements"}, ${timeOrdered ? "time-ordered" : "random"} request ids, ${old ? "with" : "without"} the old idx_logs_response_id index; SQLite file in ${dir}`,
   );
 } finally {
   await store.close();
