@@ -7,7 +7,7 @@
  * @module
  */
 import { Elysia } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { chatToResponses } from "./chat/request.ts";
 import { serveCompact, validateCompactBody } from "./compact.ts";
