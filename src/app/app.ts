@@ -19,6 +19,7 @@ import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { createCluster } from "../cluster/cluster.ts";
 import { BodyGuard, type BodySlot } from "../core/body-guard.ts";
 import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
 import {
@@ -54,7 +55,6 @@ import { createStickyService, STICKY_SWEEP_INTERVAL_MS } from "../sticky/service
 import { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
 import { createTracer } from "../tracing/tracing.ts";
-import type { AppDeps } from "./deps.ts";
 import { pathOf, renderError } from "./errors.ts";
 import { normalizeOpenApi } from "./openapi.ts";
 import { routeModules } from "./routes.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 import { Elysia } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { infoOf } from "../core/request-info.ts";
 import { proxyContext } from "./context.ts";
