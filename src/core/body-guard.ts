@@ -12,6 +12,10 @@
  * not complete about 10 seconds after it opened. Answers to unauthenticated requests close their
  * connection, see `closingConnection` in app.ts.)
  *
+ * Two ways to apply them: {@link BodyGuard.guard} wraps a body stream (what the web framework reads),
+ * {@link BodyGuard.readText} reads a body whose length is declared natively, with one timer shared by
+ * every read in progress for the deadlines (the proxy pipeline's way: no stream per request).
+ *
  * Runtime-neutral: Web streams and the injected timer functions only.
  *
  * @module
