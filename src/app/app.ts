@@ -112,7 +112,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
-    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000 },
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000, sqlite: store.sqlite },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));

@@ -29,6 +29,7 @@
 import type { Admit } from "../access/admission.ts";
 import { requireJsonContentType } from "../access/csrf.ts";
 import { authorizeProxyRequest } from "../access/index.ts";
+import { readGuardedText } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
 import { emailHash } from "../core/logging.ts";
 import type { RequestInfo } from "../core/request-info.ts";
@@ -182,7 +183,7 @@ export class ProxyRequestContext implements RequestInfo {
 }
 
 /** The gate of a request admitted by the framework, whose body the framework guarded. */
-const ADMITTED: ProxyGate = { admit: null, readBody: (request) => request.text() };
+const ADMITTED: ProxyGate = { admit: null, readBody: (request) => readGuardedText(request) };
 
 /** A step: reads and writes the context; a Response it returns ends the request. */
 export type Step = (ctx: ProxyRequestContext) => Promise<Response | undefined> | Response | undefined;
