@@ -181,29 +181,34 @@ export async function reservedBetween(
   since: number,
   until: number,
 ): Promise<Usage> {
-  const r = await db
-    .selectFrom("api_key_reservations as r")
-    .select([
-      sql<number>`count(*)`.as("n"),
-      sql<number>`coalesce(sum(r.input_tokens), 0)`.as("input"),
-      sql<number>`coalesce(sum(r.cached_input_tokens), 0)`.as("cached"),
-      sql<number>`coalesce(sum(r.output_tokens), 0)`.as("output"),
-      sql<number>`coalesce(sum(r.cost_usd), 0)`.as("cost"),
-    ])
-    .where("r.api_key_id", "=", apiKeyId)
-    .where("r.created_at", ">=", since)
-    .where("r.created_at", "<", until)
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom("request_logs as l")
-            .select("l.id")
-            .whereRef("l.request_id", "=", "r.request_id")
-            .whereRef("l.api_key_id", "=", "r.api_key_id"),
+  // Compiled once per dialect: a key's limit states are read again after each log flush of its rows.
+  const q = precompiledText(db, "reservedBetween", [apiKeyId, since, until], (a) =>
+    db
+      .selectFrom("api_key_reservations as r")
+      .select([
+        sql<number>`count(*)`.as("n"),
+        sql<number>`coalesce(sum(r.input_tokens), 0)`.as("input"),
+        sql<number>`coalesce(sum(r.cached_input_tokens), 0)`.as("cached"),
+        sql<number>`coalesce(sum(r.output_tokens), 0)`.as("output"),
+        sql<number>`coalesce(sum(r.cost_usd), 0)`.as("cost"),
+      ])
+      .where("r.api_key_id", "=", a[0] as string)
+      .where("r.created_at", ">=", a[1] as number)
+      .where("r.created_at", "<", a[2] as number)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom("request_logs as l")
+              .select("l.id")
+              .whereRef("l.request_id", "=", "r.request_id")
+              .whereRef("l.api_key_id", "=", "r.api_key_id"),
+          ),
         ),
       ),
-    )
-    .executeTakeFirst();
+  );
+  const r = (await db.executeQuery(CompiledQuery.raw(q.sql, [...q.parameters]))).rows[0] as
+    | Record<string, unknown>
+    | undefined;
   const input = Number(r?.input ?? 0);
   const output = Number(r?.output ?? 0);
   return {
