@@ -29,6 +29,7 @@
 import type { Admit } from "../access/admission.ts";
 import { requireJsonContentType } from "../access/csrf.ts";
 import { authorizeProxyRequest } from "../access/index.ts";
+import { guardedText } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
 import { emailHash } from "../core/logging.ts";
 import type { RequestInfo } from "../core/request-info.ts";
@@ -331,7 +332,7 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
 async function readBodyText(ctx: ProxyRequestContext): Promise<string> {
   requireJsonContentType(ctx.request);
   if (ctx.body === null) return ctx.request.text();
-  return new Response(ctx.body).text();
+  return guardedText(ctx.body, ctx.request.headers);
 }
 
 /** A failure before the answer started (refused, no account, client gone, a bug): settled here. */
