@@ -7,7 +7,7 @@
  * Variants, interleaved `BODY_ROUNDS` (default 5) times, `BODY_REQUESTS` (default 400) each:
  * - `pass-through`: the body read and posted on to a sink, as the bench's pass-through does;
  * - `guard only`: the body read as text under the gateway's body guard (size limit, deadline), as
- *   the proxy pipeline reads it (`guardedText`);
+ *   the proxy pipeline reads it (`BodyGuard.readText`);
  * - `route`: what the Responses routes do with a body (`readResponses` in src/proxy/serve.ts):
  *   parse, check, build the upstream payload and its text, and post that to the sink.
  * The sink runs in the server process (its CPU counts, as the pass-through's does).
@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { BodyGuard, guardedText } from "../src/core/body-guard.ts";
+import { BodyGuard } from "../src/core/body-guard.ts";
 import { readResponses } from "../src/proxy/serve.ts";
 
 const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
@@ -34,11 +34,7 @@ const BIG_CODEX = JSON.stringify({ ...JSON.parse(BIG), store: false, stream: tru
 
 const guard = new BodyGuard({ maxBytes: 64 * 1024 * 1024, timeoutMs: 60_000, maxPendingPerAddress: 1e6 });
 /** The body's text as the pipeline's `read` step gets it (src/app/app.ts, src/proxy/pipeline.ts). */
-const guardedBody = (request: Request) =>
-  guardedText(
-    guard.guard(request.body!, () => {}),
-    request.headers,
-  );
+const guardedBody = (request: Request) => guard.readText(request, performance.now());
 
 const sink: unknown[] = [];
 const keep = (v: unknown) => {
