@@ -48,11 +48,8 @@ export interface UpstreamEventSource {
   next(): Promise<SseEvent[] | null>;
   /** Stops reading (client gone, stream done). */
   cancel(reason?: unknown): void;
-  /** Byte pass-through (an HTTP SSE body, see UpstreamEvents): nothing held, raw chunks may follow. */
-  readonly clean?: boolean;
-  nextChunk?(): Promise<Uint8Array | null>;
-  pushBytes?(bytes: Uint8Array): SseEvent[];
-  endBytes?(): SseEvent[];
+  /** Whole events as the upstream's bytes (an HTTP SSE body, see UpstreamEvents.nextBytes). */
+  nextBytes?(): Promise<Uint8Array | SseEvent[] | null>;
 }
 
 /** One attempt on one account: an open stream, or the failure to classify. */

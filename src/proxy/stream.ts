@@ -9,7 +9,7 @@
 import { isUtf8 } from "node:buffer";
 import { transportMessage } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
-import { StreamIdleTimeout } from "../upstream/event-stream.ts";
+import { decodeMidStream, StreamIdleTimeout } from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
@@ -98,7 +98,6 @@ export function failedEvent(
 export type FinishStatus = "success" | "error" | "cancelled";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 const EVENT_PREFIX = new TextEncoder().encode("event: ");
 const DATA_PREFIX = new TextEncoder().encode("data: ");
@@ -137,6 +136,11 @@ function passable(data: Uint8Array, start: number, end: number): boolean {
   return true;
 }
 
+/** Bytes as the text path would send them: the same bytes unless they are not valid UTF-8. */
+function verbatim(bytes: Uint8Array): Uint8Array {
+  return isUtf8(bytes) ? bytes : encoder.encode(decodeMidStream(bytes));
+}
+
 function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0]!;
   let n = 0;
@@ -163,10 +167,6 @@ export class ProxyStream {
   #finished = false;
   /** The upstream body ended by itself (nothing to abort). */
   #upstreamDone = false;
-  /** Bytes of an unfinished event, read through stepBytes. */
-  #tail: Uint8Array | null = null;
-  /** The byte path gave up (CR line ends): every later chunk goes through the event reader. */
-  #textOnly = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -206,57 +206,37 @@ export class ProxyStream {
   /**
    * Like {@link step}, for a pass-through shaper: the client bytes of the next upstream chunk.
    * Events the gateway does not read go out as the upstream's own bytes, unparsed; the few it
-   * reads (ids, usage, errors, rate limits), anything framed unusually (CR line ends, comments,
-   * data-only events) and everything before the event reader is clean take the text path, so
-   * the client receives exactly what {@link step} would have produced.
+   * reads (ids, usage, errors, rate limits) and anything framed unusually (comments, data-only
+   * events, CR line ends) take the text path, so the client receives exactly what {@link step}
+   * would have produced.
    */
   async stepBytes(): Promise<string | Uint8Array | null> {
     const events = this.open.events;
-    if (
-      !this.shaper.passThrough ||
-      this.#textOnly ||
-      this.#ended ||
-      this.#prelude ||
-      !events.nextChunk ||
-      !events.pushBytes ||
-      !events.endBytes ||
-      (events.clean !== true && this.#tail === null)
-    )
-      return this.step();
-    let chunk: Uint8Array | null;
+    if (!this.shaper.passThrough || this.#ended || this.#prelude || !events.nextBytes) return this.step();
+    let x: Uint8Array | SseEvent[] | null;
     try {
-      chunk = await events.nextChunk();
+      x = await events.nextBytes();
     } catch (e) {
       if (this.#finished) return null;
       return this.#broken(e);
     }
-    if (chunk === null) {
+    if (x === null) {
+      // The body ended by itself: nothing to cancel, and the connection can go back to the pool.
       this.#upstreamDone = true;
-      let out = "";
-      if (this.#tail) out = this.#shape([...events.pushBytes(this.#tail), ...events.endBytes()]);
-      this.#tail = null;
-      return out + this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
+      return this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
     }
-    let data = chunk;
-    if (this.#tail) {
-      data = concatBytes([this.#tail, chunk]);
-      this.#tail = null;
-    }
-    if (data.indexOf(13) >= 0) {
-      // CR line ends: the event reader normalises them; it takes over for the rest of the stream.
-      this.#textOnly = true;
-      return this.#shape(events.pushBytes(data));
-    }
-    const parts: Uint8Array[] = [];
+    if (Array.isArray(x)) return this.#shape(x);
+    const data = x;
+    let parts: Uint8Array[] | null = null;
     let runStart = 0;
     let pos = 0;
-    for (;;) {
+    while (pos < data.length) {
       let nl = data.indexOf(10, pos);
-      while (nl >= 0 && data[nl + 1] !== 10) nl = data.indexOf(10, nl + 1);
-      if (nl < 0 || nl + 1 >= data.length) break;
+      while (data[nl + 1] !== 10) nl = data.indexOf(10, nl + 1);
       if (!passable(data, pos, nl)) {
-        if (pos > runStart) parts.push(this.#verbatim(data.subarray(runStart, pos)));
-        const ev = parseBlock(decoder.decode(data.subarray(pos, nl)));
+        parts ??= [];
+        if (pos > runStart) parts.push(verbatim(data.subarray(runStart, pos)));
+        const ev = parseBlock(decodeMidStream(data.subarray(pos, nl)));
         if (ev) {
           const text = this.#shape([ev]);
           if (text !== "") parts.push(encoder.encode(text));
@@ -265,15 +245,10 @@ export class ProxyStream {
       }
       pos = nl + 2;
     }
-    if (pos > runStart) parts.push(this.#verbatim(data.subarray(runStart, pos)));
-    if (pos < data.length) this.#tail = data.slice(pos);
-    if (parts.length === 0) return "";
-    return concatBytes(parts);
-  }
-
-  /** Bytes as the text path would send them: the same bytes unless they are not valid UTF-8. */
-  #verbatim(bytes: Uint8Array): Uint8Array {
-    return isUtf8(bytes) ? bytes : encoder.encode(decoder.decode(bytes));
+    // The common case: the whole chunk is passed on as it came.
+    if (parts === null) return verbatim(data);
+    if (pos > runStart) parts.push(verbatim(data.subarray(runStart, pos)));
+    return parts.length === 0 ? "" : concatBytes(parts);
   }
 
   /** The client went away: stop the upstream call and release everything. */
