@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 import { MAX_EVENT_CHARS, parseBlock, type SseEvent, SseReader } from "./sse.ts";
 
@@ -19,18 +20,39 @@ export class StreamIdleTimeout extends Error {
 const LF = 10;
 const CR = 13;
 const EMPTY = new Uint8Array(0);
+const BLANK = Buffer.from("\n\n");
+const NOTHING: EventBytes = { head: null, body: EMPTY };
 /** Decodes whole events (never at the start of a stream, so a byte-order mark is a character). */
 const midStream = new TextDecoder("utf-8", { ignoreBOM: true });
 
-/** Where the last complete event of `data[from..]` ends (after its blank line), `from` when none does. */
+/**
+ * Where the last complete event of `data[from..]` ends (after its blank line), `from` when none
+ * does: as a forward scan for `\n\n` from `from` would find it (in a run of line feeds, pairs count
+ * from the run's start, an odd one left over begins the next event).
+ */
 export function lastEventEnd(data: Uint8Array, from = 0): number {
-  let pos = from;
-  for (;;) {
-    let nl = data.indexOf(LF, pos);
-    while (nl >= 0 && data[nl + 1] !== LF) nl = data.indexOf(LF, nl + 1);
-    if (nl < 0 || nl + 1 >= data.length) return pos;
-    pos = nl + 2;
-  }
+  const j = bytesOf(data).lastIndexOf(BLANK);
+  if (j < from) return from;
+  let r = j;
+  while (r > from && data[r - 1] === LF) r--;
+  return (j + 2 - r) % 2 === 0 ? j + 2 : j + 1;
+}
+
+/** Where the first complete event of `data` ends (after its blank line), 0 when none does. */
+function firstEventEnd(data: Uint8Array): number {
+  const j = bytesOf(data).indexOf(BLANK);
+  return j < 0 ? 0 : j + 2;
+}
+
+/** `data` as a Buffer over the same memory (for its native searches). */
+function bytesOf(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+}
+
+/** Whole events as the upstream sent them: `head` completes the event held from earlier chunks. */
+export interface EventBytes {
+  readonly head: Uint8Array | null;
+  readonly body: Uint8Array;
 }
 
 /** The events of whole event blocks (`\n\n`-ended, no CR), decoded once. */
@@ -84,7 +106,7 @@ export class UpstreamEvents {
    * or their events once the stream is read by the event reader (text mode, and the last event of
    * an ended body), or null once the body has ended.
    */
-  async nextBytes(): Promise<Uint8Array | SseEvent[] | null> {
+  async nextBytes(): Promise<EventBytes | SseEvent[] | null> {
     if (this.#done) return null;
     const chunk = await this.#read();
     if (chunk === null) return this.#end();
@@ -93,30 +115,38 @@ export class UpstreamEvents {
     if (chunk.length > 0) this.#started = true;
     // A byte-order mark may open the stream (the event reader strips it); CR line ends.
     if ((!before && chunk[0] === 0xef) || chunk.indexOf(CR) >= 0) return this.#toText(chunk, before);
-    let data = chunk;
+    let head: Uint8Array | null = null;
+    let from = 0;
     if (this.#tailLen > 0) {
       const last = this.#tail[this.#tail.length - 1]!;
-      // No event completed: keep the chunk aside without copying.
-      if (!(last[last.length - 1] === LF && chunk[0] === LF) && lastEventEnd(chunk) === 0) {
+      // The held event ends at the first blank line: across the chunk's start, or inside it.
+      from = last[last.length - 1] === LF && chunk[0] === LF ? 1 : firstEventEnd(chunk);
+      if (from === 0) {
+        // No event completed: keep the chunk aside without copying.
         this.#keep(chunk);
-        return this.#tailLen > MAX_EVENT_CHARS ? this.#toText(EMPTY, true) : EMPTY;
+        return this.#tailLen > MAX_EVENT_CHARS ? this.#toText(EMPTY, true) : NOTHING;
       }
-      data = concat(this.#tail, this.#tailLen, chunk);
+      head = concat(this.#tail, this.#tailLen, chunk.subarray(0, from));
       this.#tail = [];
       this.#tailLen = 0;
     }
-    const end = lastEventEnd(data);
-    if (end < data.length) this.#keep(end === 0 ? data : data.slice(end));
-    // An event this large: the event reader counts its characters (and refuses it past the limit).
-    if (this.#tailLen > MAX_EVENT_CHARS)
-      return [...blockEvents(data.subarray(0, end)), ...this.#toText(EMPTY, true)];
-    return end === 0 ? EMPTY : data.subarray(0, end);
+    const end = lastEventEnd(chunk, from);
+    if (end < chunk.length) this.#keep(end === 0 ? chunk : chunk.slice(end));
+    const body = end > from ? chunk.subarray(from, end) : EMPTY;
+    if (this.#tailLen > MAX_EVENT_CHARS) {
+      // An event this large: the event reader counts its characters (and refuses it past the limit).
+      const events = blockEvents(head ?? EMPTY).concat(blockEvents(body));
+      return events.concat(this.#toText(EMPTY, true));
+    }
+    return head === null && body === EMPTY ? NOTHING : { head, body };
   }
 
   /** The events of the next chunk (possibly none), or null once the body has ended. */
   async next(): Promise<SseEvent[] | null> {
     const x = await this.nextBytes();
-    return x === null || Array.isArray(x) ? x : blockEvents(x);
+    if (x === null || Array.isArray(x)) return x;
+    if (x.head === null) return blockEvents(x.body);
+    return blockEvents(x.head).concat(blockEvents(x.body));
   }
 
   /** Stops reading and releases the upstream body (the caller aborts the fetch as well). */
@@ -199,6 +229,7 @@ export class UpstreamEvents {
   }
 }
 
+/** The pieces and `last`, joined (`n`: the pieces' total length). */
 function concat(parts: readonly Uint8Array[], n: number, last: Uint8Array): Uint8Array {
   const out = new Uint8Array(n + last.length);
   let at = 0;

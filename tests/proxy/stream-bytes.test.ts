@@ -97,7 +97,8 @@ async function run(chunks: readonly Uint8Array[], bytes: boolean): Promise<{ out
     if (typeof x === "string") parts.push(enc.encode(x));
     else {
       raw++;
-      parts.push(x);
+      if (Array.isArray(x)) parts.push(...x);
+      else parts.push(x);
     }
   }
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
