@@ -22,6 +22,8 @@ const CR = 13;
 const EMPTY = new Uint8Array(0);
 const BLANK = Buffer.from("\n\n");
 const NOTHING: EventBytes = { head: null, body: EMPTY };
+/** How many first events next() hands out one per call (the attempt loop reads up to the first real one). */
+const ONE_BY_ONE = 6;
 /** Decodes whole events (never at the start of a stream, so a byte-order mark is a character). */
 const midStream = new TextDecoder("utf-8", { ignoreBOM: true });
 
@@ -49,7 +51,10 @@ function bytesOf(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
 }
 
-/** Whole events as the upstream sent them: `head` completes the event held from earlier chunks. */
+/**
+ * Whole events as the upstream sent them, in two parts (so a chunk is not copied to join them):
+ * `head` usually completes the event held from earlier chunks, `body` the events after it.
+ */
 export interface EventBytes {
   readonly head: Uint8Array | null;
   readonly body: Uint8Array;
@@ -91,6 +96,10 @@ export class UpstreamEvents {
   /** When the pending read began (-1: no read pending). */
   #waitingSince = -1;
   #idle = false;
+  /** Whole events read but not handed out yet (next() hands out the first events one by one). */
+  #ready: EventBytes | null = null;
+  /** Events next() has handed out one at a time. */
+  #single = 0;
 
   constructor(
     body: ReadableStream<Uint8Array>,
@@ -108,6 +117,11 @@ export class UpstreamEvents {
    */
   async nextBytes(): Promise<EventBytes | SseEvent[] | null> {
     if (this.#done) return null;
+    const ready = this.#ready;
+    if (ready) {
+      this.#ready = null;
+      return ready;
+    }
     const chunk = await this.#read();
     if (chunk === null) return this.#end();
     if (this.#sse) return this.#sse.push(chunk);
@@ -141,12 +155,44 @@ export class UpstreamEvents {
     return head === null && body === EMPTY ? NOTHING : { head, body };
   }
 
-  /** The events of the next chunk (possibly none), or null once the body has ended. */
+  /**
+   * The events of the next chunk (possibly none), or null once the body has ended. The first
+   * {@link ONE_BY_ONE} events come one per call: a reader that looks at the first events only (the
+   * attempt loop, up to the first real event) leaves the rest of the chunk as bytes for
+   * {@link nextBytes}, so a pass-through need not decode them.
+   */
   async next(): Promise<SseEvent[] | null> {
     const x = await this.nextBytes();
     if (x === null || Array.isArray(x)) return x;
+    if (this.#single < ONE_BY_ONE) return this.#first(x);
     if (x.head === null) return blockEvents(x.body);
     return blockEvents(x.head).concat(blockEvents(x.body));
+  }
+
+  /** The first event of `x` (none if it has none); the bytes after it wait in #ready. */
+  #first(x: EventBytes): SseEvent[] {
+    let data = x.head ?? x.body;
+    let rest = x.head ? x.body : EMPTY;
+    let pos = 0;
+    for (;;) {
+      if (pos >= data.length) {
+        if (rest.length === 0) return [];
+        data = rest;
+        rest = EMPTY;
+        pos = 0;
+      }
+      let end = data.indexOf(LF, pos);
+      while (data[end + 1] !== LF) end = data.indexOf(LF, end + 1);
+      const ev = parseBlock(midStream.decode(data.subarray(pos, end)));
+      pos = end + 2;
+      if (ev) {
+        this.#single++;
+        const left = data.subarray(pos);
+        if (left.length > 0) this.#ready = { head: left, body: rest };
+        else if (rest.length > 0) this.#ready = { head: null, body: rest };
+        return [ev];
+      }
+    }
   }
 
   /** Stops reading and releases the upstream body (the caller aborts the fetch as well). */
