@@ -5,7 +5,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { Page, pageQuery } from "../core/paging.ts";
 
 const AuditRow = t.Object({

@@ -5,8 +5,8 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
 import { guardErrorOf } from "../core/body-guard.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { Page, pageQuery } from "../core/paging.ts";
 import { infoOf } from "../core/request-info.ts";

@@ -13,6 +13,7 @@ import { accessRoutes } from "../access/routes.ts";
 import { accountRoutes } from "../accounts/routes.ts";
 import { balancingAdminRoutes } from "../accounts/routing-policy-routes.ts";
 import { clusterRoutes } from "../cluster/routes.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { dashboardApiRoutes } from "../dashboard/api-routes.ts";
 import { dashboardRoutes } from "../dashboard/routes.ts";
 import { firewallRoutes } from "../firewall/routes.ts";
@@ -25,7 +26,6 @@ import { proxyRoutes } from "../proxy/routes.ts";
 import { requestLogRoutes } from "../request-logs/routes.ts";
 import { runtimeSettingsRoutes } from "../runtime-settings/routes.ts";
 import { stickyRoutes } from "../sticky/routes.ts";
-import type { AppDeps } from "./deps.ts";
 
 export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElysia)[] = [
   healthRoutes,

@@ -5,7 +5,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 
 const Replica = t.Object({
   id: t.String({ description: "Random id of the process, new at every start" }),

@@ -6,8 +6,8 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
 import type { Clock, TimerHandle } from "../core/clock.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { isUsable } from "../core/health.ts";
 import { ErrorBody } from "../core/schemas.ts";

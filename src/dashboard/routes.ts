@@ -11,7 +11,7 @@
  * @module
  */
 import { Elysia } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { UiAsset, UiAssets } from "./assets.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { isUsable } from "../core/health.ts";
 import { type AccountStatus, accountStatuses } from "../core/types.ts";
 

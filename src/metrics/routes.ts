@@ -8,8 +8,8 @@
  */
 import { Elysia } from "elysia";
 import { hasAdminAccess } from "../access/admin-auth/guard.ts";
-import type { AppDeps } from "../app/deps.ts";
 import { constantTimeEqual } from "../core/crypto.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { infoOf } from "../core/request-info.ts";
 import { ErrorBody } from "../core/schemas.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { LiveQuotaRecorder } from "./live-quota.ts";
 
 /** Accounts one request may try before the last failure is shown to the client. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import type { LogFacts } from "./log-row.ts";
 
 /** The endpoint family of a proxied path: the `endpoint` label of the metrics and spans. */

@@ -7,7 +7,7 @@
  */
 import { Elysia, t } from "elysia";
 import { costUsd } from "../access/api-keys/pricing.ts";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { Page, pageQuery } from "../core/paging.ts";
 import type { RequestLogRow } from "../store/schema.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../app/deps.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { infoOf } from "../core/request-info.ts";
 import { ErrorBody as AdminError } from "../core/schemas.ts";
 import { routingStrategies } from "../settings/schema.ts";

@@ -4,8 +4,8 @@
  * @module
  */
 import { Elysia, t } from "elysia";
-import type { AppDeps } from "../../app/deps.ts";
 import { sha256Hex } from "../../core/crypto.ts";
+import type { AppDeps } from "../../core/deps.ts";
 import { infoOf } from "../../core/request-info.ts";
 import { auditContext } from "../../store/audit.ts";
 import { clearedSessionCookie, readCookie, SESSION_COOKIE } from "./sessions.ts";

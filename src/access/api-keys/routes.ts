@@ -5,7 +5,7 @@
  * @module
  */
 import { Elysia, type Static, t } from "elysia";
-import type { AppDeps } from "../../app/deps.ts";
+import type { AppDeps } from "../../core/deps.ts";
 import { GatewayError } from "../../core/errors.ts";
 import { infoOf } from "../../core/request-info.ts";
 import { auditContext, audited } from "../../store/audit.ts";

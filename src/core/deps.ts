@@ -1,8 +1,6 @@
 import type { AccessControl } from "../access/access-control.ts";
 import type { AccountRepository } from "../accounts/repository.ts";
 import type { Cluster } from "../cluster/cluster.ts";
-import type { Clock, Random } from "../core/clock.ts";
-import type { Logger } from "../core/logging.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import type { AdminEvents } from "../dashboard/events.ts";
 import type { GatewayMetrics } from "../metrics/metrics.ts";
@@ -18,8 +16,13 @@ import type { Settings } from "../settings/schema.ts";
 import type { StickyStore } from "../sticky/store.ts";
 import type { Store } from "../store/store.ts";
 import type { RequestTracer } from "../tracing/tracing.ts";
+import type { Clock, Random } from "./clock.ts";
+import type { Logger } from "./logging.ts";
 
-/** What a feature's routes get: explicit dependencies, never a global. */
+/**
+ * What a feature's routes get: explicit dependencies, never a global. A kernel type (src/core/): the
+ * composition root (src/app/) builds it, every feature reads it, nothing imports back into src/app/.
+ */
 export interface AppDeps {
   readonly settings: Readonly<Settings>;
   readonly store: Store;
