@@ -210,7 +210,11 @@ export class ProxyStream {
       return this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
     }
     if (Array.isArray(x)) return this.#shape(x);
-    if (x.head === null) return this.#passOn(x.body, null) ?? verbatim(x.body);
+    if (x.head === null) {
+      const parts = this.#passOn(x.body, null);
+      if (parts === null) return verbatim(x.body);
+      return parts.length === 0 ? "" : parts;
+    }
     const parts = this.#passOn(x.head, []) ?? [verbatim(x.head)];
     if (x.body.length > 0) this.#passOn(x.body, parts) ?? parts.push(verbatim(x.body));
     return parts.length === 0 ? "" : parts;
@@ -389,7 +393,8 @@ export function toReadableStream(ps: ProxyStream, keepaliveMs = 0): ReadableStre
             }
             if (Array.isArray(out)) {
               for (const part of out) c.enqueue(part);
-              break;
+              if (out.length > 0) break;
+              continue;
             }
             if (out !== "") {
               c.enqueue(encoder.encode(out));

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import type { OpenStream } from "../../src/proxy/attempt.ts";
 import type { ProxyContext } from "../../src/proxy/context.ts";
 import { codexShaper } from "../../src/proxy/shapers.ts";
-import { ProxyStream } from "../../src/proxy/stream.ts";
+import { ProxyStream, toReadableStream } from "../../src/proxy/stream.ts";
 import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
 
 const enc = new TextEncoder();
@@ -67,6 +67,28 @@ function cuts(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
     i += n;
   }
   return out;
+}
+
+function proxyStream(chunks: readonly Uint8Array[]): ProxyStream {
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (const ch of chunks) c.enqueue(ch);
+      c.close();
+    },
+  });
+  const open = {
+    account: { id: "a1" },
+    events: new UpstreamEvents(body, 5000),
+    prelude: [],
+    headers: new Headers(),
+    controller: new AbortController(),
+    lease: { release() {} },
+  } as unknown as OpenStream;
+  const ctx = {
+    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
+    quota: { record() {} },
+  } as unknown as ProxyContext;
+  return new ProxyStream(ctx, open, codexShaper, () => {});
 }
 
 async function run(chunks: readonly Uint8Array[], bytes: boolean): Promise<{ out: Uint8Array; raw: number }> {
@@ -133,5 +155,15 @@ describe("byte pass-through", () => {
     const r = await run(chunks, true);
     expect(r.raw).toBeGreaterThan(0);
     expect(new TextDecoder().decode(r.out)).toBe(text);
+  });
+
+  test("a chunk that sends the client nothing (a comment alone) does not stall the client body", async () => {
+    const text = new TextDecoder().decode(STREAMS.odd);
+    const chunks = text.split(/(?<=\n\n)/).map((s) => enc.encode(s));
+    const viaEvents = await run(chunks, false);
+    for (const keepaliveMs of [0, 60_000]) {
+      const body = await new Response(toReadableStream(proxyStream(chunks), keepaliveMs)).arrayBuffer();
+      expect(Buffer.compare(new Uint8Array(body), viaEvents.out)).toBe(0);
+    }
   });
 });
