@@ -1,13 +1,18 @@
 /**
  * Request-log insert cost as the table grows: `bun run scripts/bench-log-insert.ts [maxRows]`
  * (default 1,000,000). A real SQLite store file; the table is filled in steps with rows spread over
- * the last 30 days (random response ids, like real traffic), and at each step the request-log
+ * the last 30 days (random request and response ids, like real traffic: the gateway's request ids
+ * are random UUIDs), and at each step the request-log
  * writer writes `BATCHES` batches of 200 realistic rows (API key set, so the usage triggers run;
  * response id set, so the owner trigger runs). Prints µs per row (median and max over the batches)
  * and the size of the response-owner table; the goal is a flat line from 0 to 1,000,000 rows.
  *
- * `--old` adds back the index over every row's response id that earlier versions kept, to show
- * what it cost.
+ * The writer writes as the gateway's does: synchronous statements on the store's SQLite connection;
+ * `--kysely` writes through a Kysely transaction instead (as on PostgreSQL). `--old` adds back the
+ * index over every row's response id that earlier versions kept, to show what it cost.
+ * `--time-ordered-ids` gives the measured rows time-ordered request ids (UUIDv7) instead: random
+ * keys cost a B-tree leaf page written per row once their index outgrows a batch (the request-id
+ * index, and the response-owner table up to its TTL), time-ordered ones share the newest leaf.
  *
  * @module
  */
@@ -21,6 +26,8 @@ import { openMigratedStore } from "../src/store/store.ts";
 
 const max = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 1_000_000);
 const old = process.argv.includes("--old");
+const viaKysely = process.argv.includes("--kysely");
+const timeOrdered = process.argv.includes("--time-ordered-ids");
 const STEPS = 4;
 const BATCHES = 20;
 const DAY = 86_400_000;
@@ -43,7 +50,9 @@ try {
     })
     .execute();
   const { record } = await createApiKey(store.db, { name: "bench" }, now - 30 * DAY);
-  const writer = new RequestLogWriter(store.db, { error: (o, m) => console.error(m, o) }, 60_000);
+  const writer = new RequestLogWriter(store.db, { error: (o, m) => console.error(m, o) }, 60_000, {
+    ...(viaKysely ? {} : { sqlite: store.sqlite }),
+  });
 
   /** Adds `n` filler rows spread over the 30 days before `now` (one statement per 50k rows). */
   const fill = async (n: number, offset: number) => {
@@ -54,7 +63,7 @@ try {
         insert into request_logs (requested_at, request_id, account_id, api_key_id, model, endpoint, status,
           http_status, input_tokens, output_tokens, latency_ms, response_id, session_key)
         select ${now - 30 * DAY} + ((${offset + done} + i) * ${Math.floor((30 * DAY) / max)}) % ${30 * DAY},
-          'fill-' || (${offset + done} + i), 'acc', ${record.id}, 'gpt-5.2', '/backend-api/codex/responses',
+          lower(hex(randomblob(16))), 'acc', ${record.id}, 'gpt-5.2', '/backend-api/codex/responses',
           'success', 200, 1000, 300, 900, 'resp_' || lower(hex(randomblob(16))), 'sess-' || (i % 97)
         from seq`.execute(store.db);
     }
@@ -73,7 +82,7 @@ try {
         seq++;
         writer.add({
           requested_at: clock + seq,
-          request_id: `req-${seq}`,
+          request_id: timeOrdered ? Bun.randomUUIDv7() : crypto.randomUUID(),
           account_id: "acc",
           api_key_id: record.id,
           model: "gpt-5.2",
@@ -132,7 +141,9 @@ try {
     );
   }
   await writer.stop();
-  console.log(`\n${old ? "with" : "without"} the old idx_logs_response_id index; SQLite file in ${dir}`);
+  console.log(
+    `\n${viaKysely ? "through Kysely" : "synchronous statements"}, ${timeOrdered ? "time-ordered" : "random"} request ids, ${old ? "with" : "without"} the old idx_logs_response_id index; SQLite file in ${dir}`,
+  );
 } finally {
   await store.close();
   rmSync(dir, { recursive: true, force: true });

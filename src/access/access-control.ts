@@ -37,15 +37,23 @@ export interface AccessControl {
   readonly reservations: LimitReservations;
   /** The client address of a request (see `resolveClientIp`). */
   clientIpOf(request: Request, peerIp: string | null): string | null;
-  /** Whether the request comes from this machine (uses `infoOf(request).clientIp`). */
-  isLocal(request: Request): boolean;
-  /** Whether the client used https: the URL's scheme, or X-Forwarded-Proto from a trusted proxy. */
-  isHttps(request: Request): boolean;
   /**
-   * Admission after the `request.admit` hook: API key on the proxy surface (sets
-   * `infoOf(request).apiKeyId`), the admin guard on the admin surface. Null = go on.
+   * Whether the request comes from this machine; `peerIp` is the socket peer (default: the one
+   * the framework-dispatched request carries, `infoOf(request).peerIp`).
    */
-  admit(request: Request, surface: Surface, url: URL): Promise<GatewayError | null>;
+  isLocal(request: Request, peerIp?: string | null): boolean;
+  /** Whether the client used https: the URL's scheme, or X-Forwarded-Proto from a trusted proxy. */
+  isHttps(request: Request, peerIp?: string | null): boolean;
+  /**
+   * Admission after the `request.admit` hook: API key on the proxy surface (sets `who.apiKeyId`),
+   * the admin guard on the admin surface. Null = go on.
+   */
+  admit(
+    request: Request,
+    surface: Surface,
+    url: URL,
+    who: { readonly peerIp: string | null; apiKeyId?: string | null },
+  ): Promise<GatewayError | null>;
   /** Start-up work: prints a bootstrap token while no admin password exists. */
   start(): Promise<void>;
 }
@@ -79,10 +87,9 @@ export function createAccessControl(opts: {
     clock,
     cipher,
   );
-  const isLocal = (request: Request) => {
-    const info = infoOf(request);
+  const isLocal = (request: Request, peerIp: string | null = infoOf(request).peerIp) => {
     return isLocalRequest({
-      peerIp: info.peerIp,
+      peerIp,
       headers: request.headers,
       url: new URL(request.url),
       trustedProxies,
@@ -104,28 +111,28 @@ export function createAccessControl(opts: {
     clientIpOf: (request, peerIp) =>
       resolveClientIp(peerIp, request.headers, trustedProxies, settings.forwardedHeader),
     isLocal,
-    isHttps(request) {
-      if (new URL(request.url).protocol === "https:") return true;
-      if (!inRanges(trustedProxies, infoOf(request).peerIp)) return false;
+    isHttps(request, peerIp = infoOf(request).peerIp) {
+      if (request.url.startsWith("https:")) return true;
+      if (!inRanges(trustedProxies, peerIp)) return false;
       const proto = request.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
       return proto === "https";
     },
-    async admit(request, surface, url) {
+    async admit(request, surface, url, who) {
       try {
         if (surface === "proxy") {
-          infoOf(request).apiKeyId = await admitApiKey({
+          who.apiKeyId = await admitApiKey({
             db: store.db,
             runtimeSettings,
             headers: request.headers,
             path: url.pathname.replace(/\/+$/, ""),
-            local: isLocal(request),
+            local: isLocal(request, who.peerIp),
             now: clock(),
             cache: keyStates,
           });
           return null;
         }
         if (surface === "admin")
-          return await adminGuard(admin, request, url.pathname, isLocal(request), clock());
+          return await adminGuard(admin, request, url.pathname, isLocal(request, who.peerIp), clock());
         return null;
       } catch (e) {
         if (e instanceof GatewayError) return e;

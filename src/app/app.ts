@@ -10,8 +10,8 @@
 import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
-import { isPublicAdminPath } from "../access/admin-auth/guard.ts";
-import { contentTypeRefusal, crossOriginRefusal, normalizeOrigin } from "../access/csrf.ts";
+import { createAdmission } from "../access/admission.ts";
+import { normalizeOrigin } from "../access/csrf.ts";
 import { TokenCipher } from "../accounts/crypto.ts";
 import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
@@ -20,10 +20,15 @@ import { createCluster } from "../cluster/cluster.ts";
 import { BodyGuard, type BodySlot } from "../core/body-guard.ts";
 import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
 import type { AppDeps } from "../core/deps.ts";
-import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
+import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
-import { attachPeer, chooseRequestId, infoOf } from "../core/request-info.ts";
-import { surfaceOf } from "../core/surface.ts";
+import {
+  attachInfo,
+  chooseRequestId,
+  infoOf,
+  newRequestInfo,
+  type RequestInfo,
+} from "../core/request-info.ts";
 import { version } from "../core/version.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
@@ -35,6 +40,13 @@ import { CoreApplier } from "../plugin-host/apply-data.ts";
 import { Dispatcher } from "../plugin-host/dispatch.ts";
 import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
+import { proxyContext } from "../proxy/context.ts";
+import {
+  newProxyRequest,
+  type ProxyRoute,
+  proxyRoutes as pipelineRoutes,
+  serveProxyRequest,
+} from "../proxy/pipeline.ts";
 import { RequestLogWriter } from "../request-logs/writer.ts";
 import { Pruner } from "../retention/pruner.ts";
 import { defaultsFrom, RuntimeSettingsStore } from "../runtime-settings/store.ts";
@@ -105,7 +117,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
-    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000 },
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000, sqlite: store.sqlite },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
@@ -342,102 +354,59 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ui: opts.ui ?? null,
   };
 
-  let bodySchemas: Map<string, BodySchema> | undefined;
-  let app: AnyElysia = new Elysia({ name: "codex-lb" })
-    .onRequest(async ({ request, set }) => {
-      const info = infoOf(request);
-      info.requestId = chooseRequestId(request.headers);
-      set.headers["x-request-id"] = info.requestId;
-      const url = new URL(request.url);
-      const envelope = envelopeFor(url.pathname);
-      const declared = Number(request.headers.get("content-length") ?? "0");
-      if (declared > settings.maxBodyBytes) {
-        return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);
-      }
-      const surface = surfaceOf(url.pathname);
-      const shapeRefusal =
-        crossOriginRefusal(request, url, { allowedOrigins, httpsByProxy: access.isHttps(request) }) ??
-        contentTypeRefusal(request, surface, url.pathname);
-      if (shapeRefusal) {
+  // Every request's admission: the framework's request hook runs it for the routes it dispatches,
+  // the proxy pipeline as its first step.
+  const admit = createAdmission({
+    maxBodyBytes: settings.maxBodyBytes,
+    allowedOrigins,
+    access,
+    bus,
+    log,
+    clock,
+    onAdmitActions: metrics ? (actions) => metrics.actions("request.admit", actions) : undefined,
+  });
+  // The proxy's POST routes are served by its pipeline without the framework's dispatch and hooks:
+  // matched here by method and path (a trailing slash allowed, as the framework allows it).
+  const proxy = proxyContext(deps);
+  const direct = new Map(pipelineRoutes.map((r) => [r.path, r]));
+  const directRoute = (request: Request): ProxyRoute | undefined => {
+    if (request.method !== "POST") return undefined;
+    const path = pathOfUrl(request.url);
+    return direct.get(path) ?? (path.endsWith("/") ? direct.get(path.replace(/\/+$/, "")) : undefined);
+  };
+  const serveDirect = async (
+    route: ProxyRoute,
+    request: Request,
+    info: RequestInfo,
+    body: ReadableStream<Uint8Array> | null,
+  ): Promise<Response> => {
+    try {
+      return await serveProxyRequest(newProxyRequest(proxy, route, request, info, body, admit));
+    } catch (e) {
+      const response = renderError({ code: "UNKNOWN", error: e, request, requestId: info.requestId, log });
+      // Refused before the pipeline wrote its own access line (a malformed body): the generic one.
+      if (!info.accessLogged) {
         log.info(
           {
             requestId: info.requestId,
             method: request.method,
-            path: url.pathname,
-            peerIp: info.peerIp,
-            origin: request.headers.get("origin")?.slice(0, 200) ?? null,
-            code: shapeRefusal.code,
+            path: pathOfUrl(request.url),
+            status: response.status,
+            ms: Math.round(performance.now() - info.startedAt),
           },
-          "request refused before admission",
-        );
-        return errorResponse(shapeRefusal, envelope, info.requestId);
-      }
-      info.clientIp = access.clientIpOf(request, info.peerIp);
-      if (surface === "public" && url.pathname.startsWith("/health")) return;
-      const outcome = await bus.run("request.admit", {
-        requestId: info.requestId,
-        method: request.method,
-        path: url.pathname,
-        headers: request.headers,
-        peerIp: info.peerIp,
-        clientIp: info.clientIp,
-        surface,
-        now: clock(),
-      });
-      metrics?.actions("request.admit", outcome.actions);
-      const reject = outcome.actions.find((a) => a.type === "request.reject");
-      if (reject && reject.type === "request.reject") {
-        log.info(
-          {
-            requestId: info.requestId,
-            path: url.pathname,
-            peerIp: info.peerIp,
-            clientIp: info.clientIp,
-            code: reject.code,
-          },
-          "request refused at admission",
-        );
-        return errorResponse(rejectionError(reject), envelope, info.requestId);
-      }
-      if (outcome.failed) {
-        return errorResponse(
-          new GatewayError("server_error", "Request admission failed"),
-          envelope,
-          info.requestId,
+          "request",
         );
       }
-      const refused = await access.admit(request, surface, url);
-      // Authenticated (a key, a session, or this machine) on a guarded route: the request no longer
-      // counts against its address's unauthenticated cap.
-      if (!refused && surface !== "public" && !isPublicAdminPath(url.pathname)) {
-        info.authenticated = true;
-        info.releaseBodySlot?.();
-      }
-      if (refused) {
-        log.info(
-          {
-            requestId: info.requestId,
-            path: url.pathname,
-            peerIp: info.peerIp,
-            clientIp: info.clientIp,
-            code: refused.code,
-          },
-          "request refused by access control",
-        );
-        if (
-          refused.code === "authentication_required" &&
-          request.method === "GET" &&
-          url.pathname.replace(/\/+$/, "") === "/docs" &&
-          (request.headers.get("accept") ?? "").includes("text/html")
-        ) {
-          // A browser opening the docs without a session: log in on the dashboard, then come back.
-          return new Response(null, {
-            status: 303,
-            headers: { location: "/dashboard/login?next=/docs", "x-request-id": info.requestId },
-          });
-        }
-        return errorResponse(refused, envelope, info.requestId);
-      }
+      return response;
+    }
+  };
+
+  let bodySchemas: Map<string, BodySchema> | undefined;
+  let app: AnyElysia = new Elysia({ name: "codex-lb" })
+    .onRequest(({ request, set }) => {
+      const info = infoOf(request);
+      set.headers["x-request-id"] = info.requestId;
+      return admit(request, new URL(request.url), info);
     })
     // Every admin body schema is strict: Elysia would drop an unknown field silently (a typo would
     // be a 200 that changed nothing), so it is refused first, naming the field.
@@ -531,7 +500,6 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     ...deps,
     app,
     fetch: async (request, peerIp = null) => {
-      attachPeer(request, peerIp);
       // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
       if (!URL.canParse(request.url)) {
         const requestId = chooseRequestId(request.headers);
@@ -547,43 +515,53 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           ),
         );
       }
-      let guarded = request;
+      // The request's facts, carried along from here (see src/core/request-info.ts).
+      const info = newRequestInfo(peerIp, chooseRequestId(request.headers));
+      const route = directRoute(request);
+      let body: ReadableStream<Uint8Array> | null = null;
       let slot: BodySlot | null = null;
       if (request.body !== null) {
         const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
         try {
           slot = bodyGuard.take(address);
         } catch (e) {
-          const requestId = chooseRequestId(request.headers);
-          log.warn({ requestId, peerIp, clientIp: address }, "too many unauthenticated requests in progress");
-          return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), requestId);
+          log.warn(
+            { requestId: info.requestId, peerIp, clientIp: address },
+            "too many unauthenticated requests in progress",
+          );
+          return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), info.requestId);
         }
         const held = slot;
-        guarded = new Request(request.url, {
-          method: request.method,
-          headers: request.headers,
-          body: bodyGuard.guard(request.body, () => held.release()),
-          signal: request.signal,
-          duplex: "half",
-        } as RequestInit);
-        attachPeer(guarded, peerIp);
-        infoOf(guarded).releaseBodySlot = held.release;
+        body = bodyGuard.guard(request.body, () => held.release());
+        info.releaseBodySlot = held.release;
       }
       try {
-        const response = await app.handle(guarded);
+        let response: Response;
+        if (route) response = await serveDirect(route, request, info, body);
+        else {
+          // The framework reads the body from the request: a copy carrying the guarded body.
+          const guarded =
+            body === null
+              ? request
+              : new Request(request.url, {
+                  method: request.method,
+                  headers: request.headers,
+                  body,
+                  signal: request.signal,
+                  duplex: "half",
+                } as RequestInit);
+          attachInfo(guarded, info);
+          response = await app.handle(guarded);
+        }
         // An unauthenticated caller keeps no idle connection open: the answer closes it (the
         // server keeps authenticated connections alive with no idle limit, for quiet streams).
-        return infoOf(guarded).authenticated ? response : closingConnection(response);
+        return info.authenticated ? response : closingConnection(response);
       } catch (e) {
         log.error(
           { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
           "request failed outside the app's error handler",
         );
-        return errorResponse(
-          new GatewayError("server_error"),
-          envelopeFor(pathOf(request)),
-          infoOf(guarded).requestId,
-        );
+        return errorResponse(new GatewayError("server_error"), envelopeFor(pathOf(request)), info.requestId);
       } finally {
         slot?.release();
       }
@@ -613,6 +591,18 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       }
     },
   };
+}
+
+/** The path of a request URL (`http://host/path?query` → `/path`) without parsing the whole URL. */
+function pathOfUrl(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  let end = url.length;
+  const q = url.indexOf("?", start);
+  if (q >= 0) end = q;
+  const h = url.indexOf("#", start);
+  if (h >= 0 && h < end) end = h;
+  return url.slice(start, end);
 }
 
 /** `response` with `Connection: close` (a copy when its headers are immutable). */

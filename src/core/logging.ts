@@ -34,11 +34,28 @@ const CENSOR = "[redacted]";
 /** How deep redaction looks into a log object (fields of fields of fields). */
 const DEPTH = 4;
 
+/** Whether a field name is secret, remembered per name (log lines repeat the same few names). */
+const secretByKey = new Map<string, boolean>();
+function isSecretKey(k: string): boolean {
+  let v = secretByKey.get(k);
+  if (v === undefined) {
+    v = secret.has(k.toLowerCase());
+    // Bounded: names can come from data (a headers object); past the bound, no memo.
+    if (secretByKey.size < 4096) secretByKey.set(k, v);
+  }
+  return v;
+}
+
 function needsRedaction(v: unknown, depth: number): boolean {
   if (depth === 0 || v === null || typeof v !== "object") return false;
   if (v instanceof Headers) return true;
-  for (const [k, x] of Object.entries(v)) {
-    if (secret.has(k.toLowerCase()) || needsRedaction(x, depth - 1)) return true;
+  const o = v as Record<string, unknown>;
+  // The own enumerable string keys, as Object.entries gives them, without building the pairs.
+  for (const k in o) {
+    if (!Object.hasOwn(o, k)) continue;
+    if (isSecretKey(k)) return true;
+    const x = o[k];
+    if (x !== null && typeof x === "object" && needsRedaction(x, depth - 1)) return true;
   }
   return false;
 }
@@ -65,12 +82,69 @@ export function redactSecrets(obj: Record<string, unknown>): Record<string, unkn
 /** The process's stdout destination and whether it was closed (lines after that are dropped). */
 const stdoutSinks = new WeakMap<Logger, { dest: ReturnType<typeof pino.destination>; closed: boolean }>();
 
+const { lsCacheSym, timeSym, chindingsSym, streamSym, needsMetadataGsym } = pino.symbols;
+
+/** A pino logger's own state, read by {@link fastLine} (pino exports these symbols). */
+type PinoInternals = Record<symbol, unknown>;
+type Stream = DestinationStream & Record<symbol, unknown>;
+
+/**
+ * The line pino would write for `log.<level>(obj, msg)`, built with one `JSON.stringify` of the
+ * (redacted) object instead of pino's field-by-field serialisation — a fifth of the cost, for the
+ * access line of every request. Null when pino itself must write it: anything but a plain object
+ * (an Error, an HTTP request), an `err` field (pino's error serializer) or a `msg` field, a
+ * `toJSON`, a value `JSON.stringify` refuses (a BigInt, a cycle), a stream that wants metadata.
+ * Same fields, same order (level, time, bindings, the object's fields, msg), same redaction.
+ */
+function fastLine(
+  log: PinoInternals,
+  obj: Record<string, unknown>,
+  msg: string,
+  level: number,
+): string | null {
+  if (Object.getPrototypeOf(obj) !== Object.prototype) return null;
+  if ("err" in obj || "msg" in obj || typeof obj.toJSON === "function") return null;
+  if ((log[streamSym] as Stream)[needsMetadataGsym] === true) return null;
+  let fields: string;
+  try {
+    fields = JSON.stringify(redactSecrets(obj));
+  } catch {
+    return null;
+  }
+  const levelField = (log[lsCacheSym] as Record<number, string>)[level];
+  if (levelField === undefined) return null;
+  const time = (log[timeSym] as (this: PinoInternals) => string).call(log);
+  return `${levelField}${time}${log[chindingsSym] as string}${fields.length > 2 ? `,${fields.slice(1, -1)}` : ""},"msg":${JSON.stringify(msg)}}\n`;
+}
+
+/** pino's `logMethod` hook: the common `log.info({...}, "message")` goes through {@link fastLine}. */
+function logMethod(
+  this: Logger,
+  args: Parameters<Logger["info"]>,
+  method: (...a: Parameters<Logger["info"]>) => void,
+  level: number,
+): void {
+  if (args.length === 2 && typeof args[1] === "string") {
+    const obj = args[0];
+    if (obj !== null && typeof obj === "object") {
+      const internals = this as unknown as PinoInternals;
+      const line = fastLine(internals, obj as Record<string, unknown>, args[1], level);
+      if (line !== null) {
+        (internals[streamSym] as Stream).write(line);
+        return;
+      }
+    }
+  }
+  method.apply(this, args);
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options = {
     level,
     base: { service: "codex-lb" },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }), log: redactSecrets },
+    hooks: { logMethod },
   };
   if (destination) return pino(options, destination);
   const dest = pino.destination({ dest: 1, sync: false });

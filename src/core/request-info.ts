@@ -1,6 +1,10 @@
 /**
- * Per-request facts the server seam knows and the core needs (the socket peer), attached to the
- * Request object without touching it, plus the request id chosen for it.
+ * The typed per-request facts every request carries from the server seam on: the socket peer, the
+ * request id, when it started, and what admission learned (client address, API key). The gateway
+ * creates one {@link RequestInfo} per request (`newRequestInfo`). The proxy pipeline
+ * (`src/proxy/pipeline.ts`) is handed it directly, inside its `ProxyRequestContext`; requests the
+ * framework dispatches (admin API, dashboard, models, WebSocket upgrades) find it with
+ * {@link infoOf}, since a framework route receives only the Request.
  *
  * @module
  */
@@ -29,13 +33,19 @@ export interface RequestInfo {
   accessLogged?: boolean;
 }
 
-const infos = new WeakMap<Request, RequestInfo>();
-
-/** Called by the server seam before the app sees the request. */
-export function attachPeer(request: Request, peerIp: string | null): void {
-  infos.set(request, { peerIp, clientIp: null, requestId: "", startedAt: performance.now() });
+/** The facts of a new request (`startedAt`: now, on the monotonic clock). */
+export function newRequestInfo(peerIp: string | null, requestId: string): RequestInfo {
+  return { peerIp, clientIp: null, requestId, startedAt: performance.now(), apiKeyId: null };
 }
 
+const infos = new WeakMap<Request, RequestInfo>();
+
+/** Gives a framework-dispatched request its facts (called by the gateway before dispatch). */
+export function attachInfo(request: Request, info: RequestInfo): void {
+  infos.set(request, info);
+}
+
+/** The facts of a framework-dispatched request (empty ones for a request the gateway never saw). */
 export function infoOf(request: Request): RequestInfo {
   let info = infos.get(request);
   if (!info) {

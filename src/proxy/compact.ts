@@ -10,20 +10,24 @@
  *
  * @module
  */
-import { authorizeProxyRequest } from "../access/index.ts";
 import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
-import { emailHash } from "../core/logging.ts";
-import { infoOf } from "../core/request-info.ts";
-import { type AttemptTrace, openUpstream } from "./attempt.ts";
-import type { ProxyContext } from "./context.ts";
+import type { OpenStream } from "./attempt.ts";
 import { statusForStreamError } from "./failure.ts";
-import { accessFields, type LogFacts, logRow } from "./log-row.ts";
-import { observeFinished } from "./observe.ts";
 import { reasoningEffortOf, routingFields, toUpstreamPayload } from "./payload.ts";
-import { passUpstreamHeaders } from "./serve.ts";
+import type { ProxyRequestContext, Settle } from "./pipeline.ts";
+import { type ProxySpec, passUpstreamHeaders } from "./serve.ts";
 import { ResponseCollector } from "./shapers.ts";
 import { drain, type FinishStatus, ProxyStream, type StreamState } from "./stream.ts";
-import { badField, isObject, type Json, requireModel, validateResponsesBody } from "./validate.ts";
+import {
+  badField,
+  checkResponsesTools,
+  checkTextFormat,
+  isObject,
+  type Json,
+  parseBody,
+  requireModel,
+  validateResponsesBody,
+} from "./validate.ts";
 
 /** Accounts a compaction may try (its item is bound to one account: little point in more). */
 export const COMPACT_MAX_ACCOUNTS = 2;
@@ -54,181 +58,86 @@ export function compactPayload(body: Json): Json {
   return payload;
 }
 
-/** Serves one compaction; `endpoint` is the path, for the log row. */
-export async function serveCompact(
-  ctx: ProxyContext,
-  request: Request,
-  body: Json,
-  endpoint: string,
-): Promise<Response> {
-  const { deps } = ctx;
-  const info = infoOf(request);
-  // This request writes its own access line (with the account and tokens) when it is over.
-  info.accessLogged = true;
-  const requestedAt = deps.clock();
-  const t0 = info.startedAt;
-  const model = body.model as string;
+/** A compaction body: checked, and the upstream body made from it (see {@link compactPayload}). */
+export function readCompact(text: string): ProxySpec {
+  const body = parseBody(text);
+  validateCompactBody(body);
+  checkResponsesTools(body);
+  checkTextFormat(body);
   const payload = compactPayload(body);
-  const routing = routingFields(payload);
-  const trace: AttemptTrace = { accountId: null, attempts: 0 };
-  const budgetMs = deps.settings.compactBudgetSeconds * 1000;
-  const abort = new AbortController();
-  let timedOut = false;
-  const budget = setTimeout(() => {
-    timedOut = true;
-    abort.abort();
-  }, budgetMs);
-  const onClientAbort = () => abort.abort();
-  request.signal?.addEventListener("abort", onClientAbort, { once: true });
-
-  let logged = false;
-  const writeLog = (status: FinishStatus, httpStatus: number, state?: StreamState, err?: GatewayError) => {
-    logged = true;
-    const facts: LogFacts = {
-      requestedAt,
-      requestId: info.requestId,
-      accountId: trace.accountId,
-      apiKeyId: info.apiKeyId ?? null,
-      model,
-      endpoint,
-      client: request.headers.get("user-agent"),
-      clientIp: info.clientIp ?? info.peerIp,
-      status,
-      httpStatus,
-      state,
-      errorCode: err?.code ?? null,
-      errorMessage: err?.message ?? null,
-      latencyMs: Math.round(performance.now() - t0),
-      queueMs: trace.queueMs ?? null,
-      sessionKey: routing.promptCacheKey,
-      reasoningEffort: reasoningEffortOf(body),
-      transport: "http",
-      upstreamTransport: trace.attempts > 0 ? "http" : null,
-      kind: "compact",
-    };
-    deps.log.info(
-      accessFields({
-        ...facts,
-        method: request.method,
-        attempts: trace.attempts,
-        account: emailHash(trace.accountEmail ?? null),
-      }),
-      "request",
-    );
-    const row = logRow(facts);
-    ctx.logs.add(row);
-    observeFinished(deps, {
-      ...facts,
-      family: "compact",
-      method: request.method,
-      attempts: trace.attempts,
-      costUsd: row.cost_usd ?? null,
-      headers: request.headers,
-    });
+  return {
+    kind: "compact",
+    model: body.model as string,
+    payload,
+    stream: false,
+    reasoningEffort: reasoningEffortOf(body),
+    clientBody: body,
+    routing: routingFields(payload),
+    requestKind: "compact",
   };
-  const timeoutError = () =>
-    new GatewayError(
-      "upstream_timeout",
-      `Compaction did not finish within ${deps.settings.compactBudgetSeconds} s`,
-    );
+}
 
-  try {
-    await authorizeProxyRequest({
-      db: deps.store.db,
-      apiKeyId: info.apiKeyId,
-      model,
-      now: requestedAt,
-      cache: deps.access.keyStates,
-      reserve: {
-        reservations: deps.access.reservations,
-        request: { requestId: info.requestId, model, payload, body },
-      },
-    });
-    let open: Awaited<ReturnType<typeof openUpstream>>;
-    try {
-      open = await openUpstream(
-        ctx,
-        {
-          requestId: info.requestId,
-          model,
-          payload,
-          clientHeaders: request.headers,
-          signal: abort.signal,
-          promptCacheKey: routing.promptCacheKey,
-          previousResponseId: routing.previousResponseId,
-          maxAccounts: COMPACT_MAX_ACCOUNTS,
-        },
-        trace,
-      );
-    } catch (e) {
-      throw timedOut ? timeoutError() : e;
-    }
-    const collector = new ResponseCollector();
-    let finished: { state: StreamState; status: FinishStatus } | null = null;
-    const ps = new ProxyStream(ctx, open, collector, (state, status) => {
-      finished = { state, status };
-    });
-    abort.signal.addEventListener("abort", () => ps.abort(), { once: true });
-    await drain(ps);
-    const state = ps.state;
-    const result = collector.result(state);
-    const done = finished as { state: StreamState; status: FinishStatus } | null;
-    const fire = (ok: boolean, httpStatus: number) =>
-      void deps.services
-        .fire("request.completed", {
-          requestId: info.requestId,
-          account: open.account,
-          ok,
-          httpStatus,
-          now: deps.clock(),
-        })
-        .catch((e) =>
-          deps.log.warn({ err: String(e), requestId: info.requestId }, "request.completed failed"),
-        );
+/**
+ * The answer of a compaction: the stream assembled, its compaction item returned as
+ * `{"object":"response.compaction","output":[item],...}`; any other end is an error (a timeout
+ * when the budget ran out). `done` settles the request either way.
+ */
+export async function answerCompact(
+  ctx: ProxyRequestContext,
+  open: OpenStream,
+  done: Settle,
+): Promise<Response> {
+  const collector = new ResponseCollector();
+  let finished: { state: StreamState; status: FinishStatus } | null = null;
+  const ps = new ProxyStream(ctx.proxy, open, collector, (state, status) => {
+    finished = { state, status };
+  });
+  ctx.signal.addEventListener("abort", () => ps.abort(), { once: true });
+  await drain(ps);
+  const state = ps.state;
+  const result = collector.result(state);
+  const end = finished as { state: StreamState; status: FinishStatus } | null;
 
-    const items = Array.isArray(result?.output) ? result.output.filter(isObject) : [];
-    const item = items.find((i) => COMPACTION_TYPES.has(String(i.type)));
-    if (state.terminal !== "completed" || !result || !item) {
-      const err = timedOut
-        ? timeoutError()
-        : state.terminal === "completed"
-          ? new GatewayError("upstream_error", "The upstream answered without a compaction item")
-          : upstreamStreamError(state);
-      writeLog(done?.status === "cancelled" && !timedOut ? "cancelled" : "error", err.status, state, err);
-      fire(false, err.status);
-      throw err;
-    }
-    writeLog("success", 200, state);
-    fire(true, 200);
-    const headers = new Headers({ "content-type": "application/json", "x-request-id": info.requestId });
-    passUpstreamHeaders(open.headers, headers);
-    return new Response(
-      JSON.stringify({
-        id: result.id ?? state.responseId,
-        object: "response.compaction",
-        created_at: result.created_at ?? Math.floor(requestedAt / 1000),
-        status: result.status ?? "completed",
-        output: [item],
-        usage: result.usage ?? null,
-      }),
-      { status: 200, headers },
-    );
-  } catch (e) {
-    // Refused before the stream opened (the stream's own failures are logged above).
-    if (!logged) {
-      const status = e instanceof GatewayError ? e.status : 500;
-      writeLog(
-        abort.signal.aborted && !timedOut ? "cancelled" : "error",
-        status,
-        undefined,
-        e instanceof GatewayError ? e : new GatewayError("server_error", String(e)),
-      );
-    }
-    throw e;
-  } finally {
-    clearTimeout(budget);
-    request.signal?.removeEventListener("abort", onClientAbort);
+  const items = Array.isArray(result?.output) ? result.output.filter(isObject) : [];
+  const item = items.find((i) => COMPACTION_TYPES.has(String(i.type)));
+  if (state.terminal !== "completed" || !result || !item) {
+    const err = ctx.timedOut
+      ? budgetError(ctx)
+      : state.terminal === "completed"
+        ? new GatewayError("upstream_error", "The upstream answered without a compaction item")
+        : upstreamStreamError(state);
+    done(ctx, {
+      status: end?.status === "cancelled" && !ctx.timedOut ? "cancelled" : "error",
+      httpStatus: err.status,
+      state,
+      errorCode: err.code,
+      errorMessage: err.message,
+      account: open.account,
+    });
+    throw err;
   }
+  done(ctx, { status: "success", httpStatus: 200, state, account: open.account });
+  const headers = new Headers({ "content-type": "application/json", "x-request-id": ctx.requestId });
+  passUpstreamHeaders(open.headers, headers);
+  return new Response(
+    JSON.stringify({
+      id: result.id ?? state.responseId,
+      object: "response.compaction",
+      created_at: result.created_at ?? Math.floor(ctx.requestedAt / 1000),
+      status: result.status ?? "completed",
+      output: [item],
+      usage: result.usage ?? null,
+    }),
+    { status: 200, headers },
+  );
+}
+
+/** The error of a compaction whose budget (`CODEX_LB_COMPACT_BUDGET_SECONDS`) ran out. */
+export function budgetError(ctx: ProxyRequestContext): GatewayError {
+  return new GatewayError(
+    "upstream_timeout",
+    `Compaction did not finish within ${ctx.proxy.deps.settings.compactBudgetSeconds} s`,
+  );
 }
 
 /** The error of a stream that ended without `response.completed`. */

@@ -1,39 +1,35 @@
 /**
- * Serves one proxied request end to end: opens the upstream stream (with failover), shapes it for
- * the endpoint, streams it or assembles the JSON answer, and when it is over releases the lease,
- * queues the request-log row and fires `request.completed`.
+ * The Responses and Chat Completions routes' own parts of the proxy pipeline
+ * (`src/proxy/pipeline.ts`): reading their bodies ({@link readResponses}, {@link readChat}) and
+ * answering from the open upstream stream ({@link answerHttp}): shaped for the endpoint and
+ * streamed as it comes, or assembled as one JSON answer.
  *
  * @module
  */
-import { authorizeProxyRequest } from "../access/index.ts";
 import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
-import { emailHash } from "../core/logging.ts";
-import { infoOf } from "../core/request-info.ts";
-import type { AccountSnapshot } from "../core/types.ts";
-import { type AttemptTrace, openUpstream } from "./attempt.ts";
+import type { OpenStream } from "./attempt.ts";
+import { chatToResponses } from "./chat/request.ts";
 import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
-import type { ProxyContext } from "./context.ts";
 import { statusForStreamError } from "./failure.ts";
-import { type LogFacts, logRow, requestKindOf } from "./log-row.ts";
-import { observeFinished } from "./observe.ts";
-import { routingFields } from "./payload.ts";
+import { type RequestKind, requestKindOf } from "./log-row.ts";
+import { reasoningEffortOf, routingFields, toUpstreamPayload, upstreamText } from "./payload.ts";
+import type { ProxyRequestContext, Settle } from "./pipeline.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
+import { drain, ProxyStream, type Shaper, toReadableStream } from "./stream.ts";
 import {
-  drain,
-  type FinishStatus,
-  ProxyStream,
-  type Shaper,
-  type StreamState,
-  toReadableStream,
-} from "./stream.ts";
-import type { Json } from "./validate.ts";
+  checkResponsesTools,
+  checkTextFormat,
+  type Json,
+  optionalBoolean,
+  parseBody,
+  validateResponsesBody,
+} from "./validate.ts";
 
-export type ProxyKind = "codex" | "responses" | "chat";
+export type ProxyKind = "codex" | "responses" | "chat" | "compact";
 
+/** What one proxy request asks of the upstream (the pipeline's `read` step makes it). */
 export interface ProxySpec {
   readonly kind: ProxyKind;
-  /** The path, for the log row. */
-  readonly endpoint: string;
   readonly model: string;
   /** The body to send upstream (already `toUpstreamPayload`). */
   readonly payload: Json;
@@ -44,6 +40,10 @@ export interface ProxySpec {
   readonly reasoningEffort: string | null;
   /** The client's body as sent (for `max_output_tokens` and the like, stripped from `payload`). */
   readonly clientBody?: Json;
+  /** The payload's fields that steer routing (sticky key, previous response). */
+  readonly routing: { readonly promptCacheKey: string | null; readonly previousResponseId: string | null };
+  /** A compaction or an ordinary response (the log row's `kind`). */
+  readonly requestKind: RequestKind;
 }
 
 const SSE_HEADERS = {
@@ -66,137 +66,59 @@ export function passUpstreamHeaders(from: Headers, to: Headers): void {
   });
 }
 
-export async function serveProxy(ctx: ProxyContext, request: Request, spec: ProxySpec): Promise<Response> {
-  const { deps } = ctx;
-  const info = infoOf(request);
-  info.accessLogged = true;
-  const requestedAt = deps.clock();
-  const t0 = info.startedAt;
-  const trace: AttemptTrace = { accountId: null, attempts: 0 };
-  const client = request.headers.get("user-agent");
-  const writeLog = (fields: {
-    status: FinishStatus;
-    httpStatus: number;
-    state?: StreamState;
-    errorCode?: string | null;
-    errorMessage?: string | null;
-    ttfbMs?: number | null;
-  }) => {
-    const u = fields.state?.usage ?? null;
-    const latencyMs = Math.round(performance.now() - t0);
-    // The access line of a proxied request: written when the answer is over (a stream's end), so it
-    // carries the account, the tokens and both timings; the app's generic line skips these requests.
-    deps.log.info(
-      {
-        requestId: info.requestId,
-        method: request.method,
-        path: spec.endpoint,
-        endpoint: spec.kind,
-        kind: requestKindOf(spec.payload),
-        model: spec.model,
-        accountId: trace.accountId,
-        account: emailHash(trace.accountEmail ?? null),
-        apiKeyId: info.apiKeyId ?? null,
-        status: fields.httpStatus,
-        outcome: fields.status,
-        errorCode: fields.errorCode ?? fields.state?.errorCode ?? null,
-        attempts: trace.attempts,
-        ttfbMs: fields.ttfbMs ?? null,
-        ms: latencyMs,
-        inputTokens: u?.inputTokens ?? null,
-        cachedInputTokens: u?.cachedInputTokens ?? null,
-        outputTokens: u?.outputTokens ?? null,
-        reasoningTokens: u?.reasoningTokens ?? null,
-      },
-      "request",
-    );
-    const facts: LogFacts = {
-      ...fields,
-      requestedAt,
-      requestId: info.requestId,
-      accountId: trace.accountId,
-      apiKeyId: info.apiKeyId ?? null,
-      model: spec.model,
-      endpoint: spec.endpoint,
-      client,
-      clientIp: info.clientIp ?? info.peerIp,
-      latencyMs,
-      queueMs: trace.queueMs ?? null,
-      sessionKey: routingFields(spec.payload).promptCacheKey,
-      reasoningEffort: spec.reasoningEffort,
-      transport: "http",
-      upstreamTransport: trace.attempts > 0 ? "http" : null,
-      kind: requestKindOf(spec.payload),
-    };
-    const row = logRow(facts);
-    ctx.logs.add(row);
-    observeFinished(deps, {
-      ...facts,
-      family: spec.kind,
-      method: request.method,
-      attempts: trace.attempts,
-      costUsd: row.cost_usd ?? null,
-      headers: request.headers,
-    });
+/** A Responses body (`/backend-api/codex/responses`: always streamed; `/v1/responses`). */
+export function readResponses(kind: "codex" | "responses", text: string): ProxySpec {
+  const body = parseBody(text);
+  validateResponsesBody(body);
+  checkResponsesTools(body);
+  checkTextFormat(body);
+  const payload = toUpstreamPayload(body);
+  return {
+    kind,
+    model: body.model as string,
+    payload,
+    payloadText: upstreamText(body, payload, text),
+    stream: kind === "codex" ? true : (optionalBoolean(body, "stream") ?? false),
+    reasoningEffort: reasoningEffortOf(body),
+    clientBody: body,
+    routing: routingFields(payload),
+    requestKind: requestKindOf(payload),
   };
-  const completed = (account: AccountSnapshot | null, ok: boolean, httpStatus: number) => {
-    void deps.services
-      .fire("request.completed", { requestId: info.requestId, account, ok, httpStatus, now: deps.clock() })
-      .catch((e) => deps.log.warn({ err: String(e), requestId: info.requestId }, "request.completed failed"));
-  };
+}
 
-  const routing = routingFields(spec.payload);
-  const abort = new AbortController();
-  const onClientAbort = () => abort.abort();
-  request.signal?.addEventListener("abort", onClientAbort, { once: true });
-  let open: Awaited<ReturnType<typeof openUpstream>>;
-  try {
-    // The key's model list and usage limits (a keyless local request has none).
-    await authorizeProxyRequest({
-      db: deps.store.db,
-      apiKeyId: info.apiKeyId,
-      model: spec.model,
-      now: requestedAt,
-      cache: deps.access.keyStates,
-      reserve: {
-        reservations: deps.access.reservations,
-        request: {
-          requestId: info.requestId,
-          model: spec.model,
-          payload: spec.payload,
-          ...(spec.payloadText === undefined ? {} : { payloadText: spec.payloadText }),
-          body: spec.clientBody,
-        },
-      },
-    });
-    open = await openUpstream(
-      ctx,
-      {
-        requestId: info.requestId,
-        model: spec.model,
-        payload: spec.payload,
-        payloadText: spec.payloadText,
-        clientHeaders: request.headers,
-        signal: abort.signal,
-        promptCacheKey: routing.promptCacheKey,
-        previousResponseId: routing.previousResponseId,
-      },
-      trace,
-    );
-  } catch (e) {
-    request.signal?.removeEventListener("abort", onClientAbort);
-    const gw = e instanceof GatewayError ? e : null;
-    writeLog({
-      status: abort.signal.aborted ? "cancelled" : "error",
-      httpStatus: gw?.status ?? 500,
-      errorCode: gw?.code ?? "server_error",
-      errorMessage: e instanceof Error ? e.message : String(e),
-    });
-    completed(null, false, gw?.status ?? 500);
-    throw e;
-  }
-  const ttfbMs = Math.round(performance.now() - t0);
-  const headers = new Headers({ ...SSE_HEADERS, "x-request-id": info.requestId });
+/** A Chat Completions body, translated to a Responses one. */
+export function readChat(text: string): ProxySpec {
+  const raw = parseBody(text);
+  const chat = chatToResponses(raw);
+  checkTextFormat(chat.body, "response_format.json_schema.schema");
+  const payload = toUpstreamPayload(chat.body);
+  return {
+    kind: "chat",
+    model: chat.body.model as string,
+    payload,
+    stream: chat.stream,
+    includeUsage: chat.includeUsage,
+    reasoningEffort: reasoningEffortOf(chat.body),
+    clientBody: raw,
+    routing: routingFields(payload),
+    requestKind: requestKindOf(payload),
+  };
+}
+
+/**
+ * The answer of a Responses or Chat request: the stream shaped for the endpoint and sent as it
+ * comes (`text/event-stream`), or assembled into one JSON answer. `done` settles the request when
+ * the stream is over.
+ */
+export async function answerHttp(
+  ctx: ProxyRequestContext,
+  open: OpenStream,
+  done: Settle,
+): Promise<Response> {
+  const { deps } = ctx.proxy;
+  const spec = ctx.spec!;
+  const headers = new Headers(SSE_HEADERS);
+  headers.set("x-request-id", ctx.requestId);
   passUpstreamHeaders(open.headers, headers);
 
   let shaper: Shaper;
@@ -207,15 +129,13 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
   else shaper = chatStreamShaper(spec.model, spec.includeUsage === true, deps.clock());
 
   const streamed = spec.kind === "codex" || spec.stream;
-  const ps = new ProxyStream(ctx, open, shaper, (state, status) => {
-    request.signal?.removeEventListener("abort", onClientAbort);
+  const ps = new ProxyStream(ctx.proxy, open, shaper, (state, status) => {
     // A streamed answer is a 200 whatever happens inside; an assembled one carries the error's status.
     const failed = !streamed && state.terminal !== "completed" && state.terminal !== "incomplete";
     const httpStatus = failed ? statusForStreamError(state.errorCode, null) : 200;
-    writeLog({ status, httpStatus, state, ttfbMs });
-    completed(open.account, status === "success", httpStatus);
+    done(ctx, { status, httpStatus, state, ttfbMs: ctx.ttfbMs, account: open.account });
   });
-  abort.signal.addEventListener("abort", () => ps.abort(), { once: true });
+  ctx.signal.addEventListener("abort", () => ps.abort(), { once: true });
 
   if (streamed) {
     const keepaliveMs = deps.settings.sseKeepaliveSeconds * 1000;
@@ -236,7 +156,7 @@ export async function serveProxy(ctx: ProxyContext, request: Request, spec: Prox
     });
   }
   const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state, deps.clock()) : result;
-  const jsonHeaders = new Headers({ "content-type": "application/json", "x-request-id": info.requestId });
+  const jsonHeaders = new Headers({ "content-type": "application/json", "x-request-id": ctx.requestId });
   passUpstreamHeaders(open.headers, jsonHeaders);
   return new Response(JSON.stringify(body), { status: 200, headers: jsonHeaders });
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { requireJsonContentType } from "../access/csrf.ts";
+import { readGuardedText } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
 import { renderContext, strictViolation } from "./strict-schema.ts";
 
@@ -20,13 +21,13 @@ export function badField(param: string, message: string): GatewayError {
 /** A proxy POST's body as a JSON object: 415 without a JSON content type, 400 when malformed. */
 export async function readJsonBody(request: Request): Promise<Json> {
   requireJsonContentType(request);
-  return parseBody(await request.text());
+  return parseBody(await readGuardedText(request));
 }
 
 /** Like {@link readJsonBody}, with the body's text as received (to forward it unchanged). */
 export async function readJsonBodyText(request: Request): Promise<{ body: Json; text: string }> {
   requireJsonContentType(request);
-  const text = await request.text();
+  const text = await readGuardedText(request);
   return { body: parseBody(text), text };
 }
 

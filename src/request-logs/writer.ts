@@ -6,12 +6,15 @@
  * Each row is inserted with a statement compiled once per row shape (the set of columns it sets);
  * its response owner (for `previous_response_id` routing) goes to the small `response_owners`
  * table (a trigger), which this writer prunes after the TTL: the cost of a row does not grow with
- * the log table.
+ * the log table. On SQLite (given the store's connection, `opts.sqlite`) a batch is written
+ * synchronously: `BEGIN IMMEDIATE`, the cached statements, `COMMIT`, with no query building and no
+ * promise per statement; on PostgreSQL the same statements go through a Kysely transaction.
  *
  * @module
  */
-import type { CompiledQuery, Kysely, Transaction } from "kysely";
+import type { CompiledQuery, Kysely } from "kysely";
 import type { Database, NewRequestLogRow } from "../store/schema.ts";
+import type { SqliteExclusive } from "../store/sync-sql.ts";
 import { responseOwner } from "./owner.ts";
 
 export interface WriterLog {
@@ -53,14 +56,17 @@ export class RequestLogWriter {
   #newest = Number.NEGATIVE_INFINITY;
   #prunedAt = Number.NEGATIVE_INFINITY;
   readonly #ownerTtlMs: number;
+  /** SQLite: the store's connection, for synchronous batches (see the module comment). */
+  readonly #sqlite: SqliteExclusive | null;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly log: WriterLog,
     private readonly flushMs: number,
-    opts: { readonly ownerTtlMs?: number } = {},
+    opts: { readonly ownerTtlMs?: number; readonly sqlite?: SqliteExclusive } = {},
   ) {
     this.#ownerTtlMs = opts.ownerTtlMs ?? RESPONSE_OWNER_TTL_MS;
+    this.#sqlite = opts.sqlite ?? null;
   }
 
   /** Queues one row; never waits. */
@@ -108,7 +114,18 @@ export class RequestLogWriter {
         const rows = this.#queue.splice(0, BATCH);
         this.#writing = rows;
         try {
-          await this.db.transaction().execute((trx) => this.#insert(trx, rows));
+          const sqlite = this.#sqlite;
+          if (sqlite) {
+            await sqlite.exclusive((s) =>
+              s.immediate(() => this.#insert(rows, (q, params) => void s.run(q.sql, params))),
+            );
+          } else {
+            await this.db.transaction().execute(async (trx) => {
+              const queries: CompiledQuery[] = [];
+              this.#insert(rows, (q, parameters) => void queries.push({ ...q, parameters }));
+              for (const q of queries) await trx.executeQuery(q);
+            });
+          }
           for (const fn of this.#written) fn(rows);
         } catch (e) {
           this.#dropped += rows.length;
@@ -126,10 +143,14 @@ export class RequestLogWriter {
   }
 
   /**
-   * Inserts `rows` in order: runs of rows setting the same columns go in multi-row statements of
-   * {@link CHUNKS} rows, each compiled once per shape (no per-batch query building).
+   * Inserts `rows` in order (`exec` runs each statement): runs of rows setting the same columns go
+   * in multi-row statements of {@link CHUNKS} rows, each compiled once per shape (no per-batch
+   * query building).
    */
-  async #insert(trx: Transaction<Database>, rows: readonly NewRequestLogRow[]): Promise<void> {
+  #insert(
+    rows: readonly NewRequestLogRow[],
+    exec: (query: CompiledQuery, params: readonly unknown[]) => void,
+  ): void {
     let i = 0;
     while (i < rows.length) {
       const columns = columnsOf(rows[i]!);
@@ -146,7 +167,7 @@ export class RequestLogWriter {
           for (const c of columns) params[k++] = row[c];
           if (row.requested_at > this.#newest) this.#newest = row.requested_at;
         }
-        await trx.executeQuery({ ...query, parameters: params });
+        exec(query, params);
         i += size;
       }
     }
@@ -177,10 +198,13 @@ export class RequestLogWriter {
     if (now === Number.NEGATIVE_INFINITY || now - this.#prunedAt < PRUNE_EVERY_MS) return;
     this.#prunedAt = now;
     try {
-      await this.db
+      const q = this.db
         .deleteFrom("response_owners")
         .where("created_at", "<", now - this.#ownerTtlMs)
-        .execute();
+        .compile();
+      const sqlite = this.#sqlite;
+      if (sqlite) await sqlite.exclusive((s) => s.run(q.sql, q.parameters));
+      else await this.db.executeQuery(q);
     } catch (e) {
       this.log.error({ err: e instanceof Error ? e.message : String(e) }, "response owner pruning failed");
     }

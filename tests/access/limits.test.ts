@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { authorizeProxyRequest } from "../../src/access/api-keys/authorize.ts";
-import { type LimitSpec, usageBetween, windowBounds } from "../../src/access/api-keys/limits.ts";
+import {
+  type LimitSpec,
+  usageBetween,
+  usageOfTotals,
+  usageTotalsQuery,
+  windowBounds,
+} from "../../src/access/api-keys/limits.ts";
 import { costUsd, priceOf } from "../../src/access/api-keys/pricing.ts";
 import { createApiKey, updateApiKey } from "../../src/access/api-keys/repository.ts";
 import { GatewayError } from "../../src/core/errors.ts";
@@ -115,6 +121,26 @@ describe("usage counting from request_logs", () => {
       totalTokens: 1_000_030,
       costUsd: 2.5 + 0.5,
     });
+  });
+});
+
+describe("ungrouped usage sums (the SQLite reservation path)", () => {
+  test("a window of one model (or none) gives exactly the grouped sums; several models ask for the grouped query", async () => {
+    const key = await newKey([]);
+    const totals = () =>
+      store.sqlite!.exclusive((s) => {
+        const q = usageTotalsQuery(store.db, key.id, H0, H0 + DAY);
+        return usageOfTotals(s.all(q.sql, q.parameters)[0]);
+      });
+    expect(await totals()).toEqual(await usageBetween(store.db, key.id, H0, H0 + DAY));
+    await log(key.id, T0, { input: 1000, cached: 200, output: 300 });
+    await log(key.id, T0 + 2 * HOUR, { input: 10, output: 5, cost: 0.25 });
+    await log(key.id, T0 - DAY, { input: 7, output: 7 }); // outside the window
+    const one = await totals();
+    expect(one).toEqual(await usageBetween(store.db, key.id, H0, H0 + DAY));
+    expect(one?.requests).toBe(2);
+    await log(key.id, T0 + HOUR, { model: "gpt-5.5", input: 50, output: 50 });
+    expect(await totals()).toBeNull();
   });
 });
 

@@ -106,7 +106,7 @@ describe("over HTTP", () => {
   afterAll(async () => {
     await env?.stop();
   });
-  const send = async (text: string) => {
+  const send = async (text: BodyInit) => {
     const res = await fetch(`${env.gw.url}/backend-api/codex/responses`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -122,5 +122,16 @@ describe("over HTTP", () => {
     expect(await send(raw)).toBe(raw);
     const sdk = JSON.stringify({ model: "gpt-5.2", input: "hi", temperature: 0.5 });
     expect(JSON.parse(await send(sdk))).toEqual(toUpstreamPayload(JSON.parse(sdk)));
+  });
+
+  test("the body is decoded as Request.text() decodes it: a BOM dropped, UTF-8 kept, bad bytes replaced", async () => {
+    const raw = JSON.stringify({ ...codexBody, prompt_cache_key: "é ✓ 😀" }, null, 2);
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(raw)]);
+    expect(await send(bytes)).toBe(raw);
+    // A byte that is not UTF-8 inside a string: the replacement character, as text() gives it.
+    const bad = new TextEncoder().encode(raw.replace("é", "#"));
+    bad[bad.indexOf(0x23)] = 0xff;
+    expect(await send(bad)).toBe(await new Response(bad).text());
+    expect(await send(bad)).toContain("\ufffd");
   });
 });

@@ -13,8 +13,19 @@ const T0 = 1_800_000_000_000;
 const HOUR = 3_600_000;
 const quiet = { error: (o: object, m: string) => console.error(m, o) };
 
-for (const variant of storeVariants) {
-  describe(`request-log writer on ${variant.name}`, () => {
+// SQLite twice: through Kysely (as without the store's connection) and with synchronous statements
+// on the store's connection (as the gateway writes them).
+const writerVariants = storeVariants.flatMap((variant) =>
+  variant.name === "sqlite"
+    ? [
+        { variant, name: "sqlite (Kysely)", sync: false },
+        { variant, name: "sqlite (synchronous statements)", sync: true },
+      ]
+    : [{ variant, name: variant.name, sync: false }],
+);
+
+for (const { variant, name, sync } of writerVariants) {
+  describe(`request-log writer on ${name}`, () => {
     const open: Store[] = [];
     afterAll(async () => {
       for (const s of open) await s.close();
@@ -23,8 +34,12 @@ for (const variant of storeVariants) {
     test("rows of any shape are written as given; owners follow the newest row and expire after the TTL", async () => {
       const store = await openTestStore(variant, "writer");
       open.push(store);
+      if (sync) expect(store.sqlite).toBeDefined();
       for (const id of ["a", "b", "c", "d", "e"]) await insertAccount(store.db, id);
-      const w = new RequestLogWriter(store.db, quiet, 60_000, { ownerTtlMs: 24 * HOUR });
+      const w = new RequestLogWriter(store.db, quiet, 60_000, {
+        ownerTtlMs: 24 * HOUR,
+        ...(sync ? { sqlite: store.sqlite } : {}),
+      });
       const base = { endpoint: "/v1/responses", status: "success" } as const;
       w.add({ ...base, requested_at: T0, request_id: "r1", account_id: "a", response_id: "resp_1" });
       w.add({

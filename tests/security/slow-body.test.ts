@@ -137,6 +137,16 @@ describe("request body guards", () => {
     expect(a.closedAfterMs).toBeLessThan(3000);
   });
 
+  test("a proxy body of declared length (read by the runtime in one go) still has the deadline", async () => {
+    const head =
+      "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    const a = await trickle(port, head, { everyMs: 100, max: 60 });
+    expect(a.status).toBe(408);
+    expect(a.text).toContain('"request_timeout"');
+    expect(a.closedAfterMs).toBeGreaterThanOrEqual(500);
+    expect(a.closedAfterMs).toBeLessThan(3000);
+  });
+
   test("a connection trickling its headers is closed by the server (the header deadline)", async () => {
     // One header byte every 200 ms, for up to 40 s: the server ends it first, without an answer.
     const everyMs = 200;

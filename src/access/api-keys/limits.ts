@@ -104,6 +104,50 @@ export function usageQuery(db: Kysely<Database>, apiKeyId: string, since: number
   );
 }
 
+/**
+ * {@link usageQuery} without its `GROUP BY` (whose temporary b-tree cost more than the rest of the
+ * query): the sums over every model, the number of buckets and the smallest and largest model. When
+ * the window holds one model only (or nothing), that is {@link usageQuery}'s answer
+ * ({@link usageOfTotals}); with several, the grouped query is needed to price each model.
+ */
+export function usageTotalsQuery(
+  db: Kysely<Database>,
+  apiKeyId: string,
+  since: number,
+  until: number,
+): SqlText {
+  return precompiledText(db, "usageTotals", [apiKeyId, since, until], (a) =>
+    db
+      .selectFrom("api_key_usage_hourly")
+      .select([
+        sql<number>`count(*)`.as("buckets"),
+        sql<string | null>`min(model)`.as("model"),
+        sql<string | null>`max(model)`.as("last_model"),
+        sql<number>`sum(requests)`.as("requests"),
+        sql<number>`sum(input_tokens)`.as("input"),
+        sql<number>`sum(cached_input_tokens)`.as("cached"),
+        sql<number>`sum(output_tokens)`.as("output"),
+        sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
+        sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
+        sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
+        sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
+      ])
+      .where("api_key_id", "=", a[0] as string)
+      .where("hour", ">=", a[1] as number)
+      .where("hour", "<", a[2] as number),
+  );
+}
+
+/**
+ * The usage in the row of {@link usageTotalsQuery} when its window holds at most one model (the
+ * same as {@link usageOfRows} over {@link usageQuery}'s rows), else null.
+ */
+export function usageOfTotals(row: Record<string, unknown> | undefined): Usage | null {
+  if (!row || Number(row.buckets ?? 0) === 0) return usageOfRows([]);
+  if (row.model !== row.last_model) return null;
+  return usageOfRows([row]);
+}
+
 /** The usage in the rows of {@link usageQuery} (one per model). */
 export function usageOfRows(rows: readonly Record<string, unknown>[]): Usage {
   let u = { ...zeroUsage };

@@ -26,7 +26,9 @@ import {
   type LimitType,
   type Usage,
   usageOfRows,
+  usageOfTotals,
   usageQuery,
+  usageTotalsQuery,
   valueFor,
   windowBounds,
 } from "./limits.ts";
@@ -296,7 +298,10 @@ function reserveIn(
     const k = `${key.id}\u0000${start}\u0000${resetsAt}`;
     let u = batch?.logged.get(k);
     if (!u) {
-      u = usageOfRows(run(usageQuery(db, key.id, start, resetsAt)));
+      // Most windows hold one model: their sums come without the grouped query's sort.
+      u =
+        usageOfTotals(run(usageTotalsQuery(db, key.id, start, resetsAt))[0]) ??
+        usageOfRows(run(usageQuery(db, key.id, start, resetsAt)));
       batch?.logged.set(k, u);
     }
     return u;

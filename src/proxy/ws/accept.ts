@@ -7,6 +7,7 @@
  * @module
  */
 import { GatewayError } from "../../core/errors.ts";
+import type { RequestInfo } from "../../core/request-info.ts";
 import { offerUpgrade, wantsWebSocket } from "../../core/websocket.ts";
 import type { ProxyContext } from "../context.ts";
 import { ResponsesSocket } from "./session.ts";
@@ -23,6 +24,7 @@ export function turnStateFor(headers: Headers): string {
 export function acceptResponsesSocket(
   ctx: ProxyContext,
   request: Request,
+  info: RequestInfo,
   kind: "codex" | "responses",
   endpoint: string,
 ): Response {
@@ -33,7 +35,7 @@ export function acceptResponsesSocket(
     );
   }
   const turnState = turnStateFor(request.headers);
-  const session = new ResponsesSocket(ctx, request, { kind, endpoint, turnState });
+  const session = new ResponsesSocket(ctx, request.headers, info, { kind, endpoint, turnState });
   offerUpgrade(request, { headers: new Headers({ "x-codex-turn-state": turnState }), session });
   // Replaced by the 101 answer of the upgrade.
   return new Response(null, { status: 204 });

@@ -23,7 +23,7 @@ import { authorizeProxyRequest } from "../../access/index.ts";
 import type { TimerHandle } from "../../core/clock.ts";
 import { GatewayError } from "../../core/errors.ts";
 import { emailHash } from "../../core/logging.ts";
-import { infoOf } from "../../core/request-info.ts";
+import type { RequestInfo } from "../../core/request-info.ts";
 import type { AccountSnapshot } from "../../core/types.ts";
 import type { WsPeer, WsSession } from "../../core/websocket.ts";
 import type { AccountCredentials } from "../../plugin-host/api.ts";
@@ -100,10 +100,10 @@ export class ResponsesSocket implements WsSession {
   #upstream: UpstreamSocket | null = null;
   #last: LastTurn | null = null;
 
-  constructor(ctx: ProxyContext, request: Request, opts: SocketOptions) {
+  /** `info`: the upgrade request's facts after admission (its API key, the client address). */
+  constructor(ctx: ProxyContext, headers: Headers, info: RequestInfo, opts: SocketOptions) {
     this.#ctx = ctx;
-    this.#headers = request.headers;
-    const info = infoOf(request);
+    this.#headers = headers;
     this.#apiKeyId = info.apiKeyId ?? null;
     this.#clientIp = info.clientIp ?? info.peerIp;
     this.#opts = opts;

@@ -1,0 +1,165 @@
+/**
+ * `bun scripts/bench-body.ts`: what reading and checking a proxy request's body costs the gateway,
+ * by body size, apart from everything else on the request path. A server process (127.0.0.1 only)
+ * answers each variant's route; a client process posts the bench's bodies (the short answer's and
+ * the ~256 KB long Codex history of `bun run bench`) and reads the server's own CPU time per request
+ * (`process.cpuUsage` on the server, so a busy shared machine inflates it less than wall time).
+ * Variants, interleaved `BODY_ROUNDS` (default 5) times, `BODY_REQUESTS` (default 400) each:
+ * - `pass-through`: the body read and posted on to a sink, as the bench's pass-through does;
+ * - `guard only`: the body read as text under the gateway's body guard (size limit, deadline), as
+ *   the routes read it (`readGuardedText`);
+ * - `route`: what the Responses routes do with a body (src/proxy/routes.ts): read through the guard,
+ *   parse, check, build the upstream payload and its text, and post that to the sink.
+ * The sink runs in the server process (its CPU counts, as the pass-through's does).
+ * Prints the median CPU µs per request of each, and each one's extra for the big body over the short.
+ *
+ * @module
+ */
+import { BodyGuard, readGuardedText } from "../src/core/body-guard.ts";
+import { reasoningEffortOf, routingFields, toUpstreamPayload, upstreamText } from "../src/proxy/payload.ts";
+import {
+  checkResponsesTools,
+  checkTextFormat,
+  optionalBoolean,
+  readJsonBodyText,
+  validateResponsesBody,
+} from "../src/proxy/validate.ts";
+
+const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
+/** The same long Codex history as `bun run bench`: ~256 KB of earlier turns. */
+const BIG = JSON.stringify({
+  model: "gpt-5.2",
+  instructions: "You are a coding agent.",
+  input: Array.from({ length: 128 }, (_, i) => ({
+    type: "message",
+    role: i % 2 ? "assistant" : "user",
+    content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
+  })),
+});
+/** The same history as the Codex CLI sends it: streamed, not stored (nothing to change). */
+const BIG_CODEX = JSON.stringify({ ...JSON.parse(BIG), store: false, stream: true });
+
+const guard = new BodyGuard({ maxBytes: 64 * 1024 * 1024, timeoutMs: 60_000, maxPendingPerAddress: 1e6 });
+const guarded = (request: Request) =>
+  new Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body: guard.guard(request.body!, () => {}),
+    duplex: "half",
+  } as RequestInit);
+
+const sink: unknown[] = [];
+const keep = (v: unknown) => {
+  sink[0] = v;
+};
+
+/** Where bodies go (a sink that reads them and answers "ok"), like the gateway's upstream. */
+let sinkUrl = "";
+const post = async (body: BodyInit) => {
+  const res = await fetch(sinkUrl, { method: "POST", headers: { "content-type": "application/json" }, body });
+  keep(await res.text());
+};
+
+const variants: Record<string, (request: Request) => Promise<void>> = {
+  // What scripts/bench-servers.ts's pass-through does with a body.
+  "pass-through": async (request) => post(await request.text()),
+  "guard only": async (request) => keep(await readGuardedText(guarded(request))),
+  route: async (request) => {
+    const { body, text } = await readJsonBodyText(guarded(request));
+    validateResponsesBody(body);
+    checkResponsesTools(body);
+    checkTextFormat(body);
+    keep(optionalBoolean(body, "stream"));
+    const payload = toUpstreamPayload(body);
+    keep([reasoningEffortOf(body), routingFields(payload)]);
+    await post(upstreamText(body, payload, text));
+  },
+};
+
+async function server(): Promise<void> {
+  const sink = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxRequestBodySize: 2 ** 30,
+    fetch: async (request) => new Response((await request.arrayBuffer()).byteLength > 0 ? "ok" : "empty"),
+  });
+  sinkUrl = `http://127.0.0.1:${sink.port}/`;
+  const srv = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxRequestBodySize: 2 ** 30,
+    fetch: async (request) => {
+      const name = decodeURIComponent(new URL(request.url).pathname.slice(1));
+      if (name === "cpu") {
+        const c = process.cpuUsage();
+        return new Response(String(c.user + c.system));
+      }
+      await variants[name]!(request);
+      return new Response("ok");
+    },
+  });
+  console.log(`PORT ${srv.port}`);
+}
+
+async function client(): Promise<void> {
+  const proc = Bun.spawn(["bun", import.meta.path, "server"], { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  while (!/PORT (\d+)/.test(buf)) {
+    const r = await reader.read();
+    if (r.done) throw new Error("server exited");
+    buf += new TextDecoder().decode(r.value);
+  }
+  const base = `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`;
+  const rounds = Number(process.env.BODY_ROUNDS ?? 5);
+  const requests = Number(process.env.BODY_REQUESTS ?? 400);
+  const bodies = { short: SHORT, [`${Math.round(BIG.length / 1024)} KB`]: BIG, "Codex CLI's": BIG_CODEX };
+  const cpu = async () => Number(await (await fetch(`${base}/cpu`)).text());
+  const run = async (variant: string, body: string, n: number) => {
+    const url = `${base}/${encodeURIComponent(variant)}`;
+    const headers = { "content-type": "application/json" };
+    let next = 0;
+    const c0 = await cpu();
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next++ < n) {
+          const res = await fetch(url, { method: "POST", headers, body });
+          if (res.status !== 200) throw new Error(`${variant}: ${res.status} ${await res.text()}`);
+          await res.text();
+        }
+      }),
+    );
+    return ((await cpu()) - c0) / n;
+  };
+  const cells = new Map<string, number[]>();
+  for (const v of Object.keys(variants)) for (const b of Object.values(bodies)) await run(v, b, 100);
+  for (let r = 0; r < rounds; r++) {
+    for (const v of Object.keys(variants)) {
+      for (const [name, b] of Object.entries(bodies)) {
+        const key = `${v}|${name}`;
+        cells.set(key, [...(cells.get(key) ?? []), await run(v, b, requests)]);
+      }
+    }
+  }
+  proc.kill();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const names = Object.keys(bodies);
+  const header = [
+    "variant",
+    ...names.map((n) => `${n} body µs/req`),
+    ...names.slice(1).map((n) => `extra, ${n}`),
+  ];
+  const rows = [header];
+  for (const v of Object.keys(variants)) {
+    const m = names.map((n) => median(cells.get(`${v}|${n}`)!));
+    rows.push([v, ...m.map((x) => x.toFixed(0)), ...m.slice(1).map((x) => (x - m[0]!).toFixed(0))]);
+  }
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(`| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`);
+  console.log(
+    `\n${rounds} rounds × ${requests} requests per cell, 4 connections; server CPU from process.cpuUsage`,
+  );
+}
+
+if (process.argv[2] === "server") await server();
+else await client();

@@ -1,0 +1,417 @@
+/**
+ * The proxy request path, top to bottom: one pipeline of named steps over one typed context.
+ *
+ *     admit → read → authorize → attempt (select ⇄ call, failover) → answer (stream | assemble) → settle
+ *
+ * - {@link admit}: firewall hook, origin and content checks, API key (the same admission every
+ *   request passes, `src/access/admission.ts`); a refusal answers at once.
+ * - {@link read}: the body, read and checked for the route (a bad one is a 400 naming the field);
+ *   gives the {@link ProxySpec}: model, the payload for the upstream, streamed or not.
+ * - {@link authorize}: the key's model list and usage limits, and a reservation against them.
+ * - {@link attempt}: select an account (`account.select` hook), hold a lease, call the upstream,
+ *   look at its first event; on a failure the `upstream.failed` hook decides on failover to the
+ *   next account (`src/proxy/attempt.ts`, `src/proxy/select.ts`).
+ * - {@link answer}: the route's answer from the open stream: passed through as it comes, or
+ *   assembled as one JSON answer (`src/proxy/serve.ts`, `src/proxy/compact.ts`).
+ * - {@link settle}: once the answer is over (a stream's end, or a failure at any step past `read`):
+ *   the access line, the request-log row (which settles the key's reservation), metrics and span,
+ *   and the `request.completed` hook. Exactly once per request.
+ *
+ * Everything a request learns travels in its {@link ProxyRequestContext}, created once by
+ * {@link newProxyRequest} and handed to every step; what all requests share (settings, store,
+ * services, the clock, randomness and timers) is in its `proxy` ({@link ProxyContext}). The
+ * gateway serves the proxy's POST routes through here directly, without the web framework's
+ * dispatch ({@link proxyRoutes} lists them; `src/app/app.ts` matches them). WebSocket turns
+ * (`src/proxy/ws/session.ts`) reuse {@link authorize}'s and {@link settle}'s parts.
+ *
+ * @module
+ */
+import type { Admit } from "../access/admission.ts";
+import { requireJsonContentType } from "../access/csrf.ts";
+import { authorizeProxyRequest } from "../access/index.ts";
+import { GatewayError } from "../core/errors.ts";
+import { emailHash } from "../core/logging.ts";
+import type { RequestInfo } from "../core/request-info.ts";
+import type { AccountSnapshot, EpochMs } from "../core/types.ts";
+import { type AttemptTrace, type OpenStream, openUpstream } from "./attempt.ts";
+import { answerCompact, budgetError, COMPACT_MAX_ACCOUNTS, readCompact } from "./compact.ts";
+import type { ProxyContext } from "./context.ts";
+import { accessFields, type LogFacts, logRow, type Transport } from "./log-row.ts";
+import { type EndpointKind, observeFinished } from "./observe.ts";
+import { answerHttp, type ProxySpec, readChat, readResponses } from "./serve.ts";
+import type { FinishStatus, StreamState } from "./stream.ts";
+
+/** One proxy POST route: where it is, how its body is read, how its answer is made. */
+export interface ProxyRoute {
+  readonly path: string;
+  /** The endpoint family (metrics' `endpoint` label, the access line's `endpoint`). */
+  readonly family: EndpointKind;
+  /** What the OpenAPI document says of it. */
+  readonly summary: string;
+  /** Reads and checks the body (the route's {@link read}). */
+  read(ctx: ProxyRequestContext, text: string): ProxySpec;
+  /** The client's answer from the open stream (the route's {@link answer}); calls `done` when over. */
+  answer(ctx: ProxyRequestContext, open: OpenStream, done: Settle): Promise<Response>;
+}
+
+/** How a route's answer reports that the request is over (see {@link settle}). */
+export type Settle = (ctx: ProxyRequestContext, outcome: Outcome) => void;
+
+/** How a request ended, for {@link settle}. */
+export interface Outcome {
+  readonly status: FinishStatus;
+  readonly httpStatus: number;
+  /** The account that served (null: none did). */
+  readonly account: AccountSnapshot | null;
+  readonly state?: StreamState;
+  readonly errorCode?: string | null;
+  readonly errorMessage?: string | null;
+  readonly ttfbMs?: number | null;
+  /** False: `request.completed` is not fired (a compaction refused before its stream opened). */
+  readonly fire?: boolean;
+}
+
+/** The proxy's POST routes, served by {@link serveProxyRequest}. */
+export const proxyRoutes: readonly ProxyRoute[] = [
+  {
+    path: "/backend-api/codex/responses",
+    family: "codex",
+    summary: "Codex CLI Responses endpoint (always SSE)",
+    read: (_ctx, text) => readResponses("codex", text),
+    answer: (ctx, open, done) => answerHttp(ctx, open, done),
+  },
+  {
+    path: "/v1/responses",
+    family: "responses",
+    summary: "OpenAI Responses API (stream or JSON)",
+    read: (_ctx, text) => readResponses("responses", text),
+    answer: (ctx, open, done) => answerHttp(ctx, open, done),
+  },
+  {
+    path: "/v1/chat/completions",
+    family: "chat",
+    summary: "OpenAI Chat Completions, translated to Responses",
+    read: (_ctx, text) => readChat(text),
+    answer: (ctx, open, done) => answerHttp(ctx, open, done),
+  },
+  {
+    path: "/backend-api/codex/responses/compact",
+    family: "compact",
+    summary:
+      "Remote compaction (Codex CLI): the history in `input` comes back as one `response.compaction` item",
+    read: (_ctx, text) => readCompact(text),
+    answer: (ctx, open, done) => answerCompact(ctx, open, done),
+  },
+  {
+    path: "/v1/responses/compact",
+    family: "compact",
+    summary: 'Remote compaction (OpenAI shape): answers `{object: "response.compaction", output: [item]}`',
+    read: (_ctx, text) => readCompact(text),
+    answer: (ctx, open, done) => answerCompact(ctx, open, done),
+  },
+];
+
+/** Everything one proxy request knows, from admission to its log row. */
+export interface ProxyRequestContext extends RequestInfo {
+  /** What every request of this gateway shares. */
+  readonly proxy: ProxyContext;
+  readonly request: Request;
+  /** The client's body (size- and deadline-guarded by the gateway), read by {@link read}. */
+  readonly body: ReadableStream<Uint8Array> | null;
+  readonly route: ProxyRoute;
+  readonly admit: Admit | null;
+  /** Aborted when the client goes away (or the route's time budget runs out): stops the upstream call. */
+  signal: AbortSignal;
+  /** Wall-clock time the request was taken on (set by {@link read}): the log row's `requested_at`. */
+  requestedAt: EpochMs;
+  /** What the client asked for (set by {@link read}). */
+  spec: ProxySpec | null;
+  /** Which accounts were tried and how long the request queued (filled by {@link attempt}). */
+  readonly trace: AttemptTrace;
+  /** The upstream stream that passed its first event (set by {@link attempt}). */
+  open: OpenStream | null;
+  /** Milliseconds from the request's start to its open upstream stream. */
+  ttfbMs: number | null;
+  /** Releases what the request holds until its answer is over (a compaction's budget timer). */
+  release: (() => void) | null;
+  /** Set once {@link settle} ran: a request settles once. */
+  settled: boolean;
+  /** The route's budget ran out (compaction): its failure is a timeout, not a cancellation. */
+  timedOut: boolean;
+}
+
+/**
+ * The context of a new proxy request. `info` is the request's facts so far (peer, id, start);
+ * `admit` null when the request was admitted already (reached through the framework).
+ */
+export function newProxyRequest(
+  proxy: ProxyContext,
+  route: ProxyRoute,
+  request: Request,
+  info: RequestInfo,
+  body: ReadableStream<Uint8Array> | null,
+  admit: Admit | null,
+): ProxyRequestContext {
+  // The request's facts object becomes its context: one object per request, no side table.
+  return Object.assign(info, {
+    proxy,
+    request,
+    body,
+    route,
+    admit,
+    signal: request.signal,
+    requestedAt: 0,
+    spec: null,
+    trace: { accountId: null, attempts: 0 },
+    open: null,
+    ttfbMs: null,
+    release: null,
+    settled: false,
+    timedOut: false,
+  } satisfies Omit<ProxyRequestContext, keyof RequestInfo>);
+}
+
+/** A step: reads and writes the context; a Response it returns ends the request. */
+export type Step = (ctx: ProxyRequestContext) => Promise<Response | undefined> | Response | undefined;
+
+/** The request path, in the order the steps run ({@link settle} runs when the answer is over). */
+export const steps: readonly Step[] = [admit, read, authorize, attempt, answer];
+
+/**
+ * Serves one proxy request: runs the {@link steps} until one answers. A failure past {@link read} is
+ * settled (log row, hook) before it is thrown to the caller, which renders it as a JSON error.
+ */
+export async function serveProxyRequest(ctx: ProxyRequestContext): Promise<Response> {
+  try {
+    for (const step of steps) {
+      const done = await step(ctx);
+      if (done) return done;
+    }
+    throw new Error("no step of the proxy pipeline answered");
+  } catch (e) {
+    if (ctx.accessLogged && !ctx.settled) settleFailure(ctx, e);
+    throw e;
+  } finally {
+    ctx.release?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The steps
+
+/** admit: the request's admission (skipped when the framework admitted it already). */
+async function admit(ctx: ProxyRequestContext): Promise<Response | undefined> {
+  if (!ctx.admit) return undefined;
+  return (await ctx.admit(ctx.request, new URL(ctx.request.url), ctx)) ?? undefined;
+}
+
+/**
+ * read: the body, checked for the route. The request is then taken on: its wall-clock time is
+ * noted, it writes its own access line from here on, and a compaction's time budget starts.
+ */
+async function read(ctx: ProxyRequestContext): Promise<undefined> {
+  const text = await readBodyText(ctx);
+  ctx.spec = ctx.route.read(ctx, text);
+  ctx.accessLogged = true;
+  ctx.requestedAt = ctx.proxy.deps.clock();
+  if (ctx.route.family === "compact") startBudget(ctx);
+  return undefined;
+}
+
+/** authorize: the key's model list and usage limits, with a reservation (a keyless request has none). */
+async function authorize(ctx: ProxyRequestContext): Promise<undefined> {
+  const { deps } = ctx.proxy;
+  const spec = ctx.spec!;
+  await authorizeProxyRequest({
+    db: deps.store.db,
+    apiKeyId: ctx.apiKeyId,
+    model: spec.model,
+    now: ctx.requestedAt,
+    cache: deps.access.keyStates,
+    reserve: {
+      reservations: deps.access.reservations,
+      request: {
+        requestId: ctx.requestId,
+        model: spec.model,
+        payload: spec.payload,
+        ...(spec.payloadText === undefined ? {} : { payloadText: spec.payloadText }),
+        body: spec.clientBody,
+      },
+    },
+  });
+  return undefined;
+}
+
+/**
+ * attempt: select an account and call the upstream until a stream opens (failover between
+ * accounts before the first byte), or throw the error to answer with.
+ */
+async function attempt(ctx: ProxyRequestContext): Promise<undefined> {
+  const spec = ctx.spec!;
+  const compact = ctx.route.family === "compact";
+  try {
+    ctx.open = await openUpstream(
+      ctx.proxy,
+      {
+        requestId: ctx.requestId,
+        model: spec.model,
+        payload: spec.payload,
+        payloadText: spec.payloadText,
+        clientHeaders: ctx.request.headers,
+        signal: ctx.signal,
+        promptCacheKey: spec.routing.promptCacheKey,
+        previousResponseId: spec.routing.previousResponseId,
+        ...(compact ? { maxAccounts: COMPACT_MAX_ACCOUNTS } : {}),
+      },
+      ctx.trace,
+    );
+    ctx.ttfbMs = Math.round(performance.now() - ctx.startedAt);
+  } catch (e) {
+    throw ctx.timedOut ? budgetError(ctx) : e;
+  }
+  return undefined;
+}
+
+/** answer: the route's answer from the open stream; it settles the request when it is over. */
+function answer(ctx: ProxyRequestContext): Promise<Response> {
+  return ctx.route.answer(ctx, ctx.open!, settle);
+}
+
+/**
+ * settle: the request is over. One access line, one request-log row (its arrival settles the key's
+ * reservation), the metrics and span, and `request.completed`. Runs once.
+ */
+export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
+  if (ctx.settled) return;
+  ctx.settled = true;
+  const { deps } = ctx.proxy;
+  const spec = ctx.spec!;
+  const facts: LogFacts = {
+    requestedAt: ctx.requestedAt,
+    requestId: ctx.requestId,
+    accountId: ctx.trace.accountId,
+    apiKeyId: ctx.apiKeyId ?? null,
+    model: spec.model,
+    endpoint: ctx.route.path,
+    client: ctx.request.headers.get("user-agent"),
+    clientIp: ctx.clientIp ?? ctx.peerIp,
+    status: outcome.status,
+    httpStatus: outcome.httpStatus,
+    state: outcome.state,
+    errorCode: outcome.errorCode ?? null,
+    errorMessage: outcome.errorMessage ?? null,
+    latencyMs: Math.round(performance.now() - ctx.startedAt),
+    ttfbMs: outcome.ttfbMs ?? null,
+    queueMs: ctx.trace.queueMs ?? null,
+    sessionKey: spec.routing.promptCacheKey,
+    reasoningEffort: spec.reasoningEffort,
+    transport: "http",
+    upstreamTransport: ctx.trace.attempts > 0 ? "http" : null,
+    kind: spec.requestKind,
+  };
+  deps.log.info(accessLine(ctx, facts), "request");
+  const row = logRow(facts);
+  ctx.proxy.logs.add(row);
+  observeFinished(deps, {
+    ...facts,
+    family: ctx.route.family,
+    method: ctx.request.method,
+    attempts: ctx.trace.attempts,
+    costUsd: row.cost_usd ?? null,
+    headers: ctx.request.headers,
+  });
+  if (outcome.fire !== false)
+    completed(ctx.proxy, ctx.requestId, outcome.account, outcome.status === "success", outcome.httpStatus);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers of the steps
+
+/** The body as text: the guarded stream the gateway handed over, or the request's own. */
+async function readBodyText(ctx: ProxyRequestContext): Promise<string> {
+  requireJsonContentType(ctx.request);
+  if (ctx.body === null) return ctx.request.text();
+  return new Response(ctx.body).text();
+}
+
+/** A failure before the answer started (refused, no account, client gone, a bug): settled here. */
+function settleFailure(ctx: ProxyRequestContext, e: unknown): void {
+  const gw = e instanceof GatewayError ? e : null;
+  const cancelled = ctx.signal.aborted && !ctx.timedOut;
+  settle(ctx, {
+    status: cancelled ? "cancelled" : "error",
+    httpStatus: gw?.status ?? 500,
+    account: null,
+    errorCode: gw?.code ?? "server_error",
+    errorMessage:
+      ctx.route.family === "compact" && !gw ? String(e) : e instanceof Error ? e.message : String(e),
+    // A compaction refused before its stream opened fires no `request.completed`.
+    fire: ctx.route.family !== "compact",
+  });
+}
+
+/** Fires `request.completed` (in the background: nothing waits for its handlers). */
+export function completed(
+  proxy: ProxyContext,
+  requestId: string,
+  account: AccountSnapshot | null,
+  ok: boolean,
+  httpStatus: number,
+): void {
+  const { deps } = proxy;
+  void deps.services
+    .fire("request.completed", { requestId, account, ok, httpStatus, now: deps.clock() })
+    .catch((e) => deps.log.warn({ err: String(e), requestId }, "request.completed failed"));
+}
+
+/** The access line of a finished request: one line with the account, tokens and timings. */
+function accessLine(ctx: ProxyRequestContext, f: LogFacts) {
+  const account = emailHash(ctx.trace.accountEmail ?? null);
+  if (ctx.route.family === "compact")
+    return accessFields({ ...f, method: ctx.request.method, attempts: ctx.trace.attempts, account });
+  const u = f.state?.usage ?? null;
+  return {
+    requestId: f.requestId,
+    method: ctx.request.method,
+    path: f.endpoint,
+    endpoint: ctx.route.family,
+    kind: f.kind,
+    model: f.model,
+    accountId: f.accountId,
+    account,
+    apiKeyId: f.apiKeyId,
+    status: f.httpStatus,
+    outcome: f.status,
+    errorCode: f.errorCode ?? f.state?.errorCode ?? null,
+    attempts: ctx.trace.attempts,
+    ttfbMs: f.ttfbMs ?? null,
+    ms: f.latencyMs,
+    inputTokens: u?.inputTokens ?? null,
+    cachedInputTokens: u?.cachedInputTokens ?? null,
+    outputTokens: u?.outputTokens ?? null,
+    reasoningTokens: u?.reasoningTokens ?? null,
+  };
+}
+
+/**
+ * A compaction's time budget (`CODEX_LB_COMPACT_BUDGET_SECONDS`), on the gateway's timers: when it
+ * runs out the upstream call is aborted and the answer is a 504-class timeout.
+ */
+function startBudget(ctx: ProxyRequestContext): void {
+  const { deps } = ctx.proxy;
+  const abort = new AbortController();
+  const client = ctx.signal;
+  const onClientAbort = () => abort.abort();
+  client.addEventListener("abort", onClientAbort, { once: true });
+  const timer = deps.time.setTimeout(() => {
+    ctx.timedOut = true;
+    abort.abort();
+  }, deps.settings.compactBudgetSeconds * 1000);
+  ctx.signal = abort.signal;
+  ctx.release = () => {
+    deps.time.clearTimeout(timer);
+    client.removeEventListener("abort", onClientAbort);
+  };
+}
+
+export type { ProxySpec, Transport };
