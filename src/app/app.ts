@@ -22,13 +22,7 @@ import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } 
 import type { AppDeps } from "../core/deps.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
-import {
-  attachInfo,
-  chooseRequestId,
-  infoOf,
-  newRequestInfo,
-  type RequestInfo,
-} from "../core/request-info.ts";
+import { attachInfo, chooseRequestId, infoOf, newRequestInfo } from "../core/request-info.ts";
 import { version } from "../core/version.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
@@ -42,7 +36,8 @@ import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { proxyContext } from "../proxy/context.ts";
 import {
-  newProxyRequest,
+  type ProxyGate,
+  ProxyRequestContext,
   type ProxyRoute,
   proxyRoutes as pipelineRoutes,
   serveProxyRequest,
@@ -374,30 +369,57 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     const path = pathOfUrl(request.url);
     return direct.get(path) ?? (path.endsWith("/") ? direct.get(path.replace(/\/+$/, "")) : undefined);
   };
-  const serveDirect = async (
-    route: ProxyRoute,
-    request: Request,
-    info: RequestInfo,
-    body: ReadableStream<Uint8Array> | null,
-  ): Promise<Response> => {
-    try {
-      return await serveProxyRequest(newProxyRequest(proxy, route, request, info, body, admit));
-    } catch (e) {
-      const response = renderError({ code: "UNKNOWN", error: e, request, requestId: info.requestId, log });
-      // Refused before the pipeline wrote its own access line (a malformed body): the generic one.
-      if (!info.accessLogged) {
-        log.info(
-          {
-            requestId: info.requestId,
-            method: request.method,
-            path: pathOfUrl(request.url),
-            status: response.status,
-            ms: Math.round(performance.now() - info.startedAt),
-          },
-          "request",
+  const gate: ProxyGate = {
+    admit,
+    readBody: (request, startedAt) => bodyGuard.readText(request, startedAt),
+  };
+  /** One proxy POST, through the pipeline; its failures rendered as the framework would. */
+  const serveDirect = async (route: ProxyRoute, request: Request, peerIp: string | null) => {
+    const ctx = new ProxyRequestContext(
+      proxy,
+      gate,
+      route,
+      request,
+      peerIp,
+      chooseRequestId(request.headers),
+    );
+    let slot: BodySlot | null = null;
+    if (request.body !== null) {
+      const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
+      try {
+        slot = bodyGuard.take(address);
+      } catch (e) {
+        log.warn(
+          { requestId: ctx.requestId, peerIp, clientIp: address },
+          "too many unauthenticated requests in progress",
         );
+        return errorResponse(e as GatewayError, "openai", ctx.requestId);
       }
-      return response;
+      ctx.releaseBodySlot = slot.release;
+    }
+    try {
+      let response: Response;
+      try {
+        response = await serveProxyRequest(ctx);
+      } catch (e) {
+        response = renderError({ code: "UNKNOWN", error: e, request, requestId: ctx.requestId, log });
+        // Refused before the pipeline wrote its own access line (a malformed body): the generic one.
+        if (!ctx.accessLogged) {
+          log.info(
+            {
+              requestId: ctx.requestId,
+              method: request.method,
+              path: pathOfUrl(request.url),
+              status: response.status,
+              ms: Math.round(performance.now() - ctx.startedAt),
+            },
+            "request",
+          );
+        }
+      }
+      return ctx.authenticated ? response : closingConnection(response);
+    } finally {
+      slot?.release();
     }
   };
 
@@ -515,10 +537,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           ),
         );
       }
+      const route = directRoute(request);
+      if (route) return serveDirect(route, request, peerIp);
       // The request's facts, carried along from here (see src/core/request-info.ts).
       const info = newRequestInfo(peerIp, chooseRequestId(request.headers));
-      const route = directRoute(request);
-      let body: ReadableStream<Uint8Array> | null = null;
+      let guarded = request;
       let slot: BodySlot | null = null;
       if (request.body !== null) {
         const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
@@ -532,27 +555,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), info.requestId);
         }
         const held = slot;
-        body = bodyGuard.guard(request.body, () => held.release());
+        // The framework reads the body from the request: a copy carrying the guarded body.
+        guarded = new Request(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: bodyGuard.guard(request.body, () => held.release()),
+          signal: request.signal,
+          duplex: "half",
+        } as RequestInit);
         info.releaseBodySlot = held.release;
       }
+      attachInfo(guarded, info);
       try {
-        let response: Response;
-        if (route) response = await serveDirect(route, request, info, body);
-        else {
-          // The framework reads the body from the request: a copy carrying the guarded body.
-          const guarded =
-            body === null
-              ? request
-              : new Request(request.url, {
-                  method: request.method,
-                  headers: request.headers,
-                  body,
-                  signal: request.signal,
-                  duplex: "half",
-                } as RequestInit);
-          attachInfo(guarded, info);
-          response = await app.handle(guarded);
-        }
+        const response = await app.handle(guarded);
         // An unauthenticated caller keeps no idle connection open: the answer closes it (the
         // server keeps authenticated connections alive with no idle limit, for quiet streams).
         return info.authenticated ? response : closingConnection(response);

@@ -12,6 +12,10 @@
  * not complete about 10 seconds after it opened. Answers to unauthenticated requests close their
  * connection, see `closingConnection` in app.ts.)
  *
+ * Two ways to apply them: {@link BodyGuard.guard} wraps a body stream (what the web framework reads),
+ * {@link BodyGuard.readText} reads a body whose length is declared natively, with one timer shared by
+ * every read in progress for the deadlines (the proxy pipeline's way: no stream per request).
+ *
  * Runtime-neutral: Web streams and the injected timer functions only.
  *
  * @module
@@ -31,10 +35,25 @@ export interface BodySlot {
   release(): void;
 }
 
+/** A body being read by {@link BodyGuard.readText}, until its deadline. */
+interface PendingRead {
+  readonly deadline: number;
+  done: boolean;
+  fail(e: GatewayError): void;
+}
+
 export class BodyGuard {
   readonly #pending = new Map<string, number>();
   readonly #setTimer: (fn: () => void, ms: number) => unknown;
   readonly #clearTimer: (t: unknown) => void;
+  /**
+   * Reads in progress, in deadline order (every deadline is its start plus the same timeout, so
+   * arrival order is deadline order): one timer, for the first live one, serves them all.
+   */
+  #reads: PendingRead[] = [];
+  #readsHead = 0;
+  #readsLive = 0;
+  #readsTimer: unknown = null;
 
   constructor(private readonly opts: BodyGuardOptions) {
     this.#setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
@@ -74,6 +93,99 @@ export class BodyGuard {
   }
 
   /**
+   * The body of `request` as text, read natively when its length is declared (the declared length
+   * was checked against the limit at admission), else through {@link guard}. The deadline runs from
+   * `startedAt` (`performance.now()` when the request arrived). Errors are the guard's: 413, 408.
+   */
+  async readText(request: Request, startedAt: number): Promise<string> {
+    const body = request.body;
+    if (body === null) return "";
+    // Only a declared length within the limit frames the body (a chunked one is counted as it comes).
+    const declared = request.headers.get("content-length");
+    if (
+      declared === null ||
+      !/^\d{1,15}$/.test(declared) ||
+      Number(declared) > this.opts.maxBytes ||
+      request.headers.has("transfer-encoding")
+    )
+      return new Response(this.guard(body, () => {})).text();
+    const text = request.text();
+    let entry: PendingRead | null = null;
+    const timedOut = new Promise<never>((_, reject) => {
+      entry = { deadline: startedAt + this.opts.timeoutMs, done: false, fail: reject };
+    });
+    this.#track(entry!);
+    try {
+      return await Promise.race([text, timedOut]);
+    } finally {
+      this.#untrack(entry!);
+      // A body given up on at its deadline still settles (the connection closes): nobody awaits it.
+      text.catch(() => {});
+    }
+  }
+
+  #track(entry: PendingRead): void {
+    this.#reads.push(entry);
+    this.#readsLive++;
+    if (this.#readsTimer === null) this.#arm();
+  }
+
+  #untrack(entry: PendingRead): void {
+    if (entry.done) return;
+    entry.done = true;
+    // None in progress: no timer left behind (it would hold the process up to a deadline).
+    if (--this.#readsLive === 0) {
+      this.#clearTimer(this.#readsTimer);
+      this.#readsTimer = null;
+      this.#reads = [];
+      this.#readsHead = 0;
+    }
+  }
+
+  /** Arms the one timer for the first read still in progress (none left: no timer). */
+  #arm(): void {
+    const reads = this.#reads;
+    while (this.#readsHead < reads.length && reads[this.#readsHead]!.done) this.#readsHead++;
+    if (this.#readsHead === reads.length) {
+      this.#reads = [];
+      this.#readsHead = 0;
+      this.#readsTimer = null;
+      return;
+    }
+    if (this.#readsHead > 1024) {
+      this.#reads = reads.slice(this.#readsHead);
+      this.#readsHead = 0;
+    }
+    const first = this.#reads[this.#readsHead]!;
+    this.#readsTimer = this.#setTimer(() => this.#expire(), Math.max(0, first.deadline - performance.now()));
+  }
+
+  #expire(): void {
+    const now = performance.now();
+    const reads = this.#reads;
+    while (this.#readsHead < reads.length) {
+      const r = reads[this.#readsHead]!;
+      if (!r.done && r.deadline > now) break;
+      this.#readsHead++;
+      if (!r.done) {
+        r.done = true;
+        this.#readsLive--;
+        r.fail(this.#timeoutError());
+      }
+    }
+    this.#arm();
+  }
+
+  #timeoutError(): GatewayError {
+    return new GatewayError(
+      "request_timeout",
+      `The request body did not arrive within ${Math.round(this.opts.timeoutMs / 1000)} seconds`,
+      {},
+      { connection: "close" },
+    );
+  }
+
+  /**
    * The request's body wrapped with the size limit and the deadline (the deadline runs from now);
    * `onDone` runs once when the body is read, fails or is cancelled. Nothing is read from `body`
    * until the wrapper is read, or until {@link readGuardedText} reads the body in one go.
@@ -97,16 +209,7 @@ export class BodyGuard {
     // The direct read's rejection, while one runs (see `whole` below).
     let rejectWhole: ((e: GatewayError) => void) | null = null;
     let fail: (e: GatewayError) => void = () => {};
-    timer = this.#setTimer(() => {
-      fail(
-        new GatewayError(
-          "request_timeout",
-          `The request body did not arrive within ${Math.round(timeoutMs / 1000)} seconds`,
-          {},
-          { connection: "close" },
-        ),
-      );
-    }, timeoutMs);
+    timer = this.#setTimer(() => fail(this.#timeoutError()), timeoutMs);
     const tooLarge = () =>
       new GatewayError(
         "payload_too_large",

@@ -28,6 +28,8 @@ function snapshotVersions(event: object): Map<string, number> {
   return versions;
 }
 
+const NONE_APPLIED: FireOutcome["applied"] = Object.freeze([]);
+
 export class Dispatcher {
   constructor(
     private readonly bus: HookBus,
@@ -40,7 +42,15 @@ export class Dispatcher {
     options: { requestId?: string | null } = {},
   ): Promise<FireOutcome> {
     const outcome = await this.bus.run(hook, event);
-    if (!outcome.actions.some(changesStore)) return { ...outcome, applied: [] };
+    if (!outcome.actions.some(changesStore)) {
+      return {
+        actions: outcome.actions,
+        attribution: outcome.attribution,
+        results: outcome.results,
+        failed: outcome.failed,
+        applied: NONE_APPLIED,
+      };
+    }
     // Attribute each action to the handler that returned it, for the account_events row.
     const applied = await this.applier.apply(outcome.actions, {
       source: hook,

@@ -167,19 +167,36 @@ export interface HookOutcome {
   readonly failed: boolean;
 }
 
+/** A handler as registered, with what its runs reuse prepared once (no per-request allocation). */
 interface Registered {
   readonly plugin: string;
   readonly order: number;
   readonly seq: number;
   readonly handler: HookHandler<HookName>;
+  /** Its call when no earlier handler returned an action (the usual case). */
+  readonly firstCall: HookCall;
+  /** Its result when it ran fine. */
+  readonly ok: HandlerResult;
 }
+
+const NO_ACTIONS: readonly Action[] = Object.freeze([]);
+const NOTHING: HookOutcome = Object.freeze({
+  actions: NO_ACTIONS,
+  attribution: Object.freeze([]) as readonly string[],
+  results: Object.freeze([]) as readonly HandlerResult[],
+  failed: false,
+});
 
 export interface HookLog {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
 
-/** Holds the handlers of every hook and runs them. Knows nothing of the store or HTTP. */
+/**
+ * Holds the handlers of every hook and runs them. Knows nothing of the store or HTTP. Each hook's
+ * handler list is kept compiled (sorted, with each handler's reusable call and result) as handlers
+ * register, so a run only walks an array.
+ */
 export class HookBus {
   readonly #handlers = new Map<HookName, Registered[]>();
   #seq = 0;
@@ -208,6 +225,8 @@ export class HookBus {
       order: options.order ?? 0,
       seq: this.#seq++,
       handler: handler as HookHandler<HookName>,
+      firstCall: Object.freeze({ plugin, previous: NO_ACTIONS }),
+      ok: Object.freeze({ plugin, status: "ok" as const }),
     });
     list.sort((a, b) => a.order - b.order || a.seq - b.seq);
     this.#handlers.set(hook, list);
@@ -224,7 +243,7 @@ export class HookBus {
 
   async run<H extends HookName>(hook: H, event: HookEvents[H]): Promise<HookOutcome> {
     const list = this.#handlers.get(hook);
-    if (!list || list.length === 0) return { actions: [], attribution: [], results: [], failed: false };
+    if (!list || list.length === 0) return NOTHING;
     const actions: Action[] = [];
     const attribution: string[] = [];
     const results: HandlerResult[] = [];
@@ -232,7 +251,10 @@ export class HookBus {
     for (const r of list) {
       let ret: HookReturn;
       try {
-        ret = await r.handler(event, { plugin: r.plugin, previous: actions.slice() });
+        const call = actions.length === 0 ? r.firstCall : { plugin: r.plugin, previous: actions.slice() };
+        const out = r.handler(event, call);
+        // Only a promise is awaited: a handler that decides at once costs no extra turn.
+        ret = isThenable(out) ? await out : out;
       } catch (e) {
         failed = true;
         const error = e instanceof Error ? e.message : String(e);
@@ -263,14 +285,16 @@ export class HookBus {
         attribution.push(r.plugin);
       }
       results.push(
-        status === "invalid"
-          ? { plugin: r.plugin, status, error: "invalid action dropped" }
-          : { plugin: r.plugin, status },
+        status === "invalid" ? { plugin: r.plugin, status, error: "invalid action dropped" } : r.ok,
       );
       if (stop || terminal) break;
     }
     return { actions, attribution, results, failed };
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<HookReturn> {
+  return typeof (v as { then?: unknown } | null | undefined)?.then === "function";
 }
 
 function normalise(ret: HookReturn): { list: readonly Action[]; stop: boolean } {

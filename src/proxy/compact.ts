@@ -117,7 +117,10 @@ export async function answerCompact(
     throw err;
   }
   done(ctx, { status: "success", httpStatus: 200, state, account: open.account });
-  const headers = new Headers({ "content-type": "application/json", "x-request-id": ctx.requestId });
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "x-request-id": ctx.requestId,
+  };
   passUpstreamHeaders(open.headers, headers);
   return new Response(
     JSON.stringify({

@@ -17,8 +17,8 @@
  *   the access line, the request-log row (which settles the key's reservation), metrics and span,
  *   and the `request.completed` hook. Exactly once per request.
  *
- * Everything a request learns travels in its {@link ProxyRequestContext}, created once by
- * {@link newProxyRequest} and handed to every step; what all requests share (settings, store,
+ * Everything a request learns travels in its {@link ProxyRequestContext}, created once when the
+ * request arrives and handed to every step; what all requests share (settings, store,
  * services, the clock, randomness and timers) is in its `proxy` ({@link ProxyContext}). The
  * gateway serves the proxy's POST routes through here directly, without the web framework's
  * dispatch ({@link proxyRoutes} lists them; `src/app/app.ts` matches them). WebSocket turns
@@ -29,6 +29,7 @@
 import type { Admit } from "../access/admission.ts";
 import { requireJsonContentType } from "../access/csrf.ts";
 import { authorizeProxyRequest } from "../access/index.ts";
+import { readGuardedText } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
 import { emailHash } from "../core/logging.ts";
 import type { RequestInfo } from "../core/request-info.ts";
@@ -111,65 +112,78 @@ export const proxyRoutes: readonly ProxyRoute[] = [
   },
 ];
 
-/** Everything one proxy request knows, from admission to its log row. */
-export interface ProxyRequestContext extends RequestInfo {
-  /** What every request of this gateway shares. */
-  readonly proxy: ProxyContext;
-  readonly request: Request;
-  /** The client's body (size- and deadline-guarded by the gateway), read by {@link read}. */
-  readonly body: ReadableStream<Uint8Array> | null;
-  readonly route: ProxyRoute;
+/** What the gateway lends every proxy request: its admission, and how a body is read. */
+export interface ProxyGate {
+  /** The gateway's admission; null when the request was admitted already (by the framework). */
   readonly admit: Admit | null;
-  /** Aborted when the client goes away (or the route's time budget runs out): stops the upstream call. */
-  signal: AbortSignal;
-  /** Wall-clock time the request was taken on (set by {@link read}): the log row's `requested_at`. */
-  requestedAt: EpochMs;
-  /** What the client asked for (set by {@link read}). */
-  spec: ProxySpec | null;
-  /** Which accounts were tried and how long the request queued (filled by {@link attempt}). */
-  readonly trace: AttemptTrace;
-  /** The upstream stream that passed its first event (set by {@link attempt}). */
-  open: OpenStream | null;
-  /** Milliseconds from the request's start to its open upstream stream. */
-  ttfbMs: number | null;
-  /** Releases what the request holds until its answer is over (a compaction's budget timer). */
-  release: (() => void) | null;
-  /** Set once {@link settle} ran: a request settles once. */
-  settled: boolean;
-  /** The route's budget ran out (compaction): its failure is a timeout, not a cancellation. */
-  timedOut: boolean;
+  /** The body as text, within the size limit and the deadline that runs from `startedAt`. */
+  readBody(request: Request, startedAt: number): Promise<string>;
 }
 
 /**
- * The context of a new proxy request. `info` is the request's facts so far (peer, id, start);
- * `admit` null when the request was admitted already (reached through the framework).
+ * Everything one proxy request knows, from admission to its log row: the request's facts
+ * ({@link RequestInfo}: peer, id, client address, API key) and what each step adds.
  */
-export function newProxyRequest(
-  proxy: ProxyContext,
-  route: ProxyRoute,
-  request: Request,
-  info: RequestInfo,
-  body: ReadableStream<Uint8Array> | null,
-  admit: Admit | null,
-): ProxyRequestContext {
-  // The request's facts object becomes its context: one object per request, no side table.
-  return Object.assign(info, {
-    proxy,
-    request,
-    body,
-    route,
-    admit,
-    signal: request.signal,
-    requestedAt: 0,
-    spec: null,
-    trace: { accountId: null, attempts: 0 },
-    open: null,
-    ttfbMs: null,
-    release: null,
-    settled: false,
-    timedOut: false,
-  } satisfies Omit<ProxyRequestContext, keyof RequestInfo>);
+export class ProxyRequestContext implements RequestInfo {
+  clientIp: string | null = null;
+  apiKeyId: string | null = null;
+  releaseBodySlot: (() => void) | undefined = undefined;
+  authenticated = false;
+  /** Set by {@link read}: from then on the request writes its own access line. */
+  accessLogged = false;
+  /** Aborted when the client goes away (or the route's time budget runs out): stops the upstream call. */
+  signal: AbortSignal;
+  /** Wall-clock time the request was taken on (set by {@link read}): the log row's `requested_at`. */
+  requestedAt: EpochMs = 0;
+  /** What the client asked for (set by {@link read}). */
+  spec: ProxySpec | null = null;
+  /** Which accounts were tried and how long the request queued (filled by {@link attempt}). */
+  readonly trace: AttemptTrace = { accountId: null, attempts: 0 };
+  /** The upstream stream that passed its first event (set by {@link attempt}). */
+  open: OpenStream | null = null;
+  /** Milliseconds from the request's start to its open upstream stream. */
+  ttfbMs: number | null = null;
+  /** Releases what the request holds until its answer is over (a compaction's budget timer). */
+  release: (() => void) | null = null;
+  /** Set once {@link settle} ran: a request settles once. */
+  settled = false;
+  /** The route's budget ran out (compaction): its failure is a timeout, not a cancellation. */
+  timedOut = false;
+
+  constructor(
+    /** What every request of this gateway shares. */
+    readonly proxy: ProxyContext,
+    readonly gate: ProxyGate,
+    readonly route: ProxyRoute,
+    readonly request: Request,
+    readonly peerIp: string | null,
+    public requestId: string,
+    /** `performance.now()` when the request arrived (latency, the body deadline). */
+    readonly startedAt: number = performance.now(),
+  ) {
+    this.signal = request.signal;
+  }
+
+  /** The context of a request the framework dispatched (admitted already): its facts copied in. */
+  static admitted(proxy: ProxyContext, route: ProxyRoute, request: Request, info: RequestInfo) {
+    const ctx = new ProxyRequestContext(
+      proxy,
+      ADMITTED,
+      route,
+      request,
+      info.peerIp,
+      info.requestId,
+      info.startedAt,
+    );
+    ctx.clientIp = info.clientIp;
+    ctx.apiKeyId = info.apiKeyId ?? null;
+    ctx.authenticated = info.authenticated ?? false;
+    return ctx;
+  }
 }
+
+/** The gate of a request admitted by the framework, whose body the framework guarded. */
+const ADMITTED: ProxyGate = { admit: null, readBody: (request) => readGuardedText(request) };
 
 /** A step: reads and writes the context; a Response it returns ends the request. */
 export type Step = (ctx: ProxyRequestContext) => Promise<Response | undefined> | Response | undefined;
@@ -201,8 +215,9 @@ export async function serveProxyRequest(ctx: ProxyRequestContext): Promise<Respo
 
 /** admit: the request's admission (skipped when the framework admitted it already). */
 async function admit(ctx: ProxyRequestContext): Promise<Response | undefined> {
-  if (!ctx.admit) return undefined;
-  return (await ctx.admit(ctx.request, new URL(ctx.request.url), ctx)) ?? undefined;
+  const { admit } = ctx.gate;
+  if (!admit) return undefined;
+  return (await admit(ctx.request, new URL(ctx.request.url), ctx)) ?? undefined;
 }
 
 /**
@@ -210,7 +225,8 @@ async function admit(ctx: ProxyRequestContext): Promise<Response | undefined> {
  * noted, it writes its own access line from here on, and a compaction's time budget starts.
  */
 async function read(ctx: ProxyRequestContext): Promise<undefined> {
-  const text = await readBodyText(ctx);
+  requireJsonContentType(ctx.request);
+  const text = await ctx.gate.readBody(ctx.request, ctx.startedAt);
   ctx.spec = ctx.route.read(ctx, text);
   ctx.accessLogged = true;
   ctx.requestedAt = ctx.proxy.deps.clock();
@@ -326,13 +342,6 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers of the steps
-
-/** The body as text: the guarded stream the gateway handed over, or the request's own. */
-async function readBodyText(ctx: ProxyRequestContext): Promise<string> {
-  requireJsonContentType(ctx.request);
-  if (ctx.body === null) return ctx.request.text();
-  return new Response(ctx.body).text();
-}
 
 /** A failure before the answer started (refused, no account, client gone, a bug): settled here. */
 function settleFailure(ctx: ProxyRequestContext, e: unknown): void {

@@ -15,7 +15,7 @@ import { GatewayError } from "../core/errors.ts";
 import { infoOf } from "../core/request-info.ts";
 import { proxyContext } from "./context.ts";
 import { listed, MODELS_SOURCE_HEADER, modelList, openAiModel } from "./models.ts";
-import { newProxyRequest, proxyRoutes as pipelineRoutes, serveProxyRequest } from "./pipeline.ts";
+import { ProxyRequestContext, proxyRoutes as pipelineRoutes, serveProxyRequest } from "./pipeline.ts";
 import { acceptResponsesSocket } from "./ws/accept.ts";
 
 export function proxyRoutes(deps: AppDeps) {
@@ -26,7 +26,15 @@ export function proxyRoutes(deps: AppDeps) {
     app = app.post(
       route.path,
       // Admitted by the framework's request hook already: the pipeline skips its admission step.
-      ({ request }) => serveProxyRequest(newProxyRequest(ctx, route, request, infoOf(request), null, null)),
+      async ({ request }) => {
+        const info = infoOf(request);
+        const pipe = ProxyRequestContext.admitted(ctx, route, request, info);
+        try {
+          return await serveProxyRequest(pipe);
+        } finally {
+          info.accessLogged = pipe.accessLogged;
+        }
+      },
       { parse: "none", detail: detail(route.summary) },
     );
   }

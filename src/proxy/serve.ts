@@ -59,10 +59,10 @@ const PASSED_HEADERS = ["openai-model"];
  * Copies the upstream headers a client may read: Codex's own (`x-codex-turn-state`, the quota
  * windows `x-codex-primary-*` / `x-codex-secondary-*`, `x-codex-credits-*`) and `openai-model`.
  */
-export function passUpstreamHeaders(from: Headers, to: Headers): void {
+export function passUpstreamHeaders(from: Headers, to: Record<string, string>): void {
+  // Header names come lower-cased from a Headers object.
   from.forEach((value, key) => {
-    const k = key.toLowerCase();
-    if (k.startsWith("x-codex-") || PASSED_HEADERS.includes(k)) to.set(k, value);
+    if (key.startsWith("x-codex-") || PASSED_HEADERS.includes(key)) to[key] = value;
   });
 }
 
@@ -117,8 +117,8 @@ export async function answerHttp(
 ): Promise<Response> {
   const { deps } = ctx.proxy;
   const spec = ctx.spec!;
-  const headers = new Headers(SSE_HEADERS);
-  headers.set("x-request-id", ctx.requestId);
+  // A plain record: the Response builds its one Headers object from it.
+  const headers: Record<string, string> = { ...SSE_HEADERS, "x-request-id": ctx.requestId };
   passUpstreamHeaders(open.headers, headers);
 
   let shaper: Shaper;
@@ -156,7 +156,10 @@ export async function answerHttp(
     });
   }
   const body = spec.kind === "chat" ? chatCompletion(result, spec.model, state, deps.clock()) : result;
-  const jsonHeaders = new Headers({ "content-type": "application/json", "x-request-id": ctx.requestId });
+  const jsonHeaders: Record<string, string> = {
+    "content-type": "application/json",
+    "x-request-id": ctx.requestId,
+  };
   passUpstreamHeaders(open.headers, jsonHeaders);
   return new Response(JSON.stringify(body), { status: 200, headers: jsonHeaders });
 }

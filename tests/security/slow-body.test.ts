@@ -147,6 +147,18 @@ describe("request body guards", () => {
     expect(a.closedAfterMs).toBeLessThan(3000);
   });
 
+  test("proxy bodies that do not arrive within the deadline get 408 each, and their connections close", async () => {
+    // Read natively with one deadline timer shared by every body in progress (BodyGuard.readText).
+    const head =
+      "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    const answers = await Promise.all([0, 1, 2].map(() => trickle(port, head, { everyMs: 100, max: 60 })));
+    for (const a of answers) {
+      expect(a.status).toBe(408);
+      expect(a.text).toContain('"request_timeout"');
+      expect(a.closedAfterMs).not.toBeNull();
+    }
+  });
+
   test("a connection trickling its headers is closed by the server (the header deadline)", async () => {
     // One header byte every 200 ms, for up to 40 s: the server ends it first, without an answer.
     const everyMs = 200;
