@@ -13,7 +13,7 @@ import { isProbing } from "../core/health.ts";
 import type { AccountSnapshot } from "../core/types.ts";
 import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
 import { sendUpstream } from "../upstream/client.ts";
-import { StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
+import { type EventBytes, StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
 import { buildUpstreamHeaders } from "../upstream/headers.ts";
 import { eventJson, type SseEvent } from "../upstream/sse.ts";
 import { MAX_ACCOUNTS_PER_REQUEST, type ProxyContext } from "./context.ts";
@@ -50,11 +50,8 @@ export interface UpstreamEventSource {
   next(): Promise<SseEvent[] | null>;
   /** Stops reading (client gone, stream done). */
   cancel(reason?: unknown): void;
-  /** Byte pass-through (an HTTP SSE body, see UpstreamEvents): nothing held, raw chunks may follow. */
-  readonly clean?: boolean;
-  nextChunk?(): Promise<Uint8Array | null>;
-  pushBytes?(bytes: Uint8Array): SseEvent[];
-  endBytes?(): SseEvent[];
+  /** Whole events as the upstream's bytes (an HTTP SSE body, see UpstreamEvents.nextBytes). */
+  nextBytes?(): Promise<EventBytes | SseEvent[] | null>;
 }
 
 /** One attempt on one account: an open stream, or the failure to classify. */
