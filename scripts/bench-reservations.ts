@@ -1,9 +1,11 @@
 /**
  * API-key limit reservation benchmark: the store work of one keyed request with a limit — reserve
  * (`LimitReservations.hold`), settle with the log row (`rowAdded`), drop once the row is written
- * (`rowsWritten`, in batches like the log writer's flushes) — against a SQLite store whose key has
- * `N` logged requests in its window. Prints CPU µs per request (process CPU time, user + system)
- * and wall µs. Usage: `bun run scripts/bench-reservations.ts [requests] [loggedRows]`.
+ * (`rowsWritten`, in batches like the log writer's flushes) — against a SQLite store whose key
+ * (created 29 days ago, with a daily, a weekly and a monthly limit) has `N` logged requests spread
+ * over those 29 days, so its windows hold up to 696 hour buckets. One request at a time, so each
+ * reservation is a group-commit batch of its own. Prints CPU µs per request (process CPU time,
+ * user + system) and wall µs. Usage: `bun run scripts/bench-reservations.ts [requests] [loggedRows]`.
  *
  * @module
  */
@@ -28,9 +30,10 @@ const { record } = await createApiKey(
     limits: [
       { limitType: "total_tokens", limitWindow: "daily", maxValue: 1e15 },
       { limitType: "cost_usd", limitWindow: "weekly", maxValue: 1e15 },
+      { limitType: "output_tokens", limitWindow: "monthly", maxValue: 1e15 },
     ],
   },
-  t0 - 3_600_000,
+  t0 - 29 * 24 * 3_600_000,
 );
 const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
 const silent = { warn: () => {} };
@@ -72,7 +75,8 @@ function row(i: number, now: number): NewRequestLogRow {
 // Logged usage in the window (the hour buckets the triggers keep).
 for (let i = 0; i < logged; i += 1000) {
   const rows = [];
-  for (let j = i; j < Math.min(logged, i + 1000); j++) rows.push(row(-1 - j, t0 - 60_000));
+  for (let j = i; j < Math.min(logged, i + 1000); j++)
+    rows.push(row(-1 - j, t0 - 60_000 - (j % (29 * 24)) * 3_600_000));
   await store.db.insertInto("request_logs").values(rows).execute();
 }
 

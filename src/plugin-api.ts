@@ -9,7 +9,8 @@
  * - the error catalogue and its constructor ({@link GatewayError});
  * - the account health rules (backoff table, usability);
  * - failure classification (reading upstream error bodies, the permanent-failure table);
- * - address and CIDR helpers.
+ * - address and CIDR helpers;
+ * - reading loose JSON values ({@link str}, {@link trimmed}, {@link num}, {@link numeric}).
  *
  * A plugin that needs nothing at run time (only types) may `import type` from here; the compiled
  * binary then loads it from disk without this repository.
@@ -45,6 +46,7 @@ export {
   parseIp,
 } from "./core/address.ts";
 export { OAUTH_CLIENT_ID } from "./core/codex.ts";
+export { num, numeric, str, trimmed } from "./core/coerce.ts";
 export { type ErrorCode, type ErrorExtra, errorCatalogue, GatewayError } from "./core/errors.ts";
 export {
   type FailureDetails,

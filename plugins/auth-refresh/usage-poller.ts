@@ -12,6 +12,7 @@ import {
   failureFromHttp,
   failureFromTransport,
   type GatewayServices,
+  numeric,
   type PluginLogger,
   type Settings,
   type UsageCredits,
@@ -30,18 +31,14 @@ export const USAGE_AUTH_BACKOFF_MS = 5 * 60_000;
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | null =>
   v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : null;
-const num = (v: unknown): number | null => {
-  const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
-  return typeof n === "number" && Number.isFinite(n) ? n : null;
-};
 
 function windowOf(v: unknown, now: number): UsageWindow | null {
   const w = obj(v);
-  const used = num(w?.used_percent);
+  const used = numeric(w?.used_percent);
   if (!w || used === null) return null;
-  const seconds = num(w.limit_window_seconds);
-  const resetAt = num(w.reset_at);
-  const after = num(w.reset_after_seconds);
+  const seconds = numeric(w.limit_window_seconds);
+  const resetAt = numeric(w.reset_at);
+  const after = numeric(w.reset_after_seconds);
   return {
     usedPercent: used,
     windowMinutes: seconds !== null ? Math.ceil(seconds / 60) : null,
@@ -56,7 +53,7 @@ export function parseUsage(body: unknown, now: number): UsageRecord | null {
   if (!b || !rl) return null;
   const c = obj(b.credits);
   const credits: UsageCredits | null = c
-    ? { hasCredits: c.has_credits === true, unlimited: c.unlimited === true, balance: num(c.balance) }
+    ? { hasCredits: c.has_credits === true, unlimited: c.unlimited === true, balance: numeric(c.balance) }
     : null;
   return {
     primary: windowOf(rl.primary_window, now),

@@ -4,10 +4,11 @@
  *
  * @module
  */
+import { trimmed } from "../core/coerce.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { EpochMs } from "../core/types.ts";
 import type { TokenSet } from "../plugin-host/api.ts";
-import { str, tokenExpiry } from "./claims.ts";
+import { tokenExpiry } from "./claims.ts";
 
 /** The tokens (and optional account id and last refresh) of an imported auth.json. */
 export interface ImportedAuth extends TokenSet {
@@ -43,9 +44,9 @@ export function parseAuthJson(value: unknown): ImportedAuth {
     );
   }
   const tok = t as Record<string, unknown>;
-  const idToken = str(tok.id_token) ?? str(tok.idToken);
-  const accessToken = str(tok.access_token) ?? str(tok.accessToken);
-  const refreshToken = str(tok.refresh_token) ?? str(tok.refreshToken);
+  const idToken = trimmed(tok.id_token) ?? trimmed(tok.idToken);
+  const accessToken = trimmed(tok.access_token) ?? trimmed(tok.accessToken);
+  const refreshToken = trimmed(tok.refresh_token) ?? trimmed(tok.refreshToken);
   const missing = [
     idToken ? null : "tokens.id_token",
     accessToken ? null : "tokens.access_token",
@@ -64,7 +65,7 @@ export function parseAuthJson(value: unknown): ImportedAuth {
     idToken: idToken!,
     accessToken: accessToken!,
     refreshToken: refreshToken!,
-    accountId: str(tok.account_id) ?? str(tok.accountId),
+    accountId: trimmed(tok.account_id) ?? trimmed(tok.accountId),
     lastRefreshAt,
   };
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { trimmed } from "../core/coerce.ts";
 import type { EpochMs } from "../core/types.ts";
 
 /** Namespaced claim object that wins over the top-level claims. */
@@ -27,10 +28,6 @@ export function decodeJwtClaims(token: string | null | undefined): Claims {
     return {};
   }
 }
-
-/** A non-blank string, trimmed; else null. */
-export const str = (v: unknown): string | null =>
-  typeof v === "string" && v.trim() !== "" ? v.trim() : null;
 
 /** Who an account is, as read from its tokens. */
 export interface Identity {
@@ -63,19 +60,21 @@ export function identityFromTokens(
   const pick = (...keys: string[]): string | null => {
     for (const source of [ns, id, accessNs]) {
       for (const k of keys) {
-        const v = str(source[k]);
+        const v = trimmed(source[k]);
         if (v) return v;
       }
     }
     return null;
   };
   const email =
-    str(id.email) ?? str(ns.email) ?? str((access["https://api.openai.com/profile"] as Claims)?.email);
+    trimmed(id.email) ??
+    trimmed(ns.email) ??
+    trimmed((access["https://api.openai.com/profile"] as Claims)?.email);
   const plan = pick("chatgpt_plan_type");
   return {
     email: email ? email.toLowerCase() : null,
-    chatgptAccountId: str(accountIdOverride) ?? pick("chatgpt_account_id"),
-    chatgptUserId: pick("chatgpt_user_id", "user_id", "chatgpt_account_user_id") ?? str(id.sub),
+    chatgptAccountId: trimmed(accountIdOverride) ?? pick("chatgpt_account_id"),
+    chatgptUserId: pick("chatgpt_user_id", "user_id", "chatgpt_account_user_id") ?? trimmed(id.sub),
     planType: plan ? plan.toLowerCase() : null,
   };
 }

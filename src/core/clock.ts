@@ -29,9 +29,11 @@ export interface Clock {
   clearTimeout(handle: TimerHandle | undefined): void;
 }
 
-/** Uniform randomness in [0, 1) (selection, jitter); never for secrets. */
+/** Uniform randomness in [0, 1) (selection, jitter) and ids; never for secrets. */
 export interface Random {
   next(): number;
+  /** A version 4 UUID (request ids sent upstream): `crypto.randomUUID()`, or a repeatable one in tests. */
+  uuid(): string;
 }
 
 /** The real clock. */
@@ -48,20 +50,28 @@ export const systemClock: Clock = {
 };
 
 /** The real random source. */
-export const systemRandom: Random = { next: () => Math.random() };
+export const systemRandom: Random = { next: () => Math.random(), uuid: () => crypto.randomUUID() };
+
+/** A version 4 UUID made of `next()` draws (16 bytes, version and variant bits set). */
+function uuidFrom(next: () => number): string {
+  const b = Array.from({ length: 16 }, () => Math.floor(next() * 256));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
 
 /** A deterministic random source (mulberry32) for tests and benchmarks. */
 export function seededRandom(seed: number): Random {
   let a = seed >>> 0;
-  return {
-    next() {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    },
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+  return { next, uuid: () => uuidFrom(next) };
 }
 
 interface FakeTimer {

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { str } from "./coerce.ts";
+
 /** What failed and how, as read from an upstream answer (HTTP status, JSON body or SSE event). */
 export interface FailureDetails {
   /** HTTP status, or null for a transport error (DNS, reset, timeout). */
@@ -22,7 +24,6 @@ export interface FailureDetails {
 }
 
 type Json = Record<string, unknown>;
-const str = (v: unknown): string | null => (typeof v === "string" && v.trim() !== "" ? v : null);
 
 /** Parses `text` as JSON when it is JSON; a non-JSON body is treated as a message. */
 export function parseErrorBody(text: string): Json {

@@ -14,6 +14,7 @@
 import { API_KEY_PREFIX, KEY_PREFIX_LENGTH } from "../access/api-keys/key.ts";
 import { type LimitSpec, type LimitType, type LimitWindow, limitTypes } from "../access/api-keys/limits.ts";
 import { identityFromTokens } from "../accounts/claims.ts";
+import { numeric } from "../core/coerce.ts";
 import { type AccountStatus, accountStatuses, type RoutingPolicy, routingPolicies } from "../core/types.ts";
 import { normalizeEntry } from "../firewall/store.ts";
 import { routingStrategies } from "../settings/schema.ts";
@@ -106,15 +107,9 @@ const text = (v: unknown): string | null => {
   if (v instanceof Uint8Array) return new TextDecoder().decode(v).trim() || null;
   return null;
 };
-const num = (v: unknown): number | null => {
-  if (typeof v === "number" && Number.isFinite(v)) return v;
-  if (typeof v === "bigint") return Number(v);
-  if (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v.trim())) return Number(v.trim());
-  return null;
-};
 const bool = (v: unknown): boolean | null => {
   if (typeof v === "boolean") return v;
-  const n = num(v);
+  const n = numeric(v);
   if (n !== null) return n !== 0;
   const t = text(v)?.toLowerCase();
   return t === "true" ? true : t === "false" ? false : null;
@@ -122,7 +117,7 @@ const bool = (v: unknown): boolean | null => {
 
 /** A SQLAlchemy datetime (`YYYY-MM-DD HH:MM:SS[.ffffff]`, naive UTC; or ISO; or epoch) as epoch ms. */
 export function pyDatetime(v: unknown): number | null {
-  const n = num(v);
+  const n = numeric(v);
   if (n !== null) return n > 1e12 ? Math.round(n) : Math.round(n * 1000);
   const t = text(v);
   if (!t) return null;
@@ -135,7 +130,7 @@ export function pyDatetime(v: unknown): number | null {
 
 /** Epoch seconds (Python's `reset_at`, `blocked_at`) as ms. */
 const epochSeconds = (v: unknown): number | null => {
-  const n = num(v);
+  const n = numeric(v);
   if (n === null || n <= 0) return null;
   return n > 1e12 ? Math.round(n) : Math.round(n * 1000);
 };
@@ -349,7 +344,7 @@ export async function planImport(
     for (const l of limitsByKey.get(id) ?? []) {
       const type = text(l.limit_type)?.toLowerCase() ?? "";
       const win = text(l.limit_window)?.toLowerCase() ?? "";
-      const max = num(l.max_value);
+      const max = numeric(l.max_value);
       const what = `${label} ${type}/${win}`;
       if (!(limitTypes as readonly string[]).includes(type)) {
         skip(
@@ -380,7 +375,7 @@ export async function planImport(
         skip("limit", what, "its max_value is not a positive number");
         continue;
       }
-      if ((num(l.current_value) ?? 0) > 0) anyCurrent = true;
+      if ((numeric(l.current_value) ?? 0) > 0) anyCurrent = true;
       limits.push({
         limitType: type as LimitType,
         limitWindow: window,
@@ -431,7 +426,7 @@ export async function planImport(
         "routing_strategy",
         `${JSON.stringify(strategy)} is not a strategy here (${routingStrategies.join(", ")}); the default stays`,
       );
-    const ttl = num(s.openai_cache_affinity_max_age_seconds);
+    const ttl = numeric(s.openai_cache_affinity_max_age_seconds);
     if (ttl !== null && ttl >= 1) settings.stickyTtlSeconds = Math.min(Math.round(ttl), 30 * 24 * 3600);
     const auth = bool(s.api_key_auth_enabled);
     if (auth !== null) settings.apiKeyAuthEnabled = auth;
@@ -500,7 +495,7 @@ export async function planImport(
     firewall,
     sticky,
     settings,
-    admin: { passwordHash, totpSecret, totpLastStep: num(s?.totp_last_verified_step) },
+    admin: { passwordHash, totpSecret, totpLastStep: numeric(s?.totp_last_verified_step) },
     skipped,
     notes,
     ignoredWithRows: snap.ignoredWithRows,

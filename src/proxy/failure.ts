@@ -4,6 +4,8 @@
  *
  * @module
  */
+
+import { num, str } from "../core/coerce.ts";
 import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
 import type { FailureDetails } from "../core/failures.ts";
 import { failureFromHttp, parseErrorBody } from "../core/failures.ts";
@@ -17,9 +19,6 @@ export interface AttemptFailure extends FailureDetails {
   /** Extra envelope fields worth passing to the client (`plan_type`, `resets_at`, ...). */
   readonly extra: Readonly<Record<string, string | number | null>>;
 }
-
-const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
-const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
 
 function resetFields(err: Json | null): Pick<AttemptFailure, "resetsAt" | "resetsInSeconds" | "extra"> {
   if (!err) return { resetsAt: null, resetsInSeconds: null, extra: {} };

@@ -51,7 +51,7 @@ async function fetchModels(ctx: ProxyContext): Promise<Cached> {
     const res = await sendUpstream(`${ctx.upstreamUrl}/codex/models?client_version=${CODEX_CLIENT_VERSION}`, {
       method: "GET",
       headers: buildUpstreamHeaders(new Headers(), creds, {
-        requestId: crypto.randomUUID(),
+        requestId: ctx.deps.random.uuid(),
         accept: "application/json",
       }),
       connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,

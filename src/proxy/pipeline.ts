@@ -310,6 +310,7 @@ async function attempt(ctx: HttpRequestContext): Promise<undefined> {
         model: spec.model,
         payload: spec.payload,
         payloadText: spec.payloadText,
+        payloadBody: spec.payloadBody,
         clientHeaders: ctx.headers,
         signal: ctx.signal,
         promptCacheKey: spec.routing.promptCacheKey,

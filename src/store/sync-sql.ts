@@ -17,6 +17,14 @@ export interface SyncSql {
   run(sql: string, params: readonly unknown[]): number;
   /** `BEGIN IMMEDIATE` (the write lock at once), `fn`, `COMMIT`; `ROLLBACK` when `fn` throws. */
   immediate<T>(fn: () => T): T;
+  /**
+   * A stamp of the tables watched at open (`watch`): it changes whenever this connection has run a
+   * statement that may have written one of them (any statement other than a SELECT or PRAGMA
+   * naming it, through Kysely or here; triggers included, since they fire from such statements)
+   * or another connection has committed anything (`PRAGMA data_version`). Equal stamps: what was
+   * read from those tables is still what they hold.
+   */
+  watchStamp(): string;
 }
 
 /** The store's SQLite connection, lent out whole (absent on PostgreSQL). */

@@ -40,13 +40,18 @@ test("an idle, healthy account", async () => {
 });
 
 test("a stream in flight shows on its account while it runs", async () => {
-  env.fake.script("chatgpt-h1", { kind: "slow", text: "slow answer", delayMs: 400 });
+  let finish!: () => void;
+  const rest = new Promise<void>((r) => {
+    finish = r;
+  });
+  env.fake.script("chatgpt-h1", { kind: "slow", text: "slow answer", rest });
   const pending = fetch(`${env.gw.url}/v1/responses`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ model: "gpt-5.2", input: "hi", stream: true }),
   });
   expect(await eventually(async () => (await health()).h1?.inFlight === 1)).toBe(true);
+  finish();
   await (await pending).text();
   expect(await eventually(async () => (await health()).h1?.inFlight === 0)).toBe(true);
 });

@@ -82,7 +82,11 @@ describe("per-account stream cap over HTTP", () => {
       env: { CODEX_LB_ACCOUNT_MAX_STREAMS: "1", CODEX_LB_ACCOUNT_QUEUE_WAIT_MS: "200" },
     });
     const e = env;
-    e.fake.script("chatgpt-solo", { kind: "slow", text: "holding the slot", delayMs: 800 });
+    let finish!: () => void;
+    const rest = new Promise<void>((r) => {
+      finish = r;
+    });
+    e.fake.script("chatgpt-solo", { kind: "slow", text: "holding the slot", rest });
 
     const held = await codex(e);
     expect(held.status).toBe(200);
@@ -104,8 +108,8 @@ describe("per-account stream cap over HTTP", () => {
     expect(e.fake.requests.length).toBe(1);
     expect(e.fake.finished.length).toBe(0);
 
-    const rest = await readAll(reader);
-    expect(rest).toContain("response.completed");
+    finish();
+    expect(await readAll(reader)).toContain("response.completed");
     expect(await eventually(() => e.inFlight("solo") === 0)).toBe(true);
 
     const after = await codex(e);
@@ -121,7 +125,11 @@ describe("per-account stream cap over HTTP", () => {
     });
     const e = env;
     const leases = e.gw.running.gateway.services.provider("leases");
-    e.fake.script("chatgpt-solo", { kind: "slow", text: "short hold", delayMs: 300 });
+    let finish!: () => void;
+    const rest = new Promise<void>((r) => {
+      finish = r;
+    });
+    e.fake.script("chatgpt-solo", { kind: "slow", text: "short hold", rest });
     const held = await codex(e);
     const reader = held.body!.getReader();
     await reader.read();
@@ -134,6 +142,7 @@ describe("per-account stream cap over HTTP", () => {
     expect(await gone).toBeInstanceOf(Error);
     expect(await eventually(() => leases.queued?.("solo") === 1)).toBe(true);
 
+    finish();
     expect(await readAll(reader)).toContain("response.completed");
     const res = await waiting;
     expect(res.status).toBe(200);

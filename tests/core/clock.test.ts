@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Glob } from "bun";
-import { FakeClock, seededRandom, systemClock } from "../../src/core/clock.ts";
+import { FakeClock, seededRandom, systemClock, systemRandom } from "../../src/core/clock.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
@@ -29,6 +29,40 @@ describe("no direct clock or randomness outside the clock module", () => {
     }
     expect(files).toBeGreaterThan(50);
     expect(hits).toEqual([]);
+  });
+});
+
+describe("ids from crypto.randomUUID", () => {
+  // Ids made outside the injected Random: store keys, cluster holders and ids the client sees. A new
+  // use on the request path takes `deps.random.uuid()` instead (src/proxy/models.ts does); this list
+  // only shrinks.
+  const KNOWN = new Set([
+    "src/core/clock.ts",
+    "src/core/request-info.ts",
+    "src/import-python/apply.ts",
+    "src/access/api-keys/reservations.ts",
+    "src/access/api-keys/repository.ts",
+    "src/accounts/claims.ts",
+    "src/accounts/repository.ts",
+    "src/cluster/stream-leases.ts",
+    "src/cluster/leader.ts",
+    "src/cluster/refresh-claims.ts",
+    "src/cluster/attempts.ts",
+    "src/proxy/chat/response.ts",
+    "src/proxy/stream.ts",
+    "src/proxy/ws/session.ts",
+    "src/proxy/ws/accept.ts",
+    "src/proxy/ws/shaper.ts",
+  ]);
+  test("crypto.randomUUID appears only in the known files (none new)", () => {
+    const users: string[] = [];
+    for (const pattern of ["src/**/*.ts", "src/**/*.tsx", "plugins/**/*.ts"]) {
+      for (const file of new Glob(pattern).scanSync({ cwd: root })) {
+        if (/\brandomUUID\b/.test(readFileSync(resolve(root, file), "utf8"))) users.push(file);
+      }
+    }
+    expect(users.filter((f) => !KNOWN.has(f))).toEqual([]);
+    expect(users).not.toContain("src/proxy/models.ts");
   });
 });
 
@@ -90,6 +124,18 @@ describe("random sources", () => {
     const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
     expect(mean).toBeGreaterThan(0.45);
     expect(mean).toBeLessThan(0.55);
+  });
+
+  test("uuid: a version 4 UUID; repeatable from a seed, from crypto.randomUUID in the system source", () => {
+    const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const a = seededRandom(5);
+    const ids = Array.from({ length: 100 }, () => a.uuid());
+    expect(ids.every((id) => V4.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(100);
+    const b = seededRandom(5);
+    expect(Array.from({ length: 100 }, () => b.uuid())).toEqual(ids);
+    expect(V4.test(systemRandom.uuid())).toBe(true);
+    expect(systemRandom.uuid()).not.toBe(systemRandom.uuid());
   });
 
   test("the system clock reads the wall clock", () => {

@@ -42,8 +42,11 @@ export type Step =
     | { kind: "http_error"; status: number; body: unknown; headers?: Record<string, string> }
     /** An error as the first SSE event of a 200 (`error` or `response.failed`). */
     | { kind: "sse_error"; as?: "error" | "response.failed"; error: Json }
-    /** Sends the answer's first delta, waits `delayMs`, then the rest. */
-    | { kind: "slow"; text: string; delayMs: number }
+    /**
+     * Sends the answer's first delta, then the rest when `rest` settles (a test decides: no wait on a
+     * wall clock), or after `delayMs` of real time when no `rest` is given.
+     */
+    | { kind: "slow"; text: string; delayMs?: number; rest?: Promise<unknown> }
     /** Sends `response.created` and the first delta, then nothing (for idle timeouts). */
     | { kind: "silent" }
     /** Sends the first delta, then (optionally) an `error` event, then closes without a terminal event. */
@@ -102,6 +105,10 @@ export interface FakeCodex {
   expire(connectionId: number): void;
 }
 
+/** Between the parts of an answer: real milliseconds, or until a test's promise settles. */
+type Pause = number | Promise<unknown>;
+const wait = (p: Pause): Promise<unknown> => (typeof p === "number" ? Bun.sleep(p) : p.catch(() => {}));
+
 const enc = new TextEncoder();
 export function fakeCodex(
   defaultStep: Step = { kind: "text", text: "Hello from the fake Codex backend." },
@@ -118,7 +125,7 @@ export function fakeCodex(
   const sse = (
     id: string,
     parts: Json[][],
-    delayMs: number,
+    pause: Pause,
     headers: Record<string, string> = {},
     close = true,
   ) => {
@@ -126,7 +133,7 @@ export function fakeCodex(
     const body = new ReadableStream<Uint8Array>({
       async start(c) {
         for (let i = 0; i < parts.length; i++) {
-          if (i > 0) await Bun.sleep(delayMs);
+          if (i > 0) await wait(pause);
           if (cancelled) return;
           c.enqueue(enc.encode(parts[i]!.map(frame).join("")));
         }
@@ -181,7 +188,7 @@ export function fakeCodex(
             headers: { "content-type": "application/json", ...e.headers },
           });
         }
-        return sse(id, p.parts, p.delayMs, p.headers, p.close);
+        return sse(id, p.parts, p.pause, p.headers, p.close);
       },
     },
     connections,
@@ -275,7 +282,7 @@ export function fakeCodex(
                     },
                   ],
                 ],
-                delayMs: 0,
+                pause: 0,
                 headers: {},
                 close: true,
               }
@@ -288,7 +295,7 @@ export function fakeCodex(
         }
         void (async () => {
           for (let i = 0; i < p.parts.length; i++) {
-            if (i > 0) await Bun.sleep(p.delayMs);
+            if (i > 0) await wait(p.pause);
             if (conn.closed) {
               aborted.push(id);
               return;
@@ -329,7 +336,7 @@ export function fakeCodex(
   };
 
   type Plan =
-    | { parts: Json[][]; delayMs: number; headers: Record<string, string>; close: boolean }
+    | { parts: Json[][]; pause: Pause; headers: Record<string, string>; close: boolean }
     | { httpError: { status: number; body: unknown; headers?: Record<string, string> } };
 
   const plan = (step: Step, id: string, model: string): Plan => {
@@ -342,7 +349,7 @@ export function fakeCodex(
         });
         return {
           parts: [[...head, ...tail]],
-          delayMs: 0,
+          pause: 0,
           headers: step.quotaHeaders ?? {
             "x-codex-primary-used-percent": "12.5",
             "x-codex-primary-window-minutes": "300",
@@ -352,27 +359,27 @@ export function fakeCodex(
       }
       case "slow": {
         const { head, tail } = textEvents(id, model, step.text, {});
-        return { parts: [head, tail], delayMs: step.delayMs, headers: {}, close: true };
+        return { parts: [head, tail], pause: step.rest ?? step.delayMs ?? 0, headers: {}, close: true };
       }
       case "silent": {
         const { head } = textEvents(id, model, "...", {});
-        return { parts: [head], delayMs: 0, headers: {}, close: false };
+        return { parts: [head], pause: 0, headers: {}, close: false };
       }
       case "truncated": {
         const { head } = textEvents(id, model, step.text, {});
         return {
           parts: [step.thenError ? [...head, { type: "error", error: step.thenError }] : head],
-          delayMs: 0,
+          pause: 0,
           headers: {},
           close: true,
         };
       }
       case "tool_call":
-        return { parts: [toolEvents(id, model, step)], delayMs: 0, headers: {}, close: true };
+        return { parts: [toolEvents(id, model, step)], pause: 0, headers: {}, close: true };
       case "compaction":
         return {
           parts: [compactionEvents(id, model, step)],
-          delayMs: 0,
+          pause: 0,
           headers: { "x-codex-primary-used-percent": "40", "x-codex-primary-window-minutes": "300" },
           close: true,
         };
@@ -386,7 +393,7 @@ export function fakeCodex(
                 response: { ...baseResponse(id, model, "failed"), error: step.error },
               }
             : { type: "error", error: step.error };
-        return { parts: [[ev]], delayMs: 0, headers: {}, close: true };
+        return { parts: [[ev]], pause: 0, headers: {}, close: true };
       }
     }
   };

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { GatewayServices, Plugin } from "../../src/plugin-api.ts";
 import { type AccountsWorld, identity, seedAccount, startAccountsWorld } from "../support/accounts.ts";
+import { eventually } from "../support/proxy-env.ts";
 
 let w: AccountsWorld;
 /** The services a third-party plugin (not the credentials provider) gets. */
@@ -78,12 +79,18 @@ test("a refresh that finishes after a new login does not overwrite it (tokens.sa
   const who = identity("race");
   const old = w.auth.issue(who, { expiresInSeconds: 60 });
   const id = await w.importTokens(old);
-  w.auth.state.refreshDelayMs = 250;
+  // The auth server answers the refresh only when told: the new login lands while it is in flight.
+  let answer!: () => void;
+  w.auth.state.holdAnswer = new Promise<void>((r) => {
+    answer = r;
+  });
   try {
+    const calls0 = w.auth.state.refreshCalls;
     const pending = w.gw.running.gateway.services.provider("credentials").get(id);
-    await Bun.sleep(50);
+    expect(await eventually(() => w.auth.state.refreshCalls === calls0 + 1)).toBe(true);
     const relogin = w.auth.issue(who);
     expect(await w.importTokens(relogin)).toBe(id);
+    answer();
     const served = await pending;
     expect(served.accessToken).toBe(relogin.accessToken);
     const stored = await w.gw.running.gateway.services.accounts.credentials(id);
@@ -92,7 +99,8 @@ test("a refresh that finishes after a new login does not overwrite it (tokens.sa
       w.gw.logs().some((l) => l.msg === "tokens refreshed" && l.accountId === id && l.saved === "stale"),
     ).toBe(true);
   } finally {
-    w.auth.state.refreshDelayMs = 0;
+    w.auth.state.holdAnswer = null;
+    answer();
   }
 });
 

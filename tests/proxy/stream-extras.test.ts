@@ -10,7 +10,7 @@ import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.t
 let env: ProxyEnv;
 const ACC = "chatgpt-k1";
 beforeAll(async () => {
-  // A keepalive every 50 ms; the slow fake below is silent for 300 ms.
+  // A keepalive every 50 ms; the slow fake below is silent until the test has seen one.
   env = await startProxyEnv({ accounts: [{ id: "k1" }], env: { CODEX_LB_SSE_KEEPALIVE_SECONDS: "0.05" } });
 });
 afterAll(async () => {
@@ -26,9 +26,22 @@ const post = (path: string, body: Record<string, unknown>) =>
 
 describe("stream extras", () => {
   test("a silent upstream gets SSE keepalive comments in between, and the events still arrive whole", async () => {
-    env.fake.script(ACC, { kind: "slow", text: "after a pause", delayMs: 300 });
+    let finish!: () => void;
+    const rest = new Promise<void>((r) => {
+      finish = r;
+    });
+    env.fake.script(ACC, { kind: "slow", text: "after a pause", rest });
     const res = await post("/backend-api/codex/responses", {});
-    const text = await res.text();
+    // The upstream stays silent until a keepalive comment has reached the client; then it goes on.
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += dec.decode(r.value, { stream: true });
+      if (text.includes(": keepalive")) finish();
+    }
     expect(text).toContain(": keepalive\n\n");
     const head = text.indexOf("response.output_text.delta");
     const pause = text.indexOf(": keepalive");
@@ -42,11 +55,20 @@ describe("stream extras", () => {
   });
 
   test("the openai SDK reads a stream with keepalive comments", async () => {
-    env.fake.script(ACC, { kind: "slow", text: "sdk pause", delayMs: 200 });
+    // Silent for 75 ms of real time (one and a half keepalive periods) after the first delta.
+    let finish!: () => void;
+    const rest = new Promise<void>((r) => {
+      finish = r;
+    });
+    env.fake.script(ACC, { kind: "slow", text: "sdk pause", rest });
     const client = new OpenAI({ baseURL: `${env.gw.url}/v1`, apiKey: "unused", maxRetries: 0 });
     const stream = await client.responses.create({ model: "gpt-5.2", input: "hi", stream: true });
     let text = "";
-    for await (const ev of stream) if (ev.type === "response.output_text.delta") text += ev.delta;
+    for await (const ev of stream) {
+      if (ev.type !== "response.output_text.delta") continue;
+      if (text === "") setTimeout(finish, 75);
+      text += ev.delta;
+    }
     expect(text).toBe("sdk pause");
   });
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { FakeClock } from "../../src/core/clock.ts";
 import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
 let env: ProxyEnv;
@@ -27,7 +28,11 @@ const codex = (
 
 describe("streaming pass-through", () => {
   test("the first bytes reach the client before the upstream has finished", async () => {
-    env.fake.script(ACC, { kind: "slow", text: "slow answer here", delayMs: 400 });
+    let finish!: () => void;
+    const upstreamRest = new Promise<void>((r) => {
+      finish = r;
+    });
+    env.fake.script(ACC, { kind: "slow", text: "slow answer here", rest: upstreamRest });
     const res = await codex();
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const reader = res.body!.getReader();
@@ -36,6 +41,7 @@ describe("streaming pass-through", () => {
     expect(first).toContain("response.created");
     // The upstream has not sent its end yet.
     expect(env.fake.finished).not.toContain(id);
+    finish();
     let rest = "";
     for (;;) {
       const r = await reader.read();
@@ -63,12 +69,36 @@ describe("streaming pass-through", () => {
   });
 
   test("an upstream silent past the idle timeout ends the stream with response.failed", async () => {
-    env.fake.script(ACC, { kind: "silent" });
-    const res = await codex();
-    const text = await res.text();
-    expect(text).toContain("event: response.failed");
-    expect(text).toContain("stream_idle_timeout");
-    expect(env.inFlight("s1")).toBe(0);
+    // The idle deadline runs on the gateway's clock: a gateway of its own on a FakeClock, moved 1.1 s
+    // at a time until the stream ends (no wall-clock wait).
+    const clock = new FakeClock(Date.now());
+    const idle = await startProxyEnv({
+      clock,
+      accounts: [{ id: "s1", chatgptAccountId: ACC }],
+      env: { CODEX_LB_STREAM_IDLE_TIMEOUT_SECONDS: "1" },
+    });
+    try {
+      idle.fake.script(ACC, { kind: "silent" });
+      const res = await fetch(`${idle.gw.url}/backend-api/codex/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "hi" }] }),
+      });
+      let ended = false;
+      const read = res.text().finally(() => {
+        ended = true;
+      });
+      for (let i = 0; i < 50 && !ended; i++) {
+        await clock.advance(1_100);
+        await Bun.sleep(5);
+      }
+      const text = await read;
+      expect(text).toContain("event: response.failed");
+      expect(text).toContain("stream_idle_timeout");
+      expect(idle.inFlight("s1")).toBe(0);
+    } finally {
+      await idle.stop();
+    }
   });
 
   test("an upstream error event after the first byte becomes response.failed; /v1 clients do not see codex.* events", async () => {

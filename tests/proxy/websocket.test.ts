@@ -230,12 +230,17 @@ describe("Responses WebSocket", () => {
       status: 429,
       body: { error: { type: "usage_limit_reached", code: "usage_limit_reached", message: "limit" } },
     });
-    env.fake.script("chatgpt-w2", { kind: "slow", text: "after failover", delayMs: 150 });
+    let finish!: () => void;
+    const rest = new Promise<void>((r) => {
+      finish = r;
+    });
+    env.fake.script("chatgpt-w2", { kind: "slow", text: "after failover", rest });
     const ws = await open();
     ws.send(create([user("x")]));
     const first = await ws.next();
     expect(first.type).toBe("response.created");
     expect(env.inFlight("w2")).toBe(1);
+    finish();
     let frames = [first];
     while (frames.at(-1)!.type !== "response.completed") frames = [...frames, await ws.next()];
     expect(textOf(frames)).toBe("after failover");

@@ -24,24 +24,62 @@ export interface SqliteHandle {
 const STATEMENT_CACHE = 256;
 
 /**
+ * Counts the statements run that may write the watched tables (see `SyncSql.watchStamp`): a
+ * statement is classified once, when compiled, and a counting one bumps the count before it runs.
+ */
+class WriteWatch {
+  count = 0;
+  constructor(private readonly tables: readonly string[]) {}
+
+  /** `stmt` as compiled from `sql`, counting its runs when it may write a watched table. */
+  wrap(sql: string, stmt: Statement): Statement {
+    const head = sql.trimStart().slice(0, 6).toLowerCase();
+    if (head === "select" || head === "pragma" || !this.tables.some((t) => sql.includes(t))) return stmt;
+    const counted =
+      <A extends unknown[], R>(fn: (...a: A) => R) =>
+      (...a: A): R => {
+        this.count++;
+        return fn(...a);
+      };
+    // The surface the Kysely driver and `syncSql` use (bun:sqlite's methods use private fields, so
+    // they are called on the statement itself).
+    return {
+      get columnNames() {
+        return stmt.columnNames;
+      },
+      all: counted((...a: Parameters<Statement["all"]>) => stmt.all(...a)),
+      get: counted((...a: Parameters<Statement["get"]>) => stmt.get(...a)),
+      run: counted((...a: Parameters<Statement["run"]>) => stmt.run(...a)),
+      values: counted((...a: Parameters<Statement["values"]>) => stmt.values(...a)),
+      iterate: counted((...a: Parameters<Statement["iterate"]>) => stmt.iterate(...a)),
+      finalize: () => stmt.finalize(),
+    } as unknown as Statement;
+  }
+}
+
+/**
  * The database as the Kysely driver sees it: `prepare` hands back a statement compiled once per SQL
  * text (the driver would compile every query anew, which was the largest part of a store read).
  * Statements run synchronously, so one cached statement is never used by two queries at once.
  */
-function cachingDatabase(db: Database, cache: Map<string, Statement>): Database {
+function cachingDatabase(db: Database, cache: Map<string, Statement>, watch: WriteWatch): Database {
   const close = (throwOnError?: boolean) => {
     for (const stmt of cache.values()) stmt.finalize();
     cache.clear();
     db.close(throwOnError);
   };
-  return { prepare: cachedPrepare(db, cache), close } as unknown as Database;
+  return { prepare: cachedPrepare(db, cache, watch), close } as unknown as Database;
 }
 
-function cachedPrepare(db: Database, cache: Map<string, Statement>): (sql: string) => Statement {
+function cachedPrepare(
+  db: Database,
+  cache: Map<string, Statement>,
+  watch: WriteWatch,
+): (sql: string) => Statement {
   return (sql: string): Statement => {
     let stmt = cache.get(sql);
     if (stmt) return stmt;
-    stmt = db.prepare(sql);
+    stmt = watch.wrap(sql, db.prepare(sql));
     if (cache.size >= STATEMENT_CACHE) {
       const oldest = cache.keys().next().value as string;
       cache.get(oldest)?.finalize();
@@ -53,8 +91,8 @@ function cachedPrepare(db: Database, cache: Map<string, Statement>): (sql: strin
 }
 
 /** {@link SyncSql} on `db`, with the statement cache the Kysely driver uses. */
-function syncSql(db: Database, cache: Map<string, Statement>): SyncSql {
-  const prepare = cachedPrepare(db, cache);
+function syncSql(db: Database, cache: Map<string, Statement>, watch: WriteWatch): SyncSql {
+  const prepare = cachedPrepare(db, cache, watch);
   type Params = Parameters<Statement["run"]>;
   const begin = () => prepare("BEGIN IMMEDIATE").run();
   const commit = () => prepare("COMMIT").run();
@@ -75,15 +113,23 @@ function syncSql(db: Database, cache: Map<string, Statement>): SyncSql {
       commit();
       return out;
     },
+    watchStamp: () => {
+      const v = prepare("PRAGMA data_version").values()[0]?.[0];
+      return `${watch.count}:${v}`;
+    },
   };
 }
 
 /**
  * Opens `path` (or `:memory:`) with WAL, a 30 s busy timeout and foreign keys on. `wal: false`
  * keeps a rollback journal instead (a file about to be moved, like a backup being written, must
- * not leave -wal/-shm files behind).
+ * not leave -wal/-shm files behind). `watch` names the tables whose writes `sync.watchStamp()`
+ * follows.
  */
-export function openSqlite(path: string, opts: { wal?: boolean } = {}): SqliteHandle {
+export function openSqlite(
+  path: string,
+  opts: { wal?: boolean; watch?: readonly string[] } = {},
+): SqliteHandle {
   const db = new Database(path, { create: true, strict: false });
   // The busy timeout first: switching to WAL takes a lock another process may hold right now.
   db.exec("PRAGMA busy_timeout = 30000");
@@ -91,9 +137,10 @@ export function openSqlite(path: string, opts: { wal?: boolean } = {}): SqliteHa
   db.exec("PRAGMA synchronous = NORMAL");
   db.exec("PRAGMA foreign_keys = ON");
   const cached = new Map<string, Statement>();
+  const watch = new WriteWatch(opts.watch ?? []);
   return {
-    dialect: new BunSqliteDialect({ database: cachingDatabase(db, cached) }),
-    sync: syncSql(db, cached),
+    dialect: new BunSqliteDialect({ database: cachingDatabase(db, cached, watch) }),
+    sync: syncSql(db, cached, watch),
     close: () => {
       for (const stmt of cached.values()) stmt.finalize();
       cached.clear();
