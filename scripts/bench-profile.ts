@@ -3,7 +3,8 @@
  * with a limit, request logs, metrics) under short-answer load at `PROFILE_CONNS` (default 64)
  * connections for `PROFILE_SECONDS` (default 8) with `bun --cpu-prof`, then prints self time by
  * JS function (native callees charged to their nearest JS caller), by file, and inclusive time of the
- * gateway's own functions. `PROFILE_OUT` (default a temp dir) keeps the .cpuprofile.
+ * gateway's own functions. `PROFILE_OUT` (default a temp dir) keeps the .cpuprofile;
+ * `PROFILE_ANSWER=long` profiles the 1,000-event answer.
  *
  * @module
  */
@@ -36,7 +37,9 @@ function cpuUs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 1e4;
 }
 
-const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
+// `PROFILE_ANSWER=long`: the 1,000-event answer instead of the short one.
+const ANSWER = process.env.PROFILE_ANSWER === "long" ? "bench-long-stream" : "benchmark";
+const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: ANSWER }] });
 const up = await spawn(["upstream"]);
 const gw = await spawn(
   ["gateway", up.url, "1"],

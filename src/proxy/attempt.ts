@@ -13,7 +13,7 @@ import { isProbing } from "../core/health.ts";
 import type { AccountSnapshot } from "../core/types.ts";
 import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
 import { sendUpstream } from "../upstream/client.ts";
-import { StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
+import { type EventBytes, StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
 import { buildUpstreamHeaders } from "../upstream/headers.ts";
 import { eventJson, type SseEvent } from "../upstream/sse.ts";
 import { MAX_ACCOUNTS_PER_REQUEST, type ProxyContext } from "./context.ts";
@@ -28,6 +28,8 @@ export interface UpstreamCall {
   readonly payload: Json;
   /** `payload` serialised, when the caller has it (else it is serialised here). */
   readonly payloadText?: string;
+  /** `payloadText` as handed to `fetch`, when the caller has it (see `upstreamBody` in payload.ts). */
+  readonly payloadBody?: string | Uint8Array | undefined;
   readonly clientHeaders: Headers;
   /** The client's signal: aborting it aborts the upstream call. */
   readonly signal: AbortSignal;
@@ -48,11 +50,8 @@ export interface UpstreamEventSource {
   next(): Promise<SseEvent[] | null>;
   /** Stops reading (client gone, stream done). */
   cancel(reason?: unknown): void;
-  /** Byte pass-through (an HTTP SSE body, see UpstreamEvents): nothing held, raw chunks may follow. */
-  readonly clean?: boolean;
-  nextChunk?(): Promise<Uint8Array | null>;
-  pushBytes?(bytes: Uint8Array): SseEvent[];
-  endBytes?(): SseEvent[];
+  /** Whole events as the upstream's bytes (an HTTP SSE body, see UpstreamEvents.nextBytes). */
+  nextBytes?(): Promise<EventBytes | SseEvent[] | null>;
 }
 
 /** One attempt on one account: an open stream, or the failure to classify. */
@@ -99,7 +98,7 @@ export async function attemptOnce(
   call: UpstreamCall,
   account: AccountSnapshot,
   creds: AccountCredentials,
-  body: string,
+  body: string | Uint8Array,
 ): Promise<Outcome> {
   const { settings } = ctx.deps;
   const res = await sendUpstream(`${ctx.upstreamUrl}/codex/responses`, {
@@ -214,7 +213,7 @@ export async function openUpstream(
   const { services } = ctx.deps;
   const tried: string[] = [];
   let last: GatewayError | null = null;
-  const body = call.payloadText ?? JSON.stringify(call.payload);
+  const body = call.payloadBody ?? call.payloadText ?? JSON.stringify(call.payload);
   const log = ctx.deps.log;
   const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")

@@ -9,7 +9,7 @@
 import { isUtf8 } from "node:buffer";
 import { transportMessage } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
-import { StreamIdleTimeout } from "../upstream/event-stream.ts";
+import { decodeMidStream, type EventBytes, StreamIdleTimeout } from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
@@ -98,12 +98,13 @@ export function failedEvent(
 export type FinishStatus = "success" | "error" | "cancelled";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 const EVENT_PREFIX = new TextEncoder().encode("event: ");
 const DATA_PREFIX = new TextEncoder().encode("data: ");
-/** `event:` names of {@link OBSERVED} types, as bytes, by length (to compare without decoding). */
-const OBSERVED_BYTES = [...OBSERVED].map((t) => new TextEncoder().encode(t));
+
+/** `event:` names of {@link OBSERVED} types as bytes, by length (their lengths differ). */
+const OBSERVED_BY_LENGTH: (Uint8Array | undefined)[] = [];
+for (const t of OBSERVED) OBSERVED_BY_LENGTH[t.length] = new TextEncoder().encode(t);
 
 function startsWith(data: Uint8Array, at: number, prefix: Uint8Array): boolean {
   if (at + prefix.length > data.length) return false;
@@ -112,42 +113,29 @@ function startsWith(data: Uint8Array, at: number, prefix: Uint8Array): boolean {
 }
 
 /**
- * Whether the block `data[start, end)` is an event the gateway only passes on: the backend's own
- * framing (one `event:` line, one `data:` line) with a type the observer does not read.
+ * Where the event at `start` of whole events `data` ends (the first line feed of its blank line)
+ * when the gateway only passes it on: the backend's own framing (one `event:` line with a name,
+ * one `data:` line) with a type the observer does not read; -1 for any other event.
  */
-function passable(data: Uint8Array, start: number, end: number): boolean {
-  if (!startsWith(data, start, EVENT_PREFIX)) return false;
+function passableEnd(data: Uint8Array, start: number): number {
+  if (data[start] !== 101 || !startsWith(data, start, EVENT_PREFIX)) return -1;
   const nameStart = start + EVENT_PREFIX.length;
   const nl = data.indexOf(10, nameStart);
-  if (nl < 0 || nl >= end || !startsWith(data, nl + 1, DATA_PREFIX)) return false;
-  const second = data.indexOf(10, nl + 1);
-  if (second >= 0 && second < end) return false;
-  const len = nl - nameStart;
-  for (const name of OBSERVED_BYTES) {
-    if (name.length !== len) continue;
-    let same = true;
-    for (let i = 0; i < len; i++) {
-      if (data[nameStart + i] !== name[i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return false;
+  if (nl <= nameStart || !startsWith(data, nl + 1, DATA_PREFIX)) return -1;
+  const end = data.indexOf(10, nl + 1 + DATA_PREFIX.length);
+  if (data[end + 1] !== 10) return -1; // more lines than two
+  const observed = OBSERVED_BY_LENGTH[nl - nameStart];
+  if (observed) {
+    let i = 0;
+    while (i < observed.length && data[nameStart + i] === observed[i]) i++;
+    if (i === observed.length) return -1;
   }
-  return true;
+  return end;
 }
 
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+/** Bytes as the text path would send them: the same bytes unless they are not valid UTF-8. */
+function verbatim(bytes: Uint8Array): Uint8Array {
+  return isUtf8(bytes) ? bytes : encoder.encode(decodeMidStream(bytes));
 }
 
 export class ProxyStream {
@@ -163,10 +151,6 @@ export class ProxyStream {
   #finished = false;
   /** The upstream body ended by itself (nothing to abort). */
   #upstreamDone = false;
-  /** Bytes of an unfinished event, read through stepBytes. */
-  #tail: Uint8Array | null = null;
-  /** The byte path gave up (CR line ends): every later chunk goes through the event reader. */
-  #textOnly = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -206,74 +190,62 @@ export class ProxyStream {
   /**
    * Like {@link step}, for a pass-through shaper: the client bytes of the next upstream chunk.
    * Events the gateway does not read go out as the upstream's own bytes, unparsed; the few it
-   * reads (ids, usage, errors, rate limits), anything framed unusually (CR line ends, comments,
-   * data-only events) and everything before the event reader is clean take the text path, so
-   * the client receives exactly what {@link step} would have produced.
+   * reads (ids, usage, errors, rate limits) and anything framed unusually (comments, data-only
+   * events, CR line ends) take the text path, so the client receives exactly what {@link step}
+   * would have produced.
    */
-  async stepBytes(): Promise<string | Uint8Array | null> {
+  async stepBytes(): Promise<string | Uint8Array | Uint8Array[] | null> {
     const events = this.open.events;
-    if (
-      !this.shaper.passThrough ||
-      this.#textOnly ||
-      this.#ended ||
-      this.#prelude ||
-      !events.nextChunk ||
-      !events.pushBytes ||
-      !events.endBytes ||
-      (events.clean !== true && this.#tail === null)
-    )
-      return this.step();
-    let chunk: Uint8Array | null;
+    if (!this.shaper.passThrough || this.#ended || this.#prelude || !events.nextBytes) return this.step();
+    let x: EventBytes | SseEvent[] | null;
     try {
-      chunk = await events.nextChunk();
+      x = await events.nextBytes();
     } catch (e) {
       if (this.#finished) return null;
       return this.#broken(e);
     }
-    if (chunk === null) {
+    if (x === null) {
+      // The body ended by itself: nothing to cancel, and the connection can go back to the pool.
       this.#upstreamDone = true;
-      let out = "";
-      if (this.#tail) out = this.#shape([...events.pushBytes(this.#tail), ...events.endBytes()]);
-      this.#tail = null;
-      return out + this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
+      return this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
     }
-    let data = chunk;
-    if (this.#tail) {
-      data = concatBytes([this.#tail, chunk]);
-      this.#tail = null;
+    if (Array.isArray(x)) return this.#shape(x);
+    if (x.head === null) {
+      const parts = this.#passOn(x.body, null);
+      if (parts === null) return verbatim(x.body);
+      return parts.length === 0 ? "" : parts;
     }
-    if (data.indexOf(13) >= 0) {
-      // CR line ends: the event reader normalises them; it takes over for the rest of the stream.
-      this.#textOnly = true;
-      return this.#shape(events.pushBytes(data));
-    }
-    const parts: Uint8Array[] = [];
-    let runStart = 0;
-    let pos = 0;
-    for (;;) {
-      let nl = data.indexOf(10, pos);
-      while (nl >= 0 && data[nl + 1] !== 10) nl = data.indexOf(10, nl + 1);
-      if (nl < 0 || nl + 1 >= data.length) break;
-      if (!passable(data, pos, nl)) {
-        if (pos > runStart) parts.push(this.#verbatim(data.subarray(runStart, pos)));
-        const ev = parseBlock(decoder.decode(data.subarray(pos, nl)));
-        if (ev) {
-          const text = this.#shape([ev]);
-          if (text !== "") parts.push(encoder.encode(text));
-        }
-        runStart = nl + 2;
-      }
-      pos = nl + 2;
-    }
-    if (pos > runStart) parts.push(this.#verbatim(data.subarray(runStart, pos)));
-    if (pos < data.length) this.#tail = data.slice(pos);
-    if (parts.length === 0) return "";
-    return concatBytes(parts);
+    const parts = this.#passOn(x.head, []) ?? [verbatim(x.head)];
+    if (x.body.length > 0) this.#passOn(x.body, parts) ?? parts.push(verbatim(x.body));
+    return parts.length === 0 ? "" : parts;
   }
 
-  /** Bytes as the text path would send them: the same bytes unless they are not valid UTF-8. */
-  #verbatim(bytes: Uint8Array): Uint8Array {
-    return isUtf8(bytes) ? bytes : encoder.encode(decoder.decode(bytes));
+  /**
+   * The client bytes of whole events `data`, appended to `parts`; null (nothing appended) when all
+   * of them go on as they came, the common case.
+   */
+  #passOn(data: Uint8Array, parts: Uint8Array[] | null): Uint8Array[] | null {
+    let out: Uint8Array[] | null = null;
+    let runStart = 0;
+    let pos = 0;
+    while (pos < data.length) {
+      let end = passableEnd(data, pos);
+      if (end < 0) {
+        out ??= parts ?? [];
+        if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
+        end = data.indexOf(10, pos);
+        while (data[end + 1] !== 10) end = data.indexOf(10, end + 1);
+        const ev = parseBlock(decodeMidStream(data.subarray(pos, end)));
+        if (ev) {
+          const text = this.#shape([ev]);
+          if (text !== "") out.push(encoder.encode(text));
+        }
+        runStart = end + 2;
+      }
+      pos = end + 2;
+    }
+    if (out !== null && pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
+    return out;
   }
 
   /** The client went away: stop the upstream call and release everything. */
@@ -368,59 +340,82 @@ export const KEEPALIVE = ": keepalive\n\n";
 
 /**
  * The client body of a stream; cancelling it (client gone) aborts the upstream call. With
- * `keepaliveMs` > 0, a {@link KEEPALIVE} comment goes out whenever the upstream has been silent
- * that long, so clients and proxies between do not give up on a quiet stream.
+ * `keepaliveMs` > 0, a {@link KEEPALIVE} comment goes out whenever the client has waited that long
+ * for the next bytes, so clients and proxies between do not give up on a quiet stream. One timer
+ * per stream: it is not moved on for every chunk, but set again for what is left when it fires early.
  */
 export function toReadableStream(ps: ProxyStream, keepaliveMs = 0): ReadableStream<Uint8Array> {
-  let pending: Promise<string | Uint8Array | null> | null = null;
-  const keepalive = encoder.encode(KEEPALIVE);
+  /** When the client began waiting for the pending pull's bytes (-1: no pull pending). */
+  let waitingSince = -1;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let done = false;
+  let controller: ReadableStreamDefaultController<Uint8Array>;
+  const stop = () => {
+    done = true;
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+  const tick = () => {
+    timer = undefined;
+    if (done || waitingSince < 0) return; // no pull pending: the next pull sets it
+    const now = performance.now();
+    const waited = now - waitingSince;
+    if (waited < keepaliveMs) {
+      timer = setTimeout(tick, keepaliveMs - waited);
+      return;
+    }
+    // Only for a client that is reading (nothing of ours queued unread).
+    if ((controller.desiredSize ?? 0) >= 0) controller.enqueue(encoder.encode(KEEPALIVE));
+    waitingSince = now;
+    timer = setTimeout(tick, keepaliveMs);
+  };
   return new ReadableStream<Uint8Array>(
     {
-      async pull(controller) {
+      start(c) {
+        controller = c;
+      },
+      async pull(c) {
+        if (keepaliveMs > 0) {
+          waitingSince = performance.now();
+          timer ??= setTimeout(tick, keepaliveMs);
+        }
         try {
           for (;;) {
-            pending ??= ps.stepBytes();
-            let text: string | Uint8Array | null | typeof KEEPALIVE_TICK;
-            if (keepaliveMs > 0) {
-              let timer: ReturnType<typeof setTimeout> | undefined;
-              const tick = new Promise<typeof KEEPALIVE_TICK>((r) => {
-                timer = setTimeout(() => r(KEEPALIVE_TICK), keepaliveMs);
-              });
-              text = await Promise.race([pending, tick]);
-              clearTimeout(timer);
-            } else text = await pending;
-            if (text === KEEPALIVE_TICK) {
-              controller.enqueue(keepalive);
+            const out = await ps.stepBytes();
+            if (out === null) {
+              stop();
+              c.close();
               return;
             }
-            pending = null;
-            if (text === null) {
-              controller.close();
-              return;
+            if (out instanceof Uint8Array) {
+              c.enqueue(out);
+              break;
             }
-            if (typeof text !== "string") {
-              controller.enqueue(text);
-              return;
+            if (Array.isArray(out)) {
+              for (const part of out) c.enqueue(part);
+              if (out.length > 0) break;
+              continue;
             }
-            if (text !== "") {
-              controller.enqueue(encoder.encode(text));
-              return;
+            if (out !== "") {
+              c.enqueue(encoder.encode(out));
+              break;
             }
           }
+          waitingSince = -1;
         } catch (e) {
+          stop();
           ps.abort();
-          controller.error(e);
+          c.error(e);
         }
       },
       cancel() {
+        stop();
         ps.abort();
       },
     },
     { highWaterMark: 0 },
   );
 }
-
-const KEEPALIVE_TICK = Symbol("keepalive");
 
 /** Runs a stream to its end without a client body (non-streaming answers are assembled by the shaper). */
 export async function drain(ps: ProxyStream): Promise<void> {

@@ -1,93 +1,288 @@
 /**
- * Reads an upstream SSE body chunk by chunk with an idle deadline: each `next()` waits for the next
- * chunk (at most `idleMs`) and returns the events it completed. Nothing is buffered beyond the
- * unfinished tail of one event.
+ * Reads an upstream SSE body chunk by chunk with an idle deadline. Bytes are split into events at
+ * their blank lines without decoding (byte mode): a pass-through takes whole events as the
+ * upstream's own bytes ({@link UpstreamEvents.nextBytes}), and events are decoded once per chunk
+ * only for a reader that wants them ({@link UpstreamEvents.next}). A stream whose framing needs the
+ * full SSE rules (CR line ends, a byte-order mark, a giant event) goes to the event reader
+ * ({@link SseReader}) from there on, so either way the events are exactly the event reader's.
+ * Nothing is held but the tail of one unfinished event.
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
-import { type SseEvent, SseReader } from "./sse.ts";
+import { MAX_EVENT_CHARS, parseBlock, type SseEvent, SseReader } from "./sse.ts";
 
 export class StreamIdleTimeout extends Error {
   override name = "StreamIdleTimeout";
 }
 
+const LF = 10;
+const CR = 13;
+const EMPTY = new Uint8Array(0);
+const BLANK = Buffer.from("\n\n");
+const NOTHING: EventBytes = { head: null, body: EMPTY };
+/** How many first events next() hands out one per call (the attempt loop reads up to the first real one). */
+const ONE_BY_ONE = 6;
+/** Decodes whole events (never at the start of a stream, so a byte-order mark is a character). */
+const midStream = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * Where the last complete event of `data[from..]` ends (after its blank line), `from` when none
+ * does: as a forward scan for `\n\n` from `from` would find it (in a run of line feeds, pairs count
+ * from the run's start, an odd one left over begins the next event).
+ */
+export function lastEventEnd(data: Uint8Array, from = 0): number {
+  const j = bytesOf(data).lastIndexOf(BLANK);
+  if (j < from) return from;
+  let r = j;
+  while (r > from && data[r - 1] === LF) r--;
+  return (j + 2 - r) % 2 === 0 ? j + 2 : j + 1;
+}
+
+/** Where the first complete event of `data` ends (after its blank line), 0 when none does. */
+function firstEventEnd(data: Uint8Array): number {
+  const j = bytesOf(data).indexOf(BLANK);
+  return j < 0 ? 0 : j + 2;
+}
+
+/** `data` as a Buffer over the same memory (for its native searches). */
+function bytesOf(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+}
+
+/**
+ * Whole events as the upstream sent them, in two parts (so a chunk is not copied to join them):
+ * `head` usually completes the event held from earlier chunks, `body` the events after it.
+ */
+export interface EventBytes {
+  readonly head: Uint8Array | null;
+  readonly body: Uint8Array;
+}
+
+/** The events of whole event blocks (`\n\n`-ended, no CR), decoded once. */
+export function blockEvents(blocks: Uint8Array): SseEvent[] {
+  if (blocks.length === 0) return [];
+  const text = midStream.decode(blocks);
+  const out: SseEvent[] = [];
+  let start = 0;
+  let end = text.indexOf("\n\n");
+  while (end >= 0) {
+    const ev = parseBlock(text.slice(start, end));
+    if (ev) out.push(ev);
+    start = end + 2;
+    end = text.indexOf("\n\n", start);
+  }
+  return out;
+}
+
+/** Decodes bytes in the middle of a stream (a byte-order mark there is a character, as the event reader keeps it). */
+export function decodeMidStream(bytes: Uint8Array): string {
+  return midStream.decode(bytes);
+}
+
 export class UpstreamEvents {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #sse = new SseReader();
+  /** The event reader, once the stream needed it (text mode); null in byte mode. */
+  #sse: SseReader | null = null;
+  /** Byte mode: the unfinished event's bytes, in pieces. */
+  #tail: Uint8Array[] = [];
+  #tailLen = 0;
+  /** Some byte has been seen (a byte-order mark is only stripped before the first). */
+  #started = false;
   #done = false;
+  /** The idle deadline: one timer per stream, moved on lazily (see #onTimer). */
+  #timer: TimerHandle | undefined;
+  /** When the pending read began (-1: no read pending). */
+  #waitingSince = -1;
+  #idle = false;
+  /** Whole events read but not handed out yet (next() hands out the first events one by one). */
+  #ready: EventBytes | null = null;
+  /** Events next() has handed out one at a time. */
+  #single = 0;
 
   constructor(
     body: ReadableStream<Uint8Array>,
     private readonly idleMs: number,
-    /** The gateway's timers (the idle deadline runs on its clock). */
-    private readonly timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
+    /** The gateway's clock and timers (the idle deadline runs on them). */
+    private readonly timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
   ) {
     this.#reader = body.getReader();
   }
 
-  /** The next raw chunk of the body, or null once it has ended (for byte pass-through; see {@link clean}). */
-  async nextChunk(): Promise<Uint8Array | null> {
+  /**
+   * The next whole events as the upstream's bytes (byte mode: `\n\n`-ended blocks, possibly none),
+   * or their events once the stream is read by the event reader (text mode, and the last event of
+   * an ended body), or null once the body has ended.
+   */
+  async nextBytes(): Promise<EventBytes | SseEvent[] | null> {
     if (this.#done) return null;
-    let timer: TimerHandle | undefined;
-    const idle = new Promise<never>((_, reject) => {
-      timer = this.timers.setTimeout(
-        () => reject(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)),
-        this.idleMs,
-      );
-    });
-    try {
-      const r = await Promise.race([this.#reader.read(), idle]);
-      if (r.done) {
-        this.#done = true;
-        return null;
-      }
-      return r.value;
-    } finally {
-      this.timers.clearTimeout(timer);
+    const ready = this.#ready;
+    if (ready) {
+      this.#ready = null;
+      return ready;
     }
-  }
-
-  /** Whether the event reader holds nothing, so raw chunks may be read from here on. */
-  get clean(): boolean {
-    return this.#sse.clean;
-  }
-
-  /** Events of bytes read through {@link nextChunk}, handed back to the event reader. */
-  pushBytes(bytes: Uint8Array): SseEvent[] {
-    return this.#sse.push(bytes);
-  }
-
-  /** The event reader's last event (one without its blank line), once the body has ended. */
-  endBytes(): SseEvent[] {
-    return this.#sse.end();
-  }
-
-  /** The events of the next chunk (possibly none), or null once the body has ended. */
-  async next(): Promise<SseEvent[] | null> {
-    if (this.#done) return null;
-    let timer: TimerHandle | undefined;
-    const idle = new Promise<never>((_, reject) => {
-      timer = this.timers.setTimeout(
-        () => reject(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)),
-        this.idleMs,
-      );
-    });
-    try {
-      const r = await Promise.race([this.#reader.read(), idle]);
-      if (r.done) {
-        this.#done = true;
-        return this.#sse.end();
+    const chunk = await this.#read();
+    if (chunk === null) return this.#end();
+    if (this.#sse) return this.#sse.push(chunk);
+    const before = this.#started;
+    if (chunk.length > 0) this.#started = true;
+    // A byte-order mark may open the stream (the event reader strips it); CR line ends.
+    if ((!before && chunk[0] === 0xef) || chunk.indexOf(CR) >= 0) return this.#toText(chunk, before);
+    let head: Uint8Array | null = null;
+    let from = 0;
+    if (this.#tailLen > 0) {
+      const last = this.#tail[this.#tail.length - 1]!;
+      // The held event ends at the first blank line: across the chunk's start, or inside it.
+      from = last[last.length - 1] === LF && chunk[0] === LF ? 1 : firstEventEnd(chunk);
+      if (from === 0) {
+        // No event completed: keep the chunk aside without copying.
+        this.#keep(chunk);
+        return this.#tailLen > MAX_EVENT_CHARS ? this.#toText(EMPTY, true) : NOTHING;
       }
-      return this.#sse.push(r.value);
-    } finally {
-      this.timers.clearTimeout(timer);
+      head = concat(this.#tail, this.#tailLen, chunk.subarray(0, from));
+      this.#tail = [];
+      this.#tailLen = 0;
+    }
+    const end = lastEventEnd(chunk, from);
+    if (end < chunk.length) this.#keep(end === 0 ? chunk : chunk.slice(end));
+    const body = end > from ? chunk.subarray(from, end) : EMPTY;
+    if (this.#tailLen > MAX_EVENT_CHARS) {
+      // An event this large: the event reader counts its characters (and refuses it past the limit).
+      const events = blockEvents(head ?? EMPTY).concat(blockEvents(body));
+      return events.concat(this.#toText(EMPTY, true));
+    }
+    return head === null && body === EMPTY ? NOTHING : { head, body };
+  }
+
+  /**
+   * The events of the next chunk (possibly none), or null once the body has ended. The first
+   * {@link ONE_BY_ONE} events come one per call: a reader that looks at the first events only (the
+   * attempt loop, up to the first real event) leaves the rest of the chunk as bytes for
+   * {@link nextBytes}, so a pass-through need not decode them.
+   */
+  async next(): Promise<SseEvent[] | null> {
+    const x = await this.nextBytes();
+    if (x === null || Array.isArray(x)) return x;
+    if (this.#single < ONE_BY_ONE) return this.#first(x);
+    if (x.head === null) return blockEvents(x.body);
+    return blockEvents(x.head).concat(blockEvents(x.body));
+  }
+
+  /** The first event of `x` (none if it has none); the bytes after it wait in #ready. */
+  #first(x: EventBytes): SseEvent[] {
+    let data = x.head ?? x.body;
+    let rest = x.head ? x.body : EMPTY;
+    let pos = 0;
+    for (;;) {
+      if (pos >= data.length) {
+        if (rest.length === 0) return [];
+        data = rest;
+        rest = EMPTY;
+        pos = 0;
+      }
+      let end = data.indexOf(LF, pos);
+      while (data[end + 1] !== LF) end = data.indexOf(LF, end + 1);
+      const ev = parseBlock(midStream.decode(data.subarray(pos, end)));
+      pos = end + 2;
+      if (ev) {
+        this.#single++;
+        const left = data.subarray(pos);
+        if (left.length > 0) this.#ready = { head: left, body: rest };
+        else if (rest.length > 0) this.#ready = { head: null, body: rest };
+        return [ev];
+      }
     }
   }
 
   /** Stops reading and releases the upstream body (the caller aborts the fetch as well). */
   cancel(reason?: unknown): void {
     this.#done = true;
+    this.#disarm();
     this.#reader.cancel(reason).catch(() => {});
   }
+
+  async #read(): Promise<Uint8Array | null> {
+    this.#waitingSince = this.timers.now();
+    if (this.#timer === undefined) this.#timer = this.timers.setTimeout(this.#onTimer, this.idleMs);
+    let r: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
+    try {
+      r = await this.#reader.read();
+    } finally {
+      this.#waitingSince = -1;
+    }
+    if (this.#idle) throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
+    if (r.done) {
+      this.#done = true;
+      this.#disarm();
+      return null;
+    }
+    return r.value;
+  }
+
+  /**
+   * The idle deadline is the start of the pending read plus `idleMs`. The timer is not moved on
+   * every chunk: when it fires early (reads happened since), it is set again for what is left.
+   */
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    if (this.#done || this.#waitingSince < 0) return; // no read pending: the next read sets it
+    const waited = this.timers.now() - this.#waitingSince;
+    if (waited < this.idleMs) {
+      this.#timer = this.timers.setTimeout(this.#onTimer, this.idleMs - waited);
+      return;
+    }
+    this.#idle = true;
+    this.#done = true;
+    // Ends the pending read (as done); #read then reports the idle timeout.
+    this.#reader.cancel(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)).catch(() => {});
+  };
+
+  #disarm(): void {
+    if (this.#timer !== undefined) {
+      this.timers.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #keep(bytes: Uint8Array): void {
+    this.#tail.push(bytes);
+    this.#tailLen += bytes.length;
+  }
+
+  /**
+   * From here on the event reader reads the stream, starting with the bytes held. `midStream`:
+   * bytes came before (a byte-order mark is then a character, not stripped).
+   */
+  #toText(chunk: Uint8Array, midStream: boolean): SseEvent[] {
+    const sse = new SseReader(midStream);
+    this.#sse = sse;
+    const out: SseEvent[] = [];
+    for (const part of this.#tail) for (const ev of sse.push(part)) out.push(ev);
+    this.#tail = [];
+    this.#tailLen = 0;
+    for (const ev of sse.push(chunk)) out.push(ev);
+    return out;
+  }
+
+  /** The body ended: the held bytes' last event (one without its blank line). */
+  #end(): SseEvent[] {
+    if (this.#sse) return this.#sse.end();
+    if (this.#tailLen === 0) return [];
+    // Held bytes never open with a byte-order mark (that stream went to the event reader at once).
+    const events = this.#toText(EMPTY, true);
+    return events.concat(this.#sse!.end());
+  }
+}
+
+/** The pieces and `last`, joined (`n`: the pieces' total length). */
+function concat(parts: readonly Uint8Array[], n: number, last: Uint8Array): Uint8Array {
+  const out = new Uint8Array(n + last.length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  out.set(last, at);
+  return out;
 }

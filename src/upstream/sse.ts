@@ -27,7 +27,7 @@ export class SseEventTooLarge extends Error {
  * scanned once, joined once), so a large event arriving in many chunks costs no rescans.
  */
 export class SseReader {
-  readonly #decoder = new TextDecoder();
+  readonly #decoder: TextDecoder;
   /** The unfinished event's text so far (line ends normalised to `\n`), in pieces. */
   #pending: string[] = [];
   #pendingChars = 0;
@@ -35,23 +35,15 @@ export class SseReader {
   #last = "";
   /** A CR at the end of the input so far, held until the next character says whether it is a CRLF. */
   #heldCr = false;
-  #clean = true;
+
+  /** `midStream`: the reader takes over a stream already begun (a byte-order mark is then kept). */
+  constructor(midStream = false) {
+    this.#decoder = new TextDecoder("utf-8", { ignoreBOM: midStream });
+  }
 
   /** Feeds one chunk; returns the events it completed. */
   push(chunk: Uint8Array): SseEvent[] {
-    const events = this.pushText(this.#decoder.decode(chunk, { stream: true }));
-    const n = chunk.length;
-    this.#clean = this.#empty && (n === 0 || (n >= 2 && chunk[n - 1] === 10 && chunk[n - 2] === 10));
-    return events;
-  }
-
-  get #empty(): boolean {
-    return this.#pendingChars === 0 && !this.#heldCr;
-  }
-
-  /** Nothing is held (no unfinished event, no partial character): the next byte starts an event. */
-  get clean(): boolean {
-    return this.#clean && this.#empty;
+    return this.pushText(this.#decoder.decode(chunk, { stream: true }));
   }
 
   /** Feeds already-decoded text. */

@@ -5,10 +5,11 @@
  * invalid UTF-8, error events, a last event without its blank line, a stream without a terminal.
  */
 import { describe, expect, test } from "bun:test";
+import { seededRandom } from "../../src/core/clock.ts";
 import type { OpenStream } from "../../src/proxy/attempt.ts";
 import type { ProxyContext } from "../../src/proxy/context.ts";
 import { codexShaper } from "../../src/proxy/shapers.ts";
-import { ProxyStream } from "../../src/proxy/stream.ts";
+import { ProxyStream, toReadableStream } from "../../src/proxy/stream.ts";
 import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
 
 const enc = new TextEncoder();
@@ -69,6 +70,28 @@ function cuts(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
   return out;
 }
 
+function proxyStream(chunks: readonly Uint8Array[]): ProxyStream {
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (const ch of chunks) c.enqueue(ch);
+      c.close();
+    },
+  });
+  const open = {
+    account: { id: "a1" },
+    events: new UpstreamEvents(body, 5000),
+    prelude: [],
+    headers: new Headers(),
+    controller: new AbortController(),
+    lease: { release() {} },
+  } as unknown as OpenStream;
+  const ctx = {
+    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
+    quota: { record() {} },
+  } as unknown as ProxyContext;
+  return new ProxyStream(ctx, open, codexShaper, () => {});
+}
+
 async function run(chunks: readonly Uint8Array[], bytes: boolean): Promise<{ out: Uint8Array; raw: number }> {
   const body = new ReadableStream<Uint8Array>({
     start(c) {
@@ -97,7 +120,8 @@ async function run(chunks: readonly Uint8Array[], bytes: boolean): Promise<{ out
     if (typeof x === "string") parts.push(enc.encode(x));
     else {
       raw++;
-      parts.push(x);
+      if (Array.isArray(x)) parts.push(...x);
+      else parts.push(x);
     }
   }
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -132,5 +156,52 @@ describe("byte pass-through", () => {
     const r = await run(chunks, true);
     expect(r.raw).toBeGreaterThan(0);
     expect(new TextDecoder().decode(r.out)).toBe(text);
+  });
+
+  test("a chunk that sends the client nothing (a comment alone) does not stall the client body", async () => {
+    const text = new TextDecoder().decode(STREAMS.odd);
+    const chunks = text.split(/(?<=\n\n)/).map((s) => enc.encode(s));
+    const viaEvents = await run(chunks, false);
+    for (const keepaliveMs of [0, 60_000]) {
+      const body = await new Response(toReadableStream(proxyStream(chunks), keepaliveMs)).arrayBuffer();
+      expect(Buffer.compare(new Uint8Array(body), viaEvents.out)).toBe(0);
+    }
+  });
+
+  test("random streams, randomly cut: the client body carries the event path's bytes", async () => {
+    const next = seededRandom(3).next;
+    const pieces = [
+      delta("a"),
+      delta("é😀"),
+      ev({ type: "response.created", response: { id: "r9", created_at: 1 } }),
+      ev({ type: "codex.rate_limits", rate_limits: { primary: { used_percent: 1 } } }),
+      ev({ type: "error", error: { code: "X", message: "m" } }),
+      ": keepalive\n\n",
+      "\n",
+      `data: ${JSON.stringify({ type: "response.output_text.delta", delta: "d" })}\n\n`,
+      "event: response.output_text.delta\ndata: {}\ndata: {}\n\n",
+      "event: \ndata: {}\n\n",
+    ];
+    for (let k = 0; k < 150; k++) {
+      const parts: string[] = [];
+      for (let i = 0, n = 1 + Math.floor(next() * 12); i < n; i++)
+        parts.push(pieces[Math.floor(next() * pieces.length)]!);
+      if (next() < 0.5) parts.push(ev({ type: "response.completed", response: { id: "r9", created_at: 1 } }));
+      const data = enc.encode(parts.join(""));
+      const chunks: Uint8Array[] = [];
+      for (let i = 0; i < data.length; ) {
+        const n = 1 + Math.floor(next() * 40);
+        chunks.push(data.slice(i, i + n));
+        i += n;
+      }
+      const viaEvents = await run(chunks, false);
+      const body = new Uint8Array(await new Response(toReadableStream(proxyStream(chunks))).arrayBuffer());
+      // Byte for byte, but for the id a response.failed makes up when the upstream gave none.
+      const latin1 = (b: Uint8Array) =>
+        Buffer.from(b)
+          .toString("latin1")
+          .replace(/resp_[0-9a-f]{32}/g, "resp_X");
+      expect({ k, body: latin1(body) }).toEqual({ k, body: latin1(viaEvents.out) });
+    }
   });
 });
