@@ -7,23 +7,16 @@
  * Variants, interleaved `BODY_ROUNDS` (default 5) times, `BODY_REQUESTS` (default 400) each:
  * - `pass-through`: the body read and posted on to a sink, as the bench's pass-through does;
  * - `guard only`: the body read as text under the gateway's body guard (size limit, deadline), as
- *   the routes read it (`readGuardedText`);
- * - `route`: what the Responses routes do with a body (src/proxy/routes.ts): read through the guard,
+ *   the proxy pipeline reads it (`BodyGuard.readText`);
+ * - `route`: what the Responses routes do with a body (`readResponses` in src/proxy/serve.ts):
  *   parse, check, build the upstream payload and its text, and post that to the sink.
  * The sink runs in the server process (its CPU counts, as the pass-through's does).
  * Prints the median CPU µs per request of each, and each one's extra for the big body over the short.
  *
  * @module
  */
-import { BodyGuard, readGuardedText } from "../src/core/body-guard.ts";
-import { reasoningEffortOf, routingFields, toUpstreamPayload, upstreamText } from "../src/proxy/payload.ts";
-import {
-  checkResponsesTools,
-  checkTextFormat,
-  optionalBoolean,
-  readJsonBodyText,
-  validateResponsesBody,
-} from "../src/proxy/validate.ts";
+import { BodyGuard } from "../src/core/body-guard.ts";
+import { readResponses } from "../src/proxy/serve.ts";
 
 const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
 /** The same long Codex history as `bun run bench`: ~256 KB of earlier turns. */
@@ -40,13 +33,8 @@ const BIG = JSON.stringify({
 const BIG_CODEX = JSON.stringify({ ...JSON.parse(BIG), store: false, stream: true });
 
 const guard = new BodyGuard({ maxBytes: 64 * 1024 * 1024, timeoutMs: 60_000, maxPendingPerAddress: 1e6 });
-const guarded = (request: Request) =>
-  new Request(request.url, {
-    method: request.method,
-    headers: request.headers,
-    body: guard.guard(request.body!, () => {}),
-    duplex: "half",
-  } as RequestInit);
+/** The body's text as the pipeline's `read` step gets it (src/app/app.ts, src/proxy/pipeline.ts). */
+const guardedBody = (request: Request) => guard.readText(request, performance.now());
 
 const sink: unknown[] = [];
 const keep = (v: unknown) => {
@@ -63,16 +51,10 @@ const post = async (body: BodyInit) => {
 const variants: Record<string, (request: Request) => Promise<void>> = {
   // What scripts/bench-servers.ts's pass-through does with a body.
   "pass-through": async (request) => post(await request.text()),
-  "guard only": async (request) => keep(await readGuardedText(guarded(request))),
+  "guard only": async (request) => keep(await guardedBody(request)),
   route: async (request) => {
-    const { body, text } = await readJsonBodyText(guarded(request));
-    validateResponsesBody(body);
-    checkResponsesTools(body);
-    checkTextFormat(body);
-    keep(optionalBoolean(body, "stream"));
-    const payload = toUpstreamPayload(body);
-    keep([reasoningEffortOf(body), routingFields(payload)]);
-    await post(upstreamText(body, payload, text));
+    const spec = readResponses("codex", await guardedBody(request));
+    await post(spec.payloadText ?? JSON.stringify(spec.payload));
   },
 };
 
@@ -98,6 +80,8 @@ async function server(): Promise<void> {
       return new Response("ok");
     },
   });
+  // Exits cleanly on SIGTERM, so `bun --cpu-prof` writes its profile.
+  process.on("SIGTERM", () => process.exit(0));
   console.log(`PORT ${srv.port}`);
 }
 

@@ -293,28 +293,34 @@ interface WholeRead {
 const wholeReads = new WeakMap<ReadableStream<Uint8Array>, WholeRead>();
 
 /**
- * The text of `request`'s body, decoded as `Request.text()` decodes it, under the body guard's
- * limit and deadline. A body behind {@link BodyGuard.guard} with a declared `Content-Length` within
- * the limit (and no `Transfer-Encoding`, so that length frames it) and not read yet is read by the
- * runtime in one go: a JavaScript stream read chunk by chunk costs about three times the CPU, and
- * its text is slower to parse and to send on. Anything else: `request.text()`.
+ * The text of a body behind {@link BodyGuard.guard} (`body`, the wrapper it returned; `headers`,
+ * the request's), decoded as `Request.text()` decodes it, under the guard's limit and deadline. A
+ * body with a declared `Content-Length` within the limit (and no `Transfer-Encoding`, so that
+ * length frames it) and not read yet is read by the runtime in one go: read chunk by chunk through
+ * the wrapper it costs about three times the CPU, and its text is slower to parse and to send on.
+ * Anything else is read through the wrapper.
  */
-export function readGuardedText(request: Request): Promise<string> {
-  const body = request.body;
-  const whole = body ? wholeReads.get(body) : undefined;
-  if (whole && body && !body.locked && whole.available()) {
-    const declared = request.headers.get("content-length");
+export function guardedText(body: ReadableStream<Uint8Array>, headers: Headers): Promise<string> {
+  const whole = wholeReads.get(body);
+  if (whole && !body.locked && whole.available()) {
+    const declared = headers.get("content-length");
     if (
       declared !== null &&
       /^\d{1,15}$/.test(declared) &&
       Number(declared) <= whole.maxBytes &&
-      !request.headers.has("transfer-encoding")
+      !headers.has("transfer-encoding")
     ) {
       wholeReads.delete(body);
       return whole.read();
     }
   }
-  return request.text();
+  return new Response(body).text();
+}
+
+/** {@link guardedText} of a request whose body is a guard's wrapper; else `request.text()`. */
+export function readGuardedText(request: Request): Promise<string> {
+  const body = request.body;
+  return body && wholeReads.has(body) ? guardedText(body, request.headers) : request.text();
 }
 
 /** The GatewayError a body guard failed with, found in an error's `cause` chain (Elysia wraps it). */

@@ -28,6 +28,8 @@ export interface UpstreamCall {
   readonly payload: Json;
   /** `payload` serialised, when the caller has it (else it is serialised here). */
   readonly payloadText?: string;
+  /** `payloadText` as handed to `fetch`, when the caller has it (see `upstreamBody` in payload.ts). */
+  readonly payloadBody?: string | Uint8Array | undefined;
   readonly clientHeaders: Headers;
   /** The client's signal: aborting it aborts the upstream call. */
   readonly signal: AbortSignal;
@@ -96,7 +98,7 @@ export async function attemptOnce(
   call: UpstreamCall,
   account: AccountSnapshot,
   creds: AccountCredentials,
-  body: string,
+  body: string | Uint8Array,
 ): Promise<Outcome> {
   const { settings } = ctx.deps;
   const res = await sendUpstream(`${ctx.upstreamUrl}/codex/responses`, {
@@ -211,7 +213,7 @@ export async function openUpstream(
   const { services } = ctx.deps;
   const tried: string[] = [];
   let last: GatewayError | null = null;
-  const body = call.payloadText ?? JSON.stringify(call.payload);
+  const body = call.payloadBody ?? call.payloadText ?? JSON.stringify(call.payload);
   const log = ctx.deps.log;
   const metrics = ctx.deps.metrics;
   const routingLog = log.isLevelEnabled("debug")

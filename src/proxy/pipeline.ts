@@ -273,6 +273,7 @@ async function attempt(ctx: ProxyRequestContext): Promise<undefined> {
         model: spec.model,
         payload: spec.payload,
         payloadText: spec.payloadText,
+        payloadBody: spec.payloadBody,
         clientHeaders: ctx.request.headers,
         signal: ctx.signal,
         promptCacheKey: spec.routing.promptCacheKey,

@@ -12,7 +12,13 @@ import { chatToResponses } from "./chat/request.ts";
 import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
 import { statusForStreamError } from "./failure.ts";
 import { type RequestKind, requestKindOf } from "./log-row.ts";
-import { reasoningEffortOf, routingFields, toUpstreamPayload, upstreamText } from "./payload.ts";
+import {
+  reasoningEffortOf,
+  routingFields,
+  toUpstreamPayload,
+  upstreamBody,
+  upstreamText,
+} from "./payload.ts";
 import type { ProxyRequestContext, Settle } from "./pipeline.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
 import { drain, ProxyStream, type Shaper, toReadableStream } from "./stream.ts";
@@ -35,6 +41,8 @@ export interface ProxySpec {
   readonly payload: Json;
   /** `payload` as text when already at hand (the client's own bytes when nothing changed). */
   readonly payloadText?: string;
+  /** `payloadText` as handed to `fetch` (see `upstreamBody` in payload.ts). */
+  readonly payloadBody?: string | Uint8Array;
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
@@ -73,11 +81,13 @@ export function readResponses(kind: "codex" | "responses", text: string): ProxyS
   checkResponsesTools(body);
   checkTextFormat(body);
   const payload = toUpstreamPayload(body);
+  const payloadText = upstreamText(body, payload, text);
   return {
     kind,
     model: body.model as string,
     payload,
-    payloadText: upstreamText(body, payload, text),
+    payloadText,
+    payloadBody: upstreamBody(payloadText, text),
     stream: kind === "codex" ? true : (optionalBoolean(body, "stream") ?? false),
     reasoningEffort: reasoningEffortOf(body),
     clientBody: body,

@@ -22,7 +22,7 @@ export async function sendUpstream(
   init: {
     method: string;
     headers: Headers;
-    body?: string;
+    body?: string | Uint8Array;
     signal?: AbortSignal;
     connectTimeoutMs: number;
     /** The gateway's timers (the header deadline runs on its clock). */

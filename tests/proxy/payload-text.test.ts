@@ -8,6 +8,7 @@ import {
   payloadUnchanged,
   toUpstreamPayload,
   uniqueTopLevelKeys,
+  upstreamBody,
   upstreamText,
 } from "../../src/proxy/payload.ts";
 import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
@@ -133,5 +134,43 @@ describe("over HTTP", () => {
     bad[bad.indexOf(0x23)] = 0xff;
     expect(await send(bad)).toBe(await new Response(bad).text());
     expect(await send(bad)).toContain("\ufffd");
+  });
+});
+
+describe("the changed text goes to fetch encoded once", () => {
+  test("upstreamBody: the client's own text as it is, a built text as its UTF-8 bytes", () => {
+    const raw = JSON.stringify({ ...codexBody, prompt_cache_key: "é ✓ 😀" });
+    expect(upstreamBody(raw, raw)).toBe(raw);
+    const body = JSON.parse(raw);
+    const changed = { ...body, store: true };
+    const text = upstreamText(changed, toUpstreamPayload(changed), JSON.stringify(changed));
+    const sent = upstreamBody(text, JSON.stringify(changed));
+    expect(sent).toBeInstanceOf(Uint8Array);
+    expect(new TextDecoder().decode(sent as Uint8Array)).toBe(text);
+  });
+
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({ accounts: [{ id: "a" }, { id: "b" }] });
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+
+  test("a changed body reaches the account that answers after a failover, the same bytes each time", async () => {
+    env.fake.always("chatgpt-a", { kind: "http_error", status: 503, body: { error: { message: "busy" } } });
+    env.fake.always("chatgpt-b", { kind: "text", text: "from b" });
+    const sdk = { model: "gpt-5.2", input: [{ role: "user", content: 'é ✓ 😀 "q"' }], temperature: 0.5 };
+    const res = await fetch(`${env.gw.url}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(sdk),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("from b");
+    const calls = env.upstream.calls("POST /backend-api/codex/responses");
+    expect(calls.length).toBeGreaterThanOrEqual(2);
+    const expected = upstreamText(sdk, toUpstreamPayload(sdk), JSON.stringify(sdk));
+    for (const c of calls) expect(c.body).toBe(expected);
   });
 });
