@@ -143,6 +143,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     maxBytes: settings.maxBodyBytes,
     timeoutMs: settings.bodyTimeoutSeconds * 1000,
     maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
+    // Body deadlines on the gateway's timers (a FakeClock's in tests).
+    setTimer: (fn, ms) => time.setTimeout(fn, ms),
+    clearTimer: (t) => time.clearTimeout(t as TimerHandle | undefined),
   });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
