@@ -56,6 +56,13 @@ export class LeasePool implements AccountLeases {
     return this.#inFlight.get(accountId) ?? 0;
   }
 
+  /** The accounts with `cap` or more streams in flight: one pass over the accounts with streams. */
+  atCap(cap: number): string[] {
+    const out: string[] = [];
+    for (const [id, n] of this.#inFlight) if (n >= cap) out.push(id);
+    return out;
+  }
+
   /** Requests waiting for a slot on the account. */
   queued(accountId: string): number {
     return this.#queues.get(accountId)?.length ?? 0;
