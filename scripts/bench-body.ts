@@ -55,7 +55,7 @@ const variants: Record<string, (request: Request) => Promise<void>> = {
   route: async (request) => {
     const spec = readResponses("codex", await guardedBody(request));
     // What attempt.ts hands fetch.
-    await post(spec.payloadBody ?? spec.payloadText ?? JSON.stringify(spec.payload));
+    await post((spec.payloadBody ?? spec.payloadText ?? JSON.stringify(spec.payload)) as BodyInit);
   },
 };
 
