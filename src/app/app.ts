@@ -36,8 +36,8 @@ import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { proxyContext } from "../proxy/context.ts";
 import {
+  HttpRequestContext,
   type ProxyGate,
-  ProxyRequestContext,
   type ProxyRoute,
   proxyRoutes as pipelineRoutes,
   serveProxyRequest,
@@ -375,14 +375,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   /** One proxy POST, through the pipeline; its failures rendered as the framework would. */
   const serveDirect = async (route: ProxyRoute, request: Request, peerIp: string | null) => {
-    const ctx = new ProxyRequestContext(
-      proxy,
-      gate,
-      route,
-      request,
-      peerIp,
-      chooseRequestId(request.headers),
-    );
+    const ctx = new HttpRequestContext(proxy, gate, route, request, peerIp, chooseRequestId(request.headers));
     let slot: BodySlot | null = null;
     if (request.body !== null) {
       const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
