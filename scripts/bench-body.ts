@@ -54,7 +54,8 @@ const variants: Record<string, (request: Request) => Promise<void>> = {
   "guard only": async (request) => keep(await guardedBody(request)),
   route: async (request) => {
     const spec = readResponses("codex", await guardedBody(request));
-    await post(spec.payloadText ?? JSON.stringify(spec.payload));
+    // What attempt.ts hands fetch.
+    await post((spec.payloadBody ?? spec.payloadText ?? JSON.stringify(spec.payload)) as BodyInit);
   },
 };
 

@@ -31,6 +31,7 @@ export default definePlugin({
         sticky: ctx.services.sticky,
         settings: ctx.services.runtimeSettings,
         inFlight: (id) => leases.inFlight(id),
+        atCap: (cap) => leases.atCap(cap),
         maxStreams: () => ctx.settings.accountMaxStreams,
         lastSelected,
         fallbackStrategy: ctx.settings.routingStrategy,

@@ -30,14 +30,47 @@ export interface LeasePoolOptions {
   readonly now: () => number;
 }
 
-interface Waiter {
-  /** Streams the account may have in flight for this waiter to go (1 for a probe). */
-  readonly cap: () => number;
-  readonly grant: () => void;
-  readonly fail: (e: unknown) => void;
-  /** The clock's time past which it is refused, and the request's whole queue budget. */
-  readonly deadline: number;
-  readonly budgetMs: number;
+/**
+ * A request waiting for a slot: a node of its account's FIFO and of the pool's deadline list (both
+ * doubly linked, so granting, refusing or aborting it is O(1)); it is its own abort listener.
+ */
+class Waiter {
+  /** Neighbours in the account's queue (oldest first). */
+  prev: Waiter | null = null;
+  next: Waiter | null = null;
+  /** Neighbours in the pool's deadline list (earliest first). */
+  dPrev: Waiter | null = null;
+  dNext: Waiter | null = null;
+  /** False once granted, refused or aborted. */
+  waiting = true;
+
+  constructor(
+    readonly queue: WaitQueue,
+    /** A probe waits for an idle account (cap 1); others for a free slot under the stream limit. */
+    readonly probe: boolean,
+    /** The clock's time past which it is refused, and the request's whole queue budget. */
+    readonly deadline: number,
+    readonly budgetMs: number,
+    readonly signal: AbortSignal | undefined,
+    readonly resolve: (lease: Lease) => void,
+    readonly reject: (e: unknown) => void,
+    readonly pool: LeasePool,
+  ) {}
+
+  /** The request's signal aborted: out of the queue, rejected with the abort reason. */
+  handleEvent(): void {
+    if (!this.waiting) return;
+    this.pool.leave(this);
+    this.reject(abortError(this.signal!));
+  }
+}
+
+/** One account's waiting requests, oldest first. */
+interface WaitQueue {
+  readonly accountId: string;
+  head: Waiter | null;
+  tail: Waiter | null;
+  size: number;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -46,9 +79,13 @@ function abortError(signal: AbortSignal): unknown {
 
 export class LeasePool implements AccountLeases {
   readonly #inFlight = new Map<string, number>();
-  readonly #queues = new Map<string, Waiter[]>();
-  /** One timer per account queue (not per waiter): due at the earliest deadline in the queue. */
-  readonly #timers = new Map<string, TimerHandle>();
+  readonly #queues = new Map<string, WaitQueue>();
+  /** Every waiter of every account, by deadline (ties: oldest first). */
+  #dHead: Waiter | null = null;
+  #dTail: Waiter | null = null;
+  /** One timer for the whole pool (not per waiter or account), due at the earliest deadline. */
+  #timer: TimerHandle | undefined;
+  #timerDue = Number.POSITIVE_INFINITY;
 
   constructor(private readonly opts: LeasePoolOptions) {}
 
@@ -56,9 +93,16 @@ export class LeasePool implements AccountLeases {
     return this.#inFlight.get(accountId) ?? 0;
   }
 
+  /** The accounts with `cap` or more streams in flight: one pass over the accounts with streams. */
+  atCap(cap: number): string[] {
+    const out: string[] = [];
+    for (const [id, n] of this.#inFlight) if (n >= cap) out.push(id);
+    return out;
+  }
+
   /** Requests waiting for a slot on the account. */
   queued(accountId: string): number {
-    return this.#queues.get(accountId)?.length ?? 0;
+    return this.#queues.get(accountId)?.size ?? 0;
   }
 
   /** Whether the account has a free slot now (under `cap`, by default the stream limit). */
@@ -78,8 +122,8 @@ export class LeasePool implements AccountLeases {
   acquire(accountId: string, options: LeaseRequest = {}): Promise<Lease> {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    const cap = options.probe ? () => 1 : () => this.opts.maxStreams();
-    if (this.hasRoom(accountId, cap()) && this.queued(accountId) === 0) {
+    const probe = options.probe === true;
+    if (this.hasRoom(accountId, probe ? 1 : this.opts.maxStreams()) && this.queued(accountId) === 0) {
       this.#take(accountId);
       return Promise.resolve(this.#lease(accountId, signal));
     }
@@ -88,68 +132,98 @@ export class LeasePool implements AccountLeases {
     // The request's queue budget is spent (on other accounts): refused at once, never queued.
     if (waitMs === 0) return Promise.reject(this.#overloaded(budgetMs));
     return new Promise<Lease>((resolve, reject) => {
-      const queue = this.#queues.get(accountId) ?? [];
-      this.#queues.set(accountId, queue);
-      const leave = () => {
-        // Slots go to the oldest waiter first: it is nearly always at the head.
-        const i = queue[0] === waiter ? 0 : queue.indexOf(waiter);
-        if (i >= 0) queue.splice(i, 1);
-        if (queue.length === 0 && this.#queues.get(accountId) === queue) {
-          this.#queues.delete(accountId);
-          this.opts.timers.clearTimeout(this.#timers.get(accountId));
-          this.#timers.delete(accountId);
-        }
-        signal?.removeEventListener("abort", onAbort);
-      };
-      const onAbort = () => {
-        leave();
-        reject(abortError(signal!));
-      };
-      const waiter: Waiter = {
-        cap,
-        // The slot was already counted for this waiter by `#handOver`.
-        grant: () => {
-          leave();
-          resolve(this.#lease(accountId, signal));
-        },
-        fail: (e) => {
-          leave();
-          reject(e);
-        },
-        deadline: this.opts.now() + waitMs,
+      let queue = this.#queues.get(accountId);
+      if (!queue) {
+        queue = { accountId, head: null, tail: null, size: 0 };
+        this.#queues.set(accountId, queue);
+      }
+      const waiter = new Waiter(
+        queue,
+        probe,
+        this.opts.now() + waitMs,
         budgetMs,
-      };
-      queue.push(waiter);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#arm(accountId);
+        signal,
+        resolve,
+        reject,
+        this,
+      );
+      waiter.prev = queue.tail;
+      if (queue.tail) queue.tail.next = waiter;
+      else queue.head = waiter;
+      queue.tail = waiter;
+      queue.size++;
+      this.#insertByDeadline(waiter);
+      signal?.addEventListener("abort", waiter, { once: true });
+      this.#arm();
     });
   }
 
-  /** Arms the account queue's timer for its earliest deadline, unless one is armed. */
-  #arm(accountId: string): void {
-    if (this.#timers.has(accountId)) return;
-    const queue = this.#queues.get(accountId);
-    if (!queue || queue.length === 0) return;
-    let due = queue[0]!.deadline;
-    for (const w of queue) if (w.deadline < due) due = w.deadline;
-    const timer = this.opts.timers.setTimeout(
-      () => {
-        this.#timers.delete(accountId);
-        this.#expire(accountId);
-      },
-      Math.max(0, due - this.opts.now()),
-    );
-    this.#timers.set(accountId, timer);
+  /** Into the deadline list, from its end: deadlines nearly always arrive in order, so O(1). */
+  #insertByDeadline(w: Waiter): void {
+    let after = this.#dTail;
+    while (after && after.deadline > w.deadline) after = after.dPrev;
+    w.dPrev = after;
+    w.dNext = after ? after.dNext : this.#dHead;
+    if (w.dNext) w.dNext.dPrev = w;
+    else this.#dTail = w;
+    if (after) after.dNext = w;
+    else this.#dHead = w;
   }
 
-  /** Refuses the waiters whose deadline has passed, then re-arms for the others. */
-  #expire(accountId: string): void {
-    const queue = this.#queues.get(accountId);
-    if (!queue) return;
+  /** Takes a waiter out of its queue and the deadline list (granted, refused or aborted). @internal */
+  leave(w: Waiter): void {
+    w.waiting = false;
+    const q = w.queue;
+    if (w.prev) w.prev.next = w.next;
+    else q.head = w.next;
+    if (w.next) w.next.prev = w.prev;
+    else q.tail = w.prev;
+    q.size--;
+    if (q.size === 0 && this.#queues.get(q.accountId) === q) this.#queues.delete(q.accountId);
+    if (w.dPrev) w.dPrev.dNext = w.dNext;
+    else this.#dHead = w.dNext;
+    if (w.dNext) w.dNext.dPrev = w.dPrev;
+    else this.#dTail = w.dPrev;
+    w.signal?.removeEventListener("abort", w);
+    if (this.#dHead === null) this.#disarm();
+  }
+
+  /**
+   * Arms the pool's timer for the earliest deadline unless it is armed for that time or earlier
+   * (a timer due before the earliest deadline just re-arms when it fires).
+   */
+  #arm(): void {
+    const first = this.#dHead;
+    if (!first || (this.#timer !== undefined && this.#timerDue <= first.deadline)) return;
+    this.#disarm();
+    this.#timerDue = first.deadline;
+    this.#timer = this.opts.timers.setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerDue = Number.POSITIVE_INFINITY;
+        this.#expire();
+      },
+      Math.max(0, first.deadline - this.opts.now()),
+    );
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    this.opts.timers.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerDue = Number.POSITIVE_INFINITY;
+  }
+
+  /** Refuses the waiters whose deadline has passed (from the front of the list), then re-arms. */
+  #expire(): void {
     // Timers may fire a fraction of a millisecond early.
     const now = this.opts.now() + 1;
-    for (const w of queue.filter((x) => x.deadline <= now)) w.fail(this.#overloaded(w.budgetMs));
-    this.#arm(accountId);
+    while (this.#dHead && this.#dHead.deadline <= now) {
+      const w = this.#dHead;
+      this.leave(w);
+      w.reject(this.#overloaded(w.budgetMs));
+    }
+    this.#arm();
   }
 
   #take(accountId: string): void {
@@ -166,9 +240,12 @@ export class LeasePool implements AccountLeases {
   /** Gives free slots to waiting requests, oldest first (a probe's waiter only to an idle account). */
   #handOver(accountId: string): void {
     const queue = this.#queues.get(accountId);
-    while (queue && queue.length > 0 && this.hasRoom(accountId, queue[0]!.cap())) {
+    if (!queue) return;
+    while (queue.head && this.hasRoom(accountId, queue.head.probe ? 1 : this.opts.maxStreams())) {
+      const w = queue.head;
       this.#take(accountId);
-      queue[0]!.grant();
+      this.leave(w);
+      w.resolve(this.#lease(accountId, w.signal));
     }
   }
 

@@ -18,7 +18,7 @@ import type {
 } from "../../src/plugin-api.ts";
 import { type AffinityKey, affinityKeyOf } from "./affinity.ts";
 import { isUsable, usableAgainAt } from "./health.ts";
-import { type Choice, chooseAccount, type RoutingStrategy } from "./strategies.ts";
+import { type Choice, RoutingState, type RoutingStrategy } from "./strategies.ts";
 
 export interface SelectDeps {
   readonly sticky: StickyReader;
@@ -26,6 +26,8 @@ export interface SelectDeps {
   /** Streams in flight per account and the cap (from the lease pool). */
   readonly inFlight: (accountId: string) => number;
   readonly maxStreams: () => number;
+  /** The accounts with `cap` or more streams in flight (from the lease pool; only those with streams). */
+  readonly atCap?: (cap: number) => readonly string[];
   /** When this process last routed to each account (round robin). Updated here. */
   readonly lastSelected: Map<string, EpochMs>;
   /** Used when the runtime settings cannot be read (the store is briefly unavailable). */
@@ -79,8 +81,20 @@ export async function selectAccount(
   deps: SelectDeps,
 ): Promise<Action | Action[] | undefined> {
   if (e.candidates.length === 0) return undefined;
-  const usable = e.candidates.filter((a) => isUsable(a, e.now) && !e.excluded.includes(a.id));
-  const byId = new Map(usable.map((a) => [a.id, a]));
+  // The routing state of this account list, built once per list (and clock event), not per request.
+  const state = RoutingState.of(e.all, e.now);
+  // Usually the candidates are exactly the list's usable accounts; after a failed attempt (or with
+  // a probe in flight) they are a subset, chosen from one by one as before.
+  const whole = e.excluded.length === 0 && state.isUsableList(e.candidates);
+  const usable = whole
+    ? state.usable
+    : e.candidates.filter((a) => isUsable(a, e.now) && !e.excluded.includes(a.id));
+  let subsetById: Map<string, AccountSnapshot> | undefined;
+  const usableById = (id: string): AccountSnapshot | undefined => {
+    if (whole) return state.get(id);
+    subsetById ??= new Map(usable.map((a) => [a.id, a]));
+    return subsetById.get(id);
+  };
   const key = affinityKeyOf(e.headers, e.body);
 
   const bind = (k: AffinityKey, accountId: string, expected?: string | null): Action => ({
@@ -96,7 +110,7 @@ export async function selectAccount(
   if (responseId) {
     const owner = await safely(deps, "responseOwner", () => deps.sticky.responseOwner(responseId), null);
     if (owner !== null) {
-      if (!byId.has(owner)) return ownerUnavailable(e, owner, responseId);
+      if (!usableById(owner)) return ownerUnavailable(e, owner, responseId);
       const routed = route(deps, e, owner, "previous_response_id owner");
       return key ? [routed, bind(key, owner)] : routed;
     }
@@ -109,20 +123,23 @@ export async function selectAccount(
     async () => (await deps.settings.get()).routingStrategy,
     deps.fallbackStrategy,
   );
+  const ctx = {
+    strategy,
+    now: e.now,
+    random: e.random,
+    lastSelected: deps.lastSelected,
+    inFlight: deps.inFlight,
+    maxStreams: deps.maxStreams(),
+  };
   const choose = (from: readonly AccountSnapshot[]): Choice | null =>
-    chooseAccount(from, {
-      strategy,
-      now: e.now,
-      random: e.random,
-      lastSelected: deps.lastSelected,
-      inFlight: deps.inFlight,
-      maxStreams: deps.maxStreams(),
-    });
+    from === state.usable && deps.atCap
+      ? state.choose(ctx, deps.atCap(ctx.maxStreams))
+      : state.chooseAmong(from, ctx);
 
   // 2. Sticky key: stay on its account while that is usable; move (and rebind) when it is not.
   if (key) {
     const bound = await safely(deps, "lookup", () => deps.sticky.lookup(key.key, { now: e.now }), null);
-    const owner = bound ? byId.get(bound.accountId) : undefined;
+    const owner = bound ? usableById(bound.accountId) : undefined;
     if (owner) {
       if (deps.inFlight(owner.id) >= deps.maxStreams()) {
         // Spill this one request over without moving the key, so the cache stays warm for the rest.

@@ -41,7 +41,7 @@ export interface AccessControl {
    * Whether the request comes from this machine; `peerIp` is the socket peer (default: the one
    * the framework-dispatched request carries, `infoOf(request).peerIp`).
    */
-  isLocal(request: Request, peerIp?: string | null): boolean;
+  isLocal(request: Request, peerIp?: string | null, url?: URL): boolean;
   /** Whether the client used https: the URL's scheme, or X-Forwarded-Proto from a trusted proxy. */
   isHttps(request: Request, peerIp?: string | null): boolean;
   /**
@@ -87,11 +87,11 @@ export function createAccessControl(opts: {
     clock,
     cipher,
   );
-  const isLocal = (request: Request, peerIp: string | null = infoOf(request).peerIp) => {
+  const isLocal = (request: Request, peerIp: string | null = infoOf(request).peerIp, url?: URL) => {
     return isLocalRequest({
       peerIp,
       headers: request.headers,
-      url: new URL(request.url),
+      url: url ?? new URL(request.url),
       trustedProxies,
     });
   };
@@ -125,14 +125,14 @@ export function createAccessControl(opts: {
             runtimeSettings,
             headers: request.headers,
             path: url.pathname.replace(/\/+$/, ""),
-            local: isLocal(request, who.peerIp),
+            local: isLocal(request, who.peerIp, url),
             now: clock(),
             cache: keyStates,
           });
           return null;
         }
         if (surface === "admin")
-          return await adminGuard(admin, request, url.pathname, isLocal(request, who.peerIp), clock());
+          return await adminGuard(admin, request, url.pathname, isLocal(request, who.peerIp, url), clock());
         return null;
       } catch (e) {
         if (e instanceof GatewayError) return e;

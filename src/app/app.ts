@@ -36,8 +36,8 @@ import { HookBus } from "../plugin-host/hooks.ts";
 import { PluginHost } from "../plugin-host/host.ts";
 import { proxyContext } from "../proxy/context.ts";
 import {
+  HttpRequestContext,
   type ProxyGate,
-  ProxyRequestContext,
   type ProxyRoute,
   proxyRoutes as pipelineRoutes,
   serveProxyRequest,
@@ -143,6 +143,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     maxBytes: settings.maxBodyBytes,
     timeoutMs: settings.bodyTimeoutSeconds * 1000,
     maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
+    // Body deadlines on the gateway's timers (a FakeClock's in tests).
+    setTimer: (fn, ms) => time.setTimeout(fn, ms),
+    clearTimer: (t) => time.clearTimeout(t as TimerHandle | undefined),
   });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
@@ -375,14 +378,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   /** One proxy POST, through the pipeline; its failures rendered as the framework would. */
   const serveDirect = async (route: ProxyRoute, request: Request, peerIp: string | null) => {
-    const ctx = new ProxyRequestContext(
-      proxy,
-      gate,
-      route,
-      request,
-      peerIp,
-      chooseRequestId(request.headers),
-    );
+    const ctx = new HttpRequestContext(proxy, gate, route, request, peerIp, chooseRequestId(request.headers));
     let slot: BodySlot | null = null;
     if (request.body !== null) {
       const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";

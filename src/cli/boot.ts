@@ -175,6 +175,7 @@ export async function boot(
       // guard stops a chunked body at the limit (src/core/body-guard.ts).
       maxRequestBodySize: 2 ** 40,
       maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
+      connectionIdleTimeoutSeconds: settings.connectionIdleTimeoutSeconds,
       onError: (e) =>
         log.error({ err: { message: e.message, stack: e.stack } }, "request failed in the server"),
     });

@@ -12,7 +12,10 @@ const prefixes: readonly [string, Surface][] = [
   ["/docs", "admin"],
 ];
 
+/** Each prefix with the bare path it also covers (`/v1/` covers `/v1`), worked out once. */
+const table = prefixes.map(([p, s]) => [p, p.replace(/\/$/, ""), s] as const);
+
 export function surfaceOf(pathname: string): Surface {
-  for (const [p, s] of prefixes) if (pathname.startsWith(p) || pathname === p.replace(/\/$/, "")) return s;
+  for (const [p, bare, s] of table) if (pathname.startsWith(p) || pathname === bare) return s;
   return "public";
 }

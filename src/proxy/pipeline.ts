@@ -21,8 +21,10 @@
  * request arrives and handed to every step; what all requests share (settings, store,
  * services, the clock, randomness and timers) is in its `proxy` ({@link ProxyContext}). The
  * gateway serves the proxy's POST routes through here directly, without the web framework's
- * dispatch ({@link proxyRoutes} lists them; `src/app/app.ts` matches them). WebSocket turns
- * (`src/proxy/ws/session.ts`) reuse {@link authorize}'s and {@link settle}'s parts.
+ * dispatch ({@link proxyRoutes} lists them; `src/app/app.ts` matches them). A WebSocket turn
+ * (`src/proxy/ws/session.ts`) is a proxied request too: it gets its own {@link ProxyRequestContext}
+ * and goes through {@link authorize}, the same attempt loop and {@link settle}; only its reading
+ * (one message) and its answer (text frames) are its own.
  *
  * @module
  */
@@ -121,8 +123,9 @@ export interface ProxyGate {
 }
 
 /**
- * Everything one proxy request knows, from admission to its log row: the request's facts
- * ({@link RequestInfo}: peer, id, client address, API key) and what each step adds.
+ * Everything one proxied request knows, from admission to its log row, whatever carried it (an
+ * HTTP request, see {@link HttpRequestContext}, or one turn of a Responses WebSocket): the request's
+ * facts ({@link RequestInfo}: peer, id, client address, API key) and what each step adds.
  */
 export class ProxyRequestContext implements RequestInfo {
   clientIp: string | null = null;
@@ -139,6 +142,8 @@ export class ProxyRequestContext implements RequestInfo {
   spec: ProxySpec | null = null;
   /** Which accounts were tried and how long the request queued (filled by {@link attempt}). */
   readonly trace: AttemptTrace = { accountId: null, attempts: 0 };
+  /** How the upstream was called (null: not at all); an HTTP request's follows from its attempts. */
+  upstreamTransport: Transport | null = null;
   /** The upstream stream that passed its first event (set by {@link attempt}). */
   open: OpenStream | null = null;
   /** Milliseconds from the request's start to its open upstream stream. */
@@ -153,20 +158,52 @@ export class ProxyRequestContext implements RequestInfo {
   constructor(
     /** What every request of this gateway shares. */
     readonly proxy: ProxyContext,
-    readonly gate: ProxyGate,
-    readonly route: ProxyRoute,
-    readonly request: Request,
+    /** `POST`, or `WS` for a WebSocket turn (the access line's method). */
+    readonly method: string,
+    /** The client's request headers (of the upgrade, for a WebSocket turn). */
+    readonly headers: Headers,
+    /** The path, for the log row. */
+    readonly endpoint: string,
+    readonly family: EndpointKind,
+    readonly transport: Transport,
+    signal: AbortSignal,
     readonly peerIp: string | null,
     public requestId: string,
     /** `performance.now()` when the request arrived (latency, the body deadline). */
     readonly startedAt: number = performance.now(),
   ) {
-    this.signal = request.signal;
+    this.signal = signal;
+  }
+}
+
+/** The context of one proxy POST: its Request, its route, and the gate it came through. */
+export class HttpRequestContext extends ProxyRequestContext {
+  constructor(
+    proxy: ProxyContext,
+    readonly gate: ProxyGate,
+    readonly route: ProxyRoute,
+    readonly request: Request,
+    peerIp: string | null,
+    requestId: string,
+    startedAt: number = performance.now(),
+  ) {
+    super(
+      proxy,
+      request.method,
+      request.headers,
+      route.path,
+      route.family,
+      "http",
+      request.signal,
+      peerIp,
+      requestId,
+      startedAt,
+    );
   }
 
   /** The context of a request the framework dispatched (admitted already): its facts copied in. */
   static admitted(proxy: ProxyContext, route: ProxyRoute, request: Request, info: RequestInfo) {
-    const ctx = new ProxyRequestContext(
+    const ctx = new HttpRequestContext(
       proxy,
       ADMITTED,
       route,
@@ -186,7 +223,7 @@ export class ProxyRequestContext implements RequestInfo {
 const ADMITTED: ProxyGate = { admit: null, readBody: (request) => readGuardedText(request) };
 
 /** A step: reads and writes the context; a Response it returns ends the request. */
-export type Step = (ctx: ProxyRequestContext) => Promise<Response | undefined> | Response | undefined;
+export type Step = (ctx: HttpRequestContext) => Promise<Response | undefined> | Response | undefined;
 
 /** The request path, in the order the steps run ({@link settle} runs when the answer is over). */
 export const steps: readonly Step[] = [admit, read, authorize, attempt, answer];
@@ -195,7 +232,7 @@ export const steps: readonly Step[] = [admit, read, authorize, attempt, answer];
  * Serves one proxy request: runs the {@link steps} until one answers. A failure past {@link read} is
  * settled (log row, hook) before it is thrown to the caller, which renders it as a JSON error.
  */
-export async function serveProxyRequest(ctx: ProxyRequestContext): Promise<Response> {
+export async function serveProxyRequest(ctx: HttpRequestContext): Promise<Response> {
   try {
     for (const step of steps) {
       const done = await step(ctx);
@@ -214,7 +251,7 @@ export async function serveProxyRequest(ctx: ProxyRequestContext): Promise<Respo
 // The steps
 
 /** admit: the request's admission (skipped when the framework admitted it already). */
-async function admit(ctx: ProxyRequestContext): Promise<Response | undefined> {
+async function admit(ctx: HttpRequestContext): Promise<Response | undefined> {
   const { admit } = ctx.gate;
   if (!admit) return undefined;
   return (await admit(ctx.request, new URL(ctx.request.url), ctx)) ?? undefined;
@@ -224,18 +261,18 @@ async function admit(ctx: ProxyRequestContext): Promise<Response | undefined> {
  * read: the body, checked for the route. The request is then taken on: its wall-clock time is
  * noted, it writes its own access line from here on, and a compaction's time budget starts.
  */
-async function read(ctx: ProxyRequestContext): Promise<undefined> {
+async function read(ctx: HttpRequestContext): Promise<undefined> {
   requireJsonContentType(ctx.request);
   const text = await ctx.gate.readBody(ctx.request, ctx.startedAt);
   ctx.spec = ctx.route.read(ctx, text);
   ctx.accessLogged = true;
   ctx.requestedAt = ctx.proxy.deps.clock();
-  if (ctx.route.family === "compact") startBudget(ctx);
+  if (ctx.family === "compact") startBudget(ctx);
   return undefined;
 }
 
 /** authorize: the key's model list and usage limits, with a reservation (a keyless request has none). */
-async function authorize(ctx: ProxyRequestContext): Promise<undefined> {
+export async function authorize(ctx: ProxyRequestContext): Promise<undefined> {
   const { deps } = ctx.proxy;
   const spec = ctx.spec!;
   await authorizeProxyRequest({
@@ -262,9 +299,9 @@ async function authorize(ctx: ProxyRequestContext): Promise<undefined> {
  * attempt: select an account and call the upstream until a stream opens (failover between
  * accounts before the first byte), or throw the error to answer with.
  */
-async function attempt(ctx: ProxyRequestContext): Promise<undefined> {
+async function attempt(ctx: HttpRequestContext): Promise<undefined> {
   const spec = ctx.spec!;
-  const compact = ctx.route.family === "compact";
+  const compact = ctx.family === "compact";
   try {
     ctx.open = await openUpstream(
       ctx.proxy,
@@ -274,7 +311,7 @@ async function attempt(ctx: ProxyRequestContext): Promise<undefined> {
         payload: spec.payload,
         payloadText: spec.payloadText,
         payloadBody: spec.payloadBody,
-        clientHeaders: ctx.request.headers,
+        clientHeaders: ctx.headers,
         signal: ctx.signal,
         promptCacheKey: spec.routing.promptCacheKey,
         previousResponseId: spec.routing.previousResponseId,
@@ -290,7 +327,7 @@ async function attempt(ctx: ProxyRequestContext): Promise<undefined> {
 }
 
 /** answer: the route's answer from the open stream; it settles the request when it is over. */
-function answer(ctx: ProxyRequestContext): Promise<Response> {
+function answer(ctx: HttpRequestContext): Promise<Response> {
   return ctx.route.answer(ctx, ctx.open!, settle);
 }
 
@@ -309,8 +346,8 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
     accountId: ctx.trace.accountId,
     apiKeyId: ctx.apiKeyId ?? null,
     model: spec.model,
-    endpoint: ctx.route.path,
-    client: ctx.request.headers.get("user-agent"),
+    endpoint: ctx.endpoint,
+    client: ctx.headers.get("user-agent"),
     clientIp: ctx.clientIp ?? ctx.peerIp,
     status: outcome.status,
     httpStatus: outcome.httpStatus,
@@ -322,8 +359,9 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
     queueMs: ctx.trace.queueMs ?? null,
     sessionKey: spec.routing.promptCacheKey,
     reasoningEffort: spec.reasoningEffort,
-    transport: "http",
-    upstreamTransport: ctx.trace.attempts > 0 ? "http" : null,
+    transport: ctx.transport,
+    upstreamTransport:
+      ctx.transport === "http" ? (ctx.trace.attempts > 0 ? "http" : null) : ctx.upstreamTransport,
     kind: spec.requestKind,
   };
   deps.log.info(accessLine(ctx, facts), "request");
@@ -331,11 +369,11 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
   ctx.proxy.logs.add(row);
   observeFinished(deps, {
     ...facts,
-    family: ctx.route.family,
-    method: ctx.request.method,
+    family: ctx.family,
+    method: ctx.method,
     attempts: ctx.trace.attempts,
     costUsd: row.cost_usd ?? null,
-    headers: ctx.request.headers,
+    headers: ctx.headers,
   });
   if (outcome.fire !== false)
     completed(ctx.proxy, ctx.requestId, outcome.account, outcome.status === "success", outcome.httpStatus);
@@ -353,10 +391,9 @@ function settleFailure(ctx: ProxyRequestContext, e: unknown): void {
     httpStatus: gw?.status ?? 500,
     account: null,
     errorCode: gw?.code ?? "server_error",
-    errorMessage:
-      ctx.route.family === "compact" && !gw ? String(e) : e instanceof Error ? e.message : String(e),
+    errorMessage: ctx.family === "compact" && !gw ? String(e) : e instanceof Error ? e.message : String(e),
     // A compaction refused before its stream opened fires no `request.completed`.
-    fire: ctx.route.family !== "compact",
+    fire: ctx.family !== "compact",
   });
 }
 
@@ -377,14 +414,15 @@ export function completed(
 /** The access line of a finished request: one line with the account, tokens and timings. */
 function accessLine(ctx: ProxyRequestContext, f: LogFacts) {
   const account = emailHash(ctx.trace.accountEmail ?? null);
-  if (ctx.route.family === "compact")
-    return accessFields({ ...f, method: ctx.request.method, attempts: ctx.trace.attempts, account });
+  // Compactions and WebSocket turns: the fields of `accessFields`; the other HTTP routes say their family.
+  if (ctx.family === "compact" || ctx.transport === "websocket")
+    return accessFields({ ...f, method: ctx.method, attempts: ctx.trace.attempts, account });
   const u = f.state?.usage ?? null;
   return {
     requestId: f.requestId,
-    method: ctx.request.method,
+    method: ctx.method,
     path: f.endpoint,
-    endpoint: ctx.route.family,
+    endpoint: ctx.family,
     kind: f.kind,
     model: f.model,
     accountId: f.accountId,

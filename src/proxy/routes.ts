@@ -15,7 +15,7 @@ import { GatewayError } from "../core/errors.ts";
 import { infoOf } from "../core/request-info.ts";
 import { proxyContext } from "./context.ts";
 import { listed, MODELS_SOURCE_HEADER, modelList, openAiModel } from "./models.ts";
-import { ProxyRequestContext, proxyRoutes as pipelineRoutes, serveProxyRequest } from "./pipeline.ts";
+import { HttpRequestContext, proxyRoutes as pipelineRoutes, serveProxyRequest } from "./pipeline.ts";
 import { acceptResponsesSocket } from "./ws/accept.ts";
 
 export function proxyRoutes(deps: AppDeps) {
@@ -28,7 +28,7 @@ export function proxyRoutes(deps: AppDeps) {
       // Admitted by the framework's request hook already: the pipeline skips its admission step.
       async ({ request }) => {
         const info = infoOf(request);
-        const pipe = ProxyRequestContext.admitted(ctx, route, request, info);
+        const pipe = HttpRequestContext.admitted(ctx, route, request, info);
         try {
           return await serveProxyRequest(pipe);
         } finally {

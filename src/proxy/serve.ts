@@ -145,12 +145,12 @@ export async function answerHttp(
     const httpStatus = failed ? statusForStreamError(state.errorCode, null) : 200;
     done(ctx, { status, httpStatus, state, ttfbMs: ctx.ttfbMs, account: open.account });
   });
-  ctx.signal.addEventListener("abort", () => ps.abort(), { once: true });
-
   if (streamed) {
+    // A client that goes away cancels this body, which aborts the stream: no signal listener.
     const keepaliveMs = deps.settings.sseKeepaliveSeconds * 1000;
     return new Response(toReadableStream(ps, keepaliveMs), { status: 200, headers });
   }
+  ctx.signal.addEventListener("abort", () => ps.abort(), { once: true });
 
   await drain(ps);
   const state = ps.state;

@@ -1,7 +1,8 @@
 /**
  * Shapers of the Responses endpoints: the Codex endpoint passes every event on unchanged; the
  * public `/v1/responses` stream hides `codex.*` events, always starts with `response.created`, and
- * fills an empty `output` of the terminal event from the items seen; the non-streaming form
+ * fills an empty `output` of the terminal event from the items seen (the events it does not change
+ * go on as the upstream's bytes); the non-streaming form
  * assembles the final Response object from the same events.
  *
  * @module
@@ -51,6 +52,9 @@ export function responsesStreamShaper(): Shaper {
   let started = false;
   return {
     needsJson: (type) => type === "response.output_item.done" || TERMINALS.has(type),
+    // Once started, every other event goes on as it came.
+    passes: (type) =>
+      started && !type.startsWith("codex.") && type !== "response.output_item.done" && !TERMINALS.has(type),
     event(type, json, raw) {
       if (type.startsWith("codex.")) return "";
       let prefix = "";

@@ -42,10 +42,16 @@ export interface Shaper {
   /** Text to send once the stream is over (after its terminal event). */
   end(state: StreamState): string;
   /**
-   * True when `event` returns `raw` for every type and `end` returns "": events the gateway does
-   * not read may then go to the client as the upstream's own bytes (see ProxyStream.stepBytes).
+   * True when `event` returns `raw` for every type: events the gateway does not read may then go
+   * to the client as the upstream's own bytes (see ProxyStream.stepBytes).
    */
   readonly passThrough?: boolean;
+  /**
+   * Instead of {@link passThrough}: true when `event` would return `raw` for an event of this type
+   * now, reading nothing of it (no JSON, no change of the shaper's state), so it may go to the
+   * client as the upstream's own bytes.
+   */
+  passes?(type: string): boolean;
 }
 
 /** Types whose JSON the observer itself reads. */
@@ -117,7 +123,7 @@ function startsWith(data: Uint8Array, at: number, prefix: Uint8Array): boolean {
  * when the gateway only passes it on: the backend's own framing (one `event:` line with a name,
  * one `data:` line) with a type the observer does not read; -1 for any other event.
  */
-function passableEnd(data: Uint8Array, start: number): number {
+function passableEnd(data: Uint8Array, start: number, passes?: (type: string) => boolean): number {
   if (data[start] !== 101 || !startsWith(data, start, EVENT_PREFIX)) return -1;
   const nameStart = start + EVENT_PREFIX.length;
   const nl = data.indexOf(10, nameStart);
@@ -129,6 +135,16 @@ function passableEnd(data: Uint8Array, start: number): number {
     let i = 0;
     while (i < observed.length && data[nameStart + i] === observed[i]) i++;
     if (i === observed.length) return -1;
+  }
+  if (passes) {
+    // The shaper decides by type: an ASCII name is its own text (anything else takes the text path).
+    let type = "";
+    for (let i = nameStart; i < nl; i++) {
+      const b = data[i]!;
+      if (b >= 0x80) return -1;
+      type += String.fromCharCode(b);
+    }
+    if (!passes(type)) return -1;
   }
   return end;
 }
@@ -147,6 +163,8 @@ export class ProxyStream {
     errorMessage: null,
   };
   #prelude: SseEvent[] | null;
+  /** The shaper's per-type check for the byte path (none: it passes every type). */
+  readonly #passes: ((type: string) => boolean) | undefined;
   #ended = false;
   #finished = false;
   /** The upstream body ended by itself (nothing to abort). */
@@ -159,6 +177,7 @@ export class ProxyStream {
     private readonly onFinish: (state: StreamState, status: FinishStatus) => void,
   ) {
     this.#prelude = [...open.prelude];
+    this.#passes = shaper.passThrough ? undefined : shaper.passes?.bind(shaper);
   }
 
   /** The client text for the next upstream chunk ("" when nothing to send yet), or null when done. */
@@ -196,7 +215,8 @@ export class ProxyStream {
    */
   async stepBytes(): Promise<string | Uint8Array | Uint8Array[] | null> {
     const events = this.open.events;
-    if (!this.shaper.passThrough || this.#ended || this.#prelude || !events.nextBytes) return this.step();
+    if (!(this.shaper.passThrough || this.shaper.passes) || this.#ended || this.#prelude || !events.nextBytes)
+      return this.step();
     let x: EventBytes | SseEvent[] | null;
     try {
       x = await events.nextBytes();
@@ -229,7 +249,7 @@ export class ProxyStream {
     let runStart = 0;
     let pos = 0;
     while (pos < data.length) {
-      let end = passableEnd(data, pos);
+      let end = passableEnd(data, pos, this.#passes);
       if (end < 0) {
         out ??= parts ?? [];
         if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));

@@ -193,6 +193,13 @@ export const SettingsSchema = Type.Object(
       "A request body must arrive completely within this many seconds of its headers (else 408; request headers have their own ~10 s limit in the server).",
       0.05,
     ),
+    connectionIdleTimeoutSeconds: Type.Integer({
+      minimum: 0,
+      maximum: 255,
+      default: 60,
+      description:
+        "A kept-alive client connection is closed when it has waited this long for its next request, or is still sending that request's headers (checked every few seconds; 0: never). Answers in progress and streams are not limited by it. A new connection's first headers have the server's own ~10 s limit.",
+    }),
     maxUnauthenticatedPerAddress: Type.Integer({
       minimum: 1,
       default: 32,

@@ -193,4 +193,45 @@ describe("leases", () => {
     for (const l of [l2, ...more]) l.release();
     expect(p.stats()).toEqual({});
   });
+  test("waiters on every account share one deadline timer; each is refused at its own deadline, served oldest first", async () => {
+    const clock = new FakeClock();
+    const p = pool(1, 1_000, clock);
+    const held = [await p.acquire("a"), await p.acquire("b")];
+    const outcome: string[] = [];
+    const wait = (id: string, label: string, waitedMs = 0) =>
+      p.acquire(id, { waitedMs }).then(
+        (l) => {
+          outcome.push(`${label} served`);
+          return l;
+        },
+        (e: unknown) => {
+          outcome.push(`${label} ${(e as GatewayError).code}`);
+          return null;
+        },
+      );
+    const waiting = [wait("a", "a1"), wait("b", "b1"), wait("a", "a2")];
+    expect(clock.pending).toBe(1);
+    await clock.advance(100);
+    // Arrives later with most of its budget spent elsewhere: due before the others.
+    waiting.push(wait("b", "b2", 800));
+    expect([p.queued("a"), p.queued("b"), clock.pending]).toEqual([2, 2, 1]);
+    await clock.advance(199);
+    expect(outcome).toEqual([]);
+    await clock.advance(1);
+    expect(outcome).toEqual(["b2 proxy_overloaded"]);
+    // A freed slot goes to the oldest waiter of that account.
+    held[0]!.release();
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(outcome).toEqual(["b2 proxy_overloaded", "a1 served"]);
+    await clock.advance(699);
+    expect(outcome).toHaveLength(2);
+    await clock.advance(1);
+    expect(outcome.slice(2).sort()).toEqual(["a2 proxy_overloaded", "b1 proxy_overloaded"]);
+    // Nobody waits: no timer is left behind.
+    expect([p.queued("a"), p.queued("b"), clock.pending]).toEqual([0, 0, 0]);
+    for (const l of await Promise.all(waiting)) l?.release();
+    held[1]!.release();
+    expect(p.stats()).toEqual({});
+  });
 });

@@ -8,8 +8,8 @@ import { describe, expect, test } from "bun:test";
 import { seededRandom } from "../../src/core/clock.ts";
 import type { OpenStream } from "../../src/proxy/attempt.ts";
 import type { ProxyContext } from "../../src/proxy/context.ts";
-import { codexShaper } from "../../src/proxy/shapers.ts";
-import { ProxyStream, toReadableStream } from "../../src/proxy/stream.ts";
+import { codexShaper, responsesStreamShaper } from "../../src/proxy/shapers.ts";
+import { ProxyStream, type Shaper, toReadableStream } from "../../src/proxy/stream.ts";
 import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
 
 const enc = new TextEncoder();
@@ -70,7 +70,7 @@ function cuts(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
   return out;
 }
 
-function proxyStream(chunks: readonly Uint8Array[]): ProxyStream {
+function proxyStream(chunks: readonly Uint8Array[], shaper: Shaper = codexShaper): ProxyStream {
   const body = new ReadableStream<Uint8Array>({
     start(c) {
       for (const ch of chunks) c.enqueue(ch);
@@ -89,10 +89,14 @@ function proxyStream(chunks: readonly Uint8Array[]): ProxyStream {
     deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
     quota: { record() {} },
   } as unknown as ProxyContext;
-  return new ProxyStream(ctx, open, codexShaper, () => {});
+  return new ProxyStream(ctx, open, shaper, () => {});
 }
 
-async function run(chunks: readonly Uint8Array[], bytes: boolean): Promise<{ out: Uint8Array; raw: number }> {
+async function run(
+  chunks: readonly Uint8Array[],
+  bytes: boolean,
+  shaper: Shaper = codexShaper,
+): Promise<{ out: Uint8Array; raw: number }> {
   const body = new ReadableStream<Uint8Array>({
     start(c) {
       for (const ch of chunks) c.enqueue(ch);
@@ -111,7 +115,7 @@ async function run(chunks: readonly Uint8Array[], bytes: boolean): Promise<{ out
     deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
     quota: { record() {} },
   } as unknown as ProxyContext;
-  const ps = new ProxyStream(ctx, open, codexShaper, () => {});
+  const ps = new ProxyStream(ctx, open, shaper, () => {});
   const parts: Uint8Array[] = [];
   let raw = 0;
   for (;;) {
@@ -168,7 +172,7 @@ describe("byte pass-through", () => {
     }
   });
 
-  test("random streams, randomly cut: the client body carries the event path's bytes", async () => {
+  test("random streams, randomly cut: the client body carries the event path's bytes (Codex and /v1/responses)", async () => {
     const next = seededRandom(3).next;
     const pieces = [
       delta("a"),
@@ -177,6 +181,8 @@ describe("byte pass-through", () => {
       ev({ type: "codex.rate_limits", rate_limits: { primary: { used_percent: 1 } } }),
       ev({ type: "error", error: { code: "X", message: "m" } }),
       ": keepalive\n\n",
+      ev({ type: "codex.other", x: 1 }),
+      ev({ type: "response.output_item.done", output_index: 0, item: { id: "m", type: "message" } }),
       "\n",
       `data: ${JSON.stringify({ type: "response.output_text.delta", delta: "d" })}\n\n`,
       "event: response.output_text.delta\ndata: {}\ndata: {}\n\n",
@@ -194,14 +200,17 @@ describe("byte pass-through", () => {
         chunks.push(data.slice(i, i + n));
         i += n;
       }
-      const viaEvents = await run(chunks, false);
-      const body = new Uint8Array(await new Response(toReadableStream(proxyStream(chunks))).arrayBuffer());
       // Byte for byte, but for the id a response.failed makes up when the upstream gave none.
       const latin1 = (b: Uint8Array) =>
         Buffer.from(b)
           .toString("latin1")
           .replace(/resp_[0-9a-f]{32}/g, "resp_X");
-      expect({ k, body: latin1(body) }).toEqual({ k, body: latin1(viaEvents.out) });
+      for (const shaper of [() => codexShaper, responsesStreamShaper]) {
+        const viaEvents = await run(chunks, false, shaper());
+        const client = toReadableStream(proxyStream(chunks, shaper()));
+        const body = new Uint8Array(await new Response(client).arrayBuffer());
+        expect({ k, body: latin1(body) }).toEqual({ k, body: latin1(viaEvents.out) });
+      }
     }
   });
 });

@@ -19,10 +19,8 @@
  *
  * @module
  */
-import { authorizeProxyRequest } from "../../access/index.ts";
 import type { TimerHandle } from "../../core/clock.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { emailHash } from "../../core/logging.ts";
 import type { RequestInfo } from "../../core/request-info.ts";
 import type { AccountSnapshot } from "../../core/types.ts";
 import type { WsPeer, WsSession } from "../../core/websocket.ts";
@@ -30,19 +28,13 @@ import type { AccountCredentials } from "../../plugin-host/api.ts";
 import { connectWebSocket } from "../../runtime/bun/websocket-client.ts";
 import { buildUpstreamHeaders } from "../../upstream/headers.ts";
 import { UpstreamSocket } from "../../upstream/websocket.ts";
-import {
-  type AttemptTrace,
-  attemptOnce,
-  firstEvent,
-  type Outcome,
-  openUpstream,
-  type UpstreamCall,
-} from "../attempt.ts";
+import { attemptOnce, firstEvent, type Outcome, openUpstream, type UpstreamCall } from "../attempt.ts";
 import type { ProxyContext } from "../context.ts";
 import { httpFailure, transportFailure } from "../failure.ts";
-import { accessFields, type LogFacts, logRow, requestKindOf, type Transport } from "../log-row.ts";
-import { endpointKind, observeFinished } from "../observe.ts";
+import { requestKindOf } from "../log-row.ts";
+import { endpointKind } from "../observe.ts";
 import { reasoningEffortOf, routingFields, toUpstreamPayload } from "../payload.ts";
+import { authorize, ProxyRequestContext, settle } from "../pipeline.ts";
 import { type FinishStatus, failedEvent, ProxyStream, type StreamState } from "../stream.ts";
 import {
   badField,
@@ -285,15 +277,16 @@ export class ResponsesSocket implements WsSession {
   }
 }
 
-/** One `response.create` on a socket, from admission to its log row. */
+/**
+ * One `response.create` on a socket, from admission to its log row: a proxied request like an HTTP
+ * one, with its own {@link ProxyRequestContext} (method `WS`, the upgrade's headers and key), the
+ * pipeline's `authorize` and `settle`, and the same attempt loop with this socket's own attempt.
+ */
 class Turn {
   readonly #s: ResponsesSocket;
   readonly #body: Json;
-  readonly #requestId = crypto.randomUUID();
-  readonly #t0 = performance.now();
-  readonly #requestedAt: number;
-  readonly #trace: AttemptTrace = { accountId: null, attempts: 0 };
-  #transport: Transport | null = null;
+  readonly #ctx: ProxyRequestContext;
+  readonly #abort = new AbortController();
   #usedUpstream: UpstreamSocket | null = null;
 
   /** The client's message size (characters), counted towards the socket's history cap. */
@@ -303,67 +296,35 @@ class Turn {
     this.#s = socket;
     this.#body = body;
     this.#size = size;
-    this.#requestedAt = socket.ctx.deps.clock();
+    const { endpoint } = socket.options;
+    const ctx = new ProxyRequestContext(
+      socket.ctx,
+      "WS",
+      socket.headers,
+      endpoint,
+      endpointKind(endpoint),
+      "websocket",
+      this.#abort.signal,
+      null,
+      crypto.randomUUID(),
+    );
+    ctx.clientIp = socket.clientIp;
+    ctx.apiKeyId = socket.apiKeyId;
+    ctx.requestedAt = socket.ctx.deps.clock();
+    ctx.spec = {
+      kind: socket.options.kind,
+      model: body.model as string,
+      payload: body,
+      stream: true,
+      reasoningEffort: reasoningEffortOf(body),
+      routing: routingFields(body),
+      requestKind: requestKindOf(body),
+    };
+    this.#ctx = ctx;
   }
 
   get #model(): string {
     return this.#body.model as string;
-  }
-
-  #log(status: FinishStatus, httpStatus: number, state?: StreamState, err?: GatewayError, ttfbMs?: number) {
-    const s = this.#s;
-    const facts: LogFacts = {
-      requestedAt: this.#requestedAt,
-      requestId: this.#requestId,
-      accountId: this.#trace.accountId,
-      apiKeyId: s.apiKeyId,
-      model: this.#model,
-      endpoint: s.options.endpoint,
-      client: s.headers.get("user-agent"),
-      clientIp: s.clientIp,
-      status,
-      httpStatus,
-      state,
-      errorCode: err?.code ?? null,
-      errorMessage: err?.message ?? null,
-      latencyMs: Math.round(performance.now() - this.#t0),
-      ttfbMs: ttfbMs ?? null,
-      queueMs: this.#trace.queueMs ?? null,
-      sessionKey: routingFields(this.#body).promptCacheKey,
-      reasoningEffort: reasoningEffortOf(this.#body),
-      transport: "websocket",
-      upstreamTransport: this.#transport,
-      kind: requestKindOf(this.#body),
-    };
-    // The access line of one turn (the upgrade itself has its own).
-    s.ctx.deps.log.info(
-      accessFields({
-        ...facts,
-        method: "WS",
-        attempts: this.#trace.attempts,
-        account: emailHash(this.#trace.accountEmail ?? null),
-      }),
-      "request",
-    );
-    const row = logRow(facts);
-    s.ctx.logs.add(row);
-    observeFinished(s.ctx.deps, {
-      ...facts,
-      family: endpointKind(s.options.endpoint),
-      method: "WS",
-      attempts: this.#trace.attempts,
-      costUsd: row.cost_usd ?? null,
-      headers: s.headers,
-    });
-  }
-
-  #completed(account: AccountSnapshot | null, ok: boolean, httpStatus: number): void {
-    const { deps } = this.#s.ctx;
-    void deps.services
-      .fire("request.completed", { requestId: this.#requestId, account, ok, httpStatus, now: deps.clock() })
-      .catch((e) =>
-        deps.log.warn({ err: String(e), requestId: this.#requestId }, "request.completed failed"),
-      );
   }
 
   /** The turn failed before its first event: an error frame (or `response.failed`) and a log row. */
@@ -376,8 +337,13 @@ class Turn {
         ),
       );
     } else s.sendError(e);
-    this.#log(s.closed ? "cancelled" : "error", e.status, undefined, e);
-    this.#completed(null, false, e.status);
+    settle(this.#ctx, {
+      status: s.closed ? "cancelled" : "error",
+      httpStatus: e.status,
+      account: null,
+      errorCode: e.code,
+      errorMessage: e.message,
+    });
   }
 
   async run(): Promise<void> {
@@ -423,20 +389,13 @@ class Turn {
     if (history !== null) delete expanded.previous_response_id;
     const size = (continuing && last ? last.size : 0) + this.#size;
 
-    const abort = new AbortController();
-    s.begin(abort);
+    const ctx = this.#ctx;
+    // The upstream gets the expanded conversation; the key's reservation counts it, with the turn's
+    // own payload as the client's body.
+    ctx.spec = { ...ctx.spec!, payload: expanded, clientBody: payload };
+    s.begin(this.#abort);
     try {
-      await authorizeProxyRequest({
-        db: deps.store.db,
-        apiKeyId: s.apiKeyId,
-        model: this.#model,
-        now: this.#requestedAt,
-        cache: deps.access.keyStates,
-        reserve: {
-          reservations: deps.access.reservations,
-          request: { requestId: this.#requestId, model: this.#model, payload: expanded, body: payload },
-        },
-      });
+      await authorize(ctx);
     } catch (e) {
       s.finished(null, null, null);
       this.#refuse(e instanceof GatewayError ? e : new GatewayError("server_error"));
@@ -444,18 +403,18 @@ class Turn {
     }
 
     const call: UpstreamCall = {
-      requestId: this.#requestId,
+      requestId: ctx.requestId,
       model: this.#model,
       payload: expanded,
       clientHeaders: s.headers,
-      signal: abort.signal,
+      signal: ctx.signal,
       promptCacheKey: routing.promptCacheKey,
       previousResponseId: null,
       preferAccountId: s.pinned,
     };
     let open: Awaited<ReturnType<typeof openUpstream>>;
     try {
-      open = await openUpstream(s.ctx, call, this.#trace, (account, creds) =>
+      open = await openUpstream(s.ctx, call, ctx.trace, (account, creds) =>
         this.#attempt(call, account, creds, payload, expanded),
       );
     } catch (e) {
@@ -472,7 +431,7 @@ class Turn {
       } else this.#refuse(err);
       return;
     }
-    const ttfbMs = Math.round(performance.now() - this.#t0);
+    const ttfbMs = Math.round(performance.now() - ctx.startedAt);
     const shaper = new WsShaper(s.options.kind === "responses");
     let outcome: { state: StreamState; status: FinishStatus } | null = null;
     const ps = new ProxyStream(s.ctx, open, shaper, (state, status) => {
@@ -496,7 +455,7 @@ class Turn {
       const keep = history !== null && total <= deps.settings.websocketMaxHistoryBytes;
       if (history !== null && !keep) {
         deps.log.info(
-          { requestId: this.#requestId, size: total },
+          { requestId: ctx.requestId, size: total },
           "websocket conversation over the history cap; only its upstream connection can continue it now",
         );
       }
@@ -507,9 +466,8 @@ class Turn {
         size: total,
       };
     }
-    s.finished(open.account, lastTurn, this.#transport === "websocket" ? this.#usedUpstream : null);
-    this.#log(done.status, 200, done.state, undefined, ttfbMs);
-    this.#completed(open.account, done.status === "success", 200);
+    s.finished(open.account, lastTurn, ctx.upstreamTransport === "websocket" ? this.#usedUpstream : null);
+    settle(ctx, { status: done.status, httpStatus: 200, state: done.state, ttfbMs, account: open.account });
   }
 
   /** One attempt on `account`: over this socket's upstream WebSocket, or over HTTP SSE. */
@@ -531,7 +489,7 @@ class Turn {
       if (!(c instanceof UpstreamSocket)) return c;
       upstream = c;
     }
-    this.#transport = "websocket";
+    this.#ctx.upstreamTransport = "websocket";
     this.#usedUpstream = upstream;
     // The upstream connection that made the previous response gets only the new input.
     const prevId = typeof payload.previous_response_id === "string" ? payload.previous_response_id : null;
@@ -594,7 +552,7 @@ class Turn {
         );
         return this.#http(call, account, creds, expanded);
       }
-      this.#transport = "websocket";
+      this.#ctx.upstreamTransport = "websocket";
       if (r.status !== null) return { kind: "failed", failure: httpFailure(r.status, r.message) };
       return {
         kind: "failed",
@@ -623,7 +581,7 @@ class Turn {
     creds: AccountCredentials,
     expanded: Json,
   ): Promise<Outcome> {
-    this.#transport = "http";
+    this.#ctx.upstreamTransport = "http";
     // A warm-up turn (`generate: false`) only primes an upstream connection: over HTTP there is
     // none to prime, so it is answered here (its id still anchors the next turn's continuation).
     if (expanded.generate === false)

@@ -23,19 +23,30 @@ export function listen(
     port: number;
     maxRequestBodySize: number;
     maxWebSocketMessageBytes?: number;
+    /**
+     * Seconds a kept-alive connection may wait for its next request or spend sending that request's
+     * headers (Bun's `idleTimeout`; 0: never). While the app handles a request, and while a stream
+     * (`text/event-stream`) is sent, the limit is off: the app's own deadlines apply.
+     */
+    connectionIdleTimeoutSeconds?: number;
     onError?: (e: Error) => void;
   },
 ): Listening {
+  const idle = opts.connectionIdleTimeoutSeconds ?? 0;
   const sockets = new Set<ServerWebSocket<WsSession>>();
   const server = Bun.serve<WsSession>({
     hostname: opts.host,
     port: opts.port,
     // Never Bun's development error page (source lines, working directory): JSON errors only.
     development: false,
-    // Streams may be quiet for minutes; the proxy enforces its own stream idle timeout.
-    idleTimeout: 0,
+    // Between requests and while the next request's headers arrive. Bun's fixed ~10 s limit covers a
+    // new connection's first headers whatever this is.
+    idleTimeout: idle,
     maxRequestBodySize: opts.maxRequestBodySize,
     async fetch(request, srv) {
+      // The request is the app's now: its body deadline, upstream timeouts and stream idle timeout
+      // apply, not the connection's idle limit (a non-streamed answer may take minutes to assemble).
+      if (idle > 0) srv.timeout(request, 0);
       const response = await handler(request, srv.requestIP(request)?.address ?? null);
       const accept = takeUpgrade(request);
       if (accept) {
@@ -52,6 +63,10 @@ export function listen(
           { status: 400 },
         );
       }
+      // Back to the idle limit for the wait for the next request, except under a stream, which may be
+      // quiet for minutes (the proxy's stream idle timeout ends it); its connection keeps no limit.
+      if (idle > 0 && !response.headers.get("content-type")?.startsWith("text/event-stream"))
+        srv.timeout(request, idle);
       return response;
     },
     websocket: {
