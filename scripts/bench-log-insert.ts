@@ -1,8 +1,7 @@
 /**
  * Request-log insert cost as the table grows: `bun run scripts/bench-log-insert.ts [maxRows]`
  * (default 1,000,000). A real SQLite store file; the table is filled in steps with rows spread over
- * the last 30 days (random request and response ids, like real traffic: the gateway's request ids
- * are random UUIDs), and at each step the request-log
+ * the last 30 days (random filler ids), and at each step the request-log
  * writer writes `BATCHES` batches of 200 realistic rows (API key set, so the usage triggers run;
  * response id set, so the owner trigger runs). Prints µs per row (median and max over the batches)
  * and the size of the response-owner table; the goal is a flat line from 0 to 1,000,000 rows.
@@ -10,9 +9,10 @@
  * The writer writes as the gateway's does: synchronous statements on the store's SQLite connection;
  * `--kysely` writes through a Kysely transaction instead (as on PostgreSQL). `--old` adds back the
  * index over every row's response id that earlier versions kept, to show what it cost.
- * `--time-ordered-ids` gives the measured rows time-ordered request ids (UUIDv7) instead: random
- * keys cost a B-tree leaf page written per row once their index outgrows a batch (the request-id
- * index, and the response-owner table up to its TTL), time-ordered ones share the newest leaf.
+ * The measured rows get time-ordered request ids (UUIDv7), as the gateway makes them
+ * (`Random.timeOrderedId`, src/core/clock.ts); `--random-ids` gives them random UUIDs instead (as
+ * when every client sends its own random `x-request-id`): random keys cost a B-tree leaf page
+ * written per row once their index outgrows a batch, time-ordered ones share the newest leaf.
  *
  * @module
  */
@@ -21,13 +21,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { createApiKey } from "../src/access/api-keys/repository.ts";
+import { systemRandom } from "../src/core/clock.ts";
+import type { EpochMs } from "../src/core/types.ts";
 import { RequestLogWriter } from "../src/request-logs/writer.ts";
 import { openMigratedStore } from "../src/store/store.ts";
 
 const max = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 1_000_000);
 const old = process.argv.includes("--old");
 const viaKysely = process.argv.includes("--kysely");
-const timeOrdered = process.argv.includes("--time-ordered-ids");
+const timeOrdered = !process.argv.includes("--random-ids");
 const STEPS = 4;
 const BATCHES = 20;
 const DAY = 86_400_000;
@@ -82,7 +84,9 @@ try {
         seq++;
         writer.add({
           requested_at: clock + seq,
-          request_id: timeOrdered ? Bun.randomUUIDv7() : crypto.randomUUID(),
+          request_id: timeOrdered
+            ? systemRandom.timeOrderedId((clock + seq) as EpochMs)
+            : crypto.randomUUID(),
           account_id: "acc",
           api_key_id: record.id,
           model: "gpt-5.2",

@@ -378,7 +378,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   /** One proxy POST, through the pipeline; its failures rendered as the framework would. */
   const serveDirect = async (route: ProxyRoute, request: Request, peerIp: string | null) => {
-    const ctx = new HttpRequestContext(proxy, gate, route, request, peerIp, chooseRequestId(request.headers));
+    const ctx = new HttpRequestContext(
+      proxy,
+      gate,
+      route,
+      request,
+      peerIp,
+      chooseRequestId(request.headers, deps.clock(), deps.random),
+    );
     let slot: BodySlot | null = null;
     if (request.body !== null) {
       const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
@@ -520,7 +527,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     fetch: async (request, peerIp = null) => {
       // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
       if (!URL.canParse(request.url)) {
-        const requestId = chooseRequestId(request.headers);
+        const requestId = chooseRequestId(request.headers, deps.clock(), deps.random);
         log.warn(
           { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
           "malformed request URL or Host header",
@@ -536,7 +543,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       const route = directRoute(request);
       if (route) return serveDirect(route, request, peerIp);
       // The request's facts, carried along from here (see src/core/request-info.ts).
-      const info = newRequestInfo(peerIp, chooseRequestId(request.headers));
+      const info = newRequestInfo(peerIp, chooseRequestId(request.headers, deps.clock(), deps.random));
       let guarded = request;
       let slot: BodySlot | null = null;
       if (request.body !== null) {

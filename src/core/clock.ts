@@ -34,6 +34,12 @@ export interface Random {
   next(): number;
   /** A version 4 UUID (request ids sent upstream): `crypto.randomUUID()`, or a repeatable one in tests. */
   uuid(): string;
+  /**
+   * A version 7 UUID (RFC 9562) for `ms`: the 48-bit Unix time in milliseconds, then 74 random bits.
+   * The gateway's own request ids: rows logged one after another get neighbouring keys, so the
+   * request-log's request-id index grows at its end instead of at random pages (flat insert cost).
+   */
+  timeOrderedId(ms: EpochMs): string;
 }
 
 /** The real clock. */
@@ -50,7 +56,43 @@ export const systemClock: Clock = {
 };
 
 /** The real random source. */
-export const systemRandom: Random = { next: () => Math.random(), uuid: () => crypto.randomUUID() };
+export const systemRandom: Random = {
+  next: () => Math.random(),
+  uuid: () => crypto.randomUUID(),
+  timeOrderedId: (ms) => uuidV7(ms, crypto.getRandomValues(new Uint8Array(10))),
+};
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** A version 7 UUID of `ms` and 10 random bytes (their top 6 bits give way to version and variant). */
+export function uuidV7(ms: number, rand: Uint8Array): string {
+  const t = Math.max(0, Math.min(Math.floor(ms), 0xffff_ffff_ffff));
+  const hi = Math.floor(t / 0x1_0000); // the top 32 of the 48 time bits
+  const lo = t % 0x1_0000; // the low 16
+  const h = (n: number) => HEX[n & 0xff]!;
+  return (
+    h(hi >>> 24) +
+    h(hi >>> 16) +
+    h(hi >>> 8) +
+    h(hi) +
+    "-" +
+    h(lo >>> 8) +
+    h(lo) +
+    "-" +
+    h(0x70 | (rand[0]! & 0x0f)) +
+    h(rand[1]!) +
+    "-" +
+    h(0x80 | (rand[2]! & 0x3f)) +
+    h(rand[3]!) +
+    "-" +
+    h(rand[4]!) +
+    h(rand[5]!) +
+    h(rand[6]!) +
+    h(rand[7]!) +
+    h(rand[8]!) +
+    h(rand[9]!)
+  );
+}
 
 /** A version 4 UUID made of `next()` draws (16 bytes, version and variant bits set). */
 function uuidFrom(next: () => number): string {
@@ -71,7 +113,15 @@ export function seededRandom(seed: number): Random {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, uuid: () => uuidFrom(next) };
+  return {
+    next,
+    uuid: () => uuidFrom(next),
+    timeOrderedId: (ms) =>
+      uuidV7(
+        ms,
+        Uint8Array.from({ length: 10 }, () => Math.floor(next() * 256)),
+      ),
+  };
 }
 
 interface FakeTimer {

@@ -9,6 +9,9 @@
  * @module
  */
 
+import type { Random } from "./clock.ts";
+import type { EpochMs } from "./types.ts";
+
 export interface RequestInfo {
   /** Address of the socket peer, or null when unknown (in-process `app.handle` calls). */
   readonly peerIp: string | null;
@@ -57,8 +60,11 @@ export function infoOf(request: Request): RequestInfo {
 
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The client's `x-request-id` (or `request-id`) when it is sane, else a new UUID. */
-export function chooseRequestId(headers: Headers): string {
+/**
+ * The client's `x-request-id` (or `request-id`) when it is sane, else a new time-ordered UUID
+ * (version 7, {@link Random.timeOrderedId}): the request-log's request-id index then grows at its end.
+ */
+export function chooseRequestId(headers: Headers, now: EpochMs, random: Random): string {
   const given = headers.get("x-request-id") ?? headers.get("request-id");
-  return given && ID.test(given) ? given : crypto.randomUUID();
+  return given && ID.test(given) ? given : random.timeOrderedId(now);
 }

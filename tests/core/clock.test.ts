@@ -38,7 +38,6 @@ describe("ids from crypto.randomUUID", () => {
   // only shrinks.
   const KNOWN = new Set([
     "src/core/clock.ts",
-    "src/core/request-info.ts",
     "src/import-python/apply.ts",
     "src/access/api-keys/reservations.ts",
     "src/access/api-keys/repository.ts",
@@ -143,5 +142,29 @@ describe("random sources", () => {
     const now = systemClock.now();
     expect(now).toBeGreaterThanOrEqual(before);
     expect(now - before).toBeLessThan(1_000);
+  });
+});
+
+describe("time-ordered request ids", () => {
+  const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  test("version 7: the millisecond time first, version and variant bits set, sorted by time", () => {
+    const r = seededRandom(7);
+    const ms = 1_764_547_200_123;
+    const id = r.timeOrderedId(ms as never);
+    expect(V7.test(id)).toBe(true);
+    expect(Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16)).toBe(ms);
+    const ids = Array.from({ length: 200 }, (_, i) => systemRandom.timeOrderedId((ms + i * 3) as never));
+    expect(ids.every((x) => V7.test(x))).toBe(true);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(200);
+    // The same millisecond: still distinct (74 random bits).
+    const same = Array.from({ length: 1000 }, () => systemRandom.timeOrderedId(ms as never));
+    expect(new Set(same).size).toBe(1000);
+  });
+  test("seeded sources repeat their ids", () => {
+    const a = seededRandom(3);
+    const b = seededRandom(3);
+    expect(a.timeOrderedId(5 as never)).toBe(b.timeOrderedId(5 as never));
+    expect(a.timeOrderedId(0 as never).startsWith("00000000-0000-7")).toBe(true);
   });
 });
