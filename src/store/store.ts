@@ -103,9 +103,30 @@ export function openStore(location: StoreLocation): Store {
   // dir. SQLite gives the -wal and -shm files the database file's permissions.
   if (location.path !== ":memory:") chmodSync(location.path, 0o600);
   const db = new Kysely<Database>({ dialect: handle.dialect });
+  // Exclusive calls waiting for the Kysely connection: a later one must not run before them.
+  let waiting = 0;
   const sqlite: SqliteExclusive = {
-    // Kysely holds its one SQLite connection for a whole transaction: once it is ours, none is open.
-    exclusive: (fn) => db.connection().execute(async () => fn(handle.sync)),
+    exclusive: (fn) => {
+      // Every statement on this connection runs synchronously, so what holding it has to keep out is
+      // an open Kysely transaction (Kysely holds the connection from its BEGIN to its COMMIT). With
+      // none open and no exclusive call waiting, `fn` runs at once: nothing can run in between, as
+      // when holding the connection, without Kysely's acquire/release promises per call.
+      if (waiting === 0 && !handle.inTransaction()) {
+        try {
+          return Promise.resolve(fn(handle.sync));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
+      // Kysely holds its one SQLite connection for a whole transaction: once it is ours, none is open.
+      waiting++;
+      return db
+        .connection()
+        .execute(async () => fn(handle.sync))
+        .finally(() => {
+          waiting--;
+        });
+    },
   };
   return wrap(db, location, async () => handle.close(), undefined, sqlite);
 }

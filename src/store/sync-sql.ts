@@ -3,8 +3,9 @@
  * durable before the gateway goes on (API-key limit reservations): each statement runs at once on
  * a statement compiled once per SQL text, with no query building and no promise per statement.
  *
- * Only through {@link SqliteExclusive.exclusive}: it waits for the Kysely connection (so no Kysely
- * transaction is open on it) and runs the callback synchronously while holding it.
+ * Only through {@link SqliteExclusive.exclusive}: it runs the callback synchronously when no Kysely
+ * transaction is open on the connection (waiting for the Kysely connection when one is, or when an
+ * earlier exclusive call is still waiting for it).
  *
  * @module
  */
@@ -29,6 +30,9 @@ export interface SyncSql {
 
 /** The store's SQLite connection, lent out whole (absent on PostgreSQL). */
 export interface SqliteExclusive {
-  /** Waits for the connection, then runs `fn` synchronously on it. */
+  /**
+   * Runs `fn` synchronously on the connection: at once when no Kysely transaction is open on it and
+   * no earlier call waits; otherwise once the Kysely connection is free (a call never overtakes a waiting one).
+   */
   exclusive<T>(fn: (sql: SyncSql) => T): Promise<T>;
 }

@@ -72,6 +72,61 @@ describe("SQLite store", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test("exclusive runs at once with no Kysely transaction open, and waits (in order) for an open one", async () => {
+    const store = openStore({ kind: "sqlite", path: ":memory:" });
+    await sql`create table t (n integer)`.execute(store.db);
+    const sqlite = store.sqlite!;
+    // No transaction open: the callback has run before the call returns.
+    let ran = false;
+    const first = sqlite.exclusive((s) => {
+      ran = true;
+      return s.run("insert into t (n) values (?)", [1]);
+    });
+    expect(ran).toBe(true);
+    expect(await first).toBe(1);
+    // A Kysely transaction is open: exclusive calls wait for its COMMIT, then run in their order.
+    let inside!: () => void;
+    const begun = new Promise<void>((r) => {
+      inside = r;
+    });
+    let finish!: () => void;
+    const gate = new Promise<void>((r) => {
+      finish = r;
+    });
+    const trx = store.db.transaction().execute(async (tx) => {
+      await sql`insert into t (n) values (2)`.execute(tx);
+      inside();
+      await gate;
+      await sql`insert into t (n) values (3)`.execute(tx);
+    });
+    await begun;
+    const order: string[] = [];
+    const count = (s: { all(q: string, p: readonly unknown[]): Record<string, unknown>[] }) =>
+      Number(s.all("select count(*) as c from t", [])[0]?.c);
+    const a = sqlite.exclusive((s) => {
+      order.push("a");
+      return count(s);
+    });
+    const b = sqlite.exclusive((s) => {
+      order.push("b");
+      return count(s);
+    });
+    expect(order).toEqual([]);
+    finish();
+    await trx;
+    expect(await a).toBe(3);
+    expect(await b).toBe(3);
+    expect(order).toEqual(["a", "b"]);
+    // A throwing callback rejects the call; the connection stays usable.
+    await expect(
+      sqlite.exclusive(() => {
+        throw new Error("boom");
+      }),
+    ).rejects.toThrow("boom");
+    expect(await sqlite.exclusive(count)).toBe(3);
+    await store.close();
+  });
+
   test("migration names sort in the order they are listed", () => {
     const names = Object.keys(migrations);
     expect([...names].sort()).toEqual(names);

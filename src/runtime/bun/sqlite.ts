@@ -16,6 +16,8 @@ export interface SqliteHandle {
    * connection (see `SqliteExclusive`), so it never runs inside a Kysely transaction.
    */
   readonly sync: SyncSql;
+  /** True while a transaction is open on the connection (a Kysely one, between its BEGIN and COMMIT). */
+  inTransaction(): boolean;
   /** Closes the file (after Kysely's destroy, which does not close a caller-owned database). */
   close(): void;
 }
@@ -141,6 +143,7 @@ export function openSqlite(
   return {
     dialect: new BunSqliteDialect({ database: cachingDatabase(db, cached, watch) }),
     sync: syncSql(db, cached, watch),
+    inTransaction: () => db.inTransaction,
     close: () => {
       for (const stmt of cached.values()) stmt.finalize();
       cached.clear();
