@@ -5,8 +5,6 @@
  *
  * @module
  */
-import { requireJsonContentType } from "../access/csrf.ts";
-import { readGuardedText } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
 import { renderContext, strictViolation } from "./strict-schema.ts";
 
@@ -16,19 +14,6 @@ export const isObject = (v: unknown): v is Json => !!v && typeof v === "object" 
 /** A 400 `invalid_request_error` naming `param`. */
 export function badField(param: string, message: string): GatewayError {
   return new GatewayError("invalid_request_error", message, { param });
-}
-
-/** A proxy POST's body as a JSON object: 415 without a JSON content type, 400 when malformed. */
-export async function readJsonBody(request: Request): Promise<Json> {
-  requireJsonContentType(request);
-  return parseBody(await readGuardedText(request));
-}
-
-/** Like {@link readJsonBody}, with the body's text as received (to forward it unchanged). */
-export async function readJsonBodyText(request: Request): Promise<{ body: Json; text: string }> {
-  requireJsonContentType(request);
-  const text = await readGuardedText(request);
-  return { body: parseBody(text), text };
 }
 
 /** Parses the raw body text as a JSON object, or throws a 400. */
