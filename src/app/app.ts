@@ -376,6 +376,19 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     admit,
     readBody: (request, startedAt) => bodyGuard.readText(request, startedAt),
   };
+  /**
+   * A body-read slot for the request's client address, or the refusal to answer (too many
+   * unauthenticated bodies in progress from that address), in the envelope of the request's path.
+   */
+  const takeBodySlot = (request: Request, peerIp: string | null, requestId: string): BodySlot | Response => {
+    const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
+    try {
+      return bodyGuard.take(address);
+    } catch (e) {
+      log.warn({ requestId, peerIp, clientIp: address }, "too many unauthenticated requests in progress");
+      return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), requestId);
+    }
+  };
   /** One proxy POST, through the pipeline; its failures rendered as the framework would. */
   const serveDirect = async (route: ProxyRoute, request: Request, peerIp: string | null) => {
     const ctx = new HttpRequestContext(
@@ -388,16 +401,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     );
     let slot: BodySlot | null = null;
     if (request.body !== null) {
-      const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
-      try {
-        slot = bodyGuard.take(address);
-      } catch (e) {
-        log.warn(
-          { requestId: ctx.requestId, peerIp, clientIp: address },
-          "too many unauthenticated requests in progress",
-        );
-        return errorResponse(e as GatewayError, "openai", ctx.requestId);
-      }
+      const taken = takeBodySlot(request, peerIp, ctx.requestId);
+      if (taken instanceof Response) return taken;
+      slot = taken;
       ctx.releaseBodySlot = slot.release;
     }
     try {
@@ -547,16 +553,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       let guarded = request;
       let slot: BodySlot | null = null;
       if (request.body !== null) {
-        const address = access.clientIpOf(request, peerIp) ?? peerIp ?? "unknown";
-        try {
-          slot = bodyGuard.take(address);
-        } catch (e) {
-          log.warn(
-            { requestId: info.requestId, peerIp, clientIp: address },
-            "too many unauthenticated requests in progress",
-          );
-          return errorResponse(e as GatewayError, envelopeFor(pathOf(request)), info.requestId);
-        }
+        const taken = takeBodySlot(request, peerIp, info.requestId);
+        if (taken instanceof Response) return taken;
+        slot = taken;
         const held = slot;
         // The framework reads the body from the request: a copy carrying the guarded body.
         guarded = new Request(request.url, {

@@ -81,22 +81,24 @@ export async function usageBetween(
   return usageOfRows(rows as Record<string, unknown>[]);
 }
 
+/** The usage sums both window queries read, under the names {@link usageOfTotals} and the grouped reader use. */
+const USAGE_SUMS = [
+  sql<number>`sum(requests)`.as("requests"),
+  sql<number>`sum(input_tokens)`.as("input"),
+  sql<number>`sum(cached_input_tokens)`.as("cached"),
+  sql<number>`sum(output_tokens)`.as("output"),
+  sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
+  sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
+  sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
+  sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
+] as const;
+
 /** The query of {@link usageBetween}, compiled once per dialect (every keyed request with limits reads it). */
 export function usageQuery(db: Kysely<Database>, apiKeyId: string, since: number, until: number): SqlText {
   return precompiledText(db, "usageBetween", [apiKeyId, since, until], (a) =>
     db
       .selectFrom("api_key_usage_hourly")
-      .select([
-        "model",
-        sql<number>`sum(requests)`.as("requests"),
-        sql<number>`sum(input_tokens)`.as("input"),
-        sql<number>`sum(cached_input_tokens)`.as("cached"),
-        sql<number>`sum(output_tokens)`.as("output"),
-        sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
-        sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
-        sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
-        sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
-      ])
+      .select(["model", ...USAGE_SUMS])
       .where("api_key_id", "=", a[0] as string)
       .where("hour", ">=", a[1] as number)
       .where("hour", "<", a[2] as number)
@@ -123,14 +125,7 @@ export function usageTotalsQuery(
         sql<number>`count(*)`.as("buckets"),
         sql<string | null>`min(model)`.as("model"),
         sql<string | null>`max(model)`.as("last_model"),
-        sql<number>`sum(requests)`.as("requests"),
-        sql<number>`sum(input_tokens)`.as("input"),
-        sql<number>`sum(cached_input_tokens)`.as("cached"),
-        sql<number>`sum(output_tokens)`.as("output"),
-        sql<number>`sum(stored_cost_usd)`.as("stored_cost"),
-        sql<number>`sum(unpriced_input_tokens)`.as("np_input"),
-        sql<number>`sum(unpriced_cached_input_tokens)`.as("np_cached"),
-        sql<number>`sum(unpriced_output_tokens)`.as("np_output"),
+        ...USAGE_SUMS,
       ])
       .where("api_key_id", "=", a[0] as string)
       .where("hour", ">=", a[1] as number)
