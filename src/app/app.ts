@@ -118,7 +118,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
-    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000, sqlite: store.sqlite },
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000, sqlite: store.sqlite, timers: time },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
@@ -143,7 +143,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   runtimeSettings.onUpdated(() => feed.publish("settings"));
   feed.subscribe("settings", () => runtimeSettings.forget());
-  const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
+  const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), time);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
   const bodyGuard = new BodyGuard({
     maxBytes: settings.maxBodyBytes,
