@@ -20,7 +20,6 @@ const RENEW_MS = 3_000;
 /** How often a request waiting for a global slot tries again. */
 const RETRY_MS = 50;
 
-
 export class GlobalStreamLeases {
   #timer: TimerHandle | undefined;
   #stopped = false;
