@@ -144,8 +144,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     timeoutMs: settings.bodyTimeoutSeconds * 1000,
     maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
     // Body deadlines on the gateway's timers (a FakeClock's in tests).
-    setTimer: (fn, ms) => time.setTimeout(fn, ms),
-    clearTimer: (t) => time.clearTimeout(t as TimerHandle | undefined),
+    timers: time,
   });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
@@ -572,15 +571,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         if (taken instanceof Response) return taken;
         slot = taken;
         const held = slot;
+        const body = bodyGuard.guard(request.body, () => held.release());
         // The framework reads the body from the request: a copy carrying the guarded body.
         guarded = new Request(request.url, {
           method: request.method,
           headers: request.headers,
-          body: bodyGuard.guard(request.body, () => held.release()),
+          body: body.stream,
           signal: request.signal,
           duplex: "half",
         } as RequestInit);
         info.releaseBodySlot = held.release;
+        info.readBody = () => body.text(request.headers);
       }
       try {
         handingOver = info;

@@ -30,6 +30,12 @@ export interface RequestInfo {
   /** Frees the request's unauthenticated-body slot (see BodyGuard) once admission has passed. */
   releaseBodySlot?: () => void;
   /**
+   * The body's text under the body guard's limit and deadline, read in one go when its declared
+   * length frames it (see `GuardedBody.text`); set by the gateway on a framework-dispatched request
+   * with a body (a route that reads the body itself, such as the proxy routes' framework path).
+   */
+  readBody?: () => Promise<string>;
+  /**
    * True once the request passed access control on a guarded route (a key, a session, or this
    * machine). An answer to any other request closes its connection (`Connection: close`).
    */
