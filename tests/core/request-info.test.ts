@@ -15,11 +15,8 @@ import { startGateway, type TestGateway } from "../support/gateway.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
-/** Product files; `src/core/websocket.ts` still keeps its upgrade offers by Request (issue 13b). */
-const KNOWN_REQUEST_MAPS = new Set(["src/core/websocket.ts"]);
-
 describe("no side table keyed by Request", () => {
-  test("no (Weak)Map<Request, …> and no infoOf/attachInfo/setInfo in src/ or plugins/", () => {
+  test("no (Weak)Map keyed by a Request or a body stream, no infoOf/attachInfo/setInfo, in src/ or plugins/", () => {
     const hits: string[] = [];
     let files = 0;
     for (const pattern of ["src/**/*.ts", "src/**/*.tsx", "plugins/**/*.ts"]) {
@@ -28,9 +25,10 @@ describe("no side table keyed by Request", () => {
         readFileSync(resolve(root, file), "utf8")
           .split("\n")
           .forEach((line, i) => {
-            const keyedByRequest = /\b(?:Weak)?Map\s*<\s*Request\b/.test(line);
-            if (keyedByRequest && KNOWN_REQUEST_MAPS.has(file)) return;
-            if (keyedByRequest || /\b(?:infoOf|attachInfo|setInfo)\b/.test(line))
+            if (
+              /\b(?:Weak)?Map\s*<\s*(?:Request|ReadableStream)\b/.test(line) ||
+              /\b(?:infoOf|attachInfo|setInfo)\b/.test(line)
+            )
               hits.push(`${file}:${i + 1}: ${line.trim()}`);
           });
       }
