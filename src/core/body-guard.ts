@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { systemClock, type TimerHandle } from "./clock.ts";
 import { GatewayError } from "./errors.ts";
 
 export interface BodyGuardOptions {
@@ -56,8 +57,8 @@ export class BodyGuard {
   #readsTimer: unknown = null;
 
   constructor(private readonly opts: BodyGuardOptions) {
-    this.#setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
-    this.#clearTimer = opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
+    this.#setTimer = opts.setTimer ?? ((fn, ms) => systemClock.setTimeout(fn, ms));
+    this.#clearTimer = opts.clearTimer ?? ((t) => systemClock.clearTimeout(t as TimerHandle | undefined));
   }
 
   /** Requests from `address` holding a slot now. */

@@ -11,6 +11,7 @@
 
 import type { Random } from "./clock.ts";
 import type { EpochMs } from "./types.ts";
+import type { WsAccept } from "./websocket.ts";
 
 export interface RequestInfo {
   /** Address of the socket peer, or null when unknown (in-process `app.handle` calls). */
@@ -34,6 +35,11 @@ export interface RequestInfo {
   authenticated?: boolean;
   /** Set by a route that writes its own, richer access line (the proxy); the app's line is skipped. */
   accessLogged?: boolean;
+  /**
+   * Set by a route that accepts this request's WebSocket upgrade (its HTTP answer is then unused):
+   * the gateway's `serve` hands it to the server seam, which performs the upgrade.
+   */
+  upgrade?: WsAccept;
 }
 
 /** The facts of a new request (`startedAt`: now, on the monotonic clock). */
