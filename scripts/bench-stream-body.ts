@@ -1,6 +1,7 @@
 /**
  * `bun scripts/bench-stream-body.ts`: what a client body fed from JavaScript costs, in a bare Bun
- * proxy in front of the bench's fake upstream (short answer, 127.0.0.1 only). Variants, each its
+ * proxy in front of the bench's fake upstream (short answer; `ANSWER=bench-long-stream`: the
+ * 1,000-event one; 127.0.0.1 only). Variants, each its
  * own process, cells interleaved, `ROUNDS` (default 8) × `SECONDS` (default 2) at `CONNS` (64):
  * `native` hands the upstream body to the Response (the bench's pass-through), `pull` reads it
  * chunk by chunk and enqueues into a standard ReadableStream (what the gateway did), `push` writes
@@ -85,7 +86,10 @@ else {
   const procs = [];
   for (const v of variants)
     procs.push({ v, ...(await spawn(["bun", import.meta.path, "proxy", up.url, v])) });
-  const body = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
+  const body = JSON.stringify({
+    model: "gpt-5.2",
+    input: [{ role: "user", content: process.env.ANSWER ?? "benchmark" }],
+  });
   const seconds = Number(process.env.SECONDS ?? 2);
   const conns = Number(process.env.CONNS ?? 64);
   const rows: Record<string, number[]> = {};
