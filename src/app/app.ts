@@ -22,7 +22,7 @@ import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } 
 import type { AppDeps } from "../core/deps.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
-import { attachInfo, chooseRequestId, infoOf, newRequestInfo } from "../core/request-info.ts";
+import { chooseRequestId, newRequestInfo, type RequestInfo, requestInfo } from "../core/request-info.ts";
 import { version } from "../core/version.ts";
 import type { WsAccept } from "../core/websocket.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
@@ -150,8 +150,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     timeoutMs: settings.bodyTimeoutSeconds * 1000,
     maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
     // Body deadlines on the gateway's timers (a FakeClock's in tests).
-    setTimer: (fn, ms) => time.setTimeout(fn, ms),
-    clearTimer: (t) => time.clearTimeout(t as TimerHandle | undefined),
+    timers: time,
   });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
@@ -439,11 +438,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   let bodySchemas: Map<string, BodySchema> | undefined;
+  /**
+   * The facts of the request being handed to the framework. Its dispatch (`app.handle`) takes only
+   * the Request, and calls the request hook below synchronously, before its first await: `fetch`
+   * sets this right before the call, the hook takes it into the request's typed context at once
+   * (`info`), and `fetch` checks it was taken. Never holds anything across an await.
+   */
+  let handingOver: RequestInfo | null = null;
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
-    .onRequest(({ request, set }) => {
-      const info = infoOf(request);
-      set.headers["x-request-id"] = info.requestId;
-      return admit(request, new URL(request.url), info);
+    .use(requestInfo)
+    .onRequest((c) => {
+      // A request no gateway `fetch` handed over (an in-process `app.handle`): facts of its own.
+      const info = handingOver ?? {
+        peerIp: null,
+        clientIp: null,
+        requestId: "",
+        startedAt: performance.now(),
+      };
+      handingOver = null;
+      c.info = info;
+      c.set.headers["x-request-id"] = info.requestId;
+      return admit(c.request, new URL(c.request.url), info);
     })
     // Every admin body schema is strict: Elysia would drop an unknown field silently (a typo would
     // be a 200 that changed nothing), so it is refused first, naming the field.
@@ -464,11 +479,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         );
       }
     })
-    .onError(({ code, error, request }) =>
-      renderError({ code, error, request, requestId: infoOf(request).requestId, log }),
+    .onError(({ code, error, request, info }) =>
+      renderError({ code, error, request, requestId: info.requestId, log }),
     )
-    .onAfterResponse(({ request, set }) => {
-      const info = infoOf(request);
+    .onAfterResponse(({ request, set, info }) => {
       if (info.accessLogged) return;
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
@@ -562,7 +576,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     const route = directRoute(request);
     if (route) return serveDirect(route, request, peerIp);
-    // The request's facts, carried along from here (see src/core/request-info.ts).
+    // The request's facts, carried along from here in the framework's typed context (`info`).
     const info = newRequestInfo(peerIp, chooseRequestId(request.headers, deps.clock(), deps.random));
     let guarded = request;
     let slot: BodySlot | null = null;
@@ -571,19 +585,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       if (taken instanceof Response) return taken;
       slot = taken;
       const held = slot;
+      const body = bodyGuard.guard(request.body, () => held.release());
       // The framework reads the body from the request: a copy carrying the guarded body.
       guarded = new Request(request.url, {
         method: request.method,
         headers: request.headers,
-        body: bodyGuard.guard(request.body, () => held.release()),
+        body: body.stream,
         signal: request.signal,
         duplex: "half",
       } as RequestInit);
       info.releaseBodySlot = held.release;
+      info.readBody = () => body.text(request.headers);
     }
-    attachInfo(guarded, info);
     try {
-      const response = await app.handle(guarded);
+      handingOver = info;
+      const handled = app.handle(guarded);
+      if (handingOver !== null) {
+        handingOver = null;
+        handled.catch(() => undefined);
+        throw new Error("the framework did not run the request hook at once: the request has no facts");
+      }
+      const response = await handled;
       // A route accepted the WebSocket upgrade (see src/core/websocket.ts): the seam performs it.
       if (upgrades && info.upgrade) return info.upgrade;
       // An unauthenticated caller keeps no idle connection open: the answer closes it (the
