@@ -42,8 +42,6 @@ describe("no direct timers outside the clock module", () => {
     "src/runtime/bun/websocket-client.ts": "runtime seam: the upstream socket's connect timeout",
     "src/cli/main.ts": "process entry: the keep-alive interval while serving",
     "src/core/logging.ts": "process exit: at most 2 s for the last log lines (no gateway, no clock)",
-    // issue 15 moves the stream keepalive onto the injected clock; then this line goes.
-    "src/proxy/stream.ts": "the streamed answer's keepalive timer (being moved to the clock)",
   };
   const PREFIXES: Record<string, string> = {
     "src/dashboard/web/": "browser code: runs in the operator's browser, not in the gateway",
