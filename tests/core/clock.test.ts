@@ -39,7 +39,6 @@ describe("no direct timers outside the clock module", () => {
   const ALLOWED: Record<string, string> = {
     "src/core/clock.ts": "the clock module: the system clock's timers",
     "src/runtime/bun/serve.ts": "runtime seam: the graceful stop's deadline, after the app stopped",
-    "src/runtime/bun/websocket-client.ts": "runtime seam: the upstream socket's connect timeout",
     "src/cli/main.ts": "process entry: the keep-alive interval while serving",
     "src/core/logging.ts": "process exit: at most 2 s for the last log lines (no gateway, no clock)",
   };

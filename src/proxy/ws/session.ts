@@ -542,6 +542,7 @@ class Turn {
       upstreamWsHeaders(s.headers, creds, call.requestId),
       ctx.deps.settings.upstreamConnectTimeoutSeconds * 1000,
       call.signal,
+      ctx.deps.time,
     );
     if (!r.ok) {
       if (r.status !== null && setting === "auto" && upgradeRefused(r.status)) {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { type Clock, systemClock } from "../../core/clock.ts";
 
 export type ConnectResult =
   | { readonly ok: true; readonly socket: WebSocket }
@@ -26,6 +27,8 @@ export function connectWebSocket(
   headers: Headers,
   timeoutMs: number,
   signal?: AbortSignal,
+  /** The handshake deadline runs on these (the gateway's clock); the real ones by default. */
+  timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
 ): Promise<ConnectResult> {
   return new Promise((resolve) => {
     const plain: Record<string, string> = {};
@@ -49,14 +52,14 @@ export function connectWebSocket(
     const finish = (r: ConnectResult) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       socket.onopen = null;
       socket.onerror = null;
       socket.onclose = null;
       resolve(r);
     };
-    const timer = setTimeout(() => {
+    const timer = timers.setTimeout(() => {
       finish({ ok: false, status: null, message: "WebSocket handshake timed out", timeout: true });
       socket.close();
     }, timeoutMs);
