@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Glob } from "bun";
-import { FakeClock, seededRandom, systemClock, systemRandom } from "../../src/core/clock.ts";
+import { FakeClock, seededRandom, sleep, systemClock, systemRandom } from "../../src/core/clock.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
@@ -42,8 +42,6 @@ describe("no direct timers outside the clock module", () => {
     "src/runtime/bun/websocket-client.ts": "runtime seam: the upstream socket's connect timeout",
     "src/cli/main.ts": "process entry: the keep-alive interval while serving",
     "src/core/logging.ts": "process exit: at most 2 s for the last log lines (no gateway, no clock)",
-    // issue 15 moves the stream keepalive onto the injected clock; then this line goes.
-    "src/proxy/stream.ts": "the streamed answer's keepalive timer (being moved to the clock)",
   };
   const PREFIXES: Record<string, string> = {
     "src/dashboard/web/": "browser code: runs in the operator's browser, not in the gateway",
@@ -141,6 +139,20 @@ describe("FakeClock", () => {
     expect(at).toEqual([30, 60, 90]);
     await clock.advance(100);
     expect(at).toEqual([30, 60, 90, 120, 150]);
+  });
+
+  test("sleep waits on the given timers: a fake clock's resolve when it has moved far enough", async () => {
+    const clock = new FakeClock(0);
+    let done = false;
+    const slept = sleep(250, clock).then(() => {
+      done = true;
+    });
+    await clock.advance(249);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    await slept;
+    expect(done).toBe(true);
+    expect(clock.pending).toBe(0);
   });
 
   test("work started by a timer settles before the next timer fires", async () => {
