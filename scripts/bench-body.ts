@@ -16,6 +16,7 @@
  * @module
  */
 import { BodyGuard } from "../src/core/body-guard.ts";
+import { systemClock } from "../src/core/clock.ts";
 import { readResponses } from "../src/proxy/serve.ts";
 
 const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
@@ -32,7 +33,12 @@ const BIG = JSON.stringify({
 /** The same history as the Codex CLI sends it: streamed, not stored (nothing to change). */
 const BIG_CODEX = JSON.stringify({ ...JSON.parse(BIG), store: false, stream: true });
 
-const guard = new BodyGuard({ maxBytes: 64 * 1024 * 1024, timeoutMs: 60_000, maxPendingPerAddress: 1e6 });
+const guard = new BodyGuard({
+  maxBytes: 64 * 1024 * 1024,
+  timeoutMs: 60_000,
+  maxPendingPerAddress: 1e6,
+  timers: systemClock,
+});
 /** The body's text as the pipeline's `read` step gets it (src/app/app.ts, src/proxy/pipeline.ts). */
 const guardedBody = (request: Request) => guard.readText(request, performance.now());
 

@@ -31,7 +31,6 @@ const DAY_MS = 24 * 3600_000;
 /** How often a replica waiting on another replica's refresh looks at the store again. */
 const CLAIM_POLL_MS = 50;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** A token with less than this left is treated as expired (a request may take that long to start). */
 const VALID_SLACK_MS = 30_000;
 const FIRST_RETRY_MS = 5_000;
@@ -248,7 +247,10 @@ export class Refresher {
             `Token refresh for account ${accountId} is taking too long on another replica`,
             { accountId },
           );
-        await sleep(CLAIM_POLL_MS);
+        // On the gateway's timers (a FakeClock's in tests).
+        await new Promise<void>((resolve) => {
+          this.services.timers.setTimeout(resolve, CLAIM_POLL_MS);
+        });
         continue;
       }
       // The claim is ours; the token may still have changed between the read and the claim.

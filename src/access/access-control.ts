@@ -10,7 +10,6 @@ import { StoreAttemptLimiter } from "../cluster/attempts.ts";
 import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
-import { infoOf } from "../core/request-info.ts";
 import type { Surface } from "../core/surface.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
@@ -38,12 +37,12 @@ export interface AccessControl {
   /** The client address of a request (see `resolveClientIp`). */
   clientIpOf(request: Request, peerIp: string | null): string | null;
   /**
-   * Whether the request comes from this machine; `peerIp` is the socket peer (default: the one
-   * the framework-dispatched request carries, `infoOf(request).peerIp`).
+   * Whether the request comes from this machine; `peerIp` is the socket peer (a route has it in its
+   * request's facts, `info.peerIp`).
    */
-  isLocal(request: Request, peerIp?: string | null, url?: URL): boolean;
+  isLocal(request: Request, peerIp: string | null, url?: URL): boolean;
   /** Whether the client used https: the URL's scheme, or X-Forwarded-Proto from a trusted proxy. */
-  isHttps(request: Request, peerIp?: string | null): boolean;
+  isHttps(request: Request, peerIp: string | null): boolean;
   /**
    * Admission after the `request.admit` hook: API key on the proxy surface (sets `who.apiKeyId`),
    * the admin guard on the admin surface. Null = go on.
@@ -87,7 +86,7 @@ export function createAccessControl(opts: {
     clock,
     cipher,
   );
-  const isLocal = (request: Request, peerIp: string | null = infoOf(request).peerIp, url?: URL) => {
+  const isLocal = (request: Request, peerIp: string | null, url?: URL) => {
     return isLocalRequest({
       peerIp,
       headers: request.headers,
@@ -111,7 +110,7 @@ export function createAccessControl(opts: {
     clientIpOf: (request, peerIp) =>
       resolveClientIp(peerIp, request.headers, trustedProxies, settings.forwardedHeader),
     isLocal,
-    isHttps(request, peerIp = infoOf(request).peerIp) {
+    isHttps(request, peerIp) {
       if (request.url.startsWith("https:")) return true;
       if (!inRanges(trustedProxies, peerIp)) return false;
       const proto = request.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();

@@ -1,7 +1,7 @@
 /**
  * What other areas use from access control, in one import:
  * - the proxy: {@link authorizeProxyRequest} once the model is known (the key itself was checked at
- *   admission; its id is `infoOf(request).apiKeyId`, the client address `infoOf(request).clientIp`),
+ *   admission; its id is `info.apiKeyId`, the client address `info.clientIp`),
  *   and {@link costUsd} to fill `request_logs.cost_usd`;
  * - admin routes of every area: {@link auditContext} for the audit row each change writes in its
  *   own transaction (`src/store/audit.ts`);

@@ -9,7 +9,7 @@ import { guardErrorOf } from "../core/body-guard.ts";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { Page, pageQuery } from "../core/paging.ts";
-import { infoOf } from "../core/request-info.ts";
+import { type RequestInfo, requestInfo } from "../core/request-info.ts";
 import { ErrorBody } from "../core/schemas.ts";
 import type { Action } from "../plugin-host/actions.ts";
 import { audit, auditContext } from "../store/audit.ts";
@@ -93,13 +93,13 @@ export function accountRoutes(deps: AppDeps) {
     if (!view) throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
     return view;
   };
-  const statusChange = async (id: string, action: Action, request: Request) => {
+  const statusChange = async (id: string, action: Action, info: RequestInfo) => {
     await one(id);
     // The audit row is written in the same transaction as the change.
     const [result] = await services.apply([action], {
       source: "admin",
-      requestId: infoOf(request).requestId,
-      audit: { action: action.type, ...auditContext(infoOf(request)), details: { accountId: id } },
+      requestId: info.requestId,
+      audit: { action: action.type, ...auditContext(info), details: { accountId: id } },
     });
     if (result?.status === "missing")
       throw new GatewayError("account_not_found", `No account ${JSON.stringify(id)}`);
@@ -116,6 +116,7 @@ export function accountRoutes(deps: AppDeps) {
   };
   const tags = ["accounts"];
   return new Elysia({ name: "routes:accounts" })
+    .use(requestInfo)
     .get(
       "/api/accounts",
       async () => ({ accounts: await accountViews(store.db, undefined, load(), deps.clock()) }),
@@ -126,16 +127,16 @@ export function accountRoutes(deps: AppDeps) {
     )
     .post(
       "/api/accounts/import",
-      async ({ request }) => {
+      async ({ request, info }) => {
         const auth = await readImportBody(request);
         const r = await accounts.upsertFromTokens(auth, {
           source: "import",
           lastRefreshAt: auth.lastRefreshAt,
-          requestId: infoOf(request).requestId,
+          requestId: info.requestId,
           // The audit row is written in the same transaction as the change.
           audit: (r) => ({
             action: "account.import",
-            ...auditContext(infoOf(request)),
+            ...auditContext(info),
             details: { accountId: r.id, created: r.created },
           }),
         });
@@ -176,8 +177,7 @@ export function accountRoutes(deps: AppDeps) {
     })
     .post(
       "/api/accounts/:id/pause",
-      ({ params, request }) =>
-        statusChange(params.id, { type: "account.pause", accountId: params.id }, request),
+      ({ params, info }) => statusChange(params.id, { type: "account.pause", accountId: params.id }, info),
       {
         params: Id,
         detail: { tags, summary: "Take an account out of rotation until reactivated" },
@@ -186,11 +186,11 @@ export function accountRoutes(deps: AppDeps) {
     )
     .post(
       "/api/accounts/:id/reactivate",
-      ({ params, request }) =>
+      ({ params, info }) =>
         statusChange(
           params.id,
           { type: "account.reactivate", accountId: params.id, reason: "Reactivated by operator" },
-          request,
+          info,
         ),
       {
         params: Id,
@@ -200,10 +200,10 @@ export function accountRoutes(deps: AppDeps) {
     )
     .delete(
       "/api/accounts/:id",
-      async ({ params, request }) => {
+      async ({ params, info }) => {
         const deleted = await accounts.delete(params.id, {
           action: "account.delete",
-          ...auditContext(infoOf(request)),
+          ...auditContext(info),
           details: { accountId: params.id },
         });
         if (!deleted) throw new GatewayError("account_not_found", `No account ${JSON.stringify(params.id)}`);
@@ -237,18 +237,15 @@ export function accountRoutes(deps: AppDeps) {
     )
     .post(
       "/api/accounts/:id/export/auth",
-      async ({ params, set, request }) => {
+      async ({ params, set, info }) => {
         const view = await one(params.id);
         const creds = await accounts.credentials(params.id);
         if (!creds) throw new GatewayError("account_not_found", "The account holds no tokens");
         set.headers["cache-control"] = "no-store, no-cache, must-revalidate, private";
-        deps.log.info(
-          { accountId: params.id, requestId: infoOf(request).requestId },
-          "account tokens exported",
-        );
+        deps.log.info({ accountId: params.id, requestId: info.requestId }, "account tokens exported");
         await audit(store.db, {
           action: "account.export",
-          ...auditContext(infoOf(request)),
+          ...auditContext(info),
           details: { accountId: params.id },
         });
         return exportForms({

@@ -10,7 +10,7 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
-import { infoOf } from "../core/request-info.ts";
+import { requestInfo } from "../core/request-info.ts";
 import { ErrorBody as AdminError } from "../core/schemas.ts";
 import { routingPolicies } from "../core/types.ts";
 import { auditContext } from "../store/audit.ts";
@@ -22,18 +22,18 @@ const Policy = t.Union(
 );
 
 export function balancingAdminRoutes(deps: AppDeps) {
-  return new Elysia({ name: "routes:routing-policy" }).patch(
+  return new Elysia({ name: "routes:routing-policy" }).use(requestInfo).patch(
     "/api/accounts/:id",
-    async ({ params, body, request }) => {
+    async ({ params, body, info }) => {
       const [result] = await deps.services.apply(
         [{ type: "account.routing_policy", accountId: params.id, routingPolicy: body.routingPolicy }],
         {
           source: "admin",
-          requestId: infoOf(request).requestId,
+          requestId: info.requestId,
           // Written in the same transaction as the change.
           audit: {
             action: "account.routing_policy",
-            ...auditContext(infoOf(request)),
+            ...auditContext(info),
             details: { accountId: params.id, routingPolicy: body.routingPolicy },
           },
         },

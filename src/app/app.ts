@@ -22,8 +22,9 @@ import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } 
 import type { AppDeps } from "../core/deps.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
-import { attachInfo, chooseRequestId, infoOf, newRequestInfo } from "../core/request-info.ts";
+import { chooseRequestId, newRequestInfo, type RequestInfo, requestInfo } from "../core/request-info.ts";
 import { version } from "../core/version.ts";
+import type { WsAccept } from "../core/websocket.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import { AdminEvents, type EventTopic } from "../dashboard/events.ts";
 import { GatewayMetrics } from "../metrics/metrics.ts";
@@ -75,6 +76,11 @@ export interface Gateway extends AppDeps {
   readonly app: AnyElysia;
   /** Serves one request; `peerIp` is the socket peer as the server seam saw it. */
   fetch(request: Request, peerIp?: string | null): Promise<Response>;
+  /**
+   * The server seam's entry: {@link fetch}, except that a WebSocket upgrade a route accepted comes
+   * back as its {@link WsAccept} (for the seam to perform) instead of the route's HTTP answer.
+   */
+  serve(request: Request, peerIp: string | null): Promise<Response | WsAccept>;
   /** Starts plugins' background work. */
   start(): Promise<void>;
   /** Ends long-lived admin streams (`/api/events`) so a graceful stop does not wait for them. */
@@ -112,7 +118,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     store.db,
     log.child({ component: "request-logs" }),
     settings.requestLogFlushMs,
-    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000, sqlite: store.sqlite },
+    { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000, sqlite: store.sqlite, timers: time },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
   const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
@@ -137,15 +143,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   runtimeSettings.onUpdated(() => feed.publish("settings"));
   feed.subscribe("settings", () => runtimeSettings.forget());
-  const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), clock);
+  const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), time);
   const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
   const bodyGuard = new BodyGuard({
     maxBytes: settings.maxBodyBytes,
     timeoutMs: settings.bodyTimeoutSeconds * 1000,
     maxPendingPerAddress: settings.maxUnauthenticatedPerAddress,
     // Body deadlines on the gateway's timers (a FakeClock's in tests).
-    setTimer: (fn, ms) => time.setTimeout(fn, ms),
-    clearTimer: (t) => time.clearTimeout(t as TimerHandle | undefined),
+    timers: time,
   });
   const allowedOrigins = new Set(
     settings.allowedOrigins.map((o) => normalizeOrigin(o)).filter((o): o is string => o !== null),
@@ -433,11 +438,27 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   let bodySchemas: Map<string, BodySchema> | undefined;
+  /**
+   * The facts of the request being handed to the framework. Its dispatch (`app.handle`) takes only
+   * the Request, and calls the request hook below synchronously, before its first await: `fetch`
+   * sets this right before the call, the hook takes it into the request's typed context at once
+   * (`info`), and `fetch` checks it was taken. Never holds anything across an await.
+   */
+  let handingOver: RequestInfo | null = null;
   let app: AnyElysia = new Elysia({ name: "codex-lb" })
-    .onRequest(({ request, set }) => {
-      const info = infoOf(request);
-      set.headers["x-request-id"] = info.requestId;
-      return admit(request, new URL(request.url), info);
+    .use(requestInfo)
+    .onRequest((c) => {
+      // A request no gateway `fetch` handed over (an in-process `app.handle`): facts of its own.
+      const info = handingOver ?? {
+        peerIp: null,
+        clientIp: null,
+        requestId: "",
+        startedAt: performance.now(),
+      };
+      handingOver = null;
+      c.info = info;
+      c.set.headers["x-request-id"] = info.requestId;
+      return admit(c.request, new URL(c.request.url), info);
     })
     // Every admin body schema is strict: Elysia would drop an unknown field silently (a typo would
     // be a 200 that changed nothing), so it is refused first, naming the field.
@@ -458,11 +479,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
         );
       }
     })
-    .onError(({ code, error, request }) =>
-      renderError({ code, error, request, requestId: infoOf(request).requestId, log }),
+    .onError(({ code, error, request, info }) =>
+      renderError({ code, error, request, requestId: info.requestId, log }),
     )
-    .onAfterResponse(({ request, set }) => {
-      const info = infoOf(request);
+    .onAfterResponse(({ request, set, info }) => {
       if (info.accessLogged) return;
       const url = new URL(request.url);
       if (url.pathname === "/health") return;
@@ -527,62 +547,86 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     }, STICKY_SWEEP_INTERVAL_MS);
   };
 
+  // One request, as `fetch` (`upgrades` false) or as `serve` (true: an accepted upgrade comes back).
+  async function answer(request: Request, peerIp: string | null, upgrades: false): Promise<Response>;
+  async function answer(
+    request: Request,
+    peerIp: string | null,
+    upgrades: true,
+  ): Promise<Response | WsAccept>;
+  async function answer(
+    request: Request,
+    peerIp: string | null,
+    upgrades: boolean,
+  ): Promise<Response | WsAccept> {
+    // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
+    if (!URL.canParse(request.url)) {
+      const requestId = chooseRequestId(request.headers, deps.clock(), deps.random);
+      log.warn(
+        { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
+        "malformed request URL or Host header",
+      );
+      return closingConnection(
+        errorResponse(
+          new GatewayError("bad_request", "The request's Host header or URL is malformed"),
+          "admin",
+          requestId,
+        ),
+      );
+    }
+    const route = directRoute(request);
+    if (route) return serveDirect(route, request, peerIp);
+    // The request's facts, carried along from here in the framework's typed context (`info`).
+    const info = newRequestInfo(peerIp, chooseRequestId(request.headers, deps.clock(), deps.random));
+    let guarded = request;
+    let slot: BodySlot | null = null;
+    if (request.body !== null) {
+      const taken = takeBodySlot(request, peerIp, info.requestId);
+      if (taken instanceof Response) return taken;
+      slot = taken;
+      const held = slot;
+      const body = bodyGuard.guard(request.body, () => held.release());
+      // The framework reads the body from the request: a copy carrying the guarded body.
+      guarded = new Request(request.url, {
+        method: request.method,
+        headers: request.headers,
+        body: body.stream,
+        signal: request.signal,
+        duplex: "half",
+      } as RequestInit);
+      info.releaseBodySlot = held.release;
+      info.readBody = () => body.text(request.headers);
+    }
+    try {
+      handingOver = info;
+      const handled = app.handle(guarded);
+      if (handingOver !== null) {
+        handingOver = null;
+        handled.catch(() => undefined);
+        throw new Error("the framework did not run the request hook at once: the request has no facts");
+      }
+      const response = await handled;
+      // A route accepted the WebSocket upgrade (see src/core/websocket.ts): the seam performs it.
+      if (upgrades && info.upgrade) return info.upgrade;
+      // An unauthenticated caller keeps no idle connection open: the answer closes it (the
+      // server keeps authenticated connections alive with no idle limit, for quiet streams).
+      return info.authenticated ? response : closingConnection(response);
+    } catch (e) {
+      log.error(
+        { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
+        "request failed outside the app's error handler",
+      );
+      return errorResponse(new GatewayError("server_error"), envelopeFor(pathOf(request)), info.requestId);
+    } finally {
+      slot?.release();
+    }
+  }
+
   return {
     ...deps,
     app,
-    fetch: async (request, peerIp = null) => {
-      // A Host that makes no URL (`a b`, `[::1`) would throw in every later step: one JSON 400 here.
-      if (!URL.canParse(request.url)) {
-        const requestId = chooseRequestId(request.headers, deps.clock(), deps.random);
-        log.warn(
-          { requestId, peerIp, host: (request.headers.get("host") ?? "").slice(0, 100) },
-          "malformed request URL or Host header",
-        );
-        return closingConnection(
-          errorResponse(
-            new GatewayError("bad_request", "The request's Host header or URL is malformed"),
-            "admin",
-            requestId,
-          ),
-        );
-      }
-      const route = directRoute(request);
-      if (route) return serveDirect(route, request, peerIp);
-      // The request's facts, carried along from here (see src/core/request-info.ts).
-      const info = newRequestInfo(peerIp, chooseRequestId(request.headers, deps.clock(), deps.random));
-      let guarded = request;
-      let slot: BodySlot | null = null;
-      if (request.body !== null) {
-        const taken = takeBodySlot(request, peerIp, info.requestId);
-        if (taken instanceof Response) return taken;
-        slot = taken;
-        const held = slot;
-        // The framework reads the body from the request: a copy carrying the guarded body.
-        guarded = new Request(request.url, {
-          method: request.method,
-          headers: request.headers,
-          body: bodyGuard.guard(request.body, () => held.release()),
-          signal: request.signal,
-          duplex: "half",
-        } as RequestInit);
-        info.releaseBodySlot = held.release;
-      }
-      attachInfo(guarded, info);
-      try {
-        const response = await app.handle(guarded);
-        // An unauthenticated caller keeps no idle connection open: the answer closes it (the
-        // server keeps authenticated connections alive with no idle limit, for quiet streams).
-        return info.authenticated ? response : closingConnection(response);
-      } catch (e) {
-        log.error(
-          { err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) },
-          "request failed outside the app's error handler",
-        );
-        return errorResponse(new GatewayError("server_error"), envelopeFor(pathOf(request)), info.requestId);
-      } finally {
-        slot?.release();
-      }
-    },
+    fetch: (request, peerIp = null) => answer(request, peerIp, false),
+    serve: (request, peerIp) => answer(request, peerIp, true),
     drain: () => events.close(),
     start: async () => {
       // Leadership is known before the plugins start their background work.

@@ -167,7 +167,7 @@ export async function boot(
   await gateway.start();
   let listening: Listening;
   try {
-    listening = listen(gateway.fetch, {
+    listening = listen(gateway.serve, {
       host: settings.host,
       port: settings.port,
       // Far above the setting so the app, not the socket layer (an empty 413), answers in the right

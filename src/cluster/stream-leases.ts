@@ -10,7 +10,7 @@
  * @module
  */
 import { type Kysely, sql } from "kysely";
-import type { Clock, TimerHandle } from "../core/clock.ts";
+import { type Clock, sleep, type TimerHandle } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { AccountLeases, Lease } from "../plugin-host/api.ts";
 import type { Database } from "../store/schema.ts";
@@ -19,8 +19,6 @@ export const STREAM_LEASE_MS = 10_000;
 const RENEW_MS = 3_000;
 /** How often a request waiting for a global slot tries again. */
 const RETRY_MS = 50;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class GlobalStreamLeases {
   #timer: TimerHandle | undefined;
@@ -106,7 +104,7 @@ export class GlobalStreamLeases {
             const id = await this.tryAcquire(accountId, limit);
             if (id !== null) return this.#lease(local, id, signal);
             if (i >= tries) break;
-            await sleep(RETRY_MS);
+            await sleep(RETRY_MS, this.time);
           }
         } catch (e) {
           local.release();

@@ -13,21 +13,24 @@
  * connection, see `closingConnection` in app.ts.)
  *
  * Two ways to apply them: {@link BodyGuard.guard} wraps a body stream (what the web framework reads),
- * {@link BodyGuard.readText} reads a body whose length is declared natively, with one timer shared by
- * every read in progress for the deadlines (the proxy pipeline's way: no stream per request).
+ * {@link BodyGuard.readText} reads a body whose length is declared natively (the proxy pipeline's
+ * way: no stream per request). Both keep their deadlines in one queue served by one timer on the
+ * injected clock (a FakeClock's in tests), and both read a body in one go only when its declared
+ * length frames it ({@link framedBy}).
  *
- * Runtime-neutral: Web streams and the injected timer functions only.
+ * Runtime-neutral: Web streams and the injected timers only.
  *
  * @module
  */
+import type { Clock, TimerHandle } from "./clock.ts";
 import { GatewayError } from "./errors.ts";
 
 export interface BodyGuardOptions {
   readonly maxBytes: number;
   readonly timeoutMs: number;
   readonly maxPendingPerAddress: number;
-  readonly setTimer?: (fn: () => void, ms: number) => unknown;
-  readonly clearTimer?: (t: unknown) => void;
+  /** The timers the body deadlines run on: the gateway's clock (a FakeClock in tests). */
+  readonly timers: Pick<Clock, "setTimeout" | "clearTimeout">;
 }
 
 /** One guarded request's hold on its address's slot; released once (idempotent). */
@@ -35,7 +38,7 @@ export interface BodySlot {
   release(): void;
 }
 
-/** A body being read by {@link BodyGuard.readText}, until its deadline. */
+/** A body being read (by {@link BodyGuard.readText} or through {@link BodyGuard.guard}), until its deadline. */
 interface PendingRead {
   readonly deadline: number;
   done: boolean;
@@ -44,21 +47,19 @@ interface PendingRead {
 
 export class BodyGuard {
   readonly #pending = new Map<string, number>();
-  readonly #setTimer: (fn: () => void, ms: number) => unknown;
-  readonly #clearTimer: (t: unknown) => void;
   /**
-   * Reads in progress, in deadline order (every deadline is its start plus the same timeout, so
-   * arrival order is deadline order): one timer, for the first live one, serves them all.
+   * Reads in progress, in deadline order (every deadline is a start plus the same timeout, so
+   * arrival order is nearly deadline order; an entry that comes in out of order is put in its
+   * place): one timer, for the first live one, serves them all.
    */
   #reads: PendingRead[] = [];
   #readsHead = 0;
   #readsLive = 0;
-  #readsTimer: unknown = null;
+  #readsTimer: TimerHandle | null = null;
+  /** The deadline the timer waits for. */
+  #armedFor = 0;
 
-  constructor(private readonly opts: BodyGuardOptions) {
-    this.#setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
-    this.#clearTimer = opts.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
-  }
+  constructor(private readonly opts: BodyGuardOptions) {}
 
   /** Requests from `address` holding a slot now. */
   pending(address: string): number {
@@ -101,14 +102,8 @@ export class BodyGuard {
     const body = request.body;
     if (body === null) return "";
     // Only a declared length within the limit frames the body (a chunked one is counted as it comes).
-    const declared = request.headers.get("content-length");
-    if (
-      declared === null ||
-      !/^\d{1,15}$/.test(declared) ||
-      Number(declared) > this.opts.maxBytes ||
-      request.headers.has("transfer-encoding")
-    )
-      return new Response(this.guard(body, () => {})).text();
+    if (!framedBy(request.headers, this.opts.maxBytes))
+      return new Response(this.guard(body, () => {}).stream).text();
     const text = request.text();
     let entry: PendingRead | null = null;
     const timedOut = new Promise<never>((_, reject) => {
@@ -125,9 +120,20 @@ export class BodyGuard {
   }
 
   #track(entry: PendingRead): void {
-    this.#reads.push(entry);
+    const reads = this.#reads;
+    // In deadline order: almost always at the end (a deadline that runs from the request's start
+    // may come in after one that runs from a later guard call, and goes before it).
+    let at = reads.length;
+    while (at > this.#readsHead && reads[at - 1]!.deadline > entry.deadline) at--;
+    if (at === reads.length) reads.push(entry);
+    else reads.splice(at, 0, entry);
     this.#readsLive++;
     if (this.#readsTimer === null) this.#arm();
+    else if (entry.deadline < this.#armedFor) {
+      // Earlier than the deadline the timer waits for: the timer waits for this one.
+      this.opts.timers.clearTimeout(this.#readsTimer);
+      this.#arm();
+    }
   }
 
   #untrack(entry: PendingRead): void {
@@ -135,7 +141,7 @@ export class BodyGuard {
     entry.done = true;
     // None in progress: no timer left behind (it would hold the process up to a deadline).
     if (--this.#readsLive === 0) {
-      this.#clearTimer(this.#readsTimer);
+      this.opts.timers.clearTimeout(this.#readsTimer ?? undefined);
       this.#readsTimer = null;
       this.#reads = [];
       this.#readsHead = 0;
@@ -157,7 +163,11 @@ export class BodyGuard {
       this.#readsHead = 0;
     }
     const first = this.#reads[this.#readsHead]!;
-    this.#readsTimer = this.#setTimer(() => this.#expire(), Math.max(0, first.deadline - performance.now()));
+    this.#armedFor = first.deadline;
+    this.#readsTimer = this.opts.timers.setTimeout(
+      () => this.#expire(),
+      Math.max(0, first.deadline - performance.now()),
+    );
   }
 
   #expire(): void {
@@ -186,30 +196,35 @@ export class BodyGuard {
   }
 
   /**
-   * The request's body wrapped with the size limit and the deadline (the deadline runs from now);
-   * `onDone` runs once when the body is read, fails or is cancelled. Nothing is read from `body`
-   * until the wrapper is read, or until {@link readGuardedText} reads the body in one go.
+   * The request's body under the size limit and the deadline (the deadline runs from now), as a
+   * wrapper stream or read in one go ({@link GuardedBody}); `onDone` runs once when the body is read,
+   * fails or is cancelled. Nothing is read from `body` until one of them reads it.
    */
-  guard(body: ReadableStream<Uint8Array>, onDone: () => void): ReadableStream<Uint8Array> {
+  guard(body: ReadableStream<Uint8Array>, onDone: () => void): GuardedBody {
     const { maxBytes, timeoutMs } = this.opts;
     let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
     let received = 0;
     let finished = false;
-    let timer: unknown = null;
+    // The deadline, in the queue every read in progress shares (its timer fails the body).
+    const deadline: PendingRead = {
+      deadline: performance.now() + timeoutMs,
+      done: false,
+      fail: (e) => fail(e),
+    };
     const finish = () => {
       if (finished) return;
       finished = true;
-      if (timer !== null) this.#clearTimer(timer);
+      this.#untrack(deadline);
       onDone();
     };
     const cancelSource = (reason: unknown) => {
       if (reader) reader.cancel(reason).catch(() => {});
       else if (!body.locked) body.cancel(reason).catch(() => {});
     };
-    // The direct read's rejection, while one runs (see `whole` below).
+    // The read in one go's rejection, while one runs (see `text` below).
     let rejectWhole: ((e: GatewayError) => void) | null = null;
     let fail: (e: GatewayError) => void = () => {};
-    timer = this.#setTimer(() => fail(this.#timeoutError()), timeoutMs);
+    this.#track(deadline);
     const tooLarge = () =>
       new GatewayError(
         "payload_too_large",
@@ -258,69 +273,65 @@ export class BodyGuard {
       // Pulled only when read: the body stays untouched (and readable in one go) until then.
       { highWaterMark: 0 },
     );
-    wholeReads.set(stream, {
-      maxBytes,
-      available: () => !finished && reader === null && !body.locked,
-      read: async () => {
-        // The runtime reads the body in one go, far cheaper than chunk by chunk through this
-        // stream. The deadline still holds: it rejects the read. The limit holds by the caller's
-        // check of the declared length, which frames the body (no more of it can be read).
-        const failed = new Promise<never>((_, reject) => {
-          rejectWhole = reject;
-        });
-        const text = new Response(body).text();
-        text.catch(() => {});
-        try {
-          return await Promise.race([text, failed]);
-        } finally {
-          rejectWhole = null;
-          finish();
+    let wholeTaken = false;
+    const readWhole = async () => {
+      // The runtime reads the body in one go, far cheaper than chunk by chunk through the wrapper.
+      // The deadline still holds: it rejects the read. The limit holds by the caller's check of the
+      // declared length, which frames the body (no more of it can be read).
+      const failed = new Promise<never>((_, reject) => {
+        rejectWhole = reject;
+      });
+      const text = new Response(body).text();
+      text.catch(() => {});
+      try {
+        return await Promise.race([text, failed]);
+      } finally {
+        rejectWhole = null;
+        finish();
+      }
+    };
+    return {
+      stream,
+      text: (headers) => {
+        // Nothing read from the body yet, through the wrapper or otherwise.
+        const untouched = !wholeTaken && !stream.locked && !finished && reader === null && !body.locked;
+        if (untouched && framedBy(headers, maxBytes)) {
+          wholeTaken = true;
+          return readWhole();
         }
+        return new Response(stream).text();
       },
-    });
-    return stream;
+    };
   }
 }
 
-interface WholeRead {
-  readonly maxBytes: number;
-  /** Nothing read from the body yet, through the wrapper or otherwise. */
-  available(): boolean;
-  read(): Promise<string>;
+/** A request body behind {@link BodyGuard.guard}. */
+export interface GuardedBody {
+  /** The body through the limit and the deadline, chunk by chunk: what the web framework reads. */
+  readonly stream: ReadableStream<Uint8Array>;
+  /**
+   * The body's text, decoded as `Request.text()` decodes it, under the guard's limit and deadline
+   * (`headers`: the request's). A body that {@link framedBy its headers frame} and that nothing has
+   * read yet is read by the runtime in one go: read chunk by chunk through the wrapper it costs
+   * about three times the CPU, and its text is slower to parse and to send on. Anything else is
+   * read through the wrapper.
+   */
+  text(headers: Headers): Promise<string>;
 }
-
-/** Guarded bodies that may still be read in one go, by their wrapper stream. */
-const wholeReads = new WeakMap<ReadableStream<Uint8Array>, WholeRead>();
 
 /**
- * The text of a body behind {@link BodyGuard.guard} (`body`, the wrapper it returned; `headers`,
- * the request's), decoded as `Request.text()` decodes it, under the guard's limit and deadline. A
- * body with a declared `Content-Length` within the limit (and no `Transfer-Encoding`, so that
- * length frames it) and not read yet is read by the runtime in one go: read chunk by chunk through
- * the wrapper it costs about three times the CPU, and its text is slower to parse and to send on.
- * Anything else is read through the wrapper.
+ * Whether the request's declared `Content-Length` frames its body within the limit `maxBytes` (and
+ * no `Transfer-Encoding` overrides it): then no more than that can be read, and the runtime may read
+ * the body in one go. Otherwise (a chunked body) it is counted as it comes.
  */
-export function guardedText(body: ReadableStream<Uint8Array>, headers: Headers): Promise<string> {
-  const whole = wholeReads.get(body);
-  if (whole && !body.locked && whole.available()) {
-    const declared = headers.get("content-length");
-    if (
-      declared !== null &&
-      /^\d{1,15}$/.test(declared) &&
-      Number(declared) <= whole.maxBytes &&
-      !headers.has("transfer-encoding")
-    ) {
-      wholeReads.delete(body);
-      return whole.read();
-    }
-  }
-  return new Response(body).text();
-}
-
-/** {@link guardedText} of a request whose body is a guard's wrapper; else `request.text()`. */
-export function readGuardedText(request: Request): Promise<string> {
-  const body = request.body;
-  return body && wholeReads.has(body) ? guardedText(body, request.headers) : request.text();
+export function framedBy(headers: Headers, maxBytes: number): boolean {
+  const declared = headers.get("content-length");
+  return (
+    declared !== null &&
+    /^\d{1,15}$/.test(declared) &&
+    Number(declared) <= maxBytes &&
+    !headers.has("transfer-encoding")
+  );
 }
 
 /** The GatewayError a body guard failed with, found in an error's `cause` chain (Elysia wraps it). */

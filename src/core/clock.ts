@@ -55,6 +55,18 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * Resolves after `ms` on `timers` (a FakeClock's in tests): for a wait someone awaits, e.g. a
+ * retry's backoff. On the real clock the wait keeps the process alive until it ends, unlike a
+ * background timer (a CLI command retrying would otherwise exit mid-wait).
+ */
+export function sleep(ms: number, timers: Pick<Clock, "setTimeout"> = systemClock): Promise<void> {
+  if (timers === systemClock) return new Promise((r) => setTimeout(r, ms));
+  return new Promise((r) => {
+    timers.setTimeout(r, ms);
+  });
+}
+
 /** The real random source. */
 export const systemRandom: Random = {
   next: () => Math.random(),

@@ -1,9 +1,10 @@
 /**
  * The runtime-neutral shape of a server-side WebSocket: a route decides to accept an upgrade by
- * {@link offerUpgrade offering} a session for the request; the server seam
- * (`src/runtime/bun/serve.ts`) {@link takeUpgrade takes} it after the app answered, performs the
- * upgrade with the session's response headers, and feeds the session the socket's life
- * (open, each message, close). Nothing here knows which runtime does the upgrade.
+ * setting a {@link WsAccept} on the request's typed facts (`RequestInfo.upgrade`, see
+ * `src/core/request-info.ts`); the gateway's `serve` answers the server seam with it instead of a
+ * Response, and the seam (`src/runtime/bun/serve.ts`) performs the upgrade with its response headers
+ * and feeds the session the socket's life (open, each message, close). Nothing here knows which
+ * runtime does the upgrade.
  *
  * @module
  */
@@ -27,20 +28,6 @@ export interface WsAccept {
   /** Extra headers of the 101 answer (e.g. `x-codex-turn-state`). */
   readonly headers: Headers;
   readonly session: WsSession;
-}
-
-const offers = new WeakMap<Request, WsAccept>();
-
-/** Called by a route that accepts the upgrade of `request`; its HTTP answer is then ignored. */
-export function offerUpgrade(request: Request, accept: WsAccept): void {
-  offers.set(request, accept);
-}
-
-/** Called by the server seam once the app has answered `request`: the accepted upgrade, if any. */
-export function takeUpgrade(request: Request): WsAccept | null {
-  const a = offers.get(request) ?? null;
-  offers.delete(request);
-  return a;
 }
 
 /** True when `request` asks for a WebSocket upgrade. */

@@ -7,7 +7,7 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
-import { infoOf } from "../core/request-info.ts";
+import { requestInfo } from "../core/request-info.ts";
 import { ErrorBody } from "../core/schemas.ts";
 import { auditContext } from "../store/audit.ts";
 
@@ -29,17 +29,18 @@ export function firewallRoutes(deps: AppDeps) {
     return { mode: entries.length === 0 ? ("allow_all" as const) : ("allowlist" as const), entries };
   };
   return new Elysia({ name: "routes:firewall" })
+    .use(requestInfo)
     .get("/api/firewall", listing, {
       detail: { tags: ["firewall"], summary: "The proxy allowlist (empty = every client allowed)" },
       response: { 200: Listing },
     })
     .put(
       "/api/firewall",
-      async ({ body, request }) => {
+      async ({ body, info }) => {
         // Each change writes its audit row in its own transaction.
         await fw.replace(body.entries, deps.clock(), (entries) => ({
           action: "firewall.replaced",
-          ...auditContext(infoOf(request)),
+          ...auditContext(info),
           details: { entries },
         }));
         return listing();
@@ -52,10 +53,10 @@ export function firewallRoutes(deps: AppDeps) {
     )
     .post(
       "/api/firewall/entries",
-      async ({ body, request, set }) => {
+      async ({ body, set, info }) => {
         const added = await fw.add(body.entry, deps.clock(), (a) => ({
           action: "firewall.entry_added",
-          ...auditContext(infoOf(request)),
+          ...auditContext(info),
           details: { entry: a.entry },
         }));
         set.status = 201;
@@ -69,10 +70,10 @@ export function firewallRoutes(deps: AppDeps) {
     )
     .delete(
       "/api/firewall/entries",
-      async ({ query, request }) => {
+      async ({ query, info }) => {
         const removed = await fw.remove(query.entry, {
           action: "firewall.entry_removed",
-          ...auditContext(infoOf(request)),
+          ...auditContext(info),
           details: { entry: query.entry },
         });
         if (!removed) throw new GatewayError("not_found", `${query.entry} is not on the allowlist`);

@@ -19,7 +19,7 @@ import { TokenCipher } from "../accounts/crypto.ts";
 import { guardErrorOf } from "../core/body-guard.ts";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
-import { infoOf } from "../core/request-info.ts";
+import { requestInfo } from "../core/request-info.ts";
 import { ErrorBody } from "../core/schemas.ts";
 import { audit, auditContext } from "../store/audit.ts";
 import { FernetKey } from "./fernet.ts";
@@ -65,9 +65,9 @@ async function partBytes(form: FormData, name: string): Promise<Uint8Array> {
 }
 
 export function importPythonRoutes(deps: AppDeps) {
-  return new Elysia({ name: "routes:import-python" }).post(
+  return new Elysia({ name: "routes:import-python" }).use(requestInfo).post(
     "/api/import/python",
-    async ({ request }) => {
+    async ({ request, info }) => {
       const type = request.headers.get("content-type") ?? "";
       if (!type.toLowerCase().startsWith("multipart/form-data"))
         throw new GatewayError(
@@ -120,7 +120,7 @@ export function importPythonRoutes(deps: AppDeps) {
           deps.runtimeSettings.invalidate();
           await audit(deps.store.db, {
             action: "import.python",
-            ...auditContext(infoOf(request)),
+            ...auditContext(info),
             details: { counts: summary.counts, skipped: summary.skipped.length },
           });
           deps.log.info(

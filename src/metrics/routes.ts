@@ -11,22 +11,27 @@ import { hasAdminAccess } from "../access/admin-auth/guard.ts";
 import { constantTimeEqual } from "../core/crypto.ts";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
-import { infoOf } from "../core/request-info.ts";
+import { requestInfo } from "../core/request-info.ts";
 import { ErrorBody } from "../core/schemas.ts";
 
 export function metricsRoutes(deps: AppDeps) {
-  const app = new Elysia({ name: "routes:metrics" });
+  const app = new Elysia({ name: "routes:metrics" }).use(requestInfo);
   const metrics = deps.metrics;
   if (!metrics) return app;
   const token = deps.settings.metricsToken;
   return app.get(
     "/metrics",
-    async ({ request }) => {
+    async ({ request, info }) => {
       const presented = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim();
       const byToken = token !== "" && presented !== undefined && constantTimeEqual(presented, token);
       if (
         !byToken &&
-        !(await hasAdminAccess(deps.access.admin, request, deps.access.isLocal(request), deps.clock()))
+        !(await hasAdminAccess(
+          deps.access.admin,
+          request,
+          deps.access.isLocal(request, info.peerIp),
+          deps.clock(),
+        ))
       ) {
         throw new GatewayError(
           "authentication_required",
@@ -36,7 +41,7 @@ export function metricsRoutes(deps: AppDeps) {
         );
       }
       // A scraper that passed counts as authenticated: its connection may stay open between scrapes.
-      infoOf(request).authenticated = true;
+      info.authenticated = true;
       return new Response(await metrics.registry.render(), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" },
       });

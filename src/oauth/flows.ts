@@ -6,7 +6,7 @@
  * @module
  */
 import type { AccountRepository } from "../accounts/repository.ts";
-import { systemClock } from "../core/clock.ts";
+import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 import { randomToken } from "../core/crypto.ts";
 import type { Logger } from "../core/logging.ts";
 import { type CallbackListener, listenCallback } from "../runtime/bun/callback-server.ts";
@@ -44,7 +44,7 @@ const KEEP_FINISHED = 16;
 /** The login flows of this process and the callback listener while a browser flow is pending. */
 export class OAuthFlows {
   readonly #flows = new Map<string, Flow>();
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #timers = new Set<TimerHandle>();
   #listener: CallbackListener | null = null;
   #stopped = false;
 
@@ -52,7 +52,8 @@ export class OAuthFlows {
     private readonly settings: Readonly<Settings>,
     private readonly accounts: AccountRepository,
     private readonly log: Logger,
-    private readonly clock: () => number = systemClock.now,
+    /** Time and the device poll's timers (a FakeClock in tests). */
+    private readonly time: Clock = systemClock,
   ) {}
 
   /** Starts a browser login: returns the URL to open and where the callback listener is. */
@@ -60,7 +61,12 @@ export class OAuthFlows {
     this.#prune();
     const { verifier, challenge } = await createPkce();
     const state = randomToken(16);
-    const flow = this.#add({ method: "browser", expiresAt: this.clock() + BROWSER_TTL_MS, state, verifier });
+    const flow = this.#add({
+      method: "browser",
+      expiresAt: this.time.now() + BROWSER_TTL_MS,
+      state,
+      verifier,
+    });
     const listener = this.#ensureListener();
     return {
       flowId: flow.id,
@@ -74,8 +80,8 @@ export class OAuthFlows {
   /** Starts a device-code login and its background poller. */
   async startDevice() {
     this.#prune();
-    const device = await requestDeviceCode(this.settings.authBaseUrl, this.clock());
-    const flow = this.#add({ method: "device", expiresAt: this.clock() + device.expiresInSeconds * 1000 });
+    const device = await requestDeviceCode(this.settings.authBaseUrl, this.time.now());
+    const flow = this.#add({ method: "device", expiresAt: this.time.now() + device.expiresInSeconds * 1000 });
     this.#schedulePoll(flow, device, device.intervalSeconds);
     return {
       flowId: flow.id,
@@ -93,7 +99,8 @@ export class OAuthFlows {
   ): { status: FlowStatus; errorMessage: string | null; accountId: string | null } | null {
     const f = this.#flows.get(flowId);
     if (!f) return null;
-    if (f.status === "pending" && this.clock() > f.expiresAt) this.#finish(f, "error", "Login flow expired");
+    if (f.status === "pending" && this.time.now() > f.expiresAt)
+      this.#finish(f, "error", "Login flow expired");
     return { status: f.status, errorMessage: f.errorMessage, accountId: f.accountId };
   }
 
@@ -124,7 +131,7 @@ export class OAuthFlows {
       );
     } else if (!code) {
       this.#finish(flow, "error", "The redirect carries no authorization code");
-    } else if (this.clock() > flow.expiresAt) {
+    } else if (this.time.now() > flow.expiresAt) {
       this.#finish(flow, "error", "Login flow expired");
     } else {
       flow.busy = true;
@@ -145,7 +152,7 @@ export class OAuthFlows {
   /** Stops the poller timers and the callback listener (shutdown). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const t of this.#timers) clearTimeout(t);
+    for (const t of this.#timers) this.time.clearTimeout(t);
     this.#timers.clear();
     await this.#closeListener(true);
   }
@@ -184,7 +191,7 @@ export class OAuthFlows {
   }
 
   #prune() {
-    const now = this.clock();
+    const now = this.time.now();
     for (const f of this.#flows.values())
       if (f.status === "pending" && now > f.expiresAt) this.#finish(f, "error", "Login flow expired");
     const done = [...this.#flows.values()].filter((f) => f.status !== "pending");
@@ -193,10 +200,10 @@ export class OAuthFlows {
 
   #schedulePoll(flow: Flow, device: DeviceCode, intervalSeconds: number) {
     if (this.#stopped) return;
-    const timer = setTimeout(async () => {
+    const timer = this.time.setTimeout(async () => {
       this.#timers.delete(timer);
       if (flow.status !== "pending" || this.#stopped) return;
-      if (this.clock() > flow.expiresAt) return this.#finish(flow, "error", "Device code expired");
+      if (this.time.now() > flow.expiresAt) return this.#finish(flow, "error", "Device code expired");
       let next = intervalSeconds;
       try {
         const r = await pollDeviceToken(this.settings.authBaseUrl, device);

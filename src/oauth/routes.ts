@@ -7,7 +7,7 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
-import { infoOf } from "../core/request-info.ts";
+import { requestInfo } from "../core/request-info.ts";
 import { ErrorBody } from "../core/schemas.ts";
 import { audit, auditContext } from "../store/audit.ts";
 import { OAuthError } from "./client.ts";
@@ -25,14 +25,15 @@ export function oauthRoutes(deps: AppDeps) {
   const { oauth } = deps;
   const tags = ["oauth"];
   return new Elysia({ name: "routes:oauth" })
+    .use(requestInfo)
     .post(
       "/api/oauth/start",
-      async ({ body, request }) => {
+      async ({ body, info }) => {
         try {
           const flow = body.method === "device" ? await oauth.startDevice() : await oauth.startBrowser();
           await audit(deps.store.db, {
             action: "oauth.start",
-            ...auditContext(infoOf(request)),
+            ...auditContext(info),
             details: { method: body.method, flowId: flow.flowId },
           });
           return flow;

@@ -32,7 +32,6 @@
 import type { Admit } from "../access/admission.ts";
 import { requireJsonContentType } from "../access/csrf.ts";
 import { authorizeProxyRequest } from "../access/index.ts";
-import { readGuardedText } from "../core/body-guard.ts";
 import { GatewayError } from "../core/errors.ts";
 import { emailHash } from "../core/logging.ts";
 import type { RequestInfo } from "../core/request-info.ts";
@@ -202,11 +201,16 @@ export class HttpRequestContext extends ProxyRequestContext {
     );
   }
 
-  /** The context of a request the framework dispatched (admitted already): its facts copied in. */
+  /**
+   * The context of a request the framework dispatched (admitted already): its facts copied in, its
+   * body read as the gateway guarded it (`info.readBody`).
+   */
   static admitted(proxy: ProxyContext, route: ProxyRoute, request: Request, info: RequestInfo) {
+    const readBody = info.readBody;
+    const gate: ProxyGate = readBody ? { admit: null, readBody: () => readBody() } : ADMITTED;
     const ctx = new HttpRequestContext(
       proxy,
-      ADMITTED,
+      gate,
       route,
       request,
       info.peerIp,
@@ -220,8 +224,8 @@ export class HttpRequestContext extends ProxyRequestContext {
   }
 }
 
-/** The gate of a request admitted by the framework, whose body the framework guarded. */
-const ADMITTED: ProxyGate = { admit: null, readBody: (request) => readGuardedText(request) };
+/** The gate of a request admitted by the framework whose body nobody guarded (none, or in-process). */
+const ADMITTED: ProxyGate = { admit: null, readBody: (request) => request.text() };
 
 /** A step: reads and writes the context; a Response it returns ends the request. */
 export type Step = (ctx: HttpRequestContext) => Promise<Response | undefined> | Response | undefined;

@@ -12,7 +12,7 @@
 import { Elysia } from "elysia";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
-import { infoOf } from "../core/request-info.ts";
+import { requestInfo } from "../core/request-info.ts";
 import { proxyContext } from "./context.ts";
 import { listed, MODELS_SOURCE_HEADER, modelList, openAiModel } from "./models.ts";
 import { HttpRequestContext, proxyRoutes as pipelineRoutes, serveProxyRequest } from "./pipeline.ts";
@@ -21,13 +21,12 @@ import { acceptResponsesSocket } from "./ws/accept.ts";
 export function proxyRoutes(deps: AppDeps) {
   const ctx = proxyContext(deps);
   const detail = (summary: string) => ({ tags: ["proxy"], summary });
-  let app = new Elysia({ name: "routes:proxy" });
+  let app = new Elysia({ name: "routes:proxy" }).use(requestInfo);
   for (const route of pipelineRoutes) {
     app = app.post(
       route.path,
       // Admitted by the framework's request hook already: the pipeline skips its admission step.
-      async ({ request }) => {
-        const info = infoOf(request);
+      async ({ request, info }) => {
         const pipe = HttpRequestContext.admitted(ctx, route, request, info);
         try {
           return await serveProxyRequest(pipe);
@@ -41,8 +40,8 @@ export function proxyRoutes(deps: AppDeps) {
   return app
     .get(
       "/backend-api/codex/responses",
-      ({ request }) =>
-        acceptResponsesSocket(ctx, request, infoOf(request), "codex", "/backend-api/codex/responses"),
+      ({ request, info }) =>
+        acceptResponsesSocket(ctx, request, info, "codex", "/backend-api/codex/responses"),
       {
         detail: detail(
           "Codex CLI Responses over WebSocket: upgrade, then one `response.create` message per turn; each event comes back as a text frame",
@@ -51,7 +50,7 @@ export function proxyRoutes(deps: AppDeps) {
     )
     .get(
       "/v1/responses",
-      ({ request }) => acceptResponsesSocket(ctx, request, infoOf(request), "responses", "/v1/responses"),
+      ({ request, info }) => acceptResponsesSocket(ctx, request, info, "responses", "/v1/responses"),
       {
         detail: detail(
           "OpenAI Responses over WebSocket (`codex.*` events hidden): one `response.create` message per turn",

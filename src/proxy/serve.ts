@@ -148,7 +148,7 @@ export async function answerHttp(
   if (streamed) {
     // A client that goes away cancels this body, which aborts the stream: no signal listener.
     const keepaliveMs = deps.settings.sseKeepaliveSeconds * 1000;
-    return new Response(toReadableStream(ps, keepaliveMs), { status: 200, headers });
+    return new Response(toReadableStream(ps, keepaliveMs, deps.time), { status: 200, headers });
   }
   ctx.signal.addEventListener("abort", () => ps.abort(), { once: true });
 

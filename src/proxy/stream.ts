@@ -7,8 +7,10 @@
  * @module
  */
 import { isUtf8 } from "node:buffer";
+import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 import { transportMessage } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
+import { type PushSink, pushStream } from "../runtime/bun/push-stream.ts";
 import { decodeMidStream, type EventBytes, StreamIdleTimeout } from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
@@ -357,84 +359,88 @@ export class ProxyStream {
 
 /** The SSE comment sent while the upstream is silent (clients and proxies ignore comments). */
 export const KEEPALIVE = ": keepalive\n\n";
+const KEEPALIVE_BYTES = encoder.encode(KEEPALIVE);
 
 /**
- * The client body of a stream; cancelling it (client gone) aborts the upstream call. With
- * `keepaliveMs` > 0, a {@link KEEPALIVE} comment goes out whenever the client has waited that long
- * for the next bytes, so clients and proxies between do not give up on a quiet stream. One timer
- * per stream: it is not moved on for every chunk, but set again for what is left when it fires early.
+ * The client body of a stream, written as the upstream's chunks come (see `pushStream`: no
+ * queue, no pull per chunk); the client going away aborts the upstream call. With `keepaliveMs`
+ * > 0, a {@link KEEPALIVE} comment goes out whenever the client has waited that long for the
+ * next bytes, so clients and proxies between do not give up on a quiet stream: never while the
+ * client is not taking what was sent. One timer per stream, on the gateway's `timers`: it is not
+ * moved on for every chunk, but set again for what is left when it fires early.
  */
-export function toReadableStream(ps: ProxyStream, keepaliveMs = 0): ReadableStream<Uint8Array> {
-  /** When the client began waiting for the pending pull's bytes (-1: no pull pending). */
+export function toReadableStream(
+  ps: ProxyStream,
+  keepaliveMs = 0,
+  timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
+): ReadableStream<Uint8Array> {
+  /** When the client began waiting for the next bytes (-1: it is not waiting). */
   let waitingSince = -1;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: TimerHandle | undefined;
   let done = false;
-  let controller: ReadableStreamDefaultController<Uint8Array>;
+  let sink: PushSink | undefined;
+  /** A keepalive the client has not taken yet (no other one goes out meanwhile). */
+  let unsent = false;
   const stop = () => {
     done = true;
-    if (timer !== undefined) clearTimeout(timer);
+    if (timer !== undefined) timers.clearTimeout(timer);
     timer = undefined;
   };
   const tick = () => {
     timer = undefined;
-    if (done || waitingSince < 0) return; // no pull pending: the next pull sets it
-    const now = performance.now();
+    if (done || waitingSince < 0) return; // not waiting: the next wait sets it
+    const now = timers.now();
     const waited = now - waitingSince;
     if (waited < keepaliveMs) {
-      timer = setTimeout(tick, keepaliveMs - waited);
+      timer = timers.setTimeout(tick, keepaliveMs - waited);
       return;
     }
-    // Only for a client that is reading (nothing of ours queued unread).
-    if ((controller.desiredSize ?? 0) >= 0) controller.enqueue(encoder.encode(KEEPALIVE));
+    if (!unsent && sink) {
+      sink.write(KEEPALIVE_BYTES);
+      const full = sink.flush();
+      if (full) {
+        unsent = true;
+        void full.then(() => {
+          unsent = false;
+        });
+      }
+    }
     waitingSince = now;
-    timer = setTimeout(tick, keepaliveMs);
+    timer = timers.setTimeout(tick, keepaliveMs);
   };
-  return new ReadableStream<Uint8Array>(
-    {
-      start(c) {
-        controller = c;
-      },
-      async pull(c) {
-        if (keepaliveMs > 0) {
-          waitingSince = performance.now();
-          timer ??= setTimeout(tick, keepaliveMs);
-        }
-        try {
-          for (;;) {
-            const out = await ps.stepBytes();
-            if (out === null) {
-              stop();
-              c.close();
-              return;
-            }
-            if (out instanceof Uint8Array) {
-              c.enqueue(out);
-              break;
-            }
-            if (Array.isArray(out)) {
-              for (const part of out) c.enqueue(part);
-              if (out.length > 0) break;
-              continue;
-            }
-            if (out !== "") {
-              c.enqueue(encoder.encode(out));
-              break;
-            }
-          }
-          waitingSince = -1;
-        } catch (e) {
-          stop();
-          ps.abort();
-          c.error(e);
-        }
-      },
-      cancel() {
+  const run = async (s: PushSink) => {
+    sink = s;
+    for (;;) {
+      if (keepaliveMs > 0) {
+        waitingSince = timers.now();
+        timer ??= timers.setTimeout(tick, keepaliveMs);
+      }
+      let out: Awaited<ReturnType<ProxyStream["stepBytes"]>>;
+      try {
+        out = await ps.stepBytes();
+      } catch (e) {
         stop();
         ps.abort();
-      },
-    },
-    { highWaterMark: 0 },
-  );
+        throw e;
+      }
+      if (done) return; // the client went away
+      if (out === null) {
+        stop();
+        return;
+      }
+      if (out === "" || (Array.isArray(out) && out.length === 0)) continue;
+      waitingSince = -1;
+      if (out instanceof Uint8Array) s.write(out);
+      else if (Array.isArray(out)) for (const part of out) s.write(part);
+      else s.write(encoder.encode(out));
+      const full = s.flush();
+      if (full) await full;
+    }
+  };
+  return pushStream(run, () => {
+    stop();
+    ps.abort();
+  });
 }
 
 /** Runs a stream to its end without a client body (non-streaming answers are assembled by the shaper). */

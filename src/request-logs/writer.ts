@@ -13,6 +13,7 @@
  * @module
  */
 import type { CompiledQuery, Kysely } from "kysely";
+import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 import type { Database, NewRequestLogRow } from "../store/schema.ts";
 import type { SqliteExclusive } from "../store/sync-sql.ts";
 import { responseOwner } from "./owner.ts";
@@ -45,7 +46,7 @@ export class RequestLogWriter {
   #queue: NewRequestLogRow[] = [];
   /** Rows taken from the queue whose insert has not finished yet. */
   #writing: NewRequestLogRow[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: TimerHandle | null = null;
   #flushing: Promise<void> = Promise.resolve();
   #stopped = false;
   #dropped = 0;
@@ -58,15 +59,22 @@ export class RequestLogWriter {
   readonly #ownerTtlMs: number;
   /** SQLite: the store's connection, for synchronous batches (see the module comment). */
   readonly #sqlite: SqliteExclusive | null;
+  readonly #timers: Pick<Clock, "setTimeout" | "clearTimeout">;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly log: WriterLog,
     private readonly flushMs: number,
-    opts: { readonly ownerTtlMs?: number; readonly sqlite?: SqliteExclusive } = {},
+    opts: {
+      readonly ownerTtlMs?: number;
+      readonly sqlite?: SqliteExclusive;
+      /** The flush timer's (the gateway's clock; the real one by default). */
+      readonly timers?: Pick<Clock, "setTimeout" | "clearTimeout">;
+    } = {},
   ) {
     this.#ownerTtlMs = opts.ownerTtlMs ?? RESPONSE_OWNER_TTL_MS;
     this.#sqlite = opts.sqlite ?? null;
+    this.#timers = opts.timers ?? systemClock;
   }
 
   /** Queues one row; never waits. */
@@ -77,7 +85,7 @@ export class RequestLogWriter {
       void this.flush();
       return;
     }
-    this.#timer ??= setTimeout(() => {
+    this.#timer ??= this.#timers.setTimeout(() => {
       this.#timer = null;
       void this.flush();
     }, this.flushMs);
@@ -106,7 +114,7 @@ export class RequestLogWriter {
   /** Writes everything queued so far (serialised with any flush already running). */
   flush(): Promise<void> {
     if (this.#timer) {
-      clearTimeout(this.#timer);
+      this.#timers.clearTimeout(this.#timer);
       this.#timer = null;
     }
     this.#flushing = this.#flushing.then(async () => {

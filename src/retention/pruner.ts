@@ -9,7 +9,7 @@
  * @module
  */
 import { type Kysely, sql } from "kysely";
-import type { Clock, TimerHandle } from "../core/clock.ts";
+import { type Clock, sleep, type TimerHandle } from "../core/clock.ts";
 import type { Database } from "../store/schema.ts";
 
 const DAY_MS = 86_400_000;
@@ -35,11 +35,12 @@ export interface PruneResult {
 export interface PruneOptions {
   /** Rows per delete statement (and transaction). */
   readonly batch?: number;
-  /** Awaited between batches so requests get the store. */
+  /** Awaited between batches so requests get the store (default: 1 ms on the clock's timers). */
   readonly pause?: () => Promise<void>;
 }
 
-const yieldToOthers = () => new Promise<void>((r) => setTimeout(r, 1));
+/** A 1 ms wait on `timers` between batches, so requests get the store. */
+const yieldToOthers = (timers?: Pick<Clock, "setTimeout">) => () => sleep(1, timers);
 
 /** Deletes everything older than the policy allows at `now`; safe to run on several replicas at once. */
 export async function pruneOnce(
@@ -50,7 +51,7 @@ export async function pruneOnce(
   opts: PruneOptions = {},
 ): Promise<PruneResult> {
   const batch = opts.batch ?? 5000;
-  const pause = opts.pause ?? yieldToOthers;
+  const pause = opts.pause ?? yieldToOthers();
   const t0 = performance.now();
   let batches = 0;
   let maxBatchMs = 0;
@@ -178,7 +179,10 @@ export class Pruner {
 
   /** One prune now (or the one already running); null when it failed (logged). */
   runNow(): Promise<PruneResult | null> {
-    this.#running ??= pruneOnce(this.db, this.dialect, this.clock.now(), this.policy, this.opts)
+    this.#running ??= pruneOnce(this.db, this.dialect, this.clock.now(), this.policy, {
+      ...this.opts,
+      pause: this.opts.pause ?? yieldToOthers(this.clock),
+    })
       .then((r) => {
         if (r.requestLogs + r.auditLogs + r.accountEvents + r.usageBuckets + r.adminSessions > 0)
           this.log.info({ ...r }, "retention: old rows pruned");

@@ -10,7 +10,7 @@
  */
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../core/deps.ts";
-import { infoOf } from "../core/request-info.ts";
+import { type RequestInfo, requestInfo } from "../core/request-info.ts";
 import { ErrorBody as AdminError } from "../core/schemas.ts";
 import { routingStrategies } from "../settings/schema.ts";
 import { auditContext } from "../store/audit.ts";
@@ -54,7 +54,7 @@ const AccessSettings = t.Object({ apiKeyAuthEnabled: ApiKeyAuth });
 export function runtimeSettingsRoutes(deps: AppDeps) {
   /** The one write path of both endpoints: validated by `patchFields`, audited in its transaction. */
   const change = (
-    request: Request,
+    info: RequestInfo,
     body: RuntimeSettingsPatch & { expectedVersion?: number | undefined },
     auditOf: (
       patch: RuntimeSettingsPatch,
@@ -67,18 +67,18 @@ export function runtimeSettingsRoutes(deps: AppDeps) {
     const { expectedVersion, ...patch } = body;
     return deps.runtimeSettings.update(patch, expectedVersion, (before) => ({
       ...auditOf(patch, before),
-      ...auditContext(infoOf(request)),
+      ...auditContext(info),
     }));
   };
   return new Elysia({ name: "routes:settings" })
+    .use(requestInfo)
     .get("/api/settings", () => deps.runtimeSettings.get(), {
       detail: { tags: ["settings"], summary: "Runtime settings (defaults come from the environment)" },
       response: { 200: Document },
     })
     .put(
       "/api/settings",
-      ({ body, request }) =>
-        change(request, body, (patch) => ({ action: "settings.update", details: patch })),
+      ({ body, info }) => change(info, body, (patch) => ({ action: "settings.update", details: patch })),
       {
         body: t.Object(patchFields, {
           additionalProperties: false,
@@ -98,8 +98,8 @@ export function runtimeSettingsRoutes(deps: AppDeps) {
     )
     .put(
       "/api/settings/access",
-      async ({ body, request }) => {
-        const doc = await change(request, body, (_patch, before) => ({
+      async ({ body, info }) => {
+        const doc = await change(info, body, (_patch, before) => ({
           action: "settings.changed",
           details: { apiKeyAuthEnabled: { from: before.apiKeyAuthEnabled, to: body.apiKeyAuthEnabled } },
         }));

@@ -8,7 +8,7 @@ import { Elysia, t } from "elysia";
 import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { Page, pageQuery } from "../core/paging.ts";
-import { infoOf } from "../core/request-info.ts";
+import { requestInfo } from "../core/request-info.ts";
 import { ErrorBody as AdminError } from "../core/schemas.ts";
 import { auditContext } from "../store/audit.ts";
 import { type StickyKind, stickyKinds } from "./store.ts";
@@ -34,6 +34,7 @@ const Binding = t.Object({
 
 export function stickyRoutes(deps: AppDeps) {
   return new Elysia({ name: "routes:sticky-sessions" })
+    .use(requestInfo)
     .get(
       "/api/sticky-sessions",
       async ({ query }) => {
@@ -62,11 +63,11 @@ export function stickyRoutes(deps: AppDeps) {
     )
     .delete(
       "/api/sticky-sessions/:key",
-      async ({ params, request }) => {
+      async ({ params, info }) => {
         // The audit row is written in the same transaction as the change.
         const deleted = await deps.sticky.delete(params.key, {
           action: "sticky_session.delete",
-          ...auditContext(infoOf(request)),
+          ...auditContext(info),
           details: { key: params.key },
         });
         if (!deleted) {

@@ -12,7 +12,7 @@ import type { Database } from "./schema.ts";
 export interface AuditEntry {
   /** Dotted verb, e.g. `api_key.created`, `firewall.entry_added`, `account.paused`. */
   readonly action: string;
-  /** The client address that made the change (`infoOf(request).clientIp`). */
+  /** The client address that made the change (`info.clientIp`, see src/core/request-info.ts). */
   readonly actorIp?: string | null;
   readonly requestId?: string | null;
   /** Plain facts about the change (ids, field names); never a secret. */

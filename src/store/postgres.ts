@@ -11,6 +11,7 @@
  */
 import { type Dialect, PostgresDialect } from "kysely";
 import pg from "pg";
+import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 
 /** int8 (counts, sums of integers, bigint columns: millisecond times) and numeric → number. */
 const NUMERIC_OIDS = new Set([20, 1700]);
@@ -81,7 +82,12 @@ export interface Notifications {
   ): Promise<() => Promise<void>>;
 }
 
-export function pgNotifications(url: string, pool: pg.Pool): Notifications {
+/** `timers`: the reconnect waits' (the real clock's by default). */
+export function pgNotifications(
+  url: string,
+  pool: pg.Pool,
+  timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
+): Notifications {
   return {
     async notify(channel, payload) {
       await pool.query("select pg_notify($1, $2)", [channel, payload]);
@@ -89,7 +95,7 @@ export function pgNotifications(url: string, pool: pg.Pool): Notifications {
     async listen(channel, onMessage, onGap) {
       let stopped = false;
       let client: pg.Client | null = null;
-      let retry: ReturnType<typeof setTimeout> | undefined;
+      let retry: TimerHandle | undefined;
       const connect = async (): Promise<void> => {
         const c = connectPostgres(url);
         c.on("notification", (m) => {
@@ -98,7 +104,7 @@ export function pgNotifications(url: string, pool: pg.Pool): Notifications {
         const again = () => {
           if (stopped || client !== c) return;
           client = null;
-          retry = setTimeout(() => void reconnect(), 1000);
+          retry = timers.setTimeout(() => void reconnect(), 1000);
         };
         c.on("error", again);
         c.on("end", again);
@@ -112,13 +118,13 @@ export function pgNotifications(url: string, pool: pg.Pool): Notifications {
           await connect();
           onGap();
         } catch {
-          retry = setTimeout(() => void reconnect(), 1000);
+          retry = timers.setTimeout(() => void reconnect(), 1000);
         }
       };
       await connect();
       return async () => {
         stopped = true;
-        clearTimeout(retry);
+        timers.clearTimeout(retry);
         const c = client;
         client = null;
         await c?.end().catch(() => {});

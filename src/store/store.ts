@@ -11,6 +11,7 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Kysely, type MigrationResultSet, Migrator, sql } from "kysely";
+import { type Clock, sleep } from "../core/clock.ts";
 import { openSqlite } from "../runtime/bun/sqlite.ts";
 import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
@@ -202,14 +203,20 @@ function isSqliteBusy(e: unknown): boolean {
 
 const BUSY_RETRIES = 40;
 
-/** Opens and migrates; throws with the failing migration's name if one fails. */
-export async function openMigratedStore(location: StoreLocation): Promise<Store> {
+/**
+ * Opens and migrates; throws with the failing migration's name if one fails. A busy retry waits on
+ * `timers` (the real clock's by default).
+ */
+export async function openMigratedStore(
+  location: StoreLocation,
+  timers?: Pick<Clock, "setTimeout">,
+): Promise<Store> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await openAndMigrate(location);
     } catch (e) {
       if (location.kind !== "sqlite" || attempt >= BUSY_RETRIES || !isSqliteBusy(e)) throw e;
-      await new Promise((r) => setTimeout(r, 25 * attempt));
+      await sleep(25 * attempt, timers);
     }
   }
 }

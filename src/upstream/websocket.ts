@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 import { StreamIdleTimeout } from "./event-stream.ts";
 import type { SseEvent } from "./sse.ts";
 
@@ -54,6 +55,8 @@ export class UpstreamSocket {
     private readonly socket: WebSocket,
     readonly accountId: string,
     private readonly idleMs: number,
+    /** The gateway's timers (a turn's idle deadline runs on them). */
+    private readonly timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
   ) {
     socket.onmessage = (e) => {
       const text = typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data as ArrayBuffer);
@@ -73,7 +76,7 @@ export class UpstreamSocket {
   /** Sends one request frame and returns the events of its turn (one turn at a time). */
   send(frame: string): WsTurnEvents {
     this.#turn?.end();
-    const turn = new WsTurnEvents(this.idleMs, () => this.close(1000, "turn abandoned"));
+    const turn = new WsTurnEvents(this.idleMs, () => this.close(1000, "turn abandoned"), this.timers);
     this.#turn = turn;
     this.socket.send(frame);
     return turn;
@@ -106,6 +109,7 @@ export class WsTurnEvents {
   constructor(
     private readonly idleMs: number,
     private readonly onAbandon: () => void,
+    private readonly timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
   ) {}
 
   /** True once the turn's terminal event arrived. */
@@ -134,12 +138,12 @@ export class WsTurnEvents {
         return out;
       }
       if (this.#ended || this.#terminal) return null;
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timer: TimerHandle | undefined;
       const woke = await new Promise<boolean>((resolve) => {
         this.#wake = () => resolve(true);
-        timer = setTimeout(() => resolve(false), this.idleMs);
+        timer = this.timers.setTimeout(() => resolve(false), this.idleMs);
       });
-      clearTimeout(timer);
+      this.timers.clearTimeout(timer);
       this.#wake = null;
       if (!woke) throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
     }

@@ -4,6 +4,7 @@
  * after the queue wait. Real gateway and plugins, one fake Codex backend, fetch on 127.0.0.1.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { FakeClock } from "../../src/core/clock.ts";
 import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
 let env: ProxyEnv | null = null;
@@ -77,7 +78,10 @@ describe("leases when clients abort", () => {
 
 describe("per-account stream cap over HTTP", () => {
   test("a second request waits the queue time, gets 429 proxy_overloaded with Retry-After; after the first ends a new one succeeds", async () => {
+    // The queue wait runs on the gateway's clock: the test moves it instead of waiting 200 ms.
+    const clock = new FakeClock(Date.now());
     env = await startProxyEnv({
+      clock,
       accounts: [{ id: "solo" }],
       env: { CODEX_LB_ACCOUNT_MAX_STREAMS: "1", CODEX_LB_ACCOUNT_QUEUE_WAIT_MS: "200" },
     });
@@ -94,9 +98,21 @@ describe("per-account stream cap over HTTP", () => {
     expect(dec.decode((await reader.read()).value)).toContain("response.created");
     expect(e.inFlight("solo")).toBe(1);
 
-    const t0 = performance.now();
-    const refused = await codex(e);
-    const waited = performance.now() - t0;
+    const leases = e.gw.running.gateway.services.provider("leases");
+    const t0 = clock.now();
+    let answeredAt: number | null = null;
+    const pending = codex(e).then((r) => {
+      answeredAt = clock.now();
+      return r;
+    });
+    expect(await eventually(() => leases.queued?.("solo") === 1, 10_000)).toBe(true);
+    // Queued, not answered, until the queue time has passed on the gateway's clock.
+    await clock.advance(199);
+    await Bun.sleep(20);
+    expect(answeredAt).toBeNull();
+    await clock.advance(1);
+    const refused = await pending;
+    const waited = answeredAt! - t0;
     expect(refused.status).toBe(429);
     const retryAfter = Number(refused.headers.get("retry-after"));
     expect(Number.isInteger(retryAfter) && retryAfter >= 1).toBe(true);

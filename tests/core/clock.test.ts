@@ -32,6 +32,48 @@ describe("no direct clock or randomness outside the clock module", () => {
   });
 });
 
+describe("no direct timers outside the clock module", () => {
+  // Files that may call the global setTimeout/setInterval (or Bun.sleep). Everything else waits on
+  // the injected clock (`deps.time`, a `timers` parameter, `sleep(ms, timers)` from src/core/clock.ts),
+  // so a test moves a FakeClock instead of sleeping. This list only shrinks.
+  const ALLOWED: Record<string, string> = {
+    "src/core/clock.ts": "the clock module: the system clock's timers",
+    "src/runtime/bun/serve.ts": "runtime seam: the graceful stop's deadline, after the app stopped",
+    "src/runtime/bun/websocket-client.ts": "runtime seam: the upstream socket's connect timeout",
+    "src/cli/main.ts": "process entry: the keep-alive interval while serving",
+    "src/core/logging.ts": "process exit: at most 2 s for the last log lines (no gateway, no clock)",
+  };
+  const PREFIXES: Record<string, string> = {
+    "src/dashboard/web/": "browser code: runs in the operator's browser, not in the gateway",
+  };
+  const allowed = (file: string) =>
+    file in ALLOWED || Object.keys(PREFIXES).some((prefix) => file.startsWith(prefix));
+  test("setTimeout, setInterval and Bun.sleep appear only in the allowed files", () => {
+    const hits: string[] = [];
+    const used = new Set<string>();
+    let files = 0;
+    for (const pattern of ["src/**/*.ts", "src/**/*.tsx", "plugins/**/*.ts"]) {
+      for (const file of new Glob(pattern).scanSync({ cwd: root })) {
+        files++;
+        readFileSync(resolve(root, file), "utf8")
+          .split("\n")
+          .forEach((line, i) => {
+            const code = line.trim();
+            if (code.startsWith("*") || code.startsWith("//") || code.startsWith("/*")) return;
+            // A call of the global (not `clock.setTimeout(`, `this.timers.setTimeout(`).
+            if (!/(?<![.\w#])set(?:Timeout|Interval)\s*\(|\bBun\.sleep\b/.test(code)) return;
+            if (allowed(file)) used.add(file);
+            else hits.push(`${file}:${i + 1}: ${code}`);
+          });
+      }
+    }
+    expect(files).toBeGreaterThan(50);
+    expect(hits).toEqual([]);
+    // An entry nothing needs any more is removed (the list only shrinks).
+    expect(Object.keys(ALLOWED).filter((f) => !used.has(f))).toEqual([]);
+  });
+});
+
 describe("ids from crypto.randomUUID", () => {
   // Ids made outside the injected Random: store keys, cluster holders and ids the client sees. A new
   // use on the request path takes `deps.random.uuid()` instead (src/proxy/models.ts does); this list

@@ -68,7 +68,9 @@ export interface FakeAuth {
 }
 
 /** A fake auth server's routes and state; compose with `startFakeServer`. */
-export function fakeAuth(): FakeAuth {
+export function fakeAuth(opts: { now?: () => number } = {}): FakeAuth {
+  /** The time device polls are recorded at (the gateway's FakeClock when the test moves one). */
+  const now = opts.now ?? (() => Date.now());
   const state: FakeAuthState = {
     refreshTokens: new Map(),
     issued: [],
@@ -173,7 +175,7 @@ export function fakeAuth(): FakeAuth {
         expires_in: 600,
       }),
     "POST /api/accounts/deviceauth/token": () => {
-      state.devicePolls.push(Date.now());
+      state.devicePolls.push(now());
       const step = state.deviceSteps.shift() ?? "pending";
       if (step === "pending")
         return Response.json(

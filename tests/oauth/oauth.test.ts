@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { FakeClock } from "../../src/core/clock.ts";
 import { type AccountsWorld, identity, startAccountsWorld } from "../support/accounts.ts";
 
 let w: AccountsWorld;
+// The device poll's interval runs on the gateway's clock: the test moves it instead of waiting.
+const clock = new FakeClock(Date.now());
 beforeAll(async () => {
-  w = await startAccountsWorld();
+  w = await startAccountsWorld({ clock });
 });
 afterAll(async () => {
   await w.stop();
@@ -33,11 +36,17 @@ const start = async (method: "browser" | "device") => {
 const status = async (flowId: string) =>
   (await (await fetch(`${w.gw.url}/api/oauth/status?flowId=${flowId}`)).json()) as Status;
 
+/**
+ * Moves the gateway's clock in 10 ms steps until `fn` holds (at most `timeoutMs` of gateway time
+ * and 10 s of real time); between steps the real HTTP a timer started (a poll) gets a moment.
+ */
 async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 4_000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
+  const end = clock.now() + timeoutMs;
+  const realEnd = performance.now() + 10_000;
+  while (clock.now() < end && performance.now() < realEnd) {
     if (await fn()) return;
-    await Bun.sleep(20);
+    await clock.advance(10);
+    await Bun.sleep(1);
   }
   throw new Error(`timed out waiting for ${what}`);
 }
@@ -198,6 +207,7 @@ describe("device-code login", () => {
     await until("device login", async () => (await status(s.flowId)).status === "success");
     const polls = w.auth.state.devicePolls;
     expect(polls).toHaveLength(4);
+    // Poll times on the gateway's clock.
     const gaps = polls.slice(1).map((t, i) => t - polls[i]!);
     expect(gaps[0]!).toBeGreaterThanOrEqual(40);
     // After slow_down the interval is 0.3 s for every later poll.

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
+import { FakeClock } from "../../src/core/clock.ts";
 import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
 let env: ProxyEnv;
@@ -51,6 +52,51 @@ describe("stream extras", () => {
     // Comments never split an event.
     for (const block of text.split("\n\n").filter((b) => b.includes(": keepalive"))) {
       expect(block).toBe(": keepalive");
+    }
+  });
+
+  test("the keepalive runs on the gateway's clock: moving a fake clock sends it, no wall-clock wait", async () => {
+    // A keepalive period of 120 s (past the test timeout) that the test never waits for: only the gateway's clock can send it.
+    const clock = new FakeClock(Date.now());
+    const own = await startProxyEnv({
+      clock,
+      accounts: [{ id: "k2", chatgptAccountId: "chatgpt-k2" }],
+      env: { CODEX_LB_SSE_KEEPALIVE_SECONDS: "120", CODEX_LB_STREAM_IDLE_TIMEOUT_SECONDS: "3600" },
+    });
+    try {
+      let finish!: () => void;
+      const rest = new Promise<void>((r) => {
+        finish = r;
+      });
+      own.fake.script("chatgpt-k2", { kind: "slow", text: "on the fake clock", rest });
+      const res = await fetch(`${own.gw.url}/backend-api/codex/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-5.2", input: "hi" }),
+      });
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      let text = dec.decode((await reader.read()).value, { stream: true });
+      expect(text).toContain("response.output_text.delta");
+      expect(text).not.toContain(": keepalive");
+      // The next read waits for the keepalive; the clock moves until it has come.
+      const next = reader.read();
+      let got = false;
+      void next.then(() => {
+        got = true;
+      });
+      for (let i = 0; i < 20 && !got; i++) await clock.advance(121_000);
+      text += dec.decode((await next).value, { stream: true });
+      expect(text).toContain(": keepalive\n\n");
+      finish();
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        text += dec.decode(r.value, { stream: true });
+      }
+      expect(text.indexOf(": keepalive")).toBeLessThan(text.indexOf("response.completed"));
+    } finally {
+      await own.stop();
     }
   });
 

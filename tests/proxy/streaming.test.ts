@@ -68,6 +68,32 @@ describe("streaming pass-through", () => {
     expect(row?.status).toBe("cancelled");
   });
 
+  test("a client slower than the upstream still gets every byte, in order (the body waits for it)", async () => {
+    // About 24 MB of events (two 4 MB deltas, the text again in the closing events): far more than
+    // the sockets buffer, so the gateway must wait for the client between writes.
+    const text = Array.from({ length: 8 * 1024 }, (_, i) =>
+      `${i.toString(36).padStart(4, "0")}`.repeat(256),
+    ).join("");
+    env.fake.script(ACC, { kind: "text", text });
+    const res = await codex();
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let body = "";
+    for (let reads = 0; ; reads++) {
+      const r = await reader.read();
+      if (r.done) break;
+      body += dec.decode(r.value, { stream: true });
+      if (reads % 8 === 0) await Bun.sleep(1);
+    }
+    const deltas = body
+      .split("\n\n")
+      .filter((b) => b.startsWith("event: response.output_text.delta\n"))
+      .map((b) => (JSON.parse(b.slice(b.indexOf("data: ") + 6)) as { delta: string }).delta);
+    expect(deltas.join("")).toBe(text);
+    expect(body.endsWith("\n\n")).toBe(true);
+    expect(body).toContain("event: response.completed");
+  });
+
   test("an upstream silent past the idle timeout ends the stream with response.failed", async () => {
     // The idle deadline runs on the gateway's clock: a gateway of its own on a FakeClock, moved 1.1 s
     // at a time until the stream ends (no wall-clock wait).

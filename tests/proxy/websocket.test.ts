@@ -4,6 +4,7 @@
  * socket, pinning and failover, error frames, limits, and the request log.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { FakeClock } from "../../src/core/clock.ts";
 import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 import { openWs, wsUrl } from "../support/ws-client.ts";
 
@@ -295,8 +296,11 @@ describe("Responses WebSocket", () => {
 
 describe("limits and admission", () => {
   let lim: ProxyEnv;
+  // The sessions' idle timeout runs on the gateway's clock: the test moves it instead of waiting.
+  const clock = new FakeClock(Date.now());
   beforeAll(async () => {
     lim = await startProxyEnv({
+      clock,
       accounts: [{ id: "l1" }],
       env: {
         CODEX_LB_WEBSOCKET_MAX_MESSAGE_BYTES: "4096",
@@ -317,10 +321,19 @@ describe("limits and admission", () => {
 
   test("an idle socket is closed after the idle timeout", async () => {
     const ws = await openWs(wsUrl(lim.gw.url, "/backend-api/codex/responses"));
-    const t0 = Date.now();
+    let closedAt: number | null = null;
+    void ws.closed.then(() => {
+      closedAt = clock.now();
+    });
+    const t0 = clock.now();
+    // Just short of the timeout the socket is open (a close would have arrived meanwhile).
+    await clock.advance(299);
+    await Bun.sleep(20);
+    expect(closedAt).toBeNull();
+    await clock.advance(1);
     const c = await ws.closed;
     expect(c).toEqual({ code: 1000, reason: "idle timeout" });
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(closedAt! - t0).toBeGreaterThanOrEqual(250);
   });
 
   test("an upgrade from another web site is refused with a real HTTP 403 (no cross-site socket)", async () => {

@@ -52,11 +52,11 @@ export async function startAccountsWorld(
   opts: {
     env?: Record<string, string>;
     plugins?: readonly Plugin[];
-    /** The gateway's clock (and the fake usage server's): a FakeClock lets the test move time. */
+    /** The gateway's clock (and the fake usage and auth servers'): a FakeClock lets the test move time. */
     clock?: Clock;
   } = {},
 ): Promise<AccountsWorld> {
-  const auth = fakeAuth();
+  const auth = fakeAuth(opts.clock ? { now: () => opts.clock!.now() } : {});
   const usage = fakeUsage(opts.clock ? { now: () => opts.clock!.now() } : {});
   const server = startFakeServer({ ...auth.routes, ...usage.routes });
   const gw = await startGateway({

@@ -8,7 +8,7 @@
 import { Elysia, t } from "elysia";
 import type { AppDeps } from "../../core/deps.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { infoOf } from "../../core/request-info.ts";
+import { type RequestInfo, requestInfo } from "../../core/request-info.ts";
 import { ErrorBody } from "../../core/schemas.ts";
 import { audit, auditContext } from "../../store/audit.ts";
 import { hasAdminAccess } from "./guard.ts";
@@ -28,27 +28,28 @@ export function adminAuthRoutes(deps: AppDeps) {
   const { admin } = deps.access;
   const db = deps.store.db;
   const tags = ["auth"];
-  const actorOf = (request: Request): Actor => ({
-    clientIp: infoOf(request).clientIp,
-    local: deps.access.isLocal(request),
+  const actorOf = (request: Request, info: RequestInfo): Actor => ({
+    clientIp: info.clientIp,
+    local: deps.access.isLocal(request, info.peerIp),
   });
-  const secure = (request: Request) => deps.access.isHttps(request);
+  const secure = (request: Request, info: RequestInfo) => deps.access.isHttps(request, info.peerIp);
   const maxAge = deps.settings.adminSessionMaxSeconds;
-  const record = (request: Request, action: string, details?: Record<string, unknown>) =>
-    audit(db, entry(request, action, details));
+  const record = (info: RequestInfo, action: string, details?: Record<string, unknown>) =>
+    audit(db, entry(info, action, details));
   /** The audit row of a change, handed to the service to write in the change's own transaction. */
-  const entry = (request: Request, action: string, details?: Record<string, unknown>) => ({
+  const entry = (info: RequestInfo, action: string, details?: Record<string, unknown>) => ({
     action,
-    ...auditContext(infoOf(request)),
+    ...auditContext(info),
     details: details ?? null,
   });
 
   return new Elysia({ name: "routes:admin-auth" })
+    .use(requestInfo)
     .get(
       "/api/auth/session",
-      async ({ request }) => {
+      async ({ request, info }) => {
         const state = await admin.state();
-        const local = deps.access.isLocal(request);
+        const local = deps.access.isLocal(request, info.peerIp);
         return {
           authenticated: await hasAdminAccess(admin, request, local, deps.clock()),
           ...state,
@@ -60,16 +61,16 @@ export function adminAuthRoutes(deps: AppDeps) {
     )
     .post(
       "/api/auth/login",
-      async ({ body, request, set }) => {
+      async ({ body, request, set, info }) => {
         try {
-          const token = await admin.login(actorOf(request), body);
-          set.headers["set-cookie"] = sessionCookie(token, maxAge, secure(request));
+          const token = await admin.login(actorOf(request, info), body);
+          set.headers["set-cookie"] = sessionCookie(token, maxAge, secure(request, info));
         } catch (e) {
           if (e instanceof GatewayError && e.code === "invalid_credentials")
-            await record(request, "admin.login_failed", { reason: e.message });
+            await record(info, "admin.login_failed", { reason: e.message });
           throw e;
         }
-        await record(request, "admin.login");
+        await record(info, "admin.login");
         return { status: "logged_in" };
       },
       {
@@ -88,24 +89,24 @@ export function adminAuthRoutes(deps: AppDeps) {
     )
     .post(
       "/api/auth/logout",
-      async ({ request, set }) => {
+      async ({ request, set, info }) => {
         await admin.sessions.revoke(readCookie(request.headers, SESSION_COOKIE));
-        set.headers["set-cookie"] = clearedSessionCookie(secure(request));
+        set.headers["set-cookie"] = clearedSessionCookie(secure(request, info));
         return { status: "logged_out" };
       },
       { detail: { tags, summary: "End this session" }, response: { 200: Ok } },
     )
     .post(
       "/api/auth/password",
-      async ({ body, request, set }) => {
-        const actor = actorOf(request);
+      async ({ body, request, set, info }) => {
+        const actor = actorOf(request, info);
         const { passwordSet } = await admin.state();
         if (!passwordSet) {
           await admin.setInitialPassword(
             actor,
             body.newPassword,
             body.bootstrapToken,
-            entry(request, "admin.password_set", { bootstrap: !actor.local }),
+            entry(info, "admin.password_set", { bootstrap: !actor.local }),
           );
         } else {
           if (!(await hasAdminAccess(admin, request, actor.local, deps.clock())))
@@ -114,12 +115,12 @@ export function adminAuthRoutes(deps: AppDeps) {
             actor,
             body.currentPassword,
             body.newPassword,
-            entry(request, "admin.password_changed"),
+            entry(info, "admin.password_changed"),
           );
         }
         // Every older session is gone; the caller continues with a fresh one.
         const token = await admin.sessions.create(actor.clientIp, deps.clock());
-        set.headers["set-cookie"] = sessionCookie(token, maxAge, secure(request));
+        set.headers["set-cookie"] = sessionCookie(token, maxAge, secure(request, info));
         return { status: "password_set" };
       },
       {
@@ -138,8 +139,8 @@ export function adminAuthRoutes(deps: AppDeps) {
     )
     .post(
       "/api/auth/totp/setup",
-      async ({ request }) => {
-        const out = await admin.totpSetup(entry(request, "admin.totp_setup_started"));
+      async ({ info }) => {
+        const out = await admin.totpSetup(entry(info, "admin.totp_setup_started"));
         return out;
       },
       {
@@ -149,11 +150,11 @@ export function adminAuthRoutes(deps: AppDeps) {
     )
     .post(
       "/api/auth/totp/confirm",
-      async ({ body, request }) => {
+      async ({ body, request, info }) => {
         const recoveryCodes = await admin.totpConfirm(
-          actorOf(request),
+          actorOf(request, info),
           body.code,
-          entry(request, "admin.totp_enabled"),
+          entry(info, "admin.totp_enabled"),
         );
         return { recoveryCodes };
       },
@@ -165,8 +166,8 @@ export function adminAuthRoutes(deps: AppDeps) {
     )
     .post(
       "/api/auth/totp/disable",
-      async ({ body, request }) => {
-        await admin.totpDisable(actorOf(request), body, entry(request, "admin.totp_disabled"));
+      async ({ body, request, info }) => {
+        await admin.totpDisable(actorOf(request, info), body, entry(info, "admin.totp_disabled"));
         return { status: "totp_disabled" };
       },
       {

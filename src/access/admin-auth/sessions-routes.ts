@@ -6,7 +6,7 @@
 import { Elysia, t } from "elysia";
 import { sha256Hex } from "../../core/crypto.ts";
 import type { AppDeps } from "../../core/deps.ts";
-import { infoOf } from "../../core/request-info.ts";
+import { requestInfo } from "../../core/request-info.ts";
 import { auditContext } from "../../store/audit.ts";
 import { clearedSessionCookie, readCookie, SESSION_COOKIE } from "./sessions.ts";
 
@@ -22,6 +22,7 @@ export function adminSessionRoutes(deps: AppDeps) {
   const db = deps.store.db;
   const tags = ["auth"];
   return new Elysia({ name: "routes:admin-sessions" })
+    .use(requestInfo)
     .get(
       "/api/auth/sessions",
       async ({ request }) => {
@@ -53,14 +54,14 @@ export function adminSessionRoutes(deps: AppDeps) {
     )
     .post(
       "/api/auth/sessions/revoke-all",
-      async ({ request, set }) => {
+      async ({ request, set, info }) => {
         // The audit row is written in the same transaction as the change.
         await deps.access.admin.sessions.revokeAll({
           action: "admin.sessions_revoked",
-          ...auditContext(infoOf(request)),
+          ...auditContext(info),
           details: null,
         });
-        set.headers["set-cookie"] = clearedSessionCookie(deps.access.isHttps(request));
+        set.headers["set-cookie"] = clearedSessionCookie(deps.access.isHttps(request, info.peerIp));
         return { status: "logged_out_everywhere" };
       },
       {

@@ -96,7 +96,7 @@ export async function admitApiKey(opts: {
 
 /**
  * THE call the proxy makes once it knows the model (before choosing an account): does the key that
- * authenticated this request (`infoOf(request).apiKeyId`) allow `model`, and is none of its limits
+ * authenticated this request (`info.apiKeyId`) allow `model`, and is none of its limits
  * reached? Resolves to the key (or null for a keyless local request); throws otherwise.
  *
  * @throws GatewayError `invalid_api_key` (401; key deleted/deactivated/expired since admission),

@@ -7,7 +7,7 @@
 import { Elysia, type Static, t } from "elysia";
 import type { AppDeps } from "../../core/deps.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { infoOf } from "../../core/request-info.ts";
+import { requestInfo } from "../../core/request-info.ts";
 import { auditContext, audited } from "../../store/audit.ts";
 import { type LimitSpec, limitStates } from "./limits.ts";
 import {
@@ -74,13 +74,14 @@ export function apiKeyRoutes(deps: AppDeps) {
   const Id = t.Object({ id: t.String({ minLength: 1, maxLength: 100 }) });
   const tags = ["api-keys"];
   return new Elysia({ name: "routes:api-keys" })
+    .use(requestInfo)
     .get("/api/api-keys", async () => Promise.all((await listApiKeys(db)).map(view)), {
       detail: { tags, summary: "List API keys with their current usage per limit" },
       response: { 200: t.Array(ApiKeyView) },
     })
     .post(
       "/api/api-keys",
-      async ({ body, request, set }) => {
+      async ({ body, set, info }) => {
         const input = { ...body, name: checkName(body.name)!, limits: checkLimits(body.limits) };
         // The audit row is written in the same transaction as the change.
         const { record, key } = await audited(
@@ -88,7 +89,7 @@ export function apiKeyRoutes(deps: AppDeps) {
           (trx) => createApiKey(trx, input, deps.clock()),
           ({ record }) => ({
             action: "api_key.created",
-            ...auditContext(infoOf(request)),
+            ...auditContext(info),
             details: { id: record.id, name: record.name, keyPrefix: record.keyPrefix },
           }),
         );
@@ -110,7 +111,7 @@ export function apiKeyRoutes(deps: AppDeps) {
     })
     .patch(
       "/api/api-keys/:id",
-      async ({ params, body, request }) => {
+      async ({ params, body, info }) => {
         const input = { ...body, name: checkName(body.name), limits: checkLimits(body.limits) };
         const record = await audited(
           db,
@@ -118,7 +119,7 @@ export function apiKeyRoutes(deps: AppDeps) {
           (r) =>
             r && {
               action: "api_key.updated",
-              ...auditContext(infoOf(request)),
+              ...auditContext(info),
               details: { id: r.id, fields: Object.keys(body) },
             },
         );
@@ -136,14 +137,12 @@ export function apiKeyRoutes(deps: AppDeps) {
     )
     .delete(
       "/api/api-keys/:id",
-      async ({ params, request }) => {
+      async ({ params, info }) => {
         const deleted = await audited(
           db,
           (trx) => deleteApiKey(trx, params.id),
           (found) =>
-            found
-              ? { action: "api_key.deleted", ...auditContext(infoOf(request)), details: { id: params.id } }
-              : null,
+            found ? { action: "api_key.deleted", ...auditContext(info), details: { id: params.id } } : null,
         );
         if (!deleted) throw new GatewayError("not_found", `No API key ${params.id}`);
         // Any edit may change what a key may do: cached limit states go.
@@ -158,14 +157,14 @@ export function apiKeyRoutes(deps: AppDeps) {
     )
     .post(
       "/api/api-keys/:id/regenerate",
-      async ({ params, request }) => {
+      async ({ params, info }) => {
         const out = await audited(
           db,
           (trx) => regenerateApiKey(trx, params.id, deps.clock()),
           (r) =>
             r && {
               action: "api_key.regenerated",
-              ...auditContext(infoOf(request)),
+              ...auditContext(info),
               details: { id: params.id, keyPrefix: r.record.keyPrefix },
             },
         );

@@ -7,7 +7,7 @@
 import { Elysia } from "elysia";
 import type { AppDeps } from "../../core/deps.ts";
 import { GatewayError } from "../../core/errors.ts";
-import { infoOf } from "../../core/request-info.ts";
+import { requestInfo } from "../../core/request-info.ts";
 import { keyProblem } from "./authorize.ts";
 import { limitStates, usageBetween, windowBounds } from "./limits.ts";
 import { getApiKey } from "./repository.ts";
@@ -16,10 +16,10 @@ import { UsageBody } from "./schemas.ts";
 const sec = (ms: number) => Math.floor(ms / 1000);
 
 export function usageRoutes(deps: AppDeps) {
-  return new Elysia({ name: "routes:v1-usage" }).get(
+  return new Elysia({ name: "routes:v1-usage" }).use(requestInfo).get(
     "/v1/usage",
-    async ({ request }) => {
-      const id = infoOf(request).apiKeyId;
+    async ({ info }) => {
+      const id = info.apiKeyId;
       const now = deps.clock();
       const key = id ? await getApiKey(deps.store.db, id) : null;
       if (!key || keyProblem(key, now)) throw new GatewayError("invalid_api_key");

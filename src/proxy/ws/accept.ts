@@ -8,7 +8,7 @@
  */
 import { GatewayError } from "../../core/errors.ts";
 import type { RequestInfo } from "../../core/request-info.ts";
-import { offerUpgrade, wantsWebSocket } from "../../core/websocket.ts";
+import { wantsWebSocket } from "../../core/websocket.ts";
 import type { ProxyContext } from "../context.ts";
 import { ResponsesSocket } from "./session.ts";
 
@@ -36,7 +36,8 @@ export function acceptResponsesSocket(
   }
   const turnState = turnStateFor(request.headers);
   const session = new ResponsesSocket(ctx, request.headers, info, { kind, endpoint, turnState });
-  offerUpgrade(request, { headers: new Headers({ "x-codex-turn-state": turnState }), session });
+  // The accepted upgrade travels in the request's facts; the server seam performs it.
+  info.upgrade = { headers: new Headers({ "x-codex-turn-state": turnState }), session };
   // Replaced by the 101 answer of the upgrade.
   return new Response(null, { status: 204 });
 }

@@ -570,6 +570,7 @@ class Turn {
       r.socket,
       account.id,
       ctx.deps.settings.streamIdleTimeoutSeconds * 1000,
+      ctx.deps.time,
     );
     s.adoptUpstream(upstream);
     return upstream;

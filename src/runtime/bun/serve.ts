@@ -1,13 +1,13 @@
 /**
- * The Bun seam for HTTP and WebSocket: puts a `fetch(Request, peerIp) → Response` on a socket with
- * Bun.serve and stops it gracefully. A request the app accepted as a WebSocket upgrade (see
- * `src/core/websocket.ts`) is upgraded here, after the app (admission, API key, route) has run,
- * and its session is fed the socket's messages. Nothing else in the code base calls Bun.serve.
+ * The Bun seam for HTTP and WebSocket: puts a `serve(Request, peerIp) → Response | WsAccept` on a
+ * socket with Bun.serve and stops it gracefully. A request the app accepted as a WebSocket upgrade
+ * (it answered a {@link WsAccept}, see `src/core/websocket.ts`) is upgraded here, after the app
+ * (admission, API key, route) has run, and its session is fed the socket's messages. Nothing else in the code base calls Bun.serve.
  *
  * @module
  */
 import type { ServerWebSocket } from "bun";
-import { takeUpgrade, type WsSession } from "../../core/websocket.ts";
+import type { WsAccept, WsSession } from "../../core/websocket.ts";
 
 export interface Listening {
   readonly host: string;
@@ -17,7 +17,7 @@ export interface Listening {
 }
 
 export function listen(
-  handler: (request: Request, peerIp: string | null) => Promise<Response> | Response,
+  handler: (request: Request, peerIp: string | null) => Promise<Response | WsAccept> | Response | WsAccept,
   opts: {
     host: string;
     port: number;
@@ -47,9 +47,9 @@ export function listen(
       // The request is the app's now: its body deadline, upstream timeouts and stream idle timeout
       // apply, not the connection's idle limit (a non-streamed answer may take minutes to assemble).
       if (idle > 0) srv.timeout(request, 0);
-      const response = await handler(request, srv.requestIP(request)?.address ?? null);
-      const accept = takeUpgrade(request);
-      if (accept) {
+      const answer = await handler(request, srv.requestIP(request)?.address ?? null);
+      if (!(answer instanceof Response)) {
+        const accept = answer;
         if (srv.upgrade(request, { headers: accept.headers, data: accept.session })) return undefined;
         accept.session.close(1006, "upgrade failed");
         return Response.json(
@@ -63,6 +63,7 @@ export function listen(
           { status: 400 },
         );
       }
+      const response = answer;
       // Back to the idle limit for the wait for the next request, except under a stream, which may be
       // quiet for minutes (the proxy's stream idle timeout ends it); its connection keeps no limit.
       if (idle > 0 && !response.headers.get("content-type")?.startsWith("text/event-stream"))

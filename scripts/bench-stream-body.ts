@@ -1,0 +1,120 @@
+/**
+ * `bun scripts/bench-stream-body.ts`: what a client body fed from JavaScript costs, in a bare Bun
+ * proxy in front of the bench's fake upstream (short answer; `ANSWER=bench-long-stream`: the
+ * 1,000-event one; 127.0.0.1 only). Variants, each its
+ * own process, cells interleaved, `ROUNDS` (default 8) × `SECONDS` (default 2) at `CONNS` (64):
+ * `native` hands the upstream body to the Response (the bench's pass-through), `pull` reads it
+ * chunk by chunk and enqueues into a standard ReadableStream (what the gateway did), `push` writes
+ * each chunk to `pushStream` (src/runtime/bun/push-stream.ts, what it does now). Prints the proxy's
+ * CPU µs per request (from /proc/PID/stat) of each round.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { pushStream } from "../src/runtime/bun/push-stream.ts";
+
+const BENCH = `${import.meta.dir}/bench.ts`;
+const SSE = { "content-type": "text/event-stream" };
+
+function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 1e4;
+}
+
+async function spawn(cmd: string[]) {
+  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  while (!/PORT (\d+)/.test(buf)) {
+    const r = await reader.read();
+    if (r.done) throw new Error(`${cmd.join(" ")} exited before listening`);
+    buf += new TextDecoder().decode(r.value);
+  }
+  reader.releaseLock();
+  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}` };
+}
+
+function proxy(upstream: string, variant: string): void {
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 60,
+    async fetch(req) {
+      const res = await fetch(`${upstream}/backend-api/codex/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body: await req.text(),
+      });
+      if (variant === "native") return new Response(res.body, { headers: SSE });
+      const reader = res.body!.getReader();
+      if (variant === "push") {
+        const body = pushStream(
+          async (sink) => {
+            for (;;) {
+              const r = await reader.read();
+              if (r.done) return;
+              sink.write(r.value);
+              const full = sink.flush();
+              if (full) await full;
+            }
+          },
+          (reason) => void reader.cancel(reason),
+        );
+        return new Response(body, { headers: SSE });
+      }
+      const body = new ReadableStream<Uint8Array>(
+        {
+          async pull(c) {
+            const r = await reader.read();
+            if (r.done) c.close();
+            else c.enqueue(r.value);
+          },
+        },
+        { highWaterMark: 0 },
+      );
+      return new Response(body, { headers: SSE });
+    },
+  });
+  console.log(`PORT ${server.port}`);
+}
+
+if (process.argv[2] === "proxy") proxy(process.argv[3]!, process.argv[4]!);
+else {
+  const up = await spawn(["bun", BENCH, "upstream"]);
+  const variants = ["native", "pull", "push"];
+  const procs = [];
+  for (const v of variants)
+    procs.push({ v, ...(await spawn(["bun", import.meta.path, "proxy", up.url, v])) });
+  const body = JSON.stringify({
+    model: "gpt-5.2",
+    input: [{ role: "user", content: process.env.ANSWER ?? "benchmark" }],
+  });
+  const seconds = Number(process.env.SECONDS ?? 2);
+  const conns = Number(process.env.CONNS ?? 64);
+  const rows: Record<string, number[]> = {};
+  for (let round = 0; round < Number(process.env.ROUNDS ?? 8); round++) {
+    for (const p of procs) {
+      let n = 0;
+      const until = performance.now() + seconds * 1000;
+      const c0 = cpuUs(p.proc.pid);
+      await Promise.all(
+        Array.from({ length: conns }, async () => {
+          while (performance.now() < until) {
+            const r = await fetch(`${p.url}/`, { method: "POST", body });
+            if (!(await r.text()).includes("response.completed")) throw new Error(`${p.v}: bad answer`);
+            n++;
+          }
+        }),
+      );
+      const row = rows[p.v] ?? [];
+      row.push(Math.round((cpuUs(p.proc.pid) - c0) / n));
+      rows[p.v] = row;
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const [v, xs] of Object.entries(rows))
+    console.log(`${v.padEnd(8)} median ${median(xs)} µs/request  rounds: ${xs.join(" ")}`);
+  for (const p of procs) p.proc.kill();
+  up.proc.kill();
+}
