@@ -54,6 +54,12 @@ interface RefreshOptions {
 
 /** Refreshes tokens (one flight per account) and serves the credentials provider. */
 export class Refresher {
+  /**
+   * What the proxy gets of each stored credentials object, one per object: the store's cached
+   * credentials stay the same object until the tokens change, so what is built from them once
+   * (the upstream headers' account part) is found again.
+   */
+  readonly #views = new WeakMap<StoredCredentials, AccountCredentials>();
   readonly #inflight = new Map<string, Promise<StoredCredentials>>();
   readonly #failures = new Map<string, { until: number; refreshToken: string; error: GatewayError }>();
   readonly #retries = new Map<
@@ -164,11 +170,16 @@ export class Refresher {
         );
       }
     }
-    return {
-      accessToken: creds.accessToken,
-      chatgptAccountId: creds.chatgptAccountId,
-      installationId: creds.installationId,
-    };
+    let view = this.#views.get(creds);
+    if (!view) {
+      view = {
+        accessToken: creds.accessToken,
+        chatgptAccountId: creds.chatgptAccountId,
+        installationId: creds.installationId,
+      };
+      this.#views.set(creds, view);
+    }
+    return view;
   }
 
   /** Refreshes one account (joining a refresh already in flight). */

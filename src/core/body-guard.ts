@@ -48,16 +48,15 @@ interface PendingRead {
 export class BodyGuard {
   readonly #pending = new Map<string, number>();
   /**
-   * Reads in progress, in deadline order (every deadline is a start plus the same timeout, so
-   * arrival order is nearly deadline order; an entry that comes in out of order is put in its
-   * place): one timer, for the first live one, serves them all.
+   * Reads in progress, in the order they began: every deadline is a start plus the same timeout, so
+   * this is deadline order but for a read that began later than its start (after admission, or a
+   * guard call): it fails with the read queued before it, late by at most that gap. One timer, for
+   * the first live one, serves them all.
    */
   #reads: PendingRead[] = [];
   #readsHead = 0;
   #readsLive = 0;
   #readsTimer: TimerHandle | null = null;
-  /** The deadline the timer waits for. */
-  #armedFor = 0;
 
   constructor(private readonly opts: BodyGuardOptions) {}
 
@@ -120,20 +119,9 @@ export class BodyGuard {
   }
 
   #track(entry: PendingRead): void {
-    const reads = this.#reads;
-    // In deadline order: almost always at the end (a deadline that runs from the request's start
-    // may come in after one that runs from a later guard call, and goes before it).
-    let at = reads.length;
-    while (at > this.#readsHead && reads[at - 1]!.deadline > entry.deadline) at--;
-    if (at === reads.length) reads.push(entry);
-    else reads.splice(at, 0, entry);
+    this.#reads.push(entry);
     this.#readsLive++;
     if (this.#readsTimer === null) this.#arm();
-    else if (entry.deadline < this.#armedFor) {
-      // Earlier than the deadline the timer waits for: the timer waits for this one.
-      this.opts.timers.clearTimeout(this.#readsTimer);
-      this.#arm();
-    }
   }
 
   #untrack(entry: PendingRead): void {
@@ -163,7 +151,6 @@ export class BodyGuard {
       this.#readsHead = 0;
     }
     const first = this.#reads[this.#readsHead]!;
-    this.#armedFor = first.deadline;
     this.#readsTimer = this.opts.timers.setTimeout(
       () => this.#expire(),
       Math.max(0, first.deadline - performance.now()),

@@ -43,7 +43,11 @@ abstract class Metric<S> {
 
   protected abstract fresh(): S;
 
-  protected get(values: readonly string[]): S {
+  /**
+   * The series of one label set (made on first use; past {@link MAX_SERIES}, the `other` series).
+   * A caller may keep it and update it directly: series are never dropped.
+   */
+  get(values: readonly string[]): S {
     const key = values.join(SEP);
     let e = this.series.get(key);
     if (e === undefined) {
@@ -82,7 +86,7 @@ export class Counter extends Metric<{ v: number }> {
   }
 }
 
-interface HistogramSeries {
+export interface HistogramSeries {
   readonly counts: Float64Array;
   sum: number;
   count: number;
@@ -101,7 +105,10 @@ export class Histogram extends Metric<HistogramSeries> {
     return { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 };
   }
   observe(values: readonly string[], v: number): void {
-    const s = this.get(values);
+    this.observeIn(this.get(values), v);
+  }
+  /** Observes `v` in a series got from {@link Metric.get}. */
+  observeIn(s: HistogramSeries, v: number): void {
     const b = this.buckets;
     for (let i = 0; i < b.length; i++) if (v <= b[i]!) s.counts[i]!++;
     s.sum += v;

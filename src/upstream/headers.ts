@@ -77,29 +77,80 @@ export function isNativeCodexClient(headers: Headers): boolean {
   return NATIVE_ORIGINATORS.has((headers.get("originator") ?? "").toLowerCase());
 }
 
+/** What becomes of a client header: dropped, replaced by the persona (non-Codex clients), or kept. */
+const DROP = 0;
+const PERSONA = 1;
+const KEEP = 2;
+
+/** Each header name's fate, worked out once per name (bounded: the names are the clients' choice). */
+const fates = new Map<string, number>();
+const FATES_KEPT = 1024;
+
+function fateOf(name: string): number {
+  let f = fates.get(name);
+  if (f !== undefined) return f;
+  f =
+    DROPPED.has(name) || DROPPED_PREFIXES.some((p) => name.startsWith(p))
+      ? DROP
+      : PERSONA_REPLACED.has(name) || PERSONA_REPLACED_PREFIXES.some((p) => name.startsWith(p))
+        ? PERSONA
+        : KEEP;
+  if (fates.size >= FATES_KEPT) fates.clear();
+  fates.set(name, f);
+  return f;
+}
+
+/** The account's part of the headers. */
+interface AccountPart {
+  readonly authorization: string;
+  readonly chatgptAccountId: string | null;
+  readonly installationId: string;
+}
+
+/**
+ * Made once per credentials object (the credentials provider hands out the same object until the
+ * account's tokens change; a provider that makes a new one per call just misses).
+ */
+const accountParts = new WeakMap<AccountCredentials, AccountPart>();
+
+function accountPart(creds: AccountCredentials): AccountPart {
+  let part = accountParts.get(creds);
+  if (!part) {
+    const authorization = `Bearer ${creds.accessToken}`;
+    // Flattened here once: a concatenated string would be flattened by every Headers.set.
+    authorization.charCodeAt(0);
+    part = {
+      authorization,
+      chatgptAccountId: creds.chatgptAccountId || null,
+      installationId: creds.installationId,
+    };
+    accountParts.set(creds, part);
+  }
+  return part;
+}
+
 /** The upstream request headers for one attempt on one account. */
 export function buildUpstreamHeaders(
   client: Headers,
   creds: AccountCredentials,
   opts: { requestId: string; accept?: string },
 ): Headers {
-  const native = isNativeCodexClient(client);
+  // Native clients keep their identity headers (PERSONA), others only what is KEEP.
+  const keepAbove = isNativeCodexClient(client) ? DROP : PERSONA;
   const out = new Headers();
+  // Headers hands out lower-case names.
   client.forEach((value, key) => {
-    const k = key.toLowerCase();
-    if (DROPPED.has(k) || DROPPED_PREFIXES.some((p) => k.startsWith(p))) return;
-    if (!native && (PERSONA_REPLACED.has(k) || PERSONA_REPLACED_PREFIXES.some((p) => k.startsWith(p))))
-      return;
-    out.set(k, value);
+    if (fateOf(key) > keepAbove) out.set(key, value);
   });
-  if (!native) {
+  if (keepAbove === PERSONA) {
     out.set("user-agent", CODEX_PERSONA_USER_AGENT);
     out.set("originator", "codex_cli_rs");
     out.set("version", CODEX_CLIENT_VERSION);
   }
-  out.set("authorization", `Bearer ${creds.accessToken}`);
-  if (creds.chatgptAccountId) out.set("chatgpt-account-id", creds.chatgptAccountId);
-  out.set("x-codex-installation-id", creds.installationId);
+  const account = accountPart(creds);
+  out.set("authorization", account.authorization);
+  if (account.chatgptAccountId !== null) out.set("chatgpt-account-id", account.chatgptAccountId);
+  out.set("x-codex-installation-id", account.installationId);
   const turn = out.get("x-codex-turn-metadata");
   if (turn?.includes("installation_id"))
     out.set("x-codex-turn-metadata", withInstallationId(turn, creds.installationId));

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Glob } from "bun";
-import { FakeClock, seededRandom, systemClock, systemRandom } from "../../src/core/clock.ts";
+import { FakeClock, seededRandom, sleep, systemClock, systemRandom } from "../../src/core/clock.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
@@ -139,6 +139,20 @@ describe("FakeClock", () => {
     expect(at).toEqual([30, 60, 90]);
     await clock.advance(100);
     expect(at).toEqual([30, 60, 90, 120, 150]);
+  });
+
+  test("sleep waits on the given timers: a fake clock's resolve when it has moved far enough", async () => {
+    const clock = new FakeClock(0);
+    let done = false;
+    const slept = sleep(250, clock).then(() => {
+      done = true;
+    });
+    await clock.advance(249);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    await slept;
+    expect(done).toBe(true);
+    expect(clock.pending).toBe(0);
   });
 
   test("work started by a timer settles before the next timer fires", async () => {

@@ -4,6 +4,7 @@
  * ignored, rows inserted by any path counted) and pruned after the TTL in the logs' own time.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { FakeClock } from "../../src/core/clock.ts";
 import { RequestLogWriter } from "../../src/request-logs/writer.ts";
 import type { Store } from "../../src/store/store.ts";
 import { insertAccount } from "../balancing/fixtures.ts";
@@ -98,6 +99,33 @@ for (const { variant, name, sync } of writerVariants) {
     });
   });
 }
+
+test("queued rows are written when the flush interval has passed on the writer's timers", async () => {
+  const store = await openTestStore(storeVariants[0]!, "writer-timer");
+  try {
+    const clock = new FakeClock(T0);
+    const w = new RequestLogWriter(store.db, quiet, 500, { timers: clock, sqlite: store.sqlite });
+    const written: number[] = [];
+    w.onWritten((rows) => written.push(rows.length));
+    w.add({ endpoint: "/v1/responses", status: "success", requested_at: T0, request_id: "t1" });
+    w.add({ endpoint: "/v1/responses", status: "success", requested_at: T0, request_id: "t2" });
+    expect(clock.pending).toBe(1);
+    await clock.advance(499);
+    expect(w.pending).toBe(2);
+    expect(written).toEqual([]);
+    await clock.advance(1);
+    // The timer fired and started the write (no flush() called): wait for the store's I/O.
+    expect(clock.pending).toBe(0);
+    for (let i = 0; i < 200 && written.length === 0; i++) await Bun.sleep(5);
+    expect(written).toEqual([2]);
+    expect(w.pending).toBe(0);
+    const n = await store.db.selectFrom("request_logs").select("request_id").execute();
+    expect(n.map((r) => r.request_id).sort()).toEqual(["t1", "t2"]);
+    await w.stop();
+  } finally {
+    await store.close();
+  }
+});
 
 test("upgrading copies the owners already in the request logs (the newest row with an account wins)", async () => {
   const { Migrator } = await import("kysely");
