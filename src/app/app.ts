@@ -637,6 +637,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       scheduleSweep();
     },
     stop: async () => {
+      // Access lines, metrics and spans of requests that just ended (see `afterAnswer`) first.
+      proxy.flushDeferred();
       sweepStopped = true;
       time.clearTimeout(sweepTimer);
       events.close();

@@ -14,8 +14,9 @@
  * - {@link answer}: the route's answer from the open stream: passed through as it comes, or
  *   assembled as one JSON answer (`src/proxy/serve.ts`, `src/proxy/compact.ts`).
  * - {@link settle}: once the answer is over (a stream's end, or a failure at any step past `read`):
- *   the access line, the request-log row (which settles the key's reservation), metrics and span,
- *   and the `request.completed` hook. Exactly once per request.
+ *   the request-log row (which settles the key's reservation) and the `request.completed` hook,
+ *   then, once this turn's answers are out, the access line, metrics and span. Exactly once per
+ *   request.
  *
  * Everything a request learns travels in its {@link ProxyRequestContext}, created once when the
  * request arrives and handed to every step; what all requests share (settings, store,
@@ -351,8 +352,9 @@ function answer(ctx: HttpRequestContext): Promise<Response> {
 }
 
 /**
- * settle: the request is over. One access line, one request-log row (its arrival settles the key's
- * reservation), the metrics and span, and `request.completed`. Runs once.
+ * settle: the request is over. One request-log row (its arrival settles the key's reservation) and
+ * `request.completed` at once; one access line, the metrics and span in the next turn of the event
+ * loop (`afterAnswer`). Runs once.
  */
 export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
   if (ctx.settled) return;
@@ -383,19 +385,24 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
       ctx.transport === "http" ? (ctx.trace.attempts > 0 ? "http" : null) : ctx.upstreamTransport,
     kind: spec.requestKind,
   };
-  deps.log.info(accessLine(ctx, facts), "request");
   const row = logRow(facts);
   ctx.proxy.logs.add(row);
-  observeFinished(deps, {
-    ...facts,
-    family: ctx.family,
-    method: ctx.method,
-    attempts: ctx.trace.attempts,
-    costUsd: row.cost_usd ?? null,
-    headers: ctx.headers,
-  });
   if (outcome.fire !== false)
     completed(ctx.proxy, ctx.requestId, outcome.account, outcome.status === "success", outcome.httpStatus);
+  // What only reports the request (its access line, metrics and span) waits until the answers of
+  // this turn are out: a stream's last bytes would otherwise wait for it. The log row (a response's
+  // owner, the key's reservation settled) and `request.completed` come first, as before.
+  ctx.proxy.afterAnswer(() => {
+    deps.log.info(accessLine(ctx, facts), "request");
+    observeFinished(deps, {
+      ...facts,
+      family: ctx.family,
+      method: ctx.method,
+      attempts: ctx.trace.attempts,
+      costUsd: row.cost_usd ?? null,
+      headers: ctx.headers,
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+/**
+ * `bun scripts/bench-c1-pair.ts <checkout A> <checkout B>`: the latency one client sees at one
+ * connection through two gateways side by side, on 127.0.0.1 only. Each checkout's
+ * `scripts/bench.ts gateway` role (key auth with a limit, request logs, metrics) is started in
+ * front of one fake upstream (A's `upstream` role); then requests alternate between the gateways,
+ * one at a time (A, B, B, A, …), so both see the same moments of a shared, busy machine. Prints each
+ * gateway's p50 and the median of the per-pair differences (B − A), which stays steady where
+ * separate runs' p50s swing with the machine's load. `PAIR_N` pairs (default 15000) after a warm-up;
+ * `PAIR_BODY=big` sends `bun run bench`'s ~256 KB body instead of the short one.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+
+const [a, b] = process.argv.slice(2).map((p) => resolve(p));
+if (!a || !b) {
+  console.error("usage: bun scripts/bench-c1-pair.ts <checkout A> <checkout B>");
+  process.exit(2);
+}
+const N = Number(process.env.PAIR_N ?? 15000);
+const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
+const BIG = JSON.stringify({
+  model: "gpt-5.2",
+  instructions: "You are a coding agent.",
+  input: Array.from({ length: 128 }, (_, i) => ({
+    type: "message",
+    role: i % 2 ? "assistant" : "user",
+    content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
+  })),
+});
+const body = process.env.PAIR_BODY === "big" ? BIG : SHORT;
+
+async function spawnRole(root: string, args: string[]) {
+  const proc = Bun.spawn(["bun", `${root}/scripts/bench.ts`, ...args], { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  while (!/PORT (\d+)/.test(buf)) {
+    const r = await reader.read();
+    if (r.done) throw new Error(`${root}: ${args[0]} exited before listening`);
+    buf += new TextDecoder().decode(r.value);
+  }
+  reader.releaseLock();
+  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, key: /KEY (\S+)/.exec(buf)?.[1] };
+}
+
+const upstream = await spawnRole(a, ["upstream"]);
+const gateways = [
+  await spawnRole(a, ["gateway", upstream.url, "1"]),
+  await spawnRole(b, ["gateway", upstream.url, "1"]),
+];
+try {
+  const one = async (g: (typeof gateways)[number]) => {
+    const t = performance.now();
+    const res = await fetch(`${g.url}/backend-api/codex/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${g.key}` },
+      body,
+    });
+    const text = await res.text();
+    if (res.status !== 200 || !text.includes("response.completed")) throw new Error(`status ${res.status}`);
+    return performance.now() - t;
+  };
+  for (const g of gateways) for (let i = 0; i < 1500; i++) await one(g);
+  const lat: [number[], number[]] = [[], []];
+  for (let i = 0; i < N; i++) {
+    for (const j of i % 2 ? [1, 0] : [0, 1]) lat[j]!.push(await one(gateways[j]!));
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const diff = lat[1].map((x, i) => x - lat[0][i]!);
+  console.log(`A ${a}: p50 ${median(lat[0]).toFixed(3)} ms`);
+  console.log(`B ${b}: p50 ${median(lat[1]).toFixed(3)} ms`);
+  console.log(`B − A, median of ${N} pairs: ${(median(diff) * 1000).toFixed(1)} µs`);
+} finally {
+  for (const p of [...gateways, upstream]) {
+    p.proc.kill("SIGTERM");
+    await p.proc.exited;
+  }
+}
