@@ -43,6 +43,7 @@ import { accessFields, type LogFacts, logRow, type Transport } from "./log-row.t
 import { type EndpointKind, observeFinished } from "./observe.ts";
 import { answerHttp, type ProxySpec, readChat, readResponses } from "./serve.ts";
 import type { FinishStatus, StreamState } from "./stream.ts";
+import type { Json } from "./validate.ts";
 
 /** One proxy POST route: where it is, how its body is read, how its answer is made. */
 export interface ProxyRoute {
@@ -328,8 +329,22 @@ async function attempt(ctx: HttpRequestContext): Promise<undefined> {
   } catch (e) {
     throw ctx.timedOut ? budgetError(ctx) : e;
   }
+  ctx.spec = sent(spec);
   return undefined;
 }
+
+/**
+ * The spec without the body it was read from and sent upstream (`payload`, its text and bytes, the
+ * client's body): once the stream is open nothing reads them, and an open stream would otherwise
+ * hold a long Codex history (a few hundred KB as text, bytes and parsed JSON) until its end.
+ */
+function sent(spec: ProxySpec): ProxySpec {
+  const { payloadText: _t, payloadBody: _b, clientBody: _c, ...rest } = spec;
+  return { ...rest, payload: SENT };
+}
+
+/** The `payload` of a spec whose body went upstream (see {@link sent}). */
+const SENT: Json = Object.freeze({});
 
 /** answer: the route's answer from the open stream; it settles the request when it is over. */
 function answer(ctx: HttpRequestContext): Promise<Response> {

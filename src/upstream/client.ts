@@ -31,9 +31,8 @@ export async function sendUpstream(
 ): Promise<UpstreamResult> {
   const timers = init.timers ?? systemClock;
   const controller = new AbortController();
-  const onAbort = () => controller.abort(init.signal?.reason);
-  if (init.signal?.aborted) controller.abort(init.signal.reason);
-  else init.signal?.addEventListener("abort", onAbort, { once: true });
+  const signal = init.signal;
+  const onAbort = signal ? follow(signal, controller) : undefined;
   let timedOut = false;
   const timer = timers.setTimeout(() => {
     timedOut = true;
@@ -50,7 +49,7 @@ export async function sendUpstream(
     } as RequestInit);
     return { ok: true, response, controller };
   } catch (e) {
-    init.signal?.removeEventListener("abort", onAbort);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
     const err =
       timedOut && !(e instanceof DOMException && e.name === "TimeoutError")
         ? new DOMException("upstream did not answer in time", "TimeoutError")
@@ -59,4 +58,16 @@ export async function sendUpstream(
   } finally {
     timers.clearTimeout(timer);
   }
+}
+
+/**
+ * Aborts `controller` when `signal` aborts; returns the listener. A function of its own: the
+ * listener stays on the client's signal while the stream runs, and a closure made in
+ * `sendUpstream` (async) would keep its `init` and with it the body sent (a long Codex history).
+ */
+function follow(signal: AbortSignal, controller: AbortController): () => void {
+  const onAbort = () => controller.abort(signal.reason);
+  if (signal.aborted) controller.abort(signal.reason);
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return onAbort;
 }

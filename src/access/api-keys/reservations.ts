@@ -551,14 +551,24 @@ export class LimitReservations {
     const reservation = { id, requestId: req.requestId, model: req.model, estimate };
     if (this.#group) await this.#group.reserve(key, reservation, now);
     else await reserve(this.db, key, reservation, now);
-    const hold: LimitHold = {
+    const hold = this.#holdOf(id, req.model);
+    this.#open.set(openKey(key.id, req.requestId), hold);
+    return hold;
+  }
+
+  /**
+   * The hold of reservation `id`. Made outside {@link hold}: a closure made in an async function
+   * keeps that function's variables, and `req` (the payload, its text, the client's body: a long
+   * Codex history) must not live as long as the request's stream.
+   */
+  #holdOf(id: string, model: string): LimitHold {
+    return {
       id,
       settle: async (row) => {
         const inputTokens = row.input_tokens ?? 0;
         const cachedInputTokens = row.cached_input_tokens ?? 0;
         const outputTokens = row.output_tokens ?? 0;
-        const cost =
-          row.cost_usd ?? costUsd(req.model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
+        const cost = row.cost_usd ?? costUsd(model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
         try {
           const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
           if (this.#group) await this.#group.write(settleQuery(this.db, id, usage));
@@ -571,8 +581,6 @@ export class LimitReservations {
         }
       },
     };
-    this.#open.set(openKey(key.id, req.requestId), hold);
-    return hold;
   }
 
   /** A log row was queued: the request is over, its reservation is settled with the row's usage. */

@@ -1,0 +1,105 @@
+/**
+ * `bun scripts/bench-big-streams.ts`: memory of concurrent slow streams whose requests carry a long
+ * Codex history (~261 KB, the bench's "261 KB body"), as the Codex CLI sends them. Runs the
+ * bench's fake upstream and gateway (`scripts/bench.ts upstream|gateway`, 127.0.0.1 only), opens
+ * `BENCH_STREAMS` (default 300) slow streams of `BENCH_SLOW_SECONDS` (default 10) one-second events,
+ * and prints the gateway's RSS while they all run (`mid`, 7 s in) and its peak (VmHWM). What an
+ * open stream keeps of its request shows in `mid` (the gateway runs a full GC every second for
+ * this; `BENCH_GC=0`: not); `peak` also has the garbage of parsing them all at once.
+ *
+ * @module
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SLOW_MARKER } from "./bench-servers.ts";
+
+// `BENCH_TREE=/path/to/checkout`: the gateway of another checkout (A/B).
+const BENCH = `${process.env.BENCH_TREE ?? `${import.meta.dir}/..`}/scripts/bench.ts`;
+const N = Number(process.env.BENCH_STREAMS ?? 300);
+const env = {
+  ...process.env,
+  BENCH_SLOW_SECONDS: process.env.BENCH_SLOW_SECONDS ?? "10",
+  BUN_CONFIG_MAX_HTTP_REQUESTS: String(N + 256),
+  BENCH_MAX_STREAMS: String(N + 10),
+};
+
+// The gateway collects its garbage every second (a full GC), so `mid` is what open streams keep
+// alive, not what the collector has not got to yet (`BENCH_GC=0`: as it comes).
+const GC = process.env.BENCH_GC !== "0";
+const gcEverySecond = join(mkdtempSync(join(tmpdir(), "codex-lb-gc-")), "gc.ts");
+writeFileSync(gcEverySecond, "setInterval(() => Bun.gc(true), 1000).unref();\n");
+
+async function spawn(args: string[], preload: string[] = []) {
+  const proc = Bun.spawn(["bun", ...preload, BENCH, ...args], { stdout: "pipe", stderr: "inherit", env });
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  while (!/PORT (\d+)/.test(buf)) {
+    const r = await reader.read();
+    if (r.done) throw new Error(`${args[0]} exited before listening`);
+    buf += new TextDecoder().decode(r.value);
+  }
+  reader.releaseLock();
+  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, key: /KEY (\S+)/.exec(buf)?.[1] };
+}
+
+const mb = (pid: number, field: string) =>
+  Math.round(
+    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024,
+  );
+
+const body = JSON.stringify({
+  model: "gpt-5.2",
+  instructions: "You are a coding agent.",
+  input: Array.from({ length: 128 }, (_, i) => ({
+    type: "message",
+    role: i % 2 ? "assistant" : "user",
+    content: [
+      {
+        type: i % 2 ? "output_text" : "input_text",
+        text: `turn ${i} ${"x".repeat(2000)}${i === 127 ? ` ${SLOW_MARKER}` : ""}`,
+      },
+    ],
+  })),
+});
+const up = await spawn(["upstream"]);
+const gw = await spawn(["gateway", up.url, "1"], GC ? ["--preload", gcEverySecond] : []);
+await Bun.sleep(200);
+const idle = mb(gw.proc.pid, "VmRSS");
+let ok = 0;
+let errors = 0;
+const one = async () => {
+  try {
+    const res = await fetch(`${gw.url}/backend-api/codex/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${gw.key}` },
+      body,
+    });
+    if ((await res.text()).includes("response.completed")) ok++;
+    else errors++;
+  } catch {
+    errors++;
+  }
+};
+const all: Promise<void>[] = [];
+for (let i = 0; i < N; i++) {
+  all.push(one());
+  if (i % 50 === 49) await Bun.sleep(25);
+}
+await Bun.sleep(7000);
+const mid = mb(gw.proc.pid, "VmRSS");
+await Promise.all(all);
+const peak = mb(gw.proc.pid, "VmHWM");
+console.log(
+  JSON.stringify({
+    streams: N,
+    bodyKB: Math.round(body.length / 1024),
+    ok,
+    errors,
+    idleMB: idle,
+    midMB: mid,
+    peakMB: peak,
+  }),
+);
+gw.proc.kill();
+up.proc.kill();
