@@ -97,25 +97,7 @@ async function run(
   bytes: boolean,
   shaper: Shaper = codexShaper,
 ): Promise<{ out: Uint8Array; raw: number }> {
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (const ch of chunks) c.enqueue(ch);
-      c.close();
-    },
-  });
-  const open = {
-    account: { id: "a1" },
-    events: new UpstreamEvents(body, 5000),
-    prelude: [],
-    headers: new Headers(),
-    controller: new AbortController(),
-    lease: { release() {} },
-  } as unknown as OpenStream;
-  const ctx = {
-    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
-    quota: { record() {} },
-  } as unknown as ProxyContext;
-  const ps = new ProxyStream(ctx, open, shaper, () => {});
+  const ps = proxyStream(chunks, shaper);
   const parts: Uint8Array[] = [];
   let raw = 0;
   for (;;) {

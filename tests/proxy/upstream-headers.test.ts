@@ -137,47 +137,28 @@ describe("headers sent upstream", () => {
     );
   });
 
-  test("Codex route, another client: the Codex persona replaces its identity", async () => {
-    const requestId = "req-codex-sdk-1";
-    const { headers, body } = await upstreamCall(
-      "/backend-api/codex/responses",
-      { ...sdkHeaders, "x-request-id": requestId },
-      { model: "gpt-5.2", input: [{ role: "user", content: "hi" }] },
-    );
-    expect(headers).toEqual(
-      sorted({
-        ...common(requestId, body),
-        ...persona,
-        "session-id": "sess-9",
-        "x-custom-header": "kept",
-      }),
-    );
-  });
-
-  test("/v1/responses", async () => {
-    const requestId = "req-responses-1";
-    const { headers, body } = await upstreamCall(
-      "/v1/responses",
-      { ...sdkHeaders, "x-request-id": requestId },
-      { model: "gpt-5.2", input: "hi" },
-    );
-    expect(headers).toEqual(
-      sorted({
-        ...common(requestId, body),
-        ...persona,
-        "session-id": "sess-9",
-        "x-custom-header": "kept",
-      }),
-    );
-  });
-
-  test("/v1/chat/completions", async () => {
-    const requestId = "req-chat-1";
-    const { headers, body } = await upstreamCall(
-      "/v1/chat/completions",
-      { ...sdkHeaders, "x-request-id": requestId },
-      { model: "gpt-5.2", messages: [{ role: "user", content: "hi" }] },
-    );
+  // An SDK client on each route: the Codex persona replaces its identity, its own headers pass.
+  test.each([
+    {
+      name: "Codex route, another client: the Codex persona replaces its identity",
+      requestId: "req-codex-sdk-1",
+      path: "/backend-api/codex/responses",
+      body: { model: "gpt-5.2", input: [{ role: "user", content: "hi" }] },
+    },
+    {
+      name: "/v1/responses",
+      requestId: "req-responses-1",
+      path: "/v1/responses",
+      body: { model: "gpt-5.2", input: "hi" },
+    },
+    {
+      name: "/v1/chat/completions",
+      requestId: "req-chat-1",
+      path: "/v1/chat/completions",
+      body: { model: "gpt-5.2", messages: [{ role: "user", content: "hi" }] },
+    },
+  ])("$name", async ({ requestId, path, body: sent }) => {
+    const { headers, body } = await upstreamCall(path, { ...sdkHeaders, "x-request-id": requestId }, sent);
     expect(headers).toEqual(
       sorted({
         ...common(requestId, body),
