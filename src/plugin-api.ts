@@ -45,6 +45,7 @@ export {
   parseCidr,
   parseIp,
 } from "./core/address.ts";
+export { sleep } from "./core/clock.ts";
 export { OAUTH_CLIENT_ID } from "./core/codex.ts";
 export { num, numeric, str, trimmed } from "./core/coerce.ts";
 export { type ErrorCode, type ErrorExtra, errorCatalogue, GatewayError } from "./core/errors.ts";

@@ -23,6 +23,7 @@ import {
   type RefreshFailedEvent,
   type Settings,
   type StoredCredentials,
+  sleep,
   type TimerHandle,
 } from "../../src/plugin-api.ts";
 
@@ -259,9 +260,7 @@ export class Refresher {
             { accountId },
           );
         // On the gateway's timers (a FakeClock's in tests).
-        await new Promise<void>((resolve) => {
-          this.services.timers.setTimeout(resolve, CLAIM_POLL_MS);
-        });
+        await sleep(CLAIM_POLL_MS, this.services.timers);
         continue;
       }
       // The claim is ours; the token may still have changed between the read and the claim.

@@ -123,7 +123,7 @@ export class LeasePool implements AccountLeases {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     const probe = options.probe === true;
-    if (this.hasRoom(accountId, probe ? 1 : this.opts.maxStreams()) && this.queued(accountId) === 0) {
+    if (this.hasRoom(accountId, this.#capOf(probe)) && this.queued(accountId) === 0) {
       this.#take(accountId);
       return Promise.resolve(this.#lease(accountId, signal));
     }
@@ -226,6 +226,11 @@ export class LeasePool implements AccountLeases {
     this.#arm();
   }
 
+  /** Streams an account may run before a waiter gets its lease: a probe after a backoff waits for an idle account. */
+  #capOf(probe: boolean): number {
+    return probe ? 1 : this.opts.maxStreams();
+  }
+
   #take(accountId: string): void {
     this.#inFlight.set(accountId, this.inFlight(accountId) + 1);
   }
@@ -241,7 +246,7 @@ export class LeasePool implements AccountLeases {
   #handOver(accountId: string): void {
     const queue = this.#queues.get(accountId);
     if (!queue) return;
-    while (queue.head && this.hasRoom(accountId, queue.head.probe ? 1 : this.opts.maxStreams())) {
+    while (queue.head && this.hasRoom(accountId, this.#capOf(queue.head.probe))) {
       const w = queue.head;
       this.#take(accountId);
       this.leave(w);

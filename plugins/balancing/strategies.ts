@@ -85,14 +85,29 @@ export function paceBoost(w: AccountWindows, now: EpochMs): number {
   return Math.min(MAX_PACE_BOOST, Math.max(1, (1 - long.used) / left));
 }
 
+/**
+ * The last millisecond before the pace boost can rise above 1: from then on the window's time left
+ * is below its unused share (null: no known reset, the boost stays 1).
+ */
+function paceBoostOnset(w: AccountWindows): number | null {
+  const { long } = w;
+  if (long.resetAt === null) return null;
+  return Math.floor(long.resetAt - (1 - long.used) * long.windowMinutes * 60_000) - 1;
+}
+
+/** Remaining long-window credits: the `capacity_weighted` weight before its pace boost. */
+function remainingCredits(w: AccountWindows): number {
+  return w.long.capacity * (1 - w.long.used);
+}
+
 /** The `capacity_weighted` weight: remaining long-window credits × pace boost. */
 export function capacityWeight(a: AccountSnapshot, now: EpochMs): number {
   const w = windowsOf(a, now);
-  return w.long.capacity * (1 - w.long.used) * paceBoost(w, now);
+  return remainingCredits(w) * paceBoost(w, now);
 }
 
 function weightOf(i: Item, now: EpochMs): number {
-  return i.fixedWeight ?? i.w.long.capacity * (1 - i.w.long.used) * paceBoost(i.w, now);
+  return i.fixedWeight ?? remainingCredits(i.w) * paceBoost(i.w, now);
 }
 
 function lastOf(ctx: SelectionContext, id: string): number {
@@ -192,7 +207,7 @@ function itemOf(a: AccountSnapshot, now: EpochMs, fixedUntil?: number): Item {
     rank: policyRank[a.routingPolicy] ?? policyRank.normal,
     exhausted: storedExhausted(w),
     shortOk: w.short === null || w.short.used < SHORT_WINDOW_AVOID_AT,
-    fixedWeight: boostFixed ? w.long.capacity * (1 - w.long.used) : null,
+    fixedWeight: boostFixed ? remainingCredits(w) : null,
   };
 }
 
@@ -269,10 +284,8 @@ export class RoutingState {
     const items = usable.map((a) => {
       const w = windowsOf(a, now);
       let fixedUntil: number | undefined;
-      if (w.long.resetAt !== null) {
-        const onset = Math.floor(w.long.resetAt - (1 - w.long.used) * w.long.windowMinutes * 60_000) - 1;
-        if (onset > now) fixedUntil = Math.min(onset, until - 1);
-      }
+      const onset = paceBoostOnset(w);
+      if (onset !== null && onset > now) fixedUntil = Math.min(onset, until - 1);
       const item = itemOf(a, now, fixedUntil);
       // A boost already above 1 follows the clock (computed per request) until the window resets.
       if (item.fixedWeight !== null && fixedUntil !== undefined) until = Math.min(until, fixedUntil + 1);

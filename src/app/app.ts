@@ -449,12 +449,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     .use(requestInfo)
     .onRequest((c) => {
       // A request no gateway `fetch` handed over (an in-process `app.handle`): facts of its own.
-      const info = handingOver ?? {
-        peerIp: null,
-        clientIp: null,
-        requestId: "",
-        startedAt: performance.now(),
-      };
+      const info = handingOver ?? newRequestInfo(null, "");
       handingOver = null;
       c.info = info;
       c.set.headers["x-request-id"] = info.requestId;

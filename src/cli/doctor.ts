@@ -186,6 +186,7 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
         host: settings.host,
         port: settings.port,
         maxRequestBodySize: 1,
+        connectionIdleTimeoutSeconds: settings.connectionIdleTimeoutSeconds,
       });
       await l.close(0);
       add("listen", "ok", `${address} is free`);

@@ -46,15 +46,17 @@ export class OutputItems {
   }
 }
 
+/** The events the `/v1/responses` stream shaper reads as JSON: finished output items and the end. */
+const readsItems = (type: string): boolean => type === "response.output_item.done" || TERMINALS.has(type);
+
 /** `POST /v1/responses` with `stream: true`. */
 export function responsesStreamShaper(): Shaper {
   const items = new OutputItems();
   let started = false;
   return {
-    needsJson: (type) => type === "response.output_item.done" || TERMINALS.has(type),
-    // Once started, every other event goes on as it came.
-    passes: (type) =>
-      started && !type.startsWith("codex.") && type !== "response.output_item.done" && !TERMINALS.has(type),
+    needsJson: readsItems,
+    // Once started, every event it neither drops (codex.*) nor reads goes on as it came.
+    passes: (type) => started && !type.startsWith("codex.") && !readsItems(type),
     event(type, json, raw) {
       if (type.startsWith("codex.")) return "";
       let prefix = "";

@@ -210,6 +210,9 @@ describe("time-ordered request ids", () => {
     expect(Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16)).toBe(ms);
     const ids = Array.from({ length: 200 }, (_, i) => systemRandom.timeOrderedId((ms + i * 3) as never));
     expect(ids.every((x) => V7.test(x))).toBe(true);
+    expect(ids.map((x) => Number.parseInt(x.slice(0, 8) + x.slice(9, 13), 16))).toEqual(
+      ids.map((_, i) => ms + i * 3),
+    );
     expect([...ids].sort()).toEqual(ids);
     expect(new Set(ids).size).toBe(200);
     // The same millisecond: still distinct (74 random bits).

@@ -13,7 +13,7 @@
  */
 import { CompiledQuery, type Kysely, sql } from "kysely";
 import type { Database } from "../../store/schema.ts";
-import { precompiledText, type SqlText } from "./precompiled.ts";
+import { precompiled, precompiledText, type SqlText } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
 
 const HOUR = 3_600_000;
@@ -177,7 +177,7 @@ export async function reservedBetween(
   until: number,
 ): Promise<Usage> {
   // Compiled once per dialect: a key's limit states are read again after each log flush of its rows.
-  const q = precompiledText(db, "reservedBetween", [apiKeyId, since, until], (a) =>
+  const q = precompiled(db, "reservedBetween", [apiKeyId, since, until], (a) =>
     db
       .selectFrom("api_key_reservations as r")
       .select([
@@ -201,9 +201,7 @@ export async function reservedBetween(
         ),
       ),
   );
-  const r = (await db.executeQuery(CompiledQuery.raw(q.sql, [...q.parameters]))).rows[0] as
-    | Record<string, unknown>
-    | undefined;
+  const r = (await db.executeQuery(q)).rows[0] as Record<string, unknown> | undefined;
   const input = Number(r?.input ?? 0);
   const output = Number(r?.output ?? 0);
   return {

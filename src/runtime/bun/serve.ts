@@ -28,11 +28,11 @@ export function listen(
      * headers (Bun's `idleTimeout`; 0: never). While the app handles a request, and while a stream
      * (`text/event-stream`) is sent, the limit is off: the app's own deadlines apply.
      */
-    connectionIdleTimeoutSeconds?: number;
+    connectionIdleTimeoutSeconds: number;
     onError?: (e: Error) => void;
   },
 ): Listening {
-  const idle = opts.connectionIdleTimeoutSeconds ?? 0;
+  const idle = opts.connectionIdleTimeoutSeconds;
   const sockets = new Set<ServerWebSocket<WsSession>>();
   const server = Bun.serve<WsSession>({
     hostname: opts.host,
