@@ -48,10 +48,11 @@ export interface CheckpointOptions {
  * whole checkpoint (35–270 ms at p99 under load). Instead, with the auto-checkpoint off on the
  * request connection, a check every `intervalMs` (on the injected timers) runs a PASSIVE checkpoint
  * when the log was written since the last one:
- * - a small backlog (under {@link WORKER_FRAMES} frames) is checkpointed on the connection itself
- *   (a millisecond or two); being the writer's own, that pass backfills every frame, and the next
- *   write starts the log over from its beginning;
- * - after a pass that found more, later passes run on a second connection in a worker thread while
+ * - a small backlog (under {@link WORKER_FRAMES} frames), or a burst, is checkpointed on the
+ *   connection itself (a millisecond or two for a small one); being the writer's own, that pass
+ *   backfills every frame, and the next write starts the log over from its beginning;
+ * - once {@link WORKER_AFTER_PASSES} passes in a row found more (sustained writes), later passes
+ *   run on a second connection in a worker thread (about 10 MB of memory while it is open) while
  *   requests go on writing (a PASSIVE checkpoint takes no writer lock). Readers search only the
  *   frames not yet backfilled, so they stay fast. Once the `-wal` file reaches half of
  *   `maxWalBytes`, the worker catches up (up to {@link CATCH_UP_ROUNDS} passes, until one found at
@@ -88,6 +89,8 @@ export const MAX_WAL_BYTES = 64 * 1024 * 1024;
  * moves the bulk of later passes to the worker.
  */
 export const WORKER_FRAMES = 256;
+/** The worker opens at the pass after this many passes in a row found WORKER_FRAMES or more (sustained writes, not a burst). */
+export const WORKER_AFTER_PASSES = 3;
 /** A restart's catch-up: at most this many worker passes, until one found at most TAIL_FRAMES new frames. */
 export const CATCH_UP_ROUNDS = 4;
 export const TAIL_FRAMES = 64;
@@ -407,6 +410,7 @@ function walCheckpoints(
   };
   let worker: CheckpointWorker | null = null;
   let smallPasses = 0;
+  let largePasses = 0;
   let idleTicks = 0;
   let pass: Promise<void> | null = null;
   let stopped = false;
@@ -417,12 +421,15 @@ function walCheckpoints(
     const w = worker;
     worker = null;
     smallPasses = 0;
+    largePasses = 0;
     return w ? w.close() : Promise.resolve();
   };
 
   const runPass = async (frames: number) => {
     stats.passes++;
-    if (!worker && frames < WORKER_FRAMES) {
+    // A burst (one or two large backlogs) stays on this thread: the worker costs about 10 MB.
+    largePasses = frames >= WORKER_FRAMES ? largePasses + 1 : 0;
+    if (!worker && largePasses <= WORKER_AFTER_PASSES) {
       own();
       return;
     }
