@@ -4,7 +4,7 @@
  * connections for `PROFILE_SECONDS` (default 8) with `bun --cpu-prof`, then prints self time by
  * JS function (native callees charged to their nearest JS caller), by file, and inclusive time of the
  * gateway's own functions. `PROFILE_OUT` (default a temp dir) keeps the .cpuprofile;
- * `PROFILE_ANSWER=long` profiles the 1,000-event answer.
+ * `PROFILE_ANSWER=long` profiles the 1,000-event answer, `PROFILE_BODY=big` the ~256 KB request body.
  *
  * @module
  */
@@ -39,7 +39,19 @@ function cpuUs(pid: number): number {
 
 // `PROFILE_ANSWER=long`: the 1,000-event answer instead of the short one.
 const ANSWER = process.env.PROFILE_ANSWER === "long" ? "bench-long-stream" : "benchmark";
-const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: ANSWER }] });
+// `PROFILE_BODY=big`: `bun run bench`'s ~256 KB Codex history as the request body.
+const SHORT =
+  process.env.PROFILE_BODY === "big"
+    ? JSON.stringify({
+        model: "gpt-5.2",
+        instructions: "You are a coding agent.",
+        input: Array.from({ length: 128 }, (_, i) => ({
+          type: "message",
+          role: i % 2 ? "assistant" : "user",
+          content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
+        })),
+      })
+    : JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: ANSWER }] });
 const up = await spawn(["upstream"]);
 const gw = await spawn(
   ["gateway", up.url, "1"],

@@ -17,7 +17,7 @@ import { AccountRepository } from "../accounts/repository.ts";
 import { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import { getSnapshot, listSnapshots } from "../accounts/snapshots.ts";
 import { createCluster } from "../cluster/cluster.ts";
-import { BodyGuard, type BodySlot } from "../core/body-guard.ts";
+import { BodyGuard, type BodySlot, hasBody } from "../core/body-guard.ts";
 import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
 import type { AppDeps } from "../core/deps.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
@@ -405,7 +405,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       chooseRequestId(request.headers, deps.clock(), deps.random),
     );
     let slot: BodySlot | null = null;
-    if (request.body !== null) {
+    if (hasBody(request)) {
       const taken = takeBodySlot(request, peerIp, ctx.requestId);
       if (taken instanceof Response) return taken;
       slot = taken;

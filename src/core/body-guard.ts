@@ -98,11 +98,14 @@ export class BodyGuard {
    * `startedAt` (`performance.now()` when the request arrived). Errors are the guard's: 413, 408.
    */
   async readText(request: Request, startedAt: number): Promise<string> {
-    const body = request.body;
-    if (body === null) return "";
     // Only a declared length within the limit frames the body (a chunked one is counted as it comes).
-    if (!framedBy(request.headers, this.opts.maxBytes))
+    if (!framedBy(request.headers, this.opts.maxBytes)) {
+      const body = request.body;
+      if (body === null) return "";
       return new Response(this.guard(body, () => {}).stream).text();
+    }
+    // Framed: read natively without `request.body` (its getter makes a stream object per request);
+    // a request without a body reads as "" this way too.
     const text = request.text();
     let entry: PendingRead | null = null;
     const timedOut = new Promise<never>((_, reject) => {
@@ -319,6 +322,17 @@ export function framedBy(headers: Headers, maxBytes: number): boolean {
     Number(declared) <= maxBytes &&
     !headers.has("transfer-encoding")
   );
+}
+
+/**
+ * Whether `request` has a body. A positive declared `Content-Length` says so without `request.body`,
+ * whose getter makes a stream object per request (the server gives such a request its body); only
+ * a request without one (chunked, or none at all) is asked through the getter.
+ */
+export function hasBody(request: Request): boolean {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && /^\d{1,15}$/.test(declared) && Number(declared) > 0) return true;
+  return request.body !== null;
 }
 
 /** The GatewayError a body guard failed with, found in an error's `cause` chain (Elysia wraps it). */

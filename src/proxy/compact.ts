@@ -13,7 +13,7 @@
 import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
 import type { OpenStream } from "./attempt.ts";
 import { statusForStreamError } from "./failure.ts";
-import { reasoningEffortOf, routingFields, toUpstreamPayload } from "./payload.ts";
+import { reasoningEffortOf, routingFields, serialised, toUpstreamPayload } from "./payload.ts";
 import type { ProxyRequestContext, Settle } from "./pipeline.ts";
 import { type ProxySpec, passUpstreamHeaders } from "./serve.ts";
 import { ResponseCollector } from "./shapers.ts";
@@ -69,6 +69,7 @@ export function readCompact(text: string): ProxySpec {
     kind: "compact",
     model: body.model as string,
     payload,
+    ...serialised(payload, text),
     stream: false,
     reasoningEffort: reasoningEffortOf(body),
     clientBody: body,

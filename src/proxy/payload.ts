@@ -133,6 +133,19 @@ export function upstreamBody(text: string, raw: string): string | Uint8Array {
 }
 
 /**
+ * The upstream text and bytes of a payload made anew from the client's body text `raw` (a Chat
+ * Completions translation, a compaction): serialised once, here. The key's reservation sizes the
+ * text and the attempt sends the bytes; each serialised the payload again before.
+ */
+export function serialised(
+  payload: Json,
+  raw: string,
+): { payloadText: string; payloadBody: string | Uint8Array } {
+  const payloadText = JSON.stringify(payload);
+  return { payloadText, payloadBody: upstreamBody(payloadText, raw) };
+}
+
+/**
  * True when the JSON object text `raw` (already known to parse) has no top-level key twice. Walks
  * only structural characters, jumping over string contents, so a long history costs little.
  */

@@ -15,6 +15,7 @@ import { type RequestKind, requestKindOf } from "./log-row.ts";
 import {
   reasoningEffortOf,
   routingFields,
+  serialised,
   toUpstreamPayload,
   upstreamBody,
   upstreamText,
@@ -106,6 +107,7 @@ export function readChat(text: string): ProxySpec {
     kind: "chat",
     model: chat.body.model as string,
     payload,
+    ...serialised(payload, text),
     stream: chat.stream,
     includeUsage: chat.includeUsage,
     reasoningEffort: reasoningEffortOf(chat.body),
