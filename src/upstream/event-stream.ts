@@ -177,7 +177,17 @@ export class UpstreamEvents {
    * attempt loop, up to the first real event) leaves the rest of the chunk as bytes for
    * {@link nextBytes}, so a pass-through need not decode them.
    */
-  async next(): Promise<SseEvent[] | null> {
+  next(): Promise<SseEvent[] | null> {
+    // The next of the first events, already read: no read, so no async step either.
+    const ready = this.#ready;
+    if (ready !== null && this.#single < ONE_BY_ONE && !this.#done) {
+      this.#ready = null;
+      return Promise.resolve(this.#first(ready));
+    }
+    return this.#next();
+  }
+
+  async #next(): Promise<SseEvent[] | null> {
     const x = await this.nextBytes();
     if (x === null || Array.isArray(x)) return x;
     if (this.#single < ONE_BY_ONE) return this.#first(x);
