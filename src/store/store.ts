@@ -97,9 +97,12 @@ export function openStore(location: StoreLocation): Store {
   }
   refuseForeignStore(location.path);
   if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true, mode: 0o700 });
-  // Writes to these change API-key usage (the hour buckets, kept by triggers on the logs): the
-  // reservations keep what they read of them until the connection's stamp of them changes.
-  const handle = openSqlite(location.path, { watch: ["request_logs", "api_key_usage_hourly"] });
+  // Writes to these change API-key usage (the hour buckets, kept by triggers on the logs, and the
+  // reservations): the reservations keep what they read of them until the connection's stamp of
+  // them changes.
+  const handle = openSqlite(location.path, {
+    watch: ["request_logs", "api_key_usage_hourly", "api_key_reservations"],
+  });
   // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data
   // dir. SQLite gives the -wal and -shm files the database file's permissions.
   if (location.path !== ":memory:") chmodSync(location.path, 0o600);
