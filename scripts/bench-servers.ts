@@ -166,6 +166,8 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     CODEX_LB_API_KEY_AUTH_ENABLED: "true",
     // Every bench client comes from 127.0.0.1: lift the per-address cap on requests still sending their body.
     CODEX_LB_MAX_UNAUTHENTICATED_PER_ADDRESS: "100000",
+    // Same for connections still sending their first headers (the memory run opens thousands at once).
+    CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS: "100000",
     ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };
   const prepared = await prepare(env, dataDir);

@@ -165,6 +165,10 @@ export async function boot(
     ui: bunUiAssets(),
   });
   await gateway.start();
+  // WAL checkpoints on the gateway's timers, outside request commits; `store.close()` ends them.
+  store.startCheckpoints(gateway.time, {
+    onError: (e) => log.warn({ err: { message: e.message } }, "WAL checkpoint failed"),
+  });
   let listening: Listening;
   try {
     listening = listen(gateway.serve, {
@@ -176,6 +180,8 @@ export async function boot(
       maxRequestBodySize: 2 ** 40,
       maxWebSocketMessageBytes: settings.websocketMaxMessageBytes,
       connectionIdleTimeoutSeconds: settings.connectionIdleTimeoutSeconds,
+      headersTimeoutSeconds: settings.headersTimeoutSeconds,
+      maxPendingConnectionsPerAddress: settings.maxPendingConnectionsPerAddress,
       onError: (e) =>
         log.error({ err: { message: e.message, stack: e.stack } }, "request failed in the server"),
     });
@@ -193,6 +199,11 @@ export async function boot(
     },
     "codex-lb listening",
   );
+  if (!listening.guarded)
+    log.warn(
+      {},
+      "this Bun's node:http does not expose its server: CODEX_LB_HEADERS_TIMEOUT_SECONDS and CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS are not applied (Bun's fixed ~10 s header limit is); use Bun 1.4.5 or a reverse proxy that limits both",
+    );
   let stopping: Promise<void> | null = null;
   const shutdown = () => {
     stopping ??= (async () => {

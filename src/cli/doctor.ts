@@ -187,6 +187,8 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
         port: settings.port,
         maxRequestBodySize: 1,
         connectionIdleTimeoutSeconds: settings.connectionIdleTimeoutSeconds,
+        headersTimeoutSeconds: settings.headersTimeoutSeconds,
+        maxPendingConnectionsPerAddress: settings.maxPendingConnectionsPerAddress,
       });
       await l.close(0);
       add("listen", "ok", `${address} is free`);

@@ -46,17 +46,15 @@ export function parseDotEnv(text: string): Record<string, string> {
 
 function describeExpected(schema: TSchema): string {
   if (schema.anyOf) return `one of ${schema.anyOf.map((s: TSchema) => JSON.stringify(s.const)).join(", ")}`;
-  if (schema.type === "integer") {
+  if (schema.type === "integer" || schema.type === "number") {
     const range =
       schema.minimum !== undefined && schema.maximum !== undefined
         ? ` from ${schema.minimum} to ${schema.maximum}`
         : schema.minimum !== undefined
           ? ` >= ${schema.minimum}`
           : "";
-    return `an integer${range}`;
+    return `${schema.type === "integer" ? "an integer" : "a number"}${range}`;
   }
-  if (schema.type === "number")
-    return `a number${schema.minimum !== undefined ? ` >= ${schema.minimum}` : ""}`;
   if (schema.httpUrl) return "an http(s) URL";
   if (schema.type === "array") return "a comma-separated list";
   if (schema.type === "boolean") return "true or false";

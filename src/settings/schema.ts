@@ -190,15 +190,28 @@ export const SettingsSchema = Type.Object(
     }),
     bodyTimeoutSeconds: Seconds(
       60,
-      "A request body must arrive completely within this many seconds of its headers (else 408; request headers have their own ~10 s limit in the server).",
+      "A request body must arrive completely within this many seconds of its headers (else 408).",
       0.05,
     ),
+    headersTimeoutSeconds: Type.Number({
+      minimum: 0.1,
+      maximum: 3600,
+      default: 10,
+      description:
+        "A new connection must finish its first request's headers within this many seconds of opening, else it is closed without an answer (checked four times per period, so up to a quarter more). Later requests on a kept-alive connection fall under `CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS`.",
+    }),
+    maxPendingConnectionsPerAddress: Type.Integer({
+      minimum: 1,
+      default: 128,
+      description:
+        "Connections per client address that may be open without having finished their first request's headers; more are closed at once. Behind a reverse proxy this counts the proxy's connections.",
+    }),
     connectionIdleTimeoutSeconds: Type.Integer({
       minimum: 0,
       maximum: 255,
       default: 60,
       description:
-        "A kept-alive client connection is closed when it has waited this long for its next request, or is still sending that request's headers (checked every few seconds; 0: never). Answers in progress and streams are not limited by it. A new connection's first headers have the server's own ~10 s limit.",
+        "A kept-alive client connection is closed when it has waited this long for its next request, or is still sending that request's headers (checked every few seconds; 0: never). Answers in progress and streams are not limited by it. A new connection's first headers fall under `CODEX_LB_HEADERS_TIMEOUT_SECONDS`.",
     }),
     maxUnauthenticatedPerAddress: Type.Integer({
       minimum: 1,

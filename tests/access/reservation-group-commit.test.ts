@@ -126,3 +126,78 @@ describe("the logged usage a batch reads is kept only while no log row can have 
       expect((refused as GatewayError).message).toContain("reached");
     });
 });
+
+describe("the reservations held are kept across batches and follow the batches' own writes", () => {
+  const T0 = Date.UTC(2026, 0, 11, 9, 0);
+  const refusalOf = (p: Promise<unknown>) =>
+    p.then(
+      () => "held",
+      (e: unknown) => (e instanceof GatewayError ? e.message : String(e)),
+    );
+  const both = async (limits: { limitType: "total_tokens"; limitWindow: "daily"; maxValue: number }[]) => {
+    const { record } = await createApiKey(store.db, { name: `kept ${++seq}`, limits }, T0);
+    const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
+    return {
+      key,
+      grouped: new LimitReservations(store.db, silent, undefined, store.sqlite),
+      // A fresh read of the table every time, for comparison.
+      fresh: () => new LimitReservations(store.db, silent),
+    };
+  };
+
+  test("a settle replaces the estimate in the sums kept: the next holds decide as a fresh read does", async () => {
+    const { key, grouped, fresh } = await both([
+      { limitType: "total_tokens", limitWindow: "daily", maxValue: 10_000 },
+    ]);
+    // An empty body without max_output_tokens estimates 1 + 4,096 tokens.
+    const a = await grouped.hold(key, { requestId: `k-${++seq}`, model: "gpt-5.4", payload: {} }, T0 + 1);
+    expect(
+      await grouped.hold(key, { requestId: `k-${++seq}`, model: "gpt-5.4", payload: {} }, T0 + 2),
+    ).not.toBeNull();
+    await a!.settle({
+      requested_at: T0 + 1,
+      request_id: "a",
+      api_key_id: key.id,
+      endpoint: "/v1/responses",
+      status: "success",
+      input_tokens: 60,
+      output_tokens: 40,
+    });
+    // 100 settled + 4,097 in flight: a third fits (8,294), a fourth would not.
+    expect(
+      await refusalOf(grouped.hold(key, { requestId: `k-${++seq}`, model: "gpt-5.4", payload: {} }, T0 + 3)),
+    ).toBe("held");
+    const kept = await refusalOf(
+      grouped.hold(key, { requestId: `k-${++seq}`, model: "gpt-5.4", payload: {} }, T0 + 4),
+    );
+    expect(kept).toContain("would be exceeded by the requests in flight (8294 used or reserved)");
+    const read = await refusalOf(
+      fresh().hold(key, { requestId: `k-${++seq}`, model: "gpt-5.4", payload: {} }, T0 + 4),
+    );
+    expect(read).toBe(kept);
+  });
+
+  test("a reservation that stops being in flight (over an hour old) stops making later holds wait", async () => {
+    const { key, grouped } = await both([
+      { limitType: "total_tokens", limitWindow: "daily", maxValue: 5000 },
+    ]);
+    expect(
+      await grouped.hold(key, { requestId: `o-${++seq}`, model: "gpt-5.4", payload: {} }, T0 + 1),
+    ).not.toBeNull();
+    const waiting = await refusalOf(
+      grouped.hold(key, { requestId: `o-${++seq}`, model: "gpt-5.4", payload: {} }, T0 + 2),
+    );
+    expect(waiting).toContain("would be exceeded by the requests in flight");
+    // An hour later the first reservation still counts, but no longer as a request in flight: a
+    // request alone near the limit is let through.
+    const later = T0 + 3_600_000 + 2;
+    expect(
+      await refusalOf(grouped.hold(key, { requestId: `o-${++seq}`, model: "gpt-5.4", payload: {} }, later)),
+    ).toBe("held");
+    // Both count now: the limit is reached.
+    const kept = await refusalOf(
+      grouped.hold(key, { requestId: `o-${++seq}`, model: "gpt-5.4", payload: {} }, later),
+    );
+    expect(kept).toContain("limit of 5000 reached (8194 used or reserved)");
+  });
+});

@@ -38,7 +38,7 @@ const INTEGRATION: Record<string, string> = {
   "tests/security/slow-body.test.ts":
     "raw sockets trickling bodies: Bun's socket timers and the body deadline of a real server",
   "tests/security/slow-headers.test.ts":
-    "raw sockets trickling headers: Bun's header deadline (about 10 s) and idle timeout",
+    "raw sockets trickling headers: the header deadline, the per-address cap of connections still sending them, and the idle timeout",
   "tests/dashboard/admin-api.test.ts":
     "a real server's graceful stop (Bun's server, src/runtime/bun/serve.ts): it ends the event streams instead of waiting out a 20 s grace",
   "tests/dashboard/first-run.test.ts":

@@ -1,14 +1,17 @@
 /**
  * Slow request headers and idle connections, on real sockets against 127.0.0.1 (bounded count and
- * time; these wait on the server's own timers, which no fake clock reaches):
- * - a new connection that trickles its headers is closed by the server without an answer (Bun's fixed
- *   limit of about 10 s, checked every few seconds; not a setting, and trickling does not extend it),
- *   and a bounded flood of such connections leaves `/health` answering;
+ * time; these wait on the server's own timers, which no fake clock reaches). Floods come from other
+ * loopback source addresses (127.0.0.2, 127.0.0.3) so the normal client on 127.0.0.1 is another address:
+ * - a new connection that trickles its headers, or sends nothing, is closed without an answer after
+ *   `CODEX_LB_HEADERS_TIMEOUT_SECONDS`, and at most `CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS`
+ *   such connections per address are open at once (more are closed at once), while `/health` and a
+ *   normal client keep answering;
  * - a kept-alive connection (only authenticated callers keep one) is closed after
  *   `CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS` of waiting for its next request or of trickling that
  *   request's headers, while answers in progress and streams are not cut by it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
@@ -20,81 +23,115 @@ interface Outcome {
 }
 
 /**
- * Opens a raw connection, writes `head`, then one byte of `trickled` every `everyMs` until it is all
- * sent; then the client ends the connection itself (so `closedByServer` false means it outlived it).
+ * Opens a raw connection to 127.0.0.1 from the loopback address `from`, writes `head`, then one byte
+ * of `trickled` every `everyMs` until it is all sent; then the client ends the connection itself (so
+ * `closedByServer` false means it outlived it). While the connection is open it is in `live`.
  */
-function rawClient(port: number, head: string, trickled: string, everyMs: number): Promise<Outcome> {
+function rawClient(
+  port: number,
+  head: string,
+  trickled: string,
+  everyMs: number,
+  from = "127.0.0.1",
+  live?: Set<object>,
+): Promise<Outcome> {
   return new Promise((resolve) => {
     let text = "";
     let ending = false;
     let done = false;
+    const token = {};
+    let timer: ReturnType<typeof setInterval> | undefined;
     const finish = (closedByServer: boolean) => {
+      live?.delete(token);
+      clearInterval(timer);
       if (done) return;
       done = true;
       resolve({ answers: text.split("HTTP/1.1 ").length - 1, closedByServer });
     };
-    void Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: {
-        open(s) {
-          s.write(head);
-          let i = 0;
-          const timer = setInterval(() => {
-            if (done) return clearInterval(timer);
-            if (i >= trickled.length) {
-              clearInterval(timer);
-              ending = true;
-              s.end();
-              finish(false);
-              return;
-            }
-            s.write(trickled[i++]!);
-          }, everyMs);
-        },
-        data(_s, d) {
-          text += new TextDecoder().decode(d);
-        },
-        close() {
-          finish(!ending);
-        },
-        error() {
-          finish(!ending);
-        },
-      },
-    }).catch(() => finish(false));
+    const s = connect({ host: "127.0.0.1", port, localAddress: from }, () => {
+      if (done) return;
+      live?.add(token);
+      if (head !== "") s.write(head);
+      let i = 0;
+      timer = setInterval(() => {
+        if (done) return;
+        if (i >= trickled.length) {
+          ending = true;
+          s.end();
+          finish(false);
+          return;
+        }
+        s.write(trickled[i++]!);
+      }, everyMs);
+    });
+    s.on("data", (d) => {
+      text += d.toString("latin1");
+    });
+    s.on("close", () => finish(!ending));
+    s.on("error", () => finish(!ending));
   });
 }
 
-const PAD = "x".repeat(150); // trickled at 200 ms a byte: 30 s, far past every limit below
-
-describe("headers that never finish", () => {
+describe("headers that never finish: CODEX_LB_HEADERS_TIMEOUT_SECONDS and CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS", () => {
   let gw: TestGateway;
   let port: number;
   beforeAll(async () => {
-    gw = await startGateway({ env: { CODEX_LB_LOG_LEVEL: "warn" } });
+    gw = await startGateway({
+      env: {
+        CODEX_LB_LOG_LEVEL: "warn",
+        CODEX_LB_HEADERS_TIMEOUT_SECONDS: "3",
+        CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS: "50",
+      },
+    });
     port = Number(new URL(gw.url).port);
   });
   afterAll(async () => {
     await gw.stop();
   });
 
-  test("a bounded flood of header-trickling connections from 127.0.0.1: /health answers, the server closes each", async () => {
+  test("a header-trickling flood from one address: 50 open at once, each closed at the deadline; /health and a normal client answer", async () => {
     const FLOOD = 200;
+    const live = new Set<object>();
+    // 40 bytes at 200 ms: 8 s, past the 3 s deadline (×1.25 at most) and short of Bun's own ~10 s.
+    const pad = "x".repeat(40);
     const flood = Array.from({ length: FLOOD }, () =>
-      rawClient(port, "POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", PAD, 200),
+      rawClient(
+        port,
+        "POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+        pad,
+        200,
+        "127.0.0.2",
+        live,
+      ),
     );
-    // While they are open, /health answers every time (each within the 2 s abort, else fetch throws).
+    // Connections that send nothing at all, from a third address: the same deadline.
+    const silent = Array.from({ length: 5 }, () => rawClient(port, "", "", 8_000, "127.0.0.3"));
+    // Well inside the deadline: the cap, not the deadline, is what keeps the rest out.
+    await Bun.sleep(1_000);
+    expect(live.size).toBe(50);
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`${gw.url}/health`, { signal: AbortSignal.timeout(2000) });
       expect(res.status).toBe(200);
+      // A normal client on this machine (no password set: the admin API answers it).
+      const settings = await fetch(`${gw.url}/api/settings`, { signal: AbortSignal.timeout(2000) });
+      expect(settings.status).toBe(200);
     }
-    const outcomes = await Promise.all(flood);
-    // None got an answer; the server closed every one before its 30 s trickle was over.
-    expect(outcomes.filter((o) => o.answers === 0 && o.closedByServer)).toHaveLength(FLOOD);
-    expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+    const outcomes = await Promise.all([...flood, ...silent]);
+    // None got an answer; the server closed every one before its own trickle (or wait) was over.
+    expect(outcomes.filter((o) => o.answers === 0 && o.closedByServer)).toHaveLength(FLOOD + 5);
+    // The address's count went back down: a new connection from it is served.
+    const after = await rawClient(
+      port,
+      "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+      "",
+      2_000,
+      "127.0.0.2",
+    );
+    expect(after.answers).toBe(1);
   }, 60_000);
 });
+
+const PAD = "x".repeat(150); // trickled at 200 ms a byte: 30 s, far past every limit below
 
 describe("CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS: kept-alive connections", () => {
   let env: ProxyEnv;

@@ -53,6 +53,10 @@ describe("settings", () => {
     ["CODEX_LB_ROUTING_STRATEGY", "random", /one of/],
     ["CODEX_LB_ACCOUNT_MAX_STREAMS", "0", /integer >= 1/],
     ["CODEX_LB_STREAM_IDLE_TIMEOUT_SECONDS", "-3", /number >= 1/],
+    ["CODEX_LB_HEADERS_TIMEOUT_SECONDS", "0", /number from 0.1 to 3600/],
+    ["CODEX_LB_HEADERS_TIMEOUT_SECONDS", "5000", /number from 0.1 to 3600/],
+    ["CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS", "0", /integer >= 1/],
+    ["CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS", "2.5", /integer/],
     ["CODEX_LB_PROT", "1", /unknown setting/],
   ];
   for (const [name, value, why] of bad) {

@@ -113,6 +113,9 @@ function heldQuery(db: Kysely<Database>, apiKeyId: string, since: number, inFlig
         sql<number>`coalesce(sum(cached_input_tokens), 0)`.as("cached"),
         sql<number>`coalesce(sum(output_tokens), 0)`.as("output"),
         sql<number>`coalesce(sum(cost_usd), 0)`.as("cost"),
+        sql<number | null>`min(case when settled = 0 and created_at >= ${a[2]} then created_at end)`.as(
+          "oldest_in_flight",
+        ),
       ])
       .where("api_key_id", "=", a[0] as string)
       .where("created_at", ">=", a[1] as number),
@@ -308,18 +311,12 @@ function reserveIn(
     }
     return u;
   };
-  let heldByWindow = batch?.held.get(key.id);
   const held = (start: number): Held => {
-    const known = heldByWindow?.get(start);
+    const known = batch?.held.get(key.id, start, inFlightSince);
     if (known) return known;
-    const h = heldOfRow(run(heldQuery(db, key.id, start, inFlightSince))[0]);
-    if (batch) {
-      if (!heldByWindow) {
-        heldByWindow = new Map();
-        batch.held.set(key.id, heldByWindow);
-      }
-      heldByWindow.set(start, h);
-    }
+    const r = run(heldQuery(db, key.id, start, inFlightSince))[0];
+    const h = heldOfRow(r);
+    batch?.held.set(key.id, start, inFlightSince, h, r?.oldest_in_flight);
     return h;
   };
   const est = asUsage(req.estimate);
@@ -330,24 +327,123 @@ function reserveIn(
   }));
   const q = insertReservationQuery(db, reservationValues(key, req, now));
   s.run(q.sql, q.parameters);
-  // The new reservation counts in every window of the key read in this batch (all start before
-  // `now`), in flight: later holds of the batch add it instead of summing the table again.
-  if (heldByWindow) {
-    for (const [start, h] of heldByWindow)
-      heldByWindow.set(start, { all: addUsage(h.all, est), inFlight: h.inFlight + 1 });
-  }
+  // Later holds add the new reservation to what was read instead of summing the table again.
+  batch?.held.added(key.id, now, est);
 }
 
 /**
- * What one group-commit batch has read: logged usage per key and window (it cannot change inside
- * the transaction, which writes only reservations; kept across batches while the connection's
- * stamp of the logs and hour buckets stays the same, see `SyncSql.watchStamp`), and reservations
- * held per key and window start, kept up to date with the batch's own inserts (the sum over the
- * table would grow with the batch).
+ * What the group commit has read, kept across batches while the connection's stamp of the logs,
+ * the hour buckets and the reservations stays what its own last batch left (`SyncSql.watchStamp`;
+ * any other write changes it, a log flush included): logged usage per key and window (the batches
+ * write no log rows), and reservations held per key and window start, kept up to date with the
+ * batches' own inserts and settles (the sum over the table grows with the requests in flight and
+ * those whose log row is not written yet).
  */
 interface BatchFigures {
   readonly logged: Map<string, Usage>;
-  readonly held: Map<string, Map<number, Held>>;
+  readonly held: HeldReservations;
+}
+
+interface HeldEntry {
+  held: Held;
+  /** The in-flight bound (`now - IN_FLIGHT_MS`) of the read. */
+  readonly since: number;
+  /** The oldest reservation counted in flight (Infinity: none). */
+  oldest: number;
+}
+
+/** `a` without `b` (a reservation's estimate, replaced by its real usage). */
+function subtractUsage(a: Usage, b: Usage): Usage {
+  return {
+    requests: a.requests - b.requests,
+    inputTokens: a.inputTokens - b.inputTokens,
+    cachedInputTokens: a.cachedInputTokens - b.cachedInputTokens,
+    outputTokens: a.outputTokens - b.outputTokens,
+    totalTokens: a.totalTokens - b.totalTokens,
+    costUsd: a.costUsd - b.costUsd,
+  };
+}
+
+/**
+ * Reservations held per key and window start as {@link heldQuery} read them, brought up to date
+ * with each reservation the group commit inserts or settles, so a hold reads the table once per key
+ * and window between two log flushes instead of summing every reservation each time.
+ */
+class HeldReservations {
+  readonly #byKey = new Map<string, Map<number, HeldEntry>>();
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** What the key's reservations since `start` hold for in-flight bound `since`, when known. */
+  get(keyId: string, start: number, since: number): Held | undefined {
+    const e = this.#byKey.get(keyId)?.get(start);
+    // A later bound passing a reservation counted in flight (or an earlier bound) needs a new read.
+    return e && e.since <= since && since <= e.oldest ? e.held : undefined;
+  }
+
+  set(keyId: string, start: number, since: number, held: Held, oldest: unknown): void {
+    let windows = this.#byKey.get(keyId);
+    if (!windows) {
+      windows = new Map();
+      this.#byKey.set(keyId, windows);
+    }
+    if (!windows.has(start)) this.#size++;
+    windows.set(start, {
+      held,
+      since,
+      oldest: oldest === null || oldest === undefined ? Infinity : Number(oldest),
+    });
+  }
+
+  /** A reservation of `est` was inserted at `createdAt` (unsettled). */
+  added(keyId: string, createdAt: number, est: Usage): void {
+    const windows = this.#byKey.get(keyId);
+    if (!windows) return;
+    for (const [start, e] of windows) {
+      if (createdAt < start) continue;
+      const inFlight = createdAt >= e.since;
+      e.held = { all: addUsage(e.held.all, est), inFlight: e.held.inFlight + (inFlight ? 1 : 0) };
+      if (inFlight && createdAt < e.oldest) e.oldest = createdAt;
+    }
+  }
+
+  /** An unsettled reservation inserted at `createdAt` with `est` now holds `real` instead. */
+  settled(keyId: string, createdAt: number, est: Usage, real: Usage): void {
+    const windows = this.#byKey.get(keyId);
+    if (!windows) return;
+    for (const [start, e] of windows) {
+      if (createdAt < start) continue;
+      const inFlight = createdAt >= e.since;
+      e.held = {
+        all: addUsage(subtractUsage(e.held.all, est), real),
+        inFlight: e.held.inFlight - (inFlight ? 1 : 0),
+      };
+    }
+  }
+
+  /** Forgets the key's figures (they are read again). */
+  forget(keyId: string): void {
+    const windows = this.#byKey.get(keyId);
+    if (!windows) return;
+    this.#size -= windows.size;
+    this.#byKey.delete(keyId);
+  }
+
+  clear(): void {
+    this.#byKey.clear();
+    this.#size = 0;
+  }
+}
+
+/** What a settle changes in the sums held: reservation of `keyId` inserted at `createdAt`, `estimate` → `real`. */
+interface SettleFigures {
+  readonly keyId: string;
+  readonly createdAt: number;
+  readonly estimate: Usage;
+  readonly real: Usage;
 }
 
 /**
@@ -359,14 +455,16 @@ interface BatchFigures {
  */
 class GroupCommit {
   #holds: { key: KeyLimits; req: ReserveRequest; now: number; done: (e: unknown) => void }[] = [];
-  #writes: { q: SqlText; done: (e: unknown) => void }[] = [];
+  #writes: { q: SqlText; settle?: SettleFigures; done: (e: unknown) => void }[] = [];
   #scheduled = false;
   /**
-   * Logged usage per key and window, as read while the logs and hour buckets had `#stamp`: summing
-   * a window's hour buckets costs in proportion to its length (about 0.3 ms for 30 days of them),
-   * and they change only when log rows are written.
+   * Logged usage per key and window, and the reservations held (see {@link BatchFigures}), as read
+   * while the watched tables had `#stamp` (the stamp the last batch left): summing a window's hour
+   * buckets costs in proportion to its length (about 0.3 ms for 30 days of them), summing the
+   * reservations in proportion to the requests in flight and those whose log row is not written yet.
    */
   readonly #logged = new Map<string, Usage>();
+  readonly #held = new HeldReservations();
   #stamp: string | null = null;
 
   constructor(
@@ -382,10 +480,14 @@ class GroupCommit {
     });
   }
 
-  /** Runs a write (settle, delete) in the next batch. */
-  write(q: SqlText): Promise<void> {
+  /** Runs a write (a delete; a settle, with what it changes) in the next batch. */
+  write(q: SqlText, settle?: SettleFigures): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#writes.push({ q, done: (e) => (e === null ? resolve() : reject(e)) });
+      this.#writes.push({
+        q,
+        ...(settle ? { settle } : {}),
+        done: (e) => (e === null ? resolve() : reject(e)),
+      });
       this.#schedule();
     });
   }
@@ -406,15 +508,22 @@ class GroupCommit {
     try {
       refused = await this.sqlite.exclusive((s) =>
         s.immediate(() => {
-          for (const w of writes) s.run(w.q.sql, w.q.parameters);
-          // Inside the write lock: no other connection commits until this batch has.
+          // Inside the write lock: no other connection commits until this batch has. What was
+          // read is still right when nothing but the previous batch wrote since.
           const stamp = s.watchStamp();
-          if (stamp !== this.#stamp || this.#logged.size > LOGGED_KEPT) {
+          if (stamp !== this.#stamp || this.#logged.size > LOGGED_KEPT || this.#held.size > LOGGED_KEPT) {
             this.#logged.clear();
-            this.#stamp = stamp;
+            this.#held.clear();
           }
-          const batch: BatchFigures = { logged: this.#logged, held: new Map() };
-          return holds.map((h) => {
+          for (const w of writes) {
+            const changed = s.run(w.q.sql, w.q.parameters);
+            if (!w.settle) this.#held.clear();
+            else if (changed === 1)
+              this.#held.settled(w.settle.keyId, w.settle.createdAt, w.settle.estimate, w.settle.real);
+            else this.#held.forget(w.settle.keyId);
+          }
+          const batch: BatchFigures = { logged: this.#logged, held: this.#held };
+          const refused = holds.map((h) => {
             try {
               reserveIn(s, this.db, h.key, h.req, h.now, batch);
               return null;
@@ -424,9 +533,13 @@ class GroupCommit {
               throw e;
             }
           });
+          this.#stamp = s.watchStamp();
+          return refused;
         }),
       );
     } catch (e) {
+      // Rolled back: what this batch added to the figures kept is not in the store.
+      this.#stamp = null;
       for (const w of writes) w.done(e);
       for (const h of holds) h.done(e);
       return;
@@ -551,7 +664,7 @@ export class LimitReservations {
     const reservation = { id, requestId: req.requestId, model: req.model, estimate };
     if (this.#group) await this.#group.reserve(key, reservation, now);
     else await reserve(this.db, key, reservation, now);
-    const hold = this.#holdOf(id, req.model);
+    const hold = this.#holdOf(id, req.model, { keyId: key.id, createdAt: now, estimate: asUsage(estimate) });
     this.#open.set(openKey(key.id, req.requestId), hold);
     return hold;
   }
@@ -561,7 +674,11 @@ export class LimitReservations {
    * keeps that function's variables, and `req` (the payload, its text, the client's body: a long
    * Codex history) must not live as long as the request's stream.
    */
-  #holdOf(id: string, model: string): LimitHold {
+  #holdOf(
+    id: string,
+    model: string,
+    held: { readonly keyId: string; readonly createdAt: number; readonly estimate: Usage },
+  ): LimitHold {
     return {
       id,
       settle: async (row) => {
@@ -571,7 +688,8 @@ export class LimitReservations {
         const cost = row.cost_usd ?? costUsd(model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
         try {
           const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
-          if (this.#group) await this.#group.write(settleQuery(this.db, id, usage));
+          if (this.#group)
+            await this.#group.write(settleQuery(this.db, id, usage), { ...held, real: asUsage(usage) });
           else await settle(this.db, id, usage);
         } catch (e) {
           this.log.warn(

@@ -1,23 +1,54 @@
 /**
  * The Bun seam for HTTP and WebSocket: puts a `serve(Request, peerIp) → Response | WsAccept` on a
- * socket with Bun.serve and stops it gracefully. A request the app accepted as a WebSocket upgrade
+ * socket with Bun's server and stops it gracefully. A request the app accepted as a WebSocket upgrade
  * (it answered a {@link WsAccept}, see `src/core/websocket.ts`) is upgraded here, after the app
- * (admission, API key, route) has run, and its session is fed the socket's messages. Nothing else in the code base calls Bun.serve.
+ * (admission, API key, route) has run, and its session is fed the socket's messages. Nothing else in
+ * the code base starts a server.
+ *
+ * Connections that have not finished their first request's headers are guarded here (see
+ * {@link listen}): Bun.serve has no hook before a request's headers are in, but Bun's node:http runs
+ * on a Bun.serve server whose native accept hook it sets, so the server is started through
+ * node:http and its Bun.serve server is then given our `fetch` and `websocket` handlers
+ * (`server.reload`): requests take Bun.serve's path, only each new connection passes the hook.
  *
  * @module
  */
-import type { ServerWebSocket } from "bun";
+import { createServer } from "node:http";
+import type { Socket } from "node:net";
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { WsAccept, WsSession } from "../../core/websocket.ts";
 
 export interface Listening {
   readonly host: string;
   readonly port: number;
+  /**
+   * False when this Bun's node:http no longer exposes its Bun.serve server: the server runs on plain
+   * Bun.serve, without the header deadline and the per-address cap (the caller logs a warning).
+   */
+  readonly guarded: boolean;
   /** Stops accepting; waits up to `graceMs` for in-flight requests, then closes what is left. */
   close(graceMs: number): Promise<void>;
 }
 
+/**
+ * Where Bun 1.4's node:http keeps the Bun.serve server it listens with (`serverSymbol` in Bun's
+ * src/js/node/_http_server.ts). Not a public API: a Bun without it is detected at start.
+ */
+const BUN_SERVER = Symbol.for("::bunternal::");
+
+interface Handlers {
+  fetch(request: Request, srv: Server<WsSession>): Promise<Response | undefined>;
+  websocket: WebSocketHandler<WsSession>;
+  error(e: Error): Response;
+}
+
+type Handler = (
+  request: Request,
+  peerIp: string | null,
+) => Promise<Response | WsAccept> | Response | WsAccept;
+
 export function listen(
-  handler: (request: Request, peerIp: string | null) => Promise<Response | WsAccept> | Response | WsAccept,
+  handler: Handler,
   opts: {
     host: string;
     port: number;
@@ -25,29 +56,33 @@ export function listen(
     maxWebSocketMessageBytes?: number;
     /**
      * Seconds a kept-alive connection may wait for its next request or spend sending that request's
-     * headers (Bun's `idleTimeout`; 0: never). While the app handles a request, and while a stream
-     * (`text/event-stream`) is sent, the limit is off: the app's own deadlines apply.
+     * headers (Bun's socket timeout, set with `server.timeout` after each answer; 0: never). While the
+     * app handles a request, and while a stream (`text/event-stream`) is sent, the limit is off: the
+     * app's own deadlines apply.
      */
     connectionIdleTimeoutSeconds: number;
+    /**
+     * Seconds a new connection may take, from its opening, to finish its first request's headers;
+     * then it is closed without an answer (checked four times per period, so up to a quarter more).
+     */
+    headersTimeoutSeconds: number;
+    /** Connections per client address that may be open without having finished their first headers. */
+    maxPendingConnectionsPerAddress: number;
     onError?: (e: Error) => void;
   },
 ): Listening {
   const idle = opts.connectionIdleTimeoutSeconds;
   const sockets = new Set<ServerWebSocket<WsSession>>();
-  const server = Bun.serve<WsSession>({
-    hostname: opts.host,
-    port: opts.port,
-    // Never Bun's development error page (source lines, working directory): JSON errors only.
-    development: false,
-    // Between requests and while the next request's headers arrive. Bun's fixed ~10 s limit covers a
-    // new connection's first headers whatever this is.
-    idleTimeout: idle,
-    maxRequestBodySize: opts.maxRequestBodySize,
+  const pending = new PendingConnections(opts.headersTimeoutSeconds, opts.maxPendingConnectionsPerAddress);
+  const handlers: Handlers = {
     async fetch(request, srv) {
       // The request is the app's now: its body deadline, upstream timeouts and stream idle timeout
       // apply, not the connection's idle limit (a non-streamed answer may take minutes to assemble).
       if (idle > 0) srv.timeout(request, 0);
-      const answer = await handler(request, srv.requestIP(request)?.address ?? null);
+      const peer = srv.requestIP(request);
+      // A connection's first request: it has its headers in, it is no longer pending.
+      if (peer !== null && pending.size !== 0) pending.settle(peer.address, peer.port);
+      const answer = await handler(request, peer?.address ?? null);
       if (!(answer instanceof Response)) {
         const accept = answer;
         if (srv.upgrade(request, { headers: accept.headers, data: accept.session })) return undefined;
@@ -97,21 +132,158 @@ export function listen(
         { status: 500, headers: { "content-type": "application/json" } },
       );
     },
-  });
+  };
+
+  const { server, guarded } = start(opts, handlers, pending);
   return {
     host: opts.host,
     port: server.port ?? opts.port,
+    guarded,
     async close(graceMs) {
+      pending.stop();
       // Open WebSockets would hold a graceful stop forever: tell their clients to reconnect elsewhere.
       for (const ws of sockets) ws.close(1001, "server shutting down");
       let timer: ReturnType<typeof setTimeout> | undefined;
       const graceful = server.stop(false);
+      // A server node:http started waits for every connection to end, idle kept-alive ones too:
+      // close those now and each one that goes idle after its answer (every 100 ms).
+      server.closeIdleConnections();
+      const idleCloser = setInterval(() => server.closeIdleConnections(), 100);
       const timeout = new Promise<"timeout">((r) => {
         timer = setTimeout(() => r("timeout"), graceMs);
       });
       const how = await Promise.race([graceful.then(() => "done" as const), timeout]);
       clearTimeout(timer);
+      clearInterval(idleCloser);
       if (how === "timeout") await server.stop(true);
     },
   };
+}
+
+/**
+ * Starts the server through node:http (its accept hook feeds `pending`) and hands its Bun.serve
+ * server our handlers; on a Bun whose node:http does not expose that server, plain Bun.serve.
+ */
+function start(
+  opts: { host: string; port: number; maxRequestBodySize: number; connectionIdleTimeoutSeconds: number },
+  h: Handlers,
+  pending: PendingConnections,
+): { server: Server<WsSession>; guarded: boolean } {
+  // Bun's own request and header timers are off (0); ours and Bun.serve's idle timeout apply.
+  const http = createServer({ headersTimeout: 0, requestTimeout: 0 });
+  http.on("connection", (socket: Socket) => pending.open(socket));
+  // Bun's node:http listens synchronously, reporting a failure later as an 'error' event: a missing
+  // server below means the listen failed, and the plain Bun.serve fallback throws its error.
+  http.on("error", () => {});
+  http.listen(opts.port, opts.host);
+  const server = (http as unknown as Record<symbol, Server<WsSession> | undefined>)[BUN_SERVER];
+  if (server && typeof server.reload === "function" && typeof server.stop === "function") {
+    // Never Bun's development error page (source lines, working directory): JSON errors only.
+    server.reload({ development: false, fetch: h.fetch, websocket: h.websocket, error: h.error });
+    // node:http starts its server with no idle limit and no body limit; ours are set per request
+    // (srv.timeout above) and by the app (its body guard).
+    return { server, guarded: true };
+  }
+  http.close();
+  pending.stop();
+  // Either this Bun keeps its node:http server elsewhere, or the listen failed: plain Bun.serve
+  // (which throws the listen error, e.g. EADDRINUSE, as before).
+  const plain = Bun.serve<WsSession>({
+    development: false,
+    fetch: h.fetch,
+    websocket: h.websocket,
+    error: h.error,
+    hostname: opts.host,
+    port: opts.port,
+    // Between requests and while the next request's headers arrive.
+    idleTimeout: opts.connectionIdleTimeoutSeconds,
+    maxRequestBodySize: opts.maxRequestBodySize,
+  });
+  return { server: plain, guarded: false };
+}
+
+interface Entry {
+  socket: Socket;
+  address: string;
+  /** The sweep tick the connection opened in. */
+  tick: number;
+}
+
+/**
+ * Connections that have not finished their first request's headers: at most `max` per client
+ * address (more are closed at once), each closed once it has been pending for the deadline. One
+ * interval timer, running only while some connection is pending, sweeps four times per deadline
+ * (counting ticks: no clock reads); a connection is closed on the fifth sweep after it opened, so
+ * between the deadline and 1.25× it after its opening.
+ */
+class PendingConnections {
+  readonly #byPeer = new Map<string, Entry>();
+  readonly #perAddress = new Map<string, number>();
+  readonly #max: number;
+  readonly #periodMs: number;
+  #tick = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(deadlineSeconds: number, maxPerAddress: number) {
+    this.#max = maxPerAddress;
+    this.#periodMs = Math.max(1, Math.round((deadlineSeconds * 1000) / 4));
+  }
+
+  get size(): number {
+    return this.#byPeer.size;
+  }
+
+  /** A connection was accepted (Bun's node:http accept hook). */
+  open(socket: Socket): void {
+    const address = socket.remoteAddress;
+    const port = socket.remotePort;
+    if (address === undefined || port === undefined) return;
+    const key = `${address}:${port}`;
+    // A closed connection from the same port whose close has not been seen yet: it is gone.
+    this.#remove(key);
+    const count = this.#perAddress.get(address) ?? 0;
+    if (count >= this.#max) {
+      socket.destroy();
+      return;
+    }
+    this.#perAddress.set(address, count + 1);
+    this.#byPeer.set(key, { socket, address, tick: this.#tick });
+    socket.once("close", () => this.#remove(key, socket));
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#sweep(), this.#periodMs);
+      // Pending connections alone do not keep the process alive.
+      this.#timer.unref();
+    }
+  }
+
+  /** The connection from `address`:`port` has its first request's headers in. */
+  settle(address: string, port: number): void {
+    this.#remove(`${address}:${port}`);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Forgets the connection under `key` (only if it is `socket`, when given). */
+  #remove(key: string, socket?: Socket): void {
+    const entry = this.#byPeer.get(key);
+    if (entry === undefined || (socket !== undefined && entry.socket !== socket)) return;
+    this.#byPeer.delete(key);
+    const left = (this.#perAddress.get(entry.address) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(entry.address, left);
+    else this.#perAddress.delete(entry.address);
+    if (this.#byPeer.size === 0) this.stop();
+  }
+
+  #sweep(): void {
+    this.#tick++;
+    for (const [key, entry] of this.#byPeer) {
+      // Map order is opening order: the first one still young ends the sweep.
+      if (this.#tick - entry.tick < 5) break;
+      this.#remove(key);
+      entry.socket.destroy();
+    }
+  }
 }
