@@ -261,8 +261,10 @@ export class ProxyStream {
   #passable(data: Uint8Array, start: number): number {
     if (!isEventLine(data, start)) return -1;
     const nameStart = start + 7;
-    const nl = data.indexOf(LF, nameStart);
-    if (nl <= nameStart || !isDataLine(data, nl + 1)) return -1;
+    // The name is short: a loop here costs less than a native search (whole events end in LF LF).
+    let nl = nameStart;
+    while (data[nl] !== LF) nl++;
+    if (nl === nameStart || !isDataLine(data, nl + 1)) return -1;
     const dataStart = nl + 7;
     const end = data.indexOf(LF, dataStart);
     if (data[end + 1] !== LF) return -1; // more lines than two
