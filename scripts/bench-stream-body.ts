@@ -5,13 +5,22 @@
  * own process, cells interleaved, `ROUNDS` (default 8) × `SECONDS` (default 2) at `CONNS` (64):
  * `native` hands the upstream body to the Response (the bench's pass-through), `pull` reads it
  * chunk by chunk and enqueues into a standard ReadableStream (what the gateway did), `push` writes
- * each chunk to `pushStream` (src/runtime/bun/push-stream.ts, what it does now). Prints the proxy's
- * CPU µs per request (from /proc/PID/stat) of each round.
+ * each chunk to `pushStream` (src/runtime/bun/push-stream.ts), `gateway` runs the gateway's own
+ * stream path on the upstream body (the attempt's first-event check, `ProxyStream` with the Codex
+ * shaper, `toReadableStream`: what a streamed Codex answer costs in codex-lb besides routing, auth
+ * and logs). `VARIANTS` (comma-separated) picks some. Prints the proxy's CPU µs per request (from
+ * /proc/PID/stat) of each round.
  *
  * @module
  */
 import { readFileSync } from "node:fs";
+import { systemClock } from "../src/core/clock.ts";
+import { firstEvent, type OpenStream } from "../src/proxy/attempt.ts";
+import type { ProxyContext } from "../src/proxy/context.ts";
+import { codexShaper } from "../src/proxy/shapers.ts";
+import { ProxyStream, toReadableStream } from "../src/proxy/stream.ts";
 import { pushStream } from "../src/runtime/bun/push-stream.ts";
+import { UpstreamEvents } from "../src/upstream/event-stream.ts";
 
 const BENCH = `${import.meta.dir}/bench.ts`;
 const SSE = { "content-type": "text/event-stream" };
@@ -47,6 +56,7 @@ function proxy(upstream: string, variant: string): void {
         body: await req.text(),
       });
       if (variant === "native") return new Response(res.body, { headers: SSE });
+      if (variant === "gateway") return gatewayStream(res);
       const reader = res.body!.getReader();
       if (variant === "push") {
         const body = pushStream(
@@ -79,10 +89,33 @@ function proxy(upstream: string, variant: string): void {
   console.log(`PORT ${server.port}`);
 }
 
+/** Just enough of a gateway for its stream path: settings, clock, a live-quota sink, a lease. */
+const gatewayCtx = {
+  deps: {
+    settings: { streamIdleTimeoutSeconds: 300, sseKeepaliveSeconds: 15 },
+    clock: () => systemClock.now(),
+  },
+  quota: { record() {} },
+} as unknown as ProxyContext;
+
+async function gatewayStream(res: Response): Promise<Response> {
+  const controller = new AbortController();
+  const events = new UpstreamEvents(res.body!, 300_000, systemClock);
+  const first = await firstEvent(events, res.headers, controller);
+  if (first.kind !== "open") throw new Error("gateway: the first event failed");
+  const open = {
+    ...first.open,
+    account: { id: "acc" },
+    lease: { release() {} },
+  } as unknown as OpenStream;
+  const ps = new ProxyStream(gatewayCtx, open, codexShaper, () => {});
+  return new Response(toReadableStream(ps, 15_000, systemClock), { headers: SSE });
+}
+
 if (process.argv[2] === "proxy") proxy(process.argv[3]!, process.argv[4]!);
 else {
   const up = await spawn(["bun", BENCH, "upstream"]);
-  const variants = ["native", "pull", "push"];
+  const variants = (process.env.VARIANTS ?? "native,pull,push,gateway").split(",");
   const procs = [];
   for (const v of variants)
     procs.push({ v, ...(await spawn(["bun", import.meta.path, "proxy", up.url, v])) });

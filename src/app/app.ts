@@ -7,7 +7,6 @@
  * @module
  */
 
-import { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import { createAccessControl } from "../access/access-control.ts";
 import { createAdmission } from "../access/admission.ts";
@@ -53,6 +52,7 @@ import type { Store } from "../store/store.ts";
 import { createTracer } from "../tracing/tracing.ts";
 import { pathOf, renderError } from "./errors.ts";
 import { normalizeOpenApi } from "./openapi.ts";
+import { openApiDocument } from "./openapi-document.ts";
 import { routeModules } from "./routes.ts";
 import { type BodySchema, isJsonObject, NO_BODY, unknownField } from "./strict-body.ts";
 
@@ -506,18 +506,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       }
     })
     .use(
-      swagger({
-        path: "/docs",
-        specPath: "/docs/json",
-        provider: "swagger-ui",
-        exclude: ["/docs", "/docs/json"],
-        documentation: {
-          info: {
-            title: "codex-lb",
-            version,
-            description:
-              "Account-pooling gateway for ChatGPT/Codex: admin API and OpenAI-compatible endpoints.",
-          },
+      // The document's mapping code loads on the first request (see openapi-document.ts).
+      openApiDocument("/docs/json", ["/docs", "/docs/json"], {
+        info: {
+          title: "codex-lb",
+          version,
+          description:
+            "Account-pooling gateway for ChatGPT/Codex: admin API and OpenAI-compatible endpoints.",
         },
       }),
     );

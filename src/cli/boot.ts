@@ -165,6 +165,10 @@ export async function boot(
     ui: bunUiAssets(),
   });
   await gateway.start();
+  // WAL checkpoints on the gateway's timers, outside request commits; `store.close()` ends them.
+  store.startCheckpoints(gateway.time, {
+    onError: (e) => log.warn({ err: { message: e.message } }, "WAL checkpoint failed"),
+  });
   let listening: Listening;
   try {
     listening = listen(gateway.serve, {

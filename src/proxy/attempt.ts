@@ -52,6 +52,8 @@ export interface UpstreamEventSource {
   cancel(reason?: unknown): void;
   /** Whole events as the upstream's bytes (an HTTP SSE body, see UpstreamEvents.nextBytes). */
   nextBytes?(): Promise<EventBytes | SseEvent[] | null>;
+  /** Puts the events read so far back as bytes, when it can (see UpstreamEvents.replay). */
+  replay?(): boolean;
 }
 
 /** One attempt on one account: an open stream, or the failure to classify. */

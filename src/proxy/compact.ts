@@ -69,7 +69,7 @@ export function readCompact(text: string): ProxySpec {
     kind: "compact",
     model: body.model as string,
     payload,
-    ...serialised(payload, text),
+    ...serialised(payload),
     stream: false,
     reasoningEffort: reasoningEffortOf(body),
     clientBody: body,

@@ -133,16 +133,14 @@ export function upstreamBody(text: string, raw: string): string | Uint8Array {
 }
 
 /**
- * The upstream text and bytes of a payload made anew from the client's body text `raw` (a Chat
- * Completions translation, a compaction): serialised once, here. The key's reservation sizes the
- * text and the attempt sends the bytes; each serialised the payload again before.
+ * The upstream text of a payload made anew (a Chat Completions translation, a compaction):
+ * serialised once, here. The key's reservation sizes it and the attempt sends it as it is, as
+ * before; each serialised the payload again before. (Its TextEncoder bytes were no cheaper to send:
+ * profiles of a 261 KB chat history at 16 connections, fetch 387/459 µs with the bytes against
+ * 302/190 with the text.)
  */
-export function serialised(
-  payload: Json,
-  raw: string,
-): { payloadText: string; payloadBody: string | Uint8Array } {
-  const payloadText = JSON.stringify(payload);
-  return { payloadText, payloadBody: upstreamBody(payloadText, raw) };
+export function serialised(payload: Json): { payloadText: string } {
+  return { payloadText: JSON.stringify(payload) };
 }
 
 /**

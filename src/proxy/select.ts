@@ -61,6 +61,43 @@ export function noAccountError(
   return new GatewayError("no_accounts", "No usable account is available right now");
 }
 
+/** The usable accounts of one account list at one time, and how long that answer holds. */
+interface UsableState {
+  /** `all`'s usable accounts, in its order. */
+  readonly usable: readonly AccountSnapshot[];
+  /** Whether one of them is back from a backoff (a probe). */
+  readonly anyProbing: boolean;
+  readonly builtAt: EpochMs;
+  /** The first moment an account's usability or probing can change (a backoff ends, a limit resets). */
+  readonly validUntil: EpochMs;
+}
+
+/** Per account list (the snapshot cache hands out the same list until an account changes). */
+const usableStates = new WeakMap<readonly AccountSnapshot[], UsableState>();
+
+/**
+ * The usable accounts of `all` at `now`, worked out once per list and kept until an account's
+ * usability can change by itself (its `cooldownUntil` or `resetAt` passes): a request no longer
+ * walks every account (about 35 µs for 200 accounts).
+ */
+function usableOf(all: readonly AccountSnapshot[], now: EpochMs): UsableState {
+  const known = usableStates.get(all);
+  if (known && now >= known.builtAt && now < known.validUntil) return known;
+  const usable: AccountSnapshot[] = [];
+  let anyProbing = false;
+  let validUntil = Number.POSITIVE_INFINITY;
+  for (const s of all) {
+    if (s.cooldownUntil !== null && s.cooldownUntil > now) validUntil = Math.min(validUntil, s.cooldownUntil);
+    if (s.resetAt !== null && s.resetAt > now) validUntil = Math.min(validUntil, s.resetAt);
+    if (!isUsable(s, now)) continue;
+    usable.push(s);
+    if (isProbing(s, now)) anyProbing = true;
+  }
+  const state: UsableState = { usable, anyProbing, builtAt: now, validUntil };
+  usableStates.set(all, state);
+  return state;
+}
+
 export interface SelectRequest {
   readonly requestId: string;
   readonly model: string | null;
@@ -85,12 +122,17 @@ export async function selectAccount(
 ): Promise<AccountSnapshot> {
   const all = await accounts();
   const now = services.now();
-  const usable = all.filter((s) => !req.excluded.includes(s.id) && isUsable(s, now));
+  const state = usableOf(all, now);
+  // A copy: the hook's handlers get a list of their own, as before.
+  const usable =
+    req.excluded.length === 0
+      ? state.usable.slice()
+      : state.usable.filter((s) => !req.excluded.includes(s.id));
   if (usable.length === 0) throw noAccountError(all, now, last);
   // An account back from a backoff whose probe is in flight is left out while another can serve
   // (its next request would only wait behind the probe); alone, it is kept, and the request waits.
   let candidates = usable;
-  if (usable.some((s) => isProbing(s, now))) {
+  if (state.anyProbing && usable.some((s) => isProbing(s, now))) {
     const leases = services.provider("leases");
     const free = usable.filter((s) => !(isProbing(s, now) && leases.inFlight(s.id) > 0));
     if (free.length > 0) candidates = free;

@@ -107,7 +107,7 @@ export function readChat(text: string): ProxySpec {
     kind: "chat",
     model: chat.body.model as string,
     payload,
-    ...serialised(payload, text),
+    ...serialised(payload),
     stream: chat.stream,
     includeUsage: chat.includeUsage,
     reasoningEffort: reasoningEffortOf(chat.body),

@@ -12,7 +12,7 @@ import { transportMessage } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
 import { type PushSink, pushStream } from "../runtime/bun/push-stream.ts";
 import { decodeMidStream, type EventBytes, StreamIdleTimeout } from "../upstream/event-stream.ts";
-import { eventJson, formatEvent, parseBlock, type SseEvent } from "../upstream/sse.ts";
+import { eventJson, formatEvent, jsonObject, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
 import { eventError } from "./failure.ts";
@@ -44,8 +44,8 @@ export interface Shaper {
   /** Text to send once the stream is over (after its terminal event). */
   end(state: StreamState): string;
   /**
-   * True when `event` returns `raw` for every type: events the gateway does not read may then go
-   * to the client as the upstream's own bytes (see ProxyStream.stepBytes).
+   * True when `event` returns `raw` for every type, reading nothing of it: events may then go to
+   * the client as the upstream's own bytes, without calling it (see ProxyStream.stepBytes).
    */
   readonly passThrough?: boolean;
   /**
@@ -107,48 +107,55 @@ export type FinishStatus = "success" | "error" | "cancelled";
 
 const encoder = new TextEncoder();
 
-const EVENT_PREFIX = new TextEncoder().encode("event: ");
-const DATA_PREFIX = new TextEncoder().encode("data: ");
+/** {@link OBSERVED} types by the length of their name (their lengths differ), with the name as bytes. */
+const OBSERVED_BY_LENGTH: ({ readonly type: string; readonly bytes: Uint8Array } | undefined)[] = [];
+for (const type of OBSERVED) OBSERVED_BY_LENGTH[type.length] = { type, bytes: encoder.encode(type) };
 
-/** `event:` names of {@link OBSERVED} types as bytes, by length (their lengths differ). */
-const OBSERVED_BY_LENGTH: (Uint8Array | undefined)[] = [];
-for (const t of OBSERVED) OBSERVED_BY_LENGTH[t.length] = new TextEncoder().encode(t);
+const LF = 10;
 
-function startsWith(data: Uint8Array, at: number, prefix: Uint8Array): boolean {
-  if (at + prefix.length > data.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (data[at + i] !== prefix[i]) return false;
-  return true;
+/** `data[at..]` begins with `event: `. */
+function isEventLine(data: Uint8Array, at: number): boolean {
+  return (
+    data[at] === 101 &&
+    data[at + 1] === 118 &&
+    data[at + 2] === 101 &&
+    data[at + 3] === 110 &&
+    data[at + 4] === 116 &&
+    data[at + 5] === 58 &&
+    data[at + 6] === 32
+  );
 }
 
-/**
- * Where the event at `start` of whole events `data` ends (the first line feed of its blank line)
- * when the gateway only passes it on: the backend's own framing (one `event:` line with a name,
- * one `data:` line) with a type the observer does not read; -1 for any other event.
- */
-function passableEnd(data: Uint8Array, start: number, passes?: (type: string) => boolean): number {
-  if (data[start] !== 101 || !startsWith(data, start, EVENT_PREFIX)) return -1;
-  const nameStart = start + EVENT_PREFIX.length;
-  const nl = data.indexOf(10, nameStart);
-  if (nl <= nameStart || !startsWith(data, nl + 1, DATA_PREFIX)) return -1;
-  const end = data.indexOf(10, nl + 1 + DATA_PREFIX.length);
-  if (data[end + 1] !== 10) return -1; // more lines than two
-  const observed = OBSERVED_BY_LENGTH[nl - nameStart];
-  if (observed) {
-    let i = 0;
-    while (i < observed.length && data[nameStart + i] === observed[i]) i++;
-    if (i === observed.length) return -1;
+/** `data[at..]` begins with `data: `. */
+function isDataLine(data: Uint8Array, at: number): boolean {
+  return (
+    data[at] === 100 &&
+    data[at + 1] === 97 &&
+    data[at + 2] === 116 &&
+    data[at + 3] === 97 &&
+    data[at + 4] === 58 &&
+    data[at + 5] === 32
+  );
+}
+
+/** The {@link OBSERVED} type named by `data[from..to]`, or null. */
+function observedName(data: Uint8Array, from: number, to: number): string | null {
+  const observed = OBSERVED_BY_LENGTH[to - from];
+  if (!observed) return null;
+  const name = observed.bytes;
+  for (let i = 0; i < name.length; i++) if (data[from + i] !== name[i]) return null;
+  return observed.type;
+}
+
+/** `data[from..to]` as text when it is all ASCII (its own text), else null. */
+function asciiName(data: Uint8Array, from: number, to: number): string | null {
+  let type = "";
+  for (let i = from; i < to; i++) {
+    const b = data[i]!;
+    if (b >= 0x80) return null;
+    type += String.fromCharCode(b);
   }
-  if (passes) {
-    // The shaper decides by type: an ASCII name is its own text (anything else takes the text path).
-    let type = "";
-    for (let i = nameStart; i < nl; i++) {
-      const b = data[i]!;
-      if (b >= 0x80) return -1;
-      type += String.fromCharCode(b);
-    }
-    if (!passes(type)) return -1;
-  }
-  return end;
+  return type;
 }
 
 /** Bytes as the text path would send them: the same bytes unless they are not valid UTF-8. */
@@ -178,16 +185,15 @@ export class ProxyStream {
     private readonly shaper: Shaper,
     private readonly onFinish: (state: StreamState, status: FinishStatus) => void,
   ) {
-    this.#prelude = [...open.prelude];
     this.#passes = shaper.passThrough ? undefined : shaper.passes?.bind(shaper);
+    // On the byte path the events the attempt read go out with the rest of their chunk, as bytes.
+    const replayed = (shaper.passThrough || shaper.passes) && open.events.nextBytes && open.events.replay?.();
+    this.#prelude = replayed ? null : [...open.prelude];
   }
 
   /** The client text for the next upstream chunk ("" when nothing to send yet), or null when done. */
   async step(): Promise<string | null> {
-    if (this.#ended) {
-      this.#finish(this.state.terminal === "completed" ? "success" : "error");
-      return null;
-    }
+    if (this.#ended) return this.#over();
     if (this.#prelude) {
       const batch = this.#prelude;
       this.#prelude = null;
@@ -210,10 +216,10 @@ export class ProxyStream {
 
   /**
    * Like {@link step}, for a pass-through shaper: the client bytes of the next upstream chunk.
-   * Events the gateway does not read go out as the upstream's own bytes, unparsed; the few it
-   * reads (ids, usage, errors, rate limits) and anything framed unusually (comments, data-only
-   * events, CR line ends) take the text path, so the client receives exactly what {@link step}
-   * would have produced.
+   * Events go out as the upstream's own bytes: those the gateway does not read unparsed, the few
+   * it reads (ids, usage, the end, rate limits) parsed from their `data:` line on the way. `error`
+   * events (rewritten) and anything framed unusually (comments, data-only events, CR line ends)
+   * take the text path, so the client receives exactly what {@link step} would have produced.
    */
   async stepBytes(): Promise<string | Uint8Array | Uint8Array[] | null> {
     const events = this.open.events;
@@ -229,7 +235,9 @@ export class ProxyStream {
     if (x === null) {
       // The body ended by itself: nothing to cancel, and the connection can go back to the pool.
       this.#upstreamDone = true;
-      return this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
+      const last = this.#close("stream_incomplete", "Upstream stream ended before a terminal event");
+      // Nothing more to send (it ended after its terminal event): over now, not at the next call.
+      return last === "" ? this.#over() : last;
     }
     if (Array.isArray(x)) return this.#shape(x);
     if (x.head === null) {
@@ -243,6 +251,38 @@ export class ProxyStream {
   }
 
   /**
+   * Where the event at `start` of whole events `data` ends (the first line feed of its blank line)
+   * when it goes to the client as the upstream's own bytes: the backend's own framing (one `event:`
+   * line with a name, one `data:` line), not an `error` (those are rewritten), and a type the
+   * shaper passes on unchanged. A type the gateway reads (id, usage, the end, rate limits) is
+   * observed on the way from its `data:` line alone, as the text path would. -1 for any other
+   * event: it takes the text path.
+   */
+  #passable(data: Uint8Array, start: number): number {
+    if (!isEventLine(data, start)) return -1;
+    const nameStart = start + 7;
+    // The name is short: a loop here costs less than a native search (whole events end in LF LF).
+    let nl = nameStart;
+    while (data[nl] !== LF) nl++;
+    if (nl === nameStart || !isDataLine(data, nl + 1)) return -1;
+    const dataStart = nl + 7;
+    const end = data.indexOf(LF, dataStart);
+    if (data[end + 1] !== LF) return -1; // more lines than two
+    const observed = observedName(data, nameStart, nl);
+    if (observed === "error") return -1;
+    if (this.#passes) {
+      // The shaper decides by type: an ASCII name is its own text (anything else takes the text path).
+      const type = observed ?? asciiName(data, nameStart, nl);
+      if (type === null || !this.#passes(type)) return -1;
+    }
+    if (observed !== null) {
+      const json = jsonObject(decodeMidStream(data.subarray(dataStart, end)));
+      if (json) this.#observe(observed, json);
+    }
+    return end;
+  }
+
+  /**
    * The client bytes of whole events `data`, appended to `parts`; null (nothing appended) when all
    * of them go on as they came, the common case.
    */
@@ -251,12 +291,12 @@ export class ProxyStream {
     let runStart = 0;
     let pos = 0;
     while (pos < data.length) {
-      let end = passableEnd(data, pos, this.#passes);
+      let end = this.#passable(data, pos);
       if (end < 0) {
         out ??= parts ?? [];
         if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
-        end = data.indexOf(10, pos);
-        while (data[end + 1] !== 10) end = data.indexOf(10, end + 1);
+        end = data.indexOf(LF, pos);
+        while (data[end + 1] !== LF) end = data.indexOf(LF, end + 1);
         const ev = parseBlock(decodeMidStream(data.subarray(pos, end)));
         if (ev) {
           const text = this.#shape([ev]);
@@ -268,6 +308,12 @@ export class ProxyStream {
     }
     if (out !== null && pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
     return out;
+  }
+
+  /** The stream is over (everything sent): releases it, and ends the client text (null). */
+  #over(): null {
+    this.#finish(this.state.terminal === "completed" ? "success" : "error");
+    return null;
   }
 
   /** The client went away: stop the upstream call and release everything. */
@@ -323,26 +369,29 @@ export class ProxyStream {
   }
 
   #one(type: string, json: Json | null, raw: string): string {
+    if (json) this.#observe(type, json);
+    return this.shaper.event(type, json, raw, this.state);
+  }
+
+  /** What the gateway reads of an event: the response id, usage, how it ended, rate limits. */
+  #observe(type: string, json: Json): void {
     const s = this.state;
-    if (json) {
-      const resp = isObject(json.response) ? json.response : null;
-      if (resp && typeof resp.id === "string") s.responseId ??= resp.id;
-      if (type === "response.completed" || type === "response.incomplete") {
-        s.terminal = type === "response.completed" ? "completed" : "incomplete";
-        s.usage = usageOf(resp) ?? s.usage;
-        if (type === "response.incomplete") s.errorCode = "response_incomplete";
-      } else if (type === "response.failed") {
-        s.terminal = "failed";
-        const err = eventError(json);
-        s.errorCode = typeof err.code === "string" ? err.code : "upstream_error";
-        s.errorMessage = typeof err.message === "string" ? err.message : null;
-        s.usage = usageOf(resp) ?? s.usage;
-      } else if (type === "codex.rate_limits") {
-        const q = quotaFromEvent(json);
-        if (q) this.ctx.quota.record(this.open.account.id, q, this.ctx.deps.clock());
-      }
+    const resp = isObject(json.response) ? json.response : null;
+    if (resp && typeof resp.id === "string") s.responseId ??= resp.id;
+    if (type === "response.completed" || type === "response.incomplete") {
+      s.terminal = type === "response.completed" ? "completed" : "incomplete";
+      s.usage = usageOf(resp) ?? s.usage;
+      if (type === "response.incomplete") s.errorCode = "response_incomplete";
+    } else if (type === "response.failed") {
+      s.terminal = "failed";
+      const err = eventError(json);
+      s.errorCode = typeof err.code === "string" ? err.code : "upstream_error";
+      s.errorMessage = typeof err.message === "string" ? err.message : null;
+      s.usage = usageOf(resp) ?? s.usage;
+    } else if (type === "codex.rate_limits") {
+      const q = quotaFromEvent(json);
+      if (q) this.ctx.quota.record(this.open.account.id, q, this.ctx.deps.clock());
     }
-    return this.shaper.event(type, json, raw, s);
   }
 
   #finish(status: FinishStatus): void {

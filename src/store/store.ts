@@ -12,7 +12,12 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Kysely, type MigrationResultSet, Migrator, sql } from "kysely";
 import { type Clock, sleep } from "../core/clock.ts";
-import { openSqlite } from "../runtime/bun/sqlite.ts";
+import {
+  type CheckpointOptions,
+  NO_CHECKPOINTS,
+  openSqlite,
+  type WalCheckpoints,
+} from "../runtime/bun/sqlite.ts";
 import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
 import { type Notifications, openPostgres, pgNotifications, redactUrl } from "./postgres.ts";
@@ -81,6 +86,16 @@ export interface Store {
   ping(): Promise<boolean>;
   /** Applies pending migrations; the result set lists each one's status. */
   migrate(): Promise<MigrationResultSet>;
+  /**
+   * A serving gateway's SQLite file: WAL checkpoints from now on run on `timers` outside request
+   * commits, until `close()`, which leaves the log checkpointed and truncated (see `WalCheckpoints`
+   * in src/runtime/bun/sqlite.ts). Nothing to do on PostgreSQL. A command that opens the store
+   * briefly keeps SQLite's own auto-checkpoint.
+   */
+  startCheckpoints(
+    timers: Pick<Clock, "setTimeout" | "clearTimeout">,
+    opts?: CheckpointOptions,
+  ): WalCheckpoints;
   close(): Promise<void>;
 }
 
@@ -132,7 +147,20 @@ export function openStore(location: StoreLocation): Store {
         });
     },
   };
-  return wrap(db, location, async () => handle.close(), undefined, sqlite);
+  let checkpoints: WalCheckpoints | null = null;
+  return wrap(
+    db,
+    location,
+    async () => handle.close(),
+    undefined,
+    sqlite,
+    (timers, opts) => {
+      checkpoints ??= handle.checkpoints(timers, opts);
+      return checkpoints;
+    },
+    // Before Kysely's destroy, which closes the connection.
+    async () => checkpoints?.stop(),
+  );
 }
 
 function wrap(
@@ -141,6 +169,8 @@ function wrap(
   closeHandle: () => Promise<void>,
   notifications?: Notifications,
   sqlite?: SqliteExclusive,
+  startCheckpoints: Store["startCheckpoints"] = () => NO_CHECKPOINTS,
+  beforeClose: () => Promise<void> = async () => {},
 ): Store {
   let closed = false;
   return {
@@ -176,9 +206,11 @@ function wrap(
       await sql.raw(result.error ? "ROLLBACK" : "COMMIT").execute(db);
       return result;
     },
+    startCheckpoints,
     async close() {
       if (closed) return;
       closed = true;
+      await beforeClose();
       await db.destroy();
       await closeHandle();
     },

@@ -33,7 +33,7 @@ const midStream = new TextDecoder("utf-8", { ignoreBOM: true });
  * from the run's start, an odd one left over begins the next event).
  */
 export function lastEventEnd(data: Uint8Array, from = 0): number {
-  const j = bytesOf(data).lastIndexOf(BLANK);
+  const j = lastIndexOf.call(data, BLANK);
   if (j < from) return from;
   let r = j;
   while (r > from && data[r - 1] === LF) r--;
@@ -42,14 +42,18 @@ export function lastEventEnd(data: Uint8Array, from = 0): number {
 
 /** Where the first complete event of `data` ends (after its blank line), 0 when none does. */
 function firstEventEnd(data: Uint8Array): number {
-  const j = bytesOf(data).indexOf(BLANK);
+  const j = indexOf.call(data, BLANK);
   return j < 0 ? 0 : j + 2;
 }
 
-/** `data` as a Buffer over the same memory (for its native searches). */
-function bytesOf(data: Uint8Array): Buffer {
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
-}
+/**
+ * Buffer's native searches for a byte sequence, called on any Uint8Array: a Buffer view over a
+ * chunk would cost an object, and on a chunk made in JavaScript its ArrayBuffer (about 0.4 µs).
+ */
+const { indexOf, lastIndexOf } = Buffer.prototype as unknown as {
+  indexOf: (this: Uint8Array, value: Uint8Array) => number;
+  lastIndexOf: (this: Uint8Array, value: Uint8Array) => number;
+};
 
 /**
  * Whole events as the upstream sent them, in two parts (so a chunk is not copied to join them):
@@ -100,6 +104,13 @@ export class UpstreamEvents {
   #ready: EventBytes | null = null;
   /** Events next() has handed out one at a time. */
   #single = 0;
+  /**
+   * The events handed out one at a time, while they are all from one piece of bytes (`data` from
+   * `from`) and nothing else was read since, so {@link replay} can put them back: `ready` is what
+   * #ready held after the last of them. Null before the first; false once replay cannot be done.
+   */
+  #handedOut: { readonly data: Uint8Array; readonly from: number; ready: EventBytes | null } | null | false =
+    null;
 
   constructor(
     body: ReadableStream<Uint8Array>,
@@ -122,8 +133,13 @@ export class UpstreamEvents {
       this.#ready = null;
       return ready;
     }
+    // Bytes read after events were handed out: those events cannot be put back any more.
+    if (this.#handedOut !== null) this.#handedOut = false;
     const chunk = await this.#read();
-    if (chunk === null) return this.#end();
+    if (chunk === null) {
+      const last = this.#end();
+      return last.length > 0 ? last : null;
+    }
     if (this.#sse) return this.#sse.push(chunk);
     const before = this.#started;
     if (chunk.length > 0) this.#started = true;
@@ -161,10 +177,21 @@ export class UpstreamEvents {
    * attempt loop, up to the first real event) leaves the rest of the chunk as bytes for
    * {@link nextBytes}, so a pass-through need not decode them.
    */
-  async next(): Promise<SseEvent[] | null> {
+  next(): Promise<SseEvent[] | null> {
+    // The next of the first events, already read: no read, so no async step either.
+    const ready = this.#ready;
+    if (ready !== null && this.#single < ONE_BY_ONE && !this.#done) {
+      this.#ready = null;
+      return Promise.resolve(this.#first(ready));
+    }
+    return this.#next();
+  }
+
+  async #next(): Promise<SseEvent[] | null> {
     const x = await this.nextBytes();
     if (x === null || Array.isArray(x)) return x;
     if (this.#single < ONE_BY_ONE) return this.#first(x);
+    this.#handedOut = false;
     if (x.head === null) return blockEvents(x.body);
     return blockEvents(x.head).concat(blockEvents(x.body));
   }
@@ -181,6 +208,7 @@ export class UpstreamEvents {
         rest = EMPTY;
         pos = 0;
       }
+      const start = pos;
       let end = data.indexOf(LF, pos);
       while (data[end + 1] !== LF) end = data.indexOf(LF, end + 1);
       const ev = parseBlock(midStream.decode(data.subarray(pos, end)));
@@ -190,9 +218,33 @@ export class UpstreamEvents {
         const left = data.subarray(pos);
         if (left.length > 0) this.#ready = { head: left, body: rest };
         else if (rest.length > 0) this.#ready = { head: null, body: rest };
+        const given = this.#handedOut;
+        // The events handed out stay one piece while each comes from what the last one left of it.
+        if (given === null) this.#handedOut = { data, from: start, ready: this.#ready };
+        else if (given !== false) {
+          if (given.ready !== null && x === given.ready && data === x.head) given.ready = this.#ready;
+          else this.#handedOut = false;
+        }
         return [ev];
       }
     }
+  }
+
+  /**
+   * Puts the events {@link next} has handed out so far back in front of what is not read yet, as
+   * their bytes, when it can (they all came from one chunk, and nothing else was read since):
+   * {@link nextBytes} then hands them out again, so a pass-through sends them as the upstream's
+   * own bytes with the rest. False (nothing changes) when it cannot.
+   */
+  replay(): boolean {
+    const given = this.#handedOut;
+    this.#handedOut = false;
+    if (!given || this.#ready !== given.ready) return false;
+    // What followed the events: the rest of their piece (a part of `data.subarray(from)`), then the body.
+    const events = given.data.subarray(given.from);
+    const body = given.ready?.body ?? EMPTY;
+    this.#ready = body.length === 0 ? { head: null, body: events } : { head: events, body };
+    return true;
   }
 
   /** Stops reading and releases the upstream body (the caller aborts the fetch as well). */

@@ -142,9 +142,14 @@ export function parseBlock(block: string): SseEvent | null {
 
 /** The JSON payload of an event, or null when its data is not a JSON object. */
 export function eventJson(ev: SseEvent): Record<string, unknown> | null {
-  if (ev.data === "" || ev.data === "[DONE]") return null;
+  return jsonObject(ev.data);
+}
+
+/** An event's `data` as a JSON object, or null when it is not one. */
+export function jsonObject(data: string): Record<string, unknown> | null {
+  if (data === "" || data === "[DONE]") return null;
   try {
-    const v = JSON.parse(ev.data) as unknown;
+    const v = JSON.parse(data) as unknown;
     return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
   } catch {
     return null;

@@ -89,3 +89,51 @@ for (const path of ["kysely", "sqlite group commit"] as const)
       expect(await left(key.id)).toEqual([{ request_id: "x2", settled: 0 }]);
     });
   });
+
+test("upgrading (0098, SQLite) keeps every reservation, and they still count", async () => {
+  const { Migrator } = await import("kysely");
+  const { bundledMigrations } = await import("../../src/store/migrations/index.ts");
+  const { openStore } = await import("../../src/store/store.ts");
+  const old = openStore({ kind: "sqlite", path: ":memory:" });
+  try {
+    const migrator = new Migrator({ db: old.db, provider: bundledMigrations });
+    expect((await migrator.migrateTo("0097_request_log_kind")).error).toBeUndefined();
+    const now = Date.UTC(2026, 0, 10, 9, 13);
+    const limits = [{ limitType: "total_tokens" as const, limitWindow: "daily" as const, maxValue: 1000 }];
+    const { record } = await createApiKey(old.db, { name: "upgrade", limits }, now);
+    const reservation = (id: string, settled: number, input: number, output: number) => ({
+      id,
+      api_key_id: record.id,
+      request_id: `req-${id}`,
+      model: "gpt-5.4",
+      created_at: now + 1,
+      settled,
+      input_tokens: input,
+      cached_input_tokens: 0,
+      output_tokens: output,
+      cost_usd: 0,
+    });
+    const before = [reservation("r1", 1, 400, 300), reservation("r2", 0, 1, 200)];
+    await old.db.insertInto("api_key_reservations").values(before).execute();
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    expect(await old.db.selectFrom("api_key_reservations").selectAll().orderBy("id").execute()).toEqual(
+      before,
+    );
+    // 901 held: a request estimated at 1 + 100 tokens beside one in flight does not fit.
+    const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
+    const r = new LimitReservations(old.db, silent, undefined, old.sqlite);
+    const refused = await r
+      .hold(
+        key,
+        { requestId: "next", model: "gpt-5.4", payload: {}, body: { max_output_tokens: 100 } },
+        now + 2,
+      )
+      .then(
+        () => "held",
+        (e: unknown) => String(e),
+      );
+    expect(refused).toContain("would be exceeded by the requests in flight (901 used or reserved)");
+  } finally {
+    await old.close();
+  }
+});

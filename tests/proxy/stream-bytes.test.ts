@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { seededRandom } from "../../src/core/clock.ts";
-import type { OpenStream } from "../../src/proxy/attempt.ts";
+import { firstEvent, type OpenStream, type UpstreamEventSource } from "../../src/proxy/attempt.ts";
 import type { ProxyContext } from "../../src/proxy/context.ts";
 import { codexShaper, responsesStreamShaper } from "../../src/proxy/shapers.ts";
 import { ProxyStream, type Shaper, toReadableStream } from "../../src/proxy/stream.ts";
@@ -70,7 +70,12 @@ function cuts(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
   return out;
 }
 
-function proxyStream(chunks: readonly Uint8Array[], shaper: Shaper = codexShaper): ProxyStream {
+function proxyStream(
+  chunks: readonly Uint8Array[],
+  shaper: Shaper = codexShaper,
+  /** Where the live-quota readings the stream records go. */
+  quota: unknown[] = [],
+): ProxyStream {
   const body = new ReadableStream<Uint8Array>({
     start(c) {
       for (const ch of chunks) c.enqueue(ch);
@@ -87,7 +92,7 @@ function proxyStream(chunks: readonly Uint8Array[], shaper: Shaper = codexShaper
   } as unknown as OpenStream;
   const ctx = {
     deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
-    quota: { record() {} },
+    quota: { record: (...reading: unknown[]) => quota.push(reading) },
   } as unknown as ProxyContext;
   return new ProxyStream(ctx, open, shaper, () => {});
 }
@@ -96,8 +101,11 @@ async function run(
   chunks: readonly Uint8Array[],
   bytes: boolean,
   shaper: Shaper = codexShaper,
-): Promise<{ out: Uint8Array; raw: number }> {
-  const ps = proxyStream(chunks, shaper);
+  /** A stream already made (`chunks` is then unused). */
+  made?: ProxyStream,
+): Promise<{ out: Uint8Array; raw: number; state: ProxyStream["state"]; quota: unknown[] }> {
+  const quota: unknown[] = [];
+  const ps = made ?? proxyStream(chunks, shaper, quota);
   const parts: Uint8Array[] = [];
   let raw = 0;
   for (;;) {
@@ -116,7 +124,60 @@ async function run(
     out.set(p, at);
     at += p.length;
   }
-  return { out, raw };
+  return { out, raw, state: ps.state, quota };
+}
+
+/**
+ * A stream as the gateway opens it: the attempt reads its first events (up to the first real one),
+ * then the stream goes on from there. `replay`: the events source may put those events back as
+ * bytes (UpstreamEvents does); without it they go out as the prelude, as the event path sends them.
+ */
+async function opened(
+  chunks: readonly Uint8Array[],
+  shaper: Shaper,
+  replay: boolean,
+  quota: unknown[],
+): Promise<ProxyStream | null> {
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (const ch of chunks) c.enqueue(ch);
+      c.close();
+    },
+  });
+  const upstream = new UpstreamEvents(body, 5000);
+  const events: UpstreamEventSource = replay
+    ? upstream
+    : {
+        next: () => upstream.next(),
+        cancel: (r) => upstream.cancel(r),
+        nextBytes: () => upstream.nextBytes(),
+      };
+  const first = await firstEvent(events, new Headers(), new AbortController());
+  if (first.kind !== "open") return null;
+  const open = { ...first.open, account: { id: "a1" }, lease: { release() {} } } as unknown as OpenStream;
+  const ctx = {
+    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
+    quota: { record: (...reading: unknown[]) => quota.push(reading) },
+  } as unknown as ProxyContext;
+  return new ProxyStream(ctx, open, shaper, () => {});
+}
+
+/** The client bytes of an opened stream (null: the attempt failed), and what the gateway read of it. */
+async function runOpened(chunks: readonly Uint8Array[], shaper: Shaper, bytes: boolean) {
+  const quota: unknown[] = [];
+  const ps = await opened(chunks, shaper, bytes, quota);
+  if (ps === null) return null;
+  const body = bytes
+    ? new Uint8Array(await new Response(toReadableStream(ps)).arrayBuffer())
+    : (await run([], false, shaper, ps)).out;
+  const state = JSON.stringify(ps.state).replace(/resp_[0-9a-f]{32}/g, "resp_X");
+  return {
+    body: Buffer.from(body)
+      .toString("latin1")
+      .replace(/resp_[0-9a-f]{32}/g, "resp_X"),
+    state,
+    quota,
+  };
 }
 
 describe("byte pass-through", () => {
@@ -132,6 +193,12 @@ describe("byte pass-through", () => {
         });
         // Byte for byte, not only as text (invalid UTF-8 must not pass where the event path replaced it).
         expect(Buffer.compare(viaBytes.out, viaEvents.out)).toBe(0);
+        // And the gateway read the same of it (id, usage, how it ended, rate limits).
+        expect({ sizes, state: viaBytes.state, quota: viaBytes.quota }).toEqual({
+          sizes,
+          state: viaEvents.state,
+          quota: viaEvents.quota,
+        });
       }
     });
   }
@@ -192,7 +259,52 @@ describe("byte pass-through", () => {
         const client = toReadableStream(proxyStream(chunks, shaper()));
         const body = new Uint8Array(await new Response(client).arrayBuffer());
         expect({ k, body: latin1(body) }).toEqual({ k, body: latin1(viaEvents.out) });
+        const viaBytes = await run(chunks, true, shaper());
+        const read = (r: typeof viaBytes) => JSON.stringify(r.state).replace(/resp_[0-9a-f]{32}/g, "resp_X");
+        expect({ k, read: read(viaBytes), quota: viaBytes.quota }).toEqual({
+          k,
+          read: read(viaEvents),
+          quota: viaEvents.quota,
+        });
       }
     }
+  });
+
+  test("the events the attempt read first go out with the rest of their chunk as bytes: the event path's bytes and readings", async () => {
+    const next = seededRandom(5).next;
+    const streams = Object.values(STREAMS).map((d) => new TextDecoder().decode(d));
+    const head = [
+      ev({ type: "response.created", response: { id: "r7", created_at: 1 } }),
+      ev({ type: "response.in_progress", response: { id: "r7", created_at: 1 } }),
+      ev({ type: "codex.rate_limits", rate_limits: { primary: { used_percent: 7 } } }),
+      ": comment\n\n",
+    ];
+    for (let k = 0; k < 40; k++) {
+      const parts: string[] = [];
+      for (let i = 0, n = Math.floor(next() * 5); i < n; i++)
+        parts.push(head[Math.floor(next() * head.length)]!);
+      parts.push(
+        delta("first"),
+        delta("é"),
+        ev({ type: "response.completed", response: { id: "r7", created_at: 1 } }),
+      );
+      streams.push(parts.join(""));
+    }
+    let replayed = 0;
+    for (const [i, text] of streams.entries()) {
+      const data = enc.encode(text);
+      for (const sizes of [[data.length], [1], [7, 64], [13, 17, 3000], [150, 20]]) {
+        const chunks = cuts(data, sizes);
+        for (const shaper of [() => codexShaper, responsesStreamShaper]) {
+          const viaEvents = await runOpened(chunks, shaper(), false);
+          const viaBytes = await runOpened(chunks, shaper(), true);
+          expect({ i, sizes, ...viaBytes }).toEqual({ i, sizes, ...viaEvents });
+        }
+        const probe = await opened(chunks, codexShaper, true, []);
+        // The whole stream in one chunk: the attempt's events were put back (not sent first as text).
+        if (sizes[0] === data.length && probe && typeof (await probe.stepBytes()) !== "string") replayed++;
+      }
+    }
+    expect(replayed).toBeGreaterThan(40);
   });
 });

@@ -7,13 +7,16 @@
  */
 import { type Compilable, CompiledQuery } from "kysely";
 
-type Slot = { readonly arg: number } | { readonly value: unknown };
 interface Compiled {
   readonly sql: string;
-  readonly slots: readonly Slot[];
+  /** Per parameter: the index of the argument it takes, or -1 for a constant of the query. */
+  readonly args: readonly number[];
+  /** Per parameter: the constant (where `args` says -1). */
+  readonly constants: readonly unknown[];
 }
 
-const byAdapter = new WeakMap<object, Map<string, Compiled>>();
+/** Per adapter, per shape: the compiled query by arity. */
+const byAdapter = new WeakMap<object, Map<string, Compiled[]>>();
 
 /**
  * `build(args)` compiled once per dialect and `shape` (the same shape must always build the same
@@ -50,20 +53,24 @@ export function precompiledText(
     cache = new Map();
     byAdapter.set(adapter, cache);
   }
-  const key = `${shape}#${args.length}`;
-  let c = cache.get(key);
+  let byArity = cache.get(shape);
+  if (!byArity) {
+    byArity = [];
+    cache.set(shape, byArity);
+  }
+  let c = byArity[args.length];
   if (!c) {
     const marks = args.map((_, i) => `\u0000codex-lb-arg-${i}\u0000`);
     const q = build(marks).compile();
-    c = {
-      sql: q.sql,
-      slots: q.parameters.map((v) => {
-        const i = typeof v === "string" ? marks.indexOf(v) : -1;
-        return i >= 0 ? { arg: i } : { value: v };
-      }),
-    };
-    cache.set(key, c);
+    const argOf = q.parameters.map((v) => (typeof v === "string" ? marks.indexOf(v) : -1));
+    c = { sql: q.sql, args: argOf, constants: q.parameters.map((v, i) => (argOf[i]! >= 0 ? undefined : v)) };
+    byArity[args.length] = c;
   }
-  const params = c.slots.map((s) => ("arg" in s ? args[s.arg] : s.value));
-  return { sql: c.sql, parameters: params };
+  const { sql, args: argOf, constants } = c;
+  const params: unknown[] = new Array(argOf.length);
+  for (let i = 0; i < argOf.length; i++) {
+    const a = argOf[i]!;
+    params[i] = a >= 0 ? args[a] : constants[i];
+  }
+  return { sql, parameters: params };
 }

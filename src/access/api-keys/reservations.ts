@@ -45,8 +45,6 @@ export const DEFAULT_OUTPUT_ESTIMATE = 4096;
 const IN_FLIGHT_MS = 3_600_000;
 /** Reservation ids remembered between a log row queued and written (see `LimitReservations`). */
 const QUEUED_IDS = 100_000;
-/** Reservations deleted by one statement once their log rows are written. */
-const RELEASE_BATCH = 16;
 /** Key windows whose logged usage the SQLite group commit keeps at most (then it starts afresh). */
 const LOGGED_KEPT = 10_000;
 /** Reservations older than the longest window can count for nothing; they are pruned. */
@@ -549,8 +547,26 @@ class GroupCommit {
   }
 }
 
-function settleQuery(db: Kysely<Database>, id: string, usage: UsageFigures): SqlText {
-  const args = [usage.inputTokens, usage.cachedInputTokens, usage.outputTokens, usage.costUsd, id];
+/**
+ * A reservation as the store finds it: by key, creation time and id (the primary key of the SQLite
+ * table, which is ordered by key and time).
+ */
+export interface ReservationRef {
+  readonly id: string;
+  readonly keyId: string;
+  readonly createdAt: number;
+}
+
+function settleQuery(db: Kysely<Database>, ref: ReservationRef, usage: UsageFigures): SqlText {
+  const args = [
+    usage.inputTokens,
+    usage.cachedInputTokens,
+    usage.outputTokens,
+    usage.costUsd,
+    ref.keyId,
+    ref.createdAt,
+    ref.id,
+  ];
   return precompiledText(db, "settleReservation", args, (a) =>
     db
       .updateTable("api_key_reservations")
@@ -561,19 +577,25 @@ function settleQuery(db: Kysely<Database>, id: string, usage: UsageFigures): Sql
         output_tokens: a[2] as number,
         cost_usd: a[3] as number,
       })
-      .where("id", "=", a[4] as string),
+      .where("api_key_id", "=", a[4] as string)
+      .where("created_at", "=", a[5] as number)
+      .where("id", "=", a[6] as string),
+  );
+}
+
+function releaseQuery(db: Kysely<Database>, ref: ReservationRef): SqlText {
+  return precompiledText(db, "releaseReservation", [ref.keyId, ref.createdAt, ref.id], (a) =>
+    db
+      .deleteFrom("api_key_reservations")
+      .where("api_key_id", "=", a[0] as string)
+      .where("created_at", "=", a[1] as number)
+      .where("id", "=", a[2] as string),
   );
 }
 
 /** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
-export async function settle(db: Kysely<Database>, id: string, usage: UsageFigures): Promise<void> {
-  await db.executeQuery(asQuery(settleQuery(db, id, usage)));
-}
-
-/** Deletes reservations whose requests' log rows are written (the hour buckets count them now). */
-export async function release(db: Kysely<Database>, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await db.deleteFrom("api_key_reservations").where("id", "in", ids).execute();
+async function settle(db: Kysely<Database>, ref: ReservationRef, usage: UsageFigures): Promise<void> {
+  await db.executeQuery(asQuery(settleQuery(db, ref, usage)));
 }
 
 /** Drops reservations too old to count in any window. */
@@ -614,6 +636,8 @@ function openKey(apiKeyId: string, requestId: string): string {
 /** A reservation held for one request: settle it with the request's log row when it is over. */
 export interface LimitHold {
   readonly id: string;
+  /** How the store finds the reservation. */
+  readonly ref: ReservationRef;
   /** Settles with the usage in `row` (nothing used: zeros). Never throws; logs a failure. */
   settle(row: NewRequestLogRow): Promise<void>;
 }
@@ -634,7 +658,7 @@ export class LimitReservations {
    * deleted by id, a batch at a time). Bounded: the oldest are forgotten past {@link QUEUED_IDS}
    * (their rows, should they be written, find their reservation by key and request id instead).
    */
-  readonly #queued = new Map<string, string>();
+  readonly #queued = new Map<string, ReservationRef>();
   /** SQLite: reservations, settles and deletes grouped per event-loop turn, one commit each. */
   readonly #group: GroupCommit | null;
 
@@ -664,7 +688,7 @@ export class LimitReservations {
     const reservation = { id, requestId: req.requestId, model: req.model, estimate };
     if (this.#group) await this.#group.reserve(key, reservation, now);
     else await reserve(this.db, key, reservation, now);
-    const hold = this.#holdOf(id, req.model, { keyId: key.id, createdAt: now, estimate: asUsage(estimate) });
+    const hold = this.#holdOf(req.model, { id, keyId: key.id, createdAt: now, estimate: asUsage(estimate) });
     this.#open.set(openKey(key.id, req.requestId), hold);
     return hold;
   }
@@ -674,13 +698,12 @@ export class LimitReservations {
    * keeps that function's variables, and `req` (the payload, its text, the client's body: a long
    * Codex history) must not live as long as the request's stream.
    */
-  #holdOf(
-    id: string,
-    model: string,
-    held: { readonly keyId: string; readonly createdAt: number; readonly estimate: Usage },
-  ): LimitHold {
+  #holdOf(model: string, held: ReservationRef & { readonly estimate: Usage }): LimitHold {
+    const { id, keyId, createdAt } = held;
+    const ref: ReservationRef = { id, keyId, createdAt };
     return {
       id,
+      ref,
       settle: async (row) => {
         const inputTokens = row.input_tokens ?? 0;
         const cachedInputTokens = row.cached_input_tokens ?? 0;
@@ -689,8 +712,8 @@ export class LimitReservations {
         try {
           const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
           if (this.#group)
-            await this.#group.write(settleQuery(this.db, id, usage), { ...held, real: asUsage(usage) });
-          else await settle(this.db, id, usage);
+            await this.#group.write(settleQuery(this.db, ref, usage), { ...held, real: asUsage(usage) });
+          else await settle(this.db, ref, usage);
         } catch (e) {
           this.log.warn(
             { err: e instanceof Error ? e.message : String(e), reservationId: id },
@@ -708,7 +731,7 @@ export class LimitReservations {
     const hold = this.#open.get(k);
     if (!hold) return;
     this.#open.delete(k);
-    this.#queued.set(k, hold.id);
+    this.#queued.set(k, hold.ref);
     if (this.#queued.size > QUEUED_IDS) {
       const oldest = this.#queued.keys().next().value as string;
       this.#queued.delete(oldest);
@@ -718,50 +741,43 @@ export class LimitReservations {
 
   /** Log rows are in the store: each keyed row's reservation is dropped (one per row). */
   async rowsWritten(rows: readonly NewRequestLogRow[]): Promise<void> {
-    // Reservations held in this process are known by id: deleted by primary key, in batches.
-    const ids: string[] = [];
+    // Reservations held in this process are known: deleted by primary key, all in one batch.
+    const refs: ReservationRef[] = [];
     const others: NewRequestLogRow[] = [];
     for (const r of rows) {
       if (!r.api_key_id) continue;
       const k = openKey(r.api_key_id, r.request_id);
-      const id = this.#queued.get(k);
-      if (id === undefined) {
+      const ref = this.#queued.get(k);
+      if (ref === undefined) {
         others.push(r);
         continue;
       }
       this.#queued.delete(k);
-      ids.push(id);
+      refs.push(ref);
     }
-    for (let i = 0; i < ids.length; i += RELEASE_BATCH) {
-      const batch = ids.slice(i, i + RELEASE_BATCH);
-      const db = this.db;
-      try {
-        await this.#execute(
-          precompiledText(db, "releaseIds", batch, (a) =>
-            db.deleteFrom("api_key_reservations").where("id", "in", a as string[]),
-          ),
-        );
-      } catch (e) {
-        this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
-      }
-    }
+    const failed = (e: unknown) =>
+      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
+    await Promise.all(refs.map((ref) => this.#execute(releaseQuery(this.db, ref)).catch(failed)));
     for (const r of others) {
       if (!r.api_key_id) continue;
       try {
         const db = this.db;
         await this.#execute(
           precompiledText(db, "releaseForRow", [r.api_key_id, r.request_id], (a) =>
-            db.deleteFrom("api_key_reservations").where(
-              "id",
-              "in",
-              db
-                .selectFrom("api_key_reservations")
-                .select("id")
-                .where("api_key_id", "=", a[0] as string)
-                .where("request_id", "=", a[1] as string)
-                .orderBy("settled", "desc")
-                .limit(1),
-            ),
+            db
+              .deleteFrom("api_key_reservations")
+              .where("api_key_id", "=", a[0] as string)
+              .where(
+                "id",
+                "=",
+                db
+                  .selectFrom("api_key_reservations")
+                  .select("id")
+                  .where("api_key_id", "=", a[0] as string)
+                  .where("request_id", "=", a[1] as string)
+                  .orderBy("settled", "desc")
+                  .limit(1),
+              ),
           ),
         );
       } catch (e) {

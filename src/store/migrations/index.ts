@@ -24,6 +24,7 @@ import * as m0090 from "./0090_request_log_filters.ts";
 import * as m0095 from "./0095_api_key_reservations.ts";
 import * as m0096 from "./0096_request_log_queue_ms.ts";
 import * as m0097 from "./0097_request_log_kind.ts";
+import * as m0098 from "./0098_api_key_reservations_by_key.ts";
 
 export const migrations: Readonly<Record<string, Migration>> = {
   "0001_initial": m0001,
@@ -40,6 +41,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0095_api_key_reservations": m0095,
   "0096_request_log_queue_ms": m0096,
   "0097_request_log_kind": m0097,
+  "0098_api_key_reservations_by_key": m0098,
 };
 
 export const bundledMigrations: MigrationProvider = {

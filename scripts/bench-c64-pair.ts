@@ -1,0 +1,89 @@
+/**
+ * `bun scripts/bench-c64-pair.ts <checkout A> <checkout B>`: tail latency under load through two
+ * gateways at the same moments, on 127.0.0.1 only. Each checkout's `scripts/bench.ts gateway` role
+ * (key auth with a limit, request logs, metrics) runs in front of one fake upstream (A's); then
+ * `PAIR_CONNS` (default 32) connections load each gateway at once for `PAIR_SECONDS` (default 10),
+ * `PAIR_ROUNDS` times (default 3), so a busy shared machine weighs on both alike (separate
+ * `bun run bench` runs swing far more than the difference being looked for). Prints, per round and
+ * gateway, p50 / p99 / p99.9 / max latency and the gateway's CPU µs per request (/proc).
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+
+const [a, b] = process.argv.slice(2).map((p) => resolve(p));
+if (!a || !b) {
+  console.error("usage: bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
+  process.exit(2);
+}
+const CONNS = Number(process.env.PAIR_CONNS ?? 32);
+const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
+const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
+const body = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
+
+async function spawnRole(root: string, args: string[]) {
+  const proc = Bun.spawn(["bun", `${root}/scripts/bench.ts`, ...args], { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let buf = "";
+  while (!/PORT (\d+)/.test(buf)) {
+    const r = await reader.read();
+    if (r.done) throw new Error(`${root}: ${args[0]} exited before listening`);
+    buf += new TextDecoder().decode(r.value);
+  }
+  reader.releaseLock();
+  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, key: /KEY (\S+)/.exec(buf)?.[1] };
+}
+
+function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 1e4;
+}
+
+const upstream = await spawnRole(a, ["upstream"]);
+const gateways = [
+  await spawnRole(a, ["gateway", upstream.url, "1"]),
+  await spawnRole(b, ["gateway", upstream.url, "1"]),
+];
+try {
+  const one = async (g: (typeof gateways)[number]) => {
+    const t = performance.now();
+    const res = await fetch(`${g.url}/backend-api/codex/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${g.key}` },
+      body,
+    });
+    const text = await res.text();
+    if (res.status !== 200 || !text.includes("response.completed")) throw new Error(`status ${res.status}`);
+    return performance.now() - t;
+  };
+  const load = async (g: (typeof gateways)[number], ms: number) => {
+    const lat: number[] = [];
+    const end = performance.now() + ms;
+    await Promise.all(
+      Array.from({ length: CONNS }, async () => {
+        while (performance.now() < end) lat.push(await one(g));
+      }),
+    );
+    return lat;
+  };
+  await Promise.all(gateways.map((g) => load(g, 3000)));
+  const q = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!.toFixed(1);
+  for (let r = 1; r <= ROUNDS; r++) {
+    const cpu0 = gateways.map((g) => cpuUs(g.proc.pid));
+    const lats = await Promise.all(gateways.map((g) => load(g, SECONDS * 1000)));
+    gateways.forEach((g, i) => {
+      const xs = lats[i]!.sort((x, y) => x - y);
+      const cpu = (cpuUs(g.proc.pid) - cpu0[i]!) / xs.length;
+      console.log(
+        `round ${r} ${i ? "B" : "A"} ${i ? b : a}: ${xs.length} req, p50 ${q(xs, 0.5)} p99 ${q(xs, 0.99)} p99.9 ${q(xs, 0.999)} max ${q(xs, 1)} ms, CPU ${cpu.toFixed(0)} µs/req`,
+      );
+    });
+  }
+} finally {
+  for (const p of [...gateways, upstream]) {
+    p.proc.kill("SIGTERM");
+    await p.proc.exited;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * What a serving gateway does not load until it needs it (idle memory, issue 15): on SQLite,
+ * node-postgres is never loaded; the OpenAPI document's mapping code (`@elysiajs/swagger/utils`)
+ * loads on the first `GET /docs/json`, and the swagger plugin module (with its Scalar theme
+ * package) never does. A fresh process (the test runner's own has loaded everything by now) boots
+ * the real gateway and reports its module cache.
+ */
+import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dir, "../..");
+
+const SCRIPT = `
+const { boot, prepare } = await import(${JSON.stringify(`${root}/src/cli/boot.ts`)});
+const { createLogger } = await import(${JSON.stringify(`${root}/src/core/logging.ts`)});
+const dir = process.env.DATA_DIR;
+const prepared = await prepare({ CODEX_LB_DATA_DIR: dir, CODEX_LB_HOST: "127.0.0.1", CODEX_LB_PORT: "0", CODEX_LB_OAUTH_CALLBACK_PORT: "0", CODEX_LB_LOG_LEVEL: "silent" }, dir);
+const running = await boot(prepared, createLogger("silent"));
+const loaded = () => {
+  const keys = Object.keys(require.cache);
+  return {
+    pg: keys.some((k) => k.includes("/node_modules/pg/")),
+    swaggerPlugin: keys.some((k) => /@elysiajs\\/swagger\\/dist\\/index/.test(k)),
+    scalar: keys.some((k) => k.includes("/node_modules/@scalar/")),
+    swaggerUtils: keys.some((k) => /@elysiajs\\/swagger\\/dist\\/utils/.test(k)),
+  };
+};
+const before = loaded();
+const res = await fetch("http://127.0.0.1:" + running.listening.port + "/docs/json");
+const doc = await res.json();
+const after = loaded();
+await running.shutdown();
+console.log("RESULT " + JSON.stringify({ before, after, status: res.status, title: doc.info.title, paths: Object.keys(doc.paths) }));
+`;
+
+test("a gateway on SQLite loads neither pg nor the swagger plugin; the document's code loads on first use", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "codex-lb-lazy-"));
+  try {
+    const proc = Bun.spawn([process.execPath, "--no-env-file", "-e", SCRIPT], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", HOME: dir, DATA_DIR: dir },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, err] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
+    expect(await proc.exited, err).toBe(0);
+    const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+    const result = JSON.parse(line!.slice(7));
+    expect(result.before).toEqual({ pg: false, swaggerPlugin: false, scalar: false, swaggerUtils: false });
+    expect(result.after).toEqual({ pg: false, swaggerPlugin: false, scalar: false, swaggerUtils: true });
+    expect(result.status).toBe(200);
+    expect(result.title).toBe("codex-lb");
+    expect(result.paths).toContain("/v1/responses");
+    expect(result.paths).toContain("/api/accounts");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
