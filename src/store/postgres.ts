@@ -12,16 +12,8 @@
 import { type Dialect, PostgresDialect } from "kysely";
 import type pg from "pg";
 import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
-
-let pgModule: typeof pg | undefined;
-/**
- * node-postgres, loaded on first use: a gateway on SQLite never loads it (its modules cost about
- * 3.6 MB of resident memory). `require` of a literal name, so `bun build --compile` still bundles it.
- */
-function loadPg(): typeof pg {
-  pgModule ??= require("pg") as typeof pg;
-  return pgModule;
-}
+// node-postgres is loaded on first use (a gateway on SQLite never loads it).
+import { loadPg } from "../runtime/bun/pg.ts";
 
 /** int8 (counts, sums of integers, bigint columns: millisecond times) and numeric → number. */
 const NUMERIC_OIDS = new Set([20, 1700]);

@@ -172,6 +172,33 @@ describe("WAL checkpoints outside request commits", () => {
     await store.close();
   });
 
+  test("a worker thread that cannot be opened leaves the passes on the connection, without retrying it", async () => {
+    const { store, path } = await fresh("no-worker");
+    const clock = new FakeClock();
+    const errors: Error[] = [];
+    let opens = 0;
+    const cps = store.startCheckpoints(clock, {
+      intervalMs: INTERVAL,
+      onError: (e) => errors.push(e),
+      openWorker: () => {
+        opens++;
+        throw new Error("no threads");
+      },
+    });
+    const large = WORKER_AFTER_PASSES + 3;
+    for (let i = 0; i < large; i++) {
+      await write(store, 600, 20);
+      await clock.advance(INTERVAL);
+      await cps.settled();
+      // Every pass (the failed worker's one too) checkpointed on the connection.
+      expect(rowsInFile(path)).toBe(600 * (i + 1));
+    }
+    expect(opens).toBe(1);
+    expect(errors.map((e) => e.message)).toEqual(["no threads"]);
+    expect(cps.stats()).toMatchObject({ passes: large, workerPasses: 0, worker: false });
+    await store.close();
+  });
+
   test("closing the store leaves every row in the database file and no log", async () => {
     const { store, path } = await fresh("close");
     const clock = new FakeClock();

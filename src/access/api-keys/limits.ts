@@ -226,6 +226,18 @@ export function addUsage(a: Usage, b: Usage): Usage {
   };
 }
 
+/** `a` without `b` (a reservation's estimate, replaced by its real usage). */
+export function subtractUsage(a: Usage, b: Usage): Usage {
+  return {
+    requests: a.requests - b.requests,
+    inputTokens: a.inputTokens - b.inputTokens,
+    cachedInputTokens: a.cachedInputTokens - b.cachedInputTokens,
+    outputTokens: a.outputTokens - b.outputTokens,
+    totalTokens: a.totalTokens - b.totalTokens,
+    costUsd: a.costUsd - b.costUsd,
+  };
+}
+
 /** The figure a limit type counts. */
 export function valueFor(type: LimitType, u: Usage): number {
   switch (type) {

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { CompiledQuery, type Kysely, sql } from "kysely";
+import { CompiledQuery, type ExpressionBuilder, type Kysely, sql } from "kysely";
 import { GatewayError } from "../../core/errors.ts";
 import type { Database, NewRequestLogRow } from "../../store/schema.ts";
 import type { SqliteExclusive, SyncSql } from "../../store/sync-sql.ts";
@@ -24,6 +24,7 @@ import {
   addUsage,
   type LimitSpec,
   type LimitType,
+  subtractUsage,
   type Usage,
   usageOfRows,
   usageOfTotals,
@@ -43,9 +44,12 @@ export const DEFAULT_OUTPUT_ESTIMATE = 4096;
  * requests wait.
  */
 const IN_FLIGHT_MS = 3_600_000;
-/** Reservation ids remembered between a log row queued and written (see `LimitReservations`). */
+/** Reservations (key, time and id) remembered between a log row queued and written (see `LimitReservations`). */
 const QUEUED_IDS = 100_000;
-/** Key windows whose logged usage the SQLite group commit keeps at most (then it starts afresh). */
+/**
+ * Key windows whose logged usage, and whose held reservations, the SQLite group commit keeps at
+ * most, each (then it starts afresh).
+ */
 const LOGGED_KEPT = 10_000;
 /** Reservations older than the longest window can count for nothing; they are pruned. */
 const MAX_WINDOW_MS = 30 * 24 * 3_600_000;
@@ -350,18 +354,6 @@ interface HeldEntry {
   oldest: number;
 }
 
-/** `a` without `b` (a reservation's estimate, replaced by its real usage). */
-function subtractUsage(a: Usage, b: Usage): Usage {
-  return {
-    requests: a.requests - b.requests,
-    inputTokens: a.inputTokens - b.inputTokens,
-    cachedInputTokens: a.cachedInputTokens - b.cachedInputTokens,
-    outputTokens: a.outputTokens - b.outputTokens,
-    totalTokens: a.totalTokens - b.totalTokens,
-    costUsd: a.costUsd - b.costUsd,
-  };
-}
-
 /**
  * Reservations held per key and window start as {@link heldQuery} read them, brought up to date
  * with each reservation the group commit inserts or settles, so a hold reads the table once per key
@@ -557,6 +549,16 @@ export interface ReservationRef {
   readonly createdAt: number;
 }
 
+/** The reservation whose key, creation time and id are the arguments from `at` on (its primary key). */
+function byRef(a: readonly unknown[], at: number) {
+  return (eb: ExpressionBuilder<Database, "api_key_reservations">) =>
+    eb.and([
+      eb("api_key_id", "=", a[at] as string),
+      eb("created_at", "=", a[at + 1] as number),
+      eb("id", "=", a[at + 2] as string),
+    ]);
+}
+
 function settleQuery(db: Kysely<Database>, ref: ReservationRef, usage: UsageFigures): SqlText {
   const args = [
     usage.inputTokens,
@@ -577,19 +579,13 @@ function settleQuery(db: Kysely<Database>, ref: ReservationRef, usage: UsageFigu
         output_tokens: a[2] as number,
         cost_usd: a[3] as number,
       })
-      .where("api_key_id", "=", a[4] as string)
-      .where("created_at", "=", a[5] as number)
-      .where("id", "=", a[6] as string),
+      .where(byRef(a, 4)),
   );
 }
 
 function releaseQuery(db: Kysely<Database>, ref: ReservationRef): SqlText {
   return precompiledText(db, "releaseReservation", [ref.keyId, ref.createdAt, ref.id], (a) =>
-    db
-      .deleteFrom("api_key_reservations")
-      .where("api_key_id", "=", a[0] as string)
-      .where("created_at", "=", a[1] as number)
-      .where("id", "=", a[2] as string),
+    db.deleteFrom("api_key_reservations").where(byRef(a, 0)),
   );
 }
 
@@ -654,8 +650,9 @@ export class LimitReservations {
   /** Holds of requests in flight in this process, by key and request id, until their row is queued. */
   readonly #open = new Map<string, LimitHold>();
   /**
-   * Reservation ids of requests whose log row is queued, until the row is written (then they are
-   * deleted by id, a batch at a time). Bounded: the oldest are forgotten past {@link QUEUED_IDS}
+   * Reservations (key, time and id) of requests whose log row is queued, until the row is written
+   * (then each is deleted by its primary key: in one group commit on SQLite, one after another on
+   * PostgreSQL). Bounded: the oldest are forgotten past {@link QUEUED_IDS}
    * (their rows, should they be written, find their reservation by key and request id instead).
    */
   readonly #queued = new Map<string, ReservationRef>();
@@ -741,7 +738,7 @@ export class LimitReservations {
 
   /** Log rows are in the store: each keyed row's reservation is dropped (one per row). */
   async rowsWritten(rows: readonly NewRequestLogRow[]): Promise<void> {
-    // Reservations held in this process are known: deleted by primary key, all in one batch.
+    // Reservations held in this process are known: deleted by primary key (on SQLite, all in one group commit).
     const refs: ReservationRef[] = [];
     const others: NewRequestLogRow[] = [];
     for (const r of rows) {
@@ -757,7 +754,12 @@ export class LimitReservations {
     }
     const failed = (e: unknown) =>
       this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
-    await Promise.all(refs.map((ref) => this.#execute(releaseQuery(this.db, ref)).catch(failed)));
+    if (this.#group) {
+      await Promise.all(refs.map((ref) => this.#execute(releaseQuery(this.db, ref)).catch(failed)));
+    } else {
+      // PostgreSQL: one at a time, not one pooled connection each.
+      for (const ref of refs) await this.#execute(releaseQuery(this.db, ref)).catch(failed);
+    }
     for (const r of others) {
       if (!r.api_key_id) continue;
       try {

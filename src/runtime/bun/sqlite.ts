@@ -40,6 +40,17 @@ export interface CheckpointOptions {
   readonly maxWalBytes?: number;
   /** A pass that failed (the next one tries again). */
   readonly onError?: (e: Error) => void;
+  /**
+   * Opens the worker thread (default: a {@link CheckpointWorker} on `path`). A test passes one that
+   * throws, as `new Worker` can; the passes then stay on the connection.
+   */
+  readonly openWorker?: (path: string) => CheckpointPasses;
+}
+
+/** The worker thread's side of the checkpoints: PASSIVE passes on its own connection. */
+export interface CheckpointPasses {
+  passive(rounds: number, tail: number): Promise<unknown>;
+  close(): Promise<void>;
 }
 
 /**
@@ -61,7 +72,9 @@ export interface CheckpointOptions {
  * - the worker closes again after {@link WORKER_IDLE_PASSES} small passes in a row or
  *   {@link WORKER_IDLE_TICKS} checks without writes;
  * - a `-wal` file over `maxWalBytes` (a reader in another process kept the log from starting over)
- *   is truncated with a TRUNCATE checkpoint that does not wait for that reader (busy timeout 0).
+ *   is truncated with a TRUNCATE checkpoint attempted without waiting for readers (busy timeout 0);
+ *   while a reader is still busy it truncates nothing, and it is retried at the next check.
+ * A worker thread that cannot be opened is not tried again: the passes stay on the connection.
  * `stop()` ends the timer and the worker and truncates the log, so a stopped gateway leaves its
  * writes in the database file.
  */
@@ -69,8 +82,9 @@ export interface WalCheckpoints {
   /** Resolves once no pass is running (a test waits on it after moving its clock). */
   settled(): Promise<void>;
   /**
-   * Passes so far: all, those whose bulk the worker did, and TRUNCATE checkpoints (over the limit,
-   * at stop); and whether the worker thread is open now.
+   * Passes so far: all, those whose bulk the worker did, and TRUNCATE checkpoints that truncated
+   * the log (over the limit, at stop; not those a busy reader held off); and whether the worker
+   * thread is open now.
    */
   stats(): {
     readonly passes: number;
@@ -279,7 +293,7 @@ self.onmessage = ({ data }) => {
 `;
 
 /** A worker thread with its own connection to `path`, answering one request at a time. */
-class CheckpointWorker {
+class CheckpointWorker implements CheckpointPasses {
   readonly #worker: Worker;
   /** The code's blob URL, revoked when the worker closes (the thread loads it after `new Worker` returns). */
   readonly #url: string;
@@ -394,21 +408,33 @@ function walCheckpoints(
     return changed;
   };
   const stats = { passes: 0, workerPasses: 0, truncations: 0 };
-  /** A checkpoint on the request connection; TRUNCATE (not waiting for readers) when the file is over the limit. */
+  /** A TRUNCATE checkpoint that a busy reader held off: retried at the next check. */
+  let truncateAgain = false;
+  /**
+   * A checkpoint on the request connection; TRUNCATE (attempted without waiting for readers) when
+   * the file is over the limit.
+   */
   const own = (mode: "PASSIVE" | "TRUNCATE" = walBytes() > maxWalBytes ? "TRUNCATE" : "PASSIVE") => {
     if (mode === "PASSIVE") {
       db.query("PRAGMA wal_checkpoint(PASSIVE)").values();
       return;
     }
     db.exec("PRAGMA busy_timeout = 0");
-    stats.truncations++;
     try {
-      db.query("PRAGMA wal_checkpoint(TRUNCATE)").values();
+      // [busy, log frames, checkpointed frames]: busy = 1 when a reader kept the log from being truncated.
+      const busy = Number(db.query("PRAGMA wal_checkpoint(TRUNCATE)").values()[0]?.[0] ?? 1) !== 0;
+      truncateAgain = busy;
+      if (!busy) stats.truncations++;
     } finally {
       db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     }
   };
-  let worker: CheckpointWorker | null = null;
+  const openWorker = opts.openWorker ?? ((p: string) => new CheckpointWorker(p));
+  let worker: CheckpointPasses | null = null;
+  /** The worker could not be opened: the passes stay on the connection from then on. */
+  let workerFailed = false;
+  /** The last worker's closing (awaited by `stop()`). */
+  let closing: Promise<void> = Promise.resolve();
   let smallPasses = 0;
   let largePasses = 0;
   let idleTicks = 0;
@@ -422,21 +448,29 @@ function walCheckpoints(
     worker = null;
     smallPasses = 0;
     largePasses = 0;
-    return w ? w.close() : Promise.resolve();
+    if (w) closing = w.close().catch(report);
+    return closing;
   };
 
   const runPass = async (frames: number) => {
     stats.passes++;
     // A burst (one or two large backlogs) stays on this thread: the worker costs about 10 MB.
     largePasses = frames >= WORKER_FRAMES ? largePasses + 1 : 0;
-    if (!worker && largePasses <= WORKER_AFTER_PASSES) {
+    if (!worker && (workerFailed || largePasses <= WORKER_AFTER_PASSES)) {
       own();
       return;
     }
-    worker ??= new CheckpointWorker(path);
     // Big enough to start over: the worker catches up first, so the writer's own pass is short.
     const restart = walBytes() >= maxWalBytes / 2;
     try {
+      if (!worker) {
+        try {
+          worker = openWorker(path);
+        } catch (e) {
+          workerFailed = true;
+          throw e;
+        }
+      }
       await worker.passive(restart ? CATCH_UP_ROUNDS : 1, TAIL_FRAMES);
       stats.workerPasses++;
     } catch (e) {
@@ -464,6 +498,12 @@ function walCheckpoints(
           .finally(() => {
             pass = null;
           });
+      } else if (truncateAgain && walBytes() > maxWalBytes) {
+        try {
+          own("TRUNCATE");
+        } catch (e) {
+          report(e);
+        }
       } else if (worker && ++idleTicks >= WORKER_IDLE_TICKS) {
         void closeWorker();
       }
@@ -482,6 +522,7 @@ function walCheckpoints(
       stopped = true;
       timers.clearTimeout(timer);
       while (pass) await pass;
+      // Also waits for a worker an idle check began closing.
       await closeWorker();
       if (db.inTransaction) return;
       try {
