@@ -41,6 +41,7 @@ export function createAdmission(opts: AdmissionOptions): Admit {
   return async function admit(request, url, info) {
     const path = url.pathname;
     const envelope = envelopeFor(path);
+    // Looser than `declaredLength` (core/body-guard.ts says why): any value that reads as a number.
     const declared = Number(request.headers.get("content-length") ?? "0");
     if (declared > maxBodyBytes) {
       return errorResponse(new GatewayError("payload_too_large"), envelope, info.requestId);

@@ -89,7 +89,8 @@ function isJson(type: string): boolean {
   return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
 }
 
-function hasBody(request: Request): boolean {
+/** Looser than `declaredLength` (core/body-guard.ts says why): any length but "0" claims a body. */
+function claimsBody(request: Request): boolean {
   if (request.headers.has("transfer-encoding")) return true;
   const length = request.headers.get("content-length");
   return length !== null && length.trim() !== "0";
@@ -100,7 +101,7 @@ export function contentTypeRefusal(request: Request, surface: Surface, path: str
   if (surface !== "admin" || SAFE_METHODS.has(request.method)) return null;
   const type = mediaTypeOf(request);
   if (type === null) {
-    if (!hasBody(request)) return null;
+    if (!claimsBody(request)) return null;
   } else if (isJson(type)) return null;
   else if (type === "multipart/form-data" && formUploadPaths.includes(path.replace(/\/+$/, ""))) return null;
   return new GatewayError(

@@ -47,6 +47,6 @@ export const routeModules: readonly ((deps: AppDeps) => import("elysia").AnyElys
   importPythonRoutes,
   adminSessionRoutes,
   dashboardApiRoutes,
-  // Last: its GET /docs (offline Swagger UI) replaces the docs plugin's page.
+  // Last: it serves GET /docs, the offline Swagger UI (the document is GET /docs/json, app.ts).
   dashboardRoutes,
 ];

@@ -2,7 +2,8 @@
  * `codex-lb doctor`: checks what usually goes wrong when running the gateway, without changing
  * anything: the data dir, the store (opens, answers, migrations, integrity), the encryption key
  * (present, private, opens the stored tokens), the upstream and auth servers (reachable), the
- * clock (skew against the upstream's `Date`), and the listening address (free, or a codex-lb).
+ * clock (skew against the upstream's `Date`), the listening address (free, or a codex-lb), and the
+ * connection guard (this Bun exposes the hook it needs).
  *
  * @module
  */
@@ -205,12 +206,39 @@ export async function runChecks(p: Parsed, io: Io): Promise<{ store: string; che
       else add("listen", "fail", err.message);
     }
   }
+
+  // 6. Connection guard: the header deadline and per-address cap need this Bun's node:http internals.
+  try {
+    const g = listen(() => new Response("doctor"), {
+      host: "127.0.0.1",
+      port: 0,
+      maxRequestBodySize: 1,
+      connectionIdleTimeoutSeconds: settings.connectionIdleTimeoutSeconds,
+      headersTimeoutSeconds: settings.headersTimeoutSeconds,
+      maxPendingConnectionsPerAddress: settings.maxPendingConnectionsPerAddress,
+    });
+    await g.close(0);
+    if (g.guarded)
+      add(
+        "connection guard",
+        "ok",
+        `first headers within ${settings.headersTimeoutSeconds} s, at most ${settings.maxPendingConnectionsPerAddress} pending connections per address`,
+      );
+    else
+      add(
+        "connection guard",
+        "warn",
+        "this Bun's node:http does not expose its server: CODEX_LB_HEADERS_TIMEOUT_SECONDS and CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS would not apply (use Bun 1.4.5 or a reverse proxy that limits both)",
+      );
+  } catch (e) {
+    add("connection guard", "skip", `could not listen on 127.0.0.1 to check it: ${(e as Error).message}`);
+  }
   return { store: where, checks };
 }
 
 export const doctorCommand: Command = {
   name: "doctor",
-  summary: "check the data dir, store, key, upstream, clock and listening address",
+  summary: "check the data dir, store, key, upstream, clock, listening address and connection guard",
   description:
     "Changes nothing. Exit 0 when no check failed (warnings allowed), 1 when one did.\n" +
     "Network checks (upstream, auth server, clock) need the upstream reachable; --offline skips them.",

@@ -310,18 +310,28 @@ export interface GuardedBody {
 }
 
 /**
+ * The request's declared `Content-Length` as a number: null when there is none or it is not 1 to
+ * 15 digits (a value beyond that is no length the gateway could take in).
+ *
+ * Two other rules read the header on purpose more loosely, and keep doing so: admission
+ * (src/access/admission.ts) refuses early any value that reads as a number above the limit
+ * (`Number()`, so "1e9" too), and the admin content-type check (src/access/csrf.ts) counts any
+ * `Transfer-Encoding` or any `Content-Length` other than "0" (even a malformed one) as a body, so
+ * an odd header can neither slip a large body past the first nor an untyped body past the second.
+ */
+export function declaredLength(headers: Headers): number | null {
+  const declared = headers.get("content-length");
+  return declared !== null && /^\d{1,15}$/.test(declared) ? Number(declared) : null;
+}
+
+/**
  * Whether the request's declared `Content-Length` frames its body within the limit `maxBytes` (and
  * no `Transfer-Encoding` overrides it): then no more than that can be read, and the runtime may read
  * the body in one go. Otherwise (a chunked body) it is counted as it comes.
  */
 export function framedBy(headers: Headers, maxBytes: number): boolean {
-  const declared = headers.get("content-length");
-  return (
-    declared !== null &&
-    /^\d{1,15}$/.test(declared) &&
-    Number(declared) <= maxBytes &&
-    !headers.has("transfer-encoding")
-  );
+  const declared = declaredLength(headers);
+  return declared !== null && declared <= maxBytes && !headers.has("transfer-encoding");
 }
 
 /**
@@ -330,8 +340,8 @@ export function framedBy(headers: Headers, maxBytes: number): boolean {
  * a request without one (chunked, or none at all) is asked through the getter.
  */
 export function hasBody(request: Request): boolean {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && /^\d{1,15}$/.test(declared) && Number(declared) > 0) return true;
+  const declared = declaredLength(request.headers);
+  if (declared !== null && declared > 0) return true;
   return request.body !== null;
 }
 

@@ -62,9 +62,14 @@ const OBSERVED = new Set([
   "response.completed",
   "response.incomplete",
   "response.failed",
-  "error",
   "codex.rate_limits",
 ]);
+
+/**
+ * The one type the gateway rewrites: an upstream `error` event goes to the client as a
+ * `response.failed` built from its JSON (in `#shape`), so it never passes on as bytes.
+ */
+const REWRITTEN = "error";
 
 const n = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
@@ -107,9 +112,16 @@ export type FinishStatus = "success" | "error" | "cancelled";
 
 const encoder = new TextEncoder();
 
-/** {@link OBSERVED} types by the length of their name (their lengths differ), with the name as bytes. */
-const OBSERVED_BY_LENGTH: ({ readonly type: string; readonly bytes: Uint8Array } | undefined)[] = [];
-for (const type of OBSERVED) OBSERVED_BY_LENGTH[type.length] = { type, bytes: encoder.encode(type) };
+/**
+ * The types the byte path recognises by name ({@link OBSERVED} and {@link REWRITTEN}), by the
+ * length of their name, with the name as bytes. One name per length: checked here at load.
+ */
+const NAMED_BY_LENGTH: ({ readonly type: string; readonly bytes: Uint8Array } | undefined)[] = [];
+for (const type of [...OBSERVED, REWRITTEN]) {
+  const other = NAMED_BY_LENGTH[type.length];
+  if (other) throw new Error(`stream.ts: event types "${other.type}" and "${type}" have the same length`);
+  NAMED_BY_LENGTH[type.length] = { type, bytes: encoder.encode(type) };
+}
 
 const LF = 10;
 
@@ -138,9 +150,9 @@ function isDataLine(data: Uint8Array, at: number): boolean {
   );
 }
 
-/** The {@link OBSERVED} type named by `data[from..to]`, or null. */
-function observedName(data: Uint8Array, from: number, to: number): string | null {
-  const observed = OBSERVED_BY_LENGTH[to - from];
+/** The {@link OBSERVED} or {@link REWRITTEN} type named by `data[from..to]`, or null. */
+function knownName(data: Uint8Array, from: number, to: number): string | null {
+  const observed = NAMED_BY_LENGTH[to - from];
   if (!observed) return null;
   const name = observed.bytes;
   for (let i = 0; i < name.length; i++) if (data[from + i] !== name[i]) return null;
@@ -174,6 +186,8 @@ export class ProxyStream {
   #prelude: SseEvent[] | null;
   /** The shaper's per-type check for the byte path (none: it passes every type). */
   readonly #passes: ((type: string) => boolean) | undefined;
+  /** The byte path applies: the shaper passes events on as bytes and the events can read bytes. */
+  readonly #bytePath: boolean;
   #ended = false;
   #finished = false;
   /** The upstream body ended by itself (nothing to abort). */
@@ -187,7 +201,8 @@ export class ProxyStream {
   ) {
     this.#passes = shaper.passThrough ? undefined : shaper.passes?.bind(shaper);
     // On the byte path the events the attempt read go out with the rest of their chunk, as bytes.
-    const replayed = (shaper.passThrough || shaper.passes) && open.events.nextBytes && open.events.replay?.();
+    this.#bytePath = Boolean((shaper.passThrough || shaper.passes) && open.events.nextBytes);
+    const replayed = this.#bytePath && open.events.replay?.();
     this.#prelude = replayed ? null : [...open.prelude];
   }
 
@@ -217,14 +232,13 @@ export class ProxyStream {
   /**
    * Like {@link step}, for a pass-through shaper: the client bytes of the next upstream chunk.
    * Events go out as the upstream's own bytes: those the gateway does not read unparsed, the few
-   * it reads (ids, usage, the end, rate limits) parsed from their `data:` line on the way. `error`
-   * events (rewritten) and anything framed unusually (comments, data-only events, CR line ends)
+   * it reads (ids, usage, the end, rate limits) parsed from their `data:` line on the way. The
+   * {@link REWRITTEN} type and anything framed unusually (comments, data-only events, CR line ends)
    * take the text path, so the client receives exactly what {@link step} would have produced.
    */
   async stepBytes(): Promise<string | Uint8Array | Uint8Array[] | null> {
     const events = this.open.events;
-    if (!(this.shaper.passThrough || this.shaper.passes) || this.#ended || this.#prelude || !events.nextBytes)
-      return this.step();
+    if (!this.#bytePath || this.#ended || this.#prelude || !events.nextBytes) return this.step();
     let x: EventBytes | SseEvent[] | null;
     try {
       x = await events.nextBytes();
@@ -253,7 +267,7 @@ export class ProxyStream {
   /**
    * Where the event at `start` of whole events `data` ends (the first line feed of its blank line)
    * when it goes to the client as the upstream's own bytes: the backend's own framing (one `event:`
-   * line with a name, one `data:` line), not an `error` (those are rewritten), and a type the
+   * line with a name, one `data:` line), not the {@link REWRITTEN} type, and a type the
    * shaper passes on unchanged. A type the gateway reads (id, usage, the end, rate limits) is
    * observed on the way from its `data:` line alone, as the text path would. -1 for any other
    * event: it takes the text path.
@@ -268,8 +282,8 @@ export class ProxyStream {
     const dataStart = nl + 7;
     const end = data.indexOf(LF, dataStart);
     if (data[end + 1] !== LF) return -1; // more lines than two
-    const observed = observedName(data, nameStart, nl);
-    if (observed === "error") return -1;
+    const observed = knownName(data, nameStart, nl);
+    if (observed === REWRITTEN) return -1;
     if (this.#passes) {
       // The shaper decides by type: an ASCII name is its own text (anything else takes the text path).
       const type = observed ?? asciiName(data, nameStart, nl);
@@ -348,8 +362,8 @@ export class ProxyStream {
       const type = typeOf(ev);
       let json: Json | null = null;
       const raw = ev.raw;
-      if (OBSERVED.has(type) || this.shaper.needsJson(type)) json = eventJson(ev);
-      if (type === "error") {
+      if (type === REWRITTEN || OBSERVED.has(type) || this.shaper.needsJson(type)) json = eventJson(ev);
+      if (type === REWRITTEN) {
         const err = json ? eventError(json) : {};
         const failed = failedEvent(
           {

@@ -195,10 +195,12 @@ export const SettingsSchema = Type.Object(
     ),
     headersTimeoutSeconds: Type.Number({
       minimum: 0.1,
-      maximum: 3600,
+      // Bun's own first-headers timer (uWS, fixed at about 10 s, armed when a connection opens)
+      // closes such a connection anyway: a longer setting would have no effect.
+      maximum: 10,
       default: 10,
       description:
-        "A new connection must finish its first request's headers within this many seconds of opening, else it is closed without an answer (checked four times per period, so up to a quarter more). Later requests on a kept-alive connection fall under `CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS`.",
+        "A new connection must finish its first request's headers within this many seconds of opening, else it is closed without an answer (checked four times per period, so up to a quarter more). At most 10: Bun's own fixed first-headers timer closes such a connection after about 10 s anyway. Later requests on a kept-alive connection fall under `CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS`.",
     }),
     maxPendingConnectionsPerAddress: Type.Integer({
       minimum: 1,

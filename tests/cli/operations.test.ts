@@ -241,6 +241,7 @@ describe("doctor", () => {
       upstream: "ok",
       "auth server": "ok",
       listen: "ok",
+      "connection guard": "ok",
     });
     expect(["ok", "skip"]).toContain(byName.clock!);
     expect(r.code).toBe(0);

@@ -8,10 +8,14 @@
  *   normal client keep answering;
  * - a kept-alive connection (only authenticated callers keep one) is closed after
  *   `CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS` of waiting for its next request or of trickling that
- *   request's headers, while answers in progress and streams are not cut by it.
+ *   request's headers, while answers in progress and streams are not cut by it;
+ * - the server is the guarded one on this Bun (the project pins 1.4.5), and its last-resort error
+ *   handler answers a JSON 500 even when the error callback itself throws.
+ * The flood's source addresses need Linux's loopback (all of 127.0.0.0/8 bound to `lo`).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
+import { listen } from "../../src/runtime/bun/serve.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
@@ -106,8 +110,10 @@ describe("headers that never finish: CODEX_LB_HEADERS_TIMEOUT_SECONDS and CODEX_
     );
     // Connections that send nothing at all, from a third address: the same deadline.
     const silent = Array.from({ length: 5 }, () => rawClient(port, "", "", 8_000, "127.0.0.3"));
-    // Well inside the deadline: the cap, not the deadline, is what keeps the rest out.
+    // Well inside the deadline: the cap, not the deadline, is what keeps the rest out. After the
+    // connects, wait (at most 5 s) for the refused ones' closes to be seen: exactly the cap is open.
     await Bun.sleep(1_000);
+    for (let waited = 0; live.size > 50 && waited < 5_000; waited += 50) await Bun.sleep(50);
     expect(live.size).toBe(50);
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`${gw.url}/health`, { signal: AbortSignal.timeout(2000) });
@@ -190,4 +196,51 @@ describe("CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS: kept-alive connections", () 
     const json = (await (await assembled).json()) as { output: { content: { text: string }[] }[] };
     expect(JSON.stringify(json.output)).toContain("a slow answer");
   }, 60_000);
+});
+
+describe("the Bun server seam (src/runtime/bun/serve.ts)", () => {
+  const opts = {
+    host: "127.0.0.1",
+    port: 0,
+    maxRequestBodySize: 1024,
+    connectionIdleTimeoutSeconds: 60,
+    headersTimeoutSeconds: 10,
+    maxPendingConnectionsPerAddress: 8,
+  };
+
+  test("the connection guard is on with this Bun (the project pins 1.4.5)", async () => {
+    const listening = listen(() => new Response("ok"), opts);
+    try {
+      expect(listening.guarded).toBe(true);
+      const res = await fetch(`http://127.0.0.1:${listening.port}/`);
+      expect(await res.text()).toBe("ok");
+    } finally {
+      await listening.close(0);
+    }
+  });
+
+  test("a handler error whose error callback throws too is still a JSON 500, never Bun's error page", async () => {
+    const seen: string[] = [];
+    const listening = listen(
+      () => {
+        throw new Error("handler broke");
+      },
+      {
+        ...opts,
+        onError: (e) => {
+          seen.push(e.message);
+          throw new Error("logger broke");
+        },
+      },
+    );
+    try {
+      const res = await fetch(`http://127.0.0.1:${listening.port}/`);
+      expect(res.status).toBe(500);
+      expect(res.headers.get("content-type")).toBe("application/json");
+      expect(await res.json()).toEqual({ error: { code: "server_error", message: "Internal server error" } });
+      expect(seen).toEqual(["handler broke"]);
+    } finally {
+      await listening.close(0);
+    }
+  });
 });

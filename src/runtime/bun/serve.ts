@@ -52,6 +52,11 @@ export function listen(
   opts: {
     host: string;
     port: number;
+    /**
+     * Bun.serve's body limit, applied only on the plain Bun.serve fallback (`guarded` false): the
+     * server node:http starts sets no body limit, and the app's body guard
+     * (`CODEX_LB_MAX_BODY_BYTES`) applies on both paths.
+     */
     maxRequestBodySize: number;
     maxWebSocketMessageBytes?: number;
     /**
@@ -125,8 +130,14 @@ export function listen(
       },
     },
     // Last resort for anything the handler let escape: a JSON 500, one log line (by the caller).
+    // It must not throw: Bun would answer its development error page (source lines, working
+    // directory) instead, since the server node:http starts keeps `development` on.
     error(e) {
-      opts.onError?.(e);
+      try {
+        opts.onError?.(e);
+      } catch {
+        // The log line is lost; the client still gets the JSON 500.
+      }
       return new Response(
         JSON.stringify({ error: { code: "server_error", message: "Internal server error" } }),
         { status: 500, headers: { "content-type": "application/json" } },
@@ -140,7 +151,6 @@ export function listen(
     port: server.port ?? opts.port,
     guarded,
     async close(graceMs) {
-      pending.stop();
       // Open WebSockets would hold a graceful stop forever: tell their clients to reconnect elsewhere.
       for (const ws of sockets) ws.close(1001, "server shutting down");
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -156,6 +166,9 @@ export function listen(
       clearTimeout(timer);
       clearInterval(idleCloser);
       if (how === "timeout") await server.stop(true);
+      // Only now: during the grace period the sweep keeps closing connections that never finish their
+      // headers, so none of them can hold the stop for all of graceMs.
+      pending.stop();
     },
   };
 }
@@ -178,8 +191,9 @@ function start(
   http.listen(opts.port, opts.host);
   const server = (http as unknown as Record<symbol, Server<WsSession> | undefined>)[BUN_SERVER];
   if (server && typeof server.reload === "function" && typeof server.stop === "function") {
-    // Never Bun's development error page (source lines, working directory): JSON errors only.
-    server.reload({ development: false, fetch: h.fetch, websocket: h.websocket, error: h.error });
+    // `reload` swaps only the handlers: `development` stays as node:http set it (on unless
+    // NODE_ENV=production), so Bun's development error page is kept off by `error` never throwing.
+    server.reload({ fetch: h.fetch, websocket: h.websocket, error: h.error });
     // node:http starts its server with no idle limit and no body limit; ours are set per request
     // (srv.timeout above) and by the app (its body guard).
     return { server, guarded: true };
