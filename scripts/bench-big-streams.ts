@@ -9,9 +9,10 @@
  *
  * @module
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnListening, statusMb } from "./bench-proc.ts";
 import { SLOW_MARKER } from "./bench-servers.ts";
 
 // `BENCH_TREE=/path/to/checkout`: the gateway of another checkout (A/B).
@@ -30,23 +31,11 @@ const GC = process.env.BENCH_GC !== "0";
 const gcEverySecond = join(mkdtempSync(join(tmpdir(), "codex-lb-gc-")), "gc.ts");
 writeFileSync(gcEverySecond, "setInterval(() => Bun.gc(true), 1000).unref();\n");
 
-async function spawn(args: string[], preload: string[] = []) {
-  const proc = Bun.spawn(["bun", ...preload, BENCH, ...args], { stdout: "pipe", stderr: "inherit", env });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  while (!/PORT (\d+)/.test(buf)) {
-    const r = await reader.read();
-    if (r.done) throw new Error(`${args[0]} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, key: /KEY (\S+)/.exec(buf)?.[1] };
+function spawn(args: string[], preload: string[] = []) {
+  return spawnListening(["bun", ...preload, BENCH, ...args], { env });
 }
 
-const mb = (pid: number, field: string) =>
-  Math.round(
-    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024,
-  );
+const mb = (pid: number, field: string) => Math.round(statusMb(pid, field));
 
 const body = JSON.stringify({
   model: "gpt-5.2",

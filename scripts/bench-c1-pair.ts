@@ -11,6 +11,7 @@
  * @module
  */
 import { resolve } from "node:path";
+import { spawnListening } from "./bench-proc.ts";
 
 const [a, b] = process.argv.slice(2).map((p) => resolve(p));
 if (!a || !b) {
@@ -30,17 +31,8 @@ const BIG = JSON.stringify({
 });
 const body = process.env.PAIR_BODY === "big" ? BIG : SHORT;
 
-async function spawnRole(root: string, args: string[]) {
-  const proc = Bun.spawn(["bun", `${root}/scripts/bench.ts`, ...args], { stdout: "pipe", stderr: "inherit" });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  while (!/PORT (\d+)/.test(buf)) {
-    const r = await reader.read();
-    if (r.done) throw new Error(`${root}: ${args[0]} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, key: /KEY (\S+)/.exec(buf)?.[1] };
+function spawnRole(root: string, args: string[]) {
+  return spawnListening(["bun", `${root}/scripts/bench.ts`, ...args]);
 }
 
 const upstream = await spawnRole(a, ["upstream"]);

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { cpuUs, spawnListening } from "./bench-proc.ts";
 
 const [a, b] = process.argv.slice(2).map((p) => resolve(p));
 if (!a || !b) {
@@ -22,23 +22,8 @@ const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
 const body = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
 
-async function spawnRole(root: string, args: string[]) {
-  const proc = Bun.spawn(["bun", `${root}/scripts/bench.ts`, ...args], { stdout: "pipe", stderr: "inherit" });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  while (!/PORT (\d+)/.test(buf)) {
-    const r = await reader.read();
-    if (r.done) throw new Error(`${root}: ${args[0]} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, key: /KEY (\S+)/.exec(buf)?.[1] };
-}
-
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 1e4;
+function spawnRole(root: string, args: string[]) {
+  return spawnListening(["bun", `${root}/scripts/bench.ts`, ...args]);
 }
 
 const upstream = await spawnRole(a, ["upstream"]);

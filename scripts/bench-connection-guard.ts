@@ -9,16 +9,9 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { cpuUs, spawnListening } from "./bench-proc.ts";
 
 const role = process.argv[2] ?? "main";
-const TICK_US = 1e6 / 100; // USER_HZ
-
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * TICK_US;
-}
 
 async function passThrough(req: Request, upstream: string): Promise<Response> {
   const res = await fetch(`${upstream}/backend-api/codex/responses`, {
@@ -61,18 +54,7 @@ if (role === "upstream") {
   if (!l.guarded) throw new Error("this Bun's node:http does not expose its server: nothing to measure");
   console.log(`PORT ${l.port}`);
 } else {
-  const spawn = async (args: string[]) => {
-    const p = Bun.spawn(["bun", import.meta.path, ...args], { stdout: "pipe", stderr: "inherit" });
-    const reader = p.stdout.getReader();
-    let buf = "";
-    while (!/PORT (\d+)/.test(buf)) {
-      const r = await reader.read();
-      if (r.done) throw new Error(`${args[0]} exited before listening`);
-      buf += new TextDecoder().decode(r.value);
-    }
-    reader.releaseLock();
-    return { url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, pid: p.pid, proc: p };
-  };
+  const spawn = (args: string[]) => spawnListening(["bun", import.meta.path, ...args]);
   const upstream = await spawn(["upstream"]);
   const targets = {
     "Bun.serve": await spawn(["plain", upstream.url]),

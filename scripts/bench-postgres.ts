@@ -11,6 +11,7 @@
  */
 import pg from "pg";
 import { startPgServer } from "../tests/support/pg-server.ts";
+import { type Listening as Proc, spawnListening } from "./bench-proc.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -19,37 +20,8 @@ const BENCH = new URL("./bench.ts", import.meta.url).pathname;
 const BODY = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
 const CODEX = "/backend-api/codex/responses";
 
-interface Proc {
-  url: string;
-  key: string | null;
-  kill(): Promise<void>;
-}
-
-async function spawnRole(name: string, args: string[], env: Record<string, string> = {}): Promise<Proc> {
-  const proc = Bun.spawn(["bun", BENCH, name, ...args], {
-    stdout: "pipe",
-    stderr: "inherit",
-    env: { ...process.env, ...env },
-  });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  const deadline = performance.now() + 60_000;
-  while (!/PORT (\d+)/.test(buf)) {
-    if (performance.now() > deadline) throw new Error(`${name} did not start`);
-    const r = await reader.read();
-    if (r.done) throw new Error(`${name} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  return {
-    url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`,
-    key: /KEY (\S+)/.exec(buf)?.[1] ?? null,
-    kill: async () => {
-      proc.kill("SIGTERM");
-      await Promise.race([proc.exited, Bun.sleep(5000)]);
-      proc.kill("SIGKILL");
-    },
-  };
+function spawnRole(name: string, args: string[], env: Record<string, string> = {}) {
+  return spawnListening(["bun", BENCH, name, ...args], { env: { ...process.env, ...env } });
 }
 
 interface Cell {

@@ -11,6 +11,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cpuUs, spawnListening } from "./bench-proc.ts";
 
 const BENCH = join(import.meta.dir, "bench.ts");
 const ROOT = join(import.meta.dir, "..");
@@ -18,23 +19,8 @@ const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
 const CONNS = Number(process.env.PROFILE_CONNS ?? 64);
 const OUT = process.env.PROFILE_OUT ?? mkdtempSync(join(tmpdir(), "codex-lb-profile-"));
 
-async function spawn(args: string[], pre: string[] = []) {
-  const proc = Bun.spawn(["bun", ...pre, BENCH, ...args], { stdout: "pipe", stderr: "inherit", cwd: ROOT });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  while (!/PORT (\d+)/.test(buf)) {
-    const r = await reader.read();
-    if (r.done) throw new Error(`${args[0]} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`, key: /KEY (\S+)/.exec(buf)?.[1] };
-}
-
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 1e4;
+function spawn(args: string[], pre: string[] = []) {
+  return spawnListening(["bun", ...pre, BENCH, ...args], { cwd: ROOT });
 }
 
 // `PROFILE_ANSWER=long`: the 1,000-event answer instead of the short one.

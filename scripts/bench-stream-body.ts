@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+
 import { systemClock } from "../src/core/clock.ts";
 import { firstEvent, type OpenStream } from "../src/proxy/attempt.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
@@ -21,28 +21,12 @@ import { codexShaper } from "../src/proxy/shapers.ts";
 import { ProxyStream, toReadableStream } from "../src/proxy/stream.ts";
 import { pushStream } from "../src/runtime/bun/push-stream.ts";
 import { UpstreamEvents } from "../src/upstream/event-stream.ts";
+import { cpuUs, spawnListening } from "./bench-proc.ts";
 
 const BENCH = `${import.meta.dir}/bench.ts`;
 const SSE = { "content-type": "text/event-stream" };
 
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 1e4;
-}
-
-async function spawn(cmd: string[]) {
-  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "inherit" });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  while (!/PORT (\d+)/.test(buf)) {
-    const r = await reader.read();
-    if (r.done) throw new Error(`${cmd.join(" ")} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  return { proc, url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}` };
-}
+const spawn = (cmd: string[]) => spawnListening(cmd);
 
 function proxy(upstream: string, variant: string): void {
   const server = Bun.serve({

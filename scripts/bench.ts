@@ -30,6 +30,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { cpuUs, type Listening as Proc, spawnListening, statusMb } from "./bench-proc.ts";
 import { LONG_MARKER, SLOW_MARKER, serveGateway, servePassthrough, serveUpstream } from "./bench-servers.ts";
 
 const role = process.argv[2] && !process.argv[2].startsWith("-") ? process.argv[2] : "main";
@@ -37,24 +38,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = [1, 64] as const;
 const STREAMS = (process.env.BENCH_STREAMS ?? "1000,10000").split(",").map(Number);
-const TICK_US = 1e6 / 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s on Linux
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
-
-/** CPU time (user + system) a process has used so far, in µs. */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 14 and 15 of stat(5) (utime, stime); the slice starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-}
-
-/** A /proc/PID/status field in MB (VmRSS, VmHWM). */
-function statusMb(pid: number, field: string): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
 
 interface Cell {
   n: number;
@@ -104,39 +90,8 @@ async function load(
   return { n, rps: n / elapsed, p50: q(0.5), p99: q(0.99), errors, proxyUs, upstreamUs };
 }
 
-interface Proc {
-  url: string;
-  pid: number;
-  key: string | null;
-  kill(): Promise<void>;
-}
-
-async function spawnRole(name: string, args: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
-  const proc = Bun.spawn(["bun", import.meta.path, name, ...args], {
-    stdout: "pipe",
-    stderr: "inherit",
-    env: { ...process.env, ...env },
-  });
-  const reader = proc.stdout.getReader();
-  let buf = "";
-  const deadline = Date.now() + 60_000;
-  while (!/PORT (\d+)/.test(buf)) {
-    if (Date.now() > deadline) throw new Error(`${name} did not start`);
-    const r = await reader.read();
-    if (r.done) throw new Error(`${name} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
-  }
-  reader.releaseLock();
-  return {
-    url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`,
-    pid: proc.pid,
-    key: /KEY (\S+)/.exec(buf)?.[1] ?? null,
-    kill: async () => {
-      proc.kill("SIGTERM");
-      await Promise.race([proc.exited, Bun.sleep(5000)]);
-      proc.kill("SIGKILL");
-    },
-  };
+function spawnRole(name: string, args: string[] = [], env: Record<string, string> = {}) {
+  return spawnListening(["bun", import.meta.path, name, ...args], { env: { ...process.env, ...env } });
 }
 
 // ---------------------------------------------------------------------------------------------
