@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { writeSync } from "node:fs";
 import pino, { type DestinationStream, type Logger } from "pino";
 
 export type { Logger } from "pino";
@@ -225,12 +226,17 @@ export function lineDestination(dest: number | string): DestinationStream {
   return stream;
 }
 
-/** At the process's exit: the lines still waiting or buffered, written synchronously. */
+/**
+ * At the process's exit (no asynchronous write completes any more): what the destination still
+ * queues, then the access lines waiting, written synchronously.
+ */
 function writeOnExit(): void {
   for (const sink of openSinks) {
     try {
-      writePending(sink);
+      if (sink.timer !== null) clearTimeout(sink.timer);
       sink.dest.flushSync();
+      if (sink.pending !== "") writeSync((sink.dest as unknown as { fd: number }).fd, sink.pending);
+      sink.pending = "";
     } catch {
       // Nothing more can be done at exit (stdout closed, or the destination not open yet).
     }
