@@ -138,10 +138,9 @@ export async function servePassthrough(upstream: string): Promise<void> {
  */
 export async function serveGateway(upstream: string, accounts: number): Promise<void> {
   const { boot, prepare } = await import("../src/cli/boot.ts");
-  const { createLogger } = await import("../src/core/logging.ts");
+  const { createLogger, lineDestination } = await import("../src/core/logging.ts");
   const { createApiKey } = await import("../src/access/api-keys/repository.ts");
   const { mintTokens } = await import("../tests/fakes/jwt.ts");
-  const pino = (await import("pino")).default;
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
   // Replicas on one PostgreSQL database (`bun run bench --postgres`) share the database and the key.
   if (process.env.BENCH_KEY)
@@ -171,11 +170,8 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };
   const prepared = await prepare(env, dataDir);
-  // Log lines are produced as in production, then discarded.
-  const log = createLogger(
-    process.env.BENCH_LOG_LEVEL ?? "info",
-    pino.destination({ dest: "/dev/null", sync: false }),
-  );
+  // Log lines are produced and written as in production (the same destination as stdout's), then discarded.
+  const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "info", lineDestination("/dev/null"));
   const running = await boot(prepared, log);
   const stop = async () => {
     await running.shutdown();
