@@ -2,8 +2,9 @@
  * What a serving gateway does not load until it needs it (idle memory, issue 15): on SQLite,
  * node-postgres is never loaded; the OpenAPI document's mapping code (`@elysiajs/swagger/utils`)
  * loads on the first `GET /docs/json`, and the swagger plugin module (with its Scalar theme
- * package) never does. A fresh process (the test runner's own has loaded everything by now) boots
- * the real gateway and reports its module cache.
+ * package) never does. Kysely is loaded once, as its ES module build (a second, CommonJS copy came
+ * in through kysely-bun-sqlite's "main": ~5 MB more idle RSS). A fresh process (the test runner's
+ * own has loaded everything by now) boots the real gateway and reports its module cache.
  */
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -25,6 +26,8 @@ const loaded = () => {
     swaggerPlugin: keys.some((k) => /@elysiajs\\/swagger\\/dist\\/index/.test(k)),
     scalar: keys.some((k) => k.includes("/node_modules/@scalar/")),
     swaggerUtils: keys.some((k) => /@elysiajs\\/swagger\\/dist\\/utils/.test(k)),
+    kyselyEsm: keys.some((k) => k.includes("/node_modules/kysely/dist/esm/")),
+    kyselyCjs: keys.some((k) => k.includes("/node_modules/kysely/dist/cjs/")),
   };
 };
 const before = loaded();
@@ -35,7 +38,7 @@ await running.shutdown();
 console.log("RESULT " + JSON.stringify({ before, after, status: res.status, title: doc.info.title, paths: Object.keys(doc.paths) }));
 `;
 
-test("a gateway on SQLite loads neither pg nor the swagger plugin; the document's code loads on first use", async () => {
+test("a gateway on SQLite loads neither pg nor the swagger plugin nor a second Kysely; the document's code loads on first use", async () => {
   const dir = mkdtempSync(join(tmpdir(), "codex-lb-lazy-"));
   try {
     const proc = Bun.spawn([process.execPath, "--no-env-file", "-e", SCRIPT], {
@@ -51,8 +54,21 @@ test("a gateway on SQLite loads neither pg nor the swagger plugin; the document'
     expect(await proc.exited, err).toBe(0);
     const line = out.split("\n").find((l) => l.startsWith("RESULT "));
     const result = JSON.parse(line!.slice(7));
-    expect(result.before).toEqual({ pg: false, swaggerPlugin: false, scalar: false, swaggerUtils: false });
-    expect(result.after).toEqual({ pg: false, swaggerPlugin: false, scalar: false, swaggerUtils: true });
+    const kysely = { kyselyEsm: true, kyselyCjs: false };
+    expect(result.before).toEqual({
+      pg: false,
+      swaggerPlugin: false,
+      scalar: false,
+      swaggerUtils: false,
+      ...kysely,
+    });
+    expect(result.after).toEqual({
+      pg: false,
+      swaggerPlugin: false,
+      scalar: false,
+      swaggerUtils: true,
+      ...kysely,
+    });
     expect(result.status).toBe(200);
     expect(result.title).toBe("codex-lb");
     expect(result.paths).toContain("/v1/responses");

@@ -8,7 +8,11 @@ import { constants, Database, type Statement } from "bun:sqlite";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { endianness } from "node:os";
 import type { Dialect } from "kysely";
-import { BunSqliteDialect } from "kysely-bun-sqlite";
+// The package's ES module build, by path: its package.json has no "exports" and its "main" is the
+// CommonJS build, which Bun's runtime picks and which `require`s Kysely's CommonJS build, a second
+// copy of Kysely (263 modules, ~12 MB resident) next to the ES build the store imports. The
+// bundler of the compiled binary already picks this file ("module").
+import { BunSqliteDialect } from "kysely-bun-sqlite/dist/index.js";
 import type { Clock } from "../../core/clock.ts";
 import type { SyncSql } from "../../store/sync-sql.ts";
 
