@@ -41,7 +41,8 @@ describe("no direct timers outside the clock module", () => {
     "src/runtime/bun/serve.ts":
       "runtime seam: the graceful stop's deadline, after the app stopped; the sweep of connections past the header deadline (a socket timer, no app clock)",
     "src/cli/main.ts": "process entry: the keep-alive interval while serving",
-    "src/core/logging.ts": "process exit: at most 2 s for the last log lines (no gateway, no clock)",
+    "src/core/logging.ts":
+      "the log's own timers (made before any gateway clock): at most 2 s for the last lines at exit, the 100 ms write-behind of access lines",
   };
   const PREFIXES: Record<string, string> = {
     "src/dashboard/web/": "browser code: runs in the operator's browser, not in the gateway",

@@ -1,0 +1,106 @@
+/**
+ * The log's destination (`lineDestination`, what stdout gets): access lines are written behind in
+ * batches, every other line at once after them, in order; nothing is lost at a graceful stop
+ * (`closeLog`) or when the process exits. Real files and a real child process.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ACCESS_LINES_BATCH, closeLog, createLogger, lineDestination } from "../../src/core/logging.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "codex-lb-logdest-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+function logToFile(level = "info") {
+  const path = join(dir, `log-${files++}.jsonl`);
+  const log = createLogger(level, lineDestination(path));
+  const read = () => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  const msgs = () =>
+    read()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => {
+        const line = JSON.parse(l) as { msg: string; n?: number };
+        return line.msg + (line.n ?? "");
+      });
+  return { log, read, msgs };
+}
+
+/** Waits (polling, no timing asserted) until `ok()` holds. */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !ok(); i++) await Bun.sleep(10);
+}
+
+test("access lines wait; the next other line writes them first, in the order logged", async () => {
+  const { log, read, msgs } = logToFile();
+  log.info({ requestId: "a", status: 200 }, "request");
+  log.info({ requestId: "b", status: 200 }, "request");
+  // Nothing written yet: the two access lines wait (the file's writes are asynchronous anyway).
+  await Bun.sleep(0);
+  expect(read()).toBe("");
+  log.warn({ n: 1 }, "something");
+  log.info({ requestId: "c", status: 200 }, "request");
+  await until(() => msgs().includes("something1"));
+  expect(msgs().slice(0, 3)).toEqual(["request", "request", "something1"]);
+  await closeLog(log);
+  expect(msgs()).toEqual(["request", "request", "something1", "request"]);
+  const ids = read()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { requestId?: string }).requestId ?? null);
+  expect(ids).toEqual(["a", "b", null, "c"]);
+});
+
+test("waiting access lines are written without another line: by their delay, or once a batch is full", async () => {
+  const alone = logToFile();
+  alone.log.info({ requestId: "alone" }, "request");
+  await until(() => alone.read().includes('"requestId":"alone"'));
+  expect(alone.msgs()).toEqual(["request"]);
+
+  const many = logToFile();
+  const n = Math.ceil(ACCESS_LINES_BATCH / 60) + 1;
+  for (let i = 0; i < n; i++) many.log.info({ requestId: `r${i}`, pad: "x".repeat(20) }, "request");
+  await until(() => many.msgs().length > 0);
+  expect(many.msgs().length).toBeGreaterThan(0);
+  await closeLog(many.log);
+  expect(many.msgs()).toEqual(Array.from({ length: n }, () => "request"));
+  await closeLog(alone.log);
+});
+
+test("closeLog writes every waiting line; a line logged after it is dropped, not thrown", async () => {
+  const { log, msgs } = logToFile();
+  for (let i = 0; i < 5; i++) log.info({ requestId: `r${i}` }, "request");
+  await closeLog(log);
+  expect(msgs()).toEqual(["request", "request", "request", "request", "request"]);
+  log.info({ requestId: "late" }, "request");
+  log.warn({ n: 2 }, "late");
+  expect(msgs()).toHaveLength(5);
+});
+
+test("a process that exits writes its waiting access lines (process.exit right after logging)", async () => {
+  const script = join(dir, "exit.ts");
+  await Bun.write(
+    script,
+    `import { createLogger } from ${JSON.stringify(join(import.meta.dir, "../../src/core/logging.ts"))};
+const log = createLogger("info");
+for (let i = 0; i < 3; i++) log.info({ requestId: "x" + i, status: 200 }, "request");
+process.exit(0);
+`,
+  );
+  const proc = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(proc.stdout).text();
+  expect(await proc.exited).toBe(0);
+  const ids = out
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { requestId: string }).requestId);
+  expect(ids).toEqual(["x0", "x1", "x2"]);
+});
