@@ -4,6 +4,8 @@
  * answers each variant's route; a client process posts the bench's bodies (the short answer's and
  * the ~256 KB long Codex history of `bun run bench`) and reads the server's own CPU time per request
  * (`process.cpuUsage` on the server, so a busy shared machine inflates it less than wall time).
+ * Bodies: the short one, the bench's history, the same as the Codex CLI sends it (nothing to
+ * change), a history of texts full of escapes, and one shaped like a Codex CLI session.
  * Variants, interleaved `BODY_ROUNDS` (default 5) times, `BODY_REQUESTS` (default 400) each:
  * - `pass-through`: the body read and posted on to a sink, as the bench's pass-through does;
  * - `guard only`: the body read as text under the gateway's body guard (size limit, deadline), as
@@ -32,6 +34,93 @@ const BIG = JSON.stringify({
 });
 /** The same history as the Codex CLI sends it: streamed, not stored (nothing to change). */
 const BIG_CODEX = JSON.stringify({ ...JSON.parse(BIG), store: false, stream: true });
+/** A ~280 KB Codex history whose texts have escapes (quotes, backslashes, a newline every 12 characters). */
+const ESCAPED = JSON.stringify({
+  model: "gpt-5.2",
+  instructions: "You are a coding agent.",
+  store: false,
+  stream: true,
+  input: Array.from({ length: 128 }, (_, i) => ({
+    type: "message",
+    role: i % 2 ? "assistant" : "user",
+    content: [
+      {
+        type: i % 2 ? "output_text" : "input_text",
+        text: `line "quoted" \\ path\n\tindent ${"abc def ghi\n".repeat(160)}`,
+      },
+    ],
+  })),
+});
+/**
+ * A ~230 KB history shaped like a Codex CLI session: a developer message (joined into
+ * `instructions`), then 60 turns of a user message, a reasoning item (encrypted content), a shell
+ * call (JSON arguments), its output (code with quotes and newlines) and an answer.
+ */
+function codexLike(turns: number): string {
+  const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const b64 = (n: number, seed: number) => {
+    let s = "";
+    let x = seed;
+    for (let i = 0; i < n; i++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      s += letters[x % 64];
+    }
+    return s;
+  };
+  const code = (lines: number, i: number) =>
+    Array.from({ length: lines }, (_, l) => `  const v${l} = "value ${i}.${l}"; // 'quotes' and \\path`).join(
+      "\n",
+    );
+  const input: unknown[] = [
+    {
+      type: "message",
+      role: "developer",
+      content: [{ type: "input_text", text: "<permissions>\nsandbox\n</permissions>" }],
+    },
+  ];
+  for (let i = 0; i < turns; i++) {
+    const callId = `call_${b64(24, i + 7)}`;
+    input.push(
+      {
+        type: "message",
+        role: "user",
+        content: [{ type: "input_text", text: `Fix the test in src/m${i}.ts.` }],
+      },
+      {
+        type: "reasoning",
+        summary: [{ type: "summary_text", text: `**Module ${i}**\n\nLooking.` }],
+        encrypted_content: b64(1200, i),
+      },
+      {
+        type: "function_call",
+        name: "shell",
+        arguments: JSON.stringify({ command: ["bash", "-lc", `sed -n 1,40p src/m${i}.ts`] }),
+        call_id: callId,
+      },
+      {
+        type: "function_call_output",
+        call_id: callId,
+        output: JSON.stringify({ output: code(20, i), metadata: { exit_code: 0 } }),
+      },
+      {
+        type: "message",
+        role: "assistant",
+        content: [{ type: "output_text", text: `Changed:\n\n\`\`\`ts\n${code(4, i)}\n\`\`\`` }],
+      },
+    );
+  }
+  return JSON.stringify({
+    model: "gpt-5.2",
+    instructions: "You are Codex.\n".repeat(100),
+    input,
+    tools: [],
+    store: false,
+    stream: true,
+    include: ["reasoning.encrypted_content"],
+    prompt_cache_key: "k",
+  });
+}
+const CODEX_LIKE = codexLike(60);
 
 const guard = new BodyGuard({
   maxBytes: 64 * 1024 * 1024,
@@ -104,7 +193,13 @@ async function client(): Promise<void> {
   const base = `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`;
   const rounds = Number(process.env.BODY_ROUNDS ?? 5);
   const requests = Number(process.env.BODY_REQUESTS ?? 400);
-  const bodies = { short: SHORT, [`${Math.round(BIG.length / 1024)} KB`]: BIG, "Codex CLI's": BIG_CODEX };
+  const bodies = {
+    short: SHORT,
+    [`${Math.round(BIG.length / 1024)} KB`]: BIG,
+    "Codex CLI's": BIG_CODEX,
+    escaped: ESCAPED,
+    "Codex-like": CODEX_LIKE,
+  };
   const cpu = async () => Number(await (await fetch(`${base}/cpu`)).text());
   const run = async (variant: string, body: string, n: number) => {
     const url = `${base}/${encodeURIComponent(variant)}`;

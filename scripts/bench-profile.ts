@@ -4,7 +4,8 @@
  * connections for `PROFILE_SECONDS` (default 8) with `bun --cpu-prof`, then prints self time by
  * JS function (native callees charged to their nearest JS caller), by file, and inclusive time of the
  * gateway's own functions. `PROFILE_OUT` (default a temp dir) keeps the .cpuprofile;
- * `PROFILE_ANSWER=long` profiles the 1,000-event answer, `PROFILE_BODY=big` the ~256 KB request body.
+ * `PROFILE_ANSWER=long` profiles the 1,000-event answer, `PROFILE_ANSWER=real` the short answer with
+ * events of a real backend's sizes, `PROFILE_BODY=big` the ~256 KB request body.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuUs, spawnListening } from "./bench-proc.ts";
+import { LONG_MARKER, REAL_MARKER } from "./bench-servers.ts";
 
 const BENCH = join(import.meta.dir, "bench.ts");
 const ROOT = join(import.meta.dir, "..");
@@ -23,8 +25,8 @@ function spawn(args: string[], pre: string[] = []) {
   return spawnListening(["bun", ...pre, BENCH, ...args], { cwd: ROOT });
 }
 
-// `PROFILE_ANSWER=long`: the 1,000-event answer instead of the short one.
-const ANSWER = process.env.PROFILE_ANSWER === "long" ? "bench-long-stream" : "benchmark";
+// `PROFILE_ANSWER=long`: the 1,000-event answer instead of the short one; `real`: real-sized events.
+const ANSWER = { long: LONG_MARKER, real: REAL_MARKER }[process.env.PROFILE_ANSWER ?? ""] ?? "benchmark";
 // `PROFILE_BODY=big`: `bun run bench`'s ~256 KB Codex history as the request body.
 const SHORT =
   process.env.PROFILE_BODY === "big"

@@ -5,7 +5,8 @@
  *
  * The fake upstream picks its answer from a marker in the request body, so the pass-through and
  * codex-lb reach the same answers through their unchanged paths: {@link LONG_MARKER} → a
- * 1,000-event stream, {@link SLOW_MARKER} → a slow stream (one event per second for
+ * 1,000-event stream, {@link REAL_MARKER} → the short answer with events of a real backend's sizes
+ * ({@link realAnswer}), {@link SLOW_MARKER} → a slow stream (one event per second for
  * `BENCH_SLOW_SECONDS`), anything else → the fixed short answer.
  *
  * @module
@@ -16,6 +17,7 @@ import { join } from "node:path";
 
 export const LONG_MARKER = "bench-long-stream";
 export const SLOW_MARKER = "bench-slow-stream";
+export const REAL_MARKER = "bench-real-stream";
 
 const ev = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
 const resp = { id: "resp_bench", object: "response", status: "in_progress", model: "gpt-5.2", output: [] };
@@ -53,6 +55,71 @@ export function answer(deltas: number): string {
   return parts.join("");
 }
 
+/**
+ * The fixed answer's 32 deltas with events of the sizes a real Codex backend sends: its
+ * `response.created` and `response.in_progress` carry the whole Response object (the Codex
+ * instructions, ~20 KB, and the tools' schemas), and `response.completed` the output too (an
+ * encrypted reasoning item and the message): about 29, 29 and 33 KB here, where the fixed answer's
+ * are a few hundred bytes. Made up, of the shapes and sizes of the backend's Response object.
+ */
+export function realAnswer(): string {
+  const instructions = `You are Codex, a coding agent running in the Codex CLI.\n\n## General\n\n${"- Prefer `rg` to search; keep changes minimal and focused; explain what you did. ".repeat(240)}`;
+  const tools = Array.from({ length: 10 }, (_, i) => ({
+    type: "function",
+    name: `tool_${i}`,
+    description: "Runs a shell command and returns its output. ".repeat(8),
+    strict: false,
+    parameters: {
+      type: "object",
+      properties: {
+        command: { type: "array", items: { type: "string" }, description: "The command to execute" },
+        workdir: { type: "string", description: "The working directory to execute the command in" },
+        timeout_ms: { type: "number", description: "The timeout for the command in milliseconds" },
+      },
+      required: ["command"],
+      additionalProperties: false,
+    },
+  }));
+  const full = {
+    ...resp,
+    created_at: 1764600000,
+    background: false,
+    error: null,
+    incomplete_details: null,
+    instructions,
+    max_output_tokens: null,
+    parallel_tool_calls: false,
+    previous_response_id: null,
+    reasoning: { effort: "medium", summary: "auto" },
+    store: false,
+    text: { format: { type: "text" }, verbosity: "medium" },
+    tool_choice: "auto",
+    tools,
+    truncation: "disabled",
+    usage: null,
+    metadata: {},
+  };
+  const message = { id: "msg_1", type: "message", role: "assistant", status: "completed" };
+  const text = Array.from({ length: 32 }, (_, i) => `token${i} `).join("");
+  const output = [
+    { id: "rs_1", type: "reasoning", summary: [], encrypted_content: "gAAAAABo".repeat(500) },
+    { ...message, content: [{ type: "output_text", text, annotations: [] }] },
+  ];
+  const parts = [
+    ev({ type: "response.created", response: full }),
+    ev({ type: "response.in_progress", response: full }),
+    ev({
+      type: "response.output_item.added",
+      output_index: 0,
+      item: { ...message, status: "in_progress", content: [] },
+    }),
+  ];
+  for (let i = 0; i < 32; i++) parts.push(delta(i));
+  parts.push(ev({ type: "response.output_item.done", output_index: 1, item: output[1] }));
+  parts.push(ev({ type: "response.completed", response: { ...full, status: "completed", output, usage } }));
+  return parts.join("");
+}
+
 /** The fixed answer: ~36 events, the shape of a short Codex text answer. */
 export function fixedAnswer(): string {
   return answer(32);
@@ -74,6 +141,7 @@ export async function serveUpstream(): Promise<void> {
   const enc = new TextEncoder();
   const short = enc.encode(fixedAnswer());
   const long = enc.encode(answer(996));
+  const real = enc.encode(realAnswer());
   const frames = fixedAnswerFrames();
   const slowSeconds = Number(process.env.BENCH_SLOW_SECONDS ?? 5);
   const server = Bun.serve({
@@ -93,6 +161,7 @@ export async function serveUpstream(): Promise<void> {
       if (req.url.endsWith("/v1/traces")) return Response.json({});
       const headers = { "content-type": "text/event-stream" };
       if (text.includes(LONG_MARKER)) return new Response(long, { headers });
+      if (text.includes(REAL_MARKER)) return new Response(real, { headers });
       if (!text.includes(SLOW_MARKER)) return new Response(short, { headers });
       let i = 0;
       const body = new ReadableStream<Uint8Array>({
@@ -133,19 +202,11 @@ export async function servePassthrough(upstream: string): Promise<void> {
 }
 
 /**
- * codex-lb with its real built-in plugins, request logging, API-key auth on and a key with a
- * (never reached) daily token limit; `accounts` accounts with long-lived tokens.
+ * The settings of a bench gateway (only real `CODEX_LB_*` names: the compiled binary refuses
+ * unknown ones), as environment variables for `codex-lb serve` or as `prepare`'s environment.
  */
-export async function serveGateway(upstream: string, accounts: number): Promise<void> {
-  const { boot, prepare } = await import("../src/cli/boot.ts");
-  const { createLogger, lineDestination } = await import("../src/core/logging.ts");
-  const { createApiKey } = await import("../src/access/api-keys/repository.ts");
-  const { mintTokens } = await import("../tests/fakes/jwt.ts");
-  const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
-  // Replicas on one PostgreSQL database (`bun run bench --postgres`) share the database and the key.
-  if (process.env.BENCH_KEY)
-    writeFileSync(join(dataDir, "encryption.key"), `${process.env.BENCH_KEY}\n`, { mode: 0o600 });
-  const env = {
+export function gatewayEnv(upstream: string, dataDir: string): Record<string, string> {
+  return {
     ...(process.env.BENCH_DATABASE_URL ? { CODEX_LB_DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}),
     CODEX_LB_DATA_DIR: dataDir,
     CODEX_LB_HOST: "127.0.0.1",
@@ -169,6 +230,26 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS: "100000",
     ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };
+}
+
+/**
+ * codex-lb with its real built-in plugins, request logging, API-key auth on and a key with a
+ * (never reached) daily token limit; `accounts` accounts with long-lived tokens.
+ *
+ * `seedDir`: seeds that data directory (accounts, key), prints `KEY`, stops and exits without
+ * serving, for a compiled `codex-lb serve` started on it with {@link gatewayEnv} (the bench's
+ * binary row).
+ */
+export async function serveGateway(upstream: string, accounts: number, seedDir?: string): Promise<void> {
+  const { boot, prepare } = await import("../src/cli/boot.ts");
+  const { createLogger, lineDestination } = await import("../src/core/logging.ts");
+  const { createApiKey } = await import("../src/access/api-keys/repository.ts");
+  const { mintTokens } = await import("../tests/fakes/jwt.ts");
+  const dataDir = seedDir ?? mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
+  // Replicas on one PostgreSQL database (`bun run bench --postgres`) share the database and the key.
+  if (process.env.BENCH_KEY)
+    writeFileSync(join(dataDir, "encryption.key"), `${process.env.BENCH_KEY}\n`, { mode: 0o600 });
+  const env = gatewayEnv(upstream, dataDir);
   const prepared = await prepare(env, dataDir);
   // Log lines are produced and written as in production (the same destination as stdout's), then discarded.
   const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "info", lineDestination("/dev/null"));
@@ -221,5 +302,9 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     now,
   );
   console.log(`KEY ${key}`);
+  if (seedDir) {
+    await running.shutdown();
+    process.exit(0);
+  }
   console.log(`PORT ${running.listening.port}`);
 }

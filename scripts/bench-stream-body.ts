@@ -1,7 +1,7 @@
 /**
  * `bun scripts/bench-stream-body.ts`: what a client body fed from JavaScript costs, in a bare Bun
  * proxy in front of the bench's fake upstream (short answer; `ANSWER=bench-long-stream`: the
- * 1,000-event one; 127.0.0.1 only). Variants, each its
+ * 1,000-event one, `ANSWER=bench-real-stream`: the short one with real-sized events; 127.0.0.1 only). Variants, each its
  * own process, cells interleaved, `ROUNDS` (default 8) × `SECONDS` (default 2) at `CONNS` (64):
  * `native` hands the upstream body to the Response (the bench's pass-through), `pull` reads it
  * chunk by chunk and enqueues into a standard ReadableStream (what the gateway did), `push` writes

@@ -13,6 +13,7 @@ import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
 import { statusForStreamError } from "./failure.ts";
 import { type RequestKind, requestKindOf } from "./log-row.ts";
 import {
+  readBody,
   reasoningEffortOf,
   routingFields,
   serialised,
@@ -38,7 +39,11 @@ export type ProxyKind = "codex" | "responses" | "chat" | "compact";
 export interface ProxySpec {
   readonly kind: ProxyKind;
   readonly model: string;
-  /** The body to send upstream (already `toUpstreamPayload`). */
+  /**
+   * The body to send upstream (already `toUpstreamPayload`). For the Responses routes its `input`
+   * items may hold only the members the gateway reads (see `ReadBody` in payload.ts): what goes
+   * upstream is `payloadText`, never this serialised.
+   */
   readonly payload: Json;
   /** `payload` as text when already at hand (the client's own bytes when nothing changed). */
   readonly payloadText?: string;
@@ -47,7 +52,10 @@ export interface ProxySpec {
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
-  /** The client's body as sent (for `max_output_tokens` and the like, stripped from `payload`). */
+  /**
+   * The client's body as sent (for `max_output_tokens` and the like, stripped from `payload`); its
+   * `input` items as in `payload`.
+   */
   readonly clientBody?: Json;
   /** The payload's fields that steer routing (sticky key, previous response). */
   readonly routing: { readonly promptCacheKey: string | null; readonly previousResponseId: string | null };
@@ -77,12 +85,13 @@ export function passUpstreamHeaders(from: Headers, to: Record<string, string>): 
 
 /** A Responses body (`/backend-api/codex/responses`: always streamed; `/v1/responses`). */
 export function readResponses(kind: "codex" | "responses", text: string): ProxySpec {
-  const body = parseBody(text);
+  const read = readBody(text);
+  const body = read.body;
   validateResponsesBody(body);
   checkResponsesTools(body);
   checkTextFormat(body);
   const payload = toUpstreamPayload(body);
-  const payloadText = upstreamText(body, payload, text);
+  const payloadText = upstreamText(body, payload, text, read);
   return {
     kind,
     model: body.model as string,

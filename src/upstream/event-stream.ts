@@ -51,7 +51,7 @@ function firstEventEnd(data: Uint8Array): number {
  * chunk would cost an object, and on a chunk made in JavaScript its ArrayBuffer (about 0.4 µs).
  */
 const { indexOf, lastIndexOf } = Buffer.prototype as unknown as {
-  indexOf: (this: Uint8Array, value: Uint8Array) => number;
+  indexOf: (this: Uint8Array, value: Uint8Array | number, from?: number) => number;
   lastIndexOf: (this: Uint8Array, value: Uint8Array) => number;
 };
 
@@ -80,6 +80,44 @@ export function blockEvents(blocks: Uint8Array): SseEvent[] {
   return out;
 }
 
+const EVENT_LINE = Buffer.from("event: ");
+const DATA_LINE = Buffer.from("data: ");
+
+/** `bytes[at..]` begins with `prefix`. */
+function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * The event of `block` (an event's bytes before its blank line) when it has the backend's own
+ * framing, one `event:` line then one `data:` line, else null (then {@link parseBlock} reads its
+ * decoded text). Its `data` and `raw` are decoded when first read: the first events the attempt
+ * reads (up to the first real one) are looked at by name, and go out as bytes when they can be put
+ * back ({@link UpstreamEvents.replay}); a real backend's `response.created` and
+ * `response.in_progress` carry the whole Response object (~30 KB each). The same event as
+ * `parseBlock(decode(block))`: its lines split at line feeds, which UTF-8 never has inside a
+ * character, so each part decodes alone as it does in the whole.
+ */
+function framedEvent(block: Uint8Array): SseEvent | null {
+  if (!startsWith(block, 0, EVENT_LINE)) return null;
+  const nl = indexOf.call(block, LF, 7);
+  if (nl < 0 || !startsWith(block, nl + 1, DATA_LINE) || indexOf.call(block, LF, nl + 7) >= 0) return null;
+  let data: string | undefined;
+  let raw: string | undefined;
+  return {
+    event: midStream.decode(block.subarray(7, nl)),
+    get data() {
+      data ??= midStream.decode(block.subarray(nl + 7));
+      return data;
+    },
+    get raw() {
+      raw ??= `${midStream.decode(block)}\n\n`;
+      return raw;
+    },
+  };
+}
+
 /** Decodes bytes in the middle of a stream (a byte-order mark there is a character, as the event reader keeps it). */
 export function decodeMidStream(bytes: Uint8Array): string {
   return midStream.decode(bytes);
@@ -105,12 +143,21 @@ export class UpstreamEvents {
   /** Events next() has handed out one at a time. */
   #single = 0;
   /**
-   * The events handed out one at a time, while they are all from one piece of bytes (`data` from
-   * `from`) and nothing else was read since, so {@link replay} can put them back: `ready` is what
-   * #ready held after the last of them. Null before the first; false once replay cannot be done.
+   * The events handed out one at a time, while they are all from one read's whole events (its
+   * `head` from `from` then its `body`, or its `body` from `from`) and nothing else was read since,
+   * so {@link replay} can put them back: `data` is the part the first came from, `body` what
+   * followed that part, `ready` what #ready held after the last of them. Null before the first;
+   * false once replay cannot be done.
    */
-  #handedOut: { readonly data: Uint8Array; readonly from: number; ready: EventBytes | null } | null | false =
-    null;
+  #handedOut:
+    | {
+        readonly data: Uint8Array;
+        readonly from: number;
+        readonly body: Uint8Array;
+        ready: EventBytes | null;
+      }
+    | null
+    | false = null;
 
   constructor(
     body: ReadableStream<Uint8Array>,
@@ -211,7 +258,8 @@ export class UpstreamEvents {
       const start = pos;
       let end = data.indexOf(LF, pos);
       while (data[end + 1] !== LF) end = data.indexOf(LF, end + 1);
-      const ev = parseBlock(midStream.decode(data.subarray(pos, end)));
+      const block = data.subarray(pos, end);
+      const ev = framedEvent(block) ?? parseBlock(midStream.decode(block));
       pos = end + 2;
       if (ev) {
         this.#single++;
@@ -219,10 +267,11 @@ export class UpstreamEvents {
         if (left.length > 0) this.#ready = { head: left, body: rest };
         else if (rest.length > 0) this.#ready = { head: null, body: rest };
         const given = this.#handedOut;
-        // The events handed out stay one piece while each comes from what the last one left of it.
-        if (given === null) this.#handedOut = { data, from: start, ready: this.#ready };
+        // The events handed out stay one read's while each comes from what the last one left of it
+        // (from its head or, once that is used up, its body: an event completed across chunks first).
+        if (given === null) this.#handedOut = { data, from: start, body: rest, ready: this.#ready };
         else if (given !== false) {
-          if (given.ready !== null && x === given.ready && data === x.head) given.ready = this.#ready;
+          if (given.ready !== null && x === given.ready) given.ready = this.#ready;
           else this.#handedOut = false;
         }
         return [ev];
@@ -240,9 +289,9 @@ export class UpstreamEvents {
     const given = this.#handedOut;
     this.#handedOut = false;
     if (!given || this.#ready !== given.ready) return false;
-    // What followed the events: the rest of their piece (a part of `data.subarray(from)`), then the body.
+    // The events and what followed them: the rest of their part, then the body after that part.
     const events = given.data.subarray(given.from);
-    const body = given.ready?.body ?? EMPTY;
+    const body = given.body;
     this.#ready = body.length === 0 ? { head: null, body: events } : { head: events, body };
     return true;
   }

@@ -55,8 +55,8 @@ export class UpstreamSocket {
     private readonly socket: WebSocket,
     readonly accountId: string,
     private readonly idleMs: number,
-    /** The gateway's timers (a turn's idle deadline runs on them). */
-    private readonly timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
+    /** The gateway's clock and timers (a turn's idle deadline runs on them). */
+    private readonly timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
   ) {
     socket.onmessage = (e) => {
       const text = typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data as ArrayBuffer);
@@ -99,17 +99,25 @@ export class UpstreamSocket {
   }
 }
 
-/** The events of one turn on an upstream socket. */
+/**
+ * The events of one turn on an upstream socket. The idle deadline is one timer per turn, set at the
+ * first wait and moved on lazily (as `UpstreamEvents` does for HTTP): a wait starts it only when none
+ * is set, and a timer that fires early (frames came since) is set again for what is left, instead of
+ * a timer set and cleared for every frame.
+ */
 export class WsTurnEvents {
   #buffer: SseEvent[] = [];
-  #wake: (() => void) | null = null;
+  #wake: ((woke: boolean) => void) | null = null;
   #ended = false;
   #terminal = false;
+  #timer: TimerHandle | undefined;
+  /** When the pending wait began (-1: no wait pending). */
+  #waitingSince = -1;
 
   constructor(
     private readonly idleMs: number,
     private readonly onAbandon: () => void,
-    private readonly timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
+    private readonly timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
   ) {}
 
   /** True once the turn's terminal event arrived. */
@@ -121,13 +129,13 @@ export class WsTurnEvents {
     if (this.#ended || this.#terminal) return;
     this.#buffer.push(ev);
     if (ev.event && TERMINAL.has(ev.event)) this.#terminal = true;
-    this.#wake?.();
+    this.#wake?.(true);
   }
 
   /** The connection closed: the turn is over, whatever arrived. */
   end(): void {
     this.#ended = true;
-    this.#wake?.();
+    this.#wake?.(true);
   }
 
   async next(): Promise<SseEvent[] | null> {
@@ -137,15 +145,21 @@ export class WsTurnEvents {
         this.#buffer = [];
         return out;
       }
-      if (this.#ended || this.#terminal) return null;
-      let timer: TimerHandle | undefined;
+      if (this.#ended || this.#terminal) {
+        this.#disarm();
+        return null;
+      }
+      this.#waitingSince = this.timers.now();
+      this.#timer ??= this.timers.setTimeout(this.#onTimer, this.idleMs);
       const woke = await new Promise<boolean>((resolve) => {
-        this.#wake = () => resolve(true);
-        timer = this.timers.setTimeout(() => resolve(false), this.idleMs);
+        this.#wake = resolve;
       });
-      this.timers.clearTimeout(timer);
       this.#wake = null;
-      if (!woke) throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
+      this.#waitingSince = -1;
+      if (!woke) {
+        this.#disarm();
+        throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
+      }
     }
   }
 
@@ -154,7 +168,27 @@ export class WsTurnEvents {
     const abandoned = !this.#terminal && !this.#ended;
     this.#ended = true;
     this.#buffer = [];
-    this.#wake?.();
+    this.#disarm();
+    this.#wake?.(true);
     if (abandoned) this.onAbandon();
+  }
+
+  /** The deadline is the start of the pending wait plus `idleMs`; an early firing sets it again for the rest. */
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    if (this.#waitingSince < 0) return; // no wait pending: the next wait sets it
+    const waited = this.timers.now() - this.#waitingSince;
+    if (waited < this.idleMs) {
+      this.#timer = this.timers.setTimeout(this.#onTimer, this.idleMs - waited);
+      return;
+    }
+    this.#wake?.(false);
+  };
+
+  #disarm(): void {
+    if (this.#timer !== undefined) {
+      this.timers.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
   }
 }

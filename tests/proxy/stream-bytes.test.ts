@@ -307,4 +307,37 @@ describe("byte pass-through", () => {
     }
     expect(replayed).toBeGreaterThan(40);
   });
+
+  test("first events completed across chunks (a real backend's large response.created) are put back as bytes too", async () => {
+    const text = [
+      ev({ type: "response.created", response: { id: "r8", created_at: 1, instructions: "x".repeat(300) } }),
+      ev({
+        type: "response.in_progress",
+        response: { id: "r8", created_at: 1, instructions: "x".repeat(300) },
+      }),
+      ev({ type: "codex.rate_limits", rate_limits: { primary: { used_percent: 7 } } }),
+      delta("first"),
+      delta("é"),
+      ev({ type: "response.completed", response: { id: "r8", created_at: 1, usage: { output_tokens: 2 } } }),
+    ].join("");
+    const data = enc.encode(text);
+    const firstEnd = text.indexOf("\n\n") + 2;
+    // Cut anywhere inside the first event (the rest of the stream comes in the next chunk, whole).
+    // A first chunk of whole events only is another case: the events come from two reads, and
+    // those the attempt read from the first one go out re-encoded, as before.
+    for (let cut = 1; cut < firstEnd; cut++) {
+      const chunks = [data.subarray(0, cut), data.subarray(cut)];
+      for (const shaper of [() => codexShaper, responsesStreamShaper]) {
+        const viaEvents = await runOpened(chunks, shaper(), false);
+        const viaBytes = await runOpened(chunks, shaper(), true);
+        expect({ cut, ...viaBytes }).toEqual({ cut, ...viaEvents });
+      }
+      const probe = await opened(chunks, codexShaper, true, []);
+      const out = await probe!.stepBytes();
+      // Not re-encoded from the events first: the upstream's bytes, from the first event on.
+      expect({ cut, text: typeof out === "string" ? "text" : "bytes" }).toEqual({ cut, text: "bytes" });
+      const bytes = Buffer.concat(Array.isArray(out) ? out : [out as Uint8Array]);
+      expect(Buffer.compare(bytes, data.subarray(0, bytes.length))).toBe(0);
+    }
+  });
 });

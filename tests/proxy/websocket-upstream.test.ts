@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { ResponsesWS } from "openai/resources/responses/ws";
+import { FakeClock } from "../../src/core/clock.ts";
 import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 import { openWs, wsUrl } from "../support/ws-client.ts";
 
@@ -256,5 +257,44 @@ describe("openai SDK", () => {
     expect(last.body.previous_response_id).toBe(id);
     expect(last.connection).toBe(env.fake.requests.at(-2)!.connection);
     rws.close();
+  });
+});
+
+describe("an upstream WebSocket silent past the idle timeout", () => {
+  test("ends the turn with response.failed stream_idle_timeout, on the gateway's clock", async () => {
+    // The idle deadline runs on the gateway's clock: a gateway of its own on a FakeClock, moved
+    // 300 ms at a time until the turn ends (no wall-clock wait). The upstream sends the answer's
+    // first events, then nothing.
+    const clock = new FakeClock(Date.now());
+    const idle = await startProxyEnv({
+      clock,
+      accounts: [{ id: "i1" }],
+      env: { CODEX_LB_UPSTREAM_TRANSPORT: "websocket", CODEX_LB_STREAM_IDLE_TIMEOUT_SECONDS: "1" },
+    });
+    try {
+      idle.fake.script("chatgpt-i1", { kind: "silent" });
+      const ws = await openWs(wsUrl(idle.gw.url, "/backend-api/codex/responses"));
+      let frames: Json[] | null = null;
+      const turn = ws.turn(create([user("hi")]), 30_000).then((f) => {
+        frames = f;
+      });
+      // Nothing ends the turn before a whole second of silence on the gateway's clock.
+      expect(await eventually(() => idle.fake.requests.length === 1)).toBe(true);
+      await clock.advance(900);
+      await Bun.sleep(20);
+      expect(frames).toBeNull();
+      for (let i = 0; i < 50 && frames === null; i++) {
+        await clock.advance(300);
+        await Bun.sleep(5);
+      }
+      await turn;
+      const last = frames!.at(-1)!;
+      expect(last.type).toBe("response.failed");
+      expect((last.response as Json).error).toMatchObject({ code: "stream_idle_timeout" });
+      expect(frames!.some((f) => f.type === "response.created")).toBe(true);
+      ws.close();
+    } finally {
+      await idle.stop();
+    }
   });
 });
