@@ -202,19 +202,11 @@ export async function servePassthrough(upstream: string): Promise<void> {
 }
 
 /**
- * codex-lb with its real built-in plugins, request logging, API-key auth on and a key with a
- * (never reached) daily token limit; `accounts` accounts with long-lived tokens.
+ * The settings of a bench gateway (only real `CODEX_LB_*` names: the compiled binary refuses
+ * unknown ones), as environment variables for `codex-lb serve` or as `prepare`'s environment.
  */
-export async function serveGateway(upstream: string, accounts: number): Promise<void> {
-  const { boot, prepare } = await import("../src/cli/boot.ts");
-  const { createLogger, lineDestination } = await import("../src/core/logging.ts");
-  const { createApiKey } = await import("../src/access/api-keys/repository.ts");
-  const { mintTokens } = await import("../tests/fakes/jwt.ts");
-  const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
-  // Replicas on one PostgreSQL database (`bun run bench --postgres`) share the database and the key.
-  if (process.env.BENCH_KEY)
-    writeFileSync(join(dataDir, "encryption.key"), `${process.env.BENCH_KEY}\n`, { mode: 0o600 });
-  const env = {
+export function gatewayEnv(upstream: string, dataDir: string): Record<string, string> {
+  return {
     ...(process.env.BENCH_DATABASE_URL ? { CODEX_LB_DATABASE_URL: process.env.BENCH_DATABASE_URL } : {}),
     CODEX_LB_DATA_DIR: dataDir,
     CODEX_LB_HOST: "127.0.0.1",
@@ -238,6 +230,26 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     CODEX_LB_MAX_PENDING_CONNECTIONS_PER_ADDRESS: "100000",
     ...(process.env.BENCH_MAX_STREAMS ? { CODEX_LB_ACCOUNT_MAX_STREAMS: process.env.BENCH_MAX_STREAMS } : {}),
   };
+}
+
+/**
+ * codex-lb with its real built-in plugins, request logging, API-key auth on and a key with a
+ * (never reached) daily token limit; `accounts` accounts with long-lived tokens.
+ *
+ * `seedDir`: seeds that data directory (accounts, key), prints `KEY`, stops and exits without
+ * serving, for a compiled `codex-lb serve` started on it with {@link gatewayEnv} (the bench's
+ * binary row).
+ */
+export async function serveGateway(upstream: string, accounts: number, seedDir?: string): Promise<void> {
+  const { boot, prepare } = await import("../src/cli/boot.ts");
+  const { createLogger, lineDestination } = await import("../src/core/logging.ts");
+  const { createApiKey } = await import("../src/access/api-keys/repository.ts");
+  const { mintTokens } = await import("../tests/fakes/jwt.ts");
+  const dataDir = seedDir ?? mkdtempSync(join(tmpdir(), "codex-lb-bench-"));
+  // Replicas on one PostgreSQL database (`bun run bench --postgres`) share the database and the key.
+  if (process.env.BENCH_KEY)
+    writeFileSync(join(dataDir, "encryption.key"), `${process.env.BENCH_KEY}\n`, { mode: 0o600 });
+  const env = gatewayEnv(upstream, dataDir);
   const prepared = await prepare(env, dataDir);
   // Log lines are produced and written as in production (the same destination as stdout's), then discarded.
   const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "info", lineDestination("/dev/null"));
@@ -290,5 +302,9 @@ export async function serveGateway(upstream: string, accounts: number): Promise<
     now,
   );
   console.log(`KEY ${key}`);
+  if (seedDir) {
+    await running.shutdown();
+    process.exit(0);
+  }
   console.log(`PORT ${running.listening.port}`);
 }

@@ -19,6 +19,10 @@
  * the fake upstream, through codex-lb's WebSocket (upstream WebSocket too), and codex-lb's HTTP SSE
  * for the same answer, interleaved the same way.
  *
+ * The memory run also builds the compiled binary (scripts/build.ts, into a temp dir) and runs it as
+ * users do (`codex-lb serve`) as a third row; `--no-binary` leaves that row out. A proxy holds two
+ * sockets per stream, so the stream count is capped by the open-file limit (the row says so).
+ *
  * `bun run bench -- --no-memory` skips the memory run; `--only-memory` runs just it;
  * `--only-websocket` runs just the WebSocket table. `bun run bench -- --postgres` compares one gateway
  * on SQLite with three replicas on one PostgreSQL instead (scripts/bench-postgres.ts).
@@ -29,9 +33,18 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { cpuUs, type Listening as Proc, spawnListening, statusMb } from "./bench-proc.ts";
-import { LONG_MARKER, SLOW_MARKER, serveGateway, servePassthrough, serveUpstream } from "./bench-servers.ts";
+import {
+  gatewayEnv,
+  LONG_MARKER,
+  SLOW_MARKER,
+  serveGateway,
+  servePassthrough,
+  serveUpstream,
+} from "./bench-servers.ts";
 
 const role = process.argv[2] && !process.argv[2].startsWith("-") ? process.argv[2] : "main";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -438,23 +451,94 @@ async function streamClient(url: string, n: number, key: string): Promise<void> 
   console.log(JSON.stringify({ ok, errors, peak, seconds: (performance.now() - t0) / 1000 }));
 }
 
+/**
+ * The compiled binary as users run it (`codex-lb serve`, built by scripts/build.ts into a temp
+ * dir), on a data dir the source gateway seeded (`seed` role: the same account and key).
+ */
+async function startBinary(binary: string, upstream: Proc, env: Record<string, string>): Promise<Proc> {
+  const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-bin-"));
+  const seed = Bun.spawn(["bun", import.meta.path, "seed", upstream.url, "1", dataDir], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const key = /KEY (\S+)/.exec(await new Response(seed.stdout).text())?.[1];
+  if ((await seed.exited) !== 0 || !key) throw new Error("seeding the binary's data dir failed");
+  // A free port (the binary logs its port in a JSON line; a fixed one is simpler to wait for).
+  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = probe.port;
+  probe.stop(true);
+  const proc = Bun.spawn([binary, "serve"], {
+    cwd: dataDir,
+    // Only the binary's own settings (it refuses unknown CODEX_LB_* names); logs to /dev/null as the
+    // source gateway's do.
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: dataDir,
+      ...gatewayEnv(upstream.url, dataDir),
+      ...env,
+      CODEX_LB_PORT: String(port),
+    },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (i === 600 || proc.exitCode !== null) throw new Error("the binary did not start");
+    if (
+      await fetch(`${url}/health`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    await Bun.sleep(50);
+  }
+  return {
+    proc,
+    pid: proc.pid,
+    url,
+    key,
+    kill: async () => {
+      proc.kill("SIGTERM");
+      await Promise.race([proc.exited, Bun.sleep(5000)]);
+      proc.kill("SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Builds the binary with scripts/build.ts (its flags) into a temp dir; null (and a note) if that fails. */
+function buildBinary(): string | null {
+  const out = join(mkdtempSync(join(tmpdir(), "codex-lb-bench-build-")), "codex-lb");
+  const r = Bun.spawnSync(["bun", `${import.meta.dir}/build.ts`, out], { cwd: `${import.meta.dir}/..` });
+  if (r.exitCode === 0) return out;
+  console.error(`building the binary failed; no binary row:\n${r.stderr.toString()}`);
+  return null;
+}
+
 async function memory(upstream: Proc): Promise<void> {
   const rows = [
     ["streams", "target", "ran at once", "completed", "errors", "idle RSS MB", "peak RSS MB", "s"],
   ];
-  // Two sockets per stream in a proxy (client side, upstream side) must fit the fd limit.
+  // A proxy holds two sockets per stream (client side, upstream side), so the streams it can run
+  // are bounded by the open-file limit, which only a privileged process can raise past the hard
+  // one (`ulimit -Hn`); 100 descriptors are left for the rest (a gateway uses about 15 idle).
   const fdLimit = Number(
     /Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? 1024,
   );
+  const binary = process.argv.includes("--no-binary") ? null : buildBinary();
+  const targets = ["pass-through", "codex-lb", ...(binary ? ["codex-lb binary"] : [])] as const;
   for (const wanted of STREAMS) {
-    const n = Math.min(wanted, Math.floor((fdLimit - 500) / 2));
+    const n = Math.min(wanted, Math.floor((fdLimit - 100) / 2));
     // Bun's fetch runs at most 256 requests at once unless told otherwise, in every process.
     const env = { BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, n + 256)) };
-    for (const name of ["pass-through", "codex-lb"] as const) {
+    for (const name of targets) {
       const proxy =
         name === "pass-through"
           ? await spawnRole("passthrough", [upstream.url], env)
-          : await spawnRole("gateway", [upstream.url, "1"], { ...env, BENCH_MAX_STREAMS: String(n + 10) });
+          : name === "codex-lb"
+            ? await spawnRole("gateway", [upstream.url, "1"], { ...env, BENCH_MAX_STREAMS: String(n + 10) })
+            : await startBinary(binary!, upstream, { ...env, CODEX_LB_ACCOUNT_MAX_STREAMS: String(n + 10) });
       try {
         const url = name === "pass-through" ? `${proxy.url}/` : `${proxy.url}/backend-api/codex/responses`;
         await Bun.sleep(200);
@@ -474,7 +558,7 @@ async function memory(upstream: Proc): Promise<void> {
         client.kill();
         const s = JSON.parse(out || '{"ok":0,"errors":-1,"peak":0,"seconds":0}') as Record<string, number>;
         rows.push([
-          n === wanted ? String(n) : `${n} (of ${wanted}: fd limit ${fdLimit})`,
+          n === wanted ? String(n) : `${n} (of ${wanted}: open-file limit ${fdLimit})`,
           name,
           String(s.peak),
           String(s.ok),
@@ -488,8 +572,9 @@ async function memory(upstream: Proc): Promise<void> {
       }
     }
   }
+  if (binary) rmSync(join(binary, ".."), { recursive: true, force: true });
   console.log(
-    `\nConcurrent slow streams (${process.env.BENCH_SLOW_SECONDS ?? 10} events 1 s apart each), fresh proxy processes:\n${table(rows)}`,
+    `\nConcurrent slow streams (${process.env.BENCH_SLOW_SECONDS ?? 10} events 1 s apart each), fresh proxy processes (codex-lb: from source as the other tables; codex-lb binary: \`codex-lb serve\` built by scripts/build.ts):\n${table(rows)}`,
   );
 }
 
@@ -593,6 +678,8 @@ async function main(): Promise<void> {
 if (role === "upstream") await serveUpstream();
 else if (role === "passthrough") await servePassthrough(process.argv[3]!);
 else if (role === "gateway") await serveGateway(process.argv[3]!, Number(process.argv[4] ?? 1));
+else if (role === "seed")
+  await serveGateway(process.argv[3]!, Number(process.argv[4] ?? 1), process.argv[5]!);
 else if (role === "stream-client")
   await streamClient(process.argv[3]!, Number(process.argv[4]), process.argv[5]!);
 else if (process.argv.includes("--postgres")) await (await import("./bench-postgres.ts")).benchPostgres();

@@ -9,7 +9,7 @@
  */
 import { type AccountAction, definePlugin, type EpochMs } from "../../src/plugin-api.ts";
 import { LeasePool } from "./leases.ts";
-import { selectAccount } from "./select.ts";
+import { type SelectDeps, selectAccount } from "./select.ts";
 
 export default definePlugin({
   name: "codex-lb.balancing",
@@ -26,18 +26,27 @@ export default definePlugin({
 
     // Round-robin memory: per process, lost on restart (a restart only resets the rotation).
     const lastSelected = new Map<string, EpochMs>();
-    ctx.on("account.select", (e) =>
-      selectAccount(e, {
-        sticky: ctx.services.sticky,
-        settings: ctx.services.runtimeSettings,
-        inFlight: (id) => leases.inFlight(id),
-        atCap: (cap) => leases.atCap(cap),
-        maxStreams: () => ctx.settings.accountMaxStreams,
-        lastSelected,
-        fallbackStrategy: ctx.settings.routingStrategy,
-        log: ctx.log,
-      }),
-    );
+    // Made once, not per request: the getters read the services and settings at each use, as the
+    // object built per request did.
+    const deps: SelectDeps = {
+      get sticky() {
+        return ctx.services.sticky;
+      },
+      get settings() {
+        return ctx.services.runtimeSettings;
+      },
+      inFlight: (id) => leases.inFlight(id),
+      atCap: (cap) => leases.atCap(cap),
+      maxStreams: () => ctx.settings.accountMaxStreams,
+      lastSelected,
+      get fallbackStrategy() {
+        return ctx.settings.routingStrategy;
+      },
+      get log() {
+        return ctx.log;
+      },
+    };
+    ctx.on("account.select", (e) => selectAccount(e, deps));
 
     ctx.on("request.completed", (e) => {
       const a = e.account;

@@ -123,8 +123,9 @@ export function createAccessControl(opts: {
             db: store.db,
             runtimeSettings,
             headers: request.headers,
-            path: url.pathname.replace(/\/+$/, ""),
-            local: isLocal(request, who.peerIp, url),
+            path: withoutTrailingSlashes(url.pathname),
+            // Only asked when no key is required: no locality check per keyed request.
+            local: () => isLocal(request, who.peerIp, url),
             now: clock(),
             cache: keyStates,
           });
@@ -143,4 +144,9 @@ export function createAccessControl(opts: {
       await pruneReservations(store.db, clock());
     },
   };
+}
+
+/** `path` without its trailing slashes (the regex only when there is one to drop). */
+function withoutTrailingSlashes(path: string): string {
+  return path.endsWith("/") ? path.replace(/\/+$/, "") : path;
 }

@@ -67,8 +67,11 @@ export async function admitApiKey(opts: {
   readonly runtimeSettings: RuntimeSettingsReader;
   readonly headers: Headers;
   readonly path: string;
-  /** The request comes from this machine (see `isLocalRequest`). */
-  readonly local: boolean;
+  /**
+   * Whether the request comes from this machine (see `isLocalRequest`); asked only when no key is
+   * required (with `apiKeyAuthEnabled` on, the usual case, the check is not worked out at all).
+   */
+  readonly local: boolean | (() => boolean);
   readonly now: number;
   /** Remembers which record a presented key resolved to (see KeyStateCache). */
   readonly cache?: KeyStateCache;
@@ -84,7 +87,7 @@ export async function admitApiKey(opts: {
       );
     return (await validKey(db, presented, now, cache)).id;
   }
-  if (!local) {
+  if (!(typeof local === "function" ? local() : local)) {
     throw new GatewayError(
       "invalid_api_key",
       "API key authentication is off, so only clients on this machine may use the proxy; an admin must enable apiKeyAuthEnabled to serve remote clients",
