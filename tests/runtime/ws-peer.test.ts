@@ -95,3 +95,115 @@ describe("WebSocket peer: frames sent in one event-loop turn go out together", (
     await stop;
   });
 });
+
+/** The text frames in `bytes` (a server's unmasked frames), and whether a close frame followed. */
+function parseFrames(bytes: Buffer): { texts: string[]; rest: number } {
+  const texts: string[] = [];
+  let at = 0;
+  while (at + 2 <= bytes.length) {
+    let len = bytes[at + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      if (at + 4 > bytes.length) break;
+      len = bytes.readUInt16BE(at + 2);
+      head = 4;
+    } else if (len === 127) {
+      if (at + 10 > bytes.length) break;
+      len = Number(bytes.readBigUInt64BE(at + 2));
+      head = 10;
+    }
+    if (at + head + len > bytes.length) break;
+    if ((bytes[at]! & 0x0f) === 1) texts.push(bytes.subarray(at + head, at + head + len).toString());
+    at += head + len;
+  }
+  return { texts, rest: bytes.length - at };
+}
+
+describe("WebSocket peer: a client that does not read", () => {
+  /** A server whose socket, on any message, sends `turns` event-loop turns of `perTurn` ~1 KB frames. */
+  function flooding(turns: number, perTurn: number, closed: (code: number) => void) {
+    return listen(() => {
+      let peer: WsPeer | null = null;
+      let open = true;
+      const session: WsSession = {
+        open: (p) => {
+          peer = p;
+        },
+        message: () => {
+          let i = 0;
+          const turn = () => {
+            if (!open) return;
+            for (let k = 0; k < perTurn; k++) peer!.send(JSON.stringify({ i: i++, pad: "z".repeat(1000) }));
+            if (i < turns * perTurn) setImmediate(turn);
+          };
+          turn();
+        },
+        close: (code) => {
+          open = false;
+          closed(code);
+        },
+      };
+      return { headers: new Headers(), session };
+    }, opts);
+  }
+
+  test("is closed once past the backpressure limit, never kept open with frames dropped", async () => {
+    const { connect } = await import("node:net");
+    let sessionClosed!: (code: number) => void;
+    const sessionCode = new Promise<number>((r) => (sessionClosed = r));
+    // 40,000 frames of ~1 KB: ten times the limit, far past what the kernel buffers on loopback.
+    const listening = flooding(400, 100, (code) => sessionClosed(code));
+    try {
+      const chunks: Buffer[] = [];
+      const ended = new Promise<void>((resolve) => {
+        const s = connect(listening.port, "127.0.0.1", () => {
+          // A masked text frame "go" after the upgrade request; then the client stops reading.
+          const mask = Buffer.from([1, 2, 3, 4]);
+          const payload = Buffer.from("go").map((b, j) => b ^ mask[j % 4]!);
+          s.write(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+          );
+          s.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload]));
+          s.pause();
+        });
+        s.on("data", (d: Buffer) => chunks.push(d));
+        s.on("error", () => {});
+        s.on("close", () => resolve());
+        // Once the server gave up on it, read what did arrive: the connection must end.
+        void sessionCode.then(() => s.resume());
+      });
+      // The session hears the socket closed (1006: no close frame can reach a client not reading).
+      expect(await sessionCode).toBe(1006);
+      await ended;
+      const all = Buffer.concat(chunks);
+      const body = all.subarray(all.indexOf("\r\n\r\n") + 4);
+      const got = parseFrames(body).texts.map((t) => (JSON.parse(t) as { i: number }).i);
+      // What arrived is a gapless prefix of what was sent, short of the whole.
+      expect(got.length).toBeGreaterThan(0);
+      expect(got.length).toBeLessThan(40_000);
+      expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i));
+    } finally {
+      await listening.close(0);
+    }
+  });
+
+  test("a client that reads gets every frame of a turn larger than the limit", async () => {
+    const codes: number[] = [];
+    // 6,000 frames of ~1 KB (6 MB, over the 4 MiB limit) across 60 event-loop turns.
+    const listening = flooding(60, 100, (code) => codes.push(code));
+    try {
+      const client = await openWs(`ws://127.0.0.1:${listening.port}/`);
+      client.send("go");
+      const got: number[] = [];
+      for (let i = 0; i < 6000; i++) got.push((await client.next()).i as number);
+      expect(got).toEqual(Array.from({ length: 6000 }, (_, i) => i));
+      expect(codes).toEqual([]);
+      client.close();
+      expect((await client.closed).code).toBe(1005);
+      expect(codes).toEqual([1005]);
+    } finally {
+      await listening.close(0);
+    }
+  });
+});

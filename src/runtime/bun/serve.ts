@@ -18,6 +18,13 @@ import type { Socket } from "node:net";
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { WsAccept, WsPeer, WsSession } from "../../core/websocket.ts";
 
+/**
+ * Bytes a Responses WebSocket may have waiting for a client that does not read them (Bun's
+ * `backpressureLimit`); past it the socket is closed (1006 on both sides: a close frame could not
+ * reach a client that does not read), never kept open with frames dropped.
+ */
+export const WS_BACKPRESSURE_LIMIT_BYTES = 4 * 1024 * 1024;
+
 export interface Listening {
   readonly host: string;
   readonly port: number;
@@ -118,6 +125,12 @@ export function listen(
       // Clients' requests may come compressed (the Codex CLI's long histories); events go out
       // uncompressed: they are small, and deflating each one costs more CPU than the proxying.
       perMessageDeflate: { compress: false, decompress: true },
+      // A client that reads too slowly: past this many bytes waiting for it, the socket is closed
+      // (the session sees 1006 and ends its turn) instead of Bun's default, which keeps the socket
+      // open and drops the frames sent past its 16 MB (the client would get a turn with events
+      // missing and no error, and each such socket would hold 16 MB).
+      backpressureLimit: WS_BACKPRESSURE_LIMIT_BYTES,
+      closeOnBackpressureLimit: true,
       open(ws) {
         const peer = batchedPeer(ws);
         sockets.set(ws, peer);
@@ -317,10 +330,17 @@ function batchedPeer(ws: ServerWebSocket<WsSession>): WsPeer {
     const frames = queue;
     queue = null;
     if (frames === null) return;
-    if (frames.length === 1) ws.send(frames[0]!);
-    else
+    // `send` answers 0 for a frame dropped (the client is past the backpressure limit): the socket
+    // is being closed then; never send past a dropped frame (nor leave it open, should Bun not close it).
+    if (frames.length === 1) {
+      if (ws.send(frames[0]!) === 0) ws.terminate();
+    } else
       ws.cork(() => {
-        for (const f of frames) ws.send(f);
+        for (const f of frames)
+          if (ws.send(f) === 0) {
+            ws.terminate();
+            return;
+          }
       });
   };
   return {
