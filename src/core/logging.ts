@@ -154,8 +154,13 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 export const ACCESS_LINES_DELAY_MS = 100;
 /** …or until about this many bytes of them wait. */
 export const ACCESS_LINES_BATCH = 4096;
+/**
+ * The message of an access line (one per request, `log.info(fields, ACCESS_MESSAGE)`): what makes a
+ * line one for {@link lineDestination}, which writes access lines behind in batches.
+ */
+export const ACCESS_MESSAGE = "request";
 /** How every access line ends, whichever way it was built (`fastLine` or pino's own serialisation). */
-const ACCESS_TAIL = '"msg":"request"}\n';
+const ACCESS_TAIL = `"msg":${JSON.stringify(ACCESS_MESSAGE)}}\n`;
 
 /** A {@link lineDestination}'s state: its file, the access lines waiting, whether it was closed. */
 interface LineSink {
@@ -169,6 +174,8 @@ interface LineSink {
 const lineSinks = new WeakMap<object, LineSink>();
 /** Sinks not closed yet: what is still waiting is written synchronously if the process exits. */
 const openSinks = new Set<LineSink>();
+/** Whether {@link writeOnExit} listens to the process's `exit` (it writes every open sink). */
+let exitHooked = false;
 
 function writePending(sink: LineSink): void {
   if (sink.timer !== null) {
@@ -188,7 +195,9 @@ function writePending(sink: LineSink): void {
  * a hand-off to a thread and a wake-up of the event loop per request (about 90–150 µs of CPU per
  * request at one connection, `bun /tmp` A/B of `scripts/bench.ts gateway`). Every other line is
  * written at once, after the access lines waiting (the order of lines is kept). {@link closeLog}
- * writes what waits; so does a process that exits (`process.exit`, the end of the event loop); a
+ * writes what waits; so does a process that exits (`process.exit`, the end of the event loop),
+ * except the one asynchronous write in flight then (the exit does not wait for its thread, and
+ * SonicBoom's `flushSync` does not redo it: that could write its lines twice), which may be lost; a
  * process killed outright (`kill -9`) loses the access lines of its last 100 ms.
  */
 export function lineDestination(dest: number | string): DestinationStream {
@@ -221,7 +230,11 @@ export function lineDestination(dest: number | string): DestinationStream {
     },
   };
   lineSinks.set(stream, sink);
-  if (openSinks.size === 0) process.on("exit", writeOnExit);
+  // Once per process, however often the open sinks empty (closeLog) and fill again.
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on("exit", writeOnExit);
+  }
   openSinks.add(sink);
   return stream;
 }

@@ -33,7 +33,7 @@ import type { Admit } from "../access/admission.ts";
 import { requireJsonContentType } from "../access/csrf.ts";
 import { authorizeProxyRequest } from "../access/index.ts";
 import { GatewayError } from "../core/errors.ts";
-import { emailHash } from "../core/logging.ts";
+import { ACCESS_MESSAGE, emailHash } from "../core/logging.ts";
 import type { RequestInfo } from "../core/request-info.ts";
 import type { AccountSnapshot, EpochMs } from "../core/types.ts";
 import { type AttemptTrace, type OpenStream, openUpstream } from "./attempt.ts";
@@ -393,7 +393,7 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
   // this turn are out: a stream's last bytes would otherwise wait for it. The log row (a response's
   // owner, the key's reservation settled) and `request.completed` come first, as before.
   ctx.proxy.afterAnswer(() => {
-    deps.log.info(accessLine(ctx, facts), "request");
+    deps.log.info(accessLine(ctx, facts), ACCESS_MESSAGE);
     observeFinished(deps, {
       ...facts,
       family: ctx.family,

@@ -7,7 +7,13 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ACCESS_LINES_BATCH, closeLog, createLogger, lineDestination } from "../../src/core/logging.ts";
+import {
+  ACCESS_LINES_BATCH,
+  ACCESS_MESSAGE,
+  closeLog,
+  createLogger,
+  lineDestination,
+} from "../../src/core/logging.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "codex-lb-logdest-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -103,4 +109,18 @@ process.exit(0);
     .filter(Boolean)
     .map((l) => (JSON.parse(l) as { requestId: string }).requestId);
   expect(ids).toEqual(["x0", "x1", "x2"]);
+});
+
+test("opening and closing destinations again and again adds no exit listener after the first", async () => {
+  const counts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    // Each round empties the open destinations (closeLog) and fills them again.
+    const { log, msgs } = logToFile();
+    counts.push(process.listenerCount("exit"));
+    // The pipeline's access message is the one the destination holds back and writes on close.
+    log.info({ requestId: `r${i}`, status: 200 }, ACCESS_MESSAGE);
+    await closeLog(log);
+    expect(msgs()).toEqual([ACCESS_MESSAGE]);
+  }
+  expect(new Set(counts).size).toBe(1);
 });
