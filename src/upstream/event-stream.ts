@@ -10,7 +10,8 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { IdleDeadline } from "./idle-deadline.ts";
 import { MAX_EVENT_CHARS, parseBlock, type SseEvent, SseReader } from "./sse.ts";
 
 export class StreamIdleTimeout extends Error {
@@ -133,10 +134,8 @@ export class UpstreamEvents {
   /** Some byte has been seen (a byte-order mark is only stripped before the first). */
   #started = false;
   #done = false;
-  /** The idle deadline: one timer per stream, moved on lazily (see #onTimer). */
-  #timer: TimerHandle | undefined;
-  /** When the pending read began (-1: no read pending). */
-  #waitingSince = -1;
+  /** The idle deadline over the reads: one timer per stream, moved on lazily. */
+  readonly #deadline: IdleDeadline;
   #idle = false;
   /** Whole events read but not handed out yet (next() hands out the first events one by one). */
   #ready: EventBytes | null = null;
@@ -163,9 +162,10 @@ export class UpstreamEvents {
     body: ReadableStream<Uint8Array>,
     private readonly idleMs: number,
     /** The gateway's clock and timers (the idle deadline runs on them). */
-    private readonly timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
+    timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
   ) {
     this.#reader = body.getReader();
+    this.#deadline = new IdleDeadline(idleMs, timers, this.#expire);
   }
 
   /**
@@ -299,52 +299,34 @@ export class UpstreamEvents {
   /** Stops reading and releases the upstream body (the caller aborts the fetch as well). */
   cancel(reason?: unknown): void {
     this.#done = true;
-    this.#disarm();
+    this.#deadline.disarm();
     this.#reader.cancel(reason).catch(() => {});
   }
 
   async #read(): Promise<Uint8Array | null> {
-    this.#waitingSince = this.timers.now();
-    if (this.#timer === undefined) this.#timer = this.timers.setTimeout(this.#onTimer, this.idleMs);
+    this.#deadline.begin();
     let r: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
     try {
       r = await this.#reader.read();
     } finally {
-      this.#waitingSince = -1;
+      this.#deadline.end();
     }
     if (this.#idle) throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
     if (r.done) {
       this.#done = true;
-      this.#disarm();
+      this.#deadline.disarm();
       return null;
     }
     return r.value;
   }
 
-  /**
-   * The idle deadline is the start of the pending read plus `idleMs`. The timer is not moved on
-   * every chunk: when it fires early (reads happened since), it is set again for what is left.
-   */
-  readonly #onTimer = (): void => {
-    this.#timer = undefined;
-    if (this.#done || this.#waitingSince < 0) return; // no read pending: the next read sets it
-    const waited = this.timers.now() - this.#waitingSince;
-    if (waited < this.idleMs) {
-      this.#timer = this.timers.setTimeout(this.#onTimer, this.idleMs - waited);
-      return;
-    }
+  /** The pending read lasted `idleMs`: it is ended (as done); #read then reports the idle timeout. */
+  readonly #expire = (): void => {
+    if (this.#done) return;
     this.#idle = true;
     this.#done = true;
-    // Ends the pending read (as done); #read then reports the idle timeout.
     this.#reader.cancel(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)).catch(() => {});
   };
-
-  #disarm(): void {
-    if (this.#timer !== undefined) {
-      this.timers.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-  }
 
   #keep(bytes: Uint8Array): void {
     this.#tail.push(bytes);

@@ -8,8 +8,9 @@
  *
  * @module
  */
-import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { StreamIdleTimeout } from "./event-stream.ts";
+import { IdleDeadline } from "./idle-deadline.ts";
 import type { SseEvent } from "./sse.ts";
 
 const TERMINAL = new Set(["response.completed", "response.failed", "response.incomplete", "error"]);
@@ -100,25 +101,23 @@ export class UpstreamSocket {
 }
 
 /**
- * The events of one turn on an upstream socket. The idle deadline is one timer per turn, set at the
- * first wait and moved on lazily (as `UpstreamEvents` does for HTTP): a wait starts it only when none
- * is set, and a timer that fires early (frames came since) is set again for what is left, instead of
- * a timer set and cleared for every frame.
+ * The events of one turn on an upstream socket. The idle deadline is one timer per turn, moved on
+ * lazily ({@link IdleDeadline}, as `UpstreamEvents` does for HTTP), not set and cleared per frame.
  */
 export class WsTurnEvents {
   #buffer: SseEvent[] = [];
   #wake: ((woke: boolean) => void) | null = null;
   #ended = false;
   #terminal = false;
-  #timer: TimerHandle | undefined;
-  /** When the pending wait began (-1: no wait pending). */
-  #waitingSince = -1;
+  readonly #deadline: IdleDeadline;
 
   constructor(
     private readonly idleMs: number,
     private readonly onAbandon: () => void,
-    private readonly timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
-  ) {}
+    timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = systemClock,
+  ) {
+    this.#deadline = new IdleDeadline(idleMs, timers, () => this.#wake?.(false));
+  }
 
   /** True once the turn's terminal event arrived. */
   get terminal(): boolean {
@@ -132,9 +131,10 @@ export class WsTurnEvents {
     this.#wake?.(true);
   }
 
-  /** The connection closed: the turn is over, whatever arrived. */
+  /** The connection closed: the turn is over, whatever arrived (no wait will need the deadline). */
   end(): void {
     this.#ended = true;
+    this.#deadline.disarm();
     this.#wake?.(true);
   }
 
@@ -146,18 +146,17 @@ export class WsTurnEvents {
         return out;
       }
       if (this.#ended || this.#terminal) {
-        this.#disarm();
+        this.#deadline.disarm();
         return null;
       }
-      this.#waitingSince = this.timers.now();
-      this.#timer ??= this.timers.setTimeout(this.#onTimer, this.idleMs);
+      this.#deadline.begin();
       const woke = await new Promise<boolean>((resolve) => {
         this.#wake = resolve;
       });
       this.#wake = null;
-      this.#waitingSince = -1;
+      this.#deadline.end();
       if (!woke) {
-        this.#disarm();
+        this.#deadline.disarm();
         throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
       }
     }
@@ -168,27 +167,8 @@ export class WsTurnEvents {
     const abandoned = !this.#terminal && !this.#ended;
     this.#ended = true;
     this.#buffer = [];
-    this.#disarm();
+    this.#deadline.disarm();
     this.#wake?.(true);
     if (abandoned) this.onAbandon();
-  }
-
-  /** The deadline is the start of the pending wait plus `idleMs`; an early firing sets it again for the rest. */
-  readonly #onTimer = (): void => {
-    this.#timer = undefined;
-    if (this.#waitingSince < 0) return; // no wait pending: the next wait sets it
-    const waited = this.timers.now() - this.#waitingSince;
-    if (waited < this.idleMs) {
-      this.#timer = this.timers.setTimeout(this.#onTimer, this.idleMs - waited);
-      return;
-    }
-    this.#wake?.(false);
-  };
-
-  #disarm(): void {
-    if (this.#timer !== undefined) {
-      this.timers.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
   }
 }
