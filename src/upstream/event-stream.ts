@@ -91,6 +91,16 @@ function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean 
 }
 
 /**
+ * `framedLineEnd` (sse.ts) on an event's bytes: where its `event:` line ends when the block is one
+ * `event: ` line then one `data: ` line, else -1 (tests/upstream/framing.test.ts checks they agree).
+ */
+export function framedLineEndBytes(block: Uint8Array): number {
+  if (!startsWith(block, 0, EVENT_LINE)) return -1;
+  const nl = indexOf.call(block, LF, 7);
+  return nl >= 0 && startsWith(block, nl + 1, DATA_LINE) && indexOf.call(block, LF, nl + 7) < 0 ? nl : -1;
+}
+
+/**
  * The event of `block` (an event's bytes before its blank line) when it has the backend's own
  * framing, one `event:` line then one `data:` line, else null (then {@link parseBlock} reads its
  * decoded text). Its `data` and `raw` are decoded when first read: the first events the attempt
@@ -101,9 +111,8 @@ function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean 
  * character, so each part decodes alone as it does in the whole.
  */
 function framedEvent(block: Uint8Array): SseEvent | null {
-  if (!startsWith(block, 0, EVENT_LINE)) return null;
-  const nl = indexOf.call(block, LF, 7);
-  if (nl < 0 || !startsWith(block, nl + 1, DATA_LINE) || indexOf.call(block, LF, nl + 7) >= 0) return null;
+  const nl = framedLineEndBytes(block);
+  if (nl < 0) return null;
   let data: string | undefined;
   let raw: string | undefined;
   return {

@@ -109,15 +109,23 @@ export class SseReader {
   }
 }
 
+/**
+ * Where the `event:` line of `block` ends when the block has the backend's own framing, one
+ * `event: ` line then one `data: ` line (and nothing else), else -1. The same rule as
+ * `framedLineEndBytes` in `event-stream.ts` on the block's bytes (tests/upstream/framing.test.ts
+ * checks they agree).
+ */
+export function framedLineEnd(block: string): number {
+  if (!block.startsWith("event: ")) return -1;
+  const nl = block.indexOf("\n", 7);
+  return nl >= 0 && block.startsWith("data: ", nl + 1) && block.indexOf("\n", nl + 7) < 0 ? nl : -1;
+}
+
 /** One event block (the text before its blank line, `\n` line ends) as an event, or null when it has no field. */
 export function parseBlock(block: string): SseEvent | null {
   // Fast path for the backend's own framing, one `event:` line then one `data:` line.
-  if (block.startsWith("event: ")) {
-    const nl = block.indexOf("\n");
-    if (nl > 0 && block.startsWith("data: ", nl + 1) && block.indexOf("\n", nl + 1) < 0) {
-      return { event: block.slice(7, nl), data: block.slice(nl + 7), raw: `${block}\n\n` };
-    }
-  }
+  const nl = framedLineEnd(block);
+  if (nl >= 0) return { event: block.slice(7, nl), data: block.slice(nl + 7), raw: `${block}\n\n` };
   let event: string | null = null;
   let data: string[] | null = null;
   let any = false;
