@@ -11,14 +11,9 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import { cpuUs, spawnListening } from "./bench-proc.ts";
+import { cpuUs, pairCheckouts, startPair } from "./bench-proc.ts";
 
-const [a, b] = process.argv.slice(2).map((p) => resolve(p));
-if (!a || !b) {
-  console.error("usage: bun scripts/bench-c1-pair.ts <checkout A> <checkout B>");
-  process.exit(2);
-}
+const [a, b] = pairCheckouts("bun scripts/bench-c1-pair.ts <checkout A> <checkout B>");
 const N = Number(process.env.PAIR_N ?? 15000);
 const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
 const BIG = JSON.stringify({
@@ -32,15 +27,8 @@ const BIG = JSON.stringify({
 });
 const body = process.env.PAIR_BODY === "big" ? BIG : SHORT;
 
-function spawnRole(root: string, args: string[]) {
-  return spawnListening(["bun", `${root}/scripts/bench.ts`, ...args]);
-}
-
-const upstream = await spawnRole(a, ["upstream"]);
-const gateways = [
-  await spawnRole(a, ["gateway", upstream.url, "1"]),
-  await spawnRole(b, ["gateway", upstream.url, "1"]),
-];
+const pair = await startPair(a, b);
+const gateways = pair.gateways;
 try {
   const one = async (g: (typeof gateways)[number]) => {
     const t = performance.now();
@@ -66,8 +54,5 @@ try {
   console.log(`B ${b}: p50 ${median(lat[1]).toFixed(3)} ms, CPU ${cpu[1]!.toFixed(0)} µs/request`);
   console.log(`B − A, median of ${N} pairs: ${(median(diff) * 1000).toFixed(1)} µs`);
 } finally {
-  for (const p of [...gateways, upstream]) {
-    p.proc.kill("SIGTERM");
-    await p.proc.exited;
-  }
+  await pair.kill();
 }

@@ -9,28 +9,16 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import { cpuUs, spawnListening } from "./bench-proc.ts";
+import { cpuUs, pairCheckouts, startPair } from "./bench-proc.ts";
 
-const [a, b] = process.argv.slice(2).map((p) => resolve(p));
-if (!a || !b) {
-  console.error("usage: bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
-  process.exit(2);
-}
+const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
 const CONNS = Number(process.env.PAIR_CONNS ?? 32);
 const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
 const body = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
 
-function spawnRole(root: string, args: string[]) {
-  return spawnListening(["bun", `${root}/scripts/bench.ts`, ...args]);
-}
-
-const upstream = await spawnRole(a, ["upstream"]);
-const gateways = [
-  await spawnRole(a, ["gateway", upstream.url, "1"]),
-  await spawnRole(b, ["gateway", upstream.url, "1"]),
-];
+const pair = await startPair(a, b);
+const gateways = pair.gateways;
 try {
   const one = async (g: (typeof gateways)[number]) => {
     const t = performance.now();
@@ -67,8 +55,5 @@ try {
     });
   }
 } finally {
-  for (const p of [...gateways, upstream]) {
-    p.proc.kill("SIGTERM");
-    await p.proc.exited;
-  }
+  await pair.kill();
 }

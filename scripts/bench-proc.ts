@@ -6,6 +6,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 
 const TICK_US = 1e6 / 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s on Linux
 
@@ -44,15 +45,28 @@ export async function spawnListening(
     env: opts.env ?? process.env,
     cwd: opts.cwd,
   });
+  const kill = async () => {
+    proc.kill("SIGTERM");
+    await Promise.race([proc.exited, Bun.sleep(5000)]);
+    proc.kill("SIGKILL");
+  };
   const reader = proc.stdout.getReader();
   const name = cmd.slice(1).join(" ");
   let buf = "";
   const deadline = performance.now() + 60_000;
-  while (!/PORT (\d+)/.test(buf)) {
-    if (performance.now() > deadline) throw new Error(`${name} did not start`);
-    const r = await reader.read();
-    if (r.done) throw new Error(`${name} exited before listening`);
-    buf += new TextDecoder().decode(r.value);
+  try {
+    while (!/PORT (\d+)/.test(buf)) {
+      const r = await Promise.race([
+        reader.read(),
+        Bun.sleep(Math.max(0, deadline - performance.now())).then(() => null),
+      ]);
+      if (r === null) throw new Error(`${name} did not start`);
+      if (r.done) throw new Error(`${name} exited before listening`);
+      buf += new TextDecoder().decode(r.value);
+    }
+  } catch (e) {
+    await kill(); // no orphan when it does not come up
+    throw e;
   }
   reader.releaseLock();
   return {
@@ -60,10 +74,56 @@ export async function spawnListening(
     pid: proc.pid,
     url: `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`,
     key: /KEY (\S+)/.exec(buf)?.[1] ?? null,
-    kill: async () => {
-      proc.kill("SIGTERM");
-      await Promise.race([proc.exited, Bun.sleep(5000)]);
-      proc.kill("SIGKILL");
-    },
+    kill,
   };
+}
+
+/**
+ * The two checkouts a pair script (bench-c1-pair, bench-c64-pair, bench-ws-pair) compares, from
+ * its arguments, as absolute paths; without both, prints `usage: <usage>` and exits with 2.
+ */
+export function pairCheckouts(usage: string): [string, string] {
+  const [a, b] = process.argv.slice(2).map((p) => resolve(p));
+  if (!a || !b) {
+    console.error(`usage: ${usage}`);
+    process.exit(2);
+  }
+  return [a, b];
+}
+
+/** Starts a role of the checkout at `root` (`bun [bunFlags] <root>/scripts/bench.ts <args>`). */
+export function spawnCheckoutRole(root: string, args: string[], bunFlags: string[] = []): Promise<Listening> {
+  return spawnListening(["bun", ...bunFlags, `${root}/scripts/bench.ts`, ...args]);
+}
+
+/** A pair script's processes: A's fake upstream and a gateway role of each checkout in front of it. */
+export interface Pair {
+  readonly upstream: Listening;
+  readonly gateways: [Listening, Listening];
+  /** Stops all three (gateways first). */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts A's `upstream` role, then A's and B's `gateway` role (one account) in front of it; if any
+ * start fails, the ones already started are stopped before the error is thrown. `bFlags` are bun
+ * flags for gateway B (e.g. `--cpu-prof`).
+ */
+export async function startPair(a: string, b: string, bFlags: string[] = []): Promise<Pair> {
+  const started: Listening[] = [];
+  const kill = async () => {
+    for (const p of started.reverse()) await p.kill();
+  };
+  try {
+    const upstream = await spawnCheckoutRole(a, ["upstream"]);
+    started.push(upstream);
+    const ga = await spawnCheckoutRole(a, ["gateway", upstream.url, "1"]);
+    started.push(ga);
+    const gb = await spawnCheckoutRole(b, ["gateway", upstream.url, "1"], bFlags);
+    started.push(gb);
+    return { upstream, gateways: [ga, gb], kill };
+  } catch (e) {
+    await kill();
+    throw e;
+  }
 }

@@ -1,26 +1,27 @@
 /**
  * `bun scripts/bench-ws-pair.ts <checkout A> <checkout B>`: CPU per Responses WebSocket turn of two
- * gateways at the same moments, on 127.0.0.1 only. Each checkout's `scripts/bench.ts gateway` role
- * (key auth with a limit, request logs, metrics) runs in front of one fake upstream (A's, which
- * answers each `response.create` with the 36-event short answer as frames, upstream WebSocket
- * too); `WS_SOCKETS` (default 64) sockets each send turn after turn for `WS_SECONDS` (default 2) to
- * one gateway, then to the other, `WS_ROUNDS` times (default 6, the order alternating). Prints each
- * gateway's CPU µs per turn (/proc) per round and the median of the per-round differences B − A.
- * `WS_PROFILE=<dir>` runs gateway B under `bun --cpu-prof` into that directory.
+ * gateways, on 127.0.0.1 only. Each checkout's `scripts/bench.ts gateway` role (key auth with a
+ * limit, request logs, metrics) runs in front of one fake upstream (A's, which answers each
+ * `response.create` with the 36-event short answer as frames, upstream WebSocket too);
+ * `WS_SOCKETS` (default 64) sockets each send turn after turn for `WS_SECONDS` (default 2) to one
+ * gateway, then to the other, `WS_ROUNDS` times (default 6). The gateways are loaded one after the
+ * other, not at the same moments: the order alternates each round (A B, B A, …) so neither always
+ * runs on the warmer or quieter stretch of a shared machine. Prints each gateway's CPU µs per turn
+ * (/proc) per round and the median of the per-round differences B − A. The CPU of a round counts
+ * its `WS_SOCKETS` upgrades (handshake, auth) too, spread over its turns: compare runs with the
+ * same `WS_SOCKETS` and `WS_SECONDS`. A turn with no terminal event within `WS_TURN_TIMEOUT`
+ * seconds (default 30) counts as an error and closes its socket. `WS_PROFILE=<dir>` runs gateway B
+ * under `bun --cpu-prof` into that directory.
  *
  * @module
  */
-import { resolve } from "node:path";
-import { cpuUs, type Listening, spawnListening } from "./bench-proc.ts";
+import { cpuUs, type Listening, pairCheckouts, startPair } from "./bench-proc.ts";
 
-const [a, b] = process.argv.slice(2).map((p) => resolve(p));
-if (!a || !b) {
-  console.error("usage: bun scripts/bench-ws-pair.ts <checkout A> <checkout B>");
-  process.exit(2);
-}
+const [a, b] = pairCheckouts("bun scripts/bench-ws-pair.ts <checkout A> <checkout B>");
 const SOCKETS = Number(process.env.WS_SOCKETS ?? 64);
 const SECONDS = Number(process.env.WS_SECONDS ?? 2);
 const ROUNDS = Number(process.env.WS_ROUNDS ?? 6);
+const TURN_TIMEOUT_MS = Number(process.env.WS_TURN_TIMEOUT ?? 30) * 1000;
 const profile = process.env.WS_PROFILE
   ? ["--cpu-prof", `--cpu-prof-dir=${process.env.WS_PROFILE}`, "--cpu-prof-interval=200"]
   : [];
@@ -40,9 +41,19 @@ async function load(g: Listening, sockets: number, seconds: number) {
         headers: { authorization: `Bearer ${g.key}` },
       } as unknown as string[]);
       const until = performance.now() + seconds * 1000;
+      // A hung turn (no terminal event in time) is an error and ends this socket's part of the round.
+      let hung: ReturnType<typeof setTimeout> | undefined;
       const next = () => {
+        clearTimeout(hung);
         if (performance.now() >= until) ws.close();
-        else ws.send(turn);
+        else {
+          ws.send(turn);
+          hung = setTimeout(() => {
+            errors++;
+            ws.close();
+            done();
+          }, TURN_TIMEOUT_MS);
+        }
       };
       ws.onopen = next;
       ws.onmessage = (e) => {
@@ -58,18 +69,19 @@ async function load(g: Listening, sockets: number, seconds: number) {
       ws.onerror = () => {
         errors++;
       };
-      ws.onclose = () => done();
+      ws.onclose = () => {
+        clearTimeout(hung);
+        done();
+      };
     });
   const cpu0 = cpuUs(g.pid);
   await Promise.all(Array.from({ length: sockets }, one));
   return { us: (cpuUs(g.pid) - cpu0) / Math.max(1, turns), errors };
 }
 
-const upstream = await spawnListening(["bun", `${a}/scripts/bench.ts`, "upstream"]);
-const gateways = [
-  await spawnListening(["bun", `${a}/scripts/bench.ts`, "gateway", upstream.url, "1"]),
-  await spawnListening(["bun", ...profile, `${b}/scripts/bench.ts`, "gateway", upstream.url, "1"]),
-];
+// Started inside startPair's own cleanup: a failed start of B stops the upstream and A.
+const pair = await startPair(a, b, profile);
+const gateways = pair.gateways;
 try {
   for (const g of gateways) await load(g, 8, 1);
   const rows: number[][] = [[], []];
@@ -86,7 +98,7 @@ try {
   console.log(`B ${b}: median ${median(rows[1]!).toFixed(0)} µs/turn  rounds: ${show(rows[1]!)}`);
   const diff = rows[1]!.map((x, i) => x - rows[0]![i]!);
   console.log(`B − A per round: median ${median(diff).toFixed(0)} µs  rounds: ${show(diff)}`);
+  console.log(`(CPU per turn includes each round's ${SOCKETS} WebSocket upgrades)`);
 } finally {
-  for (const g of gateways) await g.kill();
-  await upstream.kill();
+  await pair.kill();
 }

@@ -33,7 +33,7 @@
  *
  * @module
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuUs, type Listening as Proc, spawnListening, statusMb } from "./bench-proc.ts";
@@ -453,65 +453,65 @@ async function streamClient(url: string, n: number, key: string): Promise<void> 
 
 /**
  * The compiled binary as users run it (`codex-lb serve`, built by scripts/build.ts into a temp
- * dir), on a data dir the source gateway seeded (`seed` role: the same account and key).
+ * dir), on a data dir the source gateway seeded (`seed` role: the same account and key). It listens
+ * on port 0 (a free port picked at bind, no probe-then-release race) and its port is read from its
+ * "codex-lb listening" log line; the log goes to a file in the data dir (no reader, as /dev/null is
+ * for the source gateway). On any failure the binary is killed and the data dir removed.
  */
 async function startBinary(binary: string, upstream: Proc, env: Record<string, string>): Promise<Proc> {
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-bin-"));
-  const seed = Bun.spawn(["bun", import.meta.path, "seed", upstream.url, "1", dataDir], {
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const key = /KEY (\S+)/.exec(await new Response(seed.stdout).text())?.[1];
-  if ((await seed.exited) !== 0 || !key) throw new Error("seeding the binary's data dir failed");
-  // A free port (the binary logs its port in a JSON line; a fixed one is simpler to wait for).
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = probe.port;
-  probe.stop(true);
-  const proc = Bun.spawn([binary, "serve"], {
-    cwd: dataDir,
-    // Only the binary's own settings (it refuses unknown CODEX_LB_* names); logs to /dev/null as the
-    // source gateway's do.
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: dataDir,
-      ...gatewayEnv(upstream.url, dataDir),
-      ...env,
-      CODEX_LB_PORT: String(port),
-    },
-    stdout: "ignore",
-    stderr: "inherit",
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (i === 600 || proc.exitCode !== null) throw new Error("the binary did not start");
-    if (
-      await fetch(`${url}/health`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await Bun.sleep(50);
-  }
-  return {
-    proc,
-    pid: proc.pid,
-    url,
-    key,
-    kill: async () => {
+  let proc: ReturnType<typeof Bun.spawn> | null = null;
+  const stop = async () => {
+    if (proc) {
       proc.kill("SIGTERM");
       await Promise.race([proc.exited, Bun.sleep(5000)]);
       proc.kill("SIGKILL");
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    }
+    rmSync(dataDir, { recursive: true, force: true });
   };
+  try {
+    const seed = Bun.spawn(["bun", import.meta.path, "seed", upstream.url, "1", dataDir], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const key = /KEY (\S+)/.exec(await new Response(seed.stdout).text())?.[1];
+    if ((await seed.exited) !== 0 || !key) throw new Error("seeding the binary's data dir failed");
+    const logFile = join(dataDir, "codex-lb.log");
+    const started = Bun.spawn([binary, "serve"], {
+      cwd: dataDir,
+      // Only the binary's own settings (it refuses unknown CODEX_LB_* names).
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: dataDir,
+        ...gatewayEnv(upstream.url, dataDir),
+        ...env,
+        CODEX_LB_PORT: "0",
+      },
+      stdout: Bun.file(logFile),
+      stderr: "inherit",
+    });
+    proc = started;
+    let port: string | undefined;
+    for (let i = 0; !port; i++) {
+      if (i === 600 || started.exitCode !== null) throw new Error("the binary did not start");
+      await Bun.sleep(50);
+      const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
+      port = /^.*"msg":"codex-lb listening".*$/m.exec(log)?.[0].match(/"port":(\d+)/)?.[1];
+    }
+    return { proc: started, pid: started.pid, url: `http://127.0.0.1:${port}`, key, kill: stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
 /** Builds the binary with scripts/build.ts (its flags) into a temp dir; null (and a note) if that fails. */
 function buildBinary(): string | null {
-  const out = join(mkdtempSync(join(tmpdir(), "codex-lb-bench-build-")), "codex-lb");
+  const dir = mkdtempSync(join(tmpdir(), "codex-lb-bench-build-"));
+  const out = join(dir, "codex-lb");
   const r = Bun.spawnSync(["bun", `${import.meta.dir}/build.ts`, out], { cwd: `${import.meta.dir}/..` });
   if (r.exitCode === 0) return out;
+  rmSync(dir, { recursive: true, force: true });
   console.error(`building the binary failed; no binary row:\n${r.stderr.toString()}`);
   return null;
 }
@@ -528,51 +528,58 @@ async function memory(upstream: Proc): Promise<void> {
   );
   const binary = process.argv.includes("--no-binary") ? null : buildBinary();
   const targets = ["pass-through", "codex-lb", ...(binary ? ["codex-lb binary"] : [])] as const;
-  for (const wanted of STREAMS) {
-    const n = Math.min(wanted, Math.floor((fdLimit - 100) / 2));
-    // Bun's fetch runs at most 256 requests at once unless told otherwise, in every process.
-    const env = { BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, n + 256)) };
-    for (const name of targets) {
-      const proxy =
-        name === "pass-through"
-          ? await spawnRole("passthrough", [upstream.url], env)
-          : name === "codex-lb"
-            ? await spawnRole("gateway", [upstream.url, "1"], { ...env, BENCH_MAX_STREAMS: String(n + 10) })
-            : await startBinary(binary!, upstream, { ...env, CODEX_LB_ACCOUNT_MAX_STREAMS: String(n + 10) });
-      try {
-        const url = name === "pass-through" ? `${proxy.url}/` : `${proxy.url}/backend-api/codex/responses`;
-        await Bun.sleep(200);
-        const idle = statusMb(proxy.pid, "VmRSS");
-        const client = Bun.spawn(
-          ["bun", import.meta.path, "stream-client", url, String(n), proxy.key ?? "none"],
-          {
-            stdout: "pipe",
-            stderr: "inherit",
-            env: { ...process.env, ...env },
-          },
-        );
-        const out = await Promise.race([
-          new Response(client.stdout).text(),
-          Bun.sleep(90_000).then(() => ""),
-        ]);
-        client.kill();
-        const s = JSON.parse(out || '{"ok":0,"errors":-1,"peak":0,"seconds":0}') as Record<string, number>;
-        rows.push([
-          n === wanted ? String(n) : `${n} (of ${wanted}: open-file limit ${fdLimit})`,
-          name,
-          String(s.peak),
-          String(s.ok),
-          String(s.errors),
-          idle.toFixed(0),
-          statusMb(proxy.pid, "VmHWM").toFixed(0),
-          Number(s.seconds).toFixed(1),
-        ]);
-      } finally {
-        await proxy.kill();
+  // The build dir (a whole compiled binary) goes whatever happens below.
+  try {
+    for (const wanted of STREAMS) {
+      const n = Math.min(wanted, Math.floor((fdLimit - 100) / 2));
+      // Bun's fetch runs at most 256 requests at once unless told otherwise, in every process.
+      const env = { BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, n + 256)) };
+      for (const name of targets) {
+        const proxy =
+          name === "pass-through"
+            ? await spawnRole("passthrough", [upstream.url], env)
+            : name === "codex-lb"
+              ? await spawnRole("gateway", [upstream.url, "1"], { ...env, BENCH_MAX_STREAMS: String(n + 10) })
+              : await startBinary(binary!, upstream, {
+                  ...env,
+                  CODEX_LB_ACCOUNT_MAX_STREAMS: String(n + 10),
+                });
+        try {
+          const url = name === "pass-through" ? `${proxy.url}/` : `${proxy.url}/backend-api/codex/responses`;
+          await Bun.sleep(200);
+          const idle = statusMb(proxy.pid, "VmRSS");
+          const client = Bun.spawn(
+            ["bun", import.meta.path, "stream-client", url, String(n), proxy.key ?? "none"],
+            {
+              stdout: "pipe",
+              stderr: "inherit",
+              env: { ...process.env, ...env },
+            },
+          );
+          const out = await Promise.race([
+            new Response(client.stdout).text(),
+            Bun.sleep(90_000).then(() => ""),
+          ]);
+          client.kill();
+          const s = JSON.parse(out || '{"ok":0,"errors":-1,"peak":0,"seconds":0}') as Record<string, number>;
+          rows.push([
+            n === wanted ? String(n) : `${n} (of ${wanted}: open-file limit ${fdLimit})`,
+            name,
+            String(s.peak),
+            String(s.ok),
+            String(s.errors),
+            idle.toFixed(0),
+            statusMb(proxy.pid, "VmHWM").toFixed(0),
+            Number(s.seconds).toFixed(1),
+          ]);
+        } finally {
+          await proxy.kill();
+        }
       }
     }
+  } finally {
+    if (binary) rmSync(join(binary, ".."), { recursive: true, force: true });
   }
-  if (binary) rmSync(join(binary, ".."), { recursive: true, force: true });
   console.log(
     `\nConcurrent slow streams (${process.env.BENCH_SLOW_SECONDS ?? 10} events 1 s apart each), fresh proxy processes (codex-lb: from source as the other tables; codex-lb binary: \`codex-lb serve\` built by scripts/build.ts):\n${table(rows)}`,
   );

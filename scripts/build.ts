@@ -4,10 +4,12 @@
  * plugins are still loaded from disk at start-up. Prints the dashboard bundle's size.
  */
 import { mkdirSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { gzipSync } from "node:zlib";
 
 const outfile = process.argv[2] ?? "dist/codex-lb";
-mkdirSync("dist", { recursive: true });
+// Only the directory the output goes into (not the repo's dist/ when it goes elsewhere).
+mkdirSync(dirname(outfile), { recursive: true });
 const result = await Bun.build({
   entrypoints: ["src/cli/main.ts"],
   // No .env.local / .env.production magic: the binary reads only what codex-lb's loader reads

@@ -10,6 +10,7 @@ import { StoreAttemptLimiter } from "../cluster/attempts.ts";
 import { type Cidr, inRanges } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
+import { withoutTrailingSlashes } from "../core/paths.ts";
 import type { Surface } from "../core/surface.ts";
 import { parseTrustedProxies, resolveClientIp } from "../firewall/forwarded.ts";
 import { FirewallStore } from "../firewall/store.ts";
@@ -144,9 +145,4 @@ export function createAccessControl(opts: {
       await pruneReservations(store.db, clock());
     },
   };
-}
-
-/** `path` without its trailing slashes (the regex only when there is one to drop). */
-function withoutTrailingSlashes(path: string): string {
-  return path.endsWith("/") ? path.replace(/\/+$/, "") : path;
 }

@@ -10,6 +10,7 @@
  */
 import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
+import { withoutTrailingSlashes } from "../core/paths.ts";
 import type { RequestInfo } from "../core/request-info.ts";
 import { surfaceOf } from "../core/surface.ts";
 import type { Action } from "../plugin-host/actions.ts";
@@ -121,7 +122,7 @@ export function createAdmission(opts: AdmissionOptions): Admit {
     if (
       refused.code === "authentication_required" &&
       request.method === "GET" &&
-      path.replace(/\/+$/, "") === "/docs" &&
+      withoutTrailingSlashes(path) === "/docs" &&
       (request.headers.get("accept") ?? "").includes("text/html")
     ) {
       // A browser opening the docs without a session: log in on the dashboard, then come back.

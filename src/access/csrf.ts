@@ -22,6 +22,7 @@
  */
 
 import { GatewayError } from "../core/errors.ts";
+import { withoutTrailingSlashes } from "../core/paths.ts";
 import type { Surface } from "../core/surface.ts";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -103,7 +104,8 @@ export function contentTypeRefusal(request: Request, surface: Surface, path: str
   if (type === null) {
     if (!claimsBody(request)) return null;
   } else if (isJson(type)) return null;
-  else if (type === "multipart/form-data" && formUploadPaths.includes(path.replace(/\/+$/, ""))) return null;
+  else if (type === "multipart/form-data" && formUploadPaths.includes(withoutTrailingSlashes(path)))
+    return null;
   return new GatewayError(
     "unsupported_media_type",
     "The admin API accepts only JSON bodies: send 'Content-Type: application/json'",

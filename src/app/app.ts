@@ -21,6 +21,7 @@ import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } 
 import type { AppDeps } from "../core/deps.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
+import { withoutTrailingSlashes } from "../core/paths.ts";
 import { chooseRequestId, newRequestInfo, type RequestInfo, requestInfo } from "../core/request-info.ts";
 import { version } from "../core/version.ts";
 import type { WsAccept } from "../core/websocket.ts";
@@ -375,7 +376,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const directRoute = (request: Request): ProxyRoute | undefined => {
     if (request.method !== "POST") return undefined;
     const path = pathOfUrl(request.url);
-    return direct.get(path) ?? (path.endsWith("/") ? direct.get(path.replace(/\/+$/, "")) : undefined);
+    return direct.get(withoutTrailingSlashes(path));
   };
   const gate: ProxyGate = {
     admit,

@@ -12,10 +12,14 @@
  * - a key written twice in any object, or any key with an escape in it (two spellings of one key
  *   could not be told apart by their text), or a top-level `__proto__` key (assigned to a plain
  *   object it would set the prototype, where `JSON.parse` makes an own property);
- * - a number written with an exponent, longer than 20 characters, or starting "-0": the only
- *   numbers whose text could read as another value than `JSON.stringify` writes of what
- *   `JSON.parse` made of it (an overflow becomes `null`, minus zero `0`). The caller passes texts
- *   on where it would otherwise serialise values again, so the upstream reads the same value.
+ * - a number written with an exponent, longer than 20 characters, or minus zero ("-0", "-0.00":
+ *   a minus sign and only zero digits). These are declined to keep the whole-parse path for odd
+ *   numbers (an overflow, which `JSON.stringify` writes `null`; minus zero, written `0`), not
+ *   because other numbers keep their value when re-read: the caller passes the client's text of
+ *   what it does not change, so every number there keeps the client's spelling (`1.50` stays
+ *   `1.50`, `9007199254740993` stays as written, where `JSON.stringify` would write
+ *   `9007199254740992`), and the upstream reads the value the client wrote, as it does when a body
+ *   goes unchanged.
  *
  * Runtime-neutral: string methods only.
  *
@@ -63,8 +67,11 @@ const ARRAY = 2;
 /** Slots per top-level member in the flat record: key start and end, value start and end, plain. */
 const TOP = 5;
 
-/** What reading strings has found so far (see {@link stringEnd}). */
-class Scan {
+/**
+ * What reading strings has found so far (see {@link stringEnd}): one per text, read from its
+ * start to its end (the searches it remembers only go forward).
+ */
+export class Scan {
   /** The next backslash and control character at or after where each was last looked for. */
   nextBackslash = -1;
   nextControl = -1;
@@ -236,8 +243,13 @@ export function outlineObject(
   }
 }
 
-/** The index of the first character at or after `k` that is not JSON white space. */
-function skipWs(s: string, k: number): number {
+/**
+ * The index of the first character at or after `k` that is not JSON white space. Shared with the
+ * older top-level scanner in payload.ts ({@link stringEnd} too): this module's outline reads
+ * bodies of at least `OUTLINE_MIN_LENGTH` characters that it settles; `topLevelMembers` there
+ * reads the rest (short bodies and those the outline declines), after `JSON.parse` took them.
+ */
+export function skipWs(s: string, k: number): number {
   const n = s.length;
   while (k < n) {
     const c = s.charCodeAt(k);
@@ -253,7 +265,7 @@ function skipWs(s: string, k: number): number {
  * with `indexOf`, and so are the backslashes and control characters, each search going on from
  * the last one found: a long history's strings are read in a few native scans.
  */
-function stringEnd(s: string, k: number, scan: Scan): number {
+export function stringEnd(s: string, k: number, scan: Scan): number {
   const n = s.length;
   const from = k + 1;
   let q = s.indexOf('"', from);
@@ -307,8 +319,10 @@ function numberEnd(s: string, k: number): number {
   const begin = k;
   let c = s.charCodeAt(k);
   if (c === 45 /* - */) c = s.charCodeAt(++k);
+  // "-0…": minus zero unless a later digit is not zero (then declined below).
+  let minusZero = false;
   if (c === 48 /* 0 */) {
-    if (k > begin) return -1; // "-0…": declined
+    minusZero = k > begin;
     c = s.charCodeAt(++k);
   } else if (c >= 49 && c <= 57) {
     do c = s.charCodeAt(++k);
@@ -317,9 +331,12 @@ function numberEnd(s: string, k: number): number {
   if (c === 46 /* . */) {
     c = s.charCodeAt(++k);
     if (!(c >= 48 && c <= 57)) return -1;
-    do c = s.charCodeAt(++k);
-    while (c >= 48 && c <= 57);
+    do {
+      if (c !== 48) minusZero = false;
+      c = s.charCodeAt(++k);
+    } while (c >= 48 && c <= 57);
   }
+  if (minusZero) return -1; // "-0", "-0.000": declined
   if (c === 101 || c === 69) return -1; // an exponent: declined
   return k - begin > 20 ? -1 : k;
 }

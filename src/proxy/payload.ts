@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { type JsonOutline, type OutlineItem, type OutlineValue, outlineObject } from "./json-outline.ts";
+import {
+  type JsonOutline,
+  type OutlineItem,
+  type OutlineValue,
+  outlineObject,
+  Scan,
+  skipWs,
+  stringEnd,
+} from "./json-outline.ts";
 import { isObject, type Json, parseBody } from "./validate.ts";
 
 /** Fields the Codex backend refuses or ignores; dropped before sending. */
@@ -25,6 +33,14 @@ export const STRIPPED_FIELDS = [
   "background",
   "n",
 ] as const;
+
+/**
+ * The members of a Responses input item the gateway reads, and the only ones an outlined item
+ * holds (see {@link ReadBody}): `role` and `type` by {@link hoisted}, `content` by {@link textOf}
+ * (of a hoisted message only), `type` of the last item by `requestKindOf` (src/proxy/log-row.ts).
+ * A new reader of another member (`id`, `call_id`…) must add it here.
+ */
+const ITEM_KEYS = ["role", "type", "content"] as const;
 
 /** An input item whose text moves into `instructions`: a system or developer message. */
 function hoisted(item: unknown): item is Json {
@@ -87,14 +103,14 @@ export function payloadUnchanged(body: Json): boolean {
   return true;
 }
 
-/** The members of a Responses input item the gateway reads (see {@link toUpstreamPayload}). */
-const ITEM_KEYS = ["role", "type", "content"] as const;
-
 /**
  * A Responses request body read from the client's text (see {@link readBody}). `body` is the value
  * `JSON.parse` gives, except that when the text has an outline the items of `body.input` hold only
  * the members the gateway reads: `role`, `type`, and the `content` of a message whose text moves
- * into `instructions`. Nothing serialises them: {@link upstreamText} sends each item's own text.
+ * into `instructions`. Nothing serialises them: {@link upstreamText} sends each item's own text,
+ * and `readResponses` always sets the spec's `payloadText` and `payloadBody`, so the
+ * `JSON.stringify(payload)` fallbacks of `openUpstream` (attempt.ts) and the reservation's size
+ * (reservations.ts) never run on such a payload.
  */
 export interface ReadBody {
   readonly body: Json;
@@ -105,9 +121,10 @@ export interface ReadBody {
 }
 
 /**
- * Bodies shorter than this are parsed whole: `JSON.parse` is faster on short strings, and the
- * outline pays off on long histories (measured on Codex-like histories: about even at 7 KB,
- * 0.75× the CPU at 14 KB, 0.45× at 230 KB).
+ * Bodies shorter than this many characters (8,192 UTF-16 code units, compared with `text.length`)
+ * are parsed whole: `JSON.parse` is faster on short strings, and the outline pays off on long
+ * histories (measured on Codex-like histories: about even at 7 KB, 0.75× the CPU at 14 KB, 0.45×
+ * at 230 KB).
  */
 export const OUTLINE_MIN_LENGTH = 8192;
 
@@ -182,16 +199,13 @@ export function upstreamText(body: Json, payload: Json, raw: string, read?: Read
 
 /**
  * The texts of `kept`, the elements of `input` (outlined as `items`) that the payload keeps, in
- * order (see {@link toUpstreamPayload}): each one's own text; one not from `input` serialised.
+ * order: each one's own text. {@link toUpstreamPayload} keeps elements of `input` itself, in
+ * order, so one forward search finds them all.
  */
 function keptTexts(input: readonly unknown[], items: readonly OutlineItem[], kept: unknown[], raw: string) {
   let j = 0;
   return kept.map((item) => {
-    while (j < input.length && input[j] !== item) j++;
-    if (j === input.length) {
-      j = 0;
-      return JSON.stringify(item);
-    }
+    while (input[j] !== item) j++;
     const it = items[j++]!;
     return raw.slice(it.start, it.end);
   });
@@ -236,10 +250,13 @@ interface Member {
 /**
  * The top-level members of the JSON object text `raw` (already known to parse) by key, or null
  * when a key appears twice. Strings are skipped with `indexOf` (no per-character work inside them),
- * so a long history costs little.
+ * so a long history costs little. The older scanner: it reads the bodies the outline does not
+ * (shorter than {@link OUTLINE_MIN_LENGTH}, or declined), with the outline's `skipWs` and
+ * `stringEnd` (src/proxy/json-outline.ts).
  */
 export function topLevelMembers(raw: string): Map<string, Member> | null {
   const out = new Map<string, Member>();
+  const scan = new Scan();
   let i = skipWs(raw, 0) + 1; // past the opening brace
   for (;;) {
     i = skipWs(raw, i);
@@ -251,47 +268,23 @@ export function topLevelMembers(raw: string): Map<string, Member> | null {
     }
     // A key.
     const start = i;
-    const keyEnd = stringEnd(raw, i);
+    const keyEnd = stringEnd(raw, i, scan);
     if (keyEnd < 0) return null;
-    const text = raw.slice(start + 1, keyEnd);
-    const key = text.includes("\\") ? (JSON.parse(`"${text}"`) as string) : text;
+    const text = raw.slice(start + 1, keyEnd - 1);
+    const key = scan.escaped ? (JSON.parse(`"${text}"`) as string) : text;
     if (out.has(key)) return null;
-    i = skipWs(raw, skipWs(raw, keyEnd + 1) + 1); // past the colon
-    const end = valueEnd(raw, i);
+    i = skipWs(raw, skipWs(raw, keyEnd) + 1); // past the colon
+    const end = valueEnd(raw, i, scan);
     if (end < 0) return null;
     out.set(key, { start, end });
     i = end;
   }
 }
 
-function skipWs(raw: string, i: number): number {
-  for (;;) {
-    const c = raw.charCodeAt(i);
-    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) return i;
-    i++;
-  }
-}
-
-/** The index of the closing quote of the string whose opening quote is at `i` (-1: none). */
-function stringEnd(raw: string, i: number): number {
-  let end = raw.indexOf('"', i + 1);
-  for (;;) {
-    if (end < 0) return -1;
-    // A quote preceded by an odd number of backslashes is inside the string.
-    let bs = 0;
-    while (raw.charCodeAt(end - 1 - bs) === 92) bs++;
-    if (bs % 2 === 0) return end;
-    end = raw.indexOf('"', end + 1);
-  }
-}
-
 /** The index just past the JSON value starting at `i` (-1: malformed). */
-function valueEnd(raw: string, i: number): number {
+function valueEnd(raw: string, i: number, scan: Scan): number {
   const c = raw.charCodeAt(i);
-  if (c === 34 /* " */) {
-    const e = stringEnd(raw, i);
-    return e < 0 ? -1 : e + 1;
-  }
+  if (c === 34 /* " */) return stringEnd(raw, i, scan);
   if (c === 123 /* { */ || c === 91 /* [ */) {
     let depth = 0;
     let j = i;
@@ -307,9 +300,9 @@ function valueEnd(raw: string, i: number): number {
         }
       }
       if (q < 0) return -1;
-      const e = stringEnd(raw, q);
+      const e = stringEnd(raw, q, scan);
       if (e < 0) return -1;
-      j = e + 1;
+      j = e;
     }
   }
   // A number, true, false or null: up to the next delimiter.

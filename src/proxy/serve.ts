@@ -83,8 +83,29 @@ export function passUpstreamHeaders(from: Headers, to: Record<string, string>): 
   });
 }
 
+/**
+ * `read(text)`, with a body nested too deeply to check or re-serialise (the engine's stack runs
+ * out: a RangeError, about 100,000 levels for `JSON.stringify`) refused as a 400 rather than a 500.
+ * `JSON.parse` and the outline read such a body; checking it or serialising it again does not.
+ */
+function notTooDeep<T>(read: (text: string) => T, text: string): T {
+  try {
+    return read(text);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new GatewayError(
+      "invalid_request_error",
+      "Request body is nested too deeply to be forwarded; flatten its arrays and objects",
+    );
+  }
+}
+
 /** A Responses body (`/backend-api/codex/responses`: always streamed; `/v1/responses`). */
 export function readResponses(kind: "codex" | "responses", text: string): ProxySpec {
+  return notTooDeep((t) => responsesSpec(kind, t), text);
+}
+
+function responsesSpec(kind: "codex" | "responses", text: string): ProxySpec {
   const read = readBody(text);
   const body = read.body;
   validateResponsesBody(body);
@@ -108,6 +129,10 @@ export function readResponses(kind: "codex" | "responses", text: string): ProxyS
 
 /** A Chat Completions body, translated to a Responses one. */
 export function readChat(text: string): ProxySpec {
+  return notTooDeep(chatSpec, text);
+}
+
+function chatSpec(text: string): ProxySpec {
   const raw = parseBody(text);
   const chat = chatToResponses(raw);
   checkTextFormat(chat.body, "response_format.json_schema.schema");

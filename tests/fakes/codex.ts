@@ -60,6 +60,8 @@ export interface CodexRequest {
   readonly chatgptAccountId: string | null;
   readonly headers: Headers;
   readonly body: Json;
+  /** The body as sent, for HTTP requests (numbers in the sender's spelling). */
+  readonly text?: string;
   readonly transport: "http" | "websocket";
   /** The WebSocket connection (its number in `connections`), for WebSocket requests. */
   readonly connection?: number;
@@ -172,8 +174,9 @@ export function fakeCodex(
           : Response.json({ error: { message: "models unavailable" } }, { status: fake.modelsStatus }),
       "POST /backend-api/codex/responses": async (request) => {
         const acc = request.headers.get("chatgpt-account-id");
-        const body = (await request.json()) as Json;
-        requests.push({ chatgptAccountId: acc, headers: request.headers, body, transport: "http" });
+        const text = await request.text();
+        const body = JSON.parse(text) as Json;
+        requests.push({ chatgptAccountId: acc, headers: request.headers, body, text, transport: "http" });
         if (typeof body.previous_response_id === "string" && !opts.storesResponses) {
           return Response.json(notFound(body.previous_response_id), { status: 400 });
         }

@@ -4,10 +4,11 @@
  * upstream parses to exactly the payload the whole-parse path gives — for odd spacing, escapes,
  * repeated keys, hoisted messages and many mutated texts (seeded, so every run is the same).
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { outlineObject } from "../../src/proxy/json-outline.ts";
 import { OUTLINE_MIN_LENGTH, readBody, toUpstreamPayload, upstreamText } from "../../src/proxy/payload.ts";
 import { parseBody } from "../../src/proxy/validate.ts";
+import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
 const ITEM_KEYS = ["role", "type", "content"];
 
@@ -73,6 +74,7 @@ const SEEDS = [
   JSON.stringify(codexLike, null, 2),
   '{"model":"m","input":"hi","metadata":{"a":"b"}}',
   '{ "model" : "m" , "input" : [ { "role" : "developer" , "content" : "d" } , {} ] }',
+  '{"model":"m","input":[{"role":"system","content":"s"},{"a":-0.5}],"n":[-0.05,-0.0001,-10.5,0.0]}',
 ];
 
 describe("the outline", () => {
@@ -135,7 +137,15 @@ describe("the outline", () => {
       '{"a":[1,]}',
       '{"a":[',
     ];
+    declined.push('{"a":-0.0}', '{"a":-0.000}', '{"a":[1,-0]}');
     for (const text of declined) expect(outlineObject(text, "input", ITEM_KEYS)).toBeNull();
+    // Only minus zero is: a negative number under one is outlined.
+    for (const n of ["-0.5", "-0.05", "-0.0001", "-0.10", "0.0", "-10.5"]) {
+      const o = outlineObject(`{"a":${n}}`, "input", ITEM_KEYS);
+      expect(o).not.toBeNull();
+      const v = o!.members.get("a")!.value;
+      expect(`{"a":${n}}`.slice(v.start, v.end)).toBe(n);
+    }
     // Keys spread over many members (past the pairwise comparison) are still checked.
     const many = Array.from({ length: 40 }, (_, i) => `"k${i}":${i}`);
     expect(outlineObject(`{${many.join(",")}}`, "input", ITEM_KEYS)).not.toBeNull();
@@ -205,5 +215,58 @@ describe("the body sent upstream", () => {
     expect(read.body).toEqual(JSON.parse(text));
     const sent = upstreamText(read.body, toUpstreamPayload(read.body), text, read);
     expect(sent).toBe(wholeParse(text));
+  });
+});
+
+describe("through the gateway", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({ accounts: [{ id: "outline1" }] });
+  });
+  afterAll(async () => {
+    await env.stop();
+  });
+  const post = (body: string) =>
+    fetch(`${env.gw.url}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+
+  test("kept items reach the upstream as the client wrote them, numbers included", async () => {
+    const before = env.fake.requests.length;
+    // Long enough to be outlined; a system message is hoisted, so `input` changes.
+    const text =
+      `{"model":"gpt-5.2","instructions":"${"i".repeat(OUTLINE_MIN_LENGTH)}",` +
+      '"input":[{"role":"system","content":"be brief"},' +
+      '{"type":"function_call_output","call_id":"c1","output":"x","n":9007199254740993,"p":1.50}]}';
+    const res = await post(text);
+    expect(res.status).toBe(200);
+    await res.text();
+    const sent = env.fake.requests[before]!;
+    expect(sent.body.instructions).toBe(`${"i".repeat(OUTLINE_MIN_LENGTH)}\nbe brief`);
+    expect(sent.text).toContain(
+      '{"type":"function_call_output","call_id":"c1","output":"x","n":9007199254740993,"p":1.50}',
+    );
+    expect(sent.text).not.toContain("9007199254740992");
+  });
+
+  test("a body too deeply nested to re-serialise is a 400, and the gateway goes on", async () => {
+    const before = env.fake.requests.length;
+    const depth = 100_000;
+    // `1e0`: the outline declines, so the body is parsed whole and its `input` serialised again.
+    const text =
+      '{"model":"m","input":[{"role":"system","content":"s"},' +
+      `{"type":"x","e":1e0,"d":${"[".repeat(depth)}${"]".repeat(depth)}}]}`;
+    const res = await post(text);
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: Record<string, unknown> };
+    expect(error).toMatchObject({ type: "invalid_request_error", code: "invalid_request_error" });
+    expect(String(error.message)).toContain("nested too deeply");
+    expect(env.fake.requests.length).toBe(before);
+    const ok = await post('{"model":"gpt-5.2","input":"hi"}');
+    expect(ok.status).toBe(200);
+    await ok.text();
+    expect(env.fake.requests.length).toBe(before + 1);
   });
 });

@@ -8,6 +8,7 @@
  * @module
  */
 import { GatewayError } from "../../core/errors.ts";
+import { withoutTrailingSlashes } from "../../core/paths.ts";
 import type { AdminAuth } from "./service.ts";
 import { readCookie, SESSION_COOKIE } from "./sessions.ts";
 
@@ -24,7 +25,7 @@ export const publicAdminPaths: readonly string[] = [
 
 /** True for the admin paths anyone may call (see {@link publicAdminPaths}). */
 export function isPublicAdminPath(path: string): boolean {
-  return publicAdminPaths.includes(path.length > 1 ? path.replace(/\/+$/, "") : path);
+  return publicAdminPaths.includes(withoutTrailingSlashes(path));
 }
 
 /** True when the caller may use the admin surface now. */
