@@ -71,7 +71,7 @@ await measure("admitApiKey", 2000, () =>
     runtimeSettings,
     headers,
     path: "/v1/responses",
-    local: false,
+    local: () => false,
     now: Date.now(),
   }),
 );

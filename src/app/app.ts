@@ -20,7 +20,7 @@ import { BodyGuard, type BodySlot, hasBody } from "../core/body-guard.ts";
 import { type Clock, type Random, systemClock, systemRandom, type TimerHandle } from "../core/clock.ts";
 import type { AppDeps } from "../core/deps.ts";
 import { envelopeFor, errorResponse, GatewayError } from "../core/errors.ts";
-import type { Logger } from "../core/logging.ts";
+import { ACCESS_MESSAGE, type Logger } from "../core/logging.ts";
 import { withoutTrailingSlashes } from "../core/paths.ts";
 import { chooseRequestId, newRequestInfo, type RequestInfo, requestInfo } from "../core/request-info.ts";
 import { version } from "../core/version.ts";
@@ -428,7 +428,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
               status: response.status,
               ms: Math.round(performance.now() - ctx.startedAt),
             },
-            "request",
+            ACCESS_MESSAGE,
           );
         }
       }
@@ -496,7 +496,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
           status: set.status ?? 200,
           ms: Math.round(performance.now() - info.startedAt),
         },
-        "request",
+        ACCESS_MESSAGE,
       );
     })
     // The generated document, made a valid OpenAPI 3.1 one (src/app/openapi.ts) on its way out.

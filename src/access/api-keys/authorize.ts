@@ -71,7 +71,7 @@ export async function admitApiKey(opts: {
    * Whether the request comes from this machine (see `isLocalRequest`); asked only when no key is
    * required (with `apiKeyAuthEnabled` on, the usual case, the check is not worked out at all).
    */
-  readonly local: boolean | (() => boolean);
+  readonly local: () => boolean;
   readonly now: number;
   /** Remembers which record a presented key resolved to (see KeyStateCache). */
   readonly cache?: KeyStateCache;
@@ -87,7 +87,7 @@ export async function admitApiKey(opts: {
       );
     return (await validKey(db, presented, now, cache)).id;
   }
-  if (!(typeof local === "function" ? local() : local)) {
+  if (!local()) {
     throw new GatewayError(
       "invalid_api_key",
       "API key authentication is off, so only clients on this machine may use the proxy; an admin must enable apiKeyAuthEnabled to serve remote clients",

@@ -210,7 +210,7 @@ export async function findByPresentedKey(db: Db, presented: string): Promise<Api
 }
 
 /** Records use, at most once per `everyMs` per key (keeps the write rate low under load). */
-export async function touchLastUsed(db: Db, id: string, now: number, everyMs = 30_000): Promise<void> {
+export async function touchLastUsed(db: Db, id: string, now: number, everyMs: number): Promise<void> {
   await db
     .updateTable("api_keys")
     .set({ last_used_at: now })
