@@ -11,7 +11,14 @@ import { type Clock, systemClock, type TimerHandle } from "../core/clock.ts";
 import { transportMessage } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
 import { type PushSink, pushStream } from "../runtime/bun/push-stream.ts";
-import { decodeMidStream, type EventBytes, StreamIdleTimeout } from "../upstream/event-stream.ts";
+import {
+  DATA_LINE,
+  decodeMidStream,
+  EVENT_LINE,
+  type EventBytes,
+  StreamIdleTimeout,
+  startsWith,
+} from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, jsonObject, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
@@ -124,31 +131,6 @@ for (const type of [...OBSERVED, REWRITTEN]) {
 }
 
 const LF = 10;
-
-/** `data[at..]` begins with `event: `. */
-function isEventLine(data: Uint8Array, at: number): boolean {
-  return (
-    data[at] === 101 &&
-    data[at + 1] === 118 &&
-    data[at + 2] === 101 &&
-    data[at + 3] === 110 &&
-    data[at + 4] === 116 &&
-    data[at + 5] === 58 &&
-    data[at + 6] === 32
-  );
-}
-
-/** `data[at..]` begins with `data: `. */
-function isDataLine(data: Uint8Array, at: number): boolean {
-  return (
-    data[at] === 100 &&
-    data[at + 1] === 97 &&
-    data[at + 2] === 116 &&
-    data[at + 3] === 97 &&
-    data[at + 4] === 58 &&
-    data[at + 5] === 32
-  );
-}
 
 /** The {@link OBSERVED} or {@link REWRITTEN} type named by `data[from..to]`, or null. */
 function knownName(data: Uint8Array, from: number, to: number): string | null {
@@ -273,12 +255,12 @@ export class ProxyStream {
    * event: it takes the text path.
    */
   #passable(data: Uint8Array, start: number): number {
-    if (!isEventLine(data, start)) return -1;
+    if (!startsWith(data, start, EVENT_LINE)) return -1;
     const nameStart = start + 7;
     // The name is short: a loop here costs less than a native search (whole events end in LF LF).
     let nl = nameStart;
     while (data[nl] !== LF) nl++;
-    if (nl === nameStart || !isDataLine(data, nl + 1)) return -1;
+    if (nl === nameStart || !startsWith(data, nl + 1, DATA_LINE)) return -1;
     const dataStart = nl + 7;
     const end = data.indexOf(LF, dataStart);
     if (data[end + 1] !== LF) return -1; // more lines than two

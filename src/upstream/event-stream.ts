@@ -16,6 +16,10 @@ import { MAX_EVENT_CHARS, parseBlock, type SseEvent, SseReader } from "./sse.ts"
 
 export class StreamIdleTimeout extends Error {
   override name = "StreamIdleTimeout";
+  /** The one wording for both upstreams (HTTP event stream and WebSocket turn). */
+  constructor(idleMs: number) {
+    super(`upstream silent for ${idleMs} ms`);
+  }
 }
 
 const LF = 10;
@@ -81,11 +85,12 @@ export function blockEvents(blocks: Uint8Array): SseEvent[] {
   return out;
 }
 
-const EVENT_LINE = Buffer.from("event: ");
-const DATA_LINE = Buffer.from("data: ");
+/** The backend's own framing, as bytes: an event's `event: ` line, then its `data: ` line. */
+export const EVENT_LINE = Buffer.from("event: ");
+export const DATA_LINE = Buffer.from("data: ");
 
 /** `bytes[at..]` begins with `prefix`. */
-function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+export function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
   for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
   return true;
 }
@@ -320,7 +325,7 @@ export class UpstreamEvents {
     } finally {
       this.#deadline.end();
     }
-    if (this.#idle) throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
+    if (this.#idle) throw new StreamIdleTimeout(this.idleMs);
     if (r.done) {
       this.#done = true;
       this.#deadline.disarm();
@@ -334,7 +339,7 @@ export class UpstreamEvents {
     if (this.#done) return;
     this.#idle = true;
     this.#done = true;
-    this.#reader.cancel(new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`)).catch(() => {});
+    this.#reader.cancel(new StreamIdleTimeout(this.idleMs)).catch(() => {});
   };
 
   #keep(bytes: Uint8Array): void {

@@ -157,7 +157,7 @@ export class WsTurnEvents {
       this.#deadline.end();
       if (!woke) {
         this.#deadline.disarm();
-        throw new StreamIdleTimeout(`upstream silent for ${this.idleMs} ms`);
+        throw new StreamIdleTimeout(this.idleMs);
       }
     }
   }
