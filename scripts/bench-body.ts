@@ -20,18 +20,8 @@
 import { BodyGuard } from "../src/core/body-guard.ts";
 import { systemClock } from "../src/core/clock.ts";
 import { readResponses } from "../src/proxy/serve.ts";
+import { BIG_BODY as BIG, SHORT_BODY as SHORT } from "./bench-servers.ts";
 
-const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
-/** The same long Codex history as `bun run bench`: ~256 KB of earlier turns. */
-const BIG = JSON.stringify({
-  model: "gpt-5.2",
-  instructions: "You are a coding agent.",
-  input: Array.from({ length: 128 }, (_, i) => ({
-    type: "message",
-    role: i % 2 ? "assistant" : "user",
-    content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
-  })),
-});
 /** The same history as the Codex CLI sends it: streamed, not stored (nothing to change). */
 const BIG_CODEX = JSON.stringify({ ...JSON.parse(BIG), store: false, stream: true });
 /** A ~280 KB Codex history whose texts have escapes (quotes, backslashes, a newline every 12 characters). */

@@ -11,36 +11,17 @@
  *
  * @module
  */
-import { cpuUs, pairCheckouts, startPair } from "./bench-proc.ts";
+import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
+import { BIG_BODY, SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c1-pair.ts <checkout A> <checkout B>");
 const N = Number(process.env.PAIR_N ?? 15000);
-const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
-const BIG = JSON.stringify({
-  model: "gpt-5.2",
-  instructions: "You are a coding agent.",
-  input: Array.from({ length: 128 }, (_, i) => ({
-    type: "message",
-    role: i % 2 ? "assistant" : "user",
-    content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
-  })),
-});
-const body = process.env.PAIR_BODY === "big" ? BIG : SHORT;
+const body = process.env.PAIR_BODY === "big" ? BIG_BODY : SHORT_BODY;
 
 const pair = await startPair(a, b);
 const gateways = pair.gateways;
 try {
-  const one = async (g: (typeof gateways)[number]) => {
-    const t = performance.now();
-    const res = await fetch(`${g.url}/backend-api/codex/responses`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${g.key}` },
-      body,
-    });
-    const text = await res.text();
-    if (res.status !== 200 || !text.includes("response.completed")) throw new Error(`status ${res.status}`);
-    return performance.now() - t;
-  };
+  const one = (g: (typeof gateways)[number]) => timedResponse(g, body);
   for (const g of gateways) for (let i = 0; i < 1500; i++) await one(g);
   const lat: [number[], number[]] = [[], []];
   const cpu0 = gateways.map((g) => cpuUs(g.proc.pid));

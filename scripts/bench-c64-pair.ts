@@ -9,28 +9,19 @@
  *
  * @module
  */
-import { cpuUs, pairCheckouts, startPair } from "./bench-proc.ts";
+import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
+import { SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
 const CONNS = Number(process.env.PAIR_CONNS ?? 32);
 const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
-const body = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
+const body = SHORT_BODY;
 
 const pair = await startPair(a, b);
 const gateways = pair.gateways;
 try {
-  const one = async (g: (typeof gateways)[number]) => {
-    const t = performance.now();
-    const res = await fetch(`${g.url}/backend-api/codex/responses`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${g.key}` },
-      body,
-    });
-    const text = await res.text();
-    if (res.status !== 200 || !text.includes("response.completed")) throw new Error(`status ${res.status}`);
-    return performance.now() - t;
-  };
+  const one = (g: (typeof gateways)[number]) => timedResponse(g, body);
   const load = async (g: (typeof gateways)[number], ms: number) => {
     const lat: number[] = [];
     const end = performance.now() + ms;

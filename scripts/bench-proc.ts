@@ -127,3 +127,20 @@ export async function startPair(a: string, b: string, bFlags: string[] = []): Pr
     throw e;
   }
 }
+
+/**
+ * One timed request through a gateway: posts `body` to its `/backend-api/codex/responses` with its
+ * key, reads the whole answer, and returns the wall time in ms; throws unless the status is 200 and
+ * the stream has `response.completed`.
+ */
+export async function timedResponse(g: Listening, body: string): Promise<number> {
+  const t = performance.now();
+  const res = await fetch(`${g.url}/backend-api/codex/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${g.key}` },
+    body,
+  });
+  const text = await res.text();
+  if (res.status !== 200 || !text.includes("response.completed")) throw new Error(`status ${res.status}`);
+  return performance.now() - t;
+}

@@ -38,8 +38,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuUs, type Listening as Proc, spawnListening, statusMb } from "./bench-proc.ts";
 import {
+  BIG_BODY as BIG,
   gatewayEnv,
   LONG_MARKER,
+  SHORT_BODY as SHORT,
   SLOW_MARKER,
   serveGateway,
   servePassthrough,
@@ -133,17 +135,6 @@ function table(rows: string[][]): string {
 // ---------------------------------------------------------------------------------------------
 // The throughput/CPU run
 
-const SHORT = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
-/** A long Codex history: ~256 KB of earlier turns. */
-const BIG = JSON.stringify({
-  model: "gpt-5.2",
-  instructions: "You are a coding agent.",
-  input: Array.from({ length: 128 }, (_, i) => ({
-    type: "message",
-    role: i % 2 ? "assistant" : "user",
-    content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
-  })),
-});
 const LONG = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] });
 
 interface Target {
