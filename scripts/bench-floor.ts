@@ -12,7 +12,8 @@
  * - L3 + the request body read as text and JSON-checked, the `Authorization` key checked against an
  *   in-memory map of SHA-256 hashes (cached per presented key), a request id (UUIDv7), an account
  *   picked and its stream counted, upstream headers built from the client's (dropped / persona /
- *   kept, like `src/upstream/headers.ts`), and an idle deadline on the upstream stream;
+ *   kept, like `src/upstream/headers.ts`), the upstream call aborted when the client goes away or
+ *   sends no headers in time (an AbortSignal and a timer), and an idle deadline on its stream;
  * - L4 + a durable reservation on a real SQLite file (WAL, synchronous=NORMAL): the key's daily
  *   limit checked and the hold inserted in one `BEGIN IMMEDIATE` group commit per event-loop turn,
  *   committed BEFORE the request is forwarded; the hold settled with the real usage after the stream
@@ -70,7 +71,7 @@ function relay(
   const tick = () => {
     const waited = performance.now() - lastChunk;
     if (waited < idleMs) timer = setTimeout(tick, idleMs - waited);
-    else void reader.cancel(new Error("upstream idle"));
+    else reader.cancel(new Error("upstream idle")).catch(() => {});
   };
   const finish = (ok: boolean) => {
     if (finished) return;
@@ -97,15 +98,17 @@ function relay(
           if (full instanceof Promise) await full;
         }
       } catch (e) {
-        c.close(e instanceof Error ? e : new Error(String(e)));
+        if (!finished) c.close(e instanceof Error ? e : new Error(String(e)));
         finish(false);
         return;
       }
+      // Cancelled (the client went away): the body is closed already.
+      if (finished) return;
       c.close();
       finish(true);
     },
     cancel() {
-      void reader.cancel();
+      reader.cancel().catch(() => {}); // an upstream body already failed rejects
       finish(false);
     },
   };
@@ -516,7 +519,8 @@ class Store {
 // ---------------------------------------------------------------------------------------------
 // A rung
 
-/** How long the upstream may stay silent mid-stream (L3 on). */
+/** How long the upstream may take to send its headers, and stay silent mid-stream (L3 on). */
+const HEADERS_MS = 30_000;
 const IDLE_MS = 300_000;
 const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -588,6 +592,7 @@ async function serveRung(level: number, upstream: string, dataDir: string | unde
     account.streams++;
     const scanner = new EventScanner();
     const over = (status: number) => {
+      req.signal.removeEventListener("abort", clientGone);
       account.streams--;
       if (store && hold)
         store.finish({
@@ -598,16 +603,24 @@ async function serveRung(level: number, upstream: string, dataDir: string | unde
           usage: scanner.usage,
         });
     };
+    // The upstream call is aborted when the client goes away, or when no headers come in time.
+    const controller = new AbortController();
+    const clientGone = () => controller.abort(req.signal.reason);
+    req.signal.addEventListener("abort", clientGone, { once: true });
+    const deadline = setTimeout(() => controller.abort(new Error("upstream sent no headers")), HEADERS_MS);
     let res: Response;
     try {
       res = await fetch(target, {
         method: "POST",
         headers: upstreamHeaders(req.headers, account, requestId),
         body: text,
+        signal: controller.signal,
       });
     } catch {
       over(502);
       return errorResponse(502, "upstream_error", "The upstream could not be reached");
+    } finally {
+      clearTimeout(deadline);
     }
     return new Response(
       // Ended without its usage: the upstream broke off; not ended: the client went away.
@@ -637,7 +650,7 @@ const RUNGS = [
   "L0 pass-through",
   "L1 + relay through JS",
   "L2 + SSE boundaries, usage",
-  "L3 + key, body, headers, idle timer",
+  "L3 + key, body, headers, abort, timers",
   "L4 + SQLite hold, settle, log",
   "L5a codex-lb, no metrics/access lines",
   "L5 codex-lb",
