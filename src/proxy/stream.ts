@@ -487,10 +487,6 @@ export function toReadableStream(
   };
   /** The next step's client bytes, when at hand without waiting (undefined: it would wait). */
   const stepNow = (): StepBytes | undefined => {
-    if (keepaliveMs > 0) {
-      waitingSince = timers.now();
-      timer ??= timers.setTimeout(tick, keepaliveMs);
-    }
     try {
       return ps.stepBytesNow();
     } catch (e) {
@@ -516,6 +512,12 @@ export function toReadableStream(
     for (;;) {
       let out = stepNow();
       if (out === undefined) {
+        // The client waits from here (a step at hand needs no keepalive: no timer for an answer
+        // that goes out whole at once).
+        if (keepaliveMs > 0) {
+          waitingSince = timers.now();
+          timer ??= timers.setTimeout(tick, keepaliveMs);
+        }
         try {
           out = await ps.stepBytes();
         } catch (e) {
