@@ -1,7 +1,8 @@
 /**
  * What the benchmark scripts share about the processes they measure: CPU time and memory from
- * /proc, and starting a role (`bun scripts/bench.ts upstream|gateway|…`, or any command that prints
- * `PORT <n>` and, for a gateway, `KEY <key>`) and waiting until it listens. 127.0.0.1 only.
+ * /proc, starting a role (`bun scripts/bench.ts upstream|gateway|…`, or any command that prints
+ * `PORT <n>` and, for a gateway, `KEY <key>`) and waiting until it listens, the bench's load
+ * generator and how its tables are printed. 127.0.0.1 only.
  *
  * @module
  */
@@ -143,4 +144,81 @@ export async function timedResponse(g: Listening, body: string): Promise<number>
   const text = await res.text();
   if (res.status !== 200 || !text.includes("response.completed")) throw new Error(`status ${res.status}`);
   return performance.now() - t;
+}
+
+/** One load cell: `n` requests from `concurrency` clients for a fixed time. */
+export interface Cell {
+  n: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** CPU µs per request of the proxy process (null for direct). */
+  proxyUs: number | null;
+  upstreamUs: number;
+}
+
+/**
+ * The bench's load generator: `concurrency` clients each POST `body` to `url` back to back for
+ * `seconds`; a request counts as an error unless it answers 200 with `response.completed`. CPU per
+ * request of the proxy (null: none) and the upstream from /proc over the same interval.
+ */
+export async function load(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  concurrency: number,
+  seconds: number,
+  pids: { proxy: number | null; upstream: number },
+): Promise<Cell> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const until = performance.now() + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < until) {
+      const t = performance.now();
+      try {
+        const res = await fetch(url, { method: "POST", headers, body });
+        const text = await res.text();
+        if (res.status !== 200 || !text.includes("response.completed")) errors++;
+      } catch {
+        errors++;
+      }
+      latencies.push(performance.now() - t);
+    }
+  };
+  const cpu0 = pids.proxy === null ? 0 : cpuUs(pids.proxy);
+  const up0 = cpuUs(pids.upstream);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  const n = latencies.length;
+  const proxyUs = pids.proxy === null ? null : (cpuUs(pids.proxy) - cpu0) / n;
+  const upstreamUs = (cpuUs(pids.upstream) - up0) / n;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(n - 1, Math.floor(p * n))] ?? 0;
+  return { n, rps: n / elapsed, p50: q(0.5), p99: q(0.99), errors, proxyUs, upstreamUs };
+}
+
+/** The median (the mean of the middle two for an even count). */
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** "median (min–max)" of `xs`, `digits` decimals. */
+export const spread = (xs: number[], digits = 0) => {
+  const m = median(xs).toFixed(digits);
+  if (xs.length < 2) return m;
+  return `${m} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+};
+
+/** A Markdown table, columns padded; `rows[0]` is the header. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((v, i) => v.padEnd(widths[i]!)).join(" | ")} |`;
+  return [
+    line(rows[0]!),
+    `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
+    ...rows.slice(1).map(line),
+  ].join("\n");
 }

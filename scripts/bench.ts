@@ -36,7 +36,17 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cpuUs, type Listening as Proc, spawnListening, statusMb } from "./bench-proc.ts";
+import {
+  type Cell,
+  cpuUs,
+  load,
+  median,
+  type Listening as Proc,
+  spawnListening,
+  spread,
+  statusMb,
+  table,
+} from "./bench-proc.ts";
 import {
   bigBody,
   gatewayEnv,
@@ -54,82 +64,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = [1, 64] as const;
 const STREAMS = (process.env.BENCH_STREAMS ?? "1000,10000").split(",").map(Number);
 
-// ---------------------------------------------------------------------------------------------
-// Measuring
-
-interface Cell {
-  n: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  /** CPU µs per request of the proxy process (null for direct). */
-  proxyUs: number | null;
-  upstreamUs: number;
-}
-
-async function load(
-  url: string,
-  headers: Record<string, string>,
-  body: string,
-  concurrency: number,
-  seconds: number,
-  pids: { proxy: number | null; upstream: number },
-): Promise<Cell> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const until = performance.now() + seconds * 1000;
-  const worker = async () => {
-    while (performance.now() < until) {
-      const t = performance.now();
-      try {
-        const res = await fetch(url, { method: "POST", headers, body });
-        const text = await res.text();
-        if (res.status !== 200 || !text.includes("response.completed")) errors++;
-      } catch {
-        errors++;
-      }
-      latencies.push(performance.now() - t);
-    }
-  };
-  const cpu0 = pids.proxy === null ? 0 : cpuUs(pids.proxy);
-  const up0 = cpuUs(pids.upstream);
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const elapsed = (performance.now() - t0) / 1000;
-  const n = latencies.length;
-  const proxyUs = pids.proxy === null ? null : (cpuUs(pids.proxy) - cpu0) / n;
-  const upstreamUs = (cpuUs(pids.upstream) - up0) / n;
-  latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(n - 1, Math.floor(p * n))] ?? 0;
-  return { n, rps: n / elapsed, p50: q(0.5), p99: q(0.99), errors, proxyUs, upstreamUs };
-}
-
 function spawnRole(name: string, args: string[] = [], env: Record<string, string> = {}) {
   return spawnListening(["bun", import.meta.path, name, ...args], { env: { ...process.env, ...env } });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Printing
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const spread = (xs: number[], digits = 0) => {
-  const m = median(xs).toFixed(digits);
-  if (xs.length < 2) return m;
-  return `${m} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
-};
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((v, i) => v.padEnd(widths[i]!)).join(" | ")} |`;
-  return [
-    line(rows[0]!),
-    `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
-    ...rows.slice(1).map(line),
-  ].join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------
