@@ -141,8 +141,9 @@ const variants: Record<string, (request: Request) => Promise<void>> = {
   "guard only": async (request) => keep(await guardedBody(request)),
   route: async (request) => {
     const spec = readResponses("codex", await guardedBody(request));
-    // What attempt.ts hands fetch.
-    await post((spec.payloadBody ?? spec.payloadText ?? JSON.stringify(spec.payload)) as BodyInit);
+    // What attempt.ts hands fetch (src/upstream/client.ts makes a function's bytes at the call).
+    const body = spec.payloadBody ?? spec.payloadText ?? JSON.stringify(spec.payload);
+    await post((typeof body === "function" ? body() : body) as BodyInit);
   },
 };
 

@@ -12,7 +12,7 @@ import { GatewayError } from "../core/errors.ts";
 import { isProbing } from "../core/health.ts";
 import type { AccountSnapshot } from "../core/types.ts";
 import type { AccountCredentials, Lease } from "../plugin-host/api.ts";
-import { sendUpstream } from "../upstream/client.ts";
+import { sendUpstream, type UpstreamBody } from "../upstream/client.ts";
 import { type EventBytes, StreamIdleTimeout, UpstreamEvents } from "../upstream/event-stream.ts";
 import { buildUpstreamHeaders } from "../upstream/headers.ts";
 import { eventJson, type SseEvent } from "../upstream/sse.ts";
@@ -29,7 +29,7 @@ export interface UpstreamCall {
   /** `payload` serialised, when the caller has it (else it is serialised here). */
   readonly payloadText?: string;
   /** `payloadText` as handed to `fetch`, when the caller has it (see `upstreamBody` in payload.ts). */
-  readonly payloadBody?: string | Uint8Array | undefined;
+  readonly payloadBody?: UpstreamBody | undefined;
   readonly clientHeaders: Headers;
   /** The client's signal: aborting it aborts the upstream call. */
   readonly signal: AbortSignal;
@@ -100,7 +100,7 @@ export async function attemptOnce(
   call: UpstreamCall,
   account: AccountSnapshot,
   creds: AccountCredentials,
-  body: string | Uint8Array,
+  body: UpstreamBody,
 ): Promise<Outcome> {
   const { settings } = ctx.deps;
   const res = await sendUpstream(`${ctx.upstreamUrl}/codex/responses`, {

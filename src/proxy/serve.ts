@@ -7,19 +7,21 @@
  * @module
  */
 import { errorTypeForStatus, GatewayError } from "../core/errors.ts";
+import type { UpstreamBody } from "../upstream/client.ts";
 import type { OpenStream } from "./attempt.ts";
 import { chatToResponses } from "./chat/request.ts";
 import { chatCompletion, chatStreamShaper } from "./chat/response.ts";
 import { statusForStreamError } from "./failure.ts";
 import { type RequestKind, requestKindOf } from "./log-row.ts";
 import {
+  partsText,
   readBody,
   reasoningEffortOf,
   routingFields,
   serialised,
   toUpstreamPayload,
   upstreamBody,
-  upstreamText,
+  upstreamParts,
 } from "./payload.ts";
 import type { ProxyRequestContext, Settle } from "./pipeline.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
@@ -47,8 +49,11 @@ export interface ProxySpec {
   readonly payload: Json;
   /** `payload` as text when already at hand (the client's own bytes when nothing changed). */
   readonly payloadText?: string;
-  /** `payloadText` as handed to `fetch` (see `upstreamBody` in payload.ts). */
-  readonly payloadBody?: string | Uint8Array;
+  /**
+   * `payloadText` as handed to `fetch`, or a function that makes it at the `fetch` call (see
+   * `upstreamBody` in payload.ts).
+   */
+  readonly payloadBody?: UpstreamBody;
   readonly stream: boolean;
   readonly includeUsage?: boolean;
   readonly reasoningEffort: string | null;
@@ -112,13 +117,14 @@ function responsesSpec(kind: "codex" | "responses", text: string): ProxySpec {
   checkResponsesTools(body);
   checkTextFormat(body);
   const payload = toUpstreamPayload(body);
-  const payloadText = upstreamText(body, payload, text, read);
+  const parts = upstreamParts(body, payload, text, read);
+  const payloadText = partsText(parts);
   return {
     kind,
     model: body.model as string,
     payload,
     payloadText,
-    payloadBody: upstreamBody(payloadText, text),
+    payloadBody: upstreamBody(payloadText, text, parts),
     stream: kind === "codex" ? true : (optionalBoolean(body, "stream") ?? false),
     reasoningEffort: reasoningEffortOf(body),
     clientBody: body,

@@ -9,6 +9,13 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import type { FailureDetails } from "../core/failures.ts";
 import { failureFromTransport } from "../core/failures.ts";
 
+/**
+ * A request body for {@link sendUpstream}: text, bytes, or a function that makes the bytes when
+ * `fetch` is called, and whose bytes need to live only until then (`fetch` copies a byte body
+ * when called: the Fetch Standard's "extract a body"), so they may sit in a reused buffer.
+ */
+export type UpstreamBody = string | Uint8Array | (() => Uint8Array);
+
 export type UpstreamResult =
   | { readonly ok: true; readonly response: Response; readonly controller: AbortController }
   | { readonly ok: false; readonly failure: FailureDetails };
@@ -22,7 +29,7 @@ export async function sendUpstream(
   init: {
     method: string;
     headers: Headers;
-    body?: string | Uint8Array;
+    body?: UpstreamBody;
     signal?: AbortSignal;
     connectTimeoutMs: number;
     /** The gateway's timers (the header deadline runs on its clock). */
@@ -39,10 +46,12 @@ export async function sendUpstream(
     controller.abort(new DOMException("upstream did not answer in time", "TimeoutError"));
   }, init.connectTimeoutMs);
   try {
+    const body = init.body;
     const response = await fetch(url, {
       method: init.method,
       headers: init.headers,
-      body: init.body,
+      // Made here, in the same turn as the call that copies it.
+      body: typeof body === "function" ? body() : body,
       signal: controller.signal,
       // Streams must not wait for a compression buffer to fill.
       decompress: true,

@@ -5,10 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
+  encodedAtSend,
   payloadUnchanged,
+  readBody,
   toUpstreamPayload,
   uniqueTopLevelKeys,
   upstreamBody,
+  upstreamParts,
   upstreamText,
 } from "../../src/proxy/payload.ts";
 import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
@@ -172,5 +175,115 @@ describe("the changed text goes to fetch encoded once", () => {
     expect(calls.length).toBeGreaterThanOrEqual(2);
     const expected = upstreamText(sdk, toUpstreamPayload(sdk), JSON.stringify(sdk));
     for (const c of calls) expect(c.body).toBe(expected);
+  });
+});
+
+describe("a changed text's bytes made from its pieces at the fetch call", () => {
+  /** What `upstreamBody` hands fetch for `raw`, made as sendUpstream makes it; and the text. */
+  const sent = (raw: string, minLength?: number) => {
+    const read = readBody(raw, minLength);
+    const payload = toUpstreamPayload(read.body);
+    const parts = upstreamParts(read.body, payload, raw, read);
+    const text = upstreamText(read.body, payload, raw, read);
+    const body = upstreamBody(text, raw, parts);
+    return { text, parts, bytes: typeof body === "function" ? body() : body };
+  };
+  const utf8 = (s: string) => [...new TextEncoder().encode(s)];
+
+  test("the bytes are the text's UTF-8: non-ASCII, members changed first and last, hoisted items", () => {
+    const bodies = [
+      // Non-ASCII in kept members and in a serialised one; `store` first, `temperature` last.
+      { store: true, model: "gpt-5.2", input: [{ role: "user", content: "é ✓ 😀 \u2028" }], temperature: 1 },
+      // A string `input` (rewritten) first, `instructions` missing (added at the end).
+      { input: "grüße 😀", model: "m" },
+      // A developer message hoisted out of a long, outlined history with non-ASCII text.
+      {
+        model: "m",
+        input: [
+          { role: "developer", content: "sei kurz ✓" },
+          ...Array.from({ length: 40 }, (_, i) => ({ role: "user", content: `${i} ${"ü😀x".repeat(80)}` })),
+          { role: "developer", type: "message", content: [{ type: "input_text", text: "zuletzt é" }] },
+        ],
+        store: false,
+        stream: true,
+      },
+    ];
+    for (const b of bodies) {
+      for (const raw of [JSON.stringify(b), JSON.stringify(b, null, 2)]) {
+        for (const min of [0, undefined]) {
+          const { text, parts, bytes } = sent(raw, min);
+          expect(parts.length).toBeGreaterThan(1);
+          expect(text).not.toBe(raw);
+          expect(JSON.parse(text)).toEqual(toUpstreamPayload(JSON.parse(raw)));
+          expect(bytes).toBeInstanceOf(Uint8Array);
+          expect([...(bytes as Uint8Array)]).toEqual(utf8(text));
+        }
+      }
+    }
+  });
+
+  test("repeated top-level keys: the payload serialised is the one piece", () => {
+    const raw = `{"model":"a","input":[],"model":"b ✓"}`;
+    const { text, parts, bytes } = sent(raw);
+    expect(parts).toEqual([text]);
+    expect(text).toBe(JSON.stringify(toUpstreamPayload(JSON.parse(raw))));
+    expect([...(bytes as Uint8Array)]).toEqual(utf8(text));
+  });
+
+  test("an unchanged body is the client's own text, never encoded", () => {
+    const raw = JSON.stringify(codexBody);
+    const { parts, bytes } = sent(raw);
+    expect(parts).toEqual([raw]);
+    expect(bytes).toBe(raw);
+  });
+
+  test("each call reuses one buffer: the bytes last until the next call", () => {
+    const a = encodedAtSend(["{", '"a":"é"', "}"], 9);
+    const copy = [...a];
+    expect(copy).toEqual(utf8('{"a":"é"}'));
+    const b = encodedAtSend(["[", "1", "]"], 3);
+    expect([...b]).toEqual(utf8("[1]"));
+    expect(b.buffer).toBe(a.buffer);
+  });
+});
+
+describe("a long changed body through the gateway", () => {
+  let env: ProxyEnv;
+  beforeAll(async () => {
+    env = await startProxyEnv({ accounts: [{ id: "s1", chatgptAccountId: "chatgpt-s1" }] });
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+
+  test("reaches the upstream as its text, whatever the request before it sent", async () => {
+    const long = (tag: string) => ({
+      model: "gpt-5.2",
+      input: [
+        { role: "developer", content: `${tag} ✓` },
+        ...Array.from({ length: 30 }, (_, i) => ({
+          role: "user",
+          content: `${tag} ${i} ${"ö😀y".repeat(200)}`,
+        })),
+      ],
+    });
+    // Two at once: each one's bytes are made at its own fetch call.
+    const bodies = [long("eins"), long("zwei"), { model: "gpt-5.2", input: "kurz é" }];
+    await Promise.all(
+      bodies.map(async (b) => {
+        const res = await fetch(`${env.gw.url}/backend-api/codex/responses`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(b),
+        });
+        expect(res.status).toBe(200);
+        await res.text();
+      }),
+    );
+    const got = env.upstream.calls("POST /backend-api/codex/responses").map((c) => c.body);
+    for (const b of bodies) {
+      const raw = JSON.stringify(b);
+      expect(got).toContain(upstreamText(JSON.parse(raw), toUpstreamPayload(JSON.parse(raw)), raw));
+    }
   });
 });

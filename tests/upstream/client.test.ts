@@ -1,0 +1,41 @@
+/**
+ * The upstream client's body handling: a body given as a function is made at the `fetch` call,
+ * and `fetch` copies byte bodies when called (what lets the proxy encode into one reused buffer,
+ * `encodedAtSend` in src/proxy/payload.ts).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { sendUpstream } from "../../src/upstream/client.ts";
+
+let server: ReturnType<typeof Bun.serve>;
+beforeAll(() => {
+  server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxRequestBodySize: 64 * 1024 * 1024,
+    fetch: async (request) => new Response(await request.bytes()),
+  });
+});
+afterAll(() => server.stop(true));
+
+test("a byte body is copied when fetch is called: changing its buffer afterwards changes nothing sent", async () => {
+  // Larger than any socket buffer: the body is still being sent after the call returns.
+  const bytes = new Uint8Array(8 * 1024 * 1024).fill(0x61);
+  let made = 0;
+  const pending = sendUpstream(`http://127.0.0.1:${server.port}/`, {
+    method: "POST",
+    headers: new Headers({ "content-type": "application/octet-stream" }),
+    body: () => {
+      made++;
+      return bytes;
+    },
+    connectTimeoutMs: 30_000,
+  });
+  // The function ran within the call, before anything was awaited.
+  expect(made).toBe(1);
+  bytes.fill(0x62);
+  const res = await pending;
+  if (!res.ok) throw new Error(String(res.failure.message));
+  const echoed = new Uint8Array(await res.response.arrayBuffer());
+  expect(echoed.length).toBe(bytes.length);
+  expect(echoed.every((b) => b === 0x61)).toBe(true);
+});
