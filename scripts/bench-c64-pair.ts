@@ -11,13 +11,13 @@
  * @module
  */
 import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
-import { BIG_BODY, SHORT_BODY } from "./bench-servers.ts";
+import { bigBody, SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
 const CONNS = Number(process.env.PAIR_CONNS ?? 32);
 const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
-const body = process.env.PAIR_BODY === "big" ? BIG_BODY : SHORT_BODY;
+const body = process.env.PAIR_BODY === "big" ? bigBody() : SHORT_BODY;
 
 const pair = await startPair(a, b);
 const gateways = pair.gateways;
