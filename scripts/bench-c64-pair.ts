@@ -6,18 +6,24 @@
  * `PAIR_ROUNDS` times (default 3), so a busy shared machine weighs on both alike (separate
  * `bun run bench` runs swing far more than the difference being looked for). Prints, per round and
  * gateway, p50 / p99 / p99.9 / max latency and the gateway's CPU µs per request (/proc).
- * `PAIR_BODY=big` posts `bun run bench`'s ~256 KB Codex history instead of the short body.
+ * `PAIR_BODY=big` posts `bun run bench`'s ~256 KB Codex history instead of the short body;
+ * `PAIR_ANSWER=long` asks for the 1,000-event answer instead of the short one.
  *
  * @module
  */
 import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
-import { bigBody, SHORT_BODY } from "./bench-servers.ts";
+import { bigBody, LONG_MARKER, SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
 const CONNS = Number(process.env.PAIR_CONNS ?? 32);
 const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
-const body = process.env.PAIR_BODY === "big" ? bigBody() : SHORT_BODY;
+const body =
+  process.env.PAIR_BODY === "big"
+    ? bigBody()
+    : process.env.PAIR_ANSWER === "long"
+      ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
+      : SHORT_BODY;
 
 const pair = await startPair(a, b);
 const gateways = pair.gateways;

@@ -122,7 +122,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     { ownerTtlMs: settings.responseOwnerTtlSeconds * 1000, sqlite: store.sqlite, timers: time },
   );
   const accounts = new AccountRepository(store.db, cipher, clock);
-  const snapshotCache = new SnapshotCache(() => listSnapshots(store.db));
+  const sqlite = store.sqlite;
+  // SQLite: re-read only when the accounts or their usage windows changed (PostgreSQL: each second,
+  // for other replicas' writes).
+  const snapshotCache = new SnapshotCache(
+    () => listSnapshots(store.db),
+    undefined,
+    sqlite && (() => sqlite.exclusive((s) => s.watchStamp("accounts"))),
+  );
   // Replicas on one database: leadership, refresh claims, and each change that other replicas
   // cache is published to them (they drop their copy; see src/cluster/feed.ts).
   const cluster = createCluster({ store, clock: time, version, log: log.child({ component: "cluster" }) });

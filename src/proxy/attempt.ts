@@ -52,6 +52,8 @@ export interface UpstreamEventSource {
   cancel(reason?: unknown): void;
   /** Whole events as the upstream's bytes (an HTTP SSE body, see UpstreamEvents.nextBytes). */
   nextBytes?(): Promise<EventBytes | SseEvent[] | null>;
+  /** What nextBytes would give when it is at hand without waiting, else undefined (see UpstreamEvents.nextBytesNow). */
+  nextBytesNow?(): EventBytes | SseEvent[] | null | undefined;
   /** Puts the events read so far back as bytes, when it can (see UpstreamEvents.replay). */
   replay?(): boolean;
 }

@@ -117,6 +117,9 @@ export function failedEvent(
 
 export type FinishStatus = "success" | "error" | "cancelled";
 
+/** The client bytes of the next upstream chunk ("" or none: nothing to send yet), or null when done. */
+export type StepBytes = string | Uint8Array | Uint8Array[] | null;
+
 const encoder = new TextEncoder();
 
 /**
@@ -218,7 +221,7 @@ export class ProxyStream {
    * {@link REWRITTEN} type and anything framed unusually (comments, data-only events, CR line ends)
    * take the text path, so the client receives exactly what {@link step} would have produced.
    */
-  async stepBytes(): Promise<string | Uint8Array | Uint8Array[] | null> {
+  async stepBytes(): Promise<StepBytes> {
     const events = this.open.events;
     if (!this.#bytePath || this.#ended || this.#prelude || !events.nextBytes) return this.step();
     let x: EventBytes | SseEvent[] | null;
@@ -228,6 +231,28 @@ export class ProxyStream {
       if (this.#finished) return null;
       return this.#broken(e);
     }
+    return this.#bytesOut(x);
+  }
+
+  /**
+   * What {@link stepBytes} would give when it is at hand without waiting (the upstream's next bytes,
+   * or its end, read already), else undefined: the client then gets it in the same write.
+   */
+  stepBytesNow(): StepBytes | undefined {
+    const events = this.open.events;
+    if (!this.#bytePath || this.#ended || this.#prelude || !events.nextBytesNow) return undefined;
+    let x: EventBytes | SseEvent[] | null | undefined;
+    try {
+      x = events.nextBytesNow();
+    } catch (e) {
+      if (this.#finished) return null;
+      return this.#broken(e);
+    }
+    return x === undefined ? undefined : this.#bytesOut(x);
+  }
+
+  /** The client bytes of what the upstream sent next (`x`, see stepBytes). */
+  #bytesOut(x: EventBytes | SseEvent[] | null): StepBytes {
     if (x === null) {
       // The body ended by itself: nothing to cancel, and the connection can go back to the pool.
       this.#upstreamDone = true;
@@ -405,6 +430,8 @@ export class ProxyStream {
 /** The SSE comment sent while the upstream is silent (clients and proxies ignore comments). */
 export const KEEPALIVE = ": keepalive\n\n";
 const KEEPALIVE_BYTES = encoder.encode(KEEPALIVE);
+/** `send` in toReadableStream: the stream is over. */
+const OVER = Symbol("over");
 
 /**
  * The client body of a stream, written as the upstream's chunks come (see `pushStream`: no
@@ -453,33 +480,65 @@ export function toReadableStream(
     waitingSince = now;
     timer = timers.setTimeout(tick, keepaliveMs);
   };
-  const run = async (s: PushSink) => {
+  const failed = (e: unknown): never => {
+    stop();
+    ps.abort();
+    throw e;
+  };
+  /** The next step's client bytes, when at hand without waiting (undefined: it would wait). */
+  const stepNow = (): StepBytes | undefined => {
+    try {
+      return ps.stepBytesNow();
+    } catch (e) {
+      return failed(e);
+    }
+  };
+  /** Sends `out`: what to wait for before the next step (the client is not taking the bytes), OVER, or undefined. */
+  const send = (s: PushSink, out: StepBytes): Promise<unknown> | typeof OVER | undefined => {
+    if (done) return OVER; // the client went away
+    if (out === null) {
+      stop();
+      return OVER;
+    }
+    if (out === "" || (Array.isArray(out) && out.length === 0)) return undefined;
+    waitingSince = -1;
+    if (out instanceof Uint8Array) s.write(out);
+    else if (Array.isArray(out)) for (const part of out) s.write(part);
+    else s.write(encoder.encode(out));
+    return s.flush();
+  };
+  const rest = async (s: PushSink, wait: Promise<unknown> | undefined): Promise<void> => {
+    if (wait) await wait;
+    for (;;) {
+      let out = stepNow();
+      if (out === undefined) {
+        // The client waits from here (a step at hand needs no keepalive: no timer for an answer
+        // that goes out whole at once).
+        if (keepaliveMs > 0) {
+          waitingSince = timers.now();
+          timer ??= timers.setTimeout(tick, keepaliveMs);
+        }
+        try {
+          out = await ps.stepBytes();
+        } catch (e) {
+          failed(e);
+        }
+      }
+      const next = send(s, out!);
+      if (next === OVER) return;
+      if (next) await next;
+    }
+  };
+  // Steps whose bytes are at hand go out before anything is awaited: the answer's first bytes
+  // leave with the response head, and an answer whose end was read already ends in that write.
+  const run = (s: PushSink): Promise<void> | undefined => {
     sink = s;
     for (;;) {
-      if (keepaliveMs > 0) {
-        waitingSince = timers.now();
-        timer ??= timers.setTimeout(tick, keepaliveMs);
-      }
-      let out: Awaited<ReturnType<ProxyStream["stepBytes"]>>;
-      try {
-        out = await ps.stepBytes();
-      } catch (e) {
-        stop();
-        ps.abort();
-        throw e;
-      }
-      if (done) return; // the client went away
-      if (out === null) {
-        stop();
-        return;
-      }
-      if (out === "" || (Array.isArray(out) && out.length === 0)) continue;
-      waitingSince = -1;
-      if (out instanceof Uint8Array) s.write(out);
-      else if (Array.isArray(out)) for (const part of out) s.write(part);
-      else s.write(encoder.encode(out));
-      const full = s.flush();
-      if (full) await full;
+      const out = stepNow();
+      if (out === undefined) return rest(s, undefined);
+      const next = send(s, out);
+      if (next === OVER) return undefined;
+      if (next) return rest(s, next);
     }
   };
   return pushStream(run, () => {

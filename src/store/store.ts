@@ -22,7 +22,7 @@ import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
 import { type Notifications, openPostgres, pgNotifications, redactUrl } from "./postgres.ts";
 import type { Database } from "./schema.ts";
-import type { SqliteExclusive } from "./sync-sql.ts";
+import { type SqliteExclusive, WATCHED } from "./sync-sql.ts";
 
 export type StoreLocation =
   | { readonly kind: "sqlite"; readonly path: string }
@@ -112,12 +112,8 @@ export function openStore(location: StoreLocation): Store {
   }
   refuseForeignStore(location.path);
   if (location.path !== ":memory:") mkdirSync(dirname(location.path), { recursive: true, mode: 0o700 });
-  // Writes to these change API-key usage (the hour buckets, kept by triggers on the logs, and the
-  // reservations): the reservations keep what they read of them until the connection's stamp of
-  // them changes.
-  const handle = openSqlite(location.path, {
-    watch: ["request_logs", "api_key_usage_hourly", "api_key_reservations"],
-  });
+  // What is read from these tables is kept until the connection's stamp of them changes.
+  const handle = openSqlite(location.path, { watch: WATCHED });
   // Tokens (sealed), key hashes and the admin password hash live here: owner-only, like the data
   // dir. SQLite gives the -wal and -shm files the database file's permissions.
   if (location.path !== ":memory:") chmodSync(location.path, 0o600);

@@ -19,14 +19,26 @@ export interface SyncSql {
   /** `BEGIN IMMEDIATE` (the write lock at once), `fn`, `COMMIT`; `ROLLBACK` when `fn` throws. */
   immediate<T>(fn: () => T): T;
   /**
-   * A stamp of the tables watched at open (`watch`): it changes whenever this connection has run a
-   * statement that may have written one of them (any statement other than a SELECT or PRAGMA
-   * naming it, through Kysely or here; triggers included, since they fire from such statements)
-   * or another connection has committed anything (`PRAGMA data_version`). Equal stamps: what was
-   * read from those tables is still what they hold.
+   * A stamp of the tables of one of the {@link WATCHED} sets: it changes whenever this connection
+   * has run a statement that may have written one of them (any statement other than a SELECT or
+   * PRAGMA naming it, through Kysely or here; triggers included, since they fire from such
+   * statements) or another connection has committed anything (`PRAGMA data_version`). Equal
+   * stamps: what was read from those tables is still what they hold.
    */
-  watchStamp(): string;
+  watchStamp(set: WatchedSet): string;
 }
+
+/**
+ * The sets of tables whose writes the store's SQLite connection follows (`SyncSql.watchStamp`):
+ * - `limits`: what API-key usage is summed from (the logs, the hour buckets their triggers keep,
+ *   the reservations); the reservations' group commit keeps what it read of them;
+ * - `accounts`: what account snapshots are read from; the snapshot cache keeps its list.
+ */
+export const WATCHED = {
+  limits: ["request_logs", "api_key_usage_hourly", "api_key_reservations"],
+  accounts: ["accounts", "usage_snapshots"],
+} as const satisfies Record<string, readonly string[]>;
+export type WatchedSet = keyof typeof WATCHED;
 
 /** The store's SQLite connection, lent out whole (absent on PostgreSQL). */
 export interface SqliteExclusive {

@@ -153,6 +153,8 @@ export class UpstreamEvents {
   #idle = false;
   /** Whole events read but not handed out yet (next() hands out the first events one by one). */
   #ready: EventBytes | null = null;
+  /** A read started before it was asked for (see {@link replay}), and what it gave once settled. */
+  #ahead: Ahead | null = null;
   /** Events next() has handed out one at a time. */
   #single = 0;
   /**
@@ -188,15 +190,34 @@ export class UpstreamEvents {
    * an ended body), or null once the body has ended.
    */
   async nextBytes(): Promise<EventBytes | SseEvent[] | null> {
-    if (this.#done) return null;
+    const now = this.nextBytesNow();
+    if (now !== undefined) return now;
+    return this.#bytes(await this.#read());
+  }
+
+  /**
+   * What {@link nextBytes} would give when it is at hand without waiting: events read already, or
+   * a read started ahead that has settled (then the stream's end, too, is known at once). Undefined
+   * when it would have to wait.
+   */
+  nextBytesNow(): EventBytes | SseEvent[] | null | undefined {
+    const ahead = this.#ahead;
+    // Ended (cancelled, or gone idle: then the read ahead settles as the idle timeout).
+    if (this.#done && !(ahead && this.#idle)) return null;
     const ready = this.#ready;
     if (ready) {
       this.#ready = null;
       return ready;
     }
+    if (ahead === null || !ahead.settled) return undefined;
+    this.#ahead = null;
+    return this.#bytes(this.#took(ahead));
+  }
+
+  /** The events of a chunk just read (null: the body ended). */
+  #bytes(chunk: Uint8Array | null): EventBytes | SseEvent[] | null {
     // Bytes read after events were handed out: those events cannot be put back any more.
     if (this.#handedOut !== null) this.#handedOut = false;
-    const chunk = await this.#read();
     if (chunk === null) {
       const last = this.#end();
       return last.length > 0 ? last : null;
@@ -307,7 +328,38 @@ export class UpstreamEvents {
     const events = given.data.subarray(given.from);
     const body = given.body;
     this.#ready = body.length === 0 ? { head: null, body: events } : { head: events, body };
+    // The pass-through sends these at once and reads on: the next read starts now, so when the
+    // body has ended already (a short answer in one chunk) that is known without waiting, and the
+    // client gets the answer and its end in one write (see nextBytesNow).
+    this.#readAhead();
     return true;
+  }
+
+  #readAhead(): void {
+    if (this.#done || this.#ahead) return;
+    this.#deadline.begin();
+    const settle = (result: ReadResult | undefined, error: unknown) => {
+      ahead.result = result;
+      ahead.error = error;
+      ahead.settled = true;
+      this.#deadline.end();
+    };
+    const ahead: Ahead = {
+      settled: false,
+      result: undefined,
+      error: undefined,
+      promise: this.#reader.read().then(
+        (r) => settle(r, undefined),
+        (e: unknown) => settle(undefined, e ?? new Error("upstream read failed")),
+      ),
+    };
+    this.#ahead = ahead;
+  }
+
+  /** The chunk a settled read ahead gave (null: the body ended), or its failure thrown. */
+  #took(ahead: Ahead): Uint8Array | null {
+    if (ahead.error !== undefined) throw ahead.error;
+    return this.#arrived(ahead.result!);
   }
 
   /** Stops reading and releases the upstream body (the caller aborts the fetch as well). */
@@ -318,13 +370,24 @@ export class UpstreamEvents {
   }
 
   async #read(): Promise<Uint8Array | null> {
+    const ahead = this.#ahead;
+    if (ahead) {
+      this.#ahead = null;
+      await ahead.promise;
+      return this.#took(ahead);
+    }
     this.#deadline.begin();
-    let r: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
+    let r: ReadResult;
     try {
       r = await this.#reader.read();
     } finally {
       this.#deadline.end();
     }
+    return this.#arrived(r);
+  }
+
+  /** What a read gave: its chunk, or null once the body ended; throws when the upstream went idle. */
+  #arrived(r: ReadResult): Uint8Array | null {
     if (this.#idle) throw new StreamIdleTimeout(this.idleMs);
     if (r.done) {
       this.#done = true;
@@ -370,6 +433,16 @@ export class UpstreamEvents {
     const events = this.#toText(EMPTY, true);
     return events.concat(this.#sse!.end());
   }
+}
+
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]>>;
+
+/** A read started ahead ({@link UpstreamEvents.replay}): `promise` settles once `result` or `error` is set. */
+interface Ahead {
+  readonly promise: Promise<void>;
+  settled: boolean;
+  result: ReadResult | undefined;
+  error: unknown;
 }
 
 /** The pieces and `last`, joined (`n`: the pieces' total length). */

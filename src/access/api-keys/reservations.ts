@@ -500,7 +500,7 @@ class GroupCommit {
         s.immediate(() => {
           // Inside the write lock: no other connection commits until this batch has. What was
           // read is still right when nothing but the previous batch wrote since.
-          const stamp = s.watchStamp();
+          const stamp = s.watchStamp("limits");
           if (stamp !== this.#stamp || this.#logged.size > LOGGED_KEPT || this.#held.size > LOGGED_KEPT) {
             this.#logged.clear();
             this.#held.clear();
@@ -523,7 +523,7 @@ class GroupCommit {
               throw e;
             }
           });
-          this.#stamp = s.watchStamp();
+          this.#stamp = s.watchStamp("limits");
           return refused;
         }),
       );

@@ -21,11 +21,13 @@ export interface PushSink {
 
 /**
  * A body fed by `run`, called once when the body is first read: it writes and flushes, and its
- * promise settles when the body is complete (a rejection errors the body). `cancel` is called
- * when the reader goes away first (the client closed the connection); later writes are dropped.
+ * promise settles when the body is complete (a rejection errors the body); undefined when it
+ * completed the body at once (then the body ends in the same write: what `run` wrote, and the
+ * response head when nothing was sent yet, go out together). `cancel` is called when the reader
+ * goes away first (the client closed the connection); later writes are dropped.
  */
 export function pushStream(
-  run: (sink: PushSink) => Promise<void>,
+  run: (sink: PushSink) => Promise<void> | undefined,
   cancel: (reason: unknown) => void,
 ): ReadableStream<Uint8Array> {
   const source: Bun.DirectUnderlyingSource<Uint8Array> = {
@@ -46,7 +48,8 @@ export function pushStream(
         },
       };
       try {
-        await run(sink);
+        const running = run(sink);
+        if (running) await running;
       } catch (e) {
         c.close(e instanceof Error ? e : new Error(String(e)));
         return;

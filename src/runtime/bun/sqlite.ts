@@ -125,21 +125,33 @@ const BUSY_TIMEOUT_MS = 30_000;
 const STATEMENT_CACHE = 256;
 
 /**
- * Counts the statements run that may write the watched tables (see `SyncSql.watchStamp`): a
- * statement is classified once, when compiled, and a counting one bumps the count before it runs.
+ * Counts, per watched set of tables, the statements run that may write one of them (see
+ * `SyncSql.watchStamp`): a statement is classified once, when compiled, and a counting one bumps
+ * the counts of its sets before it runs.
  */
 class WriteWatch {
-  count = 0;
-  constructor(private readonly tables: readonly string[]) {}
+  readonly #sets: Map<string, { readonly tables: readonly string[]; count: number }>;
+  constructor(sets: Readonly<Record<string, readonly string[]>>) {
+    this.#sets = new Map(Object.entries(sets).map(([name, tables]) => [name, { tables, count: 0 }]));
+  }
+
+  /** Statements run so far that may write a table of set `name`. */
+  count(name: string): number {
+    const set = this.#sets.get(name);
+    if (!set) throw new Error(`no watched set ${JSON.stringify(name)}`);
+    return set.count;
+  }
 
   /** `stmt` as compiled from `sql`, counting its runs when it may write a watched table. */
   wrap(sql: string, stmt: Statement): Statement {
     const head = sql.trimStart().slice(0, 6).toLowerCase();
-    if (head === "select" || head === "pragma" || !this.tables.some((t) => sql.includes(t))) return stmt;
+    if (head === "select" || head === "pragma") return stmt;
+    const hit = [...this.#sets.values()].filter((set) => set.tables.some((t) => sql.includes(t)));
+    if (hit.length === 0) return stmt;
     const counted =
       <A extends unknown[], R>(fn: (...a: A) => R) =>
       (...a: A): R => {
-        this.count++;
+        for (const set of hit) set.count++;
         return fn(...a);
       };
     // The surface the Kysely driver and `syncSql` use (bun:sqlite's methods use private fields, so
@@ -214,9 +226,9 @@ function syncSql(db: Database, cache: Map<string, Statement>, watch: WriteWatch)
       commit();
       return out;
     },
-    watchStamp: () => {
+    watchStamp: (set) => {
       const v = prepare("PRAGMA data_version").values()[0]?.[0];
-      return `${watch.count}:${v}`;
+      return `${watch.count(set)}:${v}`;
     },
   };
 }
@@ -224,12 +236,12 @@ function syncSql(db: Database, cache: Map<string, Statement>, watch: WriteWatch)
 /**
  * Opens `path` (or `:memory:`) with WAL, a 30 s busy timeout and foreign keys on. `wal: false`
  * keeps a rollback journal instead (a file about to be moved, like a backup being written, must
- * not leave -wal/-shm files behind). `watch` names the tables whose writes `sync.watchStamp()`
- * follows.
+ * not leave -wal/-shm files behind). `watch` names sets of tables whose writes
+ * `sync.watchStamp(set)` follows.
  */
 export function openSqlite(
   path: string,
-  opts: { wal?: boolean; watch?: readonly string[] } = {},
+  opts: { wal?: boolean; watch?: Readonly<Record<string, readonly string[]>> } = {},
 ): SqliteHandle {
   const db = new Database(path, { create: true, strict: false });
   // The busy timeout first: switching to WAL takes a lock another process may hold right now.
@@ -238,7 +250,7 @@ export function openSqlite(
   db.exec("PRAGMA synchronous = NORMAL");
   db.exec("PRAGMA foreign_keys = ON");
   const cached = new Map<string, Statement>();
-  const watch = new WriteWatch(opts.watch ?? []);
+  const watch = new WriteWatch(opts.watch ?? {});
   const hasWal = path !== ":memory:" && opts.wal !== false;
   return {
     dialect: new BunSqliteDialect({ database: cachingDatabase(db, cached, watch) }),
