@@ -20,7 +20,9 @@
 import { BodyGuard } from "../src/core/body-guard.ts";
 import { systemClock } from "../src/core/clock.ts";
 import { readResponses } from "../src/proxy/serve.ts";
-import { BIG_BODY as BIG, SHORT_BODY as SHORT } from "./bench-servers.ts";
+import { bigBody, SHORT_BODY as SHORT } from "./bench-servers.ts";
+
+const BIG = bigBody();
 
 /** The same history as the Codex CLI sends it: streamed, not stored (nothing to change). */
 const BIG_CODEX = JSON.stringify({ ...JSON.parse(BIG), store: false, stream: true });

@@ -12,11 +12,11 @@
  * @module
  */
 import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
-import { BIG_BODY, SHORT_BODY } from "./bench-servers.ts";
+import { bigBody, SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c1-pair.ts <checkout A> <checkout B>");
 const N = Number(process.env.PAIR_N ?? 15000);
-const body = process.env.PAIR_BODY === "big" ? BIG_BODY : SHORT_BODY;
+const body = process.env.PAIR_BODY === "big" ? bigBody() : SHORT_BODY;
 
 const pair = await startPair(a, b);
 const gateways = pair.gateways;

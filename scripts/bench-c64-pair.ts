@@ -12,7 +12,7 @@
  * @module
  */
 import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
-import { BIG_BODY, LONG_MARKER, SHORT_BODY } from "./bench-servers.ts";
+import { bigBody, LONG_MARKER, SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
 const CONNS = Number(process.env.PAIR_CONNS ?? 32);
@@ -20,7 +20,7 @@ const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
 const body =
   process.env.PAIR_BODY === "big"
-    ? BIG_BODY
+    ? bigBody()
     : process.env.PAIR_ANSWER === "long"
       ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
       : SHORT_BODY;

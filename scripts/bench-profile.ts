@@ -13,7 +13,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuUs, spawnListening } from "./bench-proc.ts";
-import { BIG_BODY, LONG_MARKER, REAL_MARKER } from "./bench-servers.ts";
+import { bigBody, LONG_MARKER, REAL_MARKER } from "./bench-servers.ts";
 
 const BENCH = join(import.meta.dir, "bench.ts");
 const ROOT = join(import.meta.dir, "..");
@@ -30,7 +30,7 @@ const ANSWER = { long: LONG_MARKER, real: REAL_MARKER }[process.env.PROFILE_ANSW
 // `PROFILE_BODY=big`: `bun run bench`'s ~256 KB Codex history as the request body.
 const SHORT =
   process.env.PROFILE_BODY === "big"
-    ? BIG_BODY
+    ? bigBody()
     : JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: ANSWER }] });
 const up = await spawn(["upstream"]);
 const gw = await spawn(

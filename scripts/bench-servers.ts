@@ -24,16 +24,24 @@ export const SHORT_BODY = JSON.stringify({
   model: "gpt-5.2",
   input: [{ role: "user", content: "benchmark" }],
 });
-/** The bench's long Codex history: ~256 KB of earlier turns (128 turns of 2,000 characters). */
-export const BIG_BODY = JSON.stringify({
-  model: "gpt-5.2",
-  instructions: "You are a coding agent.",
-  input: Array.from({ length: 128 }, (_, i) => ({
-    type: "message",
-    role: i % 2 ? "assistant" : "user",
-    content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
-  })),
-});
+let big: string | undefined;
+/**
+ * The bench's long Codex history: ~256 KB of earlier turns (128 turns of 2,000 characters). Built on
+ * first use: the gateway processes the benchmarks measure load this module too (`serveGateway`),
+ * and their memory should be a gateway's, not this body's.
+ */
+export function bigBody(): string {
+  big ??= JSON.stringify({
+    model: "gpt-5.2",
+    instructions: "You are a coding agent.",
+    input: Array.from({ length: 128 }, (_, i) => ({
+      type: "message",
+      role: i % 2 ? "assistant" : "user",
+      content: [{ type: i % 2 ? "output_text" : "input_text", text: `turn ${i} ${"x".repeat(2000)}` }],
+    })),
+  });
+  return big;
+}
 
 const ev = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
 const resp = { id: "resp_bench", object: "response", status: "in_progress", model: "gpt-5.2", output: [] };

@@ -48,7 +48,7 @@ import {
   table,
 } from "./bench-proc.ts";
 import {
-  BIG_BODY as BIG,
+  bigBody,
   gatewayEnv,
   LONG_MARKER,
   SHORT_BODY as SHORT,
@@ -107,7 +107,7 @@ async function throughput(upstream: Proc, pass: Proc, gw: Proc, gw200: Proc): Pr
     proxy: null,
   });
   add("short answer", SHORT);
-  add(`${Math.round(BIG.length / 1024)} KB body`, BIG);
+  add(`${Math.round(bigBody().length / 1024)} KB body`, bigBody());
   add("1,000-event answer", LONG);
   targets.push({
     scenario: "200 accounts",
@@ -187,7 +187,7 @@ async function throughput(upstream: Proc, pass: Proc, gw: Proc, gw200: Proc): Pr
     const p = cpu(scenario, "pass-through", c);
     return g.map((x, i) => x / p[i]!);
   };
-  const big = `${Math.round(BIG.length / 1024)} KB body`;
+  const big = `${Math.round(bigBody().length / 1024)} KB body`;
   const extraBig = cpu(big, "codex-lb", 64).map((x, i) => x - cpu("short answer", "codex-lb", 64)[i]!);
   const extraBigPass = cpu(big, "pass-through", 64).map(
     (x, i) => x - cpu("short answer", "pass-through", 64)[i]!,
