@@ -239,8 +239,10 @@ export class ProxyStream {
    * or its end, read already), else undefined: the client then gets it in the same write.
    */
   stepBytesNow(): StepBytes | undefined {
+    // Ended (after its last bytes, or aborted): over at once, as step() is, with no wait.
+    if (this.#ended) return this.#over();
     const events = this.open.events;
-    if (!this.#bytePath || this.#ended || this.#prelude || !events.nextBytesNow) return undefined;
+    if (!this.#bytePath || this.#prelude || !events.nextBytesNow) return undefined;
     let x: EventBytes | SseEvent[] | null | undefined;
     try {
       x = events.nextBytesNow();

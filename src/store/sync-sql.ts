@@ -21,9 +21,11 @@ export interface SyncSql {
   /**
    * A stamp of the tables of one of the {@link WATCHED} sets: it changes whenever this connection
    * has run a statement that may have written one of them (any statement other than a SELECT or
-   * PRAGMA naming it, through Kysely or here; triggers included, since they fire from such
-   * statements) or another connection has committed anything (`PRAGMA data_version`). Equal
-   * stamps: what was read from those tables is still what they hold.
+   * PRAGMA naming one of the set's tables, in any letter case, through Kysely or here) or another
+   * connection has committed anything (`PRAGMA data_version`). Writes by triggers and foreign-key
+   * actions are seen only when the statement that fired them names a table of the set, which is
+   * why {@link WATCHED} lists with each set every table whose triggers or foreign-key actions
+   * write into it. Equal stamps: what was read from those tables is still what they hold.
    */
   watchStamp(set: WatchedSet): string;
 }
@@ -33,6 +35,10 @@ export interface SyncSql {
  * - `limits`: what API-key usage is summed from (the logs, the hour buckets their triggers keep,
  *   the reservations); the reservations' group commit keeps what it read of them;
  * - `accounts`: what account snapshots are read from; the snapshot cache keeps its list.
+ *
+ * A set must list every table whose triggers or foreign-key actions write into its tables (a
+ * statement is matched by the names it contains, so a write made by a trigger or a cascade is
+ * counted only through the table of the statement that fired it). Names are lower case.
  */
 export const WATCHED = {
   limits: ["request_logs", "api_key_usage_hourly", "api_key_reservations"],

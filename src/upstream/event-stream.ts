@@ -338,8 +338,9 @@ export class UpstreamEvents {
   #readAhead(): void {
     if (this.#done || this.#ahead) return;
     this.#deadline.begin();
-    const settle = (result: ReadResult | undefined, error: unknown) => {
+    const settle = (result: ReadResult | undefined, failed: boolean, error: unknown) => {
       ahead.result = result;
+      ahead.failed = failed;
       ahead.error = error;
       ahead.settled = true;
       this.#deadline.end();
@@ -347,10 +348,12 @@ export class UpstreamEvents {
     const ahead: Ahead = {
       settled: false,
       result: undefined,
+      failed: false,
       error: undefined,
       promise: this.#reader.read().then(
-        (r) => settle(r, undefined),
-        (e: unknown) => settle(undefined, e ?? new Error("upstream read failed")),
+        (r) => settle(r, false, undefined),
+        // Kept exactly as the body gave it (even undefined): thrown as a read on #read would throw it.
+        (e: unknown) => settle(undefined, true, e),
       ),
     };
     this.#ahead = ahead;
@@ -358,7 +361,7 @@ export class UpstreamEvents {
 
   /** The chunk a settled read ahead gave (null: the body ended), or its failure thrown. */
   #took(ahead: Ahead): Uint8Array | null {
-    if (ahead.error !== undefined) throw ahead.error;
+    if (ahead.failed) throw ahead.error;
     return this.#arrived(ahead.result!);
   }
 
@@ -442,6 +445,8 @@ interface Ahead {
   readonly promise: Promise<void>;
   settled: boolean;
   result: ReadResult | undefined;
+  /** The read failed: {@link error} is what it failed with (any value, undefined included). */
+  failed: boolean;
   error: unknown;
 }
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sql } from "kysely";
 import { SnapshotCache } from "../../src/accounts/snapshot-cache.ts";
 import { listSnapshots } from "../../src/accounts/snapshots.ts";
 import type { AccountSnapshot } from "../../src/core/types.ts";
@@ -87,6 +88,19 @@ describe("on SQLite the account snapshots are read again only when what they are
     await store.db.updateTable("accounts").set({ status: "paused" }).where("id", "=", "a").execute();
     expect(statusOf(await cache.list(), "a")).toBe("paused");
     await store.db.updateTable("accounts").set({ status: "active" }).where("id", "=", "a").execute();
+    expect(statusOf(await cache.list(), "a")).toBe("active");
+    expect(reads()).toBe(3);
+  });
+
+  test("an account changed by raw SQL naming its table in upper case on the store's connection is seen at the next check", async () => {
+    const { cache, reads } = sqliteCache();
+    expect(statusOf(await cache.list(), "a")).toBe("active");
+    // SQLite's table names are case-insensitive: this writes `accounts`.
+    await sql`UPDATE ACCOUNTS SET status = 'paused' WHERE id = 'a'`.execute(store.db);
+    expect(statusOf(await cache.list(), "a")).toBe("paused");
+    await store.sqlite!.exclusive((s) =>
+      s.run(`UPDATE "Accounts" SET status = 'active' WHERE id = ?`, ["a"]),
+    );
     expect(statusOf(await cache.list(), "a")).toBe("active");
     expect(reads()).toBe(3);
   });

@@ -5,10 +5,11 @@
  * for as before.
  */
 import { describe, expect, test } from "bun:test";
+import type { Clock, TimerHandle } from "../../src/core/clock.ts";
 import { firstEvent, type OpenStream } from "../../src/proxy/attempt.ts";
 import type { ProxyContext } from "../../src/proxy/context.ts";
 import { codexShaper } from "../../src/proxy/shapers.ts";
-import { type FinishStatus, ProxyStream, type StepBytes } from "../../src/proxy/stream.ts";
+import { type FinishStatus, ProxyStream, type StepBytes, toReadableStream } from "../../src/proxy/stream.ts";
 import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
 
 const enc = new TextEncoder();
@@ -23,19 +24,25 @@ const tail = frame({
   response: { id: "r1", usage: { input_tokens: 1, output_tokens: 2, total_tokens: 3 } },
 });
 
-/** A stream as the gateway opens it over `chunks` (the body ends after them unless `open`). */
+/** A stream as the gateway opens it over `chunks` (the body ends after them unless `more`). */
 async function opened(chunks: string[], more?: Promise<string>) {
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (const ch of chunks) c.enqueue(enc.encode(ch));
-      if (!more) c.close();
-    },
-    async pull(c) {
-      if (!more) return;
-      c.enqueue(enc.encode(await more));
-      c.close();
-    },
-  });
+  return openedOver(
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const ch of chunks) c.enqueue(enc.encode(ch));
+        if (!more) c.close();
+      },
+      async pull(c) {
+        if (!more) return;
+        c.enqueue(enc.encode(await more));
+        c.close();
+      },
+    }),
+  );
+}
+
+/** A stream as the gateway opens it over the upstream body `body`. */
+async function openedOver(body: ReadableStream<Uint8Array>) {
   const events = new UpstreamEvents(body, 5000);
   const first = await firstEvent(events, new Headers(), new AbortController());
   if (first.kind !== "open") throw new Error("the attempt failed");
@@ -81,5 +88,86 @@ describe("bytes at hand go out without waiting", () => {
     expect(text(await next)).toBe(tail);
     expect(await ps.stepBytes()).toBeNull();
     expect(finished).toEqual(["success"]);
+  });
+});
+
+/** The client text of a stream to its end: each step's bytes taken at once when at hand, else awaited. */
+async function clientText(ps: ProxyStream): Promise<string> {
+  let all = "";
+  for (;;) {
+    const out = ps.stepBytesNow() ?? (await ps.stepBytes());
+    if (out === null) return all;
+    all += text(out);
+  }
+}
+
+describe("an upstream that ends without a terminal event", () => {
+  test("the failure event goes out and the stream is over at once (no wait for a step that has nothing)", async () => {
+    const { ps, finished } = await opened([head]);
+    await Bun.sleep(0);
+    expect(text(ps.stepBytesNow())).toBe(head);
+    const failure = text(ps.stepBytesNow());
+    expect(failure).toStartWith("event: response.failed\n");
+    expect(failure).toContain('"code":"stream_incomplete"');
+    // Over now, not undefined (which would make the client body wait for the next step).
+    expect(ps.stepBytesNow()).toBeNull();
+    expect(finished).toEqual(["error"]);
+    // Once over, it stays over (abort() after the end changes nothing).
+    ps.abort();
+    expect(ps.stepBytesNow()).toBeNull();
+    expect(finished).toEqual(["error"]);
+  });
+
+  test("the client body writes it and its end without arming the keepalive timer", async () => {
+    const { ps, finished } = await opened([head]);
+    await Bun.sleep(0);
+    const armed: number[] = [];
+    const timers: Pick<Clock, "now" | "setTimeout" | "clearTimeout"> = {
+      now: () => 0,
+      setTimeout: (_fn, ms) => {
+        armed.push(ms);
+        return { __timer: true } as unknown as TimerHandle;
+      },
+      clearTimeout: () => {},
+    };
+    const body = await new Response(toReadableStream(ps, 15_000, timers)).text();
+    expect(body).toStartWith(head + "event: response.failed\n");
+    expect(body).toContain('"message":"Upstream stream ended before a terminal event"');
+    expect(armed).toEqual([]);
+    expect(finished).toEqual(["error"]);
+  });
+});
+
+describe("an upstream body that fails with undefined", () => {
+  const delta = frame({ type: "response.output_text.delta", delta: "more" });
+  /** A body: `head`, then each of `then` on later reads, then a failure with undefined. */
+  const failing = (then: string[]) => {
+    let i = 0;
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(enc.encode(head));
+      },
+      pull(c) {
+        if (i < then.length) c.enqueue(enc.encode(then[i++]!));
+        else c.error(undefined);
+      },
+    });
+  };
+
+  test("gives the same failure message whether the read that failed was started ahead or not", async () => {
+    // Failing on the read started ahead (when the stream was opened).
+    const early = await openedOver(failing([]));
+    await Bun.sleep(0);
+    const viaAhead = await clientText(early.ps);
+    // Failing on a later read, made when the client body asked for the next bytes.
+    const late = await openedOver(failing([delta]));
+    await Bun.sleep(0);
+    const viaRead = await clientText(late.ps);
+    const message = '"message":"Upstream stream broke: undefined"';
+    expect(viaAhead).toStartWith(head + "event: response.failed\n");
+    expect(viaAhead).toContain(message);
+    expect(viaRead).toStartWith(head + delta + "event: response.failed\n");
+    expect(viaRead).toContain(message);
+    expect([early.finished, late.finished]).toEqual([["error"], ["error"]]);
   });
 });

@@ -144,9 +144,12 @@ class WriteWatch {
 
   /** `stmt` as compiled from `sql`, counting its runs when it may write a watched table. */
   wrap(sql: string, stmt: Statement): Statement {
-    const head = sql.trimStart().slice(0, 6).toLowerCase();
+    // SQLite's names are case-insensitive (`UPDATE ACCOUNTS` writes `accounts`): the SQL is
+    // lower-cased once, here, where the statement is compiled (the watched names are lower case).
+    const lower = sql.toLowerCase();
+    const head = lower.trimStart().slice(0, 6);
     if (head === "select" || head === "pragma") return stmt;
-    const hit = [...this.#sets.values()].filter((set) => set.tables.some((t) => sql.includes(t)));
+    const hit = [...this.#sets.values()].filter((set) => set.tables.some((t) => lower.includes(t)));
     if (hit.length === 0) return stmt;
     const counted =
       <A extends unknown[], R>(fn: (...a: A) => R) =>
