@@ -186,7 +186,12 @@ describe("a changed text's bytes made from its pieces at the fetch call", () => 
     const parts = upstreamParts(read.body, payload, raw, read);
     const text = upstreamText(read.body, payload, raw, read);
     const body = upstreamBody(text, raw, parts);
-    return { text, parts, atSend: typeof body === "function", bytes: typeof body === "function" ? body() : body };
+    return {
+      text,
+      parts,
+      atSend: typeof body === "function",
+      bytes: typeof body === "function" ? body() : body,
+    };
   };
   const utf8 = (s: string) => [...new TextEncoder().encode(s)];
 
@@ -197,7 +202,12 @@ describe("a changed text's bytes made from its pieces at the fetch call", () => 
     const bodies = [
       // Non-ASCII in kept members and in a serialised one; `store` first, `temperature` last.
       { store: true, model: "gpt-5.2", input: [{ role: "user", content: "é ✓ 😀 \u2028" }], temperature: 1 },
-      { store: true, model: "gpt-5.2", input: [{ role: "user", content: `é ✓ 😀 \u2028${pad}` }], temperature: 1 },
+      {
+        store: true,
+        model: "gpt-5.2",
+        input: [{ role: "user", content: `é ✓ 😀 \u2028${pad}` }],
+        temperature: 1,
+      },
       // A string `input` (rewritten) first, `instructions` missing (added at the end).
       { input: "grüße 😀", model: "m" },
       { input: `grüße 😀${pad}`, model: "m" },
