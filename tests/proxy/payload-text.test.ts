@@ -186,16 +186,33 @@ describe("a changed text's bytes made from its pieces at the fetch call", () => 
     const parts = upstreamParts(read.body, payload, raw, read);
     const text = upstreamText(read.body, payload, raw, read);
     const body = upstreamBody(text, raw, parts);
-    return { text, parts, bytes: typeof body === "function" ? body() : body };
+    return {
+      text,
+      parts,
+      atSend: typeof body === "function",
+      bytes: typeof body === "function" ? body() : body,
+    };
   };
   const utf8 = (s: string) => [...new TextEncoder().encode(s)];
 
   test("the bytes are the text's UTF-8: non-ASCII, members changed first and last, hoisted items", () => {
+    // Past 8,192 characters a changed text goes through the reused buffer; below, its own encode.
+    const pad = "ü😀x".repeat(3000);
+    const paths = { atSend: 0, own: 0 };
     const bodies = [
       // Non-ASCII in kept members and in a serialised one; `store` first, `temperature` last.
       { store: true, model: "gpt-5.2", input: [{ role: "user", content: "é ✓ 😀 \u2028" }], temperature: 1 },
+      {
+        store: true,
+        model: "gpt-5.2",
+        input: [{ role: "user", content: `é ✓ 😀 \u2028${pad}` }],
+        temperature: 1,
+      },
       // A string `input` (rewritten) first, `instructions` missing (added at the end).
       { input: "grüße 😀", model: "m" },
+      { input: `grüße 😀${pad}`, model: "m" },
+      // The same, the long text in a kept member.
+      { input: "grüße 😀", model: `m${pad}` },
       // A developer message hoisted out of a long, outlined history with non-ASCII text.
       {
         model: "m",
@@ -211,15 +228,19 @@ describe("a changed text's bytes made from its pieces at the fetch call", () => 
     for (const b of bodies) {
       for (const raw of [JSON.stringify(b), JSON.stringify(b, null, 2)]) {
         for (const min of [0, undefined]) {
-          const { text, parts, bytes } = sent(raw, min);
+          const { text, parts, atSend, bytes } = sent(raw, min);
           expect(parts.length).toBeGreaterThan(1);
           expect(text).not.toBe(raw);
+          expect(atSend).toBe(raw.length > 8192);
+          paths[atSend ? "atSend" : "own"]++;
           expect(JSON.parse(text)).toEqual(toUpstreamPayload(JSON.parse(raw)));
           expect(bytes).toBeInstanceOf(Uint8Array);
           expect([...(bytes as Uint8Array)]).toEqual(utf8(text));
         }
       }
     }
+    // The short bodies' 8 cases take their own encode; the 16 padded or long ones, the buffer.
+    expect(paths).toEqual({ atSend: 16, own: 8 });
   });
 
   test("repeated top-level keys: the payload serialised is the one piece", () => {
@@ -238,12 +259,15 @@ describe("a changed text's bytes made from its pieces at the fetch call", () => 
   });
 
   test("each call reuses one buffer: the bytes last until the next call", () => {
-    const a = encodedAtSend(["{", '"a":"é"', "}"], 9);
+    const a = encodedAtSend(["{", '"a":"é"', "}"]);
     const copy = [...a];
     expect(copy).toEqual(utf8('{"a":"é"}'));
-    const b = encodedAtSend(["[", "1", "]"], 3);
+    const b = encodedAtSend(["[", "1", "]"]);
     expect([...b]).toEqual(utf8("[1]"));
     expect(b.buffer).toBe(a.buffer);
+    // Sized from the pieces themselves: a text of 2-byte characters is never cut short.
+    const c = encodedAtSend(["{", '"a":"éééééééééé"', "}"]);
+    expect([...c]).toEqual(utf8('{"a":"éééééééééé"}'));
   });
 });
 
