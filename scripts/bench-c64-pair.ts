@@ -7,7 +7,8 @@
  * `bun run bench` runs swing far more than the difference being looked for). Prints, per round and
  * gateway, p50 / p99 / p99.9 / max latency and the gateway's CPU µs per request (/proc).
  * `PAIR_BODY=big` posts `bun run bench`'s ~256 KB Codex history instead of the short body;
- * `PAIR_ANSWER=long` asks for the 1,000-event answer instead of the short one.
+ * `PAIR_ANSWER=long` asks for the 1,000-event answer instead of the short one (not both at once:
+ * the big body asks for the short answer).
  *
  * @module
  */
@@ -18,6 +19,10 @@ const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checko
 const CONNS = Number(process.env.PAIR_CONNS ?? 32);
 const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
+if (process.env.PAIR_BODY === "big" && process.env.PAIR_ANSWER === "long")
+  throw new Error(
+    "PAIR_BODY=big and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
+  );
 const body =
   process.env.PAIR_BODY === "big"
     ? bigBody()

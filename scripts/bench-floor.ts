@@ -9,16 +9,23 @@
  *   ReadableStream, flushed per chunk (as `src/runtime/bun/push-stream.ts` does);
  * - L2 + SSE event boundaries found in the bytes (whole events only go out; a partial one waits for
  *   the next chunk) and only `response.completed` JSON-parsed, for its usage;
- * - L3 + the request body read as text and JSON-checked, the `Authorization` key checked against an
+ * - L3 + the request body read as text and JSON-checked, the members the Codex backend needs
+ *   (`store`, `stream`, `instructions`) spliced in when absent and the text encoded once (as
+ *   codex-lb must for the bench's short body), the `Authorization` key checked against an
  *   in-memory map of SHA-256 hashes (cached per presented key), a request id (UUIDv7), an account
  *   picked and its stream counted, upstream headers built from the client's (dropped / persona /
- *   kept, like `src/upstream/headers.ts`), the upstream call aborted when the client goes away or
- *   sends no headers in time (an AbortSignal and a timer), and an idle deadline on its stream;
- * - L4 + a durable reservation on a real SQLite file (WAL, synchronous=NORMAL): the key's daily
- *   limit checked and the hold inserted in one `BEGIN IMMEDIATE` group commit per event-loop turn,
- *   committed BEFORE the request is forwarded; the hold settled with the real usage after the stream
- *   (same group commit); the request-log row inserted with a prepared statement in batches (250 ms or
- *   200 rows, 3 indexes), deleting its reservation in the same transaction;
+ *   kept: a subset of `src/upstream/headers.ts`'s rules, without its true-client-ip and request-id
+ *   handling or its dropped / persona prefixes), the upstream call aborted when the client goes
+ *   away or sends no headers in time (an AbortSignal and a timer), and an idle deadline on its
+ *   stream;
+ * - L4 + a durable reservation on a real SQLite file (WAL, synchronous=NORMAL, foreign keys on):
+ *   the key's daily limit checked and the hold inserted in one `BEGIN IMMEDIATE` group commit per
+ *   event-loop turn, committed BEFORE the request is forwarded; the hold settled with the real usage
+ *   after the stream (same group commit); the request-log row inserted with a prepared statement in
+ *   batches (250 ms or 200 rows), deleting its reservation in the same transaction. The log table
+ *   has codex-lb's shape (see `SCHEMA`): its columns, its 8 indexes, the per-key hour-bucket
+ *   trigger and the response-owner upsert trigger (the fake upstream's response id, the same for
+ *   every request, as codex-lb sees it in the same run);
  * - L5 codex-lb itself (`bun scripts/bench.ts gateway`, as `bun run bench` runs it).
  *
  * The same method as `bun run bench` (its load generator, scripts/bench-proc.ts): CPU µs per
@@ -285,7 +292,9 @@ function upstreamHeaders(client: Headers, account: Account, requestId: string): 
 }
 
 /** The request fields the gateway reads; null when the body is not a Responses request. */
-function readBody(text: string): { model: string; maxOutputTokens: number | null } | null {
+function readBody(
+  text: string,
+): { body: Record<string, unknown>; model: string; maxOutputTokens: number | null } | null {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -296,7 +305,26 @@ function readBody(text: string): { model: string; maxOutputTokens: number | null
   const b = body as Record<string, unknown>;
   if (typeof b.model !== "string" || !(typeof b.input === "string" || Array.isArray(b.input))) return null;
   const max = b.max_output_tokens;
-  return { model: b.model, maxOutputTokens: typeof max === "number" && max > 0 ? max : null };
+  return { body: b, model: b.model, maxOutputTokens: typeof max === "number" && max > 0 ? max : null };
+}
+
+const ADDED_MEMBERS = ',"store":false,"stream":true,"instructions":""}';
+const encoder = new TextEncoder();
+
+/**
+ * The upstream body: the Codex backend wants `store: false`, `stream: true` and a string
+ * `instructions`, which codex-lb's `toUpstreamPayload` (src/proxy/payload.ts) sets. A body that has
+ * them goes as the client's text; one that has none of them (the bench's short body) gets them
+ * spliced in before its closing brace; else the body is serialised again with them set. A changed
+ * text is encoded to UTF-8 once here, as codex-lb's `upstreamBody` does. (codex-lb's other
+ * rewrites, system messages hoisted into `instructions` and fields stripped, are not modelled.)
+ */
+function upstreamBody(text: string, b: Record<string, unknown>): string | Uint8Array<ArrayBuffer> {
+  if (b.store === false && b.stream === true && typeof b.instructions === "string") return text;
+  if (!("store" in b || "stream" in b || "instructions" in b))
+    return encoder.encode(text.slice(0, text.lastIndexOf("}")) + ADDED_MEMBERS);
+  const instructions = typeof b.instructions === "string" ? b.instructions : "";
+  return encoder.encode(JSON.stringify({ ...b, store: false, stream: true, instructions }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,6 +355,83 @@ const costOf = (u: Usage | null) =>
     ? (u.inputTokens - u.cachedInputTokens) * 1.25e-6 + u.cachedInputTokens * 0.125e-6 + u.outputTokens * 1e-5
     : 0;
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * L4's tables: the shape of codex-lb's SQLite schema (src/store/migrations) for what a proxied
+ * request writes, so L4's log row costs what codex-lb's does: the same columns, the same 8 indexes,
+ * the per-key hour-bucket trigger and the response-owner trigger, foreign keys on. The tables no
+ * request writes are left out; `api_keys` and `accounts` are here only as foreign-key targets.
+ */
+const SCHEMA = [
+  // 0001 (the referenced tables, their own columns left out)
+  "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY)",
+  "CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY)",
+  // 0001, + transport / upstream_transport (0040), queue_ms (0096), kind (0097)
+  `CREATE TABLE IF NOT EXISTS request_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, requested_at BIGINT NOT NULL, request_id TEXT NOT NULL,
+    account_id TEXT REFERENCES accounts (id) ON DELETE SET NULL, api_key_id TEXT, model TEXT,
+    endpoint TEXT NOT NULL, client TEXT, client_ip TEXT, status TEXT NOT NULL, http_status INTEGER,
+    error_code TEXT, error_message TEXT, input_tokens INTEGER, cached_input_tokens INTEGER,
+    output_tokens INTEGER, reasoning_tokens INTEGER, cost_usd REAL, latency_ms INTEGER, ttfb_ms INTEGER,
+    response_id TEXT, session_key TEXT, reasoning_effort TEXT,
+    transport TEXT NOT NULL DEFAULT 'http', upstream_transport TEXT, queue_ms INTEGER,
+    kind TEXT NOT NULL DEFAULT 'response')`,
+  // 0001 (its idx_logs_response_id was dropped by 0080)
+  "CREATE INDEX IF NOT EXISTS idx_logs_time ON request_logs (requested_at, id)",
+  "CREATE INDEX IF NOT EXISTS idx_logs_account_time ON request_logs (account_id, requested_at)",
+  "CREATE INDEX IF NOT EXISTS idx_logs_key_time ON request_logs (api_key_id, requested_at)",
+  // 0090
+  "CREATE INDEX IF NOT EXISTS idx_logs_model_time ON request_logs (model, requested_at)",
+  "CREATE INDEX IF NOT EXISTS idx_logs_status_time ON request_logs (status, requested_at)",
+  "CREATE INDEX IF NOT EXISTS idx_logs_endpoint_time ON request_logs (endpoint, requested_at)",
+  "CREATE INDEX IF NOT EXISTS idx_logs_request_id ON request_logs (request_id)",
+  // 0097
+  "CREATE INDEX IF NOT EXISTS idx_logs_kind_time ON request_logs (kind, requested_at)",
+  // 0030: per key, hour and model, the sums of its request logs, kept by a trigger on insert
+  `CREATE TABLE IF NOT EXISTS api_key_usage_hourly (
+    api_key_id TEXT NOT NULL, hour BIGINT NOT NULL, model TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    stored_cost_usd REAL NOT NULL DEFAULT 0, unpriced_input_tokens INTEGER NOT NULL DEFAULT 0,
+    unpriced_cached_input_tokens INTEGER NOT NULL DEFAULT 0, unpriced_output_tokens INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT pk_api_key_usage_hourly PRIMARY KEY (api_key_id, hour, model))`,
+  `CREATE TRIGGER IF NOT EXISTS trg_request_logs_usage_insert AFTER INSERT ON request_logs
+    WHEN NEW.api_key_id IS NOT NULL BEGIN
+    INSERT INTO api_key_usage_hourly (api_key_id, hour, model, requests, input_tokens, cached_input_tokens,
+      output_tokens, stored_cost_usd, unpriced_input_tokens, unpriced_cached_input_tokens, unpriced_output_tokens)
+    VALUES (NEW.api_key_id, (NEW.requested_at / ${HOUR_MS}) * ${HOUR_MS}, coalesce(NEW.model, ''), 1,
+      coalesce(NEW.input_tokens, 0), coalesce(NEW.cached_input_tokens, 0), coalesce(NEW.output_tokens, 0),
+      coalesce(NEW.cost_usd, 0), CASE WHEN NEW.cost_usd IS NULL THEN coalesce(NEW.input_tokens, 0) ELSE 0 END,
+      CASE WHEN NEW.cost_usd IS NULL THEN coalesce(NEW.cached_input_tokens, 0) ELSE 0 END,
+      CASE WHEN NEW.cost_usd IS NULL THEN coalesce(NEW.output_tokens, 0) ELSE 0 END)
+    ON CONFLICT (api_key_id, hour, model) DO UPDATE SET
+      requests = requests + excluded.requests,
+      input_tokens = input_tokens + excluded.input_tokens,
+      cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+      output_tokens = output_tokens + excluded.output_tokens,
+      stored_cost_usd = stored_cost_usd + excluded.stored_cost_usd,
+      unpriced_input_tokens = unpriced_input_tokens + excluded.unpriced_input_tokens,
+      unpriced_cached_input_tokens = unpriced_cached_input_tokens + excluded.unpriced_cached_input_tokens,
+      unpriced_output_tokens = unpriced_output_tokens + excluded.unpriced_output_tokens;
+    END`,
+  // 0080: which account produced each response (previous_response_id routing), by trigger
+  `CREATE TABLE IF NOT EXISTS response_owners (
+    response_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+  "CREATE INDEX IF NOT EXISTS idx_response_owners_created ON response_owners (created_at)",
+  `CREATE TRIGGER IF NOT EXISTS trg_request_logs_response_owner AFTER INSERT ON request_logs
+    WHEN NEW.response_id IS NOT NULL AND NEW.account_id IS NOT NULL BEGIN
+    INSERT INTO response_owners (response_id, account_id, created_at)
+      VALUES (NEW.response_id, NEW.account_id, NEW.requested_at)
+      ON CONFLICT (response_id) DO UPDATE SET account_id = excluded.account_id, created_at = excluded.created_at;
+    END`,
+  // 0095 / 0098: the reservations, by key and time
+  `CREATE TABLE IF NOT EXISTS reservations (
+    api_key_id TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE, created_at INTEGER NOT NULL,
+    id TEXT NOT NULL, request_id TEXT NOT NULL, model TEXT NOT NULL, settled INTEGER NOT NULL,
+    tokens INTEGER NOT NULL, PRIMARY KEY (api_key_id, created_at, id)) WITHOUT ROWID`,
+];
+
 /**
  * Reservations and request logs on one SQLite connection. Holds and settles asked for in one
  * event-loop turn are written in one `BEGIN IMMEDIATE` transaction (a hold's promise settles once it
@@ -336,7 +441,7 @@ const costOf = (u: Usage | null) =>
 class Store {
   readonly #db: Database;
   readonly #q;
-  #holds: { key: KeyRecord; hold: Hold; done: (ok: boolean) => void }[] = [];
+  #holds: { key: KeyRecord; hold: Hold; done: (ok: boolean) => void; fail: (e: unknown) => void }[] = [];
   #settles: { hold: Hold; tokens: number }[] = [];
   #scheduled = false;
   #rows: LogRow[] = [];
@@ -350,18 +455,10 @@ class Store {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA busy_timeout = 5000");
-    db.exec(`CREATE TABLE IF NOT EXISTS reservations (
-      api_key_id TEXT NOT NULL, created_at INTEGER NOT NULL, id TEXT NOT NULL, request_id TEXT NOT NULL,
-      model TEXT NOT NULL, settled INTEGER NOT NULL, tokens INTEGER NOT NULL,
-      PRIMARY KEY (api_key_id, created_at, id)) WITHOUT ROWID`);
-    db.exec(`CREATE TABLE IF NOT EXISTS request_logs (
-      id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, requested_at INTEGER NOT NULL, api_key_id TEXT,
-      account_id TEXT, model TEXT NOT NULL, status INTEGER NOT NULL, latency_ms REAL NOT NULL,
-      input_tokens INTEGER, cached_input_tokens INTEGER, output_tokens INTEGER, total_tokens INTEGER,
-      cost_usd REAL, response_id TEXT, transport TEXT NOT NULL)`);
-    db.exec("CREATE INDEX IF NOT EXISTS logs_time ON request_logs (requested_at)");
-    db.exec("CREATE INDEX IF NOT EXISTS logs_key_time ON request_logs (api_key_id, requested_at)");
-    db.exec("CREATE INDEX IF NOT EXISTS logs_account_time ON request_logs (account_id, requested_at)");
+    db.exec("PRAGMA foreign_keys = ON"); // as src/runtime/bun/sqlite.ts
+    for (const stmt of SCHEMA) db.exec(stmt);
+    db.exec("INSERT OR IGNORE INTO api_keys (id) VALUES ('key1')");
+    db.exec("INSERT OR IGNORE INTO accounts (id) VALUES ('acct1')");
     this.#db = db;
     this.#q = {
       begin: db.prepare("BEGIN IMMEDIATE"),
@@ -369,7 +466,7 @@ class Store {
       rollback: db.prepare("ROLLBACK"),
       version: db.prepare<{ data_version: number }, []>("PRAGMA data_version"),
       logged: db.prepare<{ t: number }, [string, number]>(
-        "SELECT coalesce(sum(total_tokens), 0) AS t FROM request_logs WHERE api_key_id = ? AND requested_at >= ?",
+        "SELECT coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), 0) AS t FROM request_logs WHERE api_key_id = ? AND requested_at >= ?",
       ),
       held: db.prepare<{ t: number; f: number }, [string, number]>(
         "SELECT coalesce(sum(tokens), 0) AS t, count(*) FILTER (WHERE settled = 0) AS f FROM reservations WHERE api_key_id = ? AND created_at >= ?",
@@ -381,18 +478,25 @@ class Store {
         "UPDATE reservations SET settled = 1, tokens = ? WHERE api_key_id = ? AND created_at = ? AND id = ?",
       ),
       release: db.prepare("DELETE FROM reservations WHERE api_key_id = ? AND created_at = ? AND id = ?"),
+      // Every column of codex-lb's row (src/proxy/log-row.ts), the ones L4 does not know null.
       log: db.prepare(
-        `INSERT INTO request_logs (request_id, requested_at, api_key_id, account_id, model, status, latency_ms,
-          input_tokens, cached_input_tokens, output_tokens, total_tokens, cost_usd, response_id, transport)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'http')`,
+        `INSERT INTO request_logs (requested_at, request_id, account_id, api_key_id, model, endpoint, client,
+          client_ip, status, http_status, error_code, error_message, input_tokens, cached_input_tokens,
+          output_tokens, reasoning_tokens, cost_usd, latency_ms, ttfb_ms, queue_ms, response_id, session_key,
+          reasoning_effort, transport, upstream_transport, kind)
+         VALUES (?, ?, ?, ?, ?, '${CODEX_PATH}', NULL, '127.0.0.1', ?, ?, NULL, NULL, ?, ?, ?, NULL, ?, ?, NULL,
+          NULL, ?, NULL, NULL, 'http', 'http', 'response')`,
       ),
     };
   }
 
-  /** Reserves `hold` on `key`: true once committed, false when the key's daily limit refuses it. */
+  /**
+   * Reserves `hold` on `key`: true once committed, false when the key's daily limit refuses it;
+   * rejects when its batch's transaction failed.
+   */
   hold(key: KeyRecord, hold: Hold): Promise<boolean> {
-    return new Promise((done) => {
-      this.#holds.push({ key, hold, done });
+    return new Promise((done, fail) => {
+      this.#holds.push({ key, hold, done, fail });
       this.#schedule();
     });
   }
@@ -451,25 +555,32 @@ class Store {
     this.#holds = [];
     this.#settles = [];
     const admitted: boolean[] = [];
-    this.#tx(() => {
-      this.#checkVersion();
-      for (const s of settles) {
-        this.#q.settle.run(s.tokens, s.hold.keyId, s.hold.createdAt, s.hold.id);
-        const u = this.#figures(s.hold.keyId, s.hold.createdAt);
-        u.held += s.tokens - s.hold.estimate;
-        u.inFlight--;
-      }
-      for (const { key, hold } of holds) {
-        const u = this.#figures(key.id, hold.createdAt);
-        const used = u.logged + u.held;
-        const ok = used < key.dailyTokens && !(u.inFlight > 0 && used + hold.estimate > key.dailyTokens);
-        admitted.push(ok);
-        if (!ok) continue;
-        this.#q.hold.run(hold.keyId, hold.createdAt, hold.id, hold.requestId, hold.model, hold.estimate);
-        u.held += hold.estimate;
-        u.inFlight++;
-      }
-    });
+    try {
+      this.#tx(() => {
+        this.#checkVersion();
+        for (const s of settles) {
+          this.#q.settle.run(s.tokens, s.hold.keyId, s.hold.createdAt, s.hold.id);
+          const u = this.#figures(s.hold.keyId, s.hold.createdAt);
+          u.held += s.tokens - s.hold.estimate;
+          u.inFlight--;
+        }
+        for (const { key, hold } of holds) {
+          const u = this.#figures(key.id, hold.createdAt);
+          const used = u.logged + u.held;
+          const ok = used < key.dailyTokens && !(u.inFlight > 0 && used + hold.estimate > key.dailyTokens);
+          admitted.push(ok);
+          if (!ok) continue;
+          this.#q.hold.run(hold.keyId, hold.createdAt, hold.id, hold.requestId, hold.model, hold.estimate);
+          u.held += hold.estimate;
+          u.inFlight++;
+        }
+      });
+    } catch (e) {
+      // Rolled back: no hold of this batch is written (the waiting requests fail), and the settles'
+      // reservations keep their estimates until their log rows delete them.
+      for (const h of holds) h.fail(e);
+      return;
+    }
     for (let i = 0; i < holds.length; i++) holds[i]!.done(admitted[i]!);
   }
 
@@ -487,18 +598,18 @@ class Store {
         const u = r.usage;
         const tokens = tokensOf(u);
         this.#q.log.run(
-          r.hold.requestId,
           r.hold.createdAt,
-          r.hold.keyId,
+          r.hold.requestId,
           r.accountId,
+          r.hold.keyId,
           r.hold.model,
+          r.status >= 200 && r.status < 300 ? "success" : r.status === 499 ? "cancelled" : "error",
           r.status,
-          r.latencyMs,
           u?.inputTokens ?? null,
           u?.cachedInputTokens ?? null,
           u?.outputTokens ?? null,
-          tokens,
-          costOf(u),
+          u ? costOf(u) : null,
+          r.latencyMs,
           u?.responseId ?? null,
         );
         this.#q.release.run(r.hold.keyId, r.hold.createdAt, r.hold.id);
@@ -581,8 +692,13 @@ async function serveRung(level: number, upstream: string, dataDir: string | unde
         model: body.model,
         estimate,
       };
-      if (!(await store.hold(key, hold)))
-        return errorResponse(429, "rate_limit_exceeded", "API key daily limit reached");
+      let admitted: boolean;
+      try {
+        admitted = await store.hold(key, hold);
+      } catch {
+        return errorResponse(503, "store_unavailable", "The reservation could not be written");
+      }
+      if (!admitted) return errorResponse(429, "rate_limit_exceeded", "API key daily limit reached");
     }
     if (account.streams >= account.maxStreams) {
       if (store && hold)
@@ -613,7 +729,7 @@ async function serveRung(level: number, upstream: string, dataDir: string | unde
       res = await fetch(target, {
         method: "POST",
         headers: upstreamHeaders(req.headers, account, requestId),
-        body: text,
+        body: upstreamBody(text, body.body),
         signal: controller.signal,
       });
     } catch {
@@ -658,7 +774,11 @@ const RUNGS = [
 const L4 = 4;
 const L5 = RUNGS.length - 1;
 
+/** The 1, 5 and 15 minute load averages. */
+const loadAverage = async () => (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ");
+
 async function main(): Promise<void> {
+  const loadAtStart = await loadAverage();
   const rounds = Number(process.env.FLOOR_ROUNDS ?? 5);
   const seconds = Number(process.env.FLOOR_SECONDS ?? 2);
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-floor-"));
@@ -766,26 +886,38 @@ async function main(): Promise<void> {
     console.log(table(rows));
     const l4 = median(perRound(cpu(L4, 64), cpu(0, 64), (x, y) => x / y));
     const l5 = median(perRound(cpu(L5, 64), cpu(0, 64), (x, y) => x / y));
+    const beyondL4 = (i: number) => spread(perRound(cpu(i, 64), cpu(L4, 64), (x, y) => x - y));
     console.log(
-      `\nFloor (L4 ÷ L0, c64): ${l4.toFixed(2)}× against the ≤ 3× target; codex-lb (L5) ${l5.toFixed(2)}×, ` +
-        `${median(perRound(cpu(L5, 64), cpu(L4, 64), (x, y) => x - y)).toFixed(0)} µs/req beyond L4. ` +
+      `\nFloor (L4 ÷ L0, c64): ${l4.toFixed(2)}× against the ≤ 3× target; codex-lb (L5) ${l5.toFixed(2)}×. ` +
+        `Beyond L4 at c64 (µs/req, median (min–max) of the rounds): L5 − L4 ${beyondL4(L5)}, L5a − L4 ${beyondL4(L5 - 1)}. ` +
         `c1 added p50: L4 ${median(added(L4)).toFixed(3)} ms, L5 ${median(added(L5)).toFixed(3)} ms (target ≤ 0.15).`,
     );
     console.log(
-      `${rounds} rounds × ${seconds} s per cell; direct p50 at c1 ${directP50.toFixed(3)} ms; load average at the end ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")}`,
+      `${rounds} rounds × ${seconds} s per cell; direct p50 at c1 ${directP50.toFixed(3)} ms; load average at the start ${loadAtStart}, at the end ${await loadAverage()}`,
     );
   } finally {
-    for (const p of started.reverse()) await p.kill();
-    const l4 = join(dataDir, "floor.db");
-    if (await Bun.file(l4).exists()) {
-      // What L4 wrote: its requests' log rows, and no reservation left once every row was written.
-      const db = new Database(l4, { readonly: true });
-      const logs = db.query<{ n: number }, []>("SELECT count(*) AS n FROM request_logs").get()!.n;
-      const left = db.query<{ n: number }, []>("SELECT count(*) AS n FROM reservations").get()!.n;
-      db.close();
-      console.log(`L4's store after the run: ${logs} request-log rows, ${left} reservations left`);
+    try {
+      for (const p of started.reverse()) await p.kill();
+      const l4 = join(dataDir, "floor.db");
+      // Reported, not thrown: an error here must not hide the run's own.
+      if (await Bun.file(l4).exists()) {
+        // What L4 wrote: its requests' log rows (and their owners), no reservation left once every row was written.
+        const db = new Database(l4, { readonly: true });
+        try {
+          const n = (table: string) =>
+            db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${table}`).get()!.n;
+          console.log(
+            `L4's store after the run: ${n("request_logs")} request-log rows, ${n("response_owners")} response owners, ${n("reservations")} reservations left`,
+          );
+        } finally {
+          db.close();
+        }
+      }
+    } catch (e) {
+      console.error(`L4's store could not be read after the run: ${e instanceof Error ? e.message : e}`);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
