@@ -36,9 +36,12 @@ export interface SyncSql {
  *   the reservations); the reservations' group commit keeps what it read of them;
  * - `accounts`: what account snapshots are read from; the snapshot cache keeps its list.
  *
- * A set must list every table whose triggers or foreign-key actions write into its tables (a
- * statement is matched by the names it contains, so a write made by a trigger or a cascade is
- * counted only through the table of the statement that fired it). Names are lower case.
+ * A statement is matched by the names it contains, so a write made by a trigger or a cascade is
+ * counted only through the table of the statement that fired it: a set must list every table whose
+ * triggers or foreign-key actions change what the set's readers read. Two cascades are left out on
+ * purpose: deleting an API key deletes its reservations (a deleted key reserves nothing again), and
+ * deleting an account clears `request_logs.account_id` (limits are not summed by account). Names are
+ * lower case.
  */
 export const WATCHED = {
   limits: ["request_logs", "api_key_usage_hourly", "api_key_reservations"],

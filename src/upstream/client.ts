@@ -37,6 +37,9 @@ export async function sendUpstream(
   },
 ): Promise<UpstreamResult> {
   const timers = init.timers ?? systemClock;
+  // Made here, in the same turn as the `fetch` call that copies it, and before the try: a failure to
+  // make it is the gateway's own, never an upstream transport error to fail over on.
+  const body = typeof init.body === "function" ? init.body() : init.body;
   const controller = new AbortController();
   const signal = init.signal;
   const onAbort = signal ? follow(signal, controller) : undefined;
@@ -46,12 +49,10 @@ export async function sendUpstream(
     controller.abort(new DOMException("upstream did not answer in time", "TimeoutError"));
   }, init.connectTimeoutMs);
   try {
-    const body = init.body;
     const response = await fetch(url, {
       method: init.method,
       headers: init.headers,
-      // Made here, in the same turn as the call that copies it.
-      body: typeof body === "function" ? body() : body,
+      body,
       signal: controller.signal,
       // Streams must not wait for a compression buffer to fill.
       decompress: true,

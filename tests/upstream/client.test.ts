@@ -39,3 +39,30 @@ test("a byte body is copied when fetch is called: changing its buffer afterwards
   expect(echoed.length).toBe(bytes.length);
   expect(echoed.every((b) => b === 0x61)).toBe(true);
 });
+
+test("a body that cannot be made is the gateway's own failure, not an upstream transport error", async () => {
+  let requests = 0;
+  const counting = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => {
+      requests++;
+      return new Response("ok");
+    },
+  });
+  try {
+    const pending = sendUpstream(`http://127.0.0.1:${counting.port}/`, {
+      method: "POST",
+      headers: new Headers(),
+      body: () => {
+        throw new RangeError("body too long for the buffer");
+      },
+      connectTimeoutMs: 30_000,
+    });
+    // Rejected (a fault of the gateway, answered as such), not `{ ok: false }` (which fails over).
+    await expect(pending).rejects.toThrow("body too long for the buffer");
+    expect(requests).toBe(0);
+  } finally {
+    counting.stop(true);
+  }
+});
