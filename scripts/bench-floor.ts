@@ -1,7 +1,7 @@
 /**
  * `bun scripts/bench-floor.ts`: how low can a gateway that does what codex-lb must do per request
  * go, and what does each piece cost? A ladder of minimal gateways, each one file of `Bun.serve`
- * (no codex-lb code), in front of the fake upstream of `bun run bench`, each rung adding one piece
+ * (no codex-lb code on their request path), in front of the fake upstream of `bun run bench`, each rung adding one piece
  * of codex-lb's per-request work, done for real:
  *
  * - L0 `bun run bench`'s bare pass-through (hands the upstream body to `Response`);
@@ -23,8 +23,8 @@
  *   event-loop turn, committed BEFORE the request is forwarded; the hold settled with the real usage
  *   after the stream (same group commit); the request-log row inserted with a prepared statement in
  *   batches (250 ms or 200 rows), deleting its reservation in the same transaction. The log table
- *   has codex-lb's shape (see `SCHEMA`): its columns, its 8 indexes, the per-key hour-bucket
- *   trigger and the response-owner upsert trigger (the fake upstream's response id, the same for
+ *   is codex-lb's own, made by its migrations (see `RESERVATIONS`): its columns, its 8 indexes, the
+ *   per-key hour-bucket trigger and the response-owner upsert trigger (the fake upstream's response id, the same for
  *   every request, as codex-lb sees it in the same run);
  * - L5 codex-lb itself (`bun scripts/bench.ts gateway`, as `bun run bench` runs it).
  *
@@ -43,6 +43,7 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openMigratedStore } from "../src/store/store.ts";
 import { type Cell, type Listening, load, median, spawnListening, spread, table } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
@@ -355,77 +356,15 @@ const costOf = (u: Usage | null) =>
     ? (u.inputTokens - u.cachedInputTokens) * 1.25e-6 + u.cachedInputTokens * 0.125e-6 + u.outputTokens * 1e-5
     : 0;
 
-const HOUR_MS = 3_600_000;
-
 /**
- * L4's tables: the shape of codex-lb's SQLite schema (src/store/migrations) for what a proxied
- * request writes, so L4's log row costs what codex-lb's does: the same columns, the same 8 indexes,
- * the per-key hour-bucket trigger and the response-owner trigger, foreign keys on. The tables no
- * request writes are left out; `api_keys` and `accounts` are here only as foreign-key targets.
+ * L4's file is made by codex-lb's own migrations (src/store/migrations, run by `openMigratedStore`
+ * before the rung serves), so its request-log row costs what codex-lb's does and cannot drift from
+ * it: the same columns, the same 8 indexes, the per-key hour-bucket trigger and the response-owner
+ * upsert trigger, foreign keys on. Only set-up uses codex-lb code; the rung's request path is its
+ * own. Added here: L4's own reservation table (the shape of codex-lb's, minimal).
  */
-const SCHEMA = [
-  // 0001 (the referenced tables, their own columns left out)
-  "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY)",
-  "CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY)",
-  // 0001, + transport / upstream_transport (0040), queue_ms (0096), kind (0097)
-  `CREATE TABLE IF NOT EXISTS request_logs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, requested_at BIGINT NOT NULL, request_id TEXT NOT NULL,
-    account_id TEXT REFERENCES accounts (id) ON DELETE SET NULL, api_key_id TEXT, model TEXT,
-    endpoint TEXT NOT NULL, client TEXT, client_ip TEXT, status TEXT NOT NULL, http_status INTEGER,
-    error_code TEXT, error_message TEXT, input_tokens INTEGER, cached_input_tokens INTEGER,
-    output_tokens INTEGER, reasoning_tokens INTEGER, cost_usd REAL, latency_ms INTEGER, ttfb_ms INTEGER,
-    response_id TEXT, session_key TEXT, reasoning_effort TEXT,
-    transport TEXT NOT NULL DEFAULT 'http', upstream_transport TEXT, queue_ms INTEGER,
-    kind TEXT NOT NULL DEFAULT 'response')`,
-  // 0001 (its idx_logs_response_id was dropped by 0080)
-  "CREATE INDEX IF NOT EXISTS idx_logs_time ON request_logs (requested_at, id)",
-  "CREATE INDEX IF NOT EXISTS idx_logs_account_time ON request_logs (account_id, requested_at)",
-  "CREATE INDEX IF NOT EXISTS idx_logs_key_time ON request_logs (api_key_id, requested_at)",
-  // 0090
-  "CREATE INDEX IF NOT EXISTS idx_logs_model_time ON request_logs (model, requested_at)",
-  "CREATE INDEX IF NOT EXISTS idx_logs_status_time ON request_logs (status, requested_at)",
-  "CREATE INDEX IF NOT EXISTS idx_logs_endpoint_time ON request_logs (endpoint, requested_at)",
-  "CREATE INDEX IF NOT EXISTS idx_logs_request_id ON request_logs (request_id)",
-  // 0097
-  "CREATE INDEX IF NOT EXISTS idx_logs_kind_time ON request_logs (kind, requested_at)",
-  // 0030: per key, hour and model, the sums of its request logs, kept by a trigger on insert
-  `CREATE TABLE IF NOT EXISTS api_key_usage_hourly (
-    api_key_id TEXT NOT NULL, hour BIGINT NOT NULL, model TEXT NOT NULL,
-    requests INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,
-    cached_input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-    stored_cost_usd REAL NOT NULL DEFAULT 0, unpriced_input_tokens INTEGER NOT NULL DEFAULT 0,
-    unpriced_cached_input_tokens INTEGER NOT NULL DEFAULT 0, unpriced_output_tokens INTEGER NOT NULL DEFAULT 0,
-    CONSTRAINT pk_api_key_usage_hourly PRIMARY KEY (api_key_id, hour, model))`,
-  `CREATE TRIGGER IF NOT EXISTS trg_request_logs_usage_insert AFTER INSERT ON request_logs
-    WHEN NEW.api_key_id IS NOT NULL BEGIN
-    INSERT INTO api_key_usage_hourly (api_key_id, hour, model, requests, input_tokens, cached_input_tokens,
-      output_tokens, stored_cost_usd, unpriced_input_tokens, unpriced_cached_input_tokens, unpriced_output_tokens)
-    VALUES (NEW.api_key_id, (NEW.requested_at / ${HOUR_MS}) * ${HOUR_MS}, coalesce(NEW.model, ''), 1,
-      coalesce(NEW.input_tokens, 0), coalesce(NEW.cached_input_tokens, 0), coalesce(NEW.output_tokens, 0),
-      coalesce(NEW.cost_usd, 0), CASE WHEN NEW.cost_usd IS NULL THEN coalesce(NEW.input_tokens, 0) ELSE 0 END,
-      CASE WHEN NEW.cost_usd IS NULL THEN coalesce(NEW.cached_input_tokens, 0) ELSE 0 END,
-      CASE WHEN NEW.cost_usd IS NULL THEN coalesce(NEW.output_tokens, 0) ELSE 0 END)
-    ON CONFLICT (api_key_id, hour, model) DO UPDATE SET
-      requests = requests + excluded.requests,
-      input_tokens = input_tokens + excluded.input_tokens,
-      cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-      output_tokens = output_tokens + excluded.output_tokens,
-      stored_cost_usd = stored_cost_usd + excluded.stored_cost_usd,
-      unpriced_input_tokens = unpriced_input_tokens + excluded.unpriced_input_tokens,
-      unpriced_cached_input_tokens = unpriced_cached_input_tokens + excluded.unpriced_cached_input_tokens,
-      unpriced_output_tokens = unpriced_output_tokens + excluded.unpriced_output_tokens;
-    END`,
-  // 0080: which account produced each response (previous_response_id routing), by trigger
-  `CREATE TABLE IF NOT EXISTS response_owners (
-    response_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at BIGINT NOT NULL)`,
-  "CREATE INDEX IF NOT EXISTS idx_response_owners_created ON response_owners (created_at)",
-  `CREATE TRIGGER IF NOT EXISTS trg_request_logs_response_owner AFTER INSERT ON request_logs
-    WHEN NEW.response_id IS NOT NULL AND NEW.account_id IS NOT NULL BEGIN
-    INSERT INTO response_owners (response_id, account_id, created_at)
-      VALUES (NEW.response_id, NEW.account_id, NEW.requested_at)
-      ON CONFLICT (response_id) DO UPDATE SET account_id = excluded.account_id, created_at = excluded.created_at;
-    END`,
-  // 0095 / 0098: the reservations, by key and time
+const RESERVATIONS = [
+  // the shape of 0095 / 0098's reservations, by key and time
   `CREATE TABLE IF NOT EXISTS reservations (
     api_key_id TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE, created_at INTEGER NOT NULL,
     id TEXT NOT NULL, request_id TEXT NOT NULL, model TEXT NOT NULL, settled INTEGER NOT NULL,
@@ -450,15 +389,27 @@ class Store {
   /** Per key: tokens logged in today's window, tokens held by reservations, requests in flight. */
   readonly #usage = new Map<string, { day: number; logged: number; held: number; inFlight: number }>();
 
-  constructor(file: string) {
+  /** The file migrated by codex-lb's own migrations first (see {@link RESERVATIONS}). */
+  static async open(file: string): Promise<Store> {
+    const migrated = await openMigratedStore({ kind: "sqlite", path: file });
+    await migrated.close();
+    return new Store(file);
+  }
+
+  private constructor(file: string) {
     const db = new Database(file, { create: true, strict: true });
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA busy_timeout = 5000");
     db.exec("PRAGMA foreign_keys = ON"); // as src/runtime/bun/sqlite.ts
-    for (const stmt of SCHEMA) db.exec(stmt);
-    db.exec("INSERT OR IGNORE INTO api_keys (id) VALUES ('key1')");
-    db.exec("INSERT OR IGNORE INTO accounts (id) VALUES ('acct1')");
+    for (const stmt of RESERVATIONS) db.exec(stmt);
+    // The foreign keys' targets, with the columns codex-lb's schema requires.
+    db.exec(
+      "INSERT OR IGNORE INTO api_keys (id, name, key_hash, key_prefix, created_at, updated_at) VALUES ('key1', 'floor', 'h', 'p', 0, 0)",
+    );
+    db.exec(
+      "INSERT OR IGNORE INTO accounts (id, codex_installation_id, created_at, updated_at) VALUES ('acct1', 'i', 0, 0)",
+    );
     this.#db = db;
     this.#q = {
       begin: db.prepare("BEGIN IMMEDIATE"),
@@ -656,7 +607,7 @@ async function serveRung(level: number, upstream: string, dataDir: string | unde
     maxStreams: 1_000_000,
   };
   if (level >= 4 && !dataDir) throw new Error("L4 needs a data dir");
-  const store = level >= 4 ? new Store(join(dataDir!, "floor.db")) : null;
+  const store = level >= 4 ? await Store.open(join(dataDir!, "floor.db")) : null;
 
   /** L1/L2: the client's body forwarded as it is, the answer relayed (L2: scanned). */
   const relayOnly = async (req: Request) => {
