@@ -258,7 +258,7 @@ export function upstreamBody(
   if (text === raw) return raw;
   const n = text.length;
   if (parts && n >= SCRATCH_MIN_LENGTH && n <= SCRATCH_MAX_LENGTH) return () => encodedAtSend(parts);
-  return new TextEncoder().encode(text);
+  return encoder.encode(text);
 }
 
 /**

@@ -41,7 +41,7 @@ import { answerCompact, budgetError, COMPACT_MAX_ACCOUNTS, readCompact } from ".
 import type { ProxyContext } from "./context.ts";
 import { accessFields, type LogFacts, logRow, type Transport } from "./log-row.ts";
 import { type EndpointKind, observeFinished } from "./observe.ts";
-import { answerHttp, type ProxySpec, readChat, readResponses } from "./serve.ts";
+import { answerHttp, notTooDeep, type ProxySpec, readChat, readResponses } from "./serve.ts";
 import type { FinishStatus, StreamState } from "./stream.ts";
 import type { Json } from "./validate.ts";
 
@@ -270,7 +270,7 @@ async function admit(ctx: HttpRequestContext): Promise<Response | undefined> {
 async function read(ctx: HttpRequestContext): Promise<undefined> {
   requireJsonContentType(ctx.request);
   const text = await ctx.gate.readBody(ctx.request, ctx.startedAt);
-  ctx.spec = ctx.route.read(ctx, text);
+  ctx.spec = notTooDeep((t) => ctx.route.read(ctx, t), text);
   ctx.accessLogged = true;
   ctx.requestedAt = ctx.proxy.deps.clock();
   if (ctx.family === "compact") startBudget(ctx);

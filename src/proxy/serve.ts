@@ -92,8 +92,9 @@ export function passUpstreamHeaders(from: Headers, to: Record<string, string>): 
  * `read(text)`, with a body nested too deeply to check or re-serialise (the engine's stack runs
  * out: a RangeError, about 100,000 levels for `JSON.stringify`) refused as a 400 rather than a 500.
  * `JSON.parse` and the outline read such a body; checking it or serialising it again does not.
+ * The pipeline's `read` step applies it to every route's reader.
  */
-function notTooDeep<T>(read: (text: string) => T, text: string): T {
+export function notTooDeep<T>(read: (text: string) => T, text: string): T {
   try {
     return read(text);
   } catch (e) {
@@ -107,10 +108,6 @@ function notTooDeep<T>(read: (text: string) => T, text: string): T {
 
 /** A Responses body (`/backend-api/codex/responses`: always streamed; `/v1/responses`). */
 export function readResponses(kind: "codex" | "responses", text: string): ProxySpec {
-  return notTooDeep((t) => responsesSpec(kind, t), text);
-}
-
-function responsesSpec(kind: "codex" | "responses", text: string): ProxySpec {
   const read = readBody(text);
   const body = read.body;
   validateResponsesBody(body);
@@ -135,10 +132,6 @@ function responsesSpec(kind: "codex" | "responses", text: string): ProxySpec {
 
 /** A Chat Completions body, translated to a Responses one. */
 export function readChat(text: string): ProxySpec {
-  return notTooDeep(chatSpec, text);
-}
-
-function chatSpec(text: string): ProxySpec {
   const raw = parseBody(text);
   const chat = chatToResponses(raw);
   checkTextFormat(chat.body, "response_format.json_schema.schema");

@@ -269,4 +269,18 @@ describe("through the gateway", () => {
     await ok.text();
     expect(env.fake.requests.length).toBe(before + 1);
   });
+  test("the same holds for a compaction body (every route's reader is guarded)", async () => {
+    const depth = 100_000;
+    const text =
+      '{"model":"m","input":[{"role":"system","content":"s"},' +
+      `{"type":"x","e":1e0,"d":${"[".repeat(depth)}${"]".repeat(depth)}}]}`;
+    const res = await fetch(`${env.gw.url}/v1/responses/compact`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: text,
+    });
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: Record<string, unknown> };
+    expect(String(error.message)).toContain("nested too deeply");
+  });
 });
