@@ -12,12 +12,12 @@
 import pg from "pg";
 import { startPgServer } from "../tests/support/pg-server.ts";
 import { type Listening as Proc, spawnListening } from "./bench-proc.ts";
+import { SHORT_BODY } from "./bench-servers.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = [1, 64] as const;
 const BENCH = new URL("./bench.ts", import.meta.url).pathname;
-const BODY = JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: "benchmark" }] });
 const CODEX = "/backend-api/codex/responses";
 
 function spawnRole(name: string, args: string[], env: Record<string, string> = {}) {
@@ -43,7 +43,7 @@ async function load(urls: readonly string[], key: string | null, concurrency: nu
       const url = urls[next++ % urls.length]!;
       const t = performance.now();
       try {
-        const res = await fetch(url, { method: "POST", headers, body: BODY });
+        const res = await fetch(url, { method: "POST", headers, body: SHORT_BODY });
         const text = await res.text();
         if (res.status !== 200 || !text.includes("response.completed")) errors++;
       } catch {

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import type { Subprocess } from "bun";
 
 const TICK_US = 1e6 / 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s on Linux
 
@@ -46,11 +47,7 @@ export async function spawnListening(
     env: opts.env ?? process.env,
     cwd: opts.cwd,
   });
-  const kill = async () => {
-    proc.kill("SIGTERM");
-    await Promise.race([proc.exited, Bun.sleep(5000)]);
-    proc.kill("SIGKILL");
-  };
+  const kill = () => stopProcess(proc);
   const reader = proc.stdout.getReader();
   const name = cmd.slice(1).join(" ");
   let buf = "";
@@ -221,4 +218,11 @@ export function table(rows: string[][]): string {
     `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`,
     ...rows.slice(1).map(line),
   ].join("\n");
+}
+
+/** Stops a spawned process: SIGTERM, then SIGKILL if it has not exited after 5 s. */
+export async function stopProcess(proc: Pick<Subprocess, "kill" | "exited">): Promise<void> {
+  proc.kill("SIGTERM");
+  await Promise.race([proc.exited, Bun.sleep(5000)]);
+  proc.kill("SIGKILL");
 }

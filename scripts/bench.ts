@@ -45,6 +45,7 @@ import {
   spawnListening,
   spread,
   statusMb,
+  stopProcess,
   table,
 } from "./bench-proc.ts";
 import {
@@ -389,11 +390,7 @@ async function startBinary(binary: string, upstream: Proc, env: Record<string, s
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-bench-bin-"));
   let proc: ReturnType<typeof Bun.spawn> | null = null;
   const stop = async () => {
-    if (proc) {
-      proc.kill("SIGTERM");
-      await Promise.race([proc.exited, Bun.sleep(5000)]);
-      proc.kill("SIGKILL");
-    }
+    if (proc) await stopProcess(proc);
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
@@ -412,7 +409,6 @@ async function startBinary(binary: string, upstream: Proc, env: Record<string, s
         HOME: dataDir,
         ...gatewayEnv(upstream.url, dataDir),
         ...env,
-        CODEX_LB_PORT: "0",
       },
       stdout: Bun.file(logFile),
       stderr: "inherit",
@@ -461,15 +457,17 @@ async function memory(upstream: Proc): Promise<void> {
       const n = Math.min(wanted, Math.floor((fdLimit - 100) / 2));
       // Bun's fetch runs at most 256 requests at once unless told otherwise, in every process.
       const env = { BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, n + 256)) };
+      // Room for every stream on the one account, for the source gateway and the binary alike.
+      const maxStreams = String(n + 10);
       for (const name of targets) {
         const proxy =
           name === "pass-through"
             ? await spawnRole("passthrough", [upstream.url], env)
             : name === "codex-lb"
-              ? await spawnRole("gateway", [upstream.url, "1"], { ...env, BENCH_MAX_STREAMS: String(n + 10) })
+              ? await spawnRole("gateway", [upstream.url, "1"], { ...env, BENCH_MAX_STREAMS: maxStreams })
               : await startBinary(binary!, upstream, {
                   ...env,
-                  CODEX_LB_ACCOUNT_MAX_STREAMS: String(n + 10),
+                  CODEX_LB_ACCOUNT_MAX_STREAMS: maxStreams,
                 });
         try {
           const url = name === "pass-through" ? `${proxy.url}/` : `${proxy.url}/backend-api/codex/responses`;
