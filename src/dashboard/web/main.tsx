@@ -106,8 +106,9 @@ function App() {
   if (!session.passwordSet) return <SetupPage session={session} onDone={refreshSession} />;
 
   const logout = async () => {
-    await api("/api/auth/logout", { method: "POST" });
+    // The live stream first: once the session is gone the browser would reconnect it and get 401s.
     disconnectEvents();
+    await api("/api/auth/logout", { method: "POST" });
     await refreshSession();
   };
   const View = current.view;
