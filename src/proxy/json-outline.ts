@@ -102,7 +102,11 @@ export function outlineObject(
   const keys: number[] = [];
   // Top-level members, TOP slots each.
   const top: number[] = [];
-  let items: OutlineItem[] | null = null;
+  // The elements of `arrayKey`'s array, once it is found (`found`). Always an array: a variable
+  // that is null on some calls and an array on others fails the compiled code's type checks on
+  // every call (see the character read at the end of a value below).
+  const items: OutlineItem[] = [];
+  let found = false;
   // The top-level member being read is `arrayKey`'s array.
   let inArray = false;
   let itemStart = -1;
@@ -176,7 +180,8 @@ export function outlineObject(
         s.startsWith(arrayKey, topKeyStart + 1)
       ) {
         inArray = true;
-        items = [];
+        found = true;
+        items.length = 0;
       }
       i++;
       i = skipWs(s, i);
@@ -211,16 +216,19 @@ export function outlineObject(
         top.push(topKeyStart, topKeyEnd, topValue, i, plain ? 1 : 0);
         inArray = false;
       } else if (inArray) {
-        if (d === 2) items!.push({ start: itemStart, end: i, object: itemObject, values: itemValues });
+        if (d === 2) items.push({ start: itemStart, end: i, object: itemObject, values: itemValues });
         else if (d === 3 && field >= 0) {
           itemValues[field] = { start: fieldValue, end: i, plain };
           field = -1;
         }
       }
       i = skipWs(s, i);
-      c = s.charCodeAt(i);
-      if (d === 0) return i === n ? { members: membersOf(s, top), items } : null;
+      if (d === 0) return i === n ? { members: membersOf(s, top), items: found ? items : null } : null;
       if (i >= n) return null;
+      // Read only within the text: a character read past its end (NaN) would fail the compiled
+      // code's guess that `c` is an integer on every call (the text ends here), and the engine
+      // would throw that code away and compile it again, at length, over and over.
+      c = s.charCodeAt(i);
       const kind = kinds[d - 1];
       if (c === 44 /* , */) {
         i++;
