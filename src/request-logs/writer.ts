@@ -137,7 +137,9 @@ export class RequestLogWriter {
           const sqlite = this.#sqlite;
           if (sqlite) {
             await sqlite.exclusive((s) =>
-              s.immediate(() => this.#insert(rows, (q, params) => void s.run(q.sql, params))),
+              s.immediate(() => this.#insert(rows, (q, params) => void s.run(q.sql, params)), {
+                bulk: true,
+              }),
             );
           } else {
             await this.db.transaction().execute(async (trx) => {
