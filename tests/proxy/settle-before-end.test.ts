@@ -41,7 +41,7 @@ beforeAll(async () => {
     lastRequestId = row.request_id;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
-      setTimeout(resolve, 200);
+      setTimeout(resolve, 50);
     });
     void env.db.transaction().execute(() => gate);
   });
