@@ -8,7 +8,8 @@
  * gateway, p50 / p99 / p99.9 / max latency and the gateway's CPU µs per request (/proc).
  * `PAIR_BODY=big` posts `bun run bench`'s ~256 KB Codex history instead of the short body;
  * `PAIR_ANSWER=long` asks for the 1,000-event answer instead of the short one (not both at once:
- * the big body asks for the short answer).
+ * the big body asks for the short answer). `PAIR_ACCOUNTS=200` gives both gateways 200 accounts
+ * (`bun run bench`'s "200 accounts" cell) instead of one.
  *
  * @module
  */
@@ -30,7 +31,7 @@ const body =
       ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
       : SHORT_BODY;
 
-const pair = await startPair(a, b);
+const pair = await startPair(a, b, [], Number(process.env.PAIR_ACCOUNTS ?? 1));
 const gateways = pair.gateways;
 try {
   const one = (g: (typeof gateways)[number]) => timedResponse(g, body);

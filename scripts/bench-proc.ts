@@ -103,11 +103,11 @@ export interface Pair {
 }
 
 /**
- * Starts A's `upstream` role, then A's and B's `gateway` role (one account) in front of it; if any
- * start fails, the ones already started are stopped before the error is thrown. `bFlags` are bun
+ * Starts A's `upstream` role, then A's and B's `gateway` role (`accounts` accounts, default one) in front
+ * of it; if any start fails, the ones already started are stopped before the error is thrown. `bFlags` are bun
  * flags for gateway B (e.g. `--cpu-prof`).
  */
-export async function startPair(a: string, b: string, bFlags: string[] = []): Promise<Pair> {
+export async function startPair(a: string, b: string, bFlags: string[] = [], accounts = 1): Promise<Pair> {
   const started: Listening[] = [];
   const kill = async () => {
     for (const p of started.reverse()) await p.kill();
@@ -115,9 +115,9 @@ export async function startPair(a: string, b: string, bFlags: string[] = []): Pr
   try {
     const upstream = await spawnCheckoutRole(a, ["upstream"]);
     started.push(upstream);
-    const ga = await spawnCheckoutRole(a, ["gateway", upstream.url, "1"]);
+    const ga = await spawnCheckoutRole(a, ["gateway", upstream.url, String(accounts)]);
     started.push(ga);
-    const gb = await spawnCheckoutRole(b, ["gateway", upstream.url, "1"], bFlags);
+    const gb = await spawnCheckoutRole(b, ["gateway", upstream.url, String(accounts)], bFlags);
     started.push(gb);
     return { upstream, gateways: [ga, gb], kill };
   } catch (e) {

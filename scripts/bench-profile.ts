@@ -5,7 +5,8 @@
  * JS function (native callees charged to their nearest JS caller), by file, and inclusive time of the
  * gateway's own functions. `PROFILE_OUT` (default a temp dir) keeps the .cpuprofile;
  * `PROFILE_ANSWER=long` profiles the 1,000-event answer, `PROFILE_ANSWER=real` the short answer with
- * events of a real backend's sizes, `PROFILE_BODY=big` the ~256 KB request body.
+ * events of a real backend's sizes, `PROFILE_BODY=big` the ~256 KB request body,
+ * `PROFILE_ACCOUNTS=200` a gateway with 200 accounts instead of one.
  *
  * @module
  */
@@ -34,7 +35,7 @@ const SHORT =
     : JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: ANSWER }] });
 const up = await spawn(["upstream"]);
 const gw = await spawn(
-  ["gateway", up.url, "1"],
+  ["gateway", up.url, process.env.PROFILE_ACCOUNTS ?? "1"],
   ["--cpu-prof", `--cpu-prof-dir=${OUT}`, "--cpu-prof-interval=200"],
 );
 const headers = { "content-type": "application/json", authorization: `Bearer ${gw.key}` };

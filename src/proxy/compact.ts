@@ -81,7 +81,7 @@ export function readCompact(text: string): ProxySpec {
 /**
  * The answer of a compaction: the stream assembled, its compaction item returned as
  * `{"object":"response.compaction","output":[item],...}`; any other end is an error (a timeout
- * when the budget ran out). `done` settles the request either way.
+ * when the budget ran out). `done` settles the request either way; the client's answer waits for it.
  */
 export async function answerCompact(
   ctx: ProxyRequestContext,
@@ -107,7 +107,7 @@ export async function answerCompact(
       : state.terminal === "completed"
         ? new GatewayError("upstream_error", "The upstream answered without a compaction item")
         : upstreamStreamError(state);
-    done(ctx, {
+    await done(ctx, {
       status: end?.status === "cancelled" && !ctx.timedOut ? "cancelled" : "error",
       httpStatus: err.status,
       state,
@@ -117,7 +117,7 @@ export async function answerCompact(
     });
     throw err;
   }
-  done(ctx, { status: "success", httpStatus: 200, state, account: open.account });
+  await done(ctx, { status: "success", httpStatus: 200, state, account: open.account });
   const headers: Record<string, string> = {
     "content-type": "application/json",
     "x-request-id": ctx.requestId,

@@ -14,9 +14,9 @@
  * - {@link answer}: the route's answer from the open stream: passed through as it comes, or
  *   assembled as one JSON answer (`src/proxy/serve.ts`, `src/proxy/compact.ts`).
  * - {@link settle}: once the answer is over (a stream's end, or a failure at any step past `read`):
- *   the request-log row (which settles the key's reservation) and the `request.completed` hook,
- *   then, once this turn's answers are out, the access line, metrics and span. Exactly once per
- *   request.
+ *   the request-log row (which settles the key's reservation: the client sees its answer end only
+ *   once that is committed) and the `request.completed` hook, then, once this turn's answers are
+ *   out, the access line, metrics and span. Exactly once per request.
  *
  * Everything a request learns travels in its {@link ProxyRequestContext}, created once when the
  * request arrives and handed to every step; what all requests share (settings, store,
@@ -58,8 +58,11 @@ export interface ProxyRoute {
   answer(ctx: ProxyRequestContext, open: OpenStream, done: Settle): Promise<Response>;
 }
 
-/** How a route's answer reports that the request is over (see {@link settle}). */
-export type Settle = (ctx: ProxyRequestContext, outcome: Outcome) => void;
+/**
+ * How a route's answer reports that the request is over (see {@link settle}): the client may see
+ * the end of its answer once what this returns has settled.
+ */
+export type Settle = (ctx: ProxyRequestContext, outcome: Outcome) => Promise<unknown> | undefined;
 
 /** How a request ended, for {@link settle}. */
 export interface Outcome {
@@ -246,7 +249,7 @@ export async function serveProxyRequest(ctx: HttpRequestContext): Promise<Respon
     }
     throw new Error("no step of the proxy pipeline answered");
   } catch (e) {
-    if (ctx.accessLogged && !ctx.settled) settleFailure(ctx, e);
+    if (ctx.accessLogged && !ctx.settled) await settleFailure(ctx, e);
     throw e;
   } finally {
     ctx.release?.();
@@ -354,10 +357,13 @@ function answer(ctx: HttpRequestContext): Promise<Response> {
 /**
  * settle: the request is over. One request-log row (its arrival settles the key's reservation) and
  * `request.completed` at once; one access line, the metrics and span in the next turn of the event
- * loop (`afterAnswer`). Runs once.
+ * loop (`afterAnswer`). Runs once. Returns what the client's end of the answer waits for: the
+ * reservation's settle, committed with the store's next group commit (a `kill -9` after the
+ * client saw its whole answer leaves the request's real usage, not its estimate); undefined when
+ * there is nothing to wait for (no reservation, or settled already).
  */
-export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
-  if (ctx.settled) return;
+export function settle(ctx: ProxyRequestContext, outcome: Outcome): Promise<unknown> | undefined {
+  if (ctx.settled) return undefined;
   ctx.settled = true;
   const { deps } = ctx.proxy;
   const spec = ctx.spec!;
@@ -386,7 +392,7 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
     kind: spec.requestKind,
   };
   const row = logRow(facts);
-  ctx.proxy.logs.add(row);
+  const durable = ctx.proxy.logs.add(row);
   if (outcome.fire !== false)
     completed(ctx.proxy, ctx.requestId, outcome.account, outcome.status === "success", outcome.httpStatus);
   // What only reports the request (its access line, metrics and span) waits until the answers of
@@ -403,16 +409,17 @@ export function settle(ctx: ProxyRequestContext, outcome: Outcome): void {
       headers: ctx.headers,
     });
   });
+  return durable;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers of the steps
 
 /** A failure before the answer started (refused, no account, client gone, a bug): settled here. */
-function settleFailure(ctx: ProxyRequestContext, e: unknown): void {
+function settleFailure(ctx: ProxyRequestContext, e: unknown): Promise<unknown> | undefined {
   const gw = e instanceof GatewayError ? e : null;
   const cancelled = ctx.signal.aborted && !ctx.timedOut;
-  settle(ctx, {
+  return settle(ctx, {
     status: cancelled ? "cancelled" : "error",
     httpStatus: gw?.status ?? 500,
     account: null,

@@ -178,7 +178,7 @@ export async function answerHttp(
     // A streamed answer is a 200 whatever happens inside; an assembled one carries the error's status.
     const failed = !streamed && state.terminal !== "completed" && state.terminal !== "incomplete";
     const httpStatus = failed ? statusForStreamError(state.errorCode, null) : 200;
-    done(ctx, { status, httpStatus, state, ttfbMs: ctx.ttfbMs, account: open.account });
+    return done(ctx, { status, httpStatus, state, ttfbMs: ctx.ttfbMs, account: open.account });
   });
   if (streamed) {
     // A client that goes away cancels this body, which aborts the stream: no signal listener.

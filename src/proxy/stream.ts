@@ -177,12 +177,18 @@ export class ProxyStream {
   #finished = false;
   /** The upstream body ended by itself (nothing to abort). */
   #upstreamDone = false;
+  /** What `onFinish` returned: the client's end of the answer waits for it (see {@link settled}). */
+  #settling: Promise<unknown> | undefined = undefined;
 
   constructor(
     private readonly ctx: ProxyContext,
     private readonly open: OpenStream,
     private readonly shaper: Shaper,
-    private readonly onFinish: (state: StreamState, status: FinishStatus) => void,
+    /**
+     * Called once when the stream is over; a promise it returns (the request's settle, committed)
+     * is what the client's end of the answer waits for ({@link settled}).
+     */
+    private readonly onFinish: (state: StreamState, status: FinishStatus) => unknown,
   ) {
     this.#passes = shaper.passThrough ? undefined : shaper.passes?.bind(shaper);
     // On the byte path the events the attempt read go out with the rest of their chunk, as bytes.
@@ -339,6 +345,14 @@ export class ProxyStream {
     return null;
   }
 
+  /**
+   * Once the stream is over: what its end waits for before the client sees it (the last bytes
+   * known to be last, the close of the body, an assembled answer), undefined when nothing.
+   */
+  get settled(): Promise<unknown> | undefined {
+    return this.#settling;
+  }
+
   /** The client went away: stop the upstream call and release everything. */
   abort(): void {
     this.#ended = true;
@@ -425,15 +439,14 @@ export class ProxyStream {
       this.open.controller.abort();
     }
     this.open.lease.release();
-    this.onFinish(this.state, status);
+    const settling = this.onFinish(this.state, status);
+    if (settling instanceof Promise) this.#settling = settling;
   }
 }
 
 /** The SSE comment sent while the upstream is silent (clients and proxies ignore comments). */
 export const KEEPALIVE = ": keepalive\n\n";
 const KEEPALIVE_BYTES = encoder.encode(KEEPALIVE);
-/** `send` in toReadableStream: the stream is over. */
-const OVER = Symbol("over");
 
 /**
  * The client body of a stream, written as the upstream's chunks come (see `pushStream`: no
@@ -495,25 +508,59 @@ export function toReadableStream(
       return failed(e);
     }
   };
-  /** Sends `out`: what to wait for before the next step (the client is not taking the bytes), OVER, or undefined. */
-  const send = (s: PushSink, out: StepBytes): Promise<unknown> | typeof OVER | undefined => {
-    if (done) return OVER; // the client went away
-    if (out === null) {
-      stop();
-      return OVER;
-    }
-    if (out === "" || (Array.isArray(out) && out.length === 0)) return undefined;
+  /**
+   * Steps' bytes taken while more was at hand, not written yet: they go out together at the next
+   * {@link flush}, or after the settle with the end ({@link over}). (A direct stream's writes leave
+   * at the end of the turn even unflushed: bytes that must wait are kept here.)
+   */
+  const pending: Exclude<StepBytes, null>[] = [];
+  /** Keeps `out` to send with the next flush (or the end). */
+  const take = (out: Exclude<StepBytes, null>): void => {
+    if (out === "" || (Array.isArray(out) && out.length === 0)) return;
     waitingSince = -1;
-    if (out instanceof Uint8Array) s.write(out);
-    else if (Array.isArray(out)) for (const part of out) s.write(part);
-    else s.write(encoder.encode(out));
+    pending.push(out);
+  };
+  /** Writes what was taken (the caller flushes, or closes). */
+  const writePending = (s: PushSink): void => {
+    for (const out of pending) {
+      if (out instanceof Uint8Array) s.write(out);
+      else if (Array.isArray(out)) for (const part of out) s.write(part);
+      else s.write(encoder.encode(out));
+    }
+    pending.length = 0;
+  };
+  /** Sends what was taken: what to wait for before the next step (the client is not taking the bytes), or undefined. */
+  const flush = (s: PushSink): Promise<unknown> | undefined => {
+    if (pending.length === 0) return undefined;
+    writePending(s);
     return s.flush();
+  };
+  /**
+   * The stream is over: the bytes taken since the last flush are written, and the body closes,
+   * once the request's settle has committed (`ps.settled`): the client never sees its answer end
+   * before its usage is durable. Bytes read while the end was not known yet went out as they came.
+   */
+  const over = (s: PushSink): Promise<unknown> | undefined => {
+    stop();
+    const settled = ps.settled;
+    if (settled === undefined) {
+      writePending(s);
+      return undefined;
+    }
+    return settled.then(() => writePending(s));
   };
   const rest = async (s: PushSink, wait: Promise<unknown> | undefined): Promise<void> => {
     if (wait) await wait;
     for (;;) {
+      if (done) return; // the client went away
       let out = stepNow();
       if (out === undefined) {
+        // Nothing more at hand: what was written goes out now, before waiting for the upstream.
+        const full = flush(s);
+        if (full) {
+          await full;
+          continue;
+        }
         // The client waits from here (a step at hand needs no keepalive: no timer for an answer
         // that goes out whole at once).
         if (keepaliveMs > 0) {
@@ -525,22 +572,24 @@ export function toReadableStream(
         } catch (e) {
           failed(e);
         }
+        if (done) return;
       }
-      const next = send(s, out!);
-      if (next === OVER) return;
-      if (next) await next;
+      if (out === null) {
+        await over(s);
+        return;
+      }
+      take(out!);
     }
   };
-  // Steps whose bytes are at hand go out before anything is awaited: the answer's first bytes
+  // Steps whose bytes are at hand go out together before anything is awaited: the answer's first bytes
   // leave with the response head, and an answer whose end was read already ends in that write.
-  const run = (s: PushSink): Promise<void> | undefined => {
+  const run = (s: PushSink): Promise<unknown> | undefined => {
     sink = s;
     for (;;) {
       const out = stepNow();
-      if (out === undefined) return rest(s, undefined);
-      const next = send(s, out);
-      if (next === OVER) return undefined;
-      if (next) return rest(s, next);
+      if (out === undefined) return rest(s, flush(s));
+      if (out === null) return over(s);
+      take(out);
     }
   };
   return pushStream(run, () => {
@@ -549,9 +598,14 @@ export function toReadableStream(
   });
 }
 
-/** Runs a stream to its end without a client body (non-streaming answers are assembled by the shaper). */
+/**
+ * Runs a stream to its end without a client body (non-streaming answers are assembled by the
+ * shaper); resolves once the request's settle, if `onFinish` started it, has committed.
+ */
 export async function drain(ps: ProxyStream): Promise<void> {
   while ((await ps.step()) !== null) {
     // the shaper collects what it needs
   }
+  // The assembled answer waits for the request's settle, as a stream's end does.
+  await ps.settled;
 }

@@ -51,7 +51,7 @@ export class RequestLogWriter {
   #stopped = false;
   #dropped = 0;
   readonly #written: ((rows: readonly NewRequestLogRow[]) => void)[] = [];
-  readonly #added: ((row: NewRequestLogRow) => void)[] = [];
+  readonly #added: ((row: NewRequestLogRow) => unknown)[] = [];
   readonly #prepared = new Map<string, CompiledQuery>();
   /** The newest `requested_at` written, and when owners were last pruned (same time line). */
   #newest = Number.NEGATIVE_INFINITY;
@@ -77,22 +77,34 @@ export class RequestLogWriter {
     this.#timers = opts.timers ?? systemClock;
   }
 
-  /** Queues one row; never waits. */
-  add(row: NewRequestLogRow): void {
-    for (const fn of this.#added) fn(row);
+  /**
+   * Queues one row; never waits. Returns what the row's {@link onAdded} handlers made durable at
+   * once (a key's reservation settled with the row's usage), settling once that is committed
+   * (undefined: nothing to wait for). The row itself is written with the next batch.
+   */
+  add(row: NewRequestLogRow): Promise<unknown> | undefined {
+    let durable: Promise<unknown> | undefined;
+    for (const fn of this.#added) {
+      const p = fn(row);
+      if (p instanceof Promise) durable = durable ? Promise.all([durable, p]) : p;
+    }
     this.#queue.push(row);
     if (this.#stopped || this.#queue.length >= BATCH) {
       void this.flush();
-      return;
+      return durable;
     }
     this.#timer ??= this.#timers.setTimeout(() => {
       this.#timer = null;
       void this.flush();
     }, this.flushMs);
+    return durable;
   }
 
-  /** Called with each row as it is queued (e.g. to settle the request's API-key reservation). */
-  onAdded(fn: (row: NewRequestLogRow) => void): void {
+  /**
+   * Called with each row as it is queued (e.g. to settle the request's API-key reservation); a
+   * promise it returns (never rejecting) settles once what it wrote is committed (see {@link add}).
+   */
+  onAdded(fn: (row: NewRequestLogRow) => unknown): void {
     this.#added.push(fn);
   }
 
@@ -125,7 +137,9 @@ export class RequestLogWriter {
           const sqlite = this.#sqlite;
           if (sqlite) {
             await sqlite.exclusive((s) =>
-              s.immediate(() => this.#insert(rows, (q, params) => void s.run(q.sql, params))),
+              s.immediate(() => this.#insert(rows, (q, params) => void s.run(q.sql, params)), {
+                bulk: true,
+              }),
             );
           } else {
             await this.db.transaction().execute(async (trx) => {

@@ -16,8 +16,13 @@ export interface SyncSql {
   all(sql: string, params: readonly unknown[]): Record<string, unknown>[];
   /** Runs a statement; returns the number of rows it changed. */
   run(sql: string, params: readonly unknown[]): number;
-  /** `BEGIN IMMEDIATE` (the write lock at once), `fn`, `COMMIT`; `ROLLBACK` when `fn` throws. */
-  immediate<T>(fn: () => T): T;
+  /**
+   * `BEGIN IMMEDIATE` (the write lock at once), `fn`, `COMMIT`; `ROLLBACK` when `fn` throws.
+   * `bulk`: `fn` runs statements that each change many pages (multi-row inserts into an indexed,
+   * triggered table), whose statement journals are then kept in memory for the transaction (see
+   * the SQLite runtime's `immediate`).
+   */
+  immediate<T>(fn: () => T, opts?: { readonly bulk?: boolean }): T;
   /**
    * A stamp of the tables of one of the {@link WATCHED} sets: it changes whenever this connection
    * has run a statement that may have written one of them (any statement other than a SELECT or

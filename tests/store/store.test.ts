@@ -127,6 +127,45 @@ describe("SQLite store", () => {
     await store.close();
   });
 
+  test("a bulk transaction keeps statement journals in memory; the connection's other statements do not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codex-lb-store-"));
+    const store = openStore({ kind: "sqlite", path: join(dir, "store.db") });
+    await sql`create table t (n integer primary key, v text)`.execute(store.db);
+    const sqlite = store.sqlite!;
+    const tempStore = (s: { all(q: string, p: readonly unknown[]): Record<string, unknown>[] }) =>
+      Number(s.all("PRAGMA temp_store", [])[0]?.temp_store);
+    // 0: the build's default (temporary files); 2: memory.
+    expect(await sqlite.exclusive(tempStore)).toBe(0);
+    const seen = await sqlite.exclusive((s) =>
+      s.immediate(
+        () => {
+          s.run("insert into t (v) values (?), (?)", ["a", "b"]);
+          return tempStore(s);
+        },
+        { bulk: true },
+      ),
+    );
+    expect(seen).toBe(2);
+    expect(await sqlite.exclusive((s) => s.immediate(() => tempStore(s)))).toBe(0);
+    // After the transaction, and after one that rolled back, sorts and temporary tables go to files again.
+    expect(await sqlite.exclusive(tempStore)).toBe(0);
+    await expect(
+      sqlite.exclusive((s) =>
+        s.immediate(
+          () => {
+            s.run("insert into t (v) values (?)", ["c"]);
+            throw new Error("boom");
+          },
+          { bulk: true },
+        ),
+      ),
+    ).rejects.toThrow("boom");
+    expect(await sqlite.exclusive(tempStore)).toBe(0);
+    expect((await sql<{ c: number }>`select count(*) as c from t`.execute(store.db)).rows[0]?.c).toBe(2);
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test("migration names sort in the order they are listed", () => {
     const names = Object.keys(migrations);
     expect([...names].sort()).toEqual(names);

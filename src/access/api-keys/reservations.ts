@@ -721,19 +721,22 @@ export class LimitReservations {
     };
   }
 
-  /** A log row was queued: the request is over, its reservation is settled with the row's usage. */
-  rowAdded(row: NewRequestLogRow): void {
-    if (!row.api_key_id) return;
+  /**
+   * A log row was queued: the request is over, its reservation is settled with the row's usage.
+   * Settles once the settle is committed (never rejects); undefined when the request held nothing.
+   */
+  rowAdded(row: NewRequestLogRow): Promise<void> | undefined {
+    if (!row.api_key_id) return undefined;
     const k = openKey(row.api_key_id, row.request_id);
     const hold = this.#open.get(k);
-    if (!hold) return;
+    if (!hold) return undefined;
     this.#open.delete(k);
     this.#queued.set(k, hold.ref);
     if (this.#queued.size > QUEUED_IDS) {
       const oldest = this.#queued.keys().next().value as string;
       this.#queued.delete(oldest);
     }
-    void hold.settle(row);
+    return hold.settle(row);
   }
 
   /** Log rows are in the store: each keyed row's reservation is dropped (one per row). */

@@ -327,9 +327,20 @@ class Turn {
     return this.#body.model as string;
   }
 
-  /** The turn failed before its first event: an error frame (or `response.failed`) and a log row. */
-  #refuse(e: GatewayError, asFailedEvent = false): void {
+  /**
+   * The turn failed before its first event: a log row, and an error frame (or `response.failed`)
+   * once its settle has committed (the frame ends the turn, see {@link run}).
+   */
+  async #refuse(e: GatewayError, asFailedEvent = false): Promise<void> {
     const s = this.#s;
+    const status = s.closed ? "cancelled" : "error";
+    await settle(this.#ctx, {
+      status,
+      httpStatus: e.status,
+      account: null,
+      errorCode: e.code,
+      errorMessage: e.message,
+    });
     if (asFailedEvent) {
       s.sendText(
         JSON.stringify(
@@ -337,13 +348,6 @@ class Turn {
         ),
       );
     } else s.sendError(e);
-    settle(this.#ctx, {
-      status: s.closed ? "cancelled" : "error",
-      httpStatus: e.status,
-      account: null,
-      errorCode: e.code,
-      errorMessage: e.message,
-    });
   }
 
   async run(): Promise<void> {
@@ -356,7 +360,7 @@ class Turn {
     const last = s.last;
     if (prevId !== null && last?.responseId !== prevId) {
       // Not made on this socket: no upstream connection of ours can know it.
-      this.#refuse(
+      await this.#refuse(
         new GatewayError(
           "stream_incomplete",
           "Upstream websocket closed before response.completed: previous_response_id is not known on this connection (responses are not stored); send the full input on a new connection",
@@ -375,7 +379,7 @@ class Turn {
           : null;
     if (history === null && !s.upstreamHolds(prevId!)) {
       // Past the history cap, and the upstream connection that made the response is gone.
-      this.#refuse(
+      await this.#refuse(
         new GatewayError(
           "stream_incomplete",
           "Upstream websocket closed before response.completed: this connection's conversation is larger than the gateway keeps (CODEX_LB_WEBSOCKET_MAX_HISTORY_BYTES); send the full input on a new connection",
@@ -398,7 +402,7 @@ class Turn {
       await authorize(ctx);
     } catch (e) {
       s.finished(null, null, null);
-      this.#refuse(e instanceof GatewayError ? e : new GatewayError("server_error"));
+      await this.#refuse(e instanceof GatewayError ? e : new GatewayError("server_error"));
       return;
     }
 
@@ -421,14 +425,14 @@ class Turn {
       s.finished(null, null, null);
       const err = e instanceof GatewayError ? e : new GatewayError("server_error");
       if (err.code === "previous_response_not_found") {
-        this.#refuse(
+        await this.#refuse(
           new GatewayError(
             "stream_incomplete",
             "Upstream websocket closed before response.completed; send the full input on a new connection",
           ),
           true,
         );
-      } else this.#refuse(err);
+      } else await this.#refuse(err);
       return;
     }
     const ttfbMs = Math.round(performance.now() - ctx.startedAt);
@@ -438,11 +442,14 @@ class Turn {
       outcome = { state, status };
     });
     s.streaming(ps);
+    // Frames go out as they come until the turn's terminal event: from there on they are held
+    // until the turn's settle has committed (below), so the client never sees its turn end first.
+    let held = "";
     for (;;) {
       const text = await ps.step();
       if (text === null) break;
-      if (text === "") continue;
-      for (const frame of text.split(FRAME_SEPARATOR)) if (frame !== "") s.sendText(frame);
+      if (ps.state.terminal !== null) held += text;
+      else if (text !== "") this.#sendFrames(text);
     }
     const done = (outcome ?? { state: ps.state, status: "cancelled" }) as {
       state: StreamState;
@@ -467,7 +474,19 @@ class Turn {
       };
     }
     s.finished(open.account, lastTurn, ctx.upstreamTransport === "websocket" ? this.#usedUpstream : null);
-    settle(ctx, { status: done.status, httpStatus: 200, state: done.state, ttfbMs, account: open.account });
+    await settle(ctx, {
+      status: done.status,
+      httpStatus: 200,
+      state: done.state,
+      ttfbMs,
+      account: open.account,
+    });
+    this.#sendFrames(held);
+  }
+
+  /** Sends the frames of `text` (the shaper's frames, joined by {@link FRAME_SEPARATOR}). */
+  #sendFrames(text: string): void {
+    for (const frame of text.split(FRAME_SEPARATOR)) if (frame !== "") this.#s.sendText(frame);
   }
 
   /** One attempt on `account`: over this socket's upstream WebSocket, or over HTTP SSE. */

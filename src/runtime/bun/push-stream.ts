@@ -27,7 +27,7 @@ export interface PushSink {
  * goes away first (the client closed the connection); later writes are dropped.
  */
 export function pushStream(
-  run: (sink: PushSink) => Promise<void> | undefined,
+  run: (sink: PushSink) => Promise<unknown> | undefined,
   cancel: (reason: unknown) => void,
 ): ReadableStream<Uint8Array> {
   const source: Bun.DirectUnderlyingSource<Uint8Array> = {

@@ -213,21 +213,37 @@ function syncSql(db: Database, cache: Map<string, Statement>, watch: WriteWatch)
   const begin = () => prepare("BEGIN IMMEDIATE").run();
   const commit = () => prepare("COMMIT").run();
   const rollback = () => prepare("ROLLBACK").run();
+  const transaction = <T>(fn: () => T): T => {
+    begin();
+    let out: T;
+    try {
+      out = fn();
+    } catch (e) {
+      if (db.inTransaction) rollback();
+      throw e;
+    }
+    commit();
+    return out;
+  };
   return {
     // An array binds its items to the `?` placeholders in order (as the Kysely driver passes them).
     all: (sql, params) => prepare(sql).all(params as unknown as Params[0]) as Record<string, unknown>[],
     run: (sql, params) => prepare(sql).run(params as unknown as Params[0]).changes,
-    immediate<T>(fn: () => T): T {
-      begin();
-      let out: T;
+    immediate<T>(fn: () => T, opts?: { readonly bulk?: boolean }): T {
+      if (!opts?.bulk) return transaction(fn);
+      // A statement that may fail after changing rows (a multi-row insert, a trigger) keeps a
+      // statement journal of the pages it changes; past 64 KiB (a 50-row request-log insert, with
+      // its 8 indexes and 2 triggers) SQLite moves that journal to a temporary file, written page
+      // by page, until the transaction ends. With `temp_store` MEMORY while the transaction
+      // begins it stays in memory (SQLite reads the setting at BEGIN; the pragma acts when
+      // compiled, hence `exec`). Only around such a transaction: the connection's other
+      // statements keep spilling large sorts and temporary tables to files, not to memory.
+      db.exec("PRAGMA temp_store = MEMORY");
       try {
-        out = fn();
-      } catch (e) {
-        if (db.inTransaction) rollback();
-        throw e;
+        return transaction(fn);
+      } finally {
+        db.exec("PRAGMA temp_store = DEFAULT");
       }
-      commit();
-      return out;
     },
     watchStamp: (set) => {
       const v = prepare("PRAGMA data_version").values()[0]?.[0];
