@@ -188,14 +188,22 @@ export function upstreamParts(body: Json, payload: Json, raw: string, read?: Rea
   if (!members) return [JSON.stringify(payload)];
   if (unchanged) return [raw];
   const items = read?.items ?? null;
-  const parts = ["{"];
+  // Filled by `push`, not written `["{"]`: a literal of constants starts out as a copy-on-write
+  // array, whose first `push` changes its kind, and the engine's compiled code for this function,
+  // specialised on the kind seen first, would be thrown away and compiled again.
+  const parts: string[] = [];
+  parts.push("{");
   for (const k of Object.keys(payload)) {
     const v = payload[k];
     if (v === undefined) continue;
     const m = members.get(k);
     const first = parts.length === 1;
     // The same value (the same object, or an equal primitive) as the client's member: its own text.
-    if (m && body[k] === v) {
+    // `Object.is`, not `===`: the values are of every JSON type, and the engine's compiled `===`
+    // guesses their types, fails the guess on many calls and is compiled again, over and over
+    // (`Object.is` differs only for NaN and -0 against 0, which a payload member copied from the
+    // body or set by `toUpstreamPayload` to a boolean, string or array never meets).
+    if (m && Object.is(body[k], v)) {
       if (!first) parts.push(",");
       parts.push(raw.slice(m.start, m.end));
     } else if (k === "input" && items && Array.isArray(v) && Array.isArray(body.input)) {
