@@ -1,0 +1,116 @@
+/**
+ * `bun scripts/bench-alloc.ts <checkout> [<checkout> …]`: garbage per request of each checkout's bench
+ * gateway (`scripts/bench.ts gateway`: key auth with a limit, request logs, metrics) under short-answer
+ * load, 127.0.0.1 only. Each gateway runs with `BUN_JSC_logGC=1`; from that log, KB allocated per
+ * request (the heap size at each collection's start minus its size after the previous one, summed per
+ * VM) and collection pause per request. Allocation moves far less between runs than CPU on a shared
+ * machine, so it shows an allocation cut that a CPU pair cannot resolve. `ALLOC_ROUNDS` (default 3)
+ * rounds alternate the checkouts, each a fresh gateway in front of the first checkout's fake upstream:
+ * 3,000 warm-up requests, then `ALLOC_REQUESTS` (default 10,000) at `ALLOC_CONNS` (default 64)
+ * connections. `ALLOC_ROLE=passthrough` measures the bare pass-through instead of the gateway.
+ *
+ * @module
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { cpuUs, type Listening, spawnCheckoutRole, spawnListening, spread, table } from "./bench-proc.ts";
+import { SHORT_BODY } from "./bench-servers.ts";
+
+const roots = process.argv.slice(2).map((p) => resolve(p));
+if (roots.length === 0) {
+  console.error("usage: bun scripts/bench-alloc.ts <checkout> [<checkout> …]");
+  process.exit(2);
+}
+const ROUNDS = Number(process.env.ALLOC_ROUNDS ?? 3);
+const REQUESTS = Number(process.env.ALLOC_REQUESTS ?? 10_000);
+const CONNS = Number(process.env.ALLOC_CONNS ?? 64);
+const ROLE = process.env.ALLOC_ROLE ?? "gateway";
+const dir = mkdtempSync(join(tmpdir(), "codex-lb-alloc-"));
+
+/** `n` short-answer requests over `CONNS` connections; throws unless each is 200 with `response.completed`. */
+async function run(g: Listening, n: number): Promise<void> {
+  const headers = { "content-type": "application/json", authorization: `Bearer ${g.key}` };
+  let left = n;
+  await Promise.all(
+    Array.from({ length: CONNS }, async () => {
+      while (left-- > 0) {
+        const res = await fetch(`${g.url}/backend-api/codex/responses`, {
+          method: "POST",
+          headers,
+          body: SHORT_BODY,
+        });
+        const text = await res.text();
+        if (res.status !== 200 || !text.includes("response.completed"))
+          throw new Error(`status ${res.status}`);
+      }
+    }),
+  );
+}
+
+/**
+ * KB allocated and collection pause in ms, summed over a `BUN_JSC_logGC` log. A collection's lines
+ * start with `[GC<vm>: `; its start line carries `START <kind> <size>kb`, its end (the same or a later
+ * line of that VM) `=> <size>kb, p=… (max …), cycle <ms>ms END`.
+ */
+function gcTotals(log: string): { kb: number; ms: number } {
+  const after = new Map<string, number>();
+  let kb = 0;
+  let ms = 0;
+  for (const line of log.split("\n")) {
+    const vm = /^\[GC<(\w+)>: /.exec(line)?.[1];
+    if (vm === undefined) continue;
+    const start = /START \w+ (\d+)kb/.exec(line);
+    const prev = after.get(vm);
+    if (start && prev !== undefined) kb += Number(start[1]) - prev;
+    const end = /=> (\d+)kb, p=[\d.]+ms \(max [\d.]+\), cycle ([\d.]+)ms END/.exec(line);
+    if (end) {
+      after.set(vm, Number(end[1]));
+      ms += Number(end[2]);
+    }
+  }
+  return { kb, ms };
+}
+
+const upstream = await spawnCheckoutRole(roots[0]!, ["upstream"]);
+const results = roots.map(() => ({ kb: [] as number[], gcUs: [] as number[], cpuUs: [] as number[] }));
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, root] of roots.entries()) {
+      const log = join(dir, `gc-${round}-${i}.log`);
+      // The collector's log goes to stderr: the shell sends it to a file (`exec` keeps bun's pid).
+      const g = await spawnListening(
+        ["sh", "-c", `exec bun "$0"/scripts/bench.ts ${ROLE} "$1" 1 2>"$2"`, root, upstream.url, log],
+        { env: { ...process.env, BUN_JSC_logGC: "1" } },
+      );
+      try {
+        await run(g, 3000);
+        const from = readFileSync(log, "utf8").length;
+        const cpu0 = cpuUs(g.pid);
+        await run(g, REQUESTS);
+        const cpu = cpuUs(g.pid) - cpu0;
+        const { kb, ms } = gcTotals(readFileSync(log, "utf8").slice(from));
+        results[i]!.kb.push(kb / REQUESTS);
+        results[i]!.gcUs.push((ms * 1000) / REQUESTS);
+        results[i]!.cpuUs.push(cpu / REQUESTS);
+      } finally {
+        await g.kill();
+      }
+    }
+  }
+} finally {
+  await upstream.kill();
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`${ROLE}, ${REQUESTS} short-answer requests at c${CONNS}, ${ROUNDS} rounds: median (min–max)`);
+console.log(
+  table([
+    ["checkout", "KB allocated/req", "GC pause µs/req", "CPU µs/req"],
+    ...roots.map((root, i) => [
+      root,
+      spread(results[i]!.kb, 1),
+      spread(results[i]!.gcUs, 1),
+      spread(results[i]!.cpuUs),
+    ]),
+  ]),
+);
