@@ -345,6 +345,9 @@ async function streamClient(url: string, n: number, key: string): Promise<void> 
   let ok = 0;
   let errors = 0;
   const t0 = performance.now();
+  // What went wrong, counted by kind (stderr): timeouts, resets, gateway refusals.
+  const kinds = new Map<string, number>();
+  const note = (kind: string) => kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   const one = async () => {
     let started = false;
     try {
@@ -362,9 +365,13 @@ async function streamClient(url: string, n: number, key: string): Promise<void> 
         text += dec.decode(r.value, { stream: true });
       }
       if (res.status === 200 && text.includes("response.completed")) ok++;
-      else errors++;
-    } catch {
+      else {
+        errors++;
+        note(`status ${res.status}${started ? " after bytes" : ""}: ${text.slice(0, 120)}`);
+      }
+    } catch (e) {
       errors++;
+      note(`${started ? "after bytes" : "before bytes"} ${(e as Error).name}: ${(e as Error).message}`);
     } finally {
       if (started) open--;
     }
@@ -376,6 +383,7 @@ async function streamClient(url: string, n: number, key: string): Promise<void> 
     if (i % 250 === 249) await Bun.sleep(25);
   }
   await Promise.all(all);
+  for (const [kind, count] of kinds) console.error(`stream-client error x${count}: ${kind}`);
   console.log(JSON.stringify({ ok, errors, peak, seconds: (performance.now() - t0) / 1000 }));
 }
 
