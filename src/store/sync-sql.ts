@@ -17,7 +17,7 @@ export interface SyncSql {
   /** Runs a statement; returns the number of rows it changed. */
   run(sql: string, params: readonly unknown[]): number;
   /**
-   * `BEGIN IMMEDIATE` (the write lock at once), `fn`, `COMMIT`; `ROLLBACK` when `fn` throws.
+   * `BEGIN IMMEDIATE` (the write lock at once), `fn`, `COMMIT`; `ROLLBACK` when `fn` or the `COMMIT` throws.
    * `bulk`: `fn` runs statements that each change many pages (multi-row inserts into an indexed,
    * triggered table), whose statement journals are then kept in memory for the transaction (see
    * the SQLite runtime's `immediate`).

@@ -166,6 +166,35 @@ describe("SQLite store", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test("a transaction whose COMMIT fails is rolled back: the connection takes the next one", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "codex-lb-store-"));
+    const store = openStore({ kind: "sqlite", path: join(dir, "store.db") });
+    await sql`create table p (id integer primary key)`.execute(store.db);
+    await sql`create table c (id integer primary key, pid integer references p (id))`.execute(store.db);
+    const sqlite = store.sqlite!;
+    // A deferred foreign-key check fails at COMMIT (as a full disk can), which leaves SQLite's
+    // transaction open; in a bulk transaction and in a plain one.
+    for (const opts of [{ bulk: true }, undefined]) {
+      await expect(
+        sqlite.exclusive((s) =>
+          s.immediate(() => {
+            s.run("PRAGMA defer_foreign_keys = ON", []);
+            s.run("insert into c (pid) values (?)", [42]);
+          }, opts),
+        ),
+      ).rejects.toThrow("FOREIGN KEY constraint failed");
+      expect(await sqlite.exclusive((s) => s.all("select count(*) as n from c", []))).toEqual([{ n: 0 }]);
+      await sqlite.exclusive((s) => s.immediate(() => s.run("insert into p (id) values (?)", [1]), opts));
+      expect((await sql<{ n: number }>`select count(*) as n from p`.execute(store.db)).rows).toEqual([
+        { n: 1 },
+      ]);
+      await sql`delete from p`.execute(store.db);
+    }
+    expect(await sqlite.exclusive((s) => Number(s.all("PRAGMA temp_store", [])[0]?.temp_store))).toBe(0);
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test("migration names sort in the order they are listed", () => {
     const names = Object.keys(migrations);
     expect([...names].sort()).toEqual(names);

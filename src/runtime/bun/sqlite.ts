@@ -213,17 +213,18 @@ function syncSql(db: Database, cache: Map<string, Statement>, watch: WriteWatch)
   const begin = () => prepare("BEGIN IMMEDIATE").run();
   const commit = () => prepare("COMMIT").run();
   const rollback = () => prepare("ROLLBACK").run();
+  // A failed COMMIT (a deferred foreign-key check, a full disk) leaves SQLite's transaction open:
+  // rolled back like a throwing `fn`, or every later BEGIN on the connection would fail.
   const transaction = <T>(fn: () => T): T => {
     begin();
-    let out: T;
     try {
-      out = fn();
+      const out = fn();
+      commit();
+      return out;
     } catch (e) {
       if (db.inTransaction) rollback();
       throw e;
     }
-    commit();
-    return out;
   };
   return {
     // An array binds its items to the `?` placeholders in order (as the Kysely driver passes them).
