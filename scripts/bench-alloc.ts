@@ -14,7 +14,15 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { cpuUs, type Listening, spawnCheckoutRole, spawnListening, spread, table } from "./bench-proc.ts";
+import {
+  cpuUs,
+  type Listening,
+  spawnCheckoutRole,
+  spawnListening,
+  spread,
+  table,
+  timedResponse,
+} from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
 const roots = process.argv.slice(2).map((p) => resolve(p));
@@ -30,43 +38,40 @@ const dir = mkdtempSync(join(tmpdir(), "codex-lb-alloc-"));
 
 /** `n` short-answer requests over `CONNS` connections; throws unless each is 200 with `response.completed`. */
 async function run(g: Listening, n: number): Promise<void> {
-  const headers = { "content-type": "application/json", authorization: `Bearer ${g.key}` };
   let left = n;
   await Promise.all(
     Array.from({ length: CONNS }, async () => {
-      while (left-- > 0) {
-        const res = await fetch(`${g.url}/backend-api/codex/responses`, {
-          method: "POST",
-          headers,
-          body: SHORT_BODY,
-        });
-        const text = await res.text();
-        if (res.status !== 200 || !text.includes("response.completed"))
-          throw new Error(`status ${res.status}`);
-      }
+      while (left-- > 0) await timedResponse(g, SHORT_BODY);
     }),
   );
 }
 
 /**
- * KB allocated and collection pause in ms, summed over a `BUN_JSC_logGC` log. A collection's lines
- * start with `[GC<vm>: `; its start line carries `START <kind> <size>kb`, its end (the same or a later
- * line of that VM) `=> <size>kb, p=… (max …), cycle <ms>ms END`.
+ * KB allocated and collection pause in ms over the part of a `BUN_JSC_logGC` log from offset `from`
+ * on. A collection's lines start with `[GC<vm>: `; its start line carries `START <kind> <size>kb`,
+ * its end (the same or a later line of that VM) `=> <size>kb, p=… (max …), cycle <ms>ms END`. Each
+ * collection started in the part counts what was allocated since the previous one ended, that one
+ * read from the whole log: a part read alone would lose its first interval (one collection's worth,
+ * ~14 MB at the gateway's heap), where reading from the last collection before the part adds a
+ * little of the warm-up's as it leaves out the part's last bit, which even out.
  */
-function gcTotals(log: string): { kb: number; ms: number } {
+function gcTotals(log: string, from: number): { kb: number; ms: number } {
   const after = new Map<string, number>();
   let kb = 0;
   let ms = 0;
+  let at = 0;
   for (const line of log.split("\n")) {
+    const counted = at >= from;
+    at += line.length + 1;
     const vm = /^\[GC<(\w+)>: /.exec(line)?.[1];
     if (vm === undefined) continue;
     const start = /START \w+ (\d+)kb/.exec(line);
     const prev = after.get(vm);
-    if (start && prev !== undefined) kb += Number(start[1]) - prev;
+    if (counted && start && prev !== undefined) kb += Number(start[1]) - prev;
     const end = /=> (\d+)kb, p=[\d.]+ms \(max [\d.]+\), cycle ([\d.]+)ms END/.exec(line);
     if (end) {
       after.set(vm, Number(end[1]));
-      ms += Number(end[2]);
+      if (counted) ms += Number(end[2]);
     }
   }
   return { kb, ms };
@@ -89,7 +94,7 @@ try {
         const cpu0 = cpuUs(g.pid);
         await run(g, REQUESTS);
         const cpu = cpuUs(g.pid) - cpu0;
-        const { kb, ms } = gcTotals(readFileSync(log, "utf8").slice(from));
+        const { kb, ms } = gcTotals(readFileSync(log, "utf8"), from);
         results[i]!.kb.push(kb / REQUESTS);
         results[i]!.gcUs.push((ms * 1000) / REQUESTS);
         results[i]!.cpuUs.push(cpu / REQUESTS);
