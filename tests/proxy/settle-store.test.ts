@@ -357,7 +357,7 @@ for (const kind of ["sqlite", "postgres"] as const) {
 describe("postgres: a row lock held past twice CODEX_LB_SETTLE_WAIT_MS", () => {
   let b: Bench;
   beforeAll(async () => {
-    // On the real clock, with a short bound: the server cancels the settle after 200 ms.
+    // On the real clock, with a short bound: the settle is cancelled after about 200 ms.
     b = await bench("postgres", { settleWaitMs: 100 });
   });
   afterAll(async () => {
@@ -388,7 +388,7 @@ describe("postgres: a row lock held past twice CODEX_LB_SETTLE_WAIT_MS", () => {
           .some(
             (l) =>
               String(l.msg).startsWith("settling an API-key reservation failed") &&
-              /statement timeout/.test(String(l.err)),
+              /canceling statement/.test(String(l.err)),
           ),
       );
     } finally {

@@ -590,25 +590,21 @@ function releaseQuery(db: Kysely<Database>, ref: ReservationRef): SqlText {
   );
 }
 
+/** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
+async function settle(db: Kysely<Database>, ref: ReservationRef, usage: UsageFigures): Promise<void> {
+  await db.executeQuery(asQuery(settleQuery(db, ref, usage)));
+}
+
 /**
- * Replaces a reservation's estimate with the request's real usage (zero when it used nothing).
- * `timeoutMs` (PostgreSQL): the settle's transaction is cancelled past it (`statement_timeout`), so
- * a row lock held elsewhere, or a slow server, cannot keep a pooled connection for as long as it lasts.
+ * PostgreSQL: cancels the settle statements (their SQL text is `text`) of this database that have
+ * run longer than `ms`: a row lock held elsewhere, or a stalled server, then no longer keeps their
+ * pooled connections. Asked only once a settle has outlived twice the wait's bound, so a settle
+ * costs one statement, with no timeout set per request.
  */
-async function settle(
-  db: Kysely<Database>,
-  ref: ReservationRef,
-  usage: UsageFigures,
-  timeoutMs: number | null,
-): Promise<void> {
-  if (timeoutMs === null) {
-    await db.executeQuery(asQuery(settleQuery(db, ref, usage)));
-    return;
-  }
-  await db.transaction().execute(async (trx) => {
-    await sql`set local statement_timeout = ${sql.lit(timeoutMs)}`.execute(trx);
-    await trx.executeQuery(asQuery(settleQuery(trx, ref, usage)));
-  });
+async function cancelStuckSettles(db: Kysely<Database>, text: string, ms: number): Promise<void> {
+  await sql`select pg_cancel_backend(pid) from pg_stat_activity
+    where datname = current_database() and pid <> pg_backend_pid() and state = 'active'
+      and query = ${text} and query_start < clock_timestamp() - ${ms} * interval '1 millisecond'`.execute(db);
 }
 
 /** How long a client's end waits for its settle, and the timers that count it. */
@@ -629,15 +625,19 @@ interface PendingSettle {
  * waited on are kept in the order they started; one timer, armed only while some are pending, fires
  * at the oldest one's deadline and releases every one past the bound (logged), then is armed again
  * for the next. No timer per request: a settle commits in well under a millisecond, long before the
- * timer armed for an earlier one fires.
+ * timer armed for an earlier one fires. With `stuck` (PostgreSQL), released settles are kept until
+ * they end, and `stuck()` runs when one has outlived twice the bound (then again each bound).
  */
 class SettleWait {
   readonly #pending = new Set<PendingSettle>();
+  /** Released settles still running (only with `stuck`). */
+  readonly #late = new Set<PendingSettle>();
   #timer: TimerHandle | null = null;
 
   constructor(
     private readonly opts: SettleWaitOptions,
     private readonly log: ReservationLog,
+    private readonly stuck?: () => Promise<void>,
   ) {}
 
   /**
@@ -650,8 +650,12 @@ class SettleWait {
       this.#pending.add(p);
       this.#timer ??= this.opts.clock.setTimeout(() => this.#expire(), this.opts.ms);
       void committed.then((ok) => {
-        if (this.#pending.delete(p)) release();
-        else if (ok)
+        if (this.#pending.delete(p)) {
+          release();
+          return;
+        }
+        this.#late.delete(p);
+        if (ok)
           this.log.info(
             { reservationId, waitedMs: this.opts.clock.now() - p.since },
             "a late settle of an API-key reservation committed",
@@ -662,20 +666,37 @@ class SettleWait {
 
   #expire(): void {
     this.#timer = null;
-    const now = this.opts.clock.now();
+    const { ms, clock } = this.opts;
+    const now = clock.now();
+    let next = Number.POSITIVE_INFINITY;
     for (const p of this.#pending) {
-      const left = p.since + this.opts.ms - now;
+      const left = p.since + ms - now;
       if (left > 0) {
-        this.#timer = this.opts.clock.setTimeout(() => this.#expire(), left);
-        return;
+        next = left;
+        break;
       }
       this.#pending.delete(p);
+      if (this.stuck) this.#late.add(p);
       this.log.warn(
         { reservationId: p.reservationId, waitedMs: now - p.since },
         "settling an API-key reservation takes longer than CODEX_LB_SETTLE_WAIT_MS; the answer ends without waiting, the settle goes on",
       );
       p.release();
     }
+    const oldestLate = this.#late.values().next().value;
+    if (oldestLate && this.stuck) {
+      const left = oldestLate.since + 2 * ms - now;
+      if (left <= 0) {
+        this.stuck().catch((e: unknown) =>
+          this.log.warn(
+            { err: e instanceof Error ? e.message : String(e) },
+            "cancelling stuck settles failed",
+          ),
+        );
+        next = Math.min(next, ms);
+      } else next = Math.min(next, left);
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#timer = clock.setTimeout(() => this.#expire(), next);
   }
 }
 
@@ -711,6 +732,9 @@ export function maxOutputTokensOf(body: unknown): number | null {
 }
 
 const noop = () => {};
+/** Arguments for a settle's SQL text (the same for every settle). */
+const SAMPLE_REF: ReservationRef = { id: "", keyId: "", createdAt: 0 };
+const ZERO_USAGE: UsageFigures = { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, costUsd: 0 };
 
 function openKey(apiKeyId: string, requestId: string): string {
   return `${apiKeyId}\u0000${requestId}`;
@@ -752,8 +776,6 @@ export class LimitReservations {
   readonly #group: GroupCommit | null;
   /** The bound on the wait for a settle (none: the settle is waited for until it ends). */
   readonly #wait: SettleWait | null;
-  /** PostgreSQL: a settle's `statement_timeout` (twice the wait's bound); null elsewhere. */
-  readonly #settleTimeoutMs: number | null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -764,9 +786,12 @@ export class LimitReservations {
     settleWait?: SettleWaitOptions,
   ) {
     this.#group = sqlite ? new GroupCommit(db, sqlite) : null;
-    this.#wait = settleWait ? new SettleWait(settleWait, log) : null;
-    this.#settleTimeoutMs =
-      settleWait && db.getExecutor().adapter instanceof PostgresAdapter ? 2 * settleWait.ms : null;
+    // PostgreSQL: a settle stuck past twice the bound is cancelled (see `cancelStuckSettles`).
+    const stuck =
+      settleWait && db.getExecutor().adapter instanceof PostgresAdapter
+        ? () => cancelStuckSettles(db, settleQuery(db, SAMPLE_REF, ZERO_USAGE).sql, settleWait.ms)
+        : undefined;
+    this.#wait = settleWait ? new SettleWait(settleWait, log, stuck) : null;
   }
 
   /**
@@ -810,7 +835,7 @@ export class LimitReservations {
         const committed = (
           this.#group
             ? this.#group.write(settleQuery(this.db, ref, usage), { ...held, real: asUsage(usage) })
-            : settle(this.db, ref, usage, this.#settleTimeoutMs)
+            : settle(this.db, ref, usage)
         ).then(
           () => true,
           (e: unknown) => {
