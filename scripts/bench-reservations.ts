@@ -36,7 +36,7 @@ const { record } = await createApiKey(
   t0 - 29 * 24 * 3_600_000,
 );
 const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
-const silent = { warn: () => {} };
+const silent = { warn: () => {}, info: () => {} };
 // BENCH_KYSELY=1: the reservations through Kysely (as on PostgreSQL) instead of synchronous SQLite.
 const reservations = new LimitReservations(
   store.db,

@@ -8,6 +8,7 @@
 
 import { StoreAttemptLimiter } from "../cluster/attempts.ts";
 import { type Cidr, inRanges } from "../core/address.ts";
+import type { Clock } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
 import type { Logger } from "../core/logging.ts";
 import { withoutTrailingSlashes } from "../core/paths.ts";
@@ -63,11 +64,13 @@ export function createAccessControl(opts: {
   readonly store: Store;
   readonly log: Logger;
   readonly clock: () => number;
+  /** The gateway's timers (the bound on a settle's wait runs on them). */
+  readonly timers: Pick<Clock, "now" | "setTimeout">;
   readonly runtimeSettings: RuntimeSettingsReader;
   /** Seals the TOTP secrets at rest. */
   readonly cipher: SecretCipher;
 }): AccessControl {
-  const { settings, store, log, clock, runtimeSettings, cipher } = opts;
+  const { settings, store, log, clock, timers, runtimeSettings, cipher } = opts;
   let trustedProxies: Cidr[];
   try {
     trustedProxies = parseTrustedProxies(settings.trustedProxies);
@@ -101,6 +104,7 @@ export function createAccessControl(opts: {
     log.child({ component: "api-key-limits" }),
     undefined,
     store.sqlite,
+    { ms: settings.settleWaitMs, clock: timers },
   );
   return {
     trustedProxies,

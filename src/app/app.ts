@@ -152,7 +152,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   runtimeSettings.onUpdated(() => feed.publish("settings"));
   feed.subscribe("settings", () => runtimeSettings.forget());
   const oauth = new OAuthFlows(settings, accounts, log.child({ component: "oauth" }), time);
-  const access = createAccessControl({ settings, store, log, clock, runtimeSettings, cipher });
+  const access = createAccessControl({ settings, store, log, clock, timers: time, runtimeSettings, cipher });
   const bodyGuard = new BodyGuard({
     maxBytes: settings.maxBodyBytes,
     timeoutMs: settings.bodyTimeoutSeconds * 1000,

@@ -147,7 +147,7 @@ export async function boot(
 ): Promise<Running> {
   const { settings, location, plugins, pluginConfigs } = prepared;
   ensureDataDir(settings.dataDir, location);
-  const store = await openMigratedStore(location);
+  const store = await openMigratedStore(location, { log: log.child({ component: "store" }) });
   if (!(await keyOpensStore(store.db, TokenCipher.forDataDir(settings.dataDir)))) {
     await store.close();
     throw new StartupError(

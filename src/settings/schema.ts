@@ -130,6 +130,12 @@ export const SettingsSchema = Type.Object(
       description:
         "Largest conversation a client's Responses WebSocket keeps to resend when a continuation must move (another account, HTTP, a new upstream connection); past it only the upstream connection that made the response can continue it.",
     }),
+    settleWaitMs: Type.Integer({
+      minimum: 1,
+      default: 5000,
+      description:
+        "How long the end of a keyed answer waits for its API-key reservation's settle to commit, in milliseconds; past it the answer ends anyway and the settle goes on (on PostgreSQL it is cancelled after twice this).",
+    }),
     requestLogFlushMs: Type.Integer({
       minimum: 1,
       default: 250,

@@ -32,19 +32,60 @@ export interface PostgresHandle {
   close(): Promise<void>;
 }
 
-/** A pool on `url`; connections are opened lazily. */
-export function openPostgres(url: string, maxConnections = 10): PostgresHandle {
+/** Where the store reports a lost connection (the gateway's logger; a CLI command passes none). */
+export interface StoreLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+/**
+ * Lost connections of one database, reported once per outage: the first loss is logged with the
+ * cause, later ones are not until a new connection opens (then that is logged, and the next loss is
+ * reported again). A server going away drops every pooled connection at once: one line, not ten.
+ */
+function outageReport(store: string, log: StoreLog | undefined) {
+  let down = false;
+  return {
+    lost(err: unknown) {
+      if (down) return;
+      down = true;
+      log?.warn(
+        { store, err: err instanceof Error ? err.message : String(err) },
+        "PostgreSQL connection lost; the statements on it fail, later ones open a new connection",
+      );
+    },
+    opened() {
+      if (!down) return;
+      down = false;
+      log?.info({ store }, "PostgreSQL connection open again");
+    },
+  };
+}
+
+/** A pool on `url`; connections are opened lazily. `log`: where lost connections are reported. */
+export function openPostgres(
+  url: string,
+  opts: { maxConnections?: number; log?: StoreLog } = {},
+): PostgresHandle {
   const pool = new (loadPg().Pool)({
     connectionString: url,
-    max: maxConnections,
+    max: opts.maxConnections ?? 10,
     types: pgTypes,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
     application_name: "codex-lb",
   });
-  // An idle connection dropped by the server (restart, failover) must not crash the process: the
-  // pool discards it and the next query opens a new one.
-  pool.on("error", () => {});
+  const outage = outageReport(redactUrl(url), opts.log);
+  // A lost connection (server restart, failover, crash) must not crash the process, and the next
+  // statement must open a new one. An idle connection: the pool discards it and emits `error`. A
+  // connection in use (the pool's own listener is off while it is checked out): node-postgres emits
+  // `error` on the client, an uncaught exception without a listener; its statements then fail with
+  // "not queryable", Kysely releases it and the pool discards it.
+  pool.on("error", outage.lost);
+  pool.on("connect", (client) => {
+    client.on("error", outage.lost);
+    outage.opened();
+  });
   return {
     dialect: new PostgresDialect({ pool }),
     pool,

@@ -20,7 +20,7 @@ import {
 } from "../runtime/bun/sqlite.ts";
 import { refuseForeignStore } from "./foreign.ts";
 import { bundledMigrations } from "./migrations/index.ts";
-import { type Notifications, openPostgres, pgNotifications, redactUrl } from "./postgres.ts";
+import { type Notifications, openPostgres, pgNotifications, redactUrl, type StoreLog } from "./postgres.ts";
 import type { Database } from "./schema.ts";
 import { type SqliteExclusive, WATCHED } from "./sync-sql.ts";
 
@@ -99,10 +99,13 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Opens the store; throws `ForeignDataError` (writing nothing) when the file is not ours. */
-export function openStore(location: StoreLocation): Store {
+/**
+ * Opens the store; throws `ForeignDataError` (writing nothing) when the file is not ours. `log`:
+ * where a lost PostgreSQL connection is reported (see `openPostgres`).
+ */
+export function openStore(location: StoreLocation, log?: StoreLog): Store {
   if (location.kind === "postgres") {
-    const handle = openPostgres(location.url);
+    const handle = openPostgres(location.url, log ? { log } : {});
     return wrap(
       new Kysely<Database>({ dialect: handle.dialect }),
       location,
@@ -236,24 +239,24 @@ const BUSY_RETRIES = 40;
 
 /**
  * Opens and migrates; throws with the failing migration's name if one fails. A busy retry waits on
- * `timers` (the real clock's by default).
+ * `opts.timers` (the real clock's by default); `opts.log` as in {@link openStore}.
  */
 export async function openMigratedStore(
   location: StoreLocation,
-  timers?: Pick<Clock, "setTimeout">,
+  opts: { readonly timers?: Pick<Clock, "setTimeout">; readonly log?: StoreLog } = {},
 ): Promise<Store> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await openAndMigrate(location);
+      return await openAndMigrate(location, opts.log);
     } catch (e) {
       if (location.kind !== "sqlite" || attempt >= BUSY_RETRIES || !isSqliteBusy(e)) throw e;
-      await sleep(25 * attempt, timers);
+      await sleep(25 * attempt, opts.timers);
     }
   }
 }
 
-async function openAndMigrate(location: StoreLocation): Promise<Store> {
-  const store = openStore(location);
+async function openAndMigrate(location: StoreLocation, log?: StoreLog): Promise<Store> {
+  const store = openStore(location, log);
   let outcome: MigrationResultSet;
   try {
     outcome = await store.migrate();

@@ -21,7 +21,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const silent = { warn: () => {} };
+const silent = { warn: () => {}, info: () => {} };
 
 describe("SQLite reservations grouped in one transaction per event-loop turn", () => {
   test("holds asked for together are decided one after another, as sequential ones would be", async () => {

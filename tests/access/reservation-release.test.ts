@@ -18,7 +18,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const silent = { warn: () => {} };
+const silent = { warn: () => {}, info: () => {} };
 function row(apiKeyId: string, requestId: string, now: number): NewRequestLogRow {
   return {
     requested_at: now,

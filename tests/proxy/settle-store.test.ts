@@ -6,14 +6,19 @@
  *   once it is committed.
  * - SQLite and PostgreSQL: the settle's commit fails (a trigger refuses the UPDATE, as a full disk or
  *   a lost server would): every answer still ends, whole, and the reservation keeps its estimate.
+ * - SQLite and PostgreSQL: the settle is held past `CODEX_LB_SETTLE_WAIT_MS` (a row lock; the store's
+ *   connection held by a transaction): the answer ends then, whole, with a log line; the settle lands
+ *   once the store lets it, and the request counts once. PostgreSQL: a lock held past twice the bound
+ *   cancels the settle (its connection is free again); the log row then counts the request, once.
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import pg from "pg";
+import { FakeClock } from "../../src/core/clock.ts";
 import { jsonInit } from "../support/admin.ts";
 import { createTestDatabase } from "../support/postgres.ts";
-import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
+import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 import { openWs, wsUrl } from "../support/ws-client.ts";
 
 interface Bench {
@@ -25,11 +30,22 @@ interface Bench {
   stop(): Promise<void>;
 }
 
-async function bench(kind: "sqlite" | "postgres"): Promise<Bench> {
+/**
+ * `clock`: the gateway's (a FakeClock: the bound on a settle's wait passes when the test says);
+ * `settleWaitMs`: `CODEX_LB_SETTLE_WAIT_MS`.
+ */
+async function bench(
+  kind: "sqlite" | "postgres",
+  opts: { clock?: FakeClock; settleWaitMs?: number } = {},
+): Promise<Bench> {
   const url = kind === "postgres" ? await createTestDatabase("settle_store") : null;
   const env = await startProxyEnv({
     accounts: [{ id: "a1", chatgptAccountId: "chatgpt-a1" }],
-    ...(url ? { env: { CODEX_LB_DATABASE_URL: url } } : {}),
+    env: {
+      ...(url ? { CODEX_LB_DATABASE_URL: url } : {}),
+      ...(opts.settleWaitMs ? { CODEX_LB_SETTLE_WAIT_MS: String(opts.settleWaitMs) } : {}),
+    },
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
   const res = await fetch(
     `${env.gw.url}/api/api-keys`,
@@ -214,3 +230,174 @@ for (const kind of ["sqlite", "postgres"] as const) {
     });
   });
 }
+
+/** An answer with the upstream's own per-response id and time replaced (the only bytes that differ between two runs). */
+const sameBytes = (text: string) =>
+  text.replace(/resp_fake\d+/g, "resp_fake").replace(/"created_at":\d+/g, '"created_at":0');
+
+const SLOW_SETTLE = "settling an API-key reservation takes longer than CODEX_LB_SETTLE_WAIT_MS";
+const LATE_SETTLE = "a late settle of an API-key reservation committed";
+
+/** The key's usage as counted in the store: hour buckets (logged rows) and reservations left. */
+async function counted(
+  b: Bench,
+): Promise<{ requests: number; output: number; reservations: number; logged: number }> {
+  const [h] = await b.sql(
+    "SELECT coalesce(sum(requests), 0) AS requests, coalesce(sum(output_tokens), 0) AS output FROM api_key_usage_hourly WHERE api_key_id = $1",
+    [b.keyId],
+  );
+  const [r] = await b.sql("SELECT count(*) AS n FROM api_key_reservations WHERE api_key_id = $1", [b.keyId]);
+  const [l] = await b.sql(
+    "SELECT coalesce(sum(output_tokens), 0) AS output FROM request_logs WHERE api_key_id = $1",
+    [b.keyId],
+  );
+  return {
+    requests: Number(h?.requests),
+    output: Number(h?.output),
+    reservations: Number(r?.n),
+    logged: Number(l?.output),
+  };
+}
+
+for (const kind of ["sqlite", "postgres"] as const) {
+  describe(`${kind}: a settle held past CODEX_LB_SETTLE_WAIT_MS`, () => {
+    let b: Bench;
+    const clock = new FakeClock(Date.now());
+    /** Request ids whose log row is queued (their settle asked for). */
+    const queued = new Set<string>();
+    beforeAll(async () => {
+      b = await bench(kind, { clock });
+      b.env.gw.running.gateway.requestLogs.onAdded((row) => void queued.add(row.request_id));
+    });
+    /** Lets the held settle go (the test does; again here should it fail midway). */
+    let unblock = async () => {};
+    afterAll(async () => {
+      await unblock();
+      await b?.stop();
+    });
+
+    test("the answer ends whole once the bound passes (logged); the settle lands later and counts once", async () => {
+      const stream = () => post(b, "/backend-api/codex/responses", { input: "hi", stream: true });
+      // The same answer with nothing in the way.
+      b.env.fake.script("chatgpt-a1", { kind: "slow", text: "hello there" });
+      const reference = sameBytes(await (await stream()).text());
+      let resume!: () => void;
+      const rest = new Promise<void>((r) => {
+        resume = r;
+      });
+      b.env.fake.script("chatgpt-a1", { kind: "slow", text: "hello there", rest });
+      const res = await stream();
+      const requestId = res.headers.get("x-request-id")!;
+      let ended = false;
+      const answer = res.text().then((t) => {
+        ended = true;
+        return t;
+      });
+      await eventually(
+        async () =>
+          (await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1", [requestId])).length > 0,
+      );
+      // What holds the settle: on PostgreSQL a row lock on the reservation from another connection;
+      // on SQLite an open transaction on the store's connection (as a long admin write would).
+      if (kind === "postgres") {
+        await b.sql("BEGIN");
+        await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1 FOR UPDATE", [requestId]);
+        unblock = async () => void (await b.sql("COMMIT"));
+      } else {
+        let open!: () => void;
+        let end!: () => void;
+        const opened = new Promise<void>((r) => {
+          open = r;
+        });
+        const held = b.env.db.transaction().execute(async () => {
+          open();
+          await new Promise<void>((r) => {
+            end = r;
+          });
+        });
+        await opened;
+        unblock = async () => {
+          end();
+          await held;
+        };
+      }
+      resume();
+      if (kind === "postgres")
+        await eventually(
+          async () =>
+            (
+              await b.sql(
+                // pg_locks, not pg_stat_activity: the latter is a snapshot kept for the test's open transaction.
+                "SELECT 1 FROM pg_locks WHERE NOT granted",
+              )
+            ).length > 0,
+        );
+      // The upstream's end is in and the settle asked for (its log row queued), but held: the
+      // client's end waits for it.
+      await eventually(() => queued.has(requestId));
+      await Bun.sleep(50);
+      expect(ended).toBe(false);
+      await clock.advance(b.env.gw.running.gateway.settings.settleWaitMs);
+      const text = await answer;
+      expect(sameBytes(text)).toBe(reference);
+      const slow = b.env.gw.logs().filter((l) => String(l.msg).startsWith(SLOW_SETTLE));
+      expect(slow).toHaveLength(1);
+      await unblock();
+      await eventually(() => b.env.gw.logs().some((l) => l.msg === LATE_SETTLE));
+      // The log rows are flushed (on the gateway's clock): both requests count once, nothing is left reserved.
+      await clock.advance(1000);
+      await eventually(async () => {
+        const c = await counted(b);
+        return c.requests === 2 && c.reservations === 0 && c.output === c.logged && c.logged > 0;
+      });
+    });
+  });
+}
+
+describe("postgres: a row lock held past twice CODEX_LB_SETTLE_WAIT_MS", () => {
+  let b: Bench;
+  beforeAll(async () => {
+    // On the real clock, with a short bound: the server cancels the settle after 200 ms.
+    b = await bench("postgres", { settleWaitMs: 100 });
+  });
+  afterAll(async () => {
+    await b?.stop();
+  });
+
+  test("cancels the settle (logged, its connection free again); the request still counts once", async () => {
+    let resume!: () => void;
+    const rest = new Promise<void>((r) => {
+      resume = r;
+    });
+    b.env.fake.script("chatgpt-a1", { kind: "slow", text: "hello there", rest });
+    const res = await post(b, "/backend-api/codex/responses", { input: "hi", stream: true });
+    const requestId = res.headers.get("x-request-id")!;
+    await eventually(
+      async () =>
+        (await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1", [requestId])).length > 0,
+    );
+    await b.sql("BEGIN");
+    await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1 FOR UPDATE", [requestId]);
+    resume();
+    try {
+      expect(await res.text()).toContain("response.completed");
+      // The server ended the settle's statement (so its pooled connection is free), the lock still held.
+      await eventually(() =>
+        b.env.gw
+          .logs()
+          .some(
+            (l) =>
+              String(l.msg).startsWith("settling an API-key reservation failed") &&
+              /statement timeout/.test(String(l.err)),
+          ),
+      );
+    } finally {
+      await b.sql("COMMIT");
+    }
+    // The log row is written and its reservation dropped: the request counts once, by its row.
+    await eventually(async () => {
+      const c = await counted(b);
+      return c.requests === 1 && c.reservations === 0 && c.output === c.logged && c.logged > 0;
+    });
+  });
+});

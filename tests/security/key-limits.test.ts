@@ -76,7 +76,7 @@ describe("a 100-token key under a burst of 500 concurrent requests", () => {
 describe("reservations are rows in the store", () => {
   test("a settled reservation whose log row was never written still counts (no under-count after a crash)", async () => {
     const db = env.db;
-    const log = { warn: () => {} };
+    const log = { warn: () => {}, info: () => {} };
     const created = await (
       await fetch(
         `${env.gw.url}/api/api-keys`,

@@ -18,6 +18,10 @@ export interface PgServer {
   /** `postgres://postgres@127.0.0.1:PORT/postgres` */
   readonly url: string;
   readonly dir: string;
+  /** Stops the server at once (as a crash would), keeping its data: {@link PgServer.resume} starts it again. */
+  halt(): void;
+  /** Starts a halted server again, on the same port. */
+  resume(): void;
   stop(): void;
 }
 
@@ -87,7 +91,7 @@ export async function startPgServer(): Promise<PgServer> {
       "-c max_connections=400",
       "-c shared_buffers=32MB",
     ].join(" ");
-    try {
+    const start = () =>
       run([
         join(bin, "pg_ctl"),
         "-D",
@@ -101,9 +105,13 @@ export async function startPgServer(): Promise<PgServer> {
         "30",
         "start",
       ]);
+    try {
+      start();
       return {
         url: `postgres://postgres@127.0.0.1:${port}/postgres`,
         dir,
+        halt: () => run([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]),
+        resume: start,
         stop: () => stopPgServer(dir),
       };
     } catch (e) {

@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { CompiledQuery, type ExpressionBuilder, type Kysely, sql } from "kysely";
+import { CompiledQuery, type ExpressionBuilder, type Kysely, PostgresAdapter, sql } from "kysely";
+import type { Clock, TimerHandle } from "../../core/clock.ts";
 import { GatewayError } from "../../core/errors.ts";
 import type { Database, NewRequestLogRow } from "../../store/schema.ts";
 import type { SqliteExclusive, SyncSql } from "../../store/sync-sql.ts";
@@ -589,9 +590,93 @@ function releaseQuery(db: Kysely<Database>, ref: ReservationRef): SqlText {
   );
 }
 
-/** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
-async function settle(db: Kysely<Database>, ref: ReservationRef, usage: UsageFigures): Promise<void> {
-  await db.executeQuery(asQuery(settleQuery(db, ref, usage)));
+/**
+ * Replaces a reservation's estimate with the request's real usage (zero when it used nothing).
+ * `timeoutMs` (PostgreSQL): the settle's transaction is cancelled past it (`statement_timeout`), so
+ * a row lock held elsewhere, or a slow server, cannot keep a pooled connection for as long as it lasts.
+ */
+async function settle(
+  db: Kysely<Database>,
+  ref: ReservationRef,
+  usage: UsageFigures,
+  timeoutMs: number | null,
+): Promise<void> {
+  if (timeoutMs === null) {
+    await db.executeQuery(asQuery(settleQuery(db, ref, usage)));
+    return;
+  }
+  await db.transaction().execute(async (trx) => {
+    await sql`set local statement_timeout = ${sql.lit(timeoutMs)}`.execute(trx);
+    await trx.executeQuery(asQuery(settleQuery(trx, ref, usage)));
+  });
+}
+
+/** How long a client's end waits for its settle, and the timers that count it. */
+export interface SettleWaitOptions {
+  /** `CODEX_LB_SETTLE_WAIT_MS`. */
+  readonly ms: number;
+  readonly clock: Pick<Clock, "now" | "setTimeout">;
+}
+
+interface PendingSettle {
+  readonly since: number;
+  readonly reservationId: string;
+  readonly release: () => void;
+}
+
+/**
+ * The bound on how long a client's end waits for its settle (`CODEX_LB_SETTLE_WAIT_MS`). The settles
+ * waited on are kept in the order they started; one timer, armed only while some are pending, fires
+ * at the oldest one's deadline and releases every one past the bound (logged), then is armed again
+ * for the next. No timer per request: a settle commits in well under a millisecond, long before the
+ * timer armed for an earlier one fires.
+ */
+class SettleWait {
+  readonly #pending = new Set<PendingSettle>();
+  #timer: TimerHandle | null = null;
+
+  constructor(
+    private readonly opts: SettleWaitOptions,
+    private readonly log: ReservationLog,
+  ) {}
+
+  /**
+   * Settles when `committed` does (true: committed, false: failed and logged), or once the bound has
+   * passed, whichever comes first; a settle committed after that is logged when it lands.
+   */
+  bound(committed: Promise<boolean>, reservationId: string): Promise<void> {
+    return new Promise((release) => {
+      const p: PendingSettle = { since: this.opts.clock.now(), reservationId, release };
+      this.#pending.add(p);
+      this.#timer ??= this.opts.clock.setTimeout(() => this.#expire(), this.opts.ms);
+      void committed.then((ok) => {
+        if (this.#pending.delete(p)) release();
+        else if (ok)
+          this.log.info(
+            { reservationId, waitedMs: this.opts.clock.now() - p.since },
+            "a late settle of an API-key reservation committed",
+          );
+      });
+    });
+  }
+
+  #expire(): void {
+    this.#timer = null;
+    const now = this.opts.clock.now();
+    for (const p of this.#pending) {
+      const left = p.since + this.opts.ms - now;
+      if (left > 0) {
+        this.#timer = this.opts.clock.setTimeout(() => this.#expire(), left);
+        return;
+      }
+      this.#pending.delete(p);
+      this.log.warn(
+        { reservationId: p.reservationId, waitedMs: now - p.since },
+        "settling an API-key reservation takes longer than CODEX_LB_SETTLE_WAIT_MS; the answer ends without waiting, the settle goes on",
+      );
+      p.release();
+    }
+  }
 }
 
 /** Drops reservations too old to count in any window. */
@@ -625,6 +710,8 @@ export function maxOutputTokensOf(body: unknown): number | null {
   return null;
 }
 
+const noop = () => {};
+
 function openKey(apiKeyId: string, requestId: string): string {
   return `${apiKeyId}\u0000${requestId}`;
 }
@@ -634,12 +721,17 @@ export interface LimitHold {
   readonly id: string;
   /** How the store finds the reservation. */
   readonly ref: ReservationRef;
-  /** Settles with the usage in `row` (nothing used: zeros). Never throws; logs a failure. */
+  /**
+   * Settles with the usage in `row` (nothing used: zeros). Never rejects; logs a failure. Resolves
+   * once the settle is committed or failed, or once the settle wait's bound has passed (see
+   * {@link SettleWait}; the settle goes on).
+   */
   settle(row: NewRequestLogRow): Promise<void>;
 }
 
 export interface ReservationLog {
   warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
 }
 
 /**
@@ -658,6 +750,10 @@ export class LimitReservations {
   readonly #queued = new Map<string, ReservationRef>();
   /** SQLite: reservations, settles and deletes grouped per event-loop turn, one commit each. */
   readonly #group: GroupCommit | null;
+  /** The bound on the wait for a settle (none: the settle is waited for until it ends). */
+  readonly #wait: SettleWait | null;
+  /** PostgreSQL: a settle's `statement_timeout` (twice the wait's bound); null elsewhere. */
+  readonly #settleTimeoutMs: number | null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -665,8 +761,12 @@ export class LimitReservations {
     private readonly newId: () => string = () => crypto.randomUUID(),
     /** The store's SQLite connection: reservations are written synchronously on it (see `reserve`). */
     sqlite?: SqliteExclusive,
+    settleWait?: SettleWaitOptions,
   ) {
     this.#group = sqlite ? new GroupCommit(db, sqlite) : null;
+    this.#wait = settleWait ? new SettleWait(settleWait, log) : null;
+    this.#settleTimeoutMs =
+      settleWait && db.getExecutor().adapter instanceof PostgresAdapter ? 2 * settleWait.ms : null;
   }
 
   /**
@@ -701,29 +801,35 @@ export class LimitReservations {
     return {
       id,
       ref,
-      settle: async (row) => {
+      settle: (row) => {
         const inputTokens = row.input_tokens ?? 0;
         const cachedInputTokens = row.cached_input_tokens ?? 0;
         const outputTokens = row.output_tokens ?? 0;
         const cost = row.cost_usd ?? costUsd(model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
-        try {
-          const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
-          if (this.#group)
-            await this.#group.write(settleQuery(this.db, ref, usage), { ...held, real: asUsage(usage) });
-          else await settle(this.db, ref, usage);
-        } catch (e) {
-          this.log.warn(
-            { err: e instanceof Error ? e.message : String(e), reservationId: id },
-            "settling an API-key reservation failed; its estimate keeps counting",
-          );
-        }
+        const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
+        const committed = (
+          this.#group
+            ? this.#group.write(settleQuery(this.db, ref, usage), { ...held, real: asUsage(usage) })
+            : settle(this.db, ref, usage, this.#settleTimeoutMs)
+        ).then(
+          () => true,
+          (e: unknown) => {
+            this.log.warn(
+              { err: e instanceof Error ? e.message : String(e), reservationId: id },
+              "settling an API-key reservation failed; its estimate keeps counting",
+            );
+            return false;
+          },
+        );
+        return this.#wait ? this.#wait.bound(committed, id) : committed.then(noop);
       },
     };
   }
 
   /**
    * A log row was queued: the request is over, its reservation is settled with the row's usage.
-   * Settles once the settle is committed (never rejects); undefined when the request held nothing.
+   * Settles once the settle is committed, or given up waiting for (never rejects; see
+   * {@link LimitHold.settle}); undefined when the request held nothing.
    */
   rowAdded(row: NewRequestLogRow): Promise<void> | undefined {
     if (!row.api_key_id) return undefined;
