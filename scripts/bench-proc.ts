@@ -39,11 +39,11 @@ export interface Listening {
 /** Runs `cmd` (in `cwd`, with `env`: the script's own by default) and waits (up to 60 s) until it prints `PORT <n>`. */
 export async function spawnListening(
   cmd: string[],
-  opts: { env?: Record<string, string | undefined>; cwd?: string } = {},
+  opts: { env?: Record<string, string | undefined>; cwd?: string; stderr?: "inherit" | "pipe" } = {},
 ): Promise<Listening> {
   const proc = Bun.spawn(cmd, {
     stdout: "pipe",
-    stderr: "inherit",
+    stderr: opts.stderr ?? "inherit",
     env: opts.env ?? process.env,
     cwd: opts.cwd,
   });

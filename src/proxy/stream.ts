@@ -17,7 +17,6 @@ import {
   EVENT_LINE,
   type EventBytes,
   StreamIdleTimeout,
-  startsWith,
 } from "../upstream/event-stream.ts";
 import { eventJson, formatEvent, jsonObject, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
@@ -155,6 +154,48 @@ function asciiName(data: Uint8Array, from: number, to: number): string | null {
   return type;
 }
 
+/**
+ * The byte path reads an event's framing 4 bytes at a time, as little-endian 32-bit words of a
+ * DataView (one load each once compiled): over a 1,000-event answer, byte loops over each event's
+ * `event: ` line, name and `data: ` start cost about as much as the native search of its data line.
+ */
+const wordAt = (bytes: Uint8Array, at: number): number =>
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getInt32(at, true);
+/** A 7-byte line start as two overlapping words (bytes 0–3 and 3–6), for {@link isLine}. */
+function lineWords(start: Uint8Array): readonly [number, number] {
+  if (start.length !== 7) throw new Error("stream.ts: a line start of other than 7 bytes");
+  return [wordAt(start, 0), wordAt(start, 3)];
+}
+/** An event's first line starts so (the backend's own framing)... */
+const EVENT_LINE_WORDS = lineWords(EVENT_LINE);
+/** ...and its second line, from the first line's line feed. */
+const DATA_LINE_WORDS = lineWords(new Uint8Array([LF, ...DATA_LINE]));
+/** Four line feeds: a word XORed with it has a zero byte where it had a line feed. */
+const LF_WORD = 0x0a0a0a0a;
+
+/** The 7 bytes of `words` at `at` are `line` ({@link lineWords}); false past the end. */
+function isLine(words: DataView, at: number, line: readonly [number, number]): boolean {
+  return (
+    at + 7 <= words.byteLength &&
+    words.getInt32(at, true) === line[0] &&
+    words.getInt32(at + 3, true) === line[1]
+  );
+}
+
+/** The first line feed from `from` in whole events `data` (there is one), 4 bytes at a time. */
+function lineEnd(data: Uint8Array, words: DataView, from: number): number {
+  let i = from;
+  const last = words.byteLength - 4;
+  while (i <= last) {
+    const v = words.getInt32(i, true) ^ LF_WORD;
+    // Some byte of `v` is zero (the classic test: exact for "any", not for which).
+    if (((v - 0x01010101) & ~v & 0x80808080) !== 0) break;
+    i += 4;
+  }
+  while (data[i] !== LF) i++;
+  return i;
+}
+
 /** Bytes as the text path would send them: the same bytes unless they are not valid UTF-8. */
 function verbatim(bytes: Uint8Array): Uint8Array {
   return isUtf8(bytes) ? bytes : encoder.encode(decodeMidStream(bytes));
@@ -287,13 +328,11 @@ export class ProxyStream {
    * observed on the way from its `data:` line alone, as the text path would. -1 for any other
    * event: it takes the text path.
    */
-  #passable(data: Uint8Array, start: number): number {
-    if (!startsWith(data, start, EVENT_LINE)) return -1;
+  #passable(data: Uint8Array, words: DataView, start: number): number {
+    if (!isLine(words, start, EVENT_LINE_WORDS)) return -1;
     const nameStart = start + 7;
-    // The name is short: a loop here costs less than a native search (whole events end in LF LF).
-    let nl = nameStart;
-    while (data[nl] !== LF) nl++;
-    if (nl === nameStart || !startsWith(data, nl + 1, DATA_LINE)) return -1;
+    const nl = lineEnd(data, words, nameStart);
+    if (nl === nameStart || !isLine(words, nl, DATA_LINE_WORDS)) return -1;
     const dataStart = nl + 7;
     const end = data.indexOf(LF, dataStart);
     if (data[end + 1] !== LF) return -1; // more lines than two
@@ -319,8 +358,9 @@ export class ProxyStream {
     let out: Uint8Array[] | null = null;
     let runStart = 0;
     let pos = 0;
+    const words = new DataView(data.buffer, data.byteOffset, data.byteLength);
     while (pos < data.length) {
-      let end = this.#passable(data, pos);
+      let end = this.#passable(data, words, pos);
       if (end < 0) {
         out ??= parts ?? [];
         if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
