@@ -37,16 +37,22 @@ function spawn(args: string[], preload: string[] = []) {
 
 const mb = (pid: number, field: string) => Math.round(statusMb(pid, field));
 
+// `BENCH_BODY=codex`: the body as the Codex CLI sends it (`store: false`, `stream: true`), which
+// the gateway forwards as the client's own text; by default the gateway re-serialises it.
+// `BENCH_TURNS` (default 128): turns of 2,000 characters in the history (128: ~261 KB).
+const TURNS = Number(process.env.BENCH_TURNS ?? 128);
+const codex = process.env.BENCH_BODY === "codex" ? { store: false, stream: true } : {};
 const body = JSON.stringify({
   model: "gpt-5.2",
+  ...codex,
   instructions: "You are a coding agent.",
-  input: Array.from({ length: 128 }, (_, i) => ({
+  input: Array.from({ length: TURNS }, (_, i) => ({
     type: "message",
     role: i % 2 ? "assistant" : "user",
     content: [
       {
         type: i % 2 ? "output_text" : "input_text",
-        text: `turn ${i} ${"x".repeat(2000)}${i === 127 ? ` ${SLOW_MARKER}` : ""}`,
+        text: `turn ${i} ${"x".repeat(2000)}${i === TURNS - 1 ? ` ${SLOW_MARKER}` : ""}`,
       },
     ],
   })),
@@ -71,11 +77,15 @@ const one = async () => {
   }
 };
 const all: Promise<void>[] = [];
+// `BENCH_SPREAD_SECONDS`: the streams open one by one over that many seconds, as traffic comes,
+// instead of in one burst (50 every 25 ms); `mid` is then taken `BENCH_MID_SECONDS` (default 7) after the last.
+const spread = Number(process.env.BENCH_SPREAD_SECONDS ?? 0);
 for (let i = 0; i < N; i++) {
   all.push(one());
-  if (i % 50 === 49) await Bun.sleep(25);
+  if (spread > 0) await Bun.sleep((spread * 1000) / N);
+  else if (i % 50 === 49) await Bun.sleep(25);
 }
-await Bun.sleep(7000);
+await Bun.sleep(Number(process.env.BENCH_MID_SECONDS ?? 7) * 1000);
 const mid = mb(gw.proc.pid, "VmRSS");
 await Promise.all(all);
 const peak = mb(gw.proc.pid, "VmHWM");
@@ -83,6 +93,7 @@ console.log(
   JSON.stringify({
     streams: N,
     bodyKB: Math.round(body.length / 1024),
+    body: process.env.BENCH_BODY ?? "changed",
     ok,
     errors,
     idleMB: idle,

@@ -6,7 +6,10 @@
  * `PAIR_ROUNDS` times (default 3), so a busy shared machine weighs on both alike (separate
  * `bun run bench` runs swing far more than the difference being looked for). Prints, per round and
  * gateway, p50 / p99 / p99.9 / max latency and the gateway's CPU µs per request (/proc).
- * `PAIR_BODY=big` posts `bun run bench`'s ~256 KB Codex history instead of the short body;
+ * `PAIR_BODY=big` posts `bun run bench`'s ~256 KB Codex history instead of the short body
+ * (`PAIR_BODY=codex`: the same with `store: false` and `stream: true`, as the Codex CLI sends it, so
+ * the gateway forwards the client's own text instead of re-serialising it; `PAIR_BODY_COPIES=3`:
+ * its history three times over, ~780 KB);
  * `PAIR_ANSWER=long` asks for the 1,000-event answer instead of the short one (not both at once:
  * the big body asks for the short answer). `PAIR_ACCOUNTS=200` gives both gateways 200 accounts
  * (`bun run bench`'s "200 accounts" cell) instead of one.
@@ -20,16 +23,30 @@ const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checko
 const CONNS = Number(process.env.PAIR_CONNS ?? 32);
 const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
-if (process.env.PAIR_BODY === "big" && process.env.PAIR_ANSWER === "long")
+const big = process.env.PAIR_BODY === "big" || process.env.PAIR_BODY === "codex";
+if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
     "PAIR_BODY=big and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
   );
 const body =
-  process.env.PAIR_BODY === "big"
-    ? bigBody()
-    : process.env.PAIR_ANSWER === "long"
-      ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
-      : SHORT_BODY;
+  process.env.PAIR_BODY === "codex"
+    ? codexBody(Number(process.env.PAIR_BODY_COPIES ?? 1))
+    : big
+      ? bigBody()
+      : process.env.PAIR_ANSWER === "long"
+        ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
+        : SHORT_BODY;
+
+/** The big body as the Codex CLI sends it, its history `copies` times over. */
+function codexBody(copies: number): string {
+  const big = JSON.parse(bigBody()) as { input: unknown[] };
+  return JSON.stringify({
+    ...big,
+    input: Array.from({ length: copies }, () => big.input).flat(),
+    store: false,
+    stream: true,
+  });
+}
 
 const pair = await startPair(a, b, [], Number(process.env.PAIR_ACCOUNTS ?? 1));
 const gateways = pair.gateways;
