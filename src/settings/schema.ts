@@ -134,7 +134,7 @@ export const SettingsSchema = Type.Object(
       minimum: 1,
       default: 5000,
       description:
-        "How long the end of a keyed answer waits for its API-key reservation's settle to commit, in milliseconds; past it the answer ends anyway and the settle goes on (on PostgreSQL it is cancelled after twice this).",
+        "How long the end of a keyed answer waits for its API-key reservation's settle to commit, in milliseconds; past it the answer ends anyway and the settle goes on (on PostgreSQL it is cancelled once it has run twice this: docs/proxy.md).",
     }),
     requestLogFlushMs: Type.Integer({
       minimum: 1,

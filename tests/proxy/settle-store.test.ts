@@ -14,6 +14,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { sql } from "kysely";
 import pg from "pg";
 import { FakeClock } from "../../src/core/clock.ts";
 import { jsonInit } from "../support/admin.ts";
@@ -334,7 +335,7 @@ for (const kind of ["sqlite", "postgres"] as const) {
         );
       // The upstream's end is in and the settle asked for (its log row queued), but held: the
       // client's end waits for it.
-      await eventually(() => queued.has(requestId));
+      expect(await eventually(() => queued.has(requestId))).toBe(true);
       await Bun.sleep(50);
       expect(ended).toBe(false);
       await clock.advance(b.env.gw.running.gateway.settings.settleWaitMs);
@@ -343,13 +344,15 @@ for (const kind of ["sqlite", "postgres"] as const) {
       const slow = b.env.gw.logs().filter((l) => String(l.msg).startsWith(SLOW_SETTLE));
       expect(slow).toHaveLength(1);
       await unblock();
-      await eventually(() => b.env.gw.logs().some((l) => l.msg === LATE_SETTLE));
+      expect(await eventually(() => b.env.gw.logs().some((l) => l.msg === LATE_SETTLE))).toBe(true);
       // The log rows are flushed (on the gateway's clock): both requests count once, nothing is left reserved.
       await clock.advance(1000);
-      await eventually(async () => {
-        const c = await counted(b);
-        return c.requests === 2 && c.reservations === 0 && c.output === c.logged && c.logged > 0;
-      });
+      expect(
+        await eventually(async () => {
+          const c = await counted(b);
+          return c.requests === 2 && c.reservations === 0 && c.output === c.logged && c.logged > 0;
+        }),
+      ).toBe(true);
     });
   });
 }
@@ -357,7 +360,7 @@ for (const kind of ["sqlite", "postgres"] as const) {
 describe("postgres: a row lock held past twice CODEX_LB_SETTLE_WAIT_MS", () => {
   let b: Bench;
   beforeAll(async () => {
-    // On the real clock, with a short bound: the settle is cancelled after about 200 ms.
+    // On the real clock, with a short bound: the settle is cancelled after 200 to 300 ms.
     b = await bench("postgres", { settleWaitMs: 100 });
   });
   afterAll(async () => {
@@ -382,22 +385,85 @@ describe("postgres: a row lock held past twice CODEX_LB_SETTLE_WAIT_MS", () => {
     try {
       expect(await res.text()).toContain("response.completed");
       // The server ended the settle's statement (so its pooled connection is free), the lock still held.
-      await eventually(() =>
-        b.env.gw
-          .logs()
-          .some(
-            (l) =>
-              String(l.msg).startsWith("settling an API-key reservation failed") &&
-              /canceling statement/.test(String(l.err)),
-          ),
-      );
+      expect(await eventually(() => b.env.gw.logs().some(cancelled))).toBe(true);
     } finally {
       await b.sql("COMMIT");
     }
     // The log row is written and its reservation dropped: the request counts once, by its row.
-    await eventually(async () => {
-      const c = await counted(b);
-      return c.requests === 1 && c.reservations === 0 && c.output === c.logged && c.logged > 0;
+    expect(
+      await eventually(async () => {
+        const c = await counted(b);
+        return c.requests === 1 && c.reservations === 0 && c.output === c.logged && c.logged > 0;
+      }),
+    ).toBe(true);
+  });
+});
+
+/** The log line of a settle whose statement the server cancelled. */
+const cancelled = (l: Record<string, unknown>) =>
+  String(l.msg).startsWith("settling an API-key reservation failed") &&
+  /canceling statement/.test(String(l.err));
+
+describe("postgres: a settle statement is cancelled only once it has run twice CODEX_LB_SETTLE_WAIT_MS", () => {
+  const BOUND = 1500;
+  let b: Bench;
+  const clock = new FakeClock(Date.now());
+  beforeAll(async () => {
+    // The gateway's checks run when the test moves its clock; the statement's age is the server's.
+    b = await bench("postgres", { clock, settleWaitMs: BOUND });
+  });
+  afterAll(async () => {
+    await b?.stop();
+  });
+
+  /** How long the settle's UPDATE has run on the server, in ms (null: not running). */
+  async function settleAge(): Promise<number | null> {
+    // On the gateway's pool: the test's own connection has a transaction open (a fixed snapshot).
+    const { rows } = await sql<{ ms: number }>`
+      select extract(epoch from clock_timestamp() - query_start) * 1000 as ms from pg_stat_activity
+      where state = 'active' and query like 'update "api_key_reservations"%'`.execute(b.env.db);
+    return rows[0] ? Number(rows[0].ms) : null;
+  }
+
+  test("a check at twice the bound leaves one that has run less; the next check cancels it", async () => {
+    let resume!: () => void;
+    const rest = new Promise<void>((r) => {
+      resume = r;
     });
+    b.env.fake.script("chatgpt-a1", { kind: "slow", text: "hello there", rest });
+    const res = await post(b, "/backend-api/codex/responses", { input: "hi", stream: true });
+    const requestId = res.headers.get("x-request-id")!;
+    expect(
+      await eventually(
+        async () =>
+          (await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1", [requestId])).length > 0,
+      ),
+    ).toBe(true);
+    await b.sql("BEGIN");
+    await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1 FOR UPDATE", [requestId]);
+    resume();
+    try {
+      // The settle's UPDATE waits for the lock, and has run longer than the bound (the server's time).
+      expect(await eventually(async () => ((await settleAge()) ?? 0) > BOUND, 3 * BOUND)).toBe(true);
+      await clock.advance(BOUND);
+      expect(await res.text()).toContain("response.completed");
+      // Twice the bound on the gateway's clock: the check runs, but the statement has run less than
+      // twice the bound (cancelling what has run past one bound would cancel it now).
+      await clock.advance(BOUND);
+      expect(await eventually(async () => ((await settleAge()) ?? 0) > 2 * BOUND, 3 * BOUND)).toBe(true);
+      expect(b.env.gw.logs().some(cancelled)).toBe(false);
+      // The next check, one bound later, cancels it.
+      await clock.advance(BOUND);
+      expect(await eventually(() => b.env.gw.logs().some(cancelled))).toBe(true);
+    } finally {
+      await b.sql("COMMIT");
+    }
+    await clock.advance(1000);
+    expect(
+      await eventually(async () => {
+        const c = await counted(b);
+        return c.requests === 1 && c.reservations === 0 && c.output === c.logged && c.logged > 0;
+      }),
+    ).toBe(true);
   });
 });

@@ -596,15 +596,14 @@ async function settle(db: Kysely<Database>, ref: ReservationRef, usage: UsageFig
 }
 
 /**
- * PostgreSQL: cancels the settle statements (their SQL text is `text`) of this database that have
- * run longer than `ms`: a row lock held elsewhere, or a stalled server, then no longer keeps their
- * pooled connections. Asked only once a settle has outlived twice the wait's bound, so a settle
- * costs one statement, with no timeout set per request.
+ * PostgreSQL: cancels the settle statements (SQL text `text`, whichever replica runs them) of this
+ * database that have run longer than `ms`; the number cancelled.
  */
-async function cancelStuckSettles(db: Kysely<Database>, text: string, ms: number): Promise<void> {
-  await sql`select pg_cancel_backend(pid) from pg_stat_activity
+async function cancelStuckSettles(db: Kysely<Database>, text: string, ms: number): Promise<number> {
+  const { rows } = await sql`select pg_cancel_backend(pid) from pg_stat_activity
     where datname = current_database() and pid <> pg_backend_pid() and state = 'active'
       and query = ${text} and query_start < clock_timestamp() - ${ms} * interval '1 millisecond'`.execute(db);
+  return rows.length;
 }
 
 /** How long a client's end waits for its settle, and the timers that count it. */
@@ -626,7 +625,8 @@ interface PendingSettle {
  * at the oldest one's deadline and releases every one past the bound (logged), then is armed again
  * for the next. No timer per request: a settle commits in well under a millisecond, long before the
  * timer armed for an earlier one fires. With `stuck` (PostgreSQL), released settles are kept until
- * they end, and `stuck()` runs when one has outlived twice the bound (then again each bound).
+ * they end; once the oldest has outlived twice the bound, the same timer asks `stuck(2 * ms)` to
+ * cancel the settle statements that have run that long, then again each bound while it lasts.
  */
 class SettleWait {
   readonly #pending = new Set<PendingSettle>();
@@ -637,7 +637,7 @@ class SettleWait {
   constructor(
     private readonly opts: SettleWaitOptions,
     private readonly log: ReservationLog,
-    private readonly stuck?: () => Promise<void>,
+    private readonly stuck?: (olderThanMs: number) => Promise<number>,
   ) {}
 
   /**
@@ -687,11 +687,19 @@ class SettleWait {
     if (oldestLate && this.stuck) {
       const left = oldestLate.since + 2 * ms - now;
       if (left <= 0) {
-        this.stuck().catch((e: unknown) =>
-          this.log.warn(
-            { err: e instanceof Error ? e.message : String(e) },
-            "cancelling stuck settles failed",
-          ),
+        this.stuck(2 * ms).then(
+          (cancelled) => {
+            if (cancelled > 0)
+              this.log.info(
+                { cancelled },
+                "cancelled settle statements running longer than twice CODEX_LB_SETTLE_WAIT_MS",
+              );
+          },
+          (e: unknown) =>
+            this.log.warn(
+              { err: e instanceof Error ? e.message : String(e) },
+              "cancelling stuck settles failed",
+            ),
         );
         next = Math.min(next, ms);
       } else next = Math.min(next, left);
@@ -786,10 +794,11 @@ export class LimitReservations {
     settleWait?: SettleWaitOptions,
   ) {
     this.#group = sqlite ? new GroupCommit(db, sqlite) : null;
-    // PostgreSQL: a settle stuck past twice the bound is cancelled (see `cancelStuckSettles`).
+    // PostgreSQL: stuck settles are cancelled (see `SettleWait`).
     const stuck =
       settleWait && db.getExecutor().adapter instanceof PostgresAdapter
-        ? () => cancelStuckSettles(db, settleQuery(db, SAMPLE_REF, ZERO_USAGE).sql, settleWait.ms)
+        ? (olderThanMs: number) =>
+            cancelStuckSettles(db, settleQuery(db, SAMPLE_REF, ZERO_USAGE).sql, olderThanMs)
         : undefined;
     this.#wait = settleWait ? new SettleWait(settleWait, log, stuck) : null;
   }
