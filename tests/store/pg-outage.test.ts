@@ -49,7 +49,7 @@ test("the server halts under a held connection and comes back: logged once, no u
   const first = await ask();
   expect(first.status).toBe(200);
   expect(((await first.json()) as { status: string }).status).toBe("completed");
-  await eventually(async () => (await loggedRows()) === 1);
+  expect(await eventually(async () => (await loggedRows()) === 1)).toBe(true);
   // The test server commits without waiting for its log (synchronous_commit=off): a halt could lose
   // the last commits (the seeded account), which is not what is tested here.
   await sql`checkpoint`.execute(env.db);
@@ -59,17 +59,22 @@ test("the server halts under a held connection and comes back: logged once, no u
   const gate = new Promise<void>((r) => {
     halted = r;
   });
+  let checkedOut!: () => void;
+  const between = new Promise<void>((r) => {
+    checkedOut = r;
+  });
   const held = env.db.connection().execute(async (c) => {
     await sql`select 1`.execute(c);
+    checkedOut();
     await gate;
     return sql`select 1`.execute(c).then(
       () => null,
       (e: unknown) => e,
     );
   });
-  await Bun.sleep(20);
+  await between;
   server.halt();
-  await eventually(() => lines(LOST).length > 0);
+  expect(await eventually(() => lines(LOST).length > 0)).toBe(true);
   halted();
   const heldError = await held;
   expect(heldError).toBeInstanceOf(Error);
@@ -78,7 +83,7 @@ test("the server halts under a held connection and comes back: logged once, no u
   const again = await ask();
   expect(again.status).toBe(200);
   expect(((await again.json()) as { status: string }).status).toBe("completed");
-  await eventually(async () => (await loggedRows()) === 2);
+  expect(await eventually(async () => (await loggedRows()) === 2)).toBe(true);
 
   expect(uncaught).toEqual([]);
   const lost = lines(LOST);
