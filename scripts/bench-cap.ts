@@ -20,7 +20,7 @@
  * @module
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { type Listening, load, spawnListening, spread, table } from "./bench-proc.ts";
+import { type Listening, load, processGroup, spread, table } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
 /** Role `slots <upstream> <n>`: the pass-through with an n-slot semaphore (0: no limit, same piping). */
@@ -120,14 +120,10 @@ async function main(): Promise<void> {
   const SECONDS = Number(process.env.CAP_SECONDS ?? 6);
   const WARM = Number(process.env.CAP_WARM ?? 15);
   const bench = `${import.meta.dir}/bench.ts`;
-  const upstream = await spawnListening(["bun", bench, "upstream"]);
-  const started: Listening[] = [];
-  const start = async (cmd: string[], env: Record<string, string> = {}) => {
-    const p = await spawnListening(cmd, { env: { ...process.env, ...env } });
-    started.push(p);
-    return p;
-  };
+  const procs = processGroup();
+  const start = procs.start;
   try {
+    const upstream = await start(["bun", bench, "upstream"]);
     const gateway = (cap: number) =>
       start(["bun", bench, "gateway", upstream.url, "1"], { BENCH_MAX_STREAMS: String(cap) });
     const slotted = (slots: number) => start(["bun", import.meta.path, "slots", upstream.url, String(slots)]);
@@ -215,8 +211,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    for (const p of started) await p.kill();
-    await upstream.kill();
+    await procs.stop();
   }
 }
 

@@ -44,7 +44,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openMigratedStore } from "../src/store/store.ts";
-import { type Cell, type Listening, load, median, spawnListening, spread, table } from "./bench-proc.ts";
+import { type Cell, type Listening, load, median, processGroup, spread, table } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
 const BENCH = join(import.meta.dir, "bench.ts");
@@ -733,12 +733,8 @@ async function main(): Promise<void> {
   const rounds = Number(process.env.FLOOR_ROUNDS ?? 5);
   const seconds = Number(process.env.FLOOR_SECONDS ?? 2);
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-floor-"));
-  const started: Listening[] = [];
-  const start = async (cmd: string[], env: Record<string, string> = {}) => {
-    const p = await spawnListening(cmd, { env: { ...process.env, ...env } });
-    started.push(p);
-    return p;
-  };
+  const procs = processGroup();
+  const start = procs.start;
   try {
     const upstream = await start(["bun", BENCH, "upstream"]);
     const gws = [await start(["bun", BENCH, "passthrough", upstream.url])];
@@ -848,7 +844,7 @@ async function main(): Promise<void> {
     );
   } finally {
     try {
-      for (const p of started.reverse()) await p.kill();
+      await procs.stop();
       const l4 = join(dataDir, "floor.db");
       // Reported, not thrown: an error here must not hide the run's own.
       if (await Bun.file(l4).exists()) {

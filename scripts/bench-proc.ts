@@ -76,6 +76,28 @@ export async function spawnListening(
   };
 }
 
+/** Processes a script starts one after another and stops together at its end. */
+export interface ProcessGroup {
+  /** {@link spawnListening} with `env` added to the script's own; the process is kept to stop. */
+  start(cmd: string[], env?: Record<string, string>): Promise<Listening>;
+  /** Stops every process started, the last started first. */
+  stop(): Promise<void>;
+}
+
+export function processGroup(): ProcessGroup {
+  const started: Listening[] = [];
+  return {
+    async start(cmd, env = {}) {
+      const p = await spawnListening(cmd, { env: { ...process.env, ...env } });
+      started.push(p);
+      return p;
+    },
+    async stop() {
+      for (const p of started.splice(0).reverse()) await p.kill();
+    },
+  };
+}
+
 /**
  * The two checkouts a pair script (bench-c1-pair, bench-c64-pair, bench-ws-pair) compares, from
  * its arguments, as absolute paths; without both, prints `usage: <usage>` and exits with 2.
@@ -91,7 +113,12 @@ export function pairCheckouts(usage: string): [string, string] {
 
 /** Starts a role of the checkout at `root` (`bun [bunFlags] <root>/scripts/bench.ts <args>`). */
 export function spawnCheckoutRole(root: string, args: string[], bunFlags: string[] = []): Promise<Listening> {
-  return spawnListening(["bun", ...bunFlags, `${root}/scripts/bench.ts`, ...args]);
+  return spawnListening(checkoutRole(root, args, bunFlags));
+}
+
+/** The command of a role of the checkout at `root` (see {@link spawnCheckoutRole}). */
+function checkoutRole(root: string, args: string[], bunFlags: string[] = []): string[] {
+  return ["bun", ...bunFlags, `${root}/scripts/bench.ts`, ...args];
 }
 
 /** A pair script's processes: A's fake upstream and a gateway role of each checkout in front of it. */
@@ -108,20 +135,14 @@ export interface Pair {
  * flags for gateway B (e.g. `--cpu-prof`).
  */
 export async function startPair(a: string, b: string, bFlags: string[] = [], accounts = 1): Promise<Pair> {
-  const started: Listening[] = [];
-  const kill = async () => {
-    for (const p of started.reverse()) await p.kill();
-  };
+  const procs = processGroup();
   try {
-    const upstream = await spawnCheckoutRole(a, ["upstream"]);
-    started.push(upstream);
-    const ga = await spawnCheckoutRole(a, ["gateway", upstream.url, String(accounts)]);
-    started.push(ga);
-    const gb = await spawnCheckoutRole(b, ["gateway", upstream.url, String(accounts)], bFlags);
-    started.push(gb);
-    return { upstream, gateways: [ga, gb], kill };
+    const upstream = await procs.start(checkoutRole(a, ["upstream"]));
+    const ga = await procs.start(checkoutRole(a, ["gateway", upstream.url, String(accounts)]));
+    const gb = await procs.start(checkoutRole(b, ["gateway", upstream.url, String(accounts)], bFlags));
+    return { upstream, gateways: [ga, gb], kill: procs.stop };
   } catch (e) {
-    await kill();
+    await procs.stop();
     throw e;
   }
 }
