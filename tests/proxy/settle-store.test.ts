@@ -357,6 +357,31 @@ for (const kind of ["sqlite", "postgres"] as const) {
   });
 }
 
+/**
+ * PostgreSQL: a streamed keyed request whose settle waits for a row lock: once its reservation is
+ * in the store, the test's connection locks its row in an open transaction (the caller commits it),
+ * then the answer finishes. The response, its body not yet read.
+ */
+async function settleLocked(b: Bench): Promise<Response> {
+  let resume!: () => void;
+  const rest = new Promise<void>((r) => {
+    resume = r;
+  });
+  b.env.fake.script("chatgpt-a1", { kind: "slow", text: "hello there", rest });
+  const res = await post(b, "/backend-api/codex/responses", { input: "hi", stream: true });
+  const requestId = res.headers.get("x-request-id")!;
+  expect(
+    await eventually(
+      async () =>
+        (await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1", [requestId])).length > 0,
+    ),
+  ).toBe(true);
+  await b.sql("BEGIN");
+  await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1 FOR UPDATE", [requestId]);
+  resume();
+  return res;
+}
+
 describe("postgres: a row lock held past twice CODEX_LB_SETTLE_WAIT_MS", () => {
   let b: Bench;
   beforeAll(async () => {
@@ -368,20 +393,7 @@ describe("postgres: a row lock held past twice CODEX_LB_SETTLE_WAIT_MS", () => {
   });
 
   test("cancels the settle (logged, its connection free again); the request still counts once", async () => {
-    let resume!: () => void;
-    const rest = new Promise<void>((r) => {
-      resume = r;
-    });
-    b.env.fake.script("chatgpt-a1", { kind: "slow", text: "hello there", rest });
-    const res = await post(b, "/backend-api/codex/responses", { input: "hi", stream: true });
-    const requestId = res.headers.get("x-request-id")!;
-    await eventually(
-      async () =>
-        (await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1", [requestId])).length > 0,
-    );
-    await b.sql("BEGIN");
-    await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1 FOR UPDATE", [requestId]);
-    resume();
+    const res = await settleLocked(b);
     try {
       expect(await res.text()).toContain("response.completed");
       // The server ended the settle's statement (so its pooled connection is free), the lock still held.
@@ -426,22 +438,7 @@ describe("postgres: a settle statement is cancelled only once it has run twice C
   }
 
   test("a check at twice the bound leaves one that has run less; the next check cancels it", async () => {
-    let resume!: () => void;
-    const rest = new Promise<void>((r) => {
-      resume = r;
-    });
-    b.env.fake.script("chatgpt-a1", { kind: "slow", text: "hello there", rest });
-    const res = await post(b, "/backend-api/codex/responses", { input: "hi", stream: true });
-    const requestId = res.headers.get("x-request-id")!;
-    expect(
-      await eventually(
-        async () =>
-          (await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1", [requestId])).length > 0,
-      ),
-    ).toBe(true);
-    await b.sql("BEGIN");
-    await b.sql("SELECT 1 FROM api_key_reservations WHERE request_id = $1 FOR UPDATE", [requestId]);
-    resume();
+    const res = await settleLocked(b);
     try {
       // The settle's UPDATE waits for the lock, and has run longer than the bound (the server's time).
       expect(await eventually(async () => ((await settleAge()) ?? 0) > BOUND, 3 * BOUND)).toBe(true);
