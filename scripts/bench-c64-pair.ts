@@ -26,7 +26,7 @@ const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
 const big = process.env.PAIR_BODY === "big" || process.env.PAIR_BODY === "codex";
 if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
-    "PAIR_BODY=big and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
+    "PAIR_BODY=big (or codex) and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
   );
 const body =
   process.env.PAIR_BODY === "codex"
