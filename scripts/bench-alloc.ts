@@ -14,6 +14,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { envNumber } from "./bench-env.ts";
 import {
   cpuUs,
   type Listening,
@@ -30,9 +31,9 @@ if (roots.length === 0) {
   console.error("usage: bun scripts/bench-alloc.ts <checkout> [<checkout> …]");
   process.exit(2);
 }
-const ROUNDS = Number(process.env.ALLOC_ROUNDS ?? 3);
-const REQUESTS = Number(process.env.ALLOC_REQUESTS ?? 10_000);
-const CONNS = Number(process.env.ALLOC_CONNS ?? 64);
+const ROUNDS = envNumber("ALLOC_ROUNDS", 3);
+const REQUESTS = envNumber("ALLOC_REQUESTS", 10_000);
+const CONNS = envNumber("ALLOC_CONNS", 64);
 const ROLE = process.env.ALLOC_ROLE ?? "gateway";
 const dir = mkdtempSync(join(tmpdir(), "codex-lb-alloc-"));
 

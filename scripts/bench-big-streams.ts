@@ -12,12 +12,13 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { envNumber } from "./bench-env.ts";
 import { spawnListening, statusMb } from "./bench-proc.ts";
 import { SLOW_MARKER } from "./bench-servers.ts";
 
 // `BENCH_TREE=/path/to/checkout`: the gateway of another checkout (A/B).
 const BENCH = `${process.env.BENCH_TREE ?? `${import.meta.dir}/..`}/scripts/bench.ts`;
-const N = Number(process.env.BENCH_STREAMS ?? 300);
+const N = envNumber("BENCH_STREAMS", 300);
 const env = {
   ...process.env,
   BENCH_SLOW_SECONDS: process.env.BENCH_SLOW_SECONDS ?? "10",
@@ -40,7 +41,7 @@ const mb = (pid: number, field: string) => Math.round(statusMb(pid, field));
 // `BENCH_BODY=codex`: the body as the Codex CLI sends it (`store: false`, `stream: true`), which
 // the gateway forwards as the client's own text; by default the gateway re-serialises it.
 // `BENCH_TURNS` (default 128): turns of 2,000 characters in the history (128: ~261 KB).
-const TURNS = Number(process.env.BENCH_TURNS ?? 128);
+const TURNS = envNumber("BENCH_TURNS", 128);
 const codex = process.env.BENCH_BODY === "codex" ? { store: false, stream: true } : {};
 const body = JSON.stringify({
   model: "gpt-5.2",
@@ -79,13 +80,13 @@ const one = async () => {
 const all: Promise<void>[] = [];
 // `BENCH_SPREAD_SECONDS`: the streams open one by one over that many seconds, as traffic comes,
 // instead of in one burst (50 every 25 ms); `mid` is then taken `BENCH_MID_SECONDS` (default 7) after the last.
-const spread = Number(process.env.BENCH_SPREAD_SECONDS ?? 0);
+const spread = envNumber("BENCH_SPREAD_SECONDS", 0);
 for (let i = 0; i < N; i++) {
   all.push(one());
   if (spread > 0) await Bun.sleep((spread * 1000) / N);
   else if (i % 50 === 49) await Bun.sleep(25);
 }
-await Bun.sleep(Number(process.env.BENCH_MID_SECONDS ?? 7) * 1000);
+await Bun.sleep(envNumber("BENCH_MID_SECONDS", 7) * 1000);
 const mid = mb(gw.proc.pid, "VmRSS");
 await Promise.all(all);
 const peak = mb(gw.proc.pid, "VmHWM");

@@ -20,6 +20,7 @@
 import { BodyGuard } from "../src/core/body-guard.ts";
 import { systemClock } from "../src/core/clock.ts";
 import { readResponses } from "../src/proxy/serve.ts";
+import { envNumber } from "./bench-env.ts";
 import { bigBody, SHORT_BODY as SHORT } from "./bench-servers.ts";
 
 const BIG = bigBody();
@@ -184,8 +185,8 @@ async function client(): Promise<void> {
     buf += new TextDecoder().decode(r.value);
   }
   const base = `http://127.0.0.1:${/PORT (\d+)/.exec(buf)![1]}`;
-  const rounds = Number(process.env.BODY_ROUNDS ?? 5);
-  const requests = Number(process.env.BODY_REQUESTS ?? 400);
+  const rounds = envNumber("BODY_ROUNDS", 5);
+  const requests = envNumber("BODY_REQUESTS", 400);
   const bodies = {
     short: SHORT,
     [`${Math.round(BIG.length / 1024)} KB`]: BIG,

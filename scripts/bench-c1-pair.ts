@@ -11,11 +11,13 @@
  *
  * @module
  */
+
+import { envNumber } from "./bench-env.ts";
 import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
 import { bigBody, SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c1-pair.ts <checkout A> <checkout B>");
-const N = Number(process.env.PAIR_N ?? 15000);
+const N = envNumber("PAIR_N", 15000);
 const body = process.env.PAIR_BODY === "big" ? bigBody() : SHORT_BODY;
 
 const pair = await startPair(a, b);

@@ -16,13 +16,15 @@
  *
  * @module
  */
+
+import { envNumber } from "./bench-env.ts";
 import { cpuUs, pairCheckouts, startPair, timedResponse } from "./bench-proc.ts";
 import { bigBody, LONG_MARKER, SHORT_BODY } from "./bench-servers.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checkout B>");
-const CONNS = Number(process.env.PAIR_CONNS ?? 32);
-const SECONDS = Number(process.env.PAIR_SECONDS ?? 10);
-const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 3);
+const CONNS = envNumber("PAIR_CONNS", 32);
+const SECONDS = envNumber("PAIR_SECONDS", 10);
+const ROUNDS = envNumber("PAIR_ROUNDS", 3);
 const big = process.env.PAIR_BODY === "big" || process.env.PAIR_BODY === "codex";
 if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
@@ -30,7 +32,7 @@ if (big && process.env.PAIR_ANSWER === "long")
   );
 const body =
   process.env.PAIR_BODY === "codex"
-    ? codexBody(Number(process.env.PAIR_BODY_COPIES ?? 1))
+    ? codexBody(envNumber("PAIR_BODY_COPIES", 1))
     : big
       ? bigBody()
       : process.env.PAIR_ANSWER === "long"
@@ -48,7 +50,7 @@ function codexBody(copies: number): string {
   });
 }
 
-const pair = await startPair(a, b, [], Number(process.env.PAIR_ACCOUNTS ?? 1));
+const pair = await startPair(a, b, [], envNumber("PAIR_ACCOUNTS", 1));
 const gateways = pair.gateways;
 try {
   const one = (g: (typeof gateways)[number]) => timedResponse(g, body);

@@ -20,6 +20,7 @@
  * @module
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { envNumber } from "./bench-env.ts";
 import { type Listening, load, processGroup, spread, table } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
@@ -115,10 +116,10 @@ function threadTimes(pid: number): ThreadTimes {
 }
 
 async function main(): Promise<void> {
-  const N = Number(process.env.CAP_SLOTS ?? 8);
-  const ROUNDS = Number(process.env.CAP_ROUNDS ?? 6);
-  const SECONDS = Number(process.env.CAP_SECONDS ?? 6);
-  const WARM = Number(process.env.CAP_WARM ?? 15);
+  const N = envNumber("CAP_SLOTS", 8);
+  const ROUNDS = envNumber("CAP_ROUNDS", 6);
+  const SECONDS = envNumber("CAP_SECONDS", 6);
+  const WARM = envNumber("CAP_WARM", 15);
   const bench = `${import.meta.dir}/bench.ts`;
   const procs = processGroup();
   const start = procs.start;

@@ -16,6 +16,7 @@
  * @module
  */
 import { resolve } from "node:path";
+import { envNumber } from "./bench-env.ts";
 import { type Listening, spawnCheckoutRole, spawnListening, table, timedResponse } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
@@ -24,9 +25,9 @@ if (roots.length === 0) {
   console.error("usage: bun scripts/bench-cells.ts <checkout> [<checkout> …]");
   process.exit(2);
 }
-const REQUESTS = Number(process.env.CELLS_REQUESTS ?? 100);
-const WINDOWS = Number(process.env.CELLS_WINDOWS ?? 8);
-const CONNS = Number(process.env.CELLS_CONNS ?? 4);
+const REQUESTS = envNumber("CELLS_REQUESTS", 100);
+const WINDOWS = envNumber("CELLS_WINDOWS", 8);
+const CONNS = envNumber("CELLS_CONNS", 4);
 /** This checkout's snapshot module, whichever checkout's gateway is measured. */
 const SNAPSHOT = resolve(import.meta.dir, "bench-cells-snapshot.ts");
 

@@ -19,11 +19,12 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { systemClock } from "../src/core/clock.ts";
 import { openMigratedStore } from "../src/store/store.ts";
+import { envNumber } from "./bench-env.ts";
 
 const mode = process.argv[2] === "off" ? "off" : "auto";
 const seconds = Number(process.argv[3] ?? 10);
-const RATE = Number(process.env.BENCH_RATE ?? 2000);
-const ROWS = Number(process.env.BENCH_ROWS ?? 1);
+const RATE = envNumber("BENCH_RATE", 2000);
+const ROWS = envNumber("BENCH_ROWS", 1);
 const BATCH_MS = 5;
 
 const dir = mkdtempSync(join(tmpdir(), "codex-lb-bench-checkpoints-"));

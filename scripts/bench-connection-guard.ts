@@ -9,6 +9,8 @@
  *
  * @module
  */
+
+import { envNumber } from "./bench-env.ts";
 import { cpuUs, spawnListening } from "./bench-proc.ts";
 
 const role = process.argv[2] ?? "main";
@@ -60,11 +62,11 @@ if (role === "upstream") {
     "Bun.serve": await spawn(["plain", upstream.url]),
     "seam listen()": await spawn(["guarded", upstream.url]),
   };
-  const SECONDS = Number(process.env.SECONDS ?? 3);
-  const ROUNDS = Number(process.env.ROUNDS ?? 7);
+  const SECONDS = envNumber("SECONDS", 3);
+  const ROUNDS = envNumber("ROUNDS", 7);
   const body = JSON.stringify({ model: "gpt-5.2", input: "hi" });
   for (const [label, conns, close] of [
-    ["kept-alive", Number(process.env.C ?? 64), false],
+    ["kept-alive", envNumber("C", 64), false],
     ["new connection per request", 16, true],
   ] as const) {
     const res = new Map<string, number[]>();

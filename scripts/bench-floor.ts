@@ -44,6 +44,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openMigratedStore } from "../src/store/store.ts";
+import { envNumber } from "./bench-env.ts";
 import { type Cell, type Listening, load, median, processGroup, spread, table } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
@@ -730,8 +731,8 @@ const loadAverage = async () => (await Bun.file("/proc/loadavg").text()).split("
 
 async function main(): Promise<void> {
   const loadAtStart = await loadAverage();
-  const rounds = Number(process.env.FLOOR_ROUNDS ?? 5);
-  const seconds = Number(process.env.FLOOR_SECONDS ?? 2);
+  const rounds = envNumber("FLOOR_ROUNDS", 5);
+  const seconds = envNumber("FLOOR_SECONDS", 2);
   const dataDir = mkdtempSync(join(tmpdir(), "codex-lb-floor-"));
   const procs = processGroup();
   const start = procs.start;

@@ -11,9 +11,10 @@
  */
 import pino, { type DestinationStream, type Logger } from "pino";
 import { createLogger, redactSecrets } from "../src/core/logging.ts";
+import { envNumber } from "./bench-env.ts";
 
-const ROUNDS = Number(process.env.LOG_ROUNDS ?? 5);
-const LINES = Number(process.env.LOG_LINES ?? 100_000);
+const ROUNDS = envNumber("LOG_ROUNDS", 5);
+const LINES = envNumber("LOG_LINES", 100_000);
 
 /** The access line's fields (as in src/proxy/pipeline.ts's settle step), varying per line. */
 const fields = (i: number) => ({

@@ -15,9 +15,10 @@
 import pino from "pino";
 import { GatewayMetrics } from "../src/metrics/metrics.ts";
 import { OtelTracer } from "../src/tracing/otel.ts";
+import { envNumber } from "./bench-env.ts";
 
-const N = Number(process.env.BENCH_N ?? 1_000_000);
-const RPS = Number(process.env.BENCH_RPS ?? 4000);
+const N = envNumber("BENCH_N", 1_000_000);
+const RPS = envNumber("BENCH_RPS", 4000);
 const accounts = Array.from({ length: 20 }, (_, i) => `acct-${i}`);
 const keys = ["key-a", "key-b", "key-c", null];
 const models = ["gpt-5.2", "gpt-5.2-codex", "gpt-5.1"];

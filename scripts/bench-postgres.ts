@@ -11,11 +11,12 @@
  */
 import pg from "pg";
 import { startPgServer } from "../tests/support/pg-server.ts";
+import { envNumber } from "./bench-env.ts";
 import { type Listening as Proc, spawnListening } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = envNumber("BENCH_SECONDS", 2);
+const ROUNDS = envNumber("BENCH_ROUNDS", 3);
 const CONCURRENCY = [1, 64] as const;
 const BENCH = new URL("./bench.ts", import.meta.url).pathname;
 const CODEX = "/backend-api/codex/responses";

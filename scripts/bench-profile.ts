@@ -13,13 +13,14 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { envNumber } from "./bench-env.ts";
 import { cpuUs, spawnListening } from "./bench-proc.ts";
 import { bigBody, LONG_MARKER, REAL_MARKER } from "./bench-servers.ts";
 
 const BENCH = join(import.meta.dir, "bench.ts");
 const ROOT = join(import.meta.dir, "..");
-const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
-const CONNS = Number(process.env.PROFILE_CONNS ?? 64);
+const SECONDS = envNumber("PROFILE_SECONDS", 8);
+const CONNS = envNumber("PROFILE_CONNS", 64);
 const OUT = process.env.PROFILE_OUT ?? mkdtempSync(join(tmpdir(), "codex-lb-profile-"));
 
 function spawn(args: string[], pre: string[] = []) {

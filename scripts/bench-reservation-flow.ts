@@ -23,11 +23,12 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { envNumber } from "./bench-env.ts";
 
 const root = resolve(process.argv[2] ?? ".");
 const requests = Number(process.argv[3] ?? 20_000);
 const perFlush = Number(process.argv[4] ?? 250);
-const conc = Number(process.env.BENCH_CONC ?? 1);
+const conc = envNumber("BENCH_CONC", 1);
 const { createApiKey } = await import(`${root}/src/access/api-keys/repository.ts`);
 const { LimitReservations } = await import(`${root}/src/access/api-keys/reservations.ts`);
 const { RequestLogWriter } = await import(`${root}/src/request-logs/writer.ts`);

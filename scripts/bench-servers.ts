@@ -14,6 +14,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { envNumber } from "./bench-env.ts";
 
 export const LONG_MARKER = "bench-long-stream";
 export const SLOW_MARKER = "bench-slow-stream";
@@ -167,7 +168,7 @@ export async function serveUpstream(): Promise<void> {
   const long = enc.encode(answer(996));
   const real = enc.encode(realAnswer());
   const frames = fixedAnswerFrames();
-  const slowSeconds = Number(process.env.BENCH_SLOW_SECONDS ?? 5);
+  const slowSeconds = envNumber("BENCH_SLOW_SECONDS", 5);
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,

@@ -21,6 +21,7 @@ import { codexShaper } from "../src/proxy/shapers.ts";
 import { ProxyStream, toReadableStream } from "../src/proxy/stream.ts";
 import { pushStream } from "../src/runtime/bun/push-stream.ts";
 import { UpstreamEvents } from "../src/upstream/event-stream.ts";
+import { envNumber } from "./bench-env.ts";
 import { cpuUs, spawnListening } from "./bench-proc.ts";
 
 const BENCH = `${import.meta.dir}/bench.ts`;
@@ -107,10 +108,10 @@ else {
     model: "gpt-5.2",
     input: [{ role: "user", content: process.env.ANSWER ?? "benchmark" }],
   });
-  const seconds = Number(process.env.SECONDS ?? 2);
-  const conns = Number(process.env.CONNS ?? 64);
+  const seconds = envNumber("SECONDS", 2);
+  const conns = envNumber("CONNS", 64);
   const rows: Record<string, number[]> = {};
-  for (let round = 0; round < Number(process.env.ROUNDS ?? 8); round++) {
+  for (let round = 0; round < envNumber("ROUNDS", 8); round++) {
     for (const p of procs) {
       let n = 0;
       const until = performance.now() + seconds * 1000;

@@ -15,13 +15,15 @@
  *
  * @module
  */
+
+import { envNumber } from "./bench-env.ts";
 import { cpuUs, type Listening, pairCheckouts, startPair } from "./bench-proc.ts";
 
 const [a, b] = pairCheckouts("bun scripts/bench-ws-pair.ts <checkout A> <checkout B>");
-const SOCKETS = Number(process.env.WS_SOCKETS ?? 64);
-const SECONDS = Number(process.env.WS_SECONDS ?? 2);
-const ROUNDS = Number(process.env.WS_ROUNDS ?? 6);
-const TURN_TIMEOUT_MS = Number(process.env.WS_TURN_TIMEOUT ?? 30) * 1000;
+const SOCKETS = envNumber("WS_SOCKETS", 64);
+const SECONDS = envNumber("WS_SECONDS", 2);
+const ROUNDS = envNumber("WS_ROUNDS", 6);
+const TURN_TIMEOUT_MS = envNumber("WS_TURN_TIMEOUT", 30) * 1000;
 const profile = process.env.WS_PROFILE
   ? ["--cpu-prof", `--cpu-prof-dir=${process.env.WS_PROFILE}`, "--cpu-prof-interval=200"]
   : [];

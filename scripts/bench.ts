@@ -36,6 +36,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { envNumber } from "./bench-env.ts";
 import {
   type Cell,
   cpuUs,
@@ -60,8 +61,8 @@ import {
 } from "./bench-servers.ts";
 
 const role = process.argv[2] && !process.argv[2].startsWith("-") ? process.argv[2] : "main";
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = envNumber("BENCH_SECONDS", 2);
+const ROUNDS = envNumber("BENCH_ROUNDS", 3);
 const CONCURRENCY = [1, 64] as const;
 const STREAMS = (process.env.BENCH_STREAMS ?? "1000,10000").split(",").map(Number);
 
@@ -522,7 +523,7 @@ async function memory(upstream: Proc): Promise<void> {
 // The cost of observability: metrics on / off, trace export on
 
 async function observabilityRun(upstream: Proc): Promise<void> {
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
+  const rounds = envNumber("BENCH_ROUNDS", 7);
   const codexPath = "/backend-api/codex/responses";
   const gws = {
     "metrics off": await spawnRole("gateway", [upstream.url, "1"], { CODEX_LB_METRICS_ENABLED: "false" }),
