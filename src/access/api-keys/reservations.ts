@@ -16,9 +16,10 @@
  *
  * @module
  */
-import { CompiledQuery, type ExpressionBuilder, type Kysely, PostgresAdapter, sql } from "kysely";
+import { CompiledQuery, type ExpressionBuilder, type Kysely, sql } from "kysely";
 import type { Clock, TimerHandle } from "../../core/clock.ts";
 import { GatewayError } from "../../core/errors.ts";
+import { dialectOf } from "../../store/migrations/ddl.ts";
 import type { Database, NewRequestLogRow } from "../../store/schema.ts";
 import type { SqliteExclusive, SyncSql } from "../../store/sync-sql.ts";
 import {
@@ -796,7 +797,7 @@ export class LimitReservations {
     this.#group = sqlite ? new GroupCommit(db, sqlite) : null;
     // PostgreSQL: stuck settles are cancelled (see `SettleWait`).
     const stuck =
-      settleWait && db.getExecutor().adapter instanceof PostgresAdapter
+      settleWait && dialectOf(db) === "postgres"
         ? (olderThanMs: number) =>
             cancelStuckSettles(db, settleQuery(db, SAMPLE_REF, ZERO_USAGE).sql, olderThanMs)
         : undefined;
