@@ -13,9 +13,10 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { envNumber } from "./bench-env.ts";
 import {
+  checkoutArgs,
   cpuUs,
   type Listening,
   spawnCheckoutRole,
@@ -26,11 +27,7 @@ import {
 } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
-const roots = process.argv.slice(2).map((p) => resolve(p));
-if (roots.length === 0) {
-  console.error("usage: bun scripts/bench-alloc.ts <checkout> [<checkout> …]");
-  process.exit(2);
-}
+const roots = checkoutArgs("bun scripts/bench-alloc.ts <checkout> [<checkout> …]");
 const ROUNDS = envNumber("ALLOC_ROUNDS", 3);
 const REQUESTS = envNumber("ALLOC_REQUESTS", 10_000);
 const CONNS = envNumber("ALLOC_CONNS", 64);

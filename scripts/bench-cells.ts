@@ -17,14 +17,17 @@
  */
 import { resolve } from "node:path";
 import { envNumber } from "./bench-env.ts";
-import { type Listening, spawnCheckoutRole, spawnListening, table, timedResponse } from "./bench-proc.ts";
+import {
+  checkoutArgs,
+  type Listening,
+  spawnCheckoutRole,
+  spawnListening,
+  table,
+  timedResponse,
+} from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
-const roots = process.argv.slice(2).map((p) => resolve(p));
-if (roots.length === 0) {
-  console.error("usage: bun scripts/bench-cells.ts <checkout> [<checkout> …]");
-  process.exit(2);
-}
+const roots = checkoutArgs("bun scripts/bench-cells.ts <checkout> [<checkout> …]");
 const REQUESTS = envNumber("CELLS_REQUESTS", 100);
 const WINDOWS = envNumber("CELLS_WINDOWS", 8);
 const CONNS = envNumber("CELLS_CONNS", 4);

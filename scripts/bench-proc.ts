@@ -99,16 +99,22 @@ export function processGroup(): ProcessGroup {
 }
 
 /**
- * The two checkouts a pair script (bench-c1-pair, bench-c64-pair, bench-ws-pair) compares, from
- * its arguments, as absolute paths; without both, prints `usage: <usage>` and exits with 2.
+ * The checkouts a script measures, from its arguments, as absolute paths; with fewer than `least`,
+ * prints `usage: <usage>` and exits with 2.
  */
-export function pairCheckouts(usage: string): [string, string] {
-  const [a, b] = process.argv.slice(2).map((p) => resolve(p));
-  if (!a || !b) {
+export function checkoutArgs(usage: string, least = 1): string[] {
+  const roots = process.argv.slice(2).map((p) => resolve(p));
+  if (roots.length < least) {
     console.error(`usage: ${usage}`);
     process.exit(2);
   }
-  return [a, b];
+  return roots;
+}
+
+/** The two checkouts a pair script (bench-c1-pair, bench-c64-pair, bench-ws-pair) compares. */
+export function pairCheckouts(usage: string): [string, string] {
+  const [a, b] = checkoutArgs(usage, 2);
+  return [a as string, b as string];
 }
 
 /** Starts a role of the checkout at `root` (`bun [bunFlags] <root>/scripts/bench.ts <args>`). */
