@@ -10,12 +10,15 @@
  *   `CODEX_LB_CONNECTION_IDLE_TIMEOUT_SECONDS` of waiting for its next request or of trickling that
  *   request's headers, while answers in progress and streams are not cut by it;
  * - the server is the guarded one on this Bun (the project pins 1.4.5), and its last-resort error
- *   handler answers a JSON 500 even when the error callback itself throws.
+ *   handler answers a JSON 500 even when the error callback itself throws; the node Socket Bun's
+ *   node:http makes per connection is let go of once the guard is done with it, on this Bun too.
  * The flood's source addresses need Linux's loopback (all of 127.0.0.0/8 bound to `lo`).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect } from "node:net";
-import { listen } from "../../src/runtime/bun/serve.ts";
+import { createServer } from "node:http";
+import { connect, type Socket } from "node:net";
+import type { Server } from "bun";
+import { listen, releaseNodeSocket } from "../../src/runtime/bun/serve.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
@@ -241,6 +244,58 @@ describe("the Bun server seam (src/runtime/bun/serve.ts)", () => {
       expect(seen).toEqual(["handler broke"]);
     } finally {
       await listening.close(0);
+    }
+  });
+
+  test("a connection's node Socket is collected once released (memory per open stream), and the connection still answers", async () => {
+    // A server started as `listen` starts it: node:http's accept hook, Bun.serve's request path.
+    const http = createServer({ headersTimeout: 0, requestTimeout: 0 });
+    const accepted: Socket[] = [];
+    http.on("connection", (socket: Socket) => accepted.push(socket));
+    http.listen(0, "127.0.0.1");
+    const server = (http as unknown as Record<symbol, Server<undefined>>)[Symbol.for("::bunternal::")]!;
+    server.reload({ fetch: () => new Response("ok") });
+    // Kept-alive raw connections: `ask` sends one request and resolves with its answer.
+    const open = () =>
+      new Promise<{ ask: () => Promise<string>; end: () => void }>((resolve) => {
+        let text = "";
+        let waiting: ((t: string) => void) | undefined;
+        const s = connect({ host: "127.0.0.1", port: server.port! }, () =>
+          resolve({
+            ask: () =>
+              new Promise<string>((r) => {
+                text = "";
+                waiting = r;
+                s.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+              }),
+            end: () => s.end(),
+          }),
+        );
+        s.on("data", (d) => {
+          text += d.toString("latin1");
+          if (text.endsWith("ok")) waiting?.(text);
+        });
+      });
+    const clients = await Promise.all(Array.from({ length: 4 }, open));
+    try {
+      for (const c of clients) expect(await c.ask()).toStartWith("HTTP/1.1 200");
+      expect(accepted.length).toBe(4);
+      // The first two are released (as the guard does after the first headers); the others are the control.
+      const refs = accepted.map((s) => new WeakRef(s));
+      releaseNodeSocket(accepted[0]!);
+      releaseNodeSocket(accepted[1]!);
+      accepted.length = 0;
+      for (let i = 0; i < 3; i++) {
+        Bun.gc(true);
+        await Bun.sleep(10);
+      }
+      expect(refs.map((r) => r.deref() !== undefined)).toEqual([false, false, true, true]);
+      // The connections themselves are untouched: each answers its next request.
+      for (const c of clients) expect(await c.ask()).toStartWith("HTTP/1.1 200");
+    } finally {
+      for (const c of clients) c.end();
+      server.stop(true);
+      http.close();
     }
   });
 });

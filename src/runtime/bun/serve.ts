@@ -287,7 +287,11 @@ class PendingConnections {
 
   /** The connection from `address`:`port` has its first request's headers in. */
   settle(address: string, port: number): void {
-    this.#remove(`${address}:${port}`);
+    const key = `${address}:${port}`;
+    const entry = this.#byPeer.get(key);
+    if (entry === undefined) return;
+    this.#remove(key);
+    releaseNodeSocket(entry.socket);
   }
 
   stop(): void {
@@ -315,6 +319,35 @@ class PendingConnections {
       entry.socket.destroy();
     }
   }
+}
+
+/** The symbols under which Bun's node:http keeps a connection's native handle and the tracked set. */
+let nodeKeys: { handle: symbol | undefined; tracked: symbol | undefined } | undefined;
+
+const symbolNamed = (o: object, description: string) =>
+  Object.getOwnPropertySymbols(o).find((k) => k.description === description);
+
+/**
+ * Lets go of the node `Socket` Bun's node:http made for a connection, once the guard is done with it
+ * (its first request's headers are in). Bun links that Socket (a Duplex: stream states, listeners,
+ * about 1.6 KB in 14 objects) from the native connection (`duplex`, `onclose`) and from the node
+ * server's set of tracked connections for as long as the connection is open, but nothing reads it
+ * after the accept hook: requests take Bun.serve's path, and the server is stopped through Bun.serve.
+ * Unlinked, it is collected; the connection itself is untouched. Bun internals, found by the
+ * descriptions of their symbols (looked up once): a Bun without them keeps the Socket, as before.
+ */
+export function releaseNodeSocket(socket: Socket): void {
+  const own = socket as unknown as Record<symbol, unknown> & { server?: Record<symbol, unknown> };
+  nodeKeys ??= {
+    handle: symbolNamed(own, "handle"),
+    tracked: own.server ? symbolNamed(own.server, "http.server.trackedConnections") : undefined,
+  };
+  const handle = nodeKeys.handle && (own[nodeKeys.handle] as Record<string, unknown> | null | undefined);
+  if (!handle || handle.duplex !== socket) return;
+  const tracked = nodeKeys.tracked && own.server?.[nodeKeys.tracked];
+  if (tracked instanceof Set) tracked.delete(socket);
+  handle.onclose = undefined;
+  handle.duplex = undefined;
 }
 
 /**
