@@ -42,6 +42,17 @@ function columnsOf(row: NewRequestLogRow): (keyof NewRequestLogRow)[] {
   return out;
 }
 
+/** Whether `row` sets exactly `columns`, in that order (the shape {@link columnsOf} gives). */
+function hasColumns(row: NewRequestLogRow, columns: readonly (keyof NewRequestLogRow)[]): boolean {
+  let n = 0;
+  for (const k in row) {
+    if (row[k as keyof NewRequestLogRow] === undefined) continue;
+    if (columns[n] !== k) return false;
+    n++;
+  }
+  return n === columns.length;
+}
+
 export class RequestLogWriter {
   #queue: NewRequestLogRow[] = [];
   /** Rows taken from the queue whose insert has not finished yet. */
@@ -178,7 +189,7 @@ export class RequestLogWriter {
       const columns = columnsOf(rows[i]!);
       const shape = columns.join(",");
       let end = i + 1;
-      while (end < rows.length && columnsOf(rows[end]!).join(",") === shape) end++;
+      while (end < rows.length && hasColumns(rows[end]!, columns)) end++;
       while (i < end) {
         const size = CHUNKS.find((c) => c <= end - i)!;
         const query = this.#preparedFor(shape, columns, size);

@@ -15,6 +15,9 @@ interface Compiled {
   readonly constants: readonly unknown[];
 }
 
+/** What queries are built on: a Kysely instance or transaction. */
+type Db = { getExecutor(): { readonly adapter: object } };
+
 /** Per adapter, per shape: the compiled query by arity. */
 const byAdapter = new WeakMap<object, Map<string, Compiled[]>>();
 
@@ -24,11 +27,11 @@ const byAdapter = new WeakMap<object, Map<string, Compiled[]>>();
  * values, so a query whose SQL text depended on an argument's value would be wrong: pass such
  * values in `shape`.
  */
-export function precompiled(
-  db: { getExecutor(): { readonly adapter: object } },
+export function precompiled<D extends Db>(
+  db: D,
   shape: string,
   args: readonly unknown[],
-  build: (args: readonly unknown[]) => Compilable,
+  build: (args: readonly unknown[], db: D) => Compilable,
 ): CompiledQuery {
   const q = precompiledText(db, shape, args, build);
   return CompiledQuery.raw(q.sql, [...q.parameters]);
@@ -40,12 +43,15 @@ export interface SqlText {
   readonly parameters: readonly unknown[];
 }
 
-/** {@link precompiled} as plain SQL text and parameters (for synchronous statements: nothing frozen). */
-export function precompiledText(
-  db: { getExecutor(): { readonly adapter: object } },
+/**
+ * {@link precompiled} as plain SQL text and parameters (for synchronous statements: nothing frozen).
+ * `build` is given `db` too: a hot path passes a function made once, not a closure per call.
+ */
+export function precompiledText<D extends Db>(
+  db: D,
   shape: string,
   args: readonly unknown[],
-  build: (args: readonly unknown[]) => Compilable,
+  build: (args: readonly unknown[], db: D) => Compilable,
 ): SqlText {
   const adapter = db.getExecutor().adapter;
   let cache = byAdapter.get(adapter);
@@ -61,7 +67,7 @@ export function precompiledText(
   let c = byArity[args.length];
   if (!c) {
     const marks = args.map((_, i) => `\u0000codex-lb-arg-${i}\u0000`);
-    const q = build(marks).compile();
+    const q = build(marks, db).compile();
     const argOf = q.parameters.map((v) => (typeof v === "string" ? marks.indexOf(v) : -1));
     c = { sql: q.sql, args: argOf, constants: q.parameters.map((v, i) => (argOf[i]! >= 0 ? undefined : v)) };
     byArity[args.length] = c;

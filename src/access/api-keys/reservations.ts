@@ -34,6 +34,7 @@ import {
   usageTotalsQuery,
   valueFor,
   windowBounds,
+  zeroUsage,
 } from "./limits.ts";
 import { precompiled, precompiledText, type SqlText } from "./precompiled.ts";
 import { costUsd } from "./pricing.ts";
@@ -158,53 +159,75 @@ type ReserveRequest = {
   readonly model: string;
   readonly estimate: UsageFigures;
 };
+/** A hold queued for the group commit (see {@link GroupCommit.reserve}). */
+interface HoldOp extends ReserveRequest {
+  readonly key: KeyLimits;
+  /** The hold's time (the reservation's `created_at`). */
+  readonly createdAt: number;
+  /** Set by the batch when the hold is refused (429). */
+  refused?: GatewayError;
+}
 interface WindowFigures {
   readonly logged: Usage;
   readonly held: Held;
   readonly resetsAt: number;
 }
 
+/** Throws 429 when `est` does not fit limit `l`, whose window's figures are `w`. */
+function judge(l: LimitSpec, w: WindowFigures, est: Usage, now: number): void {
+  const type: LimitType = l.limitType;
+  const used = valueFor(type, w.logged) + valueFor(type, w.held.all);
+  if (used >= l.maxValue) throw refusal(l, used, w.resetsAt, now, "reached");
+  if (w.held.inFlight > 0 && used + valueFor(type, est) > l.maxValue)
+    throw refusal(l, used, w.resetsAt, now, "would be exceeded by the requests in flight");
+}
+
 /**
- * Throws 429 when `est` does not fit one of the key's limits; `figures(window, start, resetsAt)`
- * reads a window's logged usage and reservations (once per distinct window).
+ * Throws 429 when `est` does not fit one of the key's limits (from the `from`th on);
+ * `figures(start, resetsAt)` reads a window's logged usage and reservations, once per distinct
+ * window (`read`: the windows read so far, kept only when a later limit may share one).
  */
 function check(
   key: KeyLimits,
   est: Usage,
   now: number,
   figures: (start: number, resetsAt: number) => WindowFigures | Promise<WindowFigures>,
+  from = 0,
+  read: Map<string, WindowFigures> | null = null,
 ): void | Promise<void> {
-  const byWindow = new Map<string, WindowFigures>();
-  const judge = (l: LimitSpec, w: WindowFigures) => {
-    const type: LimitType = l.limitType;
-    const used = valueFor(type, w.logged) + valueFor(type, w.held.all);
-    if (used >= l.maxValue) throw refusal(l, used, w.resetsAt, now, "reached");
-    if (w.held.inFlight > 0 && used + valueFor(type, est) > l.maxValue)
-      throw refusal(l, used, w.resetsAt, now, "would be exceeded by the requests in flight");
-  };
-  const step = (i: number): void | Promise<void> => {
-    for (; i < key.limits.length; i++) {
-      const l = key.limits[i]!;
-      const known = byWindow.get(l.limitWindow);
-      if (known) {
-        judge(l, known);
-        continue;
-      }
-      const { start, resetsAt } = windowBounds(key.createdAt, l.limitWindow, now);
-      const w = figures(start, resetsAt);
-      if (w instanceof Promise) {
-        const next = i;
-        return w.then((got) => {
-          byWindow.set(l.limitWindow, got);
-          judge(l, got);
-          return step(next + 1);
-        });
-      }
-      byWindow.set(l.limitWindow, w);
-      judge(l, w);
+  const limits = key.limits;
+  for (let i = from; i < limits.length; i++) {
+    const l = limits[i]!;
+    const known = read?.get(l.limitWindow);
+    if (known) {
+      judge(l, known, est, now);
+      continue;
     }
-  };
-  return step(0);
+    const { start, resetsAt } = windowBounds(key.createdAt, l.limitWindow, now);
+    const w = figures(start, resetsAt);
+    if (i + 1 < limits.length) read ??= new Map();
+    if (w instanceof Promise) return checkAfter(w, key, est, now, figures, i, read);
+    read?.set(l.limitWindow, w);
+    judge(l, w, est, now);
+  }
+}
+
+/** {@link check} once the `i`th limit's figures `w` are read (PostgreSQL). */
+function checkAfter(
+  w: Promise<WindowFigures>,
+  key: KeyLimits,
+  est: Usage,
+  now: number,
+  figures: (start: number, resetsAt: number) => WindowFigures | Promise<WindowFigures>,
+  i: number,
+  read: Map<string, WindowFigures> | null,
+): Promise<void> {
+  const l = key.limits[i]!;
+  return w.then((got) => {
+    read?.set(l.limitWindow, got);
+    judge(l, got, est, now);
+    return check(key, est, now, figures, i + 1, read);
+  });
 }
 
 function reservationValues(key: KeyLimits, req: ReserveRequest, now: number): unknown[] {
@@ -222,20 +245,22 @@ function reservationValues(key: KeyLimits, req: ReserveRequest, now: number): un
 }
 
 function insertReservationQuery(db: Kysely<Database>, values: readonly unknown[]): SqlText {
-  return precompiledText(db, "insertReservation", values, (a) =>
-    db.insertInto("api_key_reservations").values({
-      id: a[0] as string,
-      api_key_id: a[1] as string,
-      request_id: a[2] as string,
-      model: a[3] as string,
-      created_at: a[4] as number,
-      settled: 0,
-      input_tokens: a[5] as number,
-      cached_input_tokens: a[6] as number,
-      output_tokens: a[7] as number,
-      cost_usd: a[8] as number,
-    }),
-  );
+  return precompiledText(db, "insertReservation", values, insertReservationBuild);
+}
+
+function insertReservationBuild(a: readonly unknown[], db: Kysely<Database>) {
+  return db.insertInto("api_key_reservations").values({
+    id: a[0] as string,
+    api_key_id: a[1] as string,
+    request_id: a[2] as string,
+    model: a[3] as string,
+    created_at: a[4] as number,
+    settled: 0,
+    input_tokens: a[5] as number,
+    cached_input_tokens: a[6] as number,
+    output_tokens: a[7] as number,
+    cost_usd: a[8] as number,
+  });
 }
 
 /**
@@ -302,37 +327,56 @@ function reserveIn(
   batch?: BatchFigures,
 ): void {
   const inFlightSince = now - IN_FLIGHT_MS;
-  const run = (q: SqlText) => s.all(q.sql, q.parameters);
-  const loggedUsage = (start: number, resetsAt: number): Usage => {
-    const k = `${key.id}\u0000${start}\u0000${resetsAt}`;
-    let u = batch?.logged.get(k);
-    if (!u) {
-      // Most windows hold one model: their sums come without the grouped query's sort.
-      u =
-        usageOfTotals(run(usageTotalsQuery(db, key.id, start, resetsAt))[0]) ??
-        usageOfRows(run(usageQuery(db, key.id, start, resetsAt)));
-      batch?.logged.set(k, u);
-    }
-    return u;
-  };
-  const held = (start: number): Held => {
-    const known = batch?.held.get(key.id, start, inFlightSince);
-    if (known) return known;
-    const r = run(heldQuery(db, key.id, start, inFlightSince))[0];
-    const h = heldOfRow(r);
-    batch?.held.set(key.id, start, inFlightSince, h, r?.oldest_in_flight);
-    return h;
-  };
   const est = asUsage(req.estimate);
   check(key, est, now, (start, resetsAt) => ({
-    logged: loggedUsage(start, resetsAt),
-    held: held(start),
+    logged: loggedIn(s, db, key.id, start, resetsAt, batch),
+    held: heldIn(s, db, key.id, start, inFlightSince, batch),
     resetsAt,
   }));
   const q = insertReservationQuery(db, reservationValues(key, req, now));
   s.run(q.sql, q.parameters);
   // Later holds add the new reservation to what was read instead of summing the table again.
   batch?.held.added(key.id, now, est);
+}
+
+/** The key's logged usage in the window `start`..`resetsAt` (as `batch` kept it, when it did). */
+function loggedIn(
+  s: SyncSql,
+  db: Kysely<Database>,
+  keyId: string,
+  start: number,
+  resetsAt: number,
+  batch: BatchFigures | undefined,
+): Usage {
+  const k = `${keyId}\u0000${start}\u0000${resetsAt}`;
+  let u = batch?.logged.get(k);
+  if (!u) {
+    const run = (q: SqlText) => s.all(q.sql, q.parameters);
+    // Most windows hold one model: their sums come without the grouped query's sort.
+    u =
+      usageOfTotals(run(usageTotalsQuery(db, keyId, start, resetsAt))[0]) ??
+      usageOfRows(run(usageQuery(db, keyId, start, resetsAt)));
+    batch?.logged.set(k, u);
+  }
+  return u;
+}
+
+/** The key's reservations since `start`, in flight since `inFlightSince` (as `batch` kept them, when it did). */
+function heldIn(
+  s: SyncSql,
+  db: Kysely<Database>,
+  keyId: string,
+  start: number,
+  inFlightSince: number,
+  batch: BatchFigures | undefined,
+): Held {
+  const known = batch?.held.get(keyId, start, inFlightSince);
+  if (known) return known;
+  const q = heldQuery(db, keyId, start, inFlightSince);
+  const r = s.all(q.sql, q.parameters)[0];
+  const h = heldOfRow(r);
+  batch?.held.set(keyId, start, inFlightSince, h, r?.oldest_in_flight);
+  return h;
 }
 
 /**
@@ -348,8 +392,11 @@ interface BatchFigures {
   readonly held: HeldReservations;
 }
 
-interface HeldEntry {
-  held: Held;
+/** The reservations held by one key since one window start, kept up to date in place. */
+interface HeldEntry extends Held {
+  all: Usage;
+  inFlight: number;
+  readonly start: number;
   /** The in-flight bound (`now - IN_FLIGHT_MS`) of the read. */
   readonly since: number;
   /** The oldest reservation counted in flight (Infinity: none). */
@@ -359,10 +406,11 @@ interface HeldEntry {
 /**
  * Reservations held per key and window start as {@link heldQuery} read them, brought up to date
  * with each reservation the group commit inserts or settles, so a hold reads the table once per key
- * and window between two log flushes instead of summing every reservation each time.
+ * and window between two log flushes instead of summing every reservation each time. A key has a
+ * few window starts (one per limit window): they are kept in a list.
  */
 class HeldReservations {
-  readonly #byKey = new Map<string, Map<number, HeldEntry>>();
+  readonly #byKey = new Map<string, HeldEntry[]>();
   #size = 0;
 
   get size(): number {
@@ -371,34 +419,50 @@ class HeldReservations {
 
   /** What the key's reservations since `start` hold for in-flight bound `since`, when known. */
   get(keyId: string, start: number, since: number): Held | undefined {
-    const e = this.#byKey.get(keyId)?.get(start);
-    // A later bound passing a reservation counted in flight (or an earlier bound) needs a new read.
-    return e && e.since <= since && since <= e.oldest ? e.held : undefined;
+    const windows = this.#byKey.get(keyId);
+    if (!windows) return undefined;
+    for (let i = 0; i < windows.length; i++) {
+      const e = windows[i]!;
+      // A later bound passing a reservation counted in flight (or an earlier bound) needs a new read.
+      if (e.start === start) return e.since <= since && since <= e.oldest ? e : undefined;
+    }
+    return undefined;
   }
 
   set(keyId: string, start: number, since: number, held: Held, oldest: unknown): void {
     let windows = this.#byKey.get(keyId);
     if (!windows) {
-      windows = new Map();
+      windows = [];
       this.#byKey.set(keyId, windows);
     }
-    if (!windows.has(start)) this.#size++;
-    windows.set(start, {
-      held,
+    const e: HeldEntry = {
+      all: held.all,
+      inFlight: held.inFlight,
+      start,
       since,
       oldest: oldest === null || oldest === undefined ? Infinity : Number(oldest),
-    });
+    };
+    const at = windows.findIndex((w) => w.start === start);
+    if (at >= 0) windows[at] = e;
+    else {
+      windows.push(e);
+      this.#size++;
+    }
   }
 
   /** A reservation of `est` was inserted at `createdAt` (unsettled). */
   added(keyId: string, createdAt: number, est: Usage): void {
     const windows = this.#byKey.get(keyId);
     if (!windows) return;
-    for (const [start, e] of windows) {
-      if (createdAt < start) continue;
+    for (let i = 0; i < windows.length; i++) {
+      const e = windows[i]!;
+      if (createdAt < e.start) continue;
       const inFlight = createdAt >= e.since;
-      e.held = { all: addUsage(e.held.all, est), inFlight: e.held.inFlight + (inFlight ? 1 : 0) };
-      if (inFlight && createdAt < e.oldest) e.oldest = createdAt;
+      e.all = addUsage(e.all, est);
+      if (inFlight) {
+        e.inFlight++;
+        if (createdAt < e.oldest) e.oldest = createdAt;
+      }
     }
   }
 
@@ -406,13 +470,11 @@ class HeldReservations {
   settled(keyId: string, createdAt: number, est: Usage, real: Usage): void {
     const windows = this.#byKey.get(keyId);
     if (!windows) return;
-    for (const [start, e] of windows) {
-      if (createdAt < start) continue;
-      const inFlight = createdAt >= e.since;
-      e.held = {
-        all: addUsage(subtractUsage(e.held.all, est), real),
-        inFlight: e.held.inFlight - (inFlight ? 1 : 0),
-      };
+    for (let i = 0; i < windows.length; i++) {
+      const e = windows[i]!;
+      if (createdAt < e.start) continue;
+      e.all = addUsage(subtractUsage(e.all, est), real);
+      if (createdAt >= e.since) e.inFlight--;
     }
   }
 
@@ -420,7 +482,7 @@ class HeldReservations {
   forget(keyId: string): void {
     const windows = this.#byKey.get(keyId);
     if (!windows) return;
-    this.#size -= windows.size;
+    this.#size -= windows.length;
     this.#byKey.delete(keyId);
   }
 
@@ -438,16 +500,30 @@ interface SettleFigures {
   readonly real: Usage;
 }
 
+/** A settle queued for the group commit: its statement and figures, told how its batch ended. */
+interface SettleWrite extends SettleFigures {
+  readonly settleSql: SqlText;
+  /** The batch ended: committed (null) or failed (the error). */
+  ended(e: unknown): void;
+}
+
 /**
  * Group commit on SQLite: the reservations, settles and deletes asked for in one turn of the event
  * loop are written in one `BEGIN IMMEDIATE` transaction (a commit costs more than the statements),
  * in the order they were asked for. Each reservation is decided as if alone (it sees the ones
- * before it in the batch); a refused one writes nothing and does not touch the others. A caller's
- * promise settles once the batch is committed: a reservation is durable before its request goes on.
+ * before it in the batch); a refused one writes nothing and does not touch the others. A
+ * reservation is durable before its request goes on.
+ *
+ * A queued item is the caller's own object, not a closure or a promise of its own: holds and
+ * deletes share their batch's one promise (a refused hold finds its refusal on itself), and a
+ * settle is told how its batch ended (`SettleWrite.ended`).
  */
 class GroupCommit {
-  #holds: { key: KeyLimits; req: ReserveRequest; now: number; done: (e: unknown) => void }[] = [];
-  #writes: { q: SqlText; settle?: SettleFigures; done: (e: unknown) => void }[] = [];
+  #holds: HoldOp[] = [];
+  /** Deletes (their SQL: `"sql" in w`) and settles, in the order asked for. */
+  #writes: (SqlText | SettleWrite)[] = [];
+  /** What the holds and deletes of the batch being gathered wait for (made when one is queued). */
+  #done: PromiseWithResolvers<void> | null = null;
   #scheduled = false;
   /**
    * Logged usage per key and window, and the reservations held (see {@link BatchFigures}), as read
@@ -464,80 +540,100 @@ class GroupCommit {
     private readonly sqlite: SqliteExclusive,
   ) {}
 
-  /** Reserves (throws the 429 of {@link reserve}) once committed. */
-  reserve(key: KeyLimits, req: ReserveRequest, now: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#holds.push({ key, req, now, done: (e) => (e === null ? resolve() : reject(e)) });
-      this.#schedule();
-    });
+  /**
+   * Queues `h`; settles once its batch is committed (rejects when the batch failed). A refused
+   * hold (the 429 of {@link reserve}) is committed with nothing written: its refusal is then in `h.refused`.
+   */
+  reserve(h: HoldOp): Promise<void> {
+    this.#holds.push(h);
+    return this.#waited();
   }
 
-  /** Runs a write (a delete; a settle, with what it changes) in the next batch. */
-  write(q: SqlText, settle?: SettleFigures): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#writes.push({
-        q,
-        ...(settle ? { settle } : {}),
-        done: (e) => (e === null ? resolve() : reject(e)),
-      });
-      this.#schedule();
-    });
+  /** Runs a write (a delete) in the next batch; settles once it is committed. */
+  write(q: SqlText): Promise<void> {
+    this.#writes.push(q);
+    return this.#waited();
+  }
+
+  /** Runs a settle in the next batch; `w.ended` is told how the batch ended. */
+  settle(w: SettleWrite): void {
+    this.#writes.push(w);
+    this.#schedule();
+  }
+
+  #waited(): Promise<void> {
+    this.#schedule();
+    this.#done ??= Promise.withResolvers<void>();
+    return this.#done.promise;
   }
 
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => void this.#run());
+    setImmediate(() => this.#run());
   }
 
-  async #run(): Promise<void> {
+  #run(): void {
     this.#scheduled = false;
     const holds = this.#holds;
     const writes = this.#writes;
+    const done = this.#done;
     this.#holds = [];
     this.#writes = [];
-    let refused: unknown[];
+    this.#done = null;
+    let batch: Promise<void>;
     try {
-      refused = await this.sqlite.exclusive((s) =>
-        s.immediate(() => {
-          // Inside the write lock: no other connection commits until this batch has. What was
-          // read is still right when nothing but the previous batch wrote since.
-          const stamp = s.watchStamp("limits");
-          if (stamp !== this.#stamp || this.#logged.size > LOGGED_KEPT || this.#held.size > LOGGED_KEPT) {
-            this.#logged.clear();
-            this.#held.clear();
-          }
-          for (const w of writes) {
-            const changed = s.run(w.q.sql, w.q.parameters);
-            if (!w.settle) this.#held.clear();
-            else if (changed === 1)
-              this.#held.settled(w.settle.keyId, w.settle.createdAt, w.settle.estimate, w.settle.real);
-            else this.#held.forget(w.settle.keyId);
-          }
-          const batch: BatchFigures = { logged: this.#logged, held: this.#held };
-          const refused = holds.map((h) => {
-            try {
-              reserveIn(s, this.db, h.key, h.req, h.now, batch);
-              return null;
-            } catch (e) {
-              // A refusal (429) is decided before anything is written; anything else fails the batch.
-              if (e instanceof GatewayError) return e;
-              throw e;
-            }
-          });
-          this.#stamp = s.watchStamp("limits");
-          return refused;
-        }),
-      );
+      batch = this.sqlite.exclusive((s) => this.#batch(s, holds, writes));
     } catch (e) {
-      // Rolled back: what this batch added to the figures kept is not in the store.
-      this.#stamp = null;
-      for (const w of writes) w.done(e);
-      for (const h of holds) h.done(e);
-      return;
+      // Refused before running (a closed connection): the batch fails like one that threw.
+      batch = Promise.reject(e);
     }
-    for (const w of writes) w.done(null);
-    for (let i = 0; i < holds.length; i++) holds[i]!.done(refused[i] ?? null);
+    batch.then(
+      () => {
+        for (const w of writes) if (!("sql" in w)) w.ended(null);
+        done?.resolve();
+      },
+      (e: unknown) => {
+        // Rolled back: what this batch added to the figures kept is not in the store.
+        this.#stamp = null;
+        for (const w of writes) if (!("sql" in w)) w.ended(e);
+        done?.reject(e);
+      },
+    );
+  }
+
+  /** One batch, on the connection: the writes, then the holds, in one transaction. */
+  #batch(s: SyncSql, holds: readonly HoldOp[], writes: readonly (SqlText | SettleWrite)[]): void {
+    s.immediate(() => {
+      // Inside the write lock: no other connection commits until this batch has. What was
+      // read is still right when nothing but the previous batch wrote since.
+      const stamp = s.watchStamp("limits");
+      if (stamp !== this.#stamp || this.#logged.size > LOGGED_KEPT || this.#held.size > LOGGED_KEPT) {
+        this.#logged.clear();
+        this.#held.clear();
+      }
+      for (const w of writes) {
+        if ("sql" in w) {
+          s.run(w.sql, w.parameters);
+          this.#held.clear();
+          continue;
+        }
+        const q = w.settleSql;
+        if (s.run(q.sql, q.parameters) === 1) this.#held.settled(w.keyId, w.createdAt, w.estimate, w.real);
+        else this.#held.forget(w.keyId);
+      }
+      const batch: BatchFigures = { logged: this.#logged, held: this.#held };
+      for (const h of holds) {
+        try {
+          reserveIn(s, this.db, h.key, h, h.createdAt, batch);
+        } catch (e) {
+          // A refusal (429) is decided before anything is written; anything else fails the batch.
+          if (e instanceof GatewayError) h.refused = e;
+          else throw e;
+        }
+      }
+      this.#stamp = s.watchStamp("limits");
+    });
   }
 }
 
@@ -571,24 +667,28 @@ function settleQuery(db: Kysely<Database>, ref: ReservationRef, usage: UsageFigu
     ref.createdAt,
     ref.id,
   ];
-  return precompiledText(db, "settleReservation", args, (a) =>
-    db
-      .updateTable("api_key_reservations")
-      .set({
-        settled: 1,
-        input_tokens: a[0] as number,
-        cached_input_tokens: a[1] as number,
-        output_tokens: a[2] as number,
-        cost_usd: a[3] as number,
-      })
-      .where(byRef(a, 4)),
-  );
+  return precompiledText(db, "settleReservation", args, settleBuild);
+}
+
+function settleBuild(a: readonly unknown[], db: Kysely<Database>) {
+  return db
+    .updateTable("api_key_reservations")
+    .set({
+      settled: 1,
+      input_tokens: a[0] as number,
+      cached_input_tokens: a[1] as number,
+      output_tokens: a[2] as number,
+      cost_usd: a[3] as number,
+    })
+    .where(byRef(a, 4));
 }
 
 function releaseQuery(db: Kysely<Database>, ref: ReservationRef): SqlText {
-  return precompiledText(db, "releaseReservation", [ref.keyId, ref.createdAt, ref.id], (a) =>
-    db.deleteFrom("api_key_reservations").where(byRef(a, 0)),
-  );
+  return precompiledText(db, "releaseReservation", [ref.keyId, ref.createdAt, ref.id], releaseBuild);
+}
+
+function releaseBuild(a: readonly unknown[], db: Kysely<Database>) {
+  return db.deleteFrom("api_key_reservations").where(byRef(a, 0));
 }
 
 /** Replaces a reservation's estimate with the request's real usage (zero when it used nothing). */
@@ -614,10 +714,14 @@ export interface SettleWaitOptions {
   readonly clock: Pick<Clock, "now" | "setTimeout">;
 }
 
+/** A settle a client's end waits for. */
 interface PendingSettle {
-  readonly since: number;
-  readonly reservationId: string;
-  readonly release: () => void;
+  /** When the wait began (set by {@link SettleWait.start}). */
+  since: number;
+  /** The reservation's id. */
+  readonly id: string;
+  /** Ends the client's wait. */
+  release(): void;
 }
 
 /**
@@ -642,27 +746,30 @@ class SettleWait {
   ) {}
 
   /**
-   * Settles when `committed` does (true: committed, false: failed and logged), or once the bound has
-   * passed, whichever comes first; a settle committed after that is logged when it lands.
+   * `p`'s settle has started: `p` is released when {@link ended} is called, or once the bound has
+   * passed, whichever comes first.
    */
-  bound(committed: Promise<boolean>, reservationId: string): Promise<void> {
-    return new Promise((release) => {
-      const p: PendingSettle = { since: this.opts.clock.now(), reservationId, release };
-      this.#pending.add(p);
-      this.#timer ??= this.opts.clock.setTimeout(() => this.#expire(), this.opts.ms);
-      void committed.then((ok) => {
-        if (this.#pending.delete(p)) {
-          release();
-          return;
-        }
-        this.#late.delete(p);
-        if (ok)
-          this.log.info(
-            { reservationId, waitedMs: this.opts.clock.now() - p.since },
-            "a late settle of an API-key reservation committed",
-          );
-      });
-    });
+  start(p: PendingSettle): void {
+    p.since = this.opts.clock.now();
+    this.#pending.add(p);
+    this.#timer ??= this.opts.clock.setTimeout(() => this.#expire(), this.opts.ms);
+  }
+
+  /**
+   * `p`'s settle has ended (true: committed, false: failed and logged): released now unless the
+   * bound released it; a settle committed after that is logged.
+   */
+  ended(p: PendingSettle, ok: boolean): void {
+    if (this.#pending.delete(p)) {
+      p.release();
+      return;
+    }
+    this.#late.delete(p);
+    if (ok)
+      this.log.info(
+        { reservationId: p.id, waitedMs: this.opts.clock.now() - p.since },
+        "a late settle of an API-key reservation committed",
+      );
   }
 
   #expire(): void {
@@ -679,7 +786,7 @@ class SettleWait {
       this.#pending.delete(p);
       if (this.stuck) this.#late.add(p);
       this.log.warn(
-        { reservationId: p.reservationId, waitedMs: now - p.since },
+        { reservationId: p.id, waitedMs: now - p.since },
         "settling an API-key reservation takes longer than CODEX_LB_SETTLE_WAIT_MS; the answer ends without waiting, the settle goes on",
       );
       p.release();
@@ -740,10 +847,11 @@ export function maxOutputTokensOf(body: unknown): number | null {
   return null;
 }
 
-const noop = () => {};
 /** Arguments for a settle's SQL text (the same for every settle). */
 const SAMPLE_REF: ReservationRef = { id: "", keyId: "", createdAt: 0 };
 const ZERO_USAGE: UsageFigures = { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, costUsd: 0 };
+/** A reservation's settle statement before it is settled. */
+const NO_SQL: SqlText = { sql: "", parameters: [] };
 
 function openKey(apiKeyId: string, requestId: string): string {
   return `${apiKeyId}\u0000${requestId}`;
@@ -767,13 +875,96 @@ export interface ReservationLog {
   info(obj: object, msg: string): void;
 }
 
+/** What a reservation's settle needs: one per gateway, shared by its reservations. */
+interface SettleContext {
+  readonly db: Kysely<Database>;
+  readonly group: GroupCommit | null;
+  readonly wait: SettleWait | null;
+  readonly log: ReservationLog;
+}
+
+/**
+ * One request's reservation, from its hold to its release: the one object the group commit queues
+ * for the hold and for the settle, the settle wait keeps, and the maps of held and queued
+ * reservations remember. Its steps make no closure or promise chain of their own: the hold waits
+ * on its batch's shared promise, the settle on one promise, released by the end of its batch (or of
+ * its statement, on PostgreSQL) or by the settle wait's bound. It keeps nothing of the request's
+ * body (the payload, its text, the client's body: a long Codex history): it lives as long as the
+ * request's stream.
+ */
+class Reservation implements LimitHold, ReservationRef, HoldOp, SettleWrite, PendingSettle {
+  readonly keyId: string;
+  refused: GatewayError | undefined = undefined;
+  since = 0;
+  /** The settle's usage and statement (set by {@link settle}). */
+  real: Usage = zeroUsage;
+  settleSql: SqlText = NO_SQL;
+  #release: (() => void) | null = null;
+
+  constructor(
+    private readonly ctx: SettleContext,
+    readonly id: string,
+    readonly key: KeyLimits,
+    readonly requestId: string,
+    readonly model: string,
+    readonly estimate: Usage,
+    readonly createdAt: number,
+  ) {
+    this.keyId = key.id;
+  }
+
+  get ref(): ReservationRef {
+    return this;
+  }
+
+  settle(row: NewRequestLogRow): Promise<void> {
+    const { db, group, wait } = this.ctx;
+    const inputTokens = row.input_tokens ?? 0;
+    const cachedInputTokens = row.cached_input_tokens ?? 0;
+    const outputTokens = row.output_tokens ?? 0;
+    const cost = row.cost_usd ?? costUsd(this.model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
+    const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
+    const released = new Promise<void>((resolve) => {
+      this.#release = resolve;
+    });
+    wait?.start(this);
+    if (group) {
+      this.real = asUsage(usage);
+      this.settleSql = settleQuery(db, this, usage);
+      group.settle(this);
+    } else
+      settle(db, this, usage).then(
+        () => this.ended(null),
+        (e: unknown) => this.ended(e),
+      );
+    return released;
+  }
+
+  ended(e: unknown): void {
+    const { wait, log } = this.ctx;
+    if (e !== null)
+      log.warn(
+        { err: e instanceof Error ? e.message : String(e), reservationId: this.id },
+        "settling an API-key reservation failed; its estimate keeps counting",
+      );
+    if (wait) wait.ended(this, e === null);
+    else this.release();
+  }
+
+  release(): void {
+    const release = this.#release;
+    this.#release = null;
+    release?.();
+  }
+}
+
 /**
  * The reservations of one gateway: `hold` before forwarding, `LimitHold.settle` when the request is
  * over (just before its log row is queued), `rowsWritten` once log rows are in the store.
  */
 export class LimitReservations {
   /** Holds of requests in flight in this process, by key and request id, until their row is queued. */
-  readonly #open = new Map<string, LimitHold>();
+  readonly #open = new Map<string, Reservation>();
   /**
    * Reservations (key, time and id) of requests whose log row is queued, until the row is written
    * (then each is deleted by its primary key: in one group commit on SQLite, one after another on
@@ -783,8 +974,7 @@ export class LimitReservations {
   readonly #queued = new Map<string, ReservationRef>();
   /** SQLite: reservations, settles and deletes grouped per event-loop turn, one commit each. */
   readonly #group: GroupCommit | null;
-  /** The bound on the wait for a settle (none: the settle is waited for until it ends). */
-  readonly #wait: SettleWait | null;
+  readonly #settles: SettleContext;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -801,7 +991,13 @@ export class LimitReservations {
         ? (olderThanMs: number) =>
             cancelStuckSettles(db, settleQuery(db, SAMPLE_REF, ZERO_USAGE).sql, olderThanMs)
         : undefined;
-    this.#wait = settleWait ? new SettleWait(settleWait, log, stuck) : null;
+    this.#settles = {
+      db,
+      group: this.#group,
+      // The bound on the wait for a settle (none: the settle is waited for until it ends).
+      wait: settleWait ? new SettleWait(settleWait, log, stuck) : null,
+      log,
+    };
   }
 
   /**
@@ -816,49 +1012,14 @@ export class LimitReservations {
     if (!key || key.limits.length === 0) return null;
     const id = this.newId();
     const bodyBytes = (req.payloadText ?? JSON.stringify(req.payload ?? null)).length;
-    const estimate = estimateUsage(req.model, bodyBytes, maxOutputTokensOf(req.body));
-    const reservation = { id, requestId: req.requestId, model: req.model, estimate };
-    if (this.#group) await this.#group.reserve(key, reservation, now);
-    else await reserve(this.db, key, reservation, now);
-    const hold = this.#holdOf(req.model, { id, keyId: key.id, createdAt: now, estimate: asUsage(estimate) });
-    this.#open.set(openKey(key.id, req.requestId), hold);
-    return hold;
-  }
-
-  /**
-   * The hold of reservation `id`. Made outside {@link hold}: a closure made in an async function
-   * keeps that function's variables, and `req` (the payload, its text, the client's body: a long
-   * Codex history) must not live as long as the request's stream.
-   */
-  #holdOf(model: string, held: ReservationRef & { readonly estimate: Usage }): LimitHold {
-    const { id, keyId, createdAt } = held;
-    const ref: ReservationRef = { id, keyId, createdAt };
-    return {
-      id,
-      ref,
-      settle: (row) => {
-        const inputTokens = row.input_tokens ?? 0;
-        const cachedInputTokens = row.cached_input_tokens ?? 0;
-        const outputTokens = row.output_tokens ?? 0;
-        const cost = row.cost_usd ?? costUsd(model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
-        const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
-        const committed = (
-          this.#group
-            ? this.#group.write(settleQuery(this.db, ref, usage), { ...held, real: asUsage(usage) })
-            : settle(this.db, ref, usage)
-        ).then(
-          () => true,
-          (e: unknown) => {
-            this.log.warn(
-              { err: e instanceof Error ? e.message : String(e), reservationId: id },
-              "settling an API-key reservation failed; its estimate keeps counting",
-            );
-            return false;
-          },
-        );
-        return this.#wait ? this.#wait.bound(committed, id) : committed.then(noop);
-      },
-    };
+    const estimate = asUsage(estimateUsage(req.model, bodyBytes, maxOutputTokensOf(req.body)));
+    const r = new Reservation(this.#settles, id, key, req.requestId, req.model, estimate, now);
+    if (this.#group) {
+      await this.#group.reserve(r);
+      if (r.refused) throw r.refused;
+    } else await reserve(this.db, key, r, now);
+    this.#open.set(openKey(key.id, req.requestId), r);
+    return r;
   }
 
   /**
@@ -872,7 +1033,7 @@ export class LimitReservations {
     const hold = this.#open.get(k);
     if (!hold) return undefined;
     this.#open.delete(k);
-    this.#queued.set(k, hold.ref);
+    this.#queued.set(k, hold);
     if (this.#queued.size > QUEUED_IDS) {
       const oldest = this.#queued.keys().next().value as string;
       this.#queued.delete(oldest);
@@ -899,7 +1060,13 @@ export class LimitReservations {
     const failed = (e: unknown) =>
       this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "dropping a reservation failed");
     if (this.#group) {
-      await Promise.all(refs.map((ref) => this.#execute(releaseQuery(this.db, ref)).catch(failed)));
+      // All in one batch: they share its promise (a failed batch fails each of them).
+      let batch: Promise<void> | undefined;
+      for (const ref of refs) batch = this.#group.write(releaseQuery(this.db, ref));
+      if (batch)
+        await batch.catch((e: unknown) => {
+          for (const _ of refs) failed(e);
+        });
     } else {
       // PostgreSQL: one at a time, not one pooled connection each.
       for (const ref of refs) await this.#execute(releaseQuery(this.db, ref)).catch(failed);
