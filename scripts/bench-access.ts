@@ -52,7 +52,7 @@ for (let i = 0; i < rows; i += batch) {
   await store.db.insertInto("request_logs").values(values).execute();
 }
 
-async function measure(name: string, n: number, fn: () => Promise<unknown>) {
+async function measure(name: string, n: number, fn: () => unknown) {
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();

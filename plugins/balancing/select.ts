@@ -18,7 +18,7 @@ import type {
 } from "../../src/plugin-api.ts";
 import { type AffinityKey, affinityKeyOf } from "./affinity.ts";
 import { isUsable, usableAgainAt } from "./health.ts";
-import { type Choice, RoutingState, type RoutingStrategy } from "./strategies.ts";
+import { type Choice, RoutingState, type RoutingStrategy, type SelectionContext } from "./strategies.ts";
 
 export interface SelectDeps {
   readonly sticky: StickyReader;
@@ -75,27 +75,101 @@ function ownerUnavailable(e: AccountSelectEvent, ownerId: string, responseId: st
   };
 }
 
-/** Decides `account.select`; undefined leaves the decision to the core. */
-export async function selectAccount(
-  e: AccountSelectEvent,
-  deps: SelectDeps,
-): Promise<Action | Action[] | undefined> {
+type Decision = Action | Action[] | undefined;
+
+/**
+ * Decides `account.select`; undefined leaves the decision to the core. Without a conversation to
+ * continue or a sticky key, and with the runtime settings cached, nothing is read from the store:
+ * the decision is returned at once, not as a promise (the usual request selects without an async
+ * frame, see the plugin API's `HookHandler`).
+ */
+export function selectAccount(e: AccountSelectEvent, deps: SelectDeps): Decision | Promise<Decision> {
   if (e.candidates.length === 0) return undefined;
+  const key = affinityKeyOf(e.headers, e.body);
+  const responseId = e.body.previousResponseId?.trim();
+  const settings = key === null && !responseId ? deps.settings.cached?.() : null;
+  if (settings) {
+    const pool = poolOf(e);
+    return byStrategy(e, deps, pool, choiceContext(e, deps, settings.routingStrategy));
+  }
+  return selectReading(e, deps, key, responseId);
+}
+
+/** The accounts this selection may route to. */
+interface Pool {
+  readonly state: RoutingState;
+  readonly usable: readonly AccountSnapshot[];
+  /** Whether `usable` is the whole list's usable accounts (else a subset of them). */
+  readonly whole: boolean;
+  /** The subset by id, made when first asked. */
+  subsetById?: Map<string, AccountSnapshot>;
+}
+
+function poolOf(e: AccountSelectEvent): Pool {
   // The routing state of this account list, built once per list (and clock event), not per request.
   const state = RoutingState.of(e.all, e.now);
   // Usually the candidates are exactly the list's usable accounts; after a failed attempt (or with
   // a probe in flight) they are a subset, chosen from one by one as before.
-  const whole = e.excluded.length === 0 && state.isUsableList(e.candidates);
-  const usable = whole
-    ? state.usable
-    : e.candidates.filter((a) => isUsable(a, e.now) && !e.excluded.includes(a.id));
-  let subsetById: Map<string, AccountSnapshot> | undefined;
-  const usableById = (id: string): AccountSnapshot | undefined => {
-    if (whole) return state.get(id);
-    subsetById ??= new Map(usable.map((a) => [a.id, a]));
-    return subsetById.get(id);
+  if (e.excluded.length === 0 && state.isUsableList(e.candidates))
+    return { state, usable: state.usable, whole: true };
+  const usable = e.candidates.filter((a) => isUsable(a, e.now) && !e.excluded.includes(a.id));
+  return { state, usable, whole: false };
+}
+
+/** The pool's account with this id, if it may be routed to. */
+function poolAccount(pool: Pool, id: string): AccountSnapshot | undefined {
+  if (pool.whole) return pool.state.get(id);
+  pool.subsetById ??= new Map(pool.usable.map((a) => [a.id, a]));
+  return pool.subsetById.get(id);
+}
+
+function choiceContext(
+  e: AccountSelectEvent,
+  deps: SelectDeps,
+  strategy: RoutingStrategy,
+): SelectionContext & { readonly maxStreams: number } {
+  return {
+    strategy,
+    now: e.now,
+    random: e.random,
+    lastSelected: deps.lastSelected,
+    inFlight: deps.inFlight,
+    maxStreams: deps.maxStreams(),
   };
-  const key = affinityKeyOf(e.headers, e.body);
+}
+
+/** Picks among `from` (the pool's accounts or some of them) by the routing strategy. */
+function choose(
+  deps: SelectDeps,
+  pool: Pool,
+  ctx: SelectionContext & { readonly maxStreams: number },
+  from: readonly AccountSnapshot[],
+): Choice | null {
+  return from === pool.state.usable && deps.atCap
+    ? pool.state.choose(ctx, deps.atCap(ctx.maxStreams))
+    : pool.state.chooseAmong(from, ctx);
+}
+
+/** No affinity: the strategy alone. */
+function byStrategy(
+  e: AccountSelectEvent,
+  deps: SelectDeps,
+  pool: Pool,
+  ctx: SelectionContext & { readonly maxStreams: number },
+): Decision {
+  const choice = choose(deps, pool, ctx, pool.usable);
+  return choice ? route(deps, e, choice.accountId, choice.reason) : undefined;
+}
+
+/** The selection that reads the store: continuity, the sticky binding, or settings not cached. */
+async function selectReading(
+  e: AccountSelectEvent,
+  deps: SelectDeps,
+  key: AffinityKey | null,
+  responseId: string | undefined,
+): Promise<Decision> {
+  const pool = poolOf(e);
+  const { usable } = pool;
 
   const bind = (k: AffinityKey, accountId: string, expected?: string | null): Action => ({
     type: "sticky.bind",
@@ -106,11 +180,10 @@ export async function selectAccount(
   });
 
   // 1. Continuity: the response lives only on the account that produced it.
-  const responseId = e.body.previousResponseId?.trim();
   if (responseId) {
     const owner = await safely(deps, "responseOwner", () => deps.sticky.responseOwner(responseId), null);
     if (owner !== null) {
-      if (!usableById(owner)) return ownerUnavailable(e, owner, responseId);
+      if (!poolAccount(pool, owner)) return ownerUnavailable(e, owner, responseId);
       const routed = route(deps, e, owner, "previous_response_id owner");
       return key ? [routed, bind(key, owner)] : routed;
     }
@@ -123,28 +196,17 @@ export async function selectAccount(
     async () => (await deps.settings.get()).routingStrategy,
     deps.fallbackStrategy,
   );
-  const ctx = {
-    strategy,
-    now: e.now,
-    random: e.random,
-    lastSelected: deps.lastSelected,
-    inFlight: deps.inFlight,
-    maxStreams: deps.maxStreams(),
-  };
-  const choose = (from: readonly AccountSnapshot[]): Choice | null =>
-    from === state.usable && deps.atCap
-      ? state.choose(ctx, deps.atCap(ctx.maxStreams))
-      : state.chooseAmong(from, ctx);
+  const ctx = choiceContext(e, deps, strategy);
 
   // 2. Sticky key: stay on its account while that is usable; move (and rebind) when it is not.
   if (key) {
     const bound = await safely(deps, "lookup", () => deps.sticky.lookup(key.key, { now: e.now }), null);
-    const owner = bound ? usableById(bound.accountId) : undefined;
+    const owner = bound ? poolAccount(pool, bound.accountId) : undefined;
     if (owner) {
       if (deps.inFlight(owner.id) >= deps.maxStreams()) {
         // Spill this one request over without moving the key, so the cache stays warm for the rest.
         const others = usable.filter((a) => a.id !== owner.id && deps.inFlight(a.id) < deps.maxStreams());
-        const spill = others.length > 0 ? choose(others) : null;
+        const spill = others.length > 0 ? choose(deps, pool, ctx, others) : null;
         if (spill) return route(deps, e, spill.accountId, `sticky owner at its stream cap; ${spill.reason}`);
       }
       return [
@@ -152,7 +214,7 @@ export async function selectAccount(
         { type: "sticky.touch", key: key.key, accountId: owner.id },
       ];
     }
-    const choice = choose(usable);
+    const choice = choose(deps, pool, ctx, usable);
     if (!choice) return undefined;
     const moved = bound ? `sticky ${key.kind} moved from ${bound.accountId}; ` : `sticky ${key.kind} bound; `;
     return [
@@ -162,6 +224,5 @@ export async function selectAccount(
   }
 
   // 3. No affinity: the strategy alone.
-  const choice = choose(usable);
-  return choice ? route(deps, e, choice.accountId, choice.reason) : undefined;
+  return byStrategy(e, deps, pool, ctx);
 }

@@ -7,7 +7,14 @@
  *
  * @module
  */
-import { type Cidr, definePlugin, inRanges, parseCidr } from "../../src/plugin-api.ts";
+import {
+  type Cidr,
+  definePlugin,
+  inRanges,
+  parseCidr,
+  type RequestAction,
+  type RequestAdmitEvent,
+} from "../../src/plugin-api.ts";
 
 export default definePlugin({
   name: "codex-lb.firewall",
@@ -15,9 +22,7 @@ export default definePlugin({
   setup(ctx) {
     // The core hands out the same array until the list changes: parse each version once.
     const parsed = new WeakMap<readonly string[], Cidr[]>();
-    ctx.on("request.admit", async (e) => {
-      if (e.surface !== "proxy") return;
-      const list = await ctx.services.firewall.allowlist();
+    const decide = (e: RequestAdmitEvent, list: readonly string[]): RequestAction | undefined => {
       if (list.length === 0) return;
       let ranges = parsed.get(list);
       if (!ranges) {
@@ -37,6 +42,13 @@ export default definePlugin({
             ? "Client address could not be determined (malformed forwarding header from a trusted proxy)"
             : `Client address ${e.clientIp} is not allowed`,
       };
+    };
+    ctx.on("request.admit", (e) => {
+      if (e.surface !== "proxy") return;
+      // The cached list decides at once (no promise: admission passes the hook without a turn);
+      // the store is read only when nothing is cached.
+      const list = ctx.services.firewall.cached?.();
+      return list ? decide(e, list) : ctx.services.firewall.allowlist().then((l) => decide(e, l));
     });
   },
 });

@@ -47,16 +47,23 @@ export interface AccessControl {
   isHttps(request: Request, peerIp: string | null): boolean;
   /**
    * Admission after the `request.admit` hook: API key on the proxy surface (sets `who.apiKeyId`),
-   * the admin guard on the admin surface. Null = go on.
+   * the admin guard on the admin surface. Null = go on. At once (not a promise) when the proxy
+   * request's key was cached.
    */
   admit(
     request: Request,
     surface: Surface,
     url: URL,
     who: { readonly peerIp: string | null; apiKeyId?: string | null },
-  ): Promise<GatewayError | null>;
+  ): GatewayError | null | Promise<GatewayError | null>;
   /** Start-up work: prints a bootstrap token while no admin password exists. */
   start(): Promise<void>;
+}
+
+/** A refusal to answer with; anything else is a failure and goes on up. */
+function refusal(e: unknown): GatewayError {
+  if (e instanceof GatewayError) return e;
+  throw e;
 }
 
 export function createAccessControl(opts: {
@@ -121,10 +128,10 @@ export function createAccessControl(opts: {
       const proto = request.headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
       return proto === "https";
     },
-    async admit(request, surface, url, who) {
+    admit(request, surface, url, who) {
       try {
         if (surface === "proxy") {
-          who.apiKeyId = await admitApiKey({
+          const keyId = admitApiKey({
             db: store.db,
             runtimeSettings,
             headers: request.headers,
@@ -134,14 +141,23 @@ export function createAccessControl(opts: {
             now: clock(),
             cache: keyStates,
           });
-          return null;
+          // Taken at once when the key was cached (no promise, see admitApiKey).
+          if (!(keyId instanceof Promise)) {
+            who.apiKeyId = keyId;
+            return null;
+          }
+          return keyId.then((id) => {
+            who.apiKeyId = id;
+            return null;
+          }, refusal);
         }
         if (surface === "admin")
-          return await adminGuard(admin, request, url.pathname, isLocal(request, who.peerIp, url), clock());
+          return adminGuard(admin, request, url.pathname, isLocal(request, who.peerIp, url), clock()).catch(
+            refusal,
+          );
         return null;
       } catch (e) {
-        if (e instanceof GatewayError) return e;
-        throw e;
+        return refusal(e);
       }
     },
     async start() {

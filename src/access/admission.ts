@@ -12,9 +12,9 @@ import { envelopeFor, errorResponse, GatewayError, rejectionError } from "../cor
 import type { Logger } from "../core/logging.ts";
 import { withoutTrailingSlashes } from "../core/paths.ts";
 import type { RequestInfo } from "../core/request-info.ts";
-import { surfaceOf } from "../core/surface.ts";
+import { type Surface, surfaceOf } from "../core/surface.ts";
 import type { Action } from "../plugin-host/actions.ts";
-import type { HookBus } from "../plugin-host/hooks.ts";
+import type { HookBus, HookOutcome } from "../plugin-host/hooks.ts";
 import type { AccessControl } from "./access-control.ts";
 import { isPublicAdminPath } from "./admin-auth/guard.ts";
 import { contentTypeRefusal, crossOriginRefusal } from "./csrf.ts";
@@ -33,13 +33,19 @@ export interface AdmissionOptions {
 
 /**
  * Admits one request: null when it may go on (then `info.clientIp`, `info.apiKeyId` and
- * `info.authenticated` are set), else the answer to send. `info.requestId` is already chosen.
+ * `info.authenticated` are set), else the answer to send. `info.requestId` is already chosen. The
+ * answer comes at once (not a promise) when every step answers from what is cached (the firewall
+ * list, the settings, the API key): the usual request is admitted without an async frame.
  */
-export type Admit = (request: Request, url: URL, info: RequestInfo) => Promise<Response | null>;
+export type Admit = (
+  request: Request,
+  url: URL,
+  info: RequestInfo,
+) => Response | null | Promise<Response | null>;
 
 export function createAdmission(opts: AdmissionOptions): Admit {
   const { maxBodyBytes, allowedOrigins, access, bus, log, clock, onAdmitActions } = opts;
-  return async function admit(request, url, info) {
+  return function admit(request, url, info) {
     const path = url.pathname;
     const envelope = envelopeFor(path);
     // Looser than `declaredLength` (core/body-guard.ts says why): any value that reads as a number.
@@ -69,7 +75,7 @@ export function createAdmission(opts: AdmissionOptions): Admit {
     }
     info.clientIp = access.clientIpOf(request, info.peerIp);
     if (surface === "public" && path.startsWith("/health")) return null;
-    const outcome = await bus.run("request.admit", {
+    const outcome = bus.run("request.admit", {
       requestId: info.requestId,
       method: request.method,
       path,
@@ -79,6 +85,20 @@ export function createAdmission(opts: AdmissionOptions): Admit {
       surface,
       now: clock(),
     });
+    return outcome instanceof Promise
+      ? outcome.then((o) => admitted(request, path, surface, url, info, o))
+      : admitted(request, path, surface, url, info, outcome);
+  };
+
+  /** After the hook: its refusal, else access control. */
+  function admitted(
+    request: Request,
+    path: string,
+    surface: Surface,
+    url: URL,
+    info: RequestInfo,
+    outcome: HookOutcome,
+  ): Response | null | Promise<Response | null> {
     onAdmitActions?.(outcome.actions);
     const reject = outcome.actions.find((a) => a.type === "request.reject");
     if (reject && reject.type === "request.reject") {
@@ -92,16 +112,29 @@ export function createAdmission(opts: AdmissionOptions): Admit {
         },
         "request refused at admission",
       );
-      return errorResponse(rejectionError(reject), envelope, info.requestId);
+      return errorResponse(rejectionError(reject), envelopeFor(path), info.requestId);
     }
     if (outcome.failed) {
       return errorResponse(
         new GatewayError("server_error", "Request admission failed"),
-        envelope,
+        envelopeFor(path),
         info.requestId,
       );
     }
-    const refused = await access.admit(request, surface, url, info);
+    const refused = access.admit(request, surface, url, info);
+    return refused instanceof Promise
+      ? refused.then((r) => answered(request, path, surface, info, r))
+      : answered(request, path, surface, info, refused);
+  }
+
+  /** After access control: go on (null), or its refusal. */
+  function answered(
+    request: Request,
+    path: string,
+    surface: Surface,
+    info: RequestInfo,
+    refused: GatewayError | null,
+  ): Response | null {
     // Authenticated (a key, a session, or this machine) on a guarded route: the request no longer
     // counts against its address's unauthenticated cap.
     if (!refused && surface !== "public" && !isPublicAdminPath(path)) {
@@ -131,6 +164,6 @@ export function createAdmission(opts: AdmissionOptions): Admit {
         headers: { location: "/dashboard/login?next=/docs", "x-request-id": info.requestId },
       });
     }
-    return errorResponse(refused, envelope, info.requestId);
-  };
+    return errorResponse(refused, envelopeFor(path), info.requestId);
+  }
 }

@@ -32,14 +32,19 @@ export class SnapshotCache {
   ) {}
 
   async list(): Promise<readonly AccountSnapshot[]> {
-    const now = performance.now();
-    if (this.#list && now - this.#at < this.ttlMs) return this.#list;
+    const kept = this.current();
+    if (kept) return kept;
     if (this.#loading) return this.#loading;
     const generation = this.#generation;
     this.#loading = this.#refresh(generation).finally(() => {
       this.#loading = null;
     });
     return this.#loading;
+  }
+
+  /** The kept list while it is fresh, else null (then `list()` reads): a caller may go on at once. */
+  current(): readonly AccountSnapshot[] | null {
+    return this.#list && performance.now() - this.#at < this.ttlMs ? this.#list : null;
   }
 
   async #refresh(generation: number): Promise<readonly AccountSnapshot[]> {

@@ -229,7 +229,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     clock,
     credentialsProvider: () => host.providerOf("credentials"),
   });
-  const dispatcher = new Dispatcher(bus, core);
+  const dispatcher = new Dispatcher(
+    bus,
+    core,
+    metrics
+      ? (hook, outcome) => {
+          metrics.actions(hook, outcome.actions);
+          if (hook === "refresh.failed") metrics.refreshes.inc(["failed"]);
+        }
+      : undefined,
+  );
   access.keyStates.onInvalidate((keyId) => feed.publish("api_keys", keyId));
   feed.subscribe("api_keys", (keyId) => access.keyStates.forget(keyId ?? undefined));
   access.firewall.onChanged(() => feed.publish("firewall"));
@@ -246,14 +255,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   accounts.onChange(() => events.publish("accounts"));
   let globalLeases: AccountLeases | null = null;
   const services: GatewayServices = {
-    fire: metrics
-      ? async (hook, event, o) => {
-          const outcome = await dispatcher.fire(hook, event, o);
-          metrics.actions(hook, outcome.actions);
-          if (hook === "refresh.failed") metrics.refreshes.inc(["failed"]);
-          return outcome;
-        }
-      : (hook, event, o) => dispatcher.fire(hook, event, o),
+    // Always a promise for plugins (the core's own request path takes `dispatcher.fire`'s outcome at once).
+    fire: async (hook, event, o) => dispatcher.fire(hook, event, o),
     apply: (actions, o) =>
       core.apply(actions, { source: o.source, requestId: o.requestId ?? null, audit: o.audit }),
     accounts: {
@@ -266,7 +269,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     timers: time,
     sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
     runtimeSettings,
-    firewall: { allowlist: () => access.firewall.allowlist() },
+    firewall: { allowlist: () => access.firewall.allowlist(), cached: () => access.firewall.cached() },
     provider: (key) => {
       // With replicas on PostgreSQL the stream cap holds across them (src/cluster/stream-leases.ts).
       if (key === "leases" && cluster.streams) {
@@ -354,6 +357,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     runtimeSettings,
     sticky,
     accounts,
+    snapshots: snapshotCache,
     oauth,
     onStop: (fn) => stops.push(fn),
     requestLogs,

@@ -1,5 +1,6 @@
 import type { AccessControl } from "../access/access-control.ts";
 import type { AccountRepository } from "../accounts/repository.ts";
+import type { SnapshotCache } from "../accounts/snapshot-cache.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { UiAssets } from "../dashboard/assets.ts";
 import type { AdminEvents } from "../dashboard/events.ts";
@@ -45,6 +46,8 @@ export interface AppDeps {
   readonly sticky: StickyStore;
   /** Accounts: identity upsert, encrypted tokens, usage snapshots (the one writer of those columns). */
   readonly accounts: AccountRepository;
+  /** Every account as a snapshot, cached (what `services.accounts.list()` answers). */
+  readonly snapshots: SnapshotCache;
   /** Login flows in progress (browser and device code). */
   readonly oauth: OAuthFlows;
   /** Registers shutdown work of a core feature (flush a writer); runs after the plugins stopped. */

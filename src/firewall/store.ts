@@ -66,6 +66,11 @@ export class FirewallStore {
     return this.#cache;
   }
 
+  /** What `allowlist()` answers from its cache, or null when it must read the store. */
+  cached(): readonly string[] | null {
+    return this.#cache;
+  }
+
   /** Drops the cached list (the table was written elsewhere, e.g. by an import). */
   invalidate(): void {
     this.#cache = null;

@@ -223,6 +223,11 @@ export interface GatewayServices {
      * object is returned until the list changes, so callers may memoise work per array.
      */
     allowlist(): Promise<readonly string[]>;
+    /**
+     * What `allowlist()` would answer from its cache, or null when it must read the store: a
+     * handler that decides at once uses it and calls `allowlist()` only on null.
+     */
+    cached?(): readonly string[] | null;
   };
   /** The provider registered under `key`; throws when no plugin provides it. */
   provider<K extends keyof Providers>(key: K): Providers[K];

@@ -9,7 +9,7 @@ import type { AccountSnapshot } from "../core/types.ts";
 import { changesStore } from "./actions.ts";
 import type { FireOutcome } from "./api.ts";
 import type { CoreApplier } from "./apply-data.ts";
-import type { HookBus, HookEvents, HookName } from "./hooks.ts";
+import type { HookBus, HookEvents, HookName, HookOutcome } from "./hooks.ts";
 
 /** The account snapshots an event carries (its `account`, and `candidates`/`all` of a selection). */
 function snapshotVersions(event: object): Map<string, number> {
@@ -29,36 +29,63 @@ function snapshotVersions(event: object): Map<string, number> {
 }
 
 const NONE_APPLIED: FireOutcome["applied"] = Object.freeze([]);
+/** No options: the request id is the event's. */
+const NO_OPTIONS: { requestId?: string | null } = Object.freeze({});
+
+/** Told every fired hook's outcome (the metrics' counters). */
+export type FireObserver = (hook: HookName, outcome: FireOutcome) => void;
 
 export class Dispatcher {
   constructor(
     private readonly bus: HookBus,
     private readonly applier: Pick<CoreApplier, "apply">,
+    private readonly observe?: FireObserver,
   ) {}
 
-  async fire<H extends HookName>(
+  /**
+   * Fires `hook`. The outcome comes at once (not a promise) when every handler decided at once and
+   * nothing changes the store (see `HookBus.run`); `GatewayServices.fire` is this, as a promise.
+   */
+  fire<H extends HookName>(
     hook: H,
     event: HookEvents[H],
-    options: { requestId?: string | null } = {},
-  ): Promise<FireOutcome> {
-    const outcome = await this.bus.run(hook, event);
+    options: { requestId?: string | null } = NO_OPTIONS,
+  ): FireOutcome | Promise<FireOutcome> {
+    const outcome = this.bus.run(hook, event);
+    return outcome instanceof Promise
+      ? outcome.then((o) => this.#act(hook, event, options, o))
+      : this.#act(hook, event, options, outcome);
+  }
+
+  #act<H extends HookName>(
+    hook: H,
+    event: HookEvents[H],
+    options: { requestId?: string | null },
+    outcome: HookOutcome,
+  ): FireOutcome | Promise<FireOutcome> {
     if (!outcome.actions.some(changesStore)) {
-      return {
+      return this.#observed(hook, {
         actions: outcome.actions,
         attribution: outcome.attribution,
         results: outcome.results,
         failed: outcome.failed,
         applied: NONE_APPLIED,
-      };
+      });
     }
     // Attribute each action to the handler that returned it, for the account_events row.
-    const applied = await this.applier.apply(outcome.actions, {
-      source: hook,
-      plugins: outcome.attribution,
-      requestId: options.requestId ?? (event as { requestId?: string }).requestId ?? null,
-      versions: snapshotVersions(event),
-      now: (event as { now?: number }).now,
-    });
-    return { ...outcome, applied };
+    return this.applier
+      .apply(outcome.actions, {
+        source: hook,
+        plugins: outcome.attribution,
+        requestId: options.requestId ?? (event as { requestId?: string }).requestId ?? null,
+        versions: snapshotVersions(event),
+        now: (event as { now?: number }).now,
+      })
+      .then((applied) => this.#observed(hook, { ...outcome, applied }));
+  }
+
+  #observed(hook: HookName, outcome: FireOutcome): FireOutcome {
+    this.observe?.(hook, outcome);
+    return outcome;
   }
 }

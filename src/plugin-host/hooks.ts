@@ -241,66 +241,140 @@ export class HookBus {
     return (this.#handlers.get(hook) ?? []).map((r) => r.plugin);
   }
 
-  async run<H extends HookName>(hook: H, event: HookEvents[H]): Promise<HookOutcome> {
+  /**
+   * Runs `hook`'s handlers. The outcome comes at once (not a promise) when every handler decided at
+   * once: a request then passes the hook without a promise or an async frame. Only a handler's
+   * promise is awaited; the handlers after it run when it settles, in the same order.
+   */
+  run<H extends HookName>(hook: H, event: HookEvents[H]): HookOutcome | Promise<HookOutcome> {
     const list = this.#handlers.get(hook);
     if (!list || list.length === 0) return NOTHING;
-    const actions: Action[] = [];
-    const attribution: string[] = [];
-    const results: HandlerResult[] = [];
-    let failed = false;
-    for (const r of list) {
-      let ret: HookReturn;
+    const run: Run = { hook, event, actions: [], attribution: [], results: [], failed: false, pending: null };
+    const waiting = this.#onward(run, list, 0);
+    return waiting < 0 ? outcomeOf(run) : this.#finish(run, list, waiting);
+  }
+
+  /**
+   * Runs the handlers from `i` on, each taken at once, until one answers with a promise (kept in
+   * `run.pending`; its index is returned) or the chain ends or stops (-1).
+   */
+  #onward(run: Run, list: readonly Registered[], i: number): number {
+    for (; i < list.length; i++) {
+      const r = list[i]!;
+      const out = this.#call(run, r);
+      if (isThenable(out)) {
+        run.pending = out;
+        return i;
+      }
+      if (this.#take(run, r, out)) return -1;
+    }
+    return -1;
+  }
+
+  /** The rest of a run whose handler `i` answered with a promise. */
+  async #finish(run: Run, list: readonly Registered[], i: number): Promise<HookOutcome> {
+    while (i >= 0) {
+      const r = list[i]!;
+      let ret: HookReturn | typeof THREW;
       try {
-        const call = actions.length === 0 ? r.firstCall : { plugin: r.plugin, previous: actions.slice() };
-        const out = r.handler(event, call);
-        // Only a promise is awaited: a handler that decides at once costs no extra turn.
-        ret = isThenable(out) ? await out : out;
+        ret = await run.pending!;
       } catch (e) {
-        failed = true;
-        const error = e instanceof Error ? e.message : String(e);
-        results.push({ plugin: r.plugin, status: "error", error });
-        this.log.error({ hook, plugin: r.plugin, err: error }, "hook handler threw");
+        ret = this.#threw(run, r, e);
+      }
+      i = this.#take(run, r, ret) ? -1 : this.#onward(run, list, i + 1);
+    }
+    return outcomeOf(run);
+  }
+
+  /** Calls one handler; a throw is recorded (and answered as {@link THREW}). */
+  #call(run: Run, r: Registered): HookReturn | PromiseLike<HookReturn> | typeof THREW {
+    try {
+      const call =
+        run.actions.length === 0 ? r.firstCall : { plugin: r.plugin, previous: run.actions.slice() };
+      return r.handler(run.event, call);
+    } catch (e) {
+      return this.#threw(run, r, e);
+    }
+  }
+
+  #threw(run: Run, r: Registered, e: unknown): typeof THREW {
+    run.failed = true;
+    const error = e instanceof Error ? e.message : String(e);
+    run.results.push({ plugin: r.plugin, status: "error", error });
+    this.log.error({ hook: run.hook, plugin: r.plugin, err: error }, "hook handler threw");
+    return THREW;
+  }
+
+  /** Takes one handler's answer into the run; true when the chain stops there. */
+  #take(run: Run, r: Registered, ret: HookReturn | typeof THREW): boolean {
+    if (ret === THREW) return false;
+    const returned = actionsOf(ret);
+    let status: HandlerResult["status"] = "ok";
+    let terminal = false;
+    for (const a of returned) {
+      const problem = validateAction(a);
+      if (problem) {
+        status = "invalid";
+        this.log.warn(
+          { hook: run.hook, plugin: r.plugin, problem },
+          "hook handler returned an invalid action; dropped",
+        );
         continue;
       }
-      const { list: returned, stop } = normalise(ret);
-      let status: HandlerResult["status"] = "ok";
-      let terminal = false;
-      for (const a of returned) {
-        const problem = validateAction(a);
-        if (problem) {
-          status = "invalid";
-          this.log.warn(
-            { hook, plugin: r.plugin, problem },
-            "hook handler returned an invalid action; dropped",
-          );
-          continue;
-        }
-        // The first request decision wins; the handler's other actions (a sticky binding next to its
-        // route) still count, a second decision in the same list does not.
-        if (isTerminal(a)) {
-          if (terminal) continue;
-          terminal = true;
-        }
-        actions.push(a);
-        attribution.push(r.plugin);
+      // The first request decision wins; the handler's other actions (a sticky binding next to its
+      // route) still count, a second decision in the same list does not.
+      if (isTerminal(a)) {
+        if (terminal) continue;
+        terminal = true;
       }
-      results.push(
-        status === "invalid" ? { plugin: r.plugin, status, error: "invalid action dropped" } : r.ok,
-      );
-      if (stop || terminal) break;
+      run.actions.push(a);
+      run.attribution.push(r.plugin);
     }
-    return { actions, attribution, results, failed };
+    run.results.push(
+      status === "invalid" ? { plugin: r.plugin, status, error: "invalid action dropped" } : r.ok,
+    );
+    return terminal || stops(ret);
   }
+}
+
+/** A handler's throw, as `#call` answers it (already recorded). */
+const THREW: unique symbol = Symbol("threw");
+
+/** One run of a hook, as its handlers' answers are taken in. */
+interface Run {
+  readonly hook: HookName;
+  readonly event: HookEvents[HookName];
+  readonly actions: Action[];
+  readonly attribution: string[];
+  readonly results: HandlerResult[];
+  failed: boolean;
+  /** The promise of the handler being waited for. */
+  pending: PromiseLike<HookReturn> | null;
+}
+
+function outcomeOf(run: Run): HookOutcome {
+  return { actions: run.actions, attribution: run.attribution, results: run.results, failed: run.failed };
 }
 
 function isThenable(v: unknown): v is PromiseLike<HookReturn> {
   return typeof (v as { then?: unknown } | null | undefined)?.then === "function";
 }
 
-function normalise(ret: HookReturn): { list: readonly Action[]; stop: boolean } {
-  if (ret === undefined || ret === null) return { list: [], stop: false };
-  if (Array.isArray(ret)) return { list: ret, stop: false };
-  if (typeof ret === "object" && "type" in ret) return { list: [ret as Action], stop: false };
-  const r = ret as { actions?: readonly Action[]; stop?: boolean };
-  return { list: r.actions ?? [], stop: r.stop === true };
+/** The actions a handler returned, as one list (made without allocating, but for a lone action). */
+function actionsOf(ret: HookReturn): readonly Action[] {
+  if (ret === undefined || ret === null) return NO_ACTIONS;
+  if (Array.isArray(ret)) return ret;
+  if (typeof ret === "object" && "type" in ret) return [ret as Action];
+  return (ret as { actions?: readonly Action[] }).actions ?? NO_ACTIONS;
+}
+
+/** Whether a handler's answer stops the chain (`{ stop: true }`). */
+function stops(ret: HookReturn): boolean {
+  return (
+    typeof ret === "object" &&
+    ret !== null &&
+    !Array.isArray(ret) &&
+    !("type" in ret) &&
+    (ret as { stop?: boolean }).stop === true
+  );
 }

@@ -234,11 +234,10 @@ export async function openUpstream(
       call.preferAccountId && !tried.includes(call.preferAccountId)
         ? await preferredAccount(ctx, call.preferAccountId)
         : null;
-    const account =
+    const selected =
       preferred ??
-      (await selectAccount(
-        services,
-        () => ctx.deps.services.accounts.list(),
+      selectAccount(
+        ctx.deps,
         {
           requestId: call.requestId,
           model: call.model,
@@ -249,7 +248,9 @@ export async function openUpstream(
         },
         last,
         routingLog,
-      ));
+      );
+    // Awaited only when it is a promise: the usual selection comes at once (see selectAccount).
+    const account = selected instanceof Promise ? await selected : selected;
     tried.push(account.id);
     trace.accountId = account.id;
     trace.accountEmail = account.email;

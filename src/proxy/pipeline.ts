@@ -29,9 +29,11 @@
  *
  * @module
  */
+
 import type { Admit } from "../access/admission.ts";
 import { requireJsonContentType } from "../access/csrf.ts";
 import { authorizeProxyRequest } from "../access/index.ts";
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError } from "../core/errors.ts";
 import { ACCESS_MESSAGE, emailHash } from "../core/logging.ts";
 import type { RequestInfo } from "../core/request-info.ts";
@@ -244,7 +246,9 @@ export const steps: readonly Step[] = [admit, read, authorize, attempt, answer];
 export async function serveProxyRequest(ctx: HttpRequestContext): Promise<Response> {
   try {
     for (const step of steps) {
-      const done = await step(ctx);
+      const out = step(ctx);
+      // A step that answers at once is not awaited (no promise made for it).
+      const done = out instanceof Promise ? await out : out;
       if (done) return done;
     }
     throw new Error("no step of the proxy pipeline answered");
@@ -260,10 +264,11 @@ export async function serveProxyRequest(ctx: HttpRequestContext): Promise<Respon
 // The steps
 
 /** admit: the request's admission (skipped when the framework admitted it already). */
-async function admit(ctx: HttpRequestContext): Promise<Response | undefined> {
+function admit(ctx: HttpRequestContext): Promise<Response | undefined> | Response | undefined {
   const { admit } = ctx.gate;
   if (!admit) return undefined;
-  return (await admit(ctx.request, new URL(ctx.request.url), ctx)) ?? undefined;
+  const answer = admit(ctx.request, new URL(ctx.request.url), ctx);
+  return answer instanceof Promise ? answer.then((a) => a ?? undefined) : (answer ?? undefined);
 }
 
 /**
@@ -439,9 +444,23 @@ export function completed(
   httpStatus: number,
 ): void {
   const { deps } = proxy;
-  void deps.services
-    .fire("request.completed", { requestId, account, ok, httpStatus, now: deps.clock() })
-    .catch((e) => deps.log.warn({ err: String(e), requestId }, "request.completed failed"));
+  try {
+    // Usually decided at once (no promise); a promise only when a handler or the applier awaits.
+    const out = deps.dispatcher.fire("request.completed", {
+      requestId,
+      account,
+      ok,
+      httpStatus,
+      now: deps.clock(),
+    });
+    if (out instanceof Promise) out.catch((e) => completedFailed(deps, requestId, e));
+  } catch (e) {
+    completedFailed(deps, requestId, e);
+  }
+}
+
+function completedFailed(deps: AppDeps, requestId: string, e: unknown): void {
+  deps.log.warn({ err: String(e), requestId }, "request.completed failed");
 }
 
 /** The access line of a finished request: one line with the account, tokens and timings. */

@@ -5,10 +5,11 @@
  *
  * @module
  */
+import type { AppDeps } from "../core/deps.ts";
 import { GatewayError, rejectionError } from "../core/errors.ts";
 import { isProbing, isUsable } from "../core/health.ts";
 import type { AccountSnapshot, EpochMs } from "../core/types.ts";
-import type { GatewayServices } from "../plugin-host/api.ts";
+import type { FireOutcome } from "../plugin-host/api.ts";
 
 const BLOCKED_BY_LIMIT = new Set(["rate_limited", "quota_exceeded"]);
 const OUT_FOR_GOOD = new Set(["paused", "reauth_required", "deactivated"]);
@@ -107,20 +108,37 @@ export interface SelectRequest {
   readonly previousResponseId: string | null;
 }
 
+/** What selection uses of the gateway. */
+export type SelectDeps = Pick<AppDeps, "services" | "dispatcher" | "snapshots">;
+
 /**
  * Picks the account for the next attempt, or throws the GatewayError to answer with. Without a
  * `route.account` from any handler, the first usable account is taken (so a gateway without a
- * balancing strategy still serves).
+ * balancing strategy still serves). The account comes at once (not a promise) when the account list
+ * is cached and every `account.select` handler decided at once: the usual request then selects
+ * without a promise or an async frame.
  */
-export async function selectAccount(
-  services: GatewayServices,
-  accounts: () => Promise<readonly AccountSnapshot[]>,
+export function selectAccount(
+  deps: SelectDeps,
   req: SelectRequest,
   last: GatewayError | null,
   /** Told the routing decision (for the debug log line); only passed when it will be written. */
   decided?: (d: RoutingDecision) => void,
-): Promise<AccountSnapshot> {
-  const all = await accounts();
+): AccountSnapshot | Promise<AccountSnapshot> {
+  const all = deps.snapshots.current();
+  return all
+    ? selectAmong(deps, all, req, last, decided)
+    : deps.snapshots.list().then((list) => selectAmong(deps, list, req, last, decided));
+}
+
+function selectAmong(
+  deps: SelectDeps,
+  all: readonly AccountSnapshot[],
+  req: SelectRequest,
+  last: GatewayError | null,
+  decided: ((d: RoutingDecision) => void) | undefined,
+): AccountSnapshot | Promise<AccountSnapshot> {
+  const { services } = deps;
   const now = services.now();
   const state = usableOf(all, now);
   // A copy: the hook's handlers get a list of their own, as before.
@@ -137,21 +155,30 @@ export async function selectAccount(
     const free = usable.filter((s) => !(isProbing(s, now) && leases.inFlight(s.id) > 0));
     if (free.length > 0) candidates = free;
   }
-  const outcome = await services.fire(
-    "account.select",
-    {
-      requestId: req.requestId,
-      model: req.model,
-      candidates,
-      all,
-      excluded: req.excluded,
-      headers: req.headers,
-      body: { promptCacheKey: req.promptCacheKey, previousResponseId: req.previousResponseId },
-      now,
-      random: () => services.random(),
-    },
-    { requestId: req.requestId },
-  );
+  const outcome = deps.dispatcher.fire("account.select", {
+    requestId: req.requestId,
+    model: req.model,
+    candidates,
+    all,
+    excluded: req.excluded,
+    headers: req.headers,
+    body: { promptCacheKey: req.promptCacheKey, previousResponseId: req.previousResponseId },
+    now,
+    random: services.random,
+  });
+  return outcome instanceof Promise
+    ? outcome.then((o) => chosen(o, all, candidates, req, decided))
+    : chosen(outcome, all, candidates, req, decided);
+}
+
+/** The account the handlers' actions chose (a `request.reject` is thrown). */
+function chosen(
+  outcome: FireOutcome,
+  all: readonly AccountSnapshot[],
+  candidates: readonly AccountSnapshot[],
+  req: SelectRequest,
+  decided: ((d: RoutingDecision) => void) | undefined,
+): AccountSnapshot {
   for (const a of outcome.actions) {
     if (a.type === "request.reject") throw rejectionError(a);
     if (a.type === "route.account") {

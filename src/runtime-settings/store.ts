@@ -75,6 +75,12 @@ function validOverrides(raw: unknown): Partial<RuntimeSettings> {
 /** Read access for plugins (`GatewayServices.runtimeSettings`). */
 export interface RuntimeSettingsReader {
   get(): Promise<RuntimeSettingsDocument>;
+  /**
+   * The document `get()` would answer from its cache, or null when it must read the store: a
+   * request path that decides at once uses it and calls `get()` only on null. (Optional: a reader
+   * of your own need not have a cache.)
+   */
+  cached?(): RuntimeSettingsDocument | null;
 }
 
 export class RuntimeSettingsStore implements RuntimeSettingsReader {
@@ -89,11 +95,16 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
   ) {}
 
   async get(): Promise<RuntimeSettingsDocument> {
+    const cached = this.cached();
+    if (cached) return cached;
     const now = this.clock();
-    if (this.#cache && now - this.#cache.at < this.cacheMs) return this.#cache.doc;
     const doc = await this.#read();
     this.#cache = { doc, at: now };
     return doc;
+  }
+
+  cached(): RuntimeSettingsDocument | null {
+    return this.#cache && this.clock() - this.#cache.at < this.cacheMs ? this.#cache.doc : null;
   }
 
   /** Drops the cached document (the row was written elsewhere, e.g. by an import). */

@@ -52,6 +52,56 @@ describe("HookBus", () => {
     expect(bus.handlersOf("refresh.failed")).toEqual(["a", "b", "c"]);
   });
 
+  test("handlers that answer at once give the outcome at once; a promise in the chain is awaited in its place", async () => {
+    const plain = new HookBus(quiet);
+    plain.on("a", "refresh.failed", () => deactivate("a"));
+    plain.on("b", "refresh.failed", () => undefined);
+    const now = plain.run("refresh.failed", event("x"));
+    expect(now).not.toBeInstanceOf(Promise);
+    expect((now as Awaited<typeof now>).results.map((r) => r.status)).toEqual(["ok", "ok"]);
+
+    const mixed = new HookBus(quiet);
+    const seen: string[] = [];
+    mixed.on("first", "refresh.failed", () => {
+      seen.push("first");
+      return deactivate("first");
+    });
+    mixed.on("slow", "refresh.failed", async (_e, call) => {
+      seen.push("slow");
+      expect(call.previous.length).toBe(1);
+      await Promise.resolve();
+      seen.push("slow done");
+      return deactivate("slow");
+    });
+    mixed.on("throws", "refresh.failed", async () => {
+      seen.push("throws");
+      throw new Error("boom");
+    });
+    mixed.on("last", "refresh.failed", (_e, call) => {
+      seen.push("last");
+      expect(call.previous.length).toBe(2);
+      return { actions: [deactivate("last")], stop: true };
+    });
+    mixed.on("never", "refresh.failed", () => {
+      seen.push("never");
+    });
+    const pending = mixed.run("refresh.failed", event("x"));
+    expect(pending).toBeInstanceOf(Promise);
+    // Nothing after the waiting handler ran yet.
+    expect(seen).toEqual(["first", "slow"]);
+    const out = await pending;
+    expect(seen).toEqual(["first", "slow", "slow done", "throws", "last"]);
+    expect(out.actions.map((a) => (a as { reason: string }).reason)).toEqual(["first", "slow", "last"]);
+    expect(out.attribution).toEqual(["first", "slow", "last"]);
+    expect(out.results.map((r) => `${r.plugin}:${r.status}`)).toEqual([
+      "first:ok",
+      "slow:ok",
+      "throws:error",
+      "last:ok",
+    ]);
+    expect(out.failed).toBe(true);
+  });
+
   test("stop ends the chain, so an early handler can override a later one", async () => {
     const bus = new HookBus(quiet);
     bus.on("builtin", "refresh.failed", () => deactivate("builtin"));

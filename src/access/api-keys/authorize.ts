@@ -30,39 +30,45 @@ export function keyProblem(key: ApiKeyRecord, now: number): string | null {
   return null;
 }
 
-async function validKey(
+/**
+ * The record of a presented key, checked: at once while the key is cached and its last use was
+ * written recently, else a promise (the store is read or written).
+ */
+function validKey(
   db: Kysely<Database>,
   presented: string,
   now: number,
   cache: KeyStateCache | undefined,
-): Promise<ApiKeyRecord> {
-  let key = cache?.presented(presented, now);
-  if (!key) {
-    const found = await findByPresentedKey(db, presented);
+): ApiKeyRecord | Promise<ApiKeyRecord> {
+  const known = cache?.presented(presented, now);
+  if (known) return usableKey(db, presented, known, now, cache);
+  return findByPresentedKey(db, presented).then((found) => {
     if (!found) throw new GatewayError("invalid_api_key", "Invalid API key");
-    key = found;
-    cache?.setPresented(presented, key, now);
-  }
+    cache?.setPresented(presented, found, now);
+    return usableKey(db, presented, found, now, cache);
+  });
+}
+
+function usableKey(
+  db: Kysely<Database>,
+  presented: string,
+  key: ApiKeyRecord,
+  now: number,
+  cache: KeyStateCache | undefined,
+): ApiKeyRecord | Promise<ApiKeyRecord> {
   const problem = keyProblem(key, now);
   if (problem) throw new GatewayError("invalid_api_key", problem);
   // Written at most every 30 s per key, and only then: no write lock on the hot path otherwise.
   if (key.lastUsedAt === null || key.lastUsedAt < now - LAST_USED_EVERY_MS) {
-    await touchLastUsed(db, key.id, now, LAST_USED_EVERY_MS);
-    cache?.touched(presented, now);
+    return touchLastUsed(db, key.id, now, LAST_USED_EVERY_MS).then(() => {
+      cache?.touched(presented, now);
+      return key;
+    });
   }
   return key;
 }
 
-/**
- * Admission of a proxy request. With `apiKeyAuthEnabled` on (or on a key-only path) a valid key is
- * required. With it off, only clients on this machine are served, keyless; a presented `sk-clb-` key
- * is still checked and attributed (so its limits apply), other bearer tokens are ignored. Remote
- * clients are refused while it is off: the gateway is never an open proxy by accident.
- *
- * @returns the id of the key that authenticated the request, or null (local, keyless).
- * @throws GatewayError `invalid_api_key` (401).
- */
-export async function admitApiKey(opts: {
+interface AdmitApiKey {
   readonly db: Kysely<Database>;
   readonly runtimeSettings: RuntimeSettingsReader;
   readonly headers: Headers;
@@ -75,17 +81,43 @@ export async function admitApiKey(opts: {
   readonly now: number;
   /** Remembers which record a presented key resolved to (see KeyStateCache). */
   readonly cache?: KeyStateCache;
-}): Promise<string | null> {
-  const { db, headers, path, local, now, runtimeSettings, cache } = opts;
-  const presented = presentedKey(headers);
-  const required = keyOnlyPaths.includes(path) || (await getApiKeyAuthEnabled(runtimeSettings));
+}
+
+/**
+ * Admission of a proxy request. With `apiKeyAuthEnabled` on (or on a key-only path) a valid key is
+ * required. With it off, only clients on this machine are served, keyless; a presented `sk-clb-` key
+ * is still checked and attributed (so its limits apply), other bearer tokens are ignored. Remote
+ * clients are refused while it is off: the gateway is never an open proxy by accident.
+ *
+ * The answer comes at once (not a promise) when the settings and the key are cached: the usual
+ * keyed request is admitted without a promise or an async frame. A refusal is thrown (at once or
+ * as the promise's rejection).
+ *
+ * @returns the id of the key that authenticated the request, or null (local, keyless).
+ * @throws GatewayError `invalid_api_key` (401).
+ */
+export function admitApiKey(opts: AdmitApiKey): string | null | Promise<string | null> {
+  const presented = presentedKey(opts.headers);
+  if (keyOnlyPaths.includes(opts.path)) return keyIdOf(opts, presented, true);
+  const settings = opts.runtimeSettings.cached?.();
+  return settings
+    ? keyIdOf(opts, presented, settings.apiKeyAuthEnabled)
+    : getApiKeyAuthEnabled(opts.runtimeSettings).then((required) => keyIdOf(opts, presented, required));
+}
+
+function keyIdOf(
+  opts: AdmitApiKey,
+  presented: string | null,
+  required: boolean,
+): string | null | Promise<string | null> {
+  const { db, local, now, cache } = opts;
   if (required) {
     if (!presented)
       throw new GatewayError(
         "invalid_api_key",
         "Missing API key: send it as 'Authorization: Bearer sk-clb-…' or in 'x-api-key'",
       );
-    return (await validKey(db, presented, now, cache)).id;
+    return idOf(validKey(db, presented, now, cache));
   }
   if (!local()) {
     throw new GatewayError(
@@ -93,8 +125,12 @@ export async function admitApiKey(opts: {
       "API key authentication is off, so only clients on this machine may use the proxy; an admin must enable apiKeyAuthEnabled to serve remote clients",
     );
   }
-  if (presented?.startsWith(API_KEY_PREFIX)) return (await validKey(db, presented, now, cache)).id;
+  if (presented?.startsWith(API_KEY_PREFIX)) return idOf(validKey(db, presented, now, cache));
   return null;
+}
+
+function idOf(key: ApiKeyRecord | Promise<ApiKeyRecord>): string | Promise<string> {
+  return key instanceof Promise ? key.then((k) => k.id) : key.id;
 }
 
 /**
