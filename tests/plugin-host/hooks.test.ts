@@ -158,6 +158,49 @@ describe("HookBus", () => {
     expect(out.actions.length).toBe(1);
   });
 
+  test("a handler that throws at once is taken like one whose promise rejects: recorded, logged once, the chain goes on", async () => {
+    const logged: object[] = [];
+    const log = { warn: () => {}, error: (o: object) => logged.push(o) };
+    const bus = new HookBus(log);
+    bus.on("sync", "refresh.failed", () => {
+      throw new Error("at once");
+    });
+    bus.on("fine", "refresh.failed", () => deactivate("fine"));
+    // Only handlers that answer at once: the outcome too comes at once.
+    const now = bus.run("refresh.failed", event(null));
+    expect(now).not.toBeInstanceOf(Promise);
+    const out = now as Awaited<typeof now>;
+    expect(out.failed).toBe(true);
+    expect(out.results).toEqual([
+      { plugin: "sync", status: "error", error: "at once" },
+      { plugin: "fine", status: "ok" },
+    ]);
+    expect(out.attribution).toEqual(["fine"]);
+
+    // The same after a handler that waited, and next to one whose promise rejects.
+    const mixed = new HookBus(log);
+    mixed.on("waits", "refresh.failed", async () => undefined);
+    mixed.on("sync", "refresh.failed", () => {
+      throw new Error("at once");
+    });
+    mixed.on("rejects", "refresh.failed", () => Promise.reject(new Error("later")));
+    mixed.on("fine", "refresh.failed", () => deactivate("fine"));
+    const later = await mixed.run("refresh.failed", event(null));
+    expect(later.failed).toBe(true);
+    expect(later.results).toEqual([
+      { plugin: "waits", status: "ok" },
+      { plugin: "sync", status: "error", error: "at once" },
+      { plugin: "rejects", status: "error", error: "later" },
+      { plugin: "fine", status: "ok" },
+    ]);
+    expect(later.attribution).toEqual(["fine"]);
+    expect(logged).toEqual([
+      { hook: "refresh.failed", plugin: "sync", err: "at once" },
+      { hook: "refresh.failed", plugin: "sync", err: "at once" },
+      { hook: "refresh.failed", plugin: "rejects", err: "later" },
+    ]);
+  });
+
   test("unknown hook names and registration after seal are refused", () => {
     const bus = new HookBus(quiet);
     expect(() => bus.on("p", "refresh.fail" as never, () => undefined)).toThrow(
