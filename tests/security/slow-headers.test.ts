@@ -20,7 +20,7 @@ import { connect, type Socket } from "node:net";
 import type { Server } from "bun";
 import { listen, releaseNodeSocket } from "../../src/runtime/bun/serve.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
-import { type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
+import { eventually, type ProxyEnv, startProxyEnv } from "../support/proxy-env.ts";
 
 interface Outcome {
   /** Complete answers received (status lines). */
@@ -282,6 +282,7 @@ describe("the Bun server seam (src/runtime/bun/serve.ts)", () => {
       expect(accepted.length).toBe(4);
       // The first two are released (as the guard does after the first headers); the others are the control.
       const refs = accepted.map((s) => new WeakRef(s));
+      const kept = accepted.slice(2);
       releaseNodeSocket(accepted[0]!);
       releaseNodeSocket(accepted[1]!);
       accepted.length = 0;
@@ -292,6 +293,18 @@ describe("the Bun server seam (src/runtime/bun/serve.ts)", () => {
       expect(refs.map((r) => r.deref() !== undefined)).toEqual([false, false, true, true]);
       // The connections themselves are untouched: each answers its next request.
       for (const c of clients) expect(await c.ask()).toStartWith("HTTP/1.1 200");
+      // A Bun whose node:http keeps no tracked set where it is looked for: nothing is unlinked, so the
+      // Socket still leaves the set it is in when its connection closes (the two kept are counted).
+      const connections = () =>
+        new Promise<number>((r) => http.getConnections((_e: Error | null, n: number) => r(n)));
+      expect(await connections()).toBe(2);
+      const third = kept[0]!;
+      const server3 = (third as unknown as { server: object }).server;
+      (third as unknown as { server: object }).server = {};
+      releaseNodeSocket(third);
+      (third as unknown as { server: object }).server = server3;
+      clients[2]!.end();
+      expect(await eventually(async () => (await connections()) === 1, 10_000)).toBe(true);
     } finally {
       for (const c of clients) c.end();
       server.stop(true);

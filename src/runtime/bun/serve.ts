@@ -334,7 +334,7 @@ const symbolNamed = (o: object, description: string) =>
  * server's set of tracked connections for as long as the connection is open, but nothing reads it
  * after the accept hook: requests take Bun.serve's path, and the server is stopped through Bun.serve.
  * Unlinked, it is collected; the connection itself is untouched. Bun internals, found by the
- * descriptions of their symbols (looked up once): a Bun without them keeps the Socket, as before.
+ * descriptions of their symbols (looked up once): a Bun without either keeps the Socket, as before.
  */
 export function releaseNodeSocket(socket: Socket): void {
   const own = socket as unknown as Record<symbol, unknown> & { server?: Record<symbol, unknown> };
@@ -345,7 +345,10 @@ export function releaseNodeSocket(socket: Socket): void {
   const handle = nodeKeys.handle && (own[nodeKeys.handle] as Record<string, unknown> | null | undefined);
   if (!handle || handle.duplex !== socket) return;
   const tracked = nodeKeys.tracked && own.server?.[nodeKeys.tracked];
-  if (tracked instanceof Set) tracked.delete(socket);
+  // Both or neither: the Socket leaves the tracked set in its `onclose`, so unlinking the handle
+  // alone would keep it in that set for good (after its connection closed too).
+  if (!(tracked instanceof Set)) return;
+  tracked.delete(socket);
   handle.onclose = undefined;
   handle.duplex = undefined;
 }
