@@ -201,3 +201,51 @@ describe("the reservations held are kept across batches and follow the batches' 
     expect(kept).toContain("limit of 5000 reached (8194 used or reserved)");
   });
 });
+
+describe("a failed batch", () => {
+  test("rejects the holds it carried and ends its settles even when logging a settle's failure throws", async () => {
+    const now = Date.UTC(2026, 0, 10, 9, 13);
+    const limits = [{ limitType: "total_tokens" as const, limitWindow: "daily" as const, maxValue: 100_000 }];
+    const { record } = await createApiKey(store.db, { name: "failed batch", limits }, now);
+    const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
+    const warned: string[] = [];
+    const throwing = {
+      info: () => {},
+      warn: (_: object, msg: string) => {
+        warned.push(msg);
+        throw new Error("the log sink is gone");
+      },
+    };
+    const r = new LimitReservations(store.db, throwing, undefined, store.sqlite);
+    await r.hold(key, { requestId: "first", model: "gpt-5.4", payload: {} }, now);
+    // The next batch carries the first request's settle and a second hold; both statements fail.
+    const other = new Database(join(dir, "store.db"));
+    other.exec("ALTER TABLE api_key_reservations RENAME TO api_key_reservations_away");
+    try {
+      const settled = r.rowAdded({
+        requested_at: now,
+        request_id: "first",
+        api_key_id: key.id,
+        model: "gpt-5.4",
+        endpoint: "/v1/responses",
+        status: "success",
+        input_tokens: 10,
+        output_tokens: 10,
+      });
+      const second = r.hold(key, { requestId: "second", model: "gpt-5.4", payload: {} }, now);
+      // Before the fix the settle's throwing log line came first and this hold never settled.
+      expect(
+        await second.then(
+          () => "held",
+          (e: unknown) => String(e),
+        ),
+      ).toContain("api_key_reservations");
+      expect(warned).toEqual(["settling an API-key reservation failed; its estimate keeps counting"]);
+      // The first request's end is not kept waiting by the throwing log line either.
+      expect(await settled).toBeUndefined();
+    } finally {
+      other.exec("ALTER TABLE api_key_reservations_away RENAME TO api_key_reservations");
+      other.close();
+    }
+  });
+});

@@ -588,16 +588,18 @@ class GroupCommit {
       // Refused before running (a closed connection): the batch fails like one that threw.
       batch = Promise.reject(e);
     }
+    // The holds and deletes sharing the batch's promise are told first: a settle's `ended` logs,
+    // and nothing it does may keep them waiting.
     batch.then(
       () => {
-        for (const w of writes) if (!("sql" in w)) w.ended(null);
         done?.resolve();
+        for (const w of writes) if (!("sql" in w)) w.ended(null);
       },
       (e: unknown) => {
         // Rolled back: what this batch added to the figures kept is not in the store.
         this.#stamp = null;
-        for (const w of writes) if (!("sql" in w)) w.ended(e);
         done?.reject(e);
+        for (const w of writes) if (!("sql" in w)) w.ended(e);
       },
     );
   }
@@ -942,11 +944,18 @@ class Reservation implements LimitHold, ReservationRef, HoldOp, SettleWrite, Pen
 
   ended(e: unknown): void {
     const { wait, log } = this.ctx;
+    // Run (or failed) for good: the reservation stays in the queued map until its log row is
+    // written (up to the map's bound when the writer fails), so it keeps no statement.
+    this.settleSql = NO_SQL;
     if (e !== null)
-      log.warn(
-        { err: e instanceof Error ? e.message : String(e), reservationId: this.id },
-        "settling an API-key reservation failed; its estimate keeps counting",
-      );
+      try {
+        log.warn(
+          { err: e instanceof Error ? e.message : String(e), reservationId: this.id },
+          "settling an API-key reservation failed; its estimate keeps counting",
+        );
+      } catch {
+        // A log sink that throws has nowhere to report to; the client's end must still come.
+      }
     if (wait) wait.ended(this, e === null);
     else this.release();
   }
