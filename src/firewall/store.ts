@@ -38,9 +38,17 @@ export class FirewallStore {
   #cache: readonly string[] | null = null;
   readonly #listeners: (() => void)[] = [];
 
+  /** Bumped whenever the cached list is dropped: a read begun before then does not fill the cache. */
+  #generation = 0;
+
+  #drop(): void {
+    this.#cache = null;
+    this.#generation++;
+  }
+
   /** Drops the cached list (another replica changed it). */
   forget(): void {
-    this.#cache = null;
+    this.#drop();
   }
 
   /** Runs `fn` after every change of the list (the cluster tells the other replicas). */
@@ -49,7 +57,7 @@ export class FirewallStore {
   }
 
   #changed(): void {
-    this.#cache = null;
+    this.#drop();
     for (const fn of this.#listeners) fn();
   }
 
@@ -62,8 +70,12 @@ export class FirewallStore {
 
   /** The entries as strings, cached; the same array object until the list changes. */
   async allowlist(): Promise<readonly string[]> {
-    this.#cache ??= Object.freeze((await this.list()).map((e) => e.entry));
-    return this.#cache;
+    if (this.#cache) return this.#cache;
+    const generation = this.#generation;
+    const list = Object.freeze((await this.list()).map((e) => e.entry));
+    // A change while the store was read: this caller gets what it read, the cache stays empty.
+    if (generation === this.#generation) this.#cache = list;
+    return list;
   }
 
   /** What `allowlist()` answers from its cache, or null when it must read the store. */
@@ -73,7 +85,7 @@ export class FirewallStore {
 
   /** Drops the cached list (the table was written elsewhere, e.g. by an import). */
   invalidate(): void {
-    this.#cache = null;
+    this.#drop();
   }
 
   /** Adds one entry; 400 when malformed, 409 when already listed. `audit`: written in the same transaction. */
