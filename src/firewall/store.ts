@@ -36,10 +36,9 @@ function mustNormalize(input: string): string {
 
 export class FirewallStore {
   #cache: readonly string[] | null = null;
-  readonly #listeners: (() => void)[] = [];
-
   /** Bumped whenever the cached list is dropped: a read begun before then does not fill the cache. */
   #generation = 0;
+  readonly #listeners: (() => void)[] = [];
 
   #drop(): void {
     this.#cache = null;

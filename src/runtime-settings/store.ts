@@ -85,6 +85,8 @@ export interface RuntimeSettingsReader {
 
 export class RuntimeSettingsStore implements RuntimeSettingsReader {
   #cache: { doc: RuntimeSettingsDocument; at: EpochMs } | null = null;
+  /** Bumped whenever the cache is replaced by a change: a read begun before then does not fill it. */
+  #generation = 0;
   readonly #listeners: (() => void)[] = [];
 
   constructor(
@@ -98,8 +100,11 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
     const cached = this.cached();
     if (cached) return cached;
     const now = this.clock();
+    const generation = this.#generation;
     const doc = await this.#read();
-    this.#cache = { doc, at: now };
+    // Written, forgotten or invalidated while the row was read: this caller gets what it read, the
+    // cache keeps what the change left.
+    if (generation === this.#generation) this.#cache = { doc, at: now };
     return doc;
   }
 
@@ -109,7 +114,13 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
 
   /** Drops the cached document (the row was written elsewhere, e.g. by an import). */
   invalidate(): void {
-    this.#cache = null;
+    this.#set(null);
+  }
+
+  /** The cache replaced by a change (bumps the generation). */
+  #set(cache: { doc: RuntimeSettingsDocument; at: EpochMs } | null): void {
+    this.#cache = cache;
+    this.#generation++;
   }
 
   /**
@@ -165,14 +176,14 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
       });
       return { ...this.defaults, ...validOverrides(overrides), version: current + 1 };
     });
-    this.#cache = { doc, at: now };
+    this.#set({ doc, at: now });
     for (const fn of this.#listeners) fn();
     return doc;
   }
 
   /** Drops the cached document (another replica changed it). */
   forget(): void {
-    this.#cache = null;
+    this.#set(null);
   }
 
   /** Runs `fn` after every update (the cluster tells the other replicas). */

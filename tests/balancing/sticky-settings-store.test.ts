@@ -118,6 +118,21 @@ describe("runtime settings store", () => {
     apiKeyAuthEnabled: false,
   };
 
+  test("a read under way when the settings change or are forgotten does not put what it read in the cache", async () => {
+    const rs = new RuntimeSettingsStore(store.db, defaults, () => T0, 60_000);
+    const reading = rs.get();
+    const written = await rs.update({ stickyTtlSeconds: 60 });
+    expect((await reading).version).toBeLessThanOrEqual(written.version);
+    expect(rs.cached()).toBe(written);
+    // Forgotten (another replica changed it) while a read is under way: the cache stays empty.
+    rs.forget();
+    const again = rs.get();
+    rs.forget();
+    await again;
+    expect(rs.cached()).toBeNull();
+    expect(await rs.get()).toEqual(written);
+  });
+
   test("defaults until changed; version counts changes; null restores the default", async () => {
     const rs = new RuntimeSettingsStore(store.db, defaults, () => T0, 0);
     expect(await rs.get()).toEqual({ ...defaults, version: 0 });
