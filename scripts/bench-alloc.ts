@@ -19,11 +19,11 @@ import {
   checkoutArgs,
   cpuUs,
   type Listening,
+  requestsOver,
   spawnCheckoutRole,
   spawnListening,
   spread,
   table,
-  timedResponse,
 } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
@@ -34,15 +34,8 @@ const CONNS = envNumber("ALLOC_CONNS", 64);
 const ROLE = process.env.ALLOC_ROLE ?? "gateway";
 const dir = mkdtempSync(join(tmpdir(), "codex-lb-alloc-"));
 
-/** `n` short-answer requests over `CONNS` connections; throws unless each is 200 with `response.completed`. */
-async function run(g: Listening, n: number): Promise<void> {
-  let left = n;
-  await Promise.all(
-    Array.from({ length: CONNS }, async () => {
-      while (left-- > 0) await timedResponse(g, SHORT_BODY);
-    }),
-  );
-}
+/** `n` short-answer requests over `CONNS` connections. */
+const run = (g: Listening, n: number) => requestsOver(g, SHORT_BODY, n, CONNS);
 
 /**
  * KB allocated and collection pause in ms over the part of a `BUN_JSC_logGC` log from offset `from`

@@ -20,10 +20,10 @@ import { envNumber } from "./bench-env.ts";
 import {
   checkoutArgs,
   type Listening,
+  requestsOver,
   spawnCheckoutRole,
   spawnListening,
   table,
-  timedResponse,
 } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
@@ -39,15 +39,8 @@ interface Snapshot {
   readonly counts: Record<string, number>;
 }
 
-/** `n` short-answer requests over `CONNS` connections; throws unless each is 200 with `response.completed`. */
-async function run(g: Listening, n: number): Promise<void> {
-  let left = n;
-  await Promise.all(
-    Array.from({ length: CONNS }, async () => {
-      while (left-- > 0) await timedResponse(g, SHORT_BODY);
-    }),
-  );
-}
+/** `n` short-answer requests over `CONNS` connections. */
+const run = (g: Listening, n: number) => requestsOver(g, SHORT_BODY, n, CONNS);
 
 /** The gateway's snapshots, as its stderr gives them. */
 async function* snapshots(stderr: ReadableStream<Uint8Array>): AsyncGenerator<Snapshot> {

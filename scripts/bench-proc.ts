@@ -170,6 +170,19 @@ export async function timedResponse(g: Listening, body: string): Promise<number>
   return performance.now() - t;
 }
 
+/**
+ * `n` requests of `body` through a gateway over `conns` connections, one after another on each
+ * (see {@link timedResponse}: throws unless each is 200 with `response.completed`).
+ */
+export async function requestsOver(g: Listening, body: string, n: number, conns: number): Promise<void> {
+  let left = n;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (left-- > 0) await timedResponse(g, body);
+    }),
+  );
+}
+
 /** One load cell: `n` requests from `concurrency` clients for a fixed time. */
 export interface Cell {
   n: number;
