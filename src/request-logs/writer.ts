@@ -34,11 +34,15 @@ const PRUNE_EVERY_MS = 60_000;
 /** Rows per multi-row insert statement (a run of rows is cut into these, largest first). */
 const CHUNKS = [50, 10, 1] as const;
 
+/** Whether `row` sets column `k` (an undefined value leaves it to its default). */
+function sets(row: NewRequestLogRow, k: string): k is keyof NewRequestLogRow {
+  return row[k as keyof NewRequestLogRow] !== undefined;
+}
+
 /** The columns a row sets, in its own key order (its "shape"). */
 function columnsOf(row: NewRequestLogRow): (keyof NewRequestLogRow)[] {
   const out: (keyof NewRequestLogRow)[] = [];
-  for (const k in row)
-    if (row[k as keyof NewRequestLogRow] !== undefined) out.push(k as keyof NewRequestLogRow);
+  for (const k in row) if (sets(row, k)) out.push(k);
   return out;
 }
 
@@ -46,7 +50,7 @@ function columnsOf(row: NewRequestLogRow): (keyof NewRequestLogRow)[] {
 function hasColumns(row: NewRequestLogRow, columns: readonly (keyof NewRequestLogRow)[]): boolean {
   let n = 0;
   for (const k in row) {
-    if (row[k as keyof NewRequestLogRow] === undefined) continue;
+    if (!sets(row, k)) continue;
     if (columns[n] !== k) return false;
     n++;
   }
