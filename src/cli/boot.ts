@@ -17,6 +17,7 @@ import { parseTrustedProxies } from "../firewall/forwarded.ts";
 import type { Plugin } from "../plugin-host/api.ts";
 import { importPlugin } from "../plugin-host/host.ts";
 import { checkPlugins } from "../plugin-host/settings.ts";
+import { GcPacer } from "../runtime/bun/gc-pacer.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
 import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
@@ -182,6 +183,7 @@ export async function boot(
       connectionIdleTimeoutSeconds: settings.connectionIdleTimeoutSeconds,
       headersTimeoutSeconds: settings.headersTimeoutSeconds,
       maxPendingConnectionsPerAddress: settings.maxPendingConnectionsPerAddress,
+      gc: new GcPacer({ step: settings.gcRequestStep, minIntervalMs: settings.gcMinIntervalMs }),
       onError: (e) =>
         log.error({ err: { message: e.message, stack: e.stack } }, "request failed in the server"),
     });

@@ -166,6 +166,18 @@ export const SettingsSchema = Type.Object(
       description:
         "Upstream requests (streams) the gateway runs at once, all accounts together (Bun's `fetch` runs 256 unless told: the gateway restarts itself in place at start-up with `BUN_CONFIG_MAX_HTTP_REQUESTS` set to this; a `BUN_CONFIG_MAX_HTTP_REQUESTS` set by the operator wins). Each holds a socket: keep it under the open-file limit.",
     }),
+    gcRequestStep: Type.Integer({
+      minimum: 0,
+      default: 1000,
+      description:
+        "Memory: while at least this many requests are in flight (streams included), every this many units of work (a request arriving, a chunk read from an upstream answer) ask for a full garbage collection (0: never; the engine's own timing then decides, and the peak memory of thousands of streams at once varies from run to run). Fewer requests in flight never ask. One collection pauses the gateway for about 0.1 s at 10,000 open streams; the next waits at least four times as long as it took.",
+    }),
+    gcMinIntervalMs: Type.Integer({
+      minimum: 0,
+      default: 100,
+      description:
+        "Least time from one collection asked for by `CODEX_LB_GC_REQUEST_STEP` to the next, in milliseconds.",
+    }),
     accountQueueWaitMs: Type.Integer({
       minimum: 0,
       default: 2000,

@@ -11,6 +11,7 @@
  */
 import { Buffer } from "node:buffer";
 import { type Clock, systemClock } from "../core/clock.ts";
+import { gcTick } from "../runtime/bun/gc-pacer.ts";
 import { IdleDeadline } from "./idle-deadline.ts";
 import { MAX_EVENT_CHARS, parseBlock, type SseEvent, SseReader } from "./sse.ts";
 
@@ -391,6 +392,7 @@ export class UpstreamEvents {
 
   /** What a read gave: its chunk, or null once the body ended; throws when the upstream went idle. */
   #arrived(r: ReadResult): Uint8Array | null {
+    gcTick();
     if (this.#idle) throw new StreamIdleTimeout(this.idleMs);
     if (r.done) {
       this.#done = true;

@@ -17,6 +17,7 @@ import { createServer } from "node:http";
 import type { Socket } from "node:net";
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { WsAccept, WsPeer, WsSession } from "../../core/websocket.ts";
+import { type GcPacer, setActiveGcPacer } from "./gc-pacer.ts";
 
 /**
  * Bytes a Responses WebSocket may have waiting for a client that does not read them (Bun's
@@ -80,6 +81,12 @@ export function listen(
     headersTimeoutSeconds: number;
     /** Connections per client address that may be open without having finished their first headers. */
     maxPendingConnectionsPerAddress: number;
+    /**
+     * Full garbage collections while many requests are in flight (`CODEX_LB_GC_REQUEST_STEP`,
+     * `CODEX_LB_GC_MIN_INTERVAL_MS`; see gc-pacer.ts): each request arriving counts, and the pacer
+     * becomes the process's (upstream chunks count too); absent: none asked for.
+     */
+    gc?: GcPacer;
     onError?: (e: Error) => void;
   },
 ): Listening {
@@ -87,6 +94,7 @@ export function listen(
   /** Open sockets, each with its peer (whose queued frames a shutdown sends before closing). */
   const sockets = new Map<ServerWebSocket<WsSession>, WsPeer>();
   const pending = new PendingConnections(opts.headersTimeoutSeconds, opts.maxPendingConnectionsPerAddress);
+  const gc = opts.gc;
   const handlers: Handlers = {
     async fetch(request, srv) {
       // The request is the app's now: its body deadline, upstream timeouts and stream idle timeout
@@ -95,6 +103,7 @@ export function listen(
       const peer = srv.requestIP(request);
       // A connection's first request: it has its headers in, it is no longer pending.
       if (peer !== null && pending.size !== 0) pending.settle(peer.address, peer.port);
+      gc?.tick();
       const answer = await handler(request, peer?.address ?? null);
       if (!(answer instanceof Response)) {
         const accept = answer;
@@ -161,11 +170,16 @@ export function listen(
   };
 
   const { server, guarded } = start(opts, handlers, pending);
+  if (gc) {
+    gc.attach(server);
+    setActiveGcPacer(gc);
+  }
   return {
     host: opts.host,
     port: server.port ?? opts.port,
     guarded,
     async close(graceMs) {
+      if (gc) setActiveGcPacer(null);
       // Open WebSockets would hold a graceful stop forever: tell their clients to reconnect elsewhere.
       for (const peer of sockets.values()) peer.close(1001, "server shutting down");
       let timer: ReturnType<typeof setTimeout> | undefined;
