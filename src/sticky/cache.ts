@@ -10,7 +10,8 @@
  *   later, so the entry expires first and the next request reads the store again. An entry is used
  *   only before its `expiresAt` and before `updatedAt` + the current TTL (so a lowered TTL that
  *   another replica's touch wrote is honoured); every runtime-settings change drops all entries;
- * - bounded: the least recently read or refreshed entry goes first beyond `max` entries.
+ * - bounded: the least recently read or refreshed entry goes first beyond `max` entries;
+ * - read-only: a kept binding is frozen, since every later reader (a plugin too) gets that object.
  *
  * @module
  */
@@ -98,6 +99,8 @@ export class StickyCache {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    this.#entries.set(b.key, b);
+    // Frozen: the entry is what every later reader gets (the balancer, a plugin's `lookup` or
+    // `cached`); one that changed it would reroute the key here without the store knowing.
+    this.#entries.set(b.key, Object.freeze(b));
   }
 }

@@ -291,6 +291,24 @@ for (const variant of storeVariants) {
       expect(a.cached("k", { now: T0 })).toBeNull();
     });
 
+    test("a binding the cache keeps cannot be changed by a reader (every later reader gets that object)", async () => {
+      const { a } = await fresh();
+      await a.bind("k", "session", "a", { now: T0 });
+      const read = (await a.lookup("k", { now: T0 }))!;
+      // A plugin that changes what `lookup` gave it (the types say readonly; JavaScript does not).
+      expect(() => {
+        (read as { accountId: string }).accountId = "b";
+      }).toThrow(TypeError);
+      const cached = a.cached("k", { now: T0 + 1 })!;
+      expect(() => {
+        (cached as { expiresAt: number }).expiresAt = T0 + 10 * TTL;
+      }).toThrow(TypeError);
+      expect(a.cached("k", { now: T0 + 1 })).toMatchObject({ accountId: "a", expiresAt: T0 + TTL });
+      // A refresh made here keeps a frozen entry too.
+      expect(await a.touch("k", { now: T0 + TOUCH_MIN_INTERVAL_MS, accountId: "a" })).toBe(true);
+      expect(Object.isFrozen(a.cached("k", { now: T0 + TOUCH_MIN_INTERVAL_MS }))).toBe(true);
+    });
+
     test("a stale compare-and-set bind drops what the cache holds for the key", async () => {
       const { a, b } = await fresh();
       await a.bind("k", "session", "a", { now: T0 });
