@@ -3,7 +3,8 @@
  * routed without a store read (`StickyReader.cached`). Coherence:
  * - a change made here (bind, forget, an operator's delete, an import) drops the key, and so does
  *   another replica's change when the cluster feed brings it (topic `sticky`); after the feed's
- *   connection was re-opened every key is dropped;
+ *   connection was re-opened every key is dropped; a bind, forget or touch that found the store
+ *   otherwise than the decision (or the cache) saw drops the key too (src/sticky/service.ts);
  * - a read of the store under way when the key is dropped does not fill the cache (the caller gets
  *   what it read): only a read begun after the last drop may;
  * - a touch made here refreshes the entry; another replica's touch only moves the stored expiry

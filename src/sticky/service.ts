@@ -100,7 +100,12 @@ export function createStickyService(
       const ttl = cachedTtlMs();
       return ttl !== null && skips(key, o.accountId, o.now ?? clock(), ttl);
     },
-    forget: (key, o) => store.deleteIf(key, o?.expected),
+    forget: async (key, o) => {
+      const deleted = await store.deleteIf(key, o?.expected);
+      // Nothing matched: as for a stale bind, whatever is cached may be the old view the decision saw.
+      if (!deleted) cache.drop(key);
+      return deleted;
+    },
     forgetCached: (key) => cache.drop(key),
     responseOwner,
     sweep: async (o) => {

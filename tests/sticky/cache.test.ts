@@ -291,6 +291,17 @@ for (const variant of storeVariants) {
       expect(a.cached("k", { now: T0 })).toBeNull();
     });
 
+    test("a forget that matched nothing drops what the cache holds for the key, as a stale bind does", async () => {
+      const { a, b } = await fresh();
+      await a.bind("k", "session", "a", { now: T0 });
+      await a.lookup("k", { now: T0 });
+      await b.forget("k"); // removed through another replica; the feed's drop not yet here
+      expect(a.cached("k", { now: T0 + 1 })?.accountId).toBe("a");
+      expect(await a.forget("k", { expected: "a" })).toBe(false);
+      expect(a.cached("k", { now: T0 + 2 })).toBeNull();
+      expect(await a.lookup("k", { now: T0 + 2 })).toBeNull();
+    });
+
     test("a binding the cache keeps cannot be changed by a reader (every later reader gets that object)", async () => {
       const { a } = await fresh();
       await a.bind("k", "session", "a", { now: T0 });
