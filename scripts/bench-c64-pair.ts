@@ -12,7 +12,9 @@
  * its history three times over, ~780 KB);
  * `PAIR_ANSWER=long` asks for the 1,000-event answer instead of the short one (not both at once:
  * the big body asks for the short answer). `PAIR_ACCOUNTS=200` gives both gateways 200 accounts
- * (`bun run bench`'s "200 accounts" cell) instead of one.
+ * (`bun run bench`'s "200 accounts" cell) instead of one. `PAIR_KEY=1` adds a `prompt_cache_key` (one
+ * key for every request, as one Codex CLI conversation sends it) to whichever body, so each request
+ * goes through the sticky binding's lookup and touch.
  *
  * @module
  */
@@ -30,7 +32,7 @@ if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
     "PAIR_BODY=big (or codex) and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
   );
-const body =
+const chosenBody =
   process.env.PAIR_BODY === "codex"
     ? codexBody(envNumber("PAIR_BODY_COPIES", 1))
     : big
@@ -38,6 +40,12 @@ const body =
       : process.env.PAIR_ANSWER === "long"
         ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
         : SHORT_BODY;
+const body = process.env.PAIR_KEY === "1" ? withCacheKey(chosenBody) : chosenBody;
+
+/** `json` with a `prompt_cache_key` (the Codex CLI's affinity key). */
+function withCacheKey(json: string): string {
+  return JSON.stringify({ ...(JSON.parse(json) as object), prompt_cache_key: "bench-pair-conversation" });
+}
 
 /** The big body as the Codex CLI sends it, its history `copies` times over. */
 function codexBody(copies: number): string {

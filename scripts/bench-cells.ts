@@ -11,7 +11,9 @@
  * cells per request (the clean window of median total) by type, and each later checkout's
  * difference from the first by type. Windows still differ by a few percent (the log flush, the
  * group commit and timers fall into them unevenly), far less than bytes or CPU: compare medians
- * over several windows, and cuts of a few cells per request by type.
+ * over several windows, and cuts of a few cells per request by type. `CELLS_KEY=1` adds a
+ * `prompt_cache_key` to the body (one key for every request, as one Codex CLI conversation sends
+ * it), so each request goes through the sticky binding's lookup and touch.
  *
  * @module
  */
@@ -39,8 +41,13 @@ interface Snapshot {
   readonly counts: Record<string, number>;
 }
 
+const BODY =
+  process.env.CELLS_KEY === "1"
+    ? JSON.stringify({ ...(JSON.parse(SHORT_BODY) as object), prompt_cache_key: "bench-cells-conversation" })
+    : SHORT_BODY;
+
 /** `n` short-answer requests over `CONNS` connections. */
-const run = (g: Listening, n: number) => requestsOver(g, SHORT_BODY, n, CONNS);
+const run = (g: Listening, n: number) => requestsOver(g, BODY, n, CONNS);
 
 /** The gateway's snapshots, as its stderr gives them. */
 async function* snapshots(stderr: ReadableStream<Uint8Array>): AsyncGenerator<Snapshot> {

@@ -79,20 +79,24 @@ type Decision = Action | Action[] | undefined;
 
 /**
  * Decides `account.select`; undefined leaves the decision to the core. Without a conversation to
- * continue or a sticky key, and with the runtime settings cached, nothing is read from the store:
- * the decision is returned at once, not as a promise (the usual request selects without an async
- * frame, see the plugin API's `HookHandler`).
+ * continue, with the runtime settings cached, and without a sticky key or with one whose binding
+ * is cached (`StickyReader.cached`) and whose account is in the pool, nothing is read from the
+ * store: the decision is returned at once, not as a promise (the usual request selects without an
+ * async frame, see the plugin API's `HookHandler`). Any other binding (none cached, or its account
+ * not usable) is read from the store, as before, so a key is only ever moved on what the store says.
  */
 export function selectAccount(e: AccountSelectEvent, deps: SelectDeps): Decision | Promise<Decision> {
   if (e.candidates.length === 0) return undefined;
   const key = affinityKeyOf(e.headers, e.body);
   const responseId = e.body.previousResponseId?.trim();
-  const settings = key === null && !responseId ? deps.settings.cached?.() : null;
-  if (settings) {
-    const pool = poolOf(e);
-    return byStrategy(e, deps, pool, choiceContext(e, deps, settings.routingStrategy));
-  }
-  return selectReading(e, deps, key, responseId);
+  const settings = responseId ? null : deps.settings.cached?.();
+  if (!settings) return selectReading(e, deps, key, responseId, poolOf(e));
+  const pool = poolOf(e);
+  if (key === null) return byStrategy(e, deps, pool, choiceContext(e, deps, settings.routingStrategy));
+  const bound = deps.sticky.cached?.(key.key, { now: e.now });
+  const owner = bound ? poolAccount(pool, bound.accountId) : undefined;
+  if (owner) return stay(e, deps, pool, choiceContext(e, deps, settings.routingStrategy), key, owner);
+  return selectReading(e, deps, key, responseId, pool);
 }
 
 /** The accounts this selection may route to. */
@@ -161,14 +165,35 @@ function byStrategy(
   return choice ? route(deps, e, choice.accountId, choice.reason) : undefined;
 }
 
+/** The key's bound account is in the pool: it serves, unless it is at its stream cap and another is not. */
+function stay(
+  e: AccountSelectEvent,
+  deps: SelectDeps,
+  pool: Pool,
+  ctx: SelectionContext & { readonly maxStreams: number },
+  key: AffinityKey,
+  owner: AccountSnapshot,
+): Decision {
+  if (deps.inFlight(owner.id) >= deps.maxStreams()) {
+    // Spill this one request over without moving the key, so the cache stays warm for the rest.
+    const others = pool.usable.filter((a) => a.id !== owner.id && deps.inFlight(a.id) < deps.maxStreams());
+    const spill = others.length > 0 ? choose(deps, pool, ctx, others) : null;
+    if (spill) return route(deps, e, spill.accountId, `sticky owner at its stream cap; ${spill.reason}`);
+  }
+  return [
+    route(deps, e, owner.id, `sticky ${key.kind}`),
+    { type: "sticky.touch", key: key.key, accountId: owner.id },
+  ];
+}
+
 /** The selection that reads the store: continuity, the sticky binding, or settings not cached. */
 async function selectReading(
   e: AccountSelectEvent,
   deps: SelectDeps,
   key: AffinityKey | null,
   responseId: string | undefined,
+  pool: Pool,
 ): Promise<Decision> {
-  const pool = poolOf(e);
   const { usable } = pool;
 
   const bind = (k: AffinityKey, accountId: string, expected?: string | null): Action => ({
@@ -202,18 +227,7 @@ async function selectReading(
   if (key) {
     const bound = await safely(deps, "lookup", () => deps.sticky.lookup(key.key, { now: e.now }), null);
     const owner = bound ? poolAccount(pool, bound.accountId) : undefined;
-    if (owner) {
-      if (deps.inFlight(owner.id) >= deps.maxStreams()) {
-        // Spill this one request over without moving the key, so the cache stays warm for the rest.
-        const others = usable.filter((a) => a.id !== owner.id && deps.inFlight(a.id) < deps.maxStreams());
-        const spill = others.length > 0 ? choose(deps, pool, ctx, others) : null;
-        if (spill) return route(deps, e, spill.accountId, `sticky owner at its stream cap; ${spill.reason}`);
-      }
-      return [
-        route(deps, e, owner.id, `sticky ${key.kind}`),
-        { type: "sticky.touch", key: key.key, accountId: owner.id },
-      ];
-    }
+    if (owner) return stay(e, deps, pool, ctx, key, owner);
     const choice = choose(deps, pool, ctx, usable);
     if (!choice) return undefined;
     const moved = bound ? `sticky ${key.kind} moved from ${bound.accountId}; ` : `sticky ${key.kind} bound; `;

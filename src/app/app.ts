@@ -199,6 +199,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     await new Promise<void>((resolve) => time.setTimeout(resolve, settings.requestLogFlushMs + 100));
     return requestLogs.responseOwner(id);
   });
+  // Cached bindings follow every change (src/sticky/cache.ts): a binding bound, moved or removed
+  // here is published; one changed elsewhere is dropped; a TTL change or an account's deletion
+  // (which takes its bindings) drops them all.
+  sticky.onChanged((key) => feed.publish("sticky", key));
+  feed.subscribe("sticky", (key) => stickyService.forgetCached(key));
+  runtimeSettings.onUpdated(() => stickyService.forgetCached(null));
+  feed.subscribe("settings", () => stickyService.forgetCached(null));
+  accounts.onChange((kind) => {
+    if (kind === "tokens") stickyService.forgetCached(null);
+  });
+  feed.subscribe("accounts", () => stickyService.forgetCached(null));
   // The one place plugin decisions change the store: account actions through the state table,
   // data actions through these ports, each with its compare-and-set guard.
   const core = new CoreApplier({
@@ -207,6 +218,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       stickyBind: (a, now) =>
         stickyService.bind(a.key, a.kind, a.accountId, { now, expected: a.expectedAccountId }),
       stickyTouch: (a, now) => stickyService.touch(a.key, { now, accountId: a.accountId }),
+      stickyTouchSkips: (a, now) => stickyService.touchSkips(a.key, { now, accountId: a.accountId }),
       stickyForget: (a) => stickyService.forget(a.key, { expected: a.expectedAccountId }),
       saveTokens: async (a) => {
         const saved = await accounts.saveTokens(
@@ -267,7 +279,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     now: clock,
     random: () => random.next(),
     timers: time,
-    sticky: { lookup: stickyService.lookup, responseOwner: stickyService.responseOwner },
+    sticky: {
+      lookup: stickyService.lookup,
+      cached: stickyService.cached,
+      responseOwner: stickyService.responseOwner,
+    },
     runtimeSettings,
     firewall: { allowlist: () => access.firewall.allowlist(), cached: () => access.firewall.cached() },
     provider: (key) => {

@@ -1,6 +1,6 @@
 /**
  * Cache invalidation across replicas. A replica that changes something other replicas cache
- * (accounts, API keys, runtime settings, the firewall allowlist) publishes the topic; every other
+ * (accounts, API keys, runtime settings, the firewall allowlist, sticky bindings) publishes the topic; every other
  * replica drops its cached copy when the message arrives (PostgreSQL NOTIFY: milliseconds). After
  * the listening connection was lost and re-opened, every topic is dropped, since messages sent
  * meanwhile are gone. On SQLite (one gateway per file) publishing does nothing.
@@ -9,7 +9,7 @@
  */
 import type { Notifications } from "../store/postgres.ts";
 
-export const changeTopics = ["accounts", "api_keys", "settings", "firewall"] as const;
+export const changeTopics = ["accounts", "api_keys", "settings", "firewall", "sticky"] as const;
 export type ChangeTopic = (typeof changeTopics)[number];
 
 const CHANNEL = "codex_lb_changes";

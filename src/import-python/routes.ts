@@ -118,6 +118,7 @@ export function importPythonRoutes(deps: AppDeps) {
           deps.access.firewall.invalidate();
           deps.access.keyStates.invalidate();
           deps.runtimeSettings.invalidate();
+          deps.sticky.invalidate();
           await audit(deps.store.db, {
             action: "import.python",
             ...auditContext(info),

@@ -20,6 +20,11 @@ export interface DataPorts {
   stickyBind(a: Extract<DataAction, { type: "sticky.bind" }>, now: EpochMs): Promise<boolean>;
   /** Slides a binding still held by `accountId`; false when nothing was written. */
   stickyTouch(a: Extract<DataAction, { type: "sticky.touch" }>, now: EpochMs): Promise<boolean>;
+  /**
+   * True when `stickyTouch` would write nothing and answer false, known at once (from a cache);
+   * false when it cannot tell. Optional.
+   */
+  stickyTouchSkips?(a: Extract<DataAction, { type: "sticky.touch" }>, now: EpochMs): boolean;
   /** Removes a binding (still held by `expectedAccountId`, when given); false when none matched. */
   stickyForget(a: Extract<DataAction, { type: "sticky.forget" }>): Promise<boolean>;
   saveTokens(a: Extract<DataAction, { type: "tokens.save" }>): Promise<"saved" | "stale" | "missing">;
@@ -47,21 +52,46 @@ export class CoreApplier {
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i]!;
       if (!isDataAction(a)) continue;
-      const r = await this.#applyData(a, ctx.plugins?.[i] ?? null, now);
-      const fields = {
-        action: a.type,
-        accountId: "accountId" in a ? a.accountId : a.expectedAccountId,
-        source: ctx.source,
-        plugin: ctx.plugins?.[i] ?? undefined,
-        status: r.status,
-        requestId: ctx.requestId ?? undefined,
-        detail: r.detail,
-      };
-      if (r.status === "refused" || r.status === "invalid") this.o.log.warn(fields, "data action refused");
-      else this.o.log.debug(fields, "data action");
-      results.push(r);
+      results.push(this.#logged(a, await this.#applyData(a, ctx.plugins?.[i] ?? null, now), i, ctx));
     }
     return results;
+  }
+
+  /**
+   * What `apply` would answer, given at once, when it is known without the store: every
+   * store-changing action is a `sticky.touch` that would write nothing (`DataPorts.stickyTouchSkips`).
+   * Null otherwise (then call `apply`). The same results and log lines as `apply`.
+   */
+  applyAtOnce(actions: readonly Action[], ctx: ApplyContext): readonly ApplyResult[] | null {
+    const { data } = this.o;
+    if (!data.stickyTouchSkips) return null;
+    const now = ctx.now ?? this.o.clock();
+    for (const a of actions) {
+      if (isDataAction(a) ? a.type !== "sticky.touch" : isAccountAction(a)) return null;
+      if (a.type === "sticky.touch" && (validateAction(a) !== null || !data.stickyTouchSkips(a, now)))
+        return null;
+    }
+    const results: ApplyResult[] = [];
+    for (let i = 0; i < actions.length; i++) {
+      const a = actions[i]!;
+      if (a.type === "sticky.touch") results.push(this.#logged(a, { action: a, status: "noop" }, i, ctx));
+    }
+    return results;
+  }
+
+  #logged(a: DataAction, r: ApplyResult, i: number, ctx: ApplyContext): ApplyResult {
+    const fields = {
+      action: a.type,
+      accountId: "accountId" in a ? a.accountId : a.expectedAccountId,
+      source: ctx.source,
+      plugin: ctx.plugins?.[i] ?? undefined,
+      status: r.status,
+      requestId: ctx.requestId ?? undefined,
+      detail: r.detail,
+    };
+    if (r.status === "refused" || r.status === "invalid") this.o.log.warn(fields, "data action refused");
+    else this.o.log.debug(fields, "data action");
+    return r;
   }
 
   async #applyData(a: DataAction, plugin: string | null, now: EpochMs): Promise<ApplyResult> {

@@ -38,7 +38,7 @@ export type FireObserver = (hook: HookName, outcome: FireOutcome) => void;
 export class Dispatcher {
   constructor(
     private readonly bus: HookBus,
-    private readonly applier: Pick<CoreApplier, "apply">,
+    private readonly applier: Pick<CoreApplier, "apply"> & Partial<Pick<CoreApplier, "applyAtOnce">>,
     private readonly observe?: FireObserver,
   ) {}
 
@@ -72,14 +72,25 @@ export class Dispatcher {
         applied: NONE_APPLIED,
       });
     }
+    const requestId = options.requestId ?? (event as { requestId?: string }).requestId ?? null;
+    const now = (event as { now?: number }).now;
+    // Only touches that are known to write nothing (a sticky binding used again within its
+    // refresh interval): the same results, at once.
+    const atOnce = this.applier.applyAtOnce?.(outcome.actions, {
+      source: hook,
+      plugins: outcome.attribution,
+      requestId,
+      now,
+    });
+    if (atOnce) return this.#observed(hook, { ...outcome, applied: atOnce });
     // Attribute each action to the handler that returned it, for the account_events row.
     return this.applier
       .apply(outcome.actions, {
         source: hook,
         plugins: outcome.attribution,
-        requestId: options.requestId ?? (event as { requestId?: string }).requestId ?? null,
+        requestId,
         versions: snapshotVersions(event),
-        now: (event as { now?: number }).now,
+        now,
       })
       .then((applied) => this.#observed(hook, { ...outcome, applied }));
   }

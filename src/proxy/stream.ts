@@ -21,6 +21,7 @@ import {
 import { eventJson, formatEvent, jsonObject, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
+import { lookStarts } from "./event-scan.ts";
 import { eventError } from "./failure.ts";
 import { quotaFromEvent } from "./live-quota.ts";
 import { isObject, type Json } from "./validate.ts";
@@ -131,6 +132,15 @@ for (const type of [...OBSERVED, REWRITTEN]) {
   if (other) throw new Error(`stream.ts: event types "${other.type}" and "${type}" have the same length`);
   NAMED_BY_LENGTH[type.length] = { type, bytes: encoder.encode(type) };
 }
+
+/**
+ * The lengths of those names, one bit each, for the bulk scan ({@link lookStarts}): an event named
+ * with another length is none of them. Each is below 32: checked here at load.
+ */
+const NAMED_LENGTHS = NAMED_BY_LENGTH.reduce((bits, named, length) => {
+  if (named && length >= 32) throw new Error(`stream.ts: event type "${named.type}" is 32 or more long`);
+  return named ? bits | (1 << length) : bits;
+}, 0);
 
 const LF = 10;
 
@@ -352,31 +362,62 @@ export class ProxyStream {
 
   /**
    * The client bytes of whole events `data`, appended to `parts`; null (nothing appended) when all
-   * of them go on as they came, the common case.
+   * of them go on as they came, the common case. With a shaper that passes every type, one bulk
+   * scan ({@link lookStarts}) finds the events to look at: every other one is the backend's own
+   * framing with a name the gateway neither reads nor rewrites, which {@link #passable} would pass
+   * without reading anything of it.
    */
   #passOn(data: Uint8Array, parts: Uint8Array[] | null): Uint8Array[] | null {
+    const looks = this.#passes === undefined ? lookStarts(data, NAMED_LENGTHS) : null;
+    if (looks !== null) return this.#passOnLooks(data, parts, looks);
     let out: Uint8Array[] | null = null;
     let runStart = 0;
     let pos = 0;
     const words = new DataView(data.buffer, data.byteOffset, data.byteLength);
     while (pos < data.length) {
-      let end = this.#passable(data, words, pos);
-      if (end < 0) {
-        out ??= parts ?? [];
-        if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
-        end = data.indexOf(LF, pos);
-        while (data[end + 1] !== LF) end = data.indexOf(LF, end + 1);
-        const ev = parseBlock(decodeMidStream(data.subarray(pos, end)));
-        if (ev) {
-          const text = this.#shape([ev]);
-          if (text !== "") out.push(encoder.encode(text));
-        }
-        runStart = end + 2;
+      const end = this.#passable(data, words, pos);
+      if (end >= 0) {
+        pos = end + 2;
+        continue;
       }
-      pos = end + 2;
+      out ??= parts ?? [];
+      if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
+      pos = runStart = this.#viaText(data, pos, out);
     }
     if (out !== null && pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
     return out;
+  }
+
+  /** {@link #passOn} when `looks` are the starts of the only events of `data` it need look at. */
+  #passOnLooks(data: Uint8Array, parts: Uint8Array[] | null, looks: Int32Array): Uint8Array[] | null {
+    if (looks.length === 0) return null;
+    let out: Uint8Array[] | null = null;
+    let runStart = 0;
+    const words = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    for (let i = 0; i < looks.length; i++) {
+      const pos = looks[i]!;
+      if (this.#passable(data, words, pos) >= 0) continue;
+      out ??= parts ?? [];
+      if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
+      runStart = this.#viaText(data, pos, out);
+    }
+    if (out !== null && data.length > runStart) out.push(verbatim(data.subarray(runStart)));
+    return out;
+  }
+
+  /**
+   * The event at `pos` of whole events `data` by the text path: its client text appended to `out`
+   * (as {@link step} would send it). Returns where the next event starts.
+   */
+  #viaText(data: Uint8Array, pos: number, out: Uint8Array[]): number {
+    let end = data.indexOf(LF, pos);
+    while (data[end + 1] !== LF) end = data.indexOf(LF, end + 1);
+    const ev = parseBlock(decodeMidStream(data.subarray(pos, end)));
+    if (ev) {
+      const text = this.#shape([ev]);
+      if (text !== "") out.push(encoder.encode(text));
+    }
+    return end + 2;
   }
 
   /** The stream is over (everything sent): releases it, and ends the client text (null). */

@@ -50,9 +50,33 @@ function toBinding(r: {
  */
 export const TOUCH_MIN_INTERVAL_MS = 15_000;
 
+/** How recently a binding must have been refreshed for a touch to write nothing, at a TTL of `ttlMs`. */
+export function touchMinIntervalMs(ttlMs: number): number {
+  return Math.min(TOUCH_MIN_INTERVAL_MS, Math.floor(ttlMs / 100));
+}
+
 /** Repository over `sticky_sessions`. Every method takes `now` so callers decide the clock. */
 export class StickyStore {
+  readonly #listeners: ((key: string | null) => void)[] = [];
+
   constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * Runs `fn` after each write that binds, moves or removes a binding (`key`), and with null after
+   * `invalidate()`; not after a touch or the sweep of expired bindings. (Caches follow it.)
+   */
+  onChanged(fn: (key: string | null) => void): void {
+    this.#listeners.push(fn);
+  }
+
+  #changed(key: string | null): void {
+    for (const fn of this.#listeners) fn(key);
+  }
+
+  /** Tells the listeners that any binding may have changed (the table was written elsewhere, e.g. by an import). */
+  invalidate(): void {
+    this.#changed(null);
+  }
 
   /** The live binding of `key`, or null (an expired row counts as missing and is removed). */
   async get(key: string, now: EpochMs): Promise<StickyBinding | null> {
@@ -103,6 +127,7 @@ export class StickyStore {
         }),
       )
       .execute();
+    this.#changed(key);
   }
 
   /**
@@ -122,13 +147,15 @@ export class StickyStore {
       await this.bind(key, kind, accountId, now, ttlMs);
       return true;
     }
-    return this.db.transaction().execute(async (trx) => {
+    const bound = await this.db.transaction().execute(async (trx) => {
       const store = new StickyStore(trx);
       const current = await store.get(key, now);
       if ((current?.accountId ?? null) !== expected) return false;
       await store.bind(key, kind, accountId, now, ttlMs);
       return true;
     });
+    if (bound) this.#changed(key);
+    return bound;
   }
 
   /** Removes a binding only while it is bound to `expected` (any account when undefined). */
@@ -136,7 +163,9 @@ export class StickyStore {
     let q = this.db.deleteFrom("sticky_sessions").where("key", "=", key);
     if (expected !== undefined) q = q.where("account_id", "=", expected);
     const res = await q.executeTakeFirst();
-    return Number(res.numDeletedRows) > 0;
+    const deleted = Number(res.numDeletedRows) > 0;
+    if (deleted) this.#changed(key);
+    return deleted;
   }
 
   /**
@@ -144,7 +173,7 @@ export class StickyStore {
    * (the row is gone, or was refreshed less than the minimum interval ago).
    */
   async touch(key: string, now: EpochMs, ttlMs: number, accountId?: string): Promise<boolean> {
-    const minInterval = Math.min(TOUCH_MIN_INTERVAL_MS, Math.floor(ttlMs / 100));
+    const minInterval = touchMinIntervalMs(ttlMs);
     let q = this.db
       .updateTable("sticky_sessions")
       .set({ updated_at: now, expires_at: now + ttlMs })
@@ -159,12 +188,14 @@ export class StickyStore {
 
   /** Removes one binding; true when it existed. */
   async delete(key: string, audit?: AuditOf<string>): Promise<boolean> {
-    return inTransaction(this.db, async (trx) => {
+    const deleted = await inTransaction(this.db, async (trx) => {
       const res = await trx.deleteFrom("sticky_sessions").where("key", "=", key).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0) return false;
       await auditIn(trx, audit, key);
       return true;
     });
+    if (deleted) this.#changed(key);
+    return deleted;
   }
 
   /** Live bindings, newest use first, optionally of one account or kind. */

@@ -144,7 +144,10 @@ describe("sticky bindings", () => {
   });
 
   test("plugins see bindings read-only", () => {
-    expect(Object.keys(outsider.sticky).sort()).toEqual(["lookup", "responseOwner"]);
+    // `cached` (session 12) is a reader too: the cached binding, or null when the store must be read.
+    expect(Object.keys(outsider.sticky).sort()).toEqual(["cached", "lookup", "responseOwner"]);
+    for (const write of ["bind", "touch", "touchSkips", "forget", "forgetCached", "sweep"])
+      expect(write in outsider.sticky).toBe(false);
   });
 });
 

@@ -157,7 +157,8 @@ type ReserveRequest = {
   readonly id: string;
   readonly requestId: string;
   readonly model: string;
-  readonly estimate: UsageFigures;
+  /** Already a {@link Usage} (the hold converts it once): used as it is. */
+  readonly estimate: Usage;
 };
 /** A hold queued for the group commit (see {@link GroupCommit.reserve}). */
 interface HoldOp extends ReserveRequest {
@@ -283,7 +284,7 @@ export async function reserve(
     await sqlite.exclusive((s) => s.immediate(() => reserveIn(s, db, key, req, now)));
     return req.id;
   }
-  const est = asUsage(req.estimate);
+  const est = req.estimate;
   const inFlightSince = now - IN_FLIGHT_MS;
   return db.transaction().execute(async (trx) => {
     // Lock the key first: every reservation of this key is decided one after the other.
@@ -327,7 +328,7 @@ function reserveIn(
   batch?: BatchFigures,
 ): void {
   const inFlightSince = now - IN_FLIGHT_MS;
-  const est = asUsage(req.estimate);
+  const est = req.estimate;
   check(key, est, now, (start, resetsAt) => ({
     logged: loggedIn(s, db, key.id, start, resetsAt, batch),
     held: heldIn(s, db, key.id, start, inFlightSince, batch),
