@@ -155,6 +155,40 @@ test("the server counts each request and an upstream chunk read counts too, whil
   expect(ticks).toBe(4);
 });
 
+test("a server that closes leaves the process's pacer to a server that listened after it", async () => {
+  const ticks = { first: 0, second: 0 };
+  const listenWith = (name: keyof typeof ticks) => {
+    const gc = new GcPacer({ step: 0, minIntervalMs: 0 });
+    gc.tick = () => void ticks[name]++;
+    return listen(() => new Response("ok"), {
+      host: "127.0.0.1",
+      port: 0,
+      maxRequestBodySize: 1024,
+      connectionIdleTimeoutSeconds: 0,
+      headersTimeoutSeconds: 10,
+      maxPendingConnectionsPerAddress: 8,
+      gc,
+    });
+  };
+  const first = listenWith("first");
+  const second = listenWith("second");
+  let firstOpen = true;
+  try {
+    gcTick(); // an upstream chunk: the last server to listen has the process's pacer
+    expect(ticks).toEqual({ first: 0, second: 1 });
+    firstOpen = false;
+    await first.close(1000);
+    // The second still listens: its pacer still counts the chunks.
+    gcTick();
+    expect(ticks).toEqual({ first: 0, second: 2 });
+  } finally {
+    if (firstOpen) await first.close(1000);
+    await second.close(1000);
+  }
+  gcTick();
+  expect(ticks).toEqual({ first: 0, second: 2 });
+});
+
 test("the settings: a step and an interval; 0 turns the step off; a bad value names its variable", () => {
   const s = loadSettings({});
   expect(s.gcRequestStep).toBe(1000);

@@ -95,9 +95,17 @@ export class GcPacer {
 /** The gateway's pacer (one per process: a collection is the whole process's), once listening. */
 let active: GcPacer | null = null;
 
-/** Makes `pacer` the one {@link gcTick} feeds (null: none). */
-export function setActiveGcPacer(pacer: GcPacer | null): void {
+/** Makes `pacer` the one {@link gcTick} feeds (the last server to listen with one). */
+export function setActiveGcPacer(pacer: GcPacer): void {
   active = pacer;
+}
+
+/**
+ * `pacer`'s server closed: {@link gcTick} feeds none any more, unless another server's pacer has
+ * become the process's since (a process with two servers, as tests run them, keeps that one).
+ */
+export function releaseGcPacer(pacer: GcPacer): void {
+  if (active === pacer) active = null;
 }
 
 /** One unit of work for the process's pacer, if any (an upstream chunk read). */

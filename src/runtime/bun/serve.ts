@@ -17,7 +17,7 @@ import { createServer } from "node:http";
 import type { Socket } from "node:net";
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { WsAccept, WsPeer, WsSession } from "../../core/websocket.ts";
-import { type GcPacer, setActiveGcPacer } from "./gc-pacer.ts";
+import { type GcPacer, releaseGcPacer, setActiveGcPacer } from "./gc-pacer.ts";
 
 /**
  * Bytes a Responses WebSocket may have waiting for a client that does not read them (Bun's
@@ -179,7 +179,7 @@ export function listen(
     port: server.port ?? opts.port,
     guarded,
     async close(graceMs) {
-      if (gc) setActiveGcPacer(null);
+      if (gc) releaseGcPacer(gc);
       // Open WebSockets would hold a graceful stop forever: tell their clients to reconnect elsewhere.
       for (const peer of sockets.values()) peer.close(1001, "server shutting down");
       let timer: ReturnType<typeof setTimeout> | undefined;
