@@ -9,13 +9,12 @@ import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { assembleEventScan } from "../../scripts/event-scan-source.ts";
 import { seededRandom } from "../../src/core/clock.ts";
-import type { OpenStream } from "../../src/proxy/attempt.ts";
-import type { ProxyContext } from "../../src/proxy/context.ts";
 import { lookStarts, SCAN_MAX_BYTES, scanAvailable } from "../../src/proxy/event-scan.ts";
 import { EVENT_SCAN_WASM } from "../../src/proxy/event-scan-wasm.ts";
 import { codexShaper } from "../../src/proxy/shapers.ts";
-import { ProxyStream, type Shaper } from "../../src/proxy/stream.ts";
-import { lastEventEnd, UpstreamEvents } from "../../src/upstream/event-stream.ts";
+import type { Shaper } from "../../src/proxy/stream.ts";
+import { lastEventEnd } from "../../src/upstream/event-stream.ts";
+import { clientParts, proxyStream } from "../support/proxy-stream.ts";
 
 const enc = new TextEncoder();
 const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1");
@@ -132,34 +131,9 @@ const perEventShaper: Shaper = {
 };
 
 async function run(chunks: readonly Uint8Array[], shaper: Shaper, bytes: boolean) {
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (const ch of chunks) c.enqueue(ch);
-      c.close();
-    },
-  });
   const quota: unknown[] = [];
-  const open = {
-    account: { id: "a1" },
-    events: new UpstreamEvents(body, 5000),
-    prelude: [],
-    headers: new Headers(),
-    controller: new AbortController(),
-    lease: { release() {} },
-  } as unknown as OpenStream;
-  const ctx = {
-    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
-    quota: { record: (...reading: unknown[]) => quota.push(reading) },
-  } as unknown as ProxyContext;
-  const ps = new ProxyStream(ctx, open, shaper, () => {});
-  const parts: Uint8Array[] = [];
-  for (;;) {
-    const x = bytes ? await ps.stepBytes() : await ps.step();
-    if (x === null) break;
-    if (typeof x === "string") parts.push(enc.encode(x));
-    else if (Array.isArray(x)) parts.push(...x);
-    else parts.push(x);
-  }
+  const ps = proxyStream(chunks, shaper, quota);
+  const { parts } = await clientParts(ps, bytes);
   // Byte for byte, but for the id a response.failed makes up when the upstream gave none.
   const scrub = (s: string) => s.replace(/resp_[0-9a-f]{32}/g, "resp_X");
   return { body: scrub(latin1(Buffer.concat(parts))), state: scrub(JSON.stringify(ps.state)), quota };

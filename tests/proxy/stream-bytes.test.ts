@@ -11,6 +11,7 @@ import type { ProxyContext } from "../../src/proxy/context.ts";
 import { codexShaper, responsesStreamShaper } from "../../src/proxy/shapers.ts";
 import { ProxyStream, type Shaper, toReadableStream } from "../../src/proxy/stream.ts";
 import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
+import { clientParts, proxyStream } from "../support/proxy-stream.ts";
 
 const enc = new TextEncoder();
 const ev = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
@@ -70,33 +71,6 @@ function cuts(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
   return out;
 }
 
-function proxyStream(
-  chunks: readonly Uint8Array[],
-  shaper: Shaper = codexShaper,
-  /** Where the live-quota readings the stream records go. */
-  quota: unknown[] = [],
-): ProxyStream {
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (const ch of chunks) c.enqueue(ch);
-      c.close();
-    },
-  });
-  const open = {
-    account: { id: "a1" },
-    events: new UpstreamEvents(body, 5000),
-    prelude: [],
-    headers: new Headers(),
-    controller: new AbortController(),
-    lease: { release() {} },
-  } as unknown as OpenStream;
-  const ctx = {
-    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 1_700_000_000_000 },
-    quota: { record: (...reading: unknown[]) => quota.push(reading) },
-  } as unknown as ProxyContext;
-  return new ProxyStream(ctx, open, shaper, () => {});
-}
-
 async function run(
   chunks: readonly Uint8Array[],
   bytes: boolean,
@@ -106,18 +80,7 @@ async function run(
 ): Promise<{ out: Uint8Array; raw: number; state: ProxyStream["state"]; quota: unknown[] }> {
   const quota: unknown[] = [];
   const ps = made ?? proxyStream(chunks, shaper, quota);
-  const parts: Uint8Array[] = [];
-  let raw = 0;
-  for (;;) {
-    const x = bytes ? await ps.stepBytes() : await ps.step();
-    if (x === null) break;
-    if (typeof x === "string") parts.push(enc.encode(x));
-    else {
-      raw++;
-      if (Array.isArray(x)) parts.push(...x);
-      else parts.push(x);
-    }
-  }
+  const { parts, raw } = await clientParts(ps, bytes);
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
