@@ -94,7 +94,8 @@ export class StickyCache {
   }
 
   #put(b: StickyBinding): void {
-    // Re-inserted at the end: the map's order is the order of last use, oldest first.
+    // Re-inserted at the end: the map's order is the order of the last read from the store or
+    // refresh, oldest first (a `get` does not reorder: no map write on the selection path).
     this.#entries.delete(b.key);
     if (this.#entries.size >= this.max) {
       const oldest = this.#entries.keys().next();
