@@ -120,11 +120,11 @@ describe("GcPacer", () => {
   });
 });
 
-test("the server counts each request and an upstream chunk read counts too, while it listens", async () => {
-  let ticks = 0;
+/** A server as `listen` starts it, with a pacer whose every unit of work calls `tick` (and nothing else). */
+function listenCounting(tick: () => void) {
   const gc = new GcPacer({ step: 0, minIntervalMs: 0 });
-  gc.tick = () => void ticks++;
-  const listening = listen(() => new Response("ok"), {
+  gc.tick = tick;
+  return listen(() => new Response("ok"), {
     host: "127.0.0.1",
     port: 0,
     maxRequestBodySize: 1024,
@@ -133,6 +133,11 @@ test("the server counts each request and an upstream chunk read counts too, whil
     maxPendingConnectionsPerAddress: 8,
     gc,
   });
+}
+
+test("the server counts each request and an upstream chunk read counts too, while it listens", async () => {
+  let ticks = 0;
+  const listening = listenCounting(() => void ticks++);
   const url = `http://127.0.0.1:${listening.port}/`;
   try {
     await Promise.all([fetch(url), fetch(url)].map(async (r) => (await r).text()));
@@ -157,19 +162,7 @@ test("the server counts each request and an upstream chunk read counts too, whil
 
 test("a server that closes leaves the process's pacer to a server that listened after it", async () => {
   const ticks = { first: 0, second: 0 };
-  const listenWith = (name: keyof typeof ticks) => {
-    const gc = new GcPacer({ step: 0, minIntervalMs: 0 });
-    gc.tick = () => void ticks[name]++;
-    return listen(() => new Response("ok"), {
-      host: "127.0.0.1",
-      port: 0,
-      maxRequestBodySize: 1024,
-      connectionIdleTimeoutSeconds: 0,
-      headersTimeoutSeconds: 10,
-      maxPendingConnectionsPerAddress: 8,
-      gc,
-    });
-  };
+  const listenWith = (name: keyof typeof ticks) => listenCounting(() => void ticks[name]++);
   const first = listenWith("first");
   const second = listenWith("second");
   let firstOpen = true;
