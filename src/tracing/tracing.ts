@@ -62,7 +62,14 @@ export function parseOtelHeaders(text: string): Record<string, string> {
       );
     const raw = part.slice(eq + 1).trim();
     try {
-      out[name] = decodeURIComponent(raw);
+      // An own property whatever the name (`out[name] =` with `__proto__` would set the prototype
+      // and drop the header).
+      Object.defineProperty(out, name, {
+        value: decodeURIComponent(raw),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     } catch {
       throw new SettingsError("CODEX_LB_OTEL_HEADERS", `the value of ${name} is not URL-encoded text`);
     }

@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import OpenAI from "openai";
+import { parseOtelHeaders } from "../../src/tracing/tracing.ts";
 import { startProxyEnv } from "../support/proxy-env.ts";
 import { openWs, wsUrl } from "../support/ws-client.ts";
 
@@ -220,5 +221,16 @@ describe("OpenTelemetry trace export", () => {
     }).catch((e: Error) => e);
     expect(bad).toBeInstanceOf(Error);
     expect((bad as Error).message).toContain("CODEX_LB_OTEL_HEADERS");
+  });
+
+  test("CODEX_LB_OTEL_HEADERS: every name=value pair is a header, whatever its name", () => {
+    const h = parseOtelHeaders("x-a=1, __proto__=p%2Cq,constructor=c,x-a=2");
+    expect(Object.keys(h)).toEqual(["x-a", "__proto__", "constructor"]);
+    expect(Object.entries(h)).toEqual([
+      ["x-a", "2"],
+      ["__proto__", "p,q"],
+      ["constructor", "c"],
+    ]);
+    expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
   });
 });
