@@ -8,7 +8,8 @@
  * each chunk to `pushStream` (src/runtime/bun/push-stream.ts), `gateway` runs the gateway's own
  * stream path on the upstream body (the attempt's first-event check, `ProxyStream` with the Codex
  * shaper, `toReadableStream`: what a streamed Codex answer costs in codex-lb besides routing, auth
- * and logs). `VARIANTS` (comma-separated) picks some. Prints the proxy's CPU µs per request (from
+ * and logs; `STREAM_SHAPER=responses`: the `/v1/responses` stream shaper instead, which passes
+ * by type). `VARIANTS` (comma-separated) picks some. Prints the proxy's CPU µs per request (from
  * /proc/PID/stat) of each round.
  *
  * @module
@@ -17,7 +18,7 @@
 import { systemClock } from "../src/core/clock.ts";
 import { firstEvent, type OpenStream } from "../src/proxy/attempt.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
-import { codexShaper } from "../src/proxy/shapers.ts";
+import { codexShaper, responsesStreamShaper } from "../src/proxy/shapers.ts";
 import { ProxyStream, toReadableStream } from "../src/proxy/stream.ts";
 import { pushStream } from "../src/runtime/bun/push-stream.ts";
 import { UpstreamEvents } from "../src/upstream/event-stream.ts";
@@ -93,7 +94,8 @@ async function gatewayStream(res: Response): Promise<Response> {
     account: { id: "acc" },
     lease: { release() {} },
   } as unknown as OpenStream;
-  const ps = new ProxyStream(gatewayCtx, open, codexShaper, () => {});
+  const shaper = process.env.STREAM_SHAPER === "responses" ? responsesStreamShaper() : codexShaper;
+  const ps = new ProxyStream(gatewayCtx, open, shaper, () => {});
   return new Response(toReadableStream(ps, 15_000, systemClock), { headers: SSE });
 }
 

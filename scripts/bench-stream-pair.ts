@@ -5,7 +5,8 @@
  * checkouts, loaded at the same moments in front of one fake upstream, on 127.0.0.1 only. Less of
  * each request's CPU is the rest of the gateway, so a change to the stream path shows through the
  * noise of a shared machine better than in `bench-c64-pair.ts`. `PAIR_ANSWER` (default
- * `bench-long-stream`, the 1,000-event answer; `benchmark`: the short one), `PAIR_CONNS` (default 8),
+ * `bench-long-stream`, the 1,000-event answer; `benchmark`: the short one), `STREAM_SHAPER=responses`
+ * (the `/v1/responses` stream shaper instead of the Codex one), `PAIR_CONNS` (default 8),
  * `PAIR_SECONDS` (3), `PAIR_ROUNDS` (12). Prints each round's CPU µs per request (/proc) of both,
  * and in how many rounds B was lower.
  *
