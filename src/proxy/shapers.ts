@@ -99,11 +99,22 @@ export class ResponseCollector implements Shaper {
   #final: Json | null = null;
   #created: Json | null = null;
 
-  needsJson(): boolean {
-    return true;
+  /**
+   * The stream's response id is known (from the last event's {@link event} on): the JSON of an
+   * event this does not read can change nothing any more (the gateway takes the first id it sees).
+   */
+  #idKnown = false;
+
+  /**
+   * The JSON of the events {@link event} reads (the start, finished output items, the end), and of
+   * every event until the response id is known; not of the deltas that follow.
+   */
+  needsJson(type: string): boolean {
+    return !this.#idKnown || type === "response.created" || readsItems(type);
   }
 
-  event(type: string, json: Json | null): string {
+  event(type: string, json: Json | null, _raw: string, state: StreamState): string {
+    this.#idKnown = state.responseId !== null;
     if (!json) return "";
     if (type === "response.created" && isObject(json.response)) this.#created = json.response;
     else if (type === "response.output_item.done") this.#items.add(json);
