@@ -8,6 +8,7 @@
 import type { Kysely } from "kysely";
 import { formatCidr, parseCidr } from "../core/address.ts";
 import { GatewayError } from "../core/errors.ts";
+import { FillGuard } from "../core/fill-guard.ts";
 import { type AuditOf, auditIn, inTransaction } from "../store/audit.ts";
 import type { Database } from "../store/schema.ts";
 
@@ -36,13 +37,13 @@ function mustNormalize(input: string): string {
 
 export class FirewallStore {
   #cache: readonly string[] | null = null;
-  /** Bumped whenever the cached list is dropped: a read begun before then does not fill the cache. */
-  #generation = 0;
+  /** When a read of the list may fill the cache (src/core/fill-guard.ts). */
+  readonly #fills = new FillGuard<"list">();
   readonly #listeners: (() => void)[] = [];
 
   #drop(): void {
     this.#cache = null;
-    this.#generation++;
+    this.#fills.drop();
   }
 
   /** Drops the cached list (another replica changed it). */
@@ -70,11 +71,13 @@ export class FirewallStore {
   /** The entries as strings, cached; the same array object until the list changes. */
   async allowlist(): Promise<readonly string[]> {
     if (this.#cache) return this.#cache;
-    const generation = this.#generation;
-    const list = Object.freeze((await this.list()).map((e) => e.entry));
-    // A change while the store was read: this caller gets what it read, the cache stays empty.
-    if (generation === this.#generation) this.#cache = list;
-    return list;
+    return this.#fills.read(
+      "list",
+      async () => Object.freeze((await this.list()).map((e) => e.entry)),
+      (list) => {
+        this.#cache = list;
+      },
+    );
   }
 
   /** What `allowlist()` answers from its cache, or null when it must read the store. */

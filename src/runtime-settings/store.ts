@@ -14,6 +14,7 @@ import { Value } from "@sinclair/typebox/value";
 import type { Kysely } from "kysely";
 import { systemClock } from "../core/clock.ts";
 import { GatewayError } from "../core/errors.ts";
+import { FillGuard } from "../core/fill-guard.ts";
 import type { EpochMs } from "../core/types.ts";
 import { routingStrategies, type Settings } from "../settings/schema.ts";
 import { type AuditOf, auditIn, inTransaction } from "../store/audit.ts";
@@ -85,8 +86,8 @@ export interface RuntimeSettingsReader {
 
 export class RuntimeSettingsStore implements RuntimeSettingsReader {
   #cache: { doc: RuntimeSettingsDocument; at: EpochMs } | null = null;
-  /** Bumped whenever the cache is replaced by a change: a read begun before then does not fill it. */
-  #generation = 0;
+  /** When a read of the row may fill the cache (src/core/fill-guard.ts); a change drops it. */
+  readonly #fills = new FillGuard<"document">();
   readonly #listeners: (() => void)[] = [];
 
   constructor(
@@ -100,12 +101,15 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
     const cached = this.cached();
     if (cached) return cached;
     const now = this.clock();
-    const generation = this.#generation;
-    const doc = await this.#read();
     // Written, forgotten or invalidated while the row was read: this caller gets what it read, the
     // cache keeps what the change left.
-    if (generation === this.#generation) this.#cache = { doc, at: now };
-    return doc;
+    return this.#fills.read(
+      "document",
+      () => this.#read(),
+      (doc) => {
+        this.#cache = { doc, at: now };
+      },
+    );
   }
 
   cached(): RuntimeSettingsDocument | null {
@@ -117,10 +121,10 @@ export class RuntimeSettingsStore implements RuntimeSettingsReader {
     this.#set(null);
   }
 
-  /** The cache replaced by a change (bumps the generation). */
+  /** The cache replaced by a change: no read under way may fill it any more. */
   #set(cache: { doc: RuntimeSettingsDocument; at: EpochMs } | null): void {
     this.#cache = cache;
-    this.#generation++;
+    this.#fills.drop();
   }
 
   /**

@@ -6,7 +6,8 @@
  *   connection was re-opened every key is dropped; a bind, forget or touch that found the store
  *   otherwise than the decision (or the cache) saw drops the key too (src/sticky/service.ts);
  * - a read of the store under way when the key is dropped does not fill the cache (the caller gets
- *   what it read): only a read begun after the last drop may;
+ *   what it read), nor does one begun before another read of the key that already filled it: the
+ *   rule of every cache filled from the store, src/core/fill-guard.ts;
  * - a touch made here refreshes the entry; another replica's touch only moves the stored expiry
  *   later, so the entry expires first and the next request reads the store again. An entry is used
  *   only before its `expiresAt` and before `updatedAt` + the current TTL (so a lowered TTL that
@@ -16,6 +17,7 @@
  *
  * @module
  */
+import { FillGuard } from "../core/fill-guard.ts";
 import type { EpochMs } from "../core/types.ts";
 import type { StickyBinding } from "./store.ts";
 
@@ -24,8 +26,8 @@ export const STICKY_CACHE_MAX = 10_000;
 
 export class StickyCache {
   readonly #entries = new Map<string, StickyBinding>();
-  /** The read of each key under way whose answer may fill the cache (dropped by a change). */
-  readonly #reads = new Map<string, object>();
+  /** When a read of a key may fill its entry (dropped by a change). */
+  readonly #fills = new FillGuard<string>();
 
   constructor(readonly max: number = STICKY_CACHE_MAX) {}
 
@@ -46,21 +48,19 @@ export class StickyCache {
 
   /**
    * Reads `key` from the store through `read` and keeps the answer (a binding, or its absence), but
-   * only if the key was not dropped while the read was under way.
+   * only if the key was not dropped while the read was under way, and no read of it begun later
+   * filled it first.
    */
-  async read(key: string, read: () => Promise<StickyBinding | null>): Promise<StickyBinding | null> {
-    const token = {};
-    this.#reads.set(key, token);
-    try {
-      const b = await read();
-      if (this.#reads.get(key) === token) {
-        if (b === null) this.#entries.delete(key);
-        else this.#put(b);
-      }
-      return b;
-    } finally {
-      if (this.#reads.get(key) === token) this.#reads.delete(key);
-    }
+  read(key: string, read: () => Promise<StickyBinding | null>): Promise<StickyBinding | null> {
+    return this.#fills.read(key, read, (b) => {
+      if (b === null) this.#entries.delete(key);
+      else this.#put(b);
+    });
+  }
+
+  /** Keys with a read of the store under way (for tests). */
+  get reading(): number {
+    return this.#fills.pending;
   }
 
   /** Whether the cache knows `key` is held by `accountId` and was refreshed after `since`. */
@@ -81,10 +81,10 @@ export class StickyCache {
   drop(key: string | null): void {
     if (key === null) {
       this.#entries.clear();
-      this.#reads.clear();
+      this.#fills.drop();
     } else {
       this.#entries.delete(key);
-      this.#reads.delete(key);
+      this.#fills.drop(key);
     }
   }
 

@@ -101,6 +101,13 @@ describe("pricing", () => {
     expect(priceOf("llama-3")).toBeNull();
     expect(costUsd(null, { inputTokens: 1, cachedInputTokens: 0, outputTokens: 1 })).toBeNull();
   });
+  test.each(["constructor", "__proto__", "Constructor", "constructor-x", "hasownproperty"])(
+    "a model named like what every object inherits (%s) has no price either",
+    (model) => {
+      expect(priceOf(model)).toBeNull();
+      expect(costUsd(model, { inputTokens: 1, cachedInputTokens: 0, outputTokens: 1 })).toBeNull();
+    },
+  );
 });
 
 describe("usage counting from request_logs", () => {

@@ -33,7 +33,7 @@ const ask = (r: Replica) =>
   });
 
 test("a cap of 2 streams per account: 6 requests at once over 3 replicas, 2 served, 4 refused 429", async () => {
-  c.fake.always(who.chatgptAccountId, { kind: "slow", text: "slow answer", delayMs: 1500 });
+  c.fake.always(who.chatgptAccountId, { kind: "slow", text: "slow answer", delayMs: 5000 });
   const answers = await Promise.all(c.replicas.flatMap((r) => [ask(r), ask(r)]));
   const statuses = answers.map((a) => a.status).sort();
   expect(statuses).toEqual([200, 200, 429, 429, 429, 429]);

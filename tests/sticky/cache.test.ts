@@ -73,6 +73,34 @@ describe("StickyCache", () => {
     expect(c.get("k", T0 + 1, TTL)).toBeNull();
   });
 
+  test("many reads of one key under way: the first answer fills at once, and none is left behind", async () => {
+    const c = new StickyCache();
+    const gates = Array.from({ length: 5 }, () => gate<StickyBinding | null>());
+    const reads = gates.map((g) => c.read("k", () => g.promise));
+    expect(c.reading).toBe(1);
+    // The last begun answers first; the others (begun earlier) come back later with older views.
+    gates[4]?.open(binding("k", "e"));
+    await reads[4];
+    expect(c.get("k", T0 + 1, TTL)?.accountId).toBe("e");
+    for (const [i, g] of gates.slice(0, 4).entries()) g.open(binding("k", `old${i}`));
+    await Promise.all(reads);
+    expect(c.get("k", T0 + 1, TTL)?.accountId).toBe("e");
+    expect(c.reading).toBe(0);
+    // Concurrent misses of a key no read had filled: the first answer fills, though later-begun
+    // reads are still under way (before, only the last begun could fill).
+    const c2 = new StickyCache();
+    const g1 = gate<StickyBinding | null>();
+    const g2 = gate<StickyBinding | null>();
+    const r1 = c2.read("k", () => g1.promise);
+    const r2 = c2.read("k", () => g2.promise);
+    g1.open(binding("k", "a"));
+    await r1;
+    expect(c2.get("k", T0 + 1, TTL)?.accountId).toBe("a");
+    g2.open(binding("k", "a"));
+    await r2;
+    expect(c2.reading).toBe(0);
+  });
+
   test("an entry is answered only before its expiry and before its last refresh plus the current TTL", async () => {
     const c = new StickyCache();
     await c.read("k", async () => binding("k", "a", T0));

@@ -38,17 +38,29 @@ export const pricingTable: Readonly<Record<string, ModelPrice>> = {
   "gpt-5.5": p(5, 0.5, 30),
 };
 
+/**
+ * {@link pricingTable} as a map: a model id is the client's text, so it must find listed ids only,
+ * never what every object inherits (`constructor`, `__proto__`); and a lookup by a string made at
+ * run time (lower-cased) stays on the JIT's fast path, where a property lookup by it left the
+ * optimised code.
+ */
+const prices: ReadonlyMap<string, ModelPrice> = new Map(Object.entries(pricingTable));
+
 /** The price of a model: exact id, else the longest listed id followed by `-` (`gpt-5.4-mini-high`). */
 export function priceOf(model: string | null | undefined): ModelPrice | null {
   if (!model) return null;
   const m = model.toLowerCase();
-  const exact = pricingTable[m];
+  const exact = prices.get(m);
   if (exact) return exact;
-  let best: string | null = null;
-  for (const k of Object.keys(pricingTable)) {
-    if (m.startsWith(`${k}-`) && (best === null || k.length > best.length)) best = k;
+  let best: ModelPrice | null = null;
+  let bestLength = 0;
+  for (const [k, price] of prices) {
+    if (k.length > bestLength && m.startsWith(`${k}-`)) {
+      best = price;
+      bestLength = k.length;
+    }
   }
-  return best ? pricingTable[best]! : null;
+  return best;
 }
 
 export interface TokenCounts {
