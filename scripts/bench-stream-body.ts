@@ -8,7 +8,9 @@
  * each chunk to `pushStream` (src/runtime/bun/push-stream.ts), `gateway` runs the gateway's own
  * stream path on the upstream body (the attempt's first-event check, `ProxyStream` with the Codex
  * shaper, `toReadableStream`: what a streamed Codex answer costs in codex-lb besides routing, auth
- * and logs). `VARIANTS` (comma-separated) picks some. Prints the proxy's CPU µs per request (from
+ * and logs; `STREAM_SHAPER=responses`: the `/v1/responses` stream shaper instead, which passes
+ * by type; `STREAM_SHAPER=collector`: the answer assembled as one JSON object, as `/v1/responses`
+ * without `stream` does). `VARIANTS` (comma-separated) picks some. Prints the proxy's CPU µs per request (from
  * /proc/PID/stat) of each round.
  *
  * @module
@@ -17,8 +19,8 @@
 import { systemClock } from "../src/core/clock.ts";
 import { firstEvent, type OpenStream } from "../src/proxy/attempt.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
-import { codexShaper } from "../src/proxy/shapers.ts";
-import { ProxyStream, toReadableStream } from "../src/proxy/stream.ts";
+import { codexShaper, ResponseCollector, responsesStreamShaper } from "../src/proxy/shapers.ts";
+import { drain, ProxyStream, toReadableStream } from "../src/proxy/stream.ts";
 import { pushStream } from "../src/runtime/bun/push-stream.ts";
 import { UpstreamEvents } from "../src/upstream/event-stream.ts";
 import { envNumber } from "./bench-env.ts";
@@ -93,7 +95,14 @@ async function gatewayStream(res: Response): Promise<Response> {
     account: { id: "acc" },
     lease: { release() {} },
   } as unknown as OpenStream;
-  const ps = new ProxyStream(gatewayCtx, open, codexShaper, () => {});
+  if (process.env.STREAM_SHAPER === "collector") {
+    const collector = new ResponseCollector();
+    const ps = new ProxyStream(gatewayCtx, open, collector, () => {});
+    await drain(ps);
+    return Response.json(collector.result(ps.state));
+  }
+  const shaper = process.env.STREAM_SHAPER === "responses" ? responsesStreamShaper() : codexShaper;
+  const ps = new ProxyStream(gatewayCtx, open, shaper, () => {});
   return new Response(toReadableStream(ps, 15_000, systemClock), { headers: SSE });
 }
 

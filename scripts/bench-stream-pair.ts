@@ -5,7 +5,9 @@
  * checkouts, loaded at the same moments in front of one fake upstream, on 127.0.0.1 only. Less of
  * each request's CPU is the rest of the gateway, so a change to the stream path shows through the
  * noise of a shared machine better than in `bench-c64-pair.ts`. `PAIR_ANSWER` (default
- * `bench-long-stream`, the 1,000-event answer; `benchmark`: the short one), `PAIR_CONNS` (default 8),
+ * `bench-long-stream`, the 1,000-event answer; `benchmark`: the short one), `STREAM_SHAPER=responses`
+ * (the `/v1/responses` stream shaper instead of the Codex one; `collector`: the answer assembled as
+ * one JSON object, as `/v1/responses` without `stream`), `PAIR_CONNS` (default 8),
  * `PAIR_SECONDS` (3), `PAIR_ROUNDS` (12). Prints each round's CPU µs per request (/proc) of both,
  * and in how many rounds B was lower.
  *
@@ -37,7 +39,10 @@ try {
       Array.from({ length: CONNS }, async () => {
         while (performance.now() < until) {
           const res = await fetch(`${p.url}/`, { method: "POST", body });
-          if (!(await res.text()).includes("response.completed")) throw new Error(`${p.url}: bad answer`);
+          const text = await res.text();
+          // A stream ends with its terminal event; an assembled answer is the completed Response.
+          if (!text.includes("response.completed") && !text.includes('"status":"completed"'))
+            throw new Error(`${p.url}: bad answer`);
           n++;
         }
       }),

@@ -4,8 +4,10 @@
  * looks at those alone instead of checking every event in JavaScript (see docs/proxy.md).
  *
  * An event is plain when it is the backend's own framing (one `event: ` line with a name, one
- * `data: ` line, nothing else) and its name's length is none of the lengths the caller asks to
- * look at (the types it reads or rewrites, by length: a name of another length cannot be one).
+ * `data: ` line, nothing else), its name's length is none of the lengths the caller asks to
+ * look at (the types it reads or rewrites, by length: a name of another length cannot be one),
+ * and its name does not start with the prefix the caller may ask to look at (`codex.`, the events
+ * `/v1/responses` hides, whatever their length).
  *
  * @module
  */
@@ -18,7 +20,7 @@ const PAGE = 65536;
 
 interface Scanner {
   readonly memory: WebAssembly.Memory;
-  readonly scan: (len: number, out: number, look: number) => number;
+  readonly scan: (len: number, out: number, look: number, prefix: bigint, pmask: bigint) => number;
   bytes: Uint8Array;
   ints: Int32Array;
 }
@@ -43,14 +45,47 @@ export const scanAvailable = scanner !== null;
 
 const NONE = new Int32Array(0);
 
+/** A name prefix the scan looks at ({@link scanPrefix}): up to 8 bytes, as the module compares them. */
+export interface ScanPrefix {
+  /** The prefix's bytes, little-endian. */
+  readonly value: bigint;
+  /** 0xff for each of its bytes. */
+  readonly mask: bigint;
+}
+
+/** No prefix looked at. */
+export const NO_PREFIX: ScanPrefix = Object.freeze({ value: 0n, mask: 0n });
+
+/**
+ * `prefix` (1 to 8 ASCII characters, no line feed) for {@link lookStarts}: names starting with it
+ * are looked at, whatever their length.
+ */
+export function scanPrefix(prefix: string): ScanPrefix {
+  if (prefix.length < 1 || prefix.length > 8 || !/^[\x20-\x7e]+$/.test(prefix))
+    throw new Error(
+      `event-scan.ts: a scan prefix must be 1 to 8 printable ASCII characters, not "${prefix}"`,
+    );
+  let value = 0n;
+  let mask = 0n;
+  for (let i = 0; i < prefix.length; i++) {
+    value |= BigInt(prefix.charCodeAt(i)) << BigInt(8 * i);
+    mask |= 0xffn << BigInt(8 * i);
+  }
+  return Object.freeze({ value, mask });
+}
+
 /**
  * The starts, in order, of the events of whole events `data` (`\n\n`-ended blocks, split as a
  * forward search for `\n\n` splits them) that are not plain: framed otherwise, or named with a
  * length whose bit is set in `look` (bit 0, an empty name, is always looked at; lengths of 32 and
- * more never are). Null when the scan is not available or `data` is larger than
- * {@link SCAN_MAX_BYTES}: the caller checks each event itself.
+ * more never are), or named with `prefix` first. Null when the scan is not available or `data` is
+ * larger than {@link SCAN_MAX_BYTES}: the caller checks each event itself.
  */
-export function lookStarts(data: Uint8Array, look: number): Int32Array | null {
+export function lookStarts(
+  data: Uint8Array,
+  look: number,
+  prefix: ScanPrefix = NO_PREFIX,
+): Int32Array | null {
   const s = scanner;
   const len = data.length;
   if (s === null || len > SCAN_MAX_BYTES) return null;
@@ -64,7 +99,7 @@ export function lookStarts(data: Uint8Array, look: number): Int32Array | null {
   }
   s.bytes.set(data, 0);
   s.bytes[len] = 0;
-  const n = s.scan(len, out, look | 1);
+  const n = s.scan(len, out, look | 1, prefix.value, prefix.mask);
   if (n === 0) return NONE;
   // A copy: the memory is the next scan's (a caller may scan again while it goes through these).
   return s.ints.slice(out >> 2, (out >> 2) + n);

@@ -13,9 +13,13 @@
 
   ;; The event `[s, p)` (p: the first line feed of its blank line) is plain: exactly one line feed
   ;; inside (at nl; `lfs` counts them), it starts with "event: ", its name (s+7 .. nl) is not
-  ;; empty and its length is not one of `look` (bit L set: a name of length L needs a look; any
-  ;; length of 32 and more is plain), and its second line starts with "data: ".
-  (func $plain (param $s i32) (param $lfs i32) (param $nl i32) (param $look i32) (result i32)
+  ;; empty, its length is not one of `look` (bit L set: a name of length L needs a look; any
+  ;; length of 32 and more is plain), it does not start with the prefix (when `pmask` is not 0: the
+  ;; 8 bytes from the name's start, masked with `pmask`, are not `prefix`; a prefix has no line
+  ;; feed, so a shorter name, whose line feed falls inside the mask, never matches), and its second
+  ;; line starts with "data: ".
+  (func $plain (param $s i32) (param $lfs i32) (param $nl i32) (param $look i32)
+    (param $prefix i64) (param $pmask i64) (result i32)
     (local $len i32)
     (if (i32.ne (local.get $lfs) (i32.const 1)) (then (return (i32.const 0))))
     (local.set $len (i32.sub (i32.sub (local.get $nl) (local.get $s)) (i32.const 7)))
@@ -26,6 +30,12 @@
       (then
         (if (i32.and (i32.shr_u (local.get $look) (local.get $len)) (i32.const 1))
           (then (return (i32.const 0))))))
+    (if (i64.ne (local.get $pmask) (i64.const 0))
+      (then
+        (if (i64.eq
+              (i64.and (i64.load offset=7 (local.get $s)) (local.get $pmask))
+              (local.get $prefix))
+          (then (return (i32.const 0))))))
     (i32.and
       (i64.eq
         (i64.and (i64.load (local.get $s)) (global.get $SEVEN_BYTES))
@@ -34,12 +44,13 @@
         (i64.and (i64.load (local.get $nl)) (global.get $SEVEN_BYTES))
         (global.get $DATA_LINE))))
 
-  ;; scan(len, out, look): `memory[0, len)` is whole events (the last ends with its blank line),
+  ;; scan(len, out, look, prefix, pmask): `memory[0, len)` is whole events (the last ends with its blank line),
   ;; and the 64 bytes after `len` are readable (their contents do not matter). Events are split as
   ;; a forward search for "\n\n" splits them: each ends at the first "\n\n" from its start, and
   ;; the next starts after it. Writes the start of every event that is not plain ($plain) as i32s
   ;; from `out` (4-aligned, past len + 64), in order, and returns how many.
-  (func (export "scan") (param $len i32) (param $out i32) (param $look i32) (result i32)
+  (func (export "scan") (param $len i32) (param $out i32) (param $look i32)
+    (param $prefix i64) (param $pmask i64) (result i32)
     (local $base i32) ;; the 64 bytes being looked at
     (local $mask i64) ;; their line feeds not handled yet, one bit each
     (local $p i32)    ;; the line feed being handled
@@ -84,7 +95,8 @@
                   (then
                     ;; The event's blank line: it is [s, p).
                     (if (i32.eqz
-                          (call $plain (local.get $s) (local.get $lfs) (local.get $nl) (local.get $look)))
+                          (call $plain (local.get $s) (local.get $lfs) (local.get $nl) (local.get $look)
+                            (local.get $prefix) (local.get $pmask)))
                       (then
                         (i32.store
                           (i32.add (local.get $out) (i32.shl (local.get $count) (i32.const 2)))

@@ -8,7 +8,7 @@
  * @module
  */
 import { formatEvent } from "../upstream/sse.ts";
-import type { Shaper, StreamState } from "./stream.ts";
+import type { Shaper, ShaperRefusals, StreamState } from "./stream.ts";
 import { isObject, type Json } from "./validate.ts";
 
 const TERMINALS = new Set(["response.completed", "response.incomplete", "response.failed"]);
@@ -47,7 +47,18 @@ export class OutputItems {
 }
 
 /** The events the `/v1/responses` stream shaper reads as JSON: finished output items and the end. */
-const readsItems = (type: string): boolean => type === "response.output_item.done" || TERMINALS.has(type);
+const READS = new Set(["response.output_item.done", ...TERMINALS]);
+const readsItems = (type: string): boolean => READS.has(type);
+
+/** The prefix of the types the `/v1/responses` stream hides (the Codex backend's own events). */
+const HIDDEN_PREFIX = "codex.";
+const hidden = (type: string): boolean => type.startsWith(HIDDEN_PREFIX);
+
+/** What the `/v1/responses` stream shaper refuses to pass on as bytes once started: what it reads or hides. */
+const RESPONSES_REFUSALS: ShaperRefusals = Object.freeze({
+  names: Object.freeze([...READS]),
+  prefix: HIDDEN_PREFIX,
+});
 
 /** `POST /v1/responses` with `stream: true`. */
 export function responsesStreamShaper(): Shaper {
@@ -56,9 +67,10 @@ export function responsesStreamShaper(): Shaper {
   return {
     needsJson: readsItems,
     // Once started, every event it neither drops (codex.*) nor reads goes on as it came.
-    passes: (type) => started && !type.startsWith("codex.") && !readsItems(type),
+    passes: (type) => started && !hidden(type) && !readsItems(type),
+    refuses: () => (started ? RESPONSES_REFUSALS : null),
     event(type, json, raw) {
-      if (type.startsWith("codex.")) return "";
+      if (hidden(type)) return "";
       let prefix = "";
       if (!started) {
         started = true;
@@ -87,11 +99,22 @@ export class ResponseCollector implements Shaper {
   #final: Json | null = null;
   #created: Json | null = null;
 
-  needsJson(): boolean {
-    return true;
+  /**
+   * The stream's response id is known (from the last event's {@link event} on): the JSON of an
+   * event this does not read can change nothing any more (the gateway takes the first id it sees).
+   */
+  #idKnown = false;
+
+  /**
+   * The JSON of the events {@link event} reads (the start, finished output items, the end), and of
+   * every event until the response id is known; not of the deltas that follow.
+   */
+  needsJson(type: string): boolean {
+    return !this.#idKnown || type === "response.created" || readsItems(type);
   }
 
-  event(type: string, json: Json | null): string {
+  event(type: string, json: Json | null, _raw: string, state: StreamState): string {
+    this.#idKnown = state.responseId !== null;
     if (!json) return "";
     if (type === "response.created" && isObject(json.response)) this.#created = json.response;
     else if (type === "response.output_item.done") this.#items.add(json);

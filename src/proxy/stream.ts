@@ -21,7 +21,7 @@ import {
 import { eventJson, formatEvent, jsonObject, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
-import { lookStarts } from "./event-scan.ts";
+import { lookStarts, NO_PREFIX, type ScanPrefix, scanPrefix } from "./event-scan.ts";
 import { eventError } from "./failure.ts";
 import { quotaFromEvent } from "./live-quota.ts";
 import { isObject, type Json } from "./validate.ts";
@@ -61,6 +61,19 @@ export interface Shaper {
    * client as the upstream's own bytes.
    */
   passes?(type: string): boolean;
+  /**
+   * With {@link passes}, for the bulk scan ({@link lookStarts}): null while `passes` may still
+   * change its answers (each event is then checked one by one); else the only types `passes`
+   * refuses from now on, for good: these `names` and any type starting with `prefix`. Every other
+   * event of the backend's own framing then goes on as bytes without a check of its own.
+   */
+  refuses?(): ShaperRefusals | null;
+}
+
+/** What a shaper's {@link Shaper.passes} refuses for good (see {@link Shaper.refuses}). */
+export interface ShaperRefusals {
+  readonly names: readonly string[];
+  readonly prefix: string | null;
 }
 
 /** Types whose JSON the observer itself reads. */
@@ -144,6 +157,41 @@ const NAMED_LENGTHS = NAMED_BY_LENGTH.reduce((bits, named, length) => {
 
 const LF = 10;
 
+/** What the bulk scan looks at for a shaper's refusals (see {@link scanLooks}). */
+interface ScanLooks {
+  readonly lengths: number;
+  readonly prefix: ScanPrefix;
+}
+
+/** The scan's looks for a shaper that passes every type: the types the gateway reads or rewrites. */
+const PASS_ALL_LOOKS: ScanLooks = { lengths: NAMED_LENGTHS, prefix: NO_PREFIX };
+
+/** {@link scanLooks} of each refusals object a shaper handed out (shapers hand out constants). */
+const looksOfRefusals = new WeakMap<ShaperRefusals, ScanLooks | null>();
+
+/**
+ * The scan's looks for `refusals`: the lengths of {@link NAMED_LENGTHS} and of the refused names,
+ * and the refused prefix; null when the scan cannot flag them all (a name of 32 or more bytes).
+ */
+function scanLooks(refusals: ShaperRefusals): ScanLooks | null {
+  let looks = looksOfRefusals.get(refusals);
+  if (looks === undefined) {
+    looks = makeScanLooks(refusals);
+    looksOfRefusals.set(refusals, looks);
+  }
+  return looks;
+}
+
+function makeScanLooks(refusals: ShaperRefusals): ScanLooks | null {
+  let lengths = NAMED_LENGTHS;
+  for (const name of refusals.names) {
+    const length = encoder.encode(name).length;
+    if (length >= 32) return null;
+    lengths |= 1 << length;
+  }
+  return { lengths, prefix: refusals.prefix === null ? NO_PREFIX : scanPrefix(refusals.prefix) };
+}
+
 /** The {@link OBSERVED} or {@link REWRITTEN} type named by `data[from..to]`, or null. */
 function knownName(data: Uint8Array, from: number, to: number): string | null {
   const observed = NAMED_BY_LENGTH[to - from];
@@ -224,6 +272,10 @@ export class ProxyStream {
   readonly #passes: ((type: string) => boolean) | undefined;
   /** The byte path applies: the shaper passes events on as bytes and the events can read bytes. */
   readonly #bytePath: boolean;
+  /** The refusals {@link #looks} was made from (a shaper hands out the same object while they hold). */
+  #refusals: ShaperRefusals | null = null;
+  /** What the bulk scan looks at, for a shaper that passes by type; null: each event is checked. */
+  #looks: ScanLooks | null = null;
   #ended = false;
   #finished = false;
   /** The upstream body ended by itself (nothing to abort). */
@@ -362,14 +414,19 @@ export class ProxyStream {
 
   /**
    * The client bytes of whole events `data`, appended to `parts`; null (nothing appended) when all
-   * of them go on as they came, the common case. With a shaper that passes every type, one bulk
-   * scan ({@link lookStarts}) finds the events to look at: every other one is the backend's own
-   * framing with a name the gateway neither reads nor rewrites, which {@link #passable} would pass
-   * without reading anything of it.
+   * of them go on as they came, the common case. With a shaper that passes every type, or one
+   * that says which types it refuses for good ({@link Shaper.refuses}), one bulk scan
+   * ({@link lookStarts}) finds the events to look at: every other one is the backend's own framing
+   * with a name the gateway neither reads nor rewrites and the shaper passes, which
+   * {@link #passable} would pass without reading anything of it.
    */
   #passOn(data: Uint8Array, parts: Uint8Array[] | null): Uint8Array[] | null {
-    const looks = this.#passes === undefined ? lookStarts(data, NAMED_LENGTHS) : null;
+    const scan = this.#passes === undefined ? PASS_ALL_LOOKS : this.#scanLooks();
+    const looks = scan === null ? null : lookStarts(data, scan.lengths, scan.prefix);
     if (looks !== null) return this.#passOnLooks(data, parts, looks);
+    // Checked event by event. A shaper that comes to pass by type for good on the way (at its first
+    // event, which the text path gives it) has the rest of the chunk scanned.
+    let rescan = scan === null && this.#passes !== undefined;
     let out: Uint8Array[] | null = null;
     let runStart = 0;
     let pos = 0;
@@ -383,9 +440,32 @@ export class ProxyStream {
       out ??= parts ?? [];
       if (pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
       pos = runStart = this.#viaText(data, pos, out);
+      const now = rescan ? this.#scanLooks() : null;
+      if (now !== null) {
+        rescan = false;
+        const rest = data.subarray(pos);
+        const restLooks = lookStarts(rest, now.lengths, now.prefix);
+        if (restLooks !== null) {
+          if (this.#passOnLooks(rest, out, restLooks) === null && rest.length > 0) out.push(verbatim(rest));
+          return out;
+        }
+      }
     }
     if (out !== null && pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
     return out;
+  }
+
+  /**
+   * What the bulk scan looks at for a shaper that passes by type (its {@link Shaper.refuses}, the
+   * types the gateway reads or rewrites), or null: each event is checked.
+   */
+  #scanLooks(): ScanLooks | null {
+    const refusals = this.shaper.refuses?.() ?? null;
+    if (refusals !== this.#refusals) {
+      this.#refusals = refusals;
+      this.#looks = refusals === null ? null : scanLooks(refusals);
+    }
+    return this.#looks;
   }
 
   /** {@link #passOn} when `looks` are the starts of the only events of `data` it need look at. */

@@ -9,9 +9,9 @@ import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { assembleEventScan } from "../../scripts/event-scan-source.ts";
 import { seededRandom } from "../../src/core/clock.ts";
-import { lookStarts, SCAN_MAX_BYTES, scanAvailable } from "../../src/proxy/event-scan.ts";
+import { lookStarts, SCAN_MAX_BYTES, scanAvailable, scanPrefix } from "../../src/proxy/event-scan.ts";
 import { EVENT_SCAN_WASM } from "../../src/proxy/event-scan-wasm.ts";
-import { codexShaper } from "../../src/proxy/shapers.ts";
+import { codexShaper, responsesStreamShaper } from "../../src/proxy/shapers.ts";
 import type { Shaper } from "../../src/proxy/stream.ts";
 import { lastEventEnd } from "../../src/upstream/event-stream.ts";
 import { clientParts, proxyStream } from "../support/proxy-stream.ts";
@@ -22,9 +22,10 @@ const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLeng
 /**
  * The per-event check's verdict, written out plainly: the event (a `\n\n`-split block) is the
  * backend's own framing, one `event: ` line with a name, one `data: ` line, nothing more; and its
- * name's length has no bit in `look` (lengths of 32 and more never do).
+ * name's length has no bit in `look` (lengths of 32 and more never do), and the name does not
+ * start with `prefix` (when given).
  */
-function referenceLooks(data: Uint8Array, look: number): { looks: number[]; events: number } {
+function referenceLooks(data: Uint8Array, look: number, prefix = ""): { looks: number[]; events: number } {
   const text = latin1(data);
   const out: number[] = [];
   let events = 0;
@@ -38,7 +39,8 @@ function referenceLooks(data: Uint8Array, look: number): { looks: number[]; even
       name > 0 &&
       block.startsWith("\ndata: ", nl) &&
       block.indexOf("\n", nl + 1) < 0 &&
-      !(name < 32 && ((look | 1) >> name) & 1);
+      !(name < 32 && ((look | 1) >> name) & 1) &&
+      !(prefix !== "" && block.slice(7, nl).startsWith(prefix));
     if (!plain) out.push(pos);
     pos = end + 2;
   }
@@ -73,6 +75,14 @@ function framingSoup(next: () => number, n: number): Uint8Array {
     "event: abcde\ndata: \n\n",
     "event: response.created\ndata: {}\n\n",
     `event: ${"é".repeat(20)}\ndata: é\n\n`,
+    "codex.",
+    "codex",
+    "event: codex.rate_limits\ndata: {}\n\n",
+    `event: codex.${"n".repeat(40)}\ndata: {}\n\n`,
+    "event: codex\ndata: {}\n\n",
+    "event: codexx\ndata: {}\n\n",
+    "event: codex.\ndata: {}\n\n",
+    "event: codex.é\ndata: {}\n\n",
   ];
   let s = "";
   for (let i = 0; i < n; i++) s += pieces[Math.floor(next() * pieces.length)];
@@ -110,6 +120,31 @@ describe("event scan", () => {
     expect(plain).toBeGreaterThan(300);
   });
 
+  test("flags names with the prefix asked for, whatever their length (random framings and prefixes)", () => {
+    const next = seededRandom(13).next;
+    const prefixes = ["codex.", "codex", "codex.ra", "c", "n", "re"];
+    let byPrefix = 0;
+    for (let k = 0; k < 3000; k++) {
+      const data = framingSoup(next, 1 + Math.floor(next() * 60));
+      const look = (1 << 5) | (1 << 16) | (next() < 0.5 ? 1 << 25 : 0);
+      const prefix = prefixes[Math.floor(next() * prefixes.length)]!;
+      const want = referenceLooks(data, look, prefix);
+      const got = lookStarts(data, look, scanPrefix(prefix));
+      expect({ k, prefix, text: latin1(data), got: got && [...got] }).toEqual({
+        k,
+        prefix,
+        text: latin1(data),
+        got: want.looks,
+      });
+      byPrefix += want.looks.length - referenceLooks(data, look).looks.length;
+    }
+    // Many events are flagged for their prefix alone (else the comparison says little).
+    expect(byPrefix).toBeGreaterThan(1000);
+    expect(() => scanPrefix("")).toThrow();
+    expect(() => scanPrefix("123456789")).toThrow();
+    expect(() => scanPrefix("a\nb")).toThrow();
+  });
+
   test("a whole answer of plain events flags none; events the gateway reads are flagged", () => {
     const ev = (type: string) => `event: ${type}\ndata: {"type":"${type}"}\n\n`;
     const deltas = ev("response.output_text.delta").repeat(1000);
@@ -139,13 +174,30 @@ async function run(chunks: readonly Uint8Array[], shaper: Shaper, bytes: boolean
   return { body: scrub(latin1(Buffer.concat(parts))), state: scrub(JSON.stringify(ps.state)), quota };
 }
 
-/** The scan path, the per-event check and the event path agree on `chunks`. */
+/**
+ * The `/v1/responses` stream shaper without its refusals: the same answers, through the per-event
+ * check alone (as before the scan served it).
+ */
+function perEventResponsesShaper(): Shaper {
+  const { refuses: _, ...shaper } = responsesStreamShaper();
+  return shaper;
+}
+
+/**
+ * The scan path, the per-event check and the event path agree on `chunks`: for the Codex shaper
+ * (passes everything) and for the `/v1/responses` one (passes by type, refusals for the scan).
+ */
 async function agree(chunks: readonly Uint8Array[], label: unknown): Promise<void> {
   const scanned = await run(chunks, codexShaper, true);
   const perEvent = await run(chunks, perEventShaper, true);
   const viaEvents = await run(chunks, codexShaper, false);
   expect({ label, ...scanned }).toEqual({ label, ...perEvent });
   expect({ label, ...scanned }).toEqual({ label, ...viaEvents });
+  const responses = await run(chunks, responsesStreamShaper(), true);
+  const responsesPerEvent = await run(chunks, perEventResponsesShaper(), true);
+  const responsesViaEvents = await run(chunks, responsesStreamShaper(), false);
+  expect({ label, responses }).toEqual({ label, responses: responsesPerEvent });
+  expect({ label, responses }).toEqual({ label, responses: responsesViaEvents });
 }
 
 const ev = (type: string, json: Record<string, unknown>) =>
@@ -192,6 +244,16 @@ const ADVERSARIAL = [
     response: { id: "r1", error: { code: "x", message: "m" } },
   }),
   ev("response.incomplete", { type: "response.incomplete", response: { id: "r1" } }),
+  // What `/v1/responses` reads (a finished item) or hides (any codex.* event, of any length).
+  ev("response.output_item.done", {
+    type: "response.output_item.done",
+    output_index: 0,
+    item: { id: "m1", type: "message", content: [] },
+  }),
+  ev(`codex.${"x".repeat(40)}`, { type: `codex.${"x".repeat(40)}` }),
+  ev("codex.other", { type: "codex.other" }),
+  "event: codex.é\ndata: {}\n\n",
+  "event: codex\ndata: {}\n\n",
   delta("after"),
   completed("r1"),
   // The last `event:` line names the event: here one the gateway reads (its usage is the last).
@@ -224,6 +286,36 @@ describe("the scan path gives the per-event check's bytes and readings", () => {
       }
       await agree(chunks, k);
     }
+  });
+
+  test("a /v1/responses stream, once started, asks its shaper about the events the scan flags alone", async () => {
+    const shaper = responsesStreamShaper();
+    let asked = 0;
+    const counting: Shaper = {
+      ...shaper,
+      passes: (type) => {
+        asked++;
+        return shaper.passes!(type);
+      },
+    };
+    const item = ev("response.output_item.done", {
+      type: "response.output_item.done",
+      output_index: 0,
+      item: { id: "m1", type: "message", content: [] },
+    });
+    const chunks = [
+      enc.encode(created("r4") + delta("a").repeat(300)),
+      enc.encode(delta("b").repeat(500)),
+      enc.encode(delta("c").repeat(200) + item),
+      enc.encode(ev("codex.rate_limits", { type: "codex.rate_limits" }) + completed("r4")),
+    ];
+    const scanned = await run(chunks, counting, true);
+    // Its first event is checked alone (the shaper starts there), the rest of that chunk is
+    // scanned; of the other chunks only the finished item, the rate limits and the end are looked at.
+    expect(asked).toBeLessThanOrEqual(1 + 3);
+    expect(scanned).toEqual(await run(chunks, perEventResponsesShaper(), true));
+    expect(scanned.body).not.toContain("codex.rate_limits");
+    expect(scanned.body.split("response.output_text.delta").length - 1).toBe(2 * 1000);
   });
 
   test("huge events: beside plain ones, across chunks, and in a chunk larger than the scan takes", async () => {
