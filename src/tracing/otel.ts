@@ -27,6 +27,17 @@ import type { RequestTracer, SpanFacts } from "./tracing.ts";
 
 const propagator = new W3CTraceContextPropagator();
 
+/**
+ * `headers` as the OTLP exporter must be handed them: it copies them into a plain object by
+ * assignment, where a header named `__proto__` would set the copy's prototype and never be sent.
+ * Header names are case-insensitive (RFC 9110), so that one goes as `__PROTO__`.
+ */
+export function exporterHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) out[name === "__proto__" ? "__PROTO__" : name] = value;
+  return out;
+}
+
 export class OtelTracer implements RequestTracer {
   readonly #provider: TracerProvider;
   readonly #tracer: Tracer;
@@ -41,7 +52,7 @@ export class OtelTracer implements RequestTracer {
     sampleRatio?: number;
   }) {
     this.#log = opts.log;
-    const exporter = new OTLPTraceExporter({ url: opts.url, headers: opts.headers });
+    const exporter = new OTLPTraceExporter({ url: opts.url, headers: exporterHeaders(opts.headers) });
     this.#provider = new TracerProvider({
       resource: resourceFromAttributes({ "service.name": "codex-lb", "service.version": opts.version }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.sampleRatio ?? 1) }),

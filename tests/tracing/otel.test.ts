@@ -234,3 +234,62 @@ describe("OpenTelemetry trace export", () => {
     expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
   });
 });
+
+describe("CODEX_LB_OTEL_HEADERS on the wire", () => {
+  test("a header named __proto__ reaches the collector with the others", async () => {
+    const { OtelTracer } = await import("../../src/tracing/otel.ts");
+    const { createLogger } = await import("../../src/core/logging.ts");
+    const received: Record<string, string>[] = [];
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch(req) {
+        received.push(Object.fromEntries([...req.headers].filter(([k]) => k !== "content-length")));
+        return Response.json({});
+      },
+    });
+    try {
+      const tracer = new OtelTracer({
+        url: `http://127.0.0.1:${server.port}/v1/traces`,
+        headers: parseOtelHeaders("x-a=1,__proto__=p%2Cq,constructor=c"),
+        version: "test",
+        log: createLogger("silent"),
+      });
+      tracer.requestDone({
+        requestId: "req_1",
+        method: "POST",
+        path: "/v1/responses",
+        endpoint: "responses",
+        model: "gpt-5.2",
+        accountId: null,
+        apiKeyId: null,
+        httpStatus: 200,
+        outcome: "success",
+        errorCode: null,
+        attempts: 1,
+        startedAt: Date.now() - 5,
+        durationMs: 5,
+        ttfbMs: null,
+        inputTokens: null,
+        cachedInputTokens: null,
+        outputTokens: null,
+        reasoningTokens: null,
+        transport: "http",
+        traceparent: null,
+        tracestate: null,
+      });
+      await tracer.shutdown();
+      expect(received).toHaveLength(1);
+      const sent = Object.entries(received[0]!).filter(([k]) =>
+        ["x-a", "__proto__", "constructor"].includes(k),
+      );
+      expect(sent.sort()).toEqual([
+        ["__proto__", "p,q"],
+        ["constructor", "c"],
+        ["x-a", "1"],
+      ]);
+    } finally {
+      server.stop(true);
+    }
+  });
+});
