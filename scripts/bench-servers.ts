@@ -6,7 +6,8 @@
  * The fake upstream picks its answer from a marker in the request body, so the pass-through and
  * codex-lb reach the same answers through their unchanged paths: {@link LONG_MARKER} → a
  * 1,000-event stream, {@link REAL_MARKER} → the short answer with events of a real backend's sizes
- * ({@link realAnswer}), {@link SLOW_MARKER} → a slow stream (one event per second for
+ * ({@link realAnswer}), {@link REASONING_MARKER} → a 1,000-event answer of a reasoning model
+ * ({@link reasoningAnswer}: half of it summary deltas), {@link SLOW_MARKER} → a slow stream (one event per second for
  * `BENCH_SLOW_SECONDS`), anything else → the fixed short answer.
  *
  * @module
@@ -19,6 +20,7 @@ import { envNumber } from "./bench-env.ts";
 export const LONG_MARKER = "bench-long-stream";
 export const SLOW_MARKER = "bench-slow-stream";
 export const REAL_MARKER = "bench-real-stream";
+export const REASONING_MARKER = "bench-reasoning-stream";
 
 /** The bench's short request body (the fixed short answer). */
 export const SHORT_BODY = JSON.stringify({
@@ -145,6 +147,55 @@ export function realAnswer(): string {
   return parts.join("");
 }
 
+/**
+ * A reasoning model's answer of about 1,000 events, in the order the Responses API sends them: a
+ * reasoning item with `summaryDeltas` summary deltas (its part and text opened and closed), then the
+ * message with `textDeltas` text deltas, each item finished, and the end.
+ */
+export function reasoningAnswer(summaryDeltas = 500, textDeltas = 490): string {
+  const parts = head().slice(0, 2);
+  const rs = { id: "rs_1", type: "reasoning", summary: [] as unknown[] };
+  const sum = { item_id: "rs_1", output_index: 0, summary_index: 0 };
+  parts.push(ev({ type: "response.output_item.added", output_index: 0, item: rs }));
+  parts.push(
+    ev({ type: "response.reasoning_summary_part.added", ...sum, part: { type: "summary_text", text: "" } }),
+  );
+  const summary: string[] = [];
+  for (let i = 0; i < summaryDeltas; i++) {
+    summary.push(`thought${i} `);
+    parts.push(ev({ type: "response.reasoning_summary_text.delta", ...sum, delta: `thought${i} ` }));
+  }
+  const text = summary.join("");
+  parts.push(ev({ type: "response.reasoning_summary_text.done", ...sum, text }));
+  parts.push(
+    ev({ type: "response.reasoning_summary_part.done", ...sum, part: { type: "summary_text", text } }),
+  );
+  const rsDone = { ...rs, summary: [{ type: "summary_text", text }] };
+  parts.push(ev({ type: "response.output_item.done", output_index: 0, item: rsDone }));
+  const msg = { id: "msg_1", type: "message", role: "assistant", status: "in_progress", content: [] };
+  parts.push(ev({ type: "response.output_item.added", output_index: 1, item: msg }));
+  const at = { item_id: "msg_1", output_index: 1, content_index: 0 };
+  parts.push(ev({ type: "response.content_part.added", ...at, part: { type: "output_text", text: "" } }));
+  const out: string[] = [];
+  for (let i = 0; i < textDeltas; i++) {
+    out.push(`token${i} `);
+    parts.push(ev({ type: "response.output_text.delta", ...at, delta: `token${i} ` }));
+  }
+  const answerText = out.join("");
+  const part = { type: "output_text", text: answerText, annotations: [] };
+  parts.push(ev({ type: "response.output_text.done", ...at, text: answerText }));
+  parts.push(ev({ type: "response.content_part.done", ...at, part }));
+  const msgDone = { ...msg, status: "completed", content: [part] };
+  parts.push(ev({ type: "response.output_item.done", output_index: 1, item: msgDone }));
+  parts.push(
+    ev({
+      type: "response.completed",
+      response: { ...resp, status: "completed", output: [rsDone, msgDone], usage },
+    }),
+  );
+  return parts.join("");
+}
+
 /** The fixed answer: ~36 events, the shape of a short Codex text answer. */
 export function fixedAnswer(): string {
   return answer(32);
@@ -167,6 +218,7 @@ export async function serveUpstream(): Promise<void> {
   const short = enc.encode(fixedAnswer());
   const long = enc.encode(answer(996));
   const real = enc.encode(realAnswer());
+  const reasoning = enc.encode(reasoningAnswer());
   const frames = fixedAnswerFrames();
   const slowSeconds = envNumber("BENCH_SLOW_SECONDS", 5);
   const server = Bun.serve({
@@ -187,6 +239,7 @@ export async function serveUpstream(): Promise<void> {
       const headers = { "content-type": "text/event-stream" };
       if (text.includes(LONG_MARKER)) return new Response(long, { headers });
       if (text.includes(REAL_MARKER)) return new Response(real, { headers });
+      if (text.includes(REASONING_MARKER)) return new Response(reasoning, { headers });
       if (!text.includes(SLOW_MARKER)) return new Response(short, { headers });
       let i = 0;
       const body = new ReadableStream<Uint8Array>({

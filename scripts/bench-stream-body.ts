@@ -10,7 +10,8 @@
  * shaper, `toReadableStream`: what a streamed Codex answer costs in codex-lb besides routing, auth
  * and logs; `STREAM_SHAPER=responses`: the `/v1/responses` stream shaper instead, which passes
  * by type; `STREAM_SHAPER=collector`: the answer assembled as one JSON object, as `/v1/responses`
- * without `stream` does). `VARIANTS` (comma-separated) picks some. Prints the proxy's CPU µs per request (from
+ * without `stream` does; `STREAM_SHAPER=chat`: the streamed Chat Completions shaper, as
+ * `/v1/chat/completions` with `stream: true`). `VARIANTS` (comma-separated) picks some. Prints the proxy's CPU µs per request (from
  * /proc/PID/stat) of each round.
  *
  * @module
@@ -18,6 +19,7 @@
 
 import { systemClock } from "../src/core/clock.ts";
 import { firstEvent, type OpenStream } from "../src/proxy/attempt.ts";
+import { chatStreamShaper } from "../src/proxy/chat/response.ts";
 import type { ProxyContext } from "../src/proxy/context.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "../src/proxy/shapers.ts";
 import { drain, ProxyStream, toReadableStream } from "../src/proxy/stream.ts";
@@ -101,7 +103,13 @@ async function gatewayStream(res: Response): Promise<Response> {
     await drain(ps);
     return Response.json(collector.result(ps.state));
   }
-  const shaper = process.env.STREAM_SHAPER === "responses" ? responsesStreamShaper() : codexShaper;
+  const kind = process.env.STREAM_SHAPER;
+  const shaper =
+    kind === "responses"
+      ? responsesStreamShaper()
+      : kind === "chat"
+        ? chatStreamShaper("gpt-5.2", false, systemClock.now())
+        : codexShaper;
   const ps = new ProxyStream(gatewayCtx, open, shaper, () => {});
   return new Response(toReadableStream(ps, 15_000, systemClock), { headers: SSE });
 }
@@ -129,7 +137,10 @@ else {
         Array.from({ length: conns }, async () => {
           while (performance.now() < until) {
             const r = await fetch(`${p.url}/`, { method: "POST", body });
-            if (!(await r.text()).includes("response.completed")) throw new Error(`${p.v}: bad answer`);
+            const text = await r.text();
+            // A Responses stream ends with its terminal event, a Chat stream with `[DONE]`.
+            if (!text.includes("response.completed") && !text.includes("data: [DONE]"))
+              throw new Error(`${p.v}: bad answer`);
             n++;
           }
         }),

@@ -7,7 +7,8 @@
  * noise of a shared machine better than in `bench-c64-pair.ts`. `PAIR_ANSWER` (default
  * `bench-long-stream`, the 1,000-event answer; `benchmark`: the short one), `STREAM_SHAPER=responses`
  * (the `/v1/responses` stream shaper instead of the Codex one; `collector`: the answer assembled as
- * one JSON object, as `/v1/responses` without `stream`), `PAIR_CONNS` (default 8),
+ * one JSON object, as `/v1/responses` without `stream`; `chat`: the streamed Chat Completions
+ * shaper), `PAIR_ANSWER=bench-reasoning-stream` (a reasoning model's 1,000-event answer), `PAIR_CONNS` (default 8),
  * `PAIR_SECONDS` (3), `PAIR_ROUNDS` (12). Prints each round's CPU µs per request (/proc) of both,
  * and in how many rounds B was lower.
  *
@@ -40,8 +41,13 @@ try {
         while (performance.now() < until) {
           const res = await fetch(`${p.url}/`, { method: "POST", body });
           const text = await res.text();
-          // A stream ends with its terminal event; an assembled answer is the completed Response.
-          if (!text.includes("response.completed") && !text.includes('"status":"completed"'))
+          // A stream ends with its terminal event (a Chat stream with `[DONE]`); an assembled answer
+          // is the completed Response.
+          if (
+            !text.includes("response.completed") &&
+            !text.includes('"status":"completed"') &&
+            !text.includes("data: [DONE]")
+          )
             throw new Error(`${p.url}: bad answer`);
           n++;
         }

@@ -52,7 +52,30 @@ const readsItems = (type: string): boolean => READS.has(type);
 
 /** The prefix of the types the `/v1/responses` stream hides (the Codex backend's own events). */
 const HIDDEN_PREFIX = "codex.";
-const hidden = (type: string): boolean => type.startsWith(HIDDEN_PREFIX);
+/** A type of the Codex backend's own events (`codex.*`), which the public endpoints never show. */
+export const hidden = (type: string): boolean => type.startsWith(HIDDEN_PREFIX);
+
+/**
+ * Which events' JSON a shaper that reads some types must parse for the stream to end as parsing
+ * every event would: the types it reads ({@link reads}), and every type until the stream's response
+ * id is known (the gateway takes the first id it sees, from any event that carries one); not the
+ * deltas it skips after that. The shaper calls {@link seen} with the state of each event it gets.
+ */
+export class JsonNeeds {
+  #idKnown = false;
+
+  constructor(private readonly reads: (type: string) => boolean) {}
+
+  /** The JSON of the next event of type `type` is needed. */
+  needs(type: string): boolean {
+    return !this.#idKnown || this.reads(type);
+  }
+
+  /** An event went by, with the stream state `state` after it. */
+  seen(state: StreamState): void {
+    this.#idKnown = state.responseId !== null;
+  }
+}
 
 /** What the `/v1/responses` stream shaper refuses to pass on as bytes once started: what it reads or hides. */
 const RESPONSES_REFUSALS: ShaperRefusals = Object.freeze({
@@ -98,23 +121,18 @@ export class ResponseCollector implements Shaper {
   readonly #items = new OutputItems();
   #final: Json | null = null;
   #created: Json | null = null;
-
-  /**
-   * The stream's response id is known (from the last event's {@link event} on): the JSON of an
-   * event this does not read can change nothing any more (the gateway takes the first id it sees).
-   */
-  #idKnown = false;
+  readonly #needs = new JsonNeeds((type) => type === "response.created" || readsItems(type));
 
   /**
    * The JSON of the events {@link event} reads (the start, finished output items, the end), and of
-   * every event until the response id is known; not of the deltas that follow.
+   * every event until the response id is known; not of the deltas that follow ({@link JsonNeeds}).
    */
   needsJson(type: string): boolean {
-    return !this.#idKnown || type === "response.created" || readsItems(type);
+    return this.#needs.needs(type);
   }
 
   event(type: string, json: Json | null, _raw: string, state: StreamState): string {
-    this.#idKnown = state.responseId !== null;
+    this.#needs.seen(state);
     if (!json) return "";
     if (type === "response.created" && isObject(json.response)) this.#created = json.response;
     else if (type === "response.output_item.done") this.#items.add(json);

@@ -6,6 +6,7 @@
  * @module
  */
 import type { EpochMs } from "../../core/types.ts";
+import { hidden, JsonNeeds } from "../shapers.ts";
 import type { Shaper, StreamState, Usage } from "../stream.ts";
 import { usageOf } from "../stream.ts";
 import { isObject, type Json } from "../validate.ts";
@@ -40,9 +41,28 @@ interface CallSlot {
   argsSent: boolean;
 }
 
+/** The types whose JSON the Chat stream shaper reads (each a case of its `event`; every other type gives nothing). */
+const CHAT_READS = new Set([
+  "response.created",
+  "response.in_progress",
+  "response.output_text.delta",
+  "response.refusal.delta",
+  "response.output_item.added",
+  "response.function_call_arguments.delta",
+  "response.output_item.done",
+  "response.completed",
+  "response.incomplete",
+  "response.failed",
+]);
+const chatReads = (type: string): boolean => CHAT_READS.has(type);
+const TEXT_DELTA = "response.output_text.delta";
+
 /** Streaming shaper for `/v1/chat/completions`. */
 export function chatStreamShaper(model: string, includeUsage: boolean, now: EpochMs): Shaper {
   const id = chatId();
+  // The JSON of the events it reads, and of every event until the response id is known; not of
+  // the ones it drops after that (reasoning deltas, finished text and parts) nor of codex.* ones.
+  const needs = new JsonNeeds(chatReads);
   const created = Math.floor(now / 1000);
   const calls = new Map<string, CallSlot>();
   let roleSent = false;
@@ -74,8 +94,10 @@ export function chatStreamShaper(model: string, includeUsage: boolean, now: Epoc
   const keyOf = (json: Json): string =>
     String(json.item_id ?? (isObject(json.item) ? json.item.id : undefined) ?? json.output_index ?? "0");
   return {
-    needsJson: (type) => !type.startsWith("codex."),
+    // Text deltas, most of an answer, first: one comparison.
+    needsJson: (type) => type === TEXT_DELTA || (!hidden(type) && needs.needs(type)),
     event(type, json, _raw, state) {
+      needs.seen(state);
       if (!json) return "";
       switch (type) {
         case "response.created":
