@@ -8,6 +8,9 @@
  * @module
  */
 
+/** A write at least this big goes out from its own bytes, not through Bun's queue (see {@link directSink}). */
+export const SEND_AS_IS = 32 * 1024;
+
 /** Where the app writes a pushed body's bytes. */
 export interface PushSink {
   /** Queues bytes (nothing is sent until {@link flush}). */
@@ -17,6 +20,42 @@ export interface PushSink {
    * come: wait for it before writing more (backpressure), undefined otherwise.
    */
   flush(): Promise<unknown> | undefined;
+}
+
+/** What {@link directSink} uses of Bun's direct stream controller. */
+export type DirectController = Pick<ReadableStreamDirectController, "write" | "flush">;
+
+/**
+ * The {@link PushSink} over a direct stream's controller. A write of {@link SEND_AS_IS} bytes or
+ * more that follows smaller unflushed writes flushes those first: Bun sends a big write from the
+ * caller's bytes when nothing waits in its queue, but otherwise copies it into the queue (into fresh
+ * memory for a 135 KB answer) before sending. The same bytes go out in the same order, no later.
+ */
+export function directSink(c: DirectController): PushSink {
+  /** A write the destination could not take at once (it was accepted; this settles once drained). */
+  let full: Promise<unknown> | undefined;
+  /** Whether smaller bytes were written since the last flush. */
+  let queued = false;
+  return {
+    write(bytes) {
+      if (bytes.length >= SEND_AS_IS) {
+        if (queued) {
+          const r = c.flush();
+          if (r instanceof Promise) full = r;
+        }
+        queued = false;
+      } else queued = true;
+      const r = c.write(bytes);
+      if (r instanceof Promise) full = r;
+    },
+    flush() {
+      queued = false;
+      const r = c.flush();
+      const wait = r instanceof Promise ? r : full;
+      full = undefined;
+      return wait;
+    },
+  };
 }
 
 /**
@@ -33,20 +72,7 @@ export function pushStream(
   const source: Bun.DirectUnderlyingSource<Uint8Array> = {
     type: "direct",
     async pull(c: ReadableStreamDirectController) {
-      /** A write the destination could not take at once (it was accepted; this settles once drained). */
-      let full: Promise<unknown> | undefined;
-      const sink: PushSink = {
-        write(bytes) {
-          const r = c.write(bytes);
-          if (r instanceof Promise) full = r;
-        },
-        flush() {
-          const r = c.flush();
-          const wait = r instanceof Promise ? r : full;
-          full = undefined;
-          return wait;
-        },
-      };
+      const sink = directSink(c);
       try {
         const running = run(sink);
         if (running) await running;
