@@ -8,8 +8,9 @@
  * - a read of the store under way when the key is dropped does not fill the cache (the caller gets
  *   what it read), nor does one begun before another read of the key that already filled it: the
  *   rule of every cache filled from the store, src/core/fill-guard.ts;
- * - a touch made here refreshes the entry; another replica's touch only moves the stored expiry
- *   later, so the entry expires first and the next request reads the store again. An entry is used
+ * - a touch made here refreshes the entry (and a read of the key under way no longer fills it);
+ *   another replica's touch only moves the stored expiry later, so the entry expires first and the
+ *   next request reads the store again. An entry is used
  *   only before its `expiresAt` and before `updatedAt` + the current TTL (so a lowered TTL that
  *   another replica's touch wrote is honoured); every runtime-settings change drops all entries;
  * - bounded: the least recently read or refreshed entry goes first beyond `max` entries;
@@ -71,6 +72,8 @@ export class StickyCache {
 
   /** A touch here wrote `updatedAt: now`, `expiresAt: now + ttlMs` to the binding held by `accountId`. */
   touched(key: string, accountId: string, now: EpochMs, ttlMs: number): void {
+    // A change: a read of the key begun before it would put back the binding as it was.
+    this.#fills.drop(key);
     const b = this.#entries.get(key);
     if (b === undefined) return;
     if (b.accountId !== accountId) this.drop(key);

@@ -127,6 +127,19 @@ describe("StickyCache", () => {
     expect(c.get("k", T0 + 40_001, TTL)).toBeNull();
   });
 
+  test("a read under way when a touch lands here does not put back the binding as it was before the touch", async () => {
+    const c = new StickyCache();
+    await c.read("k", async () => binding("k", "a", T0));
+    const g = gate<StickyBinding | null>();
+    const reading = c.read("k", () => g.promise);
+    c.touched("k", "a", T0 + 20_000, TTL);
+    g.open(binding("k", "a", T0)); // what the store held before the touch
+    await reading;
+    expect(c.get("k", T0 + TTL + 1, TTL)).toMatchObject({ updatedAt: T0 + 20_000 });
+    expect(c.refreshedSince("k", "a", T0 + 19_999)).toBe(true);
+    expect(c.reading).toBe(0);
+  });
+
   test("bounded: beyond max entries the least recently read or refreshed goes first; prune drops the expired", async () => {
     const c = new StickyCache(3);
     for (const k of ["k1", "k2", "k3"]) await c.read(k, async () => binding(k, "a", T0));
