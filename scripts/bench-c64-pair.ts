@@ -14,7 +14,10 @@
  * the big body asks for the short answer). `PAIR_ACCOUNTS=200` gives both gateways 200 accounts
  * (`bun run bench`'s "200 accounts" cell) instead of one. `PAIR_KEY=1` adds a `prompt_cache_key` (one
  * key for every request, as one Codex CLI conversation sends it) to whichever body, so each request
- * goes through the sticky binding's lookup and touch.
+ * goes through the sticky binding's lookup and touch. `PAIR_WARMUP_SECONDS` (default 3) loads both
+ * before the first round; JavaScriptCore's JIT takes 10–20 s under this load to settle, so a
+ * longer warm-up keeps round 1 from weighing the warm-up. The last line sums the rounds up: B − A
+ * CPU µs per request for each round, and in how many B was lower.
  *
  * @module
  */
@@ -27,6 +30,7 @@ const [a, b] = pairCheckouts("bun scripts/bench-c64-pair.ts <checkout A> <checko
 const CONNS = envNumber("PAIR_CONNS", 32);
 const SECONDS = envNumber("PAIR_SECONDS", 10);
 const ROUNDS = envNumber("PAIR_ROUNDS", 3);
+const WARMUP_SECONDS = envNumber("PAIR_WARMUP_SECONDS", 3);
 const big = process.env.PAIR_BODY === "big" || process.env.PAIR_BODY === "codex";
 if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
@@ -72,19 +76,28 @@ try {
     );
     return lat;
   };
-  await Promise.all(gateways.map((g) => load(g, 3000)));
+  await Promise.all(gateways.map((g) => load(g, WARMUP_SECONDS * 1000)));
+  /** B − A CPU µs per request, per round. */
+  const diffs: number[] = [];
   const q = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!.toFixed(1);
   for (let r = 1; r <= ROUNDS; r++) {
     const cpu0 = gateways.map((g) => cpuUs(g.proc.pid));
     const lats = await Promise.all(gateways.map((g) => load(g, SECONDS * 1000)));
+    const cpus: number[] = [];
     gateways.forEach((g, i) => {
       const xs = lats[i]!.sort((x, y) => x - y);
       const cpu = (cpuUs(g.proc.pid) - cpu0[i]!) / xs.length;
+      cpus.push(cpu);
       console.log(
         `round ${r} ${i ? "B" : "A"} ${i ? b : a}: ${xs.length} req, p50 ${q(xs, 0.5)} p99 ${q(xs, 0.99)} p99.9 ${q(xs, 0.999)} max ${q(xs, 1)} ms, CPU ${cpu.toFixed(0)} µs/req`,
       );
     });
+    diffs.push(Math.round(cpus[1]! - cpus[0]!));
   }
+  const lower = diffs.filter((d) => d < 0).length;
+  console.log(
+    `B − A CPU µs/req per round: ${diffs.map((d) => (d > 0 ? `+${d}` : String(d))).join(", ")}; B lower in ${lower} of ${diffs.length}`,
+  );
 } finally {
   await pair.kill();
 }
