@@ -19,6 +19,7 @@ import { importPlugin } from "../plugin-host/host.ts";
 import { checkPlugins } from "../plugin-host/settings.ts";
 import { GcPacer } from "../runtime/bun/gc-pacer.ts";
 import { type Listening, listen } from "../runtime/bun/serve.ts";
+import { shedStartupCode } from "../runtime/bun/startup-memory.ts";
 import { bunUiAssets } from "../runtime/bun/ui-assets.ts";
 import { loadSettings, readDotEnv, SettingsError } from "../settings/load.ts";
 import type { Settings } from "../settings/schema.ts";
@@ -201,6 +202,8 @@ export async function boot(
     },
     "codex-lb listening",
   );
+  // Start-up's compiled code (module bodies, set-up, migrations) is not needed again: idle memory.
+  shedStartupCode();
   if (!listening.guarded)
     log.warn(
       {},
