@@ -145,9 +145,19 @@ export interface Running {
 export async function boot(
   prepared: Prepared,
   log: Logger = createLogger(prepared.settings.logLevel),
-  inject: { readonly clock?: Clock; readonly random?: Random } = {},
+  inject: {
+    readonly clock?: Clock;
+    readonly random?: Random;
+    /**
+     * Whether start-up's compiled code is dropped once listening (default true, as users run it;
+     * see `src/runtime/bun/startup-memory.ts`). The test suite's many gateways in one process pass
+     * false: each drop makes the engine compile everything, the test runner's code included, anew.
+     */
+    readonly shedStartupCode?: boolean;
+  } = {},
 ): Promise<Running> {
   const { settings, location, plugins, pluginConfigs } = prepared;
+  const { shedStartupCode: shed = true, ...clockAndRandom } = inject;
   ensureDataDir(settings.dataDir, location);
   const store = await openMigratedStore(location, { log: log.child({ component: "store" }) });
   if (!(await keyOpensStore(store.db, TokenCipher.forDataDir(settings.dataDir)))) {
@@ -163,7 +173,7 @@ export async function boot(
     log,
     plugins,
     pluginConfigs,
-    ...inject,
+    ...clockAndRandom,
     ui: bunUiAssets(),
   });
   await gateway.start();
@@ -203,7 +213,7 @@ export async function boot(
     "codex-lb listening",
   );
   // Start-up's compiled code (module bodies, set-up, migrations) is not needed again: idle memory.
-  shedStartupCode();
+  if (shed) shedStartupCode();
   if (!listening.guarded)
     log.warn(
       {},

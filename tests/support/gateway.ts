@@ -58,6 +58,9 @@ export async function startGateway(
   const running = await boot({ ...prepared, plugins: [...prepared.plugins, ...extra] }, log, {
     clock: opts.clock,
     random: opts.random,
+    // Dropping start-up's code would make the engine compile all of this process's code anew at
+    // each of the suite's many boots (tests/runtime/startup-memory.test.ts checks the default).
+    shedStartupCode: false,
   });
   const url = `http://127.0.0.1:${running.listening.port}`;
   return {

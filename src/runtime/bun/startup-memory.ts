@@ -7,8 +7,10 @@
  * Why: idle memory is about half the gateway's peak with 1,000 open streams (issue 15), and most of
  * the code compiled during start-up never runs again. Measured with `bun run scripts/bench-idle.ts`
  * (after a full GC): JS heap 9.8–10.0 → 5.9–6.3 MB, anonymous memory 31 → 26–27 MB, VmRSS 74.7–75.7
- * → 70.3–71.8 MB. The engine does the work when it is next idle (a few hundred ms after listening),
- * not on the request path; the first requests then compile their functions again once.
+ * → 70.3–71.8 MB. The engine does the work once the current JavaScript has returned to the event
+ * loop (JSC's `shrinkFootprintWhenIdle`: delete all code, a full collection, free memory released),
+ * once, before the first request is read; the first requests then compile their functions again, as
+ * a fresh process's do.
  *
  * @module
  */
