@@ -331,7 +331,9 @@ export async function serveGateway(upstream: string, accounts: number, seedDir?:
   const prepared = await prepare(env, dataDir);
   // Log lines are produced and written as in production (the same destination as stdout's), then discarded.
   const log = createLogger(process.env.BENCH_LOG_LEVEL ?? "info", lineDestination("/dev/null"));
-  const running = await boot(prepared, log);
+  // Start-up's compiled code is dropped once the accounts and the key are seeded below (not by
+  // `boot`, before them): a user's gateway, seeded beforehand, has done its start-up work then too.
+  const running = await boot(prepared, log, { shedStartupCode: false });
   const stop = async () => {
     await running.shutdown();
     rmSync(dataDir, { recursive: true, force: true });
@@ -340,6 +342,8 @@ export async function serveGateway(upstream: string, accounts: number, seedDir?:
   process.on("SIGTERM", stop);
   // A replica joining a database the first one seeded.
   if (accounts === 0) {
+    const { shedStartupCode } = await import("../src/runtime/bun/startup-memory.ts");
+    shedStartupCode();
     console.log(`PORT ${running.listening.port}`);
     return;
   }
@@ -384,5 +388,7 @@ export async function serveGateway(upstream: string, accounts: number, seedDir?:
     await running.shutdown();
     process.exit(0);
   }
+  const { shedStartupCode } = await import("../src/runtime/bun/startup-memory.ts");
+  shedStartupCode();
   console.log(`PORT ${running.listening.port}`);
 }
