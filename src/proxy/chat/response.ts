@@ -7,7 +7,7 @@
  */
 import type { EpochMs } from "../../core/types.ts";
 import { hidden, JsonNeeds } from "../shapers.ts";
-import type { Shaper, StreamState, Usage } from "../stream.ts";
+import type { Shaper, ShaperRefusals, StreamState, Usage } from "../stream.ts";
 import { usageOf } from "../stream.ts";
 import { isObject, type Json } from "../validate.ts";
 
@@ -188,6 +188,12 @@ const CHAT_HANDLERS = new Map<string, ChatHandler>([
 
 /** The types whose JSON the Chat stream shaper reads: those it has a handler for. */
 const chatReads = (type: string): boolean => CHAT_HANDLERS.has(type);
+
+/** What the Chat stream shaper refuses to drop unread once the response id is known: what it reads. */
+const CHAT_REFUSALS: ShaperRefusals = Object.freeze({
+  names: Object.freeze([...CHAT_HANDLERS.keys()]),
+  prefix: null,
+});
 const TEXT_DELTA = "response.output_text.delta";
 
 /** Streaming shaper for `/v1/chat/completions`. */
@@ -199,6 +205,10 @@ export function chatStreamShaper(model: string, includeUsage: boolean, now: Epoc
   return {
     // Text deltas, most of an answer, first: one comparison.
     needsJson: (type) => type === TEXT_DELTA || (!hidden(type) && needs.needs(type)),
+    // Once the id is known, an event of a type without a handler gives nothing and changes nothing
+    // (`needs` stays as it is): the byte path need not decode it.
+    drops: (type) => needs.idKnown && !chatReads(type),
+    refuses: () => (needs.idKnown ? CHAT_REFUSALS : null),
     event(type, json, _raw, state) {
       needs.seen(state);
       if (!json) return "";
