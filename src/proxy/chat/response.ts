@@ -94,6 +94,10 @@ type ChatHandler = (chat: ChatStream, json: Json, state: StreamState) => string;
 
 const roleOnly: ChatHandler = (chat) => chat.role();
 
+const TEXT_DELTA = "response.output_text.delta";
+const textDelta: ChatHandler = (chat, json) =>
+  typeof json.delta === "string" ? chat.role() + chat.frame({ content: json.delta }) : "";
+
 const finish: ChatHandler = (chat, json, state) => {
   const response = isObject(json.response) ? json.response : null;
   let out = chat.role() + chat.frame({}, finishReason(state, response, chat.calls.size > 0));
@@ -112,10 +116,7 @@ const finish: ChatHandler = (chat, json, state) => {
 const CHAT_HANDLERS = new Map<string, ChatHandler>([
   ["response.created", roleOnly],
   ["response.in_progress", roleOnly],
-  [
-    "response.output_text.delta",
-    (chat, json) => (typeof json.delta === "string" ? chat.role() + chat.frame({ content: json.delta }) : ""),
-  ],
+  [TEXT_DELTA, textDelta],
   [
     "response.refusal.delta",
     (chat, json) => (typeof json.delta === "string" ? chat.role() + chat.frame({ refusal: json.delta }) : ""),
@@ -194,7 +195,6 @@ const CHAT_REFUSALS: ShaperRefusals = Object.freeze({
   names: Object.freeze([...CHAT_HANDLERS.keys()]),
   prefix: null,
 });
-const TEXT_DELTA = "response.output_text.delta";
 
 /** Streaming shaper for `/v1/chat/completions`. */
 export function chatStreamShaper(model: string, includeUsage: boolean, now: EpochMs): Shaper {
@@ -212,7 +212,8 @@ export function chatStreamShaper(model: string, includeUsage: boolean, now: Epoc
     event(type, json, _raw, state) {
       needs.seen(state);
       if (!json) return "";
-      const handler = CHAT_HANDLERS.get(type);
+      // Text deltas, most of an answer, first: one comparison instead of a lookup (hashing the type).
+      const handler = type === TEXT_DELTA ? textDelta : CHAT_HANDLERS.get(type);
       return handler === undefined ? "" : handler(chat, json, state);
     },
     end: () => "data: [DONE]\n\n",
