@@ -2,11 +2,14 @@
  * Cached sticky bindings across two gateways on one PostgreSQL database (in process, each with its
  * own caches and change feed): a keyed request whose binding is cached is selected at once (no
  * store read, no promise), and a binding moved or removed through one replica, or a TTL changed
- * there, is honoured by the other within a second although the other had it cached.
+ * there, is honoured by the other within a second although the other had it cached; other account
+ * changes (a pause, a login) leave both replicas' cached bindings alone.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { AccountSnapshot, Action } from "../../src/plugin-host/api.ts";
 import { candidatesOf, insertAccount } from "../balancing/fixtures.ts";
+import { fakeAuth } from "../fakes/auth.ts";
+import { authJsonOf } from "../support/accounts.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { createTestDatabase } from "../support/postgres.ts";
 
@@ -128,6 +131,59 @@ describe("cached sticky bindings over two replicas on one PostgreSQL", () => {
     expect(cachedOn(a, key)).toBeNull();
     await within1s(() => cachedOn(b, key) === null);
     expect(await b.running.gateway.services.sticky.lookup(key)).toBeNull();
+  });
+
+  test("an account paused and a login through replica A leave both replicas' cached bindings", async () => {
+    await insertAccount(a.running.store.db, "acc-other");
+    const key = `kept-${crypto.randomUUID()}`;
+    const headers = { "session-id": key };
+    for (const gw of [a, b]) {
+      await routed(gw, headers);
+      await routed(gw, headers);
+    }
+    const bound = cachedOn(a, key)?.accountId;
+    expect(bound).toBeDefined();
+    expect(cachedOn(b, key)?.accountId).toBe(bound);
+    const paused = await a.running.gateway.services.apply(
+      [{ type: "account.pause", accountId: "acc-other" }],
+      {
+        source: "test",
+      },
+    );
+    expect(paused.map((r) => r.status)).toEqual(["applied"]);
+    // A login (tokens and identity written) through the admin API.
+    const login = await fetch(`${a.url}/api/accounts/import`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(
+        authJsonOf(
+          fakeAuth().issue({
+            email: "login@example.test",
+            chatgptAccountId: "chatgpt-login",
+            chatgptUserId: "user-login",
+          }),
+        ),
+      ),
+    });
+    expect(login.status).toBe(200);
+    // Both changes are published on the feed's accounts topic; a binding removed through A after
+    // them is published on its sticky topic: once B has dropped that one, the earlier messages
+    // have had their time to arrive too.
+    const sentinel = `sentinel-${crypto.randomUUID()}`;
+    await routed(b, { "session-id": sentinel });
+    await routed(b, { "session-id": sentinel });
+    expect(cachedOn(b, sentinel)).not.toBeNull();
+    const res = await fetch(`${a.url}/api/sticky-sessions/${encodeURIComponent(sentinel)}`, {
+      method: "DELETE",
+    });
+    expect(res.status).toBe(200);
+    await within1s(() => cachedOn(b, sentinel) === null);
+    await within1s(async () => {
+      const other = (await b.running.gateway.services.accounts.list()).find((x) => x.id === "acc-other");
+      return other?.status === "paused";
+    });
+    expect(cachedOn(a, key)?.accountId).toBe(bound);
+    expect(cachedOn(b, key)?.accountId).toBe(bound);
   });
 
   test("a TTL changed through replica A drops B's cached bindings", async () => {
