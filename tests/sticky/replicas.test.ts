@@ -59,6 +59,22 @@ async function routed(gw: TestGateway, headers: Record<string, string>): Promise
 
 const cachedOn = (gw: TestGateway, key: string) => gw.running.gateway.services.sticky.cached?.(key) ?? null;
 
+/**
+ * Returns once B has received every change A published before the call: A removes a binding B
+ * has cached, and A's feed sends one statement at a time, in order (src/cluster/feed.ts).
+ */
+async function caughtUp(): Promise<void> {
+  const sentinel = `sentinel-${crypto.randomUUID()}`;
+  await routed(b, { "session-id": sentinel });
+  await routed(b, { "session-id": sentinel });
+  expect(cachedOn(b, sentinel)).not.toBeNull();
+  const res = await fetch(`${a.url}/api/sticky-sessions/${encodeURIComponent(sentinel)}`, {
+    method: "DELETE",
+  });
+  expect(res.status).toBe(200);
+  await within1s(() => cachedOn(b, sentinel) === null);
+}
+
 /** Waits for `ok`, checking every 10 ms, 100 times at most (about 1 s). */
 async function within1s(ok: () => boolean | Promise<boolean>): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -137,12 +153,14 @@ describe("cached sticky bindings over two replicas on one PostgreSQL", () => {
     await insertAccount(a.running.store.db, "acc-other");
     const key = `kept-${crypto.randomUUID()}`;
     const headers = { "session-id": key };
-    for (const gw of [a, b]) {
-      await routed(gw, headers);
-      await routed(gw, headers);
-    }
+    await routed(a, headers);
+    await routed(a, headers);
     const bound = cachedOn(a, key)?.accountId;
     expect(bound).toBeDefined();
+    // The bind's own message (B drops the key) must have reached B before B caches it.
+    await caughtUp();
+    await routed(b, headers);
+    await routed(b, headers);
     expect(cachedOn(b, key)?.accountId).toBe(bound);
     const paused = await a.running.gateway.services.apply(
       [{ type: "account.pause", accountId: "acc-other" }],
@@ -166,18 +184,8 @@ describe("cached sticky bindings over two replicas on one PostgreSQL", () => {
       ),
     });
     expect(login.status).toBe(200);
-    // Both changes are published on the feed's accounts topic; a binding removed through A after
-    // them is published on its sticky topic: once B has dropped that one, the earlier messages
-    // have had their time to arrive too.
-    const sentinel = `sentinel-${crypto.randomUUID()}`;
-    await routed(b, { "session-id": sentinel });
-    await routed(b, { "session-id": sentinel });
-    expect(cachedOn(b, sentinel)).not.toBeNull();
-    const res = await fetch(`${a.url}/api/sticky-sessions/${encodeURIComponent(sentinel)}`, {
-      method: "DELETE",
-    });
-    expect(res.status).toBe(200);
-    await within1s(() => cachedOn(b, sentinel) === null);
+    // Both changes were published on the feed's accounts topic before the sentinel's removal.
+    await caughtUp();
     await within1s(async () => {
       const other = (await b.running.gateway.services.accounts.list()).find((x) => x.id === "acc-other");
       return other?.status === "paused";
