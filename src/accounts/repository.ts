@@ -19,8 +19,11 @@ export function realChatgptAccountId(id: string | null): string | null {
   return id && !id.startsWith("email_") && !id.startsWith("local_") ? id : null;
 }
 
-/** What an account write changed: a usage reading, or tokens and identity. */
-export type AccountChange = "usage" | "tokens";
+/**
+ * What an account write changed: a usage reading; tokens and identity (a login, an import, a token
+ * save); or the account was removed, with its sticky bindings (a delete).
+ */
+export type AccountChange = "usage" | "tokens" | "removed";
 
 /** The outcome of a login or import. */
 export interface UpsertResult {
@@ -359,7 +362,7 @@ export class AccountRepository {
       return true;
     });
     this.#dropCredentials(id);
-    this.#changed();
+    this.#changed("removed");
     return deleted;
   }
 }

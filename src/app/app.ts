@@ -143,7 +143,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     // A usage reading (after every proxied request that carried quota headers) reaches other
     // replicas through their 1 s snapshot refresh; announcing each would cost every replica a
     // reload per request.
-    if (kind === "tokens") feed.publish("accounts");
+    if (kind !== "usage") feed.publish("accounts");
   });
   feed.subscribe("accounts", () => {
     snapshotCache.invalidate();
@@ -200,16 +200,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     return requestLogs.responseOwner(id);
   });
   // Cached bindings follow every change (src/sticky/cache.ts): a binding bound, moved or removed
-  // here is published; one changed elsewhere is dropped; a TTL change or an account's deletion
-  // (which takes its bindings) drops them all.
+  // here is published; one changed elsewhere is dropped; a TTL change drops them all, and so does an
+  // account's deletion (its bindings go with it, so the sticky table changed: published as such).
+  // Other account changes (tokens, status, usage) leave bindings as they are.
   sticky.onChanged((key) => feed.publish("sticky", key));
   feed.subscribe("sticky", (key) => stickyService.forgetCached(key));
   runtimeSettings.onUpdated(() => stickyService.forgetCached(null));
   feed.subscribe("settings", () => stickyService.forgetCached(null));
   accounts.onChange((kind) => {
-    if (kind === "tokens") stickyService.forgetCached(null);
+    if (kind === "removed") sticky.invalidate();
   });
-  feed.subscribe("accounts", () => stickyService.forgetCached(null));
   // The one place plugin decisions change the store: account actions through the state table,
   // data actions through these ports, each with its compare-and-set guard.
   const core = new CoreApplier({

@@ -5,6 +5,11 @@
  * the listening connection was lost and re-opened, every topic is dropped, since messages sent
  * meanwhile are gone. On SQLite (one gateway per file) publishing does nothing.
  *
+ * One message per change, but not one statement: a publish is sent at once when no send is under
+ * way; those made while one is under way wait for it and then go together, in one statement (so
+ * a burst of new sticky bindings costs a few round trips, not one each). Each message keeps the
+ * one-change form, so replicas of an earlier version read them as before.
+ *
  * @module
  */
 import type { Notifications } from "../store/postgres.ts";
@@ -13,6 +18,8 @@ export const changeTopics = ["accounts", "api_keys", "settings", "firewall", "st
 export type ChangeTopic = (typeof changeTopics)[number];
 
 const CHANNEL = "codex_lb_changes";
+/** Messages sent in one statement at most (each is at most about 600 bytes). */
+const MAX_BATCH = 500;
 
 export interface ChangeFeed {
   /** Tells the other replicas that `topic` (one `key` of it, or all when null) changed. */
@@ -36,6 +43,33 @@ export function createChangeFeed(
 ): ChangeFeed {
   const subscribers = new Map<ChangeTopic, ((key: string | null) => void)[]>();
   let stopListening: (() => Promise<void>) | null = null;
+  /** Messages waiting for the send under way (a Set: the same change twice is sent once). */
+  const waiting = new Set<string>();
+  /** The sends under way until nothing waits; null when none. */
+  let sending: Promise<void> | null = null;
+  const drain = async (n: Notifications): Promise<void> => {
+    while (waiting.size > 0) {
+      const batch: string[] = [];
+      for (const m of waiting) {
+        batch.push(m);
+        waiting.delete(m);
+        if (batch.length === MAX_BATCH) break;
+      }
+      try {
+        await n.notify(CHANNEL, batch);
+      } catch (e) {
+        onError(e);
+      }
+    }
+  };
+  const kick = (n: Notifications): void => {
+    if (sending) return;
+    sending = drain(n).finally(() => {
+      sending = null;
+      // Published after the loop's last check, before this ran.
+      if (waiting.size > 0) kick(n);
+    });
+  };
   const deliver = (topic: ChangeTopic, key: string | null) => {
     for (const fn of subscribers.get(topic) ?? []) {
       try {
@@ -49,7 +83,8 @@ export function createChangeFeed(
     publish(topic, key = null) {
       if (!notifications) return;
       const msg: Message = { o: replicaId, t: topic, k: key };
-      notifications.notify(CHANNEL, JSON.stringify(msg)).catch(onError);
+      waiting.add(JSON.stringify(msg));
+      kick(notifications);
     },
     subscribe(topic, fn) {
       subscribers.set(topic, [...(subscribers.get(topic) ?? []), fn]);
@@ -77,6 +112,8 @@ export function createChangeFeed(
       const s = stopListening;
       stopListening = null;
       await s?.();
+      // Changes already published still reach the others.
+      while (sending) await sending;
     },
   };
 }

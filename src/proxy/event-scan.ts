@@ -20,7 +20,14 @@ const PAGE = 65536;
 
 interface Scanner {
   readonly memory: WebAssembly.Memory;
-  readonly scan: (len: number, out: number, look: number, prefix: bigint, pmask: bigint) => number;
+  readonly scan: (
+    len: number,
+    out: number,
+    look: bigint,
+    prefix: bigint,
+    pmask: bigint,
+    runs: number,
+  ) => number;
   bytes: Uint8Array;
   ints: Int32Array;
 }
@@ -77,19 +84,33 @@ export function scanPrefix(prefix: string): ScanPrefix {
 /**
  * The starts, in order, of the events of whole events `data` (`\n\n`-ended blocks, split as a
  * forward search for `\n\n` splits them) that are not plain: framed otherwise, or named with a
- * length whose bit is set in `look` (bit 0, an empty name, is always looked at; lengths of 32 and
+ * length whose bit is set in `look` (bit 0, an empty name, is always looked at; lengths of 64 and
  * more never are), or named with `prefix` first. Null when the scan is not available or `data` is
  * larger than {@link SCAN_MAX_BYTES}: the caller checks each event itself.
  */
 export function lookStarts(
   data: Uint8Array,
-  look: number,
+  look: bigint,
   prefix: ScanPrefix = NO_PREFIX,
 ): Int32Array | null {
+  return scanOf(data, look, prefix, 0);
+}
+
+/**
+ * The events {@link lookStarts} finds, as runs of events that follow one another: each run's start
+ * and end (after its last event's blank line), in order, two numbers a run. Null as for
+ * {@link lookStarts}.
+ */
+export function lookRuns(data: Uint8Array, look: bigint, prefix: ScanPrefix = NO_PREFIX): Int32Array | null {
+  return scanOf(data, look, prefix, 1);
+}
+
+function scanOf(data: Uint8Array, look: bigint, prefix: ScanPrefix, runs: 0 | 1): Int32Array | null {
   const s = scanner;
   const len = data.length;
   if (s === null || len > SCAN_MAX_BYTES) return null;
-  // The data, 64 readable bytes after it, then room for a start per 2 bytes (the shortest event).
+  // The data, 64 readable bytes after it, then room for a start per 2 bytes (the shortest event),
+  // or for a run's two per 19 bytes (a run, then a plain event, at least 17 bytes, before the next).
   const out = (len + 64 + 3) & ~3;
   const need = out + 2 * len + 8;
   if (need > s.bytes.length) {
@@ -99,7 +120,7 @@ export function lookStarts(
   }
   s.bytes.set(data, 0);
   s.bytes[len] = 0;
-  const n = s.scan(len, out, look | 1, prefix.value, prefix.mask);
+  const n = s.scan(len, out, look | 1n, prefix.value, prefix.mask, runs) << runs;
   if (n === 0) return NONE;
   // A copy: the memory is the next scan's (a caller may scan again while it goes through these).
   return s.ints.slice(out >> 2, (out >> 2) + n);

@@ -14,11 +14,11 @@
   ;; The event `[s, p)` (p: the first line feed of its blank line) is plain: exactly one line feed
   ;; inside (at nl; `lfs` counts them), it starts with "event: ", its name (s+7 .. nl) is not
   ;; empty, its length is not one of `look` (bit L set: a name of length L needs a look; any
-  ;; length of 32 and more is plain), it does not start with the prefix (when `pmask` is not 0: the
+  ;; length of 64 and more is plain), it does not start with the prefix (when `pmask` is not 0: the
   ;; 8 bytes from the name's start, masked with `pmask`, are not `prefix`; a prefix has no line
   ;; feed, so a shorter name, whose line feed falls inside the mask, never matches), and its second
   ;; line starts with "data: ".
-  (func $plain (param $s i32) (param $lfs i32) (param $nl i32) (param $look i32)
+  (func $plain (param $s i32) (param $lfs i32) (param $nl i32) (param $look i64)
     (param $prefix i64) (param $pmask i64) (result i32)
     (local $len i32)
     (if (i32.ne (local.get $lfs) (i32.const 1)) (then (return (i32.const 0))))
@@ -26,9 +26,11 @@
     ;; nl < s + 7 (a line feed inside "event: "): the start compare below fails; a length that
     ;; wrapped below 0 is not plain either.
     (if (i32.lt_s (local.get $len) (i32.const 1)) (then (return (i32.const 0))))
-    (if (i32.lt_u (local.get $len) (i32.const 32))
+    (if (i32.lt_u (local.get $len) (i32.const 64))
       (then
-        (if (i32.and (i32.shr_u (local.get $look) (local.get $len)) (i32.const 1))
+        (if (i64.ne
+              (i64.and (i64.shr_u (local.get $look) (i64.extend_i32_u (local.get $len))) (i64.const 1))
+              (i64.const 0))
           (then (return (i32.const 0))))))
     (if (i64.ne (local.get $pmask) (i64.const 0))
       (then
@@ -44,13 +46,15 @@
         (i64.and (i64.load (local.get $nl)) (global.get $SEVEN_BYTES))
         (global.get $DATA_LINE))))
 
-  ;; scan(len, out, look, prefix, pmask): `memory[0, len)` is whole events (the last ends with its blank line),
+  ;; scan(len, out, look, prefix, pmask, runs): `memory[0, len)` is whole events (the last ends with its blank line),
   ;; and the 64 bytes after `len` are readable (their contents do not matter). Events are split as
   ;; a forward search for "\n\n" splits them: each ends at the first "\n\n" from its start, and
   ;; the next starts after it. Writes the start of every event that is not plain ($plain) as i32s
-  ;; from `out` (4-aligned, past len + 64), in order, and returns how many.
-  (func (export "scan") (param $len i32) (param $out i32) (param $look i32)
-    (param $prefix i64) (param $pmask i64) (result i32)
+  ;; from `out` (4-aligned, past len + 64), in order, and returns how many. With `runs` not 0,
+  ;; writes instead each run of such events that follow one another as two i32s, its start and its
+  ;; end (after the last one's blank line), in order, and returns how many runs.
+  (func (export "scan") (param $len i32) (param $out i32) (param $look i64)
+    (param $prefix i64) (param $pmask i64) (param $runs i32) (result i32)
     (local $base i32) ;; the 64 bytes being looked at
     (local $mask i64) ;; their line feeds not handled yet, one bit each
     (local $p i32)    ;; the line feed being handled
@@ -98,10 +102,33 @@
                           (call $plain (local.get $s) (local.get $lfs) (local.get $nl) (local.get $look)
                             (local.get $prefix) (local.get $pmask)))
                       (then
-                        (i32.store
-                          (i32.add (local.get $out) (i32.shl (local.get $count) (i32.const 2)))
-                          (local.get $s))
-                        (local.set $count (i32.add (local.get $count) (i32.const 1)))))
+                        (if (i32.eqz (local.get $runs))
+                          (then
+                            (i32.store
+                              (i32.add (local.get $out) (i32.shl (local.get $count) (i32.const 2)))
+                              (local.get $s))
+                            (local.set $count (i32.add (local.get $count) (i32.const 1))))
+                          (else
+                            ;; The last run ends where this event starts: this one ends it now.
+                            (if (i32.and
+                                  (i32.ne (local.get $count) (i32.const 0))
+                                  (i32.eq (local.get $s)
+                                    (i32.load offset=4
+                                      (i32.add (local.get $out)
+                                        (i32.shl (i32.sub (local.get $count) (i32.const 1)) (i32.const 3))))))
+                              (then
+                                (i32.store offset=4
+                                  (i32.add (local.get $out)
+                                    (i32.shl (i32.sub (local.get $count) (i32.const 1)) (i32.const 3)))
+                                  (i32.add (local.get $p) (i32.const 2))))
+                              (else
+                                (i32.store
+                                  (i32.add (local.get $out) (i32.shl (local.get $count) (i32.const 3)))
+                                  (local.get $s))
+                                (i32.store offset=4
+                                  (i32.add (local.get $out) (i32.shl (local.get $count) (i32.const 3)))
+                                  (i32.add (local.get $p) (i32.const 2)))
+                                (local.set $count (i32.add (local.get $count) (i32.const 1)))))))))
                     (local.set $s (i32.add (local.get $p) (i32.const 2)))
                     (local.set $lfs (i32.const 0)))
                   (else

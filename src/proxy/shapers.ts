@@ -66,6 +66,11 @@ export class JsonNeeds {
 
   constructor(private readonly reads: (type: string) => boolean) {}
 
+  /** The stream's response id is known: from now on only the types read need their JSON, for good. */
+  get idKnown(): boolean {
+    return this.#idKnown;
+  }
+
   /** The JSON of the next event of type `type` is needed. */
   needs(type: string): boolean {
     return !this.#idKnown || this.reads(type);

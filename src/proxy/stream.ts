@@ -12,6 +12,7 @@ import { transportMessage } from "../core/failures.ts";
 import type { EpochMs } from "../core/types.ts";
 import { type PushSink, pushStream } from "../runtime/bun/push-stream.ts";
 import {
+  blockEvents,
   DATA_LINE,
   decodeMidStream,
   EVENT_LINE,
@@ -21,7 +22,7 @@ import {
 import { eventJson, formatEvent, jsonObject, parseBlock, type SseEvent } from "../upstream/sse.ts";
 import { type OpenStream, typeOf } from "./attempt.ts";
 import type { ProxyContext } from "./context.ts";
-import { lookStarts, NO_PREFIX, type ScanPrefix, scanPrefix } from "./event-scan.ts";
+import { lookRuns, lookStarts, NO_PREFIX, type ScanPrefix, scanPrefix } from "./event-scan.ts";
 import { eventError } from "./failure.ts";
 import { quotaFromEvent } from "./live-quota.ts";
 import { isObject, type Json } from "./validate.ts";
@@ -62,10 +63,18 @@ export interface Shaper {
    */
   passes?(type: string): boolean;
   /**
-   * With {@link passes}, for the bulk scan ({@link lookStarts}): null while `passes` may still
-   * change its answers (each event is then checked one by one); else the only types `passes`
-   * refuses from now on, for good: these `names` and any type starting with `prefix`. Every other
-   * event of the backend's own framing then goes on as bytes without a check of its own.
+   * Instead of {@link passes}, for a shaper that writes its own text (never the upstream's bytes):
+   * true when `event` would return "" for an event of this type now, reading nothing of it (no
+   * JSON, no change of the shaper's state), so it need not be decoded at all. The other events
+   * take the text path, in order, and their text goes out as {@link ProxyStream.step} gives it.
+   */
+  drops?(type: string): boolean;
+  /**
+   * With {@link passes} or {@link drops}, for the bulk scan ({@link lookStarts}): null while that
+   * check may still change its answers (each event is then checked one by one); else the only
+   * types it refuses from now on, for good: these `names` and any type starting with `prefix`.
+   * Every other event of the backend's own framing then goes on as bytes (or, with `drops`, is
+   * left out) without a check of its own.
    */
   refuses?(): ShaperRefusals | null;
 }
@@ -146,20 +155,24 @@ for (const type of [...OBSERVED, REWRITTEN]) {
   NAMED_BY_LENGTH[type.length] = { type, bytes: encoder.encode(type) };
 }
 
+/** The bulk scan ({@link lookStarts}) tells names apart by length below this. */
+const SCAN_LENGTHS = 64;
+
 /**
  * The lengths of those names, one bit each, for the bulk scan ({@link lookStarts}): an event named
- * with another length is none of them. Each is below 32: checked here at load.
+ * with another length is none of them. Each is below {@link SCAN_LENGTHS}: checked here at load.
  */
 const NAMED_LENGTHS = NAMED_BY_LENGTH.reduce((bits, named, length) => {
-  if (named && length >= 32) throw new Error(`stream.ts: event type "${named.type}" is 32 or more long`);
-  return named ? bits | (1 << length) : bits;
-}, 0);
+  if (named && length >= SCAN_LENGTHS)
+    throw new Error(`stream.ts: event type "${named.type}" is ${SCAN_LENGTHS} or more long`);
+  return named ? bits | (1n << BigInt(length)) : bits;
+}, 0n);
 
 const LF = 10;
 
 /** What the bulk scan looks at for a shaper's refusals (see {@link scanLooks}). */
 interface ScanLooks {
-  readonly lengths: number;
+  readonly lengths: bigint;
   readonly prefix: ScanPrefix;
 }
 
@@ -171,7 +184,8 @@ const looksOfRefusals = new WeakMap<ShaperRefusals, ScanLooks | null>();
 
 /**
  * The scan's looks for `refusals`: the lengths of {@link NAMED_LENGTHS} and of the refused names,
- * and the refused prefix; null when the scan cannot flag them all (a name of 32 or more bytes).
+ * and the refused prefix; null when the scan cannot flag them all (a name of
+ * {@link SCAN_LENGTHS} or more bytes).
  */
 function scanLooks(refusals: ShaperRefusals): ScanLooks | null {
   let looks = looksOfRefusals.get(refusals);
@@ -186,8 +200,8 @@ function makeScanLooks(refusals: ShaperRefusals): ScanLooks | null {
   let lengths = NAMED_LENGTHS;
   for (const name of refusals.names) {
     const length = encoder.encode(name).length;
-    if (length >= 32) return null;
-    lengths |= 1 << length;
+    if (length >= SCAN_LENGTHS) return null;
+    lengths |= 1n << BigInt(length);
   }
   return { lengths, prefix: refusals.prefix === null ? NO_PREFIX : scanPrefix(refusals.prefix) };
 }
@@ -268,8 +282,13 @@ export class ProxyStream {
     errorMessage: null,
   };
   #prelude: SseEvent[] | null;
-  /** The shaper's per-type check for the byte path (none: it passes every type). */
+  /**
+   * The shaper's per-type check for the byte path (none: it passes every type): its
+   * {@link Shaper.passes}, or its {@link Shaper.drops} when {@link #drops}.
+   */
   readonly #passes: ((type: string) => boolean) | undefined;
+  /** The shaper drops by type ({@link Shaper.drops}): the byte path sends its text alone. */
+  readonly #drops: boolean;
   /** The byte path applies: the shaper passes events on as bytes and the events can read bytes. */
   readonly #bytePath: boolean;
   /** The refusals {@link #looks} was made from (a shaper hands out the same object while they hold). */
@@ -293,9 +312,12 @@ export class ProxyStream {
      */
     private readonly onFinish: (state: StreamState, status: FinishStatus) => unknown,
   ) {
-    this.#passes = shaper.passThrough ? undefined : shaper.passes?.bind(shaper);
+    const passes = shaper.passThrough ? undefined : shaper.passes?.bind(shaper);
+    const drops = shaper.passThrough || passes ? undefined : shaper.drops?.bind(shaper);
+    this.#passes = passes ?? drops;
+    this.#drops = drops !== undefined;
     // On the byte path the events the attempt read go out with the rest of their chunk, as bytes.
-    this.#bytePath = Boolean((shaper.passThrough || shaper.passes) && open.events.nextBytes);
+    this.#bytePath = Boolean((shaper.passThrough || this.#passes) && open.events.nextBytes);
     const replayed = this.#bytePath && open.events.replay?.();
     this.#prelude = replayed ? null : [...open.prelude];
   }
@@ -372,6 +394,7 @@ export class ProxyStream {
       return last === "" ? this.#over() : last;
     }
     if (Array.isArray(x)) return this.#shape(x);
+    if (this.#drops) return (x.head === null ? "" : this.#dropOn(x.head)) + this.#dropOn(x.body);
     if (x.head === null) {
       const parts = this.#passOn(x.body, null);
       if (parts === null) return verbatim(x.body);
@@ -386,7 +409,7 @@ export class ProxyStream {
    * Where the event at `start` of whole events `data` ends (the first line feed of its blank line)
    * when it goes to the client as the upstream's own bytes: the backend's own framing (one `event:`
    * line with a name, one `data:` line), not the {@link REWRITTEN} type, and a type the
-   * shaper passes on unchanged. A type the gateway reads (id, usage, the end, rate limits) is
+   * shaper passes on unchanged (or, with {@link #drops}, drops). A type the gateway reads (id, usage, the end, rate limits) is
    * observed on the way from its `data:` line alone, as the text path would. -1 for any other
    * event: it takes the text path.
    */
@@ -452,6 +475,45 @@ export class ProxyStream {
       }
     }
     if (out !== null && pos > runStart) out.push(verbatim(data.subarray(runStart, pos)));
+    return out;
+  }
+
+  /**
+   * The client text of whole events `data` for a shaper that drops by type ({@link Shaper.drops}):
+   * the text of the events it does not drop, by the text path, in order; the events it drops are
+   * not decoded (one the gateway reads is observed from its `data:` line, as {@link #passable}
+   * does). Once the shaper says which types it refuses for good, one bulk scan ({@link lookRuns})
+   * finds the runs of events to shape: every other event is the backend's own framing with a name
+   * the gateway neither reads nor rewrites, and the shaper drops it.
+   */
+  #dropOn(data: Uint8Array): string {
+    let out = "";
+    let pos = 0;
+    let scanned = false;
+    const words = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    while (pos < data.length) {
+      const scan = scanned ? null : this.#scanLooks();
+      if (scan !== null) {
+        // Scanned once (a chunk the scan does not take is checked event by event to its end).
+        scanned = true;
+        const rest = pos === 0 ? data : data.subarray(pos);
+        const runs = lookRuns(rest, scan.lengths, scan.prefix);
+        if (runs !== null) {
+          for (let i = 0; i < runs.length; i += 2)
+            out += this.#shape(blockEvents(rest.subarray(runs[i]!, runs[i + 1]!)));
+          return out;
+        }
+      }
+      const end = this.#passable(data, words, pos);
+      if (end >= 0) {
+        pos = end + 2;
+        continue;
+      }
+      let blank = data.indexOf(LF, pos);
+      while (data[blank + 1] !== LF) blank = data.indexOf(LF, blank + 1);
+      out += this.#shape(blockEvents(data.subarray(pos, blank + 2)));
+      pos = blank + 2;
+    }
     return out;
   }
 

@@ -118,8 +118,11 @@ export function connectPostgres(url: string): pg.Client {
 
 /** Messages between processes sharing the database (PostgreSQL LISTEN/NOTIFY). */
 export interface Notifications {
-  /** Sends `payload` on `channel` to every listener (this process's own included). */
-  notify(channel: string, payload: string): Promise<void>;
+  /**
+   * Sends each of `payloads` on `channel` to every listener (this process's own included), all in
+   * one statement: one round trip however many there are.
+   */
+  notify(channel: string, payloads: readonly string[]): Promise<void>;
   /**
    * Listens on `channel` on a dedicated connection, reconnecting (every second) when it drops;
    * `onGap` runs after a reconnect, since messages sent meanwhile are lost. Returns the stopper.
@@ -138,8 +141,10 @@ export function pgNotifications(
   timers: Pick<Clock, "setTimeout" | "clearTimeout"> = systemClock,
 ): Notifications {
   return {
-    async notify(channel, payload) {
-      await pool.query("select pg_notify($1, $2)", [channel, payload]);
+    async notify(channel, payloads) {
+      if (payloads.length === 1) await pool.query("select pg_notify($1, $2)", [channel, payloads[0]]);
+      else if (payloads.length > 1)
+        await pool.query("select count(pg_notify($1, p)) from unnest($2::text[]) as p", [channel, payloads]);
     },
     async listen(channel, onMessage, onGap) {
       let stopped = false;

@@ -1,13 +1,17 @@
 /**
  * The streamed Chat Completions answer: its shaper reads the JSON of the events it turns into
  * chunks alone (the start, text, refusal and tool-call deltas, items, the end), and of every event
- * until the response id is known, not of the reasoning deltas and other events it drops; and it
- * sends the same bytes, with the same stream state, as a shaper that parses every event but
- * `codex.*` ones (what it did before), for random streams cut anywhere.
+ * until the response id is known, not of the reasoning deltas and other events it drops; on the
+ * byte path the events it drops once the id is known are not even decoded (the scan skips them,
+ * or the per-event check before the scan applies); and it sends the same bytes, with the same
+ * stream state and quota readings, on the scan path, the per-event path and the text path, as a
+ * shaper that parses every event but `codex.*` ones (what it did before), for random streams cut
+ * anywhere and one stream cut at every byte.
  */
 import { describe, expect, test } from "bun:test";
 import { seededRandom } from "../../src/core/clock.ts";
 import { chatStreamShaper } from "../../src/proxy/chat/response.ts";
+import { SCAN_MAX_BYTES } from "../../src/proxy/event-scan.ts";
 import type { Shaper, StreamState } from "../../src/proxy/stream.ts";
 import type { Json } from "../../src/proxy/validate.ts";
 import { clientParts, proxyStream } from "../support/proxy-stream.ts";
@@ -24,20 +28,43 @@ const completed = ev({
   response: { id: "r1", output: [], usage: { input_tokens: 3, output_tokens: 2 } },
 });
 
-/** The Chat stream shaper as it was: the JSON of every event but `codex.*` ones. */
+/** The Chat stream shaper on the text path alone: every event decoded, none dropped as bytes. */
+function textShaper(includeUsage: boolean): Shaper {
+  const { drops: _, refuses: __, ...shaper } = chatStreamShaper("gpt-x", includeUsage, 1_700_000_000_000);
+  return shaper;
+}
+
+/** The Chat stream shaper as it was: the JSON of every event but `codex.*` ones, on the text path. */
 function parsingShaper(includeUsage: boolean): Shaper {
-  const shaper = chatStreamShaper("gpt-x", includeUsage, 1_700_000_000_000);
-  return { ...shaper, needsJson: (type) => !type.startsWith("codex.") };
+  return { ...textShaper(includeUsage), needsJson: (type) => !type.startsWith("codex.") };
+}
+
+/** The Chat stream shaper without its refusals: dropped events are found by the per-event check alone. */
+function perEventShaper(includeUsage: boolean): Shaper {
+  const { refuses: _, ...shaper } = chatStreamShaper("gpt-x", includeUsage, 1_700_000_000_000);
+  return shaper;
 }
 
 async function run(chunks: readonly Uint8Array[], shaper: Shaper) {
-  const ps = proxyStream(chunks, shaper);
-  const { parts } = await clientParts(ps, true);
+  const quota: unknown[] = [];
+  const ps = proxyStream(chunks, shaper, quota);
+  const { parts, raw } = await clientParts(ps, true);
   const body = parts.map((p) => dec.decode(p)).join("");
   // Ids made up per stream: the Chat id, and the response id of a failure the gateway writes.
   const scrub = (x: string) =>
     x.replace(/chatcmpl-[0-9a-f]{24}/g, "chatcmpl-X").replace(/resp_[0-9a-f]{32}/g, "resp_X");
-  return { body: scrub(body), state: scrub(JSON.stringify(ps.state)) };
+  // A Chat stream writes text alone (never the upstream's bytes).
+  expect(raw).toBe(0);
+  return { body: scrub(body), state: scrub(JSON.stringify(ps.state)), quota };
+}
+
+/** The scan path, the per-event path, the text path and the parse-everything shaper agree on `chunks`. */
+async function agree(chunks: readonly Uint8Array[], usage: boolean, label: unknown): Promise<void> {
+  const scanned = await run(chunks, chatStreamShaper("gpt-x", usage, 1_700_000_000_000));
+  const want = await run(chunks, parsingShaper(usage));
+  expect({ label, got: scanned }).toEqual({ label, got: want });
+  expect({ label, got: await run(chunks, perEventShaper(usage)) }).toEqual({ label, got: want });
+  expect({ label, got: await run(chunks, textShaper(usage)) }).toEqual({ label, got: want });
 }
 
 /** Events of every kind the Chat shaper reads or drops, framed the usual and unusual ways. */
@@ -81,12 +108,15 @@ const EVENTS = [
     response: { id: "r3", incomplete_details: { reason: "max_output_tokens" } },
   }),
   ev({ type: "response.failed", response: { id: "r4", error: { code: "x", message: "m" } } }),
+  // Dropped, of a length no read type has (the scan skips it once the id is known), with an id.
+  ev({ type: "response.content_part.added", response: { id: "rp" } }),
 ];
 
 describe("chatStreamShaper", () => {
   test("reads the JSON of the events it turns into chunks alone, not of reasoning deltas", async () => {
     const seen: { type: string; json: boolean }[] = [];
-    const shaper = chatStreamShaper("gpt-x", true, 1_700_000_000_000);
+    // On the text path (every event decoded): what the shaper asks to parse.
+    const shaper = textShaper(true);
     const recording: Shaper = {
       ...shaper,
       event(type: string, json: Json | null, raw: string, state: StreamState) {
@@ -111,24 +141,86 @@ describe("chatStreamShaper", () => {
     expect(got).toEqual(await run([enc.encode(stream)], parsingShaper(true)));
   });
 
-  test("the same bytes and state as parsing every event: random streams, randomly cut", async () => {
+  test("the same bytes and state as parsing every event, on every path: random streams, randomly cut", async () => {
     const next = seededRandom(15).next;
-    for (let k = 0; k < 300; k++) {
+    for (let k = 0; k < 400; k++) {
       let stream = "";
       for (let i = 0, n = 1 + Math.floor(next() * 20); i < n; i++)
         stream += EVENTS[Math.floor(next() * EVENTS.length)]!;
       if (k % 30 === 7) stream = stream.replace(/\n/g, "\r\n");
       const data = enc.encode(stream);
+      if (k % 10 === 3 && data.length > 0) data[Math.floor(next() * data.length)] = 0xff;
       const chunks: Uint8Array[] = [];
       for (let i = 0; i < data.length; ) {
-        const n = 1 + Math.floor(next() * 80);
+        const n = 1 + Math.floor(next() * (next() < 0.2 ? 2000 : 80));
         chunks.push(data.slice(i, i + n));
         i += n;
       }
-      const usage = k % 2 === 0;
-      const got = await run(chunks, chatStreamShaper("gpt-x", usage, 1_700_000_000_000));
-      const want = await run(chunks, parsingShaper(usage));
-      expect({ k, got }).toEqual({ k, got: want });
+      await agree(chunks, k % 2 === 0, k);
+    }
+  });
+
+  test("the same bytes, state and readings on every path: one stream of every event, cut at every byte", async () => {
+    const data = enc.encode(EVENTS.join(""));
+    for (let cut = 0; cut <= data.length; cut++)
+      await agree([data.subarray(0, cut), data.subarray(cut)], cut % 2 === 0, cut);
+  });
+
+  test("on the byte path, the events it drops once the id is known never reach it; the scan flags the rest", async () => {
+    const types: string[] = [];
+    const asked: string[] = [];
+    const shaper = chatStreamShaper("gpt-x", false, 1_700_000_000_000);
+    const recording: Shaper = {
+      ...shaper,
+      drops: (type) => {
+        asked.push(type);
+        return shaper.drops!(type);
+      },
+      event(type: string, json: Json | null, raw: string, state: StreamState) {
+        types.push(type);
+        return shaper.event(type, json, raw, state);
+      },
+    };
+    const chunks = [
+      enc.encode(EVENTS[0]! + summary("a").repeat(300)),
+      enc.encode(summary("b").repeat(200) + EVENTS[3]! + text("t").repeat(5)),
+      enc.encode(EVENTS[16]! + summary("c").repeat(100) + completed),
+    ];
+    const got = await run(chunks, recording);
+    expect(got).toEqual(await run(chunks, parsingShaper(false)));
+    // The start and what it turns into chunks; the rate limits (a type the gateway reads) and the
+    // finished text (the length of a type the shaper reads) are flagged by the scan and go by the
+    // text path, and give nothing.
+    expect(types).toEqual([
+      "response.created",
+      "codex.rate_limits",
+      ...Array(5).fill("response.output_text.delta"),
+      "response.output_text.done",
+      "response.completed",
+    ]);
+    // The per-event check asked about the first event alone (the id is not known before it), then
+    // the scan applied to the rest.
+    expect(asked).toEqual(["response.created"]);
+    // The rate limits were read by the gateway.
+    expect(got.quota).toHaveLength(1);
+    expect(got.body).toContain('"delta":{"content":"t"}');
+  });
+
+  test("huge events: beside dropped ones, across chunks, and in a chunk larger than the scan takes", async () => {
+    const big = text("z".repeat(200_000));
+    const huge = summary("y".repeat(SCAN_MAX_BYTES + 10));
+    const dropped = summary("p").repeat(300);
+    for (const stream of [
+      EVENTS[0]! + dropped + big + dropped + completed,
+      EVENTS[0]! + dropped + huge + text("after") + dropped + completed,
+      EVENTS[0]! + text("x".repeat(SCAN_MAX_BYTES + 10)) + dropped + completed,
+    ]) {
+      const data = enc.encode(stream);
+      for (const size of [data.length, 65_536, 150_000, 4096 + 17]) {
+        const chunks: Uint8Array[] = [];
+        for (let i = 0; i < data.length; i += size) chunks.push(data.subarray(i, i + size));
+        await agree(chunks, true, { size, length: data.length });
+      }
     }
   });
 });

@@ -9,7 +9,13 @@ import { describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { assembleEventScan } from "../../scripts/event-scan-source.ts";
 import { seededRandom } from "../../src/core/clock.ts";
-import { lookStarts, SCAN_MAX_BYTES, scanAvailable, scanPrefix } from "../../src/proxy/event-scan.ts";
+import {
+  lookRuns,
+  lookStarts,
+  SCAN_MAX_BYTES,
+  scanAvailable,
+  scanPrefix,
+} from "../../src/proxy/event-scan.ts";
 import { EVENT_SCAN_WASM } from "../../src/proxy/event-scan-wasm.ts";
 import { codexShaper, responsesStreamShaper } from "../../src/proxy/shapers.ts";
 import type { Shaper } from "../../src/proxy/stream.ts";
@@ -22,12 +28,18 @@ const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLeng
 /**
  * The per-event check's verdict, written out plainly: the event (a `\n\n`-split block) is the
  * backend's own framing, one `event: ` line with a name, one `data: ` line, nothing more; and its
- * name's length has no bit in `look` (lengths of 32 and more never do), and the name does not
- * start with `prefix` (when given).
+ * name's length has no bit in `look` (lengths of 64 and more never do), and the name does not
+ * start with `prefix` (when given). `runs`: the flagged events that follow one another, joined, as
+ * each run's start and end (after its last blank line).
  */
-function referenceLooks(data: Uint8Array, look: number, prefix = ""): { looks: number[]; events: number } {
+function referenceLooks(
+  data: Uint8Array,
+  look: bigint,
+  prefix = "",
+): { looks: number[]; runs: number[]; events: number } {
   const text = latin1(data);
   const out: number[] = [];
+  const runs: number[] = [];
   let events = 0;
   for (let pos = 0; pos < text.length; events++) {
     const end = text.indexOf("\n\n", pos);
@@ -39,12 +51,16 @@ function referenceLooks(data: Uint8Array, look: number, prefix = ""): { looks: n
       name > 0 &&
       block.startsWith("\ndata: ", nl) &&
       block.indexOf("\n", nl + 1) < 0 &&
-      !(name < 32 && ((look | 1) >> name) & 1) &&
+      !(name < 64 && ((look | 1n) >> BigInt(name)) & 1n) &&
       !(prefix !== "" && block.slice(7, nl).startsWith(prefix));
-    if (!plain) out.push(pos);
+    if (!plain) {
+      out.push(pos);
+      if (runs.length > 0 && runs[runs.length - 1] === pos) runs[runs.length - 1] = end + 2;
+      else runs.push(pos, end + 2);
+    }
     pos = end + 2;
   }
-  return { looks: out, events };
+  return { looks: out, runs, events };
 }
 
 /** Bytes from adversarial pieces of framing, cut to whole events as the upstream reader cuts them. */
@@ -68,6 +84,7 @@ function framingSoup(next: () => number, n: number): Uint8Array {
     "\ndata:",
     "{}",
     "a".repeat(31),
+    "a".repeat(63),
     "\r",
     // Whole events, plain unless their name's length is looked at.
     "event: response.output_text.delta\ndata: {}\n\n",
@@ -83,6 +100,11 @@ function framingSoup(next: () => number, n: number): Uint8Array {
     "event: codexx\ndata: {}\n\n",
     "event: codex.\ndata: {}\n\n",
     "event: codex.é\ndata: {}\n\n",
+    // Names of 32 to 64 bytes: told apart by length below 64.
+    "event: response.function_call_arguments.delta\ndata: {}\n\n",
+    "event: response.reasoning_summary_text.delta\ndata: {}\n\n",
+    `event: ${"m".repeat(63)}\ndata: {}\n\n`,
+    `event: ${"m".repeat(64)}\ndata: {}\n\n`,
   ];
   let s = "";
   for (let i = 0; i < n; i++) s += pieces[Math.floor(next() * pieces.length)];
@@ -101,23 +123,35 @@ describe("event scan", () => {
     const next = seededRandom(11).next;
     let flagged = 0;
     let plain = 0;
+    let joined = 0;
     for (let k = 0; k < 3000; k++) {
       const data = framingSoup(next, 1 + Math.floor(next() * 60));
       // A few names' lengths looked at, as the pass-through asks (bit 0 is always looked at).
-      const look = (1 << Math.floor(next() * 32)) | (1 << 5) | (1 << 16) | (next() < 0.5 ? 1 << 26 : 0);
+      const look =
+        (1n << BigInt(Math.floor(next() * 64))) |
+        (1n << 5n) |
+        (1n << 16n) |
+        (next() < 0.5 ? 1n << 26n : 0n) |
+        (next() < 0.5 ? 1n << 38n : 0n) |
+        (next() < 0.3 ? 1n << 63n : 0n);
       const want = referenceLooks(data, look);
       const got = lookStarts(data, look);
-      expect({ k, text: latin1(data), got: got && [...got] }).toEqual({
+      const runs = lookRuns(data, look);
+      expect({ k, text: latin1(data), got: got && [...got], runs: runs && [...runs] }).toEqual({
         k,
         text: latin1(data),
         got: want.looks,
+        runs: want.runs,
       });
       flagged += want.looks.length;
       plain += want.events - want.looks.length;
+      joined += want.looks.length - want.runs.length / 2;
     }
-    // The soup has both kinds in number (else the comparison says little).
+    // The soup has both kinds in number, and runs of several flagged events (else the comparison
+    // says little).
     expect(flagged).toBeGreaterThan(1000);
     expect(plain).toBeGreaterThan(300);
+    expect(joined).toBeGreaterThan(300);
   });
 
   test("flags names with the prefix asked for, whatever their length (random framings and prefixes)", () => {
@@ -126,15 +160,17 @@ describe("event scan", () => {
     let byPrefix = 0;
     for (let k = 0; k < 3000; k++) {
       const data = framingSoup(next, 1 + Math.floor(next() * 60));
-      const look = (1 << 5) | (1 << 16) | (next() < 0.5 ? 1 << 25 : 0);
+      const look = (1n << 5n) | (1n << 16n) | (next() < 0.5 ? 1n << 25n : 0n);
       const prefix = prefixes[Math.floor(next() * prefixes.length)]!;
       const want = referenceLooks(data, look, prefix);
       const got = lookStarts(data, look, scanPrefix(prefix));
-      expect({ k, prefix, text: latin1(data), got: got && [...got] }).toEqual({
+      const runs = lookRuns(data, look, scanPrefix(prefix));
+      expect({ k, prefix, text: latin1(data), got: got && [...got], runs: runs && [...runs] }).toEqual({
         k,
         prefix,
         text: latin1(data),
         got: want.looks,
+        runs: want.runs,
       });
       byPrefix += want.looks.length - referenceLooks(data, look).looks.length;
     }
@@ -149,9 +185,20 @@ describe("event scan", () => {
     const ev = (type: string) => `event: ${type}\ndata: {"type":"${type}"}\n\n`;
     const deltas = ev("response.output_text.delta").repeat(1000);
     const data = enc.encode(ev("response.created") + deltas + ev("response.completed"));
-    const look = (1 << 16) | (1 << 18);
+    const look = (1n << 16n) | (1n << 18n);
     expect([...lookStarts(data, look)!]).toEqual([0, data.length - ev("response.completed").length]);
     expect([...lookStarts(enc.encode(deltas), look)!]).toEqual([]);
+    // As runs: the start alone, then the end alone; side by side, one run.
+    const start = ev("response.created").length;
+    expect([...lookRuns(data, look)!]).toEqual([
+      0,
+      start,
+      data.length - ev("response.completed").length,
+      data.length,
+    ]);
+    const both = enc.encode(ev("response.created") + ev("response.completed") + deltas);
+    expect([...lookRuns(both, look)!]).toEqual([0, start + ev("response.completed").length]);
+    expect([...lookRuns(enc.encode(deltas), look)!]).toEqual([]);
     // Larger than the scan takes: the caller checks each event itself.
     expect(lookStarts(enc.encode(ev("x").repeat(Math.ceil(SCAN_MAX_BYTES / 20))), look)).toBeNull();
   });

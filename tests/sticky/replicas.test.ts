@@ -2,11 +2,14 @@
  * Cached sticky bindings across two gateways on one PostgreSQL database (in process, each with its
  * own caches and change feed): a keyed request whose binding is cached is selected at once (no
  * store read, no promise), and a binding moved or removed through one replica, or a TTL changed
- * there, is honoured by the other within a second although the other had it cached.
+ * there, is honoured by the other within a second although the other had it cached; other account
+ * changes (a pause, a login) leave both replicas' cached bindings alone.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { AccountSnapshot, Action } from "../../src/plugin-host/api.ts";
 import { candidatesOf, insertAccount } from "../balancing/fixtures.ts";
+import { fakeAuth } from "../fakes/auth.ts";
+import { authJsonOf } from "../support/accounts.ts";
 import { startGateway, type TestGateway } from "../support/gateway.ts";
 import { createTestDatabase } from "../support/postgres.ts";
 
@@ -55,6 +58,22 @@ async function routed(gw: TestGateway, headers: Record<string, string>): Promise
 }
 
 const cachedOn = (gw: TestGateway, key: string) => gw.running.gateway.services.sticky.cached?.(key) ?? null;
+
+/**
+ * Returns once B has received every change A published before the call: A removes a binding B
+ * has cached, and A's feed sends one statement at a time, in order (src/cluster/feed.ts).
+ */
+async function caughtUp(): Promise<void> {
+  const sentinel = `sentinel-${crypto.randomUUID()}`;
+  await routed(b, { "session-id": sentinel });
+  await routed(b, { "session-id": sentinel });
+  expect(cachedOn(b, sentinel)).not.toBeNull();
+  const res = await fetch(`${a.url}/api/sticky-sessions/${encodeURIComponent(sentinel)}`, {
+    method: "DELETE",
+  });
+  expect(res.status).toBe(200);
+  await within1s(() => cachedOn(b, sentinel) === null);
+}
 
 /** Waits for `ok`, checking every 10 ms, 100 times at most (about 1 s). */
 async function within1s(ok: () => boolean | Promise<boolean>): Promise<void> {
@@ -128,6 +147,51 @@ describe("cached sticky bindings over two replicas on one PostgreSQL", () => {
     expect(cachedOn(a, key)).toBeNull();
     await within1s(() => cachedOn(b, key) === null);
     expect(await b.running.gateway.services.sticky.lookup(key)).toBeNull();
+  });
+
+  test("an account paused and a login through replica A leave both replicas' cached bindings", async () => {
+    await insertAccount(a.running.store.db, "acc-other");
+    const key = `kept-${crypto.randomUUID()}`;
+    const headers = { "session-id": key };
+    await routed(a, headers);
+    await routed(a, headers);
+    const bound = cachedOn(a, key)?.accountId;
+    expect(bound).toBeDefined();
+    // The bind's own message (B drops the key) must have reached B before B caches it.
+    await caughtUp();
+    await routed(b, headers);
+    await routed(b, headers);
+    expect(cachedOn(b, key)?.accountId).toBe(bound);
+    const paused = await a.running.gateway.services.apply(
+      [{ type: "account.pause", accountId: "acc-other" }],
+      {
+        source: "test",
+      },
+    );
+    expect(paused.map((r) => r.status)).toEqual(["applied"]);
+    // A login (tokens and identity written) through the admin API.
+    const login = await fetch(`${a.url}/api/accounts/import`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(
+        authJsonOf(
+          fakeAuth().issue({
+            email: "login@example.test",
+            chatgptAccountId: "chatgpt-login",
+            chatgptUserId: "user-login",
+          }),
+        ),
+      ),
+    });
+    expect(login.status).toBe(200);
+    // Both changes were published on the feed's accounts topic before the sentinel's removal.
+    await caughtUp();
+    await within1s(async () => {
+      const other = (await b.running.gateway.services.accounts.list()).find((x) => x.id === "acc-other");
+      return other?.status === "paused";
+    });
+    expect(cachedOn(a, key)?.accountId).toBe(bound);
+    expect(cachedOn(b, key)?.accountId).toBe(bound);
   });
 
   test("a TTL changed through replica A drops B's cached bindings", async () => {

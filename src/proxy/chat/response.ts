@@ -7,7 +7,7 @@
  */
 import type { EpochMs } from "../../core/types.ts";
 import { hidden, JsonNeeds } from "../shapers.ts";
-import type { Shaper, StreamState, Usage } from "../stream.ts";
+import type { Shaper, ShaperRefusals, StreamState, Usage } from "../stream.ts";
 import { usageOf } from "../stream.ts";
 import { isObject, type Json } from "../validate.ts";
 
@@ -41,135 +41,180 @@ interface CallSlot {
   argsSent: boolean;
 }
 
-/** The types whose JSON the Chat stream shaper reads (each a case of its `event`; every other type gives nothing). */
-const CHAT_READS = new Set([
-  "response.created",
-  "response.in_progress",
-  "response.output_text.delta",
-  "response.refusal.delta",
-  "response.output_item.added",
-  "response.function_call_arguments.delta",
-  "response.output_item.done",
-  "response.completed",
-  "response.incomplete",
-  "response.failed",
-]);
-const chatReads = (type: string): boolean => CHAT_READS.has(type);
+/** One Chat stream's state: its id and model, whether the role went out, its tool calls. */
+class ChatStream {
+  readonly id = chatId();
+  readonly created: number;
+  readonly calls = new Map<string, CallSlot>();
+  roleSent = false;
+
+  constructor(
+    readonly model: string,
+    readonly includeUsage: boolean,
+    now: EpochMs,
+  ) {
+    this.created = Math.floor(now / 1000);
+  }
+
+  /** A `chat.completion.chunk` frame of one choice. */
+  frame(delta: Json, finish: string | null = null): string {
+    const chunk: Json = {
+      id: this.id,
+      object: "chat.completion.chunk",
+      created: this.created,
+      model: this.model,
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    };
+    if (this.includeUsage) chunk.usage = null;
+    return `data: ${JSON.stringify(chunk)}\n\n`;
+  }
+
+  /** The assistant role's frame, the first time. */
+  role(): string {
+    if (this.roleSent) return "";
+    this.roleSent = true;
+    return this.frame({ role: "assistant", content: "" });
+  }
+
+  slotOf(key: string): CallSlot {
+    let s = this.calls.get(key);
+    if (!s) {
+      s = { index: this.calls.size, argsSent: false };
+      this.calls.set(key, s);
+    }
+    return s;
+  }
+}
+
+const keyOf = (json: Json): string =>
+  String(json.item_id ?? (isObject(json.item) ? json.item.id : undefined) ?? json.output_index ?? "0");
+
+/** What a Chat stream sends for one event it reads (its JSON parsed), given the stream state after it. */
+type ChatHandler = (chat: ChatStream, json: Json, state: StreamState) => string;
+
+const roleOnly: ChatHandler = (chat) => chat.role();
+
 const TEXT_DELTA = "response.output_text.delta";
+const textDelta: ChatHandler = (chat, json) =>
+  typeof json.delta === "string" ? chat.role() + chat.frame({ content: json.delta }) : "";
+
+const finish: ChatHandler = (chat, json, state) => {
+  const response = isObject(json.response) ? json.response : null;
+  let out = chat.role() + chat.frame({}, finishReason(state, response, chat.calls.size > 0));
+  if (chat.includeUsage) {
+    const usage = chatUsage(usageOf(response));
+    const { id, created, model } = chat;
+    out += `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage })}\n\n`;
+  }
+  return out;
+};
+
+/**
+ * The Chat stream's handler of each event type it reads, the one list of them: every other type
+ * gives nothing, and its JSON is not needed ({@link chatReads}).
+ */
+const CHAT_HANDLERS = new Map<string, ChatHandler>([
+  ["response.created", roleOnly],
+  ["response.in_progress", roleOnly],
+  [TEXT_DELTA, textDelta],
+  [
+    "response.refusal.delta",
+    (chat, json) => (typeof json.delta === "string" ? chat.role() + chat.frame({ refusal: json.delta }) : ""),
+  ],
+  [
+    "response.output_item.added",
+    (chat, json) => {
+      const item = isObject(json.item) ? json.item : null;
+      if (item?.type !== "function_call") return "";
+      const slot = chat.slotOf(keyOf(json));
+      return (
+        chat.role() +
+        chat.frame({
+          tool_calls: [
+            {
+              index: slot.index,
+              id: item.call_id,
+              type: "function",
+              function: { name: item.name, arguments: "" },
+            },
+          ],
+        })
+      );
+    },
+  ],
+  [
+    "response.function_call_arguments.delta",
+    (chat, json) => {
+      if (typeof json.delta !== "string") return "";
+      const slot = chat.slotOf(keyOf(json));
+      slot.argsSent = true;
+      return chat.frame({ tool_calls: [{ index: slot.index, function: { arguments: json.delta } }] });
+    },
+  ],
+  [
+    "response.output_item.done",
+    (chat, json) => {
+      const item = isObject(json.item) ? json.item : null;
+      if (item?.type !== "function_call") return "";
+      const key = keyOf(json);
+      const known = chat.calls.has(key);
+      const slot = chat.slotOf(key);
+      if (slot.argsSent && known) return "";
+      slot.argsSent = true;
+      const fn: Json = { arguments: typeof item.arguments === "string" ? item.arguments : "" };
+      if (!known) fn.name = item.name;
+      const call: Json = { index: slot.index, function: fn };
+      if (!known) Object.assign(call, { id: item.call_id, type: "function" });
+      return chat.role() + chat.frame({ tool_calls: [call] });
+    },
+  ],
+  ["response.completed", finish],
+  ["response.incomplete", finish],
+  [
+    "response.failed",
+    (_chat, json) => {
+      const resp = isObject(json.response) ? json.response : {};
+      const err = isObject(resp.error) ? resp.error : {};
+      return `data: ${JSON.stringify({
+        error: {
+          message: err.message ?? "Upstream error",
+          type: err.type ?? "server_error",
+          code: err.code ?? "upstream_error",
+          param: null,
+        },
+      })}\n\n`;
+    },
+  ],
+]);
+
+/** The types whose JSON the Chat stream shaper reads: those it has a handler for. */
+const chatReads = (type: string): boolean => CHAT_HANDLERS.has(type);
+
+/** What the Chat stream shaper refuses to drop unread once the response id is known: what it reads. */
+const CHAT_REFUSALS: ShaperRefusals = Object.freeze({
+  names: Object.freeze([...CHAT_HANDLERS.keys()]),
+  prefix: null,
+});
 
 /** Streaming shaper for `/v1/chat/completions`. */
 export function chatStreamShaper(model: string, includeUsage: boolean, now: EpochMs): Shaper {
-  const id = chatId();
+  const chat = new ChatStream(model, includeUsage, now);
   // The JSON of the events it reads, and of every event until the response id is known; not of
   // the ones it drops after that (reasoning deltas, finished text and parts) nor of codex.* ones.
   const needs = new JsonNeeds(chatReads);
-  const created = Math.floor(now / 1000);
-  const calls = new Map<string, CallSlot>();
-  let roleSent = false;
-  let lastResponse: Json | null = null;
-  const frame = (delta: Json, finish: string | null = null): string => {
-    const chunk: Json = {
-      id,
-      object: "chat.completion.chunk",
-      created,
-      model,
-      choices: [{ index: 0, delta, finish_reason: finish }],
-    };
-    if (includeUsage) chunk.usage = null;
-    return `data: ${JSON.stringify(chunk)}\n\n`;
-  };
-  const role = (): string => {
-    if (roleSent) return "";
-    roleSent = true;
-    return frame({ role: "assistant", content: "" });
-  };
-  const slotOf = (key: string): CallSlot => {
-    let s = calls.get(key);
-    if (!s) {
-      s = { index: calls.size, argsSent: false };
-      calls.set(key, s);
-    }
-    return s;
-  };
-  const keyOf = (json: Json): string =>
-    String(json.item_id ?? (isObject(json.item) ? json.item.id : undefined) ?? json.output_index ?? "0");
   return {
     // Text deltas, most of an answer, first: one comparison.
     needsJson: (type) => type === TEXT_DELTA || (!hidden(type) && needs.needs(type)),
+    // Once the id is known, an event of a type without a handler gives nothing and changes nothing
+    // (`needs` stays as it is): the byte path need not decode it.
+    drops: (type) => needs.idKnown && !chatReads(type),
+    refuses: () => (needs.idKnown ? CHAT_REFUSALS : null),
     event(type, json, _raw, state) {
       needs.seen(state);
       if (!json) return "";
-      switch (type) {
-        case "response.created":
-        case "response.in_progress":
-          return role();
-        case "response.output_text.delta":
-          return typeof json.delta === "string" ? role() + frame({ content: json.delta }) : "";
-        case "response.refusal.delta":
-          return typeof json.delta === "string" ? role() + frame({ refusal: json.delta }) : "";
-        case "response.output_item.added": {
-          const item = isObject(json.item) ? json.item : null;
-          if (item?.type !== "function_call") return "";
-          const slot = slotOf(keyOf(json));
-          return (
-            role() +
-            frame({
-              tool_calls: [
-                {
-                  index: slot.index,
-                  id: item.call_id,
-                  type: "function",
-                  function: { name: item.name, arguments: "" },
-                },
-              ],
-            })
-          );
-        }
-        case "response.function_call_arguments.delta": {
-          if (typeof json.delta !== "string") return "";
-          const slot = slotOf(keyOf(json));
-          slot.argsSent = true;
-          return frame({ tool_calls: [{ index: slot.index, function: { arguments: json.delta } }] });
-        }
-        case "response.output_item.done": {
-          const item = isObject(json.item) ? json.item : null;
-          if (item?.type !== "function_call") return "";
-          const key = keyOf(json);
-          const known = calls.has(key);
-          const slot = slotOf(key);
-          if (slot.argsSent && known) return "";
-          slot.argsSent = true;
-          const fn: Json = { arguments: typeof item.arguments === "string" ? item.arguments : "" };
-          if (!known) fn.name = item.name;
-          const call: Json = { index: slot.index, function: fn };
-          if (!known) Object.assign(call, { id: item.call_id, type: "function" });
-          return role() + frame({ tool_calls: [call] });
-        }
-        case "response.completed":
-        case "response.incomplete": {
-          lastResponse = isObject(json.response) ? json.response : null;
-          let out = role() + frame({}, finishReason(state, lastResponse, calls.size > 0));
-          if (includeUsage) {
-            const usage = chatUsage(usageOf(lastResponse));
-            out += `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage })}\n\n`;
-          }
-          return out;
-        }
-        case "response.failed": {
-          const resp = isObject(json.response) ? json.response : {};
-          const err = isObject(resp.error) ? resp.error : {};
-          return `data: ${JSON.stringify({
-            error: {
-              message: err.message ?? "Upstream error",
-              type: err.type ?? "server_error",
-              code: err.code ?? "upstream_error",
-              param: null,
-            },
-          })}\n\n`;
-        }
-        default:
-          return "";
-      }
+      // Text deltas, most of an answer, first: one comparison instead of a lookup (hashing the type).
+      const handler = type === TEXT_DELTA ? textDelta : CHAT_HANDLERS.get(type);
+      return handler === undefined ? "" : handler(chat, json, state);
     },
     end: () => "data: [DONE]\n\n",
   };

@@ -1,0 +1,143 @@
+/**
+ * The change feed's sends: a publish goes out at once when no send is under way; those made while
+ * one is under way go together in the next statement (one round trip, however many), each still a
+ * message of its own that replicas of an earlier version read; nothing published is lost, on a
+ * failed send or at a stop. Then the same on a real PostgreSQL: a burst of 300 sticky changes
+ * reaches the other replica whole in a handful of statements.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import pg from "pg";
+import { createChangeFeed } from "../../src/cluster/feed.ts";
+import { type Notifications, pgNotifications } from "../../src/store/postgres.ts";
+import { createTestDatabase } from "../support/postgres.ts";
+
+/** Notifications whose sends wait until the test lets them end. */
+function gatedNotifications(opts: { failFirst?: boolean } = {}) {
+  const sends: string[][] = [];
+  const pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  const n: Notifications = {
+    notify(_channel, payloads) {
+      sends.push([...payloads]);
+      return new Promise<void>((resolve, reject) => pending.push({ resolve, reject }));
+    },
+    listen: () => Promise.resolve(async () => {}),
+  };
+  let failed = false;
+  const release = async () => {
+    const p = pending.shift();
+    if (!p) throw new Error("no send under way");
+    if (opts.failFirst && !failed) {
+      failed = true;
+      p.reject(new Error("connection lost"));
+    } else p.resolve();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  return { n, sends, release, pending };
+}
+
+const keyOf = (payload: string) => (JSON.parse(payload) as { k: string | null }).k;
+
+describe("change feed sends", () => {
+  test("the first publish goes at once; those made meanwhile go together next, the same change once", async () => {
+    const g = gatedNotifications();
+    const errors: unknown[] = [];
+    const feed = createChangeFeed("r1", g.n, (e) => errors.push(e));
+    feed.publish("sticky", "k0");
+    expect(g.sends.map((b) => b.map(keyOf))).toEqual([["k0"]]);
+    for (let i = 1; i <= 99; i++) feed.publish("sticky", `k${i}`);
+    feed.publish("sticky", "k5");
+    feed.publish("accounts");
+    expect(g.sends).toHaveLength(1);
+    await g.release();
+    expect(g.sends).toHaveLength(2);
+    const second = g.sends[1] ?? [];
+    expect(second.map(keyOf)).toEqual([...Array.from({ length: 99 }, (_, i) => `k${i + 1}`), null]);
+    // Each a message of its own, in the form replicas of an earlier version read.
+    expect(JSON.parse(second[0] ?? "")).toEqual({ o: "r1", t: "sticky", k: "k1" });
+    expect(JSON.parse(second[99] ?? "")).toEqual({ o: "r1", t: "accounts", k: null });
+    await g.release();
+    expect(g.sends).toHaveLength(2);
+    // Idle again: the next publish goes at once.
+    feed.publish("firewall");
+    expect(g.sends).toHaveLength(3);
+    await g.release();
+    expect(errors).toEqual([]);
+  });
+
+  test("a failed send is reported and what waited is still sent", async () => {
+    const g = gatedNotifications({ failFirst: true });
+    const errors: unknown[] = [];
+    const feed = createChangeFeed("r1", g.n, (e) => errors.push(e));
+    feed.publish("sticky", "a");
+    feed.publish("sticky", "b");
+    await g.release();
+    expect(errors.map((e) => (e as Error).message)).toEqual(["connection lost"]);
+    expect(g.sends.map((b) => b.map(keyOf))).toEqual([["a"], ["b"]]);
+    await g.release();
+  });
+
+  test("a stop waits until what was published is sent", async () => {
+    const g = gatedNotifications();
+    const feed = createChangeFeed("r1", g.n, () => {});
+    feed.publish("sticky", "a");
+    feed.publish("sticky", "b");
+    let stopped = false;
+    const stopping = feed.stop().then(() => {
+      stopped = true;
+    });
+    await g.release();
+    expect(stopped).toBe(false);
+    await g.release();
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(g.sends.map((b) => b.map(keyOf))).toEqual([["a"], ["b"]]);
+  });
+});
+
+describe("change feed on PostgreSQL", () => {
+  const pools: pg.Pool[] = [];
+  const stops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const s of stops) await s();
+    for (const p of pools) await p.end();
+  });
+
+  test("a burst of 300 sticky changes reaches the other replica whole, in a few statements", async () => {
+    const url = await createTestDatabase("feed_batch");
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pools.push(pool);
+    const statements: string[] = [];
+    const counted = new Proxy(pool, {
+      get(target, prop, receiver) {
+        if (prop === "query")
+          return (text: string, values: unknown[]) => {
+            statements.push(text);
+            return target.query(text, values);
+          };
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const n = pgNotifications(url, counted);
+    const a = createChangeFeed("replica-a", n, (e) => {
+      throw e;
+    });
+    const b = createChangeFeed("replica-b", n, (e) => {
+      throw e;
+    });
+    const got: (string | null)[] = [];
+    b.subscribe("sticky", (k) => got.push(k));
+    await a.start();
+    await b.start();
+    stops.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    const keys = Array.from({ length: 300 }, (_, i) => `burst-${i}-${"x".repeat(i % 40)}`);
+    for (const k of keys) a.publish("sticky", k);
+    for (let i = 0; i < 200 && got.length < keys.length; i++) await Bun.sleep(10);
+    expect(got).toEqual(keys);
+    // One for the first, then one per batch of what waited (one send at a time).
+    expect(statements.length).toBeGreaterThanOrEqual(2);
+    expect(statements.length).toBeLessThanOrEqual(4);
+  });
+});
