@@ -104,6 +104,12 @@ describe("Dockerfile", () => {
     expect(/^EXPOSE 2455\b/m.test(dockerfile)).toBe(true);
   });
 
+  test("the image keeps freed memory for reuse (MIMALLOC_PURGE_DELAY=-1), as docs/deploy.md says", () => {
+    const envBlock = dockerfile.slice(dockerfile.indexOf("\nENV "), dockerfile.indexOf("VOLUME"));
+    expect(envBlock).toMatch(/\sMIMALLOC_PURGE_DELAY=-1\s/);
+    expect(deployDoc).toContain("The image sets `MIMALLOC_PURGE_DELAY=-1`");
+  });
+
   test("docs/deploy.md says the image is not built in CI", () => {
     expect(deployDoc).toContain("The image build is not run in CI");
   });
