@@ -206,6 +206,38 @@ describe("chatStreamShaper", () => {
     expect(got.body).toContain('"delta":{"content":"t"}');
   });
 
+  test("each chunk is the chunk object serialised whole, in its key order (random models, deltas, usage on and off)", async () => {
+    const next = seededRandom(16).next;
+    const models = ["gpt-x", 'a "quoted" model', "modèle 😀", "", "back\\slash\n"];
+    let frames = 0;
+    for (let k = 0; k < 200; k++) {
+      let stream = "";
+      for (let i = 0, n = 1 + Math.floor(next() * 20); i < n; i++)
+        stream += EVENTS[Math.floor(next() * EVENTS.length)]!;
+      const shaper = chatStreamShaper(models[k % models.length]!, k % 2 === 0, 1_700_000_000_000 + k * 1000);
+      const { body } = await run([enc.encode(stream)], shaper);
+      for (const block of body.split("\n\n")) {
+        if (!block.startsWith("data: {") || block.startsWith('data: {"error"')) continue;
+        const payload = block.slice(6);
+        const o = JSON.parse(payload);
+        if (o.choices.length === 0) continue; // the usage chunk, made whole
+        // What the shaper used to build: the object, then JSON.stringify.
+        const chunk: Record<string, unknown> = {
+          id: o.id,
+          object: "chat.completion.chunk",
+          created: o.created,
+          model: models[k % models.length],
+          choices: [{ index: 0, delta: o.choices[0].delta, finish_reason: o.choices[0].finish_reason }],
+        };
+        if (k % 2 === 0) chunk.usage = null;
+        expect(payload).toBe(JSON.stringify(chunk));
+        expect(o.created).toBe(1_700_000_000 + k);
+        frames++;
+      }
+    }
+    expect(frames).toBeGreaterThan(500);
+  });
+
   test("huge events: beside dropped ones, across chunks, and in a chunk larger than the scan takes", async () => {
     const big = text("z".repeat(200_000));
     const huge = summary("y".repeat(SCAN_MAX_BYTES + 10));

@@ -47,6 +47,13 @@ class ChatStream {
   readonly created: number;
   readonly calls = new Map<string, CallSlot>();
   roleSent = false;
+  /**
+   * Every frame's text before its `delta`, and after its `finish_reason`: the chunk object
+   * `{id, object, created, model, choices: [{index: 0, delta, finish_reason}], usage?}` serialised
+   * once, around the part that changes.
+   */
+  readonly #head: string;
+  readonly #tail: string;
 
   constructor(
     readonly model: string,
@@ -54,19 +61,24 @@ class ChatStream {
     now: EpochMs,
   ) {
     this.created = Math.floor(now / 1000);
+    const open = JSON.stringify({
+      id: this.id,
+      object: "chat.completion.chunk",
+      created: this.created,
+      model,
+    });
+    this.#head = `data: ${open.slice(0, -1)},"choices":[{"index":0,"delta":`;
+    this.#tail = includeUsage ? `}],"usage":null}\n\n` : `}]}\n\n`;
   }
 
   /** A `chat.completion.chunk` frame of one choice. */
   frame(delta: Json, finish: string | null = null): string {
-    const chunk: Json = {
-      id: this.id,
-      object: "chat.completion.chunk",
-      created: this.created,
-      model: this.model,
-      choices: [{ index: 0, delta, finish_reason: finish }],
-    };
-    if (this.includeUsage) chunk.usage = null;
-    return `data: ${JSON.stringify(chunk)}\n\n`;
+    return `${this.#head}${JSON.stringify(delta)},"finish_reason":${JSON.stringify(finish)}${this.#tail}`;
+  }
+
+  /** `frame({ content: text })`, without making the object. */
+  content(text: string): string {
+    return `${this.#head}{"content":${JSON.stringify(text)}},"finish_reason":null${this.#tail}`;
   }
 
   /** The assistant role's frame, the first time. */
@@ -96,7 +108,7 @@ const roleOnly: ChatHandler = (chat) => chat.role();
 
 const TEXT_DELTA = "response.output_text.delta";
 const textDelta: ChatHandler = (chat, json) =>
-  typeof json.delta === "string" ? chat.role() + chat.frame({ content: json.delta }) : "";
+  typeof json.delta === "string" ? chat.role() + chat.content(json.delta) : "";
 
 const finish: ChatHandler = (chat, json, state) => {
   const response = isObject(json.response) ? json.response : null;
