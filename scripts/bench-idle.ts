@@ -79,7 +79,10 @@ if (role === "--gateway" || role === "--bare") {
   const runs = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 3;
   const maps = process.argv.includes("--maps");
   const measure = async (which: "--gateway" | "--bare", withMaps: boolean): Promise<Sample> => {
+    // As `codex-lb serve` runs (imported here only: the measured child imports nothing up front).
+    const { withAllocatorEnv } = await import("../src/runtime/bun/start-env.ts");
     const child = Bun.spawn(["bun", import.meta.path, which, ...(withMaps ? ["--maps"] : [])], {
+      env: withAllocatorEnv(process.env),
       stdout: "ignore",
       stderr: "pipe",
     });

@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { withAllocatorEnv } from "../src/runtime/bun/start-env.ts";
 
 const TICK_US = 1e6 / 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s on Linux
 
@@ -36,7 +37,12 @@ export interface Listening {
   kill(): Promise<void>;
 }
 
-/** Runs `cmd` (in `cwd`, with `env`: the script's own by default) and waits (up to 60 s) until it prints `PORT <n>`. */
+/**
+ * Runs `cmd` (in `cwd`, with `env`: the script's own by default) and waits (up to 60 s) until it
+ * prints `PORT <n>`. Every process a bench measures this way (fake upstream, pass-through, gateway)
+ * starts with the allocator setting `codex-lb serve` gives itself (src/runtime/bun/start-env.ts),
+ * unless `env` sets the variable: both proxies run as tuned as a user's gateway.
+ */
 export async function spawnListening(
   cmd: string[],
   opts: { env?: Record<string, string | undefined>; cwd?: string; stderr?: "inherit" | "pipe" } = {},
@@ -44,7 +50,7 @@ export async function spawnListening(
   const proc = Bun.spawn(cmd, {
     stdout: "pipe",
     stderr: opts.stderr ?? "inherit",
-    env: opts.env ?? process.env,
+    env: withAllocatorEnv(opts.env ?? process.env),
     cwd: opts.cwd,
   });
   const kill = () => stopProcess(proc);

@@ -13,7 +13,7 @@
 import { closeLog, createLogger } from "../core/logging.ts";
 import { version } from "../core/version.ts";
 import { PluginLoadError } from "../plugin-host/errors.ts";
-import { applyFetchLimit } from "../runtime/bun/fetch-limit.ts";
+import { applyStartEnv } from "../runtime/bun/start-env.ts";
 import { SettingsError } from "../settings/load.ts";
 import { SettingsSchema } from "../settings/schema.ts";
 import { ForeignDataError } from "../store/foreign.ts";
@@ -61,8 +61,9 @@ const serveCommand: Command = {
   async run(p, io) {
     const prepared = await settingsFor(io, p);
     // Before anything else happens: this may re-execute the process (same pid) to raise fetch's cap
-    // (only when this module is the program: never from a caller of main(), like a test runner).
-    const fetchLimit = isProgram ? applyFetchLimit(prepared.settings.upstreamMaxRequests) : null;
+    // and start the allocator with its setting (only when this module is the program: never from a
+    // caller of main(), like a test runner).
+    const fetchLimit = isProgram ? applyStartEnv(prepared.settings.upstreamMaxRequests).fetchLimit : null;
     if (fetchLimit?.kind === "unsupported")
       io.stderr.write(
         `codex-lb: cannot raise fetch's limit of 256 upstream requests at once on this platform; set BUN_CONFIG_MAX_HTTP_REQUESTS=${prepared.settings.upstreamMaxRequests} before starting\n`,

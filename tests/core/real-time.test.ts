@@ -27,7 +27,7 @@ const INTEGRATION: Record<string, string> = {
   "tests/proxy/codex-cli.test.ts": "the real Codex CLI process, killed if it hangs (a cap, not a wait)",
   "tests/proxy/codex-cli-websocket.test.ts":
     "the real Codex CLI process, killed if it hangs (a cap, not a wait)",
-  "tests/runtime/fetch-limit.test.ts":
+  "tests/runtime/start-env.test.ts":
     "Bun's own fetch connection limit (BUN_CONFIG_MAX_HTTP_REQUESTS) in a real process",
   "tests/scale/limits.test.ts": "real replicas on PostgreSQL: a lease outlives a kill -9 on the real clock",
   "tests/scale/scale.test.ts": "real replicas on PostgreSQL under load: kill -9, lease expiry, refresh",

@@ -107,7 +107,8 @@ describe("Dockerfile", () => {
   test("the image keeps freed memory for reuse (MIMALLOC_PURGE_DELAY=-1), as docs/deploy.md says", () => {
     const envBlock = dockerfile.slice(dockerfile.indexOf("\nENV "), dockerfile.indexOf("VOLUME"));
     expect(envBlock).toMatch(/\sMIMALLOC_PURGE_DELAY=-1\s/);
-    expect(deployDoc).toContain("The image sets `MIMALLOC_PURGE_DELAY=-1`");
+    expect(deployDoc).toContain("starts Bun's allocator (mimalloc) with `MIMALLOC_PURGE_DELAY=-1`");
+    expect(deployDoc).toContain("(the image sets it too");
   });
 
   test("docs/deploy.md says the image is not built in CI", () => {
