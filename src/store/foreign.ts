@@ -88,13 +88,40 @@ export function openSqliteSnapshot(path: string, replayWal = true): SqliteReader
   return openSqliteImmutable(path);
 }
 
-/** Runs `fn` over {@link openSqliteSnapshot} of `path`, then closes it. */
+/**
+ * Reads of a file another process writes meanwhile (a gateway's checkpoint, a migration, the Python
+ * codex-lb) may meet it half-written: the read-only view takes no lock, so SQLite then says
+ * "database disk image is malformed" (or the log beside it is gone before it was copied). Such a
+ * read is tried again, up to this many times, after
+ * waits of 1, 2, 3 … ms (at most about 0.2 s in all); a file that still fails is reported as it is.
+ */
+const SNAPSHOT_READ_ATTEMPTS = 20;
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** An error of a read that met the file mid-write: SQLite's own, or a write-ahead log gone before its copy. */
+function midWrite(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_") || code === "ENOENT");
+}
+
+/**
+ * Runs `fn` over {@link openSqliteSnapshot} of `path`, then closes it; `fn` only reads, so a read
+ * that failed (see {@link SNAPSHOT_READ_ATTEMPTS}) is run again on a fresh view.
+ */
 export function readSqliteSnapshot<T>(path: string, fn: (db: SqliteReader) => T, replayWal = true): T {
-  const db = openSqliteSnapshot(path, replayWal);
-  try {
-    return fn(db);
-  } finally {
-    db.close();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const db = openSqliteSnapshot(path, replayWal);
+      try {
+        return fn(db);
+      } finally {
+        db.close();
+      }
+    } catch (e) {
+      if (attempt >= SNAPSHOT_READ_ATTEMPTS || !midWrite(e)) throw e;
+      // A synchronous pause: this runs before the store is opened, on the start-up path.
+      Atomics.wait(pauseCell, 0, 0, attempt);
+    }
   }
 }
 
