@@ -87,7 +87,8 @@ export class AccountRepository {
 
   /**
    * Called after every write that changes what an account snapshot shows: a usage reading
-   * (`usage`), or tokens and identity (`tokens`: login, import, refresh, delete).
+   * (`usage`), tokens and identity (`tokens`: login, import, refresh), or an
+   * account's deletion (`removed`; a delete that found no account changed nothing and says nothing).
    */
   onChange(fn: (kind: AccountChange) => void): void {
     this.#listeners.push(fn);
@@ -362,7 +363,7 @@ export class AccountRepository {
       return true;
     });
     this.#dropCredentials(id);
-    this.#changed("removed");
+    if (deleted) this.#changed("removed");
     return deleted;
   }
 }

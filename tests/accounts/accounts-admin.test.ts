@@ -133,3 +133,24 @@ describe("account admin", () => {
     }
   });
 });
+
+describe("deleting an unknown account", () => {
+  test("changes nothing: cached sticky bindings stay (only an account's deletion drops them)", async () => {
+    const id = await w.importTokens(w.auth.issue(identity("sticky-kept")));
+    const sticky = w.gw.running.gateway.services.sticky;
+    const results = await w.gw.running.gateway.services.apply(
+      [{ type: "sticky.bind", key: "kept-key", kind: "session", accountId: id }],
+      { source: "test" },
+    );
+    expect(results.map((r) => r.status)).toEqual(["applied"]);
+    expect((await sticky.lookup("kept-key"))?.accountId).toBe(id);
+    expect(sticky.cached?.("kept-key")?.accountId).toBe(id);
+    const del = await fetch(`${w.gw.url}/api/accounts/no-such-account`, { method: "DELETE" });
+    expect(del.status).toBe(404);
+    expect(sticky.cached?.("kept-key")?.accountId).toBe(id);
+    // The account's own deletion takes its bindings, cached ones included.
+    expect((await fetch(`${w.gw.url}/api/accounts/${id}`, { method: "DELETE" })).status).toBe(200);
+    expect(sticky.cached?.("kept-key") ?? null).toBeNull();
+    expect(await sticky.lookup("kept-key")).toBeNull();
+  });
+});

@@ -8,18 +8,9 @@
  * real gateway and reports its module cache.
  */
 import { expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { inFreshGateway } from "../support/fresh-gateway.ts";
 
-const root = resolve(import.meta.dir, "../..");
-
-const SCRIPT = `
-const { boot, prepare } = await import(${JSON.stringify(`${root}/src/cli/boot.ts`)});
-const { createLogger } = await import(${JSON.stringify(`${root}/src/core/logging.ts`)});
-const dir = process.env.DATA_DIR;
-const prepared = await prepare({ CODEX_LB_DATA_DIR: dir, CODEX_LB_HOST: "127.0.0.1", CODEX_LB_PORT: "0", CODEX_LB_OAUTH_CALLBACK_PORT: "0", CODEX_LB_LOG_LEVEL: "silent" }, dir);
-const running = await boot(prepared, createLogger("silent"));
+const BODY = `
 const loaded = () => {
   const keys = Object.keys(require.cache);
   return {
@@ -40,41 +31,30 @@ console.log("RESULT " + JSON.stringify({ before, after, status: res.status, titl
 `;
 
 test("a gateway on SQLite loads neither pg nor the swagger plugin nor a second Kysely; the document's code loads on first use", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "codex-lb-lazy-"));
-  try {
-    const proc = Bun.spawn([process.execPath, "--no-env-file", "-e", SCRIPT], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "", HOME: dir, DATA_DIR: dir },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
-    expect(await proc.exited, err).toBe(0);
-    const line = out.split("\n").find((l) => l.startsWith("RESULT "));
-    const result = JSON.parse(line!.slice(7));
-    const kysely = { kyselyEsm: true, kyselyCjs: false };
-    expect(result.before).toEqual({
-      pg: false,
-      swaggerPlugin: false,
-      scalar: false,
-      swaggerUtils: false,
-      ...kysely,
-    });
-    expect(result.after).toEqual({
-      pg: false,
-      swaggerPlugin: false,
-      scalar: false,
-      swaggerUtils: true,
-      ...kysely,
-    });
-    expect(result.status).toBe(200);
-    expect(result.title).toBe("codex-lb");
-    expect(result.paths).toContain("/v1/responses");
-    expect(result.paths).toContain("/api/accounts");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const result = await inFreshGateway<{
+    before: unknown;
+    after: unknown;
+    status: number;
+    title: string;
+    paths: string[];
+  }>({ body: BODY });
+  const kysely = { kyselyEsm: true, kyselyCjs: false };
+  expect(result.before).toEqual({
+    pg: false,
+    swaggerPlugin: false,
+    scalar: false,
+    swaggerUtils: false,
+    ...kysely,
+  });
+  expect(result.after).toEqual({
+    pg: false,
+    swaggerPlugin: false,
+    scalar: false,
+    swaggerUtils: true,
+    ...kysely,
+  });
+  expect(result.status).toBe(200);
+  expect(result.title).toBe("codex-lb");
+  expect(result.paths).toContain("/v1/responses");
+  expect(result.paths).toContain("/api/accounts");
 });

@@ -140,4 +140,41 @@ describe("change feed on PostgreSQL", () => {
     expect(statements.length).toBeGreaterThanOrEqual(2);
     expect(statements.length).toBeLessThanOrEqual(4);
   });
+
+  test("more than a statement's worth of the largest messages (512-character keys, escaped) arrive whole, in order", async () => {
+    const url = await createTestDatabase("feed_large");
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pools.push(pool);
+    const n = pgNotifications(url, pool);
+    const errors: unknown[] = [];
+    const a = createChangeFeed("replica-a", n, (e) => errors.push(e));
+    const b = createChangeFeed("replica-b", n, (e) => errors.push(e));
+    const got: (string | null)[] = [];
+    b.subscribe("sticky", (k) => got.push(k));
+    await a.start();
+    await b.start();
+    stops.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    // The longest keys a request can carry (plugins/balancing/affinity.ts), each escaped in JSON
+    // to the most bytes: control characters and lone surrogates (6 each), astral characters (4 a pair).
+    const kinds = [
+      (i: number) => `${i}${String.fromCharCode(i % 32).repeat(512)}`,
+      (i: number) => `${i}${"\ud800".repeat(512)}`,
+      (i: number) => `${i}${"😀".repeat(256)}`,
+      (i: number) => `'"\\{},${i}`,
+    ];
+    const keys = Array.from({ length: 1100 }, (_, i) => kinds[i % kinds.length]!(i).slice(0, 512));
+    expect(new Set(keys).size).toBe(keys.length);
+    const largest = Math.max(
+      ...keys.map((k) => Buffer.byteLength(JSON.stringify({ o: "replica-a", t: "sticky", k }))),
+    );
+    expect(largest).toBeGreaterThan(3000);
+    expect(largest).toBeLessThan(8000); // PostgreSQL's limit for one payload
+    for (const k of keys) a.publish("sticky", k);
+    for (let i = 0; i < 500 && got.length < keys.length; i++) await Bun.sleep(10);
+    expect(errors).toEqual([]);
+    expect(got).toEqual(keys);
+  });
 });

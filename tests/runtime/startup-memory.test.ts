@@ -6,19 +6,23 @@
  * engine was idle; the test suite's gateways pass `shedStartupCode: false`, which keeps them.
  */
 import { expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { inFreshGateway } from "../support/fresh-gateway.ts";
 
-const root = resolve(import.meta.dir, "../..");
+interface Result {
+  before: number;
+  after: number;
+  health: number;
+  body: unknown;
+  docs: number;
+  title: string;
+}
 
-const script = (inject: string) => `
-const { boot, prepare } = await import(${JSON.stringify(`${root}/src/cli/boot.ts`)});
-const { createLogger } = await import(${JSON.stringify(`${root}/src/core/logging.ts`)});
-const { heapStats } = await import("bun:jsc");
-const dir = process.env.DATA_DIR;
-const prepared = await prepare({ CODEX_LB_DATA_DIR: dir, CODEX_LB_HOST: "127.0.0.1", CODEX_LB_PORT: "0", CODEX_LB_OAUTH_CALLBACK_PORT: "0", CODEX_LB_LOG_LEVEL: "silent" }, dir);
-const running = await boot(prepared, createLogger("silent"), ${inject});
+const run = (inject: string) =>
+  inFreshGateway<Result>({
+    // Loaded before the gateway: a dynamic import after `boot` would let the engine go idle first.
+    setup: 'const { heapStats } = await import("bun:jsc");',
+    inject,
+    body: `
 const code = () => {
   const t = heapStats().objectTypeCounts;
   return (t.FunctionCodeBlock ?? 0) + (t.UnlinkedFunctionCodeBlock ?? 0);
@@ -34,36 +38,8 @@ const docs = await fetch(base + "/docs/json");
 const doc = await docs.json();
 await running.shutdown();
 console.log("RESULT " + JSON.stringify({ before, after, health: health.status, body: await health.json(), docs: docs.status, title: doc.info.title }));
-`;
-
-async function run(inject: string) {
-  const dir = mkdtempSync(join(tmpdir(), "codex-lb-shed-"));
-  try {
-    const proc = Bun.spawn([process.execPath, "--no-env-file", "-e", script(inject)], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "", HOME: dir, DATA_DIR: dir },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
-    expect(await proc.exited, err).toBe(0);
-    const line = out.split("\n").find((l) => l.startsWith("RESULT "));
-    expect(line, out + err).toBeDefined();
-    return JSON.parse(line!.slice(7)) as {
-      before: number;
-      after: number;
-      health: number;
-      body: unknown;
-      docs: number;
-      title: string;
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+`,
+  });
 
 test("a gateway booted as users run it drops start-up's compiled code once listening, and still serves", async () => {
   const r = await run("{}");
