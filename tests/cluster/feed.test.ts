@@ -101,6 +101,20 @@ describe("change feed on PostgreSQL", () => {
     for (const s of stops) await s();
     for (const p of pools) await p.end();
   });
+  /** Replicas A and B on `n`, started; the sticky keys B hears of; errors of either into `errors`. */
+  const twoReplicas = async (n: Notifications, errors: unknown[]) => {
+    const a = createChangeFeed("replica-a", n, (e) => errors.push(e));
+    const b = createChangeFeed("replica-b", n, (e) => errors.push(e));
+    const got: (string | null)[] = [];
+    b.subscribe("sticky", (k) => got.push(k));
+    await a.start();
+    await b.start();
+    stops.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    return { a, got };
+  };
 
   test("a burst of 300 sticky changes reaches the other replica whole, in a few statements", async () => {
     const url = await createTestDatabase("feed_batch");
@@ -118,20 +132,8 @@ describe("change feed on PostgreSQL", () => {
       },
     });
     const n = pgNotifications(url, counted);
-    const a = createChangeFeed("replica-a", n, (e) => {
-      throw e;
-    });
-    const b = createChangeFeed("replica-b", n, (e) => {
-      throw e;
-    });
-    const got: (string | null)[] = [];
-    b.subscribe("sticky", (k) => got.push(k));
-    await a.start();
-    await b.start();
-    stops.push(
-      () => a.stop(),
-      () => b.stop(),
-    );
+    const errors: unknown[] = [];
+    const { a, got } = await twoReplicas(n, errors);
     const keys = Array.from({ length: 300 }, (_, i) => `burst-${i}-${"x".repeat(i % 40)}`);
     for (const k of keys) a.publish("sticky", k);
     for (let i = 0; i < 200 && got.length < keys.length; i++) await Bun.sleep(10);
@@ -139,6 +141,7 @@ describe("change feed on PostgreSQL", () => {
     // One for the first, then one per batch of what waited (one send at a time).
     expect(statements.length).toBeGreaterThanOrEqual(2);
     expect(statements.length).toBeLessThanOrEqual(4);
+    expect(errors).toEqual([]);
   });
 
   test("more than a statement's worth of the largest messages (512-character keys, escaped) arrive whole, in order", async () => {
@@ -147,16 +150,7 @@ describe("change feed on PostgreSQL", () => {
     pools.push(pool);
     const n = pgNotifications(url, pool);
     const errors: unknown[] = [];
-    const a = createChangeFeed("replica-a", n, (e) => errors.push(e));
-    const b = createChangeFeed("replica-b", n, (e) => errors.push(e));
-    const got: (string | null)[] = [];
-    b.subscribe("sticky", (k) => got.push(k));
-    await a.start();
-    await b.start();
-    stops.push(
-      () => a.stop(),
-      () => b.stop(),
-    );
+    const { a, got } = await twoReplicas(n, errors);
     // The longest keys a request can carry (plugins/balancing/affinity.ts), each escaped in JSON
     // to the most bytes: control characters and lone surrogates (6 each), astral characters (4 a pair).
     const kinds = [
