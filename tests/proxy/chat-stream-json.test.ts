@@ -14,6 +14,7 @@ import { chatStreamShaper } from "../../src/proxy/chat/response.ts";
 import { SCAN_MAX_BYTES } from "../../src/proxy/event-scan.ts";
 import type { Shaper, StreamState } from "../../src/proxy/stream.ts";
 import type { Json } from "../../src/proxy/validate.ts";
+import { randomCuts } from "../support/cuts.ts";
 import { clientParts, proxyStream } from "../support/proxy-stream.ts";
 
 const enc = new TextEncoder();
@@ -150,13 +151,7 @@ describe("chatStreamShaper", () => {
       if (k % 30 === 7) stream = stream.replace(/\n/g, "\r\n");
       const data = enc.encode(stream);
       if (k % 10 === 3 && data.length > 0) data[Math.floor(next() * data.length)] = 0xff;
-      const chunks: Uint8Array[] = [];
-      for (let i = 0; i < data.length; ) {
-        const n = 1 + Math.floor(next() * (next() < 0.2 ? 2000 : 80));
-        chunks.push(data.slice(i, i + n));
-        i += n;
-      }
-      await agree(chunks, k % 2 === 0, k);
+      await agree(randomCuts(data, next, 80, { share: 0.2, max: 2000 }), k % 2 === 0, k);
     }
   });
 

@@ -20,6 +20,7 @@ import { EVENT_SCAN_WASM } from "../../src/proxy/event-scan-wasm.ts";
 import { codexShaper, responsesStreamShaper } from "../../src/proxy/shapers.ts";
 import type { Shaper } from "../../src/proxy/stream.ts";
 import { lastEventEnd } from "../../src/upstream/event-stream.ts";
+import { randomCuts } from "../support/cuts.ts";
 import { clientParts, proxyStream } from "../support/proxy-stream.ts";
 
 const enc = new TextEncoder();
@@ -325,12 +326,7 @@ describe("the scan path gives the per-event check's bytes and readings", () => {
       if (k % 50 === 7) text = text.replace(/\n/g, "\r\n");
       const data = enc.encode(text);
       if (k % 10 === 3 && data.length > 0) data[Math.floor(next() * data.length)] = 0xff;
-      const chunks: Uint8Array[] = [];
-      for (let i = 0; i < data.length; ) {
-        const n = 1 + Math.floor(next() * (next() < 0.2 ? 2000 : 60));
-        chunks.push(data.slice(i, i + n));
-        i += n;
-      }
+      const chunks = randomCuts(data, next, 60, { share: 0.2, max: 2000 });
       await agree(chunks, k);
     }
   });

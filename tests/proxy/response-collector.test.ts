@@ -9,6 +9,7 @@ import { seededRandom } from "../../src/core/clock.ts";
 import { ResponseCollector } from "../../src/proxy/shapers.ts";
 import { drain, type StreamState } from "../../src/proxy/stream.ts";
 import type { Json } from "../../src/proxy/validate.ts";
+import { randomCuts } from "../support/cuts.ts";
 import { proxyStream } from "../support/proxy-stream.ts";
 
 const enc = new TextEncoder();
@@ -89,12 +90,7 @@ describe("ResponseCollector", () => {
         text += EVENTS[Math.floor(next() * EVENTS.length)]!;
       if (k % 30 === 7) text = text.replace(/\n/g, "\r\n");
       const data = enc.encode(text);
-      const chunks: Uint8Array[] = [];
-      for (let i = 0; i < data.length; ) {
-        const n = 1 + Math.floor(next() * 80);
-        chunks.push(data.slice(i, i + n));
-        i += n;
-      }
+      const chunks = randomCuts(data, next, 80);
       const scrub = (x: unknown) => JSON.stringify(x).replace(/resp_[0-9a-f]{32}/g, "resp_X");
       const got = await collect(chunks, new ResponseCollector());
       const want = await collect(chunks, new ParsingCollector());

@@ -11,6 +11,7 @@ import type { ProxyContext } from "../../src/proxy/context.ts";
 import { codexShaper, responsesStreamShaper } from "../../src/proxy/shapers.ts";
 import { ProxyStream, type Shaper, toReadableStream } from "../../src/proxy/stream.ts";
 import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
+import { randomCuts } from "../support/cuts.ts";
 import { clientParts, proxyStream } from "../support/proxy-stream.ts";
 
 const enc = new TextEncoder();
@@ -206,12 +207,7 @@ describe("byte pass-through", () => {
         parts.push(pieces[Math.floor(next() * pieces.length)]!);
       if (next() < 0.5) parts.push(ev({ type: "response.completed", response: { id: "r9", created_at: 1 } }));
       const data = enc.encode(parts.join(""));
-      const chunks: Uint8Array[] = [];
-      for (let i = 0; i < data.length; ) {
-        const n = 1 + Math.floor(next() * 40);
-        chunks.push(data.slice(i, i + n));
-        i += n;
-      }
+      const chunks = randomCuts(data, next, 40);
       // Byte for byte, but for the id a response.failed makes up when the upstream gave none.
       const latin1 = (b: Uint8Array) =>
         Buffer.from(b)

@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { seededRandom } from "../../src/core/clock.ts";
 import { lastEventEnd, UpstreamEvents } from "../../src/upstream/event-stream.ts";
 import { type SseEvent, SseReader } from "../../src/upstream/sse.ts";
+import { randomCuts } from "../support/cuts.ts";
 
 const enc = new TextEncoder();
 /** Pieces random streams are made of: framing, line feeds in runs, CR, multi-byte and invalid bytes, a BOM. */
@@ -39,15 +40,7 @@ function randomStream(next: () => number, withCr: boolean): Uint8Array {
   return new Uint8Array(parts.flatMap((p) => [...p]));
 }
 
-function cut(data: Uint8Array, next: () => number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < data.length; ) {
-    const n = 1 + Math.floor(next() * 12);
-    out.push(data.slice(i, i + n));
-    i += n;
-  }
-  return out;
-}
+const cut = (data: Uint8Array, next: () => number) => randomCuts(data, next, 12);
 
 async function viaUpstreamEvents(chunks: readonly Uint8Array[]): Promise<SseEvent[]> {
   const body = new ReadableStream<Uint8Array>({
