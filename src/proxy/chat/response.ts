@@ -54,6 +54,8 @@ class ChatStream {
    */
   readonly #head: string;
   readonly #tail: string;
+  /** `{id, object, created, model` of every chunk, serialised once (no closing brace). */
+  readonly #open: string;
 
   constructor(
     readonly model: string,
@@ -61,13 +63,13 @@ class ChatStream {
     now: EpochMs,
   ) {
     this.created = Math.floor(now / 1000);
-    const open = JSON.stringify({
+    this.#open = JSON.stringify({
       id: this.id,
       object: "chat.completion.chunk",
       created: this.created,
       model,
-    });
-    this.#head = `data: ${open.slice(0, -1)},"choices":[{"index":0,"delta":`;
+    }).slice(0, -1);
+    this.#head = `data: ${this.#open},"choices":[{"index":0,"delta":`;
     this.#tail = includeUsage ? `}],"usage":null}\n\n` : `}]}\n\n`;
   }
 
@@ -79,6 +81,11 @@ class ChatStream {
   /** `frame({ content: text })`, without making the object. */
   content(text: string): string {
     return `${this.#head}{"content":${JSON.stringify(text)}},"finish_reason":null${this.#tail}`;
+  }
+
+  /** The last chunk when usage was asked for: no choices, the usage. */
+  usageFrame(usage: Json | null): string {
+    return `data: ${this.#open},"choices":[],"usage":${JSON.stringify(usage)}}\n\n`;
   }
 
   /** The assistant role's frame, the first time. */
@@ -113,11 +120,7 @@ const textDelta: ChatHandler = (chat, json) =>
 const finish: ChatHandler = (chat, json, state) => {
   const response = isObject(json.response) ? json.response : null;
   let out = chat.role() + chat.frame({}, finishReason(state, response, chat.calls.size > 0));
-  if (chat.includeUsage) {
-    const usage = chatUsage(usageOf(response));
-    const { id, created, model } = chat;
-    out += `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage })}\n\n`;
-  }
+  if (chat.includeUsage) out += chat.usageFrame(chatUsage(usageOf(response)));
   return out;
 };
 
