@@ -16,9 +16,10 @@
  */
 
 const FETCH_VAR = "BUN_CONFIG_MAX_HTTP_REQUESTS";
+const ALLOCATOR_VAR = "MIMALLOC_PURGE_DELAY";
 
 /** The allocator setting the gateway runs with unless the operator set the variable (the benches' processes too). */
-export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: "-1" };
+export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { [ALLOCATOR_VAR]: "-1" };
 
 /** What {@link applyStartEnv} found for one variable. */
 export type StartEnvOutcome =
@@ -64,7 +65,7 @@ export function applyStartEnv(fetchLimit: number): StartEnv {
   };
   const result = (reexecuted: boolean): StartEnv => ({
     fetchLimit: outcome(FETCH_VAR, reexecuted),
-    allocator: outcome(Object.keys(ALLOCATOR_ENV)[0]!, reexecuted),
+    allocator: outcome(ALLOCATOR_VAR, reexecuted),
   });
   if (missing.length === 0) return result(true);
   const execve = (

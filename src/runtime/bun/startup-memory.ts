@@ -9,8 +9,10 @@
  * (after a full GC): JS heap 9.8–10.0 → 5.9–6.3 MB, anonymous memory 31 → 26–27 MB, VmRSS 74.7–75.7
  * → 70.3–71.8 MB. The engine does the work once the current JavaScript has returned to the event
  * loop (JSC's `shrinkFootprintWhenIdle`: delete all code, a full collection, free memory released),
- * once, before the first request is read; the first requests then compile their functions again, as
- * a fresh process's do.
+ * once, right after "listening": it blocks the process about 45–67 ms, and a request arriving then
+ * waits that long; the first requests then compile their functions again, as a fresh process's do.
+ * With `MIMALLOC_PURGE_DELAY=-1` (src/runtime/bun/start-env.ts) the allocator keeps what it freed,
+ * so the idle RSS figures above (Bun's default setting) are not what `codex-lb serve` shows.
  *
  * @module
  */
