@@ -25,5 +25,5 @@
  */
 export async function shedStartupCode(): Promise<void> {
   Bun.shrink();
-  await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  await new Promise<void>((resolve) => setImmediate(resolve));
 }
