@@ -9,7 +9,8 @@
  * `PAIR_BODY=big` posts `bun run bench`'s ~256 KB Codex history instead of the short body
  * (`PAIR_BODY=codex`: the same with `store: false` and `stream: true`, as the Codex CLI sends it, so
  * the gateway forwards the client's own text instead of re-serialising it; `PAIR_BODY_COPIES=3`:
- * its history three times over, ~780 KB);
+ * its history three times over, ~780 KB; `PAIR_BODY=stored`: the same with `store: true` and
+ * `stream: false`, which the gateway changes into a text of the same length);
  * `PAIR_ANSWER=long` asks for the 1,000-event answer instead of the short one (not both at once:
  * the big body asks for the short answer). `PAIR_ACCOUNTS=200` gives both gateways 200 accounts
  * (`bun run bench`'s "200 accounts" cell) instead of one. `PAIR_KEY=1` adds a `prompt_cache_key` (one
@@ -31,7 +32,7 @@ const CONNS = envNumber("PAIR_CONNS", 32);
 const SECONDS = envNumber("PAIR_SECONDS", 10);
 const ROUNDS = envNumber("PAIR_ROUNDS", 3);
 const WARMUP_SECONDS = envNumber("PAIR_WARMUP_SECONDS", 3);
-const big = process.env.PAIR_BODY === "big" || process.env.PAIR_BODY === "codex";
+const big = ["big", "codex", "stored"].includes(process.env.PAIR_BODY ?? "");
 if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
     "PAIR_BODY=big (or codex) and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
@@ -39,11 +40,13 @@ if (big && process.env.PAIR_ANSWER === "long")
 const chosenBody =
   process.env.PAIR_BODY === "codex"
     ? codexBody(envNumber("PAIR_BODY_COPIES", 1))
-    : big
-      ? bigBody()
-      : process.env.PAIR_ANSWER === "long"
-        ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
-        : SHORT_BODY;
+    : process.env.PAIR_BODY === "stored"
+      ? JSON.stringify({ ...(JSON.parse(bigBody()) as object), store: true, stream: false })
+      : big
+        ? bigBody()
+        : process.env.PAIR_ANSWER === "long"
+          ? JSON.stringify({ model: "gpt-5.2", input: [{ role: "user", content: LONG_MARKER }] })
+          : SHORT_BODY;
 const body = process.env.PAIR_KEY === "1" ? withCacheKey(chosenBody) : chosenBody;
 
 /** `json` with a `prompt_cache_key` (the Codex CLI's affinity key). */

@@ -273,7 +273,10 @@ export function upstreamBody(
   raw: string,
   parts?: readonly string[],
 ): string | Uint8Array | (() => Uint8Array) {
-  if (text === raw) return raw;
+  // Given the pieces, unchanged is one piece that is `raw` itself: a text built of several pieces
+  // is never compared with `raw` (a comparison of a built text of raw's length, e.g. `store: true`
+  // and `stream: false` made `false` and `true`, copies all of it into one flat text first).
+  if (parts ? parts.length === 1 && parts[0] === raw : text === raw) return raw;
   const n = text.length;
   if (parts && n >= SCRATCH_MIN_LENGTH && n <= SCRATCH_MAX_LENGTH) return () => encodedAtSend(parts);
   return encoder.encode(text);

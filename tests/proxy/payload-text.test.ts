@@ -274,6 +274,26 @@ describe("a changed text's bytes made from its pieces at the fetch call", () => 
     expect(partsText([])).toBe("");
   });
 
+  test("a changed text of the client's length is never flattened to be compared with it", () => {
+    // `store: true` and `stream: false` become `false` and `true`: the same length as sent.
+    const raw = JSON.stringify({
+      ...codexBody,
+      instructions: "x".repeat(20_000),
+      store: true,
+      stream: false,
+    });
+    const body = JSON.parse(raw);
+    const payload = toUpstreamPayload(body);
+    const parts = upstreamParts(body, payload, raw);
+    const text = partsText(parts);
+    expect(text.length).toBe(raw.length);
+    expect(isRope(text)).toBe(true);
+    const bytes = upstreamBody(text, raw, parts);
+    expect(isRope(text)).toBe(true);
+    expect(typeof bytes).toBe("function");
+    expect([...(bytes as () => Uint8Array)()]).toEqual(utf8(JSON.stringify(payload)));
+  });
+
   test("each call reuses one buffer: the bytes last until the next call", () => {
     const a = encodedAtSend(["{", '"a":"é"', "}"]);
     const copy = [...a];
