@@ -4,7 +4,7 @@
  * (`closeLog`) or when the process exits. Real files and a real child process.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import fs, { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -79,6 +79,36 @@ test("waiting access lines are written without another line: by their delay, or 
   await closeLog(many.log);
   expect(many.msgs()).toEqual(Array.from({ length: n }, () => "request"));
   await closeLog(alone.log);
+});
+
+test("access lines of one busy stretch, 48 KB of them, wait as one batch: no file write until closed", async () => {
+  // A descriptor (not a path) so the destination is open at once and could write at once.
+  const path = join(dir, `log-${files++}.jsonl`);
+  const fd = openSync(path, "w");
+  const log = createLogger("info", lineDestination(fd));
+  // The destination's file writes, counted (SonicBoom calls fs.write for each asynchronous write).
+  let writes = 0;
+  const write = fs.write;
+  const counting = (...a: unknown[]) => {
+    if (a[0] === fd) writes++;
+    return (write as (...b: unknown[]) => void)(...a);
+  };
+  (fs as { write: unknown }).write = counting;
+  try {
+    const n = 160;
+    for (let i = 0; i < n; i++) log.info({ requestId: `r${i}`, pad: "x".repeat(260) }, ACCESS_MESSAGE);
+    // Each line is over 300 bytes, so the batch holds more than 48 KB, and nothing went to the file.
+    expect(writes).toBe(0);
+    await closeLog(log);
+    const ids = readFileSync(path, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { requestId: string }).requestId);
+    expect(ids).toEqual(Array.from({ length: n }, (_, i) => `r${i}`));
+    expect(writes).toBeGreaterThan(0);
+  } finally {
+    (fs as { write: unknown }).write = write;
+  }
 });
 
 test("closeLog writes every waiting line; a line logged after it is dropped, not thrown", async () => {
