@@ -149,7 +149,7 @@ export async function boot(
     readonly clock?: Clock;
     readonly random?: Random;
     /**
-     * Whether start-up's compiled code is dropped once listening (default true, as users run it;
+     * Whether start-up's compiled code is dropped before listening (default true, as users run it;
      * see `src/runtime/bun/startup-memory.ts`). The test suite's many gateways in one process pass
      * false: each drop makes the engine compile everything, the test runner's code included, anew.
      */
@@ -181,6 +181,9 @@ export async function boot(
   store.startCheckpoints(gateway.time, {
     onError: (e) => log.warn({ err: { message: e.message } }, "WAL checkpoint failed"),
   });
+  // Start-up's compiled code (module bodies, set-up, migrations) is not needed again: idle memory.
+  // Dropped before listening, so that no request waits for it.
+  if (shed) await shedStartupCode();
   let listening: Listening;
   try {
     listening = listen(gateway.serve, {
@@ -212,8 +215,6 @@ export async function boot(
     },
     "codex-lb listening",
   );
-  // Start-up's compiled code (module bodies, set-up, migrations) is not needed again: idle memory.
-  if (shed) shedStartupCode();
   if (!listening.guarded)
     log.warn(
       {},

@@ -3,9 +3,11 @@
  * re-serialising of a long history), a serialised copy otherwise, and never bytes whose top-level
  * keys repeat (the upstream could read another value than the one checked here).
  */
+import { isRope, optimizeNextInvocation } from "bun:jsc";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   encodedAtSend,
+  partsText,
   payloadUnchanged,
   readBody,
   toUpstreamPayload,
@@ -256,6 +258,20 @@ describe("a changed text's bytes made from its pieces at the fetch call", () => 
     const { parts, bytes } = sent(raw);
     expect(parts).toEqual([raw]);
     expect(bytes).toBe(raw);
+  });
+
+  test("an unchanged body's text is the client's string itself, also once compiled for many pieces", () => {
+    // The engine's compiled `"" + raw` made a new two-piece string (a rope) of raw's length; then
+    // upstreamBody's `text === raw` copied all of it to compare.
+    const raw = new TextDecoder().decode(new TextEncoder().encode(`{"input":"${"x".repeat(20_000)}"}`));
+    const other = ["{", raw.slice(1, 40), "}"];
+    for (let i = 0; i < 100_000; i++) partsText(i % 3 === 0 ? other : [raw]);
+    optimizeNextInvocation(partsText);
+    partsText(other);
+    expect(isRope(raw)).toBe(false);
+    for (let i = 0; i < 1_000; i++) expect(isRope(partsText([raw]))).toBe(false);
+    expect(partsText(other)).toBe(`{${raw.slice(1, 40)}}`);
+    expect(partsText([])).toBe("");
   });
 
   test("each call reuses one buffer: the bytes last until the next call", () => {
