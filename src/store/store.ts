@@ -123,13 +123,15 @@ export function openStore(location: StoreLocation, log?: StoreLog): Store {
   const db = new Kysely<Database>({ dialect: handle.dialect });
   // Exclusive calls waiting for the Kysely connection: a later one must not run before them.
   let waiting = 0;
+  // Every statement on this connection runs synchronously, so what holding it has to keep out is
+  // an open Kysely transaction (Kysely holds the connection from its BEGIN to its COMMIT). With
+  // none open and no exclusive call waiting, `fn` runs at once: nothing can run in between, as
+  // when holding the connection, without Kysely's acquire/release promises per call.
+  const free = () => waiting === 0 && !handle.inTransaction();
   const sqlite: SqliteExclusive = {
+    free,
     exclusive: (fn) => {
-      // Every statement on this connection runs synchronously, so what holding it has to keep out is
-      // an open Kysely transaction (Kysely holds the connection from its BEGIN to its COMMIT). With
-      // none open and no exclusive call waiting, `fn` runs at once: nothing can run in between, as
-      // when holding the connection, without Kysely's acquire/release promises per call.
-      if (waiting === 0 && !handle.inTransaction()) {
+      if (free()) {
         try {
           return Promise.resolve(fn(handle.sync));
         } catch (e) {

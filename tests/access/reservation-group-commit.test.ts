@@ -218,6 +218,8 @@ describe("a failed batch", () => {
     };
     const r = new LimitReservations(store.db, throwing, undefined, store.sqlite);
     await r.hold(key, { requestId: "first", model: "gpt-5.4", payload: {} }, now);
+    // Another request still holds its reservation: the first one's settle is not its own batch at once.
+    await r.hold(key, { requestId: "open", model: "gpt-5.4", payload: {} }, now);
     // The next batch carries the first request's settle and a second hold; both statements fail.
     const other = new Database(join(dir, "store.db"));
     other.exec("ALTER TABLE api_key_reservations RENAME TO api_key_reservations_away");
@@ -247,5 +249,91 @@ describe("a failed batch", () => {
       other.exec("ALTER TABLE api_key_reservations_away RENAME TO api_key_reservations");
       other.close();
     }
+  });
+});
+
+describe("a settle while no other request of the process holds a reservation", () => {
+  const now = Date.UTC(2026, 0, 12, 9, 0);
+  const limits = [{ limitType: "total_tokens" as const, limitWindow: "daily" as const, maxValue: 100_000 }];
+  const newKey = async (name: string) => {
+    const { record } = await createApiKey(store.db, { name, limits }, now);
+    return { id: record.id, createdAt: record.createdAt, limits: record.limits };
+  };
+  const row = (keyId: string, requestId: string) => ({
+    requested_at: now,
+    request_id: requestId,
+    api_key_id: keyId,
+    model: "gpt-5.4",
+    endpoint: "/v1/responses",
+    status: "success" as const,
+    input_tokens: 10,
+    output_tokens: 20,
+  });
+  /** The key's reservation as another connection sees it (committed rows only), read synchronously. */
+  const committed = (keyId: string, requestId: string) => {
+    const other = new Database(join(dir, "store.db"));
+    try {
+      return other
+        .query(
+          "SELECT settled, input_tokens, output_tokens FROM api_key_reservations WHERE api_key_id = ? AND request_id = ?",
+        )
+        .get(keyId, requestId);
+    } finally {
+      other.close();
+    }
+  };
+
+  test("is committed before the log row's rowAdded returns: the client's end has nothing to wait for", async () => {
+    const key = await newKey("settle at once");
+    const r = new LimitReservations(store.db, silent, undefined, store.sqlite);
+    await r.hold(key, { requestId: "solo", model: "gpt-5.4", payload: {} }, now);
+    expect(committed(key.id, "solo")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
+    expect(r.rowAdded(row(key.id, "solo"))).toBeUndefined();
+    expect(committed(key.id, "solo")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
+  });
+
+  test("with another request's reservation open, it waits for its turn's batch as before", async () => {
+    const key = await newKey("settle in the batch");
+    const r = new LimitReservations(store.db, silent, undefined, store.sqlite);
+    await r.hold(key, { requestId: "first", model: "gpt-5.4", payload: {} }, now);
+    await r.hold(key, { requestId: "still open", model: "gpt-5.4", payload: {} }, now);
+    const settled = r.rowAdded(row(key.id, "first"));
+    expect(settled).toBeInstanceOf(Promise);
+    expect(committed(key.id, "first")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
+    await settled;
+    expect(committed(key.id, "first")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
+    // The other request is now alone: its settle is committed at once.
+    expect(r.rowAdded(row(key.id, "still open"))).toBeUndefined();
+    expect(committed(key.id, "still open")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
+  });
+
+  test("while a hold is being written, it waits for the batch too", async () => {
+    const key = await newKey("settle beside a hold");
+    const r = new LimitReservations(store.db, silent, undefined, store.sqlite);
+    await r.hold(key, { requestId: "ending", model: "gpt-5.4", payload: {} }, now);
+    const arriving = r.hold(key, { requestId: "arriving", model: "gpt-5.4", payload: {} }, now);
+    const settled = r.rowAdded(row(key.id, "ending"));
+    expect(settled).toBeInstanceOf(Promise);
+    await Promise.all([arriving, settled]);
+    expect(committed(key.id, "ending")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
+    expect(committed(key.id, "arriving")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
+  });
+
+  test("that fails is logged at once and its estimate keeps counting; nothing waits for it", async () => {
+    const key = await newKey("settle at once fails");
+    const warned: string[] = [];
+    const log = { info: () => {}, warn: (_: object, msg: string) => void warned.push(msg) };
+    const r = new LimitReservations(store.db, log, undefined, store.sqlite);
+    await r.hold(key, { requestId: "failing", model: "gpt-5.4", payload: {} }, now);
+    const other = new Database(join(dir, "store.db"));
+    other.exec("ALTER TABLE api_key_reservations RENAME TO api_key_reservations_away");
+    try {
+      expect(r.rowAdded(row(key.id, "failing"))).toBeUndefined();
+      expect(warned).toEqual(["settling an API-key reservation failed; its estimate keeps counting"]);
+    } finally {
+      other.exec("ALTER TABLE api_key_reservations_away RENAME TO api_key_reservations");
+      other.close();
+    }
+    expect(committed(key.id, "failing")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
   });
 });

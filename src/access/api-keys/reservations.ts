@@ -518,6 +518,10 @@ interface SettleWrite extends SettleFigures {
  * A queued item is the caller's own object, not a closure or a promise of its own: holds and
  * deletes share their batch's one promise (a refused hold finds its refusal on itself), and a
  * settle is told how its batch ended (`SettleWrite.ended`).
+ *
+ * A settle may instead be its own batch at once ({@link settleNow}), when no other request of the
+ * process holds a reservation: then none but a request arriving in this very turn could share its
+ * batch, and one client at a time would wait a turn for nothing before it may see its answer's end.
  */
 class GroupCommit {
   #holds: HoldOp[] = [];
@@ -560,6 +564,31 @@ class GroupCommit {
   settle(w: SettleWrite): void {
     this.#writes.push(w);
     this.#schedule();
+  }
+
+  /**
+   * Runs settle `w` as a batch of its own now, in the same transaction it would have in the next
+   * batch, when no batch is gathering and the connection is free: true when it ran (committed, or
+   * failed and `w.ended` was told so, synchronously); false when it did not run (nothing done:
+   * queue it with {@link settle}). A committed settle is not told `ended`: it is over when this returns.
+   */
+  settleNow(w: SettleWrite): boolean {
+    if (this.#scheduled || !this.sqlite.free()) return false;
+    const run = { failed: false, error: undefined as unknown };
+    // Free: runs before `exclusive` returns (its promise says nothing more; nothing waits on it).
+    void this.sqlite.exclusive((s) => {
+      try {
+        this.#batch(s, [], [w]);
+      } catch (e) {
+        run.failed = true;
+        run.error = e;
+      }
+    });
+    if (!run.failed) return true;
+    // Rolled back: what the batch added to the figures kept is not in the store.
+    this.#stamp = null;
+    w.ended(run.error);
+    return true;
   }
 
   #waited(): Promise<void> {
@@ -868,9 +897,10 @@ export interface LimitHold {
   /**
    * Settles with the usage in `row` (nothing used: zeros). Never rejects; logs a failure. Resolves
    * once the settle is committed or failed, or once the settle wait's bound has passed (see
-   * {@link SettleWait}; the settle goes on).
+   * {@link SettleWait}; the settle goes on); undefined when it committed, or failed and was
+   * logged, before this returned (nothing to wait for).
    */
-  settle(row: NewRequestLogRow): Promise<void>;
+  settle(row: NewRequestLogRow): Promise<void> | undefined;
 }
 
 export interface ReservationLog {
@@ -920,22 +950,28 @@ class Reservation implements LimitHold, ReservationRef, HoldOp, SettleWrite, Pen
     return this;
   }
 
-  settle(row: NewRequestLogRow): Promise<void> {
+  settle(row: NewRequestLogRow, alone = false): Promise<void> | undefined {
     const { db, group, wait } = this.ctx;
     const inputTokens = row.input_tokens ?? 0;
     const cachedInputTokens = row.cached_input_tokens ?? 0;
     const outputTokens = row.output_tokens ?? 0;
     const cost = row.cost_usd ?? costUsd(this.model, { inputTokens, cachedInputTokens, outputTokens }) ?? 0;
     const usage = { inputTokens, cachedInputTokens, outputTokens, costUsd: cost };
+    if (group) {
+      this.real = asUsage(usage);
+      this.settleSql = settleQuery(db, this, usage);
+      // Committed (or failed and logged) already: nothing for the client's end to wait for.
+      if (alone && group.settleNow(this)) {
+        this.settleSql = NO_SQL;
+        return undefined;
+      }
+    }
     const released = new Promise<void>((resolve) => {
       this.#release = resolve;
     });
     wait?.start(this);
-    if (group) {
-      this.real = asUsage(usage);
-      this.settleSql = settleQuery(db, this, usage);
-      group.settle(this);
-    } else
+    if (group) group.settle(this);
+    else
       settle(db, this, usage).then(
         () => this.ended(null),
         (e: unknown) => this.ended(e),
@@ -984,6 +1020,11 @@ export class LimitReservations {
   readonly #queued = new Map<string, ReservationRef>();
   /** SQLite: reservations, settles and deletes grouped per event-loop turn, one commit each. */
   readonly #group: GroupCommit | null;
+  /**
+   * Holds being written (not in {@link #open} yet). With none and nothing in {@link #open}, a settle
+   * is its own batch at once (see {@link GroupCommit.settleNow}).
+   */
+  #holding = 0;
   readonly #settles: SettleContext;
 
   constructor(
@@ -1025,7 +1066,12 @@ export class LimitReservations {
     const estimate = asUsage(estimateUsage(req.model, bodyBytes, maxOutputTokensOf(req.body)));
     const r = new Reservation(this.#settles, id, key, req.requestId, req.model, estimate, now);
     if (this.#group) {
-      await this.#group.reserve(r);
+      this.#holding++;
+      try {
+        await this.#group.reserve(r);
+      } finally {
+        this.#holding--;
+      }
       if (r.refused) throw r.refused;
     } else await reserve(this.db, key, r, now);
     this.#open.set(openKey(key.id, req.requestId), r);
@@ -1035,7 +1081,9 @@ export class LimitReservations {
   /**
    * A log row was queued: the request is over, its reservation is settled with the row's usage.
    * Settles once the settle is committed, or given up waiting for (never rejects; see
-   * {@link LimitHold.settle}); undefined when the request held nothing.
+   * {@link LimitHold.settle}); undefined when the request held nothing, or when its settle was
+   * over before this returned: on SQLite, a settle while no other request of this process holds a
+   * reservation is its own batch at once (see {@link GroupCommit.settleNow}).
    */
   rowAdded(row: NewRequestLogRow): Promise<void> | undefined {
     if (!row.api_key_id) return undefined;
@@ -1048,7 +1096,7 @@ export class LimitReservations {
       const oldest = this.#queued.keys().next().value as string;
       this.#queued.delete(oldest);
     }
-    return hold.settle(row);
+    return hold.settle(row, this.#open.size === 0 && this.#holding === 0);
   }
 
   /** Log rows are in the store: each keyed row's reservation is dropped (one per row). */
