@@ -127,11 +127,20 @@ export function openStore(location: StoreLocation, log?: StoreLog): Store {
   // an open Kysely transaction (Kysely holds the connection from its BEGIN to its COMMIT). With
   // none open and no exclusive call waiting, `fn` runs at once: nothing can run in between, as
   // when holding the connection, without Kysely's acquire/release promises per call.
-  const free = () => waiting === 0 && !handle.inTransaction();
+  // Throws once the connection is closed (then `exclusive` throws, and its caller reports that).
+  const runsNow = () => waiting === 0 && !handle.inTransaction();
   const sqlite: SqliteExclusive = {
-    free,
+    free: () => {
+      try {
+        return runsNow();
+      } catch {
+        // Closed: nothing runs at once (a request ending during shutdown queues its settle, whose
+        // batch is refused and logged).
+        return false;
+      }
+    },
     exclusive: (fn) => {
-      if (free()) {
+      if (runsNow()) {
         try {
           return Promise.resolve(fn(handle.sync));
         } catch (e) {

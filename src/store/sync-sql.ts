@@ -61,6 +61,9 @@ export interface SqliteExclusive {
    * no earlier call waits; otherwise once the Kysely connection is free (a call never overtakes a waiting one).
    */
   exclusive<T>(fn: (sql: SyncSql) => T): Promise<T>;
-  /** Whether {@link exclusive} would run its callback at once (no Kysely transaction open, no call waiting). */
+  /**
+   * Whether {@link exclusive} would run its callback at once (no Kysely transaction open, no call
+   * waiting); false once the connection is closed (never throws).
+   */
   free(): boolean;
 }

@@ -336,4 +336,22 @@ describe("a settle while no other request of the process holds a reservation", (
     }
     expect(committed(key.id, "failing")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
   });
+
+  test("after the store closed (a request ending during shutdown), it neither throws nor goes unlogged", async () => {
+    // Its own store, closed under a held reservation: the connection refuses, as on a stopping gateway.
+    const own = await openMigratedStore({ kind: "sqlite", path: join(dir, "closing.db") });
+    const { record } = await createApiKey(own.db, { name: "closing", limits }, now);
+    const key = { id: record.id, createdAt: record.createdAt, limits: record.limits };
+    const warned: string[] = [];
+    const log = { info: () => {}, warn: (_: object, msg: string) => void warned.push(msg) };
+    const r = new LimitReservations(own.db, log, undefined, own.sqlite);
+    await r.hold(key, { requestId: "late", model: "gpt-5.4", payload: {} }, now);
+    await own.close();
+    let settled: Promise<void> | undefined;
+    expect(() => {
+      settled = r.rowAdded(row(key.id, "late"));
+    }).not.toThrow();
+    await settled;
+    expect(warned).toEqual(["settling an API-key reservation failed; its estimate keeps counting"]);
+  });
 });
