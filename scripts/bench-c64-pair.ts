@@ -35,7 +35,7 @@ const WARMUP_SECONDS = envNumber("PAIR_WARMUP_SECONDS", 3);
 const big = ["big", "codex", "stored"].includes(process.env.PAIR_BODY ?? "");
 if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
-    "PAIR_BODY=big (or codex) and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
+    "PAIR_BODY=big (or codex, stored) and PAIR_ANSWER=long cannot be combined: the big body asks for the short answer",
   );
 const chosenBody =
   process.env.PAIR_BODY === "codex"
