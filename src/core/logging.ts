@@ -174,7 +174,12 @@ interface LineSink {
   pending: string;
   timer: ReturnType<typeof setTimeout> | null;
   closed: boolean;
+  /** The last write failed (none succeeded since): the exit does not try again (see {@link writeOnExit}). */
+  failing: boolean;
 }
+
+/** At most this many bytes of log lines wait in a destination while its writes fail (16 MiB). */
+export const LOG_BUFFER_MAX = 16 * 1024 * 1024;
 
 /** The sink of each destination made by {@link lineDestination} (what {@link closeLog} closes). */
 const lineSinks = new WeakMap<object, LineSink>();
@@ -208,11 +213,30 @@ function writePending(sink: LineSink): void {
  */
 export function lineDestination(dest: number | string): DestinationStream {
   const sink: LineSink = {
-    dest: pino.destination({ dest, sync: false }),
+    // Bounded: while writes fail, lines beyond this wait nowhere (they are dropped, not kept).
+    dest: pino.destination({ dest, sync: false, maxLength: LOG_BUFFER_MAX }),
     pending: "",
     timer: null,
     closed: false,
+    failing: false,
   };
+  // A failed write (a full disk, a closed pipe) is not the gateway's end: without a listener the
+  // stream's 'error' would be thrown from its write callback and stop the process. Said once on
+  // stderr (unless the log is stderr); the lines go on being written once writes succeed again.
+  let told = false;
+  sink.dest.on("write", () => {
+    sink.failing = false;
+  });
+  sink.dest.on("error", (e: Error) => {
+    sink.failing = true;
+    if (told || dest === 2) return;
+    told = true;
+    try {
+      writeSync(2, `codex-lb: writing the log failed (${e.message}); lines are dropped while it fails\n`);
+    } catch {
+      // No stderr either: nothing more to tell.
+    }
+  });
   const flush = () => writePending(sink);
   const stream: DestinationStream = {
     write(line: string) {
@@ -253,6 +277,9 @@ function writeOnExit(): void {
   for (const sink of openSinks) {
     try {
       if (sink.timer !== null) clearTimeout(sink.timer);
+      // SonicBoom's synchronous flush retries a failing write for ever (a full disk): the exit
+      // would never come. Lines of a destination that fails are dropped instead.
+      if (sink.failing) continue;
       sink.dest.flushSync();
       if (sink.pending !== "") writeSync((sink.dest as unknown as { fd: number }).fd, sink.pending);
       sink.pending = "";
@@ -278,7 +305,11 @@ export async function closeLog(log: Logger): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    sink.dest.end();
+    // A destination whose writes fail is given up: pino's own exit hook would otherwise retry its
+    // lines synchronously for ever (SonicBoom's `flushSync` retries any error), and the process
+    // would never exit.
+    if (sink.failing) sink.dest.destroy();
+    else sink.dest.end();
   });
 }
 

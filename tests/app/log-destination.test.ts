@@ -154,3 +154,29 @@ test("opening and closing destinations again and again adds no exit listener aft
   }
   expect(new Set(counts).size).toBe(1);
 });
+
+test("a log whose writes fail (a full disk) does not stop the process: it says so once on stderr and goes on", async () => {
+  const logging = new URL("../../src/core/logging.ts", import.meta.url).pathname;
+  // /dev/full fails every write with ENOSPC. A child process: without a listener the stream's
+  // 'error' was thrown from its write callback, which stopped the process's work.
+  const code = `
+const { closeLog, createLogger, lineDestination } = await import(${JSON.stringify(logging)});
+const log = createLogger("info", lineDestination("/dev/full"));
+for (let i = 0; i < 50; i++) log.info({ i }, "one");
+await Bun.sleep(150);
+for (let i = 0; i < 50; i++) log.info({ i }, "two");
+await Bun.sleep(150);
+await closeLog(log);
+console.log("STILL UP");
+process.exit(0);
+`;
+  const child = Bun.spawn([process.execPath, "-e", code], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, exit] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  expect(out).toBe("STILL UP\n");
+  expect(exit).toBe(0);
+  expect(err.match(/writing the log failed \(ENOSPC/g)?.length).toBe(1);
+}, 30_000);
