@@ -213,7 +213,7 @@ function writePending(sink: LineSink): void {
  */
 export function lineDestination(dest: number | string): DestinationStream {
   const sink: LineSink = {
-    // Bounded: while writes fail, lines beyond this wait nowhere (they are dropped, not kept).
+    // Bounded: while writes fail, lines beyond this are dropped, not kept.
     dest: pino.destination({ dest, sync: false, maxLength: LOG_BUFFER_MAX }),
     pending: "",
     timer: null,
@@ -222,7 +222,8 @@ export function lineDestination(dest: number | string): DestinationStream {
   };
   // A failed write (a full disk, a closed pipe) is not the gateway's end: without a listener the
   // stream's 'error' would be thrown from its write callback and stop the process. Said once on
-  // stderr (unless the log is stderr); the lines go on being written once writes succeed again.
+  // stderr (unless the log is stderr); the lines wait (up to LOG_BUFFER_MAX) and are written with
+  // the next write that succeeds (checked on a 64 KB tmpfs filled, then freed: every line arrived).
   let told = false;
   sink.dest.on("write", () => {
     sink.failing = false;
@@ -232,7 +233,10 @@ export function lineDestination(dest: number | string): DestinationStream {
     if (told || dest === 2) return;
     told = true;
     try {
-      writeSync(2, `codex-lb: writing the log failed (${e.message}); lines are dropped while it fails\n`);
+      writeSync(
+        2,
+        `codex-lb: writing the log failed (${e.message}); lines wait (up to 16 MiB, later ones are dropped) until writes succeed again\n`,
+      );
     } catch {
       // No stderr either: nothing more to tell.
     }
