@@ -270,6 +270,11 @@ describe("a settle while no other request of the process holds a reservation", (
     output_tokens: 20,
   });
   /** The key's reservation as another connection sees it (committed rows only), read synchronously. */
+  // What a reservation reads before its settle (the estimate) and after it (the row's usage).
+  const ESTIMATE = { settled: 0, input_tokens: 1, output_tokens: 4096 };
+  const SETTLED = { settled: 1, input_tokens: 10, output_tokens: 20 };
+  const holdAs = (r: LimitReservations, key: Parameters<LimitReservations["hold"]>[0], requestId: string) =>
+    r.hold(key, { requestId, model: "gpt-5.4", payload: {} }, now);
   const committed = (keyId: string, requestId: string) => {
     const other = new Database(join(dir, "store.db"));
     try {
@@ -286,37 +291,37 @@ describe("a settle while no other request of the process holds a reservation", (
   test("is committed before the log row's rowAdded returns: the client's end has nothing to wait for", async () => {
     const key = await newKey("settle at once");
     const r = new LimitReservations(store.db, silent, undefined, store.sqlite);
-    await r.hold(key, { requestId: "solo", model: "gpt-5.4", payload: {} }, now);
-    expect(committed(key.id, "solo")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
+    await holdAs(r, key, "solo");
+    expect(committed(key.id, "solo")).toEqual(ESTIMATE);
     expect(r.rowAdded(row(key.id, "solo"))).toBeUndefined();
-    expect(committed(key.id, "solo")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
+    expect(committed(key.id, "solo")).toEqual(SETTLED);
   });
 
   test("with another request's reservation open, it waits for its turn's batch as before", async () => {
     const key = await newKey("settle in the batch");
     const r = new LimitReservations(store.db, silent, undefined, store.sqlite);
-    await r.hold(key, { requestId: "first", model: "gpt-5.4", payload: {} }, now);
-    await r.hold(key, { requestId: "still open", model: "gpt-5.4", payload: {} }, now);
+    await holdAs(r, key, "first");
+    await holdAs(r, key, "still open");
     const settled = r.rowAdded(row(key.id, "first"));
     expect(settled).toBeInstanceOf(Promise);
-    expect(committed(key.id, "first")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
+    expect(committed(key.id, "first")).toEqual(ESTIMATE);
     await settled;
-    expect(committed(key.id, "first")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
+    expect(committed(key.id, "first")).toEqual(SETTLED);
     // The other request is now alone: its settle is committed at once.
     expect(r.rowAdded(row(key.id, "still open"))).toBeUndefined();
-    expect(committed(key.id, "still open")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
+    expect(committed(key.id, "still open")).toEqual(SETTLED);
   });
 
   test("while a hold is being written, it waits for the batch too", async () => {
     const key = await newKey("settle beside a hold");
     const r = new LimitReservations(store.db, silent, undefined, store.sqlite);
-    await r.hold(key, { requestId: "ending", model: "gpt-5.4", payload: {} }, now);
-    const arriving = r.hold(key, { requestId: "arriving", model: "gpt-5.4", payload: {} }, now);
+    await holdAs(r, key, "ending");
+    const arriving = holdAs(r, key, "arriving");
     const settled = r.rowAdded(row(key.id, "ending"));
     expect(settled).toBeInstanceOf(Promise);
     await Promise.all([arriving, settled]);
-    expect(committed(key.id, "ending")).toEqual({ settled: 1, input_tokens: 10, output_tokens: 20 });
-    expect(committed(key.id, "arriving")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
+    expect(committed(key.id, "ending")).toEqual(SETTLED);
+    expect(committed(key.id, "arriving")).toEqual(ESTIMATE);
   });
 
   test("that fails is logged at once and its estimate keeps counting; nothing waits for it", async () => {
@@ -324,7 +329,7 @@ describe("a settle while no other request of the process holds a reservation", (
     const warned: string[] = [];
     const log = { info: () => {}, warn: (_: object, msg: string) => void warned.push(msg) };
     const r = new LimitReservations(store.db, log, undefined, store.sqlite);
-    await r.hold(key, { requestId: "failing", model: "gpt-5.4", payload: {} }, now);
+    await holdAs(r, key, "failing");
     const other = new Database(join(dir, "store.db"));
     other.exec("ALTER TABLE api_key_reservations RENAME TO api_key_reservations_away");
     try {
@@ -334,7 +339,7 @@ describe("a settle while no other request of the process holds a reservation", (
       other.exec("ALTER TABLE api_key_reservations_away RENAME TO api_key_reservations");
       other.close();
     }
-    expect(committed(key.id, "failing")).toEqual({ settled: 0, input_tokens: 1, output_tokens: 4096 });
+    expect(committed(key.id, "failing")).toEqual(ESTIMATE);
   });
 
   test("after the store closed (a request ending during shutdown), it neither throws nor goes unlogged", async () => {
@@ -345,7 +350,7 @@ describe("a settle while no other request of the process holds a reservation", (
     const warned: string[] = [];
     const log = { info: () => {}, warn: (_: object, msg: string) => void warned.push(msg) };
     const r = new LimitReservations(own.db, log, undefined, own.sqlite);
-    await r.hold(key, { requestId: "late", model: "gpt-5.4", payload: {} }, now);
+    await holdAs(r, key, "late");
     await own.close();
     let settled: Promise<void> | undefined;
     expect(() => {
