@@ -267,7 +267,10 @@ export function lineDestination(dest: number | string): DestinationStream {
   // Once per process, however often the open sinks empty (closeLog) and fill again.
   if (!exitHooked) {
     exitHooked = true;
-    process.on("exit", writeOnExit);
+    // First among the exit listeners: pino registered its own (a synchronous flush of every
+    // destination) when the destination above was made, and that flush never returns on a
+    // destination whose writes fail; this one gives such destinations up before it runs.
+    process.prependListener("exit", writeOnExit);
   }
   openSinks.add(sink);
   return stream;
@@ -282,8 +285,13 @@ function writeOnExit(): void {
     try {
       if (sink.timer !== null) clearTimeout(sink.timer);
       // SonicBoom's synchronous flush retries a failing write for ever (a full disk): the exit
-      // would never come. Lines of a destination that fails are dropped instead.
-      if (sink.failing) continue;
+      // would never come. Lines of a destination that fails are dropped instead, and the
+      // destination is destroyed, so pino's own exit hook (which skips destroyed ones) does not
+      // flush it either.
+      if (sink.failing) {
+        sink.dest.destroy();
+        continue;
+      }
       sink.dest.flushSync();
       if (sink.pending !== "") writeSync((sink.dest as unknown as { fd: number }).fd, sink.pending);
       sink.pending = "";

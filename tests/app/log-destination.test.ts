@@ -180,3 +180,33 @@ process.exit(0);
   expect(exit).toBe(0);
   expect(err.match(/writing the log failed \(ENOSPC/g)?.length).toBe(1);
 }, 30_000);
+
+test.each([
+  ["process.exit(3)", "process.exit(3);", 3],
+  ["the event loop running empty", "", 0],
+])(
+  "a process whose log fails ends at %s without closeLog",
+  async (_how, tail, code) => {
+    const logging = new URL("../../src/core/logging.ts", import.meta.url).pathname;
+    // pino's own exit hook flushes every destination synchronously, and SonicBoom's synchronous
+    // flush retries a failing write for ever: the process never ended (killed here after 10 s).
+    const script = `
+const { createLogger, lineDestination } = await import(${JSON.stringify(logging)});
+const log = createLogger("info", lineDestination("/dev/full"));
+for (let i = 0; i < 50; i++) log.info({ i }, "one");
+await Bun.sleep(20);
+log.info("after the failure");
+${tail}
+`;
+    const child = Bun.spawn([process.execPath, "-e", script], {
+      stdout: "ignore",
+      stderr: "pipe",
+      timeout: 10_000,
+    });
+    const [err, exit] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect(child.signalCode).toBeNull();
+    expect(exit).toBe(code);
+    expect(err.match(/writing the log failed \(ENOSPC/g)?.length).toBe(1);
+  },
+  30_000,
+);
