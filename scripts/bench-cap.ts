@@ -21,66 +21,19 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { envNumber } from "./bench-env.ts";
-import { type Listening, load, processGroup, spread, table } from "./bench-proc.ts";
+import { type Listening, load, processGroup, servePassThrough, spread, table } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
 /** Role `slots <upstream> <n>`: the pass-through with an n-slot semaphore (0: no limit, same piping). */
 async function serveSlotted(upstream: string, slots: number): Promise<void> {
-  let inUse = 0;
-  const waiting: (() => void)[] = [];
-  const acquire = (): Promise<void> | undefined => {
-    if (slots === 0 || inUse < slots) {
-      inUse++;
-      return undefined;
-    }
-    return new Promise<void>((resolve) => waiting.push(resolve));
-  };
-  // The slot goes to the oldest waiter, as a lease does.
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else inUse--;
-  };
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    idleTimeout: 60,
-    async fetch(req) {
-      const text = await req.text();
-      await acquire();
-      let res: Response;
-      try {
-        res = await fetch(`${upstream}/backend-api/codex/responses`, {
-          method: "POST",
-          headers: { "content-type": "application/json", accept: "text/event-stream" },
-          body: text,
-        });
-      } catch (e) {
-        release();
-        throw e;
-      }
-      const reader = res.body!.getReader();
-      let held = true;
-      const free = () => {
-        if (held) release();
-        held = false;
-      };
-      const body = new ReadableStream<Uint8Array>({
-        async pull(c) {
-          const r = await reader.read();
-          if (!r.done) return c.enqueue(r.value);
-          free();
-          c.close();
-        },
-        cancel(reason) {
-          free();
-          return reader.cancel(reason);
-        },
-      });
-      return new Response(body, { status: res.status, headers: { "content-type": "text/event-stream" } });
-    },
-  });
-  console.log(`PORT ${server.port}`);
+  servePassThrough(async (text) => {
+    const res = await fetch(`${upstream}/backend-api/codex/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: text,
+    });
+    return { status: res.status, body: res.body! };
+  }, slots);
 }
 
 interface ThreadTimes {

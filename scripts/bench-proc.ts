@@ -272,3 +272,74 @@ export async function stopProcess(proc: Pick<Subprocess, "kill" | "exited">): Pr
   await Promise.race([proc.exited, Bun.sleep(5000)]);
   proc.kill("SIGKILL");
 }
+
+/**
+ * An n-slot FIFO semaphore (0: no limit): `acquire` gives a slot at once (undefined) or a promise of
+ * one; `release` hands the slot to the oldest waiter, as a lease does, or frees it.
+ */
+export function fifoSlots(slots: number): { acquire(): Promise<void> | undefined; release(): void } {
+  let inUse = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    acquire() {
+      if (slots === 0 || inUse < slots) {
+        inUse++;
+        return undefined;
+      }
+      return new Promise<void>((resolve) => waiting.push(resolve));
+    },
+    release() {
+      const next = waiting.shift();
+      if (next) next();
+      else inUse--;
+    },
+  };
+}
+
+/**
+ * A minimal pass-through on 127.0.0.1 (prints `PORT n`): reads the client's body as text, takes a
+ * slot of an n-slot FIFO semaphore ({@link fifoSlots}; 0: none), sends it with `send`, and answers
+ * with a stream that pulls the upstream body through a reader and frees the slot at its end.
+ */
+export function servePassThrough(
+  send: (text: string) => Promise<{ status: number; body: ReadableStream<Uint8Array> }>,
+  slots: number,
+): void {
+  const { acquire, release } = fifoSlots(slots);
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 60,
+    async fetch(req) {
+      const text = await req.text();
+      await acquire();
+      let up: { status: number; body: ReadableStream<Uint8Array> };
+      try {
+        up = await send(text);
+      } catch (e) {
+        release();
+        throw e;
+      }
+      const reader = up.body.getReader();
+      let held = true;
+      const free = () => {
+        if (held) release();
+        held = false;
+      };
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          const r = await reader.read();
+          if (!r.done) return c.enqueue(r.value);
+          free();
+          c.close();
+        },
+        cancel(reason) {
+          free();
+          return reader.cancel(reason);
+        },
+      });
+      return new Response(body, { status: up.status, headers: { "content-type": "text/event-stream" } });
+    },
+  });
+  console.log(`PORT ${server.port}`);
+}

@@ -32,7 +32,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { envNumber } from "./bench-env.ts";
-import { type Listening, load, median, processGroup, spread, table } from "./bench-proc.ts";
+import { type Listening, load, median, processGroup, servePassThrough, spread, table } from "./bench-proc.ts";
 import { LONG_MARKER, SHORT_BODY } from "./bench-servers.ts";
 
 const PATH = "/backend-api/codex/responses";
@@ -300,56 +300,7 @@ async function serveProxy(kind: Kind, upstream: string, slots: number): Promise<
   if (kind === "fetch") send = fetchClient(upstream);
   else if (kind === "raw") send = rawClient(upstream);
   else send = undiciClient(upstream, process.env.BENCH_UNDICI!);
-  let inUse = 0;
-  const waiting: (() => void)[] = [];
-  const acquire = (): Promise<void> | undefined => {
-    if (slots === 0 || inUse < slots) {
-      inUse++;
-      return undefined;
-    }
-    return new Promise<void>((resolve) => waiting.push(resolve));
-  };
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else inUse--;
-  };
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    idleTimeout: 60,
-    async fetch(req) {
-      const text = await req.text();
-      await acquire();
-      let up: Upstream;
-      try {
-        up = await send(text);
-      } catch (e) {
-        release();
-        throw e;
-      }
-      const reader = up.body.getReader();
-      let held = true;
-      const free = () => {
-        if (held) release();
-        held = false;
-      };
-      const body = new ReadableStream<Uint8Array>({
-        async pull(c) {
-          const r = await reader.read();
-          if (!r.done) return c.enqueue(r.value);
-          free();
-          c.close();
-        },
-        cancel(reason) {
-          free();
-          return reader.cancel(reason);
-        },
-      });
-      return new Response(body, { status: up.status, headers: { "content-type": "text/event-stream" } });
-    },
-  });
-  console.log(`PORT ${server.port}`);
+  servePassThrough(send, slots);
 }
 
 /** CPU µs of a process's main thread and of Bun's HTTP client thread, from /proc/PID/task. */
