@@ -112,6 +112,7 @@ export async function attemptOnce(
     signal: call.signal,
     connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,
     timers: ctx.deps.time,
+    client: settings.upstreamClient,
   });
   if (!res.ok) return { kind: "failed", failure: transportFailure(res.failure) };
   const { response, controller } = res;

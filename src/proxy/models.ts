@@ -56,6 +56,7 @@ async function fetchModels(ctx: ProxyContext): Promise<Cached> {
       }),
       connectTimeoutMs: settings.upstreamConnectTimeoutSeconds * 1000,
       timers: ctx.deps.time,
+      client: settings.upstreamClient,
     });
     if (!res.ok) return fallbackFor(`upstream unreachable: ${res.failure.errorCode ?? "transport error"}`);
     if (!res.response.ok) return fallbackFor(`upstream answered HTTP ${res.response.status}`);

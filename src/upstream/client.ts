@@ -8,6 +8,7 @@
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { FailureDetails } from "../core/failures.ts";
 import { failureFromTransport } from "../core/failures.ts";
+import { http1Fetch, http1Serves } from "../runtime/bun/http1-client.ts";
 
 /**
  * A request body for {@link sendUpstream}: text, bytes, or a function that makes the bytes when
@@ -19,6 +20,12 @@ export type UpstreamBody = string | Uint8Array | (() => Uint8Array);
 export type UpstreamResult =
   | { readonly ok: true; readonly response: Response; readonly controller: AbortController }
   | { readonly ok: false; readonly failure: FailureDetails };
+
+/**
+ * Which client carries upstream requests: `auto` (the gateway's own HTTP/1.1 client on the main
+ * thread, or `fetch` where a proxy is configured) or `fetch` (Bun's, on its HTTP client thread).
+ */
+export type UpstreamClientKind = "auto" | "fetch";
 
 /**
  * Sends a request upstream. The returned controller aborts the call later (client gone, idle
@@ -34,6 +41,8 @@ export async function sendUpstream(
     connectTimeoutMs: number;
     /** The gateway's timers (the header deadline runs on its clock). */
     timers?: Pick<Clock, "setTimeout" | "clearTimeout">;
+    /** `CODEX_LB_UPSTREAM_CLIENT` (default `auto`). */
+    client?: UpstreamClientKind | string;
   },
 ): Promise<UpstreamResult> {
   const timers = init.timers ?? systemClock;
@@ -49,14 +58,24 @@ export async function sendUpstream(
     controller.abort(new DOMException("upstream did not answer in time", "TimeoutError"));
   }, init.connectTimeoutMs);
   try {
-    const response = await fetch(url, {
-      method: init.method,
-      headers: init.headers,
-      body,
-      signal: controller.signal,
-      // Streams must not wait for a compression buffer to fill.
-      decompress: true,
-    } as RequestInit);
+    const response =
+      init.client !== "fetch" && http1Serves(url)
+        ? await http1Fetch(url, {
+            method: init.method,
+            headers: init.headers,
+            body,
+            signal: controller.signal,
+          })
+        : await fetch(url, {
+            method: init.method,
+            headers: init.headers,
+            body,
+            signal: controller.signal,
+            // Streams must not wait for a compression buffer to fill.
+            decompress: true,
+            // An upstream redirect is the answer: account tokens never follow it to another origin.
+            redirect: "manual",
+          } as RequestInit);
     return { ok: true, response, controller };
   } catch (e) {
     if (onAbort) signal?.removeEventListener("abort", onAbort);
