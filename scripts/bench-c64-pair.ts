@@ -17,7 +17,10 @@
  * key for every request, as one Codex CLI conversation sends it) to whichever body, so each request
  * goes through the sticky binding's lookup and touch. `PAIR_WARMUP_SECONDS` (default 3) loads both
  * before the first round; JavaScriptCore's JIT takes 10–20 s under this load to settle, so a
- * longer warm-up keeps round 1 from weighing the warm-up. The last line sums the rounds up: B − A
+ * longer warm-up keeps round 1 from weighing the warm-up. `PAIR_SEQUENTIAL=1` loads one gateway at a
+ * time (A then B, then B then A) instead of both at once, as `bun run bench`'s cells do: a change
+ * that moves work between threads (Bun's `fetch` thread and the main thread) shows differently when
+ * the two gateways share the two cores. The last line sums the rounds up: B − A
  * CPU µs per request for each round, and in how many B was lower.
  *
  * @module
@@ -32,6 +35,8 @@ const CONNS = envNumber("PAIR_CONNS", 32);
 const SECONDS = envNumber("PAIR_SECONDS", 10);
 const ROUNDS = envNumber("PAIR_ROUNDS", 3);
 const WARMUP_SECONDS = envNumber("PAIR_WARMUP_SECONDS", 3);
+/** `PAIR_SEQUENTIAL=1`: load one gateway at a time instead of both at once. */
+const SEQUENTIAL = process.env.PAIR_SEQUENTIAL === "1";
 const big = ["big", "codex", "stored"].includes(process.env.PAIR_BODY ?? "");
 if (big && process.env.PAIR_ANSWER === "long")
   throw new Error(
@@ -85,11 +90,28 @@ try {
   const q = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!.toFixed(1);
   for (let r = 1; r <= ROUNDS; r++) {
     const cpu0 = gateways.map((g) => cpuUs(g.proc.pid));
-    const lats = await Promise.all(gateways.map((g) => load(g, SECONDS * 1000)));
+    const cpu1 = [0, 0];
+    let lats: number[][];
+    if (SEQUENTIAL) {
+      // One gateway at a time (A then B, B then A in the next round): neither shares the machine
+      // with the other's load, as in `bun run bench`'s interleaved cells.
+      lats = [[], []];
+      for (const i of r % 2 ? [0, 1] : [1, 0]) {
+        const g = gateways[i]!;
+        const c0 = cpuUs(g.proc.pid);
+        lats[i] = await load(g, SECONDS * 1000);
+        cpu1[i] = cpuUs(g.proc.pid) - c0;
+      }
+    } else {
+      lats = await Promise.all(gateways.map((g) => load(g, SECONDS * 1000)));
+      gateways.forEach((g, i) => {
+        cpu1[i] = cpuUs(g.proc.pid) - cpu0[i]!;
+      });
+    }
     const cpus: number[] = [];
-    gateways.forEach((g, i) => {
+    gateways.forEach((_g, i) => {
       const xs = lats[i]!.sort((x, y) => x - y);
-      const cpu = (cpuUs(g.proc.pid) - cpu0[i]!) / xs.length;
+      const cpu = cpu1[i]! / xs.length;
       cpus.push(cpu);
       console.log(
         `round ${r} ${i ? "B" : "A"} ${i ? b : a}: ${xs.length} req, p50 ${q(xs, 0.5)} p99 ${q(xs, 0.99)} p99.9 ${q(xs, 0.999)} max ${q(xs, 1)} ms, CPU ${cpu.toFixed(0)} µs/req`,

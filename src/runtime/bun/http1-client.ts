@@ -41,8 +41,8 @@ const MAX_HEAD = 64 * 1024;
 const IDLE_SECONDS = 30;
 /** Idle connections kept per origin at most (more are closed when they come back). */
 const MAX_IDLE = 512;
-/** Bytes a response body's stream queues before the socket stops reading (a slow reader). */
-const BODY_HIGH_WATER = 256 * 1024;
+/** Socket reads a response body's stream queues before the socket stops reading (a slow reader). */
+const BODY_HIGH_WATER_CHUNKS = 16;
 const ACCEPT_ENCODING = "gzip, deflate, br, zstd";
 const USER_AGENT = `Bun/${Bun.version}`;
 
@@ -108,6 +108,8 @@ class Exchange {
   idleSeconds = IDLE_SECONDS;
   paused = false;
   onAbort: (() => void) | null = null;
+  /** The connection carrying it (for an abort). */
+  conn: Conn | null = null;
   /** Tries left on a fresh connection when a reused one was closed before answering. */
   retries: number;
 
@@ -276,9 +278,6 @@ export function http1Fetch(url: string, init: Http1Init): Promise<Response> {
   });
 }
 
-/** Where the exchange's connection is (for an abort). */
-const connOf = new WeakMap<Exchange, Conn>();
-
 function start(pool: Pool, ex: Exchange): void {
   const idle = pool.idle.pop();
   if (idle?.socket) {
@@ -289,7 +288,7 @@ function start(pool: Pool, ex: Exchange): void {
   }
   const conn = new Conn(pool);
   pool.open++;
-  connOf.set(ex, conn);
+  ex.conn = conn;
   conn.ex = ex;
   connect(conn);
 }
@@ -335,7 +334,7 @@ function connect(conn: Conn): void {
 /** Puts `ex` on an open, verified connection and writes its request. */
 function attach(conn: Conn, ex: Exchange): void {
   conn.ex = ex;
-  connOf.set(ex, conn);
+  ex.conn = conn;
   writeRequest(conn);
 }
 
@@ -385,7 +384,7 @@ function failExchange(ex: Exchange, err: unknown): void {
 
 function abortExchange(ex: Exchange, reason: unknown): void {
   if (ex.done) return;
-  const conn = connOf.get(ex);
+  const conn = ex.conn;
   failExchange(ex, reason);
   if (conn && conn.ex === ex) {
     conn.ex = null;
@@ -557,7 +556,7 @@ function parseHead(conn: Conn, ex: Exchange, text: string): boolean {
     if (status === 101) throw failure("ERR_BAD_RESPONSE", "upstream switched protocols unasked");
     return false;
   }
-  const h = new Headers();
+  const h: [string, string][] = [];
   let length = -1;
   let chunked = false;
   let otherCoding = false;
@@ -592,11 +591,7 @@ function parseHead(conn: Conn, ex: Exchange, text: string): boolean {
     } else if (lower === "content-encoding") {
       encoding = value.toLowerCase();
     }
-    try {
-      h.append(name, value);
-    } catch {
-      throw failure("ERR_BAD_RESPONSE", "malformed upstream header value");
-    }
+    h.push([name, value]);
   }
   ex.keepAlive = keepAlive;
   ex.responded = true;
@@ -639,13 +634,19 @@ function parseHead(conn: Conn, ex: Exchange, text: string): boolean {
           if (conn.ex === ex) closeConn(conn);
         },
       },
-      { highWaterMark: BODY_HIGH_WATER, size: (c) => c?.byteLength ?? 0 },
+      { highWaterMark: BODY_HIGH_WATER_CHUNKS },
     );
     const decoder = encoding !== null && ex.framing !== Framing.None ? decoderFor(encoding) : null;
     if (decoder)
       stream = stream.pipeThrough(decoder as unknown as ReadableWritablePair<Uint8Array, Uint8Array>);
   }
-  ex.resolve(new Response(stream, { status, statusText, headers: h }));
+  let response: Response;
+  try {
+    response = new Response(stream, { status, statusText, headers: h });
+  } catch {
+    throw failure("ERR_BAD_RESPONSE", "malformed upstream header value");
+  }
+  ex.resolve(response);
   return true;
 }
 
