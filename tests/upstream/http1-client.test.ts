@@ -478,6 +478,36 @@ describe("failures", () => {
     );
     expect(outcome).toMatch(/^(status 413|rejected TypeError)/);
   });
+  test("an answer that ends before its request was all written: the connection is not reused", async () => {
+    const firsts: string[] = [];
+    const server = Bun.listen<{ first: boolean }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(s) {
+          s.data = { first: true };
+        },
+        data(s, chunk) {
+          if (!s.data.first) return;
+          s.data.first = false;
+          firsts.push(new TextDecoder("latin1").decode(chunk.subarray(0, 12)));
+          // Answers at once, keep-alive, without reading the 16 MB body.
+          s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        },
+      },
+    });
+    stops.push(() => server.stop(true));
+    const url = `http://127.0.0.1:${server.port}`;
+    const early = await http1Fetch(`${url}/first`, {
+      method: "POST",
+      headers: new Headers(),
+      body: new Uint8Array(16 * 1024 * 1024),
+    });
+    expect(await early.text()).toBe("ok");
+    expect(await (await get(`${url}/second`)).text()).toBe("ok");
+    // The second request opened its own connection and starts clean there.
+    expect(firsts).toEqual(["POST /first ", "GET /second "]);
+  });
 });
 
 describe("aborts", () => {

@@ -88,10 +88,12 @@ class Exchange {
   readonly reject: (e: unknown) => void;
   readonly head: boolean;
   readonly signal: AbortSignal | undefined;
-  /** The request's bytes; dropped once the answer's headers arrived (no retry after that). */
+  /** The request's bytes; dropped once written and an answer began (no retry after that). */
   request: Uint8Array;
   /** Request bytes written so far (a large body waits for `drain`). */
   written = 0;
+  /** The whole request is written. */
+  sent = false;
   /** Bytes of the answer seen (a reused connection closed before any may be retried). */
   received = 0;
   /** The header block gathered so far. */
@@ -348,6 +350,9 @@ function writeRequest(conn: Conn): void {
     if (n <= 0) return; // the rest on `drain`
     ex.written += n;
   }
+  ex.sent = true;
+  // Kept for a retry until an answer began; then no longer needed.
+  if (ex.responded) ex.request = EMPTY;
 }
 
 /** The connection ended without an answer, or could not be opened. */
@@ -361,6 +366,7 @@ function connFailed(conn: Conn, err: TypeError): void {
     // the request goes once more on a fresh connection (as browsers and Node's clients do).
     ex.retries--;
     ex.written = 0;
+    ex.sent = false;
     ex.headBytes = null;
     start(conn.pool, ex);
     return;
@@ -415,7 +421,9 @@ function finishExchange(conn: Conn, ex: Exchange): void {
   }
   conn.ex = null;
   const s = conn.socket;
-  if (!ex.keepAlive || !s || conn.closed || conn.pool.idle.length >= MAX_IDLE) {
+  // An answer that ended before its request was all written (an early 413, say): the rest of the
+  // request would reach the server as the start of the next one. The connection is not reused.
+  if (!ex.keepAlive || !ex.sent || !s || conn.closed || conn.pool.idle.length >= MAX_IDLE) {
     closeConn(conn);
     return;
   }
@@ -595,7 +603,7 @@ function parseHead(conn: Conn, ex: Exchange, text: string): boolean {
   }
   ex.keepAlive = keepAlive;
   ex.responded = true;
-  ex.request = EMPTY;
+  if (ex.sent) ex.request = EMPTY;
   if (ex.head || status === 204 || status === 304) {
     ex.framing = Framing.None;
   } else if (otherCoding) {
