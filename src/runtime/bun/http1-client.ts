@@ -297,19 +297,28 @@ function start(pool: Pool, ex: Exchange): void {
 
 function connect(conn: Conn): void {
   const pool = conn.pool;
-  const opened = Bun.connect<Conn>({
-    hostname: pool.hostname,
-    port: pool.port,
-    data: conn,
-    socket: handlers,
-    tls: pool.tls
-      ? {
-          serverName: pool.hostname,
-          rejectUnauthorized: true,
-          ...(pool.ca ? { ca: pool.ca as string[] } : {}),
-        }
-      : undefined,
-  } as unknown as Bun.TCPSocketConnectOptions<Conn>);
+  let opened: Promise<Socket>;
+  try {
+    opened = Bun.connect<Conn>({
+      hostname: pool.hostname,
+      port: pool.port,
+      data: conn,
+      socket: handlers,
+      tls: pool.tls
+        ? {
+            serverName: pool.hostname,
+            rejectUnauthorized: true,
+            ...(pool.ca ? { ca: pool.ca as string[] } : {}),
+          }
+        : undefined,
+    } as unknown as Bun.TCPSocketConnectOptions<Conn>);
+  } catch (e) {
+    // Refused before any socket (a malformed host name, say): the same failure as a refusal.
+    const code = (e as { code?: unknown } | null)?.code;
+    const c = typeof code === "string" ? code : "ERR_CONNECT";
+    connFailed(conn, failure(c, `${c}: Unable to connect. ${(e as Error)?.message ?? ""}`.trim()));
+    return;
+  }
   opened.then(
     (s) => {
       conn.socket = s;
