@@ -48,7 +48,6 @@ const USER_AGENT = `Bun/${Bun.version}`;
 
 const CR = 13;
 const LF = 10;
-const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const EMPTY = new Uint8Array(0);
 
@@ -231,25 +230,27 @@ function requestBytes(url: URL, pool: Pool, init: Http1Init): Uint8Array {
   if (!accept) head += "Accept: */*\r\n";
   if (!acceptEncoding) head += `Accept-Encoding: ${ACCEPT_ENCODING}\r\n`;
   const body = init.body;
+  // The head is written as Latin-1: header values are byte strings (each character one byte, as
+  // `fetch` sends them), the path and host are ASCII. A string body is UTF-8.
   if (body === undefined || body === null) {
     if (method !== "GET" && method !== "HEAD") head += "Content-Length: 0\r\n";
-    return encoder.encode(`${head}\r\n`);
+    return Buffer.from(`${head}\r\n`, "latin1");
   }
   head += "Content-Length: ";
   if (typeof body === "string") {
     // Head and body in one buffer: one write for everything but the largest bodies.
     const bodyLen = Buffer.byteLength(body, "utf8");
     head += `${bodyLen}\r\n\r\n`;
-    const out = new Uint8Array(head.length + bodyLen);
-    const h = encoder.encodeInto(head, out);
-    encoder.encodeInto(body, out.subarray(h.written));
-    return h.written === head.length ? out : out.subarray(0, h.written + bodyLen);
+    const out = Buffer.allocUnsafe(head.length + bodyLen);
+    out.write(head, 0, "latin1");
+    out.write(body, head.length, "utf8");
+    return out;
   }
   head += `${body.byteLength}\r\n\r\n`;
-  const out = new Uint8Array(head.length * 3 + body.byteLength);
-  const h = encoder.encodeInto(head, out);
-  out.set(body, h.written);
-  return out.subarray(0, h.written + body.byteLength);
+  const out = Buffer.allocUnsafe(head.length + body.byteLength);
+  out.write(head, 0, "latin1");
+  out.set(body, head.length);
+  return out;
 }
 
 /**
@@ -505,10 +506,27 @@ const handlers: Bun.SocketHandler<Conn> = {
   },
 };
 
-/** Index of CR LF CR LF in `b` from `from`, or -1. */
-function headEnd(b: Uint8Array, from: number): number {
-  for (let i = b.indexOf(CR, from); i >= 0 && i + 3 < b.length; i = b.indexOf(CR, i + 1)) {
-    if (b[i + 1] === LF && b[i + 2] === CR && b[i + 3] === LF) return i;
+/**
+ * Where the header block in `b` ends, looking from `from`: the index of the line end before the
+ * blank line (the block's text is `b[0, end)`), with the body starting at `end + skip`; -1 when the
+ * blank line has not arrived. A bare LF ends a line as CR LF does (RFC 9112 §2.2, as `fetch` reads it).
+ */
+function headEnd(b: Uint8Array, from: number, out: { skip: number }): number {
+  for (let i = b.indexOf(LF, from); i >= 0; i = b.indexOf(LF, i + 1)) {
+    const next = b[i + 1];
+    if (next === undefined) return -1;
+    if (next === LF) {
+      out.skip = 2;
+      return b[i - 1] === CR ? i - 1 : i;
+    }
+    if (next === CR) {
+      const after = b[i + 2];
+      if (after === undefined) return -1;
+      if (after === LF) {
+        out.skip = 3;
+        return b[i - 1] === CR ? i - 1 : i;
+      }
+    }
   }
   return -1;
 }
@@ -527,15 +545,16 @@ function headers(conn: Conn, ex: Exchange, bytes: Uint8Array): void {
     joined.set(bytes, ex.headBytes.length);
     buf = joined;
   }
+  const at = { skip: 0 };
   for (;;) {
-    const end = headEnd(buf, from);
+    const end = headEnd(buf, from, at);
     if (end < 0) {
       if (buf.length > MAX_HEAD) throw failure("ERR_HEADERS_TOO_LARGE", "upstream header block over 64 KB");
       ex.headBytes = buf.slice();
       return;
     }
     if (end > MAX_HEAD) throw failure("ERR_HEADERS_TOO_LARGE", "upstream header block over 64 KB");
-    const rest = buf.subarray(end + 4);
+    const rest = buf.subarray(end + (buf[end] === CR ? at.skip + 1 : at.skip));
     ex.headBytes = null;
     if (!parseHead(conn, ex, latin1.decode(buf.subarray(0, end)))) {
       // An informational answer (1xx): the final one follows.
@@ -559,7 +578,7 @@ function headers(conn: Conn, ex: Exchange, bytes: Uint8Array): void {
  * call with the final answer.
  */
 function parseHead(conn: Conn, ex: Exchange, text: string): boolean {
-  const lines = text.split("\r\n");
+  const lines = text.split(/\r?\n/);
   const m = STATUS_LINE.exec(lines[0]!);
   if (!m)
     throw failure(
@@ -668,13 +687,15 @@ function parseHead(conn: Conn, ex: Exchange, text: string): boolean {
 }
 
 /** A decoder for a `content-encoding`, or null for identity and codings left as they are. */
-function decoderFor(encoding: string): DecompressionStream | null {
+function decoderFor(
+  encoding: string,
+): ReadableWritablePair<Uint8Array, Uint8Array> | DecompressionStream | null {
   switch (encoding) {
     case "gzip":
     case "x-gzip":
       return new DecompressionStream("gzip");
     case "deflate":
-      return new DecompressionStream("deflate");
+      return deflateEither();
     case "br":
       return new DecompressionStream("brotli" as CompressionFormat);
     case "zstd":
@@ -682,6 +703,54 @@ function decoderFor(encoding: string): DecompressionStream | null {
     default:
       return null;
   }
+}
+
+/**
+ * A decoder for `content-encoding: deflate`, which servers send zlib-wrapped (RFC 9110) or, some
+ * of them, raw: the first two bytes tell which (a zlib header is a multiple of 31 with method 8),
+ * as `fetch` does.
+ */
+function deflateEither(): ReadableWritablePair<Uint8Array, Uint8Array> {
+  const input = new TransformStream<Uint8Array, Uint8Array>();
+  const reader = input.readable.getReader();
+  let decoded: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  const readable = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (!decoded) {
+        const first = await reader.read();
+        if (first.done) {
+          c.close();
+          return;
+        }
+        const b = first.value;
+        const zlib = (b[0]! & 0x0f) === 8 && (b.length < 2 || ((b[0]! << 8) | b[1]!) % 31 === 0);
+        const ds = new DecompressionStream(zlib ? "deflate" : "deflate-raw");
+        const w = ds.writable.getWriter() as WritableStreamDefaultWriter<Uint8Array>;
+        decoded = ds.readable.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+        void (async () => {
+          try {
+            await w.write(b);
+            for (;;) {
+              const r = await reader.read();
+              if (r.done) break;
+              await w.write(r.value);
+            }
+            await w.close();
+          } catch (e) {
+            await w.abort(e).catch(() => {});
+          }
+        })();
+      }
+      const r = await decoded.read();
+      if (r.done) c.close();
+      else c.enqueue(r.value);
+    },
+    cancel(reason) {
+      void reader.cancel(reason).catch(() => {});
+      void decoded?.cancel(reason).catch(() => {});
+    },
+  });
+  return { writable: input.writable, readable };
 }
 
 /** Passes body bytes `b[i..]` on, removing the chunked framing. */
@@ -725,11 +794,19 @@ function body(conn: Conn, ex: Exchange, b: Uint8Array, i: number): void {
           ex.left = ex.left * 16 + d;
         } else if (x === 0x3b || x === 0x20 || x === 0x09) ex.chunk = Chunk.Ext;
         else if (x === CR) ex.chunk = Chunk.SizeLf;
-        else throw failure("ERR_BAD_RESPONSE", "malformed upstream chunk size");
+        else if (x === LF) {
+          // A bare LF ends the line as CR LF does: the LF step reads it.
+          ex.chunk = Chunk.SizeLf;
+          break;
+        } else throw failure("ERR_BAD_RESPONSE", "malformed upstream chunk size");
         i++;
         break;
       }
       case Chunk.Ext:
+        if (b[i] === LF) {
+          ex.chunk = Chunk.SizeLf;
+          break;
+        }
         if (b[i] === CR) ex.chunk = Chunk.SizeLf;
         i++;
         break;
@@ -742,8 +819,9 @@ function body(conn: Conn, ex: Exchange, b: Uint8Array, i: number): void {
         } else ex.chunk = Chunk.Data;
         break;
       case Chunk.DataCr:
-        if (b[i] !== CR) throw failure("ERR_BAD_RESPONSE", "upstream chunk longer than its size");
         ex.chunk = Chunk.DataLf;
+        if (b[i] === LF) break; // a bare LF
+        if (b[i] !== CR) throw failure("ERR_BAD_RESPONSE", "upstream chunk longer than its size");
         i++;
         break;
       case Chunk.DataLf:
@@ -755,6 +833,10 @@ function body(conn: Conn, ex: Exchange, b: Uint8Array, i: number): void {
       case Chunk.Trailer: {
         // `left` counts the current trailer line's bytes; an empty line ends the answer.
         const x = b[i]!;
+        if (x === LF) {
+          ex.chunk = Chunk.TrailerLf; // a bare LF: the LF step reads it
+          break;
+        }
         i++;
         if (x === CR) ex.chunk = Chunk.TrailerLf;
         else if (++ex.left > MAX_HEAD) throw failure("ERR_HEADERS_TOO_LARGE", "upstream trailers over 64 KB");
