@@ -25,7 +25,7 @@ import {
 } from "./payload.ts";
 import type { ProxyRequestContext, Settle } from "./pipeline.ts";
 import { codexShaper, ResponseCollector, responsesStreamShaper } from "./shapers.ts";
-import { drain, ProxyStream, type Shaper, toReadableStream } from "./stream.ts";
+import { drain, ProxyStream, type Shaper, streamedBody } from "./stream.ts";
 import {
   checkResponsesTools,
   checkTextFormat,
@@ -183,7 +183,7 @@ export async function answerHttp(
   if (streamed) {
     // A client that goes away cancels this body, which aborts the stream: no signal listener.
     const keepaliveMs = deps.settings.sseKeepaliveSeconds * 1000;
-    return new Response(toReadableStream(ps, keepaliveMs, deps.time), { status: 200, headers });
+    return new Response(await streamedBody(ps, keepaliveMs, deps.time), { status: 200, headers });
   }
   ctx.signal.addEventListener("abort", () => ps.abort(), { once: true });
 
