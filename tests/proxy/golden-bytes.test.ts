@@ -5,6 +5,8 @@
  * CRLF pairs, between `event:` and `data:`; plus upstream keep-alive comments, invalid UTF-8, a last
  * event without its blank line, a stream cut inside an event, and error events first and later.
  * The fixture (`golden-bytes.json`) was recorded from main before the streaming work of issue 15.
+ * It runs twice, over the gateway's own HTTP/1.1 upstream client (the default) and over Bun's
+ * `fetch` (`CODEX_LB_UPSTREAM_CLIENT=fetch`): both must give the recorded bytes.
  *
  * Answers are kept as latin1 text of their bytes (one character per byte), so a changed byte shows.
  * Only what the gateway makes up per request is normalised: chat completion ids, generated
@@ -204,69 +206,73 @@ function normalise(text: string): string {
     .replace(/"x-request-id":"[^"]*"/g, '"x-request-id":"ID"');
 }
 
-let env: ProxyEnv;
 let chunks: Uint8Array[] = [];
-beforeAll(async () => {
-  const fake = fakeCodex();
-  const raw = () => {
-    const mine = chunks;
-    return new Response(
-      new ReadableStream<Uint8Array>({
-        async start(c) {
-          for (const ch of mine) {
-            c.enqueue(ch);
-            await Bun.sleep(0);
-          }
-          c.close();
-        },
-      }),
-      { headers: { "content-type": "text/event-stream", "openai-model": "gpt-5.2" } },
-    );
-  };
-  env = await startProxyEnv({
-    accounts: [{ id: "b1", chatgptAccountId: "chatgpt-b1" }],
-    fake: { ...fake, routes: { ...fake.routes, "POST /backend-api/codex/responses": raw } },
-  });
-});
-afterAll(async () => {
-  await env?.stop();
-});
+// The gateway's own HTTP/1.1 client (the default) and Bun's fetch give the same bytes.
+for (const upstreamClient of ["auto", "fetch"]) {
+  describe(`answers are byte-identical to the recorded ones (upstream client: ${upstreamClient})`, () => {
+    let env: ProxyEnv;
+    beforeAll(async () => {
+      const fake = fakeCodex();
+      const raw = () => {
+        const mine = chunks;
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async start(c) {
+              for (const ch of mine) {
+                c.enqueue(ch);
+                await Bun.sleep(0);
+              }
+              c.close();
+            },
+          }),
+          { headers: { "content-type": "text/event-stream", "openai-model": "gpt-5.2" } },
+        );
+      };
+      env = await startProxyEnv({
+        accounts: [{ id: "b1", chatgptAccountId: "chatgpt-b1" }],
+        fake: { ...fake, routes: { ...fake.routes, "POST /backend-api/codex/responses": raw } },
+        env: { CODEX_LB_UPSTREAM_CLIENT: upstreamClient },
+      });
+    });
+    afterAll(async () => {
+      await env?.stop();
+    });
 
-describe("answers are byte-identical to the recorded ones", () => {
-  test("every endpoint × every upstream stream × every way of cutting it", async () => {
-    const got: Record<string, { status: number; contentType: string | null; bytes: string }> = {};
-    for (const [scenario, make] of Object.entries(SCENARIOS)) {
-      const data = make("resp_bytes");
-      for (const [cut, split] of Object.entries(CUTS)) {
-        for (const [client, { path, body }] of Object.entries(CLIENTS)) {
-          chunks = split(data);
-          const res = await fetch(`${env.gw.url}${path}`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(body),
-          });
-          const bytes = Buffer.from(await res.arrayBuffer()).toString("latin1");
-          got[`${scenario} / ${cut} → ${client}`] = {
-            status: res.status,
-            contentType: res.headers.get("content-type"),
-            bytes: normalise(bytes),
-          };
+    test("every endpoint × every upstream stream × every way of cutting it", async () => {
+      const got: Record<string, { status: number; contentType: string | null; bytes: string }> = {};
+      for (const [scenario, make] of Object.entries(SCENARIOS)) {
+        const data = make("resp_bytes");
+        for (const [cut, split] of Object.entries(CUTS)) {
+          for (const [client, { path, body }] of Object.entries(CLIENTS)) {
+            chunks = split(data);
+            const res = await fetch(`${env.gw.url}${path}`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify(body),
+            });
+            const bytes = Buffer.from(await res.arrayBuffer()).toString("latin1");
+            got[`${scenario} / ${cut} → ${client}`] = {
+              status: res.status,
+              contentType: res.headers.get("content-type"),
+              bytes: normalise(bytes),
+            };
+          }
         }
       }
-    }
-    if (process.env.GOLDEN_UPDATE === "1") writeFileSync(FIXTURE, `${JSON.stringify(got, null, 1)}\n`);
-    const want = JSON.parse(readFileSync(FIXTURE, "utf8")) as typeof got;
-    expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
-    for (const k of Object.keys(want)) expect({ k, ...got[k] }).toEqual({ k, ...want[k]! });
-    // However the upstream cut its bytes, each endpoint answers the same.
-    for (const scenario of Object.keys(SCENARIOS))
-      for (const client of Object.keys(CLIENTS))
-        for (const cut of Object.keys(CUTS))
-          expect({ scenario, client, cut, ...got[`${scenario} / ${cut} → ${client}`] }).toEqual({
-            scenario,
-            client,
-            cut,
-            ...got[`${scenario} / whole → ${client}`]!,
-          });
+      if (process.env.GOLDEN_UPDATE === "1") writeFileSync(FIXTURE, `${JSON.stringify(got, null, 1)}\n`);
+      const want = JSON.parse(readFileSync(FIXTURE, "utf8")) as typeof got;
+      expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+      for (const k of Object.keys(want)) expect({ k, ...got[k] }).toEqual({ k, ...want[k]! });
+      // However the upstream cut its bytes, each endpoint answers the same.
+      for (const scenario of Object.keys(SCENARIOS))
+        for (const client of Object.keys(CLIENTS))
+          for (const cut of Object.keys(CUTS))
+            expect({ scenario, client, cut, ...got[`${scenario} / ${cut} → ${client}`] }).toEqual({
+              scenario,
+              client,
+              cut,
+              ...got[`${scenario} / whole → ${client}`]!,
+            });
+    });
   });
-});
+}
