@@ -164,7 +164,7 @@ export const SettingsSchema = Type.Object(
       maximum: 65535,
       default: 16384,
       description:
-        "Upstream requests (streams) the gateway runs at once, all accounts together (Bun's `fetch` runs 256 unless told: the gateway restarts itself in place at start-up with `BUN_CONFIG_MAX_HTTP_REQUESTS` set to this; a `BUN_CONFIG_MAX_HTTP_REQUESTS` set by the operator wins). Each holds a socket: keep it under the open-file limit.",
+        "Upstream requests (streams) Bun's `fetch` runs at once, all accounts together, when it carries them (`CODEX_LB_UPSTREAM_CLIENT=fetch`, or a proxy is set; the gateway's own client has no such limit). Bun's `fetch` runs 256 unless told: the gateway restarts itself in place at start-up with `BUN_CONFIG_MAX_HTTP_REQUESTS` set to this; a `BUN_CONFIG_MAX_HTTP_REQUESTS` set by the operator wins. Each request holds a socket: keep it under the open-file limit.",
     }),
     upstreamClient: Type.Union(
       ["auto", "fetch"].map((l) => Type.Literal(l)),
