@@ -4,12 +4,9 @@
  * must agree (the same answer bytes, the same refusals).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { http1Fetch, http1PoolStats } from "../../src/runtime/bun/http1-client.ts";
+import { selfSignedCert } from "../support/tls-cert.ts";
 
 interface Req {
   readonly head: string;
@@ -597,37 +594,8 @@ describe("aborts", () => {
 });
 
 describe("TLS", () => {
-  const dir = mkdtempSync(join(tmpdir(), "http1-tls-"));
-  const make = (name: string, san: string) => {
-    const r = spawnSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        join(dir, `${name}.key`),
-        "-out",
-        join(dir, `${name}.pem`),
-        "-days",
-        "2",
-        "-subj",
-        `/CN=${name}`,
-        "-addext",
-        `subjectAltName=${san}`,
-      ],
-      { stdio: "ignore" },
-    );
-    if (r.status !== 0) throw new Error("openssl failed");
-    return {
-      key: readFileSync(join(dir, `${name}.key`), "utf8"),
-      cert: readFileSync(join(dir, `${name}.pem`), "utf8"),
-    };
-  };
-  const local = make("local", "IP:127.0.0.1,DNS:localhost");
-  const other = make("other", "DNS:example.invalid");
+  const local = selfSignedCert("local", "IP:127.0.0.1,DNS:localhost");
+  const other = selfSignedCert("other", "DNS:example.invalid");
 
   const tlsServer = (pair: { key: string; cert: string }) => {
     const seen: string[] = [];

@@ -8,14 +8,9 @@
  * Each case is capped (the third argument of `test`), so a hang fails the case instead of waiting.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as zlib from "node:zlib";
-
-/** The module under test, loaded lazily: without it only the fetch side runs. */
-const mod = await import("../../src/runtime/bun/http1-client.ts").catch(() => null);
+import { http1Fetch, http1PoolStats } from "../../src/runtime/bun/http1-client.ts";
+import { selfSignedCert } from "../support/tls-cert.ts";
 
 /** Cap per case: a hang fails it (a cap, not a wait). */
 const CAP = 10_000;
@@ -41,8 +36,7 @@ const fetchAdapter: Client = (url, init = {}) =>
   } as RequestInit);
 
 const http1Adapter: Client = (url, init = {}) => {
-  if (!mod) throw new Error("http1-client.ts is not there");
-  return mod.http1Fetch(url, {
+  return http1Fetch(url, {
     method: init.method ?? "GET",
     headers: new Headers(init.headers ?? {}),
     body: init.body ?? null,
@@ -51,11 +45,13 @@ const http1Adapter: Client = (url, init = {}) => {
   });
 };
 
-const CLIENTS: [string, Client][] = [["fetch", fetchAdapter]];
-if (mod) CLIENTS.push(["http1", http1Adapter]);
+const CLIENTS: [string, Client][] = [
+  ["fetch", fetchAdapter],
+  ["http1", http1Adapter],
+];
 const FETCH: Client = fetchAdapter;
 const HTTP1: Client = http1Adapter;
-const poolStats = (origin: string) => mod?.http1PoolStats(origin) ?? { open: -1, idle: -1 };
+const poolStats = http1PoolStats;
 
 // ---------------------------------------------------------------------------------------------
 // The raw server
@@ -355,13 +351,11 @@ async function same<T>(
   opts: { codes?: boolean; label?: string } = {},
 ): Promise<T> {
   const r = await each(scenario);
-  if (mod) {
-    if (opts.codes === false) {
-      const f = withoutCodes(r.fetch!, "", undefined, "");
-      const h = withoutCodes(r.http1!, "", r.fetch, opts.label ?? "?");
-      expect(h).toEqual(f);
-    } else expect(r.http1).toEqual(r.fetch!);
-  }
+  if (opts.codes === false) {
+    const f = withoutCodes(r.fetch!, "", undefined, "");
+    const h = withoutCodes(r.http1!, "", r.fetch, opts.label ?? "?");
+    expect(h).toEqual(f);
+  } else expect(r.http1).toEqual(r.fetch!);
   return r.fetch!;
 }
 
@@ -369,7 +363,7 @@ afterAll(() => {
   if (codeDiffs.length) console.log(`error codes where the clients differ:\n  ${codeDiffs.join("\n  ")}`);
 });
 
-const it = (name: string, fn: () => Promise<void>) => test.skipIf(!mod)(name, fn, CAP);
+const it = (name: string, fn: () => Promise<void>) => test(name, fn, CAP);
 const SSE = 'event: a\ndata: {"n":1}\n\nevent: b\ndata: {"n":2}\n\n';
 
 // ---------------------------------------------------------------------------------------------
@@ -1178,7 +1172,7 @@ describe("9. failures", () => {
   };
   const malformedOutcomes: Record<string, Record<string, Outcome>> = {};
   for (const [name, wire] of Object.entries(malformed)) {
-    test.skipIf(!mod)(
+    test(
       `${name}: an answer, a rejection or a body error, never a hang (recorded for the comparison below)`,
       async () => {
         malformedOutcomes[name] = await each(async (c) => {
@@ -1483,40 +1477,8 @@ describe("10b. aborts and cancels of a compressed body", () => {
 });
 
 describe("11. TLS", () => {
-  const dir = mkdtempSync(join(tmpdir(), "http1-diff-tls-"));
-  const make = (name: string, san: string) => {
-    const r = spawnSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        join(dir, `${name}.key`),
-        "-out",
-        join(dir, `${name}.pem`),
-        "-days",
-        "2",
-        "-subj",
-        `/CN=${name}`,
-        "-addext",
-        `subjectAltName=${san}`,
-      ],
-      { stdio: "ignore" },
-    );
-    if (r.status !== 0) throw new Error("openssl failed");
-    return {
-      key: readFileSync(join(dir, `${name}.key`), "utf8"),
-      cert: readFileSync(join(dir, `${name}.pem`), "utf8"),
-    };
-  };
-  const local = make("local", "IP:127.0.0.1,DNS:localhost");
-  const other = make("other", "DNS:example.invalid");
-  rmSync(dir, { recursive: true, force: true });
+  const local = selfSignedCert("local", "IP:127.0.0.1,DNS:localhost");
+  const other = selfSignedCert("other", "DNS:example.invalid");
 
   const tlsServer = (pair: { key: string; cert: string }) => {
     const seen: string[] = [];
