@@ -4,13 +4,9 @@
  * in one write; an answer still streaming gets its body at once.
  */
 import { expect, test } from "bun:test";
-import { firstEvent, type OpenStream } from "../../src/proxy/attempt.ts";
-import type { ProxyContext } from "../../src/proxy/context.ts";
-import { codexShaper } from "../../src/proxy/shapers.ts";
-import { ProxyStream, streamedBody } from "../../src/proxy/stream.ts";
-import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
+import { streamedBody } from "../../src/proxy/stream.ts";
+import { opened } from "../support/proxy-stream.ts";
 
-const enc = new TextEncoder();
 const frame = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
 const head =
   frame({ type: "response.created", response: { id: "r1" } }) +
@@ -19,30 +15,6 @@ const tail = frame({
   type: "response.completed",
   response: { id: "r1", usage: { input_tokens: 1, output_tokens: 2, total_tokens: 3 } },
 });
-
-/** A stream opened over `first` (then `more` when given, else the end), settling with `settle`. */
-async function opened(first: string, settle: () => Promise<unknown> | undefined, more?: Promise<string>) {
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      c.enqueue(enc.encode(first));
-      if (!more) c.close();
-    },
-    async pull(c) {
-      if (!more) return;
-      c.enqueue(enc.encode(await more));
-      c.close();
-    },
-  });
-  const events = new UpstreamEvents(body, 5000);
-  const opening = await firstEvent(events, new Headers(), new AbortController());
-  if (opening.kind !== "open") throw new Error("the attempt failed");
-  const open = { ...opening.open, account: { id: "a1" }, lease: { release() {} } } as unknown as OpenStream;
-  const ctx = {
-    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 0 },
-    quota: { record() {} },
-  } as unknown as ProxyContext;
-  return new ProxyStream(ctx, open, codexShaper, () => settle());
-}
 
 /** Whether `p` has settled after the microtasks and one turn of the event loop. */
 async function settledSoon(p: Promise<unknown>): Promise<boolean> {
@@ -63,7 +35,7 @@ test("an answer at hand whose settle is committing: the body is made after the c
   const committing = new Promise<void>((r) => {
     commit = r;
   });
-  const ps = await opened(head + tail, () => committing);
+  const { ps } = await opened([head + tail], undefined, () => committing);
   const body = streamedBody(ps);
   // Not before the commit: the client must not see the end (nor, now, the head) before it.
   expect(await settledSoon(body)).toBe(false);
@@ -73,7 +45,7 @@ test("an answer at hand whose settle is committing: the body is made after the c
 });
 
 test("an answer at hand committed at once: the body is made at once", async () => {
-  const ps = await opened(head + tail, () => undefined);
+  const { ps } = await opened([head + tail], undefined, () => undefined);
   const body = streamedBody(ps);
   expect(await settledSoon(body)).toBe(true);
   expect(await all(await body)).toBe(head + tail);
@@ -85,14 +57,10 @@ test("an answer still streaming gets its body at once; the rest follows when it 
     send = r;
   });
   let settles = 0;
-  const ps = await opened(
-    head,
-    () => {
-      settles++;
-      return undefined;
-    },
-    more,
-  );
+  const { ps } = await opened([head], more, () => {
+    settles++;
+    return undefined;
+  });
   const body = streamedBody(ps);
   // Made without waiting for the upstream's next bytes.
   expect(await settledSoon(body)).toBe(true);

@@ -6,11 +6,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Clock, TimerHandle } from "../../src/core/clock.ts";
-import { firstEvent, type OpenStream } from "../../src/proxy/attempt.ts";
-import type { ProxyContext } from "../../src/proxy/context.ts";
-import { codexShaper } from "../../src/proxy/shapers.ts";
-import { type FinishStatus, ProxyStream, type StepBytes, toReadableStream } from "../../src/proxy/stream.ts";
-import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
+import { type ProxyStream, type StepBytes, toReadableStream } from "../../src/proxy/stream.ts";
+import { opened, openedOver } from "../support/proxy-stream.ts";
 
 const enc = new TextEncoder();
 const frame = (e: Record<string, unknown>) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
@@ -23,38 +20,6 @@ const tail = frame({
   type: "response.completed",
   response: { id: "r1", usage: { input_tokens: 1, output_tokens: 2, total_tokens: 3 } },
 });
-
-/** A stream as the gateway opens it over `chunks` (the body ends after them unless `more`). */
-async function opened(chunks: string[], more?: Promise<string>) {
-  return openedOver(
-    new ReadableStream<Uint8Array>({
-      start(c) {
-        for (const ch of chunks) c.enqueue(enc.encode(ch));
-        if (!more) c.close();
-      },
-      async pull(c) {
-        if (!more) return;
-        c.enqueue(enc.encode(await more));
-        c.close();
-      },
-    }),
-  );
-}
-
-/** A stream as the gateway opens it over the upstream body `body`. */
-async function openedOver(body: ReadableStream<Uint8Array>) {
-  const events = new UpstreamEvents(body, 5000);
-  const first = await firstEvent(events, new Headers(), new AbortController());
-  if (first.kind !== "open") throw new Error("the attempt failed");
-  const open = { ...first.open, account: { id: "a1" }, lease: { release() {} } } as unknown as OpenStream;
-  const ctx = {
-    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 0 },
-    quota: { record() {} },
-  } as unknown as ProxyContext;
-  const finished: FinishStatus[] = [];
-  const ps = new ProxyStream(ctx, open, codexShaper, (_state, status) => finished.push(status));
-  return { ps, finished };
-}
 
 const text = (out: StepBytes | undefined): string => {
   if (out === null || out === undefined) throw new Error(`no bytes: ${out}`);

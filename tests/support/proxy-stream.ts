@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { OpenStream } from "../../src/proxy/attempt.ts";
+import { firstEvent, type OpenStream } from "../../src/proxy/attempt.ts";
 import type { ProxyContext } from "../../src/proxy/context.ts";
 import { codexShaper } from "../../src/proxy/shapers.ts";
-import { ProxyStream, type Shaper } from "../../src/proxy/stream.ts";
+import { type FinishStatus, ProxyStream, type Shaper } from "../../src/proxy/stream.ts";
 import { UpstreamEvents } from "../../src/upstream/event-stream.ts";
 
 const enc = new TextEncoder();
@@ -60,4 +60,51 @@ export async function clientParts(
     }
   }
   return { parts, raw };
+}
+
+/**
+ * A stream as the gateway opens it (the attempt's `firstEvent` read its first events) over
+ * `chunks`; the body ends after them unless `more` gives one more. `settle` is what the stream's
+ * end waits for (the request's settle; a promise while it commits). `finished` records how it ended.
+ */
+export async function opened(
+  chunks: string[],
+  more?: Promise<string>,
+  settle?: () => Promise<unknown> | undefined,
+): Promise<{ ps: ProxyStream; finished: FinishStatus[] }> {
+  return openedOver(
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const ch of chunks) c.enqueue(enc.encode(ch));
+        if (!more) c.close();
+      },
+      async pull(c) {
+        if (!more) return;
+        c.enqueue(enc.encode(await more));
+        c.close();
+      },
+    }),
+    settle,
+  );
+}
+
+/** A stream as the gateway opens it over the upstream body `body` (see {@link opened}). */
+export async function openedOver(
+  body: ReadableStream<Uint8Array>,
+  settle?: () => Promise<unknown> | undefined,
+): Promise<{ ps: ProxyStream; finished: FinishStatus[] }> {
+  const events = new UpstreamEvents(body, 5000);
+  const first = await firstEvent(events, new Headers(), new AbortController());
+  if (first.kind !== "open") throw new Error("the attempt failed");
+  const open = { ...first.open, account: { id: "a1" }, lease: { release() {} } } as unknown as OpenStream;
+  const ctx = {
+    deps: { settings: { streamIdleTimeoutSeconds: 5 }, clock: () => 0 },
+    quota: { record() {} },
+  } as unknown as ProxyContext;
+  const finished: FinishStatus[] = [];
+  const ps = new ProxyStream(ctx, open, codexShaper, (_state, status) => {
+    finished.push(status);
+    return settle?.();
+  });
+  return { ps, finished };
 }
