@@ -58,6 +58,22 @@ function failure(code: string, message: string): TypeError {
   return e;
 }
 
+/** A connection that could not be opened, as `fetch` reports it (`ECONNREFUSED: Unable to connect…`). */
+function connectFailure(e: unknown, fallback: string): TypeError {
+  const code = (e as { code?: unknown } | null)?.code;
+  const c = typeof code === "string" ? code : fallback;
+  return failure(c, `${c}: Unable to connect. Is the computer able to access the url?`);
+}
+
+/** A connection lost before the answer's end, as `fetch` reports it. */
+function resetFailure(e: Error | null): TypeError {
+  const code = (e as { code?: unknown } | null)?.code;
+  return failure(
+    typeof code === "string" ? code : "ECONNRESET",
+    e?.message || "The socket connection was closed unexpectedly.",
+  );
+}
+
 function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The operation was aborted.", "AbortError");
 }
@@ -315,9 +331,7 @@ function connect(conn: Conn): void {
     } as unknown as Bun.TCPSocketConnectOptions<Conn>);
   } catch (e) {
     // Refused before any socket (a malformed host name, say): the same failure as a refusal.
-    const code = (e as { code?: unknown } | null)?.code;
-    const c = typeof code === "string" ? code : "ERR_CONNECT";
-    connFailed(conn, failure(c, `${c}: Unable to connect. ${(e as Error)?.message ?? ""}`.trim()));
+    connFailed(conn, connectFailure(e, "ERR_CONNECT"));
     return;
   }
   opened.then(
@@ -335,11 +349,7 @@ function connect(conn: Conn): void {
       }
       if (conn.ready) writeRequest(conn);
     },
-    (e: unknown) => {
-      const code = (e as { code?: unknown } | null)?.code;
-      const c = typeof code === "string" ? code : "ECONNREFUSED";
-      connFailed(conn, failure(c, `${c}: Unable to connect. Is the computer able to access the url?`));
-    },
+    (e: unknown) => connFailed(conn, connectFailure(e, "ECONNREFUSED")),
   );
 }
 
@@ -490,15 +500,13 @@ const handlers: Bun.SocketHandler<Conn> = {
       finishExchange(conn, ex);
       return;
     }
-    connFailed(conn, failure("ECONNRESET", "The socket connection was closed unexpectedly."));
+    connFailed(conn, resetFailure(null));
   },
   error(s, err) {
-    const code = (err as { code?: string }).code ?? "ECONNRESET";
-    connFailed(s.data, failure(code, err.message || "The socket connection was closed unexpectedly."));
+    connFailed(s.data, resetFailure(err));
   },
   connectError(s, err) {
-    const code = (err as { code?: string }).code ?? "ECONNREFUSED";
-    connFailed(s.data, failure(code, `${code}: Unable to connect. Is the computer able to access the url?`));
+    connFailed(s.data, connectFailure(err, "ECONNREFUSED"));
   },
   end(s) {
     // The server half-closed: the answer so far is all (read-until-close), or the connection is done.
