@@ -171,7 +171,7 @@ export const SettingsSchema = Type.Object(
       {
         default: "auto",
         description:
-          "The HTTP client of upstream requests: `auto` uses the gateway's own HTTP/1.1 client on the main thread (keep-alive pool per origin, TLS verified; about a quarter less CPU per request than Bun's `fetch`, which hands every answer over from another thread), or `fetch` when `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` is set; `fetch` always uses Bun's `fetch`.",
+          "The HTTP client of upstream requests: `auto` uses the gateway's own HTTP/1.1 client on the main thread (keep-alive pool per origin, TLS verified; about 0.1 ms sooner per request at one connection, and no 64 KB read buffer per open stream, than Bun's `fetch`, which hands every answer over from another thread), or `fetch` when `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` is set; `fetch` always uses Bun's `fetch`.",
       },
     ),
     gcRequestStep: Type.Integer({
