@@ -567,6 +567,45 @@ describe("aborts", () => {
     expect(conns).toBe(1);
   });
 
+  test("an open answer does not keep its request's bytes alive (a long Codex history)", async () => {
+    // The server takes the whole request, then answers with one chunk and leaves the body open.
+    const SIZE = 3 * 1024 * 1024;
+    let received = 0;
+    const server = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(s, chunk) {
+          received += chunk.length;
+          if (received >= SIZE)
+            s.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n");
+        },
+      },
+    });
+    stops.push(() => server.stop(true));
+    const c = new AbortController();
+    const res = await http1Fetch(`http://127.0.0.1:${server.port}/`, {
+      method: "POST",
+      headers: new Headers(),
+      body: "x".repeat(SIZE),
+      signal: c.signal,
+    });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("first");
+    Bun.gc(true);
+    // Byte arrays of at least the body's size still reachable while the answer is open: none.
+    const snap = Bun.generateHeapSnapshot() as unknown as { nodes: number[]; nodeClassNames: string[] };
+    const big: string[] = [];
+    for (let i = 0; i < snap.nodes.length; i += 4) {
+      const cls = snap.nodeClassNames[snap.nodes[i + 2]!]!;
+      if (/Uint8Array|ArrayBuffer|Buffer/.test(cls) && snap.nodes[i + 1]! >= SIZE)
+        big.push(`${cls} ${snap.nodes[i + 1]}`);
+    }
+    expect(big).toEqual([]);
+    c.abort(new Error("done"));
+    await expect(reader.read()).rejects.toThrow("done");
+  });
+
   test("a reader that cancels the body closes the connection (no half-read socket back in the pool)", async () => {
     let closed: () => void = () => {};
     const serverSawClose = new Promise<void>((r) => {

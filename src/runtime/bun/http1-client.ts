@@ -285,16 +285,25 @@ export function http1Fetch(url: string, init: Http1Init): Promise<Response> {
   if (u.protocol !== "http:" && u.protocol !== "https:")
     return Promise.reject(failure("ERR_UNSUPPORTED_PROTOCOL", `unsupported protocol ${u.protocol}`));
   const pool = poolFor(u, init.tls?.ca);
-  const request = requestBytes(u, pool, init);
-  const head = init.method.toUpperCase() === "HEAD";
-  return new Promise<Response>((resolve, reject) => {
-    const ex = new Exchange(resolve, reject, head, signal, request);
-    if (signal) {
-      ex.onAbort = () => abortExchange(ex, abortReason(signal));
-      signal.addEventListener("abort", ex.onAbort, { once: true });
-    }
-    start(pool, ex);
-  });
+  // No closure is made in this scope: one would keep `request` (a long Codex history, a few hundred
+  // KB) alive with the scope until the answer's end, after the exchange dropped it.
+  const { promise, resolve, reject } = Promise.withResolvers<Response>();
+  const ex = new Exchange(
+    resolve,
+    reject,
+    init.method.toUpperCase() === "HEAD",
+    signal,
+    requestBytes(u, pool, init),
+  );
+  if (signal) watchAbort(ex, signal);
+  start(pool, ex);
+  return promise;
+}
+
+/** Aborts `ex` when `signal` does (removed once the exchange is over). */
+function watchAbort(ex: Exchange, signal: AbortSignal): void {
+  ex.onAbort = () => abortExchange(ex, abortReason(signal));
+  signal.addEventListener("abort", ex.onAbort, { once: true });
 }
 
 function start(pool: Pool, ex: Exchange): void {
