@@ -46,8 +46,10 @@ export async function sendUpstream(
   },
 ): Promise<UpstreamResult> {
   const timers = init.timers ?? systemClock;
-  // Made here, in the same turn as the `fetch` call that copies it, and before the try: a failure to
-  // make it is the gateway's own, never an upstream transport error to fail over on.
+  // Made here, in the same turn as the call that copies it (`fetch` always; the own client what it
+  // does not write at once), and before the try: a failure to make it is the gateway's own, never
+  // an upstream transport error to fail over on.
+  const remakeBody = typeof init.body === "function" ? init.body : undefined;
   const body = typeof init.body === "function" ? init.body() : init.body;
   const controller = new AbortController();
   const signal = init.signal;
@@ -64,6 +66,8 @@ export async function sendUpstream(
             method: init.method,
             headers: init.headers,
             body,
+            // A body function's bytes are valid only now: the client makes them again for a retry.
+            ...(remakeBody ? { remakeBody } : {}),
             signal: controller.signal,
           })
         : await fetch(url, {

@@ -40,6 +40,31 @@ test("a byte body is copied when fetch is called: changing its buffer afterwards
   expect(echoed.every((b) => b === 0x61)).toBe(true);
 });
 
+test("the same over a kept-alive connection: a byte body changed after the call changes nothing sent", async () => {
+  const url = `http://127.0.0.1:${server.port}/`;
+  const send = (body: () => Uint8Array) =>
+    sendUpstream(url, {
+      method: "POST",
+      headers: new Headers({ "content-type": "application/octet-stream" }),
+      body,
+      connectTimeoutMs: 30_000,
+    });
+  // Opens the connection the next call finds idle.
+  const warm = await send(() => new Uint8Array([1]));
+  if (!warm.ok) throw new Error(String(warm.failure.message));
+  await warm.response.arrayBuffer();
+  for (const size of [100 * 1024, 8 * 1024 * 1024]) {
+    const bytes = new Uint8Array(size).fill(0x61);
+    const pending = send(() => bytes);
+    bytes.fill(0x62);
+    const res = await pending;
+    if (!res.ok) throw new Error(String(res.failure.message));
+    const echoed = new Uint8Array(await res.response.arrayBuffer());
+    expect(echoed.length).toBe(size);
+    expect(echoed.every((b) => b === 0x61)).toBe(true);
+  }
+});
+
 test("a body that cannot be made is the gateway's own failure, not an upstream transport error", async () => {
   let requests = 0;
   const counting = Bun.serve({

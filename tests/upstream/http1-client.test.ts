@@ -360,6 +360,42 @@ describe("connections", () => {
     expect(srv.state.requests.length).toBe(3);
   });
 
+  test("a body valid only during the call (a reused buffer): the bytes sent are the call's, a retry makes them anew", async () => {
+    let n = 0;
+    const srv = rawServer((s) => {
+      n++;
+      // The second request on the first connection: closed without a byte of an answer (a retry).
+      if (n === 2) return void s.terminate();
+      s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    const buffer = new Uint8Array(300 * 1024);
+    let remade = 0;
+    const call = (fill: number) => {
+      buffer.fill(fill);
+      const pending = http1Fetch(srv.url, {
+        method: "POST",
+        headers: new Headers(),
+        body: buffer,
+        remakeBody: () => {
+          remade++;
+          return buffer.fill(fill);
+        },
+      });
+      // The caller reuses its buffer at once.
+      buffer.fill(0x7a);
+      return pending;
+    };
+    // A new connection (the call copies the body), then a kept-alive one the server closes (retried
+    // on a new one with the bytes made anew), then a kept-alive one (written within the call).
+    for (const fill of [0x61, 0x62, 0x63]) expect(await (await call(fill)).text()).toBe("ok");
+    expect(srv.state.connections).toBe(2);
+    expect(remade).toBe(1);
+    const sent = srv.state.requests.map((r) => String.fromCharCode(r.body[0]!, r.body.at(-1)!));
+    expect(sent).toEqual(["aa", "bb", "bb", "cc"]);
+    for (const r of srv.state.requests) expect(r.body.length).toBe(buffer.length);
+    for (const r of srv.state.requests) expect(new Set(r.body).size).toBe(1);
+  });
+
   test("200 calls at once each get their own answer", async () => {
     const srv = rawServer((s, req) => {
       const tag = req.lines[0]!.split(" ")[1]!.slice(1);

@@ -29,7 +29,18 @@
 export interface Http1Init {
   readonly method: string;
   readonly headers: Headers;
+  /**
+   * The body. Bytes are read when the request is written: not changed by the caller until the
+   * answer's headers came, unless {@link remakeBody} is given.
+   */
   readonly body?: string | Uint8Array | null;
+  /**
+   * Given: `body` (bytes) is valid only during the call (a buffer the caller reuses), and this makes
+   * those bytes again. The client writes them within the call when a kept-alive connection is
+   * free, copies what it could not write (or all of it, for a new connection), and calls this when
+   * it must write the request once more (a retry).
+   */
+  readonly remakeBody?: () => Uint8Array;
   readonly signal?: AbortSignal;
   /** TLS for `https:`: `ca` replaces the system's trust store (tests: a local CA). */
   readonly tls?: { readonly ca?: string | readonly string[] };
@@ -49,7 +60,6 @@ const USER_AGENT = `Bun/${Bun.version}`;
 const CR = 13;
 const LF = 10;
 const latin1 = new TextDecoder("latin1");
-const EMPTY = new Uint8Array(0);
 
 /** The error every failure rejects or errors a body with, as `fetch`'s: a `TypeError` with a code. */
 function failure(code: string, message: string): TypeError {
@@ -103,10 +113,21 @@ class Exchange {
   readonly reject: (e: unknown) => void;
   readonly head: boolean;
   readonly signal: AbortSignal | undefined;
-  /** The request's bytes; dropped once written and an answer began (no retry after that). */
-  request: Uint8Array;
-  /** Request bytes written so far (a large body waits for `drain`). */
-  written = 0;
+  readonly url: URL;
+  readonly method: string;
+  /**
+   * The request's headers and body; its bytes are made as they are written (see
+   * {@link writeRequest}). Dropped once the request is written and an answer began (no retry after that).
+   */
+  headers: Headers | null;
+  body: string | Uint8Array | null;
+  /** `body` is the caller's reused buffer, valid only during the call ({@link Http1Init.remakeBody}). */
+  transient: boolean;
+  remakeBody: (() => Uint8Array) | null;
+  /** The request's writing began (its bytes were made once for this connection). */
+  begun = false;
+  /** What a write left for `drain`: the rest of the request, copied (the bytes made are not kept). */
+  rest: Uint8Array | null = null;
   /** The whole request is written. */
   sent = false;
   /** Bytes of the answer seen (a reused connection closed before any may be retried). */
@@ -135,13 +156,19 @@ class Exchange {
     reject: (e: unknown) => void,
     head: boolean,
     signal: AbortSignal | undefined,
-    request: Uint8Array,
+    url: URL,
+    init: Http1Init,
   ) {
     this.resolve = resolve;
     this.reject = reject;
     this.head = head;
     this.signal = signal;
-    this.request = request;
+    this.url = url;
+    this.method = init.method.toUpperCase();
+    this.headers = init.headers;
+    this.body = init.body ?? null;
+    this.remakeBody = init.remakeBody ?? null;
+    this.transient = this.remakeBody !== null && this.body !== null;
     this.retries = 1;
   }
 }
@@ -227,14 +254,33 @@ export function http1PoolStats(origin: string): { open: number; idle: number } {
 /** Request headers the client writes itself (framing and connection management). */
 const OWN_HEADERS = new Set(["host", "connection", "content-length", "transfer-encoding", "keep-alive"]);
 
-/** The request's bytes: request line, headers, body. */
-function requestBytes(url: URL, pool: Pool, init: Http1Init): Uint8Array {
-  const method = init.method.toUpperCase();
+/**
+ * The buffer every request's bytes are made in ({@link requestBytes}), reused: a request is written
+ * in the call that made its bytes, and what the socket did not take is copied. A new buffer the size
+ * of a long Codex history per request cost more than its copy (allocation, page faults, the
+ * collector). Grows to the largest request up to {@link SEND_BUFFER_MAX}; a larger one gets its own.
+ */
+let sendBuffer = Buffer.allocUnsafe(16 * 1024);
+const SEND_BUFFER_MAX = 8 * 1024 * 1024;
+
+function sendBufferOf(size: number): Buffer {
+  if (size <= sendBuffer.length) return sendBuffer;
+  if (size > SEND_BUFFER_MAX) return Buffer.allocUnsafe(size);
+  sendBuffer = Buffer.allocUnsafe(Math.min(SEND_BUFFER_MAX, Math.max(size, sendBuffer.length * 2)));
+  return sendBuffer;
+}
+
+/**
+ * The request's bytes (request line, headers, body), in the shared {@link sendBuffer}: valid until
+ * the next call, so written at once (see {@link writeRequest}).
+ */
+function requestBytes(ex: Exchange, pool: Pool): Uint8Array {
+  const { url, method, body } = ex;
   let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${pool.hostHeader}\r\n`;
   let ua = false;
   let accept = false;
   let acceptEncoding = false;
-  init.headers.forEach((value, name) => {
+  ex.headers!.forEach((value, name) => {
     if (OWN_HEADERS.has(name)) return;
     if (name === "user-agent") ua = true;
     else if (name === "accept") accept = true;
@@ -245,28 +291,29 @@ function requestBytes(url: URL, pool: Pool, init: Http1Init): Uint8Array {
   if (!ua) head += `User-Agent: ${USER_AGENT}\r\n`;
   if (!accept) head += "Accept: */*\r\n";
   if (!acceptEncoding) head += `Accept-Encoding: ${ACCEPT_ENCODING}\r\n`;
-  const body = init.body;
   // The head is written as Latin-1: header values are byte strings (each character one byte, as
-  // `fetch` sends them), the path and host are ASCII. A string body is UTF-8.
-  if (body === undefined || body === null) {
+  // `fetch` sends them), the path and host are ASCII. A string body is UTF-8. Head and body in one
+  // buffer: one write for everything but the largest bodies.
+  if (body === null) {
     if (method !== "GET" && method !== "HEAD") head += "Content-Length: 0\r\n";
-    return Buffer.from(`${head}\r\n`, "latin1");
+    head += "\r\n";
+    const out = sendBufferOf(head.length);
+    return out.subarray(0, out.write(head, 0, "latin1"));
   }
   head += "Content-Length: ";
   if (typeof body === "string") {
-    // Head and body in one buffer: one write for everything but the largest bodies.
     const bodyLen = Buffer.byteLength(body, "utf8");
     head += `${bodyLen}\r\n\r\n`;
-    const out = Buffer.allocUnsafe(head.length + bodyLen);
+    const out = sendBufferOf(head.length + bodyLen);
     out.write(head, 0, "latin1");
     out.write(body, head.length, "utf8");
-    return out;
+    return out.subarray(0, head.length + bodyLen);
   }
   head += `${body.byteLength}\r\n\r\n`;
-  const out = Buffer.allocUnsafe(head.length + body.byteLength);
+  const out = sendBufferOf(head.length + body.byteLength);
   out.write(head, 0, "latin1");
   out.set(body, head.length);
-  return out;
+  return out.subarray(0, head.length + body.byteLength);
 }
 
 /**
@@ -285,18 +332,14 @@ export function http1Fetch(url: string, init: Http1Init): Promise<Response> {
   if (u.protocol !== "http:" && u.protocol !== "https:")
     return Promise.reject(failure("ERR_UNSUPPORTED_PROTOCOL", `unsupported protocol ${u.protocol}`));
   const pool = poolFor(u, init.tls?.ca);
-  // No closure is made in this scope: one would keep `request` (a long Codex history, a few hundred
-  // KB) alive with the scope until the answer's end, after the exchange dropped it.
+  // No closure is made in this scope: one would keep `init` (its body: a long Codex history, a few
+  // hundred KB) alive with the scope until the answer's end, after the exchange dropped it.
   const { promise, resolve, reject } = Promise.withResolvers<Response>();
-  const ex = new Exchange(
-    resolve,
-    reject,
-    init.method.toUpperCase() === "HEAD",
-    signal,
-    requestBytes(u, pool, init),
-  );
+  const ex = new Exchange(resolve, reject, init.method.toUpperCase() === "HEAD", signal, u, init);
   if (signal) watchAbort(ex, signal);
   start(pool, ex);
+  // Not written within the call (a new connection): a body valid only now is copied.
+  if (ex.transient && !ex.begun) ownBody(ex, ex.body as Uint8Array);
   return promise;
 }
 
@@ -304,6 +347,12 @@ export function http1Fetch(url: string, init: Http1Init): Promise<Response> {
 function watchAbort(ex: Exchange, signal: AbortSignal): void {
   ex.onAbort = () => abortExchange(ex, abortReason(signal));
   signal.addEventListener("abort", ex.onAbort, { once: true });
+}
+
+/** The body becomes the client's own copy of `bytes` (no longer the caller's reused buffer). */
+function ownBody(ex: Exchange, bytes: Uint8Array): void {
+  ex.body = bytes.slice();
+  ex.transient = false;
 }
 
 function start(pool: Pool, ex: Exchange): void {
@@ -369,19 +418,48 @@ function attach(conn: Conn, ex: Exchange): void {
   writeRequest(conn);
 }
 
+/**
+ * Writes `conn`'s request: its bytes are made (in the shared buffer) and written in one call; what
+ * the socket did not take is copied and written on `drain`.
+ */
 function writeRequest(conn: Conn): void {
   const ex = conn.ex;
   const s = conn.socket;
-  if (!ex || !s) return;
-  const req = ex.request;
-  while (ex.written < req.length) {
-    const n = s.write(ex.written === 0 ? req : req.subarray(ex.written));
-    if (n <= 0) return; // the rest on `drain`
-    ex.written += n;
+  if (!ex || !s || ex.sent) return;
+  let rest: Uint8Array;
+  if (!ex.begun) {
+    ex.begun = true;
+    const bytes = requestBytes(ex, conn.pool);
+    // The caller's reused buffer is not read again: a retry makes the bytes anew (`remakeBody`).
+    if (ex.transient) ex.body = null;
+    const n = s.write(bytes);
+    if (n >= bytes.length) {
+      sentAll(ex);
+      return;
+    }
+    rest = bytes.slice(Math.max(0, n));
+  } else rest = ex.rest!;
+  while (rest.length > 0) {
+    const n = s.write(rest);
+    if (n <= 0) break;
+    rest = rest.subarray(n);
   }
+  if (rest.length > 0)
+    ex.rest = rest; // the rest on `drain`
+  else sentAll(ex);
+}
+
+function dropRequest(ex: Exchange): void {
+  ex.headers = null;
+  ex.body = null;
+  ex.remakeBody = null;
+}
+
+function sentAll(ex: Exchange): void {
   ex.sent = true;
+  ex.rest = null;
   // Kept for a retry until an answer began; then no longer needed.
-  if (ex.responded) ex.request = EMPTY;
+  if (ex.responded) dropRequest(ex);
 }
 
 /** The connection ended without an answer, or could not be opened. */
@@ -394,8 +472,18 @@ function connFailed(conn: Conn, err: TypeError): void {
     // A kept-alive connection the server closed as the request went out: nothing of an answer came,
     // the request goes once more on a fresh connection (as browsers and Node's clients do).
     ex.retries--;
-    ex.written = 0;
+    ex.begun = false;
+    ex.rest = null;
     ex.sent = false;
+    if (ex.transient) {
+      // Its bytes were written from the caller's buffer and not kept: made again, and kept.
+      try {
+        ownBody(ex, ex.remakeBody!());
+      } catch (e) {
+        failExchange(ex, e);
+        return;
+      }
+    }
     ex.headBytes = null;
     start(conn.pool, ex);
     return;
@@ -648,7 +736,7 @@ function parseHead(conn: Conn, ex: Exchange, text: string): boolean {
   }
   ex.keepAlive = keepAlive;
   ex.responded = true;
-  if (ex.sent) ex.request = EMPTY;
+  if (ex.sent) dropRequest(ex);
   if (ex.head || status === 204 || status === 304) {
     ex.framing = Framing.None;
   } else if (otherCoding) {
