@@ -4,7 +4,7 @@
  * `scripts/bench.ts gateway` role (key auth with a limit, request logs, metrics) is started in
  * front of one fake upstream (A's `upstream` role); then requests alternate between the gateways,
  * one at a time (A, B, B, A, …), so both see the same moments of a shared, busy machine. Prints each
- * gateway's p50 and the median of the per-pair differences (B − A), which stays steady where
+ * gateway's p50, p99 and p99.9 and the median of the per-pair differences (B − A), which stays steady where
  * separate runs' p50s swing with the machine's load, and each gateway's CPU µs per request (/proc,
  * including what runs after the answer). `PAIR_N` pairs (default 15000) after a warm-up;
  * `PAIR_BODY=big` sends `bun run bench`'s ~256 KB body instead of the short one.
@@ -31,10 +31,13 @@ try {
     for (const j of i % 2 ? [1, 0] : [0, 1]) lat[j]!.push(await one(gateways[j]!));
   }
   const cpu = gateways.map((g, j) => (cpuUs(g.proc.pid) - cpu0[j]!) / N);
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const q = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length * p)]!;
+  const median = (xs: number[]) => q(xs, 0.5);
   const diff = lat[1].map((x, i) => x - lat[0][i]!);
-  console.log(`A ${a}: p50 ${median(lat[0]).toFixed(3)} ms, CPU ${cpu[0]!.toFixed(0)} µs/request`);
-  console.log(`B ${b}: p50 ${median(lat[1]).toFixed(3)} ms, CPU ${cpu[1]!.toFixed(0)} µs/request`);
+  const line = (name: string, xs: number[], us: number) =>
+    `${name}: p50 ${median(xs).toFixed(3)} ms, p99 ${q(xs, 0.99).toFixed(3)} ms, p99.9 ${q(xs, 0.999).toFixed(3)} ms, CPU ${us.toFixed(0)} µs/request`;
+  console.log(line(`A ${a}`, lat[0], cpu[0]!));
+  console.log(line(`B ${b}`, lat[1], cpu[1]!));
   console.log(`B − A, median of ${N} pairs: ${(median(diff) * 1000).toFixed(1)} µs`);
 } finally {
   await pair.kill();
