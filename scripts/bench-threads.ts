@@ -54,7 +54,7 @@ const up = await spawnListening(["bun", BENCH, "upstream"]);
 const pass = await spawnListening(["bun", BENCH, "passthrough", up.url]);
 const gw = await spawnListening(["bun", BENCH, "gateway", up.url, "1"]);
 try {
-  const targets = [
+  const targets: { name: string; proc: typeof gw; url: string; headers: Record<string, string> }[] = [
     {
       name: "pass-through",
       proc: pass,
