@@ -67,7 +67,7 @@ export async function sendUpstream(
             headers: init.headers,
             body,
             // A body function's bytes are valid only now: the client makes them again for a retry.
-            ...(remakeBody ? { remakeBody } : {}),
+            remakeBody,
             signal: controller.signal,
           })
         : await fetch(url, {

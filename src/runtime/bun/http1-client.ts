@@ -121,12 +121,16 @@ class Exchange {
    */
   headers: Headers | null;
   body: string | Uint8Array | null;
-  /** `body` is the caller's reused buffer, valid only during the call ({@link Http1Init.remakeBody}). */
-  transient: boolean;
+  /**
+   * Set while `body` is the caller's reused buffer, valid only during the call (or, once written
+   * from it, dropped): makes those bytes again ({@link Http1Init.remakeBody}). Null once the body
+   * is the client's own copy.
+   */
   remakeBody: (() => Uint8Array) | null;
-  /** The request's writing began (its bytes were made once for this connection). */
-  begun = false;
-  /** What a write left for `drain`: the rest of the request, copied (the bytes made are not kept). */
+  /**
+   * What a write left for `drain`: the rest of the request, copied (the bytes made are not kept).
+   * The request's writing began on this connection when this is set or the request is `sent`.
+   */
   rest: Uint8Array | null = null;
   /** The whole request is written. */
   sent = false;
@@ -167,8 +171,7 @@ class Exchange {
     this.method = init.method.toUpperCase();
     this.headers = init.headers;
     this.body = init.body ?? null;
-    this.remakeBody = init.remakeBody ?? null;
-    this.transient = this.remakeBody !== null && this.body !== null;
+    this.remakeBody = init.remakeBody && this.body instanceof Uint8Array ? init.remakeBody : null;
     this.retries = 1;
   }
 }
@@ -339,7 +342,7 @@ export function http1Fetch(url: string, init: Http1Init): Promise<Response> {
   if (signal) watchAbort(ex, signal);
   start(pool, ex);
   // Not written within the call (a new connection): a body valid only now is copied.
-  if (ex.transient && !ex.begun) ownBody(ex, ex.body as Uint8Array);
+  if (ex.remakeBody && !ex.sent && ex.rest === null) ownBody(ex, ex.body as Uint8Array);
   return promise;
 }
 
@@ -352,7 +355,7 @@ function watchAbort(ex: Exchange, signal: AbortSignal): void {
 /** The body becomes the client's own copy of `bytes` (no longer the caller's reused buffer). */
 function ownBody(ex: Exchange, bytes: Uint8Array): void {
   ex.body = bytes.slice();
-  ex.transient = false;
+  ex.remakeBody = null;
 }
 
 function start(pool: Pool, ex: Exchange): void {
@@ -426,19 +429,18 @@ function writeRequest(conn: Conn): void {
   const ex = conn.ex;
   const s = conn.socket;
   if (!ex || !s || ex.sent) return;
-  let rest: Uint8Array;
-  if (!ex.begun) {
-    ex.begun = true;
+  let rest = ex.rest;
+  if (rest === null) {
     const bytes = requestBytes(ex, conn.pool);
     // The caller's reused buffer is not read again: a retry makes the bytes anew (`remakeBody`).
-    if (ex.transient) ex.body = null;
+    if (ex.remakeBody) ex.body = null;
     const n = s.write(bytes);
     if (n >= bytes.length) {
       sentAll(ex);
       return;
     }
     rest = bytes.slice(Math.max(0, n));
-  } else rest = ex.rest!;
+  }
   while (rest.length > 0) {
     const n = s.write(rest);
     if (n <= 0) break;
@@ -472,10 +474,9 @@ function connFailed(conn: Conn, err: TypeError): void {
     // A kept-alive connection the server closed as the request went out: nothing of an answer came,
     // the request goes once more on a fresh connection (as browsers and Node's clients do).
     ex.retries--;
-    ex.begun = false;
     ex.rest = null;
     ex.sent = false;
-    if (ex.transient) {
+    if (ex.remakeBody) {
       // Its bytes were written from the caller's buffer and not kept: made again, and kept.
       try {
         ownBody(ex, ex.remakeBody!());
