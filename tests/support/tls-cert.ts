@@ -1,6 +1,7 @@
 /**
  * A throw-away self-signed certificate for TLS tests, made with the machine's `openssl` (a P-256
- * key: fast to make). The certificate is its own CA: pass `cert` as `ca` to trust it.
+ * key: fast to make). The certificate is its own CA: pass `cert` as `ca` to trust it. And a local
+ * HTTPS server with such a certificate that notes the `authorization` each request brought.
  *
  * @module
  */
@@ -27,4 +28,27 @@ export function selfSignedCert(name: string, san: string): { key: string; cert: 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * An HTTPS server on 127.0.0.1 with `pair`, answering "secret answer" (with `headers`) and noting
+ * each request's `authorization` in `seen`; `stops` gets its stop.
+ */
+export function tlsServer(
+  pair: { key: string; cert: string },
+  stops: (() => void)[],
+  headers: Record<string, string> = {},
+): { url: string; port: number; seen: string[] } {
+  const seen: string[] = [];
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: pair,
+    fetch: (req) => {
+      seen.push(req.headers.get("authorization") ?? "");
+      return new Response("secret answer", { headers });
+    },
+  });
+  stops.push(() => server.stop(true));
+  return { url: `https://127.0.0.1:${server.port}/`, port: server.port as number, seen };
 }

@@ -39,15 +39,20 @@ afterAll(() => {
 const headers = () =>
   new Headers({ authorization: "Bearer account-token", "content-type": "application/json" });
 
+/** A POST of `body` with an account's headers, through `client` (the default when absent). */
+const post = (url: string, body: string, client?: "auto" | "fetch", connectTimeoutMs = 30_000) =>
+  sendUpstream(url, {
+    method: "POST",
+    headers: headers(),
+    body,
+    connectTimeoutMs,
+    ...(client ? { client } : {}),
+  });
+
 test("by default the gateway's own client carries the call: its pool holds the kept-alive connection", async () => {
   const origin = `http://127.0.0.1:${server.port}`;
   for (let i = 0; i < 3; i++) {
-    const res = await sendUpstream(`${origin}/codex/responses`, {
-      method: "POST",
-      headers: headers(),
-      body: `{"n":${i}}`,
-      connectTimeoutMs: 30_000,
-    });
+    const res = await post(`${origin}/codex/responses`, `{"n":${i}}`);
     if (!res.ok) throw new Error(String(res.failure.message));
     expect(await res.response.text()).toBe(`POST Bearer account-token {"n":${i}}`);
   }
@@ -63,13 +68,7 @@ test("CODEX_LB_UPSTREAM_CLIENT=fetch: Bun's fetch carries the call (the gateway'
   });
   try {
     const origin = `http://127.0.0.1:${other.port}`;
-    const res = await sendUpstream(`${origin}/codex/responses`, {
-      method: "POST",
-      headers: headers(),
-      body: "via fetch",
-      connectTimeoutMs: 30_000,
-      client: "fetch",
-    });
+    const res = await post(`${origin}/codex/responses`, "via fetch", "fetch");
     if (!res.ok) throw new Error(String(res.failure.message));
     expect(await res.response.text()).toBe("via fetch");
     expect(http1PoolStats(origin)).toEqual({ open: 0, idle: 0 });
@@ -81,13 +80,7 @@ test("CODEX_LB_UPSTREAM_CLIENT=fetch: Bun's fetch carries the call (the gateway'
 for (const client of ["auto", "fetch"] as const) {
   test(`${client}: an upstream redirect is the answer; the account's token never reaches the other origin`, async () => {
     const before = elsewhereHits;
-    const res = await sendUpstream(`http://127.0.0.1:${server.port}/redirect`, {
-      method: "POST",
-      headers: headers(),
-      body: "{}",
-      connectTimeoutMs: 30_000,
-      client,
-    });
+    const res = await post(`http://127.0.0.1:${server.port}/redirect`, "{}", client);
     if (!res.ok) throw new Error(String(res.failure.message));
     expect(res.response.status).toBe(307);
     expect(await res.response.text()).toBe("moved");
@@ -98,13 +91,7 @@ for (const client of ["auto", "fetch"] as const) {
     const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const port = closed.port;
     closed.stop(true);
-    const res = await sendUpstream(`http://127.0.0.1:${port}/codex/responses`, {
-      method: "POST",
-      headers: headers(),
-      body: "{}",
-      connectTimeoutMs: 30_000,
-      client,
-    });
+    const res = await post(`http://127.0.0.1:${port}/codex/responses`, "{}", client);
     expect(res.ok).toBe(false);
     if (res.ok) return;
     expect(res.failure).toMatchObject({ httpStatus: null, errorCode: "transport_error", transport: true });
@@ -114,13 +101,7 @@ for (const client of ["auto", "fetch"] as const) {
   test(`${client}: no answer before the deadline is a timeout failure`, async () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const res = await sendUpstream(`http://127.0.0.1:${silent.port}/codex/responses`, {
-        method: "POST",
-        headers: headers(),
-        body: "{}",
-        connectTimeoutMs: 50,
-        client,
-      });
+      const res = await post(`http://127.0.0.1:${silent.port}/codex/responses`, "{}", client, 50);
       expect(res.ok).toBe(false);
       if (res.ok) return;
       expect(res.failure.errorCode).toBe("timeout");

@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { http1Fetch, http1PoolStats } from "../../src/runtime/bun/http1-client.ts";
-import { selfSignedCert } from "../support/tls-cert.ts";
+import { chunkOf, gzipInTwo } from "../support/http-bytes.ts";
+import { selfSignedCert, tlsServer as tlsServerOf } from "../support/tls-cert.ts";
 
 interface Req {
   readonly head: string;
@@ -208,19 +209,8 @@ describe("answers", () => {
       release = r;
     });
     // One gzip stream, sync-flushed after the first event: its bytes so far decode to that event.
-    const zlib = await import("node:zlib");
-    const gz = zlib.createGzip();
-    const out: Buffer[] = [];
-    gz.on("data", (b: Buffer) => out.push(b));
-    gz.write("event: a\ndata: 1\n\n");
-    await new Promise<void>((r) => gz.flush(zlib.constants.Z_SYNC_FLUSH, () => r()));
-    const part1 = Buffer.concat(out.splice(0));
-    const ended = new Promise<void>((r) => gz.on("end", () => r()));
-    gz.end("event: b\ndata: 2\n\n");
-    await ended;
-    const part2 = Buffer.concat(out);
-    const chunk = (b: Uint8Array) =>
-      Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from("\r\n")]);
+    const [part1, part2] = await gzipInTwo("event: a\ndata: 1\n\n", "event: b\ndata: 2\n\n");
+    const chunk = chunkOf;
     const srv = rawServer(async (s) => {
       s.write("HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n");
       s.write(chunk(part1));
@@ -346,14 +336,17 @@ describe("connections", () => {
     for (let i = 0; i < 5; i++) expect(await (await get(srv.url)).text()).toBe("ok");
   });
 
-  test("a kept-alive connection closed as the request goes out is retried once on a fresh one", async () => {
+  /** Answers "ok", but closes the connection on the second request without a byte of an answer. */
+  const closingSecond = () => {
     let n = 0;
-    const srv = rawServer((s) => {
-      n++;
-      // The second request on the first connection: closed without a byte of an answer.
-      if (n === 2) return void s.terminate();
+    return rawServer((s) => {
+      if (++n === 2) return void s.terminate();
       s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     });
+  };
+
+  test("a kept-alive connection closed as the request goes out is retried once on a fresh one", async () => {
+    const srv = closingSecond();
     expect(await (await get(srv.url)).text()).toBe("ok");
     expect(await (await get(srv.url)).text()).toBe("ok");
     expect(srv.state.connections).toBe(2);
@@ -361,13 +354,7 @@ describe("connections", () => {
   });
 
   test("a body valid only during the call (a reused buffer): the bytes sent are the call's, a retry makes them anew", async () => {
-    let n = 0;
-    const srv = rawServer((s) => {
-      n++;
-      // The second request on the first connection: closed without a byte of an answer (a retry).
-      if (n === 2) return void s.terminate();
-      s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-    });
+    const srv = closingSecond();
     const buffer = new Uint8Array(300 * 1024);
     let remade = 0;
     const call = (fill: number) => {
@@ -569,21 +556,22 @@ describe("aborts", () => {
     expect(http1PoolStats(srv.url).open).toBe(0);
   });
 
-  test("aborted mid-body: the reader fails, the server sees its socket closed, the socket is not reused", async () => {
+  /**
+   * A server that answers every request with `bytes` (the start of an answer whose end never
+   * comes); `closed` settles when the client closes a connection, `conns` counts them.
+   */
+  const unfinished = (bytes: string) => {
     let closed: () => void = () => {};
-    const serverSawClose = new Promise<void>((r) => {
-      closed = r;
-    });
-    let conns = 0;
+    const state = { conns: 0, closed: new Promise<void>((r) => (closed = r)), url: "" };
     const server = Bun.listen({
       hostname: "127.0.0.1",
       port: 0,
       socket: {
         open() {
-          conns++;
+          state.conns++;
         },
         data(s) {
-          s.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n");
+          s.write(bytes);
         },
         close() {
           closed();
@@ -591,16 +579,22 @@ describe("aborts", () => {
       },
     });
     stops.push(() => server.stop(true));
-    const url = `http://127.0.0.1:${server.port}`;
+    state.url = `http://127.0.0.1:${server.port}`;
+    return state;
+  };
+
+  test("aborted mid-body: the reader fails, the server sees its socket closed, the socket is not reused", async () => {
+    const srv = unfinished("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n");
+    const url = srv.url;
     const c = new AbortController();
     const res = await get(url, { signal: c.signal });
     const reader = res.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toBe("first");
     c.abort(new Error("client left"));
     await expect(reader.read()).rejects.toThrow("client left");
-    await serverSawClose;
+    await srv.closed;
     expect(http1PoolStats(url)).toEqual({ open: 0, idle: 0 });
-    expect(conns).toBe(1);
+    expect(srv.conns).toBe(1);
   });
 
   test("an open answer does not keep its request's bytes alive (a long Codex history)", async () => {
@@ -643,27 +637,11 @@ describe("aborts", () => {
   });
 
   test("a reader that cancels the body closes the connection (no half-read socket back in the pool)", async () => {
-    let closed: () => void = () => {};
-    const serverSawClose = new Promise<void>((r) => {
-      closed = r;
-    });
-    const server = Bun.listen({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: {
-        data(s) {
-          s.write("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npart");
-        },
-        close() {
-          closed();
-        },
-      },
-    });
-    stops.push(() => server.stop(true));
-    const url = `http://127.0.0.1:${server.port}`;
+    const srv = unfinished("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npart");
+    const url = srv.url;
     const res = await get(url);
     await res.body!.cancel();
-    await serverSawClose;
+    await srv.closed;
     expect(http1PoolStats(url)).toEqual({ open: 0, idle: 0 });
   });
 });
@@ -672,20 +650,7 @@ describe("TLS", () => {
   const local = selfSignedCert("local", "IP:127.0.0.1,DNS:localhost");
   const other = selfSignedCert("other", "DNS:example.invalid");
 
-  const tlsServer = (pair: { key: string; cert: string }) => {
-    const seen: string[] = [];
-    const server = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: pair,
-      fetch: (req) => {
-        seen.push(req.headers.get("authorization") ?? "");
-        return new Response("secret answer");
-      },
-    });
-    stops.push(() => server.stop(true));
-    return { url: `https://127.0.0.1:${server.port}/`, port: server.port, seen };
-  };
+  const tlsServer = (pair: { key: string; cert: string }) => tlsServerOf(pair, stops);
 
   test("an untrusted certificate is refused before a byte of the request (its token) is written", async () => {
     const srv = tlsServer(local);

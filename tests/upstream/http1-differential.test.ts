@@ -10,7 +10,8 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import * as zlib from "node:zlib";
 import { http1Fetch, http1PoolStats } from "../../src/runtime/bun/http1-client.ts";
-import { selfSignedCert } from "../support/tls-cert.ts";
+import { chunkOf, gzipInTwo } from "../support/http-bytes.ts";
+import { selfSignedCert, tlsServer as tlsServerOf } from "../support/tls-cert.ts";
 
 /** Cap per case: a hang fails it (a cap, not a wait). */
 const CAP = 10_000;
@@ -527,28 +528,24 @@ describe("2. keep-alive", () => {
   }
 
   it("http1: a reused socket that closed after PART of an answer is never retried", async () => {
-    const srv = rawServer((s, req) => {
-      if (req.target === "/1") {
-        s.write("HTTP/1.1 200 O");
-        s.flush();
-        return void s.end();
-      }
-      s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-    });
+    // /1 answers part of a status line, then closes; anything else answers "ok".
+    const partial = () =>
+      rawServer((s, req) => {
+        if (req.target === "/1") {
+          s.write("HTTP/1.1 200 O");
+          s.flush();
+          return void s.end();
+        }
+        s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+      });
+    const srv = partial();
     expect(await (await HTTP1(`${srv.url}/0`)).text()).toBe("ok");
     const o = await outcome(HTTP1(`${srv.url}/1`));
     expect(o.kind).toBe("rejected");
     expect(srv.requests.map((q) => q.target)).toEqual(["/0", "/1"]);
     // fetch for comparison: the same refusal, but fetch sends the request AGAIN on a fresh
     // connection although part of an answer ("HTTP/1.1 200 O") had arrived (Bun 1.4.5).
-    const srv2 = rawServer((s, req) => {
-      if (req.target === "/1") {
-        s.write("HTTP/1.1 200 O");
-        s.flush();
-        return void s.end();
-      }
-      s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-    });
+    const srv2 = partial();
     expect(await (await FETCH(`${srv2.url}/0`)).text()).toBe("ok");
     const f = await outcome(FETCH(`${srv2.url}/1`));
     expect(withoutCodes(o, "", f, "partial answer on a reused socket")).toEqual(
@@ -1006,18 +1003,8 @@ describe("8. compressed answers", () => {
 
   it("gzip SSE in small flushed pieces: the first event arrives before the server writes the rest", async () => {
     // One gzip stream, sync-flushed after the first event.
-    const gz = zlib.createGzip();
-    const out: Buffer[] = [];
-    gz.on("data", (b: Buffer) => out.push(b));
-    gz.write("event: a\ndata: 1\n\n");
-    await new Promise<void>((r) => gz.flush(zlib.constants.Z_SYNC_FLUSH, () => r()));
-    const part1 = Buffer.concat(out.splice(0));
-    const ended = new Promise<void>((r) => gz.on("end", () => r()));
-    gz.end("event: b\ndata: 2\n\n");
-    await ended;
-    const part2 = Buffer.concat(out);
-    const frame = (b: Uint8Array) =>
-      concat(concat(te.encode(`${b.length.toString(16)}\r\n`), b), te.encode("\r\n"));
+    const [part1, part2] = await gzipInTwo("event: a\ndata: 1\n\n", "event: b\ndata: 2\n\n");
+    const frame = chunkOf;
     const r = await each(async (c) => {
       let release: () => void = () => {};
       const rest = new Promise<void>((res) => {
@@ -1480,20 +1467,7 @@ describe("11. TLS", () => {
   const local = selfSignedCert("local", "IP:127.0.0.1,DNS:localhost");
   const other = selfSignedCert("other", "DNS:example.invalid");
 
-  const tlsServer = (pair: { key: string; cert: string }) => {
-    const seen: string[] = [];
-    const server = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: pair,
-      fetch: (req) => {
-        seen.push(req.headers.get("authorization") ?? "");
-        return new Response("secret answer", { headers: { "x-tls": "1" } });
-      },
-    });
-    stops.push(() => server.stop(true));
-    return { url: `https://127.0.0.1:${server.port}/`, port: server.port, seen };
-  };
+  const tlsServer = (pair: { key: string; cert: string }) => tlsServerOf(pair, stops, { "x-tls": "1" });
   const omit = ["date"];
 
   it("no tls.ca: both reject the self-signed certificate alike, nothing reaches the server", async () => {
