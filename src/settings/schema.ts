@@ -24,6 +24,9 @@ export const routingStrategies = [
   "fill_first",
 ] as const;
 
+/** Which client carries upstream HTTP requests (`CODEX_LB_UPSTREAM_CLIENT`; see `sendUpstream`). */
+export const upstreamClients = ["auto", "fetch"] as const;
+
 /** Forwarding headers an operator may name in `CODEX_LB_FORWARDED_HEADER`. */
 export const forwardedHeaders = ["x-forwarded-for", "forwarded", "x-real-ip"] as const;
 
@@ -167,7 +170,7 @@ export const SettingsSchema = Type.Object(
         "Upstream requests (streams) Bun's `fetch` runs at once, all accounts together, when it carries them (`CODEX_LB_UPSTREAM_CLIENT=fetch`, or a proxy is set; the gateway's own client has no such limit). Bun's `fetch` runs 256 unless told: the gateway restarts itself in place at start-up with `BUN_CONFIG_MAX_HTTP_REQUESTS` set to this; a `BUN_CONFIG_MAX_HTTP_REQUESTS` set by the operator wins. Each request holds a socket: keep it under the open-file limit.",
     }),
     upstreamClient: Type.Union(
-      ["auto", "fetch"].map((l) => Type.Literal(l)),
+      upstreamClients.map((l) => Type.Literal(l)),
       {
         default: "auto",
         description:

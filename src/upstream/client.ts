@@ -9,6 +9,7 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import type { FailureDetails } from "../core/failures.ts";
 import { failureFromTransport } from "../core/failures.ts";
 import { http1Fetch, http1Serves } from "../runtime/bun/http1-client.ts";
+import type { upstreamClients } from "../settings/schema.ts";
 
 /**
  * A request body for {@link sendUpstream}: text, bytes, or a function that makes the bytes when
@@ -25,7 +26,7 @@ export type UpstreamResult =
  * Which client carries upstream requests: `auto` (the gateway's own HTTP/1.1 client on the main
  * thread, or `fetch` where a proxy is configured) or `fetch` (Bun's, on its HTTP client thread).
  */
-export type UpstreamClientKind = "auto" | "fetch";
+export type UpstreamClientKind = (typeof upstreamClients)[number];
 
 /**
  * Sends a request upstream. The returned controller aborts the call later (client gone, idle
@@ -42,7 +43,7 @@ export async function sendUpstream(
     /** The gateway's timers (the header deadline runs on its clock). */
     timers?: Pick<Clock, "setTimeout" | "clearTimeout">;
     /** `CODEX_LB_UPSTREAM_CLIENT` (default `auto`). */
-    client?: UpstreamClientKind | string;
+    client?: UpstreamClientKind;
   },
 ): Promise<UpstreamResult> {
   const timers = init.timers ?? systemClock;

@@ -69,6 +69,11 @@ function failure(code: string, message: string): TypeError {
 }
 
 /** A connection that could not be opened, as `fetch` reports it (`ECONNREFUSED: Unable to connect…`). */
+/** An answer's header block or trailers over {@link MAX_HEAD}. */
+function tooLarge(what: string): TypeError {
+  return failure("ERR_HEADERS_TOO_LARGE", `upstream ${what} over ${MAX_HEAD / 1024} KB`);
+}
+
 function connectFailure(e: unknown, fallback: string): TypeError {
   const code = (e as { code?: unknown } | null)?.code;
   const c = typeof code === "string" ? code : fallback;
@@ -655,11 +660,11 @@ function headers(conn: Conn, ex: Exchange, bytes: Uint8Array): void {
   for (;;) {
     const end = headEnd(buf, from, at);
     if (end < 0) {
-      if (buf.length > MAX_HEAD) throw failure("ERR_HEADERS_TOO_LARGE", "upstream header block over 64 KB");
+      if (buf.length > MAX_HEAD) throw tooLarge("header block");
       ex.headBytes = buf.slice();
       return;
     }
-    if (end > MAX_HEAD) throw failure("ERR_HEADERS_TOO_LARGE", "upstream header block over 64 KB");
+    if (end > MAX_HEAD) throw tooLarge("header block");
     const rest = buf.subarray(end + (buf[end] === CR ? at.skip + 1 : at.skip));
     ex.headBytes = null;
     if (!parseHead(conn, ex, latin1.decode(buf.subarray(0, end)))) {
@@ -945,7 +950,7 @@ function body(conn: Conn, ex: Exchange, b: Uint8Array, i: number): void {
         }
         i++;
         if (x === CR) ex.chunk = Chunk.TrailerLf;
-        else if (++ex.left > MAX_HEAD) throw failure("ERR_HEADERS_TOO_LARGE", "upstream trailers over 64 KB");
+        else if (++ex.left > MAX_HEAD) throw tooLarge("trailers");
         break;
       }
       case Chunk.TrailerLf: {
