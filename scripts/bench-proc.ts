@@ -13,12 +13,24 @@ import { withAllocatorEnv } from "../src/runtime/bun/start-env.ts";
 
 const TICK_US = 1e6 / 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s on Linux
 
-/** CPU time (user + system) a process has used so far, in µs. */
-export function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+/**
+ * The name and the user and system CPU µs of a /proc `stat` file's text (a process's, or a
+ * thread's under /proc/PID/task).
+ */
+export function statTimes(stat: string): { name: string; userUs: number; sysUs: number } {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // Fields 14 and 15 of stat(5) (utime, stime); the slice starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  return {
+    name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+    userUs: Number(fields[11]) * TICK_US,
+    sysUs: Number(fields[12]) * TICK_US,
+  };
+}
+
+/** CPU time (user + system) a process has used so far, in µs. */
+export function cpuUs(pid: number): number {
+  const t = statTimes(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  return t.userUs + t.sysUs;
 }
 
 /** A /proc/PID/status field in MB (VmRSS, VmHWM). */

@@ -16,24 +16,19 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { envNumber } from "./bench-env.ts";
-import { load, spawnListening } from "./bench-proc.ts";
+import { load, spawnListening, statTimes } from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
 const BENCH = join(import.meta.dir, "bench.ts");
 const CONNS = envNumber("THREADS_CONNS", 64);
 const SECONDS = envNumber("THREADS_SECONDS", 6);
-/** Clock ticks per second of /proc's times (USER_HZ: 100 on Linux). */
-const TICK_US = 10_000;
-
 /** User and system µs of each thread of `pid`, by "name:tid". */
 function threads(pid: number): Map<string, [number, number]> {
   const out = new Map<string, [number, number]>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = `${stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))}:${tid}`;
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(name, [Number(f[11]) * TICK_US, Number(f[12]) * TICK_US]);
+      const t = statTimes(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"));
+      out.set(`${t.name}:${tid}`, [t.userUs, t.sysUs]);
     } catch {
       // the thread ended meanwhile
     }
