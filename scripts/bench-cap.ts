@@ -21,7 +21,15 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { envNumber } from "./bench-env.ts";
-import { type Listening, load, processGroup, servePassThrough, spread, table } from "./bench-proc.ts";
+import {
+  type Listening,
+  load,
+  processGroup,
+  servePassThrough,
+  spread,
+  statTimes,
+  table,
+} from "./bench-proc.ts";
 import { SHORT_BODY } from "./bench-servers.ts";
 
 /** Role `slots <upstream> <n>`: the pass-through with an n-slot semaphore (0: no limit, same piping). */
@@ -56,9 +64,8 @@ function threadTimes(pid: number): ThreadTimes {
     } catch {
       continue; // the thread ended meanwhile
     }
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const us = (Number(fields[11]) + Number(fields[12])) * 1e4; // USER_HZ ticks, as cpuUs
+    const { name: comm, userUs, sysUs } = statTimes(stat);
+    const us = userUs + sysUs;
     if (tid === String(pid)) out.main += us;
     else if (comm === "HTTP Client") {
       out.http += us;

@@ -21,7 +21,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync }
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { envNumber } from "./bench-env.ts";
-import { cpuUs, type Listening, processGroup } from "./bench-proc.ts";
+import { cpuUs, type Listening, processGroup, statTimes } from "./bench-proc.ts";
 import { LONG_MARKER, SHORT_BODY } from "./bench-servers.ts";
 
 const root = resolve(process.argv[2] ?? join(import.meta.dir, ".."));
@@ -56,9 +56,8 @@ function threads(pid: number): Map<string, { name: string; us: number }> {
     } catch {
       continue; // ended since the listing
     }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    out.set(tid, { name, us: (Number(fields[11]) + Number(fields[12])) * 1e4 });
+    const { name, userUs, sysUs } = statTimes(stat);
+    out.set(tid, { name, us: userUs + sysUs });
   }
   return out;
 }

@@ -32,7 +32,16 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { envNumber } from "./bench-env.ts";
-import { type Listening, load, median, processGroup, servePassThrough, spread, table } from "./bench-proc.ts";
+import {
+  type Listening,
+  load,
+  median,
+  processGroup,
+  servePassThrough,
+  spread,
+  statTimes,
+  table,
+} from "./bench-proc.ts";
 import { LONG_MARKER, SHORT_BODY } from "./bench-servers.ts";
 
 const PATH = "/backend-api/codex/responses";
@@ -313,9 +322,8 @@ function threadUs(pid: number): { main: number; http: number } {
     } catch {
       continue;
     }
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const us = (Number(f[11]) + Number(f[12])) * 1e4;
+    const { name: comm, userUs, sysUs } = statTimes(stat);
+    const us = userUs + sysUs;
     if (tid === String(pid)) out.main += us;
     else if (comm === "HTTP Client") out.http += us;
   }
